@@ -1,0 +1,52 @@
+"""VeinScope: find, classify and measure leg veins in colour photos.
+
+The public API is re-exported here and loaded lazily, so that ``veinscope --help`` and
+``import veinscope`` stay fast; Numba kernels compile (or load from cache) on first use.
+Call :func:`warmup` once in a long-running process.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from veinscope._version import __version__
+from veinscope.errors import CalibrationError, PhotoError, RegistrationError, VeinScopeError
+
+__all__ = [
+    "__version__",
+    "Analysis",
+    "CalibrationError",
+    "Photo",
+    "PhotoError",
+    "RegistrationError",
+    "VeinScopeError",
+    "analyze",
+    "load_photo",
+    "vesselmap",
+    "vesselness",
+    "warmup",
+]
+
+_LAZY = {
+    "Analysis": "veinscope.measure",
+    "Photo": "veinscope.io",
+    "analyze": "veinscope.pipeline",
+    "load_photo": "veinscope.io",
+    "vesselmap": "veinscope.vesselmap",
+    "vesselness": "veinscope.vesselness",
+    "warmup": "veinscope.pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'veinscope' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,5 @@
+import sys
+
+from veinscope.cli import main
+
+sys.exit(main())

@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     if args.command == "analyze":
-        from veinscope.cli_commands import run_analyze
+        from veinscope._cli_analyze import run_analyze
 
         return run_analyze(args)
     if args.command == "vesselmap":
-        from veinscope.cli_commands import run_vesselmap
+        from veinscope._cli_vesselmap import run_vesselmap
 
         return run_vesselmap(args)
     parser.print_help()

@@ -1,0 +1,242 @@
+"""The engine end to end: photo -> skin -> vessel signal -> ridges -> centrelines -> Analysis."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from veinscope._version import __version__
+from veinscope.chromophores import skin_optics, unmix
+from veinscope.io import Photo, load_photo
+from veinscope.measure import Analysis, chain_lengths, class_figures
+from veinscope.segment import CLASS_CODES, detect_vessels, skin_mask
+
+__all__ = ["NOMINAL_PX_PER_MM", "analyze", "warmup"]
+
+log = logging.getLogger(__name__)
+
+#: Scale assumed for the size classes when no scale is given (middle of 6-15 px/mm, a phone
+#: 20-50 cm from the leg). Millimetre figures are never reported on this assumption.
+NOMINAL_PX_PER_MM = 10.0
+#: Below this scale, vessels under 0.2 mm are 1 px or less: not measurable.
+MIN_FINE_PX_PER_MM = 6.0
+
+_RED, _BLUE, _RET, _BIG = (CLASS_CODES[k] for k in ("red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm"))
+
+
+def analyze(
+    photo,
+    *,
+    px_per_mm: float | None = None,
+    min_diameter_mm: float = 0.1,
+    max_diameter_mm: float = 5.0,
+    n_scales: int = 6,
+    high_noise: float = 8.0,
+    low_noise: float = 4.0,
+    min_length_mm: float = 1.0,
+    max_melanin_frac: float = 0.45,
+    max_contrast_od: float = 1.0,
+    line_gamma: float = 0.01,
+) -> Analysis:
+    """Find, classify and measure the veins in a colour photo of a leg.
+
+    Parameters
+    ----------
+    photo : path, bytes, ndarray (M, N, 3) or Photo
+        Anything :func:`veinscope.load_photo` accepts.
+    px_per_mm : float, optional
+        Scale at the skin, pixels per millimetre. Without it, classes assume
+        :data:`NOMINAL_PX_PER_MM`, millimetre figures are ``None`` and a warning says so.
+    min_diameter_mm, max_diameter_mm : float
+        Range of visible vessel diameters searched for.
+    n_scales : int
+        Number of Hessian scales between the two.
+    high_noise, low_noise : float
+        Hysteresis thresholds of the ridge strength, in units of the skin's own texture noise.
+    min_length_mm : float
+        Shorter centreline chains are dropped (pores, specks).
+    max_melanin_frac : float
+        Structures whose colour is more than this fraction melanin-like (freckles, naevi,
+        hair, brown stains) are not vessels.
+    max_contrast_od : float
+        Structures darker than the skin by more than this optical density in any channel
+        (hair, nails, gaps between fingers, clothing) are not vessels.
+    line_gamma : float
+        Frangi's ``gamma`` (c) for the line-likeness weight, in strength units: small, so the
+        weight measures shape (line vs blob) rather than contrast.
+
+    Returns
+    -------
+    Analysis
+    """
+    t0 = time.perf_counter()
+    photo = load_photo(photo)
+    rgb = photo.rgb
+    warnings: list[str] = list(photo.warnings)
+    if px_per_mm is not None:
+        if not (isinstance(px_per_mm, (int, float)) and math.isfinite(px_per_mm) and px_per_mm > 0):
+            raise ValueError(f"px_per_mm must be a positive number, got {px_per_mm!r}")
+        ppm = float(px_per_mm)
+        if ppm < MIN_FINE_PX_PER_MM:
+            warnings.append(
+                f"The scale is {ppm:.1f} px/mm, below {MIN_FINE_PX_PER_MM:.0f} px/mm: vessels finer than 0.2 mm "
+                "cannot be measured. Take the photo closer (20-30 cm) or at a higher resolution."
+            )
+    else:
+        ppm = NOMINAL_PX_PER_MM
+        warnings.append(
+            "No scale was given: lengths, areas and diameters are in pixels only, and the size classes assume "
+            f"about {NOMINAL_PX_PER_MM:.0f} px/mm. Put the calibration card on the skin or enter the scale."
+        )
+    if not (0 < min_diameter_mm < max_diameter_mm):
+        raise ValueError(
+            f"min_diameter_mm and max_diameter_mm must satisfy 0 < min < max, got {min_diameter_mm!r}, {max_diameter_mm!r}"
+        )
+    if n_scales < 2:
+        raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
+    sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
+    sigma_hi = max(2.0 * sigma_lo, 0.5 * max_diameter_mm * ppm)
+    sigmas = tuple(float(s) for s in np.geomspace(sigma_lo, sigma_hi, n_scales))
+    background_px = max(40.0, 4.0 * max_diameter_mm * ppm)
+    params: dict[str, Any] = {
+        "px_per_mm": px_per_mm,
+        "px_per_mm_for_classes": ppm,
+        "min_diameter_mm": min_diameter_mm,
+        "max_diameter_mm": max_diameter_mm,
+        "sigmas_px": [round(s, 3) for s in sigmas],
+        "background_px": background_px,
+        "high_noise": high_noise,
+        "low_noise": low_noise,
+        "min_length_mm": min_length_mm,
+        "max_melanin_frac": max_melanin_frac,
+        "max_contrast_od": max_contrast_od,
+        "line_gamma": line_gamma,
+    }
+
+    skin = skin_mask(rgb)
+    skin_frac = float(skin.mean())
+    if skin_frac < 0.02:
+        warnings.append(
+            "Little or no skin was found in this photo, so nothing was measured. Photograph the treated "
+            "area so that skin fills most of the picture."
+        )
+    optics = skin_optics(rgb, skin=skin, background_px=background_px)
+    signal = optics.vessel_signal()
+    signal[~skin] = 0.0
+
+    from veinscope.diameter import profile_diameters
+    from veinscope.vesselness import ridge_response
+    from veinscope._kernels.ridges import paint_discs
+
+    ridge = ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma)
+    det = detect_vessels(
+        ridge, skin, signal, high_noise=high_noise, low_noise=low_noise, min_length_px=max(4.0, min_length_mm * ppm)
+    )
+    del ridge
+    params["noise"] = round(det.noise, 6)
+    params["thresholds"] = [round(t, 6) for t in det.thresholds]
+
+    m, n = skin.shape
+    labels = np.zeros((m, n), np.uint8)
+    diameter = np.zeros((m, n), np.float32)
+    vessels: list[dict[str, Any]] = []
+    k = det.points_yx.shape[0]
+    point_class = np.zeros(k, np.int64)
+    width = np.full(k, np.nan, np.float32)
+    seg_class = np.zeros(det.n_segments, np.int64)
+    seg_len = np.zeros(det.n_segments, np.float64)
+    if k:
+        est = profile_diameters(signal, det.points_yx.astype(np.float64), det.normals_yx, max_width_px=1.5 * max_diameter_mm * ppm)
+        width = np.where(est.ok, est.width_px, np.nan).astype(np.float32)
+        seg = det.segment
+        seg_len = chain_lengths(det.points_yx, seg, det.n_segments, (m, n))
+        od = optics.relative_od_at(det.points_yx)
+        for s_id, idx in enumerate(_split(seg, det.n_segments)):
+            w = width[idx]
+            w_ok = w[np.isfinite(w)]
+            if w_ok.size < max(2, 0.3 * idx.size):
+                continue
+            conc = unmix(od[idx].mean(axis=0))
+            pos = np.maximum(conc, 0.0)
+            total = float(pos.sum())
+            mel_frac = float(pos[2] / total) if total > 0 else 1.0
+            red_frac = float(pos[0] / (pos[0] + pos[1])) if (pos[0] + pos[1]) > 0 else 0.0
+            if mel_frac > max_melanin_frac or float(np.abs(od[idx]).mean(axis=0).max()) > max_contrast_od:
+                continue
+            d_mm = float(np.median(w_ok)) / ppm
+            if d_mm > 3.0:
+                code = _BIG
+            elif d_mm >= 1.0:
+                code = _RET
+            else:
+                code = _RED if red_frac >= 0.5 else _BLUE
+            seg_class[s_id] = code
+            point_class[idx] = code
+            width[idx] = np.where(np.isfinite(w), w, np.median(w_ok))
+            vessels.append(
+                {
+                    "id": len(vessels),
+                    "class": _NAME[code],
+                    "length_px": round(float(seg_len[s_id]), 2),
+                    "length_mm": None if px_per_mm is None else round(float(seg_len[s_id]) / ppm, 3),
+                    "diameter_px_median": round(float(np.median(w_ok)), 3),
+                    "diameter_mm_median": None if px_per_mm is None else round(d_mm, 4),
+                    "redness_frac": round(red_frac, 3),
+                    "melanin_frac": round(mel_frac, 3),
+                    "centre_yx": [int(v) for v in np.median(det.points_yx[idx], axis=0)],
+                }
+            )
+        keep = point_class > 0
+        best = np.full((m, n), np.inf, np.float32)
+        paint_discs(
+            det.points_yx[keep, 0].astype(np.float64),
+            det.points_yx[keep, 1].astype(np.float64),
+            np.maximum(0.5 * width[keep].astype(np.float64), 0.5),
+            point_class[keep].astype(np.uint8),
+            width[keep].astype(np.float32),
+            labels,
+            diameter,
+            best,
+        )
+        del best
+        labels[~skin] = 0
+        diameter[labels == 0] = 0.0
+    classes = class_figures(labels, point_class, np.where(point_class > 0, width, np.nan), seg_class, seg_len, skin, px_per_mm)
+    params["seconds"] = round(time.perf_counter() - t0, 3)
+    log.info("analysed %dx%d photo in %.2f s: %d vessel segments", n, m, params["seconds"], len(vessels))
+    return Analysis(
+        px_per_mm=None if px_per_mm is None else float(px_per_mm),
+        classes=classes,
+        labels=labels,
+        diameter_px=diameter,
+        skin=skin,
+        vessels=vessels,
+        warnings=tuple(warnings),
+        params=params,
+        version=__version__,
+        name=photo.name,
+    )
+
+
+_NAME = {v: k for k, v in CLASS_CODES.items()}
+
+
+def _split(seg: np.ndarray, n_seg: int) -> list[np.ndarray]:
+    order = np.argsort(seg, kind="stable")
+    bounds = np.searchsorted(seg[order], np.arange(n_seg + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n_seg)]
+
+
+def warmup() -> float:
+    """Compile (or load from the Numba cache) every kernel on tiny inputs; returns seconds."""
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    rgb = np.full((96, 96, 3), (200, 150, 130), np.uint8)
+    rgb[40:44, :] = (170, 120, 130)
+    rgb = np.clip(rgb.astype(int) + rng.integers(-3, 4, rgb.shape), 0, 255).astype(np.uint8)
+    analyze(Photo(rgb=rgb), px_per_mm=10.0)
+    return time.perf_counter() - t0

@@ -1,0 +1,1 @@
+"""Pictures and documents made from results (figures are returned, never shown)."""

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from veinscope._kernels.chroma import project_relative_od
+from veinscope.chromophores import (
+    CHROMOPHORE_DIRECTIONS,
+    OD_LUT,
+    _bilinear_index,
+    optical_density,
+    skin_optics,
+    unmix,
+)
+
+
+def _reference_project(rgb, bg_coarse, weights):
+    """Slow reference: OD per pixel minus a bilinear upsampling done with scipy."""
+    from scipy import ndimage as ndi
+
+    m, n = rgb.shape[:2]
+    gm, gn = bg_coarse.shape[:2]
+    yy = np.clip((np.arange(m) + 0.5) * gm / m - 0.5, 0, gm - 1)
+    xx = np.clip((np.arange(n) + 0.5) * gn / n - 0.5, 0, gn - 1)
+    Y, X = np.meshgrid(yy, xx, indexing="ij")
+    bg = np.stack([ndi.map_coordinates(bg_coarse[..., c].astype(np.float64), [Y, X], order=1) for c in range(3)], -1)
+    d = OD_LUT[rgb].astype(np.float64) - bg
+    return np.einsum("kc,mnc->kmn", weights, d)
+
+
+@pytest.mark.parametrize("shape, coarse", [((37, 53), (5, 7)), ((8, 9), (1, 1)), ((1, 1), (1, 1)), ((64, 20), (64, 20))])
+def test_projection_kernel_matches_reference(rng, shape, coarse):
+    rgb = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    bg = rng.random(coarse + (3,)).astype(np.float32)
+    w = rng.normal(size=(2, 3)).astype(np.float32)
+    out = np.empty((2,) + shape, np.float32)
+    y0, wy = _bilinear_index(shape[0], coarse[0])
+    x0, wx = _bilinear_index(shape[1], coarse[1])
+    project_relative_od(rgb, OD_LUT, bg, y0, wy, x0, wx, w, out)
+    np.testing.assert_allclose(out, _reference_project(rgb, bg, w), atol=2e-4)
+
+
+def test_optical_density_values():
+    rgb = np.array([[[255, 255, 255], [0, 0, 0], [128, 128, 128]]], np.uint8)
+    od = optical_density(rgb)
+    assert od[0, 0].max() == 0
+    assert np.all(od[0, 1] > 6)
+    np.testing.assert_allclose(od[0, 2], -np.log(((128 / 255 + 0.055) / 1.055) ** 2.4), rtol=1e-5)
+
+
+def test_unmix_recovers_pure_chromophores():
+    for i, name in enumerate(("haemoglobin", "venous", "melanin")):
+        c = unmix(0.3 * CHROMOPHORE_DIRECTIONS[name])
+        expected = np.zeros(3)
+        expected[i] = 0.3
+        np.testing.assert_allclose(c, expected, atol=1e-6)
+
+
+def _skin_with(colour_od, rng):
+    """Uniform skin with a stripe whose relative OD is ``colour_od``."""
+    skin_rgb = np.array([205.0, 160.0, 140.0])
+    lin = ((skin_rgb / 255 + 0.055) / 1.055) ** 2.4
+    stripe_lin = lin * np.exp(-np.asarray(colour_od))
+    stripe = 255 * (1.055 * stripe_lin ** (1 / 2.4) - 0.055)
+    img = np.tile(skin_rgb, (120, 160, 1))
+    img[55:65] = stripe
+    return np.clip(img + rng.normal(0, 0.5, img.shape), 0, 255).round().astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", ["haemoglobin", "venous", "melanin"])
+def test_maps_tell_chromophores_apart(rng, name):
+    img = _skin_with(0.4 * CHROMOPHORE_DIRECTIONS[name], rng)
+    optics = skin_optics(img, background_px=60)
+    maps = optics.chromophore_maps()
+    stripe = {k: float(np.median(v[57:63, 20:140])) for k, v in maps.items()}
+    assert stripe[name] == pytest.approx(0.4, abs=0.06)
+    for other in set(stripe) - {name}:
+        assert abs(stripe[other]) < 0.06
+    # melanin (a freckle, a stain) leaves the vessel signal near zero; blood does not
+    sig = float(np.median(optics.vessel_signal()[57:63, 20:140]))
+    assert (abs(sig) < 0.06) if name == "melanin" else (sig > 0.3)
+    # background away from the stripe is ~0
+    assert abs(float(np.median(optics.vessel_signal()[:30]))) < 0.02
+
+
+def test_input_not_modified_and_bad_args(rng):
+    img = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    before = img.copy()
+    skin_optics(img, background_px=30).vessel_signal()
+    np.testing.assert_array_equal(img, before)
+    with pytest.raises(ValueError, match="background_px"):
+        skin_optics(img, background_px=1)
+    with pytest.raises(ValueError, match="rgb"):
+        skin_optics(img[..., 0], background_px=30)
+    with pytest.raises(TypeError, match="uint8"):
+        skin_optics(img.astype(np.float32), background_px=30)
+    with pytest.raises(ValueError, match="skin"):
+        skin_optics(img, skin=np.ones((3, 3), bool), background_px=30)

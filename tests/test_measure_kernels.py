@@ -1,0 +1,103 @@
+import math
+
+import numpy as np
+import pytest
+
+from veinscope._kernels.ridges import paint_discs, ridge_nms
+from veinscope.measure import chain_lengths
+
+
+def _ref_paint(py, px, r, code, value, shape):
+    m, n = shape
+    yy, xx = np.mgrid[0:m, 0:n]
+    best = np.full(shape, np.inf)
+    lab = np.zeros(shape, np.uint8)
+    val = np.zeros(shape, np.float32)
+    for k in range(len(py)):
+        d2 = (yy - py[k]) ** 2 + (xx - px[k]) ** 2
+        upd = (d2 <= r[k] ** 2) & (d2 < best) & (r[k] > 0)
+        best[upd] = d2[upd]
+        lab[upd] = code[k]
+        val[upd] = value[k]
+    return lab, val
+
+
+def test_paint_discs_matches_reference(rng):
+    shape = (40, 55)
+    k = 30
+    py, px = rng.uniform(-3, 43, k), rng.uniform(-3, 58, k)
+    r = rng.uniform(0, 6, k)
+    r[0] = 0.0
+    code = rng.integers(1, 5, k).astype(np.uint8)
+    value = rng.random(k).astype(np.float32)
+    lab = np.zeros(shape, np.uint8)
+    val = np.zeros(shape, np.float32)
+    best = np.full(shape, np.inf, np.float32)
+    paint_discs(py, px, r, code, value, lab, val, best)
+    rl, rv = _ref_paint(py, px, r, code, value, shape)
+    # ties between two equidistant points may resolve either way: compare where unambiguous
+    np.testing.assert_array_equal(lab > 0, rl > 0)
+    assert np.mean(lab == rl) > 0.99
+
+
+def test_disc_area_is_unbiased():
+    lab = np.zeros((200, 200), np.uint8)
+    val = np.zeros((200, 200), np.float32)
+    best = np.full((200, 200), np.inf, np.float32)
+    paint_discs(np.array([100.3]), np.array([99.6]), np.array([40.0]), np.array([1], np.uint8), np.array([1.0], np.float32), lab, val, best)
+    assert abs(lab.sum() - math.pi * 40**2) / (math.pi * 40**2) < 0.01
+
+
+def _ref_nms(s, ny, nx, low):
+    from scipy import ndimage as ndi
+
+    m, n = s.shape
+    yy, xx = np.mgrid[0:m, 0:n].astype(np.float64)
+    out = (s >= low) & (s > 0)
+    for sign in (-1, 1):
+        y = np.clip(yy + sign * ny, 0, m - 1)
+        x = np.clip(xx + sign * nx, 0, n - 1)
+        v = ndi.map_coordinates(s.astype(np.float64), [y, x], order=1, mode="nearest")
+        out &= ~(v > s + 1e-6)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(31, 47), (1, 1), (2, 9), (9, 1)])
+def test_ridge_nms_matches_reference(rng, shape):
+    s = rng.random(shape).astype(np.float32)
+    ang = rng.uniform(0, np.pi, shape)
+    ny, nx = np.sin(ang).astype(np.float32), np.cos(ang).astype(np.float32)
+    out = np.zeros(shape, np.uint8)
+    ridge_nms(s, ny, nx, np.float32(0.2), out)
+    ref = _ref_nms(s, ny, nx, 0.2)
+    assert np.mean(out.astype(bool) == ref) > 0.995
+
+
+def test_ridge_nms_thins_a_ridge():
+    y = np.arange(50)[:, None]
+    s = np.exp(-((y - 20.3) ** 2) / 8.0) * np.ones((1, 60))
+    out = np.zeros(s.shape, np.uint8)
+    ridge_nms(s.astype(np.float32), np.ones_like(s, np.float32), np.zeros_like(s, np.float32), np.float32(0.1), out)
+    rows = np.nonzero(out.any(axis=1))[0]
+    assert rows.tolist() == [20]
+
+
+@pytest.mark.parametrize("angle_deg", [0, 17, 30, 45, 60, 90, 133])
+def test_chain_length_of_digital_lines(angle_deg):
+    from skimage.draw import line
+
+    length = 300.0
+    a = math.radians(angle_deg)
+    y0, x0 = 350, 350
+    ys, xs = line(y0, x0, int(round(y0 + length * math.sin(a))), int(round(x0 + length * math.cos(a))))
+    pts = np.stack([ys, xs], 1)
+    length = math.hypot(ys[-1] - ys[0], xs[-1] - xs[0])
+    got = chain_lengths(pts, np.zeros(len(pts), int), 1, (700, 700))[0]
+    assert abs(got - length) / length < 0.06
+
+
+def test_chain_length_segments_and_empty():
+    pts = np.array([[0, 0], [0, 1], [0, 2], [5, 5], [6, 6]])
+    seg = np.array([0, 0, 0, 1, 1])
+    np.testing.assert_allclose(chain_lengths(pts, seg, 2, (8, 8)), [2 * 0.948, 1.343])
+    assert chain_lengths(np.zeros((0, 2), int), np.zeros(0, int), 0, (4, 4)).shape == (0,)

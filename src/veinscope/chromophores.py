@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import ndimage as ndi
 
 from veinscope._kernels.chroma import project_relative_od
 
@@ -199,8 +200,6 @@ def skin_optics(rgb, *, skin=None, background_px: float = 150.0) -> SkinOptics:
             bg = bg[idx[0], idx[1]]
         else:
             bg[:] = np.median(od.reshape(-1, 3), axis=0)
-    from scipy import ndimage as ndi
-
     bg = ndi.median_filter(bg, size=(7, 7, 1), mode="nearest")
     return SkinOptics(rgb=rgb, background_od=np.ascontiguousarray(bg, dtype=np.float32), background_px=float(background_px))
 

@@ -35,8 +35,8 @@ def analyze(
     min_diameter_mm: float = 0.1,
     max_diameter_mm: float = 5.0,
     n_scales: int = 6,
-    high_noise: float = 8.0,
-    low_noise: float = 4.0,
+    high_noise: float = 5.0,
+    low_noise: float = 2.5,
     min_length_mm: float = 1.0,
     max_melanin_frac: float = 0.45,
     max_contrast_od: float = 1.0,
@@ -151,7 +151,7 @@ def analyze(
     seg_len = np.zeros(det.n_segments, np.float64)
     if k:
         est = profile_diameters(signal, det.points_yx.astype(np.float64), det.normals_yx, max_width_px=1.5 * max_diameter_mm * ppm)
-        width = np.where(est.ok, est.width_px, np.nan).astype(np.float32)
+        width = np.where(est.ok & (est.width_px > 0), est.width_px, np.nan).astype(np.float32)
         seg = det.segment
         seg_len = chain_lengths(det.points_yx, seg, det.n_segments, (m, n))
         od = optics.relative_od_at(det.points_yx)

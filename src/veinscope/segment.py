@@ -143,8 +143,8 @@ def detect_vessels(
     signal=None,
     *,
     min_symmetry: float = 0.35,
-    high_noise: float = 8.0,
-    low_noise: float = 4.0,
+    high_noise: float = 5.0,
+    low_noise: float = 2.5,
     min_strength: float = 0.006,
     min_length_px: float = 8.0,
     border_px: int = 3,
@@ -187,8 +187,10 @@ def detect_vessels(
     q = ridge.strength * ridge.vesselness
     inner = skin
     if border_px > 0 and skin.any():
+        # Stay away from the outline of the skin, but not from small excluded specks inside it
+        # (glare, clipped pixels), which would otherwise cut vessels into pieces.
         ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
-        inner = cv2.erode(skin.astype(np.uint8), ker).astype(bool)
+        inner = cv2.erode(ndi.binary_fill_holes(skin).astype(np.uint8), ker).astype(bool) & skin
     noise = _strength_noise(q, inner)
     low = max(low_noise * noise, min_strength)
     high = max(high_noise * noise, 2.0 * min_strength, low)

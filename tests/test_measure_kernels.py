@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from veinscope._kernels.ridges import paint_discs, ridge_nms
+from veinscope._kernels.ridges import paint_discs, ridge_nms, thin_corners
 from veinscope.measure import chain_lengths
 
 
@@ -101,3 +101,47 @@ def test_chain_length_segments_and_empty():
     seg = np.array([0, 0, 0, 1, 1])
     np.testing.assert_allclose(chain_lengths(pts, seg, 2, (8, 8)), [2 * 0.948, 1.343])
     assert chain_lengths(np.zeros((0, 2), int), np.zeros(0, int), 0, (4, 4)).shape == (0,)
+
+
+def _components8(mask):
+    from scipy import ndimage as ndi
+
+    return ndi.label(mask, structure=np.ones((3, 3), bool))[1]
+
+
+def test_thin_corners_removes_staircase_pixels_only():
+    # a 4-connected staircase becomes an 8-connected diagonal
+    m = np.zeros((12, 12), np.uint8)
+    for k in range(5):
+        m[2 + k, 2 + k] = 1
+        m[2 + k, 3 + k] = 1
+    before = m.copy()
+    removed = thin_corners(m)
+    assert removed > 0
+    assert _components8(m) == 1
+    assert m.sum() < before.sum() and np.all(m <= before)
+    # end points kept
+    assert m[2, 2] or m[2, 3]
+    assert m[6, 7] or m[6, 6]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_thin_corners_keeps_connectivity(seed):
+    rng = np.random.default_rng(seed)
+    m = (rng.random((40, 40)) > 0.6).astype(np.uint8)
+    n_before = _components8(m)
+    out = m.copy()
+    thin_corners(out)
+    assert np.all(out <= m)
+    assert _components8(out) == n_before
+
+
+def test_thin_corners_leaves_straight_and_diagonal_lines():
+    m = np.zeros((10, 10), np.uint8)
+    m[5, 1:9] = 1
+    np.fill_diagonal(m, 1)
+    m[5, 5] = 1
+    before = m.copy()
+    thin_corners(m)
+    assert m[5, 1:3].all() and m[5, 7:9].all() and np.all(np.diag(m)[[0, 1, 2, 8, 9]])
+    assert _components8(m) == 1

@@ -18,7 +18,7 @@ import numpy as np
 from veinscope._version import __version__
 from veinscope.segment import CLASS_CODES, CLASS_NAMES
 
-__all__ = ["Analysis", "ClassFigures", "class_figures"]
+__all__ = ["Analysis", "ClassFigures", "MeasuredVessels", "chain_lengths", "class_figures", "measure_vessels"]
 
 _ALL = CLASS_NAMES + ("total",)
 
@@ -108,33 +108,199 @@ class Analysis:
         }
 
 
-def class_figures(labels, point_class, point_width_px, segment_class, segment_length_px, skin, px_per_mm):
-    """Per-class figures from the painted labels and the centreline points.
+@dataclass(frozen=True)
+class MeasuredVessels:
+    """Centreline points with their diameter and class, the painted maps and the vessel table.
+
+    Attributes
+    ----------
+    points_yx : ndarray (K, 2) int32
+    width_px : ndarray (K,) float32  visible diameter at each point (NaN: rejected point)
+    point_class : ndarray (K,) int64  class code of each point, 0 where rejected
+    piece : ndarray (K,) int64  vessel-piece index (a chain split where its class changes), -1 rejected
+    piece_class : ndarray (P,) int64
+    piece_length_px : ndarray (P,) float64
+    labels : ndarray (M, N) uint8
+    diameter_px : ndarray (M, N) float32
+    table : list of dict  one entry per vessel piece
+    """
+
+    points_yx: np.ndarray
+    width_px: np.ndarray
+    point_class: np.ndarray
+    piece: np.ndarray
+    piece_class: np.ndarray
+    piece_length_px: np.ndarray
+    labels: np.ndarray = field(repr=False)
+    diameter_px: np.ndarray = field(repr=False)
+    table: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+def measure_vessels(det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=0.5):
+    """Classify and measure detected centrelines.
+
+    Each detected chain is first judged as a whole by its colour: mostly melanin-like (freckle,
+    naevus, hair, stain) or far darker than any vessel (hair, nail, a gap between fingers) is
+    rejected; otherwise red vs blue follows its haemoglobin vs venous share. Every point's
+    diameter is then smoothed along the vessel (mean over ``smooth_mm``), the size class (under
+    1 mm, 1-3 mm, over 3 mm) is taken per point, and chains are split into pieces where the
+    class changes (a tapering vein can be reticular at one end and a telangiectasia at the other).
 
     Parameters
     ----------
-    labels : ndarray (M, N) uint8
-    point_class : ndarray (K,) int  class code of each centreline point
-    point_width_px : ndarray (K,) float  diameter at each point (NaN allowed)
-    segment_class : ndarray (S,) int
-    segment_length_px : ndarray (S,) float
+    det : VesselDetection
+    widths : ndarray (K,) float32 or None
+        Visible diameter in pixels at each detected point (NaN where the fit failed).
+    optics : SkinOptics
     skin : ndarray (M, N) bool
-    px_per_mm : float or None
+    ppm : float
+        Pixels per millimetre used for the size classes.
+    calibrated : bool
+        Whether ``ppm`` is a real calibration (else millimetre values are not reported).
     """
+    import cv2
+
+    from veinscope._kernels.ridges import paint_discs
+    from veinscope.chromophores import unmix
+
+    m, n = skin.shape
+    k = det.points_yx.shape[0]
+    pts = det.points_yx
+    labels = np.zeros((m, n), np.uint8)
+    diameter = np.zeros((m, n), np.float32)
+    width = np.full(k, np.nan, np.float32) if widths is None else np.asarray(widths, np.float32).copy()
+    point_class = np.zeros(k, np.int64)
+    if k == 0:
+        return MeasuredVessels(pts, width, point_class, np.full(0, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
+    od = optics.relative_od_at(pts)
+    accepted = np.zeros(k, bool)
+    red_chain = np.zeros(k, bool)
+    chain_info = {}
+    for c_id, idx in enumerate(_split(det.segment, det.n_segments)):
+        w = width[idx]
+        ok = np.isfinite(w)
+        if ok.sum() < max(2, 0.3 * idx.size):
+            continue
+        pos = np.maximum(unmix(od[idx].mean(axis=0)), 0.0)
+        total = float(pos.sum())
+        mel_frac = float(pos[2] / total) if total > 0 else 1.0
+        blood = float(pos[0] + pos[1])
+        red_frac = float(pos[0] / blood) if blood > 0 else 0.0
+        if mel_frac > max_melanin_frac or float(np.abs(od[idx]).mean(axis=0).max()) > max_contrast_od:
+            continue
+        width[idx] = np.where(ok, w, np.median(w[ok]))
+        accepted[idx] = True
+        red_chain[idx] = red_frac >= 0.5
+        chain_info[c_id] = (red_frac, mel_frac)
+    width[~accepted] = np.nan
+    if not accepted.any():
+        return MeasuredVessels(pts, width, point_class, np.full(k, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
+    # Smooth the diameter along the vessel: mean over centreline points within smooth_mm.
+    y0, x0 = pts[accepted].min(axis=0)
+    y1, x1 = pts[accepted].max(axis=0) + 1
+    r = max(1, int(round(smooth_mm * ppm)))
+    wimg = np.zeros((y1 - y0, x1 - x0), np.float32)
+    cimg = np.zeros_like(wimg)
+    a_pts = pts[accepted] - (y0, x0)
+    wimg[a_pts[:, 0], a_pts[:, 1]] = width[accepted]
+    cimg[a_pts[:, 0], a_pts[:, 1]] = 1.0
+    ksz = (2 * r + 1, 2 * r + 1)
+    wsum = cv2.boxFilter(wimg, -1, ksz, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    csum = cv2.boxFilter(cimg, -1, ksz, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    smooth = np.full(k, np.nan, np.float32)
+    smooth[accepted] = wsum[a_pts[:, 0], a_pts[:, 1]] / np.maximum(csum[a_pts[:, 0], a_pts[:, 1]], 1.0)
+    width = smooth  # the diameter reported and painted is the smoothed one
+    d_mm = smooth / ppm
+    red, blue, ret, big = (CLASS_CODES[c] for c in CLASS_NAMES)
+    point_class = np.where(d_mm > 3.0, big, np.where(d_mm >= 1.0, ret, np.where(red_chain, red, blue)))
+    point_class[~accepted] = 0
+    # Pieces: 8-connected runs of centreline points of the same class.
+    piece = np.full(k, -1, np.int64)
+    n_piece = 0
+    img = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    for code in (red, blue, ret, big):
+        sel = point_class == code
+        if not sel.any():
+            continue
+        img[:] = 0
+        p = pts[sel] - (y0, x0)
+        img[p[:, 0], p[:, 1]] = 1
+        nl, lab = cv2.connectedComponents(img, connectivity=8, ltype=cv2.CV_32S)
+        piece[sel] = lab[p[:, 0], p[:, 1]] - 1 + n_piece
+        n_piece += nl - 1
+    piece_class = np.zeros(n_piece, np.int64)
+    piece_class[piece[accepted]] = point_class[accepted]
+    piece_len = np.zeros(n_piece, np.float64)
+    piece_len[:] = chain_lengths(pts[accepted], piece[accepted], n_piece, (m, n))
+    # Paint each point's disc (radius half its own diameter) with its class and diameter.
+    best = np.full((m, n), np.inf, np.float32)
+    paint_discs(
+        pts[accepted, 0].astype(np.float64),
+        pts[accepted, 1].astype(np.float64),
+        np.maximum(0.5 * width[accepted].astype(np.float64), 0.5),
+        point_class[accepted].astype(np.uint8),
+        width[accepted],
+        labels,
+        diameter,
+        best,
+    )
+    del best
+    labels[~skin] = 0
+    diameter[labels == 0] = 0.0
+    table = []
+    names = {v: kk for kk, v in CLASS_CODES.items()}
+    for p_id, idx in enumerate(_split(np.where(piece >= 0, piece, n_piece), n_piece)):
+        if idx.size == 0:
+            continue
+        w = width[idx]
+        chain = int(det.segment[idx[0]])
+        red_frac, mel_frac = chain_info.get(chain, (0.0, 0.0))
+        table.append(
+            {
+                "id": p_id,
+                "class": names[int(piece_class[p_id])],
+                "length_px": round(float(piece_len[p_id]), 2),
+                "length_mm": round(float(piece_len[p_id]) / ppm, 3) if calibrated else None,
+                "diameter_px_median": round(float(np.median(w)), 3),
+                "diameter_mm_median": round(float(np.median(w)) / ppm, 4) if calibrated else None,
+                "redness_frac": round(red_frac, 3),
+                "melanin_frac": round(mel_frac, 3),
+                "centre_yx": [int(v) for v in np.median(pts[idx], axis=0)],
+            }
+        )
+    return MeasuredVessels(pts, width, point_class, piece, piece_class, piece_len, labels, diameter, table)
+
+
+def _split(ids: np.ndarray, n: int) -> list[np.ndarray]:
+    """Indices of each id 0..n-1 (ids outside that range are ignored)."""
+    order = np.argsort(ids, kind="stable")
+    bounds = np.searchsorted(ids[order], np.arange(n + 1))
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n)]
+
+
+def class_figures(vessels: MeasuredVessels, skin, px_per_mm) -> dict[str, ClassFigures]:
+    """Per-class figures (and ``total``) from measured vessels.
+
+    Areas count painted label pixels; lengths sum the pieces' centreline lengths; diameters are
+    statistics over centreline points (equal length each); ``segments`` counts pieces.
+    """
+    labels = vessels.labels
     counts = np.bincount(labels.ravel(), minlength=5)
     skin_px = float(np.count_nonzero(skin))
+    pc = vessels.point_class
+    w_all = vessels.width_px
     out = {}
     for name in _ALL:
         if name == "total":
             area = float(counts[1:].sum())
-            psel = point_class > 0
-            ssel = segment_class > 0
+            psel = pc > 0
+            ssel = vessels.piece_class > 0
         else:
             code = CLASS_CODES[name]
             area = float(counts[code])
-            psel = point_class == code
-            ssel = segment_class == code
-        w = point_width_px[psel]
+            psel = pc == code
+            ssel = vessels.piece_class == code
+        w = w_all[psel]
         w = w[np.isfinite(w)]
         diam = (
             {"mean": float(w.mean()), "median": float(np.median(w)), "p90": float(np.percentile(w, 90))}
@@ -144,7 +310,7 @@ def class_figures(labels, point_class, point_width_px, segment_class, segment_le
         out[name] = ClassFigures(
             coverage_pct=100.0 * area / skin_px if skin_px else 0.0,
             area_px2=area,
-            length_px=float(segment_length_px[ssel].sum()),
+            length_px=float(vessels.piece_length_px[ssel].sum()),
             diameter_px=diam,
             segments=int(np.count_nonzero(ssel)),
             px_per_mm=px_per_mm,

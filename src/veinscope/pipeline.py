@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from veinscope._version import __version__
-from veinscope.chromophores import skin_optics, unmix
+from veinscope.chromophores import skin_optics
 from veinscope.io import Photo, load_photo
-from veinscope.measure import Analysis, chain_lengths, class_figures
-from veinscope.segment import CLASS_CODES, detect_vessels, skin_mask
+from veinscope.measure import Analysis, class_figures, measure_vessels
+from veinscope.segment import detect_vessels, skin_mask
 
 __all__ = ["NOMINAL_PX_PER_MM", "analyze", "warmup"]
 
@@ -25,7 +25,6 @@ NOMINAL_PX_PER_MM = 10.0
 #: Below this scale, vessels under 0.2 mm are 1 px or less: not measurable.
 MIN_FINE_PX_PER_MM = 6.0
 
-_RED, _BLUE, _RET, _BIG = (CLASS_CODES[k] for k in ("red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm"))
 
 
 def analyze(
@@ -35,8 +34,8 @@ def analyze(
     min_diameter_mm: float = 0.1,
     max_diameter_mm: float = 5.0,
     n_scales: int = 6,
-    high_noise: float = 5.0,
-    low_noise: float = 2.5,
+    high_noise: float = 4.0,
+    low_noise: float = 2.0,
     min_length_mm: float = 1.0,
     max_melanin_frac: float = 0.45,
     max_contrast_od: float = 1.0,
@@ -130,105 +129,53 @@ def analyze(
 
     from veinscope.diameter import profile_diameters
     from veinscope.vesselness import ridge_response
-    from veinscope._kernels.ridges import paint_discs
 
     ridge = ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma)
     det = detect_vessels(
-        ridge, skin, signal, high_noise=high_noise, low_noise=low_noise, min_length_px=max(4.0, min_length_mm * ppm)
+        ridge,
+        skin,
+        signal,
+        high_noise=high_noise,
+        low_noise=low_noise,
+        min_length_px=max(4.0, min_length_mm * ppm),
+        noise_cell_px=max(16, int(round(background_px / 4))),
     )
     del ridge
     params["noise"] = round(det.noise, 6)
     params["thresholds"] = [round(t, 6) for t in det.thresholds]
 
-    m, n = skin.shape
-    labels = np.zeros((m, n), np.uint8)
-    diameter = np.zeros((m, n), np.float32)
-    vessels: list[dict[str, Any]] = []
-    k = det.points_yx.shape[0]
-    point_class = np.zeros(k, np.int64)
-    width = np.full(k, np.nan, np.float32)
-    seg_class = np.zeros(det.n_segments, np.int64)
-    seg_len = np.zeros(det.n_segments, np.float64)
-    if k:
-        est = profile_diameters(signal, det.points_yx.astype(np.float64), det.normals_yx, max_width_px=1.5 * max_diameter_mm * ppm)
-        width = np.where(est.ok & (est.width_px > 0), est.width_px, np.nan).astype(np.float32)
-        seg = det.segment
-        seg_len = chain_lengths(det.points_yx, seg, det.n_segments, (m, n))
-        od = optics.relative_od_at(det.points_yx)
-        for s_id, idx in enumerate(_split(seg, det.n_segments)):
-            w = width[idx]
-            w_ok = w[np.isfinite(w)]
-            if w_ok.size < max(2, 0.3 * idx.size):
-                continue
-            conc = unmix(od[idx].mean(axis=0))
-            pos = np.maximum(conc, 0.0)
-            total = float(pos.sum())
-            mel_frac = float(pos[2] / total) if total > 0 else 1.0
-            red_frac = float(pos[0] / (pos[0] + pos[1])) if (pos[0] + pos[1]) > 0 else 0.0
-            if mel_frac > max_melanin_frac or float(np.abs(od[idx]).mean(axis=0).max()) > max_contrast_od:
-                continue
-            d_mm = float(np.median(w_ok)) / ppm
-            if d_mm > 3.0:
-                code = _BIG
-            elif d_mm >= 1.0:
-                code = _RET
-            else:
-                code = _RED if red_frac >= 0.5 else _BLUE
-            seg_class[s_id] = code
-            point_class[idx] = code
-            width[idx] = np.where(np.isfinite(w), w, np.median(w_ok))
-            vessels.append(
-                {
-                    "id": len(vessels),
-                    "class": _NAME[code],
-                    "length_px": round(float(seg_len[s_id]), 2),
-                    "length_mm": None if px_per_mm is None else round(float(seg_len[s_id]) / ppm, 3),
-                    "diameter_px_median": round(float(np.median(w_ok)), 3),
-                    "diameter_mm_median": None if px_per_mm is None else round(d_mm, 4),
-                    "redness_frac": round(red_frac, 3),
-                    "melanin_frac": round(mel_frac, 3),
-                    "centre_yx": [int(v) for v in np.median(det.points_yx[idx], axis=0)],
-                }
-            )
-        keep = point_class > 0
-        best = np.full((m, n), np.inf, np.float32)
-        paint_discs(
-            det.points_yx[keep, 0].astype(np.float64),
-            det.points_yx[keep, 1].astype(np.float64),
-            np.maximum(0.5 * width[keep].astype(np.float64), 0.5),
-            point_class[keep].astype(np.uint8),
-            width[keep].astype(np.float32),
-            labels,
-            diameter,
-            best,
+    widths = None
+    if det.points_yx.shape[0]:
+        est = profile_diameters(
+            signal, det.points_yx.astype(np.float64), det.normals_yx, max_width_px=1.5 * max_diameter_mm * ppm
         )
-        del best
-        labels[~skin] = 0
-        diameter[labels == 0] = 0.0
-    classes = class_figures(labels, point_class, np.where(point_class > 0, width, np.nan), seg_class, seg_len, skin, px_per_mm)
+        widths = np.where(est.ok & (est.width_px > 0), est.width_px, np.nan).astype(np.float32)
+    del signal
+    vessels = measure_vessels(
+        det,
+        widths,
+        optics,
+        skin,
+        ppm=ppm,
+        calibrated=px_per_mm is not None,
+        max_melanin_frac=max_melanin_frac,
+        max_contrast_od=max_contrast_od,
+    )
+    classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)
-    log.info("analysed %dx%d photo in %.2f s: %d vessel segments", n, m, params["seconds"], len(vessels))
+    log.info("analysed %dx%d photo in %.2f s: %d vessel segments", rgb.shape[1], rgb.shape[0], params["seconds"], len(vessels.table))
     return Analysis(
         px_per_mm=None if px_per_mm is None else float(px_per_mm),
         classes=classes,
-        labels=labels,
-        diameter_px=diameter,
+        labels=vessels.labels,
+        diameter_px=vessels.diameter_px,
         skin=skin,
-        vessels=vessels,
+        vessels=vessels.table,
         warnings=tuple(warnings),
         params=params,
         version=__version__,
         name=photo.name,
     )
-
-
-_NAME = {v: k for k, v in CLASS_CODES.items()}
-
-
-def _split(seg: np.ndarray, n_seg: int) -> list[np.ndarray]:
-    order = np.argsort(seg, kind="stable")
-    bounds = np.searchsorted(seg[order], np.arange(n_seg + 1))
-    return [order[bounds[i] : bounds[i + 1]] for i in range(n_seg)]
 
 
 def warmup() -> float:

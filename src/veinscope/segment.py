@@ -86,12 +86,14 @@ def _clean(skin: np.ndarray, usable: np.ndarray) -> np.ndarray:
 
 def _upsample(small: np.ndarray, shape, *, exclude=None, rgb=None) -> np.ndarray:
     m, n = shape
-    up = cv2.resize(small.astype(np.float32), (n, m), interpolation=cv2.INTER_LINEAR) > 0.5
+    up = cv2.resize(small.astype(np.uint8) * 255, (n, m), interpolation=cv2.INTER_LINEAR) > 127
     if rgb is not None:
         # Clipped highlights and near-black pixels carry no colour: never measure there.
-        bad = (rgb.max(axis=2) >= 253) | (rgb.max(axis=2) < 20)
+        r, g, b = cv2.split(rgb)
+        mx = cv2.max(cv2.max(r, g), b)
+        bad = cv2.inRange(mx, 20, 252) == 0
         if bad.any():
-            bad = cv2.dilate(bad.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+            bad = cv2.dilate(bad.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
             up &= ~bad
     if exclude is not None:
         ex = np.asarray(exclude, dtype=bool)
@@ -145,9 +147,10 @@ def detect_vessels(
     min_symmetry: float = 0.35,
     high_noise: float = 5.0,
     low_noise: float = 2.5,
-    min_strength: float = 0.006,
+    min_strength: float = 0.015,
     min_length_px: float = 8.0,
     border_px: int = 3,
+    noise_cell_px: int = 64,
 ) -> VesselDetection:
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
@@ -169,7 +172,9 @@ def detect_vessels(
     min_symmetry : float
         The weaker side's contrast must be at least this fraction of the stronger side's.
     high_noise, low_noise : float
-        Hysteresis thresholds in noise units.
+        Hysteresis thresholds in units of the local texture strength (see :func:`_local_noise`).
+    noise_cell_px : int
+        Cell size of the local texture map, in pixels.
     min_strength : float
         Absolute floor of the low threshold, in strength units.
     min_length_px : float
@@ -177,7 +182,7 @@ def detect_vessels(
     border_px : int
         Centreline pixels this close to the skin edge are ignored.
     """
-    from veinscope._kernels.ridges import ridge_nms
+    from veinscope._kernels.ridges import ridge_nms, thin_corners
 
     skin = np.asarray(skin, dtype=bool)
     if skin.shape != ridge.strength.shape:
@@ -190,14 +195,24 @@ def detect_vessels(
         # Stay away from the outline of the skin, but not from small excluded specks inside it
         # (glare, clipped pixels), which would otherwise cut vessels into pieces.
         ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
-        inner = cv2.erode(ndi.binary_fill_holes(skin).astype(np.uint8), ker).astype(bool) & skin
-    noise = _strength_noise(q, inner)
-    low = max(low_noise * noise, min_strength)
-    high = max(high_noise * noise, 2.0 * min_strength, low)
+        closed = cv2.morphologyEx(skin.view(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
+        inner = cv2.erode(closed, ker).view(bool) & skin
+    noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
+    noise = float(np.median(noise_map)) if noise_map.size else 0.0
     cand = np.zeros(q.shape, np.uint8)
-    ridge_nms(q, ridge.normal_y, ridge.normal_x, np.float32(low), cand)
+    ridge_nms(q, ridge.normal_y, ridge.normal_x, np.float32(min_strength), cand)
     cand &= inner.view(np.uint8)
     ys, xs = np.nonzero(cand)
+    # Thresholds relative to the skin texture around each point (texture differs across a
+    # photo: shaved vs hairy skin, shadow vs light), with an absolute floor.
+    local = _upsample_at(noise_map, noise_cell_px, ys, xs)
+    low_at = np.maximum(low_noise * local, min_strength)
+    high_at = np.maximum(high_noise * local, 2.0 * min_strength)
+    weak = q[ys, xs] < low_at
+    cand[ys[weak], xs[weak]] = 0
+    strong = np.zeros(q.shape, bool)
+    strong[ys, xs] = q[ys, xs] >= high_at
+    ys, xs = ys[~weak], xs[~weak]
     if signal is not None and ys.size:
         # Edges of broad structures (a shadow, the rim of a hand) give a one-sided ridge:
         # keep only points darker than the skin on BOTH sides (a symmetric profile).
@@ -212,10 +227,9 @@ def detect_vessels(
         cand[ys[~sym], xs[~sym]] = 0
     # Thin to 8-connected one-pixel chains (drops the redundant pixel of L-corners) so that
     # chain lengths follow Kulpa's weights.
-    from skimage.morphology import skeletonize
-
-    cand = skeletonize(cand.astype(bool)).view(np.uint8)
-    lab, nlab = ndi.label(cand, structure=np.ones((3, 3), bool))
+    thin_corners(cand)
+    nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
+    nlab -= 1
     empty = VesselDetection(
         points_yx=np.zeros((0, 2), np.int32),
         segment=np.zeros(0, np.int32),
@@ -224,16 +238,16 @@ def detect_vessels(
         scale_px=np.zeros(0, np.float32),
         n_segments=0,
         noise=float(noise),
-        thresholds=(float(low), float(high)),
+        thresholds=(float(low_noise * noise), float(high_noise * noise)),
     )
     if nlab == 0:
         return empty
     ys, xs = np.nonzero(lab)
     ids = lab[ys, xs]
     s = q[ys, xs]
-    peak = ndi.maximum(q, lab, index=np.arange(1, nlab + 1))
+    has_strong = np.bincount(ids, weights=strong[ys, xs], minlength=nlab + 1)[1:] > 0
     size = np.bincount(ids, minlength=nlab + 1)[1:]
-    keep = (np.asarray(peak) >= high) & (size >= min_length_px)
+    keep = has_strong & (size >= min_length_px)
     if not keep.any():
         return empty
     new_id = np.full(nlab + 1, -1, np.int64)
@@ -249,7 +263,7 @@ def detect_vessels(
         scale_px=ridge.scale_px[ys, xs].astype(np.float32),
         n_segments=int(keep.sum()),
         noise=float(noise),
-        thresholds=(float(low), float(high)),
+        thresholds=(float(low_noise * noise), float(high_noise * noise)),
     )
 
 
@@ -267,12 +281,29 @@ def _sample(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (img[y0, x0] * (1 - fx) + img[y0, x1] * fx) * (1 - fy) + (img[y1, x0] * (1 - fx) + img[y1, x1] * fx) * fy
 
 
-def _strength_noise(strength: np.ndarray, where: np.ndarray) -> float:
-    """Robust spread of the strength over ``where``: 1.4826 x MAD of a subsample."""
-    vals = strength[where] if where.any() else strength.ravel()
-    if vals.size > 400_000:
-        vals = vals[:: vals.size // 400_000 + 1]
-    if vals.size == 0:
-        return 0.0
-    med = float(np.median(vals))
-    return float(1.4826 * np.median(np.abs(vals - med)) + med)
+def _local_noise(q: np.ndarray, where: np.ndarray, *, cell_px: int) -> np.ndarray:
+    """Coarse map of the typical line strength of the skin texture around each place.
+
+    The mean of ``q`` over skin in cells of ``cell_px`` pixels, then a 5x5-cell median, so cells
+    crossed by a vessel take the value of the texture around them. Returns (m, n) float32.
+    """
+    from veinscope._kernels.chroma import block_sum
+
+    m, n = q.shape
+    gm, gn = -(-m // cell_px), -(-n // cell_px)
+    total = np.empty((gm, gn), np.float64)
+    count = np.empty((gm, gn), np.float64)
+    block_sum(q, np.ascontiguousarray(where), cell_px, total, count)
+    valid = count > 0.1 * cell_px * cell_px
+    if not valid.any():
+        return np.zeros((gm, gn), np.float32)
+    grid = np.where(valid, total / np.maximum(count, 1.0), 0).astype(np.float32)
+    if not valid.all():
+        idx = ndi.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+        grid = grid[idx[0], idx[1]]
+    return ndi.median_filter(grid, size=5, mode="nearest")
+
+
+def _upsample_at(grid: np.ndarray, cell_px: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Bilinear value of a coarse grid (cell centres) at full-resolution pixels."""
+    return _sample(grid, (ys + 0.5) / cell_px - 0.5, (xs + 0.5) / cell_px - 0.5)

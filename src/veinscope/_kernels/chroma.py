@@ -48,3 +48,59 @@ def project_relative_od(rgb, od_lut, bg, y0, wy, x0, wx, weights, out):  # pragm
             for k in range(k_out):
                 out[k, i, j] = weights[k, 0] * d0 + weights[k, 1] * d1 + weights[k, 2] * d2
     return out
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def block_sum_od(rgb, mask, od_lut, cell, out_sum, out_cnt):  # pragma: no cover - compiled
+    """Sum of per-channel OD (via ``od_lut``) and count of masked pixels in cell x cell blocks.
+
+    ``out_sum`` is (ceil(M/cell), ceil(N/cell), 3) float64, ``out_cnt`` (ceil(M/cell), ceil(N/cell))
+    float64; both are overwritten. One pass over the photo, no full-size temporaries.
+    """
+    m = rgb.shape[0]
+    n = rgb.shape[1]
+    gm = out_cnt.shape[0]
+    gn = out_cnt.shape[1]
+    for gi in nb.prange(gm):
+        for gj in range(gn):
+            out_cnt[gi, gj] = 0.0
+            for c in range(3):
+                out_sum[gi, gj, c] = 0.0
+        i0 = gi * cell
+        i1 = min(m, i0 + cell)
+        for i in range(i0, i1):
+            row = rgb[i]
+            mrow = mask[i]
+            for j in range(n):
+                if mrow[j]:
+                    gj = j // cell
+                    px = row[j]
+                    out_cnt[gi, gj] += 1.0
+                    out_sum[gi, gj, 0] += od_lut[px[0]]
+                    out_sum[gi, gj, 1] += od_lut[px[1]]
+                    out_sum[gi, gj, 2] += od_lut[px[2]]
+    return out_sum
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def block_sum(img, mask, cell, out_sum, out_cnt):  # pragma: no cover - compiled
+    """Sum of ``img`` and count over masked pixels in cell x cell blocks (outputs overwritten)."""
+    m = img.shape[0]
+    n = img.shape[1]
+    gm = out_cnt.shape[0]
+    gn = out_cnt.shape[1]
+    for gi in nb.prange(gm):
+        for gj in range(gn):
+            out_cnt[gi, gj] = 0.0
+            out_sum[gi, gj] = 0.0
+        i0 = gi * cell
+        i1 = min(m, i0 + cell)
+        for i in range(i0, i1):
+            row = img[i]
+            mrow = mask[i]
+            for j in range(n):
+                if mrow[j]:
+                    gj = j // cell
+                    out_cnt[gi, gj] += 1.0
+                    out_sum[gi, gj] += row[j]
+    return out_sum

@@ -87,3 +87,47 @@ def paint_discs(points_y, points_x, radius, code, value, labels, values, best): 
                     labels[i, j] = code[k]
                     values[i, j] = value[k]
     return labels
+
+
+@nb.njit(cache=True, nogil=True)
+def thin_corners(mask):  # pragma: no cover - compiled
+    """Remove redundant corner pixels of 1-pixel chains, in place (uint8 (M, N), 0/1).
+
+    A pixel goes when it has two perpendicular 4-neighbours (an L-corner of a staircase) and is
+    a simple point in 8-connectivity (Yokoi connectivity number 1, at least two neighbours), so
+    chains stay connected and keep their end points. Raster order, sequential: deterministic.
+    Returns the number of pixels removed.
+    """
+    m = mask.shape[0]
+    n = mask.shape[1]
+    removed = 0
+    for i in range(m):
+        for j in range(n):
+            if mask[i, j] == 0:
+                continue
+            # ring: E, NE, N, NW, W, SW, S, SE
+            x = np.zeros(8, np.uint8)
+            dy = (0, -1, -1, -1, 0, 1, 1, 1)
+            dx = (1, 1, 0, -1, -1, -1, 0, 1)
+            cnt = 0
+            for k in range(8):
+                yy = i + dy[k]
+                xx = j + dx[k]
+                if 0 <= yy < m and 0 <= xx < n and mask[yy, xx] != 0:
+                    x[k] = 1
+                    cnt += 1
+            if cnt < 2:
+                continue
+            e, nn, w, s = x[0], x[2], x[4], x[6]
+            if not ((nn and e) or (e and s) or (s and w) or (w and nn)):
+                continue
+            c8 = 0
+            for k in (0, 2, 4, 6):
+                a = 1 - x[k]
+                b = 1 - x[(k + 1) % 8]
+                c = 1 - x[(k + 2) % 8]
+                c8 += a - a * b * c
+            if c8 == 1:
+                mask[i, j] = 0
+                removed += 1
+    return removed

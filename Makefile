@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 app: $(STAMP)
-	$(BIN)/veinscope analyze sample_images/demo_leg.jpg --out out/demo
+	$(BIN)/veinscope analyze sample_images/demo_leg.jpg --px-per-mm 10 --out out/demo
 	@echo "Open out/demo/overlay.png to see what was found; figures are in out/demo/analysis.json"
 
 test: $(STAMP)

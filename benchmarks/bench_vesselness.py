@@ -1,0 +1,266 @@
+"""Speed and agreement of :func:`veinscope.vesselness.vesselness`.
+
+Usage (from the repository root)::
+
+    .venv/bin/python benchmarks/bench_vesselness.py            # everything
+    .venv/bin/python benchmarks/bench_vesselness.py --only speed --runs 7
+    .venv/bin/python benchmarks/bench_vesselness.py --only agreement
+
+Speed: a 3000 x 4000 float32 image (smooth random texture plus dark curved lines and noise),
+6 scales geometric from 1 to 8 px, timed warm (kernels compiled, one untimed call first);
+medians of ``--runs`` runs for VeinScope and the OpenCV/numpy baseline, interleaved so that they
+see the same machine load, and of ``--skimage-runs`` runs of ``skimage.filters.frangi``.
+
+The OpenCV/numpy baseline computes the same filter at full resolution for every scale:
+``cv2.sepFilter2D`` with the same separable derivative kernels (BORDER_REFLECT, float32,
+OpenCV's own threads), then the eigenvalues and the Frangi formula in float32 numpy with
+in-place operations. A second, cheaper baseline (``cv2.GaussianBlur`` then 3x3 ``cv2.Sobel``
+second derivatives) is timed too.
+
+Agreement: Pearson correlation with scikit-image's ``frangi`` over the whole image and away
+from the border (3 sigma_max), on synthetic and real images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+SIGMAS = tuple(float(s) for s in np.geomspace(1.0, 8.0, 6))
+
+
+# --------------------------------------------------------------------------------------
+# test images
+# --------------------------------------------------------------------------------------
+def synthetic_vessels(shape=(3000, 4000), n_lines=60, seed=0) -> np.ndarray:
+    """Bright textured background, dark sinuous lines of 1-24 px width, Gaussian noise."""
+    rng = np.random.default_rng(seed)
+    m, n = shape
+    import cv2
+
+    # low-frequency texture
+    small = rng.random((m // 50 + 2, n // 50 + 2)).astype(np.float32)
+    img = 0.7 + 0.1 * cv2.resize(small, (n, m), interpolation=cv2.INTER_CUBIC)
+    yy = np.arange(m, dtype=np.float32)[:, None]
+    xx = np.arange(n, dtype=np.float32)[None, :]
+    for _ in range(n_lines):
+        width = rng.uniform(1.0, 24.0)
+        ang = rng.uniform(0, np.pi)
+        c, s = math.cos(ang), math.sin(ang)
+        off = rng.uniform(-0.45, 0.45) * min(m, n)
+        amp = rng.uniform(0, 60)
+        per = rng.uniform(200, 1500)
+        u = (xx - n / 2) * c + (yy - m / 2) * s
+        v = -(xx - n / 2) * s + (yy - m / 2) * c - off - amp * np.sin(2 * np.pi * u / per)
+        img -= rng.uniform(0.03, 0.25) * np.exp(-0.5 * (v / (width / 2)) ** 2)
+    img += rng.normal(0, 0.02, shape).astype(np.float32)
+    return img.astype(np.float32)
+
+
+def agreement_images() -> dict[str, np.ndarray]:
+    from skimage import data, io, transform
+
+    out = {
+        "synthetic 600x800": synthetic_vessels((600, 800), n_lines=25, seed=1),
+        "skimage camera": data.camera().astype(np.float32) / 255,
+        "skimage retina (green, 1/2)": transform.rescale(
+            data.retina()[..., 1].astype(np.float32) / 255, 0.5, anti_aliasing=True
+        ).astype(np.float32),
+        "skimage coins": data.coins().astype(np.float32) / 255,
+    }
+    leg = SHARED / "legs-dev" / "veins_01.jpg"
+    if leg.exists():
+        out["legs-dev veins_01 (green)"] = io.imread(leg)[..., 1].astype(np.float32) / 255
+    drive = SHARED / "drive-train" / "images" / "21_training.tif"
+    if drive.exists():
+        out["DRIVE 21_training (green)"] = io.imread(drive)[..., 1].astype(np.float32) / 255
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# baselines
+# --------------------------------------------------------------------------------------
+def opencv_frangi(img, sigmas=SIGMAS, beta=0.5, black_ridges=True):
+    """Same filter, full resolution per scale: cv2.sepFilter2D + float32 numpy maths."""
+    import cv2
+
+    vs = importlib.import_module("veinscope.vesselness")
+    src = np.asarray(img, np.float32)
+    if not black_ridges:
+        src = -src
+    out = np.zeros(src.shape, np.float32)
+    cb = np.float32(1.0 / (2.0 * beta * beta))
+    for sigma in sigmas:
+        h0, h1, h2 = vs._derivative_kernels(sigma)
+        k0 = np.concatenate([h0[:0:-1], h0]).astype(np.float32)
+        k1 = np.concatenate([-h1[:0:-1], h1]).astype(np.float32)
+        k2 = np.concatenate([h2[:0:-1], h2]).astype(np.float32)
+        # filter2D correlates: flip the (anti)symmetric kernels to convolve
+        hrr = cv2.sepFilter2D(src, cv2.CV_32F, k0, k2, borderType=cv2.BORDER_REFLECT)
+        hrc = cv2.sepFilter2D(src, cv2.CV_32F, k1[::-1].copy(), k1[::-1].copy(), borderType=cv2.BORDER_REFLECT)
+        hcc = cv2.sepFilter2D(src, cv2.CV_32F, k2, k0, borderType=cv2.BORDER_REFLECT)
+        _frangi_numpy(hrr, hrc, hcc, np.float32(sigma * sigma), cb, out)
+    return out
+
+
+def opencv_sobel_frangi(img, sigmas=SIGMAS, beta=0.5):
+    """Cheaper variant: cv2.GaussianBlur then 3x3 Sobel second derivatives (an approximation)."""
+    import cv2
+
+    src = np.asarray(img, np.float32)
+    out = np.zeros(src.shape, np.float32)
+    cb = np.float32(1.0 / (2.0 * beta * beta))
+    for sigma in sigmas:
+        g = cv2.GaussianBlur(src, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        hrr = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3, borderType=cv2.BORDER_REFLECT)
+        hcc = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3, borderType=cv2.BORDER_REFLECT)
+        hrc = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3, borderType=cv2.BORDER_REFLECT)
+        hrc *= np.float32(0.25)
+        _frangi_numpy(hrr, hrc, hcc, np.float32(sigma * sigma), cb, out)
+    return out
+
+
+def _frangi_numpy(hrr, hrc, hcc, k, cb, out):
+    """Frangi (dark ridges, gamma = half the max norm) folded into ``out``; consumes inputs."""
+    hrr *= k
+    hrc *= k
+    hcc *= k
+    mean = hrr + hcc
+    mean *= np.float32(0.5)
+    hd = np.subtract(hrr, hcc, out=hrr)
+    hd *= np.float32(0.5)
+    d = np.multiply(hd, hd, out=hd)
+    d += np.multiply(hrc, hrc, out=hrc)
+    np.sqrt(d, out=d)
+    l2 = np.add(mean, d, out=hcc)
+    l1 = np.subtract(mean, d, out=d)
+    s2 = l1 * l1
+    s2 += l2 * l2
+    gamma2 = np.float32(s2.max() / 4.0) or np.float32(1.0)
+    rb = np.divide(l1, np.maximum(l2, np.float32(1e-30)), out=l1)
+    np.clip(rb, -1e3, 1e3, out=rb)  # only where l2 <= 0, zeroed below
+    rb *= rb
+    rb *= -cb
+    v = np.exp(rb, out=rb)
+    s2 *= np.float32(-1.0 / (2.0 * gamma2))
+    np.exp(s2, out=s2)
+    np.subtract(np.float32(1.0), s2, out=s2)
+    v *= s2
+    v[mean <= 0] = 0
+    np.maximum(out, v, out=out)
+
+
+def skimage_frangi_per_scale(img, sigmas=SIGMAS, black_ridges=True):
+    """skimage's frangi called once per scale (gamma = half the max norm of that scale)."""
+    from skimage.filters import frangi
+
+    img = np.asarray(img, np.float64)
+    return np.max([frangi(img, sigmas=[s], black_ridges=black_ridges) for s in sigmas], axis=0)
+
+
+# --------------------------------------------------------------------------------------
+# measurements
+# --------------------------------------------------------------------------------------
+def _time(fn, runs):
+    ts = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return ts
+
+
+def corr(a, b, border=0):
+    if border:
+        a = a[border:-border, border:-border]
+        b = b[border:-border, border:-border]
+    return float(np.corrcoef(a.ravel().astype(np.float64), b.ravel().astype(np.float64))[0, 1])
+
+
+def speed(args):
+    import cv2
+    import numba
+
+    vs = importlib.import_module("veinscope.vesselness")
+    cv2.setNumThreads(args.threads)
+    numba.set_num_threads(args.threads)
+    img = synthetic_vessels((args.rows, args.cols))
+    print(f"# image {img.shape} {img.dtype}, sigmas {', '.join(f'{s:.3g}' for s in SIGMAS)}, "
+          f"threads {args.threads}, load average before: {os.getloadavg()[0]:.2f}")
+    t = time.perf_counter()
+    vs.warmup()
+    print(f"warmup(): {time.perf_counter() - t:.2f} s")
+    vs.vesselness(img, sigmas_px=SIGMAS)
+    opencv_frangi(img)
+    ours, ocv, ocv_sobel = [], [], []
+    for _ in range(args.runs):
+        ours += _time(lambda: vs.vesselness(img, sigmas_px=SIGMAS), 1)
+        ocv += _time(lambda: opencv_frangi(img), 1)
+        ocv_sobel += _time(lambda: opencv_sobel_frangi(img), 1)
+    med = statistics.median
+    rr = _time(lambda: vs.ridge_response(img, sigmas_px=SIGMAS), max(3, args.runs // 2))
+    print(f"veinscope vesselness      median {med(ours):.3f} s  (min {min(ours):.3f}, runs {len(ours)})")
+    print(f"veinscope ridge_response  median {med(rr):.3f} s  (min {min(rr):.3f}, runs {len(rr)})")
+    print(f"OpenCV sepFilter2D+numpy  median {med(ocv):.3f} s  -> ratio {med(ocv) / med(ours):.1f}x")
+    print(f"OpenCV Blur+Sobel+numpy   median {med(ocv_sobel):.3f} s  -> ratio {med(ocv_sobel) / med(ours):.1f}x")
+    if args.skimage_runs:
+        from skimage.filters import frangi
+
+        img64 = img.astype(np.float64)
+        sk = []
+        for _ in range(args.skimage_runs):
+            sk += _time(lambda: frangi(img64, sigmas=SIGMAS, black_ridges=True), 1)
+            ours += _time(lambda: vs.vesselness(img, sigmas_px=SIGMAS), 1)
+        print(f"skimage frangi (float64)  median {med(sk):.3f} s  -> ratio {med(sk) / med(ours):.0f}x "
+              f"(veinscope median over all {len(ours)} runs {med(ours):.3f} s)")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+def agreement(args):
+    from skimage.filters import frangi
+
+    vs = importlib.import_module("veinscope.vesselness")
+    border = int(math.ceil(3 * max(SIGMAS)))
+    print(f"# Pearson r; interior = excluding {border} px at the border")
+    print("| image | vs skimage per-scale calls (all / interior) | vs our exact full-res (all) "
+          "| vs skimage default multi-scale call (all / interior) |")
+    print("|---|---|---|---|")
+    for name, img in agreement_images().items():
+        ours = vs.vesselness(img, sigmas_px=SIGMAS)
+        exact = vs._compute(img, SIGMAS, True, 0.5, None, ridge=False, pyramid=False)[0][0]
+        sk = skimage_frangi_per_scale(img)
+        skd = frangi(img.astype(np.float64), sigmas=SIGMAS, black_ridges=True)
+        print(f"| {name} {img.shape[0]}x{img.shape[1]} | {corr(ours, sk):.4f} / {corr(ours, sk, border):.4f} "
+              f"| {corr(ours, exact):.4f} | {corr(ours, skd):.3f} / {corr(ours, skd, border):.3f} |")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", choices=["speed", "agreement"], default=None)
+    p.add_argument("--runs", type=int, default=7)
+    p.add_argument("--skimage-runs", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rows", type=int, default=3000)
+    p.add_argument("--cols", type=int, default=4000)
+    args = p.parse_args(argv)
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    if args.only in (None, "speed"):
+        speed(args)
+    if args.only in (None, "agreement"):
+        agreement(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,458 @@
+"""Tests of veinscope.diameter and its kernels (veinscope._kernels.profile).
+
+Kernels are compared with slow numpy/scipy references (map_coordinates sampling,
+scipy.optimize.least_squares fits); the public function with bars of known width.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+from scipy.optimize import least_squares
+from scipy.special import erf
+
+from veinscope import diameter as D
+from veinscope._kernels import profile as K
+
+SQ2 = math.sqrt(2.0)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def bar_image(shape, centre_yx, angle_deg, width, psf, amp=1.0, background=0.0, length=None, sub=4):
+    """Straight bar of visible width ``width`` through ``centre_yx`` (direction ``angle_deg``
+    from the column axis), blurred by a Gaussian ``psf`` analytically (erf edges) and
+    integrated over each pixel by ``sub`` x ``sub`` supersampling. Returns (image, normal_yx)."""
+    m, n = shape
+    a = math.radians(angle_deg)
+    tangent = np.array([math.sin(a), math.cos(a)])  # (row, col)
+    normal = np.array([tangent[1], -tangent[0]])
+    off = (np.arange(sub) + 0.5) / sub - 0.5
+    yy, xx = np.mgrid[0:m, 0:n].astype(float)
+    acc = np.zeros((m, n))
+    for dy in off:
+        for dx in off:
+            ry = yy + dy - centre_yx[0]
+            rx = xx + dx - centre_yx[1]
+            t = ry * normal[0] + rx * normal[1]
+            prof = 0.5 * (erf((t + width / 2) / (SQ2 * psf)) - erf((t - width / 2) / (SQ2 * psf)))
+            if length is not None:
+                u = ry * tangent[0] + rx * tangent[1]
+                prof = prof * (np.abs(u) <= length / 2)
+            acc += prof
+    return background + amp * acc / sub**2, normal
+
+
+def bar_points(centre_yx, angle_deg, half_len, step=1.0):
+    a = math.radians(angle_deg)
+    tangent = np.array([math.sin(a), math.cos(a)])
+    u = np.arange(-half_len, half_len + 1e-9, step)
+    return np.asarray(centre_yx, float)[None, :] + u[:, None] * tangent[None, :]
+
+
+def ref_sample(img, points, normals, t0, h, n):
+    """Bilinear profiles with scipy (map_coordinates order 1), NaN outside [0, M-1] x [0, N-1]."""
+    t = t0 + h * np.arange(n)
+    y = points[:, 0:1] + t[None, :] * normals[:, 0:1]
+    x = points[:, 1:2] + t[None, :] * normals[:, 1:2]
+    vals = ndi.map_coordinates(np.asarray(img, float), [y.ravel(), x.ravel()], order=1, mode="nearest")
+    vals = vals.reshape(y.shape)
+    inside = (y >= 0) & (y <= img.shape[0] - 1) & (x >= 0) & (x <= img.shape[1] - 1)
+    fy = y - np.clip(np.floor(y), 0, img.shape[0] - 2)
+    fx = x - np.clip(np.floor(x), 0, img.shape[1] - 2)
+    var = normals[:, 0:1] ** 2 * fy * (1 - fy) + normals[:, 1:2] ** 2 * fx * (1 - fx)
+    return np.where(inside, vals, np.nan), np.where(inside, var, 0.0)
+
+
+def ref_model(theta, t, var, s, tc):
+    b, g, amp, c, w = theta
+    sj = np.sqrt(s * s + var)
+    return b + g * (t - tc) + 0.5 * amp * (erf((t - c + w / 2) / (SQ2 * sj)) - erf((t - c - w / 2) / (SQ2 * sj)))
+
+
+def ref_fit(img, point, normal, ini, s, h=1.0):
+    """The kernel's fit redone with scipy: same window and samples, least_squares (TRF)."""
+    el, er = ini[K.INI_EL], ini[K.INI_ER]
+    margin = K.WIN_S * s + K.WIN_PX
+    tlo = max(math.floor((el - margin) / h) * h, ini[K.INI_LIM_LO])
+    thi = min(math.ceil((er + margin) / h) * h, ini[K.INI_LIM_HI])
+    n = int((thi - tlo) / h + 0.5) + 1
+    t = tlo + h * np.arange(n)
+    p, var = ref_sample(img, point[None], normal[None], tlo, h, n)
+    p, var = p[0], var[0]
+    tc = 0.5 * (el + er)
+    x0 = [np.min(p), 0.0, np.max(p) - np.min(p), tc, max(er - el, 0.5)]
+    res = least_squares(
+        lambda th: ref_model(th, t, var, s, tc) - p, x0,
+        bounds=([-np.inf, -np.inf, -np.inf, tlo, K.W_MIN], [np.inf, np.inf, np.inf, thi, np.inf]),
+        xtol=1e-12, ftol=1e-12, gtol=1e-12, method="trf",
+    )
+    return res.x
+
+
+def run_fit(img, pts, nrm, s, *, a_prior=None, wa=None, fit_s=False, refine_tilt=False):
+    k = pts.shape[0]
+    img = np.ascontiguousarray(img, dtype=np.float64)
+    pts = np.ascontiguousarray(pts, dtype=np.float64)
+    nrm = np.ascontiguousarray(nrm, dtype=np.float64)
+    index = np.arange(k, dtype=np.int64)
+    ini = np.full((k, K.NINI), np.nan)
+    st0 = np.full(k, K.STATUS_NOT_RUN, np.int8)
+    K.initial_profiles(img, pts, nrm, index, 30.0, 1.0, s, ini, st0)
+    theta = np.full((k, K.NPAR), np.nan)
+    status = np.full(k, K.STATUS_NOT_RUN, np.int8)
+    rms = np.full(k, np.nan)
+    tilt = np.zeros(k)
+    niter = np.zeros(k, np.int32)
+    a_prior = np.zeros(k) if a_prior is None else a_prior
+    wa = np.zeros(k) if wa is None else wa
+    start = np.full((k, K.NPAR), np.nan)
+    ok0 = index[st0 == K.STATUS_OK]
+    K.fit_profiles(img, pts, nrm, ok0, ini, 1.0, s, fit_s, 0.0, 0.0, a_prior, wa, start, 40.0, 40, refine_tilt,
+                   theta, status, rms, tilt, niter)
+    return ini, st0, theta, status
+
+
+# ---------------------------------------------------------------- kernels vs references
+
+
+def test_erf_table_matches_scipy():
+    u = np.linspace(-8, 8, 200001)
+    e, q = K.erf_gauss(u)
+    assert np.abs(e - erf(u)).max() < 5e-6
+    assert np.abs(q - np.exp(-u * u)).max() < 5e-6
+
+
+def test_sample_profiles_matches_map_coordinates(rng):
+    img = rng.normal(size=(23, 31))
+    k = 200
+    pts = np.column_stack([rng.uniform(-3, 26, k), rng.uniform(-3, 34, k)])
+    ang = rng.uniform(0, 2 * np.pi, k)
+    nrm = np.column_stack([np.sin(ang), np.cos(ang)])
+    nrm[:5] = [[1, 0], [0, 1], [-1, 0], [0, -1], [math.sqrt(0.5), math.sqrt(0.5)]]
+    pts[:3] = [[0, 0], [22, 30], [22, 0]]  # corners: samples exactly on the border
+    got, var = K.sample_profiles(img, pts, nrm, -7.5, 0.5, 31)
+    want, want_var = ref_sample(img, pts, nrm, -7.5, 0.5, 31)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    ok = ~np.isnan(want)
+    assert ok.sum() > 1000 and (~ok).sum() > 100
+    np.testing.assert_allclose(got[ok], want[ok], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(var, want_var, rtol=0, atol=1e-12)
+    # float32 images give the same samples
+    got32, _ = K.sample_profiles(img.astype(np.float32), pts, nrm, -7.5, 0.5, 31)
+    np.testing.assert_allclose(got32[ok], want[ok], atol=1e-5)
+
+
+def test_sample_profiles_nan_pixels_are_outside():
+    img = np.ones((10, 10))
+    img[5, 5] = np.nan
+    got, _ = K.sample_profiles(img, np.array([[5.0, 2.0]]), np.array([[0.0, 1.0]]), 0.0, 1.0, 6)
+    assert np.isfinite(got[0, :2]).all() and np.isnan(got[0, 3])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fit_matches_least_squares_reference(seed):
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(1.5, 14.0)
+    s = rng.uniform(0.5, 1.8)
+    ang = rng.uniform(0, 180)
+    img, normal = bar_image((64, 64), (32.3, 31.7), ang, w, s, amp=rng.uniform(0.5, 2), background=0.2)
+    img = img + 0.02 * (np.arange(64)[None, :] / 64) + rng.normal(0, 0.03, img.shape)
+    pts = bar_points((32.3, 31.7), ang, 8.0, 2.0) + rng.uniform(-0.8, 0.8, (9, 2))
+    nrm = np.repeat(normal[None], len(pts), 0)
+    ini, st0, theta, status = run_fit(img, pts, nrm, s)
+    assert (status == K.STATUS_OK).all()
+    for i in range(len(pts)):
+        ref = ref_fit(img, pts[i], nrm[i], ini[i], s)
+        amp = theta[i, 2] / theta[i, 4]
+        # the kernel's erf table is exact to 4e-6 and it stops when a step is < 2e-3 px
+        assert theta[i, 4] == pytest.approx(ref[4], abs=2e-3 + 2e-4 * ref[4])
+        assert theta[i, 3] == pytest.approx(ref[3], abs=2e-3)
+        assert amp == pytest.approx(ref[2], rel=2e-3, abs=1e-3)
+        assert theta[i, 0] == pytest.approx(ref[0], abs=2e-3)
+
+
+def test_fit_with_free_psf_recovers_it():
+    img, normal = bar_image((64, 64), (32, 32), 30.0, 10.0, 1.3)
+    pts = bar_points((32, 32), 30.0, 6.0)
+    ini, st0, theta, status = run_fit(img, pts, np.repeat(normal[None], len(pts), 0), 1.0, fit_s=True)
+    assert (status == K.STATUS_OK).all()
+    # the pixel box adds 1/12 px^2 to the blur
+    np.testing.assert_allclose(theta[:, 5], math.sqrt(1.3**2 + 1 / 12), atol=0.02)
+    np.testing.assert_allclose(theta[:, 4], 10.0, atol=0.02)
+
+
+def test_amplitude_prior_pulls_thin_width_to_area_over_prior():
+    """With a strong prior the thin width is the measured area divided by the prior amplitude."""
+    rng = np.random.default_rng(3)
+    img, normal = bar_image((48, 48), (24, 24), 0.0, 1.5, 1.5)
+    img = img + rng.normal(0, 0.05, img.shape)
+    pts = bar_points((24, 24), 0.0, 10.0)
+    nrm = np.repeat(normal[None], len(pts), 0)
+    k = len(pts)
+    _, _, th_free, st_free = run_fit(img, pts, nrm, math.sqrt(1.5**2 + 1 / 12))
+    _, _, th_prior, st_prior = run_fit(img, pts, nrm, math.sqrt(1.5**2 + 1 / 12),
+                                       a_prior=np.full(k, 1.0), wa=np.full(k, 1e6))
+    assert (st_prior == K.STATUS_OK).all()
+    amp = th_prior[:, 2] / th_prior[:, 4]
+    np.testing.assert_allclose(amp, 1.0, atol=1e-3)
+    np.testing.assert_allclose(th_prior[:, 4], th_prior[:, 2], rtol=1e-3)  # w = area / 1
+    assert np.abs(np.median(th_prior[:, 4]) - 1.5) < 0.1
+    assert np.std(th_prior[:, 4]) < np.std(th_free[:, 4])
+
+
+def neighbour_mean_reference(points, values, source, radius):
+    cell = radius / 2
+    src = np.flatnonzero(source & np.isfinite(values))
+    out = np.full(len(points), np.nan)
+    cnt = np.zeros(len(points), int)
+    if src.size == 0:
+        return out, cnt
+    y0, x0 = points[src, 0].min(), points[src, 1].min()
+    gy = int((points[src, 0].max() - y0) / cell) + 1
+    gx = int((points[src, 1].max() - x0) / cell) + 1
+    scy = ((points[src, 0] - y0) / cell).astype(int)
+    scx = ((points[src, 1] - x0) / cell).astype(int)
+    for i, (y, x) in enumerate(points):
+        cy, cx = math.floor((y - y0) / cell), math.floor((x - x0) / cell)
+        dy, dx = scy - cy, scx - cx
+        sel = (np.abs(dy) <= 2) & (np.abs(dx) <= 2) & ~((np.abs(dy) == 2) & (np.abs(dx) == 2))
+        sel &= (scy >= 0) & (scy < gy) & (scx >= 0) & (scx < gx)
+        if sel.any():
+            out[i] = values[src[sel]].mean()
+            cnt[i] = sel.sum()
+    return out, cnt
+
+
+def test_neighbour_mean_matches_reference(rng):
+    pts = rng.uniform(0, 200, (400, 2))
+    vals = rng.uniform(0.5, 2, 400)
+    src = rng.random(400) < 0.3
+    got, cnt = K.neighbour_mean(pts, vals, src, 24.0)
+    want, wcnt = neighbour_mean_reference(pts, vals, src, 24.0)
+    np.testing.assert_array_equal(cnt, wcnt)
+    np.testing.assert_allclose(got, want, equal_nan=True)
+    # everything within radius / 2 is always counted, nothing beyond 2.5 radius (sqrt2 * 1.5 cells)
+    d = np.hypot(*(pts[:, None, :] - pts[None, src, :]).transpose(2, 0, 1))
+    assert ((d <= 12.0).sum(1) <= cnt).all()
+    assert ((d <= 24.0 * 1.25 * math.sqrt(2) + 1e-9).sum(1) >= cnt).all()
+    none, c0 = K.neighbour_mean(pts, vals, np.zeros(400, bool), 24.0)
+    assert np.isnan(none).all() and (c0 == 0).all()
+
+
+# ---------------------------------------------------------------- public function: accuracy
+
+
+@pytest.mark.parametrize(("psf", "angle"), [(0.6, 17.0), (1.2, 118.0)])
+def test_bars_of_known_width_with_blur_and_noise(psf, angle):
+    """Parallel bars of 2-12 px (noise sd = contrast / 20, normals off by up to 10 degrees,
+    points off the centre by up to 0.7 px); the PSF is estimated from the wide bars and the
+    thin ones borrow their amplitude."""
+    rng = np.random.default_rng(int(psf * 10))
+    centre = np.array([110.0, 110.0])
+    a = math.radians(angle)
+    normal = np.array([math.cos(a), -math.sin(a)])
+    img = np.zeros((220, 220))
+    pts, nrm, truth = [], [], []
+    for w, off in ((12.0, -62.0), (2.0, -30.0), (8.0, -2.0), (3.0, 26.0), (4.0, 50.0)):
+        c = centre + off * normal
+        b, nb = bar_image(img.shape, c, angle, w, psf, length=150)
+        img += b
+        p = bar_points(c, angle, 75 - 2 * w - 4)
+        pts.append(p + rng.uniform(-0.7, 0.7, p.shape))
+        tilt = np.radians(rng.uniform(-10, 10, len(p)))
+        nrm.append(np.column_stack([nb[0] * np.cos(tilt) - nb[1] * np.sin(tilt), nb[0] * np.sin(tilt) + nb[1] * np.cos(tilt)]))
+        truth.append(np.full(len(p), w))
+    img = img + rng.normal(0, 1 / 20, img.shape)
+    pts, nrm, truth = np.concatenate(pts), np.concatenate(nrm), np.concatenate(truth)
+    est = D.profile_diameters(img, pts, nrm, max_width_px=20)
+    assert est.params["psf_estimated"]
+    assert est.psf_sigma_px == pytest.approx(math.sqrt(psf**2 + 1 / 12), abs=0.08)
+    assert est.ok.mean() > 0.97
+    for w in np.unique(truth):
+        sel = (truth == w) & est.ok
+        err = est.width_px[sel] - w
+        assert np.median(np.abs(err)) <= 0.25, (w, np.median(np.abs(err)))
+        assert abs(np.median(err)) <= 0.12, (w, np.median(err))
+        assert np.median(est.amplitude[sel]) == pytest.approx(1.0, abs=0.1)
+
+
+def test_offset_and_tilted_normals_on_a_wide_bar():
+    img, normal = bar_image((120, 120), (60.4, 59.7), 25.0, 14.0, 1.0)
+    base = bar_points((60.4, 59.7), 25.0, 20.0, 2.0)
+    shift = 1.3
+    pts = base + shift * normal[None, :]
+    tilt = np.radians(10.0)
+    tn = np.array([normal[0] * np.cos(tilt) - normal[1] * np.sin(tilt), normal[0] * np.sin(tilt) + normal[1] * np.cos(tilt)])
+    nrm = np.repeat(tn[None], len(pts), 0)
+    est = D.profile_diameters(img, pts, nrm, psf_sigma_px=math.sqrt(1 + 1 / 12))
+    assert est.ok.all()
+    # without the tilt correction the width would be 14 / cos 10 deg = 14.22
+    np.testing.assert_allclose(est.width_px, 14.0, atol=0.03)
+    # the centre lies along the (tilted) normal at -shift / cos(tilt)
+    np.testing.assert_allclose(est.offset_px, -shift / np.cos(tilt), atol=0.03)
+    centre = pts + est.offset_px[:, None] * nrm
+    d = (centre - np.array([60.4, 59.7])) @ normal
+    np.testing.assert_allclose(d, 0.0, atol=0.03)
+
+
+def test_exact_bar_without_noise_is_exact():
+    img, normal = bar_image((64, 64), (32, 32), 0.0, 6.0, 1.0, sub=1)
+    est = D.profile_diameters(img, [[31.0, 32.0]], [normal], psf_sigma_px=1.0)  # 1 px above the centre
+    assert est.ok[0]
+    assert est.width_px[0] == pytest.approx(6.0, abs=0.01)
+    assert est.offset_px[0] == pytest.approx(1.0, abs=0.01)
+    assert est.amplitude[0] == pytest.approx(1.0, abs=0.005)
+
+
+def test_linear_background_is_ignored():
+    img, normal = bar_image((80, 80), (40, 40), 60.0, 5.0, 0.8, amp=0.5)
+    yy, xx = np.mgrid[0:80, 0:80]
+    img = img + 0.3 + 0.01 * yy - 0.004 * xx
+    pts = bar_points((40, 40), 60.0, 10.0)
+    est = D.profile_diameters(img, pts, np.repeat(normal[None], len(pts), 0), psf_sigma_px=math.sqrt(0.64 + 1 / 12))
+    assert est.ok.all()
+    np.testing.assert_allclose(est.width_px, 5.0, atol=0.02)
+    np.testing.assert_allclose(est.amplitude, 0.5, atol=0.01)
+
+
+def test_thin_vessel_prior_only_near_wide_ones():
+    rng = np.random.default_rng(7)
+    wide, n1 = bar_image((160, 160), (50, 80), 0.0, 10.0, 1.4)
+    thin, n2 = bar_image((160, 160), (80, 80), 0.0, 2.0, 1.4)
+    img = wide + thin + rng.normal(0, 0.05, wide.shape)
+    p_thin = bar_points((80, 80), 0.0, 50.0)
+    pts = np.concatenate([bar_points((50, 80), 0.0, 50.0), p_thin])
+    nrm = np.concatenate([np.repeat(n1[None], len(p_thin), 0), np.repeat(n2[None], len(p_thin), 0)])
+    thin_sel = np.arange(len(pts)) >= len(p_thin)
+    with_prior = D.profile_diameters(img, pts, nrm)
+    without = D.profile_diameters(img, pts, nrm, prior_radius_px=0)
+    assert with_prior.prior_driven[thin_sel].mean() > 0.95
+    assert not with_prior.prior_driven[~thin_sel].any()
+    assert not without.prior_driven.any()
+    err_p = np.abs(with_prior.width_px[thin_sel] - 2.0)
+    err_0 = np.abs(without.width_px[thin_sel & without.ok] - 2.0)
+    assert np.median(err_p) < 0.25
+    assert np.median(err_p) < 0.6 * np.median(err_0)
+
+
+# ---------------------------------------------------------------- edge cases
+
+
+def test_constant_image_gives_no_estimate():
+    img = np.full((50, 50), 0.7)
+    pts = np.array([[25.0, 25.0], [10.0, 40.0]])
+    est = D.profile_diameters(img, pts, [[0.0, 1.0], [1.0, 0.0]])
+    assert not est.ok.any()
+    assert np.isnan(est.width_px).all() and np.isnan(est.amplitude).all() and np.isnan(est.offset_px).all()
+    assert est.width_px.dtype == np.float32 and est.ok.dtype == bool
+
+
+def test_points_near_and_outside_the_border():
+    img, normal = bar_image((60, 60), (30, 30), 90.0, 4.0, 1.0)  # vertical bar: normal along columns
+    pts = np.array([[0.0, 30.0], [59.0, 30.0], [30.0, 30.0], [-5.0, 30.0], [30.0, 70.0], [0.0, 0.0], [np.nan, 3.0]])
+    nrm = np.repeat(normal[None], len(pts), 0)
+    est = D.profile_diameters(img, pts, nrm, psf_sigma_px=1.04)
+    assert est.ok[:3].all()
+    np.testing.assert_allclose(est.width_px[:3], 4.0, atol=0.05)
+    assert not est.ok[3:].any()
+    # a profile cut by the border before the background is reached has no estimate
+    img2, normal2 = bar_image((60, 60), (30, 2.0), 90.0, 6.0, 1.0)
+    est2 = D.profile_diameters(img2, [[30.0, 2.0]], [normal2], psf_sigma_px=1.0)
+    assert not est2.ok[0] and np.isnan(est2.width_px[0])
+
+
+def test_zero_and_nonfinite_normals_have_no_estimate():
+    img, normal = bar_image((40, 40), (20, 20), 0.0, 3.0, 1.0)
+    est = D.profile_diameters(img, [[20.0, 20.0]] * 3, [[0.0, 0.0], [np.inf, 0.0], [2.0, 0.0]], psf_sigma_px=1.04)
+    assert est.ok.tolist() == [False, False, True]
+    assert est.width_px[2] == pytest.approx(3.0, abs=0.05)  # normals are normalised
+
+
+def test_no_points():
+    est = D.profile_diameters(np.zeros((10, 10)), np.zeros((0, 2)), np.zeros((0, 2)))
+    assert len(est) == 0
+    for a in (est.width_px, est.amplitude, est.offset_px):
+        assert a.shape == (0,) and a.dtype == np.float32
+    assert est.ok.shape == (0,) and est.ok.dtype == bool
+
+
+def test_thin_only_image_falls_back_to_default_psf(caplog):
+    img, normal = bar_image((60, 60), (30, 30), 0.0, 2.0, 1.5)
+    pts = bar_points((30, 30), 0.0, 15.0)
+    with caplog.at_level(logging.WARNING, logger="veinscope.diameter"):
+        est = D.profile_diameters(img, pts, np.repeat(normal[None], len(pts), 0))
+    assert est.params["psf_estimated"] is False
+    assert est.psf_sigma_px == D.DEFAULT_PSF_SIGMA_PX
+    assert "blur" in caplog.text
+
+
+def test_input_not_modified_and_dtypes_accepted():
+    img, normal = bar_image((50, 50), (25, 25), 45.0, 5.0, 1.0)
+    pts = bar_points((25, 25), 45.0, 8.0)
+    nrm = np.repeat(normal[None], len(pts), 0)
+    results = []
+    for im in (img, img.astype(np.float32), np.asfortranarray(img), (img * 200).astype(np.uint8), img[:, ::-1][:, ::-1]):
+        im_copy, p_copy, n_copy = im.copy(), pts.copy(), nrm.copy()
+        est = D.profile_diameters(im, pts, nrm.astype(np.float32), psf_sigma_px=1.04)
+        np.testing.assert_array_equal(im, im_copy)
+        np.testing.assert_array_equal(pts, p_copy)
+        np.testing.assert_array_equal(nrm, n_copy)
+        assert est.ok.all()
+        results.append(est.width_px)
+    for r in results:
+        np.testing.assert_allclose(r, 5.0, atol=0.05)
+    est = D.profile_diameters(img.tolist(), pts.tolist(), nrm.tolist(), psf_sigma_px=1.04)
+    assert est.ok.all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"contrast": np.zeros(10)}, "contrast"),
+        ({"contrast": np.zeros((3, 4, 3))}, "contrast"),
+        ({"contrast": np.zeros((1, 5))}, "contrast"),
+        ({"contrast": np.zeros((5, 5), bool)}, "contrast"),
+        ({"contrast": np.zeros((5, 5), complex)}, "contrast"),
+        ({"points_yx": np.zeros((2, 3))}, "points_yx"),
+        ({"points_yx": np.zeros(2)}, "points_yx"),
+        ({"points_yx": np.array([["a", "b"]])}, "points_yx"),
+        ({"normals_yx": np.zeros((3, 2))}, "normals_yx"),
+        ({"normals_yx": np.zeros((2, 1))}, "normals_yx"),
+        ({"psf_sigma_px": 0.0}, "psf_sigma_px"),
+        ({"psf_sigma_px": -1.0}, "psf_sigma_px"),
+        ({"psf_sigma_px": float("nan")}, "psf_sigma_px"),
+        ({"psf_sigma_px": 100.0}, "psf_sigma_px"),
+        ({"psf_sigma_px": True}, "psf_sigma_px"),
+        ({"psf_sigma_px": "1"}, "psf_sigma_px"),
+        ({"max_width_px": 0.5}, "max_width_px"),
+        ({"max_width_px": float("inf")}, "max_width_px"),
+        ({"max_width_px": "wide"}, "max_width_px"),
+        ({"prior_radius_px": -1.0}, "prior_radius_px"),
+        ({"prior_radius_px": float("nan")}, "prior_radius_px"),
+        ({"prior_radius_px": None}, "prior_radius_px"),
+    ],
+)
+def test_bad_arguments_raise_value_error_naming_the_parameter(kwargs, name):
+    args = {"contrast": np.zeros((20, 20)), "points_yx": np.ones((2, 2)), "normals_yx": np.ones((2, 2))}
+    args.update(kwargs)
+    contrast = args.pop("contrast")
+    points = args.pop("points_yx")
+    normals = args.pop("normals_yx")
+    with pytest.raises(ValueError, match=name):
+        D.profile_diameters(contrast, points, normals, **args)
+
+
+def test_result_is_frozen_and_serialisable():
+    img, normal = bar_image((40, 40), (20, 20), 0.0, 4.0, 1.0)
+    est = D.profile_diameters(img, [[20.0, 20.0]], [normal], psf_sigma_px=1.0)
+    with pytest.raises(AttributeError):
+        est.width_px = None  # type: ignore[misc]
+    d = est.to_dict()
+    assert set(d) >= {"width_px", "amplitude", "offset_px", "ok", "psf_sigma_px", "prior_driven", "params"}
+    assert d["params"]["psf_sigma_px"] == 1.0

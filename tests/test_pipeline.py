@@ -1,0 +1,185 @@
+"""End-to-end engine tests on analytic photos with known vessels, and the CLI output contract."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import veinscope
+from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
+from veinscope.cli import main
+
+SKIN = np.array([205.0, 160.0, 140.0])
+
+
+def _render(od_maps, rng, noise=1.0):
+    """Skin photo from per-chromophore OD maps (Beer-Lambert on linear sRGB)."""
+    lin = ((SKIN / 255 + 0.055) / 1.055) ** 2.4
+    total = np.zeros(od_maps[0][1].shape + (3,))
+    for direction, amount in od_maps:
+        total += amount[..., None] * np.asarray(direction)
+    out_lin = lin * np.exp(-total)
+    srgb = np.where(out_lin <= 0.0031308, 12.92 * out_lin, 1.055 * out_lin ** (1 / 2.4) - 0.055) * 255
+    return np.clip(srgb + rng.normal(0, noise, srgb.shape), 0, 255).round().astype(np.uint8)
+
+
+def _bar(shape, p0, p1, width, amplitude, blur=0.8):
+    """Anti-aliased straight bar of given width (px) between p0 and p1, blurred."""
+    from scipy import ndimage as ndi
+
+    m, n = shape
+    yy, xx = np.mgrid[0:m, 0:n].astype(np.float64)
+    (y0, x0), (y1, x1) = p0, p1
+    dy, dx = y1 - y0, x1 - x0
+    L = math.hypot(dy, dx)
+    t = ((yy - y0) * dy + (xx - x0) * dx) / L
+    d = np.abs((yy - y0) * dx - (xx - x0) * dy) / L
+    inside = np.clip(width / 2 - d + 0.5, 0, 1) * ((t >= 0) & (t <= L))
+    return amplitude * ndi.gaussian_filter(inside, blur)
+
+
+@pytest.fixture(scope="module")
+def leg_photo():
+    rng = np.random.default_rng(7)
+    shape = (400, 520)
+    ppm = 10.0
+    red = _bar(shape, (60, 40), (90, 480), 0.5 * ppm, 0.35)           # 0.5 mm red telangiectasia
+    blue = _bar(shape, (200, 40), (230, 480), 0.6 * ppm, 0.30)        # 0.6 mm blue telangiectasia
+    ret = _bar(shape, (300, 60), (340, 470), 2.0 * ppm, 0.18, 2.0)    # 2 mm reticular vein
+    freckle = np.zeros(shape)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    for cy, cx in ((140, 100), (150, 300), (260, 420)):
+        freckle += 0.5 * (((yy - cy) ** 2 + (xx - cx) ** 2) < 5**2)
+    hair = _bar(shape, (120, 150), (175, 420), 1.5, 1.6, 0.5)          # dark hair
+    rgb = _render(
+        [
+            (CHROMOPHORE_DIRECTIONS["haemoglobin"], red),
+            (CHROMOPHORE_DIRECTIONS["venous"], blue + ret),
+            (CHROMOPHORE_DIRECTIONS["melanin"], freckle),
+            (np.ones(3), hair),
+        ],
+        rng,
+    )
+    truth = {
+        "red_len": math.hypot(30, 440) / ppm,
+        "blue_len": math.hypot(30, 440) / ppm,
+        "ret_len": math.hypot(40, 410) / ppm,
+    }
+    return rgb, ppm, truth
+
+
+@pytest.fixture(scope="module")
+def leg_analysis(leg_photo):
+    rgb, ppm, _ = leg_photo
+    return veinscope.analyze(rgb, px_per_mm=ppm)
+
+
+def test_classes_lengths_and_diameters(leg_analysis, leg_photo):
+    _, ppm, truth = leg_photo
+    c = leg_analysis.to_dict()["classes"]
+    assert c["red_telangiectasia"]["length_mm"] == pytest.approx(truth["red_len"], rel=0.12)
+    assert c["blue_telangiectasia"]["length_mm"] == pytest.approx(truth["blue_len"], rel=0.12)
+    assert c["reticular"]["length_mm"] == pytest.approx(truth["ret_len"], rel=0.15)
+    assert c["over_3mm"]["segments"] == 0
+    assert c["red_telangiectasia"]["diameter_mm"]["median"] == pytest.approx(0.5, abs=0.08)
+    assert c["blue_telangiectasia"]["diameter_mm"]["median"] == pytest.approx(0.6, abs=0.08)
+    assert c["reticular"]["diameter_mm"]["median"] == pytest.approx(2.0, abs=0.3)
+    tot = c["total"]
+    assert tot["segments"] == sum(c[k]["segments"] for k in ("red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm"))
+    assert tot["area_mm2"] == pytest.approx(leg_analysis.labels.astype(bool).sum() / ppm**2, abs=1e-3)
+    assert tot["coverage_pct"] == pytest.approx(100 * (leg_analysis.labels > 0).sum() / leg_analysis.skin.sum(), abs=1e-3)
+
+
+def test_hair_and_freckles_are_not_vessels(leg_analysis):
+    labels = leg_analysis.labels
+    for cy, cx in ((140, 100), (150, 300), (260, 420)):
+        assert labels[cy - 4 : cy + 5, cx - 4 : cx + 5].max() == 0
+    # the hair runs from (120,150) to (175,420): sample its middle
+    for t in np.linspace(0.2, 0.8, 5):
+        y, x = int(120 + t * 55), int(150 + t * 270)
+        assert labels[y - 1 : y + 2, x - 1 : x + 2].max() == 0
+
+
+def test_labels_and_diameters_consistent(leg_analysis):
+    lab = leg_analysis.labels
+    d = leg_analysis.diameter_mm
+    assert lab.dtype == np.uint8 and set(np.unique(lab)) <= {0, 1, 2, 3, 4}
+    assert np.all(d[lab == 0] == 0)
+    assert np.all(d[lab > 0] > 0)
+    assert np.all(d[(lab == 1) | (lab == 2)] < 1.0 + 1e-6)
+
+
+def test_blank_skin_is_empty():
+    rng = np.random.default_rng(3)
+    rgb = np.clip(SKIN + rng.normal(0, 2.0, (300, 300, 3)), 0, 255).astype(np.uint8)
+    a = veinscope.analyze(rgb, px_per_mm=10.0)
+    assert a.classes["total"].segments == 0
+    assert a.to_dict()["classes"]["total"]["coverage_pct"] == 0
+
+
+def test_uncalibrated_gives_pixels_and_warning(leg_photo):
+    rgb, ppm, truth = leg_photo
+    a = veinscope.analyze(rgb)
+    d = a.to_dict()
+    assert d["px_per_mm"] is None
+    assert d["classes"]["total"]["length_mm"] is None and d["classes"]["total"]["length_px"] > 0
+    assert any("No scale" in w for w in d["warnings"])
+
+
+def test_input_not_modified_and_bad_scale(leg_photo):
+    rgb, _, _ = leg_photo
+    before = rgb.copy()
+    veinscope.analyze(rgb, px_per_mm=10.0)
+    np.testing.assert_array_equal(rgb, before)
+    with pytest.raises(ValueError, match="px_per_mm"):
+        veinscope.analyze(rgb, px_per_mm=-1.0)
+
+
+def test_low_scale_warning(leg_photo):
+    rgb, _, _ = leg_photo
+    a = veinscope.analyze(rgb, px_per_mm=4.0)
+    assert any("0.2 mm" in w for w in a.warnings)
+
+
+def test_cli_writes_the_contract(tmp_path, leg_photo, capsys):
+    import tifffile
+
+    rgb, ppm, _ = leg_photo
+    photo = tmp_path / "leg.png"
+    Image.fromarray(rgb).save(photo)
+    out = tmp_path / "out"
+    assert main(["analyze", str(photo), "--out", str(out), "--px-per-mm", str(ppm)]) == 0
+    data = json.loads((out / "analysis.json").read_text())
+    assert data["px_per_mm"] == ppm and isinstance(data["warnings"], list)
+    for k in ("red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm", "total"):
+        entry = data["classes"][k]
+        assert set(entry) >= {"coverage_pct", "area_mm2", "length_mm", "diameter_mm", "segments"}
+        assert set(entry["diameter_mm"]) == {"mean", "median", "p90"}
+    assert data["version"] == veinscope.__version__ and "parameters" in data
+    labels = np.asarray(Image.open(out / "labels.png"))
+    assert labels.dtype == np.uint8 and labels.shape == rgb.shape[:2]
+    diam = tifffile.imread(out / "diameter_mm.tif")
+    assert diam.dtype == np.float32 and diam.shape == rgb.shape[:2]
+    assert np.all((diam > 0) == (labels > 0))
+    overlay = np.asarray(Image.open(out / "overlay.png"))
+    assert overlay.shape == rgb.shape
+    assert "vessel segments" in capsys.readouterr().out
+
+
+def test_cli_several_photos_and_failure(tmp_path, leg_photo, capsys):
+    rgb, ppm, _ = leg_photo
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    Image.fromarray(rgb[::-1]).save(tmp_path / "b.png")
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    code = main(["analyze", str(tmp_path / "a.png"), str(tmp_path / "broken.jpg"), str(tmp_path / "b.png"), "--out", str(out)])
+    assert code == 1
+    assert (out / "a" / "analysis.json").exists() and (out / "b" / "labels.png").exists()
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "Traceback" not in err
+
+
+def test_warmup_runs():
+    assert veinscope.warmup() < 60

@@ -1,0 +1,69 @@
+"""Real leg photos (../shared/data/legs-dev, third-party, local evaluation only: read, never copied).
+
+Skipped with a reason when the folder is absent (a user's clone does not have it).
+"""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import veinscope
+
+from .conftest import SHARED_DATA
+
+LEGS = SHARED_DATA / "legs-dev"
+pytestmark = pytest.mark.skipif(not LEGS.is_dir(), reason="../shared/data/legs-dev is not present on this machine")
+
+
+def _load(name):
+    return np.asarray(Image.open(LEGS / name).convert("RGB"))
+
+
+def _total(a):
+    return a.to_dict()["classes"]["total"]
+
+
+@pytest.fixture(scope="module")
+def veins01():
+    rgb = _load("veins_01.jpg")
+    return rgb, veinscope.analyze(rgb)
+
+
+@pytest.mark.parametrize("name", ["normal_08.jpg", "normal_09.jpg", "normal_10.png"])
+def test_legs_without_visible_veins_are_nearly_empty(name):
+    a = veinscope.analyze(_load(name))
+    assert _total(a)["coverage_pct"] < 1.5
+
+
+def test_thread_veins_are_found(veins01):
+    _, a = veins01
+    tot = _total(a)
+    assert tot["segments"] >= 10 and tot["length_px"] > 300
+    # the spider veins on the calf (the middle of the photo) are blue telangiectasia mostly
+    c = a.to_dict()["classes"]
+    assert c["blue_telangiectasia"]["length_px"] > c["red_telangiectasia"]["length_px"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda rgb: np.ascontiguousarray(np.rot90(rgb)),
+        lambda rgb: np.clip(rgb * 0.85, 0, 255).astype(np.uint8),
+        lambda rgb: np.clip(rgb * np.array([1.06, 1.0, 0.92]), 0, 255).astype(np.uint8),
+    ],
+    ids=["rotate90", "exposure-15pct", "white-balance"],
+)
+def test_invariances(veins01, change):
+    rgb, base = veins01
+    other = veinscope.analyze(change(rgb))
+    assert _total(other)["length_px"] == pytest.approx(_total(base)["length_px"], rel=0.3)
+
+
+def test_messaging_app_recompression(veins01):
+    rgb, base = veins01
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, "JPEG", quality=75)
+    other = veinscope.analyze(buf.getvalue())
+    assert _total(other)["length_px"] == pytest.approx(_total(base)["length_px"], rel=0.35)

@@ -136,7 +136,9 @@ class MeasuredVessels:
     table: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
-def measure_vessels(det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=0.5):
+def measure_vessels(
+    det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0
+):
     """Classify and measure detected centrelines.
 
     Each detected chain is first judged as a whole by its colour: mostly melanin-like (freckle,
@@ -157,6 +159,10 @@ def measure_vessels(det, widths, optics, skin, *, ppm, calibrated, max_melanin_f
         Pixels per millimetre used for the size classes.
     calibrated : bool
         Whether ``ppm`` is a real calibration (else millimetre values are not reported).
+    smooth_mm : float
+        Length along the vessel over which diameters are averaged.
+    min_elongation : float
+        A chain shorter than this many times its diameter is a patch, not a vessel.
     """
     import cv2
 
@@ -179,8 +185,6 @@ def measure_vessels(det, widths, optics, skin, *, ppm, calibrated, max_melanin_f
     for c_id, idx in enumerate(_split(det.segment, det.n_segments)):
         w = width[idx]
         ok = np.isfinite(w)
-        if ok.sum() < max(2, 0.3 * idx.size):
-            continue
         pos = np.maximum(unmix(od[idx].mean(axis=0)), 0.0)
         total = float(pos.sum())
         mel_frac = float(pos[2] / total) if total > 0 else 1.0
@@ -188,7 +192,13 @@ def measure_vessels(det, widths, optics, skin, *, ppm, calibrated, max_melanin_f
         red_frac = float(pos[0] / blood) if blood > 0 else 0.0
         if mel_frac > max_melanin_frac or float(np.abs(od[idx]).mean(axis=0).max()) > max_contrast_od:
             continue
-        width[idx] = np.where(ok, w, np.median(w[ok]))
+        # Where the profile fit failed, take the chain's fitted median; a chain without any
+        # fit (very faint or tangled) falls back to the Hessian scale (a bar of width w
+        # responds most at sigma = w / 2).
+        fallback = np.median(w[ok]) if ok.any() else 2.0 * float(np.median(det.scale_px[idx]))
+        if idx.size < min_elongation * fallback:
+            continue  # a patch (blotchy redness, a bruise, a naevus), not a line
+        width[idx] = np.where(ok, w, fallback)
         accepted[idx] = True
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)

@@ -24,6 +24,7 @@ from the border (3 sigma_max), on synthetic and real images.
 from __future__ import annotations
 
 import argparse
+import glob
 import importlib
 import math
 import os
@@ -69,7 +70,7 @@ def synthetic_vessels(shape=(3000, 4000), n_lines=60, seed=0) -> np.ndarray:
 
 
 def agreement_images() -> dict[str, np.ndarray]:
-    from skimage import data, io, transform
+    from skimage import data, transform
 
     out = {
         "synthetic 600x800": synthetic_vessels((600, 800), n_lines=25, seed=1),
@@ -79,12 +80,15 @@ def agreement_images() -> dict[str, np.ndarray]:
         ).astype(np.float32),
         "skimage coins": data.coins().astype(np.float32) / 255,
     }
+    from PIL import Image
+
+    # local evaluation data (../shared/data): read only, skipped when absent
     leg = SHARED / "legs-dev" / "veins_01.jpg"
     if leg.exists():
-        out["legs-dev veins_01 (green)"] = io.imread(leg)[..., 1].astype(np.float32) / 255
+        out["legs-dev veins_01 (green)"] = np.asarray(Image.open(leg).convert("RGB"))[..., 1].astype(np.float32) / 255
     drive = SHARED / "drive-train" / "images" / "21_training.tif"
     if drive.exists():
-        out["DRIVE 21_training (green)"] = io.imread(drive)[..., 1].astype(np.float32) / 255
+        out["DRIVE 21_training (green)"] = np.asarray(Image.open(drive).convert("RGB"))[..., 1].astype(np.float32) / 255
     return out
 
 
@@ -172,13 +176,60 @@ def skimage_frangi_per_scale(img, sigmas=SIGMAS, black_ridges=True):
 # --------------------------------------------------------------------------------------
 # measurements
 # --------------------------------------------------------------------------------------
-def _time(fn, runs):
-    ts = []
+class _ThreadClock:
+    """Wall time, and per-thread on-CPU and run-queue-wait time of this process (Linux
+    ``/proc/self/task/*/schedstat``, nanoseconds). On a machine shared with other jobs the
+    busiest thread's on-CPU time is what the wall time would be on idle cores; the wait is
+    what the other jobs cost."""
+
+    def _read(self):
+        out = {}
+        for path in glob.glob("/proc/self/task/*/schedstat"):
+            try:
+                with open(path) as fh:
+                    run, wait, _ = (int(v) for v in fh.read().split())
+            except (OSError, ValueError):
+                continue
+            out[path] = (run, wait)
+        return out
+
+    def __enter__(self):
+        self.before = self._read()
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t0
+        after = self._read()
+        runs = {k: (after[k][0] - v[0]) / 1e9 for k, v in self.before.items() if k in after}
+        waits = {k: (after[k][1] - v[1]) / 1e9 for k, v in self.before.items() if k in after}
+        busiest = max(runs, key=runs.get) if runs else None
+        self.cpu_total = sum(runs.values())
+        self.cpu_busiest = runs[busiest] if busiest else float("nan")
+        self.wait_busiest = waits[busiest] if busiest else float("nan")
+        return False
+
+
+def _measure(fn, runs):
+    out = []
     for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return ts
+        with _ThreadClock() as clock:
+            fn()
+        out.append(clock)
+    return out
+
+
+def _summary(name, clocks, ref=None):
+    med = statistics.median
+    wall = med(c.wall for c in clocks)
+    busy = med(c.cpu_busiest for c in clocks)
+    line = (f"{name:28s} wall median {wall:7.3f} s (min {min(c.wall for c in clocks):.3f}, n={len(clocks)}) | "
+            f"busiest thread on-CPU median {busy:6.3f} s, run-queue wait {med(c.wait_busiest for c in clocks):.3f} s, "
+            f"all threads CPU {med(c.cpu_total for c in clocks):.3f} s")
+    if ref is not None:
+        line += (f" | vs veinscope: wall x{wall / med(c.wall for c in ref):.1f}, "
+                 f"busiest-thread CPU x{busy / med(c.cpu_busiest for c in ref):.1f}")
+    print(line)
 
 
 def corr(a, b, border=0):
@@ -197,33 +248,32 @@ def speed(args):
     numba.set_num_threads(args.threads)
     img = synthetic_vessels((args.rows, args.cols))
     print(f"# image {img.shape} {img.dtype}, sigmas {', '.join(f'{s:.3g}' for s in SIGMAS)}, "
-          f"threads {args.threads}, load average before: {os.getloadavg()[0]:.2f}")
+          f"Numba/OpenCV threads {args.threads}, load average before: {os.getloadavg()[0]:.2f}")
     t = time.perf_counter()
     vs.warmup()
-    print(f"warmup(): {time.perf_counter() - t:.2f} s")
+    print(f"warmup() in this process (cache warm): {time.perf_counter() - t:.2f} s")
     vs.vesselness(img, sigmas_px=SIGMAS)
     opencv_frangi(img)
     ours, ocv, ocv_sobel = [], [], []
-    for _ in range(args.runs):
-        ours += _time(lambda: vs.vesselness(img, sigmas_px=SIGMAS), 1)
-        ocv += _time(lambda: opencv_frangi(img), 1)
-        ocv_sobel += _time(lambda: opencv_sobel_frangi(img), 1)
-    med = statistics.median
-    rr = _time(lambda: vs.ridge_response(img, sigmas_px=SIGMAS), max(3, args.runs // 2))
-    print(f"veinscope vesselness      median {med(ours):.3f} s  (min {min(ours):.3f}, runs {len(ours)})")
-    print(f"veinscope ridge_response  median {med(rr):.3f} s  (min {min(rr):.3f}, runs {len(rr)})")
-    print(f"OpenCV sepFilter2D+numpy  median {med(ocv):.3f} s  -> ratio {med(ocv) / med(ours):.1f}x")
-    print(f"OpenCV Blur+Sobel+numpy   median {med(ocv_sobel):.3f} s  -> ratio {med(ocv_sobel) / med(ours):.1f}x")
+    for _ in range(args.runs):  # interleaved: the same machine load for all
+        ours += _measure(lambda: vs.vesselness(img, sigmas_px=SIGMAS), 1)
+        ocv += _measure(lambda: opencv_frangi(img), 1)
+        ocv_sobel += _measure(lambda: opencv_sobel_frangi(img), 1)
+    rr = _measure(lambda: vs.ridge_response(img, sigmas_px=SIGMAS), max(3, args.runs // 2))
+    _summary("veinscope vesselness", ours)
+    _summary("veinscope ridge_response", rr)
+    _summary("OpenCV sepFilter2D + numpy", ocv, ours)
+    _summary("OpenCV Blur+Sobel + numpy", ocv_sobel, ours)
     if args.skimage_runs:
         from skimage.filters import frangi
 
         img64 = img.astype(np.float64)
-        sk = []
+        sk, ours2 = [], []
         for _ in range(args.skimage_runs):
-            sk += _time(lambda: frangi(img64, sigmas=SIGMAS, black_ridges=True), 1)
-            ours += _time(lambda: vs.vesselness(img, sigmas_px=SIGMAS), 1)
-        print(f"skimage frangi (float64)  median {med(sk):.3f} s  -> ratio {med(sk) / med(ours):.0f}x "
-              f"(veinscope median over all {len(ours)} runs {med(ours):.3f} s)")
+            sk += _measure(lambda: frangi(img64, sigmas=SIGMAS, black_ridges=True), 1)
+            ours2 += _measure(lambda: vs.vesselness(img, sigmas_px=SIGMAS), 1)
+        _summary("veinscope (beside skimage)", ours2)
+        _summary("skimage.filters.frangi", sk, ours2)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 

@@ -75,8 +75,9 @@ def ref_model(theta, t, var, s, tc):
     return b + g * (t - tc) + 0.5 * amp * (erf((t - c + w / 2) / (SQ2 * sj)) - erf((t - c - w / 2) / (SQ2 * sj)))
 
 
-def ref_fit(img, point, normal, ini, s, h=1.0):
-    """The kernel's fit redone with scipy: same window and samples, least_squares (TRF)."""
+def ref_fit(img, point, normal, ini, s, h=1.0, a_prior=0.0, wa=0.0):
+    """The kernel's fit redone with scipy: same window and samples, least_squares (TRF), with
+    the amplitude prior as one more residual sqrt(wa) (A - a_prior)."""
     el, er = ini[K.INI_EL], ini[K.INI_ER]
     margin = K.WIN_S * s + K.WIN_PX
     tlo = max(math.floor((el - margin) / h) * h, ini[K.INI_LIM_LO])
@@ -87,8 +88,15 @@ def ref_fit(img, point, normal, ini, s, h=1.0):
     p, var = p[0], var[0]
     tc = 0.5 * (el + er)
     x0 = [np.min(p), 0.0, np.max(p) - np.min(p), tc, max(er - el, 0.5)]
+    if wa > 0:
+        x0[2] = a_prior
+
+    def resid(th):
+        r = ref_model(th, t, var, s, tc) - p
+        return np.append(r, math.sqrt(wa) * (th[2] - a_prior)) if wa > 0 else r
+
     res = least_squares(
-        lambda th: ref_model(th, t, var, s, tc) - p, x0,
+        resid, x0,
         bounds=([-np.inf, -np.inf, -np.inf, tlo, K.W_MIN], [np.inf, np.inf, np.inf, thi, np.inf]),
         xtol=1e-12, ftol=1e-12, gtol=1e-12, method="trf",
     )
@@ -175,6 +183,23 @@ def test_fit_matches_least_squares_reference(seed):
         assert theta[i, 3] == pytest.approx(ref[3], abs=2e-3)
         assert amp == pytest.approx(ref[2], rel=2e-3, abs=1e-3)
         assert theta[i, 0] == pytest.approx(ref[0], abs=2e-3)
+
+
+@pytest.mark.parametrize(("wa", "a_prior"), [(0.5, 0.8), (1e6, 1.0)])
+def test_fit_with_amplitude_prior_matches_least_squares_reference(wa, a_prior):
+    rng = np.random.default_rng(11)
+    s = math.sqrt(1.5**2 + 1 / 12)
+    img, normal = bar_image((48, 48), (24, 24), 30.0, 1.8, 1.5)
+    img = img + rng.normal(0, 0.05, img.shape)
+    pts = bar_points((24, 24), 30.0, 8.0, 2.0)
+    nrm = np.repeat(normal[None], len(pts), 0)
+    k = len(pts)
+    ini, _, theta, status = run_fit(img, pts, nrm, s, a_prior=np.full(k, a_prior), wa=np.full(k, wa))
+    assert (status == K.STATUS_OK).all()
+    for i in range(k):
+        ref = ref_fit(img, pts[i], nrm[i], ini[i], s, a_prior=a_prior, wa=wa)
+        assert theta[i, 4] == pytest.approx(ref[4], abs=3e-3)
+        assert theta[i, 2] / theta[i, 4] == pytest.approx(ref[2], rel=3e-3)
 
 
 def test_fit_with_free_psf_recovers_it():
@@ -280,6 +305,22 @@ def test_bars_of_known_width_with_blur_and_noise(psf, angle):
         assert np.median(np.abs(err)) <= 0.25, (w, np.median(np.abs(err)))
         assert abs(np.median(err)) <= 0.12, (w, np.median(err))
         assert np.median(est.amplitude[sel]) == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("angle", [0.0, 33.0, 90.0, 135.0])
+@pytest.mark.parametrize(("width", "psf"), [(3.0, 0.7), (6.0, 1.0), (10.0, 1.5), (25.0, 1.0)])
+def test_single_bar_with_known_psf(angle, width, psf):
+    """One bar, PSF given, noise sd = contrast / 20: the per-point error is within bounds."""
+    rng = np.random.default_rng(int(angle + 10 * width))
+    img, normal = bar_image((100, 100), (50.3, 49.6), angle, width, psf)
+    img = img + rng.normal(0, 1 / 20, img.shape)
+    pts = bar_points((50.3, 49.6), angle, 18.0) + rng.uniform(-0.5, 0.5, (37, 2))
+    est = D.profile_diameters(img, pts, np.repeat(normal[None], len(pts), 0),
+                              psf_sigma_px=math.sqrt(psf**2 + 1 / 16 / 12 * 15), max_width_px=30)
+    assert est.ok.all()
+    err = est.width_px - width
+    assert np.median(np.abs(err)) <= 0.25
+    assert abs(np.median(err)) <= 0.15  # the median of 37 points has a sd of about 0.05
 
 
 def test_offset_and_tilted_normals_on_a_wide_bar():
@@ -456,3 +497,9 @@ def test_result_is_frozen_and_serialisable():
     d = est.to_dict()
     assert set(d) >= {"width_px", "amplitude", "offset_px", "ok", "psf_sigma_px", "prior_driven", "params"}
     assert d["params"]["psf_sigma_px"] == 1.0
+
+
+def test_warmup_compiles_without_warnings(caplog):
+    with caplog.at_level(logging.WARNING, logger="veinscope.diameter"):
+        D.warmup()
+    assert caplog.text == ""

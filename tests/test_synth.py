@@ -201,8 +201,10 @@ def test_confounder_masks(photos):
 def test_darker_skin_type_is_darker():
     light = generate_photo(seed=9, size=(400, 300), skin_type=1, n_vessels=0, jpeg_quality=None)
     dark = generate_photo(seed=9, size=(400, 300), skin_type=6, n_vessels=0, jpeg_quality=None)
-    y = lambda p: np.median(p.rgb[p.skin_mask].astype(float) @ [0.2126, 0.7152, 0.0722])  # noqa: E731
-    assert y(dark) < y(light) - 30
+    def luma(p):
+        return np.median(p.rgb[p.skin_mask].astype(float) @ [0.2126, 0.7152, 0.0722])
+
+    assert luma(dark) < luma(light) - 30
 
 
 # --- diameters: the FWHM is honest ----------------------------------------------------------

@@ -1,48 +1,58 @@
 """Sub-pixel visible vessel width at centreline points, from blurred-bar profile fits.
 
 At every centreline point the contrast profile across the vessel is sampled along the normal
-(bilinear interpolation, 1 px steps) and fitted by a few Levenberg-Marquardt iterations with
-a top-hat ("bar") cross-section of width ``w`` and height ``A`` convolved with a Gaussian
-point spread function of standard deviation ``s`` on a linear background::
+(bilinear interpolation, 1 px steps, in a Numba kernel) and fitted by a few Levenberg-Marquardt
+iterations with a top-hat ("bar") cross-section of width ``w`` and height ``A``, convolved with
+a Gaussian point spread function of standard deviation ``s``, on a linear background::
 
-    p(t) = b + g (t - tc) + A/2 [erf((t - c + w/2) / (sqrt2 s)) - erf((t - c - w/2) / (sqrt2 s))]
+    p(t) = b + g (t - tc) + A/2 [erf((t - c + w/2) / (sqrt2 s_j)) - erf((t - c - w/2) / (sqrt2 s_j))]
 
-The width reported is ``w``: the full width at half maximum of the vessel's own (deblurred)
-profile, the *visible* width. Blur moves both edges outwards and inwards symmetrically, so for
-wide vessels ``w`` does not depend on ``s``; blur preserves the area ``A w`` at every width.
-The bar model with an erf edge is the classical model of line and vessel cross-sections
-(Steger 1998, doi:10.1109/34.659930; Hughes et al. 2013, doi:10.1109/TMI.2013.2281440 compare
-such fitted widths with human graders on retinal vessels).
+with ``s_j^2 = s^2 + v_j``, ``v_j`` the blur that bilinear interpolation adds at sample j. The
+width reported is ``w``: the full width at half maximum of the vessel's own (deblurred)
+profile, the *visible* width. Blur moves both edges of a wide vessel by the same amount in
+opposite directions, so its ``w`` hardly depends on ``s``; blur preserves the area ``A w`` at
+every width. The erf-edged bar is the classical model of a line's cross-section (Steger 1998,
+doi:10.1109/34.659930); fitting a blurred profile model across a vessel gives sub-pixel widths
+where half-height or rectangular-profile rules are biased for narrow vessels (Lowell et al.
+2004, doi:10.1109/TMI.2004.830524).
 
-**PSF.** When ``psf_sigma_px`` is not given it is estimated from the profiles themselves: the
-(up to 1000) profiles with the largest blurred half-height widths are fitted with ``s`` free,
-and the median ``s`` of the converged fits with ``w >= 4 s`` (where ``s`` and ``w`` separate)
-is a first estimate; the final one is the median over the fits whose initial half-height
-width is at least ``5 s`` (a selection that does not favour fits whose ``s`` came out low),
-iterated to a fixed point. One value is used for the whole image. With fewer than 20 such fits (a photo with thin vessels only,
-or very blurred) the blur cannot be told from the width; the PSF then defaults to
-:data:`DEFAULT_PSF_SIGMA_PX`, a warning is logged, ``params["psf_estimated"]`` is False and the
-thin widths are only as good as that guess: pass ``psf_sigma_px`` (e.g. measured on the edges
-of the calibration card) for such photos. All widths are then
-fitted with ``s`` fixed to it. It is an *effective* blur: optics, defocus, pixel integration,
-demosaicing, compression, scattering in skin and the bilinear sampling all add to it.
+Steps (all per point; nothing is averaged along a vessel, the caller aggregates):
 
-**Thin vessels** (``w`` below about 4 ``s``). There the profile is nearly a Gaussian whose
-width hardly changes with ``w`` (``var = s^2 + w^2/12``), so ``w`` and the blur trade off and
-``w`` and ``A`` trade off along ``A w = area``; the area stays well measured. VeinScope
-resolves this with an *amplitude prior from nearby wider parts*: the mean amplitude ``A`` of
-the wide fits (``w >= 4 s``) within ``prior_radius_px`` of the point is added as a
-pseudo-observation with a relative standard deviation of :data:`AMPLITUDE_PRIOR_REL_SD`, and
-the point is refitted. Where data determine ``A`` (wide vessels) the prior has no effect;
-where they do not (thin vessels) the width becomes ``area / A_nearby``, assuming the thin
-vessel is as dark as the wider vessels around it. That assumption is flagged per point
-(``prior_driven``); a thin vessel much paler than its neighbours comes out too narrow.
-Without a wide neighbour the width rests on the profile shape and the PSF alone and is
-noisy below ``w ~ 1.5 s`` (see ``benchmarks/diameter.md``).
+1. Initial estimate: the inner +-12 px of the profile (the full length only when needed) are
+   smoothed; the peak within 3 px of the point, its half-height crossings and the background
+   just beyond the edges give ``c``, ``w``, ``A``, ``b``, ``g`` and the fitting window
+   (edges +- ``1.5 s + 2.5`` px, cut at the valley before a neighbouring vessel).
+2. **PSF** (``psf_sigma_px=None``): the (up to 500) profiles with the largest blurred widths
+   are fitted with ``s`` free. The median ``s`` of the fits with ``w >= 4 s`` (where ``s`` and
+   ``w`` separate) is a first estimate; the final one is the median over the fits whose
+   initial half-height width is at least ``4 s`` (a selection that does not favour fits whose
+   ``s`` came out low), iterated to a fixed point. One value is used for the whole image. It is
+   an *effective* blur: optics, defocus, pixel integration, demosaicing, compression and light
+   scattered in skin all add to it. With fewer than 20 such profiles (a photo with thin vessels
+   only, or a very blurred one) the blur cannot be told from the width: the PSF defaults to
+   :data:`DEFAULT_PSF_SIGMA_PX`, a warning is logged, ``params["psf_estimated"]`` is False,
+   and thin widths are only as good as that guess (benchmarks/diameter.md). For such photos
+   pass ``psf_sigma_px``, e.g. measured on the printed edges of the calibration card.
+3. Profiles whose blurred width is at least ``4 s + 1`` px are fitted with ``s`` fixed: their
+   amplitudes are measured by the data (``w >= 4 s``).
+4. **Thin vessels** (every other profile). Below about ``w = 4 s`` the profile is nearly a
+   Gaussian whose width hardly changes with ``w`` (``var = s^2 + w^2 / 12``): ``w`` and ``A``
+   trade off along ``A w = area`` and only the area is well measured. The mean amplitude of
+   the wide fits within ``prior_radius_px`` (the *nearby wider parts*) enters the fit as a
+   pseudo-observation with a relative standard deviation of :data:`AMPLITUDE_PRIOR_REL_SD`.
+   Where the data determine ``A`` the prior changes nothing; where they do not, the width
+   tends to ``area / A_nearby``: the thin vessel is assumed as dark as the wider vessels
+   around it. Such points are flagged ``prior_driven``; a thin vessel paler than its
+   neighbours comes out too narrow, a darker one too wide. Without a wide neighbour the width
+   rests on the profile shape and the PSF alone; below ``w ~ 1.5 s`` it is then little more
+   than noise and may collapse to ~0 ("unresolved", still ``ok`` so that medians along a
+   vessel stay unbiased).
+5. **Normals** may be off by ~10 degrees, which widens a profile by ``1 / cos``. For
+   ``w >= 4`` px the centroids of two profiles offset +-clip(w/2, 2, 8) px along the vessel
+   give the tilt, and ``w`` is multiplied by its cosine (for ``w < 4`` the error is < 0.06 px).
 
-**Normals.** The given normal may be off by ~10 degrees, which would widen a profile by
-``1 / cos``. For ``w >= 3`` px the centres of two profiles offset +-clip(w/2, 2, 8) px along
-the vessel give the tilt, and ``w`` is multiplied by its cosine.
+Cost: about 3 microseconds per point on one core (K = 100,000 in about 0.3 s), see
+``benchmarks/diameter.md``. Kernels are ``nogil``: callers may split the points over threads.
 """
 
 from __future__ import annotations
@@ -64,6 +74,7 @@ __all__ = [
     "DEFAULT_PRIOR_RADIUS_PX",
     "DiameterEstimate",
     "profile_diameters",
+    "warmup",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,18 +84,21 @@ DEFAULT_PSF_SIGMA_PX = 1.0
 #: Largest visible width searched for (px) when ``max_width_px`` is not given.
 DEFAULT_MAX_WIDTH_PX = 40.0
 #: Radius (px) within which wide vessels lend their contrast to thin ones.
-DEFAULT_PRIOR_RADIUS_PX = 48.0
+DEFAULT_PRIOR_RADIUS_PX = 64.0
 #: Relative standard deviation of the amplitude prior (thin vs. nearby wide vessels).
 AMPLITUDE_PRIOR_REL_SD = 0.15
 
 _STEP_PX = 1.0
-_MAX_ITER = 40
+#: Levenberg-Marquardt iterations. Bar-like profiles converge in 2-4; profiles that are not
+#: bars (skewed, with dips beside them) crawl along curved valleys and are given up (``ok``
+#: False) rather than allowed to cost 10x the time.
+_MAX_ITER = 20
 _PSF_MIN_FWHM_PX = 2.0  # blurred half-height width of the candidates for the PSF estimate
 _WIDE_FACTOR = 4.0  # w >= _WIDE_FACTOR * s: amplitude and PSF are determined by the data
-_PSF_SAMPLE = 1000
+_PSF_SAMPLE = 500
 _PSF_PROBE_MAX = 2.0  # largest PSF sigma (px) the profile length allows for when estimating it
 _PSF_MIN_FITS = 20
-_PSF_SELECT_FACTOR = 5.0  # final PSF fits: blurred half-height width >= 5 s
+_PSF_SELECT_FACTOR = 4.0  # final PSF fits: blurred half-height width >= 4 s
 
 
 @dataclass(frozen=True)
@@ -100,14 +114,15 @@ class DiameterEstimate:
         contrast. NaN where ``ok`` is False. For ``prior_driven`` points it is mostly the
         nearby wide vessels' contrast; ``amplitude * width_px`` (the area) is measured there.
     offset_px : ndarray (K,) float32
-        Position of the vessel centre along the given normal relative to the point (px):
-        the sub-pixel centreline is ``points_yx + offset_px[:, None] * normals_yx``.
+        Position of the vessel centre along the (normalised) normal relative to the point
+        (px): the sub-pixel centreline is ``points_yx + offset_px[:, None] * unit_normals``.
     ok : ndarray (K,) bool
         The fit converged to a plausible bar (positive, above the noise, near the point).
     psf_sigma_px : float
         Effective PSF sigma used (given or estimated, px).
     prior_driven : ndarray (K,) bool
-        The width leans on the amplitude prior from nearby wide vessels (thin vessel).
+        Thin vessel (``w < 4 psf_sigma_px``) fitted with the amplitude prior from nearby wide
+        vessels: its width leans on their contrast.
     params : dict
         Parameters of the call and the estimates that apply to all points.
     """
@@ -175,16 +190,17 @@ def profile_diameters(
         Centreline points (row, col) in px, sub-pixel allowed; may be ~1 px off-centre.
     normals_yx : ndarray (K, 2), real
         Directions across the vessel (row, col); normalised here. Errors of ~10 degrees are
-        corrected for widths >= 3 px. Points with a zero or non-finite normal get ``ok`` False.
+        corrected for widths >= 4 px. Points with a zero or non-finite normal get ``ok`` False.
     psf_sigma_px : float, optional
-        Effective blur (Gaussian sigma, px) if known; then kept fixed. If None it is
-        estimated from the wide vessels among the points (see the module notes).
+        Effective blur of the contrast map (Gaussian sigma, px, including the pixel's own
+        1/12 px^2) if known; then kept fixed. If None it is estimated from the wide vessels
+        among the points, or defaults to :data:`DEFAULT_PSF_SIGMA_PX` (see the module notes).
     max_width_px : float, optional
         Largest visible width looked for (px), default :data:`DEFAULT_MAX_WIDTH_PX`. The
         profile half-length is ``max_width_px / 2 + 3 s + 6`` px.
     prior_radius_px : float, optional
-        Radius (px) within which wide vessels (``w >= 4 s``) lend their amplitude to thin
-        ones; 0 disables the amplitude prior.
+        Radius (px, about) within which wide vessels (``w >= 4 s``) lend their amplitude to
+        thin ones, default :data:`DEFAULT_PRIOR_RADIUS_PX`; 0 disables the amplitude prior.
 
     Returns
     -------
@@ -197,7 +213,8 @@ def profile_diameters(
 
     Notes
     -----
-    Cost: about 2-3 microseconds per point on one core (``nogil`` kernels).
+    The sub-pixel centre of point k is ``points_yx[k] + offset_px[k] * n_k`` with ``n_k`` the
+    normalised normal. Cost: about 3 microseconds per point on one core.
 
     Examples
     --------
@@ -261,7 +278,9 @@ def profile_diameters(
 
     s_hi = psf_sigma_px if psf_sigma_px is not None else _PSF_PROBE_MAX
     half_len = 0.5 * w_max + 3.0 * s_hi + 6.0
-    every = np.arange(k, dtype=np.int64)
+    # visit the points tile by tile: profiles of neighbouring points share cache lines of a
+    # 12 MP image, points in raster or random order do not
+    every = _tile_order(pts, img.shape)
     ini = np.full((k, _k.NINI), np.nan)
     status0 = np.full(k, _k.STATUS_NOT_RUN, np.int8)
     _k.initial_profiles(img, pts, unit, every, half_len, _STEP_PX, s_hi, ini, status0)
@@ -314,7 +333,7 @@ def profile_diameters(
 
     # 2. wide profiles (blurred width >= 4 s + 1): PSF fixed, no prior; they are the sources
     #    of the amplitude prior
-    wide = np.flatnonzero(found & (fwhm0 >= _WIDE_FACTOR * s0 + 1.0))
+    wide = every[(found & (fwhm0 >= _WIDE_FACTOR * s0 + 1.0))[every]]
     _fit(img, pts, unit, wide, ini, s0, False, no_prior, no_prior, nan_start, w_max, out)
     ok = out.status == _k.STATUS_OK
     source = ok & (out.theta[:, 4] >= _WIDE_FACTOR * s0)
@@ -326,7 +345,7 @@ def profile_diameters(
     # 3. the other profiles, with the amplitude of nearby wide vessels as a prior where there is one
     rest = found & ~source
     rest[wide[~ok[wide]]] = False  # wide profiles that failed would fail again
-    idx = np.flatnonzero(rest).astype(np.int64)
+    idx = every[rest[every]]
     a_prior = np.zeros(k)
     wa = np.zeros(k)
     has = np.zeros(k, bool)
@@ -352,9 +371,18 @@ def profile_diameters(
         offset_px=offset,
         ok=ok,
         psf_sigma_px=float(s0),
-        prior_driven=has & ok,
+        prior_driven=has & ok & (th[:, 4] < _WIDE_FACTOR * s0),
         params=params,
     )
+
+
+def _tile_order(pts: np.ndarray, shape: tuple[int, ...], tile: int = 64) -> np.ndarray:
+    """Indices of the points sorted by 64 x 64 px tile (row-major), stable within a tile."""
+    with np.errstate(invalid="ignore"):
+        ty = np.clip(np.nan_to_num(pts[:, 0], nan=0.0), 0, shape[0] - 1) // tile
+        tx = np.clip(np.nan_to_num(pts[:, 1], nan=0.0), 0, shape[1] - 1) // tile
+    key = ty.astype(np.int64) * (shape[1] // tile + 1) + tx.astype(np.int64)
+    return np.argsort(key, kind="stable").astype(np.int64)
 
 
 class _Outputs:
@@ -374,3 +402,15 @@ def _fit(img, pts, unit, index, ini, s_guess, fit_s, a_prior, wa, start, w_max, 
         0.0, 0.0, a_prior, wa, start, float(w_max), _MAX_ITER, True,
         out.theta, out.status, out.rms, out.tilt, out.niter,
     )
+
+
+def warmup() -> None:
+    """Compile (or load from the Numba cache) every kernel of this module, for float32 and
+    float64 contrast maps, on a tiny image with a wide and a thin vessel."""
+    x = np.arange(48.0)
+    prof = np.exp(-0.5 * ((x - 14.0) / 4.0) ** 4) + 0.6 * np.exp(-0.5 * ((x - 34.0) / 1.2) ** 2)
+    img = np.tile(prof, (40, 1))
+    pts = np.array([[r, c] for r in range(4, 36) for c in (14.0, 34.0)], float)
+    nrm = np.tile([0.0, 1.0], (len(pts), 1))
+    for dtype in (np.float32, np.float64):
+        profile_diameters(img.astype(dtype), pts, nrm)

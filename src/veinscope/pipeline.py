@@ -40,6 +40,7 @@ def analyze(
     max_melanin_frac: float = 0.45,
     max_contrast_od: float = 1.0,
     line_gamma: float = 0.01,
+    psf_sigma_px: float | None = 0.8,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -64,6 +65,11 @@ def analyze(
     max_contrast_od : float
         Structures darker than the skin by more than this optical density in any channel
         (hair, nails, gaps between fingers, clothing) are not vessels.
+    psf_sigma_px : float or None
+        Blur of the camera (Gaussian sigma, px) taken out of the diameters. The default 0.8 px
+        is a sharp phone photo; the blur of light scattered in the skin above a deep vessel is
+        part of its visible width and stays in. ``None`` estimates one blur from the widest
+        vessels of the photo, which on legs is dominated by deep, soft reticular veins.
     line_gamma : float
         Frangi's ``gamma`` (c) for the line-likeness weight, in strength units: small, so the
         weight measures shape (line vs blob) rather than contrast.
@@ -114,6 +120,7 @@ def analyze(
         "max_melanin_frac": max_melanin_frac,
         "max_contrast_od": max_contrast_od,
         "line_gamma": line_gamma,
+        "psf_sigma_px": psf_sigma_px,
     }
 
     skin = skin_mask(rgb)
@@ -147,9 +154,15 @@ def analyze(
     widths = None
     if det.points_yx.shape[0]:
         est = profile_diameters(
-            signal, det.points_yx.astype(np.float64), det.normals_yx, max_width_px=1.5 * max_diameter_mm * ppm
+            signal,
+            det.points_yx.astype(np.float64),
+            det.normals_yx,
+            max_width_px=1.5 * max_diameter_mm * ppm,
+            psf_sigma_px=psf_sigma_px,
         )
-        widths = np.where(est.ok & (est.width_px > 0), est.width_px, np.nan).astype(np.float32)
+        # widths that collapsed below half a pixel are unresolved, not measured: left to the
+        # chain's median (measure_vessels)
+        widths = np.where(est.ok & (est.width_px >= 0.5), est.width_px, np.nan).astype(np.float32)
     del signal
     vessels = measure_vessels(
         det,

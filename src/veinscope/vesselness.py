@@ -4,33 +4,55 @@
 also gives, per pixel, the scale-normalised ridge strength, the scale at which the response
 peaked and the unit normal across the ridge there.
 
-Definition (as :func:`skimage.filters.frangi` in 2-D, with the scale normalisation the
-paper uses): at each scale ``sigma`` the Hessian of the image smoothed by a Gaussian of
-``sigma`` pixels is multiplied by ``sigma**2``; its eigenvalues are sorted by magnitude,
-``|lambda1| <= |lambda2|``; ``Rb**2 = (lambda1 / lambda2)**2`` and ``S**2 = lambda1**2 +
-lambda2**2``::
+Definition
+----------
+At each scale ``sigma`` (pixels) the Hessian of the image smoothed by a Gaussian of
+``sigma`` is multiplied by ``sigma**2`` (scale normalisation); its eigenvalues are sorted by
+magnitude, ``|lambda1| <= |lambda2|``; ``Rb**2 = (lambda1 / lambda2)**2`` and
+``S**2 = lambda1**2 + lambda2**2``::
 
     V = exp(-Rb**2 / (2 beta**2)) * (1 - exp(-S**2 / (2 gamma**2)))
 
 and ``V = 0`` where ``lambda2`` has the wrong sign for the ridge polarity (``lambda2 > 0``
-for dark ridges, ``black_ridges=True``; ``lambda2 < 0`` for bright ones). ``gamma`` defaults
-to half the largest ``S`` over the image, per scale. The Gaussian derivatives use the same
-discrete kernels as scikit-image (two first-order passes of ``sigma / sqrt(2)``), truncated
-where they fall below 1e-4 of their peak. Borders are handled by reflection
-(``d c b a | a b c d``: scipy ``mode='reflect'``, OpenCV ``BORDER_REFLECT``), applied once to
-the input; scikit-image reflects the intermediate first-derivative image a second time, so
-the two differ within about ``2 sigma`` of the border.
+for dark ridges, ``black_ridges=True``, ``lambda2 < 0`` for bright ones) or where ``S`` is
+below ``NOISE_FLOOR_REL`` times ``max|image|`` (float32 rounding on flat areas, so that a
+constant image gives exact zeros). ``gamma`` defaults to half the largest ``S`` over the
+image, per scale. The result is the maximum over scales.
 
-Speed: scales of 2.2 px and more are computed on a Gaussian pyramid (images smoothed and
-decimated by 2, 4, ...) and their per-scale responses upsampled bilinearly before the
-maximum; see :func:`plan` and ``benchmarks/vesselness.md`` for the accuracy of this
-approximation (Pearson r >= 0.99 against full-resolution computation on test images).
+This is :func:`skimage.filters.frangi` in 2-D called once per scale, with the same discrete
+derivative kernels (two first-order passes of ``sigma / sqrt(2)``, here composed into one
+kernel per axis and truncated where the taps fall below ``KERNEL_EPS`` of their peak).
+scikit-image 0.26 called with all scales at once differs: it drops the ``sigma**2`` factor
+and reuses the first scale's gamma for all scales (scikit-image issue #7711), which favours
+the smallest scale; see ``benchmarks/vesselness.md`` for the correlations.
 
-Numba kernels live in :mod:`veinscope._kernels.hessian` and are compiled with
-``cache=True``. When the package is installed read-only, set the environment variable
-``NUMBA_CACHE_DIR`` to a writable folder (before importing veinscope) so that the compiled
-kernels are cached there; otherwise they are recompiled in every new process. Call
-:func:`warmup` once in a long-running process to compile (or load) them up front.
+Borders are handled by reflection of the input (``d c b a | a b c d``: scipy
+``mode='reflect'``, OpenCV ``BORDER_REFLECT``), applied once; scikit-image also reflects the
+intermediate first-derivative image, so the two differ within about ``2 sigma`` of the border.
+
+Approximations (for speed)
+--------------------------
+* Scales of ``2 * MIN_LEVEL_SIGMA_PX`` pixels and more are computed on a Gaussian pyramid
+  (:func:`plan`): level ``l`` is the image smoothed to a blur of ``LEVEL_BLUR_PX`` level pixels
+  and decimated by ``2**l`` (even rows and columns kept); a scale goes to the deepest level on
+  which it still spans ``MIN_LEVEL_SIGMA_PX`` level pixels, where the residual blur
+  ``sqrt((sigma / 2**l)**2 - LEVEL_BLUR_PX**2)`` completes it and the Hessian is normalised
+  by ``(sigma / 2**l)**2`` (equal to ``sigma**2`` times the full-resolution Hessian). Its
+  response, and for :func:`ridge_response` its strength and the doubled-angle direction of
+  its Hessian, are upsampled bilinearly to full resolution before the maximum; its default
+  gamma is taken over the level's pixels. Against the same filter at full resolution this
+  keeps Pearson r >= 0.98 on the test images of ``benchmarks/vesselness.md``.
+* Everything runs in float32; the exponentials use polynomial approximations (absolute
+  error below 3e-6).
+
+Performance notes: a 4000 x 3000 image with 6 scales takes about 0.2 s of CPU per thread on
+2 threads (``benchmarks/vesselness.md``). Numba kernels live in
+:mod:`veinscope._kernels.hessian` and are compiled with ``cache=True``; when the package is
+installed read-only, set the environment variable ``NUMBA_CACHE_DIR`` to a writable folder
+(before importing veinscope) so that the compiled kernels are cached there, otherwise they
+are recompiled in every new process (about a minute). Call :func:`warmup` once in a
+long-running process. The number of threads is Numba's (``numba.set_num_threads``); results
+do not depend on it.
 
 References
 ----------
@@ -49,6 +71,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Iterable
 
+import numba
 import numpy as np
 
 from veinscope._kernels import hessian as _hk
@@ -57,8 +80,8 @@ __all__ = ["RidgeResponse", "plan", "ridge_response", "vesselness", "warmup"]
 
 log = logging.getLogger(__name__)
 
-#: Relative size below which kernel taps are dropped (the Hessian changes by ~1e-4 relative).
-KERNEL_EPS = 1e-4
+#: Relative size below which kernel taps are dropped (the Hessian changes by ~1e-3 relative).
+KERNEL_EPS = 1e-3
 #: A scale goes to the coarsest pyramid level where it still spans this many level pixels.
 MIN_LEVEL_SIGMA_PX = 1.1
 #: Blur of every decimated level, in its own pixels (pre-smoothing against aliasing).
@@ -70,8 +93,8 @@ MIN_LEVEL_SIDE_PX = 16
 #: Pixels whose scale-normalised Hessian norm S is below this fraction of max|image| are
 #: treated as flat (V = 0, strength = 0): float32 rounding alone gives S ~ 5e-8 max|image|.
 NOISE_FLOOR_REL = 1e-6
-#: Images with fewer pixels run serially (thread start-up would dominate).
-PARALLEL_MIN_PIXELS = 65_536
+#: Images (and pyramid levels) with fewer pixels are processed by one thread.
+PARALLEL_MIN_PIXELS = 250_000
 
 
 # --------------------------------------------------------------------------------------
@@ -148,6 +171,7 @@ def _gaussian_kernel1d(sigma: float, order: int, radius: int) -> np.ndarray:
 
 
 def _derivative_kernels(sigma: float, eps: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read-only half kernels of order 0, 1, 2 for ``sigma`` (see the cached function)."""
     return _derivative_kernels_cached(float(sigma), KERNEL_EPS if eps is None else float(eps))
 
 
@@ -285,6 +309,11 @@ def plan(shape: tuple[int, int], sigmas_px: Iterable[float], *, pyramid: bool = 
     Returns
     -------
     tuple of ScalePlan
+
+    Examples
+    --------
+    >>> [(p.level, round(p.residual_px, 2)) for p in plan((3000, 4000), [1, 2, 3.5, 8])]
+    [(0, 1.0), (0, 2.0), (1, 1.55), (2, 1.83)]
     """
     sigmas = _check_sigmas(sigmas_px)
     out = []
@@ -320,108 +349,122 @@ def _pack_kernels(residuals: list[float]):
 # --------------------------------------------------------------------------------------
 # the computation
 # --------------------------------------------------------------------------------------
-def _build_pyramid(img: np.ndarray, depth: int, parallel: bool) -> list[np.ndarray]:
+def _run(kernel: str, parallel: bool | None, rows: int, first, *args):
+    """Run ``_hk.<kernel>`` over ``rows`` output rows: in parallel over bands of rows, or
+    serially (``_hk.<kernel>_rows``). ``parallel=None`` decides by size: small images cost more
+    to share out than they save. Both give the same result."""
+    if parallel is None:
+        parallel = first.size >= PARALLEL_MIN_PIXELS and numba.get_num_threads() > 1
+    if parallel:
+        getattr(_hk, kernel)(first, *args)
+    else:
+        getattr(_hk, kernel + "_rows")(first, 0, rows, *args)
+
+
+def _build_pyramid(img: np.ndarray, depth: int, parallel: bool | None) -> list[np.ndarray]:
+    """Levels 0..depth: level l + 1 is level l smoothed (blur LEVEL_BLUR_PX of level l + 1
+    pixels in total) and decimated by 2, keeping even rows and columns."""
     levels = [img]
-    smooth = _hk.smooth_decimate_parallel if parallel else _hk.smooth_decimate_serial
     for level in range(1, depth + 1):
         prev_blur = 0.0 if level == 1 else LEVEL_BLUR_PX
         inc = math.sqrt((2.0 * LEVEL_BLUR_PX) ** 2 - prev_blur**2)
         h = _smoothing_kernel(inc).astype(np.float32)
         src = levels[-1]
         dst = np.empty(_level_shape(src.shape, 1), np.float32)
-        smooth(src, h, h.shape[0] - 1, dst)
+        _run("smooth_decimate", parallel, dst.shape[0], src, h, h.shape[0] - 1, dst)
         levels.append(dst)
     return levels
 
 
-def _compute(image, sigmas_px, black_ridges, beta, gamma, *, ridge: bool, parallel=None, pyramid: bool = True):
+def _compute(image, sigmas_px, black_ridges, beta, gamma, *, ridge: bool, pyramid: bool = True,
+             parallel: bool | None = None):
+    """Shared implementation of :func:`vesselness` and :func:`ridge_response`.
+
+    Returns ``(outputs, sigmas)`` where ``outputs`` is ``(V,)`` or
+    ``(V, scale, strength, normal_y, normal_x)``. ``pyramid=False`` computes every scale at
+    full resolution (the exact reference). ``parallel`` forces the threaded (True) or serial
+    (False) kernels; by default large images use ``numba.get_num_threads()`` threads. Results
+    do not depend on it.
+    """
     img = _check_image(image)
     sigmas = _check_sigmas(sigmas_px)
     beta = _check_positive("beta", beta)
     gamma = _check_positive("gamma", gamma, allow_none=True)
     if not isinstance(black_ridges, (bool, np.bool_)):
         raise TypeError(f"black_ridges must be True or False, got {black_ridges!r}")
-    if parallel is None:
-        parallel = img.size >= PARALLEL_MIN_PIXELS
-    amax = float((_hk.finite_absmax_parallel if parallel else _hk.finite_absmax_serial)(img))
+    hi, lo = float(img.max()), float(img.min())  # NaN and inf show up here
+    amax = max(abs(hi), abs(lo))
     if not math.isfinite(amax):
         raise ValueError("image must contain only finite values (found NaN or inf)")
-    sign = 1.0 if black_ridges else -1.0
-    plans = plan(img.shape, sigmas, pyramid=pyramid)
-    depth = max(p.level for p in plans)
-    levels = _build_pyramid(img, depth, parallel)
-    norm2_max = _hk.hessian_norm2_max_parallel if parallel else _hk.hessian_norm2_max_serial
-    cb = np.float32(1.0 / (2.0 * beta * beta))
-    # The kernels work on the Hessian divided by amax (values of order 1 in float32 whatever
-    # the intensity range); gamma, the noise floor and the strength are scaled to match.
+    # The kernels see the Hessian divided by amax (values of order 1 in float32 whatever the
+    # intensity range); gamma and the strength are scaled to match.
     if amax == 0.0:
         amax = 1.0
-    # float32 rounding leaves |S| ~ 1e-7 max|image| on flat images: below the floor V = 0
+    sign = 1.0 if black_ridges else -1.0
+    cb = np.float32(1.0 / (2.0 * beta * beta))
+    # float32 rounding leaves S ~ 5e-8 max|image| on flat images: below the floor V = 0
     floor2 = NOISE_FLOOR_REL**2
 
-    # per-scale constants
-    consts = []
-    for p in plans:
-        h0, h1, h2 = (k.astype(np.float32) for k in _derivative_kernels(p.residual_px))
-        k = (p.sigma_px / 2**p.level) ** 2 / amax
+    plans = plan(img.shape, sigmas, pyramid=pyramid)
+    levels = _build_pyramid(img, max(p.level for p in plans), parallel)
+
+    def gamma_of(smax2):
+        """1 / (2 gamma**2) from the largest S**2 of a scale (default gamma) or the given one."""
         if gamma is None:
-            smax = math.sqrt(float(norm2_max(levels[p.level], h0, h1, h2, p.radius, np.float32(k))))
-            g = 0.5 * smax if smax * smax > floor2 else 1.0
+            g = 0.5 * math.sqrt(smax2) if smax2 > floor2 else 1.0
         else:
             g = gamma / amax
-        consts.append((np.float32(sign * k), np.float32(1.0 / (2.0 * g * g))))
-        log.debug("sigma %.3g px: level %d, residual %.3g, radius %d, gamma %.4g", p.sigma_px, p.level,
-                  p.residual_px, p.radius, g * amax)
+        return 1.0 / (2.0 * g * g), g * amax
 
-    # coarse per-scale maps, flattened into one buffer
+    fl2 = np.float32(floor2)
+    sscale = np.float32(amax)
+    # coarse levels: blobness and S**2 maps (and ridge maps) per scale, one pass per level;
+    # their vesselness is formed row by row while they are upsampled in the final pass
     coarse = [i for i, p in enumerate(plans) if p.level > 0]
     shapes = [levels[plans[i].level].shape for i in coarse]
     sizes = [m * n for m, n in shapes]
     coff = np.zeros(len(coarse), np.int64)
     if coarse:
         coff[1:] = np.cumsum(sizes)[:-1]
-    total = int(sum(sizes))
     cshape = np.array(shapes, np.int64).reshape(len(coarse), 2)
     cshift = np.array([plans[i].level for i in coarse], np.int64)
     csig = np.array([plans[i].sigma_px for i in coarse], np.float32)
-    nmaps = 4 if ridge else 1
-    cflat = np.zeros((nmaps, total), np.float32)
+    ccg = np.zeros(len(coarse), np.float32)
+    cmaps = np.empty((5 if ridge else 2, int(sum(sizes))), np.float32)
+    for level in sorted({plans[i].level for i in coarse}):
+        pos = [c for c, i in enumerate(coarse) if plans[i].level == level]
+        sel = [coarse[c] for c in pos]
+        h0, h1, h2, radii = _pack_kernels([plans[i].residual_px for i in sel])
+        ks = np.array([sign * (plans[i].sigma_px / 2**level) ** 2 / amax for i in sel], np.float32)
+        smax2 = np.zeros(len(sel), np.float32)
+        lim = levels[level]
+        _run("frangi_maps", parallel, lim.shape[0], lim, h0, h1, h2, radii, ks, cb, fl2, sscale, ridge, cmaps,
+             coff[pos[0]], smax2)
+        for c, i, v in zip(pos, sel, smax2):
+            ccg[c], g = gamma_of(float(v))
+            p = plans[i]
+            log.debug("sigma %.3g px: level %d, residual %.3g px, radius %d, gamma %.4g",
+                      p.sigma_px, p.level, p.residual_px, p.radius, g)
 
-    def run(level_img, idx, outs, merge: bool, finalise: bool):
-        h0, h1, h2, radii = _pack_kernels([plans[i].residual_px for i in idx])
-        ks = np.array([consts[i][0] for i in idx], np.float32)
-        cgs = np.array([consts[i][1] for i in idx], np.float32)
-        fl2s = np.full(len(idx), floor2, np.float32)
-        if merge:
-            c_off, c_shape, c_shift, c_sig, c_flat = coff, cshape, cshift, csig, cflat
-        else:
-            c_off = np.zeros(0, np.int64)
-            c_shape = np.zeros((0, 2), np.int64)
-            c_shift = np.zeros(0, np.int64)
-            c_sig = np.zeros(0, np.float32)
-            c_flat = np.zeros((nmaps, 0), np.float32)
-        if ridge:
-            fn = _hk.frangi_ridge_parallel if parallel else _hk.frangi_ridge_serial
-            sig = np.array([plans[i].sigma_px for i in idx], np.float32)
-            fn(level_img, h0, h1, h2, radii, ks, cgs, fl2s, cb, sig, np.float32(amax), c_flat, c_off, c_shape, c_shift, c_sig,
-               finalise, *outs)
-        else:
-            fn = _hk.frangi_v_parallel if parallel else _hk.frangi_v_serial
-            fn(level_img, h0, h1, h2, radii, ks, cgs, fl2s, cb, c_flat[0], c_off, c_shape, c_shift, outs[0])
-
-    for c, i in enumerate(coarse):
-        m, n = shapes[c]
-        view = [cflat[q, coff[c] : coff[c] + m * n].reshape(m, n) for q in range(nmaps)]
-        if ridge:
-            scratch = np.empty((m, n), np.float32)
-            outs = (view[0], scratch, view[1], view[2], view[3])
-        else:
-            outs = (view[0],)
-        run(levels[plans[i].level], [i], outs, merge=False, finalise=False)
-
+    # full resolution: gamma pass, then Frangi of its scales with the coarse maps upsampled
     fine = [i for i, p in enumerate(plans) if p.level == 0]
+    h0, h1, h2, radii = _pack_kernels([plans[i].residual_px for i in fine])
+    ks = np.array([sign * plans[i].sigma_px**2 / amax for i in fine], np.float32)
+    cgs = np.zeros(len(fine), np.float32)
+    smax2 = np.zeros(len(fine), np.float32)
+    if fine and gamma is None:
+        _run("hessian_norm2_max", parallel, img.shape[0], img, h0, h1, h2, radii, np.abs(ks), smax2)
+    for j, i in enumerate(fine):
+        cgs[j], g = gamma_of(float(smax2[j]))
+        log.debug("sigma %.3g px: level 0, radius %d, gamma %.4g", plans[i].sigma_px, plans[i].radius, g)
     outs = tuple(np.empty(img.shape, np.float32) for _ in range(5 if ridge else 1))
-    run(img, fine, outs, merge=True, finalise=True)
+    if ridge:
+        sig = np.array([plans[i].sigma_px for i in fine], np.float32)
+        _run("frangi_ridge", parallel, img.shape[0], img, h0, h1, h2, radii, ks, cgs, fl2, cb, sig, sscale,
+             cmaps, coff, cshape, cshift, ccg, csig, *outs)
+    else:
+        _run("frangi_v", parallel, img.shape[0], img, h0, h1, h2, radii, ks, cgs, fl2, cb,
+             cmaps, coff, cshape, cshift, ccg, outs[0])
     return outs, sigmas
 
 
@@ -437,8 +480,9 @@ def vesselness(image, *, sigmas_px, black_ridges=True, beta=0.5, gamma=None) -> 
         Bool, integer or float image (intensities are used as they are, not rescaled).
         Never modified.
     sigmas_px : float or sequence of float
-        Gaussian scales in pixels (> 0); a ridge of width ``w`` responds best near
-        ``sigma = w / (2 sqrt(3))`` .. ``w / 2``.
+        Gaussian scales in pixels (> 0, any order, duplicates ignored), e.g.
+        ``np.geomspace(1, 8, 6)``; a ridge responds most at scales comparable to its
+        half-width.
     black_ridges : bool
         True (default) for dark ridges on a bright background (veins in a photo), False for
         bright ridges.
@@ -456,16 +500,16 @@ def vesselness(image, *, sigmas_px, black_ridges=True, beta=0.5, gamma=None) -> 
     Raises
     ------
     ValueError
-        If ``image`` is not 2-D, empty or not finite, ``sigmas_px`` is empty or has a
-        non-positive value, or ``beta`` / ``gamma`` is not positive.
+        If ``image`` is not 2-D, is empty or holds NaN or infinity, ``sigmas_px`` is empty
+        or has a non-positive value, or ``beta`` / ``gamma`` is not positive.
     TypeError
         If ``image`` has a non-numeric dtype or an argument has the wrong type.
 
     Notes
     -----
-    Scales of 2.2 px and more are computed on a decimated Gaussian pyramid and upsampled
-    bilinearly (see :func:`plan`); borders use reflection. Method: Frangi et al. 1998,
-    :DOI:`10.1007/BFb0056195`.
+    Scales of ``2 * MIN_LEVEL_SIGMA_PX`` (2.2) px and more are computed on a decimated
+    Gaussian pyramid and upsampled bilinearly (see :func:`plan` and the module notes);
+    borders use reflection. Method: Frangi et al. 1998, :DOI:`10.1007/BFb0056195`.
 
     Examples
     --------

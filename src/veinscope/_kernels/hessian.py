@@ -5,11 +5,13 @@ Plain arrays and scalars in, arrays out. The numpy-level wrapper is
 
 Layout of the work
 ------------------
-Every kernel walks its image in bands of rows. A band function (``_*_rows``) is serial and
-allocates its own row buffers; a serial driver (``*_serial``) calls it once on all rows and a
-parallel driver (``*_parallel``) calls it on bands of :data:`BAND_ROWS` rows in a ``prange``.
-Both drivers run the same band function on rows that do not depend on each other, so parallel
-results are bit-identical to serial ones (no fast-math, no reassociation).
+Every public kernel comes twice: ``name_rows(img, r0, r1, ...)`` processes output rows
+``r0:r1`` serially with its own row buffers, and ``name(img, ...)`` hands bands of
+:data:`BAND_ROWS` rows to it in a ``prange``. Bands do not depend on each other and the
+reductions (maxima) are exact, so the results are bit-identical whatever the number of threads
+or the banding (no reassociating fast-math; only FMA contraction, which is deterministic).
+The wrapper calls ``name_rows(img, 0, M, ...)`` for small images. Within a row the work goes
+by tiles of :data:`TILE` columns so that the buffers stay in the L1 cache.
 
 Per output row the separable second-order Gaussian derivatives are
 
@@ -31,16 +33,19 @@ taps ``t = 0..R`` of the centred 1-D convolution kernels of order 0, 1 and 2:
 ``out[i] = sum_t h1[t] (x[i - t] - x[i + t])`` for the antisymmetric first derivative.
 
 Frangi quantities per pixel, from ``(p, q, r) = k (Hrr, Hrc, Hcc)`` where ``k`` is the
-scale normalisation times the polarity sign (+1 for dark ridges)::
+scale normalisation, over the intensity normalisation, times the polarity sign (+1 for dark
+ridges); ``k`` is folded into the horizontal kernel taps::
 
     mean = (p + r) / 2,  d = sqrt(((p - r) / 2)**2 + q**2)
     lambda2 = mean + d,  lambda1 = mean - d      (|lambda2| >= |lambda1| when mean > 0)
-    V = exp(-cb (lambda1 / lambda2)**2) (1 - exp(-cg (lambda1**2 + lambda2**2)))  if mean > 0
-    V = 0                                                                      otherwise
-    strength = lambda2 if mean > 0 else 0
+    S**2 = lambda1**2 + lambda2**2
+    V = exp(-cb (lambda1 / lambda2)**2) (1 - exp(-cg S**2))   if mean > 0 and S**2 > fl2
+    V = 0                                                     otherwise
+    strength = lambda2 (same condition, else 0)
     across-ridge direction: doubled-angle vector (cos 2t, sin 2t) ~ (r - p, 2 q)
 
-with ``cb = 1 / (2 beta**2)`` and ``cg = 1 / (2 gamma**2)``.
+with ``cb = 1 / (2 beta**2)`` and ``cg = 1 / (2 gamma**2)``; the code works with the doubled
+``2 mean``, ``2 d``, ``2 lambda`` (same ratio, ``S**2`` times 4).
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ _OPTS = dict(cache=True, nogil=True, fastmath={"contract"})
 #: Rows per band in the parallel drivers (results do not depend on it).
 BAND_ROWS = 32
 #: Columns per tile: the working set of one tile stays in the L1 cache.
-TILE = 1024
+TILE = 512
 
 
 # --------------------------------------------------------------------------------------
@@ -206,58 +211,63 @@ def _vertical_pass(img, i, a, b, h0, h1, h2, r, w0, w1, w2):
 
 
 @njit(**_OPTS)
-def _horizontal_pass(v0, v1, v2, h0, h1, h2, r, pad, w, hrr, hrc, hcc):
-    """Filter the padded tile buffers along x: ``Hrr = G v2``, ``Hrc = G' v1``, ``Hcc = G'' v0``."""
-    c0 = h0[0]
-    c2 = h2[0]
-    m0 = v0[pad : pad + w]
-    m2 = v2[pad : pad + w]
+def _hpass(v, h, r, pad, w, k, sgn, out):
+    """One kernel along a padded buffer, times ``k``:
+    ``out[j] = k (h[0] v[j] + sum_t h[t] (v[j - t] + sgn v[j + t]))`` (``v`` indexed from
+    ``pad``), with ``sgn = 1`` for symmetric kernels and ``-1`` for the antisymmetric one,
+    whose centre tap ``h[0]`` is 0.
+
+    One output per loop keeps every pointer in a register; taps go four at a time.
+    """
+    c = k * h[0]
+    m = v[pad : pad + w]
     for j in range(w):
-        hrr[j] = c0 * m2[j]
-        hcc[j] = c2 * m0[j]
-        hrc[j] = np.float32(0.0)
-    for t in range(1, r, 2):
-        f0 = h0[t]
-        f1 = h1[t]
-        f2 = h2[t]
-        g0 = h0[t + 1]
-        g1 = h1[t + 1]
-        g2 = h2[t + 1]
-        a0 = v0[pad - t : pad - t + w]
-        b0 = v0[pad + t : pad + t + w]
-        c0_ = v0[pad - t - 1 : pad - t - 1 + w]
-        e0 = v0[pad + t + 1 : pad + t + 1 + w]
-        a1 = v1[pad - t : pad - t + w]
-        b1 = v1[pad + t : pad + t + w]
-        c1 = v1[pad - t - 1 : pad - t - 1 + w]
-        e1 = v1[pad + t + 1 : pad + t + 1 + w]
-        a2 = v2[pad - t : pad - t + w]
-        b2 = v2[pad + t : pad + t + w]
-        c2_ = v2[pad - t - 1 : pad - t - 1 + w]
-        e2 = v2[pad + t + 1 : pad + t + 1 + w]
+        out[j] = c * m[j]
+    t = 1
+    while t + 3 <= r:
+        a1 = v[pad - t : pad - t + w]
+        b1 = v[pad + t : pad + t + w]
+        a2 = v[pad - t - 1 : pad - t - 1 + w]
+        b2 = v[pad + t + 1 : pad + t + 1 + w]
+        a3 = v[pad - t - 2 : pad - t - 2 + w]
+        b3 = v[pad + t + 2 : pad + t + 2 + w]
+        a4 = v[pad - t - 3 : pad - t - 3 + w]
+        b4 = v[pad + t + 3 : pad + t + 3 + w]
+        f1 = k * h[t]
+        f2 = k * h[t + 1]
+        f3 = k * h[t + 2]
+        f4 = k * h[t + 3]
+        g1 = sgn * f1
+        g2 = sgn * f2
+        g3 = sgn * f3
+        g4 = sgn * f4
         for j in range(w):
-            hrr[j] = (hrr[j] + f0 * (a2[j] + b2[j])) + g0 * (c2_[j] + e2[j])
-            hcc[j] = (hcc[j] + f2 * (a0[j] + b0[j])) + g2 * (c0_[j] + e0[j])
-            hrc[j] = (hrc[j] + f1 * (a1[j] - b1[j])) + g1 * (c1[j] - e1[j])
-    if r % 2 == 1:
-        f0 = h0[r]
-        f1 = h1[r]
-        f2 = h2[r]
-        a0 = v0[pad - r : pad - r + w]
-        b0 = v0[pad + r : pad + r + w]
-        a1 = v1[pad - r : pad - r + w]
-        b1 = v1[pad + r : pad + r + w]
-        a2 = v2[pad - r : pad - r + w]
-        b2 = v2[pad + r : pad + r + w]
+            out[j] = (((((((out[j] + f1 * a1[j]) + g1 * b1[j]) + f2 * a2[j]) + g2 * b2[j]) + f3 * a3[j])
+                       + g3 * b3[j]) + f4 * a4[j]) + g4 * b4[j]
+        t += 4
+    while t <= r:
+        a1 = v[pad - t : pad - t + w]
+        b1 = v[pad + t : pad + t + w]
+        f1 = k * h[t]
+        g1 = sgn * f1
         for j in range(w):
-            hrr[j] = hrr[j] + f0 * (a2[j] + b2[j])
-            hcc[j] = hcc[j] + f2 * (a0[j] + b0[j])
-            hrc[j] = hrc[j] + f1 * (a1[j] - b1[j])
+            out[j] = (out[j] + f1 * a1[j]) + g1 * b1[j]
+        t += 1
 
 
 @njit(**_OPTS)
-def _tile_hessian(img, i, j0, j1, h0, h1, h2, r, vb, hb, pad):
-    """Raw Hessian of row ``i``, columns ``j0:j1`` (at most TILE) into ``hb[:, :j1 - j0]``.
+def _horizontal_pass(v0, v1, v2, h0, h1, h2, r, pad, w, k, hrr, hrc, hcc):
+    """Filter the padded tile buffers along x, times ``k``: ``Hrr = k G v2``, ``Hrc = k G' v1``,
+    ``Hcc = k G'' v0``."""
+    one = np.float32(1.0)
+    _hpass(v2, h0, r, pad, w, k, one, hrr)
+    _hpass(v1, h1, r, pad, w, k, -one, hrc)
+    _hpass(v0, h2, r, pad, w, k, one, hcc)
+
+
+@njit(**_OPTS)
+def _tile_hessian(img, i, j0, j1, h0, h1, h2, r, k, vb, hb, pad):
+    """Hessian times ``k`` of row ``i``, columns ``j0:j1`` (at most TILE) into ``hb[:, :j1 - j0]``.
 
     The vertical pass covers columns ``j0 - r .. j1 + r`` clipped to the image; the columns
     outside the image are filled by reflection from inside the buffer.
@@ -279,61 +289,76 @@ def _tile_hessian(img, i, j0, j1, h0, h1, h2, r, vb, hb, pad):
         vb[1, pad + c - j0] = vb[1, src]
         vb[2, pad + c - j0] = vb[2, src]
     w = j1 - j0
-    _horizontal_pass(vb[0], vb[1], vb[2], h0, h1, h2, r, pad, w, hb[0, :w], hb[1, :w], hb[2, :w])
+    _horizontal_pass(vb[0], vb[1], vb[2], h0, h1, h2, r, pad, w, k, hb[0, :w], hb[1, :w], hb[2, :w])
 
 
 # --------------------------------------------------------------------------------------
 # per-pixel Frangi on one tile, folded into running maxima
 # --------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def _frangi_tile_v(hrr, hrc, hcc, k, cb, cg, fl2, ov):
-    half = np.float32(0.5)
+def _frangi_tile_v(hrr, hrc, hcc, cb, cg, fl2, ov):
+    """Fold the vesselness of one scale into ``ov`` (running maximum).
+
+    ``hrr, hrc, hcc`` are the normalised Hessian ``(p, q, r)``. Works with doubled quantities
+    (``2 mean``, ``2 d``, ``2 lambda``), which leave the ratio unchanged and scale ``S**2``
+    by 4.
+    """
     zero = np.float32(0.0)
     tiny = np.float32(1e-30)
+    cg4 = np.float32(0.25) * cg
+    fl8 = np.float32(4.0) * fl2
     for j in range(ov.shape[0]):
-        p = k * hrr[j]
-        q = k * hrc[j]
-        r = k * hcc[j]
-        mean = half * (p + r)
-        hd = half * (p - r)
-        d = np.sqrt(hd * hd + q * q)
-        l2 = mean + d
-        l1 = mean - d
+        p = hrr[j]
+        q2 = hrc[j] + hrc[j]
+        r = hcc[j]
+        m2 = p + r
+        hd2 = p - r
+        d2 = np.sqrt(hd2 * hd2 + q2 * q2)
+        l2 = m2 + d2
+        l1 = m2 - d2
         ratio = l1 / max(l2, tiny)
-        s2 = l1 * l1 + l2 * l2
-        v = _exp_neg(cb * (ratio * ratio)) * _one_minus_exp_neg(cg * s2)
-        v = v if (mean > zero) & (s2 > fl2) else zero
+        s8 = l1 * l1 + l2 * l2
+        v = _exp_neg(cb * (ratio * ratio)) * _one_minus_exp_neg(cg4 * s8)
+        v = v if (m2 > zero) & (s8 > fl8) else zero
         ov[j] = np.maximum(ov[j], v)
 
 
 @njit(**_OPTS)
-def _frangi_tile_ridge(hrr, hrc, hcc, k, cb, cg, fl2, sigma, sscale, ov, osc, ost, ody, odx):
-    half = np.float32(0.5)
+def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, sigma, sscale, ov, osc, ost, ody, odx):
+    """Like :func:`_frangi_tile_v`, also folding in the strength (maximum) and the scale and
+    doubled-angle vector ``(2 q, r - p)`` of the best vesselness."""
     zero = np.float32(0.0)
     tiny = np.float32(1e-30)
+    cg4 = np.float32(0.25) * cg
+    fl8 = np.float32(4.0) * fl2
+    half_scale = np.float32(0.5) * sscale
     for j in range(ov.shape[0]):
-        p = k * hrr[j]
-        q = k * hrc[j]
-        r = k * hcc[j]
-        mean = half * (p + r)
-        hd = half * (p - r)
-        d = np.sqrt(hd * hd + q * q)
-        l2 = mean + d
-        l1 = mean - d
+        p = hrr[j]
+        q2 = hrc[j] + hrc[j]
+        r = hcc[j]
+        m2 = p + r
+        hd2 = p - r
+        d2 = np.sqrt(hd2 * hd2 + q2 * q2)
+        l2 = m2 + d2
+        l1 = m2 - d2
         ratio = l1 / max(l2, tiny)
-        s2 = l1 * l1 + l2 * l2
-        v = _exp_neg(cb * (ratio * ratio)) * _one_minus_exp_neg(cg * s2)
-        pos = (mean > zero) & (s2 > fl2)
+        s8 = l1 * l1 + l2 * l2
+        v = _exp_neg(cb * (ratio * ratio)) * _one_minus_exp_neg(cg4 * s8)
+        pos = (m2 > zero) & (s8 > fl8)
         v = v if pos else zero
-        st = l2 * sscale if pos else zero
-        ost[j] = np.maximum(ost[j], st)
-        # "+ zero" stops LLVM from turning these selects into slow masked stores
+        st = l2 * half_scale if pos else zero
+        # Load first and add zero to the selected values: otherwise LLVM turns these selects
+        # into (slow) masked stores.
         o = ov[j]
+        osc_o = osc[j]
+        dy_o = ody[j]
+        dx_o = odx[j]
+        ost[j] = np.maximum(ost[j], st)
         take = v > o
         ov[j] = np.maximum(o, v)
-        osc[j] = (sigma if take else osc[j]) + zero
-        ody[j] = ((q + q) if take else ody[j]) + zero
-        odx[j] = ((r - p) if take else odx[j]) + zero
+        osc[j] = (sigma if take else osc_o) + zero
+        ody[j] = (q2 if take else dy_o) + zero
+        odx[j] = ((r - p) if take else dx_o) + zero
 
 
 @njit(**_OPTS)
@@ -341,13 +366,18 @@ def _merge_tile_ridge(cv, cst, cdy, cdx, sigma, ov, osc, ost, ody, odx):
     zero = np.float32(0.0)
     for j in range(ov.shape[0]):
         v = cv[j]
-        ost[j] = np.maximum(ost[j], cst[j])
         o = ov[j]
+        osc_o = osc[j]
+        dy_o = ody[j]
+        dx_o = odx[j]
+        dy_c = cdy[j]
+        dx_c = cdx[j]
+        ost[j] = np.maximum(ost[j], cst[j])
         take = v > o
         ov[j] = np.maximum(o, v)
-        osc[j] = (sigma if take else osc[j]) + zero
-        ody[j] = (cdy[j] if take else ody[j]) + zero
-        odx[j] = (cdx[j] if take else odx[j]) + zero
+        osc[j] = (sigma if take else osc_o) + zero
+        ody[j] = (dy_c if take else dy_o) + zero
+        odx[j] = (dx_c if take else dx_o) + zero
 
 
 @njit(**_OPTS)
@@ -365,10 +395,11 @@ def _finalise_tile(ov, osc, ody, odx):
         nx = np.sqrt(half * (one + c))
         ny = np.sqrt(half * (one - c))
         ny = -ny if dy < zero else ny
+        sc = osc[j]
         live = ov[j] > zero
-        odx[j] = nx if live else zero
-        ody[j] = ny if live else zero
-        osc[j] = osc[j] if live else zero
+        odx[j] = (nx if live else zero) + zero
+        ody[j] = (ny if live else zero) + zero
+        osc[j] = (sc if live else zero) + zero
 
 
 # --------------------------------------------------------------------------------------
@@ -431,7 +462,7 @@ def _upsample_segment(src, shift, n, j0, out, tmp):
 
 @njit(**_OPTS)
 def _coarse_rows_for(i, shift, mc):
-    """Coarse rows bracketing full-resolution row ``i`` and the weight of the upper one."""
+    """Coarse rows bracketing full-resolution row ``i`` and the weight of the lower one."""
     i0 = i >> shift
     wy = np.float32(i - (i0 << shift)) / np.float32(1 << shift)
     if i0 >= mc - 1:
@@ -440,27 +471,50 @@ def _coarse_rows_for(i, shift, mc):
 
 
 @njit(**_OPTS)
-def _prepare_rows(cache, ids, i0, i1, src, off, nc, shift, n, j0, w, tmp):
-    """Make two slots of ``cache`` (2, N) hold coarse rows ``i0``, ``i1`` upsampled along x
-    for columns ``j0 .. j0 + w``. ``ids`` (2,) records which coarse row each slot holds.
+def _coarse_vesselness(b, s2, cg, out):
+    """``out = b (1 - exp(-cg s2))``: a coarse row of blobness and S**2 to vesselness."""
+    for k in range(out.shape[0]):
+        out[k] = b[k] * _one_minus_exp_neg(cg * s2[k])
 
-    Returns the slots of ``i0`` and ``i1``.
+
+@njit(**_OPTS)
+def _fill_slot(cache, slot, ic, cmaps, base, nc, cg, shift, n, scratch, tmp):
+    """Upsample coarse row ``ic`` of one coarse map into ``cache[:, slot]`` (full width).
+
+    Plane 0 of the cache is the vesselness, computed from the blobness (``cmaps[0]``) and S**2
+    (``cmaps[1]``) planes; planes 1.. copy ``cmaps[2..]`` (strength, doubled angle).
     """
+    start = base + ic * nc
+    v = scratch[:nc]
+    _coarse_vesselness(cmaps[0, start : start + nc], cmaps[1, start : start + nc], cg, v)
+    _upsample_segment(v, shift, n, 0, cache[0, slot], tmp)
+    for q in range(1, cache.shape[0]):
+        _upsample_segment(cmaps[q + 1, start : start + nc], shift, n, 0, cache[q, slot], tmp)
+
+
+@njit(**_OPTS)
+def _prepare_rows(cache, ids, i, cmaps, base, mc, nc, cg, shift, n, scratch, tmp):
+    """Make two slots of ``cache`` (planes, 2, N) hold the upsampled coarse rows bracketing
+    full-resolution row ``i``; ``ids`` (2,) records which coarse row each slot holds.
+
+    Returns the slots of the upper and lower coarse rows and the weight of the lower one.
+    """
+    i0, i1, wy = _coarse_rows_for(i, shift, mc)
     if ids[0] == i0:
         s0 = 0
     elif ids[1] == i0:
         s0 = 1
     else:
         s0 = 1 if ids[0] == i1 else 0
-        _upsample_segment(src[off + i0 * nc : off + (i0 + 1) * nc], shift, n, j0, cache[s0, :w], tmp)
+        _fill_slot(cache, s0, i0, cmaps, base, nc, cg, shift, n, scratch, tmp)
         ids[s0] = i0
     if i1 == i0:
-        return s0, s0
+        return s0, s0, wy
     s1 = 1 - s0
     if ids[s1] != i1:
-        _upsample_segment(src[off + i1 * nc : off + (i1 + 1) * nc], shift, n, j0, cache[s1, :w], tmp)
+        _fill_slot(cache, s1, i1, cmaps, base, nc, cg, shift, n, scratch, tmp)
         ids[s1] = i1
-    return s0, s1
+    return s0, s1, wy
 
 
 @njit(**_OPTS)
@@ -470,18 +524,27 @@ def _lerp_tile(a, b, wy, out):
         out[j] = wa * a[j] + wy * b[j]
 
 
+@njit(**_OPTS)
+def _coarse_buffers(nco, planes, n):
+    cache = np.zeros((max(nco, 1), planes, 2, n), np.float32)
+    ids = np.full((max(nco, 1), 2), -1, np.int64)
+    scratch = np.zeros(n, np.float32)
+    tmp = np.zeros((2, n // 2 + 4), np.float32)
+    return cache, ids, scratch, tmp
+
+
 # --------------------------------------------------------------------------------------
-# vesselness: one level, its scales, plus coarse maps upsampled into it
+# full resolution: vesselness of its scales, plus coarse maps upsampled into it
 # --------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def _frangi_v_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, cflat, coff, cshape, cshift, out_v):
+def frangi_v_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb,
+                  cmaps, coff, cshape, cshift, ccg, out_v):  # fmt: skip
+    """Rows ``r0:r1`` of :func:`frangi_v` (serial)."""
     n = img.shape[1]
     ns = radii.shape[0]
     nco = coff.shape[0]
     vb, hb, pad = _tile_buffers(hk0.shape[1])
-    cache = np.zeros((max(nco, 1), 2, n), np.float32)
-    ids = np.full((max(nco, 1), 2), -1, np.int64)
-    tmp = np.zeros((2, n // 2 + 4), np.float32)
+    cache, ids, scratch, tmp = _coarse_buffers(nco, 1, n)
     for i in range(r0, r1):
         orow = out_v[i]
         orow[:] = np.float32(0.0)
@@ -490,79 +553,84 @@ def _frangi_v_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, cflat, 
             w = j1 - j0
             ov = orow[j0:j1]
             for s in range(ns):
-                _tile_hessian(img, i, j0, j1, hk0[s], hk1[s], hk2[s], radii[s], vb, hb, pad)
-                _frangi_tile_v(hb[0, :w], hb[1, :w], hb[2, :w], ks[s], cb, cgs[s], fl2s[s], ov)
-        for c in range(nco):
-            i0, i1, wy = _coarse_rows_for(i, cshift[c], cshape[c, 0])
-            s0, s1 = _prepare_rows(cache[c], ids[c], i0, i1, cflat, coff[c], cshape[c, 1], cshift[c], n, 0, n, tmp)
-            a = cache[c, s0]
-            b = cache[c, s1]
-            wa = np.float32(1.0) - wy
-            for j in range(n):
-                orow[j] = np.maximum(orow[j], wa * a[j] + wy * b[j])
+                _tile_hessian(img, i, j0, j1, hk0[s], hk1[s], hk2[s], radii[s], ks[s], vb, hb, pad)
+                _frangi_tile_v(hb[0, :w], hb[1, :w], hb[2, :w], cb, cgs[s], fl2, ov)
+        one = np.float32(1.0)
+        c = 0
+        while c < nco:  # coarse maps two at a time: one pass over the output row for both
+            s0, s1, wy = _prepare_rows(cache[c], ids[c], i, cmaps, coff[c], cshape[c, 0], cshape[c, 1], ccg[c],
+                                       cshift[c], n, scratch, tmp)
+            a = cache[c, 0, s0]
+            b = cache[c, 0, s1]
+            wa = one - wy
+            if c + 1 < nco:
+                e = c + 1
+                t0, t1, wz = _prepare_rows(cache[e], ids[e], i, cmaps, coff[e], cshape[e, 0], cshape[e, 1],
+                                           ccg[e], cshift[e], n, scratch, tmp)
+                a2 = cache[e, 0, t0]
+                b2 = cache[e, 0, t1]
+                wa2 = one - wz
+                for j in range(n):
+                    orow[j] = np.maximum(orow[j], np.maximum(wa * a[j] + wy * b[j], wa2 * a2[j] + wz * b2[j]))
+            else:
+                for j in range(n):
+                    orow[j] = np.maximum(orow[j], wa * a[j] + wy * b[j])
+            c += 2
 
 
-@njit(**_OPTS)
-def frangi_v_serial(img, hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, cflat, coff, cshape, cshift, out_v):
-    """Frangi vesselness, max over the scales of this level and the upsampled coarse maps.
+@njit(parallel=True, **_OPTS)
+def frangi_v(img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, cmaps, coff, cshape, cshift, ccg, out_v):
+    """Frangi vesselness at full resolution, max over its scales and the coarse maps.
 
     Parameters
     ----------
     img : (M, N) float32
-        Image at this pyramid level.
+        The image.
     hk0, hk1, hk2 : (S, Rmax + 1) float32
-        Half kernels of order 0, 1, 2 per scale (zero-padded past each radius).
+        Half kernels of order 0, 1, 2 per scale (zero past each radius).
     radii : (S,) int64
         Kernel radius per scale (``<= Rmax``).
     ks : (S,) float32
         Factor applied to the raw Hessian per scale: sign (+1 dark ridges) times the scale
-        normalisation ``(sigma / 2**level)**2``.
+        normalisation ``sigma**2`` over the intensity normalisation.
     cgs : (S,) float32
         ``1 / (2 gamma**2)`` per scale.
-    fl2s : (S,) float32
-        Noise floor per scale: pixels with ``S**2 <= fl2`` get V = 0 (and strength 0), so that
-        float32 rounding on flat images gives exact zeros.
+    fl2 : float32
+        Noise floor: pixels with ``S**2 <= fl2`` get V = 0 (and strength 0), so that float32
+        rounding on flat images gives exact zeros.
     cb : float32
         ``1 / (2 beta**2)``.
-    cflat : (L,) float32
-        Coarse per-scale vesselness maps, flattened one after the other.
+    cmaps : (P, L) float32
+        Coarse per-scale maps from :func:`frangi_maps`, one after the other in each plane:
+        blobness, S**2 (and strength, doubled-angle y, x for :func:`frangi_ridge`).
     coff : (C,) int64
-        Offset of each coarse map in ``cflat``.
+        Offset of each coarse map in the planes of ``cmaps``.
     cshape : (C, 2) int64
         Shape of each coarse map.
     cshift : (C,) int64
-        log2 of each coarse map's decimation factor relative to ``img``.
+        log2 of each coarse map's decimation factor.
+    ccg : (C,) float32
+        ``1 / (2 gamma**2)`` of each coarse map.
     out_v : (M, N) float32
         Output, overwritten.
     """
-    _frangi_v_rows(img, 0, img.shape[0], hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, cflat, coff, cshape, cshift, out_v)
-
-
-@njit(parallel=True, **_OPTS)
-def frangi_v_parallel(img, hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, cflat, coff, cshape, cshift, out_v):
-    """Parallel :func:`frangi_v_serial` (bit-identical results)."""
     starts = _bands(img.shape[0])
     for b in prange(starts.shape[0] - 1):
-        _frangi_v_rows(
-            img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, cflat, coff, cshape, cshift, out_v
-        )
+        frangi_v_rows(img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2, cb,
+                      cmaps, coff, cshape, cshift, ccg, out_v)  # fmt: skip
 
 
-# --------------------------------------------------------------------------------------
-# ridge response: vesselness, scale, strength and direction
-# --------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def _frangi_ridge_rows(
-    img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, sigmas, sscale,
-    cflat, coff, cshape, cshift, csig, finalise, out_v, out_scale, out_strength, out_dy, out_dx,
+def frangi_ridge_rows(
+    img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, sigmas, sscale,
+    cmaps, coff, cshape, cshift, ccg, csig, out_v, out_scale, out_strength, out_dy, out_dx,
 ):  # fmt: skip
+    """Rows ``r0:r1`` of :func:`frangi_ridge` (serial)."""
     n = img.shape[1]
     ns = radii.shape[0]
     nco = coff.shape[0]
     vb, hb, pad = _tile_buffers(hk0.shape[1])
-    cache = np.zeros((max(nco, 1), 4, 2, n), np.float32)
-    ids = np.full((max(nco, 1), 4, 2), -1, np.int64)
-    tmp = np.zeros((2, n // 2 + 4), np.float32)
+    cache, ids, scratch, tmp = _coarse_buffers(nco, 4, n)
     lerp = np.empty((4, n), np.float32)
     zero = np.float32(0.0)
     for i in range(r0, r1):
@@ -580,114 +648,201 @@ def _frangi_ridge_rows(
             j1 = min(n, j0 + TILE)
             w = j1 - j0
             for s in range(ns):
-                _tile_hessian(img, i, j0, j1, hk0[s], hk1[s], hk2[s], radii[s], vb, hb, pad)
+                _tile_hessian(img, i, j0, j1, hk0[s], hk1[s], hk2[s], radii[s], ks[s], vb, hb, pad)
                 _frangi_tile_ridge(
-                    hb[0, :w], hb[1, :w], hb[2, :w], ks[s], cb, cgs[s], fl2s[s], sigmas[s], sscale,
+                    hb[0, :w], hb[1, :w], hb[2, :w], cb, cgs[s], fl2, sigmas[s], sscale,
                     ov[j0:j1], osc[j0:j1], ost[j0:j1], ody[j0:j1], odx[j0:j1],
                 )  # fmt: skip
         for c in range(nco):
-            i0, i1, wy = _coarse_rows_for(i, cshift[c], cshape[c, 0])
+            s0, s1, wy = _prepare_rows(cache[c], ids[c], i, cmaps, coff[c], cshape[c, 0], cshape[c, 1], ccg[c],
+                                       cshift[c], n, scratch, tmp)
             for q in range(4):
-                s0, s1 = _prepare_rows(
-                    cache[c, q], ids[c, q], i0, i1, cflat[q], coff[c], cshape[c, 1], cshift[c], n, 0, n, tmp
-                )
                 _lerp_tile(cache[c, q, s0], cache[c, q, s1], wy, lerp[q])
             _merge_tile_ridge(lerp[0], lerp[1], lerp[2], lerp[3], csig[c], ov, osc, ost, ody, odx)
-        if finalise:
-            _finalise_tile(ov, osc, ody, odx)
-
-
-@njit(**_OPTS)
-def frangi_ridge_serial(
-    img, hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, sigmas, sscale,
-    cflat, coff, cshape, cshift, csig, finalise, out_v, out_scale, out_strength, out_dy, out_dx,
-):  # fmt: skip
-    """Like :func:`frangi_v_serial`, also keeping the best scale, strength and direction.
-
-    ``sigmas`` (S,) float32 are the scales (pixels) recorded in ``out_scale``; ``sscale`` multiplies
-    ``lambda2`` into the strength (undoing an intensity normalisation folded into ``ks``).
-    ``cflat`` is ``(4, L)``: coarse vesselness, strength and doubled-angle ``(dy, dx)`` maps;
-    ``csig`` the sigma of each coarse map. Without ``finalise`` the outputs ``out_dy, out_dx``
-    hold the doubled-angle vector ``(2 q, r - p)`` at the best scale (for further upsampling);
-    with it they hold the unit across-ridge normal, and ``out_scale`` is 0 where V is 0.
-    """
-    _frangi_ridge_rows(
-        img, 0, img.shape[0], hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, sigmas, sscale,
-        cflat, coff, cshape, cshift, csig, finalise, out_v, out_scale, out_strength, out_dy, out_dx,
-    )  # fmt: skip
+        _finalise_tile(ov, osc, ody, odx)
 
 
 @njit(parallel=True, **_OPTS)
-def frangi_ridge_parallel(
-    img, hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, sigmas, sscale,
-    cflat, coff, cshape, cshift, csig, finalise, out_v, out_scale, out_strength, out_dy, out_dx,
+def frangi_ridge(
+    img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, sigmas, sscale,
+    cmaps, coff, cshape, cshift, ccg, csig, out_v, out_scale, out_strength, out_dy, out_dx,
 ):  # fmt: skip
-    """Parallel :func:`frangi_ridge_serial` (bit-identical results)."""
+    """Like :func:`frangi_v`, also keeping the best scale, strength and direction.
+
+    ``sigmas`` (S,) float32 are the scales (pixels) recorded in ``out_scale``; ``sscale``
+    multiplies ``lambda2`` into the strength (undoing the intensity normalisation in ``ks``).
+    ``cmaps`` has 5 planes (blobness, S**2, strength, doubled-angle y, x) and ``csig`` gives
+    the sigma of each coarse map. The doubled-angle vector ``(2 q, r - p)`` of the best scale
+    (bilinear for coarse maps: the direction of the interpolated Hessian) becomes the unit
+    across-ridge normal ``(out_dy, out_dx)`` with ``out_dx >= 0``; ``out_scale`` is the best
+    sigma. All are 0 where V is 0.
+    """
     starts = _bands(img.shape[0])
     for b in prange(starts.shape[0] - 1):
-        _frangi_ridge_rows(
-            img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2s, cb, sigmas, sscale,
-            cflat, coff, cshape, cshift, csig, finalise, out_v, out_scale, out_strength, out_dy, out_dx,
+        frangi_ridge_rows(
+            img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2, cb, sigmas, sscale,
+            cmaps, coff, cshape, cshift, ccg, csig, out_v, out_scale, out_strength, out_dy, out_dx,
         )  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------
-# Hessian norm maximum (default gamma) and the raw Hessian (tests)
+# coarse levels: per-scale maps that do not depend on gamma (gamma comes out of the pass)
 # --------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def _norm2_max_rows(img, r0, r1, h0, h1, h2, r, k):
+def _map_tile(hrr, hrc, hcc, cb, fl2, sscale, ridge, ob, os2, ost, ody, odx, acc):
+    """Blobness factor (0 off-ridge) and S**2; for ridges also strength and doubled angle.
+
+    ``hrr, hrc, hcc`` are the normalised Hessian. ``acc`` keeps the running maximum of S**2
+    per tile column (an element-wise maximum vectorises, a scalar reduction does not without
+    reassociating fast-math).
+    """
+    zero = np.float32(0.0)
+    tiny = np.float32(1e-30)
+    quarter = np.float32(0.25)
+    fl8 = np.float32(4.0) * fl2
+    half_scale = np.float32(0.5) * sscale
+    for j in range(ob.shape[0]):
+        p = hrr[j]
+        q2 = hrc[j] + hrc[j]
+        r = hcc[j]
+        m2 = p + r
+        hd2 = p - r
+        d2 = np.sqrt(hd2 * hd2 + q2 * q2)
+        l2 = m2 + d2
+        l1 = m2 - d2
+        ratio = l1 / max(l2, tiny)
+        s8 = l1 * l1 + l2 * l2
+        pos = (m2 > zero) & (s8 > fl8)
+        ob[j] = _exp_neg(cb * (ratio * ratio)) if pos else zero
+        s2 = quarter * s8
+        os2[j] = s2
+        acc[j] = np.maximum(acc[j], s2)
+    if ridge:
+        for j in range(ob.shape[0]):
+            p = hrr[j]
+            q2 = hrc[j] + hrc[j]
+            r = hcc[j]
+            hd2 = p - r
+            d2 = np.sqrt(hd2 * hd2 + q2 * q2)
+            live = ob[j] > zero
+            ost[j] = ((p + r) + d2) * half_scale if live else zero
+            ody[j] = q2
+            odx[j] = r - p
+
+
+@njit(**_OPTS)
+def frangi_maps_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge, cmaps, off, smax2):
+    """Rows ``r0:r1`` of :func:`frangi_maps` (serial); ``smax2`` gets the maxima of these rows."""
+    m, n = img.shape
+    ns = radii.shape[0]
+    vb, hb, pad = _tile_buffers(hk0.shape[1])
+    acc = np.zeros((ns, TILE), np.float32)
+    for i in range(r0, r1):
+        for j0 in range(0, n, TILE):
+            j1 = min(n, j0 + TILE)
+            w = j1 - j0
+            for s in range(ns):
+                _tile_hessian(img, i, j0, j1, hk0[s], hk1[s], hk2[s], radii[s], ks[s], vb, hb, pad)
+                lo = off + s * m * n + i * n + j0
+                hi = lo + w
+                if ridge:
+                    st, dy, dx = cmaps[2, lo:hi], cmaps[3, lo:hi], cmaps[4, lo:hi]
+                else:
+                    st, dy, dx = cmaps[0, :0], cmaps[0, :0], cmaps[0, :0]
+                _map_tile(hb[0, :w], hb[1, :w], hb[2, :w], cb, fl2, sscale, ridge,
+                          cmaps[0, lo:hi], cmaps[1, lo:hi], st, dy, dx, acc[s])  # fmt: skip
+    for s in range(ns):
+        best = np.float32(0.0)
+        for j in range(TILE):
+            best = max(best, acc[s, j])
+        smax2[s] = best
+
+
+@njit(parallel=True, **_OPTS)
+def frangi_maps(img, hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge, cmaps, off, smax2):
+    """Per-pixel Frangi ingredients of the scales of one coarse pyramid level.
+
+    For scale ``s`` the (M, N) maps go to ``cmaps[q, off + s M N : off + (s + 1) M N]``:
+    plane 0 the blobness factor ``exp(-cb Rb**2)`` (0 where ``lambda2`` has the wrong sign or
+    ``S**2 <= fl2``), plane 1 ``S**2``, and with ``ridge`` plane 2 the strength (``lambda2``
+    times ``sscale`` where the blobness is not 0) and planes 3, 4 the doubled-angle vector
+    ``(2 q, r - p)``. ``smax2`` (S,) receives the largest ``S**2`` of each scale, from which
+    the default gamma follows; :func:`frangi_v` turns blobness and ``S**2`` into vesselness
+    row by row while it upsamples. Kernel layout as in :func:`frangi_v`.
+    """
+    starts = _bands(img.shape[0])
+    nb = starts.shape[0] - 1
+    ns = radii.shape[0]
+    part = np.zeros((nb, ns), np.float32)
+    for b in prange(nb):
+        frangi_maps_rows(img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge,
+                         cmaps, off, part[b])  # fmt: skip
+    for s in range(ns):
+        best = np.float32(0.0)
+        for b in range(nb):
+            best = max(best, part[b, s])
+        smax2[s] = best
+
+
+# --------------------------------------------------------------------------------------
+# Hessian norm maximum (default gamma at full resolution) and the raw Hessian (tests)
+# --------------------------------------------------------------------------------------
+@njit(**_OPTS)
+def hessian_norm2_max_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, out):
+    """Rows ``r0:r1`` of :func:`hessian_norm2_max` (serial)."""
     n = img.shape[1]
-    vb, hb, pad = _tile_buffers(h0.shape[0])
-    acc = np.zeros(TILE, np.float32)
+    ns = radii.shape[0]
+    vb, hb, pad = _tile_buffers(hk0.shape[1])
+    acc = np.zeros((ns, TILE), np.float32)
     two = np.float32(2.0)
     for i in range(r0, r1):
         for j0 in range(0, n, TILE):
             j1 = min(n, j0 + TILE)
             w = j1 - j0
-            _tile_hessian(img, i, j0, j1, h0, h1, h2, r, vb, hb, pad)
-            a = hb[0]
-            b = hb[1]
-            c = hb[2]
-            for j in range(w):
-                a[j] *= k
-                b[j] *= k
-                c[j] *= k
-            for j in range(w):
-                x = a[j] * a[j] + two * (b[j] * b[j]) + c[j] * c[j]
-                acc[j] = np.maximum(acc[j], x)
-    best = np.float32(0.0)
-    for j in range(TILE):
-        best = max(best, acc[j])
-    return best
-
-
-@njit(**_OPTS)
-def hessian_norm2_max_serial(img, h0, h1, h2, r, k):
-    """Largest squared Frobenius norm ``Hrr**2 + 2 Hrc**2 + Hcc**2`` of ``k`` times the Hessian."""
-    return _norm2_max_rows(img, 0, img.shape[0], h0, h1, h2, r, k)
+            for s in range(ns):
+                _tile_hessian(img, i, j0, j1, hk0[s], hk1[s], hk2[s], radii[s], ks[s], vb, hb, pad)
+                a = hb[0]
+                b = hb[1]
+                c = hb[2]
+                ac = acc[s]
+                for j in range(w):
+                    ac[j] = np.maximum(ac[j], a[j] * a[j] + two * (b[j] * b[j]) + c[j] * c[j])
+    for s in range(ns):
+        best = np.float32(0.0)
+        for j in range(TILE):
+            best = max(best, acc[s, j])
+        out[s] = best
 
 
 @njit(parallel=True, **_OPTS)
-def hessian_norm2_max_parallel(img, h0, h1, h2, r, k):
-    """Parallel :func:`hessian_norm2_max_serial` (bit-identical result)."""
+def hessian_norm2_max(img, hk0, hk1, hk2, radii, ks, out):
+    """Largest ``S**2 = Hrr**2 + 2 Hrc**2 + Hcc**2`` of ``ks[s]`` times the Hessian, per scale.
+
+    Same kernel layout as :func:`frangi_v`; ``out`` (S,) float32 receives the maxima.
+    """
     starts = _bands(img.shape[0])
     nb = starts.shape[0] - 1
-    part = np.zeros(nb, np.float32)
+    ns = radii.shape[0]
+    part = np.zeros((nb, ns), np.float32)
     for b in prange(nb):
-        part[b] = _norm2_max_rows(img, starts[b], starts[b + 1], h0, h1, h2, r, k)
-    return part.max()
+        hessian_norm2_max_rows(img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, part[b])
+    for s in range(ns):
+        best = np.float32(0.0)
+        for b in range(nb):
+            best = max(best, part[b, s])
+        out[s] = best
 
 
 @njit(**_OPTS)
 def hessian_serial(img, h0, h1, h2, r, out_rr, out_rc, out_cc):
-    """Raw Hessian ``(Hrr, Hrc, Hcc)`` of ``img`` written into the three (M, N) outputs."""
+    """Raw Hessian ``(Hrr, Hrc, Hcc)`` of ``img`` into the three (M, N) outputs (for tests)."""
     n = img.shape[1]
     vb, hb, pad = _tile_buffers(h0.shape[0])
     for i in range(img.shape[0]):
         for j0 in range(0, n, TILE):
             j1 = min(n, j0 + TILE)
             w = j1 - j0
-            _tile_hessian(img, i, j0, j1, h0, h1, h2, r, vb, hb, pad)
+            _tile_hessian(img, i, j0, j1, h0, h1, h2, r, np.float32(1.0), vb, hb, pad)
             out_rr[i, j0:j1] = hb[0, :w]
             out_rc[i, j0:j1] = hb[1, :w]
             out_cc[i, j0:j1] = hb[2, :w]
@@ -697,7 +852,8 @@ def hessian_serial(img, h0, h1, h2, r, out_rr, out_rc, out_cc):
 # pyramid: Gaussian smoothing then decimation by 2 (keep even rows and columns)
 # --------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def _smooth_decimate_rows(src, r0, r1, h, r, dst):
+def smooth_decimate_rows(src, r0, r1, h, r, dst):
+    """Rows ``r0:r1`` of :func:`smooth_decimate` (serial)."""
     m, n = src.shape
     nd = dst.shape[1]
     q = r // 2 + 1
@@ -744,55 +900,11 @@ def _smooth_decimate_rows(src, r0, r1, h, r, dst):
                 out[j] += g * (lo[j] + hi[j])
 
 
-@njit(**_OPTS)
-def smooth_decimate_serial(src, h, r, dst):
-    """``dst[i, j] = (G * src)[2 i, 2 j]`` with the symmetric half kernel ``h`` (reflect)."""
-    _smooth_decimate_rows(src, 0, dst.shape[0], h, r, dst)
-
-
 @njit(parallel=True, **_OPTS)
-def smooth_decimate_parallel(src, h, r, dst):
-    """Parallel :func:`smooth_decimate_serial` (bit-identical results)."""
+def smooth_decimate(src, h, r, dst):
+    """``dst[i, j] = (G * src)[2 i, 2 j]`` with the symmetric half kernel ``h`` (reflect)."""
     starts = _bands(dst.shape[0])
     for b in prange(starts.shape[0] - 1):
-        _smooth_decimate_rows(src, starts[b], starts[b + 1], h, r, dst)
+        smooth_decimate_rows(src, starts[b], starts[b + 1], h, r, dst)
 
 
-# --------------------------------------------------------------------------------------
-# input check
-# --------------------------------------------------------------------------------------
-@njit(**_OPTS)
-def _absmax_rows(img, r0, r1):
-    n = img.shape[1]
-    zero = img.dtype.type(0.0)
-    acc = np.zeros(n, img.dtype)
-    big = np.zeros(n, img.dtype)
-    for i in range(r0, r1):
-        row = img[i]
-        for j in range(n):
-            x = row[j]
-            acc[j] += x * zero
-            big[j] = np.maximum(big[j], abs(x))
-    best = 0.0
-    for j in range(n):
-        if acc[j] != 0.0 or big[j] != big[j]:
-            return np.nan
-        best = max(best, float(big[j]))
-    return best
-
-
-@njit(**_OPTS)
-def finite_absmax_serial(img):
-    """Largest ``|value|`` of the 2-D float array ``img``, or NaN if it holds a NaN or an inf."""
-    return _absmax_rows(img, 0, img.shape[0])
-
-
-@njit(parallel=True, **_OPTS)
-def finite_absmax_parallel(img):
-    """Parallel :func:`finite_absmax_serial`."""
-    starts = _bands(img.shape[0])
-    nb = starts.shape[0] - 1
-    part = np.zeros(nb, np.float64)
-    for b in prange(nb):
-        part[b] = _absmax_rows(img, starts[b], starts[b + 1])
-    return part.max()

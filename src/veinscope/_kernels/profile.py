@@ -33,7 +33,7 @@ from numba import njit
 
 #: Status codes written by :func:`fit_profiles`.
 STATUS_OK = 0
-STATUS_NOT_RUN = 1  # initial estimate only (max_iter = 0), or not in ``index``
+STATUS_NOT_RUN = 1  # not processed (not in ``index``)
 STATUS_OUTSIDE = 2  # point or normal not finite, or the point lies outside the image
 STATUS_NO_PEAK = 3  # nothing above the background near the point
 STATUS_NO_EDGE = 4  # the profile does not fall to half height inside the image / sampled range
@@ -63,6 +63,16 @@ TILT_MAX_RAD = 0.6
 #: Convergence: largest change of c, w and s (px) in an accepted step (Gauss-Newton converges
 #: quadratically, so the remaining error is far smaller).
 STEP_TOL = 5e-3
+#: ... plus this fraction of the width (a 0.05 % change of a 20 px width is immaterial).
+STEP_REL = 5e-4
+#: ... or when the decrease of the cost predicted for the step is below this fraction of the
+#: residual variance per sample (the step is then a few % of the parameters' standard errors).
+STAT_TOL = 1e-3
+#: A predicted next Gauss-Newton step below this (px) is applied without another pass: near
+#: the optimum the remaining error after it is of the order of its square.
+PRED_TOL = 0.02
+#: From this iteration on, a step that worked well is extended (doubled, up to 3 times).
+EXTRAPOLATE_AFTER = 3
 #: Fitting window beyond the half-height edges: WIN_S * s + WIN_PX (px) on each side.
 WIN_S = 1.5
 WIN_PX = 2.5
@@ -346,9 +356,10 @@ def _normal_eq(p, var, inv, t0, h, n, tc, th, fit_s, hm, gv, buf):  # pragma: no
 
 
 @njit(cache=True, nogil=True)
-def _solve_damped(hm, gv, lam, active, a, d, idx):  # pragma: no cover - compiled
-    """Solve (H + lam diag(H)) d = g over the active parameters (LDL^T); False if not
-    positive definite. Inactive parameters get d = 0.
+def _solve_damped(hm, dd, gv, lam, active, a, d, idx):  # pragma: no cover - compiled
+    """Solve (H + lam diag(dd)) d = g over the active parameters (LDL^T); False if not
+    positive definite. Inactive parameters get d = 0. ``dd`` is the diagonal of the data part
+    of H: a stiff prior must not damp the step along the directions it leaves free.
     """
     m = 0
     for i in range(NPAR):
@@ -360,7 +371,7 @@ def _solve_damped(hm, gv, lam, active, a, d, idx):  # pragma: no cover - compile
         ir = idx[r]
         for q in range(r + 1):
             a[r, q] = hm[ir, idx[q]]
-        a[r, r] = hm[ir, ir] * (1.0 + lam) + 1e-12
+        a[r, r] = hm[ir, ir] + lam * dd[ir] + 1e-12
     # LDL^T in place: unit lower triangle below the diagonal, D on the diagonal
     for r in range(m):
         for q in range(r):
@@ -393,25 +404,24 @@ def _solve_damped(hm, gv, lam, active, a, d, idx):  # pragma: no cover - compile
 
 
 @njit(cache=True, nogil=True)
-def _solve5(hm, gv, lam, d):  # pragma: no cover - compiled
-    """Unrolled LDL^T solve of (H + lam diag(H)) d = g for the first 5 parameters (code
+def _solve5(hm, dd, gv, lam, d):  # pragma: no cover - compiled
+    """Unrolled LDL^T solve of (H + lam diag(dd)) d = g for the first 5 parameters (code
     generated; ``aij`` holds L below the diagonal, ``ri`` = 1 / D_i)."""
-    damp = 1.0 + lam
-    a00 = hm[0, 0] * damp + 1e-12
+    a00 = hm[0, 0] + lam * dd[0] + 1e-12
     a10 = hm[1, 0]
-    a11 = hm[1, 1] * damp + 1e-12
+    a11 = hm[1, 1] + lam * dd[1] + 1e-12
     a20 = hm[2, 0]
     a21 = hm[2, 1]
-    a22 = hm[2, 2] * damp + 1e-12
+    a22 = hm[2, 2] + lam * dd[2] + 1e-12
     a30 = hm[3, 0]
     a31 = hm[3, 1]
     a32 = hm[3, 2]
-    a33 = hm[3, 3] * damp + 1e-12
+    a33 = hm[3, 3] + lam * dd[3] + 1e-12
     a40 = hm[4, 0]
     a41 = hm[4, 1]
     a42 = hm[4, 2]
     a43 = hm[4, 3]
-    a44 = hm[4, 4] * damp + 1e-12
+    a44 = hm[4, 4] + lam * dd[4] + 1e-12
     if not (a00 > 0.0):
         return False
     r0 = 1.0 / a00
@@ -466,11 +476,11 @@ def _solve5(hm, gv, lam, d):  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def _solve(hm, gv, lam, active, a, d, idx):  # pragma: no cover - compiled
+def _solve(hm, dd, gv, lam, active, a, d, idx):  # pragma: no cover - compiled
     """Damped solve over the active parameters; unrolled when they are (b, g, area, c, w)."""
     if active[4] and not active[5]:
-        return _solve5(hm, gv, lam, d)
-    return _solve_damped(hm, gv, lam, active, a, d, idx)
+        return _solve5(hm, dd, gv, lam, d)
+    return _solve_damped(hm, dd, gv, lam, active, a, d, idx)
 
 
 @njit(cache=True, nogil=True)
@@ -695,7 +705,10 @@ def _initial_point(img, py, px, ny, nx, inner, prof, var, sm, h, s_guess, ini): 
                 ini[INI_ER] + margin >= ini[INI_LIM_HI] and hi == jc0 + ni and jc0 + ni < n - 1
             )
         if need:
-            _sample_line(img, py, px, ny, nx, t0, h, prof, var)
+            # the rest of the profile on both sides (the inner part is already sampled)
+            _sample_line(img, py, px, ny, nx, t0, h, prof[:a0], var[:a0])
+            b0 = jc0 + ni + 1
+            _sample_line(img, py, px, ny, nx, t0 + b0 * h, h, prof[b0:], var[b0:])
             lo, hi = _valid_range(prof, jc0, 0, n - 1)
             st = _initial(prof, sm, lo, hi, jc0, t0, h, s_guess, ini)
     return st
@@ -747,9 +760,9 @@ def _fit_point(
     """Fit one point from its initial estimate. Returns (status, rms, tilt, iterations);
     ``th`` receives theta.
 
-    Work arrays: ``ws_f`` (10, n) rows profile, interpolation variance, inverse blur, side
-    profile, side variance, (unused), 4 rows of scratch for the normal equations; ``ws_m`` (2, 6, 6); ``amat`` (7, 6);
-    ``ws_v`` (4, 6); ``active`` (6,) bool; ``idx`` (6,) int64.
+    Work arrays: ``ws_f`` (9, n) rows profile, interpolation variance, inverse blur, side
+    profile, side variance and 4 rows of scratch for the normal equations; ``ws_m`` (2, 6, 6);
+    ``amat`` (7, 6); ``ws_v`` (7, 6); ``active`` (6,) bool; ``idx`` (6,) int64.
     """
     for i in range(NPAR):
         th[i] = np.nan
@@ -767,7 +780,7 @@ def _fit_point(
     prof = ws_f[0][:nsamp]
     var = ws_f[1][:nsamp]
     inv = ws_f[2][:nsamp]
-    buf = ws_f[6:10]
+    buf = ws_f[5:9]
     _sample_line(img, py, px, ny, nx, tlo, h, prof, var)
     for j in range(nsamp):
         if not math.isfinite(prof[j]):
@@ -798,6 +811,11 @@ def _fit_point(
         th[0] = bl + g0 * (tc - tl)
         th[1] = g0
         th[2] = (ini[INI_PEAK] - 0.5 * (bl + br)) / gain * w0
+        if wa > 0.0 and a_prior > 0.0:
+            # start on the prior (area / w = a_prior) with the measured area: the prior is
+            # nonlinear in (area, w) and a start far from it makes the first steps overshoot
+            w0 = max(th[2] / a_prior, W_MIN)
+            th[2] = a_prior * w0
         th[3] = tc
         th[4] = w0
         th[5] = sg
@@ -812,11 +830,17 @@ def _fit_point(
     gv2 = ws_v[1]
     d = ws_v[2]
     th2 = ws_v[3]
+    dd = ws_v[4]
+    dd2 = ws_v[5]
+    dlast = ws_v[6]
     for i in range(NPAR):
         active[i] = True
     rss = _normal_eq(prof, var, inv, t0, h, nsamp, tc, th, fit_s, hm, gv, buf)
+    for i in range(NPAR):
+        dd[i] = hm[i, i]
     cost = rss + _add_priors(th, hm, gv, a_prior, wa, s_prior, ws)
     lam = 1e-3
+    nu = 2.0
     converged = False
     it = 0
     while it < max_iter:
@@ -824,42 +848,85 @@ def _fit_point(
         # active set: a parameter at its lower bound stays there while the gradient pushes down
         active[4] = not (th[4] <= W_MIN and gv[4] < 0.0)
         active[5] = fit_s and not (th[5] <= S_MIN and gv[5] < 0.0)
-        if not _solve(hm, gv, lam, active, amat, d, idx):
-            lam *= 10.0
+        if not _solve(hm, dd, gv, lam, active, amat, d, idx):
+            lam *= nu
+            nu *= 2.0
             if lam > 1e10:
                 break
             continue
+        # decrease of the cost predicted by the linearised model: d.g + lam d.D.d
+        pred = 0.0
+        for i in range(NPAR):
+            pred += d[i] * (gv[i] + lam * dd[i] * d[i])
         for i in range(NPAR):
             th2[i] = th[i] + d[i]
         _clamp(th2, tlo, thi, w_max, fit_s)
         rss2 = _normal_eq(prof, var, inv, t0, h, nsamp, tc, th2, fit_s, hm2, gv2, buf)
+        for i in range(NPAR):
+            dd2[i] = hm2[i, i]
         cost2 = rss2 + _add_priors(th2, hm2, gv2, a_prior, wa, s_prior, ws)
         step = 0.0
         for i in range(3, NPAR):
-            dd = abs(th2[i] - th[i])
-            if dd > step:
-                step = dd
+            step = max(step, abs(th2[i] - th[i]))
         da = abs(th2[2] - th[2])
+        tol = STEP_TOL + STEP_REL * th[4]
         if cost2 <= cost:
+            # gain ratio: actual / predicted decrease (Nielsen 1999 update of the damping), which
+            # stops the zig-zag of Gauss-Newton steps in the curved valleys of misfit profiles
+            rho = (cost - cost2) / pred if pred > 0.0 else 0.0
             # a decrease far below the noise (cost / n per sample) changes nothing statistically
             small = (cost - cost2) <= 1e-12 * cost + 1e-300 or (lam < 1e-2 and (cost - cost2) <= 1e-7 * cost)
             for i in range(NPAR):
+                dlast[i] = th2[i] - th[i]
                 th[i] = th2[i]
                 gv[i] = gv2[i]
+                dd[i] = dd2[i]
                 for k in range(NPAR):
                     hm[i, k] = hm2[i, k]
             cost = cost2
             rss = rss2
-            lam = max(lam * 0.2, 1e-9)
-            if (step < STEP_TOL and da < STEP_TOL * 0.1 * (abs(th[2]) + 1e-12)) or small:
+            # in the long curved valleys of profiles that are not bars, Gauss-Newton steps keep
+            # their direction and fall short: extend the step while that keeps lowering the cost
+            if it >= EXTRAPOLATE_AFTER and rho > 0.75 and not small:
+                for _ in range(3):
+                    for i in range(NPAR):
+                        th2[i] = th[i] + dlast[i]
+                    _clamp(th2, tlo, thi, w_max, fit_s)
+                    rss2 = _normal_eq(prof, var, inv, t0, h, nsamp, tc, th2, fit_s, hm2, gv2, buf)
+                    for i in range(NPAR):
+                        dd2[i] = hm2[i, i]
+                    cost2 = rss2 + _add_priors(th2, hm2, gv2, a_prior, wa, s_prior, ws)
+                    if not (cost2 < cost):
+                        break
+                    for i in range(NPAR):
+                        dlast[i] = 2.0 * (th2[i] - th[i])
+                        th[i] = th2[i]
+                        gv[i] = gv2[i]
+                        dd[i] = dd2[i]
+                        for k in range(NPAR):
+                            hm[i, k] = hm2[i, k]
+                    cost = cost2
+                    rss = rss2
+            f = 2.0 * rho - 1.0
+            lam = max(lam * max(1.0 / 3.0, 1.0 - f * f * f), 1e-9)
+            nu = 2.0
+            # a step whose predicted gain is a tiny fraction of one sample's residual variance
+            # moves the parameters by a tiny fraction of their standard errors
+            s2 = STAT_TOL * rss / max(nsamp - 6, 1)
+            # small steps mean convergence only when they are not small because of the damping
+            if lam <= 1.0 and ((step < tol and da < tol * 0.1 * (abs(th[2]) + 1e-12)) or small or pred < s2):
                 converged = True
                 break
             # the next Gauss-Newton step, if tiny, is taken without another pass over the samples
-            if step < 0.1 and _solve(hm, gv, lam, active, amat, d, idx):
+            if lam <= 1.0 and step < 0.1 and _solve(hm, dd, gv, lam, active, amat, d, idx):
                 nxt = 0.0
+                pnext = 0.0
+                for i in range(NPAR):
+                    pnext += d[i] * (gv[i] + lam * dd[i] * d[i])
                 for i in range(3, NPAR):
                     nxt = max(nxt, abs(d[i]))
-                if nxt < STEP_TOL and abs(d[2]) < STEP_TOL * 0.1 * (abs(th[2]) + 1e-12):
+                ptol = PRED_TOL + STEP_REL * th[4]
+                if (nxt < ptol and abs(d[2]) < ptol * 0.1 * (abs(th[2]) + 1e-12)) or pnext < s2:
                     for i in range(NPAR):
                         th[i] += d[i]
                     _clamp(th, tlo, thi, w_max, fit_s)
@@ -869,7 +936,8 @@ def _fit_point(
             if step < 1e-6 and da < 1e-7 * (abs(th[2]) + 1e-12):
                 converged = True
                 break
-            lam *= 10.0
+            lam *= nu
+            nu *= 2.0
             if lam > 1e10:
                 break
     npar = 6 if fit_s else 5
@@ -962,10 +1030,10 @@ def fit_profiles(
     niter : ndarray (K,) int32, out
     """
     n = 2 * int(math.ceil((w_max + 2.0 * (WIN_S * S_MAX + WIN_PX)) / h)) + 8
-    ws_f = np.empty((10, n), np.float64)
+    ws_f = np.empty((9, n), np.float64)
     ws_m = np.empty((2, NPAR, NPAR), np.float64)
     amat = np.empty((NPAR + 1, NPAR), np.float64)
-    ws_v = np.empty((4, NPAR), np.float64)
+    ws_v = np.empty((7, NPAR), np.float64)
     active = np.ones(NPAR, np.bool_)
     idx = np.empty(NPAR, np.int64)
     th = np.empty(NPAR, np.float64)

@@ -162,8 +162,14 @@ def test_smooth_decimate_matches_scipy(rng, shape):
     ref = ndi.convolve1d(ndi.convolve1d(img.astype(np.float64), full, axis=0, mode="reflect"), full, axis=1,
                          mode="reflect")[::2, ::2]
     dst = np.empty(vs._level_shape(shape, 1), np.float32)
-    hk.smooth_decimate(img, h.astype(np.float32), h.shape[0] - 1, dst)
+    minmax = np.zeros(2, np.float32)
+    hk.smooth_decimate(img, h.astype(np.float32), h.shape[0] - 1, dst, minmax)
     np.testing.assert_allclose(dst, ref, atol=1e-6)
+    np.testing.assert_array_equal(minmax, [img.min(), img.max()])
+    dst2 = np.empty_like(dst)
+    hk.smooth_decimate_rows(img, 0, dst.shape[0], h.astype(np.float32), h.shape[0] - 1, dst2, minmax)
+    np.testing.assert_array_equal(dst2, dst)
+    np.testing.assert_array_equal(minmax, [img.min(), img.max()])
 
 
 def _bilinear_reference(coarse, shift, shape):
@@ -323,14 +329,22 @@ def test_polarity():
 
 
 @pytest.mark.parametrize("angle", [0.0, 20.0, 45.0, 70.0, 90.0, 135.0])
-def test_normal_follows_the_line_angle(angle):
-    img = dark_line((65, 65), angle, width=3.0)
-    rr = vs.ridge_response(img, sigmas_px=[1.0, 1.5, 2.0])
+@pytest.mark.parametrize("width, sigmas", [(3.0, [1.0, 1.5, 2.0]), (10.0, [3.0, 4.5])])
+def test_normal_follows_the_line_angle(angle, width, sigmas):
+    img = dark_line((129, 129), angle, width=width)
+    if width > 5:
+        assert all(p.level > 0 for p in vs.plan(img.shape, sigmas))  # coarse maps, upsampled
+    rr = vs.ridge_response(img, sigmas_px=sigmas)
     t = math.radians(angle)
     across = (math.cos(t), -math.sin(t))  # (y, x) of the normal to direction (cos t, sin t)
-    dot = abs(rr.normal_y[32, 32] * across[0] + rr.normal_x[32, 32] * across[1])
-    assert dot > 0.999
-    assert rr.vesselness[32, 32] > 0.5
+    checked = 0
+    for d in range(-20, 21, 5):  # points along the line, rounded to pixels
+        c = (round(64 + d * math.sin(t)), round(64 + d * math.cos(t)))
+        if rr.vesselness[c] > 0.3:
+            checked += 1
+            assert abs(rr.normal_y[c] * across[0] + rr.normal_x[c] * across[1]) > 0.99
+    assert checked >= 5
+    assert rr.vesselness[64, 64] > 0.5
 
 
 @pytest.mark.parametrize("pyramid", [False, True])
@@ -489,6 +503,10 @@ def test_parallel_equals_serial(curves):
         (dict(image=np.zeros((0, 5))), ValueError, "image"),
         (dict(image=np.array([[1.0, np.nan]])), ValueError, "image"),
         (dict(image=np.array([[1.0, np.inf]], np.float32)), ValueError, "image"),
+        (dict(image=np.pad([[np.nan]], ((70, 3), (2, 90)), constant_values=1.0), sigmas_px=[1, 4, 9]), ValueError,
+         "image"),
+        (dict(image=np.pad([[-np.inf]], ((3, 70), (90, 2)), constant_values=1.0), sigmas_px=[4]), ValueError,
+         "image"),
         (dict(image=np.zeros((4, 5), complex)), TypeError, "image"),
         (dict(image=np.array([["a", "b"]])), TypeError, "image"),
         (dict(sigmas_px=[]), ValueError, "sigmas_px"),

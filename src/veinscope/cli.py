@@ -50,7 +50,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("images", nargs="+", metavar="IMAGE")
     v.add_argument("--out", required=True, type=Path, metavar="DIR")
-    v.add_argument("--fov", type=Path, default=None, metavar="MASK", help="field-of-view mask (non-zero inside)")
+    v.add_argument("--fov", type=Path, default=None, metavar="MASK", help="field-of-view mask (non-zero inside), applied to every image")
+    v.add_argument("--bright", action="store_true", help="vessels are brighter than the background (fluorescence)")
     return p
 
 

@@ -313,7 +313,7 @@ def plan(shape: tuple[int, int], sigmas_px: Iterable[float], *, pyramid: bool = 
     Examples
     --------
     >>> [(p.level, round(p.residual_px, 2)) for p in plan((3000, 4000), [1, 2, 3.5, 8])]
-    [(0, 1.0), (0, 2.0), (1, 1.55), (2, 1.83)]
+    [(0, 1.0), (0, 2.0), (1, 1.56), (2, 1.83)]
     """
     sigmas = _check_sigmas(sigmas_px)
     out = []
@@ -361,19 +361,26 @@ def _run(kernel: str, parallel: bool | None, rows: int, first, *args):
         getattr(_hk, kernel + "_rows")(first, 0, rows, *args)
 
 
-def _build_pyramid(img: np.ndarray, depth: int, parallel: bool | None) -> list[np.ndarray]:
+def _build_pyramid(img: np.ndarray, depth: int, parallel: bool | None) -> tuple[list[np.ndarray], float, float]:
     """Levels 0..depth: level l + 1 is level l smoothed (blur LEVEL_BLUR_PX of level l + 1
-    pixels in total) and decimated by 2, keeping even rows and columns."""
+    pixels in total) and decimated by 2, keeping even rows and columns. Also returns the
+    minimum and maximum of the image (NaN if it holds a NaN)."""
     levels = [img]
+    minmax = np.zeros(2, np.float32)
     for level in range(1, depth + 1):
         prev_blur = 0.0 if level == 1 else LEVEL_BLUR_PX
         inc = math.sqrt((2.0 * LEVEL_BLUR_PX) ** 2 - prev_blur**2)
         h = _smoothing_kernel(inc).astype(np.float32)
         src = levels[-1]
         dst = np.empty(_level_shape(src.shape, 1), np.float32)
-        _run("smooth_decimate", parallel, dst.shape[0], src, h, h.shape[0] - 1, dst)
+        mm = np.zeros(2, np.float32)
+        _run("smooth_decimate", parallel, dst.shape[0], src, h, h.shape[0] - 1, dst, mm)
+        if level == 1:
+            minmax = mm
         levels.append(dst)
-    return levels
+    if depth == 0:
+        minmax = np.array([img.min(), img.max()], np.float32)
+    return levels, float(minmax[0]), float(minmax[1])
 
 
 def _compute(image, sigmas_px, black_ridges, beta, gamma, *, ridge: bool, pyramid: bool = True,
@@ -392,10 +399,11 @@ def _compute(image, sigmas_px, black_ridges, beta, gamma, *, ridge: bool, pyrami
     gamma = _check_positive("gamma", gamma, allow_none=True)
     if not isinstance(black_ridges, (bool, np.bool_)):
         raise TypeError(f"black_ridges must be True or False, got {black_ridges!r}")
-    hi, lo = float(img.max()), float(img.min())  # NaN and inf show up here
-    amax = max(abs(hi), abs(lo))
-    if not math.isfinite(amax):
+    plans = plan(img.shape, sigmas, pyramid=pyramid)
+    levels, lo, hi = _build_pyramid(img, max(p.level for p in plans), parallel)
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN and inf show up here
         raise ValueError("image must contain only finite values (found NaN or inf)")
+    amax = max(abs(lo), abs(hi))
     # The kernels see the Hessian divided by amax (values of order 1 in float32 whatever the
     # intensity range); gamma and the strength are scaled to match.
     if amax == 0.0:
@@ -404,9 +412,6 @@ def _compute(image, sigmas_px, black_ridges, beta, gamma, *, ridge: bool, pyrami
     cb = np.float32(1.0 / (2.0 * beta * beta))
     # float32 rounding leaves S ~ 5e-8 max|image| on flat images: below the floor V = 0
     floor2 = NOISE_FLOOR_REL**2
-
-    plans = plan(img.shape, sigmas, pyramid=pyramid)
-    levels = _build_pyramid(img, max(p.level for p in plans), parallel)
 
     def gamma_of(smax2):
         """1 / (2 gamma**2) from the largest S**2 of a scale (default gamma) or the given one."""

@@ -852,19 +852,30 @@ def hessian_serial(img, h0, h1, h2, r, out_rr, out_rc, out_cc):
 # pyramid: Gaussian smoothing then decimation by 2 (keep even rows and columns)
 # --------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def smooth_decimate_rows(src, r0, r1, h, r, dst):
-    """Rows ``r0:r1`` of :func:`smooth_decimate` (serial)."""
+def smooth_decimate_rows(src, r0, r1, h, r, dst, minmax):
+    """Rows ``r0:r1`` of :func:`smooth_decimate` (serial); ``minmax`` (2,) gets the minimum
+    and maximum of source rows ``2 r0 .. 2 r1 - 1``."""
     m, n = src.shape
     nd = dst.shape[1]
     q = r // 2 + 1
     v = np.zeros(n, np.float32)
     ev = np.zeros(nd + 2 * q, np.float32)
     od = np.zeros(nd + 2 * q, np.float32)
+    lo_acc = src[2 * r0].copy()
+    hi_acc = src[2 * r0].copy()
     c0 = h[0]
     for i in range(r0, r1):
-        # vertical pass at source row 2 i
+        # vertical pass at source row 2 i, and the range of source rows 2 i, 2 i + 1
         si = 2 * i
         row = src[si]
+        for j in range(n):
+            lo_acc[j] = np.minimum(lo_acc[j], row[j])
+            hi_acc[j] = np.maximum(hi_acc[j], row[j])
+        if si + 1 < m:
+            nxt = src[si + 1]
+            for j in range(n):
+                lo_acc[j] = np.minimum(lo_acc[j], nxt[j])
+                hi_acc[j] = np.maximum(hi_acc[j], nxt[j])
         for j in range(n):
             v[j] = c0 * np.float32(row[j])
         for t in range(1, r + 1):
@@ -898,13 +909,32 @@ def smooth_decimate_rows(src, r0, r1, h, r, dst):
                 hi = od[q + hs : q + hs + nd]
             for j in range(nd):
                 out[j] += g * (lo[j] + hi[j])
+    # NaN propagates through np.minimum / np.maximum, an infinity shows as such
+    lo_val = lo_acc[0]
+    hi_val = hi_acc[0]
+    for j in range(n):
+        lo_val = np.minimum(lo_val, lo_acc[j])
+        hi_val = np.maximum(hi_val, hi_acc[j])
+    minmax[0] = lo_val
+    minmax[1] = hi_val
 
 
 @njit(parallel=True, **_OPTS)
-def smooth_decimate(src, h, r, dst):
-    """``dst[i, j] = (G * src)[2 i, 2 j]`` with the symmetric half kernel ``h`` (reflect)."""
+def smooth_decimate(src, h, r, dst, minmax):
+    """``dst[i, j] = (G * src)[2 i, 2 j]`` with the symmetric half kernel ``h`` (reflect);
+    ``minmax`` (2,) receives the minimum and maximum of ``src`` (NaN if it holds a NaN), which
+    the first pyramid level provides for free."""
     starts = _bands(dst.shape[0])
-    for b in prange(starts.shape[0] - 1):
-        smooth_decimate_rows(src, starts[b], starts[b + 1], h, r, dst)
+    nb = starts.shape[0] - 1
+    part = np.zeros((nb, 2), src.dtype)
+    for b in prange(nb):
+        smooth_decimate_rows(src, starts[b], starts[b + 1], h, r, dst, part[b])
+    lo_val = part[0, 0]
+    hi_val = part[0, 1]
+    for b in range(nb):
+        lo_val = np.minimum(lo_val, part[b, 0])
+        hi_val = np.maximum(hi_val, part[b, 1])
+    minmax[0] = lo_val
+    minmax[1] = hi_val
 
 

@@ -260,14 +260,16 @@ def speed(args):
         ocv += _measure(lambda: opencv_frangi(img), 1)
         ocv_sobel += _measure(lambda: opencv_sobel_frangi(img), 1)
     rr = _measure(lambda: vs.ridge_response(img, sigmas_px=SIGMAS), max(3, args.runs // 2))
+    img64 = img.astype(np.float64)
+    ours64 = _measure(lambda: vs.vesselness(img64, sigmas_px=SIGMAS), max(3, args.runs // 2))
     _summary("veinscope vesselness", ours)
+    _summary("veinscope vesselness (f64 in)", ours64)
     _summary("veinscope ridge_response", rr)
     _summary("OpenCV sepFilter2D + numpy", ocv, ours)
     _summary("OpenCV Blur+Sobel + numpy", ocv_sobel, ours)
     if args.skimage_runs:
         from skimage.filters import frangi
 
-        img64 = img.astype(np.float64)
         sk, ours2 = [], []
         for _ in range(args.skimage_runs):
             sk += _measure(lambda: frangi(img64, sigmas=SIGMAS, black_ridges=True), 1)

@@ -452,8 +452,10 @@ def test_intensity_scale_invariance(curves):
 
 def test_input_not_modified(rng):
     base = rng.random((50, 70))
+    readonly = base.astype(np.float32)
+    readonly.flags.writeable = False
     cases = [base.astype(np.float32), base, (base * 255).astype(np.uint8), base.astype(np.float32).T,
-             np.asfortranarray(base), base[::2, ::3], base > 0.5]
+             np.asfortranarray(base), base[::2, ::3], base > 0.5, readonly]
     for img in cases:
         before = img.copy()
         vs.vesselness(img, sigmas_px=[1, 3])

@@ -241,7 +241,10 @@ def _check_image(image) -> np.ndarray:
     kind = image.dtype.kind
     if kind not in "biuf":
         raise TypeError(f"image must have a bool, integer or float dtype, got {image.dtype}")
-    return np.ascontiguousarray(image, dtype=np.float32)
+    arr = np.ascontiguousarray(image, dtype=np.float32)
+    if not arr.flags.writeable:  # Numba would compile every kernel again for read-only arrays
+        arr = arr.copy()
+    return arr
 
 
 def _check_sigmas(sigmas_px) -> tuple[float, ...]:

@@ -134,6 +134,38 @@ def _one_minus_exp_neg(t):
 
 
 @njit(**_OPTS)
+def _exp_neg_short(t):
+    """:func:`_exp_neg` for ``0 <= t <= 2`` (larger ``t`` is clamped to 2): two squarings.
+
+    Exact replacement where the argument is known to stay below 2 (default beta and gamma).
+    """
+    u = min(t, np.float32(2.0)) * np.float32(0.25)
+    p = np.float32(_E5)
+    p = p * u + np.float32(_E4)
+    p = p * u + np.float32(_E3)
+    p = p * u + np.float32(_E2)
+    p = p * u + np.float32(_E1)
+    p = p * u + np.float32(_E0)
+    p = p * p
+    return p * p
+
+
+@njit(**_OPTS)
+def _one_minus_exp_neg_short(t):
+    """:func:`_one_minus_exp_neg` for ``0 <= t <= 2`` (larger ``t`` is clamped to 2)."""
+    u = min(t, np.float32(2.0)) * np.float32(0.25)
+    q = np.float32(_Q4)
+    q = q * u + np.float32(_Q3)
+    q = q * u + np.float32(_Q2)
+    q = q * u + np.float32(_Q1)
+    q = q * u + np.float32(_Q0)
+    q = q * u
+    two = np.float32(2.0)
+    q = q * (two - q)
+    return q * (two - q)
+
+
+@njit(**_OPTS)
 def _bands(m):
     """Start rows of the bands used by the parallel drivers (last entry is ``m``)."""
     nb = max(1, (m + BAND_ROWS - 1) // BAND_ROWS)
@@ -296,17 +328,34 @@ def _tile_hessian(img, i, j0, j1, h0, h1, h2, r, k, vb, hb, pad):
 # per-pixel Frangi on one tile, folded into running maxima
 # --------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def _frangi_tile_v(hrr, hrc, hcc, cb, cg, fl2, ov):
+def _frangi_tile_v(hrr, hrc, hcc, cb, cg, fl2, short, ov):
     """Fold the vesselness of one scale into ``ov`` (running maximum).
 
     ``hrr, hrc, hcc`` are the normalised Hessian ``(p, q, r)``. Works with doubled quantities
     (``2 mean``, ``2 d``, ``2 lambda``), which leave the ratio unchanged and scale ``S**2``
-    by 4.
+    by 4. ``short``: both exponents are known to stay below 2 (``beta >= 0.5`` and the default
+    gamma), so the cheaper exponentials apply.
     """
     zero = np.float32(0.0)
     tiny = np.float32(1e-30)
     cg4 = np.float32(0.25) * cg
     fl8 = np.float32(4.0) * fl2
+    if short:
+        for j in range(ov.shape[0]):
+            p = hrr[j]
+            q2 = hrc[j] + hrc[j]
+            r = hcc[j]
+            m2 = p + r
+            hd2 = p - r
+            d2 = np.sqrt(hd2 * hd2 + q2 * q2)
+            l2 = m2 + d2
+            l1 = m2 - d2
+            ratio = l1 / max(l2, tiny)
+            s8 = l1 * l1 + l2 * l2
+            v = _exp_neg_short(cb * (ratio * ratio)) * _one_minus_exp_neg_short(cg4 * s8)
+            v = v if (m2 > zero) & (s8 > fl8) else zero
+            ov[j] = np.maximum(ov[j], v)
+        return
     for j in range(ov.shape[0]):
         p = hrr[j]
         q2 = hrc[j] + hrc[j]
@@ -324,9 +373,10 @@ def _frangi_tile_v(hrr, hrc, hcc, cb, cg, fl2, ov):
 
 
 @njit(**_OPTS)
-def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, sigma, sscale, ov, osc, ost, ody, odx):
+def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc, ost, ody, odx):
     """Like :func:`_frangi_tile_v`, also folding in the strength (maximum) and the scale and
-    doubled-angle vector ``(2 q, r - p)`` of the best vesselness."""
+    doubled-angle vector ``(2 q, r - p)`` of the best vesselness. ``short`` is loop-invariant
+    (LLVM unswitches it)."""
     zero = np.float32(0.0)
     tiny = np.float32(1e-30)
     cg4 = np.float32(0.25) * cg
@@ -343,7 +393,12 @@ def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, sigma, sscale, ov, osc, ost, 
         l1 = m2 - d2
         ratio = l1 / max(l2, tiny)
         s8 = l1 * l1 + l2 * l2
-        v = _exp_neg(cb * (ratio * ratio)) * _one_minus_exp_neg(cg4 * s8)
+        a = cb * (ratio * ratio)
+        b = cg4 * s8
+        if short:
+            v = _exp_neg_short(a) * _one_minus_exp_neg_short(b)
+        else:
+            v = _exp_neg(a) * _one_minus_exp_neg(b)
         pos = (m2 > zero) & (s8 > fl8)
         v = v if pos else zero
         st = l2 * half_scale if pos else zero
@@ -471,14 +526,18 @@ def _coarse_rows_for(i, shift, mc):
 
 
 @njit(**_OPTS)
-def _coarse_vesselness(b, s2, cg, out):
+def _coarse_vesselness(b, s2, cg, short, out):
     """``out = b (1 - exp(-cg s2))``: a coarse row of blobness and S**2 to vesselness."""
-    for k in range(out.shape[0]):
-        out[k] = b[k] * _one_minus_exp_neg(cg * s2[k])
+    if short:
+        for k in range(out.shape[0]):
+            out[k] = b[k] * _one_minus_exp_neg_short(cg * s2[k])
+    else:
+        for k in range(out.shape[0]):
+            out[k] = b[k] * _one_minus_exp_neg(cg * s2[k])
 
 
 @njit(**_OPTS)
-def _fill_slot(cache, slot, ic, cmaps, base, nc, cg, shift, n, scratch, tmp):
+def _fill_slot(cache, slot, ic, cmaps, base, nc, cg, short, shift, n, scratch, tmp):
     """Upsample coarse row ``ic`` of one coarse map into ``cache[:, slot]`` (full width).
 
     Plane 0 of the cache is the vesselness, computed from the blobness (``cmaps[0]``) and S**2
@@ -486,14 +545,14 @@ def _fill_slot(cache, slot, ic, cmaps, base, nc, cg, shift, n, scratch, tmp):
     """
     start = base + ic * nc
     v = scratch[:nc]
-    _coarse_vesselness(cmaps[0, start : start + nc], cmaps[1, start : start + nc], cg, v)
+    _coarse_vesselness(cmaps[0, start : start + nc], cmaps[1, start : start + nc], cg, short, v)
     _upsample_segment(v, shift, n, 0, cache[0, slot], tmp)
     for q in range(1, cache.shape[0]):
         _upsample_segment(cmaps[q + 1, start : start + nc], shift, n, 0, cache[q, slot], tmp)
 
 
 @njit(**_OPTS)
-def _prepare_rows(cache, ids, i, cmaps, base, mc, nc, cg, shift, n, scratch, tmp):
+def _prepare_rows(cache, ids, i, cmaps, base, mc, nc, cg, short, shift, n, scratch, tmp):
     """Make two slots of ``cache`` (planes, 2, N) hold the upsampled coarse rows bracketing
     full-resolution row ``i``; ``ids`` (2,) records which coarse row each slot holds.
 
@@ -506,13 +565,13 @@ def _prepare_rows(cache, ids, i, cmaps, base, mc, nc, cg, shift, n, scratch, tmp
         s0 = 1
     else:
         s0 = 1 if ids[0] == i1 else 0
-        _fill_slot(cache, s0, i0, cmaps, base, nc, cg, shift, n, scratch, tmp)
+        _fill_slot(cache, s0, i0, cmaps, base, nc, cg, short, shift, n, scratch, tmp)
         ids[s0] = i0
     if i1 == i0:
         return s0, s0, wy
     s1 = 1 - s0
     if ids[s1] != i1:
-        _fill_slot(cache, s1, i1, cmaps, base, nc, cg, shift, n, scratch, tmp)
+        _fill_slot(cache, s1, i1, cmaps, base, nc, cg, short, shift, n, scratch, tmp)
         ids[s1] = i1
     return s0, s1, wy
 
@@ -537,7 +596,7 @@ def _coarse_buffers(nco, planes, n):
 # full resolution: vesselness of its scales, plus coarse maps upsampled into it
 # --------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def frangi_v_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb,
+def frangi_v_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short,
                   cmaps, coff, cshape, cshift, ccg, out_v):  # fmt: skip
     """Rows ``r0:r1`` of :func:`frangi_v` (serial)."""
     n = img.shape[1]
@@ -554,19 +613,19 @@ def frangi_v_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb,
             ov = orow[j0:j1]
             for s in range(ns):
                 _tile_hessian(img, i, j0, j1, hk0[s], hk1[s], hk2[s], radii[s], ks[s], vb, hb, pad)
-                _frangi_tile_v(hb[0, :w], hb[1, :w], hb[2, :w], cb, cgs[s], fl2, ov)
+                _frangi_tile_v(hb[0, :w], hb[1, :w], hb[2, :w], cb, cgs[s], fl2, short, ov)
         one = np.float32(1.0)
         c = 0
         while c < nco:  # coarse maps two at a time: one pass over the output row for both
             s0, s1, wy = _prepare_rows(cache[c], ids[c], i, cmaps, coff[c], cshape[c, 0], cshape[c, 1], ccg[c],
-                                       cshift[c], n, scratch, tmp)
+                                       short, cshift[c], n, scratch, tmp)
             a = cache[c, 0, s0]
             b = cache[c, 0, s1]
             wa = one - wy
             if c + 1 < nco:
                 e = c + 1
                 t0, t1, wz = _prepare_rows(cache[e], ids[e], i, cmaps, coff[e], cshape[e, 0], cshape[e, 1],
-                                           ccg[e], cshift[e], n, scratch, tmp)
+                                           ccg[e], short, cshift[e], n, scratch, tmp)
                 a2 = cache[e, 0, t0]
                 b2 = cache[e, 0, t1]
                 wa2 = one - wz
@@ -579,7 +638,7 @@ def frangi_v_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb,
 
 
 @njit(parallel=True, **_OPTS)
-def frangi_v(img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, cmaps, coff, cshape, cshift, ccg, out_v):
+def frangi_v(img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, cmaps, coff, cshape, cshift, ccg, out_v):
     """Frangi vesselness at full resolution, max over its scales and the coarse maps.
 
     Parameters
@@ -600,6 +659,9 @@ def frangi_v(img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, cmaps, coff, cshape, c
         rounding on flat images gives exact zeros.
     cb : float32
         ``1 / (2 beta**2)``.
+    short : bool
+        Both exponents stay below 2 (``beta >= 0.5`` and the default gamma, under which
+        ``S**2 / (2 gamma**2) <= 2``): cheaper exponentials, same values.
     cmaps : (P, L) float32
         Coarse per-scale maps from :func:`frangi_maps`, one after the other in each plane:
         blobness, S**2 (and strength, doubled-angle y, x for :func:`frangi_ridge`).
@@ -616,13 +678,13 @@ def frangi_v(img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, cmaps, coff, cshape, c
     """
     starts = _bands(img.shape[0])
     for b in prange(starts.shape[0] - 1):
-        frangi_v_rows(img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2, cb,
+        frangi_v_rows(img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short,
                       cmaps, coff, cshape, cshift, ccg, out_v)  # fmt: skip
 
 
 @njit(**_OPTS)
 def frangi_ridge_rows(
-    img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, sigmas, sscale,
+    img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, sigmas, sscale,
     cmaps, coff, cshape, cshift, ccg, csig, out_v, out_scale, out_strength, out_dy, out_dx,
 ):  # fmt: skip
     """Rows ``r0:r1`` of :func:`frangi_ridge` (serial)."""
@@ -650,12 +712,12 @@ def frangi_ridge_rows(
             for s in range(ns):
                 _tile_hessian(img, i, j0, j1, hk0[s], hk1[s], hk2[s], radii[s], ks[s], vb, hb, pad)
                 _frangi_tile_ridge(
-                    hb[0, :w], hb[1, :w], hb[2, :w], cb, cgs[s], fl2, sigmas[s], sscale,
+                    hb[0, :w], hb[1, :w], hb[2, :w], cb, cgs[s], fl2, short, sigmas[s], sscale,
                     ov[j0:j1], osc[j0:j1], ost[j0:j1], ody[j0:j1], odx[j0:j1],
                 )  # fmt: skip
         for c in range(nco):
             s0, s1, wy = _prepare_rows(cache[c], ids[c], i, cmaps, coff[c], cshape[c, 0], cshape[c, 1], ccg[c],
-                                       cshift[c], n, scratch, tmp)
+                                       short, cshift[c], n, scratch, tmp)
             for q in range(4):
                 _lerp_tile(cache[c, q, s0], cache[c, q, s1], wy, lerp[q])
             _merge_tile_ridge(lerp[0], lerp[1], lerp[2], lerp[3], csig[c], ov, osc, ost, ody, odx)
@@ -664,7 +726,7 @@ def frangi_ridge_rows(
 
 @njit(parallel=True, **_OPTS)
 def frangi_ridge(
-    img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, sigmas, sscale,
+    img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, sigmas, sscale,
     cmaps, coff, cshape, cshift, ccg, csig, out_v, out_scale, out_strength, out_dy, out_dx,
 ):  # fmt: skip
     """Like :func:`frangi_v`, also keeping the best scale, strength and direction.
@@ -680,7 +742,7 @@ def frangi_ridge(
     starts = _bands(img.shape[0])
     for b in prange(starts.shape[0] - 1):
         frangi_ridge_rows(
-            img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2, cb, sigmas, sscale,
+            img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, sigmas, sscale,
             cmaps, coff, cshape, cshift, ccg, csig, out_v, out_scale, out_strength, out_dy, out_dx,
         )  # fmt: skip
 
@@ -689,12 +751,12 @@ def frangi_ridge(
 # coarse levels: per-scale maps that do not depend on gamma (gamma comes out of the pass)
 # --------------------------------------------------------------------------------------
 @njit(**_OPTS)
-def _map_tile(hrr, hrc, hcc, cb, fl2, sscale, ridge, ob, os2, ost, ody, odx, acc):
+def _map_tile(hrr, hrc, hcc, cb, fl2, sscale, ridge, short, ob, os2, ost, ody, odx, acc):
     """Blobness factor (0 off-ridge) and S**2; for ridges also strength and doubled angle.
 
     ``hrr, hrc, hcc`` are the normalised Hessian. ``acc`` keeps the running maximum of S**2
     per tile column (an element-wise maximum vectorises, a scalar reduction does not without
-    reassociating fast-math).
+    reassociating fast-math). ``short`` as in :func:`_frangi_tile_v`.
     """
     zero = np.float32(0.0)
     tiny = np.float32(1e-30)
@@ -713,10 +775,18 @@ def _map_tile(hrr, hrc, hcc, cb, fl2, sscale, ridge, ob, os2, ost, ody, odx, acc
         ratio = l1 / max(l2, tiny)
         s8 = l1 * l1 + l2 * l2
         pos = (m2 > zero) & (s8 > fl8)
-        ob[j] = _exp_neg(cb * (ratio * ratio)) if pos else zero
+        ob[j] = cb * (ratio * ratio) if pos else np.float32(-1.0)  # exponent; -1 marks V = 0
         s2 = quarter * s8
         os2[j] = s2
         acc[j] = np.maximum(acc[j], s2)
+    if short:
+        for j in range(ob.shape[0]):
+            a = ob[j]
+            ob[j] = _exp_neg_short(a) if a >= zero else zero
+    else:
+        for j in range(ob.shape[0]):
+            a = ob[j]
+            ob[j] = _exp_neg(a) if a >= zero else zero
     if ridge:
         for j in range(ob.shape[0]):
             p = hrr[j]
@@ -731,7 +801,7 @@ def _map_tile(hrr, hrc, hcc, cb, fl2, sscale, ridge, ob, os2, ost, ody, odx, acc
 
 
 @njit(**_OPTS)
-def frangi_maps_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge, cmaps, off, smax2):
+def frangi_maps_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge, short, cmaps, off, smax2):
     """Rows ``r0:r1`` of :func:`frangi_maps` (serial); ``smax2`` gets the maxima of these rows."""
     m, n = img.shape
     ns = radii.shape[0]
@@ -749,7 +819,7 @@ def frangi_maps_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cb, fl2, sscale, rid
                     st, dy, dx = cmaps[2, lo:hi], cmaps[3, lo:hi], cmaps[4, lo:hi]
                 else:
                     st, dy, dx = cmaps[0, :0], cmaps[0, :0], cmaps[0, :0]
-                _map_tile(hb[0, :w], hb[1, :w], hb[2, :w], cb, fl2, sscale, ridge,
+                _map_tile(hb[0, :w], hb[1, :w], hb[2, :w], cb, fl2, sscale, ridge, short,
                           cmaps[0, lo:hi], cmaps[1, lo:hi], st, dy, dx, acc[s])  # fmt: skip
     for s in range(ns):
         best = np.float32(0.0)
@@ -759,7 +829,7 @@ def frangi_maps_rows(img, r0, r1, hk0, hk1, hk2, radii, ks, cb, fl2, sscale, rid
 
 
 @njit(parallel=True, **_OPTS)
-def frangi_maps(img, hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge, cmaps, off, smax2):
+def frangi_maps(img, hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge, short, cmaps, off, smax2):
     """Per-pixel Frangi ingredients of the scales of one coarse pyramid level.
 
     For scale ``s`` the (M, N) maps go to ``cmaps[q, off + s M N : off + (s + 1) M N]``:
@@ -775,7 +845,7 @@ def frangi_maps(img, hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge, cmaps, of
     ns = radii.shape[0]
     part = np.zeros((nb, ns), np.float32)
     for b in prange(nb):
-        frangi_maps_rows(img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge,
+        frangi_maps_rows(img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cb, fl2, sscale, ridge, short,
                          cmaps, off, part[b])  # fmt: skip
     for s in range(ns):
         best = np.float32(0.0)

@@ -1,24 +1,29 @@
-"""Speed and agreement of :func:`veinscope.vesselness.vesselness`.
+"""Speed and agreement of :func:`veinscope.vesselness.vesselness` (results: vesselness.md).
 
 Usage (from the repository root)::
 
     .venv/bin/python benchmarks/bench_vesselness.py            # everything
-    .venv/bin/python benchmarks/bench_vesselness.py --only speed --runs 7
+    .venv/bin/python benchmarks/bench_vesselness.py --only speed --runs 11 --skimage-runs 2
     .venv/bin/python benchmarks/bench_vesselness.py --only agreement
 
 Speed: a 3000 x 4000 float32 image (smooth random texture plus dark curved lines and noise),
 6 scales geometric from 1 to 8 px, timed warm (kernels compiled, one untimed call first);
-medians of ``--runs`` runs for VeinScope and the OpenCV/numpy baseline, interleaved so that they
-see the same machine load, and of ``--skimage-runs`` runs of ``skimage.filters.frangi``.
+medians of ``--runs`` runs for VeinScope and the OpenCV/numpy baselines, interleaved so that
+they see the same machine load, and of ``--skimage-runs`` runs of ``skimage.filters.frangi``
+(each beside a VeinScope run). Every run reports the wall time and, from Linux
+``/proc/self/task/*/schedstat``, the busiest thread's on-CPU time and run-queue wait: on a
+machine shared with other jobs the busiest thread's on-CPU time is the wall time to expect on
+idle cores.
 
 The OpenCV/numpy baseline computes the same filter at full resolution for every scale:
 ``cv2.sepFilter2D`` with the same separable derivative kernels (BORDER_REFLECT, float32,
 OpenCV's own threads), then the eigenvalues and the Frangi formula in float32 numpy with
 in-place operations. A second, cheaper baseline (``cv2.GaussianBlur`` then 3x3 ``cv2.Sobel``
-second derivatives) is timed too.
+second derivatives, an approximation) is timed too.
 
 Agreement: Pearson correlation with scikit-image's ``frangi`` over the whole image and away
-from the border (3 sigma_max), on synthetic and real images.
+from the border (3 sigma_max), on synthetic and real images (``../shared/data`` images are
+used when present).
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ def agreement_images() -> dict[str, np.ndarray]:
     from skimage import data, transform
 
     out = {
-        "synthetic 600x800": synthetic_vessels((600, 800), n_lines=25, seed=1),
+        "synthetic lines + noise": synthetic_vessels((600, 800), n_lines=25, seed=1),
         "skimage camera": data.camera().astype(np.float32) / 255,
         "skimage retina (green, 1/2)": transform.rescale(
             data.retina()[..., 1].astype(np.float32) / 255, 0.5, anti_aliasing=True
@@ -285,16 +290,17 @@ def agreement(args):
     vs = importlib.import_module("veinscope.vesselness")
     border = int(math.ceil(3 * max(SIGMAS)))
     print(f"# Pearson r; interior = excluding {border} px at the border")
-    print("| image | vs skimage per-scale calls (all / interior) | vs our exact full-res (all) "
-          "| vs skimage default multi-scale call (all / interior) |")
-    print("|---|---|---|---|")
+    print("| image | veinscope vs skimage per-scale calls: all / interior | same, veinscope without pyramid "
+          "| veinscope vs veinscope without pyramid | veinscope vs skimage default multi-scale call: all / interior |")
+    print("|---|---|---|---|---|")
     for name, img in agreement_images().items():
         ours = vs.vesselness(img, sigmas_px=SIGMAS)
         exact = vs._compute(img, SIGMAS, True, 0.5, None, ridge=False, pyramid=False)[0][0]
         sk = skimage_frangi_per_scale(img)
         skd = frangi(img.astype(np.float64), sigmas=SIGMAS, black_ridges=True)
         print(f"| {name} {img.shape[0]}x{img.shape[1]} | {corr(ours, sk):.4f} / {corr(ours, sk, border):.4f} "
-              f"| {corr(ours, exact):.4f} | {corr(ours, skd):.3f} / {corr(ours, skd, border):.3f} |")
+              f"| {corr(exact, sk):.4f} / {corr(exact, sk, border):.4f} | {corr(ours, exact):.4f} "
+              f"| {corr(ours, skd):.3f} / {corr(ours, skd, border):.3f} |")
 
 
 def main(argv=None) -> int:

@@ -193,7 +193,12 @@ def analyze(
 
 def warmup() -> float:
     """Compile (or load from the Numba cache) every kernel on tiny inputs; returns seconds."""
+    from veinscope.diameter import warmup as _diameter_warmup
+    from veinscope.vesselness import warmup as _vesselness_warmup
+
     t0 = time.perf_counter()
+    _vesselness_warmup()
+    _diameter_warmup()
     rng = np.random.default_rng(0)
     rgb = np.full((96, 96, 3), (200, 150, 130), np.uint8)
     rgb[40:44, :] = (170, 120, 130)

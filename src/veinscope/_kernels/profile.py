@@ -17,6 +17,14 @@ x px): blur preserves the area, and in these coordinates the valley of thin vess
 enter as pseudo-observations: ``wa (area / w - a_prior)^2`` and ``ws (s - s_prior)^2`` are added
 to the residual sum of squares.
 
+The iterations are Levenberg-Marquardt with Nielsen's update of the damping (Nielsen 1999,
+IMM-REP-1999-05; Madsen, Nielsen & Tingleff 2004, "Methods for non-linear least squares
+problems"), the damping scaled by the diagonal of the *data* part of J^T J (a stiff prior must
+not freeze the directions it leaves free), a bound-constrained active set for ``w`` and ``s``, an
+extension of steps that keep working (curved valleys of profiles that are not bars), and
+convergence when a step, or the predicted next Gauss-Newton step, is below ``STEP_TOL`` /
+``PRED_TOL`` px or a tiny fraction of the residual variance.
+
 erf and the Gaussian come from one linearly interpolated table (step 1/256, |error| < 4e-6 of
 the amplitude), which removes the exponential, the division and the polynomial of a libm erf
 from the inner loop; the sums of the normal equations then vectorise.

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
+from veinscope._grid import median_filter, nearest_fill
 from veinscope._kernels.chroma import block_sum_od, project_relative_od
 
 __all__ = [
@@ -210,11 +210,10 @@ def skin_optics(rgb, *, skin=None, background_px: float = 150.0) -> SkinOptics:
     bg[valid] = total[valid] / count[valid][:, None]
     if not valid.all():
         if valid.any():
-            idx = ndi.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-            bg = bg[idx[0], idx[1]]
+            bg = nearest_fill(bg, valid)
         else:
             bg[:] = np.median(OD_LUT[rgb[:: max(1, m // 64), :: max(1, n // 64)]].reshape(-1, 3), axis=0)
-    bg = ndi.median_filter(bg, size=(7, 7, 1), mode="nearest")
+    bg = median_filter(bg, 7)
     return SkinOptics(
         rgb=rgb, background_od=np.ascontiguousarray(bg, dtype=np.float32), background_px=float(background_px), cell_px=cell
     )

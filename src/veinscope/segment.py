@@ -6,11 +6,13 @@ Data flow: photo -> :func:`skin_mask` -> (chromophores) -> ridge response -> :fu
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
+
+from veinscope._grid import keep_large_filled, median_filter, nearest_fill
 
 __all__ = ["CLASS_CODES", "CLASS_NAMES", "VesselDetection", "detect_vessels", "skin_mask"]
 
@@ -75,13 +77,7 @@ def _clean(skin: np.ndarray, usable: np.ndarray) -> np.ndarray:
     ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     s = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, ker)
     s = cv2.morphologyEx(s, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
-    lab, nlab = ndi.label(s)
-    if nlab == 0:
-        return s.astype(bool)
-    sizes = np.bincount(lab.ravel())[1:]
-    keep = np.flatnonzero(sizes >= max(0.1 * sizes.max(), 0.002 * s.size)) + 1
-    s = np.isin(lab, keep)
-    return ndi.binary_fill_holes(s)
+    return keep_large_filled(s, min_frac_of_largest=0.1, min_frac_of_image=0.002)
 
 
 def _upsample(small: np.ndarray, shape, *, exclude=None, rgb=None) -> np.ndarray:
@@ -182,7 +178,7 @@ def detect_vessels(
     border_px : int
         Centreline pixels this close to the skin edge are ignored.
     """
-    from veinscope._kernels.ridges import ridge_nms, thin_corners
+    from veinscope._kernels.ridges import centreline_candidates, kept_points, thin_corners
 
     skin = np.asarray(skin, dtype=bool)
     if skin.shape != ridge.strength.shape:
@@ -199,32 +195,18 @@ def detect_vessels(
         inner = cv2.erode(closed, ker).view(bool) & skin
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
-    cand = np.zeros(q.shape, np.uint8)
-    ridge_nms(q, ridge.normal_y, ridge.normal_x, np.float32(min_strength), cand)
-    cand &= inner.view(np.uint8)
-    ys, xs = np.nonzero(cand)
-    # Thresholds relative to the skin texture around each point (texture differs across a
-    # photo: shaved vs hairy skin, shadow vs light), with an absolute floor.
-    local = _upsample_at(noise_map, noise_cell_px, ys, xs)
-    low_at = np.maximum(low_noise * local, min_strength)
-    high_at = np.maximum(high_noise * local, 2.0 * min_strength)
-    weak = q[ys, xs] < low_at
-    cand[ys[weak], xs[weak]] = 0
-    strong = np.zeros(q.shape, bool)
-    strong[ys, xs] = q[ys, xs] >= high_at
-    ys, xs = ys[~weak], xs[~weak]
-    if signal is not None and ys.size:
-        # Edges of broad structures (a shadow, the rim of a hand) give a one-sided ridge:
-        # keep only points darker than the skin on BOTH sides (a symmetric profile).
-        ny, nx = ridge.normal_y[ys, xs], ridge.normal_x[ys, xs]
-        dist = 2.0 * ridge.scale_px[ys, xs] + 1.0
-        centre = signal[ys, xs]
-        side_a = _sample(signal, ys + dist * ny, xs + dist * nx)
-        side_b = _sample(signal, ys - dist * ny, xs - dist * nx)
-        near = np.minimum(centre - side_a, centre - side_b)
-        far = np.maximum(centre - side_a, centre - side_b)
-        sym = (near > min_symmetry * np.maximum(far, 1e-6)) & (near > 0)
-        cand[ys[~sym], xs[~sym]] = 0
+    # One pass: ridge non-maximum suppression, thresholds relative to the skin texture around
+    # each point (texture differs across a photo: shaved vs hairy skin, shadow vs light) with
+    # an absolute floor, and the symmetric-profile test: edges of broad structures (a shadow,
+    # the rim of a hand) give a one-sided ridge, so only points darker than the skin on BOTH
+    # sides are kept.
+    cand = np.empty(q.shape, np.uint8)
+    sig = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
+    centreline_candidates(
+        q, ridge.normal_y, ridge.normal_x, ridge.scale_px, np.ascontiguousarray(inner), noise_map,
+        float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength), sig,
+        signal is not None, float(min_symmetry), cand,
+    )  # fmt: skip
     # Thin to 8-connected one-pixel chains (drops the redundant pixel of L-corners) so that
     # chain lengths follow Kulpa's weights.
     thin_corners(cand)
@@ -242,26 +224,18 @@ def detect_vessels(
     )
     if nlab == 0:
         return empty
-    ys, xs = np.nonzero(lab)
-    ids = lab[ys, xs]
-    s = q[ys, xs]
-    has_strong = np.bincount(ids, weights=strong[ys, xs], minlength=nlab + 1)[1:] > 0
-    size = np.bincount(ids, minlength=nlab + 1)[1:]
-    keep = has_strong & (size >= min_length_px)
-    if not keep.any():
+    ys, xs, seg, kept = kept_points(lab, cand, nlab, int(math.ceil(min_length_px)))
+    del lab, cand
+    if kept == 0:
         return empty
-    new_id = np.full(nlab + 1, -1, np.int64)
-    new_id[1:][keep] = np.arange(int(keep.sum()))
-    seg = new_id[ids]
-    sel = seg >= 0
-    ys, xs, seg, s = ys[sel], xs[sel], seg[sel], s[sel]
+    s = q[ys, xs]
     return VesselDetection(
         points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
         segment=seg.astype(np.int32),
         strength=s.astype(np.float32),
         normals_yx=np.stack([ridge.normal_y[ys, xs], ridge.normal_x[ys, xs]], axis=1).astype(np.float32),
         scale_px=ridge.scale_px[ys, xs].astype(np.float32),
-        n_segments=int(keep.sum()),
+        n_segments=int(kept),
         noise=float(noise),
         thresholds=(float(low_noise * noise), float(high_noise * noise)),
     )
@@ -299,9 +273,8 @@ def _local_noise(q: np.ndarray, where: np.ndarray, *, cell_px: int) -> np.ndarra
         return np.zeros((gm, gn), np.float32)
     grid = np.where(valid, total / np.maximum(count, 1.0), 0).astype(np.float32)
     if not valid.all():
-        idx = ndi.distance_transform_edt(~valid, return_distances=False, return_indices=True)
-        grid = grid[idx[0], idx[1]]
-    return ndi.median_filter(grid, size=5, mode="nearest")
+        grid = nearest_fill(grid, valid)
+    return median_filter(grid, 5)
 
 
 def _upsample_at(grid: np.ndarray, cell_px: int, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:

@@ -104,3 +104,24 @@ def block_sum(img, mask, cell, out_sum, out_cnt):  # pragma: no cover - compiled
                     out_cnt[gi, gj] += 1.0
                     out_sum[gi, gj] += row[j]
     return out_sum
+
+
+@nb.njit(cache=True, nogil=True)
+def median_grid(grid, k):  # pragma: no cover - compiled
+    """Median filter of a small (M, N, C) float grid over k x k windows, borders replicated."""
+    m, n, c = grid.shape
+    r = k // 2
+    out = np.empty_like(grid)
+    buf = np.empty(k * k, grid.dtype)
+    for ch in range(c):
+        for i in range(m):
+            for j in range(n):
+                p = 0
+                for di in range(-r, r + 1):
+                    ii = min(max(i + di, 0), m - 1)
+                    for dj in range(-r, r + 1):
+                        jj = min(max(j + dj, 0), n - 1)
+                        buf[p] = grid[ii, jj, ch]
+                        p += 1
+                out[i, j, ch] = np.median(buf)
+    return out

@@ -101,14 +101,15 @@ def thin_corners(mask):  # pragma: no cover - compiled
     m = mask.shape[0]
     n = mask.shape[1]
     removed = 0
+    x = np.zeros(8, np.uint8)
+    dy = (0, -1, -1, -1, 0, 1, 1, 1)
+    dx = (1, 1, 0, -1, -1, -1, 0, 1)
     for i in range(m):
         for j in range(n):
             if mask[i, j] == 0:
                 continue
             # ring: E, NE, N, NW, W, SW, S, SE
-            x = np.zeros(8, np.uint8)
-            dy = (0, -1, -1, -1, 0, 1, 1, 1)
-            dx = (1, 1, 0, -1, -1, -1, 0, 1)
+            x[:] = 0
             cnt = 0
             for k in range(8):
                 yy = i + dy[k]
@@ -131,3 +132,111 @@ def thin_corners(mask):  # pragma: no cover - compiled
                 mask[i, j] = 0
                 removed += 1
     return removed
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _bilinear(img, y, x):  # pragma: no cover - compiled
+    """Bilinear sample of ``img`` at (y, x), clamped to the image."""
+    m = img.shape[0]
+    n = img.shape[1]
+    if y < 0.0:
+        y = 0.0
+    elif y > m - 1:
+        y = m - 1.0
+    if x < 0.0:
+        x = 0.0
+    elif x > n - 1:
+        x = n - 1.0
+    y0 = min(int(math.floor(y)), max(m - 2, 0))
+    x0 = min(int(math.floor(x)), max(n - 2, 0))
+    y1 = min(y0 + 1, m - 1)
+    x1 = min(x0 + 1, n - 1)
+    fy = y - y0
+    fx = x - x0
+    return (img[y0, x0] * (1.0 - fx) + img[y0, x1] * fx) * (1.0 - fy) + (img[y1, x0] * (1.0 - fx) + img[y1, x1] * fx) * fy
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def centreline_candidates(
+    q, normal_y, normal_x, scale_px, inner, noise_grid, cell, low_noise, high_noise, min_strength,
+    signal, use_signal, min_symmetry, out,
+):  # pragma: no cover - compiled  # fmt: skip
+    """Centreline candidates in one pass: ridge NMS, local hysteresis levels, symmetric profile.
+
+    A pixel of ``inner`` is a candidate when ``q`` is a maximum across the ridge (as
+    :func:`ridge_nms`) and ``q >= max(low_noise * local, min_strength)``, ``local`` being
+    ``noise_grid`` (cells of ``cell`` px) bilinear at the pixel; it is strong when also
+    ``q >= max(high_noise * local, 2 min_strength)``. With ``use_signal``, a candidate whose
+    ``signal`` profile is not higher than both sides (at ``2 scale + 1`` px along the normal)
+    by at least ``min_symmetry`` of the stronger side is dropped (an edge, not a vessel).
+    ``out`` (uint8 (M, N)) gets 0 (none), 1 (candidate) or 2 (strong candidate).
+    """
+    m = q.shape[0]
+    n = q.shape[1]
+    inv = 1.0 / cell
+    for i in nb.prange(m):
+        for j in range(n):
+            out[i, j] = 0
+            s = q[i, j]
+            if s < min_strength or s <= 0.0 or not inner[i, j]:
+                continue
+            ny = normal_y[i, j]
+            nx = normal_x[i, j]
+            if _bilinear(q, i + ny, j + nx) > s or _bilinear(q, i - ny, j - nx) > s:
+                continue
+            local = _bilinear(noise_grid, (i + 0.5) * inv - 0.5, (j + 0.5) * inv - 0.5)
+            if s < max(low_noise * local, min_strength):
+                continue
+            if use_signal:
+                d = 2.0 * scale_px[i, j] + 1.0
+                c = signal[i, j]
+                a = c - _bilinear(signal, i + d * ny, j + d * nx)
+                b = c - _bilinear(signal, i - d * ny, j - d * nx)
+                near = min(a, b)
+                far = max(a, b)
+                if not (near > 0.0 and near > min_symmetry * max(far, 1e-6)):
+                    continue
+            out[i, j] = 2 if s >= max(high_noise * local, 2.0 * min_strength) else 1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def kept_points(lab, cand, nlab, min_size):  # pragma: no cover - compiled
+    """Centreline points of the components that have a strong pixel and ``>= min_size`` pixels.
+
+    ``lab`` int32 (M, N) component labels 1..nlab (0 background), ``cand`` uint8 with 2 at
+    strong pixels. Returns (ys, xs, segment ids 0..K-1 in order of first appearance of the
+    kept labels' numbering, number of kept segments), points in row-major order.
+    """
+    m = lab.shape[0]
+    n = lab.shape[1]
+    size = np.zeros(nlab + 1, np.int64)
+    strong = np.zeros(nlab + 1, np.bool_)
+    for i in range(m):
+        for j in range(n):
+            k = lab[i, j]
+            if k > 0:
+                size[k] += 1
+                if cand[i, j] == 2:
+                    strong[k] = True
+    new_id = np.full(nlab + 1, -1, np.int64)
+    kept = 0
+    total = 0
+    for k in range(1, nlab + 1):
+        if strong[k] and size[k] >= min_size:
+            new_id[k] = kept
+            kept += 1
+            total += size[k]
+    ys = np.empty(total, np.int32)
+    xs = np.empty(total, np.int32)
+    seg = np.empty(total, np.int32)
+    p = 0
+    for i in range(m):
+        for j in range(n):
+            k = lab[i, j]
+            if k > 0 and new_id[k] >= 0:
+                ys[p] = i
+                xs[p] = j
+                seg[p] = new_id[k]
+                p += 1
+    return ys, xs, seg, kept

@@ -145,3 +145,55 @@ def test_thin_corners_leaves_straight_and_diagonal_lines():
     thin_corners(m)
     assert m[5, 1:3].all() and m[5, 7:9].all() and np.all(np.diag(m)[[0, 1, 2, 8, 9]])
     assert _components8(m) == 1
+
+
+def _random_points(rng, m=40, n=50, frac=0.3):
+    mask = rng.random((m, n)) < frac
+    ys, xs = np.nonzero(mask)
+    return ys.astype(np.int32), xs.astype(np.int32), mask
+
+
+def test_window_mean_equals_box_filters(rng):
+    import cv2
+
+    from veinscope._kernels.ridges import window_mean
+
+    ys, xs, mask = _random_points(rng)
+    vals = rng.random(ys.size).astype(np.float32)
+    for r in (1, 3, 7):
+        wimg = np.zeros(mask.shape, np.float32)
+        wimg[ys, xs] = vals
+        ksz = (2 * r + 1, 2 * r + 1)
+        wsum = cv2.boxFilter(wimg, -1, ksz, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        csum = cv2.boxFilter(mask.astype(np.float32), -1, ksz, normalize=False, borderType=cv2.BORDER_CONSTANT)
+        ref = wsum[ys, xs] / csum[ys, xs]
+        np.testing.assert_allclose(window_mean(ys, xs, vals, r, mask.shape[0]), ref, rtol=1e-5)
+
+
+def test_same_class_pieces_equal_connected_components(rng):
+    import cv2
+
+    from veinscope._kernels.ridges import same_class_pieces
+
+    ys, xs, mask = _random_points(rng, frac=0.5)
+    cls = rng.integers(0, 4, ys.size).astype(np.int64)  # class 0 is "not a vessel"
+    codes = np.array([1, 2, 3], np.int64)
+    piece, n = same_class_pieces(ys, xs, cls, codes, mask.shape[0])
+    assert (piece[cls == 0] == -1).all()
+    total = 0
+    for c in codes:
+        img = np.zeros(mask.shape, np.uint8)
+        sel = cls == c
+        img[ys[sel], xs[sel]] = 1
+        nl, lab = cv2.connectedComponents(img, connectivity=8, ltype=cv2.CV_32S)
+        ref = lab[ys[sel], xs[sel]]
+        # the same partition (a one-to-one map between piece ids and OpenCV's labels), and
+        # this class's pieces numbered after the previous classes', in raster order
+        pairs = set(zip(piece[sel].tolist(), ref.tolist()))
+        assert len(pairs) == len(set(piece[sel].tolist())) == len(set(ref.tolist())) == nl - 1
+        first = [int(piece[sel][np.flatnonzero(piece[sel] == p)[0]]) for p in np.unique(piece[sel])]
+        assert sorted(set(piece[sel].tolist())) == list(range(total, total + nl - 1))
+        order = [int(piece[sel][i]) for i in sorted(np.unique(piece[sel], return_index=True)[1])]
+        assert order == list(range(total, total + nl - 1)) and len(first) == nl - 1
+        total += nl - 1
+    assert n == total

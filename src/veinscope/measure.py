@@ -164,9 +164,7 @@ def measure_vessels(
     min_elongation : float
         A chain shorter than this many times its diameter is a patch, not a vessel.
     """
-    import cv2
-
-    from veinscope._kernels.ridges import paint_discs
+    from veinscope._kernels.ridges import paint_discs, same_class_pieces, window_mean
     from veinscope.chromophores import unmix
 
     m, n = skin.shape
@@ -178,6 +176,9 @@ def measure_vessels(
     point_class = np.zeros(k, np.int64)
     if k == 0:
         return MeasuredVessels(pts, width, point_class, np.full(0, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
+    key = pts[:, 0].astype(np.int64) * n + pts[:, 1]
+    if np.any(np.diff(key) <= 0):
+        raise ValueError("det.points_yx must be unique and sorted row-major (as detect_vessels returns them)")
     od = optics.relative_od_at(pts)
     accepted = np.zeros(k, bool)
     red_chain = np.zeros(k, bool)
@@ -205,39 +206,21 @@ def measure_vessels(
     width[~accepted] = np.nan
     if not accepted.any():
         return MeasuredVessels(pts, width, point_class, np.full(k, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
-    # Smooth the diameter along the vessel: mean over centreline points within smooth_mm.
-    y0, x0 = pts[accepted].min(axis=0)
-    y1, x1 = pts[accepted].max(axis=0) + 1
+    # Smooth the diameter along the vessel: mean over centreline points within smooth_mm
+    # (a (2r+1)^2 window; points are sorted row-major).
     r = max(1, int(round(smooth_mm * ppm)))
-    wimg = np.zeros((y1 - y0, x1 - x0), np.float32)
-    cimg = np.zeros_like(wimg)
-    a_pts = pts[accepted] - (y0, x0)
-    wimg[a_pts[:, 0], a_pts[:, 1]] = width[accepted]
-    cimg[a_pts[:, 0], a_pts[:, 1]] = 1.0
-    ksz = (2 * r + 1, 2 * r + 1)
-    wsum = cv2.boxFilter(wimg, -1, ksz, normalize=False, borderType=cv2.BORDER_CONSTANT)
-    csum = cv2.boxFilter(cimg, -1, ksz, normalize=False, borderType=cv2.BORDER_CONSTANT)
+    a_pts = pts[accepted]
     smooth = np.full(k, np.nan, np.float32)
-    smooth[accepted] = wsum[a_pts[:, 0], a_pts[:, 1]] / np.maximum(csum[a_pts[:, 0], a_pts[:, 1]], 1.0)
+    smooth[accepted] = window_mean(a_pts[:, 0], a_pts[:, 1], width[accepted], r, m)
     width = smooth  # the diameter reported and painted is the smoothed one
     d_mm = smooth / ppm
     red, blue, ret, big = (CLASS_CODES[c] for c in CLASS_NAMES)
     point_class = np.where(d_mm > 3.0, big, np.where(d_mm >= 1.0, ret, np.where(red_chain, red, blue)))
     point_class[~accepted] = 0
     # Pieces: 8-connected runs of centreline points of the same class.
-    piece = np.full(k, -1, np.int64)
-    n_piece = 0
-    img = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    for code in (red, blue, ret, big):
-        sel = point_class == code
-        if not sel.any():
-            continue
-        img[:] = 0
-        p = pts[sel] - (y0, x0)
-        img[p[:, 0], p[:, 1]] = 1
-        nl, lab = cv2.connectedComponents(img, connectivity=8, ltype=cv2.CV_32S)
-        piece[sel] = lab[p[:, 0], p[:, 1]] - 1 + n_piece
-        n_piece += nl - 1
+    piece, n_piece = same_class_pieces(
+        pts[:, 0], pts[:, 1], point_class.astype(np.int64), np.array([red, blue, ret, big], np.int64), m
+    )
     piece_class = np.zeros(n_piece, np.int64)
     piece_class[piece[accepted]] = point_class[accepted]
     piece_len = np.zeros(n_piece, np.float64)

@@ -240,3 +240,108 @@ def kept_points(lab, cand, nlab, min_size):  # pragma: no cover - compiled
                 seg[p] = new_id[k]
                 p += 1
     return ys, xs, seg, kept
+
+
+@nb.njit(cache=True, nogil=True)
+def _row_starts(ys, m):  # pragma: no cover - compiled
+    """Index of the first point of each row 0..m (points sorted row-major)."""
+    starts = np.zeros(m + 1, np.int64)
+    p = 0
+    for row in range(m + 1):
+        while p < ys.shape[0] and ys[p] < row:
+            p += 1
+        starts[row] = p
+    return starts
+
+
+@nb.njit(cache=True, nogil=True)
+def _find_x(xs, lo, hi, x):  # pragma: no cover - compiled
+    """First index in xs[lo:hi] (sorted) with xs >= x."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if xs[mid] < x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(cache=True, nogil=True)
+def window_mean(ys, xs, vals, r, m):  # pragma: no cover - compiled
+    """Mean of ``vals`` over the points within the (2r+1)^2 window of each point.
+
+    Points (ys, xs) are sorted row-major, unique, inside rows 0..m-1; NaN values are skipped
+    (a point whose window holds no finite value gets NaN). Same as a box filter of an image of
+    the values divided by a box filter of an image of ones, without the images.
+    """
+    k = ys.shape[0]
+    starts = _row_starts(ys, m)
+    out = np.empty(k, np.float32)
+    for i in range(k):
+        y = ys[i]
+        x = xs[i]
+        acc = 0.0
+        cnt = 0
+        for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
+            lo = _find_x(xs, starts[yy], starts[yy + 1], x - r)
+            for p in range(lo, starts[yy + 1]):
+                if xs[p] > x + r:
+                    break
+                v = vals[p]
+                if v == v:
+                    acc += v
+                    cnt += 1
+        out[i] = acc / cnt if cnt > 0 else np.nan
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def _root(parent, a):  # pragma: no cover - compiled
+    while parent[a] != a:
+        parent[a] = parent[parent[a]]
+        a = parent[a]
+    return a
+
+
+@nb.njit(cache=True, nogil=True)
+def same_class_pieces(ys, xs, cls, codes, m):  # pragma: no cover - compiled
+    """8-connected runs of points of the same class: piece id per point (-1 where the class is
+    not in ``codes``) and the number of pieces.
+
+    Pieces are numbered class by class in the order of ``codes``, and within a class in raster
+    order of their first point (as ``cv2.connectedComponents`` numbers them).
+    """
+    k = ys.shape[0]
+    starts = _row_starts(ys, m)
+    parent = np.arange(k)
+    for i in range(k):
+        c = cls[i]
+        y = ys[i]
+        x = xs[i]
+        # forward neighbours: (y, x + 1) and (y + 1, x - 1 .. x + 1)
+        if i + 1 < k and ys[i + 1] == y and xs[i + 1] == x + 1 and cls[i + 1] == c:
+            ra, rb = _root(parent, i), _root(parent, i + 1)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        if y + 1 < m:
+            lo = _find_x(xs, starts[y + 1], starts[y + 2], x - 1)
+            for p in range(lo, starts[y + 2]):
+                if xs[p] > x + 1:
+                    break
+                if cls[p] == c:
+                    ra, rb = _root(parent, i), _root(parent, p)
+                    if ra != rb:
+                        parent[max(ra, rb)] = min(ra, rb)
+    piece = np.full(k, -1, np.int64)
+    root_id = np.full(k, -1, np.int64)
+    n = 0
+    for c in codes:
+        for i in range(k):
+            if cls[i] != c:
+                continue
+            rt = _root(parent, i)
+            if root_id[rt] < 0:
+                root_id[rt] = n
+                n += 1
+            piece[i] = root_id[rt]
+    return piece, n

@@ -61,7 +61,7 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
     prior = usable & (cr >= _CR_RANGE[0]) & (cr <= _CR_RANGE[1]) & (cb >= _CB_RANGE[0]) & (cb <= _CB_RANGE[1]) & (y > 30)
     if prior.sum() < 0.01 * prior.size:
         log.info("skin prior found %.2f%% of the photo", 100 * prior.mean())
-        return np.zeros((m, n), bool) if prior.sum() == 0 else _upsample(_clean(prior, usable), (m, n))
+        return np.zeros((m, n), bool) if prior.sum() == 0 else _upsample(_clean(prior, usable), (m, n), exclude=exclude)
     # Robust model of this photo's skin colour.
     ab = lab[..., 1:][prior]
     centre = np.median(ab, axis=0)
@@ -147,6 +147,7 @@ def detect_vessels(
     min_length_px: float = 8.0,
     border_px: int = 3,
     noise_cell_px: int = 64,
+    consume: bool = False,
 ) -> VesselDetection:
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
@@ -177,6 +178,10 @@ def detect_vessels(
         Shortest chain kept, in centreline pixels.
     border_px : int
         Centreline pixels this close to the skin edge are ignored.
+    consume : bool
+        The caller hands ``ridge`` over: its ``strength`` array is overwritten and the arrays
+        not needed any more are released as soon as possible (saves two image-sized float32
+        maps at the memory peak of a 12 MP analysis when ``ridge`` is passed as a temporary).
     """
     from veinscope._kernels.ridges import centreline_candidates, kept_points, thin_corners
 
@@ -185,7 +190,13 @@ def detect_vessels(
         raise ValueError(f"skin must have shape {ridge.strength.shape}, got {skin.shape}")
     # Line strength: the scale-normalised ridge strength weighted by Frangi's line-likeness,
     # so round blobs (nails, naevi, pores) weigh less than elongated structures.
-    q = ridge.strength * ridge.vesselness
+    if consume:
+        q = ridge.strength
+        np.multiply(q, ridge.vesselness, out=q)
+    else:
+        q = ridge.strength * ridge.vesselness
+    normal_y, normal_x, scale_px = ridge.normal_y, ridge.normal_x, ridge.scale_px
+    del ridge  # the vesselness map is not needed any more
     inner = skin
     if border_px > 0 and skin.any():
         # Stay away from the outline of the skin, but not from small excluded specks inside it
@@ -203,7 +214,7 @@ def detect_vessels(
     cand = np.empty(q.shape, np.uint8)
     sig = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
     centreline_candidates(
-        q, ridge.normal_y, ridge.normal_x, ridge.scale_px, np.ascontiguousarray(inner), noise_map,
+        q, normal_y, normal_x, scale_px, np.ascontiguousarray(inner), noise_map,
         float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength), sig,
         signal is not None, float(min_symmetry), cand,
     )  # fmt: skip
@@ -233,8 +244,8 @@ def detect_vessels(
         points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
         segment=seg.astype(np.int32),
         strength=s.astype(np.float32),
-        normals_yx=np.stack([ridge.normal_y[ys, xs], ridge.normal_x[ys, xs]], axis=1).astype(np.float32),
-        scale_px=ridge.scale_px[ys, xs].astype(np.float32),
+        normals_yx=np.stack([normal_y[ys, xs], normal_x[ys, xs]], axis=1).astype(np.float32),
+        scale_px=scale_px[ys, xs].astype(np.float32),
         n_segments=int(kept),
         noise=float(noise),
         thresholds=(float(low_noise * noise), float(high_noise * noise)),

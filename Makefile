@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make app    create .venv, install VeinScope, analyse a sample photo (the app arrives later)
+#   make app    create .venv, install VeinScope, start the app on http://127.0.0.1:8501 (demo patient loaded)
 #   make test   create .venv, install VeinScope with its test tools, run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
@@ -15,8 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 app: $(STAMP)
-	$(BIN)/veinscope analyze sample_images/demo_leg.jpg --px-per-mm 10 --out out/demo
-	@echo "Open out/demo/overlay.png to see what was found; figures are in out/demo/analysis.json"
+	$(BIN)/streamlit run app.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,65 +1,154 @@
-"""Engine accuracy on generated leg photos with exact truth (veinscope.synth).
+"""Engine accuracy on generated leg photos with exact truth (veinscope.synth), issue 4.
 
-Run:  .venv/bin/python benchmarks/bench_synth_accuracy.py [--n 12] [--size 1600x1200] [--seed0 100]
+Run:  .venv/bin/python benchmarks/bench_synth_accuracy.py [--n 24] [--size 1600x1200] [--seed0 400]
+      [--sheet benchmarks/synth_contact_sheet.png] [--json FILE] [--set key=value ...]
 
-For each photo (seeds seed0..seed0+n-1, skin types cycling 1-6, px/mm cycling 6-15), the scale
-is given to the engine and compared with the truth, ignoring the truth's ``ignore`` pixels:
-- pixel Dice of the vessel masks; clDice (Shit et al. 2021, doi:10.1109/CVPR46437.2021.01629):
-  harmonic mean of the share of predicted centreline inside true vessels and of true
-  centreline inside predicted vessels;
-- recall along the true centreline (vessels >= 0.2 mm) and precision of the predicted one;
-- diameter absolute error (mm) at true centreline points covered by a prediction;
-- class agreement along the matched centreline length;
-- total length and area error.
+Photo i (seed seed0 + i) has Fitzpatrick skin type 1 + i % 6 and, at its centre, a scale from
+6, 8, 10, 12, 15 px/mm (rotating so that every skin type meets several scales); the camera's
+tilt, the light, the card (when it fits in the view) and everything else are drawn. The
+engine (``veinscope.analyze``) is given the true scale at the photo centre. Everything is
+compared with the truth on skin, ignoring the truth's ``ignore`` pixels (vessels too faint to
+see, or under hair). Photos with the card in view are analysed a second time with the scale the
+engine finds on the card (``veinscope.calibrate.detect_card``; unless ``--no-card``):
+
+- pixel Dice of the vessel masks;
+- clDice (Shit et al. 2021, doi:10.1109/CVPR46437.2021.01629): harmonic mean of the share of
+  the engine's centreline (skeleton) inside true vessels and of the true centreline inside
+  the engine's vessels;
+- recall along length: share of the visible true centreline length (vessels >= 0.2 mm
+  visible diameter) whose pixel the engine marks as vessel; centreline precision as above;
+- diameter: median absolute error (mm) of the engine's diameter at detected true centreline
+  points, per photo; reported for photos at >= 10 px/mm and at 6 px/mm;
+- class right: share of the engine's centreline length on true vessels whose class is the
+  true class;
+- per-class length and area error: engine figure vs true figure, % (classes with >= 10 mm of
+  true length, or >= 5 mm2 of true area).
+
+Every figure is the median over photos, overall and per skin type. A contact sheet (photo,
+truth overlay, engine overlay; same colours: red telangiectasia red, blue telangiectasia blue,
+reticular cyan, over 3 mm magenta, truth "ignore" yellow) of one photo per skin type is
+written to ``--sheet``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
+HERE = Path(__file__).resolve().parent
+CLASSES = ("red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm")
+SCALES = (6.0, 8.0, 10.0, 12.0, 15.0)
+COLOURS = {1: (255, 30, 30), 2: (40, 90, 255), 3: (0, 230, 230), 4: (255, 0, 255)}
 
-def evaluate(photo, analysis):
+
+def evaluate(photo, analysis) -> dict:
     from skimage.morphology import skeletonize
 
     ign = photo.ignore
-    gt = (photo.labels > 0) & ~ign
-    pr = (analysis.labels > 0) & ~ign
+    skin = photo.skin_mask
+    truth = photo.labels > 0
+    pred = (analysis.labels > 0) & skin
+    gt = truth & ~ign
+    pr = pred & ~ign
     dice = 2 * (gt & pr).sum() / max(1, gt.sum() + pr.sum())
-    s_gt = skeletonize(photo.labels > 0) & ~ign
-    s_pr = skeletonize(analysis.labels > 0) & ~ign
-    tprec = (s_pr & (photo.labels > 0)).sum() / max(1, s_pr.sum())
-    tsens = (s_gt & (analysis.labels > 0)).sum() / max(1, s_gt.sum())
+    s_gt = skeletonize(truth) & ~ign
+    s_pr = skeletonize(pred) & ~ign
+    tprec = (s_pr & truth).sum() / max(1, s_pr.sum())
+    tsens = (s_gt & pred).sum() / max(1, s_gt.sum())
     cldice = 2 * tprec * tsens / max(1e-9, tprec + tsens)
-    big = s_gt & (photo.diameter_mm >= 0.2)
-    recall02 = (big & (analysis.labels > 0)).sum() / max(1, big.sum())
-    matched = s_gt & (analysis.labels > 0)
-    derr = np.abs(analysis.diameter_mm[matched] - photo.diameter_mm[matched])
-    cls_ok = (analysis.labels[matched] == photo.labels[matched]).mean() if matched.any() else float("nan")
-    tf = photo.truth_figures()["total"]
-    tot = analysis.to_dict()["classes"]["total"]
-    return {
-        "dice": dice,
-        "cldice": cldice,
+
+    # along the true centrelines (visible points), lengths in mm
+    m, n = truth.shape
+    L = []
+    for c in photo.centrelines:
+        v = c["visible"]
+        if not v.any():
+            continue
+        y, x = np.round(c["points_yx"][v]).astype(int).T
+        y, x = y.clip(0, m - 1), x.clip(0, n - 1)
+        L.append((c["length_mm"][v], c["diameter_mm"][v], y, x))
+    length = np.concatenate([a[0] for a in L]) if L else np.zeros(0)
+    dtrue = np.concatenate([a[1] for a in L]) if L else np.zeros(0)
+    yy = np.concatenate([a[2] for a in L]) if L else np.zeros(0, int)
+    xx = np.concatenate([a[3] for a in L]) if L else np.zeros(0, int)
+    hit = pred[yy, xx]
+    big = dtrue >= 0.2
+    recall02 = float(length[big & hit].sum() / max(1e-9, length[big].sum()))
+    derr = np.abs(analysis.diameter_mm[yy[hit], xx[hit]] - dtrue[hit])
+    derr = derr[np.isfinite(derr)]
+
+    on = s_pr & truth
+    class_ok = float((analysis.labels[on] == photo.labels[on]).mean()) if on.any() else float("nan")
+
+    tf = photo.truth_figures()
+    ef = analysis.to_dict()["classes"]
+    out = {
+        "dice": float(dice),
+        "cldice": float(cldice),
         "recall_ge_0.2mm": recall02,
-        "centreline_precision": tprec,
-        "diam_mae_mm": float(np.median(derr)) if derr.size else float("nan"),
-        "class_ok": cls_ok,
-        "length_err_pct": 100 * (tot["length_mm"] - tf["length_mm"]) / max(1e-9, tf["length_mm"]),
-        "area_err_pct": 100 * (tot["area_mm2"] - tf["area_mm2"]) / max(1e-9, tf["area_mm2"]),
+        "centreline_precision": float(tprec),
+        "diam_medae_mm": float(np.median(derr)) if derr.size else float("nan"),
+        "class_right": class_ok,
     }
+    for cls in (*CLASSES, "total"):
+        t_len, t_area = tf[cls]["length_mm"], tf[cls]["area_mm2"]
+        e_len, e_area = ef[cls]["length_mm"] or 0.0, ef[cls]["area_mm2"] or 0.0
+        out[f"len_err_pct:{cls}"] = 100 * (e_len - t_len) / t_len if t_len >= 10 else float("nan")
+        out[f"area_err_pct:{cls}"] = 100 * (e_area - t_area) / t_area if t_area >= 5 else float("nan")
+    return out
+
+
+def paint(rgb: np.ndarray, labels: np.ndarray, ignore: np.ndarray | None = None, alpha: float = 0.75) -> np.ndarray:
+    out = rgb.astype(np.float32)
+    for code, col in COLOURS.items():
+        m = labels == code
+        out[m] = (1 - alpha) * out[m] + alpha * np.array(col, np.float32)
+    if ignore is not None:
+        out[ignore] = (1 - alpha) * out[ignore] + alpha * np.array((255, 230, 0), np.float32)
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def contact_sheet(rows: list[tuple], path: Path, width: int = 480) -> None:
+    """rows of (title, photo rgb, truth overlay, engine overlay) -> one PNG."""
+    from PIL import Image, ImageDraw
+
+    h = int(round(width * rows[0][1].shape[0] / rows[0][1].shape[1]))
+    pad, head = 6, 22
+    sheet = Image.new("RGB", (3 * width + 4 * pad, len(rows) * (h + head + pad) + pad + head), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for j, t in enumerate(("photo", "truth", "engine")):
+        draw.text((pad + j * (width + pad) + 4, 4), t, fill=(0, 0, 0))
+    for i, (title, *imgs) in enumerate(rows):
+        y = head + i * (h + head + pad)
+        draw.text((pad + 4, y + 4), title, fill=(0, 0, 0))
+        for j, img in enumerate(imgs):
+            # a quarter-width central crop at full resolution would hide the context; show
+            # the whole photo, downscaled with area averaging
+            im = Image.fromarray(img).resize((width, h), Image.Resampling.BOX)
+            sheet.paste(im, (pad + j * (width + pad), y + head))
+    sheet.save(path, optimize=True)
+
+
+def _median(vals):
+    vals = [v for v in vals if np.isfinite(v)]
+    return statistics.median(vals) if vals else float("nan")
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=12)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--size", default="1600x1200")
-    ap.add_argument("--seed0", type=int, default=100)
+    ap.add_argument("--seed0", type=int, default=400)
+    ap.add_argument("--sheet", type=Path, default=HERE / "synth_contact_sheet.png")
+    ap.add_argument("--json", type=Path, default=None, help="also write every per-photo figure here")
     ap.add_argument("--set", action="append", default=[], help="analyze keyword=value override")
+    ap.add_argument("--no-card", action="store_true", help="skip the second run with the scale found from the card")
     args = ap.parse_args(argv)
     import veinscope
     from veinscope.synth import generate_photo
@@ -70,28 +159,80 @@ def main(argv=None) -> int:
         k, v = item.split("=")
         kw[k] = float(v)
     veinscope.warmup()
-    rows = []
+    rows, sheet_rows = [], []
     for i in range(args.n):
         seed = args.seed0 + i
         skin_type = 1 + i % 6
-        ppm = [6.0, 8.0, 10.0, 12.0, 15.0][i % 5]
+        ppm = SCALES[(i + i // 6) % len(SCALES)]
+        t0 = time.perf_counter()
         ph = generate_photo(seed=seed, size=(w, h), px_per_mm=ppm, skin_type=skin_type)
-        t = time.perf_counter()
-        a = veinscope.analyze(ph.rgb, px_per_mm=ppm, **kw)
-        dt = time.perf_counter() - t
+        t1 = time.perf_counter()
+        a = veinscope.analyze(ph.rgb, px_per_mm=ph.px_per_mm, **kw)
+        t2 = time.perf_counter()
         r = evaluate(ph, a)
-        r.update(seed=seed, skin_type=skin_type, ppm=ppm, seconds=dt)
+        r.update(seed=seed, skin_type=skin_type, ppm=ppm, card=ph.card is not None, gen_s=t1 - t0, analyze_s=t2 - t1)
+        if ph.card is not None and not args.no_card:  # the scale found from the card instead
+            from veinscope.calibrate import detect_card
+            from veinscope.errors import CalibrationError
+
+            try:
+                cal = detect_card(ph.rgb)
+            except CalibrationError as exc:
+                r["card_found"] = False
+                print(f"  card not found: {exc}")
+            else:
+                rc = evaluate(ph, veinscope.analyze(ph.rgb, px_per_mm=cal.px_per_mm, **kw))
+                r.update(card_found=True, card_ppm=cal.px_per_mm, card_ppm_true=ph.card["px_per_mm"],
+                         card_scale_err_pct=100 * (cal.px_per_mm / ph.card["px_per_mm"] - 1),
+                         centre_vs_card_pct=100 * (ph.card["px_per_mm"] / ph.px_per_mm - 1),
+                         **{f"card:{k}": v for k, v in rc.items()})
+                print(f"  card: {cal.px_per_mm:.3f} px/mm found, {ph.card['px_per_mm']:.3f} true at the card, "
+                      f"{ph.px_per_mm:.3f} at the centre; with it clDice={rc['cldice']:.3f} diam_medae_mm={rc['diam_medae_mm']:.3f} "
+                      f"len_err={rc['len_err_pct:total']:+.0f}%")
         rows.append(r)
-        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items()), flush=True)
-    keys = ["dice", "cldice", "recall_ge_0.2mm", "centreline_precision", "diam_mae_mm", "class_ok", "length_err_pct", "area_err_pct"]
-    print("median over photos:")
+        print(
+            f"seed {seed} type {skin_type} {ppm:4.1f} px/mm card {int(r['card'])}: "
+            + " ".join(f"{k}={r[k]:.3f}" for k in ("dice", "cldice", "recall_ge_0.2mm", "centreline_precision", "diam_medae_mm", "class_right"))
+            + f" len_err={r['len_err_pct:total']:+.0f}% (gen {t1 - t0:.1f} s, analyze {t2 - t1:.1f} s)",
+            flush=True,
+        )
+        if len(sheet_rows) < 6 and skin_type == len(sheet_rows) + 1:
+            sheet_rows.append(
+                (f"seed {seed}, skin type {skin_type}, {ppm:g} px/mm: clDice {r['cldice']:.2f}, recall {r['recall_ge_0.2mm']:.2f}",
+                 ph.rgb, paint(ph.rgb, ph.labels, ph.ignore), paint(ph.rgb, a.labels * (a.labels > 0)))
+            )
+    if sheet_rows:
+        contact_sheet(sheet_rows, args.sheet)
+        print(f"contact sheet: {args.sheet}")
+
+    keys = ["dice", "cldice", "recall_ge_0.2mm", "centreline_precision", "class_right"]
+    print("\n| figure | all | " + " | ".join(f"type {t}" for t in range(1, 7)) + " | target |")
+    print("|---|---|" + "---|" * 6 + "---|")
+    targets = {"cldice": ">= 0.85", "class_right": ">= 0.95", "recall_ge_0.2mm": ">= 0.9", "dice": "reported", "centreline_precision": "reported"}
+
+    def line(name, fn, target):
+        cells = [fn(rows)] + [fn([r for r in rows if r["skin_type"] == t]) for t in range(1, 7)]
+        print(f"| {name} | " + " | ".join("n/a" if not np.isfinite(c) else f"{c:.3f}" for c in cells) + f" | {target} |")
+
     for k in keys:
-        vals = [r[k] for r in rows if np.isfinite(r[k])]
-        print(f"  {k}: {statistics.median(vals):.3f}" if vals else f"  {k}: n/a")
-    for st in range(1, 7):
-        sub = [r for r in rows if r["skin_type"] == st]
-        if sub:
-            print(f"  skin type {st}: " + " ".join(f"{k}={statistics.median([r[k] for r in sub]):.3f}" for k in ("cldice", "recall_ge_0.2mm", "centreline_precision")))
+        line(k, lambda rs, k=k: _median([r[k] for r in rs]), targets[k])
+    line("diameter median abs error (mm), >= 10 px/mm", lambda rs: _median([r["diam_medae_mm"] for r in rs if r["ppm"] >= 10]), "<= 0.08")
+    line("diameter median abs error (mm), 6 px/mm", lambda rs: _median([r["diam_medae_mm"] for r in rs if r["ppm"] == 6]), "reported")
+    for cls in (*CLASSES, "total"):
+        line(f"length error % {cls} (median)", lambda rs, c=cls: _median([r[f"len_err_pct:{c}"] for r in rs]), "within 10")
+        line(f"area error % {cls} (median)", lambda rs, c=cls: _median([r[f"area_err_pct:{c}"] for r in rs]), "within 10")
+    cards = [r for r in rows if r.get("card_found")]
+    if cards:
+        print(f"\nscale from the card ({len(cards)} photos with the card found of {sum(r['card'] for r in rows)} with it in view):")
+        print(f"  |found / true px/mm at the card - 1|: median {_median([abs(r['card_scale_err_pct']) for r in cards]):.2f} %, "
+              f"max {max(abs(r['card_scale_err_pct']) for r in cards):.2f} %; true scale at the card vs the photo centre: "
+              f"median |difference| {_median([abs(r['centre_vs_card_pct']) for r in cards]):.2f} %")
+        for k in ("cldice", "recall_ge_0.2mm", "diam_medae_mm", "len_err_pct:total", "area_err_pct:total"):
+            print(f"  {k}: scale given {_median([r[k] for r in cards]):.3f}, scale from the card {_median([r['card:' + k] for r in cards]):.3f}")
+    print(f"\n{len(rows)} photos {w}x{h}; card in view in {sum(r['card'] for r in rows)}; "
+          f"median generate {statistics.median(r['gen_s'] for r in rows):.1f} s, analyze {statistics.median(r['analyze_s'] for r in rows):.1f} s")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=float) + "\n")
     return 0
 
 

@@ -555,3 +555,16 @@ def test_ridge_response_is_frozen(curves):
     rr = vs.ridge_response(curves, sigmas_px=[1.0])
     with pytest.raises(Exception):
         rr.vesselness = None  # type: ignore[misc]
+
+
+def test_package_level_vesselness_is_callable_after_the_module_is_imported():
+    import importlib
+
+    import veinscope
+
+    importlib.import_module("veinscope.vesselness")  # as the pipeline does
+    img = np.zeros((24, 24), np.float32)
+    img[:, 12] = 1.0
+    out = veinscope.vesselness(img, sigmas_px=[1.0], black_ridges=False)
+    np.testing.assert_array_equal(out, vs.vesselness(img, sigmas_px=[1.0], black_ridges=False))
+    assert out[12, 12] > 0

@@ -16,7 +16,13 @@ from veinscope.errors import CalibrationError, PhotoError, RegistrationError, Ve
 __all__ = [
     "__version__",
     "Analysis",
+    "Calibration",
     "CalibrationError",
+    "Comparison",
+    "Registration",
+    "detect_card",
+    "generate_series",
+    "open_store",
     "Photo",
     "PhotoError",
     "RegistrationError",
@@ -29,8 +35,17 @@ __all__ = [
     "warmup",
 ]
 
+# Functions whose module has the same name (``veinscope.compare.compare``,
+# ``veinscope.register.register``) are reached through their module: importing the submodule
+# would shadow a package-level function of that name.
 _LAZY = {
     "Analysis": "veinscope.measure",
+    "Calibration": "veinscope.calibrate",
+    "Comparison": "veinscope.compare",
+    "Registration": "veinscope.register",
+    "detect_card": "veinscope.calibrate",
+    "generate_series": "veinscope.synth",
+    "open_store": "veinscope.store",
     "Photo": "veinscope.io",
     "analyze": "veinscope.pipeline",
     "generate_photo": "veinscope.synth",

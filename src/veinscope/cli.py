@@ -33,7 +33,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Writes analysis.json, labels.png, diameter_mm.tif and overlay.png into --out "
         "(one sub-folder per photo when several photos are given).",
     )
-    a.add_argument("photos", nargs="+", metavar="PHOTO", help="photo file(s): JPEG, PNG, TIFF, WebP, BMP")
+    a.add_argument("photos", nargs="+", metavar="PHOTO", help="photo file(s): JPEG, PNG, TIFF, WebP, HEIC, BMP")
     a.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
     a.add_argument(
         "--px-per-mm",
@@ -52,7 +52,60 @@ def _build_parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True, type=Path, metavar="DIR")
     v.add_argument("--fov", type=Path, default=None, metavar="MASK", help="field-of-view mask (non-zero inside), applied to every image")
     v.add_argument("--bright", action="store_true", help="vessels are brighter than the background (fluorescence)")
+
+    c = sub.add_parser(
+        "compare",
+        help="compare a follow-up photo of a treated site with its baseline",
+        description="Aligns FOLLOWUP onto BASELINE and writes comparison.json (improvement, staining, matting, "
+        "new vessels, registration quality), change_map.png and side_by_side.png into --out.",
+    )
+    c.add_argument("baseline", metavar="BASELINE", help="baseline photo (before treatment)")
+    c.add_argument("followup", metavar="FOLLOWUP", help="follow-up photo of the same site")
+    c.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    c.add_argument("--px-per-mm", type=_positive_float, default=None, metavar="X", help="scale of the baseline photo at the skin, pixels per millimetre")
+    t = sub.add_parser(
+        "track",
+        help="compare every later session with the first one (time series)",
+        description="Compares each PHOTO with the first; writes DIR/<stem>/ per session and DIR/track.csv, DIR/track.json.",
+    )
+    t.add_argument("photos", nargs="+", metavar="PHOTO", help="the baseline photo first, then the follow-ups in order")
+    t.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    t.add_argument("--px-per-mm", type=_positive_float, default=None, metavar="X", help="scale of the baseline photo at the skin, pixels per millimetre")
+
+    g = sub.add_parser(
+        "synth",
+        help="generate synthetic leg photos of a treatment course with exact truth",
+        description="Writes DIR/session{k}.jpg and its truth (labels, diameters, masks, JSON) for each session k "
+        "(0 = baseline) and DIR/series_truth.json (improvement, staining, matting, homographies); see README.",
+    )
+    g.add_argument("--seed", type=int, required=True, metavar="N", help="random seed (same seed and options, same files)")
+    g.add_argument("--out", required=True, type=Path, metavar="DIR", help="output folder")
+    g.add_argument("--sessions", type=int, default=1, choices=range(1, 9), metavar="K", help="number of sessions 1-8 (default 1)")
+    g.add_argument("--size", type=_synth_size, default=(4032, 3024), metavar="WxH", help="photo size in px (default 4032x3024, 12 MP)")
+    g.add_argument("--px-per-mm", type=_positive_float, default=None, metavar="X", help="scale at the baseline photo's centre (default: drawn, 6-15)")
+    g.add_argument("--skin-type", type=int, choices=range(1, 7), default=None, metavar="T", help="Fitzpatrick skin type 1-6 (default: drawn)")
+    g.add_argument("--vessels", type=int, default=None, metavar="V", help="number of vessel structures (default: drawn)")
+    g.add_argument("--jpeg-quality", type=int, default=92, metavar="Q", help="JPEG quality 1-100 (default 92)")
+    g.add_argument("--overlays", action="store_true", help="also write session{k}_overlay.jpg with the truth painted on")
+
+    from veinscope._cli_card import add_card_parser
+
+    add_card_parser(sub)
+
+    from veinscope._cli_store import add_store_parsers
+
+    add_store_parsers(sub)
+
+    from veinscope._cli_batch import add_batch_parsers
+
+    add_batch_parsers(sub)
     return p
+
+
+def _synth_size(text: str) -> tuple[int, int]:
+    from veinscope._cli_synth import parse_size
+
+    return parse_size(text)
 
 
 def _positive_float(text: str) -> float:
@@ -83,5 +136,25 @@ def main(argv: list[str] | None = None) -> int:
         from veinscope._cli_vesselmap import run_vesselmap
 
         return run_vesselmap(args)
+    if args.command in ("compare", "track"):
+        from veinscope._cli_compare import run_compare, run_track
+
+        return run_compare(args) if args.command == "compare" else run_track(args)
+    if args.command == "synth":
+        from veinscope._cli_synth import run_synth
+
+        return run_synth(args)
+    if args.command == "card":
+        from veinscope._cli_card import run_card
+
+        return run_card(args)
+    if args.command in ("batch", "reanalyze"):
+        from veinscope._cli_batch import run_batch_command
+
+        return run_batch_command(args)
+    from veinscope._cli_store import STORE_COMMANDS, run_store
+
+    if args.command in STORE_COMMANDS:
+        return run_store(args)
     parser.print_help()
     return 2

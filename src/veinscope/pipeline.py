@@ -80,8 +80,14 @@ def analyze(
     """
     t0 = time.perf_counter()
     photo = load_photo(photo)
-    rgb = photo.rgb
-    warnings: list[str] = list(photo.warnings)
+    # --- intake (issue 5): scale from the card, colour normalisation, card region, quality warnings ---
+    from veinscope.intake import prepare
+
+    intake = prepare(photo, px_per_mm=px_per_mm)
+    px_per_mm = intake.px_per_mm
+    rgb = intake.rgb
+    warnings: list[str] = list(photo.warnings) + list(intake.pipeline_warnings())
+    # --- end intake ---
     if px_per_mm is not None:
         if not (isinstance(px_per_mm, (int, float)) and math.isfinite(px_per_mm) and px_per_mm > 0):
             raise ValueError(f"px_per_mm must be a positive number, got {px_per_mm!r}")
@@ -109,6 +115,8 @@ def analyze(
     background_px = max(40.0, 4.0 * max_diameter_mm * ppm)
     params: dict[str, Any] = {
         "px_per_mm": px_per_mm,
+        "scale_source": intake.scale_source,  # intake (issue 5)
+        "intake": intake.to_dict(),  # intake (issue 5)
         "px_per_mm_for_classes": ppm,
         "min_diameter_mm": min_diameter_mm,
         "max_diameter_mm": max_diameter_mm,
@@ -123,7 +131,8 @@ def analyze(
         "psf_sigma_px": psf_sigma_px,
     }
 
-    skin = skin_mask(rgb)
+    # the intake's skin mask was found on the same pixels unless the colours were corrected
+    skin = intake.skin if not intake.colour_applied else skin_mask(rgb, exclude=intake.card_mask)
     skin_frac = float(skin.mean())
     if skin_frac < 0.02:
         warnings.append(
@@ -137,17 +146,17 @@ def analyze(
     from veinscope.diameter import profile_diameters
     from veinscope.vesselness import ridge_response
 
-    ridge = ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma)
     det = detect_vessels(
-        ridge,
+        # passed as a temporary so that detect_vessels can release its maps early (memory)
+        ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma),
         skin,
         signal,
         high_noise=high_noise,
         low_noise=low_noise,
         min_length_px=max(4.0, min_length_mm * ppm),
         noise_cell_px=max(16, int(round(background_px / 4))),
+        consume=True,
     )
-    del ridge
     params["noise"] = round(det.noise, 6)
     params["thresholds"] = [round(t, 6) for t in det.thresholds]
 

@@ -69,6 +69,8 @@ import functools
 import logging
 import math
 import numbers
+import sys
+import types
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -572,3 +574,15 @@ def warmup() -> None:
     for parallel in (False, True):
         _compute(img, sig, True, 0.5, None, ridge=False, parallel=parallel)
         _compute(img, sig, True, 0.5, None, ridge=True, parallel=parallel)
+
+
+class _CallableModule(types.ModuleType):
+    """``veinscope.vesselness`` is both this module and the function: importing the module
+    (``from veinscope.vesselness import ...``) makes it the package attribute, so the module
+    itself calls :func:`vesselness`."""
+
+    def __call__(self, image, *, sigmas_px, black_ridges=True, **kwargs):
+        return vesselness(image, sigmas_px=sigmas_px, black_ridges=black_ridges, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -1,0 +1,176 @@
+"""Session comparison accuracy on follow-ups with exact truth (issue 6).
+
+Two sources of sessions:
+
+* ``--source sim`` (default): ``tests/_followup.py``: a generated scene, the baseline a crop of
+  it, the follow-up the same scene after treatment (chosen vessels erased or faded, brown
+  staining bands along cleared vessels, matting patches next to treated ones), another light
+  and white balance, a random homography (rotation up to 15 degrees, shift, scale, slight
+  perspective), noise and JPEG. Half the sessions have staining, half matting, independently,
+  so the false-alarm rate is measured on the others.
+* ``--source series``: ``veinscope.synth.generate_series`` (the generator's own sessions with
+  new pose, light, fading, staining, matting and the true homography).
+
+Figures: |improvement - truth| (points), staining and matting area error (%), false alarms
+(staining / matting reported on sessions without any), registration residual, time.
+
+    .venv/bin/python benchmarks/bench_compare.py --n 20
+    .venv/bin/python benchmarks/bench_compare.py --source series --n 8
+    .venv/bin/python benchmarks/bench_compare.py --big      # one 12 MP pair, timing only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests._followup import followup_frame, make_session, true_residual_px  # noqa: E402
+from veinscope.compare import compare  # noqa: E402
+from veinscope.errors import RegistrationError  # noqa: E402
+
+
+def _sim_cases(n, seed0, size):
+    for i in range(n):
+        seed = seed0 + i
+        rng = np.random.default_rng(seed)
+        ppm = float(rng.uniform(8.0, 13.0))
+        s = make_session(
+            seed=seed, size=size, px_per_mm=ppm, skin_type=int(rng.integers(1, 5)), n_vessels=int(rng.integers(5, 9)),
+            clear_frac=float(rng.uniform(0.15, 0.85)), stain=int(i % 2 == 0), matting=int((i // 2) % 2 == 0),
+        )
+        frame = followup_frame(s)
+        truth = {
+            "improvement_pct": s.truth["improvement_pct"],
+            "stain_mm2": float((s.stain_mask & frame).sum()) / ppm**2,
+            "matting_mm2": float((s.matting_mask & frame).sum()) / ppm**2,
+        }
+        yield seed, s.baseline_rgb, s.followup_rgb, ppm, truth, s
+
+
+def _series_cases(n, seed0, size, sessions):
+    from veinscope.synth import generate_series
+
+    for i in range(n):
+        seed = seed0 + i
+        ser = generate_series(seed=seed, sessions=sessions, size=size, px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)))
+        b = ser.photos[0]
+        m, n = b.rgb.shape[:2]
+        for k in range(1, len(ser.photos)):
+            ch = ser.changes[k - 1]
+            # staining / matting truth: the session's masks seen on the baseline's grid (the
+            # generator's own figures count the whole session photo, also what the baseline
+            # does not show); areas at the baseline's scale
+            h_s2b = np.linalg.inv(np.asarray(ch["homography_baseline_to_session"]))
+            f = ser.photos[k]
+
+            def on_baseline(mask):
+                if mask is None:
+                    return 0.0
+                w = cv2.warpPerspective(mask.astype(np.uint8), h_s2b, (n, m), flags=cv2.INTER_NEAREST) > 0
+                return float(w.sum()) / float(b.px_per_mm) ** 2
+
+            truth = {
+                "improvement_pct": ch["improvement_pct"]["total"],
+                "stain_mm2": on_baseline(f.staining),
+                "matting_mm2": on_baseline(f.matting),
+                "stain_mm2_whole_photo": ch["staining"]["area_mm2"],
+                "matting_mm2_whole_photo": ch["matting"]["area_mm2"],
+            }
+            yield f"{seed}/{k}", b.rgb, ser.photos[k].rgb, float(b.px_per_mm), truth, (ser, k)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--source", choices=["sim", "series"], default="sim")
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--seed0", type=int, default=300)
+    ap.add_argument("--size", type=int, nargs=2, default=(800, 600), metavar=("W", "H"))
+    ap.add_argument("--sessions", type=int, default=3)
+    ap.add_argument("--big", action="store_true", help="time one 12 MP pair instead")
+    args = ap.parse_args(argv)
+    import veinscope
+
+    veinscope.warmup()
+    if args.big:
+        return _big()
+    cases = _sim_cases(args.n, args.seed0, tuple(args.size)) if args.source == "sim" else _series_cases(args.n, args.seed0, tuple(args.size), args.sessions)
+    rows = []
+    print(f"{'case':>8} {'ppm':>5} {'imp':>6} {'truth':>6} {'err':>6} | {'stain':>6} {'truth':>6} | {'matt':>6} {'truth':>6} | {'new':>3} {'res mm':>7} {'s':>5}")
+    for case, b, f, ppm, truth, extra in cases:
+        t0 = time.perf_counter()
+        try:
+            c = compare(b, f, px_per_mm=ppm)
+        except RegistrationError as exc:
+            print(f"{case!s:>8} refused: {exc}")
+            rows.append({"case": case, "refused": True})
+            continue
+        dt = time.perf_counter() - t0
+        d = c.to_dict()
+        res = None
+        if args.source == "sim":
+            res = float(np.median(true_residual_px(extra, c.registration))) / ppm
+        else:
+            ser, k = extra
+            hb2s = np.asarray(ser.changes[k - 1]["homography_baseline_to_session"])
+            m, n = b.shape[:2]
+            yy, xx = np.mgrid[6:m:12, 6:n:12]
+            xy = np.c_[xx.ravel(), yy.ravel()].astype(float)
+            sel = c.registration.overlap[yy.ravel(), xx.ravel()]
+            est = c.registration.followup_xy(xy[sel])
+            q = np.c_[xy[sel], np.ones(sel.sum())] @ hb2s.T
+            tru = q[:, :2] / q[:, 2:3]
+            res = float(np.median(np.hypot(*(est - tru).T))) / float(ser.photos[k].px_per_mm)
+        r = {
+            "case": case, "refused": False, "imp": c.improvement_pct, "imp_truth": truth["improvement_pct"],
+            "stain": d["staining"]["area_mm2"], "stain_truth": truth["stain_mm2"],
+            "matt": d["matting"]["area_mm2"], "matt_truth": truth["matting_mm2"],
+            "new": d["new_vessels"]["count"], "res": res, "s": dt,
+        }
+        rows.append(r)
+        f1 = (lambda v: "  -" if v is None else f"{v:6.1f}")
+        err = None if r["imp"] is None or r["imp_truth"] is None else r["imp"] - r["imp_truth"]
+        print(f"{case!s:>8} {ppm:5.1f} {f1(r['imp'])} {f1(r['imp_truth'])} {f1(err)} | {f1(r['stain'])} {f1(r['stain_truth'])} | {f1(r['matt'])} {f1(r['matt_truth'])} | {r['new']:3d} {res:7.4f} {dt:5.2f}", flush=True)
+    ok = [r for r in rows if not r["refused"]]
+    print(f"\ncases {len(rows)}, refused {len(rows) - len(ok)}")
+    errs = [abs(r["imp"] - r["imp_truth"]) for r in ok if r["imp"] is not None and r["imp_truth"] is not None]
+    if errs:
+        print(f"improvement |error|: median {np.median(errs):.1f} points, p90 {np.percentile(errs, 90):.1f}, max {max(errs):.1f} (n={len(errs)}); within 5 points: {sum(e <= 5 for e in errs)}/{len(errs)}")
+    st = [abs(r["stain"] - r["stain_truth"]) / r["stain_truth"] * 100 for r in ok if r["stain_truth"] > 1.0]
+    if st:
+        print(f"staining area |error| where present: median {np.median(st):.1f} %, max {max(st):.1f} % (n={len(st)})")
+    mt = [abs(r["matt"] - r["matt_truth"]) / r["matt_truth"] * 100 for r in ok if r["matt_truth"] > 1.0]
+    if mt:
+        print(f"matting area |error| where present: median {np.median(mt):.1f} %, max {max(mt):.1f} % (n={len(mt)})")
+    no_st = [r for r in ok if r["stain_truth"] <= 0.0]
+    no_mt = [r for r in ok if r["matt_truth"] <= 0.0]
+    if no_st:
+        print(f"staining false alarms (reported on sessions without staining): {sum((r['stain'] or 0) > 0 for r in no_st)}/{len(no_st)}")
+    if no_mt:
+        print(f"matting false alarms (reported on sessions without matting): {sum((r['matt'] or 0) > 0 for r in no_mt)}/{len(no_mt)}")
+    print(f"registration residual (true, median over the overlap): median {np.median([r['res'] for r in ok]):.4f} mm, worst {max(r['res'] for r in ok):.4f} mm")
+    print(f"compare time per pair: median {np.median([r['s'] for r in ok]):.2f} s")
+    return 0
+
+
+def _big() -> int:
+    s = make_session(seed=11, size=(4000, 3000), px_per_mm=12.0, n_vessels=14, stain=1, matting=1, margin_px=500)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        c = compare(s.baseline_rgb, s.followup_rgb, px_per_mm=12.0)
+        times.append(time.perf_counter() - t0)
+        print(c.params["seconds"])
+    print(f"12 MP compare (warm): median {np.median(times):.2f} s, runs {[round(t, 2) for t in times]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

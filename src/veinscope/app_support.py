@@ -1,0 +1,682 @@
+"""Glue between the Streamlit app and the library (this module never imports streamlit).
+
+The app (``app.py``) keeps to widgets and display; every step it takes is one call here:
+opening the store and loading the demo patient, importing uploads, the overlay of a stored
+photo, the comparison of two sessions, the progress table of a site and its exports.
+
+Pictures the store does not keep (the class masks behind an overlay, the change map and the
+aligned follow-up of a comparison) are kept in ``<data dir>/derived/`` so that a photo is
+analysed once and two sessions are compared once, also across restarts of the app. Everything
+stays in the data folder on this computer; nothing is logged about patients.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "CLASSES",
+    "CLASS_INFO",
+    "DEMO_CODE",
+    "DISPLAY_SIDE_PX",
+    "MAX_UPLOAD_MB",
+    "PHOTO_TYPES",
+    "CompareView",
+    "DerivedCache",
+    "NotComparable",
+    "PhotoView",
+    "UploadOutcome",
+    "cached_comparison",
+    "calibration_status",
+    "check_upload",
+    "class_table",
+    "compare_sessions",
+    "comparison_summary",
+    "demo_folder",
+    "erase_patient",
+    "import_uploads",
+    "load_demo",
+    "missing_comparisons",
+    "open_app_store",
+    "overlay_image",
+    "photo_view",
+    "progress_chart_png",
+    "progress_csv",
+    "progress_rows",
+    "progress_table",
+    "registration_status",
+    "session_photo",
+    "site_report_pdf",
+    "swipe_image",
+]
+
+log = logging.getLogger(__name__)
+
+DEMO_CODE = "DEMO-0001"
+#: Largest photo the app accepts, in megabytes (also ``server.maxUploadSize`` in .streamlit/config.toml).
+MAX_UPLOAD_MB = 50
+#: File types the uploader offers (HEIC/HEIF straight from an iPhone).
+PHOTO_TYPES = ("jpg", "jpeg", "heic", "heif", "png", "tif", "tiff", "webp", "bmp")
+#: Long side of pictures sent to the browser (the full photo stays on disk).
+DISPLAY_SIDE_PX = 1600
+
+CLASSES = ("red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm")
+#: Plain name and meaning of each vessel class, for tables and reports.
+CLASS_INFO = {
+    "red_telangiectasia": ("Red thread veins", "red spider/thread veins under 1 mm wide (in the skin)"),
+    "blue_telangiectasia": ("Blue thread veins", "blue/purple thread veins under 1 mm wide (in the skin)"),
+    "reticular": ("Reticular veins", "blue-green feeder veins 1-3 mm wide, just under the skin"),
+    "over_3mm": ("Over 3 mm", "veins wider than 3 mm: not for microsclerotherapy; consider referral"),
+    "total": ("All vessels", "all vessels found on the skin"),
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# store and demo patient
+def open_app_store(location: str | os.PathLike | None = None):
+    """The patient store the app uses: ``$VEINSCOPE_DATABASE_URL``, else SQLite in ``$VEINSCOPE_DATA_DIR``."""
+    from veinscope.store import open_store
+
+    return open_store(location)
+
+
+def demo_folder(app_dir: str | os.PathLike | None = None) -> Path | None:
+    """Folder of the demo patient's photos (``sample_images/demo_patient``), or None when absent."""
+    env = os.environ.get("VEINSCOPE_DEMO_DIR")
+    candidates = [Path(env)] if env else []
+    if app_dir is not None:
+        candidates.append(Path(app_dir) / "sample_images" / "demo_patient")
+    candidates.append(Path.cwd() / "sample_images" / "demo_patient")
+    for c in candidates:
+        if c.is_dir():
+            return c
+    return None
+
+
+def load_demo(store, folder: str | os.PathLike, cache: DerivedCache,
+              progress: Callable[[int, Any], None] | None = None) -> list:
+    """Load the demo patient (idempotent: photos already stored are left alone)."""
+    results = store.load_demo_patient(folder, code=DEMO_CODE, analyze=cache.analyzer())
+    if progress is not None:
+        for i, r in enumerate(results):
+            progress(i, r)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------
+# derived pictures kept beside the store
+class DerivedCache:
+    """Class masks and comparison pictures kept in ``<data dir>/derived`` (keyed by content)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def for_store(cls, store) -> DerivedCache:
+        return cls(Path(store.data_dir) / "derived")
+
+    @staticmethod
+    def rgb_key(rgb: np.ndarray) -> str:
+        h = hashlib.sha256()
+        h.update(str(rgb.shape).encode())
+        h.update(np.ascontiguousarray(rgb).data)
+        return h.hexdigest()[:32]
+
+    def _write(self, path: Path, data: bytes) -> None:
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+
+    def save_masks(self, key: str, labels: np.ndarray, skin: np.ndarray) -> None:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, labels=labels.astype(np.uint8), skin=skin.astype(bool))
+        self._write(self.root / f"masks_{key}.npz", buf.getvalue())
+
+    def load_masks(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+        path = self.root / f"masks_{key}.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as z:
+                return z["labels"], z["skin"]
+        except Exception:  # damaged: analyse again
+            return None
+
+    def analyzer(self) -> Callable[..., Any]:
+        """``analyze(photo, px_per_mm=...)`` that also keeps the class masks for overlays."""
+
+        def run(photo, *, px_per_mm=None):
+            from veinscope.pipeline import analyze
+
+            a = analyze(photo, px_per_mm=px_per_mm)
+            rgb = getattr(photo, "rgb", None)
+            if rgb is not None and a.labels.shape == rgb.shape[:2]:
+                self.save_masks(self.rgb_key(rgb), a.labels, a.skin)
+            return a
+
+        return run
+
+    def folder(self, name: str) -> Path:
+        return self.root / name
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+
+def erase_patient(store, cache: DerivedCache, code: str):
+    """Erase a patient from the store *and* the pictures the app derived from their photos.
+
+    The class masks and the comparison pictures (which show the photos) in ``<data dir>/derived``
+    go first, then :meth:`Store.erase_patient` removes records and photo files.
+    """
+    from veinscope.io import load_photo
+
+    for rec in store.list_photos(code=code):
+        try:
+            key = cache.rgb_key(load_photo(store.read_photo(rec.id)).rgb)
+            (cache.root / f"masks_{key}.npz").unlink(missing_ok=True)
+        except Exception:  # a missing or damaged photo file has no masks to find
+            pass
+        for d in cache.root.glob(f"cmp_*{rec.sha256[:20]}*"):
+            shutil.rmtree(d, ignore_errors=True)
+    return store.erase_patient(code)
+
+
+# ----------------------------------------------------------------------------------------------
+# uploads
+def check_upload(name: str, size_bytes: int, *, max_mb: float = MAX_UPLOAD_MB) -> str | None:
+    """A message when an upload cannot be taken (too large, empty, wrong type), else None."""
+    ext = Path(name or "").suffix.lower().lstrip(".")
+    if size_bytes <= 0:
+        return f"{name}: the file is empty. Copy the photo again from the phone or camera."
+    if size_bytes > max_mb * 1024 * 1024:
+        return (f"{name}: {size_bytes / 1024 / 1024:.0f} MB is more than the {max_mb:.0f} MB limit. "
+                "Send the photo from the phone at 'actual size' (not a video or a RAW file).")
+    if ext not in PHOTO_TYPES:
+        return (f"{name}: .{ext or '?'} files are not photos VeinScope reads. "
+                "Use JPEG or HEIC straight from the phone (PNG, TIFF, WebP and BMP also work).")
+    return None
+
+
+@dataclass(frozen=True)
+class UploadOutcome:
+    name: str
+    ok: bool
+    message: str
+    photo_id: int | None = None
+
+
+def import_uploads(store, cache: DerivedCache, code: str, site: str, session_date: date | str,
+                   files: Iterable[tuple[str, bytes]], *, px_per_mm: float | None = None,
+                   progress: Callable[[int, UploadOutcome], None] | None = None) -> list[UploadOutcome]:
+    """Import uploaded photos ``(name, bytes)`` into a session; each is analysed once.
+
+    Never raises for a bad photo: the outcome carries the message to show.
+    """
+    from veinscope.errors import VeinScopeError
+    from veinscope.store import StoreError
+
+    out = []
+    for i, (name, data) in enumerate(files):
+        problem = check_upload(name, len(data))
+        if problem is not None:
+            res = UploadOutcome(name, False, problem)
+        else:
+            try:
+                r = store.import_photo(code, site, session_date, data, original_name=name, px_per_mm=px_per_mm,
+                                       analyze=cache.analyzer())
+                res = UploadOutcome(name, r.ok, r.message, r.photo.id if r.photo is not None else None)
+            except (VeinScopeError, StoreError, ValueError) as exc:
+                res = UploadOutcome(name, False, str(exc))
+            except Exception as exc:  # never a traceback in front of the practitioner
+                log.error("upload import failed (%s)", type(exc).__name__)  # no file names: they may identify
+                res = UploadOutcome(name, False, f"{name}: this file could not be read as a photo. "
+                                                 "Use a JPEG or HEIC straight from the phone.")
+        out.append(res)
+        if progress is not None:
+            progress(i, res)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# one photo: figures, calibration, overlay
+@dataclass(frozen=True)
+class _StoredAnalysis:
+    """What :func:`veinscope.report.overlay.render_overlay` needs, from stored figures and masks."""
+
+    labels: np.ndarray
+    skin: np.ndarray
+    figures: dict
+    px_per_mm: float | None
+
+    def to_dict(self) -> dict:
+        return self.figures
+
+
+@dataclass(frozen=True)
+class PhotoView:
+    photo_id: int
+    name: str
+    rgb: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    skin: np.ndarray = field(repr=False)
+    figures: dict = field(repr=False)
+    analysed_now: bool = False
+
+    @property
+    def px_per_mm(self) -> float | None:
+        v = self.figures.get("px_per_mm")
+        return float(v) if isinstance(v, (int, float)) else None
+
+
+def _given_scale(figures: dict | None) -> float | None:
+    """The scale typed for a photo (None when it came from the card or was absent)."""
+    if not figures:
+        return None
+    params = figures.get("parameters") or {}
+    if params.get("scale_source") == "card":
+        return None
+    v = figures.get("px_per_mm")
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def photo_view(store, cache: DerivedCache, photo_id: int) -> PhotoView:
+    """The photo, its class masks and saved figures; analyses only when nothing was kept."""
+    from veinscope.io import load_photo
+
+    rec = store.get_photo(photo_id)
+    photo = load_photo(store.read_photo(photo_id))
+    figures = store.get_analysis(photo_id)
+    key = cache.rgb_key(photo.rgb)
+    masks = cache.load_masks(key)
+    analysed_now = False
+    if masks is None or figures is None:
+        a = cache.analyzer()(photo, px_per_mm=_given_scale(figures))
+        masks = (a.labels, a.skin)
+        if figures is None:
+            figures = a.to_dict()
+            store.save_analysis(photo_id, figures)
+        analysed_now = True
+    return PhotoView(photo_id, rec.original_name or f"photo {photo_id}", photo.rgb, masks[0], masks[1], figures,
+                     analysed_now)
+
+
+def _resize(img: np.ndarray, size_wh: tuple[int, int], *, labels: bool = False) -> np.ndarray:
+    import cv2
+
+    if labels:
+        f = max(1, int(round(img.shape[1] / size_wh[0])))
+        if f > 1:  # keep thin vessels visible: spread each class before dropping pixels
+            img = cv2.dilate(img, np.ones((f, f), np.uint8))
+        return cv2.resize(img, size_wh, interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(img, size_wh, interpolation=cv2.INTER_AREA)
+
+
+def overlay_image(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: float = 1.0,
+                  centre_frac: tuple[float, float] = (0.5, 0.5), max_side_px: int = DISPLAY_SIDE_PX) -> np.ndarray:
+    """The overlay of the chosen classes on a region of the photo (zoom >= 1 around ``centre_frac`` (x, y)).
+
+    Returns an (H, W, 3) uint8 picture no larger than ``max_side_px``.
+    """
+    from veinscope.report.overlay import render_overlay
+    from veinscope.segment import CLASS_CODES
+
+    unknown = set(classes) - set(CLASSES)
+    if unknown:
+        raise ValueError(f"classes must be among {CLASSES}, got {sorted(unknown)}")
+    if not (1.0 <= zoom <= 16.0):
+        raise ValueError(f"zoom must be between 1 and 16, got {zoom!r}")
+    m, n = view.labels.shape
+    h, w = int(round(m / zoom)), int(round(n / zoom))
+    cx = min(max(float(centre_frac[0]), 0.0), 1.0) * n
+    cy = min(max(float(centre_frac[1]), 0.0), 1.0) * m
+    x0 = int(min(max(cx - w / 2, 0), n - w))
+    y0 = int(min(max(cy - h / 2, 0), m - h))
+    rgb = view.rgb[y0:y0 + h, x0:x0 + w]
+    labels = view.labels[y0:y0 + h, x0:x0 + w].copy()
+    skin = view.skin[y0:y0 + h, x0:x0 + w]
+    keep = np.zeros(256, np.uint8)
+    for name in classes:
+        keep[CLASS_CODES[name]] = CLASS_CODES[name]
+    labels = keep[labels]
+    f = min(1.0, max_side_px / max(h, w))
+    if f < 1.0:
+        size = (max(1, int(round(w * f))), max(1, int(round(h * f))))
+        rgb = _resize(rgb, size)
+        labels = _resize(labels, size, labels=True)
+        skin = _resize(skin.astype(np.uint8), size) > 0
+    stub = _StoredAnalysis(labels, skin, view.figures, view.px_per_mm)
+    return render_overlay(rgb, stub)
+
+
+def _num(v, nd=2):
+    return None if not isinstance(v, (int, float)) else round(float(v), nd)
+
+
+def class_table(figures: dict) -> list[dict[str, Any]]:
+    """One row per vessel class: plain name, meaning, and the figures with their units."""
+    classes = figures.get("classes") or {}
+    rows = []
+    for cls in (*CLASSES, "total"):
+        c = classes.get(cls) or {}
+        d = c.get("diameter_mm") if isinstance(c.get("diameter_mm"), dict) else {}
+        name, meaning = CLASS_INFO[cls]
+        rows.append({
+            "vessels": name,
+            "coverage (% of skin)": _num(c.get("coverage_pct"), 3),
+            "length (mm)": _num(c.get("length_mm"), 1),
+            "area (mm²)": _num(c.get("area_mm2"), 1),
+            "diameter mean (mm)": _num(d.get("mean"), 2),
+            "diameter p90 (mm)": _num(d.get("p90"), 2),
+            "count (segments)": c.get("segments"),
+            "what it means": meaning,
+        })
+    return rows
+
+
+def calibration_status(figures: dict) -> tuple[str, list[str]]:
+    """(level, lines): level ``ok`` / ``warning`` / ``error``; lines in plain words with the fix."""
+    params = figures.get("parameters") or {}
+    intake = params.get("intake") or {}
+    px = figures.get("px_per_mm")
+    source = params.get("scale_source")
+    lines = []
+    if isinstance(px, (int, float)) and source == "card":
+        card = intake.get("card") or {}
+        tilt = card.get("tilt_deg")
+        lines.append(f"Calibration card found: scale {px:.1f} px/mm"
+                     + (f", card tilted {tilt:.0f}°" if isinstance(tilt, (int, float)) else "") + ".")
+        level = "ok"
+    elif isinstance(px, (int, float)):
+        lines.append(f"Scale entered by hand: {px:.1f} px/mm.")
+        level = "ok"
+    else:
+        lines.append("No scale: no calibration card was found and none was entered, so sizes are in pixels only. "
+                     "Put the printed card flat on the skin beside the treated area, or enter the scale.")
+        level = "error"
+    if isinstance(px, (int, float)) and px < 6:
+        level = "warning"
+    warns = [w for w in figures.get("warnings") or [] if not w.startswith("No scale was given")]
+    if warns and level == "ok":
+        level = "warning"
+    lines.extend(warns)
+    return level, lines
+
+
+# ----------------------------------------------------------------------------------------------
+# sessions and comparisons
+def session_photo(store, session_id: int):
+    """The photo that stands for a session in comparisons (the first one imported), or None."""
+    photos = store.list_photos(session_id=session_id)
+    return min(photos, key=lambda p: p.id) if photos else None
+
+
+class NotComparable(Exception):
+    """The two sessions cannot be compared; the message says why in plain words."""
+
+
+@dataclass(frozen=True)
+class CompareView:
+    figures: dict = field(repr=False)
+    change_map_png: bytes = field(repr=False)
+    side_by_side_png: bytes = field(repr=False)
+    before: np.ndarray = field(repr=False)
+    after: np.ndarray = field(repr=False)
+    computed_now: bool = False
+
+
+def _png(img: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", optimize=False, compress_level=3)
+    return buf.getvalue()
+
+
+def _from_png(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def cached_comparison(store, cache: DerivedCache, session_a: int, session_b: int) -> CompareView | None:
+    """The comparison of two sessions if it was computed before (no computing here)."""
+    pa, pb = session_photo(store, session_a), session_photo(store, session_b)
+    if pa is None or pb is None:
+        return None
+    d = cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")
+    try:
+        figures = json.loads((d / "comparison.json").read_text())
+        return CompareView(figures, (d / "change_map.png").read_bytes(), (d / "side_by_side.png").read_bytes(),
+                           _from_png((d / "before.png").read_bytes()), _from_png((d / "after.png").read_bytes()))
+    except (OSError, ValueError):
+        return None
+
+
+def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int) -> CompareView:
+    """Compare session ``b`` (follow-up) with ``a`` (baseline) of the same site; kept once computed.
+
+    Raises
+    ------
+    NotComparable
+        Different sites, a session without photos, or photos that do not show the same skin.
+    """
+    from veinscope.errors import VeinScopeError
+
+    sa, sb = store.get_session(session_a), store.get_session(session_b)
+    if sa.patient_id != sb.patient_id or sa.site_id != sb.site_id:
+        raise NotComparable("These two sessions are of different sites: only photos of the same site can be compared.")
+    if sa.id == sb.id:
+        raise NotComparable("Choose two different sessions.")
+    if sb.session_date < sa.session_date:
+        sa, sb = sb, sa
+    have = cached_comparison(store, cache, sa.id, sb.id)
+    if have is not None:
+        return have
+    pa, pb = session_photo(store, sa.id), session_photo(store, sb.id)
+    if pa is None or pb is None:
+        raise NotComparable("One of the sessions has no photo yet: add a photo to it first.")
+    from veinscope.compare import compare
+    from veinscope.report.change_map import render_change_map, render_side_by_side
+
+    base_fig = store.get_analysis(pa.id)
+    try:
+        c = compare(store.read_photo(pa.id), store.read_photo(pb.id), px_per_mm=_given_scale(base_fig))
+    except VeinScopeError as exc:  # RegistrationError and photo problems: plain-language messages
+        raise NotComparable(f"These photos cannot be compared: {exc}") from None
+    figures = c.to_dict()
+    figures["photos"] = {"baseline": pa.original_name, "followup": pb.original_name}
+    store.save_comparison(sa.id, sb.id, figures)
+    cm = render_change_map(c)
+    sbs = render_side_by_side(c)
+    before, after = c.baseline_rgb, c.aligned_rgb
+    f = min(1.0, DISPLAY_SIDE_PX / max(before.shape[:2]))
+    if f < 1.0:
+        size = (int(round(before.shape[1] * f)), int(round(before.shape[0] * f)))
+        before, after = _resize(before, size), _resize(after, size)
+    d = cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")
+    d.mkdir(parents=True, exist_ok=True)
+    for name, data in (("change_map.png", _png(cm)), ("side_by_side.png", _png(sbs)), ("before.png", _png(before)),
+                       ("after.png", _png(after))):
+        cache._write(d / name, data)
+    cache._write(d / "comparison.json", json.dumps(figures).encode())  # written last: marks the set complete
+    return CompareView(figures, _png(cm), _png(sbs), before, after, computed_now=True)
+
+
+def swipe_image(before: np.ndarray, after: np.ndarray, split_frac: float) -> np.ndarray:
+    """Before on the left of ``split_frac`` (0-1 of the width), after on the right, with a white line."""
+    if before.shape != after.shape:
+        raise ValueError(f"before and after must have the same shape, got {before.shape} and {after.shape}")
+    split_frac = min(max(float(split_frac), 0.0), 1.0)
+    out = np.array(after, copy=True)
+    x = int(round(split_frac * before.shape[1]))
+    out[:, :x] = before[:, :x]
+    lo, hi = max(0, x - 2), min(before.shape[1], x + 2)
+    out[:, lo:hi] = 255
+    return out
+
+
+def comparison_summary(figures: dict) -> list[str]:
+    """The comparison in plain sentences (for the app and the patient report)."""
+    out = []
+    imp = figures.get("improvement_pct")
+    if isinstance(imp, (int, float)):
+        out.append(f"{imp:.0f} % of the vessel length seen at the first session is no longer visible "
+                   f"({figures.get('grade_text') or 'grade not available'}).")
+    else:
+        out.append("No improvement figure: no treated vessel was found in the baseline photo in the part both photos show.")
+    st_ = figures.get("staining") or {}
+    area = st_.get("area_mm2")
+    if st_.get("patches"):
+        out.append(f"Brownish staining: {st_.get('patches')} patch(es)"
+                   + (f", {area:.0f} mm² in all." if isinstance(area, (int, float)) else "."))
+    else:
+        out.append("No staining (brown marks) was found.")
+    mt = figures.get("matting") or {}
+    area = mt.get("area_mm2")
+    if mt.get("patches"):
+        out.append(f"Matting (a blush of new very fine red vessels): {mt.get('patches')} patch(es)"
+                   + (f", {area:.0f} mm² in all." if isinstance(area, (int, float)) else "."))
+    else:
+        out.append("No matting (new fine red vessels) was found.")
+    nv = figures.get("new_vessels") or {}
+    if nv.get("count"):
+        ln = nv.get("length_mm")
+        out.append(f"{nv['count']} vessel(s) not seen before" + (f" ({ln:.0f} mm)" if isinstance(ln, (int, float)) else "")
+                   + ": new veins elsewhere are disease progression, not a failure of treatment.")
+    return out
+
+
+def registration_status(figures: dict) -> tuple[str, str]:
+    """(level, sentence) on how well the follow-up was aligned to the baseline."""
+    reg = figures.get("registration") or {}
+    res = reg.get("residual_mm")
+    ov = reg.get("overlap_frac")
+    parts = []
+    if isinstance(res, (int, float)):
+        parts.append(f"photos aligned to within {res:.2f} mm")
+    elif isinstance(reg.get("residual_px"), (int, float)):
+        parts.append(f"photos aligned to within {reg['residual_px']:.1f} px")
+    if isinstance(ov, (int, float)):
+        parts.append(f"{100 * ov:.0f} % of the baseline skin is in both photos")
+    level = "ok"
+    if isinstance(res, (int, float)) and res > 0.5:
+        level = "warning"
+    if isinstance(ov, (int, float)) and ov < 0.5:
+        level = "warning"
+    text = ("Alignment: " + "; ".join(parts) + ".") if parts else "Alignment quality not available."
+    return level, text
+
+
+# ----------------------------------------------------------------------------------------------
+# progress of a site
+def progress_rows(store, code: str, site: str) -> list[dict[str, Any]]:
+    """One row per session of a site, oldest first: date, figures of its photo, change vs the first session.
+
+    Change figures (``improvement_pct``, per class, ``staining_mm2``, ``matting_mm2``) are
+    those of comparisons already saved; None where the comparison was not made yet.
+    """
+    sessions = store.list_sessions(code, site)
+    saved = {(c["session_a"], c["session_b"]): c["result"] for c in store.list_comparisons(code)}
+    rows = []
+    base = sessions[0] if sessions else None
+    for s in sessions:
+        p = session_photo(store, s.id)
+        fig = store.get_analysis(p.id) if p is not None else None
+        classes = (fig or {}).get("classes") or {}
+        row: dict[str, Any] = {"session_id": s.id, "session_date": s.session_date.isoformat(),
+                               "photo_id": None if p is None else p.id,
+                               "px_per_mm": None if fig is None else fig.get("px_per_mm")}
+        for cls in (*CLASSES, "total"):
+            row[f"{cls}_length_mm"] = (classes.get(cls) or {}).get("length_mm")
+        row["total_coverage_pct"] = (classes.get("total") or {}).get("coverage_pct")
+        cmp_ = saved.get((base.id, s.id)) if base is not None and s.id != base.id else None
+        if s is base:
+            row.update(improvement_pct=0.0, grade=None, staining_mm2=0.0, matting_mm2=0.0, compared=True)
+            for cls in CLASSES:
+                row[f"{cls}_improvement_pct"] = 0.0
+        elif cmp_ is not None:
+            row.update(improvement_pct=cmp_.get("improvement_pct"), grade=cmp_.get("grade"),
+                       staining_mm2=(cmp_.get("staining") or {}).get("area_mm2"),
+                       matting_mm2=(cmp_.get("matting") or {}).get("area_mm2"), compared=True)
+            for cls in CLASSES:
+                row[f"{cls}_improvement_pct"] = (cmp_.get("improvement_by_class") or {}).get(cls)
+        else:
+            row.update(improvement_pct=None, grade=None, staining_mm2=None, matting_mm2=None, compared=False)
+            for cls in CLASSES:
+                row[f"{cls}_improvement_pct"] = None
+        rows.append(row)
+    return rows
+
+
+def progress_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The progress rows for display: plain column names with units, sensible rounding."""
+    return [{"session": r["session_date"],
+             "vessel length (mm)": _num(r.get("total_length_mm"), 0),
+             "coverage (% of skin)": _num(r.get("total_coverage_pct"), 2),
+             "improvement (%)": _num(r.get("improvement_pct"), 0),
+             "grade (0-3)": r.get("grade"),
+             "staining (mm²)": _num(r.get("staining_mm2"), 0),
+             "matting (mm²)": _num(r.get("matting_mm2"), 0)} for r in rows]
+
+
+def missing_comparisons(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(baseline session, follow-up session) pairs of a progress table not compared yet."""
+    if not rows:
+        return []
+    return [(rows[0]["session_id"], r["session_id"]) for r in rows[1:] if not r["compared"]]
+
+
+def progress_csv(code: str, site: str, rows: list[dict[str, Any]]) -> bytes:
+    """The progress table as CSV (keys keep their unit suffix; empty where not available)."""
+    buf = io.StringIO()
+    if rows:
+        fields = ["patient_code", "site", *rows[0].keys()]
+        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({"patient_code": code, "site": site, **{k: ("" if v is None else v) for k, v in r.items()}})
+    return buf.getvalue().encode()
+
+
+# ----------------------------------------------------------------------------------------------
+# exports
+def progress_chart_png(rows: list[dict[str, Any]], *, title: str = "") -> bytes:
+    """The progress chart of a site as PNG bytes (matplotlib Agg, offline)."""
+    from veinscope.report.charts import figure_png, progress_figure
+
+    return figure_png(progress_figure(rows, title=title))
+
+
+def site_report_pdf(store, cache: DerivedCache, code: str, site: str) -> bytes:
+    """The patient PDF of one site: figures, progress chart and before/after of every comparison made."""
+    from veinscope.report.pdf import BeforeAfter, patient_report
+
+    rows = progress_rows(store, code, site)
+    if not rows:
+        raise ValueError(f"site {site!r} has no sessions yet")
+    pairs = []
+    base = rows[0]
+    done = [r for r in rows[1:] if r["compared"]]
+    for r in done[-2:]:  # the latest two follow-ups: enough to show, short enough to read
+        view = cached_comparison(store, cache, base["session_id"], r["session_id"])
+        if view is not None:
+            pairs.append(BeforeAfter(base["session_date"], r["session_date"], view.side_by_side_png,
+                                     comparison_summary(view.figures), view.change_map_png))
+    chart = progress_chart_png(rows, title=f"{code} - {site}") if len(rows) > 1 else None
+    return patient_report(patient_code=code, site=site, rows=rows, pairs=pairs, chart_png=chart)

@@ -1,0 +1,272 @@
+"""Colour normalisation: the same skin under two lights should get the same colour.
+
+With the card: the photo's neutral patches (paper white and five greys of known nominal
+reflectance) give, per channel and in linear light, a gain (white balance and exposure) and
+an offset (flare, black level): ``measured = gain * reflectance + offset``, fitted by least
+squares over the unclipped patches (paper taken as :data:`PAPER_REFLECTANCE`, the greys
+relative to it). Inverting it maps the card's paper to 90 % white and its greys to their
+nominal values, whatever the light; the colour patches then measure how well
+(CIEDE2000 against their nominal colours).
+
+Without a card: a fallback from the skin itself (a von Kries diagonal transform that maps the
+skin's median colour to a fixed reference skin colour). That makes visits of one patient
+comparable but also removes real changes of the skin's colour (tan), so it is marked as less
+reliable and :func:`veinscope.intake.prepare` does not apply it unless asked.
+
+ΔE00 is CIEDE2000 (Sharma, Wu and Dalal 2005, doi:10.1002/col.20070).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from veinscope._version import __version__
+from veinscope.card import CARD, CardLayout, srgb_to_linear
+
+__all__ = [
+    "ColourCorrection",
+    "PAPER_REFLECTANCE",
+    "REFERENCE_SKIN_SRGB",
+    "correction_from_card",
+    "correction_from_skin",
+    "delta_e00",
+    "linear_to_srgb8",
+    "measure_patches",
+    "srgb8_to_lab",
+]
+
+log = logging.getLogger(__name__)
+
+#: Reference skin colour of the skin fallback (sRGB): ColorChecker "light skin".
+REFERENCE_SKIN_SRGB = (194, 150, 130)
+#: Reflectance the card's paper is mapped to (matte office paper reflects about 85-90 %), so a
+#: corrected photo keeps a natural exposure and light skin is not clipped.
+PAPER_REFLECTANCE = 0.9
+#: Encoded values at or above this are clipped and carry no information.
+_CLIP = 250
+
+
+def linear_to_srgb8(lin: np.ndarray) -> np.ndarray:
+    """Linear RGB 0-1 (any shape (..., 3)) -> sRGB uint8."""
+    x = np.clip(np.asarray(lin, dtype=np.float64), 0.0, 1.0)
+    enc = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(np.maximum(x, 0.0031308), 1 / 2.4) - 0.055)
+    return np.clip(enc * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def srgb8_to_lab(rgb) -> np.ndarray:
+    """sRGB 0-255 (uint8 or float) (..., 3) -> CIELAB (D65) float64 (..., 3)."""
+    from skimage.color import rgb2lab
+
+    a = np.asarray(rgb, dtype=np.float64) / 255.0
+    return rgb2lab(a.reshape(-1, 1, 3)).reshape(a.shape)
+
+
+def delta_e00(rgb1, rgb2) -> np.ndarray:
+    """CIEDE2000 colour difference between sRGB colours (0-255, uint8 or float) of the same shape (..., 3)."""
+    from skimage.color import deltaE_ciede2000
+
+    return deltaE_ciede2000(srgb8_to_lab(rgb1), srgb8_to_lab(rgb2))
+
+
+@dataclass(frozen=True)
+class ColourCorrection:
+    """A per-channel linear-light correction ``corrected = (linear - offset) / gain``.
+
+    Attributes
+    ----------
+    source : str
+        ``"card"``, ``"skin"`` (fallback) or ``"none"``.
+    reliable : bool
+        True for the card; the skin fallback is less reliable.
+    gain, offset : ndarray (3,)
+        Per channel, linear light.
+    exposure_ev : float
+        ``-log2`` of the mean gain: how many stops brighter the correction makes the photo.
+    residual_de00 : float or None
+        Median CIEDE2000 of the card's colour patches after correction vs their nominal
+        colours (card only): how well the correction holds beyond the greys.
+    """
+
+    source: str
+    reliable: bool
+    gain: np.ndarray
+    offset: np.ndarray
+    exposure_ev: float
+    residual_de00: float | None = None
+    warnings: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    version: str = __version__
+
+    def apply(self, rgb) -> np.ndarray:
+        """Corrected copy of an sRGB uint8 image (M, N, 3); the input is not modified."""
+        a = np.asarray(rgb)
+        if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
+            raise ValueError(f"rgb must be a (M, N, 3) uint8 array, got shape {a.shape} dtype {a.dtype}")
+        # a 256-entry table per channel: exact and fast on 12 MP photos
+        lin = srgb_to_linear(np.arange(256))
+        out = np.empty_like(a)
+        for c in range(3):
+            lut = linear_to_srgb8((lin - self.offset[c]) / self.gain[c])
+            out[..., c] = lut[a[..., c]]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "reliable": self.reliable,
+            "gain": [round(float(g), 5) for g in self.gain],
+            "offset": [round(float(o), 5) for o in self.offset],
+            "exposure_ev": round(float(self.exposure_ev), 3),
+            "residual_de00": None if self.residual_de00 is None else round(float(self.residual_de00), 3),
+            "warnings": list(self.warnings),
+            "version": self.version,
+        }
+
+
+def measure_patches(rgb, calibration, *, layout: CardLayout = CARD, inset_frac: float = 0.25) -> dict[str, dict[str, Any]]:
+    """Median colour of every card patch in the photo.
+
+    Parameters
+    ----------
+    rgb : ndarray (M, N, 3) uint8
+    calibration : Calibration
+        A card calibration (with its homography).
+    inset_frac : float
+        Fraction of each patch's width and height left out at each side (edges, blur).
+
+    Returns
+    -------
+    dict
+        ``{name: {"srgb": (3,) float, "linear": (3,) float, "clipped": bool, "visible": bool}}``.
+    """
+    import cv2
+
+    a = np.asarray(rgb)
+    out: dict[str, dict[str, Any]] = {}
+    m, n = a.shape[:2]
+    for p in layout.patches:
+        gx = np.linspace(p.x_mm + inset_frac * p.w_mm, p.x_mm + (1 - inset_frac) * p.w_mm, 12)
+        gy = np.linspace(p.y_mm + inset_frac * p.h_mm, p.y_mm + (1 - inset_frac) * p.h_mm, 8)
+        xx, yy = np.meshgrid(gx, gy)
+        pts = calibration.project_mm(np.c_[xx.ravel(), yy.ravel()])
+        inside = (pts[:, 0] >= 0) & (pts[:, 0] <= n - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= m - 1)
+        if inside.mean() < 0.8:
+            out[p.name] = {"srgb": None, "linear": None, "clipped": False, "visible": False}
+            continue
+        pts = pts[inside].astype(np.float32)
+        vals = cv2.remap(a, pts[:, 0].reshape(1, -1), pts[:, 1].reshape(1, -1), cv2.INTER_LINEAR).reshape(-1, 3)
+        med = np.median(vals.astype(np.float64), axis=0)
+        clipped = bool(np.mean(vals.max(axis=1) >= _CLIP) > 0.2)
+        out[p.name] = {"srgb": med, "linear": srgb_to_linear(med), "clipped": clipped, "visible": True}
+    return out
+
+
+def correction_from_card(rgb, calibration, *, layout: CardLayout = CARD) -> ColourCorrection:
+    """White balance and exposure from the card's neutral patches.
+
+    Raises
+    ------
+    CalibrationError
+        When fewer than three neutral patches are visible and unclipped.
+    """
+    from veinscope.errors import CalibrationError
+
+    meas = measure_patches(rgb, calibration, layout=layout)
+    neutrals = [p for p in layout.neutral_patches() if meas[p.name]["visible"] and not meas[p.name]["clipped"]]
+    warns: list[str] = []
+    if any(meas[p.name]["clipped"] for p in layout.neutral_patches()):
+        warns.append(
+            "The white of the card is burnt out (over-exposed), so exposure is corrected from the greys only. "
+            "Avoid direct light or flash on the card, or lower the exposure."
+        )
+    if len(neutrals) < 3:
+        raise CalibrationError(
+            "Too few of the card's grey patches are visible and not burnt out to correct the colours. "
+            "Keep the whole card in the picture, without glare on it."
+        )
+    gain, offset, worst, bad = _fit_neutrals(neutrals, meas)
+    if bad and len(neutrals) >= 4:
+        # one patch far off the line (covered by a finger, dirty, in a shadow): refit without it
+        dropped = neutrals.pop(worst)
+        gain, offset, _, bad = _fit_neutrals(neutrals, meas)
+        warns.append(
+            f"The card's patch '{dropped.name}' does not match the others (covered, dirty or in shadow?) and was left "
+            "out of the colour correction. Keep the card clean and fully visible."
+        )
+    if bad:
+        raise CalibrationError(
+            "The card's grey patches do not agree with each other (the card may be dirty, faded, partly covered or "
+            "unevenly lit), so colours cannot be corrected. Use a clean card in even light."
+        )
+    if np.any(gain <= 1e-4):
+        raise CalibrationError(
+            "The card's grey patches do not get lighter from dark to white in this photo, so colours cannot be "
+            "corrected. Check that the card is clean, in the light and not in shadow."
+        )
+    exposure_ev = float(-np.log2(np.mean(gain)))
+    corr = ColourCorrection("card", True, gain, offset, exposure_ev, warnings=tuple(warns))
+    # how well does it hold on the colour patches?
+    cols = [p for p in layout.colour_patches() if meas[p.name]["visible"] and not meas[p.name]["clipped"]]
+    resid = None
+    if cols:
+        got = np.array([meas[p.name]["linear"] for p in cols])
+        fixed = linear_to_srgb8((got - offset) / gain)
+        nominal = linear_to_srgb8(PAPER_REFLECTANCE * np.array([p.reflectance for p in cols]))
+        resid = float(np.median(delta_e00(fixed, nominal)))
+    if abs(exposure_ev) > 2.0:
+        warns.append(
+            f"The photo is {abs(exposure_ev):.1f} stops too {'dark' if exposure_ev > 0 else 'bright'} at the card; "
+            "colours were corrected but noise or clipping may remain. Use more even light."
+        )
+    params = {"patches_used": [p.name for p in neutrals], "measured_linear": {p.name: np.round(meas[p.name]["linear"], 5).tolist() for p in neutrals}}
+    return ColourCorrection("card", True, gain, offset, exposure_ev, residual_de00=resid, warnings=tuple(warns), params=params)
+
+
+def _fit_neutrals(neutrals, meas) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """Per-channel least squares ``measured = gain * reflectance + offset``; (gain, offset, worst patch, fit bad)."""
+    r = PAPER_REFLECTANCE * np.array([p.reflectance[0] for p in neutrals])  # neutral: equal in all channels
+    m = np.array([meas[p.name]["linear"] for p in neutrals])  # (P, 3)
+    design = np.c_[r, np.ones_like(r)]
+    coef, *_ = np.linalg.lstsq(design, m, rcond=None)
+    gain, offset = coef[0], coef[1]
+    resid = np.abs(design @ coef - m).max(axis=1)
+    tol = 0.01 + 0.08 * m.max(axis=1)
+    worst = int(np.argmax(resid / tol))
+    return gain, offset, worst, bool(np.any(resid > tol))
+
+
+def correction_from_skin(rgb, skin, *, reference_srgb=REFERENCE_SKIN_SRGB) -> ColourCorrection:
+    """Fallback without a card: map the skin's median colour to a reference skin colour.
+
+    Marked ``reliable=False``: it also removes real changes of skin colour between visits.
+    """
+    from veinscope.errors import CalibrationError
+
+    a = np.asarray(rgb)
+    s = np.asarray(skin, dtype=bool)
+    if s.shape != a.shape[:2]:
+        raise ValueError(f"skin must have shape {a.shape[:2]}, got {s.shape}")
+    px = a[s]
+    px = px[px.max(axis=1) < _CLIP]
+    if len(px) < 100:
+        raise CalibrationError("Too little unclipped skin to estimate the light's colour. Photograph more skin, without glare.")
+    med = srgb_to_linear(np.median(px.astype(np.float64), axis=0))
+    ref = srgb_to_linear(reference_srgb)
+    gain = np.maximum(med, 1e-4) / ref
+    corr = ColourCorrection(
+        "skin",
+        False,
+        gain,
+        np.zeros(3),
+        float(-np.log2(np.mean(gain))),
+        warnings=(
+            "Colours were normalised from the skin itself (no card found), which is less reliable: a real change "
+            "of skin colour (tan) is normalised away too. Put the card in the photo for comparable colours.",
+        ),
+        params={"skin_median_linear": np.round(med, 5).tolist(), "reference_srgb": list(reference_srgb)},
+    )
+    return corr

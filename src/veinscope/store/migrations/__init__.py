@@ -1,0 +1,1 @@
+"""Alembic migrations of the VeinScope store (shipped inside the package)."""

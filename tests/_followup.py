@@ -1,0 +1,342 @@
+"""Simulated follow-up sessions with exact truth, for the registration and comparison tests.
+
+A generated leg photo (``veinscope.synth.generate_photo``) is the *scene*, larger than the
+photos. The baseline photo is a crop of it; the follow-up photo is the same scene after
+treatment (chosen vessels erased or faded, brown staining bands, matting patches), under a
+different light and white balance, seen through a known homography (shift, rotation, scale,
+slight perspective), with fresh sensor noise and a JPEG round trip. Every truth is known:
+the follow-up -> baseline homography, the cleared and persisting vessel length per class,
+the staining and matting masks in the baseline frame.
+
+Used by ``tests/test_register.py``, ``tests/test_compare.py`` and the benchmarks
+``bench_register.py`` / ``bench_compare.py`` until the generator has sessions of its own.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from veinscope.synth import CLASSES, generate_photo
+
+_SRGB = np.arange(256, dtype=np.float64) / 255.0
+_LIN_LUT = np.where(_SRGB <= 0.04045, _SRGB / 12.92, ((_SRGB + 0.055) / 1.055) ** 2.4).astype(np.float32)
+_EPS_STAIN = np.array([1.00, 1.35, 1.75], np.float32)  # haemosiderin / melanin-like brown, per unit red OD
+_EPS_HB = np.array([0.05, 1.00, 0.75], np.float32)  # shallow oxygenated blood (fine red vessels)
+_EPS_BLUSH = np.array([0.04, 0.26, 0.17], np.float32)  # diffuse dermal redness
+
+
+def to_linear(rgb: np.ndarray) -> np.ndarray:
+    return _LIN_LUT[rgb]
+
+
+def to_srgb8(lin: np.ndarray) -> np.ndarray:
+    x = np.clip(lin, 0.0, 1.0)
+    s = np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+    return np.clip(s * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+@dataclass
+class Session:
+    baseline_rgb: np.ndarray
+    followup_rgb: np.ndarray
+    px_per_mm: float
+    h_true: np.ndarray  # follow-up px -> baseline px
+    truth: dict = field(default_factory=dict)
+    stain_mask: np.ndarray | None = None  # baseline frame
+    matting_mask: np.ndarray | None = None  # baseline frame
+    scene: object = None
+
+    def true_followup_xy(self, xy_baseline: np.ndarray) -> np.ndarray:
+        hi = np.linalg.inv(self.h_true)
+        q = np.c_[xy_baseline, np.ones(len(xy_baseline))] @ hi.T
+        return q[:, :2] / q[:, 2:3]
+
+
+def random_homography(rng, size_wh, *, max_rot_deg=15.0, max_shift_frac=0.06, max_scale=0.06, max_persp=4e-5):
+    """A follow-up camera: rotation about the centre, shift, scale and slight perspective."""
+    w, h = size_wh
+    th = math.radians(rng.uniform(-max_rot_deg, max_rot_deg))
+    s = 1.0 + rng.uniform(-max_scale, max_scale)
+    tx, ty = rng.uniform(-max_shift_frac, max_shift_frac, 2) * (w, h)
+    px, py = rng.uniform(-max_persp, max_persp, 2)
+    c = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1]], float)
+    r = np.array([[s * math.cos(th), -s * math.sin(th), 0], [s * math.sin(th), s * math.cos(th), 0], [0, 0, 1]])
+    p = np.array([[1, 0, 0], [0, 1, 0], [px, py, 1]])
+    t = np.array([[1, 0, w / 2 + tx], [0, 1, h / 2 + ty], [0, 0, 1]])
+    return t @ p @ r @ c  # baseline-view coords -> follow-up coords
+
+
+def make_session(
+    *,
+    seed: int,
+    size=(640, 480),
+    px_per_mm: float = 10.0,
+    skin_type: int | None = 2,
+    n_vessels: int = 6,
+    clear_frac: float = 0.5,
+    fade_frac: float = 0.25,
+    fade_to: float = 0.7,
+    stain: int = 0,
+    matting: int = 0,
+    warp: bool = True,
+    light: bool = True,
+    max_rot_deg: float = 15.0,
+    margin_px: int | None = None,
+    jpeg_quality: int | None = 90,
+    scene=None,
+) -> Session:
+    """One baseline/follow-up pair with exact truth (see the module docstring)."""
+    rng = np.random.default_rng(seed + 7919)
+    w, h = size
+    if margin_px is None:
+        margin_px = int(0.22 * max(w, h)) if warp else 0
+    mg = margin_px
+    if scene is None:
+        scene = generate_photo(seed=seed, size=(w + 2 * mg, h + 2 * mg), px_per_mm=px_per_mm, skin_type=skin_type, n_vessels=n_vessels, jpeg_quality=92, card=False, tilt_deg=0.0)
+    ppm = scene.px_per_mm
+    cm, cn = scene.rgb.shape[:2]
+    baseline = np.ascontiguousarray(scene.rgb[mg : mg + h, mg : mg + w])
+
+    g_view = random_homography(rng, (w, h), max_rot_deg=max_rot_deg) if warp else np.eye(3)
+    to_view = np.array([[1, 0, -mg], [0, 1, -mg], [0, 0, 1]], float)  # scene -> baseline view
+    g = g_view @ to_view  # scene -> follow-up
+    h_true = np.linalg.inv(g_view)  # follow-up -> baseline
+
+    # ---- which structures are cleared / faded ----------------------------------------------------
+    structs = sorted({c["structure"] for c in scene.centrelines})
+    # only structures that show in the baseline view count
+    def in_view(c):
+        p = c["points_yx"]
+        return (p[:, 0] >= mg) & (p[:, 0] < mg + h) & (p[:, 1] >= mg) & (p[:, 1] < mg + w)
+
+    vis_len = {s: 0.0 for s in structs}
+    for c in scene.centrelines:
+        vis_len[c["structure"]] += float(np.sum(c["length_mm"][c["visible"] & in_view(c)]))
+    shown = [s for s in structs if vis_len[s] > 0]
+    order = list(rng.permutation(shown))
+    total_len = sum(vis_len[s] for s in shown)
+    cleared, acc = [], 0.0
+    for s in order:  # clear structures until about clear_frac of the visible length is gone
+        if acc >= clear_frac * total_len:
+            break
+        if acc + vis_len[s] > (clear_frac + 0.2) * total_len and acc > 0:
+            continue
+        cleared.append(int(s))
+        acc += vis_len[s]
+    rest = [int(s) for s in order if int(s) not in cleared]
+    faded = rest[: int(round(fade_frac * len(rest)))]
+
+    lin = to_linear(scene.rgb).astype(np.float32)
+    od = -np.log10(np.maximum(lin, 1e-4))
+    for s, amount in [(s, 1.0) for s in cleared] + [(s, 1.0 - fade_to) for s in faded]:
+        mask = _structure_mask(scene, s, (cm, cn))
+        od = _remove_vessel(od, mask, amount)
+
+    # ---- staining along cleared vessels, matting next to treated vessels ----------------------------
+    stain_mask = np.zeros((cm, cn), bool)
+    matting_mask = np.zeros((cm, cn), bool)
+    treated = cleared + faded
+    for i in range(stain):
+        s = cleared[i % len(cleared)] if cleared else treated[i % len(treated)]
+        od, m_ = _paint_stain(od, scene, s, rng, ppm, mg, (h, w))
+        stain_mask |= m_
+    for i in range(matting):
+        s = treated[(i + 1) % len(treated)]
+        od, m_ = _paint_matting(od, scene, s, rng, ppm, mg, (h, w), avoid=stain_mask)
+        matting_mask |= m_
+    lin = np.power(10.0, -od).astype(np.float32)
+
+    # ---- light and white balance -----------------------------------------------------------
+    if light:
+        gains = np.array([rng.uniform(0.8, 1.15), 1.0, rng.uniform(0.8, 1.15)], np.float32) * rng.uniform(0.75, 1.25)
+        yy, xx = np.mgrid[0:cm, 0:cn].astype(np.float32)
+        ang = rng.uniform(0, 2 * math.pi)
+        ramp = 1.0 + rng.uniform(0.05, 0.2) * ((xx - cn / 2) * math.cos(ang) + (yy - cm / 2) * math.sin(ang)) / max(cm, cn)
+        lin = lin * gains[None, None, :] * ramp[..., None]
+    else:
+        gains = np.ones(3, np.float32)
+
+    # ---- the follow-up camera ---------------------------------------------------------------
+    fu = cv2.warpPerspective(lin, g, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT, borderValue=(0.02, 0.02, 0.025))
+    fu = fu + rng.normal(0.0, 0.004, fu.shape).astype(np.float32) * np.sqrt(np.clip(fu, 0, 1) + 0.01)
+    fu8 = to_srgb8(fu)
+    if jpeg_quality is not None:
+        buf = io.BytesIO()
+        Image.fromarray(fu8).save(buf, format="JPEG", quality=jpeg_quality)
+        fu8 = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).copy()
+
+    # ---- truth in the baseline frame, restricted to what both photos show ---------------------
+    def in_followup(pts_yx_scene):
+        xy = np.c_[pts_yx_scene[:, 1], pts_yx_scene[:, 0], np.ones(len(pts_yx_scene))] @ g.T
+        xy = xy[:, :2] / xy[:, 2:3]
+        return (xy[:, 0] >= 8) & (xy[:, 0] < w - 8) & (xy[:, 1] >= 8) & (xy[:, 1] < h - 8)
+
+    base_len = dict.fromkeys(CLASSES, 0.0)
+    gone_len = dict.fromkeys(CLASSES, 0.0)
+    for c in scene.centrelines:
+        sel = c["visible"] & in_view(c) & in_followup(c["points_yx"])
+        ln = float(np.sum(c["length_mm"][sel]))
+        base_len[c["class"]] += ln
+        if c["structure"] in cleared:
+            gone_len[c["class"]] += ln
+    tot = sum(base_len.values())
+    truth = {
+        "improvement_pct": 100.0 * sum(gone_len.values()) / tot if tot else None,
+        "improvement_by_class": {k: (100.0 * gone_len[k] / base_len[k] if base_len[k] > 0 else None) for k in CLASSES},
+        "baseline_length_mm": tot,
+        "cleared_structures": cleared,
+        "faded_structures": faded,
+        "gains": [float(v) for v in gains],
+        "mg": mg,
+    }
+    crop = (slice(mg, mg + h), slice(mg, mg + w))
+    sm = stain_mask[crop]
+    mm = matting_mask[crop]
+    truth["stain_area_mm2"] = float(sm.sum()) / ppm**2
+    truth["matting_area_mm2"] = float(mm.sum()) / ppm**2
+    return Session(baseline, fu8, ppm, h_true, truth, sm, mm, scene)
+
+
+def _structure_mask(scene, s: int, shape) -> np.ndarray:
+    ppm = scene.px_per_mm
+    mask = np.zeros(shape, np.uint8)
+    blur = float(scene.params["structures"][s]["blur_sigma_mm"]) if s < len(scene.params["structures"]) else 0.2
+    for c in scene.centrelines:
+        if c["structure"] != s:
+            continue
+        pts = c["points_yx"]
+        r = 0.5 * np.asarray(c["physical_diameter_mm"]) * ppm + 2.5 * blur * ppm + 2.0
+        for (y, x), rr in zip(pts[::1], r):
+            cv2.circle(mask, (int(round(x)), int(round(y))), int(math.ceil(rr)), 1, -1)
+    return mask > 0
+
+
+def _remove_vessel(od: np.ndarray, mask: np.ndarray, amount: float) -> np.ndarray:
+    """Subtract ``amount`` of a vessel's OD (vessel-free skin estimated by inpainting)."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return od
+    pad = 12
+    y0, y1 = max(0, ys.min() - pad), min(od.shape[0], ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(od.shape[1], xs.max() + pad + 1)
+    sub = od[y0:y1, x0:x1]
+    m = mask[y0:y1, x0:x1].astype(np.float32)
+    keep = 1.0 - m
+    out = od.copy()
+    # vessel-free skin: normalised convolution of the skin around the mask
+    sig = max(3.0, 0.6 * float(cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5).max()) + 2.0)
+    den = cv2.GaussianBlur(keep, (0, 0), sig)
+    for ch in range(3):
+        est = cv2.GaussianBlur(sub[..., ch] * keep, (0, 0), sig) / np.maximum(den, 1e-3)
+        vessel = np.maximum(sub[..., ch] - est, 0.0)
+        vessel = cv2.GaussianBlur(vessel, (0, 0), 0.5) * m
+        out[y0:y1, x0:x1, ch] = sub[..., ch] - amount * vessel
+    return out
+
+
+def _pick_run(scene, s, rng, ppm, mg, hw, length_mm):
+    """A stretch of the structure's centreline inside the baseline view, ``length_mm`` long."""
+    h, w = hw
+    best = None
+    for c in scene.centrelines:
+        if c["structure"] != s:
+            continue
+        p = c["points_yx"]
+        inside = (p[:, 0] >= mg + 20) & (p[:, 0] < mg + h - 20) & (p[:, 1] >= mg + 20) & (p[:, 1] < mg + w - 20)
+        if best is None or inside.sum() > best[1].sum():
+            best = (p, inside)
+    p, inside = best
+    idx = np.flatnonzero(inside)
+    if idx.size == 0:
+        idx = np.arange(len(p))
+    step = np.median(np.hypot(*np.diff(p, axis=0).T)) if len(p) > 1 else 1.0
+    n = max(2, int(length_mm * ppm / max(step, 1e-3)))
+    start = int(rng.integers(idx[0], max(idx[0] + 1, idx[-1] - n + 1)))
+    return p[start : min(start + n, idx[-1] + 1)]
+
+
+def _paint_stain(od, scene, s, rng, ppm, mg, hw):
+    run = _pick_run(scene, s, rng, ppm, mg, hw, rng.uniform(8, 14))
+    width_mm = rng.uniform(2.0, 3.2)
+    amp = rng.uniform(0.10, 0.15)
+    img = np.full(od.shape[:2], 255, np.uint8)
+    cv2.polylines(img, [np.round(run[:, ::-1]).astype(np.int32)], False, 0, 1)
+    d = cv2.distanceTransform(img, cv2.DIST_L2, 5)
+    prof = np.clip(0.5 + (0.5 * width_mm * ppm - d) / 3.0, 0.0, 1.0).astype(np.float32)
+    # patchy along its length, as haemosiderin is
+    patch = cv2.GaussianBlur(rng.normal(0, 1, od.shape[:2]).astype(np.float32), (0, 0), 1.5 * ppm)
+    patch = 1.0 + 0.15 * patch / (patch.std() + 1e-6)
+    od = od + (amp * prof * patch)[..., None] * _EPS_STAIN
+    return od, d <= 0.5 * width_mm * ppm
+
+
+def _paint_matting(od, scene, s, rng, ppm, mg, hw, avoid):
+    run = _pick_run(scene, s, rng, ppm, mg, hw, 2.0)
+    p = run[len(run) // 2]
+    ang = rng.uniform(0, 2 * math.pi)
+    off = rng.uniform(3.5, 5.0) * ppm
+    cy, cx = p[0] + off * math.sin(ang), p[1] + off * math.cos(ang)
+    h, w = hw
+    cy = float(np.clip(cy, mg + 40, mg + h - 40))
+    cx = float(np.clip(cx, mg + 40, mg + w - 40))
+    a, b = rng.uniform(2.5, 4.0) * ppm, rng.uniform(1.8, 3.0) * ppm
+    th = rng.uniform(0, math.pi)
+    yy, xx = np.mgrid[0 : od.shape[0], 0 : od.shape[1]].astype(np.float32)
+    u = (xx - cx) * math.cos(th) + (yy - cy) * math.sin(th)
+    v = -(xx - cx) * math.sin(th) + (yy - cy) * math.cos(th)
+    r = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+    inside = r <= 1.0
+    # a mesh of fine (0.1-0.15 mm) red vessels plus a faint blush, inside the ellipse
+    lines = np.zeros(od.shape[:2], np.float32)
+    for _ in range(int(10 + 4 * a * b / ppm**2)):
+        y, x = cy + rng.uniform(-b, b), cx + rng.uniform(-a, a)
+        heading = rng.uniform(0, 2 * math.pi)
+        pts = []
+        for _k in range(int(rng.uniform(1.5, 4.0) * ppm)):
+            heading += rng.normal(0, 0.35)
+            y += math.sin(heading)
+            x += math.cos(heading)
+            pts.append((x, y))
+        cv2.polylines(lines, [np.round(np.array(pts)).astype(np.int32)], False, 1.0, 1)
+    lines = cv2.GaussianBlur(lines, (0, 0), 0.6) * 1.6
+    soft = np.clip(0.5 + (1.0 - r) * 6.0, 0.0, 1.0).astype(np.float32)
+    amp = rng.uniform(0.18, 0.26)
+    od = od + (amp * np.minimum(lines, 1.0) * soft)[..., None] * _EPS_HB + (0.35 * soft)[..., None] * _EPS_BLUSH
+    # truth as the generator defines matting: within 0.75 mm of its visible fine vessels,
+    # closed and filled (the vessels drawn inside the ellipse)
+    from scipy import ndimage as ndi
+
+    seen = (np.minimum(lines, 1.0) * soft) >= 0.3
+    rr = max(1, int(round(0.75 * ppm)))
+    ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rr + 1, 2 * rr + 1))
+    mm_ = cv2.morphologyEx(cv2.dilate(seen.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
+    return od, ndi.binary_fill_holes(mm_.astype(bool)) & ~avoid
+
+
+def true_residual_px(session: Session, reg, *, step: int = 12) -> np.ndarray:
+    """Distances (baseline px) between the registration's and the true mapping, on a grid of
+    baseline pixels inside the registration's overlap."""
+    m, n = session.baseline_rgb.shape[:2]
+    yy, xx = np.mgrid[step // 2 : m : step, step // 2 : n : step]
+    xy = np.c_[xx.ravel(), yy.ravel()].astype(float)
+    sel = reg.overlap[yy.ravel(), xx.ravel()]
+    est = reg.followup_xy(xy[sel])
+    # back to the baseline frame through the true homography
+    q = np.c_[est, np.ones(len(est))] @ session.h_true.T
+    back = q[:, :2] / q[:, 2:3]
+    return np.hypot(*(back - xy[sel]).T)
+
+
+def followup_frame(session: Session, *, margin_px: int = 2) -> np.ndarray:
+    """Baseline pixels that the follow-up photo shows (true homography)."""
+    m, n = session.baseline_rgb.shape[:2]
+    fm, fn = session.followup_rgb.shape[:2]
+    ones = np.zeros((fm, fn), np.uint8)
+    ones[margin_px : fm - margin_px, margin_px : fn - margin_px] = 1
+    return cv2.warpPerspective(ones, session.h_true, (n, m), flags=cv2.INTER_NEAREST) > 0

@@ -1,0 +1,116 @@
+"""Colour normalisation from the card's patches, the skin fallback, CIEDE2000."""
+
+import numpy as np
+import pytest
+
+from tests.test_quality import PPM, leg_photo, light
+from veinscope import CalibrationError
+from veinscope.calibrate import Calibration, detect_card
+from veinscope.colour import (
+    PAPER_REFLECTANCE,
+    REFERENCE_SKIN_SRGB,
+    ColourCorrection,
+    correction_from_card,
+    correction_from_skin,
+    delta_e00,
+    measure_patches,
+)
+from veinscope.segment import skin_mask
+
+WARM = (1.00, 0.82, 0.58)  # tungsten-like, relative to daylight
+COOL = (0.78, 0.90, 1.08)
+
+
+def _skin_de(a, b, skin):
+    return float(np.median(delta_e00(a[skin], b[skin])))
+
+
+@pytest.mark.parametrize("seed, skin_type", [(5, 1), (6, 3)])
+def test_same_skin_under_two_lights_gets_the_same_colour(seed, skin_type):
+    base = leg_photo(seed, skin_type)
+    a, b = light(base, WARM), light(base, tuple(0.6 * g for g in COOL))
+    skin = skin_mask(base)
+    before = _skin_de(a, b, skin)
+    ca = correction_from_card(a, detect_card(a))
+    cb = correction_from_card(b, detect_card(b))
+    after = _skin_de(ca.apply(a), cb.apply(b), skin)
+    assert before > 8.0
+    assert after < 1.5, (before, after)
+    assert ca.reliable and ca.source == "card"
+    # and the correction is the light: gain = light x card light / paper reflectance
+    np.testing.assert_allclose(ca.gain, np.array(WARM) * 0.85 / PAPER_REFLECTANCE, rtol=0.03)
+    assert ca.residual_de00 < 2.0
+
+
+def test_patches_measured_where_the_card_is():
+    rgb = leg_photo()
+    meas = measure_patches(rgb, detect_card(rgb))
+    assert all(v["visible"] for v in meas.values())
+    assert meas["grey_122"]["srgb"].mean() == pytest.approx(122 * (0.85 ** (1 / 2.2)), abs=6)
+    assert meas["red"]["srgb"][0] > 2 * meas["red"]["srgb"][2]
+
+
+def test_burnt_out_paper_warned_and_greys_still_used():
+    rgb = light(leg_photo(), (1.4, 1.4, 1.4))
+    corr = correction_from_card(rgb, detect_card(rgb))
+    assert any("burnt out" in w for w in corr.warnings)
+    assert "paper" not in corr.params["patches_used"]
+    np.testing.assert_allclose(corr.gain, 1.4 * 0.85 / PAPER_REFLECTANCE, rtol=0.04)
+
+
+def test_card_outside_the_photo_cannot_correct():
+    rgb = leg_photo(card=False)
+    far = Calibration(px_per_mm=PPM, source="card", homography=np.array([[7.0, 0, 5000], [0, 7.0, 5000], [0, 0, 1]]))
+    with pytest.raises(CalibrationError, match="grey patches"):
+        correction_from_card(rgb, far)
+
+
+def test_apply_keeps_input_and_identity_is_identity():
+    rgb = leg_photo(card=False)
+    before = rgb.copy()
+    ident = ColourCorrection("none", True, np.ones(3), np.zeros(3), 0.0)
+    out = ident.apply(rgb)
+    np.testing.assert_array_equal(out, rgb)
+    np.testing.assert_array_equal(rgb, before)
+    with pytest.raises(ValueError, match="rgb"):
+        ident.apply(rgb[..., 0])
+
+
+def test_skin_fallback_is_marked_less_reliable():
+    base = leg_photo(card=False)
+    a = light(base, WARM)
+    skin = skin_mask(a)
+    corr = correction_from_skin(a, skin)
+    assert corr.source == "skin" and not corr.reliable
+    assert any("less reliable" in w for w in corr.warnings)
+    fixed = corr.apply(a)
+    assert np.abs(np.median(fixed[skin], axis=0) - REFERENCE_SKIN_SRGB).max() <= 2
+    # two lights: the fallback also brings them together
+    b = light(base, tuple(0.6 * g for g in COOL))
+    cb = correction_from_skin(b, skin_mask(b))
+    assert _skin_de(fixed, cb.apply(b), skin) < 0.5 * _skin_de(a, b, skin)
+    with pytest.raises(CalibrationError):
+        correction_from_skin(a, np.zeros(skin.shape, bool))
+
+
+def test_delta_e00():
+    c = np.array([[200, 150, 130], [50, 60, 200]], np.uint8)
+    np.testing.assert_allclose(delta_e00(c, c), 0.0, atol=1e-9)
+    d = delta_e00(c, c[::-1])
+    assert np.all(d > 10) and d[0] == pytest.approx(d[1])
+
+
+def test_a_covered_grey_patch_is_left_out():
+    import cv2
+
+    from veinscope.card import CARD
+
+    rgb = leg_photo()
+    cal = detect_card(rgb)
+    p = next(q for q in CARD.patches if q.name == "grey_168")
+    poly = cal.project_mm(p.corners_mm())
+    cv2.fillConvexPoly(rgb, np.round(poly).astype(np.int32), (60, 40, 35))  # a finger over it
+    corr = correction_from_card(rgb, cal)
+    assert any("grey_168" in w for w in corr.warnings)
+    assert "grey_168" not in corr.params["patches_used"]
+    np.testing.assert_allclose(corr.gain, 0.85 / PAPER_REFLECTANCE, rtol=0.03)

@@ -1,0 +1,228 @@
+"""Session comparison: improvement, staining, matting, light robustness, CLI contract (issue 6)."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests._followup import followup_frame, make_session
+from veinscope.cli import main
+from veinscope.compare import CHANGE_CODES, Comparison, compare, delta_e_of_od, grade_of
+from veinscope.errors import RegistrationError
+
+PPM = 10.0
+
+
+# ---- analytic truth ------------------------------------------------------------------------
+def _skin(shape=(240, 320), seed=0):
+    """Pink skin with a fixed fine texture (pores) so that features can be matched."""
+    rng = np.random.default_rng(seed)
+    img = np.empty(shape + (3,), np.float32)
+    img[:] = (205, 150, 135)
+    tex = cv2.GaussianBlur(rng.normal(0, 1, shape).astype(np.float32), (0, 0), 1.2)
+    img += (tex / tex.std() * 4.0)[..., None]
+    for _ in range(60):  # pores / freckles: landmarks
+        y, x = rng.integers(5, shape[0] - 5), rng.integers(5, shape[1] - 5)
+        cv2.circle(img, (int(x), int(y)), int(rng.integers(1, 3)), (185, 130, 115), -1)
+    return img
+
+
+def _bar(img, y, x0, x1, colour=(160, 110, 150), width=4):
+    cv2.line(img, (x0, y), (x1, y), colour, width)
+
+
+def _u8(img):
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def _noise(img, seed):
+    return img + np.random.default_rng(seed).normal(0, 1.5, img.shape).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bars():
+    """Two equal bars at baseline; the follow-up keeps one (improvement 50 %)."""
+    base = _skin()
+    fu = base.copy()
+    _bar(base, 80, 40, 280)
+    _bar(base, 170, 40, 280)
+    _bar(fu, 170, 40, 280)
+    return _u8(_noise(base, 1)), _u8(_noise(fu, 2))
+
+
+def test_grade_quartiles():
+    assert [grade_of(v) for v in (0, 24.9, 25, 49.9, 50, 75, 75.01, 100)] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert grade_of(None) is None and grade_of(float("nan")) is None
+
+
+def test_delta_e_of_od_is_zero_for_no_change_and_grows_with_od():
+    bg = np.full((3, 3), 0.8)
+    d = np.array([[0, 0, 0], [0.05, 0.1, 0.1], [0.2, 0.4, 0.4]])
+    de = delta_e_of_od(bg, d)
+    assert de[0] == 0 and 0 < de[1] < de[2]
+
+
+def test_half_of_the_vessel_length_cleared_is_fifty_percent(bars):
+    b, f = bars
+    c = compare(b, f, px_per_mm=PPM)
+    assert isinstance(c, Comparison)
+    assert c.improvement_pct == pytest.approx(50.0, abs=5.0)
+    assert c.grade == 2 - (c.improvement_pct < 50)
+    assert c.staining["patches"] == 0 and c.matting["patches"] == 0
+    statuses = sorted(v["status"] for v in c.vessels)
+    assert statuses[0] == "cleared" and statuses[-1] == "persisting"
+    # the cleared bar is drawn as cleared, the other as persisting
+    assert (c.change_map[78:83, 60:260] == CHANGE_CODES["cleared"]).mean() > 0.3
+    assert (c.change_map[168:173, 60:260] == CHANGE_CODES["persisting"]).mean() > 0.3
+
+
+def test_nothing_changed_means_no_improvement_even_under_another_light(bars):
+    b, _ = bars
+    # another exposure and white balance (linear-light gains), fresh noise
+    lin = (b.astype(np.float32) / 255.0) ** 2.2 * np.array([1.25, 1.0, 0.8], np.float32) * 0.85
+    f = _u8(_noise(np.clip(lin, 0, 1) ** (1 / 2.2) * 255.0, 3))
+    c = compare(b, f, px_per_mm=PPM)
+    assert abs(c.improvement_pct) <= 5.0
+    assert c.staining["patches"] == 0, c.staining
+    assert c.matting["patches"] == 0, c.matting
+    assert c.new_vessels["count"] == 0
+    assert max(abs(np.log(g)) for g in c.params["light_gains_rgb"]) > 0.1  # the change was seen
+
+
+def test_a_brown_band_is_staining_with_its_area(bars):
+    b, f = bars
+    f = f.astype(np.float32)
+    band = np.zeros(f.shape[:2], np.uint8)
+    cv2.line(band, (90, 80), (200, 80), 1, 24)  # along the cleared bar: 110 x 24 px
+    lin = (f / 255.0) ** 2.2
+    lin[band > 0] *= np.array([0.78, 0.68, 0.6], np.float32)  # brown: absorbs blue most
+    f = _u8(np.clip(lin, 0, 1) ** (1 / 2.2) * 255.0)
+    c = compare(b, f, px_per_mm=PPM)
+    truth_mm2 = band.sum() / PPM**2
+    assert c.staining["patches"] == 1
+    assert c.staining["area_mm2"] == pytest.approx(truth_mm2, rel=0.2)
+    assert c.staining["delta_e00"] > 2.0
+    loc = c.staining["locations"][0]
+    assert abs(loc["centre_yx"][0] - 80) < 6 and abs(loc["centre_yx"][1] - 145) < 10
+    assert c.matting["patches"] == 0
+    # the band lies over the cleared bar: it is not that vessel persisting
+    assert c.improvement_pct == pytest.approx(50.0, abs=8.0)
+
+
+# ---- generated follow-ups with exact truth -------------------------------------------------
+@pytest.fixture(scope="module")
+def treated():
+    s = make_session(seed=304, size=(640, 480), px_per_mm=10.8, skin_type=2, n_vessels=7, clear_frac=0.5, stain=1, matting=1)
+    return s, compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm)
+
+
+def test_generated_follow_up_improvement_staining_matting_near_truth(treated):
+    s, c = treated
+    frame = followup_frame(s)
+    ppm = s.px_per_mm
+    assert c.improvement_pct == pytest.approx(s.truth["improvement_pct"], abs=8.0)
+    st_truth = (s.stain_mask & frame).sum() / ppm**2
+    mt_truth = (s.matting_mask & frame).sum() / ppm**2
+    assert st_truth > 5 and mt_truth > 5
+    assert c.staining["area_mm2"] == pytest.approx(st_truth, rel=0.2)
+    assert c.matting["area_mm2"] == pytest.approx(mt_truth, rel=0.25)
+    # where they are: the reported patches overlap the true ones
+    assert (c.change_map[s.stain_mask] == CHANGE_CODES["staining"]).mean() > 0.7
+    assert (c.change_map[s.matting_mask] == CHANGE_CODES["matting"]).mean() > 0.7
+    assert c.registration.residual_mm < 0.1
+
+
+def test_no_treatment_only_pose_and_light_reports_nothing():
+    s = make_session(seed=305, size=(560, 420), px_per_mm=10.0, clear_frac=0.0, fade_frac=0.0, stain=0, matting=0)
+    c = compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm)
+    assert abs(c.improvement_pct) <= 5.0
+    assert c.staining["area_mm2"] == 0 and c.matting["area_mm2"] == 0
+    assert c.new_vessels["count"] == 0
+
+
+def test_to_dict_contract_and_json(treated):
+    _, c = treated
+    d = c.to_dict()
+    for key in ("improvement_pct", "improvement_by_class", "grade", "staining", "matting", "new_vessels", "registration", "warnings", "version"):
+        assert key in d
+    assert set(d["improvement_by_class"]) == {"red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm"}
+    assert {"area_mm2", "delta_e00", "patches", "locations"} <= set(d["staining"])
+    assert {"area_mm2", "patches"} <= set(d["matting"])
+    assert "residual_mm" in d["registration"]
+    json.dumps(d, allow_nan=False)
+    with pytest.raises(AttributeError):
+        c.improvement_pct = 0.0  # frozen
+
+
+def test_uncalibrated_gives_pixels_and_the_same_percentages(bars):
+    b, f = bars
+    c = compare(b, f)
+    d = c.to_dict()
+    assert d["px_per_mm"] is None and d["lengths"]["baseline_mm"] is None and d["lengths"]["baseline_px"] > 0
+    assert c.improvement_pct == pytest.approx(50.0, abs=5.0)
+    assert any("No scale" in w for w in c.warnings)
+
+
+def test_parameter_errors_and_refusal(bars):
+    b, f = bars
+    with pytest.raises(ValueError, match="tolerance_mm"):
+        compare(b, f, tolerance_mm=0)
+    with pytest.raises(ValueError, match="visible_ratio"):
+        compare(b, f, visible_ratio=2)
+    other = _u8(_noise(_skin(seed=9), 4))
+    with pytest.raises(RegistrationError, match="same area"):
+        compare(b, other, px_per_mm=PPM)
+
+
+# ---- command line ---------------------------------------------------------------------------
+def test_cli_compare_writes_the_contract(bars, tmp_path, capsys):
+    b, f = bars
+    Image.fromarray(b).save(tmp_path / "before.png")
+    Image.fromarray(f).save(tmp_path / "after.png")
+    out = tmp_path / "out"
+    assert main(["compare", str(tmp_path / "before.png"), str(tmp_path / "after.png"), "--out", str(out), "--px-per-mm", "10"]) == 0
+    d = json.loads((out / "comparison.json").read_text())
+    assert d["improvement_pct"] == pytest.approx(50.0, abs=5.0)
+    assert d["grade"] in (1, 2)
+    assert {"area_mm2", "delta_e00"} <= set(d["staining"]) and {"area_mm2", "patches"} <= set(d["matting"])
+    assert "residual_mm" in d["registration"] and isinstance(d["warnings"], list) and d["version"]
+    cm = np.asarray(Image.open(out / "change_map.png"))
+    sbs = np.asarray(Image.open(out / "side_by_side.png"))
+    assert cm.shape[1] == b.shape[1] and cm.shape[0] > b.shape[0]  # legend panel underneath
+    assert sbs.shape[1] > 2 * b.shape[1]
+    # the cleared bar shows in the cleared colour
+    from veinscope.report.change_map import CHANGE_COLOURS
+
+    assert (np.abs(cm[78:83, 60:260].astype(int) - CHANGE_COLOURS["cleared"]).sum(axis=2) < 10).mean() > 0.3
+    out_text = capsys.readouterr().out
+    assert "after.png vs before.png: improvement" in out_text and "grade" in out_text
+
+
+def test_cli_compare_failures_are_messages_not_tracebacks(bars, tmp_path, capsys):
+    b, _ = bars
+    Image.fromarray(b).save(tmp_path / "a.png")
+    Image.fromarray(_u8(_noise(_skin(seed=9), 4))).save(tmp_path / "other.png")
+    assert main(["compare", str(tmp_path / "a.png"), str(tmp_path / "other.png"), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "do not seem to show the same area" in err and "Traceback" not in err
+    assert main(["compare", str(tmp_path / "a.png"), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")]) == 1
+    assert main(["compare", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
+    assert main(["compare", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--px-per-mm", "-3"]) == 2
+
+
+def test_cli_track_writes_a_time_series(bars, tmp_path):
+    b, f = bars
+    for name, img in (("s0", b), ("s1", f), ("s2", b)):
+        Image.fromarray(img).save(tmp_path / f"{name}.png")
+    out = tmp_path / "track"
+    assert main(["track", *(str(tmp_path / f"s{i}.png") for i in range(3)), "--out", str(out), "--px-per-mm", "10"]) == 0
+    rows = (out / "track.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("session,photo,improvement_pct") and len(rows) == 3
+    series = json.loads((out / "track.json").read_text())
+    imps = [r["improvement_pct"] for r in series["sessions"]]
+    assert imps[0] == pytest.approx(50, abs=5) and abs(imps[1]) <= 5
+    assert (out / "s1" / "comparison.json").exists() and (out / "s2" / "change_map.png").exists()

@@ -1,0 +1,43 @@
+"""The notebooks in notebooks/ run top to bottom (no network) and are stored without outputs."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+#: Each notebook must run in under 3 minutes on the CI machine.
+BUDGET_S = 180
+#: Notebooks that take more than ~20 s (several full analyses): marked slow, still run by CI.
+SLOW = {"02_calibration_and_quality", "03_comparing_sessions", "04_accuracy"}
+RUNS = [pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else []) for p in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_stored_without_outputs(path):
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{path.name}: strip the outputs"
+
+
+@pytest.mark.parametrize("path", RUNS)
+def test_notebook_runs(path, monkeypatch, tmp_path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # silence jupyter_core's path-migration warning
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend draws the figures
+    monkeypatch.setenv("VEINSCOPE_DATA_DIR", str(tmp_path / "data"))  # never the user's records
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=BUDGET_S, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    )
+    t0 = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - t0
+    assert seconds < BUDGET_S, f"{path.name} took {seconds:.0f} s"

@@ -1,0 +1,197 @@
+"""Registration of a follow-up photo onto its baseline (issue 6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests._followup import make_session, true_residual_px
+from veinscope.errors import RegistrationError
+from veinscope.register import Registration, register
+
+
+@pytest.fixture(scope="module")
+def session():
+    # rotation up to 15 degrees, shift, scale, perspective; light and white balance change;
+    # vessels cleared and faded, staining and matting painted
+    return make_session(seed=21, size=(560, 420), stain=1, matting=1)
+
+
+@pytest.fixture(scope="module")
+def reg(session):
+    return register(session.baseline_rgb, session.followup_rgb, px_per_mm=session.px_per_mm)
+
+
+def test_known_warp_is_recovered_to_a_small_fraction_of_a_millimetre(session, reg):
+    err_mm = true_residual_px(session, reg) / session.px_per_mm
+    assert err_mm.size > 500
+    # the issue's figure is a median of 0.2 mm; features + ECC reach far below it
+    assert np.median(err_mm) <= 0.05
+    assert np.percentile(err_mm, 95) <= 0.2
+    assert isinstance(reg, Registration)
+    assert reg.n_inliers >= 20 and reg.inlier_frac > 0.5
+    assert 0.5 < reg.overlap_frac <= 1.0
+
+
+def test_residual_estimate_is_reported_and_honest(session, reg):
+    true_med = float(np.median(true_residual_px(session, reg))) / session.px_per_mm
+    assert reg.residual_mm is not None and reg.residual_px is not None
+    assert reg.residual_mm == pytest.approx(reg.residual_px / session.px_per_mm)
+    # the measured residual is an upper-bound-like estimate: small, never hiding a misalignment
+    assert reg.residual_mm < 0.1
+    assert reg.residual_mm >= true_med - 0.01
+
+
+@pytest.mark.parametrize("rot", [0.0, 15.0])
+def test_large_rotation_and_no_rotation(rot):
+    s = make_session(seed=33, size=(480, 360), max_rot_deg=rot, clear_frac=0.3, n_vessels=5)
+    r = register(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm)
+    assert np.median(true_residual_px(s, r)) / s.px_per_mm <= 0.05
+
+
+def test_different_sites_are_refused_with_a_clear_message(session):
+    other = make_session(seed=22, size=(560, 420))
+    with pytest.raises(RegistrationError, match="do not seem to show the same area"):
+        register(session.baseline_rgb, other.followup_rgb, px_per_mm=session.px_per_mm)
+
+
+def test_too_little_overlap_is_refused_and_partial_overlap_is_described(session):
+    b = session.baseline_rgb
+    m, n = b.shape[:2]
+    # follow-up shows only the right 25 % of the baseline (plus what lies beyond it)
+    scene = session.scene.rgb
+    mg = session.truth["mg"]
+    shift = int(0.75 * n)
+    fu = np.ascontiguousarray(scene[mg : mg + m, mg + shift : mg + shift + n])
+    if fu.shape[1] < n // 3:
+        pytest.skip("scene too narrow for this crop")
+    with pytest.raises(RegistrationError, match="overlap too little"):
+        register(b, fu, px_per_mm=session.px_per_mm)
+    # 60 % overlap: aligned, and the missing part is named
+    shift = int(0.35 * n)
+    fu = np.ascontiguousarray(scene[mg : mg + m, mg + shift : mg + shift + n])
+    r = register(b, fu, px_per_mm=session.px_per_mm)
+    assert r.overlap_frac < 0.9
+    assert any("left" in t for t in r.not_compared)
+    assert any("could not be compared" in w for w in r.warnings)
+    # pure translation by `shift` pixels
+    xy = np.array([[n * 0.6, m * 0.5]])
+    assert np.allclose(r.followup_xy(xy), xy - [shift, 0], atol=0.3)
+
+
+def test_no_skin_is_refused():
+    blue = np.zeros((200, 260, 3), np.uint8)
+    blue[..., 2] = 200
+    rng = np.random.default_rng(0)
+    blue = np.clip(blue + rng.integers(0, 20, blue.shape), 0, 255).astype(np.uint8)
+    with pytest.raises(RegistrationError, match="no skin"):
+        register(blue, blue)
+
+
+def test_inputs_unchanged_and_warp_contract(session, reg):
+    b = session.baseline_rgb.copy()
+    f = session.followup_rgb.copy()
+    b.setflags(write=False)
+    f.setflags(write=False)
+    r = register(b, f, px_per_mm=session.px_per_mm)
+    assert np.array_equal(b, session.baseline_rgb) and np.array_equal(f, session.followup_rgb)
+    out = r.warp(f)
+    assert out.shape == b.shape and out.dtype == np.uint8
+    mask = r.warp(np.ones(f.shape[:2], bool), interpolation="nearest")
+    assert mask.dtype == np.bool_ and mask.shape == b.shape[:2]
+    assert mask[r.overlap].all()
+    with pytest.raises(ValueError, match="follow-up's shape"):
+        r.warp(b[:10])
+    with pytest.raises(ValueError, match="interpolation"):
+        r.warp(f, interpolation="lanczos")
+    d = reg.to_dict()
+    assert {"residual_mm", "inlier_frac", "overlap_frac", "overlap_mm2", "methods", "not_compared", "homography"} <= set(d)
+
+
+def test_identity_on_the_same_photo(session):
+    r = register(session.baseline_rgb, session.baseline_rgb, px_per_mm=session.px_per_mm)
+    m, n = session.baseline_rgb.shape[:2]
+    xy = np.array([[10.0, 10.0], [n - 10.0, m - 10.0], [n / 2, m / 2]])
+    assert np.allclose(r.followup_xy(xy), xy, atol=0.05)
+
+
+def test_parameter_errors_name_the_parameter(session):
+    b, f = session.baseline_rgb, session.followup_rgb
+    with pytest.raises(ValueError, match="dense"):
+        register(b, f, dense="sometimes")
+    with pytest.raises(ValueError, match="px_per_mm"):
+        register(b, f, px_per_mm=-1.0)
+    with pytest.raises(ValueError, match="work_px"):
+        register(b, f, work_px=10)
+    with pytest.raises(ValueError, match="baseline_skin"):
+        register(b, f, baseline_skin=np.ones((5, 5), bool))
+    with pytest.raises(ValueError, match="card_homography"):
+        register(b, f, card_homography=np.eye(2))
+
+
+def test_card_homography_is_used_when_skin_features_fail(session):
+    # features forced to fail (min_inliers unreachable): the cards' homography (here the true
+    # one) starts the alignment, ECC refines it, and the texture check still runs
+    import cv2
+
+    f = cv2.GaussianBlur(session.followup_rgb, (0, 0), 1.5)
+    r = register(session.baseline_rgb, f, px_per_mm=session.px_per_mm, card_homography=session.h_true, min_inliers=10**6)
+    assert r.methods[0] == "card" and "features:sift" not in r.methods
+    assert np.median(true_residual_px(session, r)) / session.px_per_mm < 0.1
+    # without a card the same failure is a refusal
+    with pytest.raises(RegistrationError, match="same area"):
+        register(session.baseline_rgb, f, px_per_mm=session.px_per_mm, min_inliers=10**6, use_cards=False)
+
+
+def test_dense_refinement_takes_up_a_curved_warp_where_a_plane_does_not_fit(session):
+    # follow-up = baseline bent by a smooth displacement of up to 4 px (a curved leg seen
+    # again): no homography fits; the smoothed optical flow must take the rest up
+    import cv2
+
+    b = session.baseline_rgb
+    m, n = b.shape[:2]
+    yy, xx = np.mgrid[0:m, 0:n].astype(np.float32)
+    dx = 4.0 * np.sin(2 * np.pi * yy / m) * np.cos(np.pi * xx / n)
+    dy = 3.0 * np.cos(2 * np.pi * xx / n)
+    f = cv2.remap(b, xx + dx, yy + dy, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    ys, xs = np.mgrid[20 : m - 20 : 10, 20 : n - 20 : 10]
+    p = np.c_[xs.ravel(), ys.ravel()].astype(float)
+    # follow-up pixel q shows baseline q + d(q); to first order baseline p is at p - d(p)
+    truth = p - np.c_[dx[ys.ravel(), xs.ravel()], dy[ys.ravel(), xs.ravel()]]
+
+    def err(r):
+        return float(np.median(np.hypot(*(r.followup_xy(p) - truth).T)))
+
+    plane = register(b, f, px_per_mm=session.px_per_mm, dense="never")
+    bent = register(b, f, px_per_mm=session.px_per_mm, dense="auto")
+    assert "dense:dis" in bent.methods and "dense:dis" not in plane.methods
+    assert err(bent) < 0.5 * err(plane)
+    assert err(bent) < 1.0  # px, i.e. 0.1 mm at 10 px/mm
+    out = bent.warp(f)
+    assert out.shape == b.shape
+
+
+def test_the_calibration_card_is_not_taken_for_a_skin_landmark():
+    # the demo patient's card lies at another place on the skin at every visit; aligning the
+    # cards would put the follow-up hundreds of pixels off. Truth: the generator's homography.
+    import json
+    from pathlib import Path
+
+    from veinscope.io import load_photo
+
+    site = Path(__file__).resolve().parents[1] / "sample_images" / "demo_patient" / "site_a"
+    if not (site / "session2.jpg").exists():
+        pytest.skip("sample_images/demo_patient not present")
+    truth = json.loads((site / "series_truth.json").read_text())
+    b = load_photo(site / "session0.jpg").rgb
+    f = load_photo(site / "session2.jpg").rgb
+    r = register(b, f)
+    h = np.asarray(truth["changes"][1]["homography_baseline_to_session"])
+    m, n = b.shape[:2]
+    yy, xx = np.mgrid[10:m:40, 10:n:40]
+    p = np.c_[xx.ravel(), yy.ravel()].astype(float)
+    sel = r.overlap[yy.ravel(), xx.ravel()]
+    q = np.c_[p[sel], np.ones(sel.sum())] @ h.T
+    err = np.hypot(*(r.followup_xy(p[sel]) - q[:, :2] / q[:, 2:3]).T)
+    assert sel.sum() > 100
+    assert np.median(err) < 1.0  # px (about 0.1 mm)

@@ -37,6 +37,7 @@ def analyze(
     high_noise: float = 4.0,
     low_noise: float = 2.0,
     min_length_mm: float = 1.0,
+    min_elongation: float = 0.0,
     max_melanin_frac: float = 0.45,
     max_contrast_od: float = 1.0,
     line_gamma: float = 0.01,
@@ -59,6 +60,9 @@ def analyze(
         Hysteresis thresholds of the ridge strength, in units of the skin's own texture noise.
     min_length_mm : float
         Shorter centreline chains are dropped (pores, specks).
+    min_elongation : float
+        Chains shorter than this many times their own diameter are patches (blotches, naevi,
+        pores), not vessels, and are dropped; 0 keeps every chain.
     max_melanin_frac : float
         Structures whose colour is more than this fraction melanin-like (freckles, naevi,
         hair, brown stains) are not vessels.
@@ -125,6 +129,7 @@ def analyze(
         "high_noise": high_noise,
         "low_noise": low_noise,
         "min_length_mm": min_length_mm,
+        "min_elongation": min_elongation,
         "max_melanin_frac": max_melanin_frac,
         "max_contrast_od": max_contrast_od,
         "line_gamma": line_gamma,
@@ -182,6 +187,7 @@ def analyze(
         calibrated=px_per_mm is not None,
         max_melanin_frac=max_melanin_frac,
         max_contrast_od=max_contrast_od,
+        min_elongation=min_elongation,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

@@ -1,0 +1,528 @@
+"""The Streamlit app (issue 8) with Streamlit's AppTest, on a real SQLite store with the demo patient.
+
+One data folder is prepared per test run (demo patient loaded and one comparison made, through
+the same library calls the app uses) and shared with tests/test_app_browser.py.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+
+from veinscope import app_support as sup  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "app.py"
+DEMO = Path(os.environ.get("VEINSCOPE_DEMO_DIR") or ROOT / "sample_images" / "demo_patient")
+TIMEOUT_S = 300  # first run: Numba warm-up (JIT or cache load) and the demo patient's analyses
+
+_PREPARED: dict[str, Path] = {}
+
+
+def prepared_demo_dir() -> Path:
+    """The copy of the demo patient's photos the prepared data folder was loaded from."""
+    return _PREPARED["demo"]
+
+
+def prepared_data_dir(tmp_root: Path) -> Path:
+    """A data folder with the demo patient loaded and site a's first and last sessions compared (once per run)."""
+    if "dir" not in _PREPARED:
+        demo = tmp_root / "demo_patient"  # a copy: photos and their scale, safe from sample regeneration
+        shutil.rmtree(demo, ignore_errors=True)
+        for src in sorted(DEMO.glob("*/session*.jpg")):
+            (demo / src.parent.name).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, demo / src.parent.name / src.name)
+            truth = src.with_name(f"{src.stem}_truth.json")
+            if truth.is_file():
+                shutil.copy2(truth, demo / src.parent.name / truth.name)
+        _PREPARED["demo"] = demo
+        d = tmp_root / "veinscope-app-data"
+        shutil.rmtree(d, ignore_errors=True)
+        store = sup.open_app_store(d)
+        cache = sup.DerivedCache.for_store(store)
+        results = sup.load_demo(store, demo, cache)
+        assert all(r.ok for r in results), [r.message for r in results if not r.ok]
+        sessions = store.list_sessions(sup.DEMO_CODE, "site a")
+        sup.compare_sessions(store, cache, sessions[0].id, sessions[-1].id)
+        store.close()
+        _PREPARED["dir"] = d
+    return _PREPARED["dir"]
+
+
+def _n_demo_photos() -> int:
+    return len(list(_PREPARED["demo"].glob("*/*.jpg")))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    if not DEMO.is_dir():
+        pytest.skip("sample_images/demo_patient is missing (run scripts/make_samples.py)")
+    return prepared_data_dir(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def app(data_dir, monkeypatch):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("VEINSCOPE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("VEINSCOPE_DEMO_DIR", str(_PREPARED["demo"]))
+    monkeypatch.delenv("VEINSCOPE_DATABASE_URL", raising=False)
+    st.cache_resource.clear()  # the store of another data folder must not leak in
+    st.cache_data.clear()
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT_S)
+    yield at
+    st.cache_resource.clear()
+
+
+def _ok(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _open_demo(at, page: str | None = None):
+    at.session_state["patient"] = sup.DEMO_CODE
+    at.run()
+    if page:
+        at.switch_page(page)
+        at.run()
+    _ok(at)
+    return at
+
+
+# ----------------------------------------------------------------------------------------- pages
+def test_patients_page_lists_the_demo_patient(app):
+    app.run()
+    _ok(app)
+    assert app.title[0].value == "Patients"
+    table = app.dataframe[0].value
+    row = table[table["code"] == sup.DEMO_CODE]
+    assert len(row) == 1
+    assert int(row["sites"].iloc[0]) == 2 and int(row["photos"].iloc[0]) == _n_demo_photos()
+
+
+def test_demo_patient_is_loaded_once(app, data_dir):
+    app.run()
+    app.run()  # the app loads the demo at start: running again must not add anything
+    _ok(app)
+    store = sup.open_app_store(data_dir)
+    try:
+        assert [p.code for p in store.list_patients()].count(sup.DEMO_CODE) == 1
+        assert store.get_patient(sup.DEMO_CODE).photos == _n_demo_photos()
+        again = sup.load_demo(store, _PREPARED["demo"], sup.DerivedCache.for_store(store))
+        assert {r.status for r in again} == {"duplicate"}
+    finally:
+        store.close()
+
+
+def test_every_page_renders_with_the_demo_patient(app):
+    _open_demo(app)
+    for page, title in (("pages/session.py", "Session"), ("pages/compare.py", "Compare two sessions"),
+                        ("pages/progress.py", "Progress"), ("pages/export.py", "Export"),
+                        ("pages/patients.py", "Patients")):
+        app.switch_page(page)
+        app.run()
+        _ok(app)
+        assert app.title[0].value == title
+        assert not app.error, [e.value for e in app.error]
+
+
+def test_pages_without_a_patient_say_what_to_do(app):
+    app.run()
+    app.switch_page("pages/compare.py")
+    app.run()
+    _ok(app)
+    assert any("Open a patient first" in i.value for i in app.info)
+
+
+def test_add_search_and_open_a_patient(app, data_dir):
+    app.run()
+    app.text_input(key="patients_new_code").input("P-TEST-1")
+    app.text_input(key="patients_new_name").input("Jane Example")
+    app.button(key="FormSubmitter:patients_add-Add patient").click()
+    app.run()
+    _ok(app)
+    assert any("P-TEST-1 added" in s.value for s in app.success)
+    assert app.session_state["patient"] == "P-TEST-1"
+    # the same code again: a message, not a traceback
+    app.text_input(key="patients_new_code").input("P-TEST-1")
+    app.button(key="FormSubmitter:patients_add-Add patient").click()
+    app.run()
+    _ok(app)
+    assert any("already exists" in e.value for e in app.error)
+    # search narrows the list
+    app.text_input(key="patients_search").input("TEST-1")
+    app.run()
+    assert list(app.dataframe[0].value["code"]) == ["P-TEST-1"]
+    app.selectbox(key="patients_pick").set_value("P-TEST-1")
+    app.button(key="patients_open").click()
+    app.run()
+    _ok(app)
+    assert app.title[0].value == "Session"
+
+
+# --------------------------------------------------------------------------------------- session
+def test_session_shows_calibration_overlay_and_table(app):
+    _open_demo(app, "pages/session.py")
+    assert app.title[0].value == "Session"
+    status = " ".join(m.value for m in [*app.success, *app.warning, *app.error])
+    assert "px/mm" in status  # the scale in plain words
+    table = app.dataframe[0].value
+    assert list(table["vessels"]) == ["Red thread veins", "Blue thread veins", "Reticular veins", "Over 3 mm",
+                                      "All vessels"]
+    assert table["length (mm)"].iloc[-1] > 0
+    assert "what it means" in table.columns
+    assert len(app.get("image")) >= 1
+
+
+def test_overlay_class_toggles_and_zoom(data_dir):
+    store = sup.open_app_store(data_dir)
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        sess = store.list_sessions(sup.DEMO_CODE, "site a")[0]
+        view = sup.photo_view(store, cache, sup.session_photo(store, sess.id).id)
+        assert not view.analysed_now  # analysed at import: the masks were kept, nothing is analysed again
+        rgb_before = view.rgb.copy()
+        all_cls = sup.overlay_image(view)
+        none = sup.overlay_image(view, classes=())
+        assert all_cls.shape == none.shape and max(all_cls.shape[:2]) <= sup.DISPLAY_SIDE_PX
+        assert np.count_nonzero(np.any(all_cls != none, axis=2)) > 1000  # vessels drawn only when shown
+        zoomed = sup.overlay_image(view, zoom=4.0, centre_frac=(0.3, 0.6))
+        assert zoomed.shape[1] == view.rgb.shape[1] // 4  # a quarter of the width, at full resolution
+        assert np.array_equal(view.rgb, rgb_before)
+        with pytest.raises(ValueError, match="classes"):
+            sup.overlay_image(view, classes=("arteries",))
+        with pytest.raises(ValueError, match="zoom"):
+            sup.overlay_image(view, zoom=0.5)
+    finally:
+        store.close()
+
+
+def test_bad_and_oversized_uploads_get_a_message(app, data_dir):
+    _open_demo(app, "pages/session.py")
+    app.toggle(key="session_add_open").set_value(True)
+    app.run()
+    app.selectbox(key="session_site_pick").set_value("site b")
+    app.file_uploader(key="session_upload").set_value([
+        ("notes.jpg", b"this is a text file, not a photo" * 20, "image/jpeg"),
+        ("empty.jpg", b"", "image/jpeg"),
+    ])
+    app.button(key="session_import").click()
+    app.run()
+    _ok(app)
+    errors = " ".join(e.value for e in app.error)
+    assert "notes.jpg" in errors and "empty" in errors
+    assert "Traceback" not in errors
+    assert sup.check_upload("huge.jpg", (sup.MAX_UPLOAD_MB + 1) * 1024 * 1024).startswith("huge.jpg: ")
+    assert "limit" in sup.check_upload("huge.jpg", (sup.MAX_UPLOAD_MB + 1) * 1024 * 1024)
+    assert "not photos" in sup.check_upload("clip.mov", 1000)
+    assert sup.check_upload("leg.HEIC", 1000) is None
+    # the limit is stated in the uploader's label
+    assert f"{sup.MAX_UPLOAD_MB} MB" in app.file_uploader(key="session_upload").label
+
+
+def test_upload_a_heic_photo_imports_and_analyses_it_once(app, data_dir):
+    """A HEIC photo (as an iPhone sends it) through the uploader: stored, analysed once, overlay shown."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import Image
+
+    pillow_heif.register_heif_opener()
+
+    store = sup.open_app_store(data_dir)
+    try:
+        if not store.has_patient("P-UPLOAD"):
+            store.add_patient("P-UPLOAD")
+    finally:
+        store.close()
+    app.session_state["patient"] = "P-UPLOAD"
+    app.run()
+    app.switch_page("pages/session.py")
+    app.run()
+    _ok(app)
+    src = Image.open(_PREPARED["demo"] / "site_b" / "session0.jpg").convert("RGB")
+    small = src.resize((src.width // 2, src.height // 2))
+    buf = io.BytesIO()
+    small.save(buf, format="HEIF", quality=90)
+    app.text_input(key="session_new_site").input("right shin")
+    app.file_uploader(key="session_upload").set_value(("half.heic", buf.getvalue(), "image/heic"))
+    app.button(key="session_import").click()
+    app.run()
+    _ok(app)
+    assert any("half.heic: imported" in s.value for s in app.success), [e.value for e in app.error]
+    assert len(app.get("image")) >= 1  # the overlay of the new photo
+    app.button(key="session_import").click()  # the same bytes again: stored once, not analysed again
+    app.run()
+    assert any("already stored" in s.value for s in app.success)
+    store = sup.open_app_store(data_dir)
+    try:
+        photos = store.list_photos(code="P-UPLOAD")
+        assert len(photos) == 1 and photos[0].analyses == 1 and photos[0].original_name == "half.heic"
+    finally:
+        store.close()
+
+
+# --------------------------------------------------------------------------------------- compare
+def test_compare_page_shows_improvement_and_side_effects(app):
+    _open_demo(app, "pages/compare.py")
+    app.selectbox(key="compare_site").set_value("site a")
+    app.run()
+    _ok(app)
+    metrics = {m.label: m.value for m in app.metric}
+    assert set(metrics) == {"Improvement", "Grade", "Staining", "Matting"}
+    assert metrics["Improvement"].endswith("%") and metrics["Staining"].endswith("mm²")
+    assert any("Alignment" in m.value for m in [*app.success, *app.warning])
+    assert len(app.tabs) == 4
+
+
+def test_sessions_that_cannot_be_compared_are_refused_with_a_reason(data_dir):
+    store = sup.open_app_store(data_dir)
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        a = store.list_sessions(sup.DEMO_CODE, "site a")[0]
+        b = store.list_sessions(sup.DEMO_CODE, "site b")[0]
+        with pytest.raises(sup.NotComparable, match="different sites"):
+            sup.compare_sessions(store, cache, a.id, b.id)
+        with pytest.raises(sup.NotComparable, match="two different sessions"):
+            sup.compare_sessions(store, cache, a.id, a.id)
+    finally:
+        store.close()
+
+
+def test_swipe_image_splits_before_and_after():
+    before = np.zeros((10, 20, 3), np.uint8)
+    after = np.full((10, 20, 3), 100, np.uint8)
+    out = sup.swipe_image(before, after, 0.5)
+    assert (out[:, :8] == 0).all() and (out[:, 12:] == 100).all() and (out[:, 9:11] == 255).all()
+    assert (before == 0).all() and (after == 100).all()
+    with pytest.raises(ValueError, match="same shape"):
+        sup.swipe_image(before, after[:5], 0.5)
+
+
+# ------------------------------------------------------------------------------ progress, export
+def test_progress_rows_chart_and_csv(data_dir):
+    from PIL import Image
+
+    store = sup.open_app_store(data_dir)
+    try:
+        rows = sup.progress_rows(store, sup.DEMO_CODE, "site a")
+        assert [r["session_date"] for r in rows] == sorted(r["session_date"] for r in rows)
+        assert len(rows) == len(list((_PREPARED["demo"] / "site_a").glob("*.jpg"))) >= 4
+        assert rows[0]["improvement_pct"] == 0.0 and rows[-1]["compared"]
+        assert isinstance(rows[-1]["improvement_pct"], float) and rows[-1]["staining_mm2"] is not None
+        assert sup.missing_comparisons(rows) == [(rows[0]["session_id"], r["session_id"]) for r in rows[1:-1]]
+        png = sup.progress_chart_png(rows, title="site a")
+        im = Image.open(io.BytesIO(png))
+        assert im.format == "PNG" and im.width > 600
+        text = sup.progress_csv(sup.DEMO_CODE, "site a", rows).decode()
+        head = text.splitlines()[0].split(",")
+        assert {"session_date", "improvement_pct", "total_length_mm", "staining_mm2", "matting_mm2"} <= set(head)
+        assert len(text.splitlines()) == 5
+    finally:
+        store.close()
+
+
+def test_export_page_makes_the_patient_pdf(app):
+    import pypdfium2 as pdfium
+
+    _open_demo(app, "pages/export.py")
+    app.selectbox(key="export_site").set_value("site a")
+    app.run()
+    app.button(key="export_make_pdf").click()
+    app.run()
+    _ok(app)
+    code, site, pdf = app.session_state["export_pdf"]
+    assert (code, site) == (sup.DEMO_CODE, "site a")
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        text = " ".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+        assert len(doc) == 4  # summary and figures, progress chart, before/after pair, change map
+    finally:
+        doc.close()
+    flat = " ".join(text.split())
+    assert sup.DEMO_CODE in flat and "site a" in flat
+    assert "does not diagnose" in flat
+    assert "2026-01-05" in flat  # session dates
+    assert "no longer visible" in flat  # the improvement in plain words
+    assert "Before (" in flat
+
+
+def test_progress_page_offers_to_compare_missing_sessions(app):
+    _open_demo(app, "pages/progress.py")
+    app.selectbox(key="progress_site").set_value("site a")
+    app.run()
+    _ok(app)
+    assert any("not compared with the first yet" in i.value for i in app.info)
+    assert app.button(key="progress_compare") is not None
+    assert len(app.get("image")) == 1  # the chart
+
+
+def test_config_binds_to_localhost_and_sets_the_upload_limit():
+    import tomllib
+
+    cfg = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["address"] == "127.0.0.1"
+    assert cfg["server"]["maxUploadSize"] == sup.MAX_UPLOAD_MB
+    assert cfg["browser"]["gatherUsageStats"] is False
+
+
+def test_app_support_never_imports_streamlit():
+    src = (ROOT / "src" / "veinscope" / "app_support.py").read_text()
+    assert "import streamlit" not in src
+    for mod in ("charts.py", "pdf.py"):
+        assert "import streamlit" not in (ROOT / "src" / "veinscope" / "report" / mod).read_text()
+
+
+def test_app_stays_thin():
+    """No SQL and no image maths in the app: it calls the library."""
+    for path in [APP, *sorted((ROOT / "pages").glob("*.py"))]:
+        text = path.read_text()
+        for forbidden in ("import cv2", "import numpy", "sqlalchemy", "SELECT ", "from PIL"):
+            assert forbidden not in text, f"{path.name} uses {forbidden!r}"
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX temp dirs")
+def test_derived_cache_survives_damage(tmp_path):
+    cache = sup.DerivedCache(tmp_path / "derived")
+    labels = np.zeros((4, 5), np.uint8)
+    labels[1, 2] = 3
+    cache.save_masks("k", labels, labels > 0)
+    got = cache.load_masks("k")
+    assert got is not None and np.array_equal(got[0], labels)
+    (tmp_path / "derived" / "masks_k.npz").write_bytes(b"broken")
+    assert cache.load_masks("k") is None  # analysed again instead of failing
+
+
+def test_report_of_a_single_unanalysed_session(tmp_path):
+    """One session, photo stored without analysis: the report still says something sensible."""
+    import pypdfium2 as pdfium
+
+    if not DEMO.is_dir():
+        pytest.skip("sample_images/demo_patient is missing")
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        store.add_patient("P-ONE")
+        store.import_photo("P-ONE", "right ankle", "2026-05-01", sorted(DEMO.glob("*/session0.jpg"))[0], analyze=False)
+        rows = sup.progress_rows(store, "P-ONE", "right ankle")
+        assert len(rows) == 1 and rows[0]["total_length_mm"] is None
+        assert sup.missing_comparisons(rows) == []
+        pdf = sup.site_report_pdf(store, sup.DerivedCache.for_store(store), "P-ONE", "right ankle")
+        doc = pdfium.PdfDocument(pdf)
+        try:
+            text = " ".join(doc[0].get_textpage().get_text_range().split())
+            assert len(doc) == 1
+        finally:
+            doc.close()
+        assert "first recorded session" in text and "does not diagnose" in text and "P-ONE" in text
+        with pytest.raises(ValueError, match="no sessions"):
+            sup.site_report_pdf(store, sup.DerivedCache.for_store(store), "P-ONE", "left knee")
+    finally:
+        store.close()
+
+
+def test_compare_page_says_when_photos_cannot_be_compared(app, data_dir, monkeypatch):
+    """The engine refuses a pair (e.g. not the same skin): the page shows its reason, not a traceback."""
+    from PIL import Image
+
+    store = sup.open_app_store(data_dir)
+    try:
+        if not store.has_patient("P-NOCMP"):
+            store.add_patient("P-NOCMP")
+        for day, src in (("2026-01-10", "site_a/session0.jpg"), ("2026-02-20", "site_b/session2.jpg")):
+            buf = io.BytesIO()  # re-encoded: one photo file belongs to one patient only
+            Image.open(_PREPARED["demo"] / src).save(buf, format="JPEG", quality=80)
+            store.import_photo("P-NOCMP", "calf", day, buf.getvalue(), original_name=Path(src).name, analyze=False)
+    finally:
+        store.close()
+    reason = "These photos cannot be compared: they do not show the same skin. Take the follow-up of the same site."
+
+    def refuse(*args, **kwargs):
+        raise sup.NotComparable(reason)
+
+    monkeypatch.setattr(sup, "compare_sessions", refuse)
+    app.session_state["patient"] = "P-NOCMP"
+    app.run()
+    app.switch_page("pages/compare.py")
+    app.run()
+    _ok(app)
+    assert any("not been compared yet" in i.value for i in app.info)
+    app.button(key="compare_run").click()
+    app.run()
+    _ok(app)
+    assert [e.value for e in app.error] == [reason]
+    assert not app.metric
+
+
+def test_session_overlay_toggles_in_the_app(app):
+    _open_demo(app, "pages/session.py")
+    first = app.get("image")[0].proto.imgs[0].url
+    app.checkbox(key="session_show_red_telangiectasia").uncheck()
+    app.checkbox(key="session_show_blue_telangiectasia").uncheck()
+    app.run()
+    _ok(app)
+    assert app.get("image")[0].proto.imgs[0].url != first  # a new picture without the thread veins
+    app.slider(key="session_zoom").set_value(4.0)
+    app.run()
+    _ok(app)
+    assert not app.slider(key="session_cx").disabled
+
+
+def test_an_unexpected_failure_in_an_upload_becomes_a_message(tmp_path, caplog):
+    class Broken:
+        def import_photo(self, *args, **kwargs):
+            raise RuntimeError("disk controller exploded: /home/jane.doe/leg.jpg")
+
+    out = sup.import_uploads(Broken(), sup.DerivedCache(tmp_path / "d"), "P-1", "calf", "2026-01-01",
+                             [("leg.jpg", b"\xff\xd8" + b"0" * 100)])
+    assert len(out) == 1 and not out[0].ok
+    assert out[0].message.startswith("leg.jpg: this file could not be read")
+    assert "jane" not in caplog.text and "leg.jpg" not in caplog.text  # nothing personal in the log
+
+
+def test_erasing_a_patient_removes_the_derived_pictures_too(tmp_path):
+    if not DEMO.is_dir():
+        pytest.skip("sample_images/demo_patient is missing")
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-GONE")
+        src = sorted(DEMO.glob("*/session0.jpg"))[0]
+        out = sup.import_uploads(store, cache, "P-GONE", "calf", "2026-01-01", [(src.name, src.read_bytes())])
+        assert out[0].ok
+        sha = store.list_photos(code="P-GONE")[0].sha256
+        (cache.root / f"cmp_{sha[:20]}_{'0' * 20}").mkdir()  # a comparison picture of this photo
+        assert len(list(cache.root.iterdir())) == 2
+        summary = sup.erase_patient(store, cache, "P-GONE")
+        assert summary.photos == 1 and not store.has_patient("P-GONE")
+        assert list(cache.root.iterdir()) == []
+    finally:
+        store.close()
+
+
+def test_erase_from_the_patients_page_needs_the_code_typed(app, data_dir):
+    store = sup.open_app_store(data_dir)
+    try:
+        if not store.has_patient("P-ERASE"):
+            store.add_patient("P-ERASE")
+    finally:
+        store.close()
+    app.run()
+    app.selectbox(key="patients_erase_pick").set_value("P-ERASE")
+    app.run()
+    assert app.button(key="patients_erase").disabled
+    app.text_input(key="patients_erase_confirm").input("P-ERASE")
+    app.run()
+    app.button(key="patients_erase").click()
+    app.run()
+    _ok(app)
+    assert any("P-ERASE erased" in s.value for s in app.success)
+    store = sup.open_app_store(data_dir)
+    try:
+        assert not store.has_patient("P-ERASE") and store.has_patient(sup.DEMO_CODE)
+    finally:
+        store.close()

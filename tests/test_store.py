@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import errno
+import hashlib
 import io
 import json
 import logging
 import os
 import zipfile
+from pathlib import Path
 from datetime import date
 
 import numpy as np
@@ -523,11 +525,21 @@ def test_cli_patient_import_export_erase(target, tmp_path, capsys, monkeypatch):
         assert len([n for n in zf.namelist() if n.startswith("photos/")]) == 2
     assert main(["db", "check"]) == 0
     assert "store is consistent" in capsys.readouterr().out
+    # pictures the app derived from this patient's photos (class masks, a comparison folder)
+    from veinscope.app_support import DerivedCache
+    from veinscope.io import load_photo
+
+    cache = DerivedCache(Path(target.data_dir) / "derived")
+    rgb = load_photo(photos[1].read_bytes()).rgb
+    cache.save_masks(cache.rgb_key(rgb), np.zeros(rgb.shape[:2], np.uint8), np.ones(rgb.shape[:2], bool))
+    sha = hashlib.sha256(photos[1].read_bytes()).hexdigest()
+    (cache.root / f"cmp_x_{sha[:20]}").mkdir()
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["erase", "--patient", CODE]) == 2
     assert "--yes" in capsys.readouterr().err
     assert main(["erase", "--patient", CODE, "--yes"]) == 0
     assert "2 photos (2 files removed)" in capsys.readouterr().out
+    assert not list(cache.root.iterdir())  # the derived pictures are gone too
     assert [p for p in (target.data_dir / "photos").rglob("*") if p.is_file()] == []
     assert main(["erase", "--patient", CODE, "--yes"]) == 1
 

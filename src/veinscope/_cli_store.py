@@ -244,7 +244,14 @@ def _erase(args) -> int:
             if answer.strip() != p.code:
                 print("not erased", file=sys.stderr)
                 return 1
-        s = store.erase_patient(args.patient)
+        derived = Path(store.data_dir) / "derived" if getattr(store, "data_dir", None) else None
+        if derived is not None and derived.is_dir():
+            # the app's class masks and comparison pictures show the photos: they go too
+            from veinscope.app_support import DerivedCache, erase_patient
+
+            s = erase_patient(store, DerivedCache(derived), args.patient)
+        else:
+            s = store.erase_patient(args.patient)
     print(f"erased patient {args.patient}: {s.sites} sites, {s.sessions} sessions, {s.photos} photos "
           f"({s.files_removed} files removed), {s.analyses} analyses, {s.comparisons} comparisons")
     return 0

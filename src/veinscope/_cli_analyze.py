@@ -23,9 +23,10 @@ def write_analysis(analysis, rgb, out_dir: Path) -> None:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _atomic_bytes(out_dir / "analysis.json", (json.dumps(analysis.to_dict(), indent=2) + "\n").encode())
-    Image.fromarray(analysis.labels, mode="L").save(out_dir / "labels.png", optimize=False)
+    Image.fromarray(analysis.labels, mode="L").save(out_dir / "labels.png", compress_level=1)
     tifffile.imwrite(out_dir / "diameter_mm.tif", np.ascontiguousarray(analysis.diameter_mm, dtype=np.float32), compression="zlib")
-    Image.fromarray(render_overlay(rgb, analysis)).save(out_dir / "overlay.png")
+    # fast PNG compression: level 1 is ~5x faster than the default for ~15 % more bytes
+    Image.fromarray(render_overlay(rgb, analysis)).save(out_dir / "overlay.png", compress_level=1)
 
 
 def _atomic_bytes(path: Path, data: bytes) -> None:

@@ -238,12 +238,24 @@ def _limit_threads(threads: int) -> None:
 
 
 def init_worker(threads: int) -> None:
-    """Process-pool initialiser: limit threads, then compile or load every kernel once."""
-    _limit_threads(threads)
-    from veinscope.pipeline import warmup
+    """Process-pool initialiser: limit threads, then compile or load every kernel once.
 
-    seconds = warmup()
-    log.debug("worker %d warmed up in %.2f s with %d thread(s)", os.getpid(), seconds, threads)
+    A failing warm-up is logged, not raised: an initialiser that raises breaks the whole pool,
+    whereas each photo's analysis then reports the actual error as that photo's failure.
+    """
+    _limit_threads(threads)
+    _warmup()
+
+
+def _warmup() -> None:
+    try:
+        from veinscope.pipeline import warmup
+
+        seconds = warmup()
+    except Exception:
+        log.exception("warm-up failed in process %d; each photo will report the error", os.getpid())
+        return
+    log.debug("process %d warmed up in %.2f s", os.getpid(), seconds)
 
 
 def summary_row(analysis: dict[str, Any]) -> dict[str, Any]:
@@ -362,9 +374,7 @@ class _SerialBackend:
                 import numba
 
                 numba.set_num_threads(min(self._threads, numba.config.NUMBA_NUM_THREADS))
-            from veinscope.pipeline import warmup
-
-            warmup()
+            _warmup()
             self._warm = True
         return _ImmediateFuture(fn, args, kwargs)
 

@@ -404,13 +404,13 @@ def _fit(img, pts, unit, index, ini, s_guess, fit_s, a_prior, wa, start, w_max, 
     )
 
 
-def warmup() -> None:
+def warmup(*, dtypes=(np.float32, np.float64)) -> None:
     """Compile (or load from the Numba cache) every kernel of this module, for float32 and
-    float64 contrast maps, on a tiny image with a wide and a thin vessel."""
+    float64 contrast maps (``dtypes``), on a tiny image with a wide and a thin vessel."""
     x = np.arange(48.0)
     prof = np.exp(-0.5 * ((x - 14.0) / 4.0) ** 4) + 0.6 * np.exp(-0.5 * ((x - 34.0) / 1.2) ** 2)
     img = np.tile(prof, (40, 1))
     pts = np.array([[r, c] for r in range(4, 36) for c in (14.0, 34.0)], float)
     nrm = np.tile([0.0, 1.0], (len(pts), 1))
-    for dtype in (np.float32, np.float64):
+    for dtype in dtypes:
         profile_diameters(img.astype(dtype), pts, nrm)

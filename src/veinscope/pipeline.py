@@ -212,8 +212,9 @@ def warmup() -> float:
     from veinscope.vesselness import warmup as _vesselness_warmup
 
     t0 = time.perf_counter()
-    _vesselness_warmup()
-    _diameter_warmup()
+    # only the kernels analyze() uses: the ridge filter and float32 diameter fits
+    _vesselness_warmup(ridge_only=True)
+    _diameter_warmup(dtypes=(np.float32,))
     rng = np.random.default_rng(0)
     rgb = np.full((96, 96, 3), (200, 150, 130), np.uint8)
     rgb[40:44, :] = (170, 120, 130)

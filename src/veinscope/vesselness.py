@@ -561,18 +561,21 @@ def ridge_response(image, *, sigmas_px, black_ridges=True, beta=0.5, gamma=None)
                          sigmas_px=sigmas)
 
 
-def warmup() -> None:
+def warmup(*, ridge_only: bool = False) -> None:
     """Compile (or load from the Numba cache) every kernel on tiny inputs.
 
     Takes well under a second when the cache is warm; call it once in a long-running
     process (the app does) so that the first real image is not slowed by compilation.
+    ``ridge_only`` loads only the kernels of :func:`ridge_response` (what
+    :func:`veinscope.analyze` uses), not those of :func:`vesselness`.
     """
     side = 2 * MIN_LEVEL_SIDE_PX
     img = np.zeros((side, side), np.float32)
     img[side // 2, :] = 1.0
     sig = (1.0, 2.0 * MIN_LEVEL_SIGMA_PX)
     for parallel in (False, True):
-        _compute(img, sig, True, 0.5, None, ridge=False, parallel=parallel)
+        if not ridge_only:
+            _compute(img, sig, True, 0.5, None, ridge=False, parallel=parallel)
         _compute(img, sig, True, 0.5, None, ridge=True, parallel=parallel)
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from veinscope._kernels.ridges import paint_discs, ridge_nms, thin_corners
+from veinscope._kernels.ridges import centreline_candidates, paint_discs, thin_corners
 from veinscope.measure import chain_lengths
 
 
@@ -62,24 +62,40 @@ def _ref_nms(s, ny, nx, low):
     return out
 
 
+def _nms(s, ny, nx, low, *, noise=0.0, high=0.0, cell=4):
+    """centreline_candidates with the local-noise levels and the profile test out of the way."""
+    out = np.zeros(s.shape, np.uint8)
+    grid = np.full((-(-s.shape[0] // cell), -(-s.shape[1] // cell)), noise, np.float32)
+    centreline_candidates(
+        s, ny, nx, np.ones(s.shape, np.float32), np.ones(s.shape, bool), grid, float(cell), 1.0, high,
+        float(low), np.zeros((1, 1), np.float32), False, 0.35, out,
+    )  # fmt: skip
+    return out
+
+
 @pytest.mark.parametrize("shape", [(31, 47), (1, 1), (2, 9), (9, 1)])
-def test_ridge_nms_matches_reference(rng, shape):
+def test_centreline_nms_matches_reference(rng, shape):
     s = rng.random(shape).astype(np.float32)
     ang = rng.uniform(0, np.pi, shape)
     ny, nx = np.sin(ang).astype(np.float32), np.cos(ang).astype(np.float32)
-    out = np.zeros(shape, np.uint8)
-    ridge_nms(s, ny, nx, np.float32(0.2), out)
+    out = _nms(s, ny, nx, 0.2)
     ref = _ref_nms(s, ny, nx, 0.2)
-    assert np.mean(out.astype(bool) == ref) > 0.995
+    assert np.mean((out > 0) == ref) > 0.995
+    # strong where s >= 2 * min_strength (the local levels are 0 here)
+    np.testing.assert_array_equal(out == 2, (out > 0) & (s >= 0.4))
 
 
-def test_ridge_nms_thins_a_ridge():
+def test_centreline_nms_thins_a_ridge_and_follows_the_local_noise():
     y = np.arange(50)[:, None]
-    s = np.exp(-((y - 20.3) ** 2) / 8.0) * np.ones((1, 60))
-    out = np.zeros(s.shape, np.uint8)
-    ridge_nms(s.astype(np.float32), np.ones_like(s, np.float32), np.zeros_like(s, np.float32), np.float32(0.1), out)
-    rows = np.nonzero(out.any(axis=1))[0]
-    assert rows.tolist() == [20]
+    s = (np.exp(-((y - 20.3) ** 2) / 8.0) * np.ones((1, 60))).astype(np.float32)
+    ny, nx = np.ones_like(s), np.zeros_like(s)
+    out = _nms(s, ny, nx, 0.1)
+    assert np.nonzero(out.any(axis=1))[0].tolist() == [20]
+    # a local texture level of 1.2 puts the low level (1.0 x 1.2) above the ridge's 0.99 peak
+    assert not _nms(s, ny, nx, 0.1, noise=1.2).any()
+    # texture 0.4: low level 0.4 (kept), high level 3 x 0.4 = 1.2 (not strong)
+    assert (_nms(s, ny, nx, 0.1, noise=0.4, high=3.0)[20] == 1).all()
+    assert (_nms(s, ny, nx, 0.1, noise=0.4, high=2.0)[20] == 2).all()
 
 
 @pytest.mark.parametrize("angle_deg", [0, 17, 30, 45, 60, 90, 133])

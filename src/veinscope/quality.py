@@ -120,16 +120,6 @@ def skin_blur_px(rgb, mask=None) -> float | None:
     return float(np.sqrt(max(0.0, (9.0 - r2) / (r2 - 1.0))))
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Binary hole filling (4-connected background flood from the border), fast on large masks."""
-    import cv2
-
-    m = np.zeros((mask.shape[0] + 2, mask.shape[1] + 2), np.uint8)
-    m[1:-1, 1:-1] = mask
-    cv2.floodFill(m, None, (0, 0), 2)
-    return (m[1:-1, 1:-1] != 2)
-
-
 def assess_quality(
     rgb,
     *,
@@ -240,7 +230,9 @@ def assess_quality(
         mx = a_s.max(axis=2)
         mn = a_s.min(axis=2)
         clipped_white = (mn >= 235) & (mx >= 250)
-        region = _fill_holes(skin_s)  # skin with its glare spots (the skin mask leaves them out)
+        from veinscope._grid import fill_holes
+
+        region = fill_holes(skin_s)  # skin with its glare spots (the skin mask leaves them out)
         if card_s is not None:
             region &= ~card_s
         n_region = max(1, int(region.sum()))

@@ -1,4 +1,4 @@
-"""Centreline kernels: non-maximum suppression across ridges, and disc painting."""
+"""Centreline kernels: candidates by non-maximum suppression across ridges, chains, disc painting."""
 
 from __future__ import annotations
 
@@ -6,54 +6,6 @@ import math
 
 import numba as nb
 import numpy as np
-
-
-@nb.njit(cache=True, nogil=True, parallel=True)
-def ridge_nms(strength, normal_y, normal_x, low, out):  # pragma: no cover - compiled
-    """Keep pixels whose strength is a maximum across the ridge (along the normal).
-
-    A pixel is kept when ``strength >= low`` and it is not smaller than the strength
-    bilinearly interpolated one pixel away on either side along (normal_y, normal_x)
-    (Steger 1998, doi:10.1109/34.659930; Canny's suppression applied to line strength).
-    Border pixels compare against the clamped image. ``out`` is uint8 (M, N), set to 0/1.
-    """
-    m = strength.shape[0]
-    n = strength.shape[1]
-    for i in nb.prange(m):
-        srow = strength[i]
-        nyrow = normal_y[i]
-        nxrow = normal_x[i]
-        orow = out[i]
-        for j in range(n):
-            s = srow[j]
-            if s < low or s <= 0.0:
-                orow[j] = 0
-                continue
-            keep = 1
-            for sign in (-1.0, 1.0):
-                y = i + sign * nyrow[j]
-                x = j + sign * nxrow[j]
-                if y < 0.0:
-                    y = 0.0
-                elif y > m - 1:
-                    y = m - 1.0
-                if x < 0.0:
-                    x = 0.0
-                elif x > n - 1:
-                    x = n - 1.0
-                y0 = int(math.floor(y))
-                x0 = int(math.floor(x))
-                y1 = min(y0 + 1, m - 1)
-                x1 = min(x0 + 1, n - 1)
-                fy = y - y0
-                fx = x - x0
-                v = (strength[y0, x0] * (1.0 - fx) + strength[y0, x1] * fx) * (1.0 - fy) + (
-                    strength[y1, x0] * (1.0 - fx) + strength[y1, x1] * fx
-                ) * fy
-                if v > s:
-                    keep = 0
-            orow[j] = keep
-    return out
 
 
 @nb.njit(cache=True, nogil=True)
@@ -163,8 +115,9 @@ def centreline_candidates(
 ):  # pragma: no cover - compiled  # fmt: skip
     """Centreline candidates in one pass: ridge NMS, local hysteresis levels, symmetric profile.
 
-    A pixel of ``inner`` is a candidate when ``q`` is a maximum across the ridge (as
-    :func:`ridge_nms`) and ``q >= max(low_noise * local, min_strength)``, ``local`` being
+    A pixel of ``inner`` is a candidate when ``q`` is not smaller than its values bilinearly
+    interpolated one pixel away on either side along the normal (Steger 1998,
+    doi:10.1109/34.659930; Canny's suppression applied to line strength) and ``q >= max(low_noise * local, min_strength)``, ``local`` being
     ``noise_grid`` (cells of ``cell`` px) bilinear at the pixel; it is strong when also
     ``q >= max(high_noise * local, 2 min_strength)``. With ``use_signal``, a candidate whose
     ``signal`` profile is not higher than both sides (at ``2 scale + 1`` px along the normal)

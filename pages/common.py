@@ -29,7 +29,7 @@ def derived():
 def warmed_up() -> float:
     import veinscope
 
-    return veinscope.warmup()
+    return veinscope.warmup(full_size=True)
 
 
 @st.cache_resource(show_spinner="First start: loading the demo patient (about a minute, once)...")

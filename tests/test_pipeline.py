@@ -183,3 +183,19 @@ def test_cli_several_photos_and_failure(tmp_path, leg_photo, capsys):
 
 def test_warmup_runs():
     assert veinscope.warmup() < 60
+
+
+def test_full_size_warmup_runs_a_12mp_frame(monkeypatch):
+    from veinscope import pipeline
+
+    shapes = []
+    real = pipeline.analyze
+
+    def spy(photo, **kw):
+        shapes.append(photo.rgb.shape)
+        return real(photo, **kw)
+
+    monkeypatch.setattr(pipeline, "analyze", spy)
+    assert pipeline.warmup() > 0 and shapes == [(96, 96, 3)]
+    pipeline.warmup(full_size=True)
+    assert shapes[-1] == (3000, 4000, 3)

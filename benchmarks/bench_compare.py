@@ -16,7 +16,7 @@ Figures: |improvement - truth| (points), staining and matting area error (%), fa
 
     .venv/bin/python benchmarks/bench_compare.py --n 20
     .venv/bin/python benchmarks/bench_compare.py --source series --n 8
-    .venv/bin/python benchmarks/bench_compare.py --big      # one 12 MP pair, timing only
+    .venv/bin/python benchmarks/bench_compare.py --big --runs 5   # one 12 MP pair, timing only
 """
 
 from __future__ import annotations
@@ -95,12 +95,13 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, nargs=2, default=(800, 600), metavar=("W", "H"))
     ap.add_argument("--sessions", type=int, default=3)
     ap.add_argument("--big", action="store_true", help="time one 12 MP pair instead")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs of the 12 MP pair (--big)")
     args = ap.parse_args(argv)
     import veinscope
 
     veinscope.warmup()
     if args.big:
-        return _big()
+        return _big(args.runs)
     cases = _sim_cases(args.n, args.seed0, tuple(args.size)) if args.source == "sim" else _series_cases(args.n, args.seed0, tuple(args.size), args.sessions)
     rows = []
     print(f"{'case':>8} {'ppm':>5} {'imp':>6} {'truth':>6} {'err':>6} | {'stain':>6} {'truth':>6} | {'matt':>6} {'truth':>6} | {'new':>3} {'res mm':>7} {'s':>5}")
@@ -160,15 +161,55 @@ def main(argv=None) -> int:
     return 0
 
 
-def _big() -> int:
-    s = make_session(seed=11, size=(4000, 3000), px_per_mm=12.0, n_vessels=14, stain=1, matting=1, margin_px=500)
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        c = compare(s.baseline_rgb, s.followup_rgb, px_per_mm=12.0)
-        times.append(time.perf_counter() - t0)
-        print(c.params["seconds"])
-    print(f"12 MP compare (warm): median {np.median(times):.2f} s, runs {[round(t, 2) for t in times]}")
+def _big(runs: int) -> int:
+    """One 12 MP pair (4000 x 3000, 12 px/mm), warm: (a) ``compare`` given both photos'
+    ``Analysis`` (as the app and ``track`` have them), (b) ``veinscope compare`` end to end
+    (JPEG in, both analyses, the three output files). Medians of ``runs``; wall and CPU
+    seconds (the CPU share tells how much a busy machine inflated the wall time) and the load
+    average."""
+    import os
+    import tempfile
+
+    from PIL import Image
+
+    from veinscope import analyze
+    from veinscope.cli import main as cli_main
+
+    cache = Path(tempfile.gettempdir()) / "veinscope_bench_12mp_seed11.npz"
+    if cache.exists():
+        d = np.load(cache)
+        b_rgb, f_rgb = d["b"], d["f"]
+    else:
+        s = make_session(seed=11, size=(4000, 3000), px_per_mm=12.0, n_vessels=14, stain=1, matting=1, margin_px=500)
+        b_rgb, f_rgb = s.baseline_rgb, s.followup_rgb
+        np.savez(cache, b=b_rgb, f=f_rgb)
+    a_b = analyze(b_rgb, px_per_mm=12.0)
+    c = compare(b_rgb, f_rgb, px_per_mm=12.0, baseline_analysis=a_b)  # warm-up; the follow-up's scale
+    a_f = analyze(f_rgb, px_per_mm=12.0 / c.params["followup_scale"])
+
+    def timed(fn):
+        walls, cpus, out = [], [], None
+        for _ in range(runs):
+            t0, c0 = time.perf_counter(), time.process_time()
+            out = fn()
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        return float(np.median(walls)), float(np.median(cpus)), out
+
+    load0 = os.getloadavg()[0]
+    w_a, c_a, ca = timed(lambda: compare(b_rgb, f_rgb, px_per_mm=12.0, baseline_analysis=a_b, followup_analysis=a_f))
+    print(f"(a) compare with both analyses given: median {w_a:.2f} s wall, {c_a:.2f} s CPU over {runs} runs; "
+          f"stages of the last run {ca.params['seconds']}")
+    with tempfile.TemporaryDirectory() as tmp:
+        bp, fp = Path(tmp) / "baseline.jpg", Path(tmp) / "followup.jpg"
+        Image.fromarray(b_rgb).save(bp, quality=95)
+        Image.fromarray(f_rgb).save(fp, quality=95)
+        argv = ["compare", str(bp), str(fp), "--out", str(Path(tmp) / "out"), "--px-per-mm", "12"]
+        cli_main(argv)  # warm-up
+        w_b, c_b, _ = timed(lambda: cli_main(argv))
+    print(f"(b) veinscope compare end to end (JPEG in, two analyses, three files out): median {w_b:.2f} s wall, {c_b:.2f} s CPU")
+    print(f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; figures "
+          f"improvement {ca.improvement_pct:.1f} %, staining {ca.staining['area_mm2']} mm2, matting {ca.matting['area_mm2']} mm2")
     return 0
 
 

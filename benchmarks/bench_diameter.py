@@ -30,6 +30,7 @@ Usage::
     python benchmarks/bench_diameter.py --snr 10 --kinds neighbours,isolated-psf
     python benchmarks/bench_diameter.py --timing           # K = 100,000 on a 12 MP scene
     python benchmarks/bench_diameter.py --real             # legs-dev photos via the engine
+    python benchmarks/bench_diameter.py --pool 0           # single profiles only (before pooling)
 """
 
 from __future__ import annotations
@@ -262,7 +263,7 @@ def scene_spec(kind, sc, rng):
     return widths, contrasts, near
 
 
-def run_accuracy(kinds, snr, seed, scenes_per_psf, size):
+def run_accuracy(kinds, snr, seed, scenes_per_psf, size, fit_kw=None):
     rows = []
     for kind in kinds:
         # the same scenes for isolated and isolated-psf
@@ -276,18 +277,20 @@ def run_accuracy(kinds, snr, seed, scenes_per_psf, size):
                     continue
                 w, keep, shape, _ = truth_for_points(pts, vessels)
                 given = effective_psf(psf) if kind == "isolated-psf" else None
-                est = profile_diameters(img, pts, normals, max_width_px=40.0, psf_sigma_px=given)
+                est = profile_diameters(img, pts, normals, max_width_px=40.0, psf_sigma_px=given, **(fit_kw or {}))
                 for i in np.flatnonzero(keep):
-                    rows.append((kind, psf, w[i], shape[i], est.width_px[i], est.ok[i], est.prior_driven[i], est.psf_sigma_px))
+                    rows.append((kind, psf, w[i], shape[i], est.width_px[i], est.ok[i], est.prior_driven[i], est.psf_sigma_px,
+                                 est.pooled[i]))
     return rows
 
 
 def table(rows, kind, by_psf):
     sel = [r for r in rows if r[0] == kind]
     out = []
-    head = "| width px | PSF sigma | points | ok % | prior % | median abs err | p90 abs err | bias (median) | bias (mean) |"
+    head = ("| width px | PSF sigma | points | ok % | prior % | pooled % | median abs err | p90 abs err | "
+            "bias (median) | bias (mean) |")
     out.append(head)
-    out.append("|" + "---|" * 9)
+    out.append("|" + "---|" * 10)
     psfs = PSFS if by_psf else (None,)
     for w in WIDTHS:
         for psf in psfs:
@@ -297,12 +300,13 @@ def table(rows, kind, by_psf):
             est = np.array([r[4] for r in rr], float)
             ok = np.array([r[5] for r in rr], bool)
             pri = np.array([r[6] for r in rr], bool)
+            poo = np.array([r[8] for r in rr], bool)
             err = est[ok] - w
             if err.size == 0:
                 continue
             ps = "0.5-1.5" if psf is None else f"{psf:g}"
             out.append(
-                f"| {w:g} | {ps} | {len(rr)} | {100 * ok.mean():.0f} | {100 * pri[ok].mean():.0f} | "
+                f"| {w:g} | {ps} | {len(rr)} | {100 * ok.mean():.0f} | {100 * pri[ok].mean():.0f} | {100 * poo[ok].mean():.0f} | "
                 f"{np.median(np.abs(err)):.3f} | {np.percentile(np.abs(err), 90):.3f} | "
                 f"{np.median(err):+.3f} | {np.mean(err):+.3f} |"
             )
@@ -324,7 +328,8 @@ def psf_summary(rows, kind):
 def run_timing(seed, k_target=100_000, repeats=7):
     """K = 100,000 points on a 3000 x 4000 (12 MP) float32 contrast map: 24 tiles of 640 x 640
     'neighbours' scenes (PSF sigma 1 px, SNR 20); the detected points (about 18,000) are
-    repeated with +-0.3 px jitter up to K. One thread (the kernels are serial)."""
+    repeated with +-0.3 px jitter up to K. One thread (the kernels are serial); the configurations
+    alternate within each of the ``repeats`` rounds."""
     rng = np.random.default_rng([seed, 99])
     m, n = 3000, 4000
     img = np.zeros((m, n), np.float32)
@@ -347,14 +352,27 @@ def run_timing(seed, k_target=100_000, repeats=7):
     N = nrm[idx]
     profile_diameters(img[:64, :64], P[:2] % 60, N[:2])  # compile or load the cache
     res = {}
-    for label, kw in (("PSF estimated", {}), ("PSF given (1.04 px)", {"psf_sigma_px": 1.04})):
-        wall, cpu = [], []
-        for _ in range(repeats):
+    configs = (
+        ("PSF estimated", {}),
+        ("PSF given (1.04 px)", {"psf_sigma_px": 1.04}),
+        ("PSF estimated, no pooling (pool_half_len_px=0: single profiles only, as before pooling)", {"pool_half_len_px": 0.0}),
+        ("PSF given (1.04 px), no pooling", {"psf_sigma_px": 1.04, "pool_half_len_px": 0.0}),
+    )
+    # the configurations alternate within each repeat, so that a change of the machine's load
+    # affects them alike
+    times = {label: ([], []) for label, _ in configs}
+    last = {}
+    for _ in range(repeats):
+        for label, kw in configs:
             t, c = time.perf_counter(), time.process_time()
-            est = profile_diameters(img, P, N, max_width_px=40.0, **kw)
-            wall.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-        res[label] = (wall, cpu, float(est.ok.mean()), float(est.prior_driven.mean()))
+            last[label] = profile_diameters(img, P, N, max_width_px=40.0, **kw)
+            times[label][0].append(time.perf_counter() - t)
+            times[label][1].append(time.process_time() - c)
+    res = {}
+    for label, _ in configs:
+        est = last[label]
+        wall, cpu = times[label]
+        res[label] = (wall, cpu, float(est.ok.mean()), float(est.prior_driven.mean()), float(est.pooled.mean()))
     return (m, n, len(pts), k_target), res
 
 
@@ -388,15 +406,26 @@ def run_real(repeats=5):
             if "args" not in captured:
                 continue
             c, p, nrm, kw = captured["args"]
-            cpu = []
-            for _ in range(repeats):
-                t = time.process_time()
-                est = original(c, p, nrm, **kw)
-                cpu.append(time.process_time() - t)
+            variants = {}
+            for name, extra in (("engine", {}), ("no pooling", {"pool_half_len_px": 0.0}),
+                                ("PSF estimated", {"psf_sigma_px": None})):
+                cpu = []
+                for _ in range(repeats):
+                    t = time.process_time()
+                    est = original(c, p, nrm, **{**kw, **extra})
+                    cpu.append(time.process_time() - t)
+                variants[name] = (float(np.median(cpu)), est)
+            cpu, est = variants["engine"]
             w = est.width_px[est.ok]
-            rows.append((os.path.basename(f), c.shape, len(p), kw.get("max_width_px"), float(np.median(cpu)),
-                         float(est.ok.mean()), est.psf_sigma_px, bool(est.params.get("psf_estimated")),
-                         float(est.prior_driven.mean()), np.percentile(w, [10, 50, 90]) if w.size else None))
+            cpu0, est0 = variants["no pooling"]
+            w0 = est0.width_px[est0.ok]
+            _, est_s = variants["PSF estimated"]
+            ws = est_s.width_px[est_s.ok]
+            rows.append((os.path.basename(f), c.shape, len(p), kw.get("max_width_px"), cpu, cpu0,
+                         float(est.ok.mean()), float(est0.ok.mean()), float(est.pooled.mean()),
+                         float(np.median(w)) if w.size else float("nan"), float(np.median(w0)) if w0.size else float("nan"),
+                         est_s.psf_sigma_px, est_s.params.get("psf_source"), est_s.params.get("psf_pooled_se_px"),
+                         float(est_s.ok.mean()), float(np.median(ws)) if ws.size else float("nan")))
     finally:
         dmod.profile_diameters = original
     return rows
@@ -412,30 +441,34 @@ def main(argv=None) -> int:
     ap.add_argument("--by-psf", action="store_true", help="one row per width and PSF")
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--real", action="store_true", help="legs-dev photos through the current engine")
+    ap.add_argument("--pool", type=float, default=None,
+                    help="pool_half_len_px passed to profile_diameters (default: its own; 0 = no pooling)")
     args = ap.parse_args(argv)
     if args.real:
-        print("| photo | size | points | max_width_px | CPU s (median of 5) | us / point | ok % | PSF px (estimated) | prior % | width p10 / p50 / p90 px |")
+        print("| photo | size | points | CPU s, pooled / single only | ok %, pooled / single only | pooled % | "
+              "median width px, pooled / single only | PSF estimated instead of 0.8: sigma px (source, se) | ok % | median width px |")
         print("|" + "---|" * 10)
-        for name, shape, k, wmax, cpu, okf, psf, psf_est, prf, pct in run_real():
-            pc = "-" if pct is None else " / ".join(f"{v:.1f}" for v in pct)
-            print(f"| {name} | {shape[1]} x {shape[0]} | {k} | {wmax:.0f} | {cpu:.3f} | {1e6 * cpu / max(k, 1):.1f} | "
-                  f"{100 * okf:.0f} | {psf:.2f} ({'yes' if psf_est else 'no'}) | {100 * prf:.0f} | {pc} |")
+        for (name, shape, k, wmax, cpu, cpu0, okf, okf0, pof, wm, wm0, s_est, src, se, ok_s, wm_s) in run_real():
+            se_txt = "-" if se is None else f"{se:.3f}"
+            print(f"| {name} | {shape[1]} x {shape[0]} | {k} | {cpu:.3f} / {cpu0:.3f} | {100 * okf:.0f} / {100 * okf0:.0f} | "
+                  f"{100 * pof:.0f} | {wm:.2f} / {wm0:.2f} | {s_est:.2f} ({src or 'default'}, {se_txt}) | {100 * ok_s:.0f} | {wm_s:.2f} |")
         return 0
     if args.timing:
         (m, n, k0, k), res = run_timing(args.seed)
         load = os.getloadavg()[0]
         print(f"image {m} x {n} float32, {k0} skeleton points repeated (+-0.3 px jitter) to K = {k}, one thread, "
               f"{os.cpu_count()} CPUs, 1-min load average {load:.1f} at the end")
-        for label, (wall, cpu, okf, prf) in res.items():
+        for label, (wall, cpu, okf, prf, pof) in res.items():
             print(
                 f"- {label}: wall median {np.median(wall):.3f} s (min {min(wall):.3f}), CPU median "
                 f"{np.median(cpu):.3f} s (min {min(cpu):.3f}) over {len(wall)} runs; ok {100 * okf:.1f} %, "
-                f"prior-driven {100 * prf:.1f} %"
+                f"prior-driven {100 * prf:.1f} %, pooled {100 * pof:.1f} %"
             )
         return 0
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
     t = time.perf_counter()
-    rows = run_accuracy(kinds, args.snr, args.seed, args.scenes, args.size)
+    fit_kw = {} if args.pool is None else {"pool_half_len_px": args.pool}
+    rows = run_accuracy(kinds, args.snr, args.seed, args.scenes, args.size, fit_kw)
     print(f"SNR {args.snr:g} (contrast / noise sd per pixel), seed {args.seed}, {args.scenes} scenes per PSF, "
           f"{time.perf_counter() - t:.0f} s")
     for kind in kinds:

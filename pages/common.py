@@ -47,8 +47,9 @@ def photo_view(photo_id: int, sha256: str):
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def overlay(photo_id: int, sha256: str, classes: tuple[str, ...], zoom: float, cx: float, cy: float):
-    return sup.overlay_image(photo_view(photo_id, sha256), classes=classes, zoom=zoom, centre_frac=(cx, cy))
+def overlay(photo_id: int, sha256: str, classes: tuple[str, ...], zoom: float, cx: float, cy: float) -> bytes:
+    """The overlay as display-sized JPEG bytes (Streamlit sends them to the browser unchanged)."""
+    return sup.overlay_jpeg(photo_view(photo_id, sha256), classes=classes, zoom=zoom, centre_frac=(cx, cy))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -46,6 +46,11 @@ if st.toggle("Add photos to a session", value=not sites, key="session_add_open")
             for r in outcomes:
                 (st.success if r.ok else st.error)(r.message)
             st.session_state["site"] = site.strip()
+            shown = [r.photo_id for r in outcomes if r.ok and r.photo_id is not None]
+            if shown:  # show the photo just imported (its session and site) below
+                st.session_state["session_focus"] = shown[-1]
+                for k in ("session_view_site", "session_pick", "session_photo"):
+                    st.session_state.pop(k, None)
 
 # ---------------------------------------------------------------- view a session
 site = common.site_choice(code, key="session_view_site")
@@ -55,13 +60,16 @@ sessions = store.list_sessions(code, site)
 if not sessions:
     st.info("No session for this site yet.")
     st.stop()
-sess = st.selectbox("Session", sessions, index=len(sessions) - 1, format_func=common.session_label,
-                    key="session_pick")
+focus = sup.photo_record(store, st.session_state.get("session_focus"))
+sess = st.selectbox("Session", sessions, format_func=common.session_label, key="session_pick",
+                    index=next((i for i, s in enumerate(sessions) if focus and s.id == focus.session_id),
+                               len(sessions) - 1))
 photos = store.list_photos(session_id=sess.id)
 if not photos:
     st.info("This session has no photos yet.")
     st.stop()
-rec = st.selectbox("Photo", photos, format_func=lambda p: p.original_name or f"photo {p.id}", key="session_photo")
+rec = st.selectbox("Photo", photos, format_func=lambda p: p.original_name or f"photo {p.id}", key="session_photo",
+                   index=next((i for i, p in enumerate(photos) if focus and p.id == focus.id), 0))
 
 with st.spinner("Preparing the overlay..."):
     view = common.photo_view(rec.id, rec.sha256)

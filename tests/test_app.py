@@ -391,11 +391,82 @@ def test_derived_cache_survives_damage(tmp_path):
     cache = sup.DerivedCache(tmp_path / "derived")
     labels = np.zeros((4, 5), np.uint8)
     labels[1, 2] = 3
-    cache.save_masks("k", labels, labels > 0)
-    got = cache.load_masks("k")
-    assert got is not None and np.array_equal(got[0], labels)
-    (tmp_path / "derived" / "masks_k.npz").write_bytes(b"broken")
+    skin = np.ones((4, 5), bool)
+    skin[0] = False
+    cache.save_masks("k", labels, skin)
+    got = cache.load_masks("k")  # waits for the background write
+    assert got is not None and np.array_equal(got[0], labels) and np.array_equal(got[1], skin)
+    assert got[0].dtype == np.uint8 and got[1].dtype == bool
+    (tmp_path / "derived" / "masks_k.png").write_bytes(b"broken")
     assert cache.load_masks("k") is None  # analysed again instead of failing
+    # masks kept by earlier versions (.npz) are still read
+    np.savez_compressed(tmp_path / "derived" / "masks_old.npz", labels=labels, skin=skin)
+    got = cache.load_masks("old")
+    assert got is not None and np.array_equal(got[0], labels) and np.array_equal(got[1], skin)
+    assert cache.load_masks("none") is None
+    with pytest.raises(ValueError, match="one shape"):
+        cache.save_masks("bad", labels, skin[:2])
+
+
+def test_the_photo_just_imported_is_shown_without_decoding_it_again(tmp_path, monkeypatch):
+    """import -> view -> overlay: photo, masks and figures come from memory, the masks reach the disk."""
+    if not DEMO.is_dir():
+        pytest.skip("sample_images/demo_patient is missing")
+    import veinscope.io
+
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-FAST")
+        src = sorted(DEMO.glob("*/session0.jpg"))[0]
+        [out] = sup.import_uploads(store, cache, "P-FAST", "calf", "2026-01-01", [(src.name, src.read_bytes())])
+        assert out.ok and out.photo_id is not None
+
+        def no_decoding(*args, **kwargs):
+            raise AssertionError("the photo was decoded again")
+
+        monkeypatch.setattr(veinscope.io, "load_photo", no_decoding)
+        view = sup.photo_view(store, cache, out.photo_id)
+        assert view.analysed_now and view.figures == store.get_analysis(out.photo_id)
+        jpeg = sup.overlay_jpeg(view)
+        monkeypatch.undo()
+        from PIL import Image
+
+        with Image.open(io.BytesIO(jpeg)) as im:
+            assert im.format == "JPEG" and max(im.size) <= sup.DISPLAY_SIDE_PX
+        # the same picture once the photo has left memory (read back from the disk)
+        cache.flush()
+        assert len(list(cache.root.glob("masks_*.png"))) == 1
+        cache.forget()
+        again = sup.photo_view(store, cache, out.photo_id)
+        assert not again.analysed_now  # masks found on disk: not analysed again
+        assert np.array_equal(again.labels, view.labels) and np.array_equal(again.skin, view.skin)
+        assert np.array_equal(sup.overlay_image(again), sup.overlay_image(view))
+    finally:
+        store.close()
+
+
+def test_overlay_is_display_sized_and_streamlit_sends_it_unchanged():
+    """No 12 MP picture goes to the browser, and Streamlit does not decode and re-encode ours."""
+    from streamlit.elements.lib import image_utils
+    from streamlit.elements.lib.layout_utils import LayoutConfig
+
+    assert sup.DISPLAY_SIDE_PX <= image_utils.MAXIMUM_CONTENT_WIDTH
+    rgb = np.full((3000, 4000, 3), 180, np.uint8)
+    labels = np.zeros((3000, 4000), np.uint8)
+    labels[1500, 100:3900] = 1  # a vessel one pixel wide stays visible when shrunk
+    figures = {"px_per_mm": 10.0, "classes": {c: {"segments": 1, "length_mm": 380.0, "coverage_pct": 0.01}
+                                              for c in (*sup.CLASSES, "total")}}
+    view = sup.PhotoView(1, "big", rgb, labels, np.ones_like(labels, bool), figures)
+    img = sup.overlay_image(view)
+    assert img.shape == (1050, 1400, 3)
+    assert (img[520:530, 700, 1] < 100).any()  # the red class colour (little green) on the vessel's row
+    assert (img[800, 300:1100, 1] == 153).all()  # plain photo, dimmed to 85 %, elsewhere
+    zoom = sup.overlay_image(view, zoom=4.0, centre_frac=(0.5, 0.5))
+    assert zoom.shape == (750, 1000, 3)  # a quarter of the photo at full resolution
+    jpeg = sup.overlay_jpeg(view)
+    layout = LayoutConfig(width="stretch")  # as st.image(..., width="stretch") on the Session page
+    assert image_utils._ensure_image_size_and_format(jpeg, layout, "JPEG") is jpeg
 
 
 def test_report_of_a_single_unanalysed_session(tmp_path):
@@ -496,10 +567,11 @@ def test_erasing_a_patient_removes_the_derived_pictures_too(tmp_path):
         assert out[0].ok
         sha = store.list_photos(code="P-GONE")[0].sha256
         (cache.root / f"cmp_{sha[:20]}_{'0' * 20}").mkdir()  # a comparison picture of this photo
-        assert len(list(cache.root.iterdir())) == 2
-        summary = sup.erase_patient(store, cache, "P-GONE")
+        assert cache.recent(out[0].photo_id) is not None  # kept in memory after the import
+        summary = sup.erase_patient(store, cache, "P-GONE")  # also waits for the masks still being written
         assert summary.photos == 1 and not store.has_patient("P-GONE")
         assert list(cache.root.iterdir()) == []
+        assert cache.recent(out[0].photo_id) is None
     finally:
         store.close()
 
@@ -526,3 +598,57 @@ def test_erase_from_the_patients_page_needs_the_code_typed(app, data_dir):
         assert not store.has_patient("P-ERASE") and store.has_patient(sup.DEMO_CODE)
     finally:
         store.close()
+
+
+def test_an_empty_demo_folder_loads_nothing(tmp_path):
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        (tmp_path / "demo" / "site_a").mkdir(parents=True)
+        (tmp_path / "demo" / "site_a" / "notes.txt").write_text("no photos here")
+        assert sup.load_demo(store, tmp_path / "demo", sup.DerivedCache.for_store(store)) == []
+        assert not store.has_patient(sup.DEMO_CODE)
+    finally:
+        store.close()
+
+
+def test_the_session_page_shows_the_photo_just_imported(app, data_dir):
+    """After an import into an earlier session that has a photo already, that session and the new photo are shown."""
+    from PIL import Image
+
+    store = sup.open_app_store(data_dir)
+    try:
+        if not store.has_patient("P-FOCUS"):
+            store.add_patient("P-FOCUS")
+    finally:
+        store.close()
+
+    def half(src: str, quality: int) -> bytes:
+        with Image.open(_PREPARED["demo"] / src) as im:
+            buf = io.BytesIO()
+            im.convert("RGB").resize((im.width // 2, im.height // 2)).save(buf, format="JPEG", quality=quality)
+            return buf.getvalue()
+
+    app.session_state["patient"] = "P-FOCUS"
+    app.run()
+    app.switch_page("pages/session.py")
+    app.run()
+    _ok(app)
+    import datetime as dt
+
+    for i, (day, src) in enumerate((("2026-01-01", "site_b/session0.jpg"), ("2026-02-01", "site_b/session1.jpg"),
+                                    ("2026-01-01", "site_b/session2.jpg"))):
+        if i == 0:
+            app.text_input(key="session_new_site").input("calf")
+        else:
+            app.toggle(key="session_add_open").set_value(True)
+            app.run()
+            app.selectbox(key="session_site_pick").set_value("calf")
+        app.date_input(key="session_date").set_value(dt.date.fromisoformat(day))
+        app.file_uploader(key="session_upload").set_value((f"p{i}.jpg", half(src, 88 - i), "image/jpeg"))
+        app.button(key="session_import").click()
+        app.run()
+        _ok(app)
+        assert any(f"p{i}.jpg: imported" in s.value for s in app.success), [e.value for e in app.error]
+        assert app.selectbox(key="session_photo").value.original_name == f"p{i}.jpg"
+        assert str(app.selectbox(key="session_pick").value.session_date) == day
+    assert app.selectbox(key="session_pick").value.photos == 2

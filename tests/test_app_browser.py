@@ -189,7 +189,10 @@ def test_practitioner_flow_in_a_real_browser(server, browser, shots, tmp_path):
         page.get_by_role("button", name="Import and analyse").click()
         page.get_by_text("phone_12mp.jpg: imported").wait_for(timeout=180_000)
         page.get_by_text("vessels coloured by class").first.wait_for(timeout=60_000)
+        _images_loaded(page)  # the overlay picture itself is in, not only its caption
         t_analysis = time.perf_counter() - t0
+        img = page.get_by_test_id("stImage").locator("img").first
+        assert img.evaluate("i => i.naturalWidth") <= 1460  # a display-sized picture, not the 12 MP photo
         _wait_idle(page)
         _shot(page, shots / "2_session_upload.png")
 

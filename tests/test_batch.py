@@ -242,3 +242,17 @@ def test_scheduler_without_the_dask_extra_is_a_usage_error(legs, tmp_path, monke
     argv = ["batch", str(legs / "leg_a.jpg"), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:9", "--no-progress"]
     assert main(argv) == 2
     assert "veinscope[dask]" in capsys.readouterr().err
+
+
+def test_batch_files_are_those_of_veinscope_analyze(legs, tmp_path):
+    """The worker encodes the four files in memory; they are the files `veinscope analyze` writes."""
+    import tifffile
+
+    out = tmp_path / "batch"
+    assert run_batch([legs / "leg_a.jpg"], out, jobs=1, px_per_mm=PPM).counts["done"] == 1
+    assert main(["analyze", str(legs / "leg_a.jpg"), "--out", str(tmp_path / "one"), "--px-per-mm", "8"]) == 0
+    for name in ("labels.png", "overlay.png"):
+        assert np.array_equal(np.asarray(Image.open(out / "leg_a" / name)), np.asarray(Image.open(tmp_path / "one" / name)))
+    assert np.array_equal(tifffile.imread(out / "leg_a" / "diameter_mm.tif"), tifffile.imread(tmp_path / "one" / "diameter_mm.tif"))
+    assert _analysis(out, "leg_a") == _analysis(tmp_path, "one")
+    assert not list(out.rglob("*.tmp"))  # every file renamed into place

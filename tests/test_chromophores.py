@@ -117,3 +117,40 @@ def test_input_not_modified_and_bad_args(rng):
         skin_optics(img.astype(np.float32), background_px=30)
     with pytest.raises(ValueError, match="skin"):
         skin_optics(img, skin=np.ones((3, 3), bool), background_px=30)
+
+
+def _noisy_skin(rng, sd_rgb, shape=(384, 512)):
+    base = np.array([200.0, 150.0, 130.0])
+    img = base + rng.normal(0, 1, shape + (3,)) * np.asarray(sd_rgb, float)
+    return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_matched_weights_follow_the_channel_noise(rng):
+    from veinscope.chromophores import VESSEL_DIRECTION, matched_vessel_weights, skin_optics
+
+    skin = np.ones((384, 512), bool)
+    # noise of equal OD variance in every channel: the plain vessel direction
+    base = np.array([200.0, 150.0, 130.0])
+    flat = skin_optics(_noisy_skin(rng, base * 0.02), skin=skin, background_px=60)
+    w = matched_vessel_weights(flat, skin)
+    assert float(w @ VESSEL_DIRECTION) == pytest.approx(1.0, abs=1e-5)  # unit gain for a vessel
+    np.testing.assert_allclose(w, VESSEL_DIRECTION, atol=0.06)
+    # a blue channel four times noisier (dark skin: little blue light): less weight on blue,
+    # still unit gain, and less noise in the signal than the plain direction gives
+    rgb = _noisy_skin(rng, base * 0.02 * np.array([1.0, 1.0, 4.0]))
+    opt = skin_optics(rgb, skin=skin, background_px=60)
+    w2 = matched_vessel_weights(opt, skin)
+    assert float(w2 @ VESSEL_DIRECTION) == pytest.approx(1.0, abs=1e-5)
+    assert w2[2] < 0.25 * VESSEL_DIRECTION[2] and w2[0] > VESSEL_DIRECTION[0] and w2[1] > VESSEL_DIRECTION[1]
+    assert np.all(w2 >= 0)
+    assert opt.project(w2)[skin].std() < 0.8 * opt.project(VESSEL_DIRECTION)[skin].std()
+
+
+def test_matched_weights_fall_back_without_enough_skin(rng):
+    from veinscope.chromophores import VESSEL_DIRECTION, matched_vessel_weights, skin_optics
+
+    rgb = _noisy_skin(rng, (3, 3, 12))
+    skin = np.zeros(rgb.shape[:2], bool)
+    skin[:70, :70] = True  # one whole 64-px block only
+    w = matched_vessel_weights(skin_optics(rgb, skin=skin, background_px=60), skin)
+    np.testing.assert_allclose(w, VESSEL_DIRECTION.astype(np.float32))

@@ -18,3 +18,97 @@ def test_usage_error_exit_two():
 def test_python_dash_m():
     r = subprocess.run([sys.executable, "-m", "veinscope", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "veinscope" in r.stdout
+
+
+def _small_analysis(px_per_mm=8.0):
+    from veinscope.pipeline import analyze
+    from veinscope.synth import generate_photo
+
+    ph = generate_photo(seed=7, size=(320, 240), px_per_mm=8.0, card=False, n_vessels=4)
+    return ph.rgb, analyze(ph.rgb, px_per_mm=px_per_mm)
+
+
+def test_written_files_hold_exactly_the_analysis(tmp_path):
+    """labels.png, diameter_mm.tif and overlay.png decode back to the arrays, RGB in the right order."""
+    import json
+
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    from veinscope._cli_analyze import write_analysis
+    from veinscope.report.overlay import render_overlay
+
+    rgb, a = _small_analysis()
+    before = rgb.copy()
+    write_analysis(a, rgb, tmp_path / "out")
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["analysis.json", "diameter_mm.tif", "labels.png", "overlay.png"]
+    assert np.array_equal(rgb, before)  # the photo is not modified
+    with Image.open(out / "labels.png") as im:
+        assert im.mode == "L"
+        assert np.array_equal(np.asarray(im), a.labels)
+    assert set(np.unique(a.labels)) <= {0, 1, 2, 3, 4} and a.labels.any()
+    diam = tifffile.imread(out / "diameter_mm.tif")
+    assert diam.dtype == np.float32
+    assert np.array_equal(diam, np.asarray(a.diameter_mm, np.float32))
+    with Image.open(out / "overlay.png") as im:
+        assert im.mode == "RGB"
+        overlay = np.asarray(im)
+    assert np.array_equal(overlay, render_overlay(rgb, a))  # lossless, channels not swapped
+    assert json.loads((out / "analysis.json").read_text()) == json.loads(json.dumps(a.to_dict()))
+
+
+def test_overlay_colours_vessels_by_class_and_leaves_the_rest_dimmed():
+    import numpy as np
+    import pytest
+
+    from veinscope.report.overlay import CLASS_COLOURS, render_overlay
+    from veinscope.segment import CLASS_CODES
+
+    rgb, a = _small_analysis()
+    ov = render_overlay(rgb, a, outline_skin=False)
+    assert ov.shape == rgb.shape and ov.dtype == np.uint8
+    legend_h = 120  # below the legend box
+    for name, code in CLASS_CODES.items():
+        ys, xs = np.nonzero(a.labels[legend_h:] == code)
+        if ys.size:
+            want = np.rint(0.3 * rgb[legend_h + ys, xs].astype(float) + 0.7 * np.array(CLASS_COLOURS[name]))
+            assert np.abs(ov[legend_h + ys, xs].astype(float) - want).max() <= 1
+    plain = a.labels[legend_h:] == 0
+    dimmed = np.rint(0.85 * rgb[legend_h:][plain].astype(float))
+    assert np.abs(ov[legend_h:][plain].astype(float) - dimmed).max() <= 1
+    with pytest.raises(ValueError, match="shape"):
+        render_overlay(rgb[:100], a)
+
+
+def test_uncalibrated_diameter_map_is_nan_on_vessels(tmp_path):
+    import numpy as np
+    import tifffile
+
+    from veinscope._cli_analyze import write_analysis
+
+    rgb, a = _small_analysis(px_per_mm=None)
+    write_analysis(a, rgb, tmp_path)
+    diam = tifffile.imread(tmp_path / "diameter_mm.tif")
+    assert np.all(np.isnan(diam[a.labels > 0])) and np.all(diam[a.labels == 0] == 0)
+
+
+def test_encode_png_is_lossless_and_refuses_other_shapes():
+    import io
+
+    import numpy as np
+    import pytest
+    from PIL import Image
+
+    from veinscope.report.overlay import encode_png
+
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (31, 47, 3), dtype=np.uint8)
+    with Image.open(io.BytesIO(encode_png(rgb))) as im:
+        assert im.mode == "RGB" and np.array_equal(np.asarray(im), rgb)
+    grey = rgb[..., 0].copy()
+    with Image.open(io.BytesIO(encode_png(grey))) as im:
+        assert im.mode == "L" and np.array_equal(np.asarray(im), grey)
+    with pytest.raises(ValueError, match="shape"):
+        encode_png(np.zeros((4, 4, 4), np.uint8))

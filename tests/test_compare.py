@@ -226,3 +226,54 @@ def test_cli_track_writes_a_time_series(bars, tmp_path):
     imps = [r["improvement_pct"] for r in series["sessions"]]
     assert imps[0] == pytest.approx(50, abs=5) and abs(imps[1]) <= 5
     assert (out / "s1" / "comparison.json").exists() and (out / "s2" / "change_map.png").exists()
+
+
+# ---- large photos: tiles and candidate boxes; analyses given ---------------------------------
+def test_given_analyses_give_the_same_comparison(treated):
+    from veinscope import analyze
+
+    s, c = treated
+    a_b = analyze(s.baseline_rgb, px_per_mm=s.px_per_mm)
+    a_f = analyze(s.followup_rgb, px_per_mm=s.px_per_mm / c.params["followup_scale"])
+    c2 = compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm, baseline_analysis=a_b, followup_analysis=a_f)
+    assert c2.improvement_pct == pytest.approx(c.improvement_pct, abs=1e-9)
+    assert c2.staining["area_px2"] == c.staining["area_px2"] and c2.matting["area_px2"] == c.matting["area_px2"]
+    assert np.array_equal(c2.change_map, c.change_map)
+    assert c2.params["seconds"]["followup_analysis"] < c.params["seconds"]["followup_analysis"]
+    with pytest.raises(ValueError, match="followup_analysis has shape"):
+        compare(s.baseline_rgb, s.followup_rgb[:-8], px_per_mm=s.px_per_mm, baseline_analysis=a_b, followup_analysis=a_f)
+
+
+def test_large_photo_mode_agrees_with_the_whole_photo_mode(treated, monkeypatch):
+    # photos above _WHOLE_MAX_PX are followed tile by tile and searched for staining and
+    # matting on a reduced copy first; forced here on a small photo, the figures must agree
+    import veinscope.compare as cmp_mod
+
+    s, c = treated
+    monkeypatch.setattr(cmp_mod, "_WHOLE_MAX_PX", 60_000)
+    c2 = compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm, registration=c.registration)
+    assert c2.improvement_pct == pytest.approx(c.improvement_pct, abs=1.0)
+    assert c2.staining["patches"] == c.staining["patches"] and c2.matting["patches"] == c.matting["patches"]
+    assert c2.staining["area_mm2"] == pytest.approx(c.staining["area_mm2"], rel=0.05)
+    assert c2.matting["area_mm2"] == pytest.approx(c.matting["area_mm2"], rel=0.05)
+    agree = (c2.change_map == c.change_map)[c.change_map > 0].mean()
+    assert agree > 0.97
+
+
+def test_chain_lengths_without_an_image_table_equal_the_engines():
+    from veinscope.compare import _chain_lengths
+    from veinscope.measure import chain_lengths
+
+    rng = np.random.default_rng(5)
+    img = np.zeros((60, 80), bool)
+    for _ in range(12):  # random walks: axial and diagonal steps, corners, touching chains
+        y, x = rng.integers(0, 60), rng.integers(0, 80)
+        for _ in range(40):
+            img[y, x] = True
+            y = int(np.clip(y + rng.integers(-1, 2), 0, 59))
+            x = int(np.clip(x + rng.integers(-1, 2), 0, 79))
+    ys, xs = np.nonzero(img)
+    seg = rng.integers(0, 4, ys.size)
+    pts = np.c_[ys, xs]
+    assert np.allclose(_chain_lengths(pts, seg, 4, img.shape), chain_lengths(pts, seg, 4, img.shape))
+    assert _chain_lengths(np.zeros((0, 2), int), np.zeros(0, int), 2, img.shape).tolist() == [0.0, 0.0]

@@ -270,6 +270,222 @@ def test_neighbour_mean_matches_reference(rng):
     assert np.isnan(none).all() and (c0 == 0).all()
 
 
+# ---------------------------------------------------------------- pooled fits (kernels vs references)
+
+
+def ref_pooled_fit(img, centres, k, normal, lo, hi, s, half_len, *, footprint=False):
+    """The pooled fit redone with numpy/scipy: the neighbouring centres (within ``half_len``
+    along the point's tangent) fitted by a quadratic, every pixel of the strip placed at its
+    distance from that curve, and least_squares on the raw pixels (no binning). Returns
+    (w, c from the point's own centre, area, pixels)."""
+    ny, nx = normal
+    ty, tx = -nx, ny
+    rel = centres - centres[k]
+    a = rel[:, 0] * ty + rel[:, 1] * tx
+    e = rel[:, 0] * ny + rel[:, 1] * nx
+    near = np.abs(a) <= half_len
+    q2, q1, q0 = np.polyfit(a[near], e[near], 2)
+    amin, amax = a[near].min() - 0.5, a[near].max() + 0.5
+    yy, xx = np.mgrid[0 : img.shape[0], 0 : img.shape[1]].astype(float)
+    ry, rx = yy - centres[k, 0], xx - centres[k, 1]
+    pa = ry * ty + rx * tx
+    pe = ry * ny + rx * nx
+    dist = (pe - (q0 + pa * (q1 + pa * q2))) / np.sqrt(1 + (q1 + 2 * q2 * pa) ** 2)
+    sel = (pa >= amin) & (pa <= amax) & (dist >= lo) & (dist < hi)
+    d, v = dist[sel], np.asarray(img, float)[sel]
+    if footprint:
+        # the square pixel projected on the curve's normal (a trapezoid) by Gauss-Legendre nodes,
+        # the Gaussian without the pixel's 1/12 px^2
+        nn = np.array([ny + q1 * nx, nx - q1 * ny]) / math.hypot(ny + q1 * nx, nx - q1 * ny)
+        x3, w3 = np.polynomial.legendre.leggauss(3)
+        nodes = [(0.5 * (xa * abs(nn[0]) + xb * abs(nn[1])), 0.25 * wa * wb) for xa, wa in zip(x3, w3) for xb, wb in zip(x3, w3)]
+        so = math.sqrt(s * s - 1 / 12)
+    else:
+        nodes, so = [(0.0, 1.0)], s
+
+    def resid(th):
+        b, g, area, c, w = th
+        bar = sum(wt * (erf((d - dl - c + w / 2) / (SQ2 * so)) - erf((d - dl - c - w / 2) / (SQ2 * so))) for dl, wt in nodes)
+        return b + g * d + 0.5 * area / w * bar - v
+
+    res = least_squares(resid, [0.0, 0.0, 2.0, 0.0, 2.0], bounds=([-np.inf] * 4 + [K.W_MIN], [np.inf] * 5),
+                        xtol=1e-12, ftol=1e-12, gtol=1e-12)
+    b, g, area, c, w = res.x
+    if footprint:
+        return float(np.sum(res.fun**2)), int(sel.sum())
+    return w, c + q0, area, int(sel.sum())
+
+
+def run_pooled(img, centres, normals, index, lo, hi, s, half_len, *, seg=None, share=0.0,
+               max_half_len=None, target_se=np.inf, start=None):
+    k = centres.shape[0]
+    out = dict(theta=np.full((k, K.NPAR), np.nan), status=np.full(k, K.STATUS_NOT_RUN, np.int8), rms=np.full(k, np.nan),
+               npool=np.zeros(k, np.int64), se_w=np.full(k, np.nan))
+    K.pooled_profiles(
+        np.ascontiguousarray(img, dtype=np.float64), np.ascontiguousarray(centres, dtype=np.float64),
+        np.ascontiguousarray(normals, dtype=np.float64), np.full(k, -1, np.int64) if seg is None else seg,
+        np.asarray(index, np.int64), np.full(k, float(lo)), np.full(k, float(hi)),
+        np.full((k, K.NPAR), np.nan) if start is None else start, float(s), float(half_len),
+        float(half_len if max_half_len is None else max_half_len), float(target_se), float(share), 40.0,
+        np.zeros(k), np.zeros(k), 30, out["theta"], out["status"], out["rms"], out["npool"], out["se_w"],
+    )  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(("angle", "width", "psf"), [(0.0, 2.0, 1.5), (23.0, 3.0, 1.0), (61.0, 1.5, 0.8), (135.0, 6.0, 1.2)])
+def test_pooled_fit_matches_least_squares_on_the_pixels(angle, width, psf):
+    rng = np.random.default_rng(int(angle) + 5)
+    s = math.sqrt(psf**2 + 1 / 12)
+    img, normal = bar_image((70, 70), (35.2, 34.7), angle, width, psf, amp=0.8, background=0.1)
+    img = img + rng.normal(0, 0.04, img.shape)
+    centres = bar_points((35.2, 34.7), angle, 16.0)
+    normals = np.repeat(normal[None], len(centres), 0)
+    targets = [8, 16, 24]
+    out = run_pooled(img, centres, normals, targets, -9.0, 9.0, s, 8.0)
+    for k in targets:
+        assert out["status"][k] == K.STATUS_OK
+        w, c, area, npx = ref_pooled_fit(img, centres, k, normal, -9.0, 9.0, s, 8.0)
+        assert out["npool"][k] == npx
+        # binning (0.25 px, each bin's own spread of positions kept as blur) against raw pixels
+        assert out["theta"][k, 4] == pytest.approx(w, abs=0.02)
+        assert out["theta"][k, 3] == pytest.approx(c, abs=0.01)
+        assert out["theta"][k, 2] == pytest.approx(area, rel=0.01)
+        assert out["se_w"][k] > 0
+
+
+def test_pooled_fit_follows_a_curved_vessel_and_ignores_bad_normals():
+    """Arc of radius 40 px, normals off by up to 15 degrees: the centre curve and the pixel
+    distances do not depend on them."""
+    s = math.sqrt(1.0 + 1 / 12)
+    yy, xx = np.mgrid[0:90, 0:90].astype(float)
+    sub = (np.arange(4) + 0.5) / 4 - 0.5
+    img = np.zeros((90, 90))
+    for dy in sub:
+        for dx in sub:
+            r = np.hypot(yy + dy - 85.0, xx + dx - 45.0) - 40.0
+            img += 0.5 * (erf((r + 1.5) / (SQ2 * 1.0)) - erf((r - 1.5) / (SQ2 * 1.0)))
+    img /= 16
+    phi = np.linspace(-0.5, 0.5, 41)
+    centres = np.column_stack([85.0 - 40.0 * np.cos(phi), 45.0 + 40.0 * np.sin(phi)])
+    rng = np.random.default_rng(1)
+    tilt = np.radians(rng.uniform(-15, 15, len(phi)))
+    normals = np.column_stack([-np.cos(phi + tilt), np.sin(phi + tilt)])
+    out = run_pooled(img, centres, normals, [20], -8.0, 8.0, s, 10.0)
+    assert out["status"][20] == K.STATUS_OK
+    assert out["theta"][20, 4] == pytest.approx(3.0, abs=0.03)
+
+
+def test_pooled_fit_needs_neighbours_of_the_same_vessel():
+    img, normal = bar_image((60, 60), (30, 30), 0.0, 3.0, 1.0)
+    centres = bar_points((30, 30), 0.0, 10.0)
+    k = len(centres)
+    normals = np.repeat(normal[None], k, 0)
+    # every point its own segment: no neighbours, no pooled fit
+    out = run_pooled(img, centres, normals, [10], -7.0, 7.0, 1.04, 8.0, seg=np.arange(k, dtype=np.int64))
+    assert out["status"][10] == K.STATUS_TOO_FEW
+    # neighbours whose normals cross the point's (another vessel) are not pooled
+    crossing = normals.copy()
+    crossing[np.arange(k) != 10] = [normal[1], -normal[0]]
+    out = run_pooled(img, centres, crossing, [10], -7.0, 7.0, 1.04, 8.0)
+    assert out["status"][10] == K.STATUS_TOO_FEW
+    # a point without a centre is not fitted
+    c2 = centres.copy()
+    c2[10] = np.nan
+    out = run_pooled(img, c2, normals, [10], -7.0, 7.0, 1.04, 8.0)
+    assert out["status"][10] == K.STATUS_OUTSIDE
+
+
+def test_pooled_results_are_shared_along_the_curve():
+    img, normal = bar_image((60, 80), (30, 40), 0.0, 3.0, 1.0)
+    centres = bar_points((30, 40), 0.0, 25.0)
+    normals = np.repeat(normal[None], len(centres), 0)
+    idx = np.arange(len(centres))
+    alone = run_pooled(img, centres, normals, idx, -7.0, 7.0, 1.04, 10.0)
+    shared = run_pooled(img, centres, normals, idx, -7.0, 7.0, 1.04, 10.0, share=K.POOL_SHARE)
+    assert (alone["status"] == K.STATUS_OK).all() and (shared["status"] == K.STATUS_OK).all()
+    # fewer distinct fits, the same widths (a noise-free straight bar)
+    assert len(np.unique(shared["theta"][:, 4])) < len(idx) / 3
+    np.testing.assert_allclose(shared["theta"][:, 4], 3.0, atol=0.01)
+    np.testing.assert_allclose(shared["theta"][:, 3], alone["theta"][:, 3], atol=0.01)
+
+
+def test_pooled_fit_lengthens_the_stretch_until_the_width_is_precise():
+    rng = np.random.default_rng(4)
+    s = math.sqrt(1.5**2 + 1 / 12)
+    img, normal = bar_image((80, 100), (40, 50), 0.0, 2.0, 1.5)
+    img = img + rng.normal(0, 0.05, img.shape)
+    centres = bar_points((40, 50), 0.0, 35.0)
+    normals = np.repeat(normal[None], len(centres), 0)
+    short = run_pooled(img, centres, normals, [35], -10.0, 10.0, s, 6.0)
+    longer = run_pooled(img, centres, normals, [35], -10.0, 10.0, s, 6.0, max_half_len=24.0, target_se=0.05)
+    assert short["se_w"][35] > 0.05
+    assert longer["npool"][35] > 2 * short["npool"][35]
+    assert longer["se_w"][35] < 0.75 * short["se_w"][35]
+
+
+@pytest.mark.parametrize(("width", "noise"), [(4.0, 0.01), (2.0, 0.0)])
+def test_pooled_rss_finds_the_true_blur(width, noise):
+    """The profile likelihood of the blur over one pooled stretch: its minimum is the true
+    effective PSF, also for a 2 px vessel at PSF 1.5 px, where a Gaussian stand-in for the
+    square pixel (right variance, wrong kurtosis) would move it by ~2 %."""
+    rng = np.random.default_rng(9)
+    img, normal = bar_image((80, 80), (40, 40), 75.0, width, 1.5, sub=8)
+    img = img + rng.normal(0, noise, img.shape) if noise else img
+    s_true = math.sqrt(1.5**2 + (1 - 1 / 64) / 12)
+    centres = bar_points((40, 40), 75.0, 25.0)
+    k = len(centres)
+    normals = np.repeat(normal[None], k, 0)
+    sv = np.linspace(1.40, 1.65, 51)
+    rss = np.full((1, sv.size), np.nan)
+    npix = np.zeros(1, np.int64)
+    K.pooled_rss(img, centres, normals, np.full(k, -1, np.int64), np.array([25]), np.full(k, -12.0), np.full(k, 12.0),
+                 np.full((k, K.NPAR), np.nan), sv, 10.0, 40.0, 60, rss, npix)
+    assert np.isfinite(rss).all()
+    assert abs(sv[np.argmin(rss[0])] - s_true) <= (0.006 if not noise else 0.05)
+    # the same pixels as the pooled fit, and nearly the same fit at the true blur
+    fixed = run_pooled(img, centres, normals, [25], -12.0, 12.0, s_true, 10.0)
+    assert npix[0] == fixed["npool"][25]
+    i = int(np.argmin(np.abs(sv - s_true)))
+    assert rss[0, i] <= fixed["rms"][25] ** 2 * (npix[0] - 5) * 1.05 + 1e-12
+
+
+def test_pooled_rss_matches_least_squares_with_the_pixel_footprint():
+    rng = np.random.default_rng(12)
+    img, normal = bar_image((70, 70), (35.2, 34.7), 32.0, 2.5, 1.2, amp=0.8, background=0.1, sub=8)
+    img = img + rng.normal(0, 0.02, img.shape)
+    centres = bar_points((35.2, 34.7), 32.0, 16.0)
+    k = len(centres)
+    normals = np.repeat(normal[None], k, 0)
+    sv = np.array([1.0, 1.1, 1.2, 1.3, 1.5])
+    rss = np.full((1, sv.size), np.nan)
+    npix = np.zeros(1, np.int64)
+    K.pooled_rss(img, centres, normals, np.full(k, -1, np.int64), np.array([16]), np.full(k, -9.0), np.full(k, 9.0),
+                 np.full((k, K.NPAR), np.nan), sv, 8.0, 40.0, 60, rss, npix)
+    want = []
+    for sg in sv:
+        r, npx = ref_pooled_fit(img, centres, 16, normal, -9.0, 9.0, sg, 8.0, footprint=True)
+        assert npix[0] == npx
+        want.append(r)
+    want = np.array(want)
+    # the binned RSS also holds the signal's variation within each 0.25 px bin (an offset that
+    # hardly depends on s); the profile likelihood uses differences, which agree
+    assert np.all((rss[0] >= want) & (rss[0] <= 1.1 * want))
+    np.testing.assert_allclose(rss[0] - rss[0].min(), want - want.min(), rtol=0.15, atol=3e-4)
+    assert np.argmin(rss[0]) == np.argmin(want)
+
+
+def test_points_near_matches_brute_force(rng):
+    pts = rng.uniform(0, 100, (300, 2))
+    pts[5] = np.nan
+    index = np.array([3, 50, 51, 200])
+    got = K.points_near(pts, index, 9.0)
+    d = np.hypot(*(pts[:, None, :] - pts[None, index, :]).transpose(2, 0, 1))
+    with np.errstate(invalid="ignore"):
+        want = (d <= 9.0).any(axis=1)
+    np.testing.assert_array_equal(got, want)
+    assert not K.points_near(pts, np.zeros(0, np.int64), 9.0).any()
+
+
 # ---------------------------------------------------------------- public function: accuracy
 
 
@@ -371,15 +587,76 @@ def test_thin_vessel_prior_only_near_wide_ones():
     pts = np.concatenate([bar_points((50, 80), 0.0, 50.0), p_thin])
     nrm = np.concatenate([np.repeat(n1[None], len(p_thin), 0), np.repeat(n2[None], len(p_thin), 0)])
     thin_sel = np.arange(len(pts)) >= len(p_thin)
-    with_prior = D.profile_diameters(img, pts, nrm)
-    without = D.profile_diameters(img, pts, nrm, prior_radius_px=0)
+    # single profiles only (no pooling): the amplitude prior carries the thin widths
+    with_prior = D.profile_diameters(img, pts, nrm, pool_half_len_px=0)
+    without = D.profile_diameters(img, pts, nrm, prior_radius_px=0, pool_half_len_px=0)
     assert with_prior.prior_driven[thin_sel].mean() > 0.95
     assert not with_prior.prior_driven[~thin_sel].any()
-    assert not without.prior_driven.any()
+    assert not without.prior_driven.any() and not without.pooled.any()
     err_p = np.abs(with_prior.width_px[thin_sel] - 2.0)
     err_0 = np.abs(without.width_px[thin_sel & without.ok] - 2.0)
     assert np.median(err_p) < 0.25
     assert np.median(err_p) < 0.6 * np.median(err_0)
+    # pooled along the vessel (the default), the thin vessel is measured on its own pixels
+    pooled = D.profile_diameters(img, pts, nrm)
+    assert pooled.pooled[thin_sel].mean() > 0.95 and not pooled.pooled[~thin_sel].any()
+    assert not pooled.prior_driven[thin_sel & pooled.pooled].any()
+    err_pool = np.abs(pooled.width_px[thin_sel] - 2.0)
+    assert np.median(err_pool) < 0.6 * np.median(err_0)
+    assert np.median(err_pool) < 0.2
+
+
+@pytest.mark.parametrize(("width", "psf"), [(2.0, 1.5), (2.0, 1.0), (3.0, 1.5)])
+def test_isolated_thin_vessels_with_known_psf_are_pooled(width, psf):
+    """No wider vessel nearby, PSF given, noise sd = contrast / 20: single profiles cannot
+    tell the width (``pool_half_len_px=0``), the pooled stretches can."""
+    rng = np.random.default_rng(int(10 * width + psf))
+    s = math.sqrt(psf**2 + 1 / 16 / 12 * 15)
+    img = np.zeros((200, 200))
+    pts, nrm = [], []
+    for off, ang in ((50.0, 20.0), (100.0, 20.0), (150.0, 20.0)):
+        c = (off, 100.0)
+        b, nb = bar_image(img.shape, c, ang, width, psf, length=170)
+        img += b
+        p = bar_points(c, ang, 60.0)
+        pts.append(p + rng.uniform(-0.5, 0.5, p.shape))
+        nrm.append(np.repeat(nb[None], len(p), 0))
+    img = img + rng.normal(0, 1 / 20, img.shape)
+    pts, nrm = np.concatenate(pts), np.concatenate(nrm)
+    single = D.profile_diameters(img, pts, nrm, psf_sigma_px=s, pool_half_len_px=0)
+    pooled = D.profile_diameters(img, pts, nrm, psf_sigma_px=s)
+    assert pooled.ok.mean() > 0.97 and pooled.pooled.mean() > 0.95
+    assert pooled.params["pooled_fits"] > 0
+    err_1 = np.abs(single.width_px[single.ok] - width)
+    err_p = pooled.width_px[pooled.ok] - width
+    assert np.median(np.abs(err_p)) <= 0.25
+    assert abs(np.median(err_p)) <= 0.12
+    assert np.median(np.abs(err_p)) < 0.7 * np.median(err_1)
+
+
+def test_psf_from_thin_vessels_by_pooled_profile_likelihood():
+    """Vessels of about 2-3 PSF sigma only: single profiles cannot separate the blur from the
+    width, the shared blur of the pooled stretches can."""
+    rng = np.random.default_rng(5)
+    psf = 1.0
+    s_true = math.sqrt(psf**2 + 1 / 16 / 12 * 15)
+    img = np.zeros((220, 220))
+    pts, nrm = [], []
+    for off, ang in ((40.0, 75.0), (90.0, 75.0), (140.0, 75.0), (190.0, 75.0)):
+        b, nb = bar_image(img.shape, (110.0, off), ang, 3.0, psf, length=190)
+        img += b
+        pts.append(bar_points((110.0, off), ang, 80.0))
+        nrm.append(np.repeat(nb[None], len(pts[-1]), 0))
+    img = img + rng.normal(0, 1 / 20, img.shape)
+    pts, nrm = np.concatenate(pts), np.concatenate(nrm)
+    est = D.profile_diameters(img, pts, nrm)
+    assert est.params["psf_estimated"] and est.params["psf_source"] == "pooled profiles"
+    assert est.psf_sigma_px == pytest.approx(s_true, abs=0.06)
+    assert 0 < est.params["psf_pooled_se_px"] < 0.06
+    assert np.median(np.abs(est.width_px[est.ok] - 3.0)) < 0.2
+    # without pooling the old estimator needs profiles >= 4 s wide and falls back to the default
+    old = D.profile_diameters(img, pts, nrm, pool_half_len_px=0)
+    assert old.psf_sigma_px != est.psf_sigma_px
 
 
 # ---------------------------------------------------------------- edge cases
@@ -423,12 +700,35 @@ def test_no_points():
     assert est.ok.shape == (0,) and est.ok.dtype == bool
 
 
+def test_psf_of_noise_free_thin_vessels_is_exact():
+    """2 px vessels at PSF 1.5 px (w / s = 1.3), no noise: blur and width trade off along a flat
+    valley, and only an exact model of the blur's shape and a well-bracketed minimum give the
+    true blur (a Gaussian stand-in for the pixel, or a parabola through a coarse grid, moved it
+    by 2 %, i.e. 2 px widths by +0.24 px)."""
+    img = np.zeros((220, 220))
+    pts, nrm = [], []
+    for off in (40.0, 90.0, 140.0, 190.0):
+        b, nb = bar_image(img.shape, (110.0, off), 75.0, 2.0, 1.5, length=190, sub=8)
+        img += b
+        pts.append(bar_points((110.0, off), 75.0, 80.0))
+        nrm.append(np.repeat(nb[None], len(pts[-1]), 0))
+    est = D.profile_diameters(img, np.concatenate(pts), np.concatenate(nrm))
+    assert est.params["psf_source"] == "pooled profiles"
+    assert est.psf_sigma_px == pytest.approx(math.sqrt(1.5**2 + (1 - 1 / 64) / 12), abs=0.005)
+    assert np.median(est.width_px[est.ok]) == pytest.approx(2.0, abs=0.03)
+
+
 def test_thin_only_image_falls_back_to_default_psf(caplog):
-    img, normal = bar_image((60, 60), (30, 30), 0.0, 2.0, 1.5)
+    """A noisy vessel far thinner than the blur: neither single profiles nor the pooled
+    stretches can tell the blur from the width."""
+    rng = np.random.default_rng(2)
+    img, normal = bar_image((60, 60), (30, 30), 0.0, 1.0, 2.0)
+    img = img + rng.normal(0, 0.05, img.shape)
     pts = bar_points((30, 30), 0.0, 15.0)
     with caplog.at_level(logging.WARNING, logger="veinscope.diameter"):
         est = D.profile_diameters(img, pts, np.repeat(normal[None], len(pts), 0))
     assert est.params["psf_estimated"] is False
+    assert est.params["psf_pooled_se_px"] is None or est.params["psf_pooled_se_px"] > D._PSF_MAX_SE_PX
     assert est.psf_sigma_px == D.DEFAULT_PSF_SIGMA_PX
     assert "blur" in caplog.text
 
@@ -477,6 +777,12 @@ def test_input_not_modified_and_dtypes_accepted():
         ({"prior_radius_px": -1.0}, "prior_radius_px"),
         ({"prior_radius_px": float("nan")}, "prior_radius_px"),
         ({"prior_radius_px": None}, "prior_radius_px"),
+        ({"pool_half_len_px": -1.0}, "pool_half_len_px"),
+        ({"pool_half_len_px": float("inf")}, "pool_half_len_px"),
+        ({"pool_half_len_px": "long"}, "pool_half_len_px"),
+        ({"segment": np.zeros(3, np.int64)}, "segment"),
+        ({"segment": np.zeros(2)}, "segment"),
+        ({"segment": np.zeros((2, 1), np.int64)}, "segment"),
     ],
 )
 def test_bad_arguments_raise_value_error_naming_the_parameter(kwargs, name):
@@ -495,7 +801,7 @@ def test_result_is_frozen_and_serialisable():
     with pytest.raises(AttributeError):
         est.width_px = None  # type: ignore[misc]
     d = est.to_dict()
-    assert set(d) >= {"width_px", "amplitude", "offset_px", "ok", "psf_sigma_px", "prior_driven", "params"}
+    assert set(d) >= {"width_px", "amplitude", "offset_px", "ok", "psf_sigma_px", "prior_driven", "pooled", "params"}
     assert d["params"]["psf_sigma_px"] == 1.0
 
 

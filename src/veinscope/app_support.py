@@ -19,6 +19,9 @@ import json
 import logging
 import os
 import shutil
+import threading
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -51,6 +54,8 @@ __all__ = [
     "missing_comparisons",
     "open_app_store",
     "overlay_image",
+    "overlay_jpeg",
+    "photo_record",
     "photo_view",
     "progress_chart_png",
     "progress_csv",
@@ -69,8 +74,11 @@ DEMO_CODE = "DEMO-0001"
 MAX_UPLOAD_MB = 50
 #: File types the uploader offers (HEIC/HEIF straight from an iPhone).
 PHOTO_TYPES = ("jpg", "jpeg", "heic", "heif", "png", "tif", "tiff", "webp", "bmp")
-#: Long side of pictures sent to the browser (the full photo stays on disk).
-DISPLAY_SIDE_PX = 1600
+#: Long side of pictures sent to the browser (the full photo stays on disk). At most Streamlit's
+#: widest image (1460 px), so that the JPEG made here is sent as it is, not decoded and re-encoded.
+DISPLAY_SIDE_PX = 1400
+#: Photos whose photo, masks and figures stay in memory after import (the one just imported is shown at once).
+RECENT_VIEWS = 2
 
 CLASSES = ("red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm")
 #: Plain name and meaning of each vessel class, for tables and reports.
@@ -107,7 +115,14 @@ def demo_folder(app_dir: str | os.PathLike | None = None) -> Path | None:
 
 def load_demo(store, folder: str | os.PathLike, cache: DerivedCache,
               progress: Callable[[int, Any], None] | None = None) -> list:
-    """Load the demo patient (idempotent: photos already stored are left alone)."""
+    """Load the demo patient (idempotent: photos already stored are left alone).
+
+    A demo folder without photos loads nothing (logged): the app starts without the demo patient.
+    """
+    folder = Path(folder)
+    if not any(p.suffix.lower().lstrip(".") in PHOTO_TYPES for p in folder.rglob("*") if p.is_file()):
+        log.warning("the demo folder holds no photos: no demo patient")
+        return []
     results = store.load_demo_patient(folder, code=DEMO_CODE, analyze=cache.analyzer())
     if progress is not None:
         for i, r in enumerate(results):
@@ -118,11 +133,22 @@ def load_demo(store, folder: str | os.PathLike, cache: DerivedCache,
 # ----------------------------------------------------------------------------------------------
 # derived pictures kept beside the store
 class DerivedCache:
-    """Class masks and comparison pictures kept in ``<data dir>/derived`` (keyed by content)."""
+    """Class masks and comparison pictures kept in ``<data dir>/derived`` (keyed by content).
+
+    Masks are written in a background thread (an import does not wait for the disk); reading a
+    mask that is still being written waits for it, and :meth:`flush` waits for all. The last
+    photos imported are also kept in memory (:meth:`remember`, :meth:`recent`), so the overlay
+    of a photo just analysed is shown without decoding it and reading its masks again.
+    """
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future] = {}
+        self._writer: ThreadPoolExecutor | None = None
+        self._display_pool: ThreadPoolExecutor | None = None
+        self._views: OrderedDict[int, PhotoView] = OrderedDict()
 
     @classmethod
     def for_store(cls, store) -> DerivedCache:
@@ -136,27 +162,124 @@ class DerivedCache:
         return h.hexdigest()[:32]
 
     def _write(self, path: Path, data: bytes) -> None:
-        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
         tmp.write_bytes(data)
         os.replace(tmp, path)
 
+    # -- class masks ---------------------------------------------------------------------------
+    @staticmethod
+    def _encode_masks(labels: np.ndarray, skin: np.ndarray) -> bytes:
+        """Labels (codes 0-127) and skin packed in one 8-bit PNG (zlib level 1): 0.1 s for 12 MP."""
+        import cv2
+
+        packed = np.asarray(labels, dtype=np.uint8) | (np.asarray(skin, dtype=bool).view(np.uint8) << 7)
+        ok, buf = cv2.imencode(".png", packed, [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                                                cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+        if not ok:  # pragma: no cover - only on a broken OpenCV build
+            raise OSError("the PNG encoder failed")
+        return buf.tobytes()
+
+    def _save_now(self, key: str, labels: np.ndarray, skin: np.ndarray) -> None:
+        try:
+            self._write(self.root / f"masks_{key}.png", self._encode_masks(labels, skin))
+        except Exception as exc:  # the photo is then simply analysed again when viewed
+            log.warning("class masks could not be kept (%s)", type(exc).__name__)
+
     def save_masks(self, key: str, labels: np.ndarray, skin: np.ndarray) -> None:
-        buf = io.BytesIO()
-        np.savez_compressed(buf, labels=labels.astype(np.uint8), skin=skin.astype(bool))
-        self._write(self.root / f"masks_{key}.npz", buf.getvalue())
+        """Keep the class masks under ``key`` (written in the background; the arrays are not modified)."""
+        if labels.shape != skin.shape or (labels.size and int(labels.max()) > 127):
+            raise ValueError(f"labels (codes 0-127) and skin must have one shape, got {labels.shape} and {skin.shape}")
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veinscope-masks")
+            fut = self._writer.submit(self._save_now, key, labels, skin)
+            self._pending[key] = fut
+        fut.add_done_callback(lambda f, k=key: self._done(k, f))
+
+    def save_masks_of(self, rgb: np.ndarray, labels: np.ndarray, skin: np.ndarray) -> None:
+        """Keep the masks of photo ``rgb``: its key (a hash of 36 MB for 12 MP) is computed in the background too."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veinscope-masks")
+            fut = self._writer.submit(lambda: self._save_now(self.rgb_key(rgb), labels, skin))
+            self._pending[f"rgb:{id(rgb)}"] = fut
+        fut.add_done_callback(lambda f, k=f"rgb:{id(rgb)}": self._done(k, f))
+
+    def _background(self) -> ThreadPoolExecutor:
+        """A thread for display work done while the store writes (not the mask writer's queue)."""
+        with self._lock:
+            if self._display_pool is None:
+                self._display_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="veinscope-display")
+            return self._display_pool
+
+    def _done(self, key: str, fut: Future) -> None:
+        with self._lock:
+            if self._pending.get(key) is fut:
+                del self._pending[key]
+
+    def flush(self) -> None:
+        """Wait until every mask handed to :meth:`save_masks` is on disk."""
+        with self._lock:
+            pending = list(self._pending.values())
+        for fut in pending:
+            fut.result()
 
     def load_masks(self, key: str) -> tuple[np.ndarray, np.ndarray] | None:
-        path = self.root / f"masks_{key}.npz"
-        if not path.is_file():
+        """The class masks kept under ``key`` (labels uint8, skin bool), or None (then: analyse again)."""
+        import cv2
+
+        self.flush()  # a mask of this photo may still be on its way to the disk
+        path = self.root / f"masks_{key}.png"
+        if path.is_file():
+            try:
+                packed = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+                if packed is not None and packed.ndim == 2 and packed.dtype == np.uint8:
+                    return packed & np.uint8(127), packed >= 128
+            except (OSError, cv2.error):
+                pass
+            return None  # damaged: analyse again
+        legacy = self.root / f"masks_{key}.npz"  # written by earlier versions
+        if not legacy.is_file():
             return None
         try:
-            with np.load(path) as z:
+            with np.load(legacy) as z:
                 return z["labels"], z["skin"]
         except Exception:  # damaged: analyse again
             return None
 
-    def analyzer(self) -> Callable[..., Any]:
-        """``analyze(photo, px_per_mm=...)`` that also keeps the class masks for overlays."""
+    def drop_masks(self, key: str) -> None:
+        self.flush()
+        for suffix in (".png", ".npz"):
+            (self.root / f"masks_{key}{suffix}").unlink(missing_ok=True)
+
+    # -- photos just imported ------------------------------------------------------------------
+    def remember(self, view: PhotoView) -> None:
+        """Keep ``view`` in memory (the last :data:`RECENT_VIEWS` photos)."""
+        with self._lock:
+            self._views[view.photo_id] = view
+            self._views.move_to_end(view.photo_id)
+            while len(self._views) > RECENT_VIEWS:
+                self._views.popitem(last=False)
+
+    def recent(self, photo_id: int) -> PhotoView | None:
+        with self._lock:
+            return self._views.get(photo_id)
+
+    def forget(self, photo_ids: Iterable[int] | None = None) -> None:
+        """Drop photos from memory (all when ``photo_ids`` is None)."""
+        with self._lock:
+            if photo_ids is None:
+                self._views.clear()
+            else:
+                for pid in photo_ids:
+                    self._views.pop(pid, None)
+
+    def analyzer(self, keep: dict | None = None) -> Callable[..., Any]:
+        """``analyze(photo, px_per_mm=...)`` that also keeps the class masks for overlays.
+
+        With ``keep`` (a dict), the photo, its analysis and masks are also put there
+        (``keep["photo"]``, ``keep["analysis"]``) for the caller to show at once.
+        """
 
         def run(photo, *, px_per_mm=None):
             from veinscope.pipeline import analyze
@@ -164,7 +287,11 @@ class DerivedCache:
             a = analyze(photo, px_per_mm=px_per_mm)
             rgb = getattr(photo, "rgb", None)
             if rgb is not None and a.labels.shape == rgb.shape[:2]:
-                self.save_masks(self.rgb_key(rgb), a.labels, a.skin)
+                if keep is not None:  # the display-sized copy is made while the store saves the photo
+                    keep.update(photo=photo, analysis=a,
+                                display=self._background().submit(_display_base, rgb, a.labels, a.skin,
+                                                                  DISPLAY_SIDE_PX))
+                self.save_masks_of(rgb, a.labels, a.skin)
             return a
 
         return run
@@ -173,6 +300,8 @@ class DerivedCache:
         return self.root / name
 
     def clear(self) -> None:
+        self.flush()
+        self.forget()
         shutil.rmtree(self.root, ignore_errors=True)
         self.root.mkdir(parents=True, exist_ok=True)
 
@@ -181,14 +310,17 @@ def erase_patient(store, cache: DerivedCache, code: str):
     """Erase a patient from the store *and* the pictures the app derived from their photos.
 
     The class masks and the comparison pictures (which show the photos) in ``<data dir>/derived``
-    go first, then :meth:`Store.erase_patient` removes records and photo files.
+    go first (after any mask still being written), and the photos kept in memory, then
+    :meth:`Store.erase_patient` removes records and photo files.
     """
     from veinscope.io import load_photo
 
-    for rec in store.list_photos(code=code):
+    cache.flush()
+    records = store.list_photos(code=code)
+    cache.forget(rec.id for rec in records)
+    for rec in records:
         try:
-            key = cache.rgb_key(load_photo(store.read_photo(rec.id)).rgb)
-            (cache.root / f"masks_{key}.npz").unlink(missing_ok=True)
+            cache.drop_masks(cache.rgb_key(load_photo(store.read_photo(rec.id)).rgb))
         except Exception:  # a missing or damaged photo file has no masks to find
             pass
         for d in cache.root.glob(f"cmp_*{rec.sha256[:20]}*"):
@@ -237,9 +369,12 @@ def import_uploads(store, cache: DerivedCache, code: str, site: str, session_dat
             res = UploadOutcome(name, False, problem)
         else:
             try:
+                kept: dict[str, Any] = {}
                 r = store.import_photo(code, site, session_date, data, original_name=name, px_per_mm=px_per_mm,
-                                       analyze=cache.analyzer())
+                                       analyze=cache.analyzer(kept))
                 res = UploadOutcome(name, r.ok, r.message, r.photo.id if r.photo is not None else None)
+                if res.ok and res.photo_id is not None and kept:
+                    _remember_import(store, cache, res.photo_id, name, kept)
             except (VeinScopeError, StoreError, ValueError) as exc:
                 res = UploadOutcome(name, False, str(exc))
             except Exception as exc:  # never a traceback in front of the practitioner
@@ -250,6 +385,19 @@ def import_uploads(store, cache: DerivedCache, code: str, site: str, session_dat
         if progress is not None:
             progress(i, res)
     return out
+
+
+def _remember_import(store, cache: DerivedCache, photo_id: int, name: str, kept: dict) -> None:
+    """Keep the photo just imported in memory: its overlay is then shown without decoding it again."""
+    figures = store.get_analysis(photo_id)
+    a, photo = kept["analysis"], kept["photo"]
+    if figures is not None:
+        view = PhotoView(photo_id, name, photo.rgb, a.labels, a.skin, figures, analysed_now=True)
+        try:
+            view._display[("whole", DISPLAY_SIDE_PX)] = kept["display"].result()
+        except Exception:  # made again when first shown
+            log.warning("the display copy of an imported photo could not be made")
+        cache.remember(view)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,6 +424,8 @@ class PhotoView:
     skin: np.ndarray = field(repr=False)
     figures: dict = field(repr=False)
     analysed_now: bool = False
+    #: display-sized copies (made once, on the first overlay of the whole photo)
+    _display: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def px_per_mm(self) -> float | None:
@@ -294,10 +444,25 @@ def _given_scale(figures: dict | None) -> float | None:
     return float(v) if isinstance(v, (int, float)) else None
 
 
+def photo_record(store, photo_id: int | None):
+    """The stored photo's record, or None (no id, or the photo was erased meanwhile)."""
+    from veinscope.store import StoreError
+
+    if photo_id is None:
+        return None
+    try:
+        return store.get_photo(photo_id)
+    except StoreError:  # erased meanwhile: nothing to focus on
+        return None
+
+
 def photo_view(store, cache: DerivedCache, photo_id: int) -> PhotoView:
     """The photo, its class masks and saved figures; analyses only when nothing was kept."""
     from veinscope.io import load_photo
 
+    view = cache.recent(photo_id)
+    if view is not None:  # just imported: photo, masks and figures are in memory
+        return view
     rec = store.get_photo(photo_id)
     photo = load_photo(store.read_photo(photo_id))
     figures = store.get_analysis(photo_id)
@@ -316,6 +481,7 @@ def photo_view(store, cache: DerivedCache, photo_id: int) -> PhotoView:
 
 
 def _resize(img: np.ndarray, size_wh: tuple[int, int], *, labels: bool = False) -> np.ndarray:
+    """Shrink a picture to ``size_wh`` (area averaging; class labels: spread, then nearest)."""
     import cv2
 
     if labels:
@@ -323,14 +489,64 @@ def _resize(img: np.ndarray, size_wh: tuple[int, int], *, labels: bool = False) 
         if f > 1:  # keep thin vessels visible: spread each class before dropping pixels
             img = cv2.dilate(img, np.ones((f, f), np.uint8))
         return cv2.resize(img, size_wh, interpolation=cv2.INTER_NEAREST)
+    # halve first while the picture is twice the size: OpenCV's fast path for whole factors
+    while img.shape[1] >= 2 * size_wh[0] and img.shape[0] >= 2 * size_wh[1]:
+        img = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    if (img.shape[1], img.shape[0]) == tuple(size_wh):
+        return img
     return cv2.resize(img, size_wh, interpolation=cv2.INTER_AREA)
+
+
+def _display_size(h: int, w: int, max_side_px: int) -> tuple[int, int] | None:
+    """(width, height) no larger than ``max_side_px``, or None when the picture is small enough."""
+    f = max_side_px / max(h, w)
+    if f >= 1.0:
+        return None
+    return max(1, int(round(w * f))), max(1, int(round(h * f)))
+
+
+def _display_base(rgb: np.ndarray, labels: np.ndarray, skin: np.ndarray, max_side_px: int):
+    """(rgb, labels, skin) of the whole photo shrunk to ``max_side_px`` (the arrays as they are when small)."""
+    size = _display_size(*labels.shape, max_side_px)
+    if size is None:
+        return rgb, labels, skin
+    return (_resize(rgb, size), _resize(np.ascontiguousarray(labels), size, labels=True),
+            _resize(np.ascontiguousarray(skin, dtype=bool).view(np.uint8), size, labels=True) > 0)
+
+
+def _region(view: PhotoView, zoom: float, centre_frac: tuple[float, float], max_side_px: int):
+    """(rgb, labels, skin) of the region shown, no larger than ``max_side_px`` (cached for the whole photo)."""
+    m, n = view.labels.shape
+    if zoom == 1.0:
+        key = ("whole", max_side_px)
+        have = view._display.get(key)
+        if have is None:
+            have = view._display[key] = _display_base(view.rgb, view.labels, view.skin, max_side_px)
+        return have
+    h, w = int(round(m / zoom)), int(round(n / zoom))
+    cx = min(max(float(centre_frac[0]), 0.0), 1.0) * n
+    cy = min(max(float(centre_frac[1]), 0.0), 1.0) * m
+    x0 = int(min(max(cx - w / 2, 0), n - w))
+    y0 = int(min(max(cy - h / 2, 0), m - h))
+    rgb = view.rgb[y0:y0 + h, x0:x0 + w]
+    labels = view.labels[y0:y0 + h, x0:x0 + w]
+    skin = view.skin[y0:y0 + h, x0:x0 + w]
+    size = _display_size(h, w, max_side_px)
+    if size is not None:
+        rgb = _resize(rgb, size)
+        labels = _resize(np.ascontiguousarray(labels), size, labels=True)
+        skin = _resize(np.ascontiguousarray(skin, dtype=bool).view(np.uint8), size, labels=True) > 0
+    return rgb, labels, skin
 
 
 def overlay_image(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: float = 1.0,
                   centre_frac: tuple[float, float] = (0.5, 0.5), max_side_px: int = DISPLAY_SIDE_PX) -> np.ndarray:
     """The overlay of the chosen classes on a region of the photo (zoom >= 1 around ``centre_frac`` (x, y)).
 
-    Returns an (H, W, 3) uint8 picture no larger than ``max_side_px``.
+    The browser gets a display-sized picture: the whole photo shrunk to ``max_side_px`` (made
+    once per photo), or, zoomed in, the region cut from the full-resolution photo (shrunk only
+    when still larger than ``max_side_px``). Returns an (H, W, 3) uint8 picture no larger than
+    ``max_side_px``. The view's arrays are not modified (the display-sized copy is kept with it).
     """
     from veinscope.report.overlay import render_overlay
     from veinscope.segment import CLASS_CODES
@@ -340,27 +556,25 @@ def overlay_image(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: fl
         raise ValueError(f"classes must be among {CLASSES}, got {sorted(unknown)}")
     if not (1.0 <= zoom <= 16.0):
         raise ValueError(f"zoom must be between 1 and 16, got {zoom!r}")
-    m, n = view.labels.shape
-    h, w = int(round(m / zoom)), int(round(n / zoom))
-    cx = min(max(float(centre_frac[0]), 0.0), 1.0) * n
-    cy = min(max(float(centre_frac[1]), 0.0), 1.0) * m
-    x0 = int(min(max(cx - w / 2, 0), n - w))
-    y0 = int(min(max(cy - h / 2, 0), m - h))
-    rgb = view.rgb[y0:y0 + h, x0:x0 + w]
-    labels = view.labels[y0:y0 + h, x0:x0 + w].copy()
-    skin = view.skin[y0:y0 + h, x0:x0 + w]
+    rgb, labels, skin = _region(view, float(zoom), centre_frac, max_side_px)
     keep = np.zeros(256, np.uint8)
     for name in classes:
         keep[CLASS_CODES[name]] = CLASS_CODES[name]
-    labels = keep[labels]
-    f = min(1.0, max_side_px / max(h, w))
-    if f < 1.0:
-        size = (max(1, int(round(w * f))), max(1, int(round(h * f))))
-        rgb = _resize(rgb, size)
-        labels = _resize(labels, size, labels=True)
-        skin = _resize(skin.astype(np.uint8), size) > 0
-    stub = _StoredAnalysis(labels, skin, view.figures, view.px_per_mm)
+    stub = _StoredAnalysis(keep[labels], skin, view.figures, view.px_per_mm)
     return render_overlay(rgb, stub)
+
+
+def overlay_jpeg(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: float = 1.0,
+                 centre_frac: tuple[float, float] = (0.5, 0.5), max_side_px: int = DISPLAY_SIDE_PX,
+                 quality: int = 90) -> bytes:
+    """:func:`overlay_image` as JPEG bytes, ready for the browser (Streamlit sends them unchanged)."""
+    import cv2
+
+    img = overlay_image(view, classes=classes, zoom=zoom, centre_frac=centre_frac, max_side_px=max_side_px)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:  # pragma: no cover - only on a broken OpenCV build
+        raise OSError("the JPEG encoder failed")
+    return buf.tobytes()
 
 
 def _num(v, nd=2):
@@ -440,11 +654,9 @@ class CompareView:
 
 
 def _png(img: np.ndarray) -> bytes:
-    from PIL import Image
+    from veinscope.report.overlay import encode_png  # OpenCV, zlib level 1: fast, lossless
 
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=False, compress_level=3)
-    return buf.getvalue()
+    return encode_png(img)
 
 
 def _from_png(data: bytes) -> np.ndarray:
@@ -511,11 +723,12 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
         before, after = _resize(before, size), _resize(after, size)
     d = cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")
     d.mkdir(parents=True, exist_ok=True)
-    for name, data in (("change_map.png", _png(cm)), ("side_by_side.png", _png(sbs)), ("before.png", _png(before)),
+    cm_png, sbs_png = _png(cm), _png(sbs)  # encoded once: kept and shown
+    for name, data in (("change_map.png", cm_png), ("side_by_side.png", sbs_png), ("before.png", _png(before)),
                        ("after.png", _png(after))):
         cache._write(d / name, data)
     cache._write(d / "comparison.json", json.dumps(figures).encode())  # written last: marks the set complete
-    return CompareView(figures, _png(cm), _png(sbs), before, after, computed_now=True)
+    return CompareView(figures, cm_png, sbs_png, before, after, computed_now=True)
 
 
 def swipe_image(before: np.ndarray, after: np.ndarray, split_frac: float) -> np.ndarray:

@@ -37,7 +37,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -331,11 +330,9 @@ def analyse_bytes(
             d = result.to_dict()
             out.update(ok=True, analysis=d, summary=summary_row(d), version=result.version)
             if files:
-                from veinscope._cli_analyze import write_analysis
+                from veinscope._cli_analyze import encode_analysis
 
-                with tempfile.TemporaryDirectory(prefix="veinscope-batch-") as tmp:
-                    write_analysis(result, photo.rgb, Path(tmp))
-                    out["files"] = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
+                out["files"] = encode_analysis(result, photo.rgb)  # in memory: the parent writes them
         except VeinScopeError as exc:
             msg = str(exc)
             # loaded from bytes, the photo is called 'photo' in messages: name the file instead

@@ -7,6 +7,8 @@ Heavy imports happen after argument parsing so that ``--help`` is fast.
 from __future__ import annotations
 
 import argparse
+import atexit
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -118,6 +120,18 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _fast_exit() -> None:
+    """Run as the process's command line (``argv`` not given), the process ends with the
+    command. At exit the interpreter runs full garbage collections over every object still
+    alive: about 125 000 of Numba, NumPy and SciPy after an analysis, about 0.3 s on a 2-core
+    machine (BENCHMARKS.md, start-up). Freezing them first (``gc.freeze``, at exit, after the
+    command's files are written and closed) skips those passes; objects outside reference
+    cycles are still freed as the modules are torn down, the rest is returned to the system
+    with the process. In-process callers (tests, other programs) pass ``argv`` and are left
+    alone."""
+    atexit.register(gc.freeze)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
@@ -128,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if argv is None:
+        _fast_exit()
     if args.command == "analyze":
         from veinscope._cli_analyze import run_analyze
 

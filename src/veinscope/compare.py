@@ -1,7 +1,8 @@
 """Comparing a follow-up photo with its baseline: fading, staining, matting, improvement.
 
-The follow-up is aligned onto the baseline (:func:`veinscope.register.register`), its light is
-matched to the baseline's, and both are analysed by the engine at the baseline's scale. Then:
+The follow-up is aligned onto the baseline (:func:`veinscope.register.register`) and its light is
+matched to the baseline's; both photos' analyses by the engine (given, or computed here, the
+follow-up at the baseline's scale) are taken on the baseline's grid. Then:
 
 * **Improvement.** The baseline's vessels are followed along their centrelines (skeleton of
   the engine's vessel mask). A centreline pixel is *visible* in a photo when the vessel's blood
@@ -169,12 +170,14 @@ def _r(v, nd):
 
 
 # ============================================================================================
+
 def compare(
     baseline,
     followup,
     *,
     px_per_mm: float | None = None,
     baseline_analysis=None,
+    followup_analysis=None,
     registration=None,
     tolerance_mm: float = 0.3,
     near_mm: float = 6.0,
@@ -194,6 +197,11 @@ def compare(
         alignment). Without it, figures are in pixels and millimetre figures are ``None``.
     baseline_analysis : Analysis, optional
         The baseline's analysis, if already computed (at the same ``px_per_mm``).
+    followup_analysis : Analysis, optional
+        The follow-up photo's own analysis (as photographed, before alignment), if already
+        computed; its vessel labels are carried onto the baseline's grid. Without it the
+        follow-up is analysed here at the baseline's scale (corrected for the change of
+        camera distance the alignment measured).
     registration : Registration, optional
         A ready alignment (follow-up -> baseline).
     tolerance_mm : float
@@ -225,8 +233,16 @@ def compare(
     ------
     RegistrationError
         The photos do not show the same site or overlap too little.
+
+    Notes
+    -----
+    Photos up to about 2.6 megapixels are compared in one piece. On larger photos most of
+    the skin is plain skin: the vessels are followed tile by tile, staining and matting are
+    first looked for on a copy reduced to about that size, and each candidate is then
+    measured at full resolution in a box around it; the skin statistics (noise, texture)
+    come from tiles spread over the compared skin.
     """
-    from veinscope.chromophores import skin_optics
+    from veinscope.chromophores import OD_LUT, skin_optics
     from veinscope.io import load_photo
     from veinscope.pipeline import NOMINAL_PX_PER_MM, analyze
     from veinscope.register import register
@@ -241,74 +257,93 @@ def compare(
     b_photo = load_photo(baseline)
     f_photo = load_photo(followup)
     b_rgb = b_photo.rgb
+    f_rgb = f_photo.rgb
     a_b = baseline_analysis if baseline_analysis is not None else analyze(b_photo, px_per_mm=px_per_mm, **opts)
     if a_b.labels.shape != b_rgb.shape[:2]:
         raise ValueError(f"baseline_analysis has shape {a_b.labels.shape}, the baseline photo {b_rgb.shape[:2]}")
+    if followup_analysis is not None and followup_analysis.labels.shape != f_rgb.shape[:2]:
+        raise ValueError(f"followup_analysis has shape {followup_analysis.labels.shape}, the follow-up photo {f_rgb.shape[:2]}")
     t_an = time.perf_counter()
     if px_per_mm is None and a_b.px_per_mm is not None:
         px_per_mm = float(a_b.px_per_mm)  # the baseline's calibration card (intake)
     ppm = float(px_per_mm) if px_per_mm is not None else NOMINAL_PX_PER_MM
-    reg = registration if registration is not None else register(b_rgb, f_photo.rgb, px_per_mm=px_per_mm)
+    reg = registration if registration is not None else register(b_rgb, f_rgb, px_per_mm=px_per_mm)
     t_reg = time.perf_counter()
+    # the follow-up's own analysis, carried onto the baseline's grid (follow-up pixels are
+    # f_scale baseline pixels wide)
+    f_scale = _local_scale(reg)
+    a_f = followup_analysis
+    if a_f is None:
+        a_f = analyze(f_photo, px_per_mm=None if px_per_mm is None else float(px_per_mm) / f_scale, **opts)
+    t_an2 = time.perf_counter()
+    f_labels = reg.warp(a_f.labels, interpolation="nearest")
+    # the follow-up's fine telangiectasia (under 0.3 mm at the baseline's scale)
+    f_fine = ((a_f.labels == 1) | (a_f.labels == 2)) & (a_f.diameter_px > 0) & (a_f.diameter_px * np.float32(f_scale) <= 0.3 * ppm)
+    f_fine = reg.warp(f_fine, interpolation="nearest")
     # colours: the baseline as its card's colour normalisation made it (when it had a card),
     # the follow-up matched to it on the registered skin
     b_rgb, colour_source = _card_corrected(b_rgb, a_b)
     m, n = b_rgb.shape[:2]
-
-    aligned = reg.warp(f_photo.rgb, interpolation="cubic", fill=0)
+    aligned = reg.warp(f_rgb, interpolation="cubic", fill=0)
     b_vessel = a_b.labels > 0
-    ref = reg.overlap & a_b.skin & ~cv2.dilate(b_vessel.astype(np.uint8), _disc(2)).astype(bool)
-    aligned_n, gains = _match_light(b_rgb, aligned, ref)
-    valid_f = reg.warp(np.ones(f_photo.rgb.shape[:2], np.uint8), interpolation="nearest") > 0
-    a_f = analyze(aligned_n, px_per_mm=px_per_mm, **opts)
-    t_an2 = time.perf_counter()
+    valid_f = reg.warp(np.ones(f_rgb.shape[:2], np.uint8), interpolation="nearest") > 0
+    ref = reg.overlap & a_b.skin & valid_f
+    aligned_n, gains = _match_light(b_rgb, aligned, ref, b_vessel)
+    del aligned
     # compared: the baseline's skin that the follow-up shows (the registration already checked
     # the follow-up's own skin at its working resolution)
-    cmp_area = reg.overlap & a_b.skin & valid_f
-
+    cmp_area = ref
     bg_px = float(a_b.params.get("background_px", max(40.0, 20.0 * ppm)))
     o_b = skin_optics(b_rgb, skin=a_b.skin, background_px=bg_px)
     o_f = skin_optics(aligned_n, skin=cmp_area, background_px=bg_px)
+    mb, mf = _Maps(o_b), _Maps(o_f)
+    whole = m * n <= _WHOLE_MAX_PX
+    tile = max(m, n) if whole else _TILE_PX
     tol_px = max(1.5, tolerance_mm * ppm)
-
-    # ---- fading and improvement on the baseline centrelines ----------------------------------
-    chroma_b = o_b.chromophore_maps()
-    chroma_f = o_f.chromophore_maps()
-    from veinscope.chromophores import OD_LUT
+    calibrated = px_per_mm is not None
 
     def bg_od(ys, xs):  # the baseline's local skin background OD at pixels (light reference)
         pts = np.c_[ys, xs]
         return OD_LUT[b_rgb[ys, xs]].astype(np.float64) - o_b.relative_od_at(pts)
 
-    fad = _fading(a_b, chroma_b, chroma_f, cmp_area, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e)
+    # ---- fading and improvement on the baseline centrelines ----------------------------------
+    texture = a_b.skin & ~cv2.dilate(b_vessel.astype(np.uint8), _disc(3)).astype(bool) & cmp_area
+    windows = [(0, m, 0, n)] if whole else _sample_windows(cmp_area, tile)
+    f_vessel = (f_labels > 0) & cmp_area
+    # follow-up vessels farther than the tolerance from every baseline vessel may be new
+    near_b = cv2.dilate(b_vessel.astype(np.uint8), _disc(int(math.floor(tol_px + 1.0)))).astype(bool)
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile)
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
     # ---- staining, matting, new vessels -------------------------------------------------------
     # patches are looked for a little inside the compared area (edges of the overlap carry
     # interpolation and background-estimation artefacts)
-    inner = cv2.erode(cmp_area.astype(np.uint8), _disc(max(3, int(round(1.0 * ppm)))), borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-    stain = _stain(chroma_b, chroma_f, aligned_n, inner, b_vessel, a_f.labels > 0, ppm=ppm, min_area_px=min_patch_mm2 * ppm**2, calibrated=px_per_mm is not None, skel=fad["skel"], bg_od=bg_od, min_delta_e=min_delta_e)
-    matt = _matting(chroma_b, chroma_f, inner, b_vessel, stain["mask"], ppm=ppm, min_area_px=min_patch_mm2 * ppm**2, calibrated=px_per_mm is not None, bg_od=bg_od, min_delta_e=min_delta_e, f_labels=a_f.labels, f_diameter_px=a_f.diameter_px)
-    del chroma_b, chroma_f
-    newv = _new_vessels(a_f, b_vessel, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=px_per_mm is not None, visible_ratio=visible_ratio)
+    inner = _erode(cmp_area, max(3, int(round(1.0 * ppm))), exact=whole)
+    min_area_px = min_patch_mm2 * ppm**2
+    fine_new = f_fine & inner
+    if whole:
+        boxes = [(0, m, 0, n)]
+    else:
+        boxes = _candidate_boxes(b_rgb, aligned_n, a_b.skin, inner, b_vessel, fine_new, bg_px=bg_px, ppm=ppm, min_area_px=min_area_px, min_delta_e=min_delta_e)
+    dist = _VesselDistance(b_vessel)
+    stain = _stain(mb, mf, aligned_n, inner, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist)
+    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist)
+    newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
 
     for block in (stain["figures"], matt["figures"]):
         for loc in block["locations"]:
             d_px = loc["distance_to_treated_px"]
-            loc["distance_to_treated_mm"] = round(d_px / ppm, 2) if px_per_mm is not None else None
+            loc["distance_to_treated_mm"] = round(d_px / ppm, 2) if calibrated else None
             loc["near_treated"] = bool(d_px <= near_mm * ppm)
     # ---- change map ----------------------------------------------------------------------------
     cm = np.zeros((m, n), np.uint8)
     cm[a_b.skin & ~cmp_area] = CHANGE_CODES["not_compared"]
-    cm[stain["mask"]] = CHANGE_CODES["staining"]
-    cm[matt["mask"]] = CHANGE_CODES["matting"]
-    cm[newv["mask"]] = CHANGE_CODES["new_vessel"]
-    status_img = fad["status_img"]  # 1 cleared, 2 persisting on the skeleton
-    r = int(min(31, max(1, math.ceil(0.5 * float(np.percentile(a_b.diameter_px[b_vessel], 90)) if b_vessel.any() else 1))))
-    spread = cv2.dilate(status_img, _disc(r))
-    vpix = b_vessel & cmp_area & (spread > 0)
-    cm[vpix] = np.where(spread[vpix] == 2, CHANGE_CODES["persisting"], CHANGE_CODES["cleared"])
+    for key, block in (("staining", stain), ("matting", matt), ("new_vessel", newv)):
+        for (y0, y1, x0, x1) in block["boxes"]:
+            sub = cm[y0:y1, x0:x1]
+            sub[block["mask"][y0:y1, x0:x1]] = CHANGE_CODES[key]
+    _paint_vessels(cm, fad, a_b, b_vessel, cmp_area)
 
     warnings = list(dict.fromkeys(list(reg.warnings) + [w for w in a_b.warnings] + [f"follow-up: {w}" for w in a_f.warnings if w not in a_b.warnings]))
     if px_per_mm is None:
@@ -321,6 +356,7 @@ def compare(
         )
     if lengths["baseline"] == 0:
         warnings.append("No vessels were found in the baseline within the part both photos show: no improvement can be computed.")
+    t_end = time.perf_counter()
     params = {
         "px_per_mm": px_per_mm,
         "tolerance_mm": tolerance_mm,
@@ -332,12 +368,14 @@ def compare(
         "min_new_length_mm": min_new_length_mm,
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
+        "followup_scale": round(float(f_scale), 5),
         "analyze_options": opts,
         "seconds": {
             "baseline_analysis": round(t_an - t0, 3),
             "registration": round(t_reg - t_an, 3),
             "followup_analysis": round(t_an2 - t_reg, 3),
-            "total": round(time.perf_counter() - t0, 3),
+            "comparison": round(t_end - t_an2, 3),
+            "total": round(t_end - t0, 3),
         },
     }
     log.info("compared in %.2f s: improvement %s %%", params["seconds"]["total"], imp)
@@ -362,9 +400,367 @@ def compare(
 
 
 # ============================================================================================
+#: Photos up to this many pixels are compared in one piece; larger ones by tiles and boxes.
+_WHOLE_MAX_PX = 2_600_000
+#: Tile side (px) for larger photos.
+_TILE_PX = 128
+#: Largest number of tiles the skin statistics (noise, texture) are taken from on large photos.
+_N_WINDOWS = 16
+
+
 def _disc(r: int) -> np.ndarray:
     r = max(0, int(r))
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def _erode(mask: np.ndarray, r: int, *, exact: bool) -> np.ndarray:
+    """``mask`` eroded by a disc of radius ``r`` (outside counts as background). On large
+    masks (``exact=False``) the erosion runs at a third of the resolution, which moves the
+    edge by at most a pixel or two; a disc of 12 px over 12 MP costs a quarter of a second."""
+    u8 = np.asarray(mask, bool).view(np.uint8)
+    if exact or r < 6:
+        return cv2.erode(u8, _disc(r), borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+    m, n = mask.shape
+    k = 3
+    small = cv2.resize(np.multiply(u8, 255, dtype=np.uint8), (-(-n // k), -(-m // k)), interpolation=cv2.INTER_AREA) >= 128
+    small = cv2.erode(small.view(np.uint8), _disc(int(math.ceil(r / k))), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    # back to full size with a smooth edge (nearest neighbour would leave 3 px stairs)
+    big = cv2.resize(small * np.uint8(255), (n, m), interpolation=cv2.INTER_LINEAR) >= 128
+    return big & mask
+
+
+def _local_scale(reg) -> float:
+    """Baseline pixels per follow-up pixel at the centre of the baseline (the homography's
+    local area scale, square-rooted)."""
+    m, n = reg.baseline_shape
+    c = np.array([[n / 2.0, m / 2.0], [n / 2.0 + 1.0, m / 2.0], [n / 2.0, m / 2.0 + 1.0]])
+    q = reg.followup_xy(c)  # baseline -> follow-up
+    j = np.array([q[1] - q[0], q[2] - q[0]])
+    det = abs(float(np.linalg.det(j)))
+    return 1.0 / math.sqrt(det) if det > 0 and math.isfinite(det) else 1.0
+
+
+class _Maps:
+    """Chromophore maps of a photo (``haemoglobin``, ``venous``, ``melanin``), computed in boxes.
+
+    Full-size maps of a 12 MP photo cost seconds and hundreds of megabytes; the comparison
+    needs them only around vessels and candidate patches. Values equal those of
+    :meth:`SkinOptics.chromophore_maps` at the same pixels.
+    """
+
+    def __init__(self, optics) -> None:
+        from veinscope.chromophores import _UNMIX, _bilinear_index
+
+        self.o = optics
+        m, n = optics.shape
+        bg = optics.background_od
+        self.y0, self.wy = _bilinear_index(m, bg.shape[0], optics.cell_px)
+        self.x0, self.wx = _bilinear_index(n, bg.shape[1], optics.cell_px)
+        self.w = np.ascontiguousarray(_UNMIX, dtype=np.float32)
+        self._whole = None
+
+    def box(self, box) -> dict[str, np.ndarray]:
+        import numba
+
+        from veinscope._kernels.chroma import project_relative_od
+        from veinscope.chromophores import OD_LUT
+
+        y0, y1, x0, x1 = box
+        m, n = self.o.shape
+        is_whole = (y0, y1, x0, x1) == (0, m, 0, n)
+        if is_whole and self._whole is not None:
+            return self._whole
+        out = np.empty((3, y1 - y0, x1 - x0), np.float32)
+        # small boxes on one thread: starting the parallel pool costs more than the work, and
+        # on a busy machine the join waits for a core
+        threads = numba.get_num_threads()
+        if out[0].size < 1_000_000:
+            numba.set_num_threads(1)
+        try:
+            self._project(out, y0, y1, x0, x1, project_relative_od, OD_LUT)
+        finally:
+            numba.set_num_threads(threads)
+        maps = {"haemoglobin": out[0], "venous": out[1], "melanin": out[2]}
+        if is_whole:
+            self._whole = maps
+        return maps
+
+    def _project(self, out, y0, y1, x0, x1, project_relative_od, OD_LUT) -> None:
+        project_relative_od(
+            np.ascontiguousarray(self.o.rgb[y0:y1, x0:x1]), OD_LUT, self.o.background_od,
+            np.ascontiguousarray(self.y0[y0:y1]), np.ascontiguousarray(self.wy[y0:y1]),
+            np.ascontiguousarray(self.x0[x0:x1]), np.ascontiguousarray(self.wx[x0:x1]), self.w, out,
+        )
+
+
+def _groups(ys: np.ndarray, xs: np.ndarray, shape, tile: int):
+    """Points grouped by tile: list of (tile row, tile column, indices)."""
+    if len(ys) == 0:
+        return []
+    gn = -(-shape[1] // tile)
+    key = (ys // tile).astype(np.int64) * gn + xs // tile
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    starts = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    ends = np.r_[starts[1:], len(ks)]
+    return [(int(ks[a]) // gn, int(ks[a]) % gn, order[a:b]) for a, b in zip(starts, ends)]
+
+
+def _padded(ty: int, tx: int, tile: int, pad: int, shape) -> tuple[int, int, int, int]:
+    m, n = shape
+    return max(0, ty * tile - pad), min(m, (ty + 1) * tile + pad), max(0, tx * tile - pad), min(n, (tx + 1) * tile + pad)
+
+
+def _sample_windows(where: np.ndarray, tile: int, *, n_max: int = _N_WINDOWS) -> list[tuple[int, int, int, int]]:
+    """Tiles spread evenly over ``where`` (each at least half in it), for skin statistics."""
+    m, n = where.shape
+    gm, gn = -(-m // tile), -(-n // tile)
+    st = max(1, tile // 32)
+    cover = cv2.resize(where[::st, ::st].astype(np.float32), (gn, gm), interpolation=cv2.INTER_AREA)
+    cand = np.argwhere(cover >= 0.5)
+    if len(cand) == 0:
+        cand = np.argwhere(cover > 0)
+    if len(cand) == 0:
+        return [(0, min(m, tile), 0, min(n, tile))]
+    pick = cand[np.linspace(0, len(cand) - 1, min(n_max, len(cand))).astype(np.int64)]
+    return [(int(i) * tile, min(m, (int(i) + 1) * tile), int(j) * tile, min(n, (int(j) + 1) * tile)) for i, j in pick]
+
+
+def _points_in(mask: np.ndarray, windows) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = [], []
+    for y0, y1, x0, x1 in windows:
+        yy, xx = np.nonzero(mask[y0:y1, x0:x1])
+        ys.append(yy + y0)
+        xs.append(xx + x0)
+    return np.concatenate(ys).astype(np.int64), np.concatenate(xs).astype(np.int64)
+
+
+def _skeleton(vessel: np.ndarray, tile: int) -> np.ndarray:
+    """Skeleton (Zhang-Suen thinning) of a mask; tile by tile with a margin on large masks."""
+    from skimage.morphology import skeletonize
+
+    m, n = vessel.shape
+    if tile >= max(m, n):
+        return skeletonize(vessel)
+    out = np.zeros((m, n), bool)
+    ys, xs = np.nonzero(vessel)
+    pad = 64  # thinning reaches about half the widest vessel (5 mm at 12 px/mm) from the edge
+    for ty, tx, _ in _groups(ys, xs, (m, n), tile):
+        y0, y1, x0, x1 = _padded(ty, tx, tile, pad, (m, n))
+        sk = skeletonize(vessel[y0:y1, x0:x1])
+        cy0, cx0 = ty * tile, tx * tile
+        cy1, cx1 = min(m, cy0 + tile), min(n, cx0 + tile)
+        out[cy0:cy1, cx0:cx1] = sk[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
+    return out
+
+
+def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx: int) -> dict:
+    """Local measurements of both photos at pixels, computed tile by tile.
+
+    Per photo (``b``, ``f``): ``mx`` the blood signal (haemoglobin + venous, blurred 1 px)
+    at its maximum within ``r_mx`` (vessel contrast available nearby); ``hb0``/``ven0``/
+    ``mel0`` the blurred maps at the pixel; where ``need_best``, ``hb``/``ven`` the blurred
+    maps at the strongest blood pixel within one pixel (centrelines of label masks wander).
+    """
+    k = len(ys)
+    keys = ("mx", "hb", "ven", "hb0", "ven0", "mel0")
+    out = {(p, q): np.zeros(k, np.float32) for p in "bf" for q in keys}
+    pad = r_mx + 6
+    k_mx = _disc(r_mx)
+    for ty, tx, idx in _groups(ys, xs, shape, tile):
+        box = _padded(ty, tx, tile, pad, shape)
+        y0, y1, x0, x1 = box
+        h, w = y1 - y0, x1 - x0
+        py, px = ys[idx] - y0, xs[idx] - x0
+        nb = need_best[idx]
+        qy, qx, qi = py[nb], px[nb], idx[nb]
+        if qi.size:  # the 3 x 3 neighbours (clipped at the photo's edges), shared by both photos
+            nys = [np.clip(qy + dy, 0, h - 1) for dy in (-1, 0, 1)]
+            nxs = [np.clip(qx + dx, 0, w - 1) for dx in (-1, 0, 1)]
+        for p, maps in (("b", mb), ("f", mf)):
+            mp = maps.box(box)
+            hb = cv2.GaussianBlur(mp["haemoglobin"], (0, 0), 1.0)
+            ven = cv2.GaussianBlur(mp["venous"], (0, 0), 1.0)
+            mel = cv2.GaussianBlur(mp["melanin"], (0, 0), 1.0)
+            blood = hb + ven
+            out[p, "mx"][idx] = cv2.dilate(blood, k_mx)[py, px]
+            out[p, "hb0"][idx] = hb[py, px]
+            out[p, "ven0"][idx] = ven[py, px]
+            out[p, "mel0"][idx] = mel[py, px]
+            if qi.size:
+                by, bx = qy.copy(), qx.copy()
+                best = blood[qy, qx].copy()
+                for yy in nys:
+                    for xx in nxs:
+                        v = blood[yy, xx]
+                        better = v > best
+                        best[better] = v[better]
+                        by[better] = yy[better]
+                        bx[better] = xx[better]
+                out[p, "hb"][qi] = hb[by, bx]
+                out[p, "ven"][qi] = ven[by, bx]
+    return out
+
+
+def _local_contrast(maps: _Maps, ys, xs, *, shape, sig_loc: float) -> np.ndarray:
+    """Blood signal against the skin within ``sig_loc`` (its maximum within one pixel), at pixels."""
+    out = np.zeros(len(ys), np.float32)
+    if len(ys) == 0:
+        return out
+    pad = int(math.ceil(4 * sig_loc)) + 4
+    tile = max(256, int(8 * sig_loc))
+    for ty, tx, idx in _groups(ys, xs, shape, tile):
+        y0, y1, x0, x1 = _padded(ty, tx, tile, pad, shape)
+        mp = maps.box((y0, y1, x0, x1))
+        b = cv2.GaussianBlur(mp["haemoglobin"] + mp["venous"], (0, 0), 1.0)
+        hp = b - cv2.GaussianBlur(b, (0, 0), sig_loc)
+        out[idx] = cv2.dilate(hp, _disc(1))[ys[idx] - y0, xs[idx] - x0]
+    return out
+
+
+class _VesselDistance:
+    """Distance (px) from a region to the nearest baseline vessel pixel (exact, k-d tree)."""
+
+    def __init__(self, vessel: np.ndarray) -> None:
+        self.vessel = vessel
+        self._tree = None
+
+    def min_to(self, box, region) -> float:
+        y0, y1, x0, x1 = box
+        if self.vessel[y0:y1, x0:x1][region].any():
+            return 0.0
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+
+            ys, xs = np.nonzero(self.vessel)
+            if ys.size == 0:
+                return float(math.hypot(*self.vessel.shape))
+            self._tree = cKDTree(np.c_[ys, xs].astype(np.float64))
+        edge = region & ~cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
+        ey, ex = np.nonzero(edge)
+        d, _ = self._tree.query(np.c_[ey + y0, ex + x0].astype(np.float64), k=1)
+        return float(d.min()) if d.size else 0.0
+
+
+def _merge_boxes(boxes: list) -> list:
+    """Union of overlapping boxes, repeated until the boxes are disjoint."""
+    boxes = [list(b) for b in boxes]
+    changed = True
+    while changed:
+        changed = False
+        out: list = []
+        for b in boxes:
+            for o in out:
+                if b[0] < o[1] and o[0] < b[1] and b[2] < o[3] and o[2] < b[3]:
+                    o[0], o[1], o[2], o[3] = min(o[0], b[0]), max(o[1], b[1]), min(o[2], b[2]), max(o[3], b[3])
+                    changed = True
+                    break
+            else:
+                out.append(b)
+        boxes = out
+    return [tuple(b) for b in boxes]
+
+
+def _candidate_boxes(b_rgb, f_rgb, skin, valid, b_vessel, fine_new, *, bg_px, ppm, min_area_px, min_delta_e) -> list:
+    """Boxes around possible staining and matting, found on copies reduced to about
+    ``_WHOLE_MAX_PX`` pixels with looser tests than the full-resolution ones that follow.
+
+    Staining: the melanin-like map rose clearly (as the full-resolution seeds, with two
+    thirds of their thresholds) where the follow-up is brown, by at least 0.6 x the colour
+    difference a reported stain makes; matting: the haemoglobin-like
+    map rose away from baseline vessels by half the colour difference the full-resolution test
+    asks, or the engine found new fine vessels away from them, gathered within 0.75 mm into
+    patches as wide as a matting patch (the low resolution widens them by about a pixel). Each box holds a candidate and the margin the
+    full-resolution step grows into.
+    """
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS, OD_LUT, skin_optics
+
+    m, n = b_vessel.shape
+    k = max(2, int(math.ceil(math.sqrt(m * n / _WHOLE_MAX_PX))))
+    size = (max(1, n // k), max(1, m // k))
+
+    def small(img):
+        return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+    def small_mask(mask, at_least=0.5):  # share of each reduced pixel covered, in 1/255
+        return small(np.multiply(np.asarray(mask, bool).view(np.uint8), 255, dtype=np.uint8)) >= 255 * at_least - 0.5
+
+    bs, fs = small(b_rgb), small(f_rgb)
+    valid_s = small_mask(valid, 0.99)
+    if not valid_s.any():
+        return []
+    ob = skin_optics(bs, skin=small_mask(skin), background_px=max(6.0, bg_px / k))
+    cb = ob.chromophore_maps()
+    cf = skin_optics(fs, skin=small_mask(valid), background_px=max(6.0, bg_px / k)).chromophore_maps()
+    ppm_s = ppm / k
+    min_area_s = min_area_px / k**2
+    step = max(1, int(valid_s.sum() // 200_000))
+
+    def de_of(ys, xs, values, direction):
+        bg = OD_LUT[bs[ys, xs]].astype(np.float64) - ob.relative_od_at(np.c_[ys, xs])
+        return delta_e_of_od(bg, np.maximum(values, 0)[:, None] * direction[None, :])
+
+    boxes = []
+    n_stain = 0
+    pad = int(math.ceil(4.0 * ppm)) + 16  # growth (3 mm), reach and blur margins, full resolution
+
+    def box_of(stats, i):
+        x, y, w, h = (int(stats[i, c]) for c in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+        return (max(0, y * k - pad), min(m, (y + h) * k + pad), max(0, x * k - pad), min(n, (x + w) * k + pad))
+
+    # staining: seeds as at full resolution, with two thirds of the thresholds
+    sig = max(1.0, 0.25 * ppm_s)
+    mel_f = cv2.GaussianBlur(cf["melanin"], (0, 0), sig)
+    d_mel = mel_f - cv2.GaussianBlur(cb["melanin"], (0, 0), sig)
+    d_blood = cv2.GaussianBlur(cf["haemoglobin"] + cf["venous"] - cb["haemoglobin"] - cb["venous"], (0, 0), sig)
+    noise = _robust_sigma(d_mel[valid_s][::step])
+    noise_f = _robust_sigma(mel_f[valid_s][::step])
+    stain_c = valid_s & (d_mel > 2.0 * noise) & (mel_f > 2.0 * noise_f) & (d_mel >= 1.0 * np.maximum(d_blood, 0.0))
+    nl, lab, stats, _ = cv2.connectedComponentsWithStats(stain_c.astype(np.uint8), connectivity=8)
+    if nl > 1:
+        # each component's peak rise, and the colour difference it makes (a stain reported at
+        # full resolution differs from the skin around it by ΔE00 >= 2 on average)
+        ys, xs = np.nonzero(stain_c)
+        ids, vals = lab[ys, xs], d_mel[ys, xs]
+        top = np.lexsort((vals, ids))
+        last = np.r_[ids[top][1:] != ids[top][:-1], True]
+        at = top[last]  # the peak pixel of each component, in component order
+        peak = np.zeros(nl)
+        peak[ids[at]] = vals[at]
+        de = np.zeros(nl)
+        de[ids[at]] = de_of(ys[at], xs[at], vals[at], CHROMOPHORE_DIRECTIONS["melanin"])
+        for i in range(1, nl):
+            if stats[i, cv2.CC_STAT_AREA] >= 0.5 * min_area_s and peak[i] >= max(4.0 * noise, 0.027) and de[i] >= 0.6 * min_delta_e:
+                boxes.append(box_of(stats, i))
+    n_stain = len(boxes)
+    # matting: perceptible new redness away from baseline vessels, or new fine vessels
+    d_dir = CHROMOPHORE_DIRECTIONS["haemoglobin"]
+    d_hb = cv2.GaussianBlur(cf["haemoglobin"] - cb["haemoglobin"], (0, 0), 0.8)
+    d_other = cv2.GaussianBlur(np.maximum(cf["melanin"] - cb["melanin"], 0) + np.maximum(cf["venous"] - cb["venous"], 0), (0, 0), 0.8)
+    on_vessel = small_mask(b_vessel, 0.25)
+    noise_h = _robust_sigma(d_hb[valid_s][::step])
+    matt_c = valid_s & ~on_vessel & (d_hb > 3.0 * noise_h) & (d_hb >= d_other)
+    ys, xs = np.nonzero(matt_c)
+    if ys.size:  # the rise perceptible, and the follow-up's own redness (half the full-resolution test)
+        hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
+        weak = (de_of(ys, xs, d_hb[ys, xs], d_dir) < 0.5 * min_delta_e) | (de_of(ys, xs, hb_f[ys, xs], d_dir) < 0.5 * min_delta_e)
+        matt_c[ys[weak], xs[weak]] = False
+    # the engine's new fine vessels count away from baseline vessels only (as at full resolution)
+    far = ~cv2.dilate(on_vessel.astype(np.uint8), _disc(int(math.ceil((2.0 + 0.3 * ppm) / k)))).astype(bool)
+    matt_c |= small_mask(fine_new, 0.1) & valid_s & far & (d_hb > 0)
+    r = max(1, int(round(0.75 * ppm_s)))
+    grown = cv2.morphologyEx(cv2.dilate(matt_c.astype(np.uint8), _disc(r)), cv2.MORPH_CLOSE, _disc(r))
+    nl, lab, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    for i in range(1, nl):
+        if stats[i, cv2.CC_STAT_AREA] < 0.5 * min_area_s:
+            continue
+        x, y, w, h = (int(stats[i, c]) for c in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+        region = lab[y : y + h, x : x + w] == i
+        width = 2.0 * float(cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
+        if width >= 2.4 * ppm_s and matt_c[y : y + h, x : x + w][region].mean() >= 0.025:
+            boxes.append(box_of(stats, i))
+    log.debug("candidate boxes: %d staining, %d matting", n_stain, len(boxes) - n_stain)
+    return _merge_boxes(boxes)
 
 
 def _card_corrected(rgb: np.ndarray, analysis) -> tuple[np.ndarray, str]:
@@ -384,238 +780,6 @@ def _card_corrected(rgb: np.ndarray, analysis) -> tuple[np.ndarray, str]:
     except (ImportError, KeyError, TypeError, ValueError) as exc:  # pragma: no cover - older intake
         log.info("colour correction not applied: %s", exc)
         return rgb, "as photographed"
-
-
-def _match_light(b_rgb: np.ndarray, f_rgb: np.ndarray, ref: np.ndarray):
-    """Per-channel gains (linear light) matching the follow-up's skin to the baseline's.
-
-    A change of exposure or white balance multiplies each linear channel by a constant; the
-    median ratio over registered skin away from vessels estimates it, robust to stains and
-    new vessels covering a minority of the skin. A smooth residual (light from another
-    direction) is matched on a coarse grid of cells.
-    """
-    lut = _LIN_LUT
-    if ref.sum() < 100:
-        return f_rgb, (1.0, 1.0, 1.0)
-    step = max(1, int(math.sqrt(ref.sum() / 200_000)))
-    rs = ref[::step, ::step]
-    bl = lut[b_rgb[::step, ::step][rs]]
-    fl = lut[f_rgb[::step, ::step][rs]]
-    ok = (bl > 0.002).all(axis=1) & (fl > 0.002).all(axis=1) & (b_rgb[::step, ::step][rs] < 250).all(axis=1) & (f_rgb[::step, ::step][rs] < 250).all(axis=1)
-    if ok.sum() < 50:
-        return f_rgb, (1.0, 1.0, 1.0)
-    g = np.exp(np.median(np.log(bl[ok]) - np.log(fl[ok]), axis=0))
-    # smooth residual on cells of 1/8 of the long side
-    m, n = ref.shape
-    cell = max(8, max(m, n) // 8)
-    gm, gn = -(-m // cell), -(-n // cell)
-    resid = np.zeros((gm, gn, 3), np.float32)
-    have = np.zeros((gm, gn), bool)
-    ys, xs = np.nonzero(ref[::step, ::step])
-    ys, xs = ys * step, xs * step
-    ys, xs = ys[ok], xs[ok]
-    lr = (np.log(bl[ok]) - np.log(fl[ok]) - np.log(g)).astype(np.float32)
-    ci = (ys // cell) * gn + xs // cell
-    order = np.argsort(ci, kind="stable")
-    ci_s = ci[order]
-    starts = np.flatnonzero(np.r_[True, ci_s[1:] != ci_s[:-1]])
-    ends = np.r_[starts[1:], len(ci_s)]
-    for a, b in zip(starts, ends):
-        if b - a >= 30:
-            k = int(ci_s[a])
-            resid[k // gn, k % gn] = np.median(lr[order[a:b]], axis=0)
-            have[k // gn, k % gn] = True
-    if have.any() and not have.all():
-        from scipy import ndimage as ndi
-
-        idx = ndi.distance_transform_edt(~have, return_distances=False, return_indices=True)
-        resid = resid[idx[0], idx[1]]
-    resid = cv2.GaussianBlur(resid, (0, 0), 1.0) if min(gm, gn) > 1 else resid
-    out = np.empty_like(f_rgb)
-    if float(np.abs(resid).max()) < 0.01:  # uniform light change: one table per channel
-        for c in range(3):
-            out[..., c] = _to_srgb8(lut * g[c])[f_rgb[..., c]]
-        out[f_rgb.max(axis=2) == 0] = 0
-        return out, tuple(float(v) for v in g)
-    field_ = cv2.resize(resid, (n, m), interpolation=cv2.INTER_LINEAR).reshape(m, n, 3)
-    for c in range(3):
-        lin = lut[f_rgb[..., c]] * (g[c] * np.exp(field_[..., c]))
-        out[..., c] = _to_srgb8(lin)
-    out[f_rgb.max(axis=2) == 0] = 0
-    return out, tuple(float(v) for v in g)
-
-
-_ENC_N = 1 << 14
-_Q = np.arange(_ENC_N + 1) / _ENC_N
-#: linear light (quantised to 1/16384) -> sRGB 8-bit, within one code value of the exact curve
-_ENC_LUT = np.clip(np.where(_Q <= 0.0031308, 12.92 * _Q, 1.055 * np.power(_Q, 1 / 2.4) - 0.055) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-del _Q
-
-
-def _to_srgb8(lin: np.ndarray) -> np.ndarray:
-    """Linear light -> sRGB uint8 through a table (a full-size power() costs seconds at 12 MP)."""
-    idx = np.clip(np.asarray(lin, np.float32) * np.float32(_ENC_N) + np.float32(0.5), 0, _ENC_N).astype(np.int32)
-    return _ENC_LUT[idx]
-
-
-def _contrast(signal: np.ndarray, where: np.ndarray, r_px: float) -> np.ndarray:
-    """Vessel contrast available near each pixel: max within ``r_px`` of the smoothed signal,
-    minus the level skin texture alone reaches there (its median over ``where``)."""
-    s = cv2.GaussianBlur(signal, (0, 0), 1.0)
-    mx = cv2.dilate(s, _disc(int(math.ceil(r_px))))
-    vals = mx[where]
-    floor = float(np.median(vals)) if vals.size else 0.0
-    return mx - floor
-
-
-class _Along:
-    """Mean over the centreline points within a box of ``r_px`` (Chebyshev), on the points only.
-
-    Smoothing along a vessel without image-sized filters: the neighbour pairs are found once
-    (k-d tree) and each smoothing is one sparse matrix product.
-    """
-
-    def __init__(self, ys: np.ndarray, xs: np.ndarray, r_px: int) -> None:
-        from scipy.sparse import csr_matrix
-        from scipy.spatial import cKDTree
-
-        k = len(ys)
-        pts = np.c_[ys, xs].astype(np.float64)
-        pairs = cKDTree(pts).query_pairs(float(r_px), p=np.inf, output_type="ndarray") if k > 1 else np.zeros((0, 2), np.int64)
-        i = np.r_[pairs[:, 0], pairs[:, 1], np.arange(k)]
-        j = np.r_[pairs[:, 1], pairs[:, 0], np.arange(k)]
-        self.w = csr_matrix((np.ones(len(i)), (i, j)), shape=(k, k))
-        self.count = np.maximum(np.asarray(self.w.sum(axis=1)).ravel(), 1.0)
-
-    def __call__(self, values: np.ndarray) -> np.ndarray:
-        return (self.w @ np.asarray(values, np.float64)) / self.count
-
-
-def _fading(a_b, cb_maps, cf_maps, cmp_area, *, ppm, tol_px, bg_od, min_delta_e):
-    from skimage.morphology import skeletonize
-
-    from veinscope.measure import chain_lengths
-
-    m, n = a_b.labels.shape
-    b_vessel = a_b.labels > 0
-    skel = skeletonize(b_vessel) & a_b.skin
-    # blood contrast without melanin: a brown stain over a cleared vessel is not the vessel
-    s_b = cb_maps["haemoglobin"] + cb_maps["venous"]
-    s_f = cf_maps["haemoglobin"] + cf_maps["venous"]
-    texture = a_b.skin & ~cv2.dilate(b_vessel.astype(np.uint8), _disc(3)).astype(bool) & cmp_area
-    c_b = _contrast(s_b, texture, tol_px)
-    c_f = _contrast(s_f, texture, tol_px)
-    del s_b, s_f
-    r_al = max(1, int(round(0.5 * ppm)))
-    ys, xs = np.nonzero(skel)
-    along = _Along(ys, xs, r_al)
-    cb = along(c_b[ys, xs])
-    cf = along(c_f[ys, xs])
-    # perceptible (as the eye judges it, and as the generator's truth does): the colour
-    # difference between the vessel and the skin around it, ΔE00 >= 2 and >= 1.5 x the skin
-    # texture's, with the vessel's blood contrast only (stains do not count)
-    de_b, tex_b = _blood_delta_e(cb_maps, ys, xs, along, bg_od, texture)
-    de_f, tex_f = _blood_delta_e(cf_maps, ys, xs, along, bg_od, texture)
-    thr_b = max(min_delta_e, 1.5 * tex_b)
-    thr_f = max(min_delta_e, 1.5 * tex_f)
-    # what is left where a vessel was may be a brown stain, not the vessel: judged by colour
-    # as the engine judges a vessel (melanin share of the positive chromophore contrast)
-    mel_frac_b = _mel_frac(cb_maps, ys, xs, along)
-    mel_frac_f = _mel_frac(cf_maps, ys, xs, along)
-    brown = mel_frac_f > np.maximum(0.45, mel_frac_b + 0.2)
-    # ... unless the vessel still stands out from its immediate surroundings (a thin vessel
-    # crossing a stain): blood contrast against the skin within ~0.6 mm, before and after
-    sig_loc = max(2.0, 0.6 * ppm)
-
-    def local(maps, box):  # only in the box around the brown points (full maps cost seconds)
-        y0, y1, x0, x1 = box
-        b = cv2.GaussianBlur(maps["haemoglobin"][y0:y1, x0:x1] + maps["venous"][y0:y1, x0:x1], (0, 0), 1.0)
-        hp = b - cv2.GaussianBlur(b, (0, 0), sig_loc)
-        out = np.zeros(len(ys), np.float32)
-        inb = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
-        out[inb] = cv2.dilate(hp, _disc(1))[ys[inb] - y0, xs[inb] - x0]
-        return along(out)
-
-    if brown.any():
-        pad = int(4 * sig_loc) + 2 * r_al + 2
-        box = (max(0, int(ys[brown].min()) - pad), min(m, int(ys[brown].max()) + pad + 1), max(0, int(xs[brown].min()) - pad), min(n, int(xs[brown].max()) + pad + 1))
-        loc_b, loc_f = local(cb_maps, box), local(cf_maps, box)
-        brown &= loc_f < 0.5 * np.maximum(loc_b, 1e-6)
-    seen_b = de_b >= thr_b
-    vis = (de_f >= thr_f) & ~brown
-    inside = cmp_area[ys, xs]
-    cls = a_b.labels[ys, xs].astype(np.int64)  # 1..4
-    # 0 visible, 1 cleared, 2 not compared, 3 not perceptible at baseline (not counted)
-    status = np.where(~inside, 2, np.where(~seen_b, 3, np.where(vis, 0, 1)))
-    seg = np.where(status == 3, 12, (cls - 1) * 3 + np.minimum(status, 2))
-    lens = chain_lengths(np.c_[ys, xs], seg, 13, (m, n))[:12]
-    lens = lens.reshape(4, 3)
-    by_class_len = {}
-    by_class = {}
-    for i, name in enumerate(_CLASSES):
-        base = float(lens[i, 0] + lens[i, 1])
-        by_class_len[name] = {"baseline": base, "visible": float(lens[i, 0]), "cleared": float(lens[i, 1]), "not_compared": float(lens[i, 2])}
-        by_class[name] = None if base < 0.5 * ppm else 100.0 * float(lens[i, 1]) / base
-    base = float(lens[:, 0].sum() + lens[:, 1].sum())
-    lengths = {
-        "baseline": base,
-        "visible": float(lens[:, 0].sum()),
-        "cleared": float(lens[:, 1].sum()),
-        "not_compared": float(lens[:, 2].sum()),
-        "by_class": by_class_len,
-    }
-    imp = None if base < 0.5 * ppm else 100.0 * lengths["cleared"] / base
-    status_img = np.zeros((m, n), np.uint8)
-    status_img[ys[status == 1], xs[status == 1]] = 1
-    status_img[ys[status == 0], xs[status == 0]] = 2
-
-    # per vessel: connected centrelines
-    nl, lab = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    comp = lab[ys, xs] - 1
-    vessels = []
-    if nl > 1:
-        vseg = comp * 2 + (status == 1)
-        vl = chain_lengths(np.c_[ys, xs], np.where(status >= 2, 2 * (nl - 1), vseg), 2 * (nl - 1) + 1, (m, n))[:-1].reshape(-1, 2)
-        calibrated = a_b.px_per_mm is not None
-        names = {i + 1: k for i, k in enumerate(_CLASSES)}
-        order = np.argsort(comp, kind="stable")
-        bounds = np.searchsorted(comp[order], np.arange(nl))
-        for v in range(nl - 1):
-            idx = order[bounds[v] : bounds[v + 1]]
-            idx = idx[status[idx] < 2]
-            total = float(vl[v].sum())
-            if idx.size == 0 or total < max(4.0, 1.0 * ppm):
-                continue
-            vis_frac = float(vl[v, 0]) / total if total > 0 else 0.0
-            before = float(np.median(cb[idx]))
-            after = float(np.median(cf[idx]))
-            st = "cleared" if vis_frac < 0.25 else ("persisting" if vis_frac >= 0.75 else "partly cleared")
-            cy, cx = (int(v_) for v_ in np.median(np.c_[ys[idx], xs[idx]], axis=0))
-            vessels.append(
-                {
-                    "id": len(vessels),
-                    "class": names[int(np.bincount(cls[idx], minlength=5).argmax())],
-                    "status": st,
-                    "length_px": round(total, 2),
-                    "length_mm": round(total / ppm, 3) if calibrated else None,
-                    "visible_frac": round(vis_frac, 4),
-                    "contrast_before_od": round(before, 4),
-                    "contrast_after_od": round(after, 4),
-                    "contrast_change_pct": round(100.0 * (after - before) / before, 1) if before > 1e-4 else None,
-                    "centre_yx": [cy, cx],
-                }
-            )
-    return {
-        "lengths": lengths,
-        "texture_delta_e": (round(tex_b, 3), round(tex_f, 3)),
-        "improvement_pct": imp,
-        "by_class": by_class,
-        "vessels": vessels,
-        "status_img": status_img,
-        "skel": skel,
-        "contrast_b": c_b,
-        "contrast_f": c_f,
-    }
 
 
 def _srgb01(lin: np.ndarray) -> np.ndarray:
@@ -650,63 +814,6 @@ def delta_e_of_od(bg_od: np.ndarray, d_od: np.ndarray) -> np.ndarray:
     a = rgb2lab(_srgb01(np.exp(-bg))[:, None, :])
     b = rgb2lab(_srgb01(np.exp(-(bg + d)))[:, None, :])
     return deltaE_ciede2000(a, b)[:, 0]
-
-
-def _blood_delta_e(maps, ys, xs, along, bg_od, texture, *, n_texture: int = 4000):
-    """ΔE00 of the blood contrast along the skeleton (averaged over ``r_al``) and the RMS
-    ΔE00 of the skin texture on the same map (random skin pixels away from vessels)."""
-    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
-
-    d_hb = CHROMOPHORE_DIRECTIONS["haemoglobin"]
-    d_ven = CHROMOPHORE_DIRECTIONS["venous"]
-    hb = cv2.GaussianBlur(maps["haemoglobin"], (0, 0), 1.0)
-    ven = cv2.GaussianBlur(maps["venous"], (0, 0), 1.0)
-    # the strongest blood contrast within one pixel of the centreline (centrelines of label
-    # masks wander by a pixel)
-    blood = hb + ven
-    m, n = blood.shape
-    best_y, best_x = ys.copy(), xs.copy()
-    best = blood[ys, xs].copy()
-    for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            yy = np.clip(ys + dy, 0, m - 1)
-            xx = np.clip(xs + dx, 0, n - 1)
-            v = blood[yy, xx]
-            better = v > best
-            best[better] = v[better]
-            best_y[better] = yy[better]
-            best_x[better] = xx[better]
-    hb_al = along(hb[best_y, best_x])
-    ven_al = along(ven[best_y, best_x])
-    d_od = np.maximum(hb_al, 0)[:, None] * d_hb[None, :] + np.maximum(ven_al, 0)[:, None] * d_ven[None, :]
-    de = delta_e_of_od(bg_od(ys, xs), d_od)
-    ty, tx = np.nonzero(texture)
-    if ty.size:
-        pick = np.linspace(0, ty.size - 1, min(n_texture, ty.size)).astype(np.int64)
-        ty, tx = ty[pick], tx[pick]
-        t_od = hb[ty, tx, None] * d_hb[None, :] + ven[ty, tx, None] * d_ven[None, :]
-        tde = delta_e_of_od(bg_od(ty, tx), t_od)
-        tex = float(np.sqrt(np.mean(tde**2)))
-    else:
-        tex = 0.0
-    return de, tex
-
-
-def _blur_at(img: np.ndarray, ys: np.ndarray, xs: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian-blurred ``img`` at pixels, blurring only the bounding box around them."""
-    if len(ys) == 0:
-        return np.zeros(0, np.float32)
-    pad = int(math.ceil(4 * sigma)) + 1
-    y0, y1 = max(0, int(ys.min()) - pad), min(img.shape[0], int(ys.max()) + pad + 1)
-    x0, x1 = max(0, int(xs.min()) - pad), min(img.shape[1], int(xs.max()) + pad + 1)
-    return cv2.GaussianBlur(np.ascontiguousarray(img[y0:y1, x0:x1]), (0, 0), sigma)[ys - y0, xs - x0]
-
-
-def _mel_frac(maps, ys, xs, along) -> np.ndarray:
-    """Melanin share of the positive chromophore contrast at centreline points, averaged along."""
-    pos = {k: along(np.maximum(_blur_at(maps[k], ys, xs, 1.0), 0.0)) for k in ("haemoglobin", "venous", "melanin")}
-    tot = pos["haemoglobin"] + pos["venous"] + pos["melanin"]
-    return pos["melanin"] / np.maximum(tot, 1e-6)
 
 
 def _robust_sigma(v: np.ndarray) -> float:
@@ -760,17 +867,6 @@ def _location(box, region, shape, ppm, calibrated):
     }
 
 
-def _sample_rms_de(values: np.ndarray, where: np.ndarray, direction: np.ndarray, bg_od, *, n: int = 4000) -> float:
-    """RMS ΔE00 that a chromophore map's texture makes (random pixels of ``where``)."""
-    ty, tx = np.nonzero(where)
-    if ty.size == 0:
-        return 0.0
-    pick = np.linspace(0, ty.size - 1, min(n, ty.size)).astype(np.int64)
-    ty, tx = ty[pick], tx[pick]
-    de = delta_e_of_od(bg_od(ty, tx), np.abs(values[ty, tx])[:, None] * direction[None, :])
-    return float(np.sqrt(np.mean(de**2)))
-
-
 def _perceptible(values: np.ndarray, sel: np.ndarray, direction: np.ndarray, bg_od, thr: float, offset=(0, 0)) -> np.ndarray:
     """Where ``values`` (a chromophore increase) makes a colour difference of at least ``thr``."""
     out = np.zeros(sel.shape, bool)
@@ -810,7 +906,375 @@ def _perceptible_vec(maps: dict, sel: np.ndarray, bg_od, thr: float, offset=(0, 
     return out
 
 
-def _stain(cb, cf, aligned, cmp_area, b_vessel, f_vessel, *, ppm, min_area_px, calibrated, skel, bg_od, min_delta_e=2.0):
+def _match_light(b_rgb: np.ndarray, f_rgb: np.ndarray, ref: np.ndarray, vessel: np.ndarray):
+    """Per-channel gains (linear light) matching the follow-up's skin to the baseline's.
+
+    A change of exposure or white balance multiplies each linear channel by a constant; the
+    median ratio over registered skin away from vessels estimates it, robust to stains and
+    new vessels covering a minority of the skin. A smooth residual (light from another
+    direction) is matched on a coarse grid of cells. The skin is sampled on a grid of about
+    200 000 pixels.
+    """
+    lut = _LIN_LUT
+    m, n = ref.shape
+    step = max(1, int(math.sqrt(m * n / 400_000)))
+    rs = ref[::step, ::step]
+    # away from vessels (2 px at full resolution)
+    near = cv2.dilate(vessel[::step, ::step].astype(np.uint8), _disc(max(1, int(math.ceil(2 / step))))).astype(bool)
+    rs = rs & ~near
+    if rs.sum() < 100:
+        return f_rgb, (1.0, 1.0, 1.0)
+    b_s = b_rgb[::step, ::step][rs]
+    f_s = f_rgb[::step, ::step][rs]
+    bl = lut[b_s]
+    fl = lut[f_s]
+    ok = (bl > 0.002).all(axis=1) & (fl > 0.002).all(axis=1) & (b_s < 250).all(axis=1) & (f_s < 250).all(axis=1)
+    if ok.sum() < 50:
+        return f_rgb, (1.0, 1.0, 1.0)
+    g = np.exp(np.median(np.log(bl[ok]) - np.log(fl[ok]), axis=0))
+    # smooth residual on cells of 1/8 of the long side
+    cell = max(8, max(m, n) // 8)
+    gm, gn = -(-m // cell), -(-n // cell)
+    resid = np.zeros((gm, gn, 3), np.float32)
+    have = np.zeros((gm, gn), bool)
+    ys, xs = np.nonzero(rs)
+    ys, xs = ys * step, xs * step
+    ys, xs = ys[ok], xs[ok]
+    lr = (np.log(bl[ok]) - np.log(fl[ok]) - np.log(g)).astype(np.float32)
+    ci = (ys // cell) * gn + xs // cell
+    order = np.argsort(ci, kind="stable")
+    ci_s = ci[order]
+    starts = np.flatnonzero(np.r_[True, ci_s[1:] != ci_s[:-1]])
+    ends = np.r_[starts[1:], len(ci_s)]
+    for a, b in zip(starts, ends):
+        if b - a >= 30:
+            k = int(ci_s[a])
+            resid[k // gn, k % gn] = np.median(lr[order[a:b]], axis=0)
+            have[k // gn, k % gn] = True
+    if have.any() and not have.all():
+        from scipy import ndimage as ndi
+
+        idx = ndi.distance_transform_edt(~have, return_distances=False, return_indices=True)
+        resid = resid[idx[0], idx[1]]
+    resid = cv2.GaussianBlur(resid, (0, 0), 1.0) if min(gm, gn) > 1 else resid
+    if float(np.abs(resid).max()) < 0.01:  # uniform light change: one table per channel (black stays black)
+        table = np.stack([_to_srgb8(lut * g[c]) for c in range(3)], axis=1).reshape(1, 256, 3)
+        return cv2.LUT(f_rgb, table), tuple(float(v) for v in g)
+    # gain field: linear light x gain x exp(residual), encoded through a table; in strips of
+    # rows (image-sized float temporaries cost more in allocation than in arithmetic)
+    gain_s = np.exp(resid) * g.astype(np.float32)[None, None, :]
+    lin_lut = (lut * np.float32(_ENC_N)).astype(np.float32).reshape(1, 256, 1).repeat(3, axis=2)
+    out = np.empty_like(f_rgb)
+    band = 256
+    row_scale = gm / m
+    for r0 in range(0, m, band):
+        r1 = min(m, r0 + band)
+        # the coarse field resized to the strip: rows of the full-size bilinear resize
+        rows = (np.arange(r0, r1) + 0.5) * row_scale - 0.5
+        i0 = np.clip(np.floor(rows).astype(np.int64), 0, gm - 1)
+        i1 = np.minimum(i0 + 1, gm - 1)
+        w1 = np.clip(rows - i0, 0.0, 1.0).astype(np.float32)[:, None, None]
+        coarse_rows = gain_s[i0] * (1 - w1) + gain_s[i1] * w1  # (rows, gn, 3)
+        gain = cv2.resize(coarse_rows, (n, r1 - r0), interpolation=cv2.INTER_LINEAR)
+        if gn == 1:
+            gain = np.broadcast_to(coarse_rows, (r1 - r0, n, 3))
+        gain = gain.reshape(r1 - r0, n, 3)
+        lin = cv2.LUT(f_rgb[r0:r1], lin_lut)
+        cv2.multiply(lin, np.ascontiguousarray(gain, dtype=np.float32), dst=lin)
+        np.clip(lin, 0, _ENC_N, out=lin)
+        lin += np.float32(0.5)
+        out[r0:r1] = _ENC_LUT[lin.astype(np.uint16)]
+    return out, tuple(float(v) for v in g)
+
+
+_ENC_N = 1 << 14
+_Q = np.arange(_ENC_N + 1) / _ENC_N
+#: linear light (quantised to 1/16384) -> sRGB 8-bit, within one code value of the exact curve
+_ENC_LUT = np.clip(np.where(_Q <= 0.0031308, 12.92 * _Q, 1.055 * np.power(_Q, 1 / 2.4) - 0.055) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+del _Q
+
+
+def _to_srgb8(lin: np.ndarray) -> np.ndarray:
+    """Linear light -> sRGB uint8 through a table (a full-size power() costs seconds at 12 MP)."""
+    idx = np.clip(np.asarray(lin, np.float32) * np.float32(_ENC_N) + np.float32(0.5), 0, _ENC_N).astype(np.int32)
+    return _ENC_LUT[idx]
+
+
+def _chain_lengths(points_yx, segment, n_segments: int, shape) -> np.ndarray:
+    """:func:`veinscope.measure.chain_lengths` (Kulpa's chain weights), with the neighbours
+    looked up in the sorted point keys instead of an image-sized table (which costs a
+    100 MB allocation per call at 12 MP)."""
+    pts = np.asarray(points_yx, dtype=np.int64).reshape(-1, 2)
+    seg = np.asarray(segment, dtype=np.int64)
+    out = np.zeros(n_segments, np.float64)
+    if pts.shape[0] == 0:
+        return out
+    width = int(shape[1]) + 2
+    key = (pts[:, 0] + 1) * width + (pts[:, 1] + 1)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    # a pixel listed twice keeps its last segment, as assigning into the table does
+    last = np.r_[ks[1:] != ks[:-1], True]
+    ks, ss = ks[last], seg[order][last]
+
+    def same(dy, dx):
+        q = key + dy * width + dx
+        i = np.minimum(np.searchsorted(ks, q), len(ks) - 1)
+        return (ks[i] == q) & (ss[i] == seg)
+
+    right, down, left = same(0, 1), same(1, 0), same(0, -1)
+    axial = right.astype(np.float64) + down
+    diag_r = same(1, 1) & ~right & ~down
+    diag_l = same(1, -1) & ~left & ~down
+    step = 0.948 * axial + 1.343 * (diag_r.astype(np.float64) + diag_l)
+    np.add.at(out, seg, step)
+    return out
+
+
+class _Along:
+    """Mean over the centreline points within a box of ``r_px`` (Chebyshev), on the points only.
+
+    Smoothing along a vessel without image-sized filters: the neighbour pairs are found once
+    (k-d tree) and each smoothing is one sparse matrix product.
+    """
+
+    def __init__(self, ys: np.ndarray, xs: np.ndarray, r_px: int) -> None:
+        from scipy.sparse import csr_matrix
+        from scipy.spatial import cKDTree
+
+        k = len(ys)
+        pts = np.c_[ys, xs].astype(np.float64)
+        pairs = cKDTree(pts).query_pairs(float(r_px), p=np.inf, output_type="ndarray") if k > 1 else np.zeros((0, 2), np.int64)
+        i = np.r_[pairs[:, 0], pairs[:, 1], np.arange(k)]
+        j = np.r_[pairs[:, 1], pairs[:, 0], np.arange(k)]
+        self.w = csr_matrix((np.ones(len(i)), (i, j)), shape=(k, k))
+        self.count = np.maximum(np.asarray(self.w.sum(axis=1)).ravel(), 1.0)
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        return (self.w @ np.asarray(values, np.float64)) / self.count
+
+
+def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile):
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
+    
+    m, n = a_b.labels.shape
+    b_vessel = a_b.labels > 0
+    skel = _skeleton(b_vessel, max(tile, 256)) & a_b.skin
+    ys, xs = np.nonzero(skel)
+    # the skin texture, sampled in the statistics windows (the whole photo when small), at
+    # most 200 000 pixels
+    tys, txs = _points_in(texture, windows)
+    if tys.size > 200_000:
+        keep = np.linspace(0, tys.size - 1, 200_000).astype(np.int64)
+        tys, txs = tys[keep], txs[keep]
+    # follow-up vessel pixels away from the baseline's (new-vessel candidates): contrast
+    # before and after there
+    fys, fxs = np.nonzero(f_vessel & ~near_b)
+    k1, k2 = len(ys), len(ys) + len(tys)
+    need_best = np.ones(k2 + len(fys), bool)
+    need_best[k1:k2] = False
+    val = _point_values(mb, mf, np.r_[ys, tys, fys], np.r_[xs, txs, fxs], need_best, shape=(m, n), tile=tile, r_mx=int(math.ceil(tol_px)))
+    sk, tx_, fv = slice(0, k1), slice(k1, k2), slice(k2, None)
+    # vessel contrast available near each pixel: the blood signal's max within the tolerance,
+    # minus the level the skin texture alone reaches (its median over the texture)
+    floor_b = float(np.median(val["b", "mx"][tx_])) if k2 > k1 else 0.0
+    floor_f = float(np.median(val["f", "mx"][tx_])) if k2 > k1 else 0.0
+    c_b = val["b", "mx"] - floor_b
+    c_f = val["f", "mx"] - floor_f
+    r_al = max(1, int(round(0.5 * ppm)))
+    along = _Along(ys, xs, r_al)
+    cb = along(c_b[sk])
+    cf = along(c_f[sk])
+    # perceptible (as the eye judges it, and as the generator's truth does): the colour
+    # difference between the vessel and the skin around it, ΔE00 >= 2 and >= 1.5 x the skin
+    # texture's, with the vessel's blood contrast only (stains do not count); the strongest
+    # blood contrast within one pixel of the centreline (centrelines of label masks wander)
+    d_hb = CHROMOPHORE_DIRECTIONS["haemoglobin"]
+    d_ven = CHROMOPHORE_DIRECTIONS["venous"]
+    pick = np.arange(k1, k2)
+    if pick.size:
+        pick = pick[np.linspace(0, pick.size - 1, min(4000, pick.size)).astype(np.int64)]
+
+    def blood_de(p):
+        hb_al, ven_al = along(val[p, "hb"][sk]), along(val[p, "ven"][sk])
+        d_od = np.maximum(hb_al, 0)[:, None] * d_hb[None, :] + np.maximum(ven_al, 0)[:, None] * d_ven[None, :]
+        de = delta_e_of_od(bg_od(ys, xs), d_od)
+        tex = 0.0
+        if pick.size:
+            t_od = val[p, "hb0"][pick, None] * d_hb[None, :] + val[p, "ven0"][pick, None] * d_ven[None, :]
+            tde = delta_e_of_od(bg_od(np.r_[ys, tys][pick], np.r_[xs, txs][pick]), t_od)
+            tex = float(np.sqrt(np.mean(tde**2)))
+        return de, tex
+
+    de_b, tex_b = blood_de("b")
+    de_f, tex_f = blood_de("f")
+    thr_b = max(min_delta_e, 1.5 * tex_b)
+    thr_f = max(min_delta_e, 1.5 * tex_f)
+    # the same test on the follow-up's vessel pixels (new-vessel candidates), pixel by pixel
+    f_bg = bg_od(fys, fxs)
+
+    def blood_de_px(p):
+        d_od = np.maximum(val[p, "hb"][fv], 0)[:, None] * d_hb[None, :] + np.maximum(val[p, "ven"][fv], 0)[:, None] * d_ven[None, :]
+        return delta_e_of_od(f_bg, d_od)
+
+    f_seen_b = blood_de_px("b") >= thr_b
+    f_seen_f = blood_de_px("f") >= thr_f
+    # what is left where a vessel was may be a brown stain, not the vessel: judged by colour
+    # as the engine judges a vessel (melanin share of the positive chromophore contrast)
+
+    def mel_frac(p):
+        pos = [along(np.maximum(val[p, q][sk], 0.0)) for q in ("hb0", "ven0", "mel0")]
+        return pos[2] / np.maximum(pos[0] + pos[1] + pos[2], 1e-6)
+
+    brown = mel_frac("f") > np.maximum(0.45, mel_frac("b") + 0.2)
+    # (only where the vessel would otherwise count as visible)
+    brown &= de_f >= thr_f
+    # ... unless the vessel still stands out from its immediate surroundings (a thin vessel
+    # crossing a stain): blood contrast against the skin within ~0.6 mm, before and after
+    if brown.any():
+        sig_loc = max(2.0, 0.6 * ppm)
+        near = np.zeros(k1, bool)  # the brown points and their neighbours along the vessel
+        near[np.unique(along.w[np.flatnonzero(brown)].indices)] = True
+        hp_b, hp_f = np.zeros(k1), np.zeros(k1)
+        hp_b[near] = _local_contrast(mb, ys[near], xs[near], shape=(m, n), sig_loc=sig_loc)
+        hp_f[near] = _local_contrast(mf, ys[near], xs[near], shape=(m, n), sig_loc=sig_loc)
+        brown &= along(hp_f) < 0.5 * np.maximum(along(hp_b), 1e-6)
+    seen_b = de_b >= thr_b
+    vis = (de_f >= thr_f) & ~brown
+    inside = cmp_area[ys, xs]
+    cls = a_b.labels[ys, xs].astype(np.int64)  # 1..4
+    # 0 visible, 1 cleared, 2 not compared, 3 not perceptible at baseline (not counted)
+    status = np.where(~inside, 2, np.where(~seen_b, 3, np.where(vis, 0, 1)))
+    seg = np.where(status == 3, 12, (cls - 1) * 3 + np.minimum(status, 2))
+    lens = _chain_lengths(np.c_[ys, xs], seg, 13, (m, n))[:12]
+    lens = lens.reshape(4, 3)
+    by_class_len = {}
+    by_class = {}
+    for i, name in enumerate(_CLASSES):
+        base = float(lens[i, 0] + lens[i, 1])
+        by_class_len[name] = {"baseline": base, "visible": float(lens[i, 0]), "cleared": float(lens[i, 1]), "not_compared": float(lens[i, 2])}
+        by_class[name] = None if base < 0.5 * ppm else 100.0 * float(lens[i, 1]) / base
+    base = float(lens[:, 0].sum() + lens[:, 1].sum())
+    lengths = {
+        "baseline": base,
+        "visible": float(lens[:, 0].sum()),
+        "cleared": float(lens[:, 1].sum()),
+        "not_compared": float(lens[:, 2].sum()),
+        "by_class": by_class_len,
+    }
+    imp = None if base < 0.5 * ppm else 100.0 * lengths["cleared"] / base
+
+    # per vessel: connected centrelines
+    nl, lab = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    comp = lab[ys, xs] - 1
+    del lab
+    vessels = []
+    if nl > 1:
+        vseg = comp * 2 + (status == 1)
+        vl = _chain_lengths(np.c_[ys, xs], np.where(status >= 2, 2 * (nl - 1), vseg), 2 * (nl - 1) + 1, (m, n))[:-1].reshape(-1, 2)
+        calibrated = a_b.px_per_mm is not None
+        names = {i + 1: k for i, k in enumerate(_CLASSES)}
+        order = np.argsort(comp, kind="stable")
+        bounds = np.searchsorted(comp[order], np.arange(nl))
+        for v in range(nl - 1):
+            idx = order[bounds[v] : bounds[v + 1]]
+            idx = idx[status[idx] < 2]
+            total = float(vl[v].sum())
+            if idx.size == 0 or total < max(4.0, 1.0 * ppm):
+                continue
+            vis_frac = float(vl[v, 0]) / total if total > 0 else 0.0
+            before = float(np.median(cb[idx]))
+            after = float(np.median(cf[idx]))
+            st = "cleared" if vis_frac < 0.25 else ("persisting" if vis_frac >= 0.75 else "partly cleared")
+            cy, cx = (int(v_) for v_ in np.median(np.c_[ys[idx], xs[idx]], axis=0))
+            vessels.append(
+                {
+                    "id": len(vessels),
+                    "class": names[int(np.bincount(cls[idx], minlength=5).argmax())],
+                    "status": st,
+                    "length_px": round(total, 2),
+                    "length_mm": round(total / ppm, 3) if calibrated else None,
+                    "visible_frac": round(vis_frac, 4),
+                    "contrast_before_od": round(before, 4),
+                    "contrast_after_od": round(after, 4),
+                    "contrast_change_pct": round(100.0 * (after - before) / before, 1) if before > 1e-4 else None,
+                    "centre_yx": [cy, cx],
+                }
+            )
+    return {
+        "lengths": lengths,
+        "texture_delta_e": (round(tex_b, 3), round(tex_f, 3)),
+        "improvement_pct": imp,
+        "by_class": by_class,
+        "vessels": vessels,
+        "skel_yx": (ys, xs),
+        "status": status,
+        "skel": skel,
+        "tile": tile,
+        # follow-up vessel pixels: contrast before / after and distance to baseline vessels
+        "f_yx": (fys, fxs),
+        "f_contrast_b": c_b[fv],
+        "f_contrast_f": c_f[fv],
+        "f_seen_b": f_seen_b,
+        "f_seen_f": f_seen_f,
+    }
+
+
+def _paint_vessels(cm, fad, a_b, b_vessel, cmp_area) -> None:
+    """Cleared / persisting on the baseline's vessel pixels within half the vessels' width (p90)
+    of a centreline point with that status (persisting wins)."""
+    ys, xs = fad["skel_yx"]
+    status = fad["status"]
+    sel = status <= 1
+    if not sel.any():
+        return
+    m, n = cm.shape
+    r = int(min(31, max(1, math.ceil(0.5 * float(np.percentile(a_b.diameter_px[b_vessel], 90))))))
+    tile = max(256, fad["tile"])
+    gm, gn = -(-m // tile), -(-n // tile)
+    have = np.zeros((gm, gn), np.uint8)
+    have[ys[sel] // tile, xs[sel] // tile] = 1
+    have = cv2.dilate(have, np.ones((3, 3), np.uint8))  # a vessel pixel may take its status from the next tile
+    for ty, tx in np.argwhere(have > 0):
+        y0, y1, x0, x1 = _padded(int(ty), int(tx), tile, r + 1, (m, n))
+        cy0, cy1 = int(ty) * tile, min(m, (int(ty) + 1) * tile)
+        cx0, cx1 = int(tx) * tile, min(n, (int(tx) + 1) * tile)
+        vpix = b_vessel[cy0:cy1, cx0:cx1] & cmp_area[cy0:cy1, cx0:cx1]
+        if not vpix.any():
+            continue
+        inb = sel & (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
+        if not inb.any():
+            continue
+        core = cm[cy0:cy1, cx0:cx1]
+        crop = (slice(cy0 - y0, cy1 - y0), slice(cx0 - x0, cx1 - x0))
+        near = {}
+        for code in (1, 2):  # 1 cleared, 2 persisting
+            pts = inb & (status == (1 if code == 1 else 0))
+            if not pts.any():
+                near[code] = np.zeros(vpix.shape, bool)
+                continue
+            img = np.ones((y1 - y0, x1 - x0), np.uint8)
+            img[ys[pts] - y0, xs[pts] - x0] = 0
+            near[code] = cv2.distanceTransform(img, cv2.DIST_L2, 5)[crop] <= r + 0.5
+        core[vpix & near[1]] = CHANGE_CODES["cleared"]
+        core[vpix & near[2]] = CHANGE_CODES["persisting"]
+
+
+def _window_values(mb, mf, windows, valid, pad, fn) -> list:
+    """``fn(cb, cf, core)`` on each statistics window's maps (``core`` crops the margin),
+    concatenating the arrays it returns at the window's ``valid`` pixels."""
+    m, n = valid.shape
+    parts: list = []
+    for y0, y1, x0, x1 in windows:
+        box = (max(0, y0 - pad), min(m, y1 + pad), max(0, x0 - pad), min(n, x1 + pad))
+        core = (slice(y0 - box[0], y0 - box[0] + (y1 - y0)), slice(x0 - box[2], x0 - box[2] + (x1 - x0)))
+        vals = fn(mb.box(box), mf.box(box), core)
+        sel = valid[y0:y1, x0:x1]
+        parts.append([v[sel] for v in vals])
+    return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
+
+
+def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist):
     """New brown pigmentation: seeds where the melanin-like map rose clearly, grown to where
     the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown."""
     from scipy import ndimage as ndi
@@ -819,76 +1283,88 @@ def _stain(cb, cf, aligned, cmp_area, b_vessel, f_vessel, *, ppm, min_area_px, c
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
 
     d_dir = CHROMOPHORE_DIRECTIONS["melanin"]
+    m, n = valid.shape
     sig = max(1.0, 0.25 * ppm)
-    mel_b = cv2.GaussianBlur(cb["melanin"], (0, 0), sig)
-    mel_f = cv2.GaussianBlur(cf["melanin"], (0, 0), sig)
-    d_mel = mel_f - mel_b
-    d_blood = cv2.GaussianBlur(cf["haemoglobin"] + cf["venous"] - cb["haemoglobin"] - cb["venous"], (0, 0), sig)
-    valid = cmp_area
-    step = max(1, int(valid.sum() // 200_000))
-    noise = _robust_sigma(d_mel[valid][::step])
-    noise_f = _robust_sigma(mel_f[valid][::step])
-    brown = d_mel >= 1.5 * np.maximum(d_blood, 0.0)
+    bpad = int(math.ceil(4 * sig)) + 2
+    keys = ("melanin", "haemoglobin", "venous")
+
+    def blurred(cb, cf, core=(slice(None), slice(None))):
+        mel_f = cv2.GaussianBlur(cf["melanin"], (0, 0), sig)
+        d_mel = mel_f - cv2.GaussianBlur(cb["melanin"], (0, 0), sig)
+        return d_mel[core], mel_f[core]
+
+    # noise of the change and of the follow-up's own map, over the compared skin
+    d_s, f_s = _window_values(mb, mf, windows, valid, bpad, blurred)
+    step = max(1, int(d_s.size // 200_000))
+    noise = _robust_sigma(d_s[::step])
+    noise_f = _robust_sigma(f_s[::step])
+    del d_s, f_s
+
     # the extent is judged on finer maps (a blur would widen a sharp-edged stain), and on the
     # whole colour change the stain makes: haemosiderin is not exactly the melanin direction,
     # so its rise shows partly in the other maps too (falls, e.g. a cleared vessel, do not count)
-    keys = ("melanin", "haemoglobin", "venous")
-
     def fine_in(box):  # finer maps inside a box only (full-size blurs cost seconds at 12 MP)
         (Y0, Y1), (X0, X1) = box
         p = 5
-        ya, yb, xa, xb = max(0, Y0 - p), min(cf["melanin"].shape[0], Y1 + p), max(0, X0 - p), min(cf["melanin"].shape[1], X1 + p)
-        sub = (slice(ya, yb), slice(xa, xb))
+        ya, yb, xa, xb = max(0, Y0 - p), min(m, Y1 + p), max(0, X0 - p), min(n, X1 + p)
+        cb, cf = mb.box((ya, yb, xa, xb)), mf.box((ya, yb, xa, xb))
         crop = (slice(Y0 - ya, Y0 - ya + (Y1 - Y0)), slice(X0 - xa, X0 - xa + (X1 - X0)))
-        fine = {k: cv2.GaussianBlur(cf[k][sub] - cb[k][sub], (0, 0), 1.0)[crop] for k in keys}
-        own_mel = cv2.GaussianBlur(np.ascontiguousarray(cf["melanin"][sub]), (0, 0), 1.0)[crop]
+        fine = {k: cv2.GaussianBlur(cf[k] - cb[k], (0, 0), 1.0)[crop] for k in keys}
+        own_mel = cv2.GaussianBlur(np.ascontiguousarray(cf["melanin"]), (0, 0), 1.0)[crop]
         return fine, own_mel
 
-    dist_b = cv2.distanceTransform((~b_vessel).astype(np.uint8), cv2.DIST_L2, 5)
     # texture of the change maps, on a central window of the compared skin
-    m_, n_ = valid.shape
-    st_ = max(1, max(m_, n_) // 512)
+    st_ = max(1, max(m, n) // 512)
     ys_v, xs_v = np.nonzero(valid[::st_, ::st_])
     if len(ys_v):
         cy, cx = int(np.median(ys_v)) * st_, int(np.median(xs_v)) * st_
         half = 512
-        tb = ((max(0, cy - half), min(m_, cy + half)), (max(0, cx - half), min(n_, cx + half)))
+        tb = ((max(0, cy - half), min(m, cy + half)), (max(0, cx - half), min(n, cx + half)))
         f_t, _ = fine_in(tb)
         sel_t = (valid & ~b_vessel)[tb[0][0] : tb[0][1], tb[1][0] : tb[1][1]]
         tex = _sample_rms_de_vec(f_t, sel_t, lambda yy, xx: bg_od(yy + tb[0][0], xx + tb[1][0]))
     else:
         tex = 0.0
     thr = max(min_delta_e, 1.5 * tex)
-    # anywhere in the compared skin (the engine may have missed the treated vessel under a
-    # stain); each patch reports its distance to the nearest baseline vessel
-    cand = valid & (d_mel > 3.0 * noise) & (mel_f > 3.0 * noise_f) & brown
     min_peak = max(6.0 * noise, 0.04)
-    seeds = _patches(d_mel, cand, lambda p: p >= min_peak, valid & brown & (mel_f > 2.0 * noise_f), min_area_px=0.5 * min_area_px)
-    m, n = d_mel.shape
     mask = np.zeros((m, n), bool)
     grown = []
-    for (y0, y1, x0, x1), region, peak in seeds:
-        pad = int(3.0 * ppm) + 2
-        Y0, Y1, X0, X1 = max(0, y0 - pad), min(m, y1 + pad), max(0, x0 - pad), min(n, x1 + pad)
-        seed = np.zeros((Y1 - Y0, X1 - X0), bool)
-        seed[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0] = region
-        fine, own_mel = fine_in(((Y0, Y1), (X0, X1)))
-        d_fine = fine["melanin"]
-        grow_ok = valid[Y0:Y1, X0:X1] & (d_fine > 0) & (d_fine >= 0.5 * np.maximum(fine["haemoglobin"] + fine["venous"], 0.0))
-        ok = _perceptible_vec(fine, grow_ok, bg_od, thr, (Y0, X0))
-        # ... and the follow-up itself perceptibly brown there (a cleared vessel's colour can
-        # unmix into a melanin rise with nothing brown to see)
-        ok = _perceptible(own_mel, ok, d_dir, bg_od, 0.5 * thr, (Y0, X0))
-        ok = cv2.morphologyEx(ok.astype(np.uint8), cv2.MORPH_CLOSE, _disc(1)).astype(bool)
-        ok = ndi.binary_fill_holes(ok) & valid[Y0:Y1, X0:X1]
-        nl, lab = cv2.connectedComponents(ok.astype(np.uint8), connectivity=8)
-        ids = np.unique(lab[seed & ok])
-        reg = np.isin(lab, ids[ids > 0]) & ~mask[Y0:Y1, X0:X1]
-        if reg.sum() < min_area_px:
-            continue
-        mask[Y0:Y1, X0:X1] |= reg
-        grown.append(((Y0, Y1, X0, X1), reg, peak))
+    for bx in boxes:
+        BY0, BY1, BX0, BX1 = bx
+        cb, cf = mb.box(bx), mf.box(bx)
+        d_mel, mel_f = blurred(cb, cf)
+        d_blood = cv2.GaussianBlur(cf["haemoglobin"] + cf["venous"] - cb["haemoglobin"] - cb["venous"], (0, 0), sig)
+        vb = valid[BY0:BY1, BX0:BX1]
+        brown = d_mel >= 1.5 * np.maximum(d_blood, 0.0)
+        # anywhere in the compared skin (the engine may have missed the treated vessel under a
+        # stain); each patch reports its distance to the nearest baseline vessel
+        cand = vb & (d_mel > 3.0 * noise) & (mel_f > 3.0 * noise_f) & brown
+        seeds = _patches(d_mel, cand, lambda p: p >= min_peak, vb & brown & (mel_f > 2.0 * noise_f), min_area_px=0.5 * min_area_px)
+        bm, bn = d_mel.shape
+        for (y0, y1, x0, x1), region, peak in seeds:
+            pad = int(3.0 * ppm) + 2
+            Y0, Y1, X0, X1 = max(0, y0 - pad), min(bm, y1 + pad), max(0, x0 - pad), min(bn, x1 + pad)
+            seed = np.zeros((Y1 - Y0, X1 - X0), bool)
+            seed[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0] = region
+            Y0, Y1, X0, X1 = Y0 + BY0, Y1 + BY0, X0 + BX0, X1 + BX0  # photo coordinates
+            fine, own_mel = fine_in(((Y0, Y1), (X0, X1)))
+            d_fine = fine["melanin"]
+            grow_ok = valid[Y0:Y1, X0:X1] & (d_fine > 0) & (d_fine >= 0.5 * np.maximum(fine["haemoglobin"] + fine["venous"], 0.0))
+            ok = _perceptible_vec(fine, grow_ok, bg_od, thr, (Y0, X0))
+            # ... and the follow-up itself perceptibly brown there (a cleared vessel's colour can
+            # unmix into a melanin rise with nothing brown to see)
+            ok = _perceptible(own_mel, ok, d_dir, bg_od, 0.5 * thr, (Y0, X0))
+            ok = cv2.morphologyEx(ok.astype(np.uint8), cv2.MORPH_CLOSE, _disc(1)).astype(bool)
+            ok = ndi.binary_fill_holes(ok) & valid[Y0:Y1, X0:X1]
+            nl, lab = cv2.connectedComponents(ok.astype(np.uint8), connectivity=8)
+            ids = np.unique(lab[seed & ok])
+            reg = np.isin(lab, ids[ids > 0]) & ~mask[Y0:Y1, X0:X1]
+            if reg.sum() < min_area_px:
+                continue
+            mask[Y0:Y1, X0:X1] |= reg
+            grown.append(((Y0, Y1, X0, X1), reg, peak))
     lst = []
+    out_boxes = []
     total_de, total_a = 0.0, 0.0
     for box, region, peak in grown:
         Y0, Y1, X0, X1 = box
@@ -910,16 +1386,26 @@ def _stain(cb, cf, aligned, cmp_area, b_vessel, f_vessel, *, ppm, min_area_px, c
             "area_px2": int(area),
             "delta_e00": round(de, 2),
             "melanin_increase": round(peak, 4),
-            "distance_to_treated_px": round(float(dist_b[Y0:Y1, X0:X1][region].min()), 1),
+            "distance_to_treated_px": round(dist.min_to(box, region), 1),
             **_location((Y0, Y1, X0, X1), region, (m, n), ppm, calibrated),
         }
         lst.append(entry)
+        out_boxes.append(box)
         total_de += de * area
         total_a += area
-    area_px = int(mask.sum())
+    area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in _merge_boxes(out_boxes)))
     # share of the treated (baseline) vessel length lying in staining (trials report it so)
-    skel_total = int((skel & cmp_area).sum())
-    stained_skel = int((skel & cmp_area & cv2.dilate(mask.astype(np.uint8), _disc(1)).astype(bool)).sum())
+    sy, sx = np.nonzero(skel)
+    on = valid[sy, sx]
+    skel_total = int(on.sum())
+    stained_skel = 0
+    if out_boxes:
+        sy, sx = sy[on], sx[on]
+        for y0, y1, x0, x1 in _merge_boxes(out_boxes):
+            y0, y1, x0, x1 = max(0, y0 - 1), min(m, y1 + 1), max(0, x0 - 1), min(n, x1 + 1)
+            near = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), _disc(1)).astype(bool)
+            inb = (sy >= y0) & (sy < y1) & (sx >= x0) & (sx < x1)
+            stained_skel += int(near[sy[inb] - y0, sx[inb] - x0].sum())
     figures = {
         "detected": bool(lst),
         "area_mm2": round(area_px / ppm**2, 3) if calibrated else None,
@@ -930,10 +1416,10 @@ def _stain(cb, cf, aligned, cmp_area, b_vessel, f_vessel, *, ppm, min_area_px, c
         "texture_delta_e": round(tex, 3),
         "locations": lst,
     }
-    return {"mask": mask, "figures": figures}
+    return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures}
 
 
-def _matting(cb, cf, cmp_area, b_vessel, stain_mask, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, f_labels=None, f_diameter_px=None):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel."""
@@ -942,62 +1428,95 @@ def _matting(cb, cf, cmp_area, b_vessel, stain_mask, *, ppm, min_area_px, calibr
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
 
     d_dir = CHROMOPHORE_DIRECTIONS["haemoglobin"]
-    d_hb = cv2.GaussianBlur(cf["haemoglobin"] - cb["haemoglobin"], (0, 0), 0.8)
-    d_other = cv2.GaussianBlur(np.maximum(cf["melanin"] - cb["melanin"], 0) + np.maximum(cf["venous"] - cb["venous"], 0), (0, 0), 0.8)
-    valid = cmp_area  # matting may lie over a stain (both are reported)
-    on_vessel = cv2.dilate(b_vessel.astype(np.uint8), _disc(2)).astype(bool)
-    step = max(1, int(valid.sum() // 200_000))
-    noise = _robust_sigma(d_hb[valid][::step])
-    tex = _sample_rms_de(d_hb, valid & ~on_vessel, d_dir, bg_od)
+    m, n = valid.shape
+    # matting may lie over a stain (both are reported)
+    on_vessel_k = _disc(2)
+
+    def d_hb_of(cb, cf, core=(slice(None), slice(None))):
+        return (cv2.GaussianBlur(cf["haemoglobin"] - cb["haemoglobin"], (0, 0), 0.8)[core],)
+
+    # noise of the redness change and the texture ΔE it makes, over the compared skin
+    (d_s,) = _window_values(mb, mf, windows, valid, 6, d_hb_of)
+    step = max(1, int(d_s.size // 200_000))
+    noise = _robust_sigma(d_s[::step])
+    del d_s
+    tys, txs, tvals = [], [], []
+    for y0, y1, x0, x1 in windows:
+        box = (max(0, y0 - 6), min(m, y1 + 6), max(0, x0 - 6), min(n, x1 + 6))
+        core = (slice(y0 - box[0], y0 - box[0] + (y1 - y0)), slice(x0 - box[2], x0 - box[2] + (x1 - x0)))
+        (d,) = d_hb_of(mb.box(box), mf.box(box), core)
+        on_v = cv2.dilate(b_vessel[box[0] : box[1], box[2] : box[3]].astype(np.uint8), on_vessel_k).astype(bool)[core]
+        yy, xx = np.nonzero(valid[y0:y1, x0:x1] & ~on_v)
+        tys.append(yy + y0)
+        txs.append(xx + x0)
+        tvals.append(d[yy, xx])
+    tys, txs, tvals = np.concatenate(tys), np.concatenate(txs), np.concatenate(tvals)
+    if tys.size:
+        pick = np.linspace(0, tys.size - 1, min(4000, tys.size)).astype(np.int64)
+        de = delta_e_of_od(bg_od(tys[pick], txs[pick]), np.abs(tvals[pick])[:, None] * d_dir[None, :])
+        tex = float(np.sqrt(np.mean(de**2)))
+    else:
+        tex = 0.0
     thr = max(min_delta_e, 1.5 * tex)
-    # anywhere in the compared skin: the engine may have missed the treated vessel next to
-    # it; the distance to the nearest baseline vessel is reported with each patch
-    cand = valid & ~on_vessel & (d_hb > 3.0 * noise) & (d_hb >= d_other)
-    # the rise must be perceptible, and so must the follow-up's own redness there (a cleared
-    # bluish vessel can unmix into a rise of haemoglobin without any redness being there)
-    hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
-    dist_b = cv2.distanceTransform((~b_vessel).astype(np.uint8), cv2.DIST_L2, 5)
-    new_red = _perceptible(d_hb, cand, d_dir, bg_od, thr)
-    new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr)
-    if f_labels is not None:
-        # the engine's line detector sees fine vessels that single pixels do not show: new
-        # telangiectasia under 0.3 mm away from every baseline vessel, where redness rose
-        fine = ((f_labels == 1) | (f_labels == 2)) & (f_diameter_px <= 0.3 * ppm) & (f_diameter_px > 0)
-        new_red |= fine & valid & (dist_b > 2.0 + 0.3 * ppm) & (d_hb > 0)
     r = max(1, int(round(reach_mm * ppm)))
     ker = _disc(r)
-    mm_ = cv2.dilate(new_red.astype(np.uint8), ker)
-    mm_ = cv2.morphologyEx(mm_, cv2.MORPH_CLOSE, ker)
-    regions = ndi.binary_fill_holes(mm_.astype(bool)) & valid
-    nl, lab, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
-    m, n = d_hb.shape
     mask = np.zeros((m, n), bool)
     lst = []
-    for i in range(1, nl):
-        area = int(stats[i, cv2.CC_STAT_AREA])
-        if area < min_area_px:
-            continue
-        x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
-        region = lab[y : y + h, x : x + w] == i
-        width_px = 2.0 * float(cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
-        if width_px < min_width_mm * ppm:
-            continue  # a single new vessel, not a patch of matting
-        share = float(new_red[y : y + h, x : x + w][region].mean())
-        if share < 0.05:
-            continue
-        mask[y : y + h, x : x + w] |= region
-        inc = d_hb[y : y + h, x : x + w][region]
-        lst.append(
-            {
-                "area_mm2": round(area / ppm**2, 3) if calibrated else None,
-                "area_px2": area,
-                "new_vessel_share": round(share, 3),
-                "redness_increase": round(float(np.percentile(inc, 95)), 4),
-                "distance_to_treated_px": round(float(dist_b[y : y + h, x : x + w][region].min()), 1),
-                **_location((y, y + h, x, x + w), region, (m, n), ppm, calibrated),
-            }
-        )
-    area_px = int(mask.sum())
+    out_boxes = []
+    for bx in boxes:
+        BY0, BY1, BX0, BX1 = bx
+        cb, cf = mb.box(bx), mf.box(bx)
+        vb = valid[BY0:BY1, BX0:BX1]
+        bv = b_vessel[BY0:BY1, BX0:BX1]
+        (d_hb,) = d_hb_of(cb, cf)
+        d_other = cv2.GaussianBlur(np.maximum(cf["melanin"] - cb["melanin"], 0) + np.maximum(cf["venous"] - cb["venous"], 0), (0, 0), 0.8)
+        on_vessel = cv2.dilate(bv.astype(np.uint8), on_vessel_k).astype(bool)
+        # anywhere in the compared skin: the engine may have missed the treated vessel next to
+        # it; the distance to the nearest baseline vessel is reported with each patch
+        cand = vb & ~on_vessel & (d_hb > 3.0 * noise) & (d_hb >= d_other)
+        # the rise must be perceptible, and so must the follow-up's own redness there (a cleared
+        # bluish vessel can unmix into a rise of haemoglobin without any redness being there)
+        hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
+        new_red = _perceptible(d_hb, cand, d_dir, bg_od, thr, (BY0, BX0))
+        new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr, (BY0, BX0))
+        if fine_new is not None:
+            # the engine's line detector sees fine vessels that single pixels do not show: new
+            # telangiectasia under 0.3 mm away from every baseline vessel, where redness rose
+            fn_ = fine_new[BY0:BY1, BX0:BX1]
+            if fn_.any():
+                dist_b = cv2.distanceTransform((~bv).astype(np.uint8), cv2.DIST_L2, 5) if bv.any() else np.full(bv.shape, np.inf, np.float32)
+                new_red |= fn_ & vb & (dist_b > 2.0 + 0.3 * ppm) & (d_hb > 0)
+        mm_ = cv2.dilate(new_red.astype(np.uint8), ker)
+        mm_ = cv2.morphologyEx(mm_, cv2.MORPH_CLOSE, ker)
+        regions = ndi.binary_fill_holes(mm_.astype(bool)) & vb
+        nl, lab, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
+        for i in range(1, nl):
+            area = int(stats[i, cv2.CC_STAT_AREA])
+            if area < min_area_px:
+                continue
+            x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+            region = lab[y : y + h, x : x + w] == i
+            width_px = 2.0 * float(cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
+            if width_px < min_width_mm * ppm:
+                continue  # a single new vessel, not a patch of matting
+            share = float(new_red[y : y + h, x : x + w][region].mean())
+            if share < 0.05:
+                continue
+            box = (y + BY0, y + h + BY0, x + BX0, x + w + BX0)
+            mask[box[0] : box[1], box[2] : box[3]] |= region
+            out_boxes.append(box)
+            inc = d_hb[y : y + h, x : x + w][region]
+            lst.append(
+                {
+                    "area_mm2": round(area / ppm**2, 3) if calibrated else None,
+                    "area_px2": area,
+                    "new_vessel_share": round(share, 3),
+                    "redness_increase": round(float(np.percentile(inc, 95)), 4),
+                    "distance_to_treated_px": round(dist.min_to(box, region), 1),
+                    **_location(box, region, (m, n), ppm, calibrated),
+                }
+            )
+    area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in _merge_boxes(out_boxes)))
     figures = {
         "detected": bool(lst),
         "area_mm2": round(area_px / ppm**2, 3) if calibrated else None,
@@ -1006,48 +1525,56 @@ def _matting(cb, cf, cmp_area, b_vessel, stain_mask, *, ppm, min_area_px, calibr
         "texture_delta_e": round(tex, 3),
         "locations": lst,
     }
-    return {"mask": mask, "figures": figures}
+    return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures}
 
 
-def _new_vessels(a_f, b_vessel, fad, cmp_area, exclude, *, ppm, tol_px, min_len_px, calibrated, visible_ratio):
+def _new_vessels(f_labels, fad, valid, exclude, *, ppm, tol_px, min_len_px, calibrated, visible_ratio):
+    """Vessels of the follow-up far from every baseline vessel, with no such contrast at
+    baseline, outside staining and matting."""
     from skimage.morphology import skeletonize
 
-    from veinscope.measure import chain_lengths
-
-    m, n = b_vessel.shape
-    f_vessel = (a_f.labels > 0) & cmp_area
-    far = cv2.distanceTransform((~b_vessel).astype(np.uint8), cv2.DIST_L2, 5) > tol_px + 1.0
-    c_b, c_f = fad["contrast_b"], fad["contrast_f"]
-    new_px = f_vessel & far & ~exclude & (c_b < visible_ratio * c_f)  # no such contrast at baseline
-    skel = np.zeros((m, n), bool)
-    if new_px.any():  # skeleton of the follow-up's vessels only around the candidates
-        ys_, xs_ = np.nonzero(new_px)
-        pad = int(2 * ppm) + 2
-        y0, y1 = max(0, ys_.min() - pad), min(m, ys_.max() + pad + 1)
-        x0, x1 = max(0, xs_.min() - pad), min(n, xs_.max() + pad + 1)
-        skel[y0:y1, x0:x1] = skeletonize(f_vessel[y0:y1, x0:x1]) & new_px[y0:y1, x0:x1]
-    nl, lab = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    ys, xs = np.nonzero(skel)
-    comp = lab[ys, xs] - 1
-    lens = chain_lengths(np.c_[ys, xs], comp, max(nl - 1, 0), (m, n)) if nl > 1 else np.zeros(0)
-    keep = np.flatnonzero(lens >= min_len_px)
+    
+    m, n = f_labels.shape
+    fys, fxs = fad["f_yx"]
+    keep_pt = valid[fys, fxs] & ~exclude[fys, fxs] & (fad["f_contrast_b"] < visible_ratio * fad["f_contrast_f"])
+    # perceptible now and not at baseline (ΔE00, as for the baseline's vessels)
+    keep_pt &= fad["f_seen_f"] & ~fad["f_seen_b"]
+    ys_, xs_ = fys[keep_pt], fxs[keep_pt]
     mask = np.zeros((m, n), bool)
     by_class = dict.fromkeys(_CLASSES, 0.0)
     locs = []
-    if keep.size:
-        kept = np.isin(lab, keep + 1)
-        # paint the whole new vessel (its follow-up label area) around the kept centrelines
-        mask = f_vessel & cv2.dilate(kept.astype(np.uint8), _disc(int(max(2, 0.5 * ppm)))).astype(bool) & new_px
-        for k in keep:
-            sel = comp == k
-            cls = a_f.labels[ys[sel], xs[sel]]
-            name = _CLASSES[int(np.bincount(cls, minlength=5)[1:].argmax())]
-            by_class[name] += float(lens[k])
-            region = np.zeros((1, 1), bool)
-            box = (int(ys[sel].min()), int(ys[sel].max()) + 1, int(xs[sel].min()), int(xs[sel].max()) + 1)
-            region = kept[box[0] : box[1], box[2] : box[3]] & (lab[box[0] : box[1], box[2] : box[3]] == k + 1)
-            locs.append({"class": name, "length_px": round(float(lens[k]), 2), "length_mm": round(float(lens[k]) / ppm, 3) if calibrated else None, **_location(box, region, (m, n), ppm, calibrated)})
-    total = float(lens[keep].sum()) if keep.size else 0.0
+    total = 0.0
+    boxes = []
+    if ys_.size:
+        pad = int(2 * ppm) + 2
+        y0, y1 = max(0, int(ys_.min()) - pad), min(m, int(ys_.max()) + pad + 1)
+        x0, x1 = max(0, int(xs_.min()) - pad), min(n, int(xs_.max()) + pad + 1)
+        new_px = np.zeros((y1 - y0, x1 - x0), bool)
+        new_px[ys_ - y0, xs_ - x0] = True
+        f_lab = f_labels[y0:y1, x0:x1]
+        f_vessel = (f_lab > 0) & valid[y0:y1, x0:x1]
+        # skeleton of the follow-up's vessels only around the candidates
+        skel = skeletonize(f_vessel) & new_px
+        nl, lab = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        ys, xs = np.nonzero(skel)
+        comp = lab[ys, xs] - 1
+        lens = _chain_lengths(np.c_[ys, xs], comp, max(nl - 1, 0), (y1 - y0, x1 - x0)) if nl > 1 else np.zeros(0)
+        keep = np.flatnonzero(lens >= min_len_px)
+        if keep.size:
+            kept = np.isin(lab, keep + 1)
+            # paint the whole new vessel (its follow-up label area) around the kept centrelines
+            mask[y0:y1, x0:x1] = f_vessel & cv2.dilate(kept.astype(np.uint8), _disc(int(max(2, 0.5 * ppm)))).astype(bool) & new_px
+            boxes.append((y0, y1, x0, x1))
+            for k in keep:
+                sel = comp == k
+                cls = f_lab[ys[sel], xs[sel]]
+                name = _CLASSES[int(np.bincount(cls, minlength=5)[1:].argmax())]
+                by_class[name] += float(lens[k])
+                box = (int(ys[sel].min()), int(ys[sel].max()) + 1, int(xs[sel].min()), int(xs[sel].max()) + 1)
+                region = kept[box[0] : box[1], box[2] : box[3]] & (lab[box[0] : box[1], box[2] : box[3]] == k + 1)
+                box_p = (box[0] + y0, box[1] + y0, box[2] + x0, box[3] + x0)
+                locs.append({"class": name, "length_px": round(float(lens[k]), 2), "length_mm": round(float(lens[k]) / ppm, 3) if calibrated else None, **_location(box_p, region, (m, n), ppm, calibrated)})
+            total = float(lens[keep].sum())
     figures = {
         "detected": bool(locs),
         "count": len(locs),
@@ -1057,4 +1584,4 @@ def _new_vessels(a_f, b_vessel, fad, cmp_area, exclude, *, ppm, tol_px, min_len_
         "locations": locs,
         "note": "vessels not in the baseline, away from treated sites' staining and matting: disease progression, not a treatment failure",
     }
-    return {"mask": mask, "figures": figures}
+    return {"mask": mask, "boxes": boxes, "figures": figures}

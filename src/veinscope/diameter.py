@@ -16,42 +16,63 @@ doi:10.1109/34.659930); fitting a blurred profile model across a vessel gives su
 where half-height or rectangular-profile rules are biased for narrow vessels (Lowell et al.
 2004, doi:10.1109/TMI.2004.830524).
 
-Steps (all per point; nothing is averaged along a vessel, the caller aggregates):
+Steps:
 
-1. Initial estimate: the inner +-12 px of the profile (the full length only when needed) are
-   smoothed; the peak within 3 px of the point, its half-height crossings and the background
-   just beyond the edges give ``c``, ``w``, ``A``, ``b``, ``g`` and the fitting window
-   (edges +- ``1.5 s + 2.5`` px, cut at the valley before a neighbouring vessel).
-2. **PSF** (``psf_sigma_px=None``): the (up to 500) profiles with the largest blurred widths
-   are fitted with ``s`` free. The median ``s`` of the fits with ``w >= 4 s`` (where ``s`` and
-   ``w`` separate) is a first estimate; the final one is the median over the fits whose
-   initial half-height width is at least ``4 s`` (a selection that does not favour fits whose
-   ``s`` came out low), iterated to a fixed point. One value is used for the whole image. It is
-   an *effective* blur: optics, defocus, pixel integration, demosaicing, compression and light
-   scattered in skin all add to it. With fewer than 20 such profiles (a photo with thin vessels
-   only, or a very blurred one) the blur cannot be told from the width: the PSF defaults to
-   :data:`DEFAULT_PSF_SIGMA_PX`, a warning is logged, ``params["psf_estimated"]`` is False,
-   and thin widths are only as good as that guess (benchmarks/diameter.md). For such photos
-   pass ``psf_sigma_px``, e.g. measured on the printed edges of the calibration card.
-3. Profiles whose blurred width is at least ``4 s + 1`` px are fitted with ``s`` fixed: their
-   amplitudes are measured by the data (``w >= 4 s``).
-4. **Thin vessels** (every other profile). Below about ``w = 4 s`` the profile is nearly a
-   Gaussian whose width hardly changes with ``w`` (``var = s^2 + w^2 / 12``): ``w`` and ``A``
-   trade off along ``A w = area`` and only the area is well measured. The mean amplitude of
-   the wide fits within ``prior_radius_px`` (the *nearby wider parts*) enters the fit as a
-   pseudo-observation with a relative standard deviation of :data:`AMPLITUDE_PRIOR_REL_SD`.
-   Where the data determine ``A`` the prior changes nothing; where they do not, the width
-   tends to ``area / A_nearby``: the thin vessel is assumed as dark as the wider vessels
-   around it. Such points are flagged ``prior_driven``; a thin vessel paler than its
-   neighbours comes out too narrow, a darker one too wide. Without a wide neighbour the width
-   rests on the profile shape and the PSF alone; below ``w ~ 1.5 s`` it is then little more
-   than noise and may collapse to ~0 ("unresolved", still ``ok`` so that medians along a
-   vessel stay unbiased).
-5. **Normals** may be off by ~10 degrees, which widens a profile by ``1 / cos``. For
+1. Initial estimate (per point): the inner +-12 px of the profile (the full length only when
+   needed) are smoothed; the peak within 3 px of the point, its half-height crossings and the
+   background just beyond the edges give ``c``, ``w``, ``A``, ``b``, ``g`` and the fitting
+   window (edges +- ``1.5 s + 2.5`` px, cut at the valley before a neighbouring vessel).
+2. **PSF** (``psf_sigma_px=None``). A thin vessel (``w`` below ~4 ``s``) is nearly a Gaussian of
+   variance ``s^2 + w^2 / 12``: blur and width trade off, and one profile cannot tell them
+   apart. A stretch of vessel can: the blur is estimated by *profile likelihood* over pooled
+   profiles (step 5) of up to 200 points spread over the wider ones. Each pooled profile is
+   fitted with ``s`` fixed at each value of a grid, the increase of its chi^2 over its own
+   minimum (in units of its own noise) is summed over the profiles, and the sum is minimised
+   (the best value bracketed by +- half a grid step, halved 5 times, then a parabola). Thin
+   profiles, whose chi^2 hardly depends on ``s``, neither help nor bias it; vessels of about
+   2 ``s`` and more already tell the blur. Blur and width trade off along a flat valley there,
+   so these fits model the square pixel's footprint exactly (a trapezoid, by Gauss-Legendre
+   nodes) instead of as part of the Gaussian: the Gaussian stand-in has the right variance but
+   not the right kurtosis, which moved the blur of 2 px vessels at ``s`` = 1.5 px by 2 %. Its standard error (curvature of the sum, inflated for the pixels the stretches
+   share) is ``params["psf_pooled_se_px"]``. If it is above 0.25 px (or the minimum lies at the
+   end of the grid) the older estimate is used: the median ``s`` of s-free single-profile fits
+   on profiles with a half-height width >= 4 ``s`` (at least 20; in photos of thin vessels only
+   such "wide" fits are noise, which is why the pooled estimate, even an uncertain one, comes
+   first). Otherwise the blur is not
+   measurable from the vessels: :data:`DEFAULT_PSF_SIGMA_PX` is used, a warning is logged,
+   ``params["psf_estimated"]`` is False and thin widths are only as good as that guess. One
+   value is used for the whole image. It is an *effective* blur: optics, defocus, pixel
+   integration, demosaicing, compression and light scattered in skin all add to it. For a
+   photo with a calibration card, its measured edge blur is a good ``psf_sigma_px``.
+3. Profiles whose blurred width is at least ``4 s + 1`` px are fitted one by one with ``s``
+   fixed: their amplitudes and widths are measured by the data (``w >= 4 s``).
+4. Every other profile is fitted one by one too, with the mean amplitude of the wide fits
+   within ``prior_radius_px`` as a prior (relative sd :data:`AMPLITUDE_PRIOR_REL_SD`). These
+   single fits give each point's vessel centre; their widths are kept only where step 5 has
+   no result (flag ``prior_driven`` where the prior was used: the thin vessel is assumed as
+   dark as its wider neighbours).
+5. **Thin vessels: pooled fits** (``pool_half_len_px > 0``; the points of step 4 whose width is
+   below ``4 s + 1`` px or whose fit failed). The vessel centres (step 4) of the neighbouring
+   centreline points within ``pool_half_len_px`` along the vessel (same ``segment`` if given,
+   normals within ~35 degrees, centres within ~1.5 px of the point's line) are fitted by a
+   quadratic centre curve; every pixel of that stretch is placed at its exact distance from
+   the curve (at any angle but a few the pixel grid falls at many sub-pixel offsets across the
+   vessel, as in the slanted-edge method of ISO 12233), the distances are binned (0.25 px) and
+   the blurred bar is fitted to the bin means weighted by their pixel counts, with ``s`` fixed
+   and no amplitude prior: the vessel is measured on its own pixels. No interpolation blur
+   enters, the noise falls with the square root of the pixels pooled, and errors of the
+   normals do not matter (the curve gives the direction). While the standard error of ``w``
+   (from the fit's covariance) is above 0.12 px the stretch is lengthened 1.5 x, up to twice
+   ``pool_half_len_px``. The points within 0.4 of the stretch's half-length along the curve
+   take the same result instead of being fitted again (flag ``pooled``). A thin vessel's width
+   is thus an average over 2 x 10-20 px of its length (about 2-4 mm at 10 px/mm); the engine
+   averages over 1 mm anyway.
+6. **Normals** may be off by ~10 degrees, which widens a single profile by ``1 / cos``. For
    ``w >= 4`` px the centroids of two profiles offset +-clip(w/2, 2, 8) px along the vessel
-   give the tilt, and ``w`` is multiplied by its cosine (for ``w < 4`` the error is < 0.06 px).
+   give the tilt, and ``w`` is multiplied by its cosine (for ``w < 4`` the pooled fit uses
+   the centre curve instead).
 
-Cost: about 3 microseconds per point on one core (K = 100,000 in about 0.3 s), see
+Cost: about 3-5 microseconds per point on one core (K = 100,000 in about 0.4 s), see
 ``benchmarks/diameter.md``. Kernels are ``nogil``: callers may split the points over threads.
 """
 
@@ -71,6 +92,7 @@ __all__ = [
     "AMPLITUDE_PRIOR_REL_SD",
     "DEFAULT_MAX_WIDTH_PX",
     "DEFAULT_PSF_SIGMA_PX",
+    "DEFAULT_POOL_HALF_LEN_PX",
     "DEFAULT_PRIOR_RADIUS_PX",
     "DiameterEstimate",
     "profile_diameters",
@@ -87,6 +109,8 @@ DEFAULT_MAX_WIDTH_PX = 40.0
 DEFAULT_PRIOR_RADIUS_PX = 64.0
 #: Relative standard deviation of the amplitude prior (thin vs. nearby wide vessels).
 AMPLITUDE_PRIOR_REL_SD = 0.15
+#: Half-length (px) of the stretch of vessel pooled for a thin vessel's width.
+DEFAULT_POOL_HALF_LEN_PX = 10.0
 
 _STEP_PX = 1.0
 #: Levenberg-Marquardt iterations. Bar-like profiles converge in 2-4; profiles that are not
@@ -99,6 +123,18 @@ _PSF_SAMPLE = 500
 _PSF_PROBE_MAX = 2.0  # largest PSF sigma (px) the profile length allows for when estimating it
 _PSF_MIN_FITS = 20
 _PSF_SELECT_FACTOR = 4.0  # final PSF fits: blurred half-height width >= 4 s
+#: Pooled fits: the window across the vessel reaches at least this far from its centre
+#: (``_POOL_REACH_S`` s + ``_POOL_REACH_PX`` px; the background on both sides pins the area).
+_POOL_REACH_S = 4.0
+_POOL_REACH_PX = 5.0
+#: ... the stretch grows 1.5 x from ``pool_half_len_px`` up to this factor of it while the
+#: standard error of the width is above ``_POOL_TARGET_SE_PX``.
+_POOL_MAX_FACTOR = 2.0
+_POOL_TARGET_SE_PX = 0.12
+_PSF_POOL_SAMPLE = 200  # pooled profiles for the blur's profile likelihood
+#: Blur values (px) at which the pooled profiles' chi^2 is evaluated first.
+_PSF_GRID = (0.3, 0.5, 0.7, 0.9, 1.1, 1.35, 1.65, 2.0, 2.4)
+_PSF_MAX_SE_PX = 0.25  # a pooled estimate less certain than this (px) is not used
 
 
 @dataclass(frozen=True)
@@ -121,8 +157,11 @@ class DiameterEstimate:
     psf_sigma_px : float
         Effective PSF sigma used (given or estimated, px).
     prior_driven : ndarray (K,) bool
-        Thin vessel (``w < 4 psf_sigma_px``) fitted with the amplitude prior from nearby wide
-        vessels: its width leans on their contrast.
+        Thin vessel (``w < 4 psf_sigma_px``) fitted on its own profile with the amplitude
+        prior from nearby wide vessels: its width leans on their contrast.
+    pooled : ndarray (K,) bool
+        Width, amplitude (and, where the single fit failed, offset) come from a fit to the
+        pixels of a stretch of the vessel around the point (module notes, step 5).
     params : dict
         Parameters of the call and the estimates that apply to all points.
     """
@@ -133,6 +172,7 @@ class DiameterEstimate:
     ok: np.ndarray
     psf_sigma_px: float = float("nan")
     prior_driven: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    pooled: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     params: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -147,6 +187,7 @@ class DiameterEstimate:
             "ok": self.ok,
             "psf_sigma_px": self.psf_sigma_px,
             "prior_driven": self.prior_driven,
+            "pooled": self.pooled,
             "params": dict(self.params),
         }
 
@@ -177,6 +218,8 @@ def profile_diameters(
     psf_sigma_px: float | None = None,
     max_width_px: float | None = None,
     prior_radius_px: float = DEFAULT_PRIOR_RADIUS_PX,
+    pool_half_len_px: float = DEFAULT_POOL_HALF_LEN_PX,
+    segment: np.ndarray | None = None,
 ) -> DiameterEstimate:
     """Visible vessel width at centreline points by fitting a blurred bar to each profile.
 
@@ -200,7 +243,16 @@ def profile_diameters(
         profile half-length is ``max_width_px / 2 + 3 s + 6`` px.
     prior_radius_px : float, optional
         Radius (px, about) within which wide vessels (``w >= 4 s``) lend their amplitude to
-        thin ones, default :data:`DEFAULT_PRIOR_RADIUS_PX`; 0 disables the amplitude prior.
+        thin ones that could not be pooled, default :data:`DEFAULT_PRIOR_RADIUS_PX`; 0
+        disables the amplitude prior.
+    pool_half_len_px : float, optional
+        Half-length (px) of the stretch of vessel pooled for thin vessels and for the PSF
+        estimate, default :data:`DEFAULT_POOL_HALF_LEN_PX` (grown up to 2 x where the width
+        is not yet precise); 0: single profiles only (the behaviour before pooling).
+    segment : ndarray (K,) int, optional
+        Vessel (centreline chain) label of each point. Only points with the same label are
+        pooled together; without it, neighbours are recognised by position and direction
+        alone (centres on the point's line, normals within ~35 degrees).
 
     Returns
     -------
@@ -214,7 +266,7 @@ def profile_diameters(
     Notes
     -----
     The sub-pixel centre of point k is ``points_yx[k] + offset_px[k] * n_k`` with ``n_k`` the
-    normalised normal. Cost: about 3 microseconds per point on one core.
+    normalised normal. Cost: about 3-5 microseconds per point on one core.
 
     Examples
     --------
@@ -252,6 +304,20 @@ def profile_diameters(
     radius = float(prior_radius_px)
     if not (math.isfinite(radius) and radius >= 0.0):
         raise ValueError(f"prior_radius_px must be a finite number >= 0, got {prior_radius_px!r}")
+    if not isinstance(pool_half_len_px, numbers.Real) or isinstance(pool_half_len_px, bool):
+        raise ValueError(f"pool_half_len_px must be a number >= 0, got {pool_half_len_px!r}")
+    pool_len = float(pool_half_len_px)
+    if not (math.isfinite(pool_len) and 0.0 <= pool_len <= 1000.0):
+        raise ValueError(f"pool_half_len_px must be a finite number in [0, 1000], got {pool_half_len_px!r}")
+    if segment is None:
+        seg = np.full(pts.shape[0], -1, np.int64)
+    else:
+        seg = np.asarray(segment)
+        if seg.dtype.kind not in "iu" or seg.shape != (pts.shape[0],):
+            raise ValueError(
+                f"segment must be an integer array of shape ({pts.shape[0]},), got dtype {seg.dtype}, shape {seg.shape}"
+            )
+        seg = np.ascontiguousarray(seg, dtype=np.int64)
 
     k = pts.shape[0]
     params: dict[str, Any] = {
@@ -259,13 +325,15 @@ def profile_diameters(
         "max_width_px": w_max,
         "prior_radius_px": radius,
         "amplitude_prior_rel_sd": AMPLITUDE_PRIOR_REL_SD,
+        "pool_half_len_px": pool_len,
+        "segment_given": segment is not None,
     }
     if k == 0:
         empty = np.zeros(0, np.float32)
         return DiameterEstimate(
             empty, empty.copy(), empty.copy(), np.zeros(0, bool),
             psf_sigma_px=float("nan") if psf_sigma_px is None else psf_sigma_px,
-            prior_driven=np.zeros(0, bool), params=params,
+            prior_driven=np.zeros(0, bool), pooled=np.zeros(0, bool), params=params,
         )
 
     if img.dtype not in (np.float32, np.float64):
@@ -291,7 +359,8 @@ def profile_diameters(
     nan_start = np.full((k, _k.NPAR), np.nan)
     no_prior = np.zeros(k)
 
-    # 1. PSF: s-free fits of the (up to _PSF_SAMPLE) profiles with the largest blurred widths
+    # 1. PSF: profile likelihood over pooled stretches (module notes, step 2); s-free fits of
+    #    the (up to _PSF_SAMPLE) single profiles with the largest blurred widths as the fallback
     if psf_sigma_px is None:
         wide = np.flatnonzero(found & (fwhm0 >= _PSF_MIN_FWHM_PX))
         if wide.size > _PSF_SAMPLE:
@@ -315,15 +384,27 @@ def profile_diameters(
                     break
                 s_est = s_new
         params["psf_fits"] = int(good.sum())
-        if good.sum() >= _PSF_MIN_FITS:
+        s_pool = None
+        if pool_len > 0.0:
+            s_pool, n_pool, se_pool = _pooled_psf(img, pts, unit, seg, found, ini, fwhm0, every, pool_len, w_max)
+            params["psf_pooled_fits"] = n_pool
+            params["psf_pooled_se_px"] = round(se_pool, 4) if math.isfinite(se_pool) else None
+            if se_pool > _PSF_MAX_SE_PX:
+                s_pool = None
+        if s_pool is not None:
+            s0 = s_pool
+            params["psf_estimated"] = True
+            params["psf_source"] = "pooled profiles"
+        elif good.sum() >= _PSF_MIN_FITS:
             s0 = float(np.median(th[good, 5]))
             params["psf_estimated"] = True
+            params["psf_source"] = "wide profiles"
         else:
             s0 = DEFAULT_PSF_SIGMA_PX
             params["psf_estimated"] = False
             log.warning(
-                "only %d vessel profiles wide enough to measure the blur; assuming a PSF sigma of %.2f px "
-                "(thin-vessel widths depend on it)",
+                "the blur could not be measured on the vessels (pooled estimate not usable, %d single profiles "
+                "wide enough); assuming a PSF sigma of %.2f px (thin-vessel widths depend on it)",
                 int(good.sum()), s0,
             )
     else:
@@ -365,15 +446,157 @@ def profile_diameters(
         amplitude = np.where(ok, th[:, 2] / th[:, 4], np.nan).astype(np.float32)
     width = np.where(ok, th[:, 4], np.nan).astype(np.float32)
     offset = np.where(ok, th[:, 3], np.nan).astype(np.float32)
+
+    # 4. thin vessels (and points whose own fit failed): one fit to the pixels of the stretch
+    #    of vessel +-pool_len px along the centre curve through the neighbouring centres
+    pooled = np.zeros(k, bool)
+    if pool_len > 0.0 and idx.size:
+        thin = rest & (~ok | (th[:, 4] < _WIDE_FACTOR * s0 + 1.0))
+        tgt = every[thin[every]]
+        c_pt = np.where(ok, th[:, 3], 0.5 * (ini[:, _k.INI_EL] + ini[:, _k.INI_ER]))
+        c_pt[~found] = np.nan
+        centres = pts + c_pt[:, None] * unit
+        margin = _k.WIN_S * s0 + _k.WIN_PX
+        reach = _POOL_REACH_S * s0 + _POOL_REACH_PX
+        lo_d = np.maximum(np.minimum(ini[:, _k.INI_EL] - margin, c_pt - reach), ini[:, _k.INI_LIM_LO]) - c_pt
+        hi_d = np.minimum(np.maximum(ini[:, _k.INI_ER] + margin, c_pt + reach), ini[:, _k.INI_LIM_HI]) - c_pt
+        pth = np.full((k, _k.NPAR), np.nan)
+        pst = np.full(k, _k.STATUS_NOT_RUN, np.int8)
+        prms = np.full(k, np.nan)
+        npix = np.zeros(k, np.int64)
+        pse = np.full(k, np.nan)
+        pstart = np.where(ok[:, None], th, np.nan)
+        _k.pooled_profiles(
+            img, centres, unit, seg, np.ascontiguousarray(tgt, np.int64), lo_d, hi_d, pstart, float(s0),
+            pool_len, _POOL_MAX_FACTOR * pool_len, _POOL_TARGET_SE_PX, _k.POOL_SHARE, float(w_max), no_prior,
+            no_prior, _MAX_ITER, pth, pst, prms, npix, pse,
+        )
+        pooled = pst == _k.STATUS_OK
+        params["pooled_fits"] = int(pooled.sum())
+        params["pooled_targets"] = int(tgt.size)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            width[pooled] = pth[pooled, 4]
+            amplitude[pooled] = pth[pooled, 2] / pth[pooled, 4]
+        newly = pooled & ~ok
+        offset[newly] = (c_pt[newly] + pth[newly, 3]).astype(np.float32)
+        ok = ok | pooled
+        th = th.copy()
+        th[pooled, 4] = pth[pooled, 4]
     return DiameterEstimate(
         width_px=width,
         amplitude=amplitude,
         offset_px=offset,
         ok=ok,
         psf_sigma_px=float(s0),
-        prior_driven=has & ok & (th[:, 4] < _WIDE_FACTOR * s0),
+        prior_driven=has & ok & ~pooled & (th[:, 4] < _WIDE_FACTOR * s0),
+        pooled=pooled,
         params=params,
     )
+
+
+def _pooled_psf(img, pts, unit, seg, found, ini, fwhm0, every, pool_len, w_max):
+    """PSF sigma shared by the pooled profiles (stretches of vessel) of the widest points, by
+    profile likelihood: every pooled profile is fitted with the blur fixed at each value of a
+    grid (the pixel footprint modelled exactly, :func:`veinscope._kernels.profile.pooled_rss`),
+    the increase of its chi^2 over its own minimum (in units of its own noise) is summed over
+    the profiles and the sum is minimised (bracketed, then a parabola).
+    Thin vessels, whose chi^2 hardly changes with the blur, neither help nor bias the estimate;
+    pooling beats the noise, so vessels of about 2 PSF sigma and more already tell the blur.
+    Returns (sigma or None, number of profiles used)."""
+    k = pts.shape[0]
+    cand = every[(found & (fwhm0 >= _PSF_MIN_FWHM_PX))[every]]
+    if cand.size < _PSF_MIN_FITS:
+        return None, 0, np.inf
+    # a sample spread over the candidates (every n-th by width), not only the very widest
+    by_width = cand[np.argsort(-fwhm0[cand], kind="stable")]
+    step = max(1, int(math.ceil(cand.size / _PSF_POOL_SAMPLE)))
+    sel = np.sort(by_width[::step])
+    # centres of the sample and of their neighbours: fits with the blur fixed at a guess (the
+    # centre hardly depends on it)
+    near = _k.points_near(pts, np.ascontiguousarray(sel, np.int64), pool_len + 1.5) & found
+    near[sel] = False
+    near = every[near[every]]
+    # about 2 L + 1 centres per stretch are plenty (more where points are duplicated)
+    near = np.concatenate([sel, near[:: max(1, int(math.ceil(near.size / ((2.0 * pool_len + 1.0) * sel.size))))]])
+    out = _Outputs(k)
+    nan_start = np.full((k, _k.NPAR), np.nan)
+    _fit(img, pts, unit, near, ini, DEFAULT_PSF_SIGMA_PX, False, np.zeros(k), np.zeros(k), nan_start, w_max, out)
+    ok = out.status == _k.STATUS_OK
+    c_pt = np.where(ok, out.theta[:, 3], np.nan)
+    centres = pts + c_pt[:, None] * unit
+    sel = sel[ok[sel]]
+    if sel.size < _PSF_MIN_FITS:
+        return None, int(sel.size), np.inf
+    reach = _POOL_REACH_S * _PSF_PROBE_MAX + _POOL_REACH_PX
+    margin = _k.WIN_S * _PSF_PROBE_MAX + _k.WIN_PX
+    lo_d = np.maximum(np.minimum(ini[:, _k.INI_EL] - margin, c_pt - reach), ini[:, _k.INI_LIM_LO]) - c_pt
+    hi_d = np.minimum(np.maximum(ini[:, _k.INI_ER] + margin, c_pt + reach), ini[:, _k.INI_LIM_HI]) - c_pt
+    index = np.ascontiguousarray(sel, np.int64)
+    rss: dict[float, np.ndarray] = {}
+    dof = np.ones(sel.size)
+
+    def evaluate(sigmas) -> None:
+        new = sorted({round(float(g), 4) for g in sigmas} - set(rss))
+        new = [g for g in new if _k.S_MIN <= g <= _PSF_PROBE_MAX + 0.5]
+        if not new:
+            return
+        r = np.full((sel.size, len(new)), np.nan)
+        npix = np.zeros(sel.size, np.int64)
+        _k.pooled_rss(img, centres, unit, seg, index, lo_d, hi_d, out.theta, np.array(new, np.float64), pool_len,
+                      float(w_max), _MAX_ITER, r, npix)
+        for i, g in enumerate(new):
+            rss[g] = r[:, i]
+        dof[:] = np.maximum(npix - 5, 1)  # the same pixels at every blur
+
+    def total() -> tuple[np.ndarray, np.ndarray, int]:
+        grid = np.array(sorted(rss))
+        mat = np.array([rss[g] for g in grid])  # (grid values, profiles)
+        use = np.all(np.isfinite(mat), axis=0) & np.all(mat > 0, axis=0)
+        if use.sum() < _PSF_MIN_FITS:
+            return grid, np.full(grid.size, np.nan), int(use.sum())
+        m = mat[:, use]
+        best = m.min(axis=0)
+        # chi^2 increase in units of each profile's own noise variance (best RSS / dof)
+        return grid, ((m / best - 1.0) * dof[use]).sum(axis=1), int(use.sum())
+
+    def vertex(grid: np.ndarray, tot: np.ndarray, i: int) -> float:
+        x0, x1, x2 = grid[i - 1 : i + 2]
+        y0, y1, y2 = tot[i - 1 : i + 2]
+        den = (x1 - x0) * (y1 - y2) - (x1 - x2) * (y1 - y0)
+        num = (x1 - x0) ** 2 * (y1 - y2) - (x1 - x2) ** 2 * (y1 - y0)
+        xv = x1 - 0.5 * num / den if den != 0 else x1
+        return float(min(max(xv, x0), x2))
+
+    evaluate(_PSF_GRID)
+    # bracket the minimum: best value +- h, h halved each round (the summed chi^2 is far from a
+    # parabola over a coarse grid step, so its vertex is not trusted until the bracket is small)
+    h = 0.0
+    for _ in range(5):
+        grid, tot, n_used = total()
+        if not np.isfinite(tot).all():
+            return None, n_used, np.inf
+        i = int(np.argmin(tot))
+        if i == 0 or i == grid.size - 1:
+            return None, n_used, np.inf  # the minimum lies at the end of the grid: the blur is not measured
+        # half the grid step first (the bracket then reaches about one step), halved each round
+        h = 0.5 * min(grid[i] - grid[i - 1], grid[i + 1] - grid[i]) if h == 0.0 else 0.5 * h
+        evaluate((grid[i] - h, grid[i] + h))
+    grid, tot, n_used = total()
+    if not np.isfinite(tot).all():
+        return None, n_used, np.inf
+    i = int(np.argmin(tot))
+    if i == 0 or i == grid.size - 1:
+        return None, n_used, np.inf
+    xv = vertex(grid, tot, i)
+    # standard error from the curvature of the summed chi^2 (delta chi^2 = 1), inflated by the
+    # overlap of the pooled stretches (neighbouring points share pixels): about (2 L + 1) / n
+    # for every n-th of the candidates along vessels sampled every ~1 px
+    x0, x1, x2 = grid[i - 1 : i + 2]
+    y0, y1, y2 = tot[i - 1 : i + 2]
+    curv = 2.0 * ((y2 - y1) / (x2 - x1) - (y1 - y0) / (x1 - x0)) / (x2 - x0)  # second derivative
+    overlap = max(1.0, (2.0 * pool_len + 1.0) / step)
+    se = math.sqrt(2.0 * overlap / curv) if curv > 0 else np.inf
+    return xv, n_used, se
 
 
 def _tile_order(pts: np.ndarray, shape: tuple[int, ...], tile: int = 64) -> np.ndarray:

@@ -137,14 +137,15 @@ class MeasuredVessels:
 
 
 def measure_vessels(
-    det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0
+    det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
+    max_covered=0.5,
 ):
     """Classify and measure detected centrelines.
 
     Each detected chain is first judged as a whole by its colour: mostly melanin-like (freckle,
     naevus, hair, stain) or far darker than any vessel (hair, nail, a gap between fingers) is
     rejected; otherwise red vs blue follows its haemoglobin vs venous share. Every point's
-    diameter is then smoothed along the vessel (mean over ``smooth_mm``), the size class (under
+    diameter is then smoothed along the vessel (median over ``smooth_mm``), the size class (under
     1 mm, 1-3 mm, over 3 mm) is taken per point, and chains are split into pieces where the
     class changes (a tapering vein can be reticular at one end and a telangiectasia at the other).
 
@@ -163,8 +164,11 @@ def measure_vessels(
         Length along the vessel over which diameters are averaged.
     min_elongation : float
         A chain shorter than this many times its diameter is a patch, not a vessel.
+    max_covered : float
+        A chain with more than this share of its points inside the width of longer chains
+        repeats a vessel already found and is dropped (1 keeps every chain).
     """
-    from veinscope._kernels.ridges import paint_discs, same_class_pieces, window_mean
+    from veinscope._kernels.ridges import drop_covered_chains, paint_discs, same_class_pieces, window_median
     from veinscope.chromophores import unmix
 
     m, n = skin.shape
@@ -203,15 +207,31 @@ def measure_vessels(
         accepted[idx] = True
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)
+    if accepted.any() and max_covered < 1.0:
+        # Longest first, a chain mostly inside the vessels already kept repeats one of them.
+        members = np.argsort(det.segment, kind="stable")
+        starts = np.searchsorted(det.segment[members], np.arange(det.n_segments + 1)).astype(np.int64)
+        sizes = np.where(np.diff(starts) > 0, np.diff(starts), 0)
+        chain_ok = np.zeros(det.n_segments, bool)
+        chain_ok[np.unique(det.segment[accepted])] = True
+        order = np.flatnonzero(chain_ok)[np.argsort(-sizes[chain_ok], kind="stable")].astype(np.int64)
+        radius = np.where(np.isfinite(width), np.maximum(0.5 * width, 0.5), 0.0).astype(np.float64)
+        cover = np.zeros((m, n), np.uint8)
+        keep = drop_covered_chains(
+            pts[:, 0].astype(np.int64), pts[:, 1].astype(np.int64), radius, members.astype(np.int64), starts, order,
+            cover, float(max_covered),
+        )  # fmt: skip
+        del cover
+        accepted &= keep[det.segment]
     width[~accepted] = np.nan
     if not accepted.any():
         return MeasuredVessels(pts, width, point_class, np.full(k, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
-    # Smooth the diameter along the vessel: mean over centreline points within smooth_mm
-    # (a (2r+1)^2 window; points are sorted row-major).
+    # Smooth the diameter along the vessel: median over centreline points within smooth_mm
+    # (a (2r+1)^2 window; points are sorted row-major); robust to the odd failed fit.
     r = max(1, int(round(smooth_mm * ppm)))
     a_pts = pts[accepted]
     smooth = np.full(k, np.nan, np.float32)
-    smooth[accepted] = window_mean(a_pts[:, 0], a_pts[:, 1], width[accepted], r, m)
+    smooth[accepted] = window_median(a_pts[:, 0], a_pts[:, 1], width[accepted], r, m)
     width = smooth  # the diameter reported and painted is the smoothed one
     d_mm = smooth / ppm
     red, blue, ret, big = (CLASS_CODES[c] for c in CLASS_NAMES)

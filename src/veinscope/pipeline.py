@@ -13,7 +13,7 @@ from veinscope._version import __version__
 from veinscope.chromophores import skin_optics
 from veinscope.io import Photo, load_photo
 from veinscope.measure import Analysis, class_figures, measure_vessels
-from veinscope.segment import detect_vessels, skin_mask
+from veinscope.segment import detect_vessels, fill_vessel_gaps, skin_mask
 
 __all__ = ["NOMINAL_PX_PER_MM", "analyze", "warmup"]
 
@@ -34,9 +34,14 @@ def analyze(
     min_diameter_mm: float = 0.1,
     max_diameter_mm: float = 5.0,
     n_scales: int = 6,
-    high_noise: float = 4.0,
-    low_noise: float = 2.0,
+    high_noise: float = 5.0,
+    low_noise: float = 3.0,
     min_length_mm: float = 1.0,
+    min_piece_mm: float = 1.0,
+    max_gap_px: float = 1.0,
+    snap_crest: bool = True,
+    max_covered: float = 0.5,
+    matched_signal: bool = True,
     min_elongation: float = 0.0,
     max_melanin_frac: float = 0.45,
     max_contrast_od: float = 1.0,
@@ -59,7 +64,23 @@ def analyze(
     high_noise, low_noise : float
         Hysteresis thresholds of the ridge strength, in units of the skin's own texture noise.
     min_length_mm : float
-        Shorter centreline chains are dropped (pores, specks).
+        Structures shorter than this are dropped (pores, specks): the extent of the connected
+        band of ridge pixels a vessel's centreline runs in.
+    min_piece_mm : float
+        Pieces of centreline shorter than this (after bridging one-pixel gaps) are dropped,
+        also inside a long band (texture next to a vessel).
+    max_gap_px : int
+        Centreline ends are joined across gaps of up to this many pixels.
+    snap_crest : bool
+        Move centreline points to the sub-pixel crest of the ridge (one line along a wide
+        vessel instead of a staircase of dashes).
+    max_covered : float
+        A centreline chain with more than this share of its points inside the width of
+        longer vessels repeats one of them (blunt ends, parallel crests) and is dropped.
+    matched_signal : bool
+        Detect on the OD projection that sees the vessel colour with unit gain and the least
+        skin texture of this photo (:func:`veinscope.chromophores.matched_vessel_weights`)
+        rather than on the fixed vessel direction.
     min_elongation : float
         Chains shorter than this many times their own diameter are patches (blotches, naevi,
         pores), not vessels, and are dropped; 0 keeps every chain.
@@ -129,6 +150,11 @@ def analyze(
         "high_noise": high_noise,
         "low_noise": low_noise,
         "min_length_mm": min_length_mm,
+        "min_piece_mm": min_piece_mm,
+        "max_gap_px": max_gap_px,
+        "snap_crest": bool(snap_crest),
+        "max_covered": max_covered,
+        "matched_signal": bool(matched_signal),
         "min_elongation": min_elongation,
         "max_melanin_frac": max_melanin_frac,
         "max_contrast_od": max_contrast_od,
@@ -138,6 +164,8 @@ def analyze(
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
     skin = intake.skin if not intake.colour_applied else skin_mask(rgb, exclude=intake.card_mask)
+    # wide dark veins fall outside the skin's colour model: take them back in
+    skin = fill_vessel_gaps(skin, max_diameter_mm * ppm, exclude=intake.card_mask)
     skin_frac = float(skin.mean())
     if skin_frac < 0.02:
         warnings.append(
@@ -145,7 +173,14 @@ def analyze(
             "area so that skin fills most of the picture."
         )
     optics = skin_optics(rgb, skin=skin, background_px=background_px)
-    signal = optics.vessel_signal()
+    if matched_signal:
+        from veinscope.chromophores import matched_vessel_weights
+
+        weights = matched_vessel_weights(optics, skin)
+        signal = optics.project(weights)
+        params["signal_weights"] = [round(float(v), 4) for v in weights]
+    else:
+        signal = optics.vessel_signal()
     signal[~skin] = 0.0
 
     from veinscope.diameter import profile_diameters
@@ -159,6 +194,9 @@ def analyze(
         high_noise=high_noise,
         low_noise=low_noise,
         min_length_px=max(4.0, min_length_mm * ppm),
+        min_piece_px=int(round(max(3.0, min_piece_mm * ppm))),
+        max_gap_px=int(max_gap_px),
+        snap=bool(snap_crest),
         noise_cell_px=max(16, int(round(background_px / 4))),
         consume=True,
     )
@@ -173,6 +211,7 @@ def analyze(
             det.normals_yx,
             max_width_px=1.5 * max_diameter_mm * ppm,
             psf_sigma_px=psf_sigma_px,
+            segment=det.segment.astype(np.int64),  # pool thin vessels' profiles along their own chain only
         )
         # widths that collapsed below half a pixel are unresolved, not measured: left to the
         # chain's median (measure_vessels)
@@ -188,6 +227,7 @@ def analyze(
         max_melanin_frac=max_melanin_frac,
         max_contrast_od=max_contrast_od,
         min_elongation=min_elongation,
+        max_covered=max_covered,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

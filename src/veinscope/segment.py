@@ -14,7 +14,7 @@ import numpy as np
 
 from veinscope._grid import keep_large_filled, median_filter, nearest_fill
 
-__all__ = ["CLASS_CODES", "CLASS_NAMES", "VesselDetection", "detect_vessels", "skin_mask"]
+__all__ = ["CLASS_CODES", "CLASS_NAMES", "VesselDetection", "detect_vessels", "fill_vessel_gaps", "skin_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,34 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
     d2 = (((lab[..., 1:] - centre) / spread) ** 2).sum(axis=2)
     skin = usable & (d2 < 4.0**2) & (cr >= _CR_RANGE[0] - 6)
     return _upsample(_clean(skin, usable), (m, n), exclude=exclude, rgb=a)
+
+
+def fill_vessel_gaps(skin, width_px: float, *, exclude=None, work_px: int = 1024) -> np.ndarray:
+    """The skin mask with the gaps a wide vein cuts into it filled in.
+
+    A dark reticular vein or a vein over 3 mm is far from the skin's colour, so the colour
+    model leaves it out of the skin; where it runs off the edge of the leg it is not enclosed,
+    so filling holes does not bring it back. A closing with a disc a little wider than the
+    widest vessel searched for (``width_px``, full-resolution pixels) does, and changes little
+    else (narrow notches of the outline). Returns a new (M, N) bool mask.
+    """
+    skin = np.asarray(skin, dtype=bool)
+    m, n = skin.shape
+    if width_px <= 0 or not skin.any():
+        return skin.copy()
+    f = min(1.0, work_px / max(m, n))
+    small = skin.view(np.uint8) * np.uint8(255)
+    if f < 1.0:
+        small = cv2.resize(small, (max(1, round(n * f)), max(1, round(m * f))), interpolation=cv2.INTER_AREA)
+    k = 2 * int(math.ceil(0.6 * width_px * f)) + 3
+    closed = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    added = cv2.subtract(closed, small)
+    if f < 1.0:
+        added = cv2.resize(added, (n, m), interpolation=cv2.INTER_LINEAR)
+    out = skin | (added > 127)
+    if exclude is not None:
+        out &= ~np.asarray(exclude, dtype=bool)
+    return out
 
 
 def _clean(skin: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -145,6 +173,9 @@ def detect_vessels(
     low_noise: float = 2.5,
     min_strength: float = 0.015,
     min_length_px: float = 8.0,
+    min_piece_px: int = 3,
+    max_gap_px: int = 1,
+    snap: bool = True,
     border_px: int = 3,
     noise_cell_px: int = 64,
     consume: bool = False,
@@ -152,9 +183,10 @@ def detect_vessels(
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
     Centreline candidates are pixels where the ridge strength peaks across the vessel
-    (Steger 1998, doi:10.1109/34.659930). Chains that reach ``high`` anywhere and have
-    at least ``min_length_px`` pixels are kept, with every candidate >= ``low`` connected
-    to them (hysteresis, Canny 1986, doi:10.1109/TPAMI.1986.4767851). Thresholds are in units of
+    (Steger 1998, doi:10.1109/34.659930) and the strength passes ``low``. They are kept inside
+    the connected bands of pixels >= ``low`` that reach ``high`` somewhere and extend at least
+    ``min_length_px`` (hysteresis, Canny 1986, doi:10.1109/TPAMI.1986.4767851, on bands rather
+    than on 1-pixel chains, which a faint vessel's noise breaks into pieces). Thresholds are in units of
     the photo's own texture noise (robust spread of the strength over skin), with an
     absolute floor ``min_strength`` so a perfectly clean photo does not turn noise into veins.
 
@@ -175,7 +207,17 @@ def detect_vessels(
     min_strength : float
         Absolute floor of the low threshold, in strength units.
     min_length_px : float
-        Shortest chain kept, in centreline pixels.
+        Shortest structure kept, in pixels: the diagonal of the bounding box of its connected
+        band of ridge pixels above the low level.
+    min_piece_px : int
+        Pieces of centreline shorter than this (in pixels) inside a kept band are dropped.
+    snap : bool
+        Move candidates to the sub-pixel crest of the ridge first (see
+        :func:`veinscope._kernels.ridges.snap_to_crest`): one line along a wide vessel instead of
+        a staircase of dashes.
+    max_gap_px : int
+        Chain ends are joined across gaps of up to this many pixels first (a faint vessel's
+        centreline breaks where noise or the pixel grid moves its crest by a pixel).
     border_px : int
         Centreline pixels this close to the skin edge are ignored.
     consume : bool
@@ -183,7 +225,9 @@ def detect_vessels(
         not needed any more are released as soon as possible (saves two image-sized float32
         maps at the memory peak of a 12 MP analysis when ``ridge`` is passed as a temporary).
     """
-    from veinscope._kernels.ridges import centreline_candidates, kept_points, thin_corners
+    from veinscope._kernels.ridges import (
+        bridge_gaps, centreline_candidates, keep_in_labels, kept_points, ridge_regions, snap_to_crest, strong_labels, thin_corners,
+    )
 
     skin = np.asarray(skin, dtype=bool)
     if skin.shape != ridge.strength.shape:
@@ -211,15 +255,40 @@ def detect_vessels(
     # an absolute floor, and the symmetric-profile test: edges of broad structures (a shadow,
     # the rim of a hand) give a one-sided ridge, so only points darker than the skin on BOTH
     # sides are kept.
+    lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
+    # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
+    # connected band of pixels above the low level rather than to the 1-pixel centreline): a
+    # band is a vessel when it reaches the high level somewhere and extends at least
+    # min_length_px (the diagonal of its bounding box). Bands tolerate the small breaks and
+    # side-steps of a faint vessel's centreline that cut 1-pixel chains into pieces.
+    region = np.empty(q.shape, np.uint8)
+    ridge_regions(q, np.ascontiguousarray(inner), noise_map, lvl[0], lvl[1], lvl[2], lvl[3], region)
+    nreg, lab, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8, ltype=cv2.CV_32S)
+    keep = strong_labels(lab, region, nreg - 1)
+    del region
+    keep &= np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= min_length_px
+    # One pass: ridge non-maximum suppression, the low level relative to the skin texture
+    # around each point (texture differs across a photo: shaved vs hairy skin, shadow vs
+    # light) with an absolute floor, and the symmetric-profile test: edges of broad structures
+    # (a shadow, the rim of a hand) give a one-sided ridge, so only points darker than the
+    # skin on BOTH sides are kept.
     cand = np.empty(q.shape, np.uint8)
     sig = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
     centreline_candidates(
         q, normal_y, normal_x, scale_px, np.ascontiguousarray(inner), noise_map,
-        float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength), sig,
-        signal is not None, float(min_symmetry), cand,
+        lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, float(min_symmetry), cand,
     )  # fmt: skip
+    keep_in_labels(cand, lab, keep)
+    del lab
+    if snap:
+        from veinscope.vesselness import MIN_LEVEL_SIGMA_PX
+
+        snapped = np.zeros_like(cand)
+        snap_to_crest(cand, q, normal_y, normal_x, scale_px, float(MIN_LEVEL_SIGMA_PX), snapped)
+        cand = snapped
     # Thin to 8-connected one-pixel chains (drops the redundant pixel of L-corners) so that
     # chain lengths follow Kulpa's weights.
+    bridge_gaps(cand, int(max_gap_px))
     thin_corners(cand)
     nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
     nlab -= 1
@@ -235,7 +304,7 @@ def detect_vessels(
     )
     if nlab == 0:
         return empty
-    ys, xs, seg, kept = kept_points(lab, cand, nlab, int(math.ceil(min_length_px)))
+    ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
     del lab, cand
     if kept == 0:
         return empty

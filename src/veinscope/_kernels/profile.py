@@ -29,6 +29,12 @@ erf and the Gaussian come from one linearly interpolated table (step 1/256, |err
 the amplitude), which removes the exponential, the division and the polynomial of a libm erf
 from the inner loop; the sums of the normal equations then vectorise.
 
+Thin vessels are fitted on *pooled* profiles (:func:`pooled_profiles`): the pixels of a stretch
+of the vessel placed at their distances from a centre curve through the neighbouring points'
+vessel centres, binned and fitted with the same model (weighted by the pixel counts);
+:func:`pooled_rss` gives the profile likelihood of a PSF shared by such stretches. See the
+comment above :func:`_cells`.
+
 The public wrapper is :func:`veinscope.diameter.profile_diameters`.
 """
 
@@ -1136,3 +1142,894 @@ def neighbour_mean(points, values, source, radius):  # pragma: no cover - compil
             mean[i] = acc / cnt
             count[i] = cnt
     return mean, count
+
+
+# ---------------------------------------------------------------- pooled fits along the centreline
+#
+# A thin vessel (w < ~4 s) is nearly a Gaussian of variance s^2 + w^2 / 12: its width is in the
+# small excess of the profile's spread over the PSF's, which one noisy profile cannot measure.
+# The pixels of a stretch of the same vessel are pooled instead: the vessel centres found by the
+# single-profile fits at the neighbouring centreline points are fitted by a quadratic curve in
+# the frame of the point, every pixel of the strip +-L px along that curve is placed at its
+# exact distance from it (the pixel grid falls at many sub-pixel offsets across a vessel at any
+# angle but a few, as in the slanted-edge method of ISO 12233), the distances are binned
+# (``POOL_BIN`` px) and the blurred-bar model is fitted to the bin means, weighted by their
+# pixel counts. No interpolation blur enters (pixel values are used as they are; the pixel's own
+# 1/12 px^2 is part of the effective PSF), the noise falls with the square root of the pixels
+# pooled, and errors of the normals do not matter (the curve gives the direction).
+
+#: Bin width (px) of the pooled profile across the vessel.
+POOL_BIN = 0.25
+#: Fewest neighbouring centres (the point included) for a pooled fit.
+POOL_MIN_POINTS = 5
+#: Largest distance (px) of a neighbour's centre from the local centre curve after the fit.
+POOL_CURVE_TOL = 0.75
+#: Smallest |cos| between a neighbour's normal and the point's normal (about 35 degrees).
+POOL_MIN_COS = 0.82
+#: Points of the same curve within this fraction of the stretch's half-length along it take a
+#: pooled fit's result instead of being fitted themselves (their strips share most pixels).
+POOL_SHARE = 0.4
+_POOL_MAX_NB = 1024
+_ONE_NODE = np.zeros(1)
+_ONE_WEIGHT = np.ones(1)
+#: Gauss-Legendre 3-point nodes (fractions of the box width) and weights.
+_GL3_X = np.array([-0.5 * math.sqrt(0.6), 0.0, 0.5 * math.sqrt(0.6)])
+_GL3_W = np.array([5.0 / 18.0, 8.0 / 18.0, 5.0 / 18.0])
+_POOL_MAX_BINS = 4096
+
+
+@njit(cache=True, nogil=True)
+def _cells(cy, cx, cell):  # pragma: no cover - compiled
+    """Counting sort of the finite centres into square cells of ``cell`` px.
+
+    Returns (y0, x0, gy, gx, start, order): the points of cell (i, j) are
+    ``order[start[i * gx + j] : start[i * gx + j + 1]]``.
+    """
+    k = cy.shape[0]
+    y0 = np.inf
+    x0 = np.inf
+    y1 = -np.inf
+    x1 = -np.inf
+    for i in range(k):
+        if math.isfinite(cy[i]) and math.isfinite(cx[i]):
+            y0 = min(y0, cy[i])
+            y1 = max(y1, cy[i])
+            x0 = min(x0, cx[i])
+            x1 = max(x1, cx[i])
+    if not (y1 >= y0):
+        return 0.0, 0.0, 0, 0, np.zeros(1, np.int64), np.zeros(0, np.int64)
+    gy = int((y1 - y0) / cell) + 1
+    gx = int((x1 - x0) / cell) + 1
+    cnt = np.zeros(gy * gx + 1, np.int64)
+    for i in range(k):
+        if math.isfinite(cy[i]) and math.isfinite(cx[i]):
+            cnt[int((cy[i] - y0) / cell) * gx + int((cx[i] - x0) / cell) + 1] += 1
+    for c in range(1, gy * gx + 1):
+        cnt[c] += cnt[c - 1]
+    fill = cnt[:-1].copy()
+    order = np.empty(cnt[gy * gx], np.int64)
+    for i in range(k):
+        if math.isfinite(cy[i]) and math.isfinite(cx[i]):
+            c = int((cy[i] - y0) / cell) * gx + int((cx[i] - x0) / cell)
+            order[fill[c]] = i
+            fill[c] += 1
+    return y0, x0, gy, gx, cnt, order
+
+
+@njit(cache=True, nogil=True)
+def _quad_fit(a, e, keep, n, deg, q):  # pragma: no cover - compiled
+    """Least-squares polynomial e = q0 + q1 a + q2 a^2 (degree ``deg`` <= 2) over the kept
+    points; False if singular."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    s4 = 0.0
+    r0 = 0.0
+    r1 = 0.0
+    r2 = 0.0
+    for i in range(n):
+        if keep[i]:
+            x = a[i]
+            x2 = x * x
+            s0 += 1.0
+            s1 += x
+            s2 += x2
+            s3 += x2 * x
+            s4 += x2 * x2
+            r0 += e[i]
+            r1 += x * e[i]
+            r2 += x2 * e[i]
+    q[0] = 0.0
+    q[1] = 0.0
+    q[2] = 0.0
+    if deg == 0:
+        if s0 < 1.0:
+            return False
+        q[0] = r0 / s0
+        return True
+    if deg == 1:
+        det = s0 * s2 - s1 * s1
+        if not (det > 1e-9 * (s0 * s2 + 1e-30)):
+            return False
+        q[0] = (r0 * s2 - r1 * s1) / det
+        q[1] = (s0 * r1 - s1 * r0) / det
+        return True
+    # 3 x 3 by Cramer's rule
+    det = s0 * (s2 * s4 - s3 * s3) - s1 * (s1 * s4 - s3 * s2) + s2 * (s1 * s3 - s2 * s2)
+    if not (abs(det) > 1e-9 * (s0 * s2 * s4 + 1e-30)):
+        return False
+    q[0] = (r0 * (s2 * s4 - s3 * s3) - s1 * (r1 * s4 - s3 * r2) + s2 * (r1 * s3 - s2 * r2)) / det
+    q[1] = (s0 * (r1 * s4 - r2 * s3) - r0 * (s1 * s4 - s3 * s2) + s2 * (s1 * r2 - r1 * s2)) / det
+    q[2] = (s0 * (s2 * r2 - s3 * r1) - s1 * (s1 * r2 - s3 * r0) + r0 * (s1 * s3 - s2 * s2)) / det
+    return True
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _normal_eq_w(t, p, wt, inv, n, th, hm, gv):  # pragma: no cover - compiled
+    """Weighted residual sum of squares of the blurred bar (s fixed) at samples ``t[j]`` with
+    values ``p[j]``, weights ``wt[j]`` and ``inv[j] = 1 / (sqrt2 s_j)``; fills J^T W J (hm,
+    the s row and column zero) and J^T W r (gv)."""
+    b = th[0]
+    g = th[1]
+    area = th[2]
+    c = th[3]
+    w = th[4]
+    hw = 0.5 * w
+    iw = 1.0 / w
+    amp = area * iw
+    ka = amp * _INV_SQRT_PI
+    h00 = 0.0
+    h01 = 0.0
+    h02 = 0.0
+    h03 = 0.0
+    h04 = 0.0
+    h11 = 0.0
+    h12 = 0.0
+    h13 = 0.0
+    h14 = 0.0
+    h22 = 0.0
+    h23 = 0.0
+    h24 = 0.0
+    h33 = 0.0
+    h34 = 0.0
+    h44 = 0.0
+    g0 = 0.0
+    g1 = 0.0
+    g2 = 0.0
+    g3 = 0.0
+    g4 = 0.0
+    rss = 0.0
+    for j in range(n):
+        x = t[j]
+        iv = inv[j]
+        u1 = (x - c + hw) * iv
+        u2 = (x - c - hw) * iv
+        e1, q1 = _erf_gauss(u1)
+        e2, q2 = _erf_gauss(u2)
+        j2 = 0.5 * (e1 - e2) * iw
+        r = p[j] - (b + g * x + area * j2)
+        kc = ka * iv
+        j3 = kc * (q2 - q1)
+        j4 = 0.5 * kc * (q1 + q2) - amp * j2
+        ww = wt[j]
+        wr = ww * r
+        rss += wr * r
+        wx = ww * x
+        w2 = ww * j2
+        w3 = ww * j3
+        h00 += ww
+        h01 += wx
+        h02 += w2
+        h03 += w3
+        h04 += ww * j4
+        h11 += wx * x
+        h12 += wx * j2
+        h13 += wx * j3
+        h14 += wx * j4
+        h22 += w2 * j2
+        h23 += w2 * j3
+        h24 += w2 * j4
+        h33 += w3 * j3
+        h34 += w3 * j4
+        h44 += ww * j4 * j4
+        g0 += wr
+        g1 += wr * x
+        g2 += wr * j2
+        g3 += wr * j3
+        g4 += wr * j4
+    hm[0, 0] = h00
+    hm[0, 1] = h01
+    hm[0, 2] = h02
+    hm[0, 3] = h03
+    hm[0, 4] = h04
+    hm[0, 5] = 0.0
+    hm[1, 1] = h11
+    hm[1, 2] = h12
+    hm[1, 3] = h13
+    hm[1, 4] = h14
+    hm[1, 5] = 0.0
+    hm[2, 2] = h22
+    hm[2, 3] = h23
+    hm[2, 4] = h24
+    hm[2, 5] = 0.0
+    hm[3, 3] = h33
+    hm[3, 4] = h34
+    hm[3, 5] = 0.0
+    hm[4, 4] = h44
+    hm[4, 5] = 0.0
+    hm[5, 5] = 0.0
+    for i in range(NPAR):
+        for q in range(i):
+            hm[i, q] = hm[q, i]
+    gv[0] = g0
+    gv[1] = g1
+    gv[2] = g2
+    gv[3] = g3
+    gv[4] = g4
+    gv[5] = 0.0
+    return rss
+
+
+@njit(cache=True, nogil=True, fastmath=_FAST)
+def _normal_eq_wb(t, p, wt, inv, n, th, dl, dw, hm, gv):  # pragma: no cover - compiled
+    """:func:`_normal_eq_w` with the pixel footprint modelled exactly: the bar's edges are
+    blurred by the Gaussian (``inv`` from the *optical* sigma) and by the projection of the
+    square pixel on the normal (a trapezoid), represented by nodes ``dl`` with weights ``dw``
+    (Gauss-Legendre, exact to the 5th moment). A Gaussian stand-in for the pixel box has the
+    right variance but not the right kurtosis; for vessels narrower than ~1.5 s, whose blur and
+    width trade off along a flat valley, that small misfit moves the blur estimate by ~2 %."""
+    b = th[0]
+    g = th[1]
+    area = th[2]
+    c = th[3]
+    w = th[4]
+    hw = 0.5 * w
+    iw = 1.0 / w
+    amp = area * iw
+    ka = amp * _INV_SQRT_PI
+    for i in range(NPAR):
+        gv[i] = 0.0
+        for q in range(NPAR):
+            hm[i, q] = 0.0
+    rss = 0.0
+    jj = np.empty(5)
+    for j in range(n):
+        x = t[j]
+        iv = inv[j]
+        ee = 0.0
+        qs = 0.0
+        qd = 0.0
+        for m in range(dl.shape[0]):
+            e1, q1 = _erf_gauss((x - dl[m] - c + hw) * iv)
+            e2, q2 = _erf_gauss((x - dl[m] - c - hw) * iv)
+            ee += dw[m] * (e1 - e2)
+            qs += dw[m] * (q1 + q2)
+            qd += dw[m] * (q2 - q1)
+        j2 = 0.5 * ee * iw
+        r = p[j] - (b + g * x + area * j2)
+        kc = ka * iv
+        jj[0] = 1.0
+        jj[1] = x
+        jj[2] = j2
+        jj[3] = kc * qd
+        jj[4] = 0.5 * kc * qs - amp * j2
+        ww = wt[j]
+        rss += ww * r * r
+        for i in range(5):
+            wi = ww * jj[i]
+            gv[i] += wi * r
+            for q in range(i, 5):
+                hm[i, q] += wi * jj[q]
+    for i in range(NPAR):
+        for q in range(i):
+            hm[i, q] = hm[q, i]
+    return rss
+
+
+@njit(cache=True, nogil=True)
+def _lm_w(t, p, wt, inv, n, th, dl, dw, tlo, thi, w_max, a_prior, wa, max_iter, hm, hm2, gv, gv2, d, th2, dd, amat, idx, active):  # pragma: no cover - compiled
+    """Levenberg-Marquardt (Nielsen damping, as in :func:`_fit_point`) of the weighted
+    blurred-bar fit, s fixed; with more than one node ``dl`` (offsets) / ``dw`` (weights) the
+    pixel footprint is modelled exactly (:func:`_normal_eq_wb`). Returns (converged, weighted
+    rss, iterations)."""
+    box = dl.shape[0] > 1
+    for i in range(NPAR):
+        active[i] = i < 5
+    if box:
+        rss = _normal_eq_wb(t, p, wt, inv, n, th, dl, dw, hm, gv)
+    else:
+        rss = _normal_eq_w(t, p, wt, inv, n, th, hm, gv)
+    cost = rss + _add_priors(th, hm, gv, a_prior, wa, 0.0, 0.0)
+    for i in range(NPAR):
+        dd[i] = max(hm[i, i], 1e-30)
+    lam = 1e-3
+    nu = 2.0
+    it = 0
+    wsum = 0.0
+    for j in range(n):
+        wsum += wt[j]
+    while it < max_iter:
+        it += 1
+        stat = STAT_TOL * rss / max(wsum - 6.0, 1.0)
+        active[4] = not (th[4] <= W_MIN and gv[4] < 0.0)
+        if not _solve(hm, dd, gv, lam, active, amat, d, idx):
+            lam *= nu
+            nu *= 2.0
+            if lam > 1e10:
+                break
+            continue
+        pred = 0.0
+        for i in range(NPAR):
+            pred += d[i] * (gv[i] + lam * dd[i] * d[i])
+        for i in range(NPAR):
+            th2[i] = th[i] + d[i]
+        _clamp(th2, tlo, thi, w_max, False)
+        if box:
+            rss2 = _normal_eq_wb(t, p, wt, inv, n, th2, dl, dw, hm2, gv2)
+        else:
+            rss2 = _normal_eq_w(t, p, wt, inv, n, th2, hm2, gv2)
+        cost2 = rss2 + _add_priors(th2, hm2, gv2, a_prior, wa, 0.0, 0.0)
+        step = max(abs(th2[3] - th[3]), abs(th2[4] - th[4]))
+        da = abs(th2[2] - th[2])
+        if cost2 <= cost:
+            rho = (cost - cost2) / pred if pred > 0.0 else 0.0
+            small = (cost - cost2) <= 1e-10 * cost + 1e-300
+            for i in range(NPAR):
+                th[i] = th2[i]
+                gv[i] = gv2[i]
+                dd[i] = max(dd[i], hm2[i, i])
+                for q in range(NPAR):
+                    hm[i, q] = hm2[i, q]
+            cost = cost2
+            rss = rss2
+            f = 2.0 * rho - 1.0
+            lam = max(lam * max(1.0 / 3.0, 1.0 - f * f * f), 1e-9)
+            nu = 2.0
+            # converged when the step is tiny or its predicted gain is a tiny fraction of one
+            # pixel's residual variance (the weights are pixel counts)
+            if lam <= 1.0 and ((step < STEP_TOL and da < STEP_TOL * 0.1 * (abs(th[2]) + 1e-12)) or small or pred < stat):
+                return True, rss, it
+        else:
+            if step < 1e-7 and da < 1e-8 * (abs(th[2]) + 1e-12):
+                return True, rss, it
+            lam *= nu
+            nu *= 2.0
+            if lam > 1e10:
+                break
+    return False, rss, it
+
+
+@njit(cache=True, nogil=True)
+def _pool_bins(
+    img, centres, normals, seg, k, lo, hi, half_len, y0, x0, gy, gx, cell, cstart, order, na, ne, keep, nidx, q, bins, smp,
+):  # pragma: no cover - compiled
+    """Neighbours, centre curve and binned pooled profile of point k over +-half_len px (see
+    :func:`pooled_profiles`). Returns (status, samples, pixels, neighbours, within-bin sum of
+    squares); ``smp`` rows receive the samples' positions, means, weights, (scratch) and
+    position variances; ``na, ne, keep, nidx, q`` the neighbours and the curve."""
+    m = img.shape[0]
+    nn = img.shape[1]
+    cy = centres[k, 0]
+    cx = centres[k, 1]
+    ny = normals[k, 0]
+    nx = normals[k, 1]
+    if not (math.isfinite(cy) and math.isfinite(cx) and math.isfinite(ny) and math.isfinite(nx)) or gy == 0:
+        return STATUS_OUTSIDE, 0, 0, 0, 0.0
+    if not (lo < 0.0 and hi > 0.0):
+        return STATUS_TOO_FEW, 0, 0, 0, 0.0
+    ty = -nx
+    tx = ny
+    # ---- neighbouring centres of the same vessel, in the frame (along, across) of the point
+    ic = int((cy - y0) / cell)
+    jc = int((cx - x0) / cell)
+    rc = int(math.ceil(half_len / cell))
+    cnt = 0
+    sk = seg[k]
+    for ci in range(max(ic - rc, 0), min(ic + rc, gy - 1) + 1):
+        for cj in range(max(jc - rc, 0), min(jc + rc, gx - 1) + 1):
+            c = ci * gx + cj
+            for p in range(cstart[c], cstart[c + 1]):
+                j = order[p]
+                if sk >= 0 and seg[j] != sk:
+                    continue
+                ry = centres[j, 0] - cy
+                rx = centres[j, 1] - cx
+                a = ry * ty + rx * tx
+                e = ry * ny + rx * nx
+                if abs(a) > half_len or abs(e) > 1.5 + a * a / 50.0:
+                    continue
+                if abs(normals[j, 0] * ny + normals[j, 1] * nx) < POOL_MIN_COS:
+                    continue
+                if cnt < na.shape[0]:
+                    nidx[cnt] = j
+                    na[cnt] = a
+                    ne[cnt] = e
+                    keep[cnt] = True
+                    cnt += 1
+    if cnt < POOL_MIN_POINTS:
+        return STATUS_TOO_FEW, 0, 0, cnt, 0.0
+    # ---- centre curve: quadratic (line if the stretch is short), two rounds of rejection
+    amin = np.inf
+    amax = -np.inf
+    for i in range(cnt):
+        amin = min(amin, na[i])
+        amax = max(amax, na[i])
+    deg = 2 if amax - amin >= 6.0 else 1
+    good = _quad_fit(na, ne, keep, cnt, deg, q)
+    for _ in range(2):
+        if not good:
+            break
+        nk = 0
+        for i in range(cnt):
+            r = ne[i] - (q[0] + na[i] * (q[1] + na[i] * q[2]))
+            keep[i] = abs(r) <= POOL_CURVE_TOL
+            if keep[i]:
+                nk += 1
+        if nk < POOL_MIN_POINTS:
+            good = False
+            break
+        good = _quad_fit(na, ne, keep, cnt, deg, q)
+    if not good:
+        return STATUS_TOO_FEW, 0, 0, cnt, 0.0
+    amin = np.inf
+    amax = -np.inf
+    nk = 0
+    for i in range(cnt):
+        if keep[i]:
+            amin = min(amin, na[i])
+            amax = max(amax, na[i])
+            nk += 1
+    if nk < POOL_MIN_POINTS or abs(q[1]) > 1.0:
+        return STATUS_TOO_FEW, 0, 0, cnt, 0.0
+    amin -= 0.5
+    amax += 0.5
+    # ---- pixels of the strip, binned by their distance from the curve
+    hb = POOL_BIN
+    bc = bins[0]
+    bs = bins[1]
+    bd = bins[2]
+    bd2 = bins[3]
+    bv2 = bins[4]
+    nb = int(math.ceil((hi - lo) / hb)) + 1
+    if nb > bc.shape[0]:
+        nb = bc.shape[0]
+    for j in range(nb):
+        bc[j] = 0.0
+        bs[j] = 0.0
+        bd[j] = 0.0
+        bd2[j] = 0.0
+        bv2[j] = 0.0
+    emin = np.inf
+    emax = -np.inf
+    for a in (amin, 0.5 * (amin + amax), amax):
+        f = q[0] + a * (q[1] + a * q[2])
+        emin = min(emin, f + lo)
+        emax = max(emax, f + hi)
+    ymin = np.inf
+    ymax = -np.inf
+    xmin = np.inf
+    xmax = -np.inf
+    for a in (amin, amax):
+        for e in (emin, emax):
+            yy = cy + a * ty + e * ny
+            xx = cx + a * tx + e * nx
+            ymin = min(ymin, yy)
+            ymax = max(ymax, yy)
+            xmin = min(xmin, xx)
+            xmax = max(xmax, xx)
+    r0 = max(int(math.floor(ymin)), 0)
+    r1 = min(int(math.ceil(ymax)), m - 1)
+    c0 = max(int(math.floor(xmin)), 0)
+    c1 = min(int(math.ceil(xmax)), nn - 1)
+    npx = 0
+    for r in range(r0, r1 + 1):
+        row = img[r]
+        ry = r - cy
+        # columns of this row inside the rotated rectangle amin <= a <= amax, emin <= e <= emax
+        xlo = float(c0)
+        xhi = float(c1)
+        for ga, gb, glo, ghi in ((ty, tx, amin, amax), (ny, nx, emin, emax)):
+            off = ry * ga
+            if abs(gb) > 1e-9:
+                u = (glo - off) / gb + cx
+                v = (ghi - off) / gb + cx
+                if u > v:
+                    u, v = v, u
+                xlo = max(xlo, u)
+                xhi = min(xhi, v)
+            elif off < glo or off > ghi:
+                xhi = xlo - 1.0
+        if xhi < xlo:
+            continue
+        for cc in range(int(math.ceil(xlo)), int(math.floor(xhi)) + 1):
+            rx = cc - cx
+            a = ry * ty + rx * tx
+            if a < amin or a > amax:
+                continue
+            sl = q[1] + 2.0 * q[2] * a
+            dist = (ry * ny + rx * nx - (q[0] + a * (q[1] + a * q[2]))) / math.sqrt(1.0 + sl * sl)
+            if dist < lo or dist >= hi:
+                continue
+            v = row[cc]
+            if not math.isfinite(v):
+                continue
+            jb = int((dist - lo) / hb)
+            if jb >= nb:
+                jb = nb - 1
+            bc[jb] += 1.0
+            bs[jb] += v
+            bd[jb] += dist
+            bd2[jb] += dist * dist
+            bv2[jb] += v * v
+            npx += 1
+    # ---- bins -> weighted samples
+    tt = smp[0]
+    pp = smp[1]
+    ww = smp[2]
+    vv = smp[4]
+    nsamp = 0
+    within = 0.0
+    for j in range(nb):
+        cj = bc[j]
+        if cj > 0.0:
+            mt = bd[j] / cj
+            mp = bs[j] / cj
+            tt[nsamp] = mt
+            pp[nsamp] = mp
+            ww[nsamp] = cj
+            vj = max(bd2[j] / cj - mt * mt, 0.0)
+            vv[nsamp] = vj
+            within += bv2[j] - cj * mp * mp
+            nsamp += 1
+    if nsamp < 12 or npx < 30:
+        return STATUS_TOO_FEW, nsamp, npx, cnt, within
+    return STATUS_OK, nsamp, npx, cnt, within
+
+
+@njit(cache=True, nogil=True)
+def _pool_fit(smp, nsamp, npx, within, lo, hi, w_start, a_start, s, dl, dw, w_max, a_prior, wa, max_iter, th, wk, mk, amat, idx, active):  # pragma: no cover - compiled
+    """Fit of the blurred bar to a binned pooled profile (from :func:`_pool_bins`); ``s`` is
+    the Gaussian part of the blur, ``dl`` / ``dw`` the nodes of the pixel footprint (one node at
+    0: the footprint is in ``s``). Returns (status, rms per pixel, standard error of w); ``th``
+    receives theta."""
+    tt = smp[0]
+    pp = smp[1]
+    ww = smp[2]
+    inv = smp[3]
+    vv = smp[4]
+    s2 = s * s
+    for j in range(nsamp):
+        inv[j] = 1.0 / (_SQRT2 * math.sqrt(s2 + vv[j]))
+    # ---- start: background from the ends, area and width from the single fit
+    nend = max(2, nsamp // 8)
+    bl = 0.0
+    tl = 0.0
+    wl = 0.0
+    br = 0.0
+    tr = 0.0
+    wr = 0.0
+    for j in range(nend):
+        bl += pp[j] * ww[j]
+        tl += tt[j] * ww[j]
+        wl += ww[j]
+        jj = nsamp - 1 - j
+        br += pp[jj] * ww[jj]
+        tr += tt[jj] * ww[jj]
+        wr += ww[jj]
+    bl /= wl
+    tl /= wl
+    br /= wr
+    tr /= wr
+    g0 = (br - bl) / (tr - tl) if tr > tl else 0.0
+    th[1] = g0
+    th[0] = bl - g0 * tl
+    w0 = w_start
+    if not (w0 > W_MIN and w0 < w_max):
+        # from the moments of the profile above the background: var = s^2 + w^2 / 12
+        m0 = 0.0
+        m1 = 0.0
+        m2 = 0.0
+        for j in range(nsamp):
+            v = (pp[j] - th[0] - g0 * tt[j]) * ww[j]
+            if v > 0.0:
+                m0 += v
+                m1 += v * tt[j]
+                m2 += v * tt[j] * tt[j]
+        w0 = 1.0
+        if m0 > 0.0:
+            var = m2 / m0 - (m1 / m0) ** 2 - s2
+            w0 = min(max(math.sqrt(max(12.0 * var, 0.0)), 1.0), 0.5 * (hi - lo))
+    ar = a_start
+    if not (ar > 0.0):
+        acc = 0.0
+        tot = 0.0
+        for j in range(nsamp):
+            acc += (pp[j] - th[0] - g0 * tt[j]) * ww[j]
+            tot += ww[j]
+        # mean excess over the window x its length
+        ar = acc / tot * (hi - lo) if tot > 0.0 else 0.0
+        if not (ar > 0.0):
+            ar = 1e-3
+    if wa > 0.0 and a_prior > 0.0:
+        w0 = max(ar / a_prior, W_MIN)
+        ar = a_prior * w0
+    th[2] = ar
+    th[3] = 0.0
+    th[4] = min(max(w0, W_MIN), w_max)
+    th[5] = s
+    hm = mk[0]
+    hm2 = mk[1]
+    gv = wk[0]
+    gv2 = wk[1]
+    d = wk[2]
+    th2 = wk[3]
+    dd = wk[4]
+    conv, rss, it = _lm_w(tt, pp, ww, inv, nsamp, th, dl, dw, lo, hi, w_max, a_prior, wa, max_iter,
+                          hm, hm2, gv, gv2, d, th2, dd, amat, idx, active)
+    dof = npx - 5
+    rr = math.sqrt(max(rss + within, 0.0) / dof) if dof > 0 else np.nan
+    if not conv:
+        return STATUS_NOT_CONVERGED, rr, np.nan
+    w = th[4]
+    amp = th[2] / w
+    peak = amp * math.erf(w / (2.0 * _SQRT2 * s))
+    # the pooled profile's noise: the pixel noise over the square root of the pixels per bin
+    se = rr / math.sqrt(max(npx / nsamp, 1.0))
+    if not (amp > 0.0 and w < w_max and peak > MIN_PEAK_SNR * se) or abs(th[3]) > 0.5 * w + 2.0:
+        return STATUS_IMPLAUSIBLE, rr, np.nan
+    # standard error of w: rms^2 [(J^T W J)^-1]_ww at the optimum (the prior included)
+    e4 = wk[5]
+    for i in range(NPAR):
+        e4[i] = 0.0
+        dd[i] = 0.0
+    e4[4] = 1.0
+    active[4] = True
+    se_w = np.nan
+    if th[4] > W_MIN and _solve_damped(hm, dd, e4, 0.0, active, amat, d, idx):
+        se_w = rr * math.sqrt(max(d[4], 0.0))
+    return STATUS_OK, rr, se_w
+
+
+@njit(cache=True, nogil=True)
+def _pool_point(
+    img, centres, normals, seg, k, lo, hi, w_start, a_start, s, half_len, w_max, a_prior, wa, max_iter,
+    y0, x0, gy, gx, cell, cstart, order, na, ne, keep, nidx, q, bins, smp, th, wk, mk, amat, idx, active,
+):  # pragma: no cover - compiled
+    """One pooled fit at point k over +-half_len px: (status, rms, pixels, neighbours, se of w)."""
+    st, nsamp, npx, cnt, within = _pool_bins(
+        img, centres, normals, seg, k, lo, hi, half_len, y0, x0, gy, gx, cell, cstart, order, na, ne, keep, nidx, q, bins, smp,
+    )
+    if st != STATUS_OK:
+        return st, np.nan, npx, cnt, np.nan
+    st, rr, se_w = _pool_fit(smp, nsamp, npx, within, lo, hi, w_start, a_start, s, _ONE_NODE, _ONE_WEIGHT, w_max, a_prior,
+                             wa, max_iter, th, wk, mk, amat, idx, active)
+    return st, rr, npx, cnt, se_w
+
+
+@njit(cache=True, nogil=True)
+def pooled_profiles(
+    img, centres, normals, seg, index, lo_d, hi_d, start, s, half_len, max_half_len, target_se, share,
+    w_max, a_prior, wa, max_iter, theta, status, rms, npool, se_w,
+):  # pragma: no cover - compiled
+    """Fit the blurred-bar model to the pixels of a stretch of vessel around each point.
+
+    Parameters
+    ----------
+    img : ndarray (M, N) float32 or float64, C-contiguous
+        Contrast map (vessel positive); NaN pixels are left out.
+    centres : ndarray (K, 2) float64
+        Vessel centre (row, col) at every centreline point, e.g. point + c n from the single
+        profile fits; NaN where there is none (such points are neither pooled nor fitted).
+    normals : ndarray (K, 2) float64
+        Unit normals (row, col); they give the point's frame and exclude crossing vessels
+        (neighbours whose normal is more than ~35 degrees off).
+    seg : ndarray (K,) int64
+        Vessel (chain) label of each point; neighbours must share it. -1: any point.
+    index : ndarray (P,) int64
+        Points to fit; the other rows of the outputs are left untouched.
+    lo_d, hi_d : ndarray (K,) float64
+        Fitting window across the vessel, relative to its centre (px; lo_d < 0 < hi_d).
+    start : ndarray (K, 6) float64
+        Start: its area (column 2) and width (column 4) where finite and positive; the
+        background comes from the ends of the pooled profile.
+    s : float
+        Effective PSF sigma (px), fixed (a shared blur is measured with :func:`pooled_rss`:
+        with ``s`` free, thin pooled profiles have a second minimum at w ~ 0, s large).
+    half_len, max_half_len : float
+        Neighbours within ``half_len`` px along the vessel are pooled; while the standard
+        error of w exceeds ``target_se`` px the stretch is lengthened 1.5 x, up to
+        ``max_half_len``.
+    target_se : float
+    share : float
+        After a successful fit at point k, the not yet processed points of ``index`` whose
+        centres lie on k's centre curve within ``share`` x the stretch's half-length along it
+        take k's result (theta with
+        ``c`` from their own centre, status, rms, npool, se_w) and are not fitted
+        themselves; 0: every point is fitted.
+    w_max : float
+    a_prior, wa : ndarray (K,) float64
+        Amplitude prior as in :func:`fit_profiles` (in units of the per-pixel noise).
+    max_iter : int
+    theta : ndarray (K, 6) float64, out
+        Fitted (b, g, area, c, w, s); ``c`` is the offset of the vessel centre from the
+        point's own centre along the normal (px), b and g refer to the centre curve.
+    status : ndarray (K,) int8, out
+        ``STATUS_OK``, ``STATUS_TOO_FEW`` (fewer than ``POOL_MIN_POINTS`` neighbouring centres or
+        too few pixels), ``STATUS_NOT_CONVERGED``, ``STATUS_IMPLAUSIBLE`` or ``STATUS_OUTSIDE``.
+    rms : ndarray (K,) float64, out
+        Residual RMS per pixel of the pooled fit.
+    npool : ndarray (K,) int64, out
+        Pixels pooled.
+    se_w : ndarray (K,) float64, out
+        Standard error of w (px) from the fit's covariance.
+    """
+    kk = centres.shape[0]
+    cell = max(half_len, 2.0)
+    y0, x0, gy, gx, cstart, order = _cells(centres[:, 0], centres[:, 1], cell)
+    na = np.empty(_POOL_MAX_NB)
+    ne = np.empty(_POOL_MAX_NB)
+    keep = np.empty(_POOL_MAX_NB, np.bool_)
+    nidx = np.empty(_POOL_MAX_NB, np.int64)
+    q = np.zeros(3)
+    bins = np.zeros((5, _POOL_MAX_BINS))
+    smp = np.zeros((5, _POOL_MAX_BINS))
+    th = np.zeros(NPAR)
+    wk = np.zeros((6, NPAR))
+    mk = np.zeros((2, NPAR, NPAR))
+    amat = np.empty((NPAR + 1, NPAR))
+    idx = np.empty(NPAR, np.int64)
+    active = np.ones(NPAR, np.bool_)
+    todo = np.zeros(kk, np.bool_)
+    for qq in range(index.shape[0]):
+        todo[index[qq]] = True
+    for qq in range(index.shape[0]):
+        k = index[qq]
+        if not todo[k]:
+            continue  # took the result of a neighbour's pooled fit
+        todo[k] = False
+        ln = half_len
+        last_ok = -1.0
+        w_st = start[k, 4]
+        a_st = start[k, 2]
+        while True:
+            st, rr, npx, cnt, sew = _pool_point(
+                img, centres, normals, seg, k, lo_d[k], hi_d[k], w_st, a_st, s, ln, w_max,
+                a_prior[k], wa[k], max_iter, y0, x0, gy, gx, cell, cstart, order, na, ne, keep, nidx, q, bins, smp,
+                th, wk, mk, amat, idx, active,
+            )
+            if st != STATUS_OK:
+                if last_ok > 0.0:  # the longer stretch failed (a bend, a branch): the last one that did not
+                    st, rr, npx, cnt, sew = _pool_point(
+                        img, centres, normals, seg, k, lo_d[k], hi_d[k], start[k, 4], start[k, 2], s, last_ok,
+                        w_max, a_prior[k], wa[k], max_iter, y0, x0, gy, gx, cell, cstart, order, na, ne, keep, nidx,
+                        q, bins, smp, th, wk, mk, amat, idx, active,
+                    )
+                break
+            if not (sew > target_se) or ln >= max_half_len:
+                break
+            last_ok = ln
+            w_st = th[4]  # the longer stretch starts from this fit
+            a_st = th[2]
+            ln = min(1.5 * ln, max_half_len)
+        for i in range(NPAR):
+            theta[k, i] = th[i] if st == STATUS_OK else np.nan
+        status[k] = st
+        rms[k] = rr
+        npool[k] = npx
+        se_w[k] = sew
+        if st != STATUS_OK:
+            continue
+        theta[k, 3] = th[3] + q[0]  # from the point's own centre, as for the shared results
+        if share > 0.0:
+            reach = share * ln
+            for i in range(cnt):
+                j = nidx[i]
+                if keep[i] and todo[j] and abs(na[i]) <= reach:
+                    todo[j] = False
+                    r = ne[i] - (q[0] + na[i] * (q[1] + na[i] * q[2]))
+                    for p in range(NPAR):
+                        theta[j, p] = th[p]
+                    theta[j, 3] = th[3] - r
+                    status[j] = STATUS_OK
+                    rms[j] = rr
+                    npool[j] = npx
+                    se_w[j] = sew
+
+
+@njit(cache=True, nogil=True)
+def pooled_rss(img, centres, normals, seg, index, lo_d, hi_d, start, s_values, half_len, w_max, max_iter, rss, npool):  # pragma: no cover - compiled
+    """Residual sum of squares (over the pooled pixels) of the pooled fit of every point of
+    ``index`` with the PSF sigma fixed at each of ``s_values``: the profile likelihood of a
+    blur shared by the vessels. Arguments as in :func:`pooled_profiles`. Here the square
+    pixel's footprint is modelled exactly (``s_values`` still include its 1/12 px^2): on thin
+    vessels the blur estimate depends on the shape of the blur, not only its variance.
+
+    Returns nothing; ``rss`` (P, S) float64 receives NaN where the pooled profile could not be
+    built (a fit stopped after ``max_iter`` iterations counts with its last RSS), ``npool`` (P,) int64 the pixels pooled (the same pixels
+    for every s).
+    """
+    cell = max(half_len, 2.0)
+    y0, x0, gy, gx, cstart, order = _cells(centres[:, 0], centres[:, 1], cell)
+    na = np.empty(_POOL_MAX_NB)
+    ne = np.empty(_POOL_MAX_NB)
+    keep = np.empty(_POOL_MAX_NB, np.bool_)
+    nidx = np.empty(_POOL_MAX_NB, np.int64)
+    q = np.zeros(3)
+    bins = np.zeros((5, _POOL_MAX_BINS))
+    smp = np.zeros((5, _POOL_MAX_BINS))
+    th = np.zeros(NPAR)
+    wk = np.zeros((6, NPAR))
+    mk = np.zeros((2, NPAR, NPAR))
+    amat = np.empty((NPAR + 1, NPAR))
+    idx = np.empty(NPAR, np.int64)
+    active = np.ones(NPAR, np.bool_)
+    no = np.zeros(1)
+    dl = np.zeros(9)
+    dw = np.zeros(9)
+    for qq in range(index.shape[0]):
+        k = index[qq]
+        st, nsamp, npx, cnt, within = _pool_bins(
+            img, centres, normals, seg, k, lo_d[k], hi_d[k], half_len, y0, x0, gy, gx, cell, cstart, order, na, ne, keep,
+            nidx, q, bins, smp,
+        )
+        npool[qq] = npx
+        for i in range(s_values.shape[0]):
+            rss[qq, i] = np.nan
+        if st != STATUS_OK:
+            continue
+        # the square pixel projected on the curve's normal: box(|n_y|) * box(|n_x|), 9 nodes
+        ny = normals[k, 0] + q[1] * normals[k, 1]
+        nx = normals[k, 1] - q[1] * normals[k, 0]
+        nn = math.sqrt(ny * ny + nx * nx)
+        for u in range(3):
+            for v in range(3):
+                dl[3 * u + v] = _GL3_X[u] * abs(ny) / nn + _GL3_X[v] * abs(nx) / nn
+                dw[3 * u + v] = _GL3_W[u] * _GL3_W[v]
+        for i in range(s_values.shape[0]):
+            # s_values include the pixel's 1/12 px^2 (as everywhere); the footprint is modelled
+            s_opt = math.sqrt(max(s_values[i] * s_values[i] - 1.0 / 12.0, 0.0025))
+            st2, rr, sew = _pool_fit(smp, nsamp, npx, within, lo_d[k], hi_d[k], start[k, 4], start[k, 2], s_opt, dl, dw,
+                                     w_max, no[0], no[0], max_iter, th, wk, mk, amat, idx, active)
+            # a fit stopped after max_iter still gives an (upper) bound of the minimum
+            if math.isfinite(rr):
+                rss[qq, i] = rr * rr * max(npx - 5, 1)
+
+
+@njit(cache=True, nogil=True)
+def points_near(points, index, radius):  # pragma: no cover - compiled
+    """Mask (K,) of the points within ``radius`` px (Euclidean) of any of ``points[index]``."""
+    k = points.shape[0]
+    cy = np.full(k, np.nan)
+    cx = np.full(k, np.nan)
+    for q in range(index.shape[0]):
+        cy[index[q]] = points[index[q], 0]
+        cx[index[q]] = points[index[q], 1]
+    cell = max(radius, 1.0)
+    y0, x0, gy, gx, cstart, order = _cells(cy, cx, cell)
+    out = np.zeros(k, np.bool_)
+    r2 = radius * radius
+    for i in range(k):
+        y = points[i, 0]
+        x = points[i, 1]
+        if gy == 0 or not (math.isfinite(y) and math.isfinite(x)):
+            continue
+        fy = (y - y0) / cell
+        fx = (x - x0) / cell
+        if fy < -1.0 or fx < -1.0 or fy >= gy + 1.0 or fx >= gx + 1.0:
+            continue
+        ic = int(math.floor(fy))
+        jc = int(math.floor(fx))
+        for ci in range(max(ic - 1, 0), min(ic + 1, gy - 1) + 1):
+            for cj in range(max(jc - 1, 0), min(jc + 1, gx - 1) + 1):
+                c = ci * gx + cj
+                for p in range(cstart[c], cstart[c + 1]):
+                    j = order[p]
+                    if (points[j, 0] - y) ** 2 + (points[j, 1] - x) ** 2 <= r2:
+                        out[i] = True
+                        break
+                if out[i]:
+                    break
+            if out[i]:
+                break
+    return out

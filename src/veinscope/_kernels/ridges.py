@@ -108,6 +108,19 @@ def _bilinear(img, y, x):  # pragma: no cover - compiled
     return (img[y0, x0] * (1.0 - fx) + img[y0, x1] * fx) * (1.0 - fy) + (img[y1, x0] * (1.0 - fx) + img[y1, x1] * fx) * fy
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _level(s, inner_ij, noise_grid, inv, i, j, low_noise, high_noise, min_strength):  # pragma: no cover - compiled
+    """0 (below the low level or outside ``inner``), 1 (low) or 2 (also high) for strength ``s``
+    at pixel (i, j): levels ``max(low_noise * local, min_strength)`` and
+    ``max(high_noise * local, 2 min_strength)``, ``local`` the noise grid bilinear at the pixel."""
+    if s < min_strength or s <= 0.0 or not inner_ij:
+        return 0
+    local = _bilinear(noise_grid, (i + 0.5) * inv - 0.5, (j + 0.5) * inv - 0.5)
+    if s < max(low_noise * local, min_strength):
+        return 0
+    return 2 if s >= max(high_noise * local, 2.0 * min_strength) else 1
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def centreline_candidates(
     q, normal_y, normal_x, scale_px, inner, noise_grid, cell, low_noise, high_noise, min_strength,
@@ -131,14 +144,12 @@ def centreline_candidates(
         for j in range(n):
             out[i, j] = 0
             s = q[i, j]
-            if s < min_strength or s <= 0.0 or not inner[i, j]:
+            level = _level(s, inner[i, j], noise_grid, inv, i, j, low_noise, high_noise, min_strength)
+            if level == 0:
                 continue
             ny = normal_y[i, j]
             nx = normal_x[i, j]
             if _bilinear(q, i + ny, j + nx) > s or _bilinear(q, i - ny, j - nx) > s:
-                continue
-            local = _bilinear(noise_grid, (i + 0.5) * inv - 0.5, (j + 0.5) * inv - 0.5)
-            if s < max(low_noise * local, min_strength):
                 continue
             if use_signal:
                 d = 2.0 * scale_px[i, j] + 1.0
@@ -149,7 +160,7 @@ def centreline_candidates(
                 far = max(a, b)
                 if not (near > 0.0 and near > min_symmetry * max(far, 1e-6)):
                     continue
-            out[i, j] = 2 if s >= max(high_noise * local, 2.0 * min_strength) else 1
+            out[i, j] = level
     return out
 
 
@@ -298,3 +309,231 @@ def same_class_pieces(ys, xs, cls, codes, m):  # pragma: no cover - compiled
                 n += 1
             piece[i] = root_id[rt]
     return piece, n
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def ridge_regions(q, inner, noise_grid, cell, low_noise, high_noise, min_strength, out):  # pragma: no cover - compiled
+    """Pixels of ``inner`` whose line strength ``q`` passes the local low level (1) or also the
+    high level (2), else 0, into ``out`` (uint8 (M, N)).
+
+    The levels are those of :func:`centreline_candidates`: ``max(low_noise * local, min_strength)``
+    and ``max(high_noise * local, 2 min_strength)``, ``local`` being ``noise_grid`` (cells of
+    ``cell`` px) bilinear at the pixel.
+    """
+    m = q.shape[0]
+    n = q.shape[1]
+    inv = 1.0 / cell
+    for i in nb.prange(m):
+        for j in range(n):
+            out[i, j] = _level(q[i, j], inner[i, j], noise_grid, inv, i, j, low_noise, high_noise, min_strength)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def strong_labels(lab, region, nlab):  # pragma: no cover - compiled
+    """Whether each component 0..nlab of ``lab`` holds a pixel with ``region == 2``."""
+    m = lab.shape[0]
+    n = lab.shape[1]
+    strong = np.zeros(nlab + 1, np.bool_)
+    for i in range(m):
+        for j in range(n):
+            if region[i, j] == 2:
+                strong[lab[i, j]] = True
+    strong[0] = False
+    return strong
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def keep_in_labels(cand, lab, keep):  # pragma: no cover - compiled
+    """Set ``cand`` to 0 outside the components whose ``keep`` is True (in place)."""
+    m = cand.shape[0]
+    n = cand.shape[1]
+    for i in nb.prange(m):
+        for j in range(n):
+            if cand[i, j] != 0 and not keep[lab[i, j]]:
+                cand[i, j] = 0
+    return cand
+
+
+@nb.njit(cache=True, nogil=True)
+def bridge_gaps(mask, max_gap):  # pragma: no cover - compiled
+    """Join chain ends across gaps of up to ``max_gap`` pixels, in place (uint8 (M, N), 0/1).
+
+    An end (a pixel with at most one 8-neighbour) looks ahead (away from its neighbour) for
+    the nearest chain pixel at Chebyshev distance 2 .. max_gap + 1 that is not next to its own
+    neighbour, and the straight pixels between them are set. Raster order, sequential:
+    deterministic. Returns the number of gaps bridged.
+    """
+    m = mask.shape[0]
+    n = mask.shape[1]
+    bridged = 0
+    reach = max_gap + 1
+    for i in range(m):
+        for j in range(n):
+            if mask[i, j] == 0:
+                continue
+            cnt = 0
+            ny = 0
+            nx = 0
+            for di in range(-1, 2):
+                for dj in range(-1, 2):
+                    if di == 0 and dj == 0:
+                        continue
+                    yy = i + di
+                    xx = j + dj
+                    if 0 <= yy < m and 0 <= xx < n and mask[yy, xx] != 0:
+                        cnt += 1
+                        ny = yy
+                        nx = xx
+            if cnt > 1:
+                continue
+            best = 1e9
+            by = -1
+            bx = -1
+            for di in range(-reach, reach + 1):
+                for dj in range(-reach, reach + 1):
+                    if max(abs(di), abs(dj)) < 2:
+                        continue
+                    yy = i + di
+                    xx = j + dj
+                    if not (0 <= yy < m and 0 <= xx < n) or mask[yy, xx] == 0:
+                        continue
+                    if cnt == 1:
+                        # ahead of the end, and not part of its own chain's next pixels
+                        if di * (i - ny) + dj * (j - nx) <= 0:
+                            continue
+                        if abs(yy - ny) <= 1 and abs(xx - nx) <= 1:
+                            continue
+                    d2 = di * di + dj * dj
+                    if d2 < best:
+                        best = d2
+                        by = yy
+                        bx = xx
+            if by < 0:
+                continue
+            steps = max(abs(by - i), abs(bx - j))
+            for t in range(1, steps):
+                yy = int(round(i + (by - i) * t / steps))
+                xx = int(round(j + (bx - j) * t / steps))
+                mask[yy, xx] = 1
+            bridged += 1
+    return bridged
+
+
+@nb.njit(cache=True, nogil=True)
+def snap_to_crest(cand, q, normal_y, normal_x, scale_px, min_level_sigma, out):  # pragma: no cover - compiled
+    """Move each candidate to the sub-pixel crest of ``q`` along its normal, into ``out``.
+
+    The crest is the vertex of the parabola through ``q`` at -h, 0 and +h along the normal,
+    ``h`` being the pixel step of the pyramid level the point's scale was computed on
+    (``2**floor(log2(scale / min_level_sigma))``, at least 1): coarse scales are interpolated
+    from a grid of that step, on which non-maximum suppression alone puts the centre of a wide
+    vessel on the grid's rows or columns, a staircase of parallel dashes. ``out`` (uint8, zero on
+    entry) gets the candidate's value at the rounded crest position. Returns ``out``.
+    """
+    m = cand.shape[0]
+    n = cand.shape[1]
+    for i in range(m):
+        for j in range(n):
+            c = cand[i, j]
+            if c == 0:
+                continue
+            s = scale_px[i, j]
+            h = 1.0
+            r = s / min_level_sigma
+            while h * 2.0 <= r:
+                h *= 2.0
+            ny = normal_y[i, j]
+            nx = normal_x[i, j]
+            q0 = q[i, j]
+            qm = _bilinear(q, i - h * ny, j - h * nx)
+            qp = _bilinear(q, i + h * ny, j + h * nx)
+            den = qp - 2.0 * q0 + qm
+            t = 0.0
+            if den < 0.0:
+                t = -h * (qp - qm) / (2.0 * den)
+                if t > h:
+                    t = h
+                elif t < -h:
+                    t = -h
+            y = int(round(i + t * ny))
+            x = int(round(j + t * nx))
+            y = min(max(y, 0), m - 1)
+            x = min(max(x, 0), n - 1)
+            if c > out[y, x]:
+                out[y, x] = c
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def drop_covered_chains(ys, xs, radius, members, starts, order, mask, max_covered):  # pragma: no cover - compiled
+    """Which chains add a vessel of their own, longest first.
+
+    Chain ``c`` holds the points ``members[starts[c]:starts[c + 1]]``. Chains are visited in
+    ``order``; a chain with more than ``max_covered`` of its points inside the discs (radius
+    ``radius`` per point) of the chains kept before it repeats a vessel already found (the
+    clutter of ridge points at the blunt end of a wide vessel, a parallel crest inside it) and
+    is dropped; otherwise its discs are painted into ``mask`` (uint8 (M, N), zero on entry).
+    Returns a bool array, True for the chains kept.
+    """
+    m = mask.shape[0]
+    n = mask.shape[1]
+    nchain = starts.shape[0] - 1
+    keep = np.ones(nchain, np.bool_)
+    for c in order:
+        a = starts[c]
+        b = starts[c + 1]
+        if b <= a:
+            continue
+        cnt = 0
+        for k in range(a, b):
+            p = members[k]
+            if mask[ys[p], xs[p]] != 0:
+                cnt += 1
+        if cnt > max_covered * (b - a):
+            keep[c] = False
+            continue
+        for k in range(a, b):
+            p = members[k]
+            r = radius[p]
+            cy = ys[p]
+            cx = xs[p]
+            r2 = r * r
+            i0 = max(0, int(math.ceil(cy - r)))
+            i1 = min(m - 1, int(math.floor(cy + r)))
+            j0 = max(0, int(math.ceil(cx - r)))
+            j1 = min(n - 1, int(math.floor(cx + r)))
+            for i in range(i0, i1 + 1):
+                for j in range(j0, j1 + 1):
+                    if (i - cy) * (i - cy) + (j - cx) * (j - cx) <= r2:
+                        mask[i, j] = 1
+    return keep
+
+
+@nb.njit(cache=True, nogil=True)
+def window_median(ys, xs, vals, r, m):  # pragma: no cover - compiled
+    """Median of ``vals`` over the points within the (2r+1)^2 window of each point.
+
+    As :func:`window_mean` (points sorted row-major, unique; NaN skipped, NaN where the window
+    holds no finite value), but robust: one failed fit among the neighbours (a wide vessel's
+    profile read as a hair-thin one) does not pull the smoothed diameter.
+    """
+    k = ys.shape[0]
+    starts = _row_starts(ys, m)
+    out = np.empty(k, np.float32)
+    buf = np.empty(max(1, (2 * r + 1) * (2 * r + 1)), np.float64)
+    for i in range(k):
+        y = ys[i]
+        x = xs[i]
+        cnt = 0
+        for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
+            lo = _find_x(xs, starts[yy], starts[yy + 1], x - r)
+            for p in range(lo, starts[yy + 1]):
+                if xs[p] > x + r:
+                    break
+                v = vals[p]
+                if v == v:
+                    buf[cnt] = v
+                    cnt += 1
+        out[i] = np.median(buf[:cnt]) if cnt > 0 else np.nan
+    return out

@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from veinscope.segment import CLASS_CODES
 
-__all__ = ["CLASS_COLOURS", "render_overlay"]
+__all__ = ["CLASS_COLOURS", "encode_png", "render_overlay"]
 
 #: Display colour of each class (distinct on skin tones, colour-blind-aware order).
 CLASS_COLOURS = {
@@ -30,42 +30,57 @@ def render_overlay(rgb, analysis, *, alpha: float = 0.7, outline_skin: bool = Tr
     Parameters
     ----------
     rgb : ndarray (M, N, 3) uint8
-        The upright photo that was analysed.
+        The upright photo that was analysed (not modified).
     analysis : Analysis
+        Anything with ``labels`` (M, N) uint8 class codes, ``skin`` (M, N) bool,
+        ``px_per_mm`` and ``to_dict()`` (the ``analysis.json`` figures).
     alpha : float
-        Opacity of the class colours.
+        Opacity of the class colours (0-1).
+    outline_skin : bool
+        Draw the border of the skin found as a white line.
 
     Returns
     -------
     ndarray (M, N, 3) uint8
+        A new picture: the photo dimmed to 85 %, vessel pixels blended with their class colour.
+
+    Notes
+    -----
+    Vessels cover a few per cent of a photo at most, so colours are blended on the vessel
+    pixels only (a 12 MP photo takes well under 0.1 s on one core, against 0.5 s for
+    whole-image passes).
     """
     import cv2
 
     base = np.ascontiguousarray(rgb, dtype=np.uint8)
-    out = cv2.convertScaleAbs(base, alpha=0.85)  # the photo dimmed a little, in uint8
-    labels = analysis.labels
-    lut = np.zeros((256, 3), np.uint8)
-    for name, code in CLASS_CODES.items():
-        lut[code] = CLASS_COLOURS[name]
-    vessel = labels > 0
-    if vessel.any():
-        colour = lut[labels]
-        blended = cv2.addWeighted(base, 1.0 - alpha, colour, alpha, 0.0)
-        np.copyto(out, blended, where=vessel[:, :, None])
-        del colour, blended
+    if base.ndim != 3 or base.shape[2] != 3:
+        raise ValueError(f"rgb must have shape (M, N, 3), got {base.shape}")
+    labels = np.asarray(analysis.labels)
+    if labels.shape != base.shape[:2]:
+        raise ValueError(f"analysis.labels has shape {labels.shape}, the photo {base.shape[:2]}")
+    out = cv2.convertScaleAbs(base, alpha=0.85)  # the photo dimmed a little (a new array)
+    flat_out = out.reshape(-1, 3)
+    idx = np.flatnonzero(labels)
+    if idx.size:
+        lut = np.zeros((256, 3), np.uint8)
+        for name, code in CLASS_CODES.items():
+            lut[code] = CLASS_COLOURS[name]
+        colour = lut[labels.reshape(-1)[idx]][:, None, :]
+        photo = base.reshape(-1, 3)[idx][:, None, :]
+        flat_out[idx] = cv2.addWeighted(photo, 1.0 - alpha, colour, alpha, 0.0)[:, 0, :]
     if outline_skin:
-        edge = cv2.morphologyEx(analysis.skin.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
-        out[edge] = (255, 255, 255)
-    img = Image.fromarray(out)
-    _legend(img, analysis)
-    return np.asarray(img)
+        skin = np.ascontiguousarray(analysis.skin, dtype=bool).view(np.uint8)
+        edge = cv2.morphologyEx(skin, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+        flat_out[np.flatnonzero(edge)] = 255
+    _legend(out, analysis)
+    return out
 
 
-def _legend(img: Image.Image, analysis) -> None:
-    w, h = img.size
+def _legend(out: np.ndarray, analysis) -> None:
+    """Draw the legend box in the top-left corner of ``out`` (in place; only that corner is touched)."""
+    h, w = out.shape[:2]
     size = max(11, int(min(w, h) / 45))
     font = ImageFont.load_default(size=size)
-    d = ImageDraw.Draw(img)
     figs = analysis.to_dict()["classes"]
     calibrated = analysis.px_per_mm is not None
     lines = []
@@ -79,8 +94,12 @@ def _legend(img: Image.Image, analysis) -> None:
     tot = figs["total"]
     lines.append((None, f"vessel coverage {tot['coverage_pct']:.2f} % of skin" + ("" if calibrated else " (no scale)")))
     pad = size // 2
-    box_w = max(d.textlength(t, font=font) for _, t in lines) + 3 * pad + size
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    box_w = max(measure.textlength(t, font=font) for _, t in lines) + 3 * pad + size
     box_h = len(lines) * (size + pad) + pad
+    cw, ch = min(w, int(box_w) + 2), min(h, int(box_h) + 2)
+    corner = Image.fromarray(np.ascontiguousarray(out[:ch, :cw]))
+    d = ImageDraw.Draw(corner)
     d.rectangle([0, 0, box_w, box_h], fill=(0, 0, 0))
     y = pad
     for colour, text in lines:
@@ -88,3 +107,26 @@ def _legend(img: Image.Image, analysis) -> None:
             d.rectangle([pad, y, pad + size, y + size], fill=colour)
         d.text((2 * pad + size, y), text, fill=(255, 255, 255), font=font)
         y += size + pad
+    out[:ch, :cw] = np.asarray(corner)
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """PNG bytes of an (M, N) uint8 grey or (M, N, 3) uint8 RGB picture (lossless).
+
+    zlib level 1, the "up" row filter and run-length matching, by OpenCV: a 12 MP overlay takes
+    about 0.43 s on one core (12.3 MB), against 0.85 s with Pillow at ``compress_level=1``
+    (13.0 MB) and about 5 s at Pillow's default level (BENCHMARKS.md, issue 9).
+    """
+    import cv2
+
+    img = np.asarray(img)
+    if not (img.ndim == 2 or (img.ndim == 3 and img.shape[2] == 3)):
+        raise ValueError(f"img must have shape (M, N) or (M, N, 3), got {img.shape}")
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
+              cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    if img.ndim == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)  # OpenCV writes BGR
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(img, dtype=np.uint8), params)
+    if not ok:  # pragma: no cover - only on a broken OpenCV build
+        raise OSError("the PNG encoder failed")
+    return buf.tobytes()

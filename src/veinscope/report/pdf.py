@@ -139,11 +139,11 @@ def patient_report(
     mt = last.get("matting_mm2")
     if isinstance(st_, (int, float)) and len(rows) > 1:
         sentences.append("No brownish staining was measured." if st_ <= 0 else
-                         f"Brownish staining along treated veins covers about {st_:.0f} mm2. Staining is common and "
+                         f"Brownish staining along treated veins covers about {st_:.0f} mm². Staining is common and "
                          "usually fades over 6 to 12 months; sun exposure can make it darker.")
     if isinstance(mt, (int, float)) and len(rows) > 1:
         sentences.append("No matting (new very fine red vessels) was measured." if mt <= 0 else
-                         f"A blush of new very fine red vessels (matting) covers about {mt:.0f} mm2. It usually "
+                         f"A blush of new very fine red vessels (matting) covers about {mt:.0f} mm². It usually "
                          "clears within 3 to 12 months.")
     for s in sentences:
         pdf.multi_cell(0, 6, _latin1(s), new_x="LMARGIN", new_y="NEXT")
@@ -153,7 +153,7 @@ def patient_report(
     # --- figures table ---
     pdf.set_font("Helvetica", "B", 13)
     pdf.cell(0, 8, "Figures by session", new_x="LMARGIN", new_y="NEXT")
-    head = ["Session", "Vessel length (mm)", "Coverage of skin (%)", "Improvement (%)", "Staining (mm2)", "Matting (mm2)"]
+    head = ["Session", "Vessel length (mm)", "Coverage of skin (%)", "Improvement (%)", "Staining (mm²)", "Matting (mm²)"]
     cw = [28, 32, 34, 30, 30, w - 154]
     pdf.set_font("Helvetica", "B", 9)
     pdf.set_fill_color(230, 236, 245)

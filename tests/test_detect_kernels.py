@@ -1,0 +1,209 @@
+"""Detection kernels: ridge bands, band hysteresis, crest snapping, gap bridging, covered chains,
+and the skin-mask gap filling, each against a plain numpy / OpenCV reference or exact geometry."""
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from veinscope._kernels.ridges import (
+    bridge_gaps,
+    drop_covered_chains,
+    keep_in_labels,
+    ridge_regions,
+    snap_to_crest,
+    strong_labels,
+)
+from veinscope.segment import detect_vessels, fill_vessel_gaps
+from veinscope.vesselness import MIN_LEVEL_SIGMA_PX, ridge_response
+
+
+def _ref_levels(q, inner, grid, cell, low, high, floor):
+    from scipy import ndimage as ndi
+
+    m, n = q.shape
+    yy, xx = np.mgrid[0:m, 0:n].astype(np.float64)
+    local = ndi.map_coordinates(grid.astype(np.float64), [(yy + 0.5) / cell - 0.5, (xx + 0.5) / cell - 0.5], order=1, mode="nearest")
+    ok = inner & (q >= floor) & (q > 0) & (q >= np.maximum(low * local, floor))
+    strong = ok & (q >= np.maximum(high * local, 2 * floor))
+    return ok.astype(np.uint8) + strong.astype(np.uint8)
+
+
+def test_ridge_regions_match_reference(rng):
+    q = rng.random((37, 53)).astype(np.float32)
+    inner = rng.random((37, 53)) > 0.1
+    grid = rng.uniform(0.05, 0.3, (5, 7)).astype(np.float32)
+    out = np.empty(q.shape, np.uint8)
+    ridge_regions(q, inner, grid, 8.0, 2.0, 3.0, 0.05, out)
+    ref = _ref_levels(q, inner, grid, 8.0, 2.0, 3.0, 0.05)
+    assert np.mean(out == ref) > 0.995  # interpolation rounding at the exact level only
+
+
+def test_band_hysteresis_keeps_bands_with_a_strong_pixel(rng):
+    region = np.zeros((30, 40), np.uint8)
+    region[5, 2:30] = 1
+    region[5, 10] = 2  # strong somewhere: the whole band counts
+    region[15, 2:30] = 1  # never strong
+    region[25, 5:8] = 2
+    n, lab = cv2.connectedComponents(region, connectivity=8, ltype=cv2.CV_32S)
+    strong = strong_labels(lab, region, n - 1)
+    assert strong.tolist() == [False, True, False, True]
+    cand = (region > 0).astype(np.uint8)
+    keep_in_labels(cand, lab, strong)
+    assert cand[5].sum() == 28 and cand[15].sum() == 0 and cand[25].sum() == 3
+
+
+def test_weak_vessel_is_kept_whole_when_it_is_strong_somewhere():
+    """A faint line whose crest dips below the low level in places (noise breaks its 1-pixel
+    chain) is kept as one structure because its band is connected; a short strong speck is not."""
+    m, n = 80, 200
+    img = np.zeros((m, n), np.float32)
+    y = np.arange(m)[:, None]
+    amp = np.full(n, 0.5, np.float32)
+    amp[60:140] = 1.0  # strong middle
+    img += amp[None, :] * np.exp(-((y - 40.0) ** 2) / (2 * 1.5**2))
+    img[10:14, 100:104] += 1.0  # a short strong speck
+    rr = ridge_response(img, sigmas_px=[1.0, 2.0], black_ridges=False)
+    skin = np.ones((m, n), bool)
+    det = detect_vessels(rr, skin, None, low_noise=0.2, high_noise=0.6, min_strength=0.01, min_length_px=20,
+                         min_piece_px=5, noise_cell_px=16, border_px=0)  # fmt: skip
+    ys, xs = det.points_yx.T
+    assert np.all(np.abs(ys - 40) <= 1)
+    assert xs.min() <= 15 and xs.max() >= 185  # the faint ends came with the strong middle
+
+
+def test_snap_turns_a_coarse_staircase_into_one_line():
+    """A wide oblique vessel answers at a coarse pyramid level: non-maximum suppression alone
+    leaves parallel dashes on the level's grid; the crest snap puts them on one line."""
+    m, n = 300, 400
+    yy, xx = np.mgrid[0:m, 0:n].astype(np.float64)
+    # a bar 24 px wide, slope 0.15, blurred
+    d = (yy - 150 - 0.15 * (xx - 200)) / math.hypot(1, 0.15)
+    img = (1.0 / (1.0 + np.exp((np.abs(d) - 12) / 1.5))).astype(np.float32)
+    rr = ridge_response(img, sigmas_px=[12.0], black_ridges=False)
+    skin = np.ones((m, n), bool)
+    kw = dict(low_noise=0.0, high_noise=0.0, min_strength=0.05, min_length_px=50, min_piece_px=1, noise_cell_px=32,
+              border_px=0, max_gap_px=1)
+    for snap in (False, True):
+        det = detect_vessels(ridge_response(img, sigmas_px=[12.0], black_ridges=False), skin, None, snap=snap, **kw)
+        ys, xs = det.points_yx.T
+        inner = (xs > 40) & (xs < 360)
+        off = (ys - 150 - 0.15 * (xs - 200))[inner]
+        per_col = np.bincount(xs[inner] - 41)
+        if snap:
+            assert np.median(np.abs(off)) <= 0.6
+            assert np.mean(per_col == 1) > 0.9  # one crest pixel per column
+            assert det.n_segments <= 2
+        else:
+            staircase_segments = det.n_segments
+    assert staircase_segments > det.n_segments
+    del rr
+
+
+def test_snap_moves_points_to_the_parabola_vertex():
+    q = np.zeros((40, 40), np.float32)
+    y = np.arange(40)[:, None]
+    q[:] = (1.0 - ((y - 20.4) / 8.0) ** 2).astype(np.float32)  # crest at row 20.4
+    cand = np.zeros((40, 40), np.uint8)
+    cand[20, 5:35] = 1
+    cand[16, 5:35] = 1  # off the crest by 4.4 px: at scale 8 px the step is 4 px and moves at most 4
+    ny, nx = np.ones_like(q), np.zeros_like(q)
+    out = np.zeros_like(cand)
+    snap_to_crest(cand, q, ny, nx, np.full(q.shape, 8.0 * MIN_LEVEL_SIGMA_PX / 2, np.float32), float(MIN_LEVEL_SIGMA_PX), out)
+    rows = np.nonzero(out.any(axis=1))[0].tolist()
+    assert rows == [20]
+
+
+def test_bridge_gaps_joins_one_pixel_breaks_only():
+    mask = np.zeros((20, 40), np.uint8)
+    mask[10, 2:15] = 1
+    mask[10, 16:30] = 1  # a 1-pixel gap at column 15
+    mask[3, 2:10] = 1
+    mask[3, 13:20] = 1  # a 3-pixel gap: left alone with max_gap 1
+    mask[16, 5:20] = 1
+    mask[17, 5:20] = 0
+    n = bridge_gaps(mask, 1)
+    assert mask[10, 15] == 1
+    assert mask[3, 10:13].sum() == 0
+    assert n >= 1
+    m2 = np.zeros((20, 40), np.uint8)
+    m2[3, 2:10] = 1
+    m2[3, 13:20] = 1
+    bridge_gaps(m2, 3)
+    assert m2[3, 2:20].all()
+    # ends look ahead only: a parallel line beside a chain's end is not joined sideways
+    m3 = np.zeros((20, 40), np.uint8)
+    m3[5, 2:20] = 1
+    m3[7, 2:20] = 1
+    before = m3.copy()
+    bridge_gaps(m3, 1)
+    np.testing.assert_array_equal(m3[6, 3:19], before[6, 3:19])
+
+
+def test_drop_covered_chains_keeps_the_longest_and_branches():
+    m, n = 60, 120
+    pts, seg = [], []
+    pts += [(30, x) for x in range(10, 110)]  # main vessel, 100 points, radius 6
+    seg += [0] * 100
+    pts += [(32, x) for x in range(40, 55)]  # parallel crest inside it: dropped
+    seg += [1] * 15
+    pts += [(30 - k, 70) for k in range(3, 28)]  # a branch leaving it: kept
+    seg += [2] * 25
+    pts = np.array(pts, np.int64)
+    seg = np.array(seg)
+    radius = np.full(len(pts), 6.0)
+    radius[seg == 2] = 1.0
+    members = np.argsort(seg, kind="stable").astype(np.int64)
+    starts = np.searchsorted(seg[members], np.arange(4)).astype(np.int64)
+    order = np.array([0, 2, 1], np.int64)
+    keep = drop_covered_chains(pts[:, 0], pts[:, 1], radius, members, starts, order, np.zeros((m, n), np.uint8), 0.5)
+    assert keep.tolist() == [True, False, True]
+
+
+@pytest.mark.parametrize("runs_off_the_edge", [True, False])
+def test_fill_vessel_gaps_takes_a_wide_vein_back_into_the_skin(runs_off_the_edge):
+    m, n = 400, 600
+    skin = np.zeros((m, n), bool)
+    skin[50:350, :] = True  # a leg across the photo
+    y0 = 0 if runs_off_the_edge else 120
+    skin[y0:300, 280:310] = False  # a 30 px vein cut out of the skin by its colour
+    card = np.zeros((m, n), bool)
+    card[300:340, 400:500] = True
+    out = fill_vessel_gaps(skin, 36.0, exclude=card)
+    # the vein is skin again (where it meets the outline, a notch about the disc's radius deep
+    # stays, as any closing leaves it)
+    assert out[80:300, 283:307].all()
+    if not runs_off_the_edge:
+        assert out[50:300, 283:307].all()
+    assert not out[:40].any() and not out[360:].any()  # the background stays out
+    assert not (out & card).any()
+    # nothing else changes
+    changed = out != skin
+    assert changed[50:300, 270:320].sum() == changed.sum() - (skin[300:340, 400:500] & ~out[300:340, 400:500]).sum()
+
+
+def test_window_median_equals_brute_force(rng):
+    from veinscope._kernels.ridges import window_median
+
+    m, n = 40, 50
+    flat = np.sort(rng.choice(m * n, 300, replace=False))
+    ys, xs = (flat // n).astype(np.int32), (flat % n).astype(np.int32)
+    vals = rng.random(300).astype(np.float32)
+    vals[::17] = np.nan
+    got = window_median(ys, xs, vals, 3, m)
+    for i in range(300):
+        near = (np.abs(ys - ys[i]) <= 3) & (np.abs(xs - xs[i]) <= 3) & np.isfinite(vals)
+        want = np.median(vals[near]) if near.any() else np.nan
+        np.testing.assert_allclose(got[i], want, rtol=1e-6, equal_nan=True)
+
+
+def test_window_median_ignores_one_failed_fit():
+    from veinscope._kernels.ridges import window_mean, window_median
+
+    xs = np.arange(40, dtype=np.int32)
+    ys = np.full(40, 5, np.int32)
+    vals = np.full(40, 30.0, np.float32)
+    vals[20] = 1.0  # a wide vessel's profile read as a hair-thin one
+    assert window_median(ys, xs, vals, 6, 10)[20] == 30.0
+    assert window_mean(ys, xs, vals, 6, 10)[20] < 28.0

@@ -199,11 +199,11 @@ def test_window_median_equals_brute_force(rng):
 
 
 def test_window_median_ignores_one_failed_fit():
-    from veinscope._kernels.ridges import window_mean, window_median
+    from veinscope._kernels.ridges import window_median
 
     xs = np.arange(40, dtype=np.int32)
     ys = np.full(40, 5, np.int32)
     vals = np.full(40, 30.0, np.float32)
     vals[20] = 1.0  # a wide vessel's profile read as a hair-thin one
     assert window_median(ys, xs, vals, 6, 10)[20] == 30.0
-    assert window_mean(ys, xs, vals, 6, 10)[20] < 28.0
+    assert vals[14:27].mean() < 28.0  # what a mean over the same window would give

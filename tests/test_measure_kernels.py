@@ -169,23 +169,6 @@ def _random_points(rng, m=40, n=50, frac=0.3):
     return ys.astype(np.int32), xs.astype(np.int32), mask
 
 
-def test_window_mean_equals_box_filters(rng):
-    import cv2
-
-    from veinscope._kernels.ridges import window_mean
-
-    ys, xs, mask = _random_points(rng)
-    vals = rng.random(ys.size).astype(np.float32)
-    for r in (1, 3, 7):
-        wimg = np.zeros(mask.shape, np.float32)
-        wimg[ys, xs] = vals
-        ksz = (2 * r + 1, 2 * r + 1)
-        wsum = cv2.boxFilter(wimg, -1, ksz, normalize=False, borderType=cv2.BORDER_CONSTANT)
-        csum = cv2.boxFilter(mask.astype(np.float32), -1, ksz, normalize=False, borderType=cv2.BORDER_CONSTANT)
-        ref = wsum[ys, xs] / csum[ys, xs]
-        np.testing.assert_allclose(window_mean(ys, xs, vals, r, mask.shape[0]), ref, rtol=1e-5)
-
-
 def test_same_class_pieces_equal_connected_components(rng):
     import cv2
 

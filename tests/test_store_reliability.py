@@ -240,3 +240,32 @@ def make_photo_sha(seed):
     import hashlib
 
     return hashlib.sha256(make_photo(seed)).hexdigest()
+
+
+def test_opening_waits_while_another_process_holds_the_new_database_locked(tmp_path):
+    """A second process opening a new store while the first still creates the schema (holding
+    SQLite's write lock) waits and opens it, rather than failing with "database is locked"."""
+    import sqlite3
+    import threading
+
+    from veinscope.store import open_store
+
+    data = tmp_path / "data"
+    data.mkdir()
+    db = data / "veinscope.sqlite3"
+    holder = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    # as a schema migration in another process would: it holds the write lock, then commits
+    # while this process is in its own transaction (SQLite then answers "locked" at once)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE other_process (a INTEGER)")
+    threading.Timer(1.5, lambda: holder.execute("COMMIT")).start()
+    t0 = time.monotonic()
+    store = open_store(f"sqlite:///{db}", data_dir=data)
+    waited = time.monotonic() - t0
+    try:
+        assert waited >= 1.0  # it did meet the lock, and waited for it
+        store.add_patient("P-LOCK")
+        assert [p.code for p in store.list_patients()] == ["P-LOCK"]
+    finally:
+        store.close()
+        holder.close()

@@ -756,14 +756,16 @@ def comparison_summary(figures: dict) -> list[str]:
     st_ = figures.get("staining") or {}
     area = st_.get("area_mm2")
     if st_.get("patches"):
-        out.append(f"Brownish staining: {st_.get('patches')} patch(es)"
+        n = st_.get("patches")
+        out.append(f"Brownish staining: {n} patch{'es' if n != 1 else ''}"
                    + (f", {area:.0f} mm² in all." if isinstance(area, (int, float)) else "."))
     else:
         out.append("No staining (brown marks) was found.")
     mt = figures.get("matting") or {}
     area = mt.get("area_mm2")
     if mt.get("patches"):
-        out.append(f"Matting (a blush of new very fine red vessels): {mt.get('patches')} patch(es)"
+        n = mt.get("patches")
+        out.append(f"Matting (a blush of new very fine red vessels): {n} patch{'es' if n != 1 else ''}"
                    + (f", {area:.0f} mm² in all." if isinstance(area, (int, float)) else "."))
     else:
         out.append("No matting (new fine red vessels) was found.")

@@ -231,35 +231,6 @@ def _find_x(xs, lo, hi, x):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def window_mean(ys, xs, vals, r, m):  # pragma: no cover - compiled
-    """Mean of ``vals`` over the points within the (2r+1)^2 window of each point.
-
-    Points (ys, xs) are sorted row-major, unique, inside rows 0..m-1; NaN values are skipped
-    (a point whose window holds no finite value gets NaN). Same as a box filter of an image of
-    the values divided by a box filter of an image of ones, without the images.
-    """
-    k = ys.shape[0]
-    starts = _row_starts(ys, m)
-    out = np.empty(k, np.float32)
-    for i in range(k):
-        y = ys[i]
-        x = xs[i]
-        acc = 0.0
-        cnt = 0
-        for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
-            lo = _find_x(xs, starts[yy], starts[yy + 1], x - r)
-            for p in range(lo, starts[yy + 1]):
-                if xs[p] > x + r:
-                    break
-                v = vals[p]
-                if v == v:
-                    acc += v
-                    cnt += 1
-        out[i] = acc / cnt if cnt > 0 else np.nan
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
 def _root(parent, a):  # pragma: no cover - compiled
     while parent[a] != a:
         parent[a] = parent[parent[a]]
@@ -514,9 +485,10 @@ def drop_covered_chains(ys, xs, radius, members, starts, order, mask, max_covere
 def window_median(ys, xs, vals, r, m):  # pragma: no cover - compiled
     """Median of ``vals`` over the points within the (2r+1)^2 window of each point.
 
-    As :func:`window_mean` (points sorted row-major, unique; NaN skipped, NaN where the window
-    holds no finite value), but robust: one failed fit among the neighbours (a wide vessel's
-    profile read as a hair-thin one) does not pull the smoothed diameter.
+    Points (ys, xs) are sorted row-major, unique, inside rows 0..m-1; NaN values are skipped
+    (a point whose window holds no finite value gets NaN). Robust where a mean is not: one
+    failed fit among the neighbours (a wide vessel's profile read as a hair-thin one) does not
+    pull the smoothed diameter.
     """
     k = ys.shape[0]
     starts = _row_starts(ys, m)

@@ -29,7 +29,7 @@ class BeforeAfter:
     change_map_png: bytes | None = field(default=None, repr=False)
 
 
-_REPLACE = {"²": "2", "–": "-", "—": "-", "’": "'", "“": '"', "”": '"', "≤": "<=", "≥": ">=", "…": "..."}
+_REPLACE = {"–": "-", "—": "-", "’": "'", "“": '"', "”": '"', "≤": "<=", "≥": ">=", "…": "..."}
 
 
 def _latin1(text: str) -> str:

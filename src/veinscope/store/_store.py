@@ -194,9 +194,33 @@ class Store:
         self.engine = make_engine(url)
         self._writer = self.engine.execution_options(**{WRITE_OPTION: True})
         try:
-            head = SCHEMA_HEAD
-            current = schema_revision(self.engine)
-            if current != head:
+            self._ensure_schema(upgrade)
+        except OperationalError as exc:
+            self.engine.dispose()
+            raise StoreError(f"Cannot open the database {self.url}: {exc.orig}") from None
+        except BaseException:
+            self.engine.dispose()
+            raise
+
+    def _ensure_schema(self, upgrade: bool, *, wait_s: float = 30.0) -> None:
+        """Check the schema and bring it to the head, waiting while another process does the same.
+
+        Two processes opening a new store at the same moment both try to create the schema: one
+        holds the write lock and the other gets "database is locked" (SQLite answers a read
+        transaction that wants to write at once, without its busy timeout). The loser waits and
+        looks again; by then the schema is usually there.
+        """
+        import random
+        import time
+
+        head = SCHEMA_HEAD
+        deadline = time.monotonic() + wait_s
+        delay = 0.05
+        while True:
+            try:
+                current = schema_revision(self.engine)
+                if current == head:
+                    return
                 if not upgrade:
                     raise SchemaError(
                         f"The database {self.url} is at schema {current or 'empty'}; this VeinScope needs "
@@ -205,12 +229,12 @@ class Store:
                 from veinscope.store import _migrate  # Alembic only when the schema must change
 
                 _migrate.upgrade(self.engine)
-        except OperationalError as exc:
-            self.engine.dispose()
-            raise StoreError(f"Cannot open the database {self.url}: {exc.orig}") from None
-        except BaseException:
-            self.engine.dispose()
-            raise
+                return
+            except OperationalError as exc:
+                if not _transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(1.0, delay * 2)
 
     # -- plumbing ----------------------------------------------------------------------------
     def close(self) -> None:

@@ -744,6 +744,16 @@ def swipe_image(before: np.ndarray, after: np.ndarray, split_frac: float) -> np.
     return out
 
 
+def _patches_sentence(block, what: str, none: str) -> str:
+    """'<what>: N patch(es), A mm² in all.' from a comparison's staining or matting block."""
+    block = block or {}
+    n = block.get("patches")
+    if not n:
+        return none
+    area = block.get("area_mm2")
+    return f"{what}: {n} patch{'es' if n != 1 else ''}" + (f", {area:.0f} mm² in all." if isinstance(area, (int, float)) else ".")
+
+
 def comparison_summary(figures: dict) -> list[str]:
     """The comparison in plain sentences (for the app and the patient report)."""
     out = []
@@ -753,22 +763,9 @@ def comparison_summary(figures: dict) -> list[str]:
                    f"({figures.get('grade_text') or 'grade not available'}).")
     else:
         out.append("No improvement figure: no treated vessel was found in the baseline photo in the part both photos show.")
-    st_ = figures.get("staining") or {}
-    area = st_.get("area_mm2")
-    if st_.get("patches"):
-        n = st_.get("patches")
-        out.append(f"Brownish staining: {n} patch{'es' if n != 1 else ''}"
-                   + (f", {area:.0f} mm² in all." if isinstance(area, (int, float)) else "."))
-    else:
-        out.append("No staining (brown marks) was found.")
-    mt = figures.get("matting") or {}
-    area = mt.get("area_mm2")
-    if mt.get("patches"):
-        n = mt.get("patches")
-        out.append(f"Matting (a blush of new very fine red vessels): {n} patch{'es' if n != 1 else ''}"
-                   + (f", {area:.0f} mm² in all." if isinstance(area, (int, float)) else "."))
-    else:
-        out.append("No matting (new fine red vessels) was found.")
+    out.append(_patches_sentence(figures.get("staining"), "Brownish staining", "No staining (brown marks) was found."))
+    out.append(_patches_sentence(figures.get("matting"), "Matting (a blush of new very fine red vessels)",
+                                 "No matting (new fine red vessels) was found."))
     nv = figures.get("new_vessels") or {}
     if nv.get("count"):
         ln = nv.get("length_mm")

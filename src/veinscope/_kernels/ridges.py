@@ -8,6 +8,13 @@ import numba as nb
 import numpy as np
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _disc_box(cy, cx, r, m, n):  # pragma: no cover - compiled
+    """Rows i0..i1 and columns j0..j1 of an (m, n) image that a disc of radius r at (cy, cx) can touch."""
+    return (max(0, int(math.ceil(cy - r))), min(m - 1, int(math.floor(cy + r))),
+            max(0, int(math.ceil(cx - r))), min(n - 1, int(math.floor(cx + r))))
+
+
 @nb.njit(cache=True, nogil=True)
 def paint_discs(points_y, points_x, radius, code, value, labels, values, best):  # pragma: no cover
     """Paint a filled disc per centreline point; each pixel takes the nearest point's code/value.
@@ -25,10 +32,7 @@ def paint_discs(points_y, points_x, radius, code, value, labels, values, best): 
         cy = points_y[k]
         cx = points_x[k]
         r2 = r * r
-        i0 = max(0, int(math.ceil(cy - r)))
-        i1 = min(m - 1, int(math.floor(cy + r)))
-        j0 = max(0, int(math.ceil(cx - r)))
-        j1 = min(n - 1, int(math.floor(cx + r)))
+        i0, i1, j0, j1 = _disc_box(cy, cx, r, m, n)
         for i in range(i0, i1 + 1):
             dy = i - cy
             for j in range(j0, j1 + 1):
@@ -470,10 +474,7 @@ def drop_covered_chains(ys, xs, radius, members, starts, order, mask, max_covere
             cy = ys[p]
             cx = xs[p]
             r2 = r * r
-            i0 = max(0, int(math.ceil(cy - r)))
-            i1 = min(m - 1, int(math.floor(cy + r)))
-            j0 = max(0, int(math.ceil(cx - r)))
-            j1 = min(n - 1, int(math.floor(cx + r)))
+            i0, i1, j0, j1 = _disc_box(cy, cx, r, m, n)
             for i in range(i0, i1 + 1):
                 for j in range(j0, j1 + 1):
                     if (i - cy) * (i - cy) + (j - cx) * (j - cx) <= r2:

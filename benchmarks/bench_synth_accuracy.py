@@ -22,7 +22,11 @@ engine finds on the card (``veinscope.calibrate.detect_card``; unless ``--no-car
 - class right: share of the engine's centreline length on true vessels whose class is the
   true class;
 - per-class length and area error: engine figure vs true figure, % (classes with >= 10 mm of
-  true length, or >= 5 mm2 of true area).
+  true length, or >= 5 mm2 of true area);
+- recall by visibility: recall along length (all visible vessels) in bands of the vessel's
+  contrast against the skin around it (CIEDE2000 at its centre, the truth's ``delta_e``): 2-3
+  (just visible), 3-5, 5-10 and >= 10 (plain). Summed over all photos (length-weighted), so it
+  shows which vessels the engine misses: the faint ones or all of them.
 
 Every figure is the median over photos, overall and per skin type. A contact sheet (photo,
 truth overlay, engine overlay; same colours: red telangiectasia red, blue telangiectasia blue,
@@ -43,6 +47,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 CLASSES = ("red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm")
+#: Bands of the vessels' contrast (CIEDE2000 against the skin around them) for recall by visibility.
+DE_BANDS = ((2.0, 3.0), (3.0, 5.0), (5.0, 10.0), (10.0, float("inf")))
 SCALES = (6.0, 8.0, 10.0, 12.0, 15.0)
 COLOURS = {1: (255, 30, 30), 2: (40, 90, 255), 3: (0, 230, 230), 4: (255, 0, 255)}
 
@@ -72,8 +78,9 @@ def evaluate(photo, analysis) -> dict:
             continue
         y, x = np.round(c["points_yx"][v]).astype(int).T
         y, x = y.clip(0, m - 1), x.clip(0, n - 1)
-        L.append((c["length_mm"][v], c["diameter_mm"][v], y, x))
+        L.append((c["length_mm"][v], c["diameter_mm"][v], y, x, c["delta_e"][v]))
     length = np.concatenate([a[0] for a in L]) if L else np.zeros(0)
+    de = np.concatenate([a[4] for a in L]) if L else np.zeros(0)
     dtrue = np.concatenate([a[1] for a in L]) if L else np.zeros(0)
     yy = np.concatenate([a[2] for a in L]) if L else np.zeros(0, int)
     xx = np.concatenate([a[3] for a in L]) if L else np.zeros(0, int)
@@ -96,6 +103,10 @@ def evaluate(photo, analysis) -> dict:
         "diam_medae_mm": float(np.median(derr)) if derr.size else float("nan"),
         "class_right": class_ok,
     }
+    for lo, hi in DE_BANDS:  # found and true length (mm) per contrast band, summed by the caller
+        band = (de >= lo) & (de < hi)
+        out[f"de_len_found:{lo:g}"] = float(length[band & hit].sum())
+        out[f"de_len_true:{lo:g}"] = float(length[band].sum())
     for cls in (*CLASSES, "total"):
         t_len, t_area = tf[cls]["length_mm"], tf[cls]["area_mm2"]
         e_len, e_area = ef[cls]["length_mm"] or 0.0, ef[cls]["area_mm2"] or 0.0
@@ -221,6 +232,13 @@ def main(argv=None) -> int:
     for cls in (*CLASSES, "total"):
         line(f"length error % {cls} (median)", lambda rs, c=cls: _median([r[f"len_err_pct:{c}"] for r in rs]), "within 10")
         line(f"area error % {cls} (median)", lambda rs, c=cls: _median([r[f"area_err_pct:{c}"] for r in rs]), "within 10")
+    def de_recall(rs, lo):
+        true = sum(r[f"de_len_true:{lo:g}"] for r in rs)
+        return sum(r[f"de_len_found:{lo:g}"] for r in rs) / true if true > 0 else float("nan")
+
+    for lo, hi in DE_BANDS:
+        band = f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">= {lo:g}"
+        line(f"recall along length, contrast dE00 {band} (all photos' length)", lambda rs, lo=lo: de_recall(rs, lo), "reported")
     cards = [r for r in rows if r.get("card_found")]
     if cards:
         print(f"\nscale from the card ({len(cards)} photos with the card found of {sum(r['card'] for r in rows)} with it in view):")

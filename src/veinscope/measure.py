@@ -138,7 +138,7 @@ class MeasuredVessels:
 
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
-    max_covered=0.5,
+    max_covered=0.8, centre_shift_px=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -158,6 +158,9 @@ def measure_vessels(
     skin : ndarray (M, N) bool
     ppm : float
         Pixels per millimetre used for the size classes.
+    centre_shift_px : ndarray (K,), optional
+        Sub-pixel position of each point's cross-section centre along its normal (px, NaN:
+        none); vessels are painted there, not at the centreline pixel.
     calibrated : bool
         Whether ``ppm`` is a real calibration (else millimetre values are not reported).
     smooth_mm : float
@@ -247,9 +250,15 @@ def measure_vessels(
     piece_len[:] = chain_lengths(pts[accepted], piece[accepted], n_piece, (m, n))
     # Paint each point's disc (radius half its own diameter) with its class and diameter.
     best = np.full((m, n), np.inf, np.float32)
+    cy = pts[:, 0].astype(np.float64)
+    cx = pts[:, 1].astype(np.float64)
+    if centre_shift_px is not None:
+        shift = np.clip(np.nan_to_num(np.asarray(centre_shift_px, np.float64)), -1.0, 1.0)
+        cy = cy + shift * det.normals_yx[:, 0]
+        cx = cx + shift * det.normals_yx[:, 1]
     paint_discs(
-        pts[accepted, 0].astype(np.float64),
-        pts[accepted, 1].astype(np.float64),
+        cy[accepted],
+        cx[accepted],
         np.maximum(0.5 * width[accepted].astype(np.float64), 0.5),
         point_class[accepted].astype(np.uint8),
         width[accepted],

@@ -146,3 +146,32 @@ def test_encode_png_is_lossless_and_refuses_other_shapes():
         assert im.mode == "L" and np.array_equal(np.asarray(im), grey)
     with pytest.raises(ValueError, match="shape"):
         encode_png(np.zeros((4, 4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("deflate", ["default", "zlib"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (300, 301), (7, 70000), (20000, 3)])
+def test_diameter_tiff_round_trips_through_tifffile_and_pillow(monkeypatch, shape, deflate):
+    """Our float32 TIFF writer (Deflate strips) reads back bit for bit (NaN included) with
+    tifffile and with Pillow, with one strip or many, ISA-L's deflate or zlib's."""
+    import io
+    import zlib
+
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    from veinscope import _cli_analyze
+    from veinscope.report import overlay
+
+    if deflate == "zlib":
+        monkeypatch.setattr(overlay, "_deflate", lambda: zlib.compress)
+    rng = np.random.default_rng(shape[0])
+    a = np.where(rng.random(shape) < 0.1, rng.random(shape) * 4, 0).astype(np.float32)
+    a.flat[-1] = np.nan
+    data = _cli_analyze._tiff_float32(a)
+    got = tifffile.imread(io.BytesIO(data))
+    assert got.dtype == np.float32 and np.array_equal(got, a, equal_nan=True)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "F" and np.array_equal(np.asarray(im), a, equal_nan=True)
+    with pytest.raises(ValueError, match="2-D"):
+        _cli_analyze._tiff_float32(np.zeros((2, 2, 2), np.float32))

@@ -175,3 +175,22 @@ def test_diameter_tiff_round_trips_through_tifffile_and_pillow(monkeypatch, shap
         assert im.mode == "F" and np.array_equal(np.asarray(im), a, equal_nan=True)
     with pytest.raises(ValueError, match="2-D"):
         _cli_analyze._tiff_float32(np.zeros((2, 2, 2), np.float32))
+
+
+def test_overlay_outlines_the_skin_in_white():
+    """The skin's border (its 3x3 morphological gradient) is white, everything else is as
+    drawn without the outline."""
+    import cv2
+    import numpy as np
+
+    from veinscope.report.overlay import render_overlay
+
+    rgb, a = _small_analysis()
+    plain = render_overlay(rgb, a, outline_skin=False)
+    ov = render_overlay(rgb, a)
+    edge = cv2.morphologyEx(a.skin.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    assert edge.any() and not edge.all()
+    legend = np.zeros(edge.shape, bool)
+    legend[:120] = True  # the legend is drawn after the outline
+    assert (edge & ~legend).any() and (ov[edge & ~legend] == 255).all()
+    assert np.array_equal(ov[~edge], plain[~edge])

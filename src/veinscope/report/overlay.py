@@ -71,7 +71,7 @@ def render_overlay(rgb, analysis, *, alpha: float = 0.7, outline_skin: bool = Tr
     if outline_skin:
         skin = np.ascontiguousarray(analysis.skin, dtype=bool).view(np.uint8)
         edge = cv2.morphologyEx(skin, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
-        flat_out[np.flatnonzero(edge)] = 255
+        cv2.bitwise_or(out, (255, 255, 255, 0), dst=out, mask=edge)  # white where edge != 0
     _legend(out, analysis)
     return out
 

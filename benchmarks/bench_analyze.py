@@ -10,8 +10,10 @@ extra run): figures that a loaded machine distorts much less than wall-clock tot
 
 Without --photo, a 4000x3000 synthetic leg photo (veinscope.synth, seed 11, 12 px/mm) is
 generated once into benchmarks/.cache/ and used. Prints medians of the runs; the peak extra
-memory is the rise of the process's peak resident set (VmHWM, reset through
-/proc/self/clear_refs) during one analysis, above the resident size before it.
+memory is the rise of the peak resident set (VmHWM, reset through /proc/self/clear_refs)
+during one analysis in a fresh process, above its resident size after ``warmup()`` and loading
+the photo (``warmup()`` lets a process keep freed memory for the next analysis,
+``veinscope._memory``, so the resident size of a process after earlier runs says little).
 
 ``--startup`` measures process start to first result in fresh subprocesses with a warm Numba
 cache (checked: a priming run must load every kernel from the cache and compile nothing):
@@ -37,13 +39,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(field)
-
-
 def _photo(path: str | None) -> tuple[Path, float | None]:
     if path:
         return Path(path), None
@@ -59,6 +54,32 @@ def _photo(path: str | None) -> tuple[Path, float | None]:
 
         Image.fromarray(ph.rgb).save(out, quality=92)
     return out, ppm
+
+
+_CHILD_MEMORY = r"""
+import sys
+from pathlib import Path
+import veinscope
+def kb(field):
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+veinscope.warmup()
+photo = veinscope.load_photo(sys.argv[1])
+ppm = None if sys.argv[2] == "none" else float(sys.argv[2])
+rss0 = kb("VmRSS")
+Path("/proc/self/clear_refs").write_text("5")
+veinscope.analyze(photo, px_per_mm=ppm)
+print((kb("VmHWM") - rss0) / 1024)
+"""
+
+
+def _peak_extra_fresh(path, ppm) -> float:
+    """Rise of the peak resident set (VmHWM, reset through /proc/self/clear_refs) during one
+    analysis in a new process, above its resident size after ``warmup()`` and loading the photo."""
+    r = subprocess.run([sys.executable, "-c", _CHILD_MEMORY, str(path), "none" if ppm is None else str(ppm)],
+                       capture_output=True, text=True, check=True)
+    return float(r.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -93,11 +114,10 @@ def main() -> int:
     print(f"load_photo (JPEG decode): median {statistics.median(load_times):.3f} s")
     print(f"analyze (warm): median {statistics.median(times):.3f} s  runs {[round(x, 3) for x in times]}")
     print(f"  {a.classes['total'].segments} segments, coverage {a.classes['total'].coverage_pct:.2f} %")
-    rss0 = _status_kb("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")
-    veinscope.analyze(photo, px_per_mm=ppm)
-    peak = _status_kb("VmHWM")
-    print(f"peak extra memory during analyze: {(peak - rss0) / 1024:.0f} MB")
+    # in a fresh process: warmup() lets a process keep freed memory for reuse
+    # (veinscope._memory), so after earlier runs its resident size says little
+    peak_mb = _peak_extra_fresh(path, ppm)
+    print(f"peak extra memory during analyze (fresh process, above its size after warmup()): {peak_mb:.0f} MB")
     starts = []
     for _ in range(5):
         t = time.perf_counter()

@@ -1,3 +1,4 @@
+import numba
 import numpy as np
 import pytest
 
@@ -37,6 +38,75 @@ def test_projection_kernel_matches_reference(rng, shape, cell):
     x0, wx = _bilinear_index(shape[1], coarse[1], cell)
     project_relative_od(rgb, OD_LUT, bg, y0, wy, x0, wx, w, out)
     np.testing.assert_allclose(out, _reference_project(rgb, bg, w, cell), atol=2e-4)
+
+
+@numba.njit
+def _project_per_pixel(rgb, od_lut, bg, y0, wy, x0, wx, weights, out):
+    """The kernel as it was before rows began to share the interpolation along x: every pixel
+    interpolates its background from the four coarse neighbours (reference for bit-identical
+    results; the same operations in the same order, compiled the same way)."""
+    nbx = bg.shape[1]
+    nby = bg.shape[0]
+    for i in range(rgb.shape[0]):
+        ya = y0[i]
+        yb = min(ya + 1, nby - 1)
+        fy = wy[i]
+        row = rgb[i]
+        bga = bg[ya]
+        bgb = bg[yb]
+        for j in range(rgb.shape[1]):
+            xa = x0[j]
+            xb = min(xa + 1, nbx - 1)
+            fx = wx[j]
+            px = row[j]
+            d0 = 0.0
+            d1 = 0.0
+            d2 = 0.0
+            for c in range(3):
+                top = bga[xa, c] * (1.0 - fx) + bga[xb, c] * fx
+                bot = bgb[xa, c] * (1.0 - fx) + bgb[xb, c] * fx
+                b = top * (1.0 - fy) + bot * fy
+                d = od_lut[px[c]] - b
+                if c == 0:
+                    d0 = d
+                elif c == 1:
+                    d1 = d
+                else:
+                    d2 = d
+            for k in range(weights.shape[0]):
+                out[k, i, j] = weights[k, 0] * d0 + weights[k, 1] * d1 + weights[k, 2] * d2
+    return out
+
+
+@pytest.mark.parametrize("shape, cell", [((37, 53), 8), ((8, 9), 9), ((1, 1), 1), ((64, 20), 1), ((30, 31), 4),
+                                         ((200, 7), 3), ((131, 90), 40)])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_projection_kernel_is_bit_exact(rng, shape, cell, parallel):
+    """Bit-identical to the same formula evaluated pixel by pixel (:func:`_project_per_pixel`; rows sharing a band of cells
+    reuse the interpolation along x; bands run in parallel; a photo's sub-window as compare
+    passes it), with one thread or several."""
+    coarse = (-(-shape[0] // cell), -(-shape[1] // cell))
+    rgb = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    bg = rng.random(coarse + (3,)).astype(np.float32)
+    w = rng.normal(size=(3, 3)).astype(np.float32)
+    y0, wy = _bilinear_index(shape[0], coarse[0], cell)
+    x0, wx = _bilinear_index(shape[1], coarse[1], cell)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(threads if parallel else 1)
+    try:
+        out = np.empty((3,) + shape, np.float32)
+        project_relative_od(rgb, OD_LUT, bg, y0, wy, x0, wx, w, out)
+        sub = (slice(shape[0] // 3, shape[0]), slice(shape[1] // 2, shape[1]))
+        part = np.empty((3,) + rgb[sub].shape[:2], np.float32)
+        project_relative_od(np.ascontiguousarray(rgb[sub]), OD_LUT, bg, np.ascontiguousarray(y0[sub[0]]),
+                            np.ascontiguousarray(wy[sub[0]]), np.ascontiguousarray(x0[sub[1]]),
+                            np.ascontiguousarray(wx[sub[1]]), w, part)
+    finally:
+        numba.set_num_threads(threads)
+    want = np.empty_like(out)
+    _project_per_pixel(rgb, OD_LUT, bg, y0, wy, x0, wx, w, want)
+    assert np.array_equal(out, want)
+    assert np.array_equal(part, out[:, sub[0], sub[1]])
 
 
 @pytest.mark.parametrize("shape, cell", [((37, 53), 8), ((5, 5), 7), ((1, 1), 1), ((16, 16), 4)])

@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from veinscope.cli import main
 
 
@@ -94,6 +96,38 @@ def test_uncalibrated_diameter_map_is_nan_on_vessels(tmp_path):
     assert np.all(np.isnan(diam[a.labels > 0])) and np.all(diam[a.labels == 0] == 0)
 
 
+@pytest.mark.parametrize("deflate", ["default", "zlib"])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 17), (23, 1), (31, 47), (300, 301), (5, 4, 3), (1, 1, 3), (257, 129, 3)])
+def test_encode_png_round_trips_through_two_decoders(monkeypatch, shape, deflate):
+    """Our PNG writer (up filter, one deflate stream split over IDAT chunks) decodes to the same
+    pixels with Pillow and OpenCV, with ISA-L's deflate or zlib's, for grey and RGB pictures of
+    any shape, including pictures whose compressed data fills several IDAT chunks."""
+    import io
+    import zlib
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    from veinscope.report import overlay
+
+    if deflate == "zlib":
+        monkeypatch.setattr(overlay, "_deflate", lambda: zlib.compress)
+    monkeypatch.setattr(overlay, "_IDAT_BYTES", 1000)  # several chunks already for small pictures
+    rng = np.random.default_rng(sum(shape))
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    img[: shape[0] // 2] //= 64  # runs of similar values as well as noise
+    data = overlay.encode_png(img)
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        assert im.mode == ("RGB" if img.ndim == 3 else "L")
+        assert np.array_equal(np.asarray(im), img)
+    got = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img.ndim == 3:
+        got = got[..., ::-1]
+    assert np.array_equal(got.reshape(img.shape), img)
+
+
 def test_encode_png_is_lossless_and_refuses_other_shapes():
     import io
 
@@ -112,3 +146,51 @@ def test_encode_png_is_lossless_and_refuses_other_shapes():
         assert im.mode == "L" and np.array_equal(np.asarray(im), grey)
     with pytest.raises(ValueError, match="shape"):
         encode_png(np.zeros((4, 4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("deflate", ["default", "zlib"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (300, 301), (7, 70000), (20000, 3)])
+def test_diameter_tiff_round_trips_through_tifffile_and_pillow(monkeypatch, shape, deflate):
+    """Our float32 TIFF writer (Deflate strips) reads back bit for bit (NaN included) with
+    tifffile and with Pillow, with one strip or many, ISA-L's deflate or zlib's."""
+    import io
+    import zlib
+
+    import numpy as np
+    import tifffile
+    from PIL import Image
+
+    from veinscope import _cli_analyze
+    from veinscope.report import overlay
+
+    if deflate == "zlib":
+        monkeypatch.setattr(overlay, "_deflate", lambda: zlib.compress)
+    rng = np.random.default_rng(shape[0])
+    a = np.where(rng.random(shape) < 0.1, rng.random(shape) * 4, 0).astype(np.float32)
+    a.flat[-1] = np.nan
+    data = _cli_analyze._tiff_float32(a)
+    got = tifffile.imread(io.BytesIO(data))
+    assert got.dtype == np.float32 and np.array_equal(got, a, equal_nan=True)
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.mode == "F" and np.array_equal(np.asarray(im), a, equal_nan=True)
+    with pytest.raises(ValueError, match="2-D"):
+        _cli_analyze._tiff_float32(np.zeros((2, 2, 2), np.float32))
+
+
+def test_overlay_outlines_the_skin_in_white():
+    """The skin's border (its 3x3 morphological gradient) is white, everything else is as
+    drawn without the outline."""
+    import cv2
+    import numpy as np
+
+    from veinscope.report.overlay import render_overlay
+
+    rgb, a = _small_analysis()
+    plain = render_overlay(rgb, a, outline_skin=False)
+    ov = render_overlay(rgb, a)
+    edge = cv2.morphologyEx(a.skin.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+    assert edge.any() and not edge.all()
+    legend = np.zeros(edge.shape, bool)
+    legend[:120] = True  # the legend is drawn after the outline
+    assert (edge & ~legend).any() and (ov[edge & ~legend] == 255).all()
+    assert np.array_equal(ov[~edge], plain[~edge])

@@ -119,6 +119,56 @@ def test_chain_length_segments_and_empty():
     assert chain_lengths(np.zeros((0, 2), int), np.zeros(0, int), 0, (4, 4)).shape == (0,)
 
 
+def _chain_lengths_table(points_yx, segment, n_segments, shape):
+    """Slow reference: the neighbours looked up in an image-sized table of segment ids."""
+    pts = np.asarray(points_yx, dtype=np.int64)
+    seg = np.asarray(segment, dtype=np.int64)
+    out = np.zeros(n_segments, np.float64)
+    if pts.shape[0] == 0:
+        return out
+    m, n = shape
+    img = np.full((m + 2, n + 2), -1, np.int64)
+    y = pts[:, 0] + 1
+    x = pts[:, 1] + 1
+    img[y, x] = seg
+
+    def same(dy, dx):
+        return img[y + dy, x + dx] == seg
+
+    right, down, left = same(0, 1), same(1, 0), same(0, -1)
+    axial = right.astype(np.float64) + down
+    diag_r = same(1, 1) & ~right & ~down
+    diag_l = same(1, -1) & ~left & ~down
+    step = 0.948 * axial + 1.343 * (diag_r.astype(np.float64) + diag_l)
+    np.add.at(out, seg, step)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_chain_lengths_equal_the_image_table_reference(seed):
+    """Random centreline-like pixel sets touching every border (corners, row ends, where a
+    wrong key would wrap to the next row), several segments, unsorted, some pixels listed twice
+    with different segments: bit-identical to the image-table version."""
+    rng = np.random.default_rng(seed)
+    m, n = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+    mask = rng.random((m, n)) < rng.uniform(0.05, 0.6)
+    mask[:, 0] |= rng.random(m) < 0.5
+    mask[:, -1] |= rng.random(m) < 0.5
+    mask[0] |= rng.random(n) < 0.5
+    mask[-1] |= rng.random(n) < 0.5
+    pts = np.argwhere(mask)
+    pts = pts[rng.permutation(len(pts))]
+    nseg = int(rng.integers(1, 5))
+    seg = rng.integers(0, nseg, len(pts))
+    if len(pts) > 3:  # duplicates: the last listing wins in both versions
+        dup = rng.choice(len(pts), 3, replace=False)
+        pts = np.r_[pts, pts[dup]]
+        seg = np.r_[seg, (seg[dup] + 1) % nseg]
+    got = chain_lengths(pts, seg, nseg, (m, n))
+    want = _chain_lengths_table(pts, seg, nseg, (m, n))
+    assert np.array_equal(got, want), (got, want)
+
+
 def _components8(mask):
     from scipy import ndimage as ndi
 

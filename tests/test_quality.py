@@ -161,3 +161,42 @@ def test_assess_quality_does_not_modify_and_checks_input():
     np.testing.assert_array_equal(rgb, before)
     with pytest.raises(ValueError, match="rgb"):
         assess_quality(rgb.astype(np.float32))
+
+
+def _skin_blur_px_full_grey(rgb, mask):
+    """Reference: the estimate with the whole photo converted to grey before the window is cut."""
+    import cv2
+
+    g = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mk = np.asarray(mask, dtype=bool)
+    m, n = g.shape
+    win = 1024
+    ys, xs = np.nonzero(mk[::8, ::8])
+    cy, cx = int(np.median(ys) * 8), int(np.median(xs) * 8)
+    y0 = int(np.clip(cy - win // 2, 0, max(0, m - win)))
+    x0 = int(np.clip(cx - win // 2, 0, max(0, n - win)))
+    g, mk = g[y0 : y0 + win, x0 : x0 + win], mk[y0 : y0 + win, x0 : x0 + win]
+    mk = cv2.erode(mk.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool)
+
+    def grad(t):
+        sm = cv2.GaussianBlur(g, (0, 0), t)
+        return np.hypot(cv2.Sobel(sm, cv2.CV_32F, 1, 0, ksize=3) / 8.0, cv2.Sobel(sm, cv2.CV_32F, 0, 1, ksize=3) / 8.0)
+
+    fine, coarse = grad(1.0), grad(3.0)
+    thr = np.quantile(coarse[mk], 0.995)
+    sel = mk & (coarse >= thr)
+    fine_peak = cv2.dilate(fine, np.ones((5, 5), np.uint8))
+    r2 = float(np.median(fine_peak[sel] / np.maximum(coarse[sel], 1e-6))) ** 2
+    return float(np.sqrt(max(0.0, (9.0 - r2) / (r2 - 1.0))))
+
+
+def test_skin_blur_on_a_large_photo_equals_the_full_grey_reference():
+    """The window is cut from the photo before the grey conversion: the same estimate, exactly."""
+    import cv2
+
+    rng = np.random.default_rng(5)
+    rgb = cv2.GaussianBlur(rng.integers(0, 256, (1500, 1700, 3), dtype=np.uint8), (0, 0), 1.5)
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[200:1450, 500:1650] = True  # off-centre: the window is not the photo's middle
+    got = skin_blur_px(rgb, mask)
+    assert got is not None and got == _skin_blur_px_full_grey(rgb, mask)

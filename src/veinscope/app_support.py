@@ -654,7 +654,7 @@ class CompareView:
 
 
 def _png(img: np.ndarray) -> bytes:
-    from veinscope.report.overlay import encode_png  # OpenCV, zlib level 1: fast, lossless
+    from veinscope.report.overlay import encode_png  # up filter, deflate level 1 (ISA-L): fast, lossless
 
     return encode_png(img)
 

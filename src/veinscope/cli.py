@@ -132,6 +132,10 @@ def _fast_exit() -> None:
     atexit.register(gc.freeze)
 
 
+#: Commands that analyse photos (image-sized arrays allocated and freed many times).
+_ANALYSING = frozenset({"analyze", "batch", "reanalyze", "compare", "track", "vesselmap"})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     try:
@@ -144,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if argv is None:
         _fast_exit()
+        if args.command in _ANALYSING:
+            from veinscope._memory import retain_freed_memory
+
+            retain_freed_memory()  # the process ends with the command: reuse freed image memory
     if args.command == "analyze":
         from veinscope._cli_analyze import run_analyze
 

@@ -370,19 +370,26 @@ def chain_lengths(points_yx, segment, n_segments: int, shape) -> np.ndarray:
     >>> round(float(chain_lengths(pts, np.zeros(10, int), 1, (12, 12))[0]), 3)
     8.532
     """
-    pts = np.asarray(points_yx, dtype=np.int64)
+    pts = np.asarray(points_yx, dtype=np.int64).reshape(-1, 2)
     seg = np.asarray(segment, dtype=np.int64)
     out = np.zeros(n_segments, np.float64)
     if pts.shape[0] == 0:
         return out
-    m, n = shape
-    img = np.full((m + 2, n + 2), -1, np.int64)  # padded so neighbours never fall outside
-    y = pts[:, 0] + 1
-    x = pts[:, 1] + 1
-    img[y, x] = seg
+    # Neighbours are looked up among the sorted point keys (row-major, one pixel of padding
+    # on every side so that no neighbour wraps to another row), not in an image-sized table
+    # (100 MB at 12 MP).
+    width = int(shape[1]) + 2
+    key = (pts[:, 0] + 1) * width + (pts[:, 1] + 1)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    # a pixel listed twice keeps its last segment
+    last = np.r_[ks[1:] != ks[:-1], True]
+    ks, ss = ks[last], seg[order][last]
 
     def same(dy, dx):
-        return img[y + dy, x + dx] == seg
+        q = key + dy * width + dx
+        i = np.minimum(np.searchsorted(ks, q), len(ks) - 1)
+        return (ks[i] == q) & (ss[i] == seg)
 
     right, down, left = same(0, 1), same(1, 0), same(0, -1)
     axial = right.astype(np.float64) + down

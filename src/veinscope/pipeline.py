@@ -257,17 +257,24 @@ def analyze(
     )
 
 
-def warmup(*, full_size: bool = False) -> float:
+def warmup(*, full_size: bool = False, retain_memory: bool = True) -> float:
     """Compile (or load from the Numba cache) every kernel on tiny inputs; returns seconds.
 
     ``full_size=True`` (long-running processes: the app, batch workers) also analyses a plain
     12 MP frame once (about 2 s), which takes the first real 12 MP photo from about 2.7 s to
     about 1.2 s on a quiet 2-core machine (fresh memory and thread start-up are paid here).
+    ``retain_memory`` (default) lets this process reuse the memory of one analysis for the
+    next instead of faulting in fresh pages each time (:func:`veinscope._memory.retain_freed_memory`;
+    glibc only): less CPU per photo, but the memory stays with the process until it exits.
     """
     from veinscope.diameter import warmup as _diameter_warmup
     from veinscope.vesselness import warmup as _vesselness_warmup
 
     t0 = time.perf_counter()
+    if retain_memory:
+        from veinscope._memory import retain_freed_memory
+
+        retain_freed_memory()
     # only the kernels analyze() uses: the ridge filter and float32 diameter fits
     _vesselness_warmup(ridge_only=True)
     _diameter_warmup(dtypes=(np.float32,))

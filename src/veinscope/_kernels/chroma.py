@@ -6,47 +6,72 @@ import numba as nb
 import numpy as np
 
 
+#: Rows per band in :func:`project_relative_od` (results do not depend on it).
+PROJECT_BAND_ROWS = 64
+
+
+@nb.njit(cache=True, nogil=True)
+def _background_rows(bga, bgb, x0, wx, top, bot):  # pragma: no cover - compiled
+    """Background OD of two coarse rows interpolated along x at every column: ``top[j, c]``,
+    ``bot[j, c]`` (float64), as :func:`project_relative_od` defines them."""
+    nbx = bga.shape[0]
+    for j in range(x0.shape[0]):
+        xa = x0[j]
+        xb = min(xa + 1, nbx - 1)
+        fx = wx[j]
+        for c in range(3):
+            top[j, c] = bga[xa, c] * (1.0 - fx) + bga[xb, c] * fx
+            bot[j, c] = bgb[xa, c] * (1.0 - fx) + bgb[xb, c] * fx
+
+
+@nb.njit(cache=True, nogil=True)
+def _project_rows(rgb, od_lut, bg, y0, wy, x0, wx, weights, out, r0, r1, top, bot):  # pragma: no cover - compiled
+    """Rows ``r0:r1`` of :func:`project_relative_od`; ``top``, ``bot`` (N, 3) float64 scratch."""
+    n_cols = rgb.shape[1]
+    k_out = weights.shape[0]
+    nby = bg.shape[0]
+    cached = -1
+    for i in range(r0, r1):
+        ya = y0[i]
+        if ya != cached:  # rows of one band of cells share the interpolation along x
+            yb = min(ya + 1, nby - 1)
+            _background_rows(bg[ya], bg[yb], x0, wx, top, bot)
+            cached = ya
+        fy = wy[i]
+        row = rgb[i]
+        for j in range(n_cols):
+            px = row[j]
+            d0 = od_lut[px[0]] - (top[j, 0] * (1.0 - fy) + bot[j, 0] * fy)
+            d1 = od_lut[px[1]] - (top[j, 1] * (1.0 - fy) + bot[j, 1] * fy)
+            d2 = od_lut[px[2]] - (top[j, 2] * (1.0 - fy) + bot[j, 2] * fy)
+            for k in range(k_out):
+                out[k, i, j] = weights[k, 0] * d0 + weights[k, 1] * d1 + weights[k, 2] * d2
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def project_relative_od(rgb, od_lut, bg, y0, wy, x0, wx, weights, out):  # pragma: no cover - compiled
     """out[k, i, j] = sum_c weights[k, c] * (od_lut[rgb[i, j, c]] - bg_up[i, j, c]).
 
     ``bg`` is a coarse (m, n, 3) background optical density; ``bg_up`` is its bilinear
     upsampling, evaluated inline from the per-row (y0, wy) and per-column (x0, wx) indices and
-    weights (index of the lower neighbour and weight of the upper one).
+    weights (index of the lower neighbour and weight of the upper one), in float64::
+
+        top = bg[ya, xa] (1 - fx) + bg[ya, xb] fx,   bot = the same on row yb
+        bg_up = top (1 - fy) + bot fy
+
+    ``top`` and ``bot`` depend on the row only through ``ya``, so they are computed once per
+    band of rows that share it. Bands of :data:`PROJECT_BAND_ROWS` rows run in parallel; the
+    result does not depend on the banding or the number of threads.
     """
     m_rows = rgb.shape[0]
     n_cols = rgb.shape[1]
-    k_out = weights.shape[0]
-    nbx = bg.shape[1]
-    nby = bg.shape[0]
-    for i in nb.prange(m_rows):
-        ya = y0[i]
-        yb = min(ya + 1, nby - 1)
-        fy = wy[i]
-        row = rgb[i]
-        bga = bg[ya]
-        bgb = bg[yb]
-        for j in range(n_cols):
-            xa = x0[j]
-            xb = min(xa + 1, nbx - 1)
-            fx = wx[j]
-            px = row[j]
-            d0 = 0.0
-            d1 = 0.0
-            d2 = 0.0
-            for c in range(3):
-                top = bga[xa, c] * (1.0 - fx) + bga[xb, c] * fx
-                bot = bgb[xa, c] * (1.0 - fx) + bgb[xb, c] * fx
-                b = top * (1.0 - fy) + bot * fy
-                d = od_lut[px[c]] - b
-                if c == 0:
-                    d0 = d
-                elif c == 1:
-                    d1 = d
-                else:
-                    d2 = d
-            for k in range(k_out):
-                out[k, i, j] = weights[k, 0] * d0 + weights[k, 1] * d1 + weights[k, 2] * d2
+    nb_bands = (m_rows + PROJECT_BAND_ROWS - 1) // PROJECT_BAND_ROWS
+    for b in nb.prange(nb_bands):
+        r0 = b * PROJECT_BAND_ROWS
+        r1 = min(m_rows, r0 + PROJECT_BAND_ROWS)
+        top = np.empty((n_cols, 3), np.float64)
+        bot = np.empty((n_cols, 3), np.float64)
+        _project_rows(rgb, od_lut, bg, y0, wy, x0, wx, weights, out, r0, r1, top, bot)
     return out
 
 

@@ -237,3 +237,40 @@ def test_the_same_photos_always_give_the_same_alignment(session):
     a = register(session.baseline_rgb, session.followup_rgb, px_per_mm=session.px_per_mm)
     b = register(session.baseline_rgb, session.followup_rgb, px_per_mm=session.px_per_mm)
     assert np.array_equal(a.homography, b.homography) and a.n_inliers == b.n_inliers
+
+
+def test_cards_known_from_the_intake_are_not_searched_again(session, reg, monkeypatch):
+    import veinscope.calibrate as cal_mod
+
+    def no_search(*a, **k):
+        raise AssertionError("the card was searched for again")
+
+    monkeypatch.setattr(cal_mod, "detect_card", no_search)
+    r = register(session.baseline_rgb, session.followup_rgb, px_per_mm=session.px_per_mm, cards=(None, None))
+    assert np.array_equal(r.homography, reg.homography) and np.array_equal(r.overlap, reg.overlap)
+    with pytest.raises(ValueError, match="cards must be a pair"):
+        register(session.baseline_rgb, session.followup_rgb, cards="card")
+
+
+@pytest.mark.slow
+def test_the_intakes_card_is_the_card_register_finds():
+    # compare() hands register the cards the two analyses' intakes found; on the demo patient
+    # (card in every photo, re-placed) this must align exactly as searching the photos again
+    from veinscope import analyze
+    from veinscope.register import _detect_card, card_of_analysis
+
+    b, f = _demo_photo("site_a", 0), _demo_photo("site_a", 2)
+    a_b = analyze(b)
+    known_b, card_b = card_of_analysis(a_b)
+    known_f, card_f = card_of_analysis(analyze(f))
+    assert known_b and known_f and card_b is not None and card_f is not None
+    found = _detect_card(b)
+    assert np.abs(card_b.homography - found.homography).max() < 1e-6 * np.abs(found.homography).max()
+    assert np.array_equal(card_b.card_mask(b.shape[:2], margin_mm=4.0), found.card_mask(b.shape[:2], margin_mm=4.0))
+    r1 = register(b, f, cards=(card_b, card_f))
+    r0 = register(b, f)
+    assert np.allclose(r1.homography, r0.homography, rtol=1e-6, atol=1e-6)
+    # an analysis that does not record its intake's search: the photo is searched again
+    from dataclasses import replace
+
+    assert card_of_analysis(replace(a_b, params={})) == (False, None)

@@ -245,7 +245,7 @@ def compare(
     from veinscope.chromophores import OD_LUT, skin_optics
     from veinscope.io import load_photo
     from veinscope.pipeline import NOMINAL_PX_PER_MM, analyze
-    from veinscope.register import register
+    from veinscope.register import card_of_analysis, register
 
     t0 = time.perf_counter()
     for name, v in (("tolerance_mm", tolerance_mm), ("near_mm", near_mm), ("min_patch_mm2", min_patch_mm2), ("min_new_length_mm", min_new_length_mm)):
@@ -267,7 +267,15 @@ def compare(
     if px_per_mm is None and a_b.px_per_mm is not None:
         px_per_mm = float(a_b.px_per_mm)  # the baseline's calibration card (intake)
     ppm = float(px_per_mm) if px_per_mm is not None else NOMINAL_PX_PER_MM
-    reg = registration if registration is not None else register(b_rgb, f_rgb, px_per_mm=px_per_mm)
+    if registration is not None:
+        reg = registration
+    else:
+        # the cards the intakes found (or did not find) need not be looked for again
+        cards = None
+        if followup_analysis is not None:
+            (known_b, card_b), (known_f, card_f) = card_of_analysis(a_b), card_of_analysis(followup_analysis)
+            cards = (card_b, card_f) if known_b and known_f else None
+        reg = register(b_rgb, f_rgb, px_per_mm=px_per_mm, cards=cards)
     t_reg = time.perf_counter()
     # the follow-up's own analysis, carried onto the baseline's grid (follow-up pixels are
     # f_scale baseline pixels wide)
@@ -276,17 +284,24 @@ def compare(
     if a_f is None:
         a_f = analyze(f_photo, px_per_mm=None if px_per_mm is None else float(px_per_mm) / f_scale, **opts)
     t_an2 = time.perf_counter()
-    f_labels = reg.warp(a_f.labels, interpolation="nearest")
     # the follow-up's fine telangiectasia (under 0.3 mm at the baseline's scale)
     f_fine = ((a_f.labels == 1) | (a_f.labels == 2)) & (a_f.diameter_px > 0) & (a_f.diameter_px * np.float32(f_scale) <= 0.3 * ppm)
-    f_fine = reg.warp(f_fine, interpolation="nearest")
+    # labels, fine vessels and the follow-up's frame carried over in one nearest-neighbour
+    # warp: code 1 + label (0-4) + 8 x fine, 0 outside the follow-up photo
+    code = a_f.labels.astype(np.uint8) + np.uint8(1)
+    code[f_fine] += np.uint8(8)
+    del f_fine
+    code = reg.warp(code, interpolation="nearest", fill=0)
+    valid_f = code > 0
+    f_fine = code >= 8
+    f_labels = np.subtract(code & np.uint8(7), np.uint8(1), where=valid_f, out=np.zeros_like(code))
+    del code
     # colours: the baseline as its card's colour normalisation made it (when it had a card),
     # the follow-up matched to it on the registered skin
     b_rgb, colour_source = _card_corrected(b_rgb, a_b)
     m, n = b_rgb.shape[:2]
     aligned = reg.warp(f_rgb, interpolation="cubic", fill=0)
     b_vessel = a_b.labels > 0
-    valid_f = reg.warp(np.ones(f_rgb.shape[:2], np.uint8), interpolation="nearest") > 0
     ref = reg.overlap & a_b.skin & valid_f
     aligned_n, gains = _match_light(b_rgb, aligned, ref, b_vessel)
     del aligned

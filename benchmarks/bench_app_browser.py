@@ -107,6 +107,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--keep", help="data folder to reuse (prepared once with the demo patient)")
+    ap.add_argument("--control", action="store_true",
+                    help="also time veinscope.analyze of each photo in this process just before its upload "
+                         "(the engine outside the app, at the same machine load)")
     args = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -127,7 +130,13 @@ def main() -> None:
                              str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    totals = []
+    totals, engines, controls = [], [], []
+    if args.control:
+        import veinscope
+        from veinscope.io import load_photo
+        from veinscope.pipeline import analyze
+
+        veinscope.warmup(full_size=True)
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -174,6 +183,12 @@ def main() -> None:
                     page.keyboard.press("Tab")
                     _wait_idle(page)
                 photo = _photo(tmp / f"phone_12mp_{run}.jpg", run)
+                if args.control:
+                    ph = load_photo(photo.read_bytes())
+                    tc = time.perf_counter()
+                    analyze(ph)
+                    controls.append(time.perf_counter() - tc)
+                    del ph
                 up = page.get_by_test_id("stFileUploaderDropzoneInput")
                 # drop earlier files from the uploader
                 for btn in page.get_by_test_id("stFileUploaderDeleteBtn").locator("button").all():
@@ -205,6 +220,9 @@ def main() -> None:
                 res = [r for r in page.evaluate(RESOURCES_JS) if "/media/" in r["name"]]
                 marks = _read_trace(trace, t0 - 0.01)
                 totals.append(t_done - t0)
+                se = [t for t, ev in marks if ev == "analyze start"], [t for t, ev in marks if ev == "analyze end"]
+                if se[0] and se[1]:
+                    engines.append(se[1][-1] - se[0][-1])
                 print(f"\nrun {run + 1}: file {photo.stat().st_size / 1e6:.1f} MB; choose -> upload done "
                       f"{t_uploaded - t_choose:.2f} s (request {rq.value.timing['responseEnd']:.0f} ms), "
                       f"-> idle {t_idle - t_choose:.2f} s")
@@ -225,7 +243,11 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=15)
         log.close()
-    print(f"\nclick -> overlay loaded: {[round(t, 2) for t in totals]}, median {statistics.median(totals):.2f} s")
+    print(f"\nclick -> overlay loaded (as Playwright sees it): {[round(t, 2) for t in totals]}, "
+          f"median {statistics.median(totals):.2f} s")
+    print(f"engine in the app server: {[round(t, 2) for t in engines]}")
+    if controls:
+        print(f"engine in this process just before: {[round(t, 2) for t in controls]}")
     print(f"(server log: {tmp / 'streamlit.log'}, trace: {trace})")
 
 

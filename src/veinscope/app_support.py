@@ -419,12 +419,14 @@ def _remember_import(store, cache: DerivedCache, photo_id: int, name: str, kept:
     a, photo = kept["analysis"], kept["photo"]
     if figures is not None:
         view = PhotoView(photo_id, name, photo.rgb, a.labels, a.skin, figures, analysed_now=True, analysis=a)
-        try:
-            view._display[("whole", DISPLAY_SIDE_PX)] = kept["display"].result()
-        except Exception:  # made again when first shown
-            log.warning("the display copy of an imported photo could not be made")
-        else:  # the overlay first shown (all classes, whole photo) is made while the page is laid out
-            view._display[_FIRST_OVERLAY] = cache._background().submit(_overlay_jpeg_now, view)
+        display = kept["display"]
+
+        def first_overlay() -> bytes:  # after the display copy, in the same thread
+            view._display[("whole", DISPLAY_SIDE_PX)] = display.result()
+            return _overlay_jpeg_now(view)
+
+        # the overlay first shown (all classes, whole photo) is made while the page is laid out
+        view._display[_FIRST_OVERLAY] = cache._background().submit(first_overlay)
         cache.remember(view)
 
 
@@ -611,7 +613,8 @@ def overlay_jpeg(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: flo
     if ahead is not None and zoom == 1.0 and (tuple(classes), max_side_px, quality) == _FIRST_OVERLAY[1:]:
         try:
             return ahead.result()
-        except Exception:  # made here instead
+        except Exception as exc:  # made here instead
+            log.warning("the overlay of an imported photo was not made ahead (%s)", type(exc).__name__)
             view._display.pop(_FIRST_OVERLAY, None)
     return _overlay_jpeg_now(view, classes=classes, zoom=zoom, centre_frac=centre_frac, max_side_px=max_side_px,
                              quality=quality)

@@ -31,8 +31,12 @@ REQUIRED = os.environ.get("VEINSCOPE_REQUIRE_BROWSER") == "1"
 #: Click -> overlay loaded, 12 MP photo, asserted (the issue's target is 3 s: 5x slack for shared CI machines,
 #: where the engine alone takes 4-12 s at a load average of 6-9 on 2 cores; quiet medians in BENCHMARKS.md).
 MAX_ANALYSIS_S = 15.0
-#: The same minus the engine's own time (upload handling, decoding, storing, page, overlay, browser), asserted.
-MAX_APP_SHARE_S = 3.0
+#: The same minus the engine's own time (decoding, storing, page, overlay, browser), asserted to stay under
+#: this many seconds or under APP_SHARE_OF_ENGINE times the engine's time in the same run, whichever is larger
+#: (the engine's time stands for the machine's load: 2.2 s quiet, 7-9 s at a load average of 9-12 on 2 cores,
+#: where the app's share was 1.5-3.4 s).
+MAX_APP_SHARE_S = 1.5
+APP_SHARE_OF_ENGINE = 0.5
 
 # Browser-side marks (wall clock, ms): every click and every <img> load event, with its URL.
 MARKS_JS = """
@@ -326,4 +330,4 @@ def test_practitioner_flow_in_a_real_browser(server, browser, shots, tmp_path):
                                 f"switch_max_s={max(switch):.3f}\nswitch_all_s={[round(s, 3) for s in switch]}\n")
     assert med < 5.0  # generous: the issue's target (<= 1 s) is reported in BENCHMARKS.md, not asserted
     assert timing["total_s"] <= MAX_ANALYSIS_S, timing
-    assert timing["app_share_s"] <= MAX_APP_SHARE_S, timing
+    assert timing["app_share_s"] <= max(MAX_APP_SHARE_S, APP_SHARE_OF_ENGINE * timing["engine_s"]), timing

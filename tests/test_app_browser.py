@@ -28,9 +28,10 @@ from tests.test_app import DEMO, ROOT, prepared_data_dir, prepared_demo_dir
 
 CHROMIUM = Path(os.environ.get("VEINSCOPE_CHROMIUM", "/usr/bin/chromium"))
 REQUIRED = os.environ.get("VEINSCOPE_REQUIRE_BROWSER") == "1"
-#: Click -> overlay loaded, 12 MP photo, asserted (the issue's target is 3 s: 5x slack for shared CI machines,
-#: where the engine alone takes 4-12 s at a load average of 6-9 on 2 cores; quiet medians in BENCHMARKS.md).
-MAX_ANALYSIS_S = 15.0
+#: Click -> overlay loaded, 12 MP photo, asserted. The issue's target is 3 s; this allows for shared CI machines:
+#: on the 2-core development VM the engine alone took 7-9 s at a load average of 9-12 (total 11-11.5 s) and
+#: 20 s at 15-18 (total 25 s: fails). Quiet figures in BENCHMARKS.md.
+MAX_ANALYSIS_S = 20.0
 #: The same minus the engine's own time (decoding, storing, page, overlay, browser), asserted to stay under
 #: this many seconds or under APP_SHARE_OF_ENGINE times the engine's time in the same run, whichever is larger
 #: (the engine's time stands for the machine's load: 2.2 s quiet, 7-9 s at a load average of 9-12 on 2 cores,

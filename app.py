@@ -15,6 +15,9 @@ import streamlit as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `pages.common` for AppTest and `streamlit run`
 
 from pages import common  # noqa: E402
+from veinscope.app_support import trace  # noqa: E402
+
+trace("run start")
 
 st.set_page_config(page_title="VeinScope", page_icon=":material/vital_signs:", layout="wide")
 
@@ -39,3 +42,4 @@ with st.sidebar:
     st.caption("VeinScope measures and documents; it does not diagnose. Patient data stays on this computer.")
 
 page.run()
+trace("run end")

@@ -31,6 +31,7 @@ if st.toggle("Add photos to a session", value=not sites, key="session_add_open")
     sample_pick = st.multiselect("...or use the demo samples", [f"{p.parent.name}/{p.name}" for p in samples],
                                  key="session_samples")
     if st.button("Import and analyse", key="session_import", type="primary"):
+        sup.trace("import clicked")
         chosen = [(f.name, f.getvalue()) for f in files or []]
         chosen += [(name.replace("/", "_"), (demo / name).read_bytes()) for name in sample_pick]
         if not site or not site.strip():
@@ -43,6 +44,7 @@ if st.toggle("Add photos to a session", value=not sites, key="session_add_open")
                 store, cache, code, site, day, chosen, px_per_mm=px or None,
                 progress=lambda i, r: bar.progress((i + 1) / len(chosen), text=f"{i + 1} of {len(chosen)} done"))
             bar.empty()
+            sup.trace("import done")
             for r in outcomes:
                 (st.success if r.ok else st.error)(r.message)
             st.session_state["site"] = site.strip()
@@ -71,8 +73,10 @@ if not photos:
 rec = st.selectbox("Photo", photos, format_func=lambda p: p.original_name or f"photo {p.id}", key="session_photo",
                    index=next((i for i, p in enumerate(photos) if focus and p.id == focus.id), 0))
 
+sup.trace("view start")
 with st.spinner("Preparing the overlay..."):
     view = common.photo_view(rec.id, rec.sha256)
+sup.trace("view ready")
 
 level, lines = sup.calibration_status(view.figures)
 show = {"ok": st.success, "warning": st.warning, "error": st.error}[level]
@@ -87,9 +91,11 @@ with right:
     cx = st.slider("Zoom centre, left to right (%)", 0, 100, 50, key="session_cx", disabled=zoom == 1.0)
     cy = st.slider("Zoom centre, top to bottom (%)", 0, 100, 50, key="session_cy", disabled=zoom == 1.0)
 with left:
+    sup.trace("overlay start")
     img = common.overlay(rec.id, rec.sha256, classes, float(zoom), cx / 100, cy / 100)
     st.image(img, caption=f"{view.name}: vessels coloured by class (white line: skin found)",
              width="stretch")
+    sup.trace("overlay shown")
 
 st.subheader("Figures")
 st.dataframe(sup.class_table(view.figures), hide_index=True, width="stretch", key="session_table")

@@ -442,6 +442,9 @@ def test_the_photo_just_imported_is_shown_without_decoding_it_again(tmp_path, mo
         assert not again.analysed_now  # masks found on disk: not analysed again
         assert np.array_equal(again.labels, view.labels) and np.array_equal(again.skin, view.skin)
         assert np.array_equal(sup.overlay_image(again), sup.overlay_image(view))
+        # the first overlay of the import was made ahead, in the background: the same picture as made on demand
+        assert sup._FIRST_OVERLAY in view._display and sup._FIRST_OVERLAY not in again._display
+        assert sup.overlay_jpeg(again) == jpeg
     finally:
         store.close()
 
@@ -652,3 +655,40 @@ def test_the_session_page_shows_the_photo_just_imported(app, data_dir):
         assert app.selectbox(key="session_photo").value.original_name == f"p{i}.jpg"
         assert str(app.selectbox(key="session_pick").value.session_date) == day
     assert app.selectbox(key="session_pick").value.photos == 2
+
+
+def test_a_comparison_uses_the_analyses_of_photos_just_imported(tmp_path, monkeypatch):
+    """Two sessions imported in this run of the app: compare neither decodes nor analyses them again."""
+    if not DEMO.is_dir():
+        pytest.skip("sample_images/demo_patient is missing")
+    import veinscope.pipeline
+
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-CMP")
+        for day, name in (("2026-01-01", "session0.jpg"), ("2026-03-01", "session1.jpg")):
+            src = DEMO / "site_a" / name
+            [out] = sup.import_uploads(store, cache, "P-CMP", "calf", day, [(name, src.read_bytes())])
+            assert out.ok
+        a, b = store.list_sessions("P-CMP", "calf")
+        kept = {s.id: cache.recent(sup.session_photo(store, s.id).id) for s in (a, b)}
+        assert all(v is not None and v.analysis is not None for v in kept.values())
+
+        calls = []
+        real = veinscope.pipeline.analyze
+        monkeypatch.setattr(veinscope.pipeline, "analyze", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+        view = sup.compare_sessions(store, cache, a.id, b.id)
+        assert calls == []  # both analyses came from memory
+        assert view.computed_now and isinstance(view.figures.get("improvement_pct"), (int, float))
+        assert view.figures["photos"] == {"baseline": "session0.jpg", "followup": "session1.jpg"}
+
+        # the same two sessions once the photos have left memory: analysed again, same kind of result
+        for d in cache.root.glob("cmp_*"):
+            shutil.rmtree(d)
+        cache.forget()
+        again = sup.compare_sessions(store, cache, a.id, b.id)
+        assert len(calls) == 2
+        assert abs(again.figures["improvement_pct"] - view.figures["improvement_pct"]) < 15
+    finally:
+        store.close()

@@ -5,6 +5,10 @@ Skips with a reason when playwright or /usr/bin/chromium is missing, unless
 VEINSCOPE_REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a failure.
 Screenshots go to $VEINSCOPE_SCREENSHOT_DIR (default: the test's temp folder); timings of page
 switches and of analysing a 12 MP photo are printed (see BENCHMARKS.md, "The app (issue 8)").
+
+The 12 MP timing is taken on the browser's clock: from the click event on "Import and analyse"
+to the load event of the overlay picture (Playwright's own polling is not counted). The server's
+step marks (``$VEINSCOPE_APP_TRACE``) split it into the engine and the rest.
 """
 
 from __future__ import annotations
@@ -24,6 +28,26 @@ from tests.test_app import DEMO, ROOT, prepared_data_dir, prepared_demo_dir
 
 CHROMIUM = Path(os.environ.get("VEINSCOPE_CHROMIUM", "/usr/bin/chromium"))
 REQUIRED = os.environ.get("VEINSCOPE_REQUIRE_BROWSER") == "1"
+#: Click -> overlay loaded, 12 MP photo, asserted. The issue's target is 3 s; this allows for shared CI machines:
+#: on the 2-core development VM the engine alone took 7-9 s at a load average of 9-12 (total 11-11.5 s) and
+#: 20 s at 15-18 (total 25 s: fails). Quiet figures in BENCHMARKS.md.
+MAX_ANALYSIS_S = 20.0
+#: The same minus the engine's own time (decoding, storing, page, overlay, browser), asserted to stay under
+#: this many seconds or under APP_SHARE_OF_ENGINE times the engine's time in the same run, whichever is larger
+#: (the engine's time stands for the machine's load: 2.2 s quiet, 7-9 s at a load average of 9-12 on 2 cores,
+#: where the app's share was 1.5-3.4 s).
+MAX_APP_SHARE_S = 1.5
+APP_SHARE_OF_ENGINE = 0.5
+
+# Browser-side marks (wall clock, ms): every click and every <img> load event, with its URL.
+MARKS_JS = """
+window.__vsClicks = []; window.__vsLoads = [];
+const __vsNow = () => performance.timeOrigin + performance.now();
+document.addEventListener('click', e => window.__vsClicks.push([(e.target.innerText || '').trim(), __vsNow()]), true);
+document.addEventListener('load', e => {
+  if (e.target && e.target.tagName === 'IMG') window.__vsLoads.push([e.target.currentSrc || e.target.src, __vsNow()]);
+}, true);
+"""
 
 
 def _missing() -> str | None:
@@ -57,10 +81,11 @@ def server(tmp_path_factory):
     _need_browser()
     data = prepared_data_dir(tmp_path_factory.getbasetemp())
     port = _free_port()
-    env = dict(os.environ, VEINSCOPE_DATA_DIR=str(data), VEINSCOPE_DEMO_DIR=str(prepared_demo_dir()),
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    env.pop("VEINSCOPE_DATABASE_URL", None)
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
+    trace = log.with_name("trace.txt")
+    env = dict(os.environ, VEINSCOPE_DATA_DIR=str(data), VEINSCOPE_DEMO_DIR=str(prepared_demo_dir()),
+               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", VEINSCOPE_APP_TRACE=str(trace))
+    env.pop("VEINSCOPE_DATABASE_URL", None)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
@@ -79,7 +104,7 @@ def server(tmp_path_factory):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
-        yield url, data
+        yield url, data, trace
     finally:
         proc.terminate()
         try:
@@ -136,6 +161,38 @@ def _shot(page, path):
     page.screenshot(path=str(path))
 
 
+def _trace_marks(trace: Path, since_s: float) -> list[tuple[float, str]]:
+    """The server's step marks ``(unix time, step)`` from ``since_s`` on."""
+    out = []
+    for line in trace.read_text().splitlines() if trace.is_file() else []:
+        t, _, step = line.partition(" ")
+        if float(t) >= since_s:
+            out.append((float(t), step))
+    return out
+
+
+def _import_timing(page, trace: Path) -> dict[str, float]:
+    """Click -> overlay loaded (browser clock) and its parts (server marks), for the last import."""
+    clicks = [t for text, t in page.evaluate("() => window.__vsClicks") if text == "Import and analyse"]
+    src = page.get_by_test_id("stImage").locator("img").first.evaluate("i => i.currentSrc || i.src")
+    t_click = clicks[-1] / 1000
+    loads = [t / 1000 for u, t in page.evaluate("() => window.__vsLoads") if u == src and t / 1000 > t_click]
+    assert loads, "the overlay picture shown was not loaded after the click"
+    marks = _trace_marks(trace, t_click)
+    first = {}
+    for t, step in marks:
+        first.setdefault(step, t)
+    last = {step: t for t, step in marks}
+    total = loads[0] - t_click
+    engine = last["analyze end"] - last["analyze start"]
+    return {"total_s": total, "engine_s": engine, "app_share_s": total - engine,
+            "click_to_server_s": first["run start"] - t_click,
+            "before_engine_s": last["analyze start"] - first["import start"],
+            "after_engine_s": last["import end"] - last["analyze end"],
+            "page_and_overlay_s": last["overlay shown"] - last["import end"],
+            "server_to_loaded_s": loads[0] - last["overlay shown"]}
+
+
 def _goto_page(page, title: str, heading: str | None = None) -> float:
     t0 = time.perf_counter()
     page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
@@ -157,8 +214,9 @@ def _choose(page, label: str, option: str):
 def test_practitioner_flow_in_a_real_browser(server, browser, shots, tmp_path):
     import pypdfium2 as pdfium
 
-    url, data = server
+    url, data, trace = server
     ctx = browser.new_context(viewport={"width": 1400, "height": 1500}, accept_downloads=True)
+    ctx.add_init_script(MARKS_JS)
     page = ctx.new_page()
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -190,7 +248,8 @@ def test_practitioner_flow_in_a_real_browser(server, browser, shots, tmp_path):
         page.get_by_text("phone_12mp.jpg: imported").wait_for(timeout=180_000)
         page.get_by_text("vessels coloured by class").first.wait_for(timeout=60_000)
         _images_loaded(page)  # the overlay picture itself is in, not only its caption
-        t_analysis = time.perf_counter() - t0
+        t_playwright = time.perf_counter() - t0  # with Playwright's own checks and polling
+        timing = _import_timing(page, trace)
         img = page.get_by_test_id("stImage").locator("img").first
         assert img.evaluate("i => i.naturalWidth") <= 1460  # a display-sized picture, not the 12 MP photo
         _wait_idle(page)
@@ -261,10 +320,15 @@ def test_practitioner_flow_in_a_real_browser(server, browser, shots, tmp_path):
     finally:
         ctx.close()
     med = statistics.median(switch)
-    print(f"\nbrowser: 12 MP photo upload -> analysed and shown in {t_analysis:.1f} s; page switch median "
+    parts = ", ".join(f"{k[:-2].replace('_', ' ')} {v:.2f}" for k, v in timing.items() if k != "total_s")
+    print(f"\nbrowser: 12 MP photo, click -> overlay loaded {timing['total_s']:.2f} s ({parts}; "
+          f"{t_playwright:.2f} s as Playwright sees it); page switch median "
           f"{med:.2f} s (max {max(switch):.2f} s, n={len(switch)}); screenshots in {shots}")
     report = os.environ.get("VEINSCOPE_APP_TIMINGS")
     if report:
-        Path(report).write_text(f"analysis_12mp_s={t_analysis:.2f}\nswitch_median_s={med:.3f}\n"
+        Path(report).write_text("".join(f"analysis_12mp_{k}={v:.3f}\n" for k, v in timing.items())
+                                + f"analysis_12mp_playwright_s={t_playwright:.2f}\nswitch_median_s={med:.3f}\n"
                                 f"switch_max_s={max(switch):.3f}\nswitch_all_s={[round(s, 3) for s in switch]}\n")
     assert med < 5.0  # generous: the issue's target (<= 1 s) is reported in BENCHMARKS.md, not asserted
+    assert timing["total_s"] <= MAX_ANALYSIS_S, timing
+    assert timing["app_share_s"] <= max(MAX_APP_SHARE_S, APP_SHARE_OF_ENGINE * timing["engine_s"]), timing

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ __all__ = [
     "session_photo",
     "site_report_pdf",
     "swipe_image",
+    "trace",
 ]
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,25 @@ CLASS_INFO = {
     "over_3mm": ("Over 3 mm", "veins wider than 3 mm: not for microsclerotherapy; consider referral"),
     "total": ("All vessels", "all vessels found on the skin"),
 }
+
+
+#: Environment variable naming a file that :func:`trace` appends timing marks to (unset: no marks).
+TRACE_ENV = "VEINSCOPE_APP_TRACE"
+
+
+def trace(event: str) -> None:
+    """Append ``<unix time, s> <event>`` to the file in ``$VEINSCOPE_APP_TRACE`` (nothing when unset).
+
+    For timing the app step by step against the browser's clock (same machine, same wall clock).
+    ``event`` is a fixed step name: never a file name, patient code or figure.
+    """
+    path = os.environ.get(TRACE_ENV)
+    if path:
+        try:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"{time.time():.4f} {event}\n")
+        except OSError:
+            pass
 
 
 # ----------------------------------------------------------------------------------------------
@@ -284,7 +305,9 @@ class DerivedCache:
         def run(photo, *, px_per_mm=None):
             from veinscope.pipeline import analyze
 
+            trace("analyze start")
             a = analyze(photo, px_per_mm=px_per_mm)
+            trace("analyze end")
             rgb = getattr(photo, "rgb", None)
             if rgb is not None and a.labels.shape == rgb.shape[:2]:
                 if keep is not None:  # the display-sized copy is made while the store saves the photo
@@ -370,11 +393,14 @@ def import_uploads(store, cache: DerivedCache, code: str, site: str, session_dat
         else:
             try:
                 kept: dict[str, Any] = {}
+                trace("import start")
                 r = store.import_photo(code, site, session_date, data, original_name=name, px_per_mm=px_per_mm,
                                        analyze=cache.analyzer(kept))
                 res = UploadOutcome(name, r.ok, r.message, r.photo.id if r.photo is not None else None)
+                trace("import stored")
                 if res.ok and res.photo_id is not None and kept:
                     _remember_import(store, cache, res.photo_id, name, kept)
+                trace("import end")
             except (VeinScopeError, StoreError, ValueError) as exc:
                 res = UploadOutcome(name, False, str(exc))
             except Exception as exc:  # never a traceback in front of the practitioner
@@ -392,11 +418,15 @@ def _remember_import(store, cache: DerivedCache, photo_id: int, name: str, kept:
     figures = store.get_analysis(photo_id)
     a, photo = kept["analysis"], kept["photo"]
     if figures is not None:
-        view = PhotoView(photo_id, name, photo.rgb, a.labels, a.skin, figures, analysed_now=True)
-        try:
-            view._display[("whole", DISPLAY_SIDE_PX)] = kept["display"].result()
-        except Exception:  # made again when first shown
-            log.warning("the display copy of an imported photo could not be made")
+        view = PhotoView(photo_id, name, photo.rgb, a.labels, a.skin, figures, analysed_now=True, analysis=a)
+        display = kept["display"]
+
+        def first_overlay() -> bytes:  # after the display copy, in the same thread
+            view._display[("whole", DISPLAY_SIDE_PX)] = display.result()
+            return _overlay_jpeg_now(view)
+
+        # the overlay first shown (all classes, whole photo) is made while the page is laid out
+        view._display[_FIRST_OVERLAY] = cache._background().submit(first_overlay)
         cache.remember(view)
 
 
@@ -424,6 +454,9 @@ class PhotoView:
     skin: np.ndarray = field(repr=False)
     figures: dict = field(repr=False)
     analysed_now: bool = False
+    #: the whole :class:`~veinscope.measure.Analysis` of a photo just imported (None otherwise): a
+    #: comparison made while it is in memory does not analyse the photo again
+    analysis: Any = field(default=None, repr=False, compare=False)
     #: display-sized copies (made once, on the first overlay of the whole photo)
     _display: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -564,10 +597,32 @@ def overlay_image(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: fl
     return render_overlay(rgb, stub)
 
 
+#: Key of the overlay made ahead for a photo just imported (all classes, whole photo, default size and quality).
+_FIRST_OVERLAY = ("jpeg", CLASSES, DISPLAY_SIDE_PX, 90)
+
+
 def overlay_jpeg(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: float = 1.0,
                  centre_frac: tuple[float, float] = (0.5, 0.5), max_side_px: int = DISPLAY_SIDE_PX,
                  quality: int = 90) -> bytes:
-    """:func:`overlay_image` as JPEG bytes, ready for the browser (Streamlit sends them unchanged)."""
+    """:func:`overlay_image` as JPEG bytes, ready for the browser (Streamlit sends them unchanged).
+
+    For a photo just imported, the first overlay shown (all classes, whole photo) was made in the
+    background while the page was laid out: it is taken from there.
+    """
+    ahead = view._display.get(_FIRST_OVERLAY)
+    if ahead is not None and zoom == 1.0 and (tuple(classes), max_side_px, quality) == _FIRST_OVERLAY[1:]:
+        try:
+            return ahead.result()
+        except Exception as exc:  # made here instead
+            log.warning("the overlay of an imported photo was not made ahead (%s)", type(exc).__name__)
+            view._display.pop(_FIRST_OVERLAY, None)
+    return _overlay_jpeg_now(view, classes=classes, zoom=zoom, centre_frac=centre_frac, max_side_px=max_side_px,
+                             quality=quality)
+
+
+def _overlay_jpeg_now(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: float = 1.0,
+                      centre_frac: tuple[float, float] = (0.5, 0.5), max_side_px: int = DISPLAY_SIDE_PX,
+                      quality: int = 90) -> bytes:
     import cv2
 
     img = overlay_image(view, classes=classes, zoom=zoom, centre_frac=centre_frac, max_side_px=max_side_px)
@@ -707,8 +762,14 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
     from veinscope.report.change_map import render_change_map, render_side_by_side
 
     base_fig = store.get_analysis(pa.id)
+    # photos imported in this run of the app are in memory with their analyses: not decoded or analysed again
+    kept_a, kept_b = cache.recent(pa.id), cache.recent(pb.id)
+    base_a = kept_a.analysis if kept_a is not None else None
+    follow_a = kept_b.analysis if kept_b is not None else None
     try:
-        c = compare(store.read_photo(pa.id), store.read_photo(pb.id), px_per_mm=_given_scale(base_fig))
+        c = compare(kept_a.rgb if base_a is not None else store.read_photo(pa.id),
+                    kept_b.rgb if follow_a is not None else store.read_photo(pb.id),
+                    px_per_mm=_given_scale(base_fig), baseline_analysis=base_a, followup_analysis=follow_a)
     except VeinScopeError as exc:  # RegistrationError and photo problems: plain-language messages
         raise NotComparable(f"These photos cannot be compared: {exc}") from None
     figures = c.to_dict()

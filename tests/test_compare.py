@@ -260,25 +260,6 @@ def test_large_photo_mode_agrees_with_the_whole_photo_mode(treated, monkeypatch)
     assert agree > 0.97
 
 
-def test_chain_lengths_without_an_image_table_equal_the_engines():
-    from veinscope.compare import _chain_lengths
-    from veinscope.measure import chain_lengths
-
-    rng = np.random.default_rng(5)
-    img = np.zeros((60, 80), bool)
-    for _ in range(12):  # random walks: axial and diagonal steps, corners, touching chains
-        y, x = rng.integers(0, 60), rng.integers(0, 80)
-        for _ in range(40):
-            img[y, x] = True
-            y = int(np.clip(y + rng.integers(-1, 2), 0, 59))
-            x = int(np.clip(x + rng.integers(-1, 2), 0, 79))
-    ys, xs = np.nonzero(img)
-    seg = rng.integers(0, 4, ys.size)
-    pts = np.c_[ys, xs]
-    assert np.allclose(_chain_lengths(pts, seg, 4, img.shape), chain_lengths(pts, seg, 4, img.shape))
-    assert _chain_lengths(np.zeros((0, 2), int), np.zeros(0, int), 2, img.shape).tolist() == [0.0, 0.0]
-
-
 @pytest.mark.slow
 def test_faded_vessels_below_the_visibility_rule_count_as_cleared():
     # truth as the generator's visibility rule has it (issue 4): a vessel faded to 60 % of its

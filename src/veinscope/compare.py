@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 from veinscope._version import __version__
+from veinscope.measure import chain_lengths
 
 __all__ = ["CHANGE_CODES", "Comparison", "compare", "grade_of"]
 
@@ -1015,37 +1016,6 @@ def _to_srgb8(lin: np.ndarray) -> np.ndarray:
     return _ENC_LUT[idx]
 
 
-def _chain_lengths(points_yx, segment, n_segments: int, shape) -> np.ndarray:
-    """:func:`veinscope.measure.chain_lengths` (Kulpa's chain weights), with the neighbours
-    looked up in the sorted point keys instead of an image-sized table (which costs a
-    100 MB allocation per call at 12 MP)."""
-    pts = np.asarray(points_yx, dtype=np.int64).reshape(-1, 2)
-    seg = np.asarray(segment, dtype=np.int64)
-    out = np.zeros(n_segments, np.float64)
-    if pts.shape[0] == 0:
-        return out
-    width = int(shape[1]) + 2
-    key = (pts[:, 0] + 1) * width + (pts[:, 1] + 1)
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    # a pixel listed twice keeps its last segment, as assigning into the table does
-    last = np.r_[ks[1:] != ks[:-1], True]
-    ks, ss = ks[last], seg[order][last]
-
-    def same(dy, dx):
-        q = key + dy * width + dx
-        i = np.minimum(np.searchsorted(ks, q), len(ks) - 1)
-        return (ks[i] == q) & (ss[i] == seg)
-
-    right, down, left = same(0, 1), same(1, 0), same(0, -1)
-    axial = right.astype(np.float64) + down
-    diag_r = same(1, 1) & ~right & ~down
-    diag_l = same(1, -1) & ~left & ~down
-    step = 0.948 * axial + 1.343 * (diag_r.astype(np.float64) + diag_l)
-    np.add.at(out, seg, step)
-    return out
-
-
 class _Along:
     """Mean over the centreline points within a box of ``r_px`` (Chebyshev), on the points only.
 
@@ -1161,7 +1131,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     # 0 visible, 1 cleared, 2 not compared, 3 not perceptible at baseline (not counted)
     status = np.where(~inside, 2, np.where(~seen_b, 3, np.where(vis, 0, 1)))
     seg = np.where(status == 3, 12, (cls - 1) * 3 + np.minimum(status, 2))
-    lens = _chain_lengths(np.c_[ys, xs], seg, 13, (m, n))[:12]
+    lens = chain_lengths(np.c_[ys, xs], seg, 13, (m, n))[:12]
     lens = lens.reshape(4, 3)
     by_class_len = {}
     by_class = {}
@@ -1186,7 +1156,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     vessels = []
     if nl > 1:
         vseg = comp * 2 + (status == 1)
-        vl = _chain_lengths(np.c_[ys, xs], np.where(status >= 2, 2 * (nl - 1), vseg), 2 * (nl - 1) + 1, (m, n))[:-1].reshape(-1, 2)
+        vl = chain_lengths(np.c_[ys, xs], np.where(status >= 2, 2 * (nl - 1), vseg), 2 * (nl - 1) + 1, (m, n))[:-1].reshape(-1, 2)
         calibrated = a_b.px_per_mm is not None
         names = {i + 1: k for i, k in enumerate(_CLASSES)}
         order = np.argsort(comp, kind="stable")
@@ -1573,7 +1543,7 @@ def _new_vessels(f_labels, fad, valid, exclude, *, ppm, tol_px, min_len_px, cali
         nl, lab = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
         ys, xs = np.nonzero(skel)
         comp = lab[ys, xs] - 1
-        lens = _chain_lengths(np.c_[ys, xs], comp, max(nl - 1, 0), (y1 - y0, x1 - x0)) if nl > 1 else np.zeros(0)
+        lens = chain_lengths(np.c_[ys, xs], comp, max(nl - 1, 0), (y1 - y0, x1 - x0)) if nl > 1 else np.zeros(0)
         keep = np.flatnonzero(lens >= min_len_px)
         if keep.size:
             kept = np.isin(lab, keep + 1)

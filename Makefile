@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# one malloc arena: Streamlit analyses in its script threads, whose own arenas would hand every
+# image-sized array fresh pages (about 1 s per 12 MP photo; see veinscope/_memory.py)
 app: $(STAMP)
-	$(BIN)/streamlit run app.py
+	MALLOC_ARENA_MAX=1 $(BIN)/streamlit run app.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

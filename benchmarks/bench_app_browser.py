@@ -122,7 +122,7 @@ def main() -> None:
 
     trace = tmp / "trace.txt"
     port = _free_port()
-    env = dict(os.environ, VEINSCOPE_DATA_DIR=str(data), VEINSCOPE_DEMO_DIR=str(prepared_demo_dir()),
+    env = dict(os.environ, MALLOC_ARENA_MAX="1", VEINSCOPE_DATA_DIR=str(data), VEINSCOPE_DEMO_DIR=str(prepared_demo_dir()),
                VEINSCOPE_APP_TRACE=str(trace), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
     env.pop("VEINSCOPE_DATABASE_URL", None)
     log = open(tmp / "streamlit.log", "wb")

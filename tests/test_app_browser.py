@@ -83,7 +83,7 @@ def server(tmp_path_factory):
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     trace = log.with_name("trace.txt")
-    env = dict(os.environ, VEINSCOPE_DATA_DIR=str(data), VEINSCOPE_DEMO_DIR=str(prepared_demo_dir()),
+    env = dict(os.environ, MALLOC_ARENA_MAX="1", VEINSCOPE_DATA_DIR=str(data), VEINSCOPE_DEMO_DIR=str(prepared_demo_dir()),
                STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", VEINSCOPE_APP_TRACE=str(trace))
     env.pop("VEINSCOPE_DATABASE_URL", None)
     with open(log, "wb") as out:

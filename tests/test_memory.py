@@ -47,3 +47,46 @@ def test_retain_is_idempotent_and_release_is_safe():
     first = retain_freed_memory()
     assert retain_freed_memory() is first
     assert release_memory() in (True, False)
+
+
+_THREADS = r"""
+import json, resource, threading
+import numpy as np
+from veinscope._memory import retain_freed_memory
+def touch():
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = np.ones((3000, 4000, 3), np.float32)  # 144 MB: larger than a thread arena's heap
+    f1 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    del a
+    return f1 - f0
+out = {}
+def first():
+    retain_freed_memory()
+    out["first"] = touch()
+def later(i):
+    out[i] = touch()
+for target, args in [(first, ())] + [(later, (i,)) for i in range(3)]:
+    t = threading.Thread(target=target, args=args)  # a new thread per rerun, as Streamlit does
+    t.start()
+    t.join()
+print(json.dumps({"first": out["first"], "again": max(out[i] for i in range(3))}))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_threads_reuse_memory_only_with_one_malloc_arena():
+    # why `make app` starts Streamlit with MALLOC_ARENA_MAX=1: analyses run in script threads
+    import os
+
+    def run(arena_max):
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+        if arena_max:
+            env["MALLOC_ARENA_MAX"] = arena_max
+        r = subprocess.run([sys.executable, "-c", _THREADS], capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    one, many = run("1"), run(None)
+    assert one["first"] > 0 and many["first"] > 0
+    assert one["again"] <= 0.1 * one["first"], one
+    assert many["again"] >= 0.5 * many["first"], many

@@ -9,6 +9,12 @@ the engine (BENCHMARKS.md, "speed and memory, session 4"). Serving large blocks 
 ordinary heap and not trimming it lets the next array reuse pages that are already mapped;
 the results do not change, only where the bytes live.
 
+Threads: glibc gives each new thread its own malloc arena, whose heaps are at most 64 MB and
+are not kept the same way, so arrays allocated in a thread (Streamlit runs every script rerun in
+a new one) get fresh pages anyway: 1 s more per 12 MP photo in the app, measured. A process that
+analyses in threads must start with ``MALLOC_ARENA_MAX=1`` in its environment (one arena for all
+threads; ``make app`` does it), which glibc only reads at start-up.
+
 The cost: memory freed after an analysis stays with the process (about one analysis's peak,
 0.4-0.5 GB for 12 MP) until it exits or :func:`release_memory` is called. That suits
 processes that analyse photo after photo (batch workers, the command line, the app); the

@@ -273,3 +273,23 @@ def test_faded_vessels_below_the_visibility_rule_count_as_cleared():
     # and a fading that leaves the contrast untouched clears nothing
     s1 = make_session(seed=312, size=(640, 480), px_per_mm=10.0, skin_type=4, n_vessels=6, clear_frac=0.0, fade_frac=1.0, fade_to=1.0)
     assert s1.truth["improvement_pct"] == 0.0
+
+
+def test_light_gain_kernel_matches_numpy_reference():
+    """The compiled light-matching pass gives the same bytes as the NumPy strip code it
+    replaced, across the whole range: dark and bright pixels, gains that clip at both ends."""
+    from veinscope._kernels.light import apply_gain
+    from veinscope.compare import _ENC_LUT, _ENC_N, _LIN_LUT, _apply_gain_numpy
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (37, 301, 3), dtype=np.uint8)
+    rgb[0] = 0
+    rgb[1] = 255
+    gain = rng.uniform(0.0, 4.0, rgb.shape).astype(np.float32)
+    gain[2] = 0.0
+    lin_lut = (_LIN_LUT * np.float32(_ENC_N)).astype(np.float32)
+    out = np.empty_like(rgb)
+    apply_gain(rgb, lin_lut, gain, np.float32(_ENC_N), _ENC_LUT, out)
+    ref = _apply_gain_numpy(rgb, lin_lut, gain)
+    assert np.array_equal(out, ref)
+    assert (out == 255).any() and (out == 0).any() and len(np.unique(out)) > 200

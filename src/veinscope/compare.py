@@ -977,9 +977,13 @@ def _match_light(b_rgb: np.ndarray, f_rgb: np.ndarray, ref: np.ndarray, vessel: 
         table = np.stack([_to_srgb8(lut * g[c]) for c in range(3)], axis=1).reshape(1, 256, 3)
         return cv2.LUT(f_rgb, table), tuple(float(v) for v in g)
     # gain field: linear light x gain x exp(residual), encoded through a table; in strips of
-    # rows (image-sized float temporaries cost more in allocation than in arithmetic)
+    # rows (image-sized float temporaries cost more in allocation than in arithmetic), each
+    # strip in one compiled pass (``_kernels/light.py``; the same float32 arithmetic as
+    # :func:`_apply_gain_numpy`, so the same bytes)
+    from veinscope._kernels.light import apply_gain
+
     gain_s = np.exp(resid) * g.astype(np.float32)[None, None, :]
-    lin_lut = (lut * np.float32(_ENC_N)).astype(np.float32).reshape(1, 256, 1).repeat(3, axis=2)
+    lin_lut = (lut * np.float32(_ENC_N)).astype(np.float32)
     out = np.empty_like(f_rgb)
     band = 256
     row_scale = gm / m
@@ -995,12 +999,18 @@ def _match_light(b_rgb: np.ndarray, f_rgb: np.ndarray, ref: np.ndarray, vessel: 
         if gn == 1:
             gain = np.broadcast_to(coarse_rows, (r1 - r0, n, 3))
         gain = gain.reshape(r1 - r0, n, 3)
-        lin = cv2.LUT(f_rgb[r0:r1], lin_lut)
-        cv2.multiply(lin, np.ascontiguousarray(gain, dtype=np.float32), dst=lin)
-        np.clip(lin, 0, _ENC_N, out=lin)
-        lin += np.float32(0.5)
-        out[r0:r1] = _ENC_LUT[lin.astype(np.uint16)]
+        # linear light x gain, clipped and encoded in one pass (no strip-sized float copies)
+        apply_gain(np.ascontiguousarray(f_rgb[r0:r1]), lin_lut, np.ascontiguousarray(gain, dtype=np.float32), np.float32(_ENC_N), _ENC_LUT, out[r0:r1])
     return out, tuple(float(v) for v in g)
+
+
+def _apply_gain_numpy(rgb: np.ndarray, lin_lut: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """Reference for :func:`veinscope._kernels.light.apply_gain` (the former NumPy strip code)."""
+    lin = cv2.LUT(rgb, np.asarray(lin_lut, np.float32).reshape(1, 256, 1).repeat(3, axis=2))
+    cv2.multiply(lin, np.ascontiguousarray(gain, dtype=np.float32), dst=lin)
+    np.clip(lin, 0, _ENC_N, out=lin)
+    lin += np.float32(0.5)
+    return _ENC_LUT[lin.astype(np.uint16)]
 
 
 _ENC_N = 1 << 14

@@ -107,6 +107,12 @@ def test_no_clean_crossing_gives_nan_and_bad_input_a_clear_message():
     assert np.isnan(w[0])
     w, _ = half_max_widths(flat, [[25.0, 25.0], [20.0, 20.0]], [[0.0, 0.0], [0.0, 1.0]], [4.0, np.nan])
     assert np.isnan(w).all()
+    x = np.arange(120.0)
+    wide = np.tile(np.exp(-0.5 * ((x - 60.0) / 10.0) ** 2), (40, 1))  # FWHM 23.5 px
+    w, _ = half_max_widths(wide, [[20.0, 60.0]] * 2, [[0.0, 1.0]] * 2, [20.0, 20.0])
+    assert w[0] == pytest.approx(23.5, abs=0.3)
+    w, _ = half_max_widths(wide, [[20.0, 60.0]], [[0.0, 1.0]], [20.0], max_width_px=15.0)
+    assert np.isnan(w[0])  # wider than any vessel looked for
     with pytest.raises(ValueError, match="same length"):
         half_max_widths(flat, [[25.0, 25.0]], [[0.0, 1.0]], [4.0, 5.0])
     with pytest.raises(ValueError, match="psf_sigma_px"):

@@ -641,6 +641,7 @@ def half_max_widths(
     reach: tuple[float, float] = (1.5, 12.0),
     n_side: int = 2,
     step_px: float = 0.25,
+    max_width_px: float = np.inf,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The visible width by its definition: full width at half maximum of each cross-section.
 
@@ -666,6 +667,9 @@ def half_max_widths(
         Points with a non-finite or non-positive guess get NaN.
     psf_sigma_px : float
         The camera's blur (Gaussian sigma, px) to take out; 0 keeps the observed width.
+    max_width_px : float
+        Widest vessel looked for (px); a wider half-maximum width is not this vessel's (a
+        shadow or blotch around it) and gives NaN.
 
     Returns
     -------
@@ -723,6 +727,7 @@ def half_max_widths(
     # pixels adds to the sampled profile
     blur_var = _FWHM_PER_SIGMA**2 * (float(psf_sigma_px) ** 2 + 1.0 / 6.0)
     w = np.sqrt(np.maximum(w * w - blur_var, 0.25))  # NaN stays NaN
+    w[w > max_width_px] = np.nan
     return w, c
 
 

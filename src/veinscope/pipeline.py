@@ -221,7 +221,8 @@ def analyze(
         # bar fit sets the window, the half-maximum crossings give the width (camera blur out)
         psf = est.psf_sigma_px if np.isfinite(est.psf_sigma_px) else 0.0
         pts = det.points_yx.astype(np.float64)
-        fwhm, shift = half_max_widths(signal, pts, det.normals_yx, guess, psf_sigma_px=psf)
+        fwhm, shift = half_max_widths(signal, pts, det.normals_yx, guess, psf_sigma_px=psf,
+                                      max_width_px=1.5 * max_diameter_mm * ppm)  # fmt: skip
         # widths that collapsed below half a pixel are unresolved, not measured: left to the
         # chain's median (measure_vessels)
         widths = np.where(np.isfinite(fwhm), fwhm, guess)

@@ -20,14 +20,10 @@ and times only, no patient data). Browser marks come from the Resource Timing AP
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,12 +58,6 @@ RESOURCES_JS = """
   reqStart: performance.timeOrigin + r.requestStart, respStart: performance.timeOrigin + r.responseStart,
   size: r.transferSize || r.encodedBodySize || 0}))
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _photo(path: Path, variant: int) -> Path:
@@ -114,22 +104,13 @@ def main() -> None:
 
     from playwright.sync_api import sync_playwright
 
+    from tests._appserver import AppDidNotStart, app_server
     from tests.test_app import prepared_data_dir
 
     tmp = Path(tempfile.mkdtemp(prefix="vs-appbench-"))
     data = prepared_data_dir(Path(args.keep) if args.keep else tmp)
-    from tests.test_app import prepared_demo_dir
 
     trace = tmp / "trace.txt"
-    port = _free_port()
-    env = dict(os.environ, MALLOC_ARENA_MAX="1", VEINSCOPE_DATA_DIR=str(data), VEINSCOPE_DEMO_DIR=str(prepared_demo_dir()),
-               VEINSCOPE_APP_TRACE=str(trace), STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    env.pop("VEINSCOPE_DATABASE_URL", None)
-    log = open(tmp / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port",
-                             str(port), "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     totals, engines, controls = [], [], []
     if args.control:
         import veinscope
@@ -138,111 +119,99 @@ def main() -> None:
 
         veinscope.warmup(full_size=True)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit((tmp / "streamlit.log").read_text()[-3000:])
-            time.sleep(0.3)
-        with sync_playwright() as p:
-            b = p.chromium.launch(executable_path=args.chromium, headless=True,
-                                  args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
-            ctx = b.new_context(viewport={"width": 1400, "height": 1500})
-            ctx.add_init_script(INIT_JS)
-            page = ctx.new_page()
-            frames = []
+        with app_server(data, tmp / "streamlit.log", trace) as url:
+            with sync_playwright() as p:
+                b = p.chromium.launch(executable_path=args.chromium, headless=True,
+                                      args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
+                ctx = b.new_context(viewport={"width": 1400, "height": 1500})
+                ctx.add_init_script(INIT_JS)
+                page = ctx.new_page()
+                frames = []
 
-            def on_ws(ws):
-                ws.on("framereceived", lambda f: frames.append((time.time(), len(f) if f else 0)))
-                ws.on("framesent", lambda f: frames.append((time.time(), -(len(f) if f else 0))))
+                def on_ws(ws):
+                    ws.on("framereceived", lambda f: frames.append((time.time(), len(f) if f else 0)))
+                    ws.on("framesent", lambda f: frames.append((time.time(), -(len(f) if f else 0))))
 
-            page.on("websocket", on_ws)
-            page.goto(url, timeout=240_000)
-            page.get_by_role("heading", name="Patients").first.wait_for(timeout=240_000)
-            _wait_idle(page, 240_000)
-            page.get_by_role("textbox", name="Pseudonymous code (required)").fill("P-BENCH")
-            page.get_by_role("button", name="Add patient").click()
-            page.get_by_text("P-BENCH added and opened").wait_for(timeout=30_000)
-            page.get_by_test_id("stSidebarNav").get_by_text("Session", exact=True).click()
-            page.get_by_role("heading", name="Session").first.wait_for(timeout=30_000)
-            _wait_idle(page)
-            for run in range(args.runs):
-                if run:  # open the add-photos panel again (it starts closed once the site has sessions)
-                    toggle = page.get_by_text("Add photos to a session", exact=True)
-                    if not page.get_by_test_id("stFileUploaderDropzoneInput").count():
-                        toggle.click()
+                page.on("websocket", on_ws)
+                page.goto(url, timeout=240_000)
+                page.get_by_role("heading", name="Patients").first.wait_for(timeout=240_000)
+                _wait_idle(page, 240_000)
+                page.get_by_role("textbox", name="Pseudonymous code (required)").fill("P-BENCH")
+                page.get_by_role("button", name="Add patient").click()
+                page.get_by_text("P-BENCH added and opened").wait_for(timeout=30_000)
+                page.get_by_test_id("stSidebarNav").get_by_text("Session", exact=True).click()
+                page.get_by_role("heading", name="Session").first.wait_for(timeout=30_000)
+                _wait_idle(page)
+                for run in range(args.runs):
+                    if run:  # open the add-photos panel again (it starts closed once the site has sessions)
+                        toggle = page.get_by_text("Add photos to a session", exact=True)
+                        if not page.get_by_test_id("stFileUploaderDropzoneInput").count():
+                            toggle.click()
+                            _wait_idle(page)
                         _wait_idle(page)
+                    else:
+                        page.get_by_role("textbox", name="New site name").fill("left calf, medial")
+                        page.keyboard.press("Tab")
+                        _wait_idle(page)
+                    photo = _photo(tmp / f"phone_12mp_{run}.jpg", run)
+                    if args.control:
+                        ph = load_photo(photo.read_bytes())
+                        tc = time.perf_counter()
+                        analyze(ph)
+                        controls.append(time.perf_counter() - tc)
+                        del ph
+                    up = page.get_by_test_id("stFileUploaderDropzoneInput")
+                    # drop earlier files from the uploader
+                    for btn in page.get_by_test_id("stFileUploaderDeleteBtn").locator("button").all():
+                        btn.click()
+                        _wait_idle(page)
+                    t_choose = time.time()
+                    with page.expect_request_finished(lambda r: "upload_file" in r.url and r.method == "PUT",
+                                                      timeout=120_000) as rq:
+                        up.set_input_files(str(photo))
+                    t_uploaded = time.time()
+                    page.get_by_text(photo.name).first.wait_for(timeout=60_000)
                     _wait_idle(page)
-                else:
-                    page.get_by_role("textbox", name="New site name").fill("left calf, medial")
-                    page.keyboard.press("Tab")
+                    t_idle = time.time()
+                    page.evaluate("() => { window.__vsLoads = []; window.__vsMarks = []; "
+                                  "performance.clearResourceTimings(); }")
+                    frames.clear()
+                    t0 = time.time()
+                    page.get_by_role("button", name="Import and analyse").click()
+                    page.get_by_text(f"{photo.name}: imported").wait_for(timeout=180_000)
+                    page.get_by_text("vessels coloured by class").first.wait_for(timeout=60_000)
+                    page.wait_for_function(
+                        "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+                        ".every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+                    t_done = time.time()
                     _wait_idle(page)
-                photo = _photo(tmp / f"phone_12mp_{run}.jpg", run)
-                if args.control:
-                    ph = load_photo(photo.read_bytes())
-                    tc = time.perf_counter()
-                    analyze(ph)
-                    controls.append(time.perf_counter() - tc)
-                    del ph
-                up = page.get_by_test_id("stFileUploaderDropzoneInput")
-                # drop earlier files from the uploader
-                for btn in page.get_by_test_id("stFileUploaderDeleteBtn").locator("button").all():
-                    btn.click()
-                    _wait_idle(page)
-                t_choose = time.time()
-                with page.expect_request_finished(lambda r: "upload_file" in r.url and r.method == "PUT",
-                                                  timeout=120_000) as rq:
-                    up.set_input_files(str(photo))
-                t_uploaded = time.time()
-                page.get_by_text(photo.name).first.wait_for(timeout=60_000)
-                _wait_idle(page)
-                t_idle = time.time()
-                page.evaluate("() => { window.__vsLoads = []; window.__vsMarks = []; "
-                              "performance.clearResourceTimings(); }")
-                frames.clear()
-                t0 = time.time()
-                page.get_by_role("button", name="Import and analyse").click()
-                page.get_by_text(f"{photo.name}: imported").wait_for(timeout=180_000)
-                page.get_by_text("vessels coloured by class").first.wait_for(timeout=60_000)
-                page.wait_for_function(
-                    "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
-                    ".every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
-                t_done = time.time()
-                _wait_idle(page)
-                time.sleep(0.5)
-                loads = page.evaluate("() => window.__vsLoads")
-                bmarks = page.evaluate("() => window.__vsMarks")
-                res = [r for r in page.evaluate(RESOURCES_JS) if "/media/" in r["name"]]
-                marks = _read_trace(trace, t0 - 0.01)
-                totals.append(t_done - t0)
-                se = [t for t, ev in marks if ev == "analyze start"], [t for t, ev in marks if ev == "analyze end"]
-                if se[0] and se[1]:
-                    engines.append(se[1][-1] - se[0][-1])
-                print(f"\nrun {run + 1}: file {photo.stat().st_size / 1e6:.1f} MB; choose -> upload done "
-                      f"{t_uploaded - t_choose:.2f} s (request {rq.value.timing['responseEnd']:.0f} ms), "
-                      f"-> idle {t_idle - t_choose:.2f} s")
-                events = [(0.0, "test: click")]
-                events += [(t - t0, f"server: {ev}") for t, ev in marks]
-                for r in res:
-                    events.append((r["start"] / 1000 - t0, f"browser: media requested ({r['size'] / 1e3:.0f} kB)"))
-                    events.append((r["respStart"] / 1000 - t0, "browser: media response start"))
-                    events.append((r["end"] / 1000 - t0, "browser: media response end"))
-                events += [(t / 1000 - t0, f"browser: {ev}") for ev, t in bmarks]
-                events += [(t - t0, f"websocket {'received' if n >= 0 else 'sent'} {abs(n)} bytes") for t, n in frames]
-                events += [(t / 1000 - t0, "browser: img load event") for _, t in loads]
-                for t, ev in sorted(events):
-                    print(f"  {t:7.3f} {ev}")
-                print(f"  {t_done - t0:7.3f} test sees all images complete")
-            b.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        log.close()
+                    time.sleep(0.5)
+                    loads = page.evaluate("() => window.__vsLoads")
+                    bmarks = page.evaluate("() => window.__vsMarks")
+                    res = [r for r in page.evaluate(RESOURCES_JS) if "/media/" in r["name"]]
+                    marks = _read_trace(trace, t0 - 0.01)
+                    totals.append(t_done - t0)
+                    se = [t for t, ev in marks if ev == "analyze start"], [t for t, ev in marks if ev == "analyze end"]
+                    if se[0] and se[1]:
+                        engines.append(se[1][-1] - se[0][-1])
+                    print(f"\nrun {run + 1}: file {photo.stat().st_size / 1e6:.1f} MB; choose -> upload done "
+                          f"{t_uploaded - t_choose:.2f} s (request {rq.value.timing['responseEnd']:.0f} ms), "
+                          f"-> idle {t_idle - t_choose:.2f} s")
+                    events = [(0.0, "test: click")]
+                    events += [(t - t0, f"server: {ev}") for t, ev in marks]
+                    for r in res:
+                        events.append((r["start"] / 1000 - t0, f"browser: media requested ({r['size'] / 1e3:.0f} kB)"))
+                        events.append((r["respStart"] / 1000 - t0, "browser: media response start"))
+                        events.append((r["end"] / 1000 - t0, "browser: media response end"))
+                    events += [(t / 1000 - t0, f"browser: {ev}") for ev, t in bmarks]
+                    events += [(t - t0, f"websocket {'received' if n >= 0 else 'sent'} {abs(n)} bytes") for t, n in frames]
+                    events += [(t / 1000 - t0, "browser: img load event") for _, t in loads]
+                    for t, ev in sorted(events):
+                        print(f"  {t:7.3f} {ev}")
+                    print(f"  {t_done - t0:7.3f} test sees all images complete")
+                b.close()
+    except AppDidNotStart as exc:
+        raise SystemExit(str(exc)) from None
     print(f"\nclick -> overlay loaded (as Playwright sees it): {[round(t, 2) for t in totals]}, "
           f"median {statistics.median(totals):.2f} s")
     print(f"engine in the app server: {[round(t, 2) for t in engines]}")

@@ -14,17 +14,14 @@ step marks (``$VEINSCOPE_APP_TRACE``) split it into the engine and the rest.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.test_app import DEMO, ROOT, prepared_data_dir, prepared_demo_dir
+from tests._appserver import AppDidNotStart, app_server
+from tests.test_app import DEMO, prepared_data_dir, prepared_demo_dir
 
 CHROMIUM = Path(os.environ.get("VEINSCOPE_CHROMIUM", "/usr/bin/chromium"))
 REQUIRED = os.environ.get("VEINSCOPE_REQUIRE_BROWSER") == "1"
@@ -70,47 +67,17 @@ def _need_browser():
         pytest.skip(why)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     _need_browser()
     data = prepared_data_dir(tmp_path_factory.getbasetemp())
-    port = _free_port()
     log = tmp_path_factory.mktemp("server") / "streamlit.log"
     trace = log.with_name("trace.txt")
-    env = dict(os.environ, MALLOC_ARENA_MAX="1", VEINSCOPE_DATA_DIR=str(data), VEINSCOPE_DEMO_DIR=str(prepared_demo_dir()),
-               STREAMLIT_BROWSER_GATHER_USAGE_STATS="false", VEINSCOPE_APP_TRACE=str(trace))
-    env.pop("VEINSCOPE_DATABASE_URL", None)
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield url, data, trace
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with app_server(data, log, trace) as url:
+            yield url, data, trace
+    except AppDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,8 @@ from veinscope.colour import (
     correction_from_skin,
     delta_e00,
     measure_patches,
+    srgb8_to_lab,
+    srgb8_to_lab_f32,
 )
 from veinscope.segment import skin_mask
 
@@ -98,6 +100,18 @@ def test_delta_e00():
     np.testing.assert_allclose(delta_e00(c, c), 0.0, atol=1e-9)
     d = delta_e00(c, c[::-1])
     assert np.all(d > 10) and d[0] == pytest.approx(d[1])
+
+
+def test_fast_lab_agrees_with_the_reference():
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (40, 50, 3)).astype(np.uint8)
+    rgb[0, :] = np.arange(0, 250, 5)[:, None]  # the greys, through the linear toe of sRGB
+    lab = srgb8_to_lab_f32(rgb)
+    assert lab.dtype == np.float32 and lab.shape == rgb.shape
+    np.testing.assert_allclose(lab, srgb8_to_lab(rgb), atol=0.01)
+    assert lab[0, 0, 0] == 0.0 and abs(lab[0, -1, 0] - 96.54) < 0.01  # black; sRGB 245 grey
+    with pytest.raises(ValueError, match="uint8"):
+        srgb8_to_lab_f32(rgb.astype(np.float32))
 
 
 def test_a_covered_grey_patch_is_left_out():

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from veinscope._grid import keep_large_filled, median_filter, nearest_fill
+from veinscope.colour import srgb8_to_lab_f32
 
 __all__ = ["CLASS_CODES", "CLASS_NAMES", "VesselDetection", "detect_vessels", "fill_vessel_gaps", "skin_mask"]
 
@@ -55,7 +56,7 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
     f = min(1.0, work_px / max(m, n))
     small = cv2.resize(a, (max(1, round(n * f)), max(1, round(m * f))), interpolation=cv2.INTER_AREA) if f < 1 else a
     ycc = cv2.cvtColor(small, cv2.COLOR_RGB2YCrCb).astype(np.float32)
-    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    lab = srgb8_to_lab_f32(small)
     y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
     usable = (small.max(axis=2) < 250) & (lab[..., 0] > 12)
     prior = usable & (cr >= _CR_RANGE[0]) & (cr <= _CR_RANGE[1]) & (cb >= _CB_RANGE[0]) & (cb <= _CB_RANGE[1]) & (y > 30)

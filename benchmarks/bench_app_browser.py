@@ -20,6 +20,7 @@ and times only, no patient data). Browser marks come from the Resource Timing AP
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -52,6 +53,14 @@ document.addEventListener('load', e => {
 }, true);
 """
 
+STILL_JS = """
+document.addEventListener('DOMContentLoaded', () => {
+  const s = document.createElement('style');
+  s.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }';
+  document.head.appendChild(s);
+});
+"""
+
 RESOURCES_JS = """
 () => performance.getEntriesByType('resource').map(r => ({
   name: r.name, start: performance.timeOrigin + r.startTime, end: performance.timeOrigin + r.responseEnd,
@@ -82,13 +91,34 @@ def _wait_idle(page, timeout_ms=180_000):
         timeout=timeout_ms)
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the browser's processes and by the rest of the
+    machine's processes, from /proc (Linux): what competes with the engine for the 2 cores."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"browser": 0.0, "other": 0.0}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm = st[st.index("(") + 1 : st.rindex(")")]
+        fields = st[st.rindex(")") + 2 :].split()
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        out["browser" if "chrom" in comm or "headless" in comm else "other"] += cpu
+    return out
+
+
 def _read_trace(path: Path, since: float) -> list[tuple[float, str]]:
     out = []
     if path.is_file():
         for line in path.read_text().splitlines():
             t, _, ev = line.partition(" ")
             if float(t) >= since:
-                out.append((float(t), ev))
+                ev, _, cpu = ev.partition("\t")
+                out.append((float(t), ev, cpu))
     return out
 
 
@@ -100,6 +130,9 @@ def main() -> None:
     ap.add_argument("--control", action="store_true",
                     help="also time veinscope.analyze of each photo in this process just before its upload "
                          "(the engine outside the app, at the same machine load)")
+    ap.add_argument("--still", action="store_true",
+                    help="experiment: stop every CSS animation and transition in the page (how much of the "
+                         "browser's CPU during the analysis is animation)")
     args = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -111,7 +144,7 @@ def main() -> None:
     data = prepared_data_dir(Path(args.keep) if args.keep else tmp)
 
     trace = tmp / "trace.txt"
-    totals, engines, controls = [], [], []
+    totals, engines, controls, cpus, engine_cpu, control_cpu = [], [], [], [], [], []
     if args.control:
         import veinscope
         from veinscope.io import load_photo
@@ -125,6 +158,8 @@ def main() -> None:
                                       args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
                 ctx = b.new_context(viewport={"width": 1400, "height": 1500})
                 ctx.add_init_script(INIT_JS)
+                if args.still:
+                    ctx.add_init_script(STILL_JS)
                 page = ctx.new_page()
                 frames = []
 
@@ -156,9 +191,11 @@ def main() -> None:
                     photo = _photo(tmp / f"phone_12mp_{run}.jpg", run)
                     if args.control:
                         ph = load_photo(photo.read_bytes())
-                        tc = time.perf_counter()
+                        tc, cc = time.perf_counter(), os.times()
                         analyze(ph)
                         controls.append(time.perf_counter() - tc)
+                        cc1 = os.times()
+                        control_cpu.append((cc1.user - cc.user, cc1.system - cc.system))
                         del ph
                     up = page.get_by_test_id("stFileUploaderDropzoneInput")
                     # drop earlier files from the uploader
@@ -176,6 +213,7 @@ def main() -> None:
                     page.evaluate("() => { window.__vsLoads = []; window.__vsMarks = []; "
                                   "performance.clearResourceTimings(); }")
                     frames.clear()
+                    cpu0 = _cpu_seconds()
                     t0 = time.time()
                     page.get_by_role("button", name="Import and analyse").click()
                     page.get_by_text(f"{photo.name}: imported").wait_for(timeout=180_000)
@@ -184,6 +222,8 @@ def main() -> None:
                         "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
                         ".every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
                     t_done = time.time()
+                    cpu1 = _cpu_seconds()
+                    cpus.append({k: cpu1[k] - cpu0[k] for k in cpu0})
                     _wait_idle(page)
                     time.sleep(0.5)
                     loads = page.evaluate("() => window.__vsLoads")
@@ -191,14 +231,19 @@ def main() -> None:
                     res = [r for r in page.evaluate(RESOURCES_JS) if "/media/" in r["name"]]
                     marks = _read_trace(trace, t0 - 0.01)
                     totals.append(t_done - t0)
-                    se = [t for t, ev in marks if ev == "analyze start"], [t for t, ev in marks if ev == "analyze end"]
+                    se = ([(t, c) for t, ev, c in marks if ev == "analyze start"],
+                          [(t, c) for t, ev, c in marks if ev == "analyze end"])
                     if se[0] and se[1]:
-                        engines.append(se[1][-1] - se[0][-1])
+                        (ta, ca), (tb, cb) = se[0][-1], se[1][-1]
+                        engines.append(tb - ta)
+                        if ca and cb:  # process and thread CPU seconds at each mark
+                            c0, c1 = [float(x) for x in ca.split()], [float(x) for x in cb.split()]
+                            engine_cpu.append(tuple(y - x for x, y in zip(c0, c1)))
                     print(f"\nrun {run + 1}: file {photo.stat().st_size / 1e6:.1f} MB; choose -> upload done "
                           f"{t_uploaded - t_choose:.2f} s (request {rq.value.timing['responseEnd']:.0f} ms), "
                           f"-> idle {t_idle - t_choose:.2f} s")
                     events = [(0.0, "test: click")]
-                    events += [(t - t0, f"server: {ev}") for t, ev in marks]
+                    events += [(t - t0, f"server: {ev}") for t, ev, _ in marks]
                     for r in res:
                         events.append((r["start"] / 1000 - t0, f"browser: media requested ({r['size'] / 1e3:.0f} kB)"))
                         events.append((r["respStart"] / 1000 - t0, "browser: media response start"))
@@ -209,14 +254,20 @@ def main() -> None:
                     for t, ev in sorted(events):
                         print(f"  {t:7.3f} {ev}")
                     print(f"  {t_done - t0:7.3f} test sees all images complete")
+                    print(f"  CPU seconds from click to overlay: browser {cpus[-1]['browser']:.2f}, "
+                          f"all other processes (app server, this script, other work) {cpus[-1]['other']:.2f}")
                 b.close()
     except AppDidNotStart as exc:
         raise SystemExit(str(exc)) from None
     print(f"\nclick -> overlay loaded (as Playwright sees it): {[round(t, 2) for t in totals]}, "
           f"median {statistics.median(totals):.2f} s")
     print(f"engine in the app server: {[round(t, 2) for t in engines]}")
+    print(f"  its CPU s (server process user, system / the script's thread) and page faults: "
+          f"{[tuple(round(x, 2) for x in c) for c in engine_cpu]}")
+    print(f"browser CPU s from click to overlay: {[round(c['browser'], 2) for c in cpus]}")
     if controls:
         print(f"engine in this process just before: {[round(t, 2) for t in controls]}")
+        print(f"  its CPU s (user, system): {[tuple(round(x, 2) for x in c) for c in control_cpu]}")
     print(f"(server log: {tmp / 'streamlit.log'}, trace: {trace})")
 
 

@@ -134,7 +134,7 @@ def _trace_marks(trace: Path, since_s: float) -> list[tuple[float, str]]:
     for line in trace.read_text().splitlines() if trace.is_file() else []:
         t, _, step = line.partition(" ")
         if float(t) >= since_s:
-            out.append((float(t), step))
+            out.append((float(t), step.partition("\t")[0]))
     return out
 
 

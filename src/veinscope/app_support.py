@@ -98,16 +98,23 @@ TRACE_ENV = "VEINSCOPE_APP_TRACE"
 
 
 def trace(event: str) -> None:
-    """Append ``<unix time, s> <event>`` to the file in ``$VEINSCOPE_APP_TRACE`` (nothing when unset).
+    """Append ``<unix time, s> <event>\t<process user CPU s> <process system CPU s> <thread CPU s>
+    <page faults>`` to the file in
+    ``$VEINSCOPE_APP_TRACE`` (nothing when unset).
 
-    For timing the app step by step against the browser's clock (same machine, same wall clock).
-    ``event`` is a fixed step name: never a file name, patient code or figure.
+    For timing the app step by step against the browser's clock (same machine, same wall clock);
+    the CPU times (the whole server process, and the calling thread) show whether a slow step
+    waited for the cores or worked. ``event`` is a fixed step name: never a file name, patient
+    code or figure.
     """
     path = os.environ.get(TRACE_ENV)
     if path:
         try:
             with open(path, "a", encoding="utf-8") as f:
-                f.write(f"{time.time():.4f} {event}\n")
+                import resource  # Unix; only when tracing
+
+                cpu, faults = os.times(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                f.write(f"{time.time():.4f} {event}\t{cpu.user:.3f} {cpu.system:.3f} {time.thread_time():.3f} {faults}\n")
         except OSError:
             pass
 

@@ -111,6 +111,34 @@ def _cpu_seconds() -> dict[str, float]:
     return out
 
 
+class _Sampler:
+    """The browser's CPU seconds, sampled every 50 ms in a thread: ``stop()`` returns (time, CPU s)."""
+
+    def __init__(self):
+        import threading
+
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.samples.append((time.time(), _cpu_seconds()["browser"]))
+            self._stop.wait(0.05)
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+
+def _between(samples: list[tuple[float, float]], t0: float, t1: float) -> float:
+    """CPU seconds used between ``t0`` and ``t1`` (the nearest samples inside)."""
+    inside = [c for t, c in samples if t0 <= t <= t1]
+    return inside[-1] - inside[0] if len(inside) >= 2 else float("nan")
+
+
 def _read_trace(path: Path, since: float) -> list[tuple[float, str]]:
     out = []
     if path.is_file():
@@ -145,6 +173,7 @@ def main() -> None:
 
     trace = tmp / "trace.txt"
     totals, engines, controls, cpus, engine_cpu, control_cpu = [], [], [], [], [], []
+    browser_in_engine = []
     if args.control:
         import veinscope
         from veinscope.io import load_photo
@@ -213,6 +242,7 @@ def main() -> None:
                     page.evaluate("() => { window.__vsLoads = []; window.__vsMarks = []; "
                                   "performance.clearResourceTimings(); }")
                     frames.clear()
+                    sampler = _Sampler()
                     cpu0 = _cpu_seconds()
                     t0 = time.time()
                     page.get_by_role("button", name="Import and analyse").click()
@@ -223,6 +253,7 @@ def main() -> None:
                         ".every(i => i.complete && i.naturalWidth > 0)", timeout=60_000)
                     t_done = time.time()
                     cpu1 = _cpu_seconds()
+                    samples = sampler.stop()
                     cpus.append({k: cpu1[k] - cpu0[k] for k in cpu0})
                     _wait_idle(page)
                     time.sleep(0.5)
@@ -236,6 +267,7 @@ def main() -> None:
                     if se[0] and se[1]:
                         (ta, ca), (tb, cb) = se[0][-1], se[1][-1]
                         engines.append(tb - ta)
+                        browser_in_engine.append(_between(samples, ta, tb))
                         if ca and cb:  # process and thread CPU seconds at each mark
                             c0, c1 = [float(x) for x in ca.split()], [float(x) for x in cb.split()]
                             engine_cpu.append(tuple(y - x for x, y in zip(c0, c1)))
@@ -265,6 +297,7 @@ def main() -> None:
     print(f"  its CPU s (server process user, system / the script's thread) and page faults: "
           f"{[tuple(round(x, 2) for x in c) for c in engine_cpu]}")
     print(f"browser CPU s from click to overlay: {[round(c['browser'], 2) for c in cpus]}")
+    print(f"  of it while the server's engine ran: {[round(c, 2) for c in browser_in_engine]}")
     if controls:
         print(f"engine in this process just before: {[round(t, 2) for t in controls]}")
         print(f"  its CPU s (user, system): {[tuple(round(x, 2) for x in c) for c in control_cpu]}")

@@ -229,8 +229,9 @@ def assess_quality(
         a_s = a[::step, ::step]
         skin_s = skin[::step, ::step]
         card_s = None if card_mask is None else np.asarray(card_mask, dtype=bool)[::step, ::step]
-        mx = a_s.max(axis=2)
-        mn = a_s.min(axis=2)
+        # channel by channel: NumPy's reduction over a 3-long last axis is ~10x slower
+        mx = np.maximum(np.maximum(a_s[..., 0], a_s[..., 1]), a_s[..., 2])
+        mn = np.minimum(np.minimum(a_s[..., 0], a_s[..., 1]), a_s[..., 2])
         clipped_white = (mn >= 235) & (mx >= 250)
         from veinscope._grid import fill_holes
 

@@ -54,11 +54,18 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
         raise ValueError(f"rgb must be a (M, N, 3) uint8 array, got shape {a.shape} dtype {a.dtype}")
     m, n = a.shape[:2]
     f = min(1.0, work_px / max(m, n))
-    small = cv2.resize(a, (max(1, round(n * f)), max(1, round(m * f))), interpolation=cv2.INTER_AREA) if f < 1 else a
+    small = a
+    if f < 1:
+        size = (max(1, round(n * f)), max(1, round(m * f)))
+        # halve first (OpenCV's fast path for whole factors), then area-average to the size
+        while small.shape[1] >= 2 * size[0] and small.shape[0] >= 2 * size[1]:
+            small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        if small.shape[:2] != (size[1], size[0]):
+            small = cv2.resize(small, size, interpolation=cv2.INTER_AREA)
     ycc = cv2.cvtColor(small, cv2.COLOR_RGB2YCrCb).astype(np.float32)
     lab = srgb8_to_lab_f32(small)
     y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
-    usable = (small.max(axis=2) < 250) & (lab[..., 0] > 12)
+    usable = (np.maximum(np.maximum(small[..., 0], small[..., 1]), small[..., 2]) < 250) & (lab[..., 0] > 12)
     prior = usable & (cr >= _CR_RANGE[0]) & (cr <= _CR_RANGE[1]) & (cb >= _CB_RANGE[0]) & (cb <= _CB_RANGE[1]) & (y > 30)
     if prior.sum() < 0.01 * prior.size:
         log.info("skin prior found %.2f%% of the photo", 100 * prior.mean())

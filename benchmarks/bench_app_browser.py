@@ -56,10 +56,16 @@ document.addEventListener('load', e => {
 STILL_JS = """
 document.addEventListener('DOMContentLoaded', () => {
   const s = document.createElement('style');
-  s.textContent = '*, *::before, *::after { animation: none !important; transition: none !important; }';
+  s.textContent = 'CSS';
   document.head.appendChild(s);
 });
 """
+
+STILL_CSS = {
+    "all": "*, *::before, *::after { animation: none !important; transition: none !important; }",
+    "transitions": "*, *::before, *::after { transition: none !important; }",
+    "status": "[data-testid=stStatusWidgetRunningIcon] { display: none !important; }",
+}
 
 RESOURCES_JS = """
 () => performance.getEntriesByType('resource').map(r => ({
@@ -158,9 +164,10 @@ def main() -> None:
     ap.add_argument("--control", action="store_true",
                     help="also time veinscope.analyze of each photo in this process just before its upload "
                          "(the engine outside the app, at the same machine load)")
-    ap.add_argument("--still", action="store_true",
-                    help="experiment: stop every CSS animation and transition in the page (how much of the "
-                         "browser's CPU during the analysis is animation)")
+    ap.add_argument("--still", choices=["all", "transitions", "status"],
+                    help="experiment: stop every CSS animation and transition in the page (all), only the "
+                         "transitions (the fading of the previous run's elements), or hide the running icon "
+                         "(status): how much of the browser's CPU during the analysis is animation")
     args = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -188,7 +195,7 @@ def main() -> None:
                 ctx = b.new_context(viewport={"width": 1400, "height": 1500})
                 ctx.add_init_script(INIT_JS)
                 if args.still:
-                    ctx.add_init_script(STILL_JS)
+                    ctx.add_init_script(STILL_JS.replace("CSS", STILL_CSS[args.still]))
                 page = ctx.new_page()
                 frames = []
 

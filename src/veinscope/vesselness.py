@@ -356,15 +356,21 @@ def _pack_kernels(residuals: list[float]):
 # the computation
 # --------------------------------------------------------------------------------------
 def _run(kernel: str, parallel: bool | None, rows: int, first, *args):
-    """Run ``_hk.<kernel>`` over ``rows`` output rows: in parallel over bands of rows, or
-    serially (``_hk.<kernel>_rows``). ``parallel=None`` decides by size: small images cost more
-    to share out than they save. Both give the same result."""
+    """Run ``_hk.<kernel>`` over ``rows`` output rows, in parallel over bands of rows or on one
+    thread (the same kernel with Numba's thread count set to 1 for the call: one compiled kernel
+    to load at start-up, not a serial twin as well). ``parallel=None`` decides by size: small
+    images cost more to share out than they save. Both give the same result."""
+    threads = numba.get_num_threads()
     if parallel is None:
-        parallel = first.size >= PARALLEL_MIN_PIXELS and numba.get_num_threads() > 1
-    if parallel:
+        parallel = first.size >= PARALLEL_MIN_PIXELS and threads > 1
+    if parallel or threads == 1:
         getattr(_hk, kernel)(first, *args)
-    else:
-        getattr(_hk, kernel + "_rows")(first, 0, rows, *args)
+        return
+    numba.set_num_threads(1)  # this thread's setting only
+    try:
+        getattr(_hk, kernel)(first, *args)
+    finally:
+        numba.set_num_threads(threads)
 
 
 def _build_pyramid(img: np.ndarray, depth: int, parallel: bool | None) -> tuple[list[np.ndarray], float, float]:
@@ -573,10 +579,9 @@ def warmup(*, ridge_only: bool = False) -> None:
     img = np.zeros((side, side), np.float32)
     img[side // 2, :] = 1.0
     sig = (1.0, 2.0 * MIN_LEVEL_SIGMA_PX)
-    for parallel in (False, True):
-        if not ridge_only:
-            _compute(img, sig, True, 0.5, None, ridge=False, parallel=parallel)
-        _compute(img, sig, True, 0.5, None, ridge=True, parallel=parallel)
+    if not ridge_only:
+        _compute(img, sig, True, 0.5, None, ridge=False, parallel=True)
+    _compute(img, sig, True, 0.5, None, ridge=True, parallel=True)
 
 
 class _CallableModule(types.ModuleType):

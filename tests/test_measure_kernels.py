@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from veinscope._kernels.ridges import centreline_candidates, paint_discs, thin_corners
+from veinscope._kernels.ridges import centreline_candidates, paint_discs, paint_links, thin_corners
 from veinscope.measure import chain_lengths
 
 
@@ -46,6 +46,80 @@ def test_disc_area_is_unbiased():
     best = np.full((200, 200), np.inf, np.float32)
     paint_discs(np.array([100.3]), np.array([99.6]), np.array([40.0]), np.array([1], np.uint8), np.array([1.0], np.float32), lab, val, best)
     assert abs(lab.sum() - math.pi * 40**2) / (math.pi * 40**2) < 0.01
+
+
+def _chain(rng, n_steps, start):
+    """A random 8-connected one-pixel chain (unique pixels, sorted row-major)."""
+    y, x = start
+    pts = {(y, x)}
+    for _ in range(n_steps):
+        dy, dx = rng.integers(-1, 2, 2)
+        if dy == 0 and dx == 0:
+            continue
+        y, x = y + int(dy), x + int(dx)
+        pts.add((y, x))
+    return np.array(sorted(pts), np.int64)
+
+
+def _paint_chain(pts, r, links):
+    m, n = 60, 60
+    lab = np.zeros((m, n), np.uint8)
+    val = np.zeros((m, n), np.float32)
+    best = np.full((m, n), np.inf, np.float32)
+    py, px = pts[:, 0].astype(np.float64), pts[:, 1].astype(np.float64)
+    rad = np.full(len(pts), r)
+    code = np.ones(len(pts), np.uint8)
+    value = np.ones(len(pts), np.float32)
+    paint_discs(py, px, rad, code, value, lab, val, best)
+    if links:
+        paint_links(pts[:, 0], pts[:, 1], py, px, rad, code, value, lab, val, best)
+    return lab
+
+
+def test_paint_links_matches_reference(rng):
+    """Every pixel whose centre is within r of a link between 8-neighbouring chain pixels (or of
+    a chain pixel) is painted, and no other."""
+    pts = _chain(rng, 80, (30, 30))
+    r = 0.8
+    lab = _paint_chain(pts, r, links=True)
+    yy, xx = np.mgrid[0:60, 0:60].astype(np.float64)
+    d = np.full((60, 60), np.inf)
+    key = {tuple(p) for p in pts.tolist()}
+    for ay, ax in pts.tolist():
+        d = np.minimum(d, np.hypot(yy - ay, xx - ax))
+        for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):
+            if (ay + dy, ax + dx) in key:
+                t = np.clip(((yy - ay) * dy + (xx - ax) * dx) / (dy * dy + dx * dx), 0, 1)
+                d = np.minimum(d, np.hypot(yy - ay - t * dy, xx - ax - t * dx))
+    np.testing.assert_array_equal(lab > 0, d <= r)
+
+
+def test_a_thin_curved_vessel_is_painted_at_its_width():
+    """A 1.6 px wide vessel along a circle (every direction): discs alone paint one pixel per
+    chain step, about 0.9 px across; with the links, 1.6 px."""
+    import cv2
+    from skimage.morphology import skeletonize
+
+    ring = np.zeros((60, 60), np.uint8)
+    cv2.circle(ring, (30, 30), 20, 1, 1)
+    pts = np.argwhere(skeletonize(ring > 0)).astype(np.int64)
+    length = 2 * math.pi * 20
+    discs = _paint_chain(pts, 0.8, links=False).sum() / length
+    links = _paint_chain(pts, 0.8, links=True).sum() / length
+    assert discs < 0.6 * 1.6
+    assert abs(links / 1.6 - 1) < 0.1
+
+
+def test_links_keep_the_code_of_the_nearer_end():
+    pts = np.array([(20, 20), (20, 21)], np.int64)
+    lab = np.zeros((40, 40), np.uint8)
+    val = np.zeros((40, 40), np.float32)
+    best = np.full((40, 40), np.inf, np.float32)
+    py, px = pts[:, 0].astype(np.float64), pts[:, 1].astype(np.float64)
+    paint_links(pts[:, 0], pts[:, 1], py, px + np.array([0.0, 6.0]), np.array([1.5, 1.5]), np.array([1, 2], np.uint8),
+                np.array([1.0, 2.0], np.float32), lab, val, best)  # fmt: skip
+    assert lab[20, 21] == 1 and lab[20, 26] == 2
+    assert val[20, 21] == 1.0 and val[20, 26] == 2.0
 
 
 def _ref_nms(s, ny, nx, low):

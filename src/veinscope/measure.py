@@ -138,7 +138,7 @@ class MeasuredVessels:
 
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
-    max_covered=0.8, centre_shift_px=None,
+    max_covered=0.8, centre_shift_px=None, paint_links_between=True,
 ):
     """Classify and measure detected centrelines.
 
@@ -170,8 +170,12 @@ def measure_vessels(
     max_covered : float
         A chain with more than this share of its points inside the width of longer chains
         repeats a vessel already found and is dropped (1 keeps every chain).
+    paint_links_between : bool
+        Also paint the band between neighbouring centreline points
+        (:func:`veinscope._kernels.ridges.paint_links`), not only a disc at each: without it a
+        vessel under 2 px wide is painted one pixel wide along diagonals and steps.
     """
-    from veinscope._kernels.ridges import drop_covered_chains, paint_discs, same_class_pieces, window_median
+    from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
     from veinscope.chromophores import unmix
 
     m, n = skin.shape
@@ -256,16 +260,12 @@ def measure_vessels(
         shift = np.clip(np.nan_to_num(np.asarray(centre_shift_px, np.float64)), -1.0, 1.0)
         cy = cy + shift * det.normals_yx[:, 0]
         cx = cx + shift * det.normals_yx[:, 1]
-    paint_discs(
-        cy[accepted],
-        cx[accepted],
-        np.maximum(0.5 * width[accepted].astype(np.float64), 0.5),
-        point_class[accepted].astype(np.uint8),
-        width[accepted],
-        labels,
-        diameter,
-        best,
-    )
+    a_rad = np.maximum(0.5 * width[accepted].astype(np.float64), 0.5)
+    a_code = point_class[accepted].astype(np.uint8)
+    paint_discs(cy[accepted], cx[accepted], a_rad, a_code, width[accepted], labels, diameter, best)
+    if paint_links_between:
+        paint_links(a_pts[:, 0].astype(np.int64), a_pts[:, 1].astype(np.int64), cy[accepted], cx[accepted], a_rad, a_code,
+                    width[accepted], labels, diameter, best)  # fmt: skip
     del best
     labels[~skin] = 0
     diameter[labels == 0] = 0.0

@@ -48,6 +48,7 @@ def analyze(
     line_gamma: float = 0.01,
     psf_sigma_px: float | None = 0.8,
     paint_at_centre: bool = True,
+    paint_links: bool = True,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -101,6 +102,11 @@ def analyze(
     line_gamma : float
         Frangi's ``gamma`` (c) for the line-likeness weight, in strength units: small, so the
         weight measures shape (line vs blob) rather than contrast.
+    paint_at_centre : bool
+        Paint each centreline point's disc at the centre of its half-maximum profile.
+    paint_links : bool
+        Paint the band between neighbouring centreline points too, not only a disc at each
+        (a vessel under 2 px wide is otherwise painted one pixel wide along diagonals).
 
     Returns
     -------
@@ -163,6 +169,7 @@ def analyze(
         "max_contrast_od": max_contrast_od,
         "line_gamma": line_gamma,
         "psf_sigma_px": psf_sigma_px,
+        "paint_links": bool(paint_links),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -240,6 +247,7 @@ def analyze(
         min_elongation=min_elongation,
         max_covered=max_covered,
         centre_shift_px=shift if widths is not None and paint_at_centre else None,
+        paint_links_between=bool(paint_links),
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

@@ -45,6 +45,73 @@ def paint_discs(points_y, points_x, radius, code, value, labels, values, best): 
     return labels
 
 
+_FORWARD_DY = (0, 1, 1, 1)
+_FORWARD_DX = (1, -1, 0, 1)
+
+
+@nb.njit(cache=True, nogil=True)
+def paint_links(pix_y, pix_x, points_y, points_x, radius, code, value, labels, values, best, max_radius=2.0):  # pragma: no cover
+    """Paint the band swept between 8-neighbouring centreline pixels (the links of a chain).
+
+    ``pix_y``, ``pix_x`` (int64) are the centreline pixels, unique and sorted row-major;
+    ``points_y``, ``points_x`` where each is painted (the pixel, or its vessel's centre) and
+    ``radius`` its half-width. Between two 8-neighbours a and b, a pixel is inside when its
+    centre is within the radius (interpolated from a to b) of the segment between their
+    centres, and it takes the code/value of the nearer end. With :func:`paint_discs` on the
+    same points first, a chain of width w covers about w pixels across in every direction;
+    discs alone leave a diagonal chain one pixel wide whatever its width below 2 px, and miss
+    the pixels a diagonal step cuts through. ``best`` as in :func:`paint_discs`. Links whose
+    ends both have a radius of ``max_radius`` or more are skipped: discs that wide, 1.4 px apart
+    at most, leave gaps under 0.13 px deep to the swept band (speed on wide veins).
+    """
+    m = labels.shape[0]
+    n = labels.shape[1]
+    k = pix_y.shape[0]
+    key = pix_y * n + pix_x
+    for a in range(k):
+        ra = radius[a]
+        if not (ra > 0.0):
+            continue
+        for d in range(4):
+            yy = pix_y[a] + _FORWARD_DY[d]
+            xx = pix_x[a] + _FORWARD_DX[d]
+            if xx < 0 or xx >= n or yy >= m:
+                continue
+            kk = yy * n + xx
+            b = np.searchsorted(key, kk)
+            if b >= k or key[b] != kk:
+                continue
+            rb = radius[b]
+            if not (rb > 0.0) or min(ra, rb) >= max_radius:
+                continue
+            ay = points_y[a]
+            ax = points_x[a]
+            vy = points_y[b] - ay
+            vx = points_x[b] - ax
+            l2 = vy * vy + vx * vx
+            if l2 <= 0.0:
+                continue
+            rmax = max(ra, rb)
+            i0 = max(0, int(math.ceil(min(ay, ay + vy) - rmax)))
+            i1 = min(m - 1, int(math.floor(max(ay, ay + vy) + rmax)))
+            j0 = max(0, int(math.ceil(min(ax, ax + vx) - rmax)))
+            j1 = min(n - 1, int(math.floor(max(ax, ax + vx) + rmax)))
+            for i in range(i0, i1 + 1):
+                for j in range(j0, j1 + 1):
+                    t = ((i - ay) * vy + (j - ax) * vx) / l2
+                    t = min(1.0, max(0.0, t))
+                    ey = i - (ay + t * vy)
+                    ex = j - (ax + t * vx)
+                    d2 = ey * ey + ex * ex
+                    r = ra + t * (rb - ra)
+                    if d2 <= r * r and d2 < best[i, j]:
+                        best[i, j] = d2
+                        e = a if t < 0.5 else b
+                        labels[i, j] = code[e]
+                        values[i, j] = value[e]
+    return labels
+
+
 @nb.njit(cache=True, nogil=True)
 def thin_corners(mask):  # pragma: no cover - compiled
     """Remove redundant corner pixels of 1-pixel chains, in place (uint8 (M, N), 0/1).

@@ -293,3 +293,91 @@ def test_light_gain_kernel_matches_numpy_reference():
     ref = _apply_gain_numpy(rgb, lin_lut, gain)
     assert np.array_equal(out, ref)
     assert (out == 255).any() and (out == 0).any() and len(np.unique(out)) > 200
+
+
+def _delta_e_of_od_reference(bg_od, d_od):
+    """The NumPy/scikit-image code ``delta_e_of_od`` used before its compiled kernel
+    (``_kernels/colourdiff.py``): encode exp(-OD) to sRGB, ``rgb2lab``, ``deltaE_ciede2000``."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    def srgb01(lin):
+        x = np.clip(lin, 0.0, 1.0)
+        return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
+
+    bg = np.asarray(bg_od, np.float64).reshape(-1, 3)
+    d = np.asarray(d_od, np.float64).reshape(-1, 3)
+    a = rgb2lab(srgb01(np.exp(-bg))[:, None, :])
+    b = rgb2lab(srgb01(np.exp(-(bg + d)))[:, None, :])
+    return deltaE_ciede2000(a, b)[:, 0]
+
+
+def test_delta_e_kernel_matches_the_scikit_image_reference():
+    """Random skin and vessel ODs, ODs that clip at white (negative) and at black, no change,
+    a change in one channel only (hue angles at their wrap-around): equal to 1e-9 ΔE, and the
+    same side of the thresholds the comparison uses."""
+    rng = np.random.default_rng(11)
+    k = 20_000
+    bg = rng.uniform(0.02, 2.5, (k, 3))
+    d = rng.uniform(-0.4, 0.8, (k, 3))
+    bg[:50] = rng.uniform(-0.3, 0.0, (50, 3))  # brighter than white: clipped
+    bg[50:100] = rng.uniform(6.0, 12.0, (50, 3))  # black
+    d[100:200] = 0.0
+    d[300:400, 1:] = 0.0  # one channel
+    bg[400:500] = bg[400:500, :1]  # grey skin: chroma near zero
+    ref = _delta_e_of_od_reference(bg, d)
+    out = delta_e_of_od(bg, d)
+    assert out.shape == (k,) and out.dtype == np.float64
+    assert np.allclose(out, ref, rtol=0, atol=1e-9)
+    for thr in (1.0, 2.0, 3.0):
+        assert np.array_equal(out >= thr, ref >= thr)
+    assert (out[100:200] == 0).all()
+    # tiny and empty inputs, and one skin colour broadcast against many changes
+    assert delta_e_of_od(np.zeros((0, 3)), np.zeros((0, 3))).shape == (0,)
+    one = delta_e_of_od(bg[:1], d[:7])
+    assert np.allclose(one, _delta_e_of_od_reference(np.repeat(bg[:1], 7, 0), d[:7]), rtol=0, atol=1e-9)
+
+
+def test_skeleton_by_tiles_equals_the_whole_mask_skeleton():
+    """Large masks are thinned tile by tile (each on its foreground's bounding box): the same
+    skeleton as thinning the whole mask, on long thin vessels crossing tiles, wide blobs and
+    a vessel along the photo's edge."""
+    from skimage.morphology import skeletonize
+
+    from veinscope.compare import _skeleton
+
+    rng = np.random.default_rng(3)
+    mask = np.zeros((700, 900), np.uint8)
+    for _ in range(25):
+        p = rng.integers(0, (900, 700), (2, 2))
+        cv2.line(mask, tuple(int(v) for v in p[0]), tuple(int(v) for v in p[1]), 1, int(rng.integers(1, 9)))
+    cv2.circle(mask, (450, 350), 40, 1, -1)
+    mask[0:5, :] = 1
+    mask[:, 895:] = 1
+    mask = mask.astype(bool)
+    tiled = _skeleton(mask, 256)
+    assert np.array_equal(tiled, skeletonize(mask))
+    assert tiled.sum() > 1000
+
+
+def test_kept_box_maps_are_the_maps_of_that_box(bars):
+    """Staining and matting read the candidate boxes' chromophore maps from one computation
+    (``_Maps.keep``): each kept box gives its own maps, equal to a fresh computation, and
+    nothing is kept after ``release``."""
+    from veinscope.chromophores import skin_optics
+    from veinscope.compare import _Maps
+
+    b, _ = bars
+    o = skin_optics(b, skin=np.ones(b.shape[:2], bool), background_px=40.0)
+    boxes = [(10, 60, 20, 90), (100, 150, 200, 270), (0, 30, 0, 30)]  # two of the same shape
+    maps = _Maps(o)
+    maps.keep(boxes[:2])
+    for bx in boxes + boxes:
+        got = maps.box(bx)
+        ref = _Maps(o).box(bx)
+        for k in ("haemoglobin", "venous", "melanin"):
+            assert np.array_equal(got[k], ref[k])
+    assert maps.box(boxes[0]) is maps.box(boxes[0])
+    assert maps.box(boxes[2]) is not maps.box(boxes[2])
+    maps.release()
+    assert maps.box(boxes[0]) is not maps.box(boxes[0])
+

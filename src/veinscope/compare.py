@@ -343,8 +343,13 @@ def compare(
     else:
         boxes = _candidate_boxes(b_rgb, aligned_n, a_b.skin, inner, b_vessel, fine_new, bg_px=bg_px, ppm=ppm, min_area_px=min_area_px, min_delta_e=min_delta_e)
     dist = _VesselDistance(b_vessel)
+    if not whole:
+        mb.keep(boxes)
+        mf.keep(boxes)
     stain = _stain(mb, mf, aligned_n, inner, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist)
     matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist)
+    mb.release()
+    mf.release()
     newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
 
     for block in (stain["figures"], matt["figures"]):
@@ -474,6 +479,15 @@ class _Maps:
         self.x0, self.wx = _bilinear_index(n, bg.shape[1], optics.cell_px)
         self.w = np.ascontiguousarray(_UNMIX, dtype=np.float32)
         self._whole = None
+        self._kept: dict = {}
+
+    def keep(self, boxes) -> None:
+        """Keep the maps of these boxes once computed (staining and matting both read the
+        candidate boxes); :meth:`release` drops them."""
+        self._kept = dict.fromkeys(tuple(int(v) for v in b) for b in boxes)
+
+    def release(self) -> None:
+        self._kept = {}
 
     def box(self, box) -> dict[str, np.ndarray]:
         import numba
@@ -486,6 +500,10 @@ class _Maps:
         is_whole = (y0, y1, x0, x1) == (0, m, 0, n)
         if is_whole and self._whole is not None:
             return self._whole
+        key = (int(y0), int(y1), int(x0), int(x1))
+        kept = self._kept.get(key)
+        if kept is not None:
+            return kept
         out = np.empty((3, y1 - y0, x1 - x0), np.float32)
         # small boxes on one thread: starting the parallel pool costs more than the work, and
         # on a busy machine the join waits for a core
@@ -499,6 +517,8 @@ class _Maps:
         maps = {"haemoglobin": out[0], "venous": out[1], "melanin": out[2]}
         if is_whole:
             self._whole = maps
+        elif key in self._kept:
+            self._kept[key] = maps
         return maps
 
     def _project(self, out, y0, y1, x0, x1, project_relative_od, OD_LUT) -> None:
@@ -563,7 +583,15 @@ def _skeleton(vessel: np.ndarray, tile: int) -> np.ndarray:
     pad = 64  # thinning reaches about half the widest vessel (5 mm at 12 px/mm) from the edge
     for ty, tx, _ in _groups(ys, xs, (m, n), tile):
         y0, y1, x0, x1 = _padded(ty, tx, tile, pad, (m, n))
-        sk = skeletonize(vessel[y0:y1, x0:x1])
+        # thinned on the bounding box of the tile's foreground (the same skeleton: outside
+        # it there is only background, as at the tile's edge): long thin vessels cross
+        # tiles in narrow bands
+        sub = vessel[y0:y1, x0:x1]
+        rows = np.flatnonzero(sub.any(axis=1))
+        cols = np.flatnonzero(sub.any(axis=0))
+        a0, a1, b0, b1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        sk = np.zeros(sub.shape, bool)
+        sk[a0:a1, b0:b1] = skeletonize(sub[a0:a1, b0:b1])
         cy0, cx0 = ty * tile, tx * tile
         cy1, cx1 = min(m, cy0 + tile), min(n, cx0 + tile)
         out[cy0:cy1, cx0:cx1] = sk[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
@@ -798,11 +826,6 @@ def _card_corrected(rgb: np.ndarray, analysis) -> tuple[np.ndarray, str]:
         return rgb, "as photographed"
 
 
-def _srgb01(lin: np.ndarray) -> np.ndarray:
-    x = np.clip(lin, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-
-
 def delta_e_of_od(bg_od: np.ndarray, d_od: np.ndarray) -> np.ndarray:
     """CIEDE2000 between skin of optical density ``bg_od`` and the same skin with ``d_od`` added.
 
@@ -821,15 +844,14 @@ def delta_e_of_od(bg_od: np.ndarray, d_od: np.ndarray) -> np.ndarray:
     >>> float(delta_e_of_od(np.full((1, 3), 0.7), np.zeros((1, 3)))[0])
     0.0
     """
-    from skimage.color import deltaE_ciede2000, rgb2lab
+    from veinscope._kernels.colourdiff import _M, _WHITE, delta_e_od
 
-    bg = np.asarray(bg_od, np.float64).reshape(-1, 3)
-    d = np.asarray(d_od, np.float64).reshape(-1, 3)
-    if bg.shape[0] == 0:
-        return np.zeros(0)
-    a = rgb2lab(_srgb01(np.exp(-bg))[:, None, :])
-    b = rgb2lab(_srgb01(np.exp(-(bg + d)))[:, None, :])
-    return deltaE_ciede2000(a, b)[:, 0]
+    bg, d = np.broadcast_arrays(np.asarray(bg_od, np.float64).reshape(-1, 3), np.asarray(d_od, np.float64).reshape(-1, 3))
+    bg, d = np.ascontiguousarray(bg), np.ascontiguousarray(d)
+    out = np.empty(bg.shape[0], np.float64)
+    if bg.shape[0]:
+        delta_e_od(bg, d, _M, _WHITE, out)
+    return out
 
 
 def _robust_sigma(v: np.ndarray) -> float:

@@ -423,3 +423,34 @@ def test_no_staining_on_a_simulated_session_without_staining():
         assert s.stain_mask.sum() == 0
         c = compare(s.baseline_rgb, s.followup_rgb, px_per_mm=ppm)
         assert c.staining["area_mm2"] == 0, (i, c.staining["locations"])
+
+
+def test_distance_to_the_nearest_vessel_is_exact():
+    """Patches report their distance to the nearest baseline vessel, looked for in growing
+    windows: equal to the brute-force distance for vessels next to the patch, far away (the
+    window grows several times), absent, and under the patch."""
+    from veinscope.compare import _VesselDistance
+
+    rng = np.random.default_rng(4)
+    m, n = 900, 1300
+    region = np.zeros((30, 40), bool)
+    cv2.ellipse(region.view(np.uint8), (20, 15), (15, 10), 30, 0, 360, 1, -1)
+    box = (400, 430, 600, 640)
+    ey, ex = np.nonzero(region)
+    for far in (5, 40, 150, 500, None):
+        vessel = np.zeros((m, n), bool)
+        if far is not None:
+            ang = rng.uniform(0, 2 * np.pi, 3)
+            for a in ang:
+                y, x = int(415 + (far + 20) * np.sin(a)), int(620 + (far + 25) * np.cos(a))
+                vessel[max(0, y - 2) : y + 3, max(0, x - 2) : x + 3] = True
+        vy, vx = np.nonzero(vessel)
+        got = _VesselDistance(vessel).min_to(box, region)
+        if far is None:
+            assert got == pytest.approx(np.hypot(m, n))
+            continue
+        brute = np.sqrt(((ey[:, None] + box[0] - vy[None]) ** 2 + (ex[:, None] + box[2] - vx[None]) ** 2).min())
+        assert got == pytest.approx(brute, abs=1e-9)
+    vessel[410:412, 610:650] = True
+    assert _VesselDistance(vessel).min_to(box, region) == 0.0
+

@@ -12,7 +12,10 @@ follow-up at the baseline's scale) are taken on the baseline's grid. Then:
   what the skin texture makes, the test the generator's truth uses, under the baseline's
   light. Relative optical density does not change with exposure or white balance (a gain adds
   a constant to the OD that the local skin background takes out). Melanin is left out, so a
-  brown stain over a cleared vessel is not that vessel persisting. Baseline pixels not visible
+  brown stain over a cleared vessel is not that vessel persisting; nor are new fine red
+  vessels (a matting patch) over its place: under a stain or matting patch a vessel persists
+  only where it still stands out from the skin within ~0.6 mm as it did before. Baseline
+  pixels not visible
   at baseline are not counted; ``improvement_pct = 100 x (1 - visible length after / visible
   length before)`` over the part both photos show, as in trials that trace vein length on
   standardised photos (Bertanha et al. 2017, doi:10.1016/j.jvsv.2017.03.003); quartile grade
@@ -322,16 +325,11 @@ def compare(
         pts = np.c_[ys, xs]
         return OD_LUT[b_rgb[ys, xs]].astype(np.float64) - o_b.relative_od_at(pts)
 
-    # ---- fading and improvement on the baseline centrelines ----------------------------------
     texture = a_b.skin & ~cv2.dilate(b_vessel.astype(np.uint8), _disc(3)).astype(bool) & cmp_area
     windows = [(0, m, 0, n)] if whole else _sample_windows(cmp_area, tile)
     f_vessel = (f_labels > 0) & cmp_area
     # follow-up vessels farther than the tolerance from every baseline vessel may be new
     near_b = cv2.dilate(b_vessel.astype(np.uint8), _disc(int(math.floor(tol_px + 1.0)))).astype(bool)
-    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile)
-    lengths = fad["lengths"]
-    imp = fad["improvement_pct"]
-    by_class = fad["by_class"]
     # ---- staining, matting, new vessels -------------------------------------------------------
     # patches are looked for a little inside the compared area (edges of the overlap carry
     # interpolation and background-estimation artefacts)
@@ -346,8 +344,14 @@ def compare(
     if not whole:
         mb.keep(boxes)
         mf.keep(boxes)
-    stain = _stain(mb, mf, aligned_n, inner, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist)
     matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist)
+    # ---- fading and improvement on the baseline centrelines (a treated vessel under new
+    # matting is not that vessel persisting unless it still stands out there) --------------
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=matt["mask"])
+    lengths = fad["lengths"]
+    imp = fad["improvement_pct"]
+    by_class = fad["by_class"]
+    stain = _stain(mb, mf, aligned_n, inner, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist)
     mb.release()
     mf.release()
     newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
@@ -1086,7 +1090,7 @@ class _Along:
         return (self.w @ np.asarray(values, np.float64)) / self.count
 
 
-def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile):
+def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -1161,6 +1165,10 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     brown = mel_frac("f") > np.maximum(0.45, mel_frac("b") + 0.2)
     # (only where the vessel would otherwise count as visible)
     brown &= de_f >= thr_f
+    if matting is not None:
+        # ... and so may new fine red vessels (matting) over a cleared vessel's place: within a
+        # matting patch the vessel persists only where it still stands out (as below)
+        brown |= matting[ys, xs] & (de_f >= thr_f)
     # ... unless the vessel still stands out from its immediate surroundings (a thin vessel
     # crossing a stain): blood contrast against the skin within ~0.6 mm, before and after
     if brown.any():

@@ -137,7 +137,7 @@ def make_session(
     od0 = od
     for s, amount in [(s, 1.0) for s in cleared] + [(s, 1.0 - fade_to) for s in faded]:
         mask = _structure_mask(scene, s, (cm, cn))
-        od = _remove_vessel(od, mask, amount)
+        od = _remove_vessel(od, mask, amount, scene.skin_mask)
     # a faded vessel persists where a careful observer still sees it: the generator's
     # visibility rule (ΔE00 >= 2 against the skin around it and >= 1.5 x the texture's; the
     # texture's part does not bind on these scenes), its ΔE scaled by how much the fading
@@ -225,7 +225,7 @@ def _faded_delta_e_ratio(od: np.ndarray, scene, s: int, amount: float):
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     mask = _structure_mask(scene, s, od.shape[:2])
-    bg = _remove_vessel(od, mask, 1.0)
+    bg = _remove_vessel(od, mask, 1.0, scene.skin_mask)
     # smoothed a little: the centre pixel of a rendered, compressed photo is noisy
     sm = (lambda a: cv2.GaussianBlur(a, (0, 0), 1.0))
     v = sm(od - bg)
@@ -262,24 +262,52 @@ def _structure_mask(scene, s: int, shape) -> np.ndarray:
     return mask > 0
 
 
-def _remove_vessel(od: np.ndarray, mask: np.ndarray, amount: float) -> np.ndarray:
-    """Subtract ``amount`` of a vessel's OD (vessel-free skin estimated by inpainting)."""
+def _remove_vessel(od: np.ndarray, mask: np.ndarray, amount: float, skin: np.ndarray | None = None) -> np.ndarray:
+    """Subtract ``amount`` of a vessel's OD (vessel-free skin estimated by inpainting).
+
+    The skin under the mask is a normalised convolution of the skin around it, on ``skin``
+    only: a vessel's mask reaches past the leg's edge, and the background there is much
+    lighter than skin (its estimate painted white blotches along the edge). Where the
+    mask is wider than the filter reaches (the hub of a spider, a wide vein), the filter's
+    weight of skin falls towards zero and the estimate with it (OD 0 is white): there the
+    estimate is taken from a filter twice, four times ... as wide, until it holds enough
+    skin. The box holds the skin those filters read.
+    """
+    if skin is not None:
+        mask = mask & skin
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         return od
-    pad = 12
+    sig = max(3.0, 0.6 * float(cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5).max()) + 2.0)
+    pad = max(12, int(math.ceil(3.0 * sig)))
     y0, y1 = max(0, ys.min() - pad), min(od.shape[0], ys.max() + pad + 1)
     x0, x1 = max(0, xs.min() - pad), min(od.shape[1], xs.max() + pad + 1)
     sub = od[y0:y1, x0:x1]
     m = mask[y0:y1, x0:x1].astype(np.float32)
     keep = 1.0 - m
+    if skin is not None:
+        keep *= skin[y0:y1, x0:x1]
     out = od.copy()
-    # vessel-free skin: normalised convolution of the skin around the mask
-    sig = max(3.0, 0.6 * float(cv2.distanceTransform(m.astype(np.uint8), cv2.DIST_L2, 5).max()) + 2.0)
-    den = cv2.GaussianBlur(keep, (0, 0), sig)
+    # vessel-free skin: normalised convolution of the skin around the mask, from a wider
+    # filter where the narrower one holds less than 5 % skin
+    est = np.zeros(sub.shape, np.float32)
+    todo = np.ones(sub.shape[:2], bool)
+    s_ = sig
+    while True:
+        den = cv2.GaussianBlur(keep, (0, 0), s_)
+        ok = todo & (den >= 0.05)
+        last = s_ > 4.0 * max(sub.shape[:2])
+        if last:
+            ok = todo
+        for ch in range(3):
+            e = cv2.GaussianBlur(sub[..., ch] * keep, (0, 0), s_) / np.maximum(den, 1e-6)
+            est[..., ch][ok] = e[ok]
+        todo &= ~ok
+        if not todo.any() or last:
+            break
+        s_ *= 2.0
     for ch in range(3):
-        est = cv2.GaussianBlur(sub[..., ch] * keep, (0, 0), sig) / np.maximum(den, 1e-3)
-        vessel = np.maximum(sub[..., ch] - est, 0.0)
+        vessel = np.maximum(sub[..., ch] - est[..., ch], 0.0)
         vessel = cv2.GaussianBlur(vessel, (0, 0), 0.5) * m
         out[y0:y1, x0:x1, ch] = sub[..., ch] - amount * vessel
     return out

@@ -12,7 +12,10 @@ follow-up at the baseline's scale) are taken on the baseline's grid. Then:
   what the skin texture makes, the test the generator's truth uses, under the baseline's
   light. Relative optical density does not change with exposure or white balance (a gain adds
   a constant to the OD that the local skin background takes out). Melanin is left out, so a
-  brown stain over a cleared vessel is not that vessel persisting. Baseline pixels not visible
+  brown stain over a cleared vessel is not that vessel persisting; nor are new fine red
+  vessels (a matting patch) over its place: under a stain or matting patch a vessel persists
+  only where it still stands out from the skin within ~0.6 mm as it did before. Baseline
+  pixels not visible
   at baseline are not counted; ``improvement_pct = 100 x (1 - visible length after / visible
   length before)`` over the part both photos show, as in trials that trace vein length on
   standardised photos (Bertanha et al. 2017, doi:10.1016/j.jvsv.2017.03.003); quartile grade
@@ -322,16 +325,11 @@ def compare(
         pts = np.c_[ys, xs]
         return OD_LUT[b_rgb[ys, xs]].astype(np.float64) - o_b.relative_od_at(pts)
 
-    # ---- fading and improvement on the baseline centrelines ----------------------------------
     texture = a_b.skin & ~cv2.dilate(b_vessel.astype(np.uint8), _disc(3)).astype(bool) & cmp_area
     windows = [(0, m, 0, n)] if whole else _sample_windows(cmp_area, tile)
     f_vessel = (f_labels > 0) & cmp_area
     # follow-up vessels farther than the tolerance from every baseline vessel may be new
     near_b = cv2.dilate(b_vessel.astype(np.uint8), _disc(int(math.floor(tol_px + 1.0)))).astype(bool)
-    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile)
-    lengths = fad["lengths"]
-    imp = fad["improvement_pct"]
-    by_class = fad["by_class"]
     # ---- staining, matting, new vessels -------------------------------------------------------
     # patches are looked for a little inside the compared area (edges of the overlap carry
     # interpolation and background-estimation artefacts)
@@ -343,8 +341,19 @@ def compare(
     else:
         boxes = _candidate_boxes(b_rgb, aligned_n, a_b.skin, inner, b_vessel, fine_new, bg_px=bg_px, ppm=ppm, min_area_px=min_area_px, min_delta_e=min_delta_e)
     dist = _VesselDistance(b_vessel)
-    stain = _stain(mb, mf, aligned_n, inner, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist)
+    if not whole:
+        mb.keep(boxes)
+        mf.keep(boxes)
     matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist)
+    # ---- fading and improvement on the baseline centrelines (a treated vessel under new
+    # matting is not that vessel persisting unless it still stands out there) --------------
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=matt["mask"])
+    lengths = fad["lengths"]
+    imp = fad["improvement_pct"]
+    by_class = fad["by_class"]
+    stain = _stain(mb, mf, aligned_n, inner, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist)
+    mb.release()
+    mf.release()
     newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
 
     for block in (stain["figures"], matt["figures"]):
@@ -474,6 +483,15 @@ class _Maps:
         self.x0, self.wx = _bilinear_index(n, bg.shape[1], optics.cell_px)
         self.w = np.ascontiguousarray(_UNMIX, dtype=np.float32)
         self._whole = None
+        self._kept: dict = {}
+
+    def keep(self, boxes) -> None:
+        """Keep the maps of these boxes once computed (staining and matting both read the
+        candidate boxes); :meth:`release` drops them."""
+        self._kept = dict.fromkeys(tuple(int(v) for v in b) for b in boxes)
+
+    def release(self) -> None:
+        self._kept = {}
 
     def box(self, box) -> dict[str, np.ndarray]:
         import numba
@@ -486,6 +504,10 @@ class _Maps:
         is_whole = (y0, y1, x0, x1) == (0, m, 0, n)
         if is_whole and self._whole is not None:
             return self._whole
+        key = (int(y0), int(y1), int(x0), int(x1))
+        kept = self._kept.get(key)
+        if kept is not None:
+            return kept
         out = np.empty((3, y1 - y0, x1 - x0), np.float32)
         # small boxes on one thread: starting the parallel pool costs more than the work, and
         # on a busy machine the join waits for a core
@@ -499,6 +521,8 @@ class _Maps:
         maps = {"haemoglobin": out[0], "venous": out[1], "melanin": out[2]}
         if is_whole:
             self._whole = maps
+        elif key in self._kept:
+            self._kept[key] = maps
         return maps
 
     def _project(self, out, y0, y1, x0, x1, project_relative_od, OD_LUT) -> None:
@@ -563,7 +587,15 @@ def _skeleton(vessel: np.ndarray, tile: int) -> np.ndarray:
     pad = 64  # thinning reaches about half the widest vessel (5 mm at 12 px/mm) from the edge
     for ty, tx, _ in _groups(ys, xs, (m, n), tile):
         y0, y1, x0, x1 = _padded(ty, tx, tile, pad, (m, n))
-        sk = skeletonize(vessel[y0:y1, x0:x1])
+        # thinned on the bounding box of the tile's foreground (the same skeleton: outside
+        # it there is only background, as at the tile's edge): long thin vessels cross
+        # tiles in narrow bands
+        sub = vessel[y0:y1, x0:x1]
+        rows = np.flatnonzero(sub.any(axis=1))
+        cols = np.flatnonzero(sub.any(axis=0))
+        a0, a1, b0, b1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        sk = np.zeros(sub.shape, bool)
+        sk[a0:a1, b0:b1] = skeletonize(sub[a0:a1, b0:b1])
         cy0, cx0 = ty * tile, tx * tile
         cy1, cx1 = min(m, cy0 + tile), min(n, cx0 + tile)
         out[cy0:cy1, cx0:cx1] = sk[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
@@ -635,27 +667,42 @@ def _local_contrast(maps: _Maps, ys, xs, *, shape, sig_loc: float) -> np.ndarray
 
 
 class _VesselDistance:
-    """Distance (px) from a region to the nearest baseline vessel pixel (exact, k-d tree)."""
+    """Distance (px) from a region to the nearest baseline vessel pixel (exact).
+
+    Looked for in windows around the region that grow fourfold until one holds a vessel
+    pixel no farther than the window's margin (a vessel pixel outside the window is farther
+    than that), then in the whole photo: a 12 MP photo's vessel pixels need not all be listed
+    for a patch with a vessel next to it.
+    """
 
     def __init__(self, vessel: np.ndarray) -> None:
         self.vessel = vessel
-        self._tree = None
 
     def min_to(self, box, region) -> float:
+        from scipy.spatial import cKDTree
+
         y0, y1, x0, x1 = box
         if self.vessel[y0:y1, x0:x1][region].any():
             return 0.0
-        if self._tree is None:
-            from scipy.spatial import cKDTree
-
-            ys, xs = np.nonzero(self.vessel)
-            if ys.size == 0:
-                return float(math.hypot(*self.vessel.shape))
-            self._tree = cKDTree(np.c_[ys, xs].astype(np.float64))
+        m, n = self.vessel.shape
         edge = region & ~cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
         ey, ex = np.nonzero(edge)
-        d, _ = self._tree.query(np.c_[ey + y0, ex + x0].astype(np.float64), k=1)
-        return float(d.min()) if d.size else 0.0
+        if ey.size == 0:
+            return 0.0
+        pts = np.c_[ey + y0, ex + x0].astype(np.float64)
+        margin = 32
+        while True:
+            wy0, wy1, wx0, wx1 = max(0, y0 - margin), min(m, y1 + margin), max(0, x0 - margin), min(n, x1 + margin)
+            whole = (wy0, wy1, wx0, wx1) == (0, m, 0, n)
+            vy, vx = np.nonzero(self.vessel[wy0:wy1, wx0:wx1])
+            if vy.size:
+                d, _ = cKDTree(np.c_[vy + wy0, vx + wx0].astype(np.float64)).query(pts, k=1)
+                dmin = float(d.min())
+                if dmin <= margin or whole:
+                    return dmin
+            elif whole:
+                return float(math.hypot(m, n))
+            margin *= 4
 
 
 def _merge_boxes(boxes: list) -> list:
@@ -798,11 +845,6 @@ def _card_corrected(rgb: np.ndarray, analysis) -> tuple[np.ndarray, str]:
         return rgb, "as photographed"
 
 
-def _srgb01(lin: np.ndarray) -> np.ndarray:
-    x = np.clip(lin, 0.0, 1.0)
-    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-
-
 def delta_e_of_od(bg_od: np.ndarray, d_od: np.ndarray) -> np.ndarray:
     """CIEDE2000 between skin of optical density ``bg_od`` and the same skin with ``d_od`` added.
 
@@ -821,15 +863,14 @@ def delta_e_of_od(bg_od: np.ndarray, d_od: np.ndarray) -> np.ndarray:
     >>> float(delta_e_of_od(np.full((1, 3), 0.7), np.zeros((1, 3)))[0])
     0.0
     """
-    from skimage.color import deltaE_ciede2000, rgb2lab
+    from veinscope._kernels.colourdiff import _M, _WHITE, delta_e_od
 
-    bg = np.asarray(bg_od, np.float64).reshape(-1, 3)
-    d = np.asarray(d_od, np.float64).reshape(-1, 3)
-    if bg.shape[0] == 0:
-        return np.zeros(0)
-    a = rgb2lab(_srgb01(np.exp(-bg))[:, None, :])
-    b = rgb2lab(_srgb01(np.exp(-(bg + d)))[:, None, :])
-    return deltaE_ciede2000(a, b)[:, 0]
+    bg, d = np.broadcast_arrays(np.asarray(bg_od, np.float64).reshape(-1, 3), np.asarray(d_od, np.float64).reshape(-1, 3))
+    bg, d = np.ascontiguousarray(bg), np.ascontiguousarray(d)
+    out = np.empty(bg.shape[0], np.float64)
+    if bg.shape[0]:
+        delta_e_od(bg, d, _M, _WHITE, out)
+    return out
 
 
 def _robust_sigma(v: np.ndarray) -> float:
@@ -1049,7 +1090,7 @@ class _Along:
         return (self.w @ np.asarray(values, np.float64)) / self.count
 
 
-def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile):
+def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -1124,6 +1165,10 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     brown = mel_frac("f") > np.maximum(0.45, mel_frac("b") + 0.2)
     # (only where the vessel would otherwise count as visible)
     brown &= de_f >= thr_f
+    if matting is not None:
+        # ... and so may new fine red vessels (matting) over a cleared vessel's place: within a
+        # matting patch the vessel persists only where it still stands out (as below)
+        brown |= matting[ys, xs] & (de_f >= thr_f)
     # ... unless the vessel still stands out from its immediate surroundings (a thin vessel
     # crossing a stain): blood contrast against the skin within ~0.6 mm, before and after
     if brown.any():

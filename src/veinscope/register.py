@@ -494,10 +494,29 @@ def _to_u8(img: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
     return np.clip((img - lo) / (hi - lo) * 255.0, 0, 255).astype(np.uint8)
 
 
+#: Most SIFT landmarks kept per photo (the strongest on the skin).
+_N_FEATURES = 3000
+
+
+def _skin_features(sift, grey, skin, n_max: int = _N_FEATURES):
+    """SIFT keypoints and descriptors on the skin, the ``n_max`` strongest.
+
+    OpenCV's own ``nfeatures`` keeps the strongest keypoints *before* the mask is applied:
+    a textured background or fabric then takes the whole budget and leaves the skin with a
+    few dozen landmarks (generated series 503: 55 of 3000). The budget is spent on the skin.
+    """
+    kp, des = sift.detectAndCompute(_to_u8(grey, skin), skin.astype(np.uint8) * 255)
+    if des is None or len(kp) <= n_max:
+        return kp, des
+    resp = np.array([k.response for k in kp], np.float32)
+    keep = np.sort(np.argsort(-resp, kind="stable")[:n_max])
+    return tuple(kp[i] for i in keep), des[keep]
+
+
 def _feature_homography(b_grey, f_grey, b_skin, f_skin, *, ratio: float):
-    sift = cv2.SIFT_create(nfeatures=3000, contrastThreshold=0.02)
-    kb, db = sift.detectAndCompute(_to_u8(b_grey, b_skin), b_skin.astype(np.uint8) * 255)
-    kf, df = sift.detectAndCompute(_to_u8(f_grey, f_skin), f_skin.astype(np.uint8) * 255)
+    sift = cv2.SIFT_create(nfeatures=0, contrastThreshold=0.02)
+    kb, db = _skin_features(sift, b_grey, b_skin)
+    kf, df = _skin_features(sift, f_grey, f_skin)
     none = np.zeros((0, 2), np.float32)
     if db is None or df is None or len(kb) < 4 or len(kf) < 4:
         return None, 0, 0, none

@@ -279,7 +279,9 @@ def compare(
         if followup_analysis is not None:
             (known_b, card_b), (known_f, card_f) = card_of_analysis(a_b), card_of_analysis(followup_analysis)
             cards = (card_b, card_f) if known_b and known_f else None
-        reg = register(b_rgb, f_rgb, px_per_mm=px_per_mm, cards=cards)
+        # the analyses' skin masks (card left out) spare register its own
+        reg = register(b_rgb, f_rgb, px_per_mm=px_per_mm, cards=cards, baseline_skin=a_b.skin,
+                       followup_skin=None if followup_analysis is None else followup_analysis.skin)
     t_reg = time.perf_counter()
     # the follow-up's own analysis, carried onto the baseline's grid (follow-up pixels are
     # f_scale baseline pixels wide)
@@ -742,8 +744,10 @@ def _candidate_boxes(b_rgb, f_rgb, skin, valid, b_vessel, fine_new, *, bg_px, pp
     k = max(2, int(math.ceil(math.sqrt(m * n / _WHOLE_MAX_PX))))
     size = (max(1, n // k), max(1, m // k))
 
-    def small(img):
-        return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    def small(img):  # k x k blocks (the photo's last n % k columns and m % k rows left out):
+        # what box_of assumes, and OpenCV's fast path for whole factors (a ratio of 4000 / 1333
+        # takes its general path, twice as slow)
+        return cv2.resize(img[: size[1] * k, : size[0] * k], size, interpolation=cv2.INTER_AREA)
 
     def small_mask(mask, at_least=0.5):  # share of each reduced pixel covered, in 1/255
         return small(np.multiply(np.asarray(mask, bool).view(np.uint8), 255, dtype=np.uint8)) >= 255 * at_least - 0.5

@@ -138,7 +138,7 @@ class MeasuredVessels:
 
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
-    max_covered=0.8, centre_shift_px=None, paint_links_between=True,
+    max_covered=0.8, centre_shift_px=None, paint_links_between=False,
 ):
     """Classify and measure detected centrelines.
 

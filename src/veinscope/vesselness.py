@@ -355,8 +355,8 @@ def _pack_kernels(residuals: list[float]):
 # --------------------------------------------------------------------------------------
 # the computation
 # --------------------------------------------------------------------------------------
-def _run(kernel: str, parallel: bool | None, rows: int, first, *args):
-    """Run ``_hk.<kernel>`` over ``rows`` output rows, in parallel over bands of rows or on one
+def _run(kernel: str, parallel: bool | None, first, *args):
+    """Run ``_hk.<kernel>`` over all output rows, in parallel over bands of rows or on one
     thread (the same kernel with Numba's thread count set to 1 for the call: one compiled kernel
     to load at start-up, not a serial twin as well). ``parallel=None`` decides by size: small
     images cost more to share out than they save. Both give the same result."""
@@ -386,7 +386,7 @@ def _build_pyramid(img: np.ndarray, depth: int, parallel: bool | None) -> tuple[
         src = levels[-1]
         dst = np.empty(_level_shape(src.shape, 1), np.float32)
         mm = np.zeros(2, np.float32)
-        _run("smooth_decimate", parallel, dst.shape[0], src, h, h.shape[0] - 1, dst, mm)
+        _run("smooth_decimate", parallel, src, h, h.shape[0] - 1, dst, mm)
         if level == 1:
             minmax = mm
         levels.append(dst)
@@ -458,7 +458,7 @@ def _compute(image, sigmas_px, black_ridges, beta, gamma, *, ridge: bool, pyrami
         ks = np.array([sign * (plans[i].sigma_px / 2**level) ** 2 / amax for i in sel], np.float32)
         smax2 = np.zeros(len(sel), np.float32)
         lim = levels[level]
-        _run("frangi_maps", parallel, lim.shape[0], lim, h0, h1, h2, radii, ks, cb, fl2, sscale, ridge, short,
+        _run("frangi_maps", parallel, lim, h0, h1, h2, radii, ks, cb, fl2, sscale, ridge, short,
              cmaps, coff[pos[0]], smax2)
         for c, i, v in zip(pos, sel, smax2):
             ccg[c], g = gamma_of(float(v))
@@ -473,17 +473,17 @@ def _compute(image, sigmas_px, black_ridges, beta, gamma, *, ridge: bool, pyrami
     cgs = np.zeros(len(fine), np.float32)
     smax2 = np.zeros(len(fine), np.float32)
     if fine and gamma is None:
-        _run("hessian_norm2_max", parallel, img.shape[0], img, h0, h1, h2, radii, np.abs(ks), smax2)
+        _run("hessian_norm2_max", parallel, img, h0, h1, h2, radii, np.abs(ks), smax2)
     for j, i in enumerate(fine):
         cgs[j], g = gamma_of(float(smax2[j]))
         log.debug("sigma %.3g px: level 0, radius %d, gamma %.4g", plans[i].sigma_px, plans[i].radius, g)
     outs = tuple(np.empty(img.shape, np.float32) for _ in range(5 if ridge else 1))
     if ridge:
         sig = np.array([plans[i].sigma_px for i in fine], np.float32)
-        _run("frangi_ridge", parallel, img.shape[0], img, h0, h1, h2, radii, ks, cgs, fl2, cb, short, sig, sscale,
+        _run("frangi_ridge", parallel, img, h0, h1, h2, radii, ks, cgs, fl2, cb, short, sig, sscale,
              cmaps, coff, cshape, cshift, ccg, csig, *outs)
     else:
-        _run("frangi_v", parallel, img.shape[0], img, h0, h1, h2, radii, ks, cgs, fl2, cb, short,
+        _run("frangi_v", parallel, img, h0, h1, h2, radii, ks, cgs, fl2, cb, short,
              cmaps, coff, cshape, cshift, ccg, outs[0])
     return outs, sigmas
 

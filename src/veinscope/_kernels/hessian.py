@@ -10,7 +10,8 @@ Every public kernel comes twice: ``name_rows(img, r0, r1, ...)`` processes outpu
 :data:`BAND_ROWS` rows to it in a ``prange``. Bands do not depend on each other and the
 reductions (maxima) are exact, so the results are bit-identical whatever the number of threads
 or the banding (no reassociating fast-math; only FMA contraction, which is deterministic).
-The wrapper calls ``name_rows(img, 0, M, ...)`` for small images. Within a row the work goes
+For small images the wrapper runs ``name`` with Numba's thread count set to 1 (one compiled
+kernel per name to load, not a serial twin as well); tests call ``name_rows`` as the reference. Within a row the work goes
 by tiles of :data:`TILE` columns so that the buffers stay in the L1 cache.
 
 Per output row the separable second-order Gaussian derivatives are

@@ -11,8 +11,9 @@ Every public kernel comes twice: ``name_rows(img, r0, r1, ...)`` processes outpu
 reductions (maxima) are exact, so the results are bit-identical whatever the number of threads
 or the banding (no reassociating fast-math; only FMA contraction, which is deterministic).
 For small images the wrapper runs ``name`` with Numba's thread count set to 1 (one compiled
-kernel per name to load, not a serial twin as well); tests call ``name_rows`` as the reference. Within a row the work goes
-by tiles of :data:`TILE` columns so that the buffers stay in the L1 cache.
+kernel per name to load, not a serial twin as well); tests call ``name_rows`` as the
+reference. Within a row the work goes by tiles of :data:`TILE` columns so that the buffers
+stay in the L1 cache.
 
 Per output row the separable second-order Gaussian derivatives are
 

@@ -66,11 +66,12 @@ def srgb8_to_lab(rgb) -> np.ndarray:
     return rgb2lab(a.reshape(-1, 1, 3)).reshape(a.shape)
 
 
-# sRGB (D65) -> CIE XYZ, and the D65 white (IEC 61966-2-1; the values OpenCV and scikit-image use)
-_RGB_TO_XYZ = np.array(
+#: Linear sRGB -> CIE XYZ (rows X, Y, Z) and the D65 2° white, as scikit-image's ``rgb2lab``
+#: (also used by the compiled ΔE00 in :mod:`veinscope._kernels.colourdiff`).
+RGB_TO_XYZ = np.array(
     [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]]
 )
-_WHITE_D65 = np.array([0.950456, 1.0, 1.088754])
+WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
 
 
 def srgb8_to_lab_f32(rgb) -> np.ndarray:
@@ -85,7 +86,7 @@ def srgb8_to_lab_f32(rgb) -> np.ndarray:
     if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
         raise ValueError(f"rgb must be a (M, N, 3) uint8 array, got shape {a.shape} dtype {a.dtype}")
     lin = srgb_to_linear(np.arange(256)).astype(np.float32)[a]
-    xyz = lin @ (_RGB_TO_XYZ / _WHITE_D65[:, None]).T.astype(np.float32)
+    xyz = lin @ (RGB_TO_XYZ / WHITE_D65[:, None]).T.astype(np.float32)
     eps = np.float32(0.008856)
     f = np.where(xyz > eps, np.cbrt(xyz), np.float32(7.787) * xyz + np.float32(16.0 / 116.0))
     lab = np.empty(a.shape, np.float32)

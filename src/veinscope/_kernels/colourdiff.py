@@ -16,9 +16,8 @@ import math
 import numba as nb
 import numpy as np
 
-#: linear sRGB -> XYZ (as skimage), rows X, Y, Z; white D65 2°.
-_M = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
-_WHITE = np.array([0.95047, 1.0, 1.08883])
+from veinscope.colour import RGB_TO_XYZ as _M  # linear sRGB -> XYZ (as skimage)
+from veinscope.colour import WHITE_D65 as _WHITE  # D65 2°
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

@@ -271,6 +271,53 @@ def test_rendered_profile_has_the_truth_fwhm():
     assert (band.max() - band.min() + 1) / ppm == pytest.approx(truth, abs=1.5 / ppm)
 
 
+def test_thin_vessel_visibility_uses_the_contrast_the_photo_shows():
+    """A vessel thinner than a pixel: the truth's contrast (delta_e) is that of the rendered
+    vessel's centre on the canvas (pixel footprint included), not of the unblurred vessel."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    ppm, shape = 10.0, (60, 120)
+    d_mm, depth = 0.1, 0.15
+    x = np.arange(-2.0, 14.0, 0.05)
+    st = synth._Structure("thread", "red", depth, 1.0, [synth._Branch(np.stack([np.full_like(x, 3.0), x], 1), np.full_like(x, d_mm))])
+    st.od_vec = np.array([0.05, 0.6, 0.5])
+    flat = np.full(shape, 0.4, np.float32)
+    skin = {"diffuse": np.stack([flat] * 3), "glare": np.zeros(shape, np.float32),
+            "texture": np.stack([flat[::4, ::4]] * 3), "texture_stride": 4}
+    out = synth._render_vessels([st], shape, ppm, {"skin_alpha": np.ones(shape, np.float32)}, skin, 1.0)
+    od = np.zeros((shape[0] * shape[1], 3))
+    od[out["od_idx"]] = out["od_val"]
+    centre = od.reshape(*shape, 3)[25:36, 60].max(axis=0)  # the profile's peak across the vessel
+    skin_rgb = np.full(3, 0.4)
+    de_rendered = deltaE_ciede2000(rgb2lab(synth._srgb_encode(skin_rgb)[None, None]),
+                                   rgb2lab(synth._srgb_encode(skin_rgb * 10.0 ** -centre)[None, None]))[0, 0]
+    de_truth = np.median(np.concatenate([c["delta_e"] for c in out["centrelines"]]))
+    assert de_truth == pytest.approx(de_rendered, rel=0.12)
+    # the unblurred vessel would claim far more contrast than the canvas shows
+    unblurred = synth._profile(np.zeros(1), np.array([synth._blur_mm(depth) / (0.5 * d_mm)]))[0]
+    assert unblurred * st.od_vec[1] > 1.5 * centre[1]
+
+
+def test_camera_defocus_lowers_a_thin_vessels_visible_peak():
+    """_photo_peak: the centre of the cylinder blurred by depth, pixel footprint and defocus
+    together, against a direct numerical convolution; a wide vessel barely loses contrast."""
+    ppm, defocus_px = 8.0, 0.6
+    for d_mm, loss in ((0.1, 0.8), (2.0, 1.0)):
+        st = synth._Structure("thread", "red", 0.2, 1.0, [])
+        it = {"st": st, "d_mm": np.array([d_mm]), "amp": np.array([1.0], np.float32),
+              "pts_px": np.array([[50.0, 50.0]])}
+        got = synth._photo_peak(it, ppm, np.eye(3), defocus_px)[0]
+        sharp = synth._photo_peak(it, ppm, np.eye(3), 0.0)[0]
+        sigma = math.sqrt(st.blur_mm**2 + (synth._PIXEL_APERTURE_PX / ppm) ** 2 + (defocus_px / ppm) ** 2)
+        r = d_mm / 2
+        t = np.linspace(-r, r, 4001)
+        chord = np.sqrt(np.clip(1 - (t / r) ** 2, 0, None))  # normalised chord, 1 at the axis
+        g = np.exp(-0.5 * (t / sigma) ** 2) / (math.sqrt(2 * math.pi) * sigma)
+        expect = float(np.sum(chord * g) * (t[1] - t[0]))
+        assert got == pytest.approx(expect, rel=0.03)
+        assert got < sharp * loss if d_mm < 1 else got > 0.99 * sharp
+
+
 # --- colour: red vs blue telangiectasia -----------------------------------------------------
 def _linear(rgb8: np.ndarray) -> np.ndarray:
     x = rgb8.astype(np.float64) / 255

@@ -58,13 +58,17 @@ Truth
   the visible diameter at the local scale (at least half a pixel, so sub-pixel vessels stay one
   connected pixel line). Where vessels overlap, the one with the stronger local contrast owns
   the pixel.
-* A centreline point is *visible* when the colour difference between the vessel's centre and the
-  skin around it (CIEDE2000, sRGB at the nominal exposure, before camera noise) is at least
+* A centreline point is *visible* when the colour difference between the vessel's centre, as
+  the photo shows it, and the skin around it (CIEDE2000, sRGB at the nominal exposure, before
+  camera noise) is at least
   2 and at least 1.5 times the local RMS colour variation of the skin texture (for veins of
   1 mm and more, also of the skin's mottling and shading at the scale of millimetres). Pixels of
   invisible parts, and vessel pixels hidden under hair, are ``ignore`` (unlabelled) pixels;
   vessels under the card are simply not there (the card is not skin). Cleared parts of a
-  treated vessel are not vessel at all.
+  treated vessel are not vessel at all. "As the photo shows it": the vessel's own profile
+  blurred further by the pixel footprint and the camera's defocus, so a vessel thinner than a
+  pixel counts with the fraction of its contrast that reaches the photo (its diameter stays
+  the visible diameter above, free of the camera).
 * Staining is marked where its colour difference from the skin around it passes the same
   test; matting is the area within 0.75 mm of its visible fine vessels, closed and filled.
 * Lengths come from the centrelines in millimetres on the skin plane (each point carries its
@@ -1388,7 +1392,8 @@ def _render_session(site: _Site, plan: _Course, k: int, hpx, hmm, size, foot_mm,
     # vessels of this session
     alpha = geo["skin_alpha"]
     items = [it for it in _vessel_items(plan.structures, ppm, plan.remain[k]) if plan.appear[it["sid"]] <= k]
-    _visibility(items, ppm, alpha, lit, gain0)
+    cam_settings = _camera_settings(r_cam)
+    _visibility(items, ppm, alpha, lit, gain0, h_px=hpx, defocus_px=cam_settings["defocus"])
     od_idx, od_val = _render_od(items, len(plan.structures), shape, ppm, alpha)
 
     # compose the canvas in place, channel by channel (linear RGB relative to a white
@@ -1422,7 +1427,7 @@ def _render_session(site: _Site, plan: _Course, k: int, hpx, hmm, size, foot_mm,
     for c in range(3):
         scene[c] = _warp(diffuse[c], hpx, size)
     del diffuse
-    rgb, cam, jpeg = _camera(r_cam, scene, gain0, jpeg_quality)
+    rgb, cam, jpeg = _camera(r_cam, scene, gain0, jpeg_quality, cam_settings)
     del scene
 
     # truth on the photo's grid
@@ -1504,6 +1509,7 @@ def _render_session(site: _Site, plan: _Course, k: int, hpx, hmm, size, foot_mm,
         "truth": {
             "visible_delta_e00_min": _DELTA_E_MIN,
             "texture_rms_factor": _TEXTURE_FACTOR,
+            "visible_contrast_blur": ["depth", "pixel footprint", "camera defocus"],
             "red_blue_od_ratio": RED_BLUE_OD_RATIO,
         },
     }
@@ -2089,7 +2095,7 @@ def _resample(pts: np.ndarray, step: float) -> np.ndarray:
 # vessels: rendering and truth
 # ============================================================================================
 def _vessel_items(structures: list[_Structure], ppm: float, remain: dict | None = None) -> list[dict]:
-    """Per branch and centreline point: visible diameter, class, peak OD factor.
+    """Per branch and centreline point: visible diameter, class, OD amplitude.
 
     ``remain`` maps a structure index to one factor array per branch (what is left of a
     treated vessel's contrast, 0 where it has cleared); missing structures keep 1.
@@ -2107,17 +2113,25 @@ def _vessel_items(structures: list[_Structure], ppm: float, remain: dict | None 
             if remain is not None and sid in remain:
                 amp = amp * remain[sid][bi]
             amp = amp.astype(np.float32)
-            peak = amp * _profile(np.zeros_like(d_mm), st.blur_mm / (0.5 * d_mm))
             code = np.where(vis_d < 1.0, tel_code, np.where(vis_d <= 3.0, 3, 4)).astype(np.uint8)
             items.append(dict(sid=sid, bi=bi, st=st, pts_mm=br.pts_mm, pts_px=br.pts_mm * ppm, d_mm=d_mm,
-                              vis_d=vis_d, amp=amp, peak=peak, code=code))
+                              vis_d=vis_d, amp=amp, code=code))
     return items
 
 
-def _visibility(items: list[dict], ppm: float, alpha: np.ndarray, lit: dict, gain0: float) -> None:
+def _visibility(
+    items: list[dict], ppm: float, alpha: np.ndarray, lit: dict, gain0: float,
+    *, h_px: np.ndarray | None = None, defocus_px: float = 0.0,
+) -> None:
     """Mark each centreline point ``seen`` where the colour difference between the vessel's
     centre and the skin around it (smoothed vessel-free skin plus its glare, nominal exposure)
-    reaches the threshold, on the skin-plane canvas; store ``delta_e``."""
+    reaches the threshold, on the skin-plane canvas; store ``delta_e``.
+
+    The vessel's centre is taken as the photo shows it: its own profile (cylinder and depth
+    blur) further blurred by the pixel footprint the canvas is rendered with and by the
+    camera's defocus (``defocus_px`` photo pixels; ``h_px`` maps canvas px to photo px and
+    gives the local scale). A vessel thinner than a pixel loses most of its contrast there.
+    """
     if not items:
         return
     m, n = alpha.shape
@@ -2133,7 +2147,7 @@ def _visibility(items: list[dict], ppm: float, alpha: np.ndarray, lit: dict, gai
     diffuse, glare = lit["diffuse"], lit["glare"]
     base_d = np.stack([_local_mean(diffuse[c], iy, ix, r) for c in range(3)], axis=1)
     gl = _local_mean(glare, iy, ix, r)[:, None]
-    od_pk = np.concatenate([it["peak"][:, None] * it["st"].od_vec[None, :] for it in items])
+    od_pk = np.concatenate([_photo_peak(it, ppm, h_px, defocus_px)[:, None] * it["st"].od_vec[None, :] for it in items])
     base = base_d + gl
     with_v = base_d * np.power(10.0, -od_pk) + gl
     de = deltaE_ciede2000(rgb2lab(_srgb_encode(base * gain0)[None]), rgb2lab(_srgb_encode(with_v * gain0)[None]), channel_axis=-1)[0]
@@ -2152,6 +2166,23 @@ def _visibility(items: list[dict], ppm: float, alpha: np.ndarray, lit: dict, gai
         it["seen"] = it["on_skin"] & ok[k0 : k0 + k] & (it["amp"] > 0)
         it["delta_e"] = de[k0 : k0 + k]
         k0 += k
+
+
+def _photo_peak(it: dict, ppm: float, h_px: np.ndarray | None, defocus_px: float) -> np.ndarray:
+    """Peak OD factor of a vessel as the photo shows it, per centreline point: ``amp`` x the
+    blurred cylinder's centre, the blur being the depth blur, the rendering's pixel footprint
+    (canvas px) and the camera's defocus (photo px, converted at the local scale)."""
+    var_mm2 = it["st"].blur_mm ** 2 + (_PIXEL_APERTURE_PX / ppm) ** 2
+    if defocus_px > 0:
+        if h_px is None:
+            scale = np.ones(len(it["pts_px"]))
+        else:  # photo px per canvas px at each point: sqrt|det J| of the homography
+            p = it["pts_px"]
+            w = h_px[2, 0] * p[:, 1] + h_px[2, 1] * p[:, 0] + h_px[2, 2]
+            scale = np.sqrt(abs(np.linalg.det(h_px)) / np.abs(w) ** 3)
+        var_mm2 = var_mm2 + (defocus_px / (ppm * scale)) ** 2
+    sigma = np.sqrt(var_mm2) * np.ones(len(it["d_mm"]))
+    return (it["amp"] * _profile(np.zeros_like(it["d_mm"]), sigma / (0.5 * it["d_mm"]))).astype(np.float32)
 
 
 def _render_od(items: list[dict], n_structures: int, shape: tuple[int, int], ppm: float, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -2521,13 +2552,9 @@ def _render_background(
     return np.stack([bg_col, cl_col]), bg, cl
 
 
-def _camera(
-    rng: np.random.Generator, scene: np.ndarray, gain0: float, jpeg_quality: int | None
-) -> tuple[np.ndarray, dict, bytes | None]:
-    """Exposure, white balance, vignetting, defocus, sensor noise, sRGB, JPEG.
-
-    (3, M, N) linear image on the photo's grid (overwritten) -> (M, N, 3) uint8 photo.
-    """
+def _camera_settings(rng: np.random.Generator) -> dict:
+    """The session camera's exposure, white balance, defocus (photo px), noise and vignetting,
+    drawn first from its stream (the truth's visibility needs the defocus before the render)."""
     exposure = float(np.exp(rng.normal(0.0, 0.12)))
     temp = rng.normal(0.0, 0.07)
     tint = rng.normal(0.0, 0.03)
@@ -2536,6 +2563,19 @@ def _camera(
     shot = float(rng.uniform(0.00005, 0.0004))
     read = float(rng.uniform(1e-6, 1e-5))
     vig = float(rng.uniform(0.05, 0.2))
+    return dict(exposure=exposure, wb=wb, defocus=defocus, shot=shot, read=read, vig=vig)
+
+
+def _camera(
+    rng: np.random.Generator, scene: np.ndarray, gain0: float, jpeg_quality: int | None, settings: dict
+) -> tuple[np.ndarray, dict, bytes | None]:
+    """Exposure, white balance, vignetting, defocus, sensor noise, sRGB, JPEG.
+
+    (3, M, N) linear image on the photo's grid (overwritten) -> (M, N, 3) uint8 photo.
+    ``settings`` from :func:`_camera_settings` on the same ``rng``.
+    """
+    exposure, wb, defocus = settings["exposure"], settings["wb"], settings["defocus"]
+    shot, read, vig = settings["shot"], settings["read"], settings["vig"]
     g = gain0 * exposure
     m, n = scene.shape[1:]
     yy = np.arange(m, dtype=np.float32)[:, None] - np.float32(m / 2)

@@ -46,10 +46,28 @@ MODULES = [
 
 
 def _signature(obj) -> str:
+    """The signature, with defaults whose repr carries a memory address (functions, sentinel
+    objects) shown by name, so the reference is the same on every build."""
     try:
-        return str(inspect.signature(obj))
+        sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return ""
+    params = []
+    for p in sig.parameters.values():
+        d = p.default
+        if d is not inspect.Parameter.empty and " at 0x" in repr(d):
+            d = _Named(getattr(d, "__name__", "(not given)"))
+            p = p.replace(default=d)
+        params.append(p)
+    return str(sig.replace(parameters=params))
+
+
+class _Named:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
 
 
 def _doc(obj) -> str:

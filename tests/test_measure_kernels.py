@@ -320,3 +320,29 @@ def test_same_class_pieces_equal_connected_components(rng):
         assert order == list(range(total, total + nl - 1)) and len(first) == nl - 1
         total += nl - 1
     assert n == total
+
+
+def _line(y0, x0, n, dy=0, dx=1):
+    return np.array([[y0 + k * dy, x0 + k * dx] for k in range(n)], np.int32)
+
+
+def test_a_lone_short_wide_chain_is_a_patch_but_a_piece_of_a_vein_is_kept():
+    from veinscope.measure import _isolated_patches
+
+    vein = _line(100, 20, 120)                  # a long line, 10 px wide
+    beside = _line(100, 150, 6)                 # short and 30 px wide, 10 px past the vein's end
+    lone = _line(300, 300, 6)                   # short and 30 px wide, far from everything
+    thin_short = _line(200, 400, 6)             # short but thin: a line, not a patch
+    pts = np.concatenate([vein, beside, lone, thin_short])
+    order = np.lexsort((pts[:, 1], pts[:, 0]))
+    seg = np.repeat(np.arange(4), [len(vein), len(beside), len(lone), len(thin_short)])
+    width = np.repeat(np.array([10.0, 30.0, 30.0, 3.0], np.float32), [len(vein), len(beside), len(lone), len(thin_short)])
+    pts, seg, width = pts[order], seg[order], width[order]
+    accepted = np.ones(len(pts), bool)
+    drop = _isolated_patches(pts, seg, accepted, width)
+    assert set(np.unique(seg[drop])) == {2}
+    # a chain already rejected neither counts as a neighbour nor is reported
+    accepted[seg == 0] = False
+    drop = _isolated_patches(pts, seg, accepted, width)
+    assert set(np.unique(seg[drop])) == {1, 2}
+    assert not drop[seg == 0].any()

@@ -310,13 +310,17 @@ def _isolated_patches(pts: np.ndarray, segment: np.ndarray, accepted: np.ndarray
     if not accepted.any():
         return drop
     seg = segment[accepted]
-    ids, count = np.unique(seg, return_counts=True)
     a_idx = np.flatnonzero(accepted)
     order = np.argsort(seg, kind="stable")
+    ids, count = np.unique(seg, return_counts=True)
     bounds = np.r_[0, np.cumsum(count)]
+    # only a chain shorter than its widest point can be shorter than its median width
+    w_sorted = np.nan_to_num(width[a_idx[order]], nan=0.0)
+    widest = np.maximum.reduceat(w_sorted, bounds[:-1])
     ay = pts[a_idx, 0].astype(np.float64)
     ax = pts[a_idx, 1].astype(np.float64)
-    for j, c in enumerate(ids):
+    for j in np.flatnonzero(count < widest):
+        c = ids[j]
         own = a_idx[order[bounds[j]:bounds[j + 1]]]
         d = float(np.nanmedian(width[own])) if np.isfinite(width[own]).any() else 0.0
         if own.size >= d:

@@ -30,7 +30,9 @@ follow-up at the baseline's scale) are taken on the baseline's grid. Then:
 * **Matting.** Perceptible new redness of the haemoglobin-like map (very fine vessels and
   their blush), where the follow-up itself is red, gathered as a practitioner outlines a
   patch (within 0.75 mm of the new vessels, closed and filled); a patch must be wider than
-  one new vessel. The distance to the nearest treated (baseline) vessel is reported.
+  one new vessel. Fine vessels the engine finds in the follow-up only count where the baseline
+  showed less than half their redness along them (the engine may have missed them at baseline).
+  The distance to the nearest treated (baseline) vessel is reported.
 * **New vessels elsewhere.** Vessels the engine finds in the follow-up that were not in the
   baseline (no baseline vessel within the tolerance and no baseline contrast there), outside
   staining and matting patches.

@@ -96,6 +96,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sessions", type=int, default=3)
     ap.add_argument("--big", action="store_true", help="time one 12 MP pair instead")
     ap.add_argument("--runs", type=int, default=5, help="timed runs of the 12 MP pair (--big)")
+    ap.add_argument("--paint-links", type=int, choices=[0, 1], default=None,
+                    help="analyze(paint_links=...) for both photos (default: the engine's default)")
     args = ap.parse_args(argv)
     import veinscope
 
@@ -103,12 +105,13 @@ def main(argv=None) -> int:
     if args.big:
         return _big(args.runs)
     cases = _sim_cases(args.n, args.seed0, tuple(args.size)) if args.source == "sim" else _series_cases(args.n, args.seed0, tuple(args.size), args.sessions)
+    opts = None if args.paint_links is None else {"paint_links": bool(args.paint_links)}
     rows = []
     print(f"{'case':>8} {'ppm':>5} {'imp':>6} {'truth':>6} {'err':>6} | {'stain':>6} {'truth':>6} | {'matt':>6} {'truth':>6} | {'new':>3} {'res mm':>7} {'s':>5}")
     for case, b, f, ppm, truth, extra in cases:
         t0 = time.perf_counter()
         try:
-            c = compare(b, f, px_per_mm=ppm)
+            c = compare(b, f, px_per_mm=ppm, analyze_options=opts)
         except RegistrationError as exc:
             print(f"{case!s:>8} refused: {exc}")
             rows.append({"case": case, "refused": True})

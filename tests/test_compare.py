@@ -493,3 +493,41 @@ def test_new_matting_over_a_cleared_vessel_is_not_that_vessel_persisting():
     assert sorted(v["status"] for v in c.vessels) == ["cleared", "persisting"]
     assert (c.change_map[78:83, 130:190] == CHANGE_CODES["cleared"]).mean() > 0.9
     assert (c.change_map[168:173, 80:140] == CHANGE_CODES["persisting"]).mean() > 0.9
+
+
+def test_fine_vessels_the_engine_missed_at_baseline_are_not_matting():
+    # both photos show the same patch of fine red vessels; the baseline's analysis missed them
+    # (its labels cleared there, as the engine misses faint fine vessels), the follow-up's
+    # found them. They are not new: the baseline shows as much redness there (with the
+    # engine's link painting such vessels were reported as 30 mm² of matting, simulated pair
+    # 306). The same patch in the follow-up only is matting.
+    import dataclasses
+
+    from veinscope import analyze
+
+    rng = np.random.default_rng(5)
+    base = _skin()
+    _bar(base, 170, 40, 280)
+    mesh = _matting_mesh(base, 80, 160, rng, a=60, b=30)
+    ell = np.zeros(base.shape[:2], np.uint8)
+    cv2.ellipse(ell, (160, 80), (70, 40), 0, 0, 360, 1, -1)
+    ell = ell.astype(bool)
+    fu = _u8(_noise(mesh, 2))
+    a_f = analyze(fu, px_per_mm=PPM)
+    fine = ((a_f.labels == 1) | (a_f.labels == 2)) & (a_f.diameter_px <= 0.3 * PPM)
+    assert (fine & ell).sum() > 200  # the follow-up's engine finds the fine vessels
+
+    def missed_there(img):
+        a = analyze(img, px_per_mm=PPM)
+        lab, d = a.labels.copy(), a.diameter_px.copy()
+        lab[ell], d[ell] = 0, 0.0
+        return dataclasses.replace(a, labels=lab, diameter_px=d)
+
+    b_same = _u8(_noise(mesh, 1))
+    c_same = compare(b_same, fu, px_per_mm=PPM, baseline_analysis=missed_there(b_same), followup_analysis=a_f)
+    assert c_same.matting["area_mm2"] == 0
+    b_new = _u8(_noise(base, 1))
+    c_new = compare(b_new, fu, px_per_mm=PPM, baseline_analysis=missed_there(b_new), followup_analysis=a_f)
+    assert c_new.matting["patches"] == 1
+    # the ellipse (6 x 3 mm semi-axes) and the 0.75 mm a practitioner's outline adds around it
+    assert c_new.matting["area_mm2"] == pytest.approx(np.pi * 6.75 * 3.75, rel=0.25)

@@ -30,7 +30,9 @@ follow-up at the baseline's scale) are taken on the baseline's grid. Then:
 * **Matting.** Perceptible new redness of the haemoglobin-like map (very fine vessels and
   their blush), where the follow-up itself is red, gathered as a practitioner outlines a
   patch (within 0.75 mm of the new vessels, closed and filled); a patch must be wider than
-  one new vessel. The distance to the nearest treated (baseline) vessel is reported.
+  one new vessel. Fine vessels the engine finds in the follow-up only count where the baseline
+  showed less than half their redness along them (the engine may have missed them at baseline).
+  The distance to the nearest treated (baseline) vessel is reported.
 * **New vessels elsewhere.** Vessels the engine finds in the follow-up that were not in the
   baseline (no baseline vessel within the tolerance and no baseline contrast there), outside
   staining and matting patches.
@@ -346,7 +348,7 @@ def compare(
     if not whole:
         mb.keep(boxes)
         mf.keep(boxes)
-    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist)
+    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio)
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
     fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=matt["mask"])
@@ -1463,7 +1465,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures}
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel."""
@@ -1525,11 +1527,22 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr, (BY0, BX0))
         if fine_new is not None:
             # the engine's line detector sees fine vessels that single pixels do not show: new
-            # telangiectasia under 0.3 mm away from every baseline vessel, where redness rose
+            # telangiectasia under 0.3 mm away from every baseline vessel, where redness rose;
+            # each connected piece only if the baseline showed less than ``visible_ratio`` of
+            # its redness, on average along it (a fine vessel the engine missed at baseline
+            # and found in the follow-up is not new)
             fn_ = fine_new[BY0:BY1, BX0:BX1]
             if fn_.any():
                 dist_b = cv2.distanceTransform((~bv).astype(np.uint8), cv2.DIST_L2, 5) if bv.any() else np.full(bv.shape, np.inf, np.float32)
-                new_red |= fn_ & vb & (dist_b > 2.0 + 0.3 * ppm) & (d_hb > 0)
+                far = fn_ & vb & (dist_b > 2.0 + 0.3 * ppm)
+                if far.any():
+                    nl_f, lab_f = cv2.connectedComponents(far.astype(np.uint8), connectivity=8)
+                    idx = lab_f[far]
+                    hb_b = cv2.GaussianBlur(cb["haemoglobin"], (0, 0), 0.8)
+                    redness_b = np.bincount(idx, weights=hb_b[far], minlength=nl_f)
+                    redness_f = np.bincount(idx, weights=hb_f[far], minlength=nl_f)
+                    new_piece = redness_b < visible_ratio * redness_f
+                    new_red |= far & new_piece[lab_f] & (d_hb > 0)
         mm_ = cv2.dilate(new_red.astype(np.uint8), ker)
         mm_ = cv2.morphologyEx(mm_, cv2.MORPH_CLOSE, ker)
         regions = ndi.binary_fill_holes(mm_.astype(bool)) & vb

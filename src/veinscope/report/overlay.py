@@ -24,7 +24,9 @@ _LABELS = {
 }
 
 
-def render_overlay(rgb, analysis, *, alpha: float = 0.7, outline_skin: bool = True) -> np.ndarray:
+def render_overlay(
+    rgb, analysis, *, alpha: float = 0.7, outline_skin: bool = True, figures: dict | None = None
+) -> np.ndarray:
     """Photo with the detected vessels coloured by class and a legend with the figures.
 
     Parameters
@@ -38,6 +40,8 @@ def render_overlay(rgb, analysis, *, alpha: float = 0.7, outline_skin: bool = Tr
         Opacity of the class colours (0-1).
     outline_skin : bool
         Draw the border of the skin found as a white line.
+    figures : dict, optional
+        ``analysis.to_dict()`` when the caller already has it (not made again for the legend).
 
     Returns
     -------
@@ -72,16 +76,17 @@ def render_overlay(rgb, analysis, *, alpha: float = 0.7, outline_skin: bool = Tr
         skin = np.ascontiguousarray(analysis.skin, dtype=bool).view(np.uint8)
         edge = cv2.morphologyEx(skin, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
         cv2.bitwise_or(out, (255, 255, 255, 0), dst=out, mask=edge)  # white where edge != 0
-    _legend(out, analysis)
+    _legend(out, analysis, analysis.to_dict() if figures is None else figures)
     return out
 
 
-def _legend(out: np.ndarray, analysis) -> None:
-    """Draw the legend box in the top-left corner of ``out`` (in place; only that corner is touched)."""
+def _legend(out: np.ndarray, analysis, figures: dict) -> None:
+    """Draw the legend box in the top-left corner of ``out`` (in place; only that corner is touched);
+    ``figures`` is ``analysis.to_dict()``."""
     h, w = out.shape[:2]
     size = max(11, int(min(w, h) / 45))
     font = ImageFont.load_default(size=size)
-    figs = analysis.to_dict()["classes"]
+    figs = figures["classes"]
     calibrated = analysis.px_per_mm is not None
     lines = []
     for name, colour in CLASS_COLOURS.items():

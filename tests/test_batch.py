@@ -256,3 +256,33 @@ def test_batch_files_are_those_of_veinscope_analyze(legs, tmp_path):
     assert np.array_equal(tifffile.imread(out / "leg_a" / "diameter_mm.tif"), tifffile.imread(tmp_path / "one" / "diameter_mm.tif"))
     assert _analysis(out, "leg_a") == _analysis(tmp_path, "one")
     assert not list(out.rglob("*.tmp"))  # every file renamed into place
+
+
+def test_worker_makes_the_figures_once_per_photo(legs, monkeypatch):
+    """analyse_bytes hands the analysis.json figures it made to the encoders (they are not made
+    again for the JSON file and the overlay's legend); the files are those made without them."""
+    from veinscope._cli_analyze import encode_analysis
+    from veinscope.batch import analyse_bytes
+    from veinscope.measure import Analysis
+
+    made = []
+    to_dict = Analysis.to_dict
+
+    def counting(self):
+        made.append(1)
+        return to_dict(self)
+
+    monkeypatch.setattr(Analysis, "to_dict", counting)
+    res = analyse_bytes((legs / "leg_a.jpg").read_bytes(), "leg_a", px_per_mm=PPM)
+    assert res["ok"] and len(made) == 1
+    from veinscope.io import load_photo
+    from veinscope.pipeline import analyze
+
+    ph = load_photo(legs / "leg_a.jpg")
+    again = encode_analysis(analyze(ph, px_per_mm=PPM), ph.rgb)  # figures made here
+    assert set(again) == OUTPUT_FILES
+    for name in ("labels.png", "diameter_mm.tif", "overlay.png"):
+        assert res["files"][name] == again[name]
+    strip = (lambda d: {**d, "parameters": {k: v for k, v in d["parameters"].items() if k != "seconds"}})
+    assert strip(json.loads(res["files"]["analysis.json"])) == strip(json.loads(again["analysis.json"]))
+    assert json.loads(res["files"]["analysis.json"])["parameters"]["seconds"] == res["analysis"]["parameters"]["seconds"]

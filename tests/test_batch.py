@@ -286,3 +286,18 @@ def test_worker_makes_the_figures_once_per_photo(legs, monkeypatch):
     strip = (lambda d: {**d, "parameters": {k: v for k, v in d["parameters"].items() if k != "seconds"}})
     assert strip(json.loads(res["files"]["analysis.json"])) == strip(json.loads(again["analysis.json"]))
     assert json.loads(res["files"]["analysis.json"])["parameters"]["seconds"] == res["analysis"]["parameters"]["seconds"]
+
+
+def test_overlay_vessel_pixels_are_numpys_flatnonzero():
+    """render_overlay finds the vessel pixels with OpenCV's scan: NumPy's indices, in its order."""
+    from veinscope.report.overlay import _flat_nonzero
+
+    rng = np.random.default_rng(5)
+    for shape, frac in [((301, 407), 0.03), ((64, 1), 0.5), ((1, 70), 0.2), ((50, 60), 0.0), ((40, 30), 1.0)]:
+        img = np.where(rng.random(shape) < frac, rng.integers(1, 5, shape), 0).astype(np.uint8)
+        got = _flat_nonzero(img)
+        np.testing.assert_array_equal(got, np.flatnonzero(img))
+        assert got.dtype == np.intp
+    strided = np.zeros((40, 80), np.uint8)
+    strided[3, 5::7] = 2
+    np.testing.assert_array_equal(_flat_nonzero(strided[:, ::2]), np.flatnonzero(strided[:, ::2]))

@@ -190,7 +190,7 @@ def assess_quality(
     skin = np.asarray(skin, dtype=bool)
     if card_mask is not None:
         skin = skin & ~np.asarray(card_mask, dtype=bool)
-    frac = float(skin.mean())
+    frac = float(np.count_nonzero(skin) / max(1, skin.size))  # = skin.mean() (count, then one division)
     if frac < NO_SKIN_FRAC:
         out.append(QualityWarning(
             "no_skin",

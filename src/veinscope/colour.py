@@ -138,7 +138,7 @@ class ColourCorrection:
         if a.ndim != 3 or a.shape[2] != 3 or a.dtype != np.uint8:
             raise ValueError(f"rgb must be a (M, N, 3) uint8 array, got shape {a.shape} dtype {a.dtype}")
         # a 256-entry table per channel: exact and fast on 12 MP photos (OpenCV's LUT looks up
-        # the three channels in one pass: 0.01 s on 12 MP against 0.1 s for NumPy indexing
+        # the three channels in one pass: 0.045 s on 12 MP against 0.13 s for NumPy indexing
         # of each strided channel)
         import cv2
 

@@ -256,3 +256,48 @@ def test_batch_files_are_those_of_veinscope_analyze(legs, tmp_path):
     assert np.array_equal(tifffile.imread(out / "leg_a" / "diameter_mm.tif"), tifffile.imread(tmp_path / "one" / "diameter_mm.tif"))
     assert _analysis(out, "leg_a") == _analysis(tmp_path, "one")
     assert not list(out.rglob("*.tmp"))  # every file renamed into place
+
+
+def test_worker_makes_the_figures_once_per_photo(legs, monkeypatch):
+    """analyse_bytes hands the analysis.json figures it made to the encoders (they are not made
+    again for the JSON file and the overlay's legend); the files are those made without them."""
+    from veinscope._cli_analyze import encode_analysis
+    from veinscope.batch import analyse_bytes
+    from veinscope.measure import Analysis
+
+    made = []
+    to_dict = Analysis.to_dict
+
+    def counting(self):
+        made.append(1)
+        return to_dict(self)
+
+    monkeypatch.setattr(Analysis, "to_dict", counting)
+    res = analyse_bytes((legs / "leg_a.jpg").read_bytes(), "leg_a", px_per_mm=PPM)
+    assert res["ok"] and len(made) == 1
+    from veinscope.io import load_photo
+    from veinscope.pipeline import analyze
+
+    ph = load_photo(legs / "leg_a.jpg")
+    again = encode_analysis(analyze(ph, px_per_mm=PPM), ph.rgb)  # figures made here
+    assert set(again) == OUTPUT_FILES
+    for name in ("labels.png", "diameter_mm.tif", "overlay.png"):
+        assert res["files"][name] == again[name]
+    strip = (lambda d: {**d, "parameters": {k: v for k, v in d["parameters"].items() if k != "seconds"}})
+    assert strip(json.loads(res["files"]["analysis.json"])) == strip(json.loads(again["analysis.json"]))
+    assert json.loads(res["files"]["analysis.json"])["parameters"]["seconds"] == res["analysis"]["parameters"]["seconds"]
+
+
+def test_overlay_vessel_pixels_are_numpys_flatnonzero():
+    """render_overlay finds the vessel pixels with OpenCV's scan: NumPy's indices, in its order."""
+    from veinscope.report.overlay import _flat_nonzero
+
+    rng = np.random.default_rng(5)
+    for shape, frac in [((301, 407), 0.03), ((64, 1), 0.5), ((1, 70), 0.2), ((50, 60), 0.0), ((40, 30), 1.0)]:
+        img = np.where(rng.random(shape) < frac, rng.integers(1, 5, shape), 0).astype(np.uint8)
+        got = _flat_nonzero(img)
+        np.testing.assert_array_equal(got, np.flatnonzero(img))
+        assert got.dtype == np.intp
+    strided = np.zeros((40, 80), np.uint8)
+    strided[3, 5::7] = 2
+    np.testing.assert_array_equal(_flat_nonzero(strided[:, ::2]), np.flatnonzero(strided[:, ::2]))

@@ -128,3 +128,28 @@ def test_a_covered_grey_patch_is_left_out():
     assert any("grey_168" in w for w in corr.warnings)
     assert "grey_168" not in corr.params["patches_used"]
     np.testing.assert_allclose(corr.gain, 0.85 / PAPER_REFLECTANCE, rtol=0.03)
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_apply_is_the_per_channel_table_lookup(contiguous):
+    """apply() looks the three channels up in one OpenCV LUT: the same values as looking each
+    channel up in its own table, for every one of the 256 levels, on contiguous and strided photos."""
+    from veinscope.card import srgb_to_linear
+    from veinscope.colour import linear_to_srgb8
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (64, 2 * 260, 3), dtype=np.uint8)
+    rgb[0, : 2 * 256 : 2] = np.arange(256, dtype=np.uint8)[:, None]  # every level in every channel
+    if not contiguous:
+        rgb = rgb[:, ::2]
+    before = rgb.copy()
+    corr = ColourCorrection("card", True, np.array([0.8, 1.1, 0.65]), np.array([0.01, -0.02, 0.004]), 0.3)
+    lin = srgb_to_linear(np.arange(256))
+    want = np.stack(
+        [linear_to_srgb8((lin - corr.offset[c]) / corr.gain[c])[rgb[..., c]] for c in range(3)], axis=-1
+    )
+    out = corr.apply(rgb)
+    assert out.dtype == np.uint8 and out.shape == rgb.shape
+    np.testing.assert_array_equal(out, want)
+    np.testing.assert_array_equal(rgb, before)
+    assert not np.array_equal(out, rgb)

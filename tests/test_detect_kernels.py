@@ -207,3 +207,41 @@ def test_window_median_ignores_one_failed_fit():
     vals[20] = 1.0  # a wide vessel's profile read as a hair-thin one
     assert window_median(ys, xs, vals, 6, 10)[20] == 30.0
     assert vals[14:27].mean() < 28.0  # what a mean over the same window would give
+
+
+def test_band_labelling_by_bbdt_is_opencvs_default_labelling(rng, monkeypatch):
+    """detect_vessels labels its bands with BBDT for speed: the same components, numbering and
+    statistics as OpenCV's default, hence the same detection as with the default."""
+    region = (rng.random((301, 407)) < 0.35).astype(np.uint8) + (rng.random((301, 407)) < 0.05).astype(np.uint8)
+    ref = cv2.connectedComponentsWithStats(region, connectivity=8, ltype=cv2.CV_32S)
+    got = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    assert got[0] == ref[0] > 100
+    for a, b in zip(got[1:], ref[1:]):
+        np.testing.assert_array_equal(a, b)
+    # the engine's detection on a photo, with BBDT and with OpenCV's default labelling
+    from veinscope.chromophores import skin_optics
+    from veinscope.synth import generate_photo
+
+    ph = generate_photo(seed=7, size=(480, 360), px_per_mm=8.0, card=False, n_vessels=6)
+    skin = np.ones(ph.rgb.shape[:2], bool)
+    signal = skin_optics(ph.rgb, skin=skin, background_px=40.0).vessel_signal()
+
+    def detect():
+        return detect_vessels(ridge_response(signal, sigmas_px=(1.0, 2.0, 4.0), black_ridges=False), skin, signal)
+
+    fast = detect()
+    assert fast.points_yx.shape[0] > 50
+    seg = __import__("veinscope.segment", fromlist=["cv2"])
+
+    class _DefaultLabelling:
+        def __getattr__(self, name):
+            return getattr(cv2, name)
+
+        @staticmethod
+        def connectedComponentsWithStatsWithAlgorithm(img, connectivity, ltype, ccltype):
+            return cv2.connectedComponentsWithStats(img, connectivity=connectivity, ltype=ltype)
+
+    monkeypatch.setattr(seg, "cv2", _DefaultLabelling())
+    slow = detect()
+    for f in ("points_yx", "segment", "strength", "normals_yx", "scale_px"):
+        np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f))

@@ -200,3 +200,18 @@ def test_skin_blur_on_a_large_photo_equals_the_full_grey_reference():
     mask[200:1450, 500:1650] = True  # off-centre: the window is not the photo's middle
     got = skin_blur_px(rgb, mask)
     assert got is not None and got == _skin_blur_px_full_grey(rgb, mask)
+
+
+def test_pixels_at_is_the_strided_boolean_index():
+    """The exposure checks take the skin's pixels of the subsampled photo by row indices into
+    the whole photo: the same pixels, in the same order, as indexing the strided view."""
+    from veinscope.quality import _pixels_at
+
+    rng = np.random.default_rng(9)
+    for shape, step in [((97, 131, 3), 3), ((40, 41, 3), 1), ((64, 50, 3), 5)]:
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        mask = rng.random(a[::step, ::step].shape[:2]) < 0.6
+        want = a[::step, ::step][mask]
+        got = _pixels_at(a, mask, step)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(_pixels_at(a[:, ::-1], mask, step), a[:, ::-1][::step, ::step][mask])

@@ -68,21 +68,24 @@ def _tiff_float32(arr: np.ndarray) -> bytes:
     return b"".join([b"II*\0", struct.pack("<I", pos), *strips, pad, arrays, ifd])
 
 
-def encode_analysis(analysis, rgb) -> dict[str, bytes]:
+def encode_analysis(analysis, rgb, *, figures: dict | None = None) -> dict[str, bytes]:
     """The four files of the analyze contract, encoded in memory (file name -> bytes).
 
     ``analysis.json`` (the figures), ``labels.png`` (8-bit grey, class codes 0-4),
     ``diameter_mm.tif`` (float32, mm at vessel pixels, 0 elsewhere) and ``overlay.png``
     (RGB, the size of the photo). ``analysis.json`` comes last: writers put it in place last,
-    so that its presence marks a complete set.
+    so that its presence marks a complete set. ``figures`` is ``analysis.to_dict()`` when the
+    caller already has it (12 MP: about 9 ms each time it is made).
     """
     from veinscope.report.overlay import encode_png, render_overlay
 
+    if figures is None:
+        figures = analysis.to_dict()
     files = {
         "labels.png": encode_png(np.asarray(analysis.labels, dtype=np.uint8)),
         "diameter_mm.tif": _tiff_float32(analysis.diameter_mm),
-        "overlay.png": encode_png(render_overlay(rgb, analysis)),
-        "analysis.json": (json.dumps(analysis.to_dict(), indent=2) + "\n").encode(),
+        "overlay.png": encode_png(render_overlay(rgb, analysis, figures=figures)),
+        "analysis.json": (json.dumps(figures, indent=2) + "\n").encode(),
     }
     return files
 

@@ -332,7 +332,7 @@ def analyse_bytes(
             if files:
                 from veinscope._cli_analyze import encode_analysis
 
-                out["files"] = encode_analysis(result, photo.rgb)  # in memory: the parent writes them
+                out["files"] = encode_analysis(result, photo.rgb, figures=d)  # in memory: the parent writes them
         except VeinScopeError as exc:
             msg = str(exc)
             # loaded from bytes, the photo is called 'photo' in messages: name the file instead

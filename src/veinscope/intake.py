@@ -86,7 +86,7 @@ class Intake:
             "card": None if self.card is None else self.card.to_dict(),
             "colour": None if self.colour is None else self.colour.to_dict(),
             "colour_applied": self.colour_applied,
-            "card_area_px": int(self.card_mask.sum()),
+            "card_area_px": int(np.count_nonzero(self.card_mask)),
             "taken_at": None if self.photo.taken_at is None else self.photo.taken_at.isoformat(),
             "photo_info": dict(self.photo.info),
             "issues": [i.to_dict() for i in self.issues],

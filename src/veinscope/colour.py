@@ -59,11 +59,16 @@ def linear_to_srgb8(lin: np.ndarray) -> np.ndarray:
 
 
 def srgb8_to_lab(rgb) -> np.ndarray:
-    """sRGB 0-255 (uint8 or float) (..., 3) -> CIELAB (D65) float64 (..., 3)."""
-    from skimage.color import rgb2lab
+    """sRGB 0-255 (uint8 or float) (..., 3) -> CIELAB (D65) float64 (..., 3).
 
+    The steps and constants of scikit-image's ``rgb2lab`` (sRGB, D65, 2°; equal within 1e-9,
+    tested), in NumPy: importing scikit-image's colour module would cost a command's first
+    analysis with a card 0.2 s and 9 MB."""
     a = np.asarray(rgb, dtype=np.float64) / 255.0
-    return rgb2lab(a.reshape(-1, 1, 3)).reshape(a.shape)
+    lin = np.where(a > 0.04045, ((a + 0.055) / 1.055) ** 2.4, a / 12.92)
+    xyz = lin @ (RGB_TO_XYZ / WHITE_D65[:, None]).T
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16.0 / 116.0)
+    return np.stack([116.0 * f[..., 1] - 16.0, 500.0 * (f[..., 0] - f[..., 1]), 200.0 * (f[..., 1] - f[..., 2])], axis=-1)
 
 
 #: Linear sRGB -> CIE XYZ (rows X, Y, Z) and the D65 2° white, as scikit-image's ``rgb2lab``
@@ -97,10 +102,18 @@ def srgb8_to_lab_f32(rgb) -> np.ndarray:
 
 
 def delta_e00(rgb1, rgb2) -> np.ndarray:
-    """CIEDE2000 colour difference between sRGB colours (0-255, uint8 or float) of the same shape (..., 3)."""
-    from skimage.color import deltaE_ciede2000
+    """CIEDE2000 colour difference between sRGB colours (0-255, uint8 or float) of the same
+    shape (..., 3); float64 of shape (...). Equal to scikit-image's ``deltaE_ciede2000`` of
+    :func:`srgb8_to_lab` within 1e-9 (tested), through the compiled formula of
+    :mod:`veinscope._kernels.colourdiff`."""
+    from veinscope._kernels.colourdiff import delta_e_lab
 
-    return deltaE_ciede2000(srgb8_to_lab(rgb1), srgb8_to_lab(rgb2))
+    lab1, lab2 = srgb8_to_lab(rgb1), srgb8_to_lab(rgb2)
+    if lab1.shape != lab2.shape:
+        raise ValueError(f"the two colour arrays must have the same shape, got {lab1.shape} and {lab2.shape}")
+    out = np.empty(lab1.shape[:-1], np.float64)
+    delta_e_lab(np.ascontiguousarray(lab1.reshape(-1, 3)), np.ascontiguousarray(lab2.reshape(-1, 3)), out.reshape(-1))
+    return out
 
 
 @dataclass(frozen=True)

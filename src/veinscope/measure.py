@@ -347,7 +347,9 @@ def class_figures(vessels: MeasuredVessels, skin, px_per_mm) -> dict[str, ClassF
     statistics over centreline points (equal length each); ``segments`` counts pieces.
     """
     labels = vessels.labels
-    counts = np.bincount(labels.ravel(), minlength=5)
+    # one class at a time (np.bincount would first copy 12 MP into int64: 96 MB, once the
+    # analysis's peak of memory)
+    counts = np.array([np.count_nonzero(labels == code) for code in range(5)], np.int64)
     skin_px = float(np.count_nonzero(skin))
     pc = vessels.point_class
     w_all = vessels.width_px

@@ -279,6 +279,7 @@ def warmup(*, full_size: bool = False, retain_memory: bool = True) -> float:
     next instead of faulting in fresh pages each time (:func:`veinscope._memory.retain_freed_memory`;
     glibc only): less CPU per photo, but the memory stays with the process until it exits.
     """
+    from veinscope._numba_start import start_numba
     from veinscope.diameter import warmup as _diameter_warmup
     from veinscope.vesselness import warmup as _vesselness_warmup
 
@@ -287,6 +288,7 @@ def warmup(*, full_size: bool = False, retain_memory: bool = True) -> float:
         from veinscope._memory import retain_freed_memory
 
         retain_freed_memory()
+    start_numba()
     # only the kernels analyze() uses: the ridge filter and float32 diameter fits
     _vesselness_warmup(ridge_only=True)
     _diameter_warmup(dtypes=(np.float32,))

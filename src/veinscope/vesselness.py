@@ -466,6 +466,8 @@ def _compute(image, sigmas_px, black_ridges, beta, gamma, *, ridge: bool, pyrami
             log.debug("sigma %.3g px: level %d, residual %.3g px, radius %d, gamma %.4g",
                       p.sigma_px, p.level, p.residual_px, p.radius, g)
 
+    # the coarse levels live on in cmaps: free them before the full-size outputs (12 MP: 16 MB)
+    levels = lim = None
     # full resolution: gamma pass, then Frangi of its scales with the coarse maps upsampled
     fine = [i for i, p in enumerate(plans) if p.level == 0]
     h0, h1, h2, radii = _pack_kernels([plans[i].residual_px for i in fine])

@@ -127,3 +127,11 @@ def delta_e_od(bg, d, m, white, out):  # pragma: no cover - compiled
         la = _lab_of_od(bg[k, 0], bg[k, 1], bg[k, 2], m, white)
         lb = _lab_of_od(bg[k, 0] + d[k, 0], bg[k, 1] + d[k, 1], bg[k, 2] + d[k, 2], m, white)
         out[k] = _ciede2000(la[0], la[1], la[2], lb[0], lb[1], lb[2])
+
+
+@nb.njit(cache=True, nogil=True)
+def delta_e_lab(lab1, lab2, out):  # pragma: no cover - compiled
+    """``out[k]`` = CIEDE2000 between the CIELAB colours ``lab1[k]`` and ``lab2[k]``
+    ((K, 3) float64 each; ``out`` (K,) float64)."""
+    for k in range(lab1.shape[0]):
+        out[k] = _ciede2000(lab1[k, 0], lab1[k, 1], lab1[k, 2], lab2[k, 0], lab2[k, 1], lab2[k, 2])

@@ -27,6 +27,23 @@ MIN_FINE_PX_PER_MM = 6.0
 
 
 
+def _add_background(signal: np.ndarray, optics, weights) -> None:
+    """``signal`` (relative OD projected on ``weights``; 0 off skin) += the skin background's
+    OD projected the same way, in place: the photo's own OD on skin, the skin's level off it."""
+    from veinscope.chromophores import _bilinear_index
+
+    m, n = signal.shape
+    coarse = (optics.background_od.astype(np.float32) @ np.asarray(weights, np.float32)).astype(np.float32)
+    y0, wy = _bilinear_index(m, coarse.shape[0], optics.cell_px)
+    x0, wx = _bilinear_index(n, coarse.shape[1], optics.cell_px)
+    x1 = np.minimum(x0 + 1, coarse.shape[1] - 1)
+    y1 = np.minimum(y0 + 1, coarse.shape[0] - 1)
+    for r0 in range(0, m, 256):  # row blocks: no full-size temporaries
+        r = slice(r0, min(m, r0 + 256))
+        rows = coarse[y0[r]] * (1 - wy[r, None]) + coarse[y1[r]] * wy[r, None]
+        signal[r] += rows[:, x0] * (1 - wx) + rows[:, x1] * wx
+
+
 def analyze(
     photo,
     *,
@@ -193,6 +210,9 @@ def analyze(
         signal = optics.project(weights)
         params["signal_weights"] = [round(float(v), 4) for v in weights]
     else:
+        from veinscope.chromophores import VESSEL_DIRECTION
+
+        weights = VESSEL_DIRECTION
         signal = optics.vessel_signal()
     signal[~skin] = 0.0
 
@@ -231,6 +251,10 @@ def analyze(
         # bar fit sets the window, the half-maximum crossings give the width (camera blur out)
         psf = est.psf_sigma_px if np.isfinite(est.psf_sigma_px) else 0.0
         pts = det.points_yx.astype(np.float64)
+        # ... on the photo's own OD: the half-maximum kernel takes the skin's level beside each
+        # vessel itself, and the coarse background map, which wide vessels and their neighbours
+        # raise in a hump about a cell wide, would bend their profiles and narrow them
+        _add_background(signal, optics, weights)
         fwhm, shift = half_max_widths(signal, pts, det.normals_yx, guess, psf_sigma_px=psf,
                                       max_width_px=1.5 * max_diameter_mm * ppm)  # fmt: skip
         # widths that collapsed below half a pixel are unresolved, not measured: left to the

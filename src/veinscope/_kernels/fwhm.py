@@ -12,17 +12,20 @@ from veinscope._kernels.ridges import _bilinear
 
 
 @nb.njit(cache=True, nogil=True)
-def half_max_widths(img, pts, unit, guess, step, n_side, reach, out_w, out_c):  # pragma: no cover - compiled
+def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w, out_c):  # pragma: no cover - compiled
     """FWHM (px) and centre offset (px, along ``unit``) of the profile across each point.
 
     For point k the profile is the mean of ``2 n_side + 1`` parallel samplings of ``img`` along
     the normal ``unit[k]`` (offset by -n_side..n_side px along the vessel), at ``step`` px over
     ``+-H``, ``H = max(reach[0] * guess[k], guess[k] / 2 + reach[1])``. The baseline is the
-    median of the samples beyond ``0.75 H``; the peak is the highest sample within a quarter of
-    the guessed width of the point; the width runs between the half-maximum crossings on
-    either side of the peak (linear interpolation between samples). ``out_w[k]`` is NaN when
-    the peak is not above the baseline, the guess is not finite, or a crossing falls outside
-    the window.
+    median of the samples beyond ``0.75 H``. The peak is the top of a least-squares parabola
+    through the samples within a quarter of the guessed width of the point (the highest single
+    sample there is biased upwards by the noise). The edges are the half-maximum crossings
+    (linear interpolation between samples); on each side the first crossing met going out
+    from the peak, where noise crosses early, is averaged with the last one reached across
+    dips below half of at most ``gap_frac * guess[k]`` (at least 1 px), where noise crosses
+    late. ``out_w[k]`` is NaN when the peak is not above the baseline, the guess is not
+    finite, or a crossing falls outside the window.
     """
     k_all = pts.shape[0]
     for k in range(k_all):
@@ -58,7 +61,7 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, out_w, out_c):  
         for t in range(ns - lim, ns + lim + 1):
             if prof[t] > prof[ic]:
                 ic = t
-        peak = prof[ic]
+        peak = _parabola_top(prof, ns - lim, ns + lim, step)
         if not (peak > base):
             continue
         half = base + 0.5 * (peak - base)
@@ -72,6 +75,78 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, out_w, out_c):  
             continue
         xl = (i + (half - prof[i]) / (prof[i + 1] - prof[i]) - ns) * step
         xr = (j - 1 + (prof[j - 1] - half) / (prof[j - 1] - prof[j]) - ns) * step
+        # noise makes the first crossing early: count the samples still at or above half
+        # within the gap beyond it (on a straight flank with symmetric noise, those above half
+        # outside the true crossing balance those below it inside, so the count is unbiased)
+        gap = int(max(1.0, gap_frac * w0) / step)
+        na = 0
+        for t in range(max(0, i - gap), i):
+            if prof[t] >= half:
+                na += 1
+        xl -= na * step
+        na = 0
+        for t in range(j + 1, min(nt, j + gap + 1)):
+            if prof[t] >= half:
+                na += 1
+        xr += na * step
         out_w[k] = xr - xl
         out_c[k] = 0.5 * (xl + xr)
     return out_w
+
+
+@nb.njit(cache=True, nogil=True)
+def _parabola_top(prof, a, b, step):  # pragma: no cover - compiled
+    """Highest value on [a, b] (sample indices) of the least-squares parabola through prof[a..b]."""
+    c = 0.5 * (a + b)
+    s0 = s1 = s2 = s3 = s4 = 0.0
+    y0 = y1 = y2 = 0.0
+    for t in range(a, b + 1):
+        x = (t - c) * step
+        x2 = x * x
+        y = prof[t]
+        s0 += 1.0
+        s1 += x
+        s2 += x2
+        s3 += x2 * x
+        s4 += x2 * x2
+        y0 += y
+        y1 += x * y
+        y2 += x2 * y
+    # normal equations [[s0 s1 s2] [s1 s2 s3] [s2 s3 s4]] (c0 c1 c2) = (y0 y1 y2), Cramer's rule
+    det = s0 * (s2 * s4 - s3 * s3) - s1 * (s1 * s4 - s2 * s3) + s2 * (s1 * s3 - s2 * s2)
+    if not (abs(det) > 1e-12):
+        best = prof[a]
+        for t in range(a, b + 1):
+            best = max(best, prof[t])
+        return best
+    c0 = (y0 * (s2 * s4 - s3 * s3) - s1 * (y1 * s4 - s3 * y2) + s2 * (y1 * s3 - s2 * y2)) / det
+    c1 = (s0 * (y1 * s4 - s3 * y2) - y0 * (s1 * s4 - s2 * s3) + s2 * (s1 * y2 - s2 * y1)) / det
+    c2 = (s0 * (s2 * y2 - s3 * y1) - s1 * (s1 * y2 - s2 * y1) + y0 * (s1 * s3 - s2 * s2)) / det
+    xa = (a - c) * step
+    xb = (b - c) * step
+    top = max(c0 + c1 * xa + c2 * xa * xa, c0 + c1 * xb + c2 * xb * xb)
+    if c2 < 0.0:
+        xv = -c1 / (2.0 * c2)
+        if xa <= xv <= xb:
+            top = c0 - c1 * c1 / (4.0 * c2)
+    return top
+
+
+@nb.njit(cache=True, nogil=True)
+def _last_above(prof, i, d, half, gap):  # pragma: no cover - compiled
+    """Going from sample i (below ``half``) in direction d (-1 or +1): the last sample at or above
+    ``half`` reached across runs of at most ``gap`` samples below it; -1 if none."""
+    n = prof.shape[0]
+    last = -1
+    run = 0
+    t = i + d
+    while 0 <= t < n:
+        if prof[t] >= half:
+            last = t
+            run = 0
+        else:
+            run += 1
+            if run > gap:
+                break
+        t += d
+    return last

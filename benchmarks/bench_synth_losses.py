@@ -28,7 +28,9 @@ looser settings, only to sort the losses. Three tables:
 4. **Width the photo shows.** At visible true centreline points of vessels >= 0.7 mm (every
    4th), the engine's half-maximum width (``veinscope.diameter.half_max_widths``, camera blur
    0.8 px out) of the detection signal measured at the *true* centreline, across the *true*
-   direction, with the true width as the guess; against the truth's visible diameter, and the
+   direction, with the true width as the guess (since session 9 the engine adds the skin
+   background back into that array in place before it measures widths, so this is the photo's
+   own OD, as the engine's widths are); against the truth's visible diameter, and the
    engine's own painted diameter there. Tells apart what the engine gets wrong from what the
    photo does not show.
 

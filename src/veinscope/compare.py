@@ -654,8 +654,9 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
     return out
 
 
-def _local_contrast(maps: _Maps, ys, xs, *, shape, sig_loc: float) -> np.ndarray:
-    """Blood signal against the skin within ``sig_loc`` (its maximum within one pixel), at pixels."""
+def _local_contrast(maps: _Maps, ys, xs, *, shape, sig_loc: float, peak: bool = True) -> np.ndarray:
+    """Blood signal against the skin within ``sig_loc`` at pixels: its maximum within one pixel
+    (``peak``; centrelines of label masks wander) or the value at the pixel itself."""
     out = np.zeros(len(ys), np.float32)
     if len(ys) == 0:
         return out
@@ -666,7 +667,7 @@ def _local_contrast(maps: _Maps, ys, xs, *, shape, sig_loc: float) -> np.ndarray
         mp = maps.box((y0, y1, x0, x1))
         b = cv2.GaussianBlur(mp["haemoglobin"] + mp["venous"], (0, 0), 1.0)
         hp = b - cv2.GaussianBlur(b, (0, 0), sig_loc)
-        out[idx] = cv2.dilate(hp, _disc(1))[ys[idx] - y0, xs[idx] - x0]
+        out[idx] = (cv2.dilate(hp, _disc(1)) if peak else hp)[ys[idx] - y0, xs[idx] - x0]
     return out
 
 
@@ -1171,10 +1172,12 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     brown = mel_frac("f") > np.maximum(0.45, mel_frac("b") + 0.2)
     # (only where the vessel would otherwise count as visible)
     brown &= de_f >= thr_f
+    in_matting = np.zeros(k1, bool)
     if matting is not None:
         # ... and so may new fine red vessels (matting) over a cleared vessel's place: within a
         # matting patch the vessel persists only where it still stands out (as below)
-        brown |= matting[ys, xs] & (de_f >= thr_f)
+        in_matting = matting[ys, xs] & (de_f >= thr_f)
+        brown |= in_matting
     # ... unless the vessel still stands out from its immediate surroundings (a thin vessel
     # crossing a stain): blood contrast against the skin within ~0.6 mm, before and after
     if brown.any():
@@ -1184,7 +1187,23 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         hp_b, hp_f = np.zeros(k1), np.zeros(k1)
         hp_b[near] = _local_contrast(mb, ys[near], xs[near], shape=(m, n), sig_loc=sig_loc)
         hp_f[near] = _local_contrast(mf, ys[near], xs[near], shape=(m, n), sig_loc=sig_loc)
-        brown &= along(hp_f) < 0.5 * np.maximum(along(hp_b), 1e-6)
+        stands = along(hp_f) >= 0.5 * np.maximum(along(hp_b), 1e-6)
+        # under matting, a vessel wider than the new fine ones (0.3 mm) is judged by the
+        # contrast at its centreline itself, averaged along it: the new fine vessels cross a
+        # cleared vein's place at random, and the strongest pixel next to each point finds one
+        # of them wherever they are dense (a cleared vein under a matting patch read as
+        # persisting); averaged along the old course their crossings do not add up to a vessel,
+        # a persisting vein does. (A fine vessel keeps the strongest pixel: one pixel beside
+        # its centre, which a new pose moves, it loses most of its contrast.)
+        wide_m = in_matting & (a_b.diameter_px[ys, xs] > 0.3 * ppm)
+        if wide_m.any():
+            near_m = np.zeros(k1, bool)
+            near_m[np.unique(along.w[np.flatnonzero(wide_m)].indices)] = True
+            hc_b, hc_f = np.zeros(k1), np.zeros(k1)
+            hc_b[near_m] = _local_contrast(mb, ys[near_m], xs[near_m], shape=(m, n), sig_loc=sig_loc, peak=False)
+            hc_f[near_m] = _local_contrast(mf, ys[near_m], xs[near_m], shape=(m, n), sig_loc=sig_loc, peak=False)
+            stands = np.where(wide_m, along(hc_f) >= 0.5 * np.maximum(along(hc_b), 1e-6), stands)
+        brown &= ~stands
     seen_b = de_b >= thr_b
     vis = (de_f >= thr_f) & ~brown
     inside = cmp_area[ys, xs]

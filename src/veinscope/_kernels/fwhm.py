@@ -11,6 +11,27 @@ import numpy as np
 from veinscope._kernels.ridges import _bilinear
 
 
+#: Samples added at a time as the walk to a half-maximum crossing leaves the sampled part.
+_BLOCK = 8
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _fill(img, py, px, ny, nx, t0, t1, ns, step, n_side, prof):  # pragma: no cover - compiled
+    """Samples ``t0 .. t1 - 1`` of the profile of :func:`half_max_widths` into ``prof``: the
+    mean of the ``2 n_side + 1`` parallel samplings, summed in the order ``-n_side .. n_side``
+    (any subset of the window gives the same values as the whole window)."""
+    for t in range(t0, t1):
+        prof[t] = 0.0
+    for o in range(-n_side, n_side + 1):
+        y0 = py + o * nx
+        x0 = px - o * ny
+        for t in range(t0, t1):
+            d = (t - ns) * step
+            prof[t] += _bilinear(img, y0 + d * ny, x0 + d * nx)
+    for t in range(t0, t1):
+        prof[t] /= 2 * n_side + 1
+
+
 @nb.njit(cache=True, nogil=True)
 def half_max_widths(img, pts, unit, guess, step, n_side, reach, out_w, out_c):  # pragma: no cover - compiled
     """FWHM (px) and centre offset (px, along ``unit``) of the profile across each point.
@@ -38,14 +59,18 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, out_w, out_c):  
         nt = 2 * ns + 1
         ny = unit[k, 0]
         nx = unit[k, 1]
-        prof = np.zeros(nt)
-        for o in range(-n_side, n_side + 1):
-            y0 = pts[k, 0] + o * nx
-            x0 = pts[k, 1] - o * ny
-            for t in range(nt):
-                d = (t - ns) * step
-                prof[t] += _bilinear(img, y0 + d * ny, x0 + d * nx)
-        prof /= 2 * n_side + 1
+        py = pts[k, 0]
+        px = pts[k, 1]
+        # The profile is sampled where it is read (the flanks, the peak's window and the walk
+        # out to the crossings, in blocks), not over the whole window: most of the window
+        # between the crossings and the flanks is never needed. Each sample is the same sum as
+        # over the whole window, so the results are the same to the bit.
+        prof = np.empty(nt)
+        a = 0  # flanks: t < a and t >= nt - a (|t - ns| step >= 0.75 h, symmetric)
+        while a <= ns and abs(a - ns) * step >= 0.75 * h:
+            a += 1
+        _fill(img, py, px, ny, nx, 0, a, ns, step, n_side, prof)
+        _fill(img, py, px, ny, nx, nt - a, nt, ns, step, n_side, prof)
         nflank = 0
         flank = np.empty(nt)
         for t in range(nt):
@@ -54,6 +79,9 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, out_w, out_c):  
                 nflank += 1
         base = np.median(flank[:nflank])
         lim = int(0.25 * w0 / step) + 1
+        lo = max(ns - lim, 0)
+        hi = min(ns + lim + 1, nt)
+        _fill(img, py, px, ny, nx, lo, hi, ns, step, n_side, prof)
         ic = ns
         for t in range(ns - lim, ns + lim + 1):
             if prof[t] > prof[ic]:
@@ -63,10 +91,22 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, out_w, out_c):  
             continue
         half = base + 0.5 * (peak - base)
         i = ic
-        while i > 0 and prof[i] >= half:
+        while True:  # prof[lo:hi] is sampled; i - 1 and i + 1 are read below
+            if i - 1 < lo:
+                lo2 = max(lo - _BLOCK, 0)
+                _fill(img, py, px, ny, nx, lo2, lo, ns, step, n_side, prof)
+                lo = lo2
+            if not (i > 0 and prof[i] >= half):
+                break
             i -= 1
         j = ic
-        while j < nt - 1 and prof[j] >= half:
+        while True:
+            if j + 2 > hi:
+                hi2 = min(hi + _BLOCK, nt)
+                _fill(img, py, px, ny, nx, hi, hi2, ns, step, n_side, prof)
+                hi = hi2
+            if not (j < nt - 1 and prof[j] >= half):
+                break
             j += 1
         if prof[i] >= half or prof[j] >= half:
             continue

@@ -46,6 +46,14 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, out_w, out_c):  
     the window.
     """
     k_all = pts.shape[0]
+    # scratch for the longest window (one allocation instead of two per point)
+    nt_max = 9
+    for k in range(k_all):
+        w0 = guess[k]
+        if w0 > 0.0 and math.isfinite(w0):
+            nt_max = max(nt_max, 2 * max(int(max(reach[0] * w0, 0.5 * w0 + reach[1]) / step), 4) + 1)
+    prof_buf = np.empty(nt_max)
+    flank = np.empty(nt_max)
     for k in range(k_all):
         w0 = guess[k]
         out_w[k] = np.nan
@@ -65,14 +73,13 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, out_w, out_c):  
         # out to the crossings, in blocks), not over the whole window: most of the window
         # between the crossings and the flanks is never needed. Each sample is the same sum as
         # over the whole window, so the results are the same to the bit.
-        prof = np.empty(nt)
+        prof = prof_buf[:nt]
         a = 0  # flanks: t < a and t >= nt - a (|t - ns| step >= 0.75 h, symmetric)
         while a <= ns and abs(a - ns) * step >= 0.75 * h:
             a += 1
         _fill(img, py, px, ny, nx, 0, a, ns, step, n_side, prof)
         _fill(img, py, px, ny, nx, nt - a, nt, ns, step, n_side, prof)
         nflank = 0
-        flank = np.empty(nt)
         for t in range(nt):
             if abs(t - ns) * step >= 0.75 * h:
                 flank[nflank] = prof[t]

@@ -419,29 +419,11 @@ def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc
 
 
 @njit(**_OPTS)
-def _merge_tile_ridge(cv, cst, cdy, cdx, sigma, ov, osc, ost, ody, odx):
-    zero = np.float32(0.0)
-    for j in range(ov.shape[0]):
-        v = cv[j]
-        o = ov[j]
-        osc_o = osc[j]
-        dy_o = ody[j]
-        dx_o = odx[j]
-        dy_c = cdy[j]
-        dx_c = cdx[j]
-        ost[j] = np.maximum(ost[j], cst[j])
-        take = v > o
-        ov[j] = np.maximum(o, v)
-        osc[j] = (sigma if take else osc_o) + zero
-        ody[j] = (dy_c if take else dy_o) + zero
-        odx[j] = (dx_c if take else dx_o) + zero
-
-
-@njit(**_OPTS)
 def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, ost, ody, odx):
-    """:func:`_lerp_tile` of the four planes (vesselness, strength, doubled angle y, x) of a
-    coarse map's two bracketing rows (``a*`` upper, ``b*`` lower, weight ``wy``) and
-    :func:`_merge_tile_ridge` of the result, in one pass: the same operations per pixel, without
+    """Fold one coarse map into the running maxima of a row: its four planes (vesselness,
+    strength, doubled angle y, x) interpolated between the two bracketing upsampled rows
+    (``a*`` upper, ``b*`` lower, weight ``wy`` of the lower), then the strength's maximum and,
+    where its vesselness is larger, its sigma and doubled-angle vector; in one pass, without
     writing the interpolated rows and reading them back."""
     zero = np.float32(0.0)
     wa = np.float32(1.0) - wy
@@ -636,13 +618,6 @@ def _prepare_rows(cache, ids, i, cmaps, base, mc, nc, cg, short, shift, n, scrat
         _fill_slot(cache, s1, i1, cmaps, base, nc, cg, short, shift, n, scratch, tmp)
         ids[s1] = i1
     return s0, s1, wy
-
-
-@njit(**_OPTS)
-def _lerp_tile(a, b, wy, out):
-    wa = np.float32(1.0) - wy
-    for j in range(out.shape[0]):
-        out[j] = wa * a[j] + wy * b[j]
 
 
 @njit(**_OPTS)

@@ -86,6 +86,30 @@ def test_matches_the_numpy_reference(noise):
     np.testing.assert_allclose(c, cr, atol=1e-4)
 
 
+@pytest.mark.parametrize("diameter_px,angle", [(3.0, 0.0), (9.0, 1.1), (16.0, 2.3), (26.0, 0.7)])
+def test_kernel_matches_the_reference_with_any_window(diameter_px, angle):
+    # guesses far below the width make long walks, far above it wide windows; points near the
+    # border clamp. Every width must be the reference's.
+    from veinscope._kernels.fwhm import half_max_widths as kernel
+
+    rng = np.random.default_rng(int(diameter_px * 10))
+    img, nrm, _ = _cylinder_image(diameter_px, 1.5, angle, noise=0.02, rng=rng)
+    along = np.array([nrm[1], -nrm[0]])
+    pts = np.array([[80.3, 79.6] + s * along for s in np.linspace(-75, 75, 31)])
+    pts += rng.uniform(-0.7, 0.7, pts.shape)
+    guess = diameter_px * rng.choice([0.15, 0.4, 1.0, 1.7], len(pts))
+    unit = np.tile(nrm, (len(pts), 1))
+    w = np.full(len(pts), -1.0)
+    c = np.full(len(pts), -1.0)
+    kernel(img, pts, unit, guess, 0.25, 2, np.array([1.5, 12.0]), 0.25, w, c)
+    wr, cr = _reference(img.astype(np.float64), pts, unit, guess)
+    ok = np.isfinite(w)
+    assert ok.mean() > 0.8
+    np.testing.assert_allclose(w[ok], wr[ok], atol=1e-9)
+    np.testing.assert_allclose(c[ok], cr[ok], atol=1e-9)
+    np.testing.assert_array_equal(c[~ok], 0.0)
+
+
 @pytest.mark.parametrize("diameter_px,blur_px", [(4, 0.8), (8, 1.5), (16, 2.0), (20, 5.0), (30, 8.0), (40, 6.0)])
 def test_blurred_cylinders_at_any_angle_give_their_half_maximum_width(diameter_px, blur_px):
     errs = []

@@ -31,6 +31,7 @@ def _project_rows(rgb, od_lut, bg, y0, wy, x0, wx, weights, out, r0, r1, top, bo
     k_out = weights.shape[0]
     nby = bg.shape[0]
     cached = -1
+    bgr = np.empty((3, n_cols), np.float64)
     for i in range(r0, r1):
         ya = y0[i]
         if ya != cached:  # rows of one band of cells share the interpolation along x
@@ -38,14 +39,25 @@ def _project_rows(rgb, od_lut, bg, y0, wy, x0, wx, weights, out, r0, r1, top, bo
             _background_rows(bg[ya], bg[yb], x0, wx, top, bot)
             cached = ya
         fy = wy[i]
-        row = rgb[i]
+        gy = 1.0 - fy
+        # the background of this row first (a loop without lookups, which vectorises), then
+        # the per-pixel lookups: the same operations as in one loop
         for j in range(n_cols):
-            px = row[j]
-            d0 = od_lut[px[0]] - (top[j, 0] * (1.0 - fy) + bot[j, 0] * fy)
-            d1 = od_lut[px[1]] - (top[j, 1] * (1.0 - fy) + bot[j, 1] * fy)
-            d2 = od_lut[px[2]] - (top[j, 2] * (1.0 - fy) + bot[j, 2] * fy)
-            for k in range(k_out):
-                out[k, i, j] = weights[k, 0] * d0 + weights[k, 1] * d1 + weights[k, 2] * d2
+            bgr[0, j] = top[j, 0] * gy + bot[j, 0] * fy
+            bgr[1, j] = top[j, 1] * gy + bot[j, 1] * fy
+            bgr[2, j] = top[j, 2] * gy + bot[j, 2] * fy
+        row = rgb[i]
+        b0 = bgr[0]
+        b1 = bgr[1]
+        b2 = bgr[2]
+        for k in range(k_out):
+            w0 = weights[k, 0]
+            w1 = weights[k, 1]
+            w2 = weights[k, 2]
+            orow = out[k, i]
+            for j in range(n_cols):
+                px = row[j]
+                orow[j] = w0 * (od_lut[px[0]] - b0[j]) + w1 * (od_lut[px[1]] - b1[j]) + w2 * (od_lut[px[2]] - b2[j])
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)

@@ -419,20 +419,62 @@ def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc
 
 
 @njit(**_OPTS)
-def _merge_tile_ridge(cv, cst, cdy, cdx, sigma, ov, osc, ost, ody, odx):
+def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, ost, ody, odx):
+    """Fold one coarse map into the running maxima of a row: its four planes (vesselness,
+    strength, doubled angle y, x) interpolated between the two bracketing upsampled rows
+    (``a*`` upper, ``b*`` lower, weight ``wy`` of the lower), then the strength's maximum and,
+    where its vesselness is larger, its sigma and doubled-angle vector; in one pass, without
+    writing the interpolated rows and reading them back."""
     zero = np.float32(0.0)
+    wa = np.float32(1.0) - wy
     for j in range(ov.shape[0]):
-        v = cv[j]
+        v = wa * av[j] + wy * bv[j]
+        cst = wa * ast[j] + wy * bst[j]
+        dy_c = wa * ady[j] + wy * bdy[j]
+        dx_c = wa * adx[j] + wy * bdx[j]
         o = ov[j]
         osc_o = osc[j]
         dy_o = ody[j]
         dx_o = odx[j]
-        dy_c = cdy[j]
-        dx_c = cdx[j]
-        ost[j] = np.maximum(ost[j], cst[j])
+        ost[j] = np.maximum(ost[j], cst)
         take = v > o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma if take else osc_o) + zero
+        ody[j] = (dy_c if take else dy_o) + zero
+        odx[j] = (dx_c if take else dx_o) + zero
+
+
+@njit(**_OPTS)
+def _lerp_merge_ridge2(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma,
+                       ev, fv, est, fst, edy, fdy, edx, fdx, wz, sigma2, ov, osc, ost, ody, odx):  # fmt: skip
+    """:func:`_lerp_merge_ridge` of two coarse maps (the second's rows ``e*``, ``f*``, weight
+    ``wz``), one after the other at each pixel: one pass over the outputs for both."""
+    zero = np.float32(0.0)
+    wa = np.float32(1.0) - wy
+    we = np.float32(1.0) - wz
+    for j in range(ov.shape[0]):
+        v = wa * av[j] + wy * bv[j]
+        cst = wa * ast[j] + wy * bst[j]
+        dy_c = wa * ady[j] + wy * bdy[j]
+        dx_c = wa * adx[j] + wy * bdx[j]
+        o = ov[j]
+        osc_o = osc[j]
+        dy_o = ody[j]
+        dx_o = odx[j]
+        st_o = np.maximum(ost[j], cst)
+        take = v > o
+        o = np.maximum(o, v)
+        osc_o = (sigma if take else osc_o) + zero
+        dy_o = (dy_c if take else dy_o) + zero
+        dx_o = (dx_c if take else dx_o) + zero
+        v = we * ev[j] + wz * fv[j]
+        cst = we * est[j] + wz * fst[j]
+        dy_c = we * edy[j] + wz * fdy[j]
+        dx_c = we * edx[j] + wz * fdx[j]
+        ost[j] = np.maximum(st_o, cst)
+        take = v > o
+        ov[j] = np.maximum(o, v)
+        osc[j] = (sigma2 if take else osc_o) + zero
         ody[j] = (dy_c if take else dy_o) + zero
         odx[j] = (dx_c if take else dx_o) + zero
 
@@ -579,13 +621,6 @@ def _prepare_rows(cache, ids, i, cmaps, base, mc, nc, cg, short, shift, n, scrat
 
 
 @njit(**_OPTS)
-def _lerp_tile(a, b, wy, out):
-    wa = np.float32(1.0) - wy
-    for j in range(out.shape[0]):
-        out[j] = wa * a[j] + wy * b[j]
-
-
-@njit(**_OPTS)
 def _coarse_buffers(nco, planes, n):
     cache = np.zeros((max(nco, 1), planes, 2, n), np.float32)
     ids = np.full((max(nco, 1), 2), -1, np.int64)
@@ -695,7 +730,6 @@ def frangi_ridge_rows(
     nco = coff.shape[0]
     vb, hb, pad = _tile_buffers(hk0.shape[1])
     cache, ids, scratch, tmp = _coarse_buffers(nco, 4, n)
-    lerp = np.empty((4, n), np.float32)
     zero = np.float32(0.0)
     for i in range(r0, r1):
         ov = out_v[i]
@@ -717,12 +751,25 @@ def frangi_ridge_rows(
                     hb[0, :w], hb[1, :w], hb[2, :w], cb, cgs[s], fl2, short, sigmas[s], sscale,
                     ov[j0:j1], osc[j0:j1], ost[j0:j1], ody[j0:j1], odx[j0:j1],
                 )  # fmt: skip
-        for c in range(nco):
+        c = 0
+        while c < nco:  # coarse maps two at a time: one pass over the output rows for both
             s0, s1, wy = _prepare_rows(cache[c], ids[c], i, cmaps, coff[c], cshape[c, 0], cshape[c, 1], ccg[c],
                                        short, cshift[c], n, scratch, tmp)
-            for q in range(4):
-                _lerp_tile(cache[c, q, s0], cache[c, q, s1], wy, lerp[q])
-            _merge_tile_ridge(lerp[0], lerp[1], lerp[2], lerp[3], csig[c], ov, osc, ost, ody, odx)
+            if c + 1 < nco:
+                e = c + 1
+                t0, t1, wz = _prepare_rows(cache[e], ids[e], i, cmaps, coff[e], cshape[e, 0], cshape[e, 1], ccg[e],
+                                           short, cshift[e], n, scratch, tmp)
+                _lerp_merge_ridge2(
+                    cache[c, 0, s0], cache[c, 0, s1], cache[c, 1, s0], cache[c, 1, s1],
+                    cache[c, 2, s0], cache[c, 2, s1], cache[c, 3, s0], cache[c, 3, s1], wy, csig[c],
+                    cache[e, 0, t0], cache[e, 0, t1], cache[e, 1, t0], cache[e, 1, t1],
+                    cache[e, 2, t0], cache[e, 2, t1], cache[e, 3, t0], cache[e, 3, t1], wz, csig[e],
+                    ov, osc, ost, ody, odx,
+                )  # fmt: skip
+            else:
+                _lerp_merge_ridge(cache[c, 0, s0], cache[c, 0, s1], cache[c, 1, s0], cache[c, 1, s1], cache[c, 2, s0],
+                                  cache[c, 2, s1], cache[c, 3, s0], cache[c, 3, s1], wy, csig[c], ov, osc, ost, ody, odx)
+            c += 2
         _finalise_tile(ov, osc, ody, odx)
 
 

@@ -2,7 +2,7 @@ import numba
 import numpy as np
 import pytest
 
-from veinscope._kernels.chroma import project_relative_od
+from veinscope._kernels.chroma import add_upsampled, project_relative_od
 from veinscope.chromophores import (
     CHROMOPHORE_DIRECTIONS,
     OD_LUT,
@@ -107,6 +107,42 @@ def test_projection_kernel_is_bit_exact(rng, shape, cell, parallel):
     _project_per_pixel(rgb, OD_LUT, bg, y0, wy, x0, wx, w, want)
     assert np.array_equal(out, want)
     assert np.array_equal(part, out[:, sub[0], sub[1]])
+
+
+@pytest.mark.parametrize("shape, cell", [((37, 53), 8), ((8, 9), 9), ((1, 1), 1), ((64, 20), 1), ((300, 7), 3),
+                                         ((131, 90), 40)])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_adding_the_upsampled_background_is_bit_exact(rng, shape, cell, parallel):
+    """``add_upsampled`` (the analysis adds the skin's background OD back before measuring
+    widths) gives the NumPy row-block form's float32 result to the bit, with any thread count,
+    and agrees with an independent bilinear upsampling (scipy) to float32 rounding."""
+    from scipy import ndimage as ndi
+
+    coarse_shape = (-(-shape[0] // cell), -(-shape[1] // cell))
+    coarse = rng.normal(size=coarse_shape).astype(np.float32)
+    signal = rng.normal(size=shape).astype(np.float32)
+    y0, wy = _bilinear_index(shape[0], coarse_shape[0], cell)
+    x0, wx = _bilinear_index(shape[1], coarse_shape[1], cell)
+    x1 = np.minimum(x0 + 1, coarse_shape[1] - 1)
+    y1 = np.minimum(y0 + 1, coarse_shape[0] - 1)
+    want = signal.copy()
+    for r0 in range(0, shape[0], 256):  # the form analyze used before (pipeline._add_background)
+        r = slice(r0, min(shape[0], r0 + 256))
+        rows = coarse[y0[r]] * (1 - wy[r, None]) + coarse[y1[r]] * wy[r, None]
+        want[r] += rows[:, x0] * (1 - wx) + rows[:, x1] * wx
+    got = signal.copy()
+    threads = numba.get_num_threads()
+    numba.set_num_threads(threads if parallel else 1)
+    try:
+        add_upsampled(got, coarse, y0, wy, x0, wx)
+    finally:
+        numba.set_num_threads(threads)
+    assert np.array_equal(got, want)
+    yy = np.clip((np.arange(shape[0]) + 0.5) / cell - 0.5, 0, coarse_shape[0] - 1)
+    xx = np.clip((np.arange(shape[1]) + 0.5) / cell - 0.5, 0, coarse_shape[1] - 1)
+    Y, X = np.meshgrid(yy, xx, indexing="ij")
+    up = ndi.map_coordinates(coarse.astype(np.float64), [Y, X], order=1)
+    np.testing.assert_allclose(got, signal + up, atol=2e-6)
 
 
 @pytest.mark.parametrize("shape, cell", [((37, 53), 8), ((5, 5), 7), ((1, 1), 1), ((16, 16), 4)])

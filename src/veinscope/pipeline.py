@@ -30,18 +30,14 @@ MIN_FINE_PX_PER_MM = 6.0
 def _add_background(signal: np.ndarray, optics, weights) -> None:
     """``signal`` (relative OD projected on ``weights``; 0 off skin) += the skin background's
     OD projected the same way, in place: the photo's own OD on skin, the skin's level off it."""
+    from veinscope._kernels.chroma import add_upsampled
     from veinscope.chromophores import _bilinear_index
 
     m, n = signal.shape
     coarse = (optics.background_od.astype(np.float32) @ np.asarray(weights, np.float32)).astype(np.float32)
     y0, wy = _bilinear_index(m, coarse.shape[0], optics.cell_px)
     x0, wx = _bilinear_index(n, coarse.shape[1], optics.cell_px)
-    x1 = np.minimum(x0 + 1, coarse.shape[1] - 1)
-    y1 = np.minimum(y0 + 1, coarse.shape[0] - 1)
-    for r0 in range(0, m, 256):  # row blocks: no full-size temporaries
-        r = slice(r0, min(m, r0 + 256))
-        rows = coarse[y0[r]] * (1 - wy[r, None]) + coarse[y1[r]] * wy[r, None]
-        signal[r] += rows[:, x0] * (1 - wx) + rows[:, x1] * wx
+    add_upsampled(signal, np.ascontiguousarray(coarse), y0, wy, x0, wx)
 
 
 def analyze(

@@ -162,3 +162,33 @@ def median_grid(grid, k):  # pragma: no cover - compiled
                         p += 1
                 out[i, j, ch] = np.median(buf)
     return out
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def add_upsampled(signal, coarse, y0, wy, x0, wx):  # pragma: no cover - compiled
+    """``signal[i, j] += bilinear upsampling of coarse (m, n) float32`` at (y0, wy), (x0, wx)
+    (lower neighbour and upper weight per row and column, as for :func:`project_relative_od`).
+
+    In float32 and in the order of the NumPy form ``rows = c[y0] (1 - wy) + c[y1] wy``;
+    ``signal += rows[:, x0] (1 - wx) + rows[:, x1] wx``, so the result is the same to the bit.
+    Rows run in parallel; the result does not depend on the number of threads.
+    """
+    m_rows = signal.shape[0]
+    n_cols = signal.shape[1]
+    nby = coarse.shape[0]
+    nbx = coarse.shape[1]
+    one = np.float32(1.0)
+    for i in nb.prange(m_rows):
+        ya = y0[i]
+        yb = min(ya + 1, nby - 1)
+        fy = wy[i]
+        gy = one - fy
+        row = np.empty(nbx, np.float32)
+        for c in range(nbx):
+            row[c] = coarse[ya, c] * gy + coarse[yb, c] * fy
+        out = signal[i]
+        for j in range(n_cols):
+            xa = x0[j]
+            xb = min(xa + 1, nbx - 1)
+            fx = wx[j]
+            out[j] += row[xa] * (one - fx) + row[xb] * fx

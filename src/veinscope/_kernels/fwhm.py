@@ -28,6 +28,10 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
     finite, or a crossing falls outside the window.
     """
     k_all = pts.shape[0]
+    # one profile buffer for all points, grown when a wider window needs it
+    prof = np.empty(0)
+    have = np.zeros(0, np.bool_)
+    flank = np.empty(0)
     for k in range(k_all):
         w0 = guess[k]
         out_w[k] = np.nan
@@ -41,22 +45,35 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
         nt = 2 * ns + 1
         ny = unit[k, 0]
         nx = unit[k, 1]
-        prof = np.zeros(nt)
-        for o in range(-n_side, n_side + 1):
-            y0 = pts[k, 0] + o * nx
-            x0 = pts[k, 1] - o * ny
-            for t in range(nt):
-                d = (t - ns) * step
-                prof[t] += _bilinear(img, y0 + d * ny, x0 + d * nx)
-        prof /= 2 * n_side + 1
-        nflank = 0
-        flank = np.empty(nt)
+        # the profile is sampled only where it is read (the flanks, the centre, the walk out
+        # to each crossing and the gap beyond it), in runs of contiguous samples summed line by
+        # line as a full sampling does: every value is the same to the bit
+        if prof.shape[0] < nt:
+            prof = np.empty(nt)
+            have = np.zeros(nt, np.bool_)
+            flank = np.empty(nt)
         for t in range(nt):
-            if abs(t - ns) * step >= 0.75 * h:
-                flank[nflank] = prof[t]
-                nflank += 1
+            have[t] = False
+        py = pts[k, 0]
+        px = pts[k, 1]
+        a = 0
+        while a < nt and abs(a - ns) * step >= 0.75 * h:
+            a += 1
+        b = nt - 1
+        while b >= 0 and abs(b - ns) * step >= 0.75 * h:
+            b -= 1
+        _fill(img, prof, have, 0, a, py, px, ny, nx, n_side, ns, step)
+        _fill(img, prof, have, b + 1, nt, py, px, ny, nx, n_side, ns, step)
+        nflank = 0
+        for t in range(a):
+            flank[nflank] = prof[t]
+            nflank += 1
+        for t in range(b + 1, nt):
+            flank[nflank] = prof[t]
+            nflank += 1
         base = np.median(flank[:nflank])
         lim = int(0.25 * w0 / step) + 1
+        _fill_missing(img, prof, have, max(0, ns - lim - 1), min(nt, ns + lim + 2), py, px, ny, nx, n_side, ns, step)
         ic = ns
         for t in range(ns - lim, ns + lim + 1):
             if prof[t] > prof[ic]:
@@ -68,9 +85,13 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
         i = ic
         while i > 0 and prof[i] >= half:
             i -= 1
+            if not have[i]:
+                _fill_missing(img, prof, have, max(0, i - _RUN + 1), i + 1, py, px, ny, nx, n_side, ns, step)
         j = ic
         while j < nt - 1 and prof[j] >= half:
             j += 1
+            if not have[j]:
+                _fill_missing(img, prof, have, j, min(nt, j + _RUN), py, px, ny, nx, n_side, ns, step)
         if prof[i] >= half or prof[j] >= half:
             continue
         xl = (i + (half - prof[i]) / (prof[i + 1] - prof[i]) - ns) * step
@@ -79,6 +100,8 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
         # within the gap beyond it (on a straight flank with symmetric noise, those above half
         # outside the true crossing balance those below it inside, so the count is unbiased)
         gap = int(max(1.0, gap_frac * w0) / step)
+        _fill_missing(img, prof, have, max(0, i - gap), i, py, px, ny, nx, n_side, ns, step)
+        _fill_missing(img, prof, have, j + 1, min(nt, j + gap + 1), py, px, ny, nx, n_side, ns, step)
         na = 0
         for t in range(max(0, i - gap), i):
             if prof[t] >= half:
@@ -92,6 +115,39 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
         out_w[k] = xr - xl
         out_c[k] = 0.5 * (xl + xr)
     return out_w
+
+
+#: Samples added at a time when the walk to a half-maximum crossing leaves the sampled part.
+_RUN = 8
+
+
+@nb.njit(cache=True, nogil=True)
+def _fill(img, prof, have, a, b, py, px, ny, nx, n_side, ns, step):  # pragma: no cover - compiled
+    """Samples ``a..b-1`` of the profile: sample t is the mean of ``2 n_side + 1`` bilinear
+    samples of ``img`` at ``(t - ns) step`` px along the normal (ny, nx) from the point
+    (py, px) offset by -n_side..n_side px along the vessel, summed line by line."""
+    for t in range(a, b):
+        prof[t] = 0.0
+    for o in range(-n_side, n_side + 1):
+        y0 = py + o * nx
+        x0 = px - o * ny
+        for t in range(a, b):
+            d = (t - ns) * step
+            prof[t] += _bilinear(img, y0 + d * ny, x0 + d * nx)
+    for t in range(a, b):
+        prof[t] /= 2 * n_side + 1
+        have[t] = True
+
+
+@nb.njit(cache=True, nogil=True)
+def _fill_missing(img, prof, have, a, b, py, px, ny, nx, n_side, ns, step):  # pragma: no cover - compiled
+    """:func:`_fill` from the first to the last sample in ``a..b-1`` not yet sampled."""
+    while a < b and have[a]:
+        a += 1
+    while b > a and have[b - 1]:
+        b -= 1
+    if a < b:
+        _fill(img, prof, have, a, b, py, px, ny, nx, n_side, ns, step)
 
 
 @nb.njit(cache=True, nogil=True)

@@ -175,6 +175,7 @@ def measure_vessels(
         (:func:`veinscope._kernels.ridges.paint_links`), not only a disc at each: without it a
         vessel under 2 px wide is painted one pixel wide along diagonals and steps.
     """
+    from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
     from veinscope.chromophores import unmix
 
@@ -194,23 +195,39 @@ def measure_vessels(
     accepted = np.zeros(k, bool)
     red_chain = np.zeros(k, bool)
     chain_info = {}
-    for c_id, idx in enumerate(_split(det.segment, det.n_segments)):
-        w = width[idx]
-        ok = np.isfinite(w)
-        pos = np.maximum(unmix(od[idx].mean(axis=0)), 0.0)
+    # per chain at once: its mean relative OD and mean |OD| (colour), and the median of its
+    # fitted widths (the same values, to the bit, as the NumPy calls per chain)
+    order = np.argsort(det.segment, kind="stable")
+    bounds = np.searchsorted(det.segment[order], np.arange(det.n_segments + 1)).astype(np.int64)
+    od_mean = np.empty((det.n_segments, 3), np.float32)
+    od_abs_mean = np.empty((det.n_segments, 3), np.float32)
+    group_means(np.ascontiguousarray(od, np.float32), order.astype(np.int64), bounds, od_mean, od_abs_mean)
+    fitted = np.isfinite(width)
+    in_range = (det.segment >= 0) & (det.segment < det.n_segments)
+    sel = fitted & in_range
+    w_median = group_medians(width[sel], det.segment[sel], det.n_segments)
+    n_fitted = np.bincount(det.segment[sel], minlength=det.n_segments)[: det.n_segments]
+    for c_id in range(det.n_segments):
+        a, b = bounds[c_id], bounds[c_id + 1]
+        if a == b:
+            continue
+        idx = order[a:b]
+        pos = np.maximum(unmix(od_mean[c_id]), 0.0)
         total = float(pos.sum())
         mel_frac = float(pos[2] / total) if total > 0 else 1.0
         blood = float(pos[0] + pos[1])
         red_frac = float(pos[0] / blood) if blood > 0 else 0.0
-        if mel_frac > max_melanin_frac or float(np.abs(od[idx]).mean(axis=0).max()) > max_contrast_od:
+        if mel_frac > max_melanin_frac or float(od_abs_mean[c_id].max()) > max_contrast_od:
             continue
         # Where the profile fit failed, take the chain's fitted median; a chain without any
         # fit (very faint or tangled) falls back to the Hessian scale (a bar of width w
         # responds most at sigma = w / 2).
-        fallback = np.median(w[ok]) if ok.any() else 2.0 * float(np.median(det.scale_px[idx]))
+        fallback = w_median[c_id] if n_fitted[c_id] else 2.0 * float(np.median(det.scale_px[idx]))
         if idx.size < min_elongation * fallback:
             continue  # a patch (blotchy redness, a bruise, a naevus), not a line
-        width[idx] = np.where(ok, w, fallback)
+        if n_fitted[c_id] < idx.size:
+            w = width[idx]
+            width[idx] = np.where(np.isfinite(w), w, fallback)
         accepted[idx] = True
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)
@@ -272,23 +289,31 @@ def measure_vessels(
     diameter[labels == 0] = 0.0
     table = []
     names = {v: kk for kk, v in CLASS_CODES.items()}
-    for p_id, idx in enumerate(_split(np.where(piece >= 0, piece, n_piece), n_piece)):
-        if idx.size == 0:
+    in_piece = piece >= 0
+    p_ids = piece[in_piece]
+    p_count = np.bincount(p_ids, minlength=n_piece)[:n_piece]
+    p_width = group_medians(width[in_piece], p_ids, n_piece)
+    p_centre = group_medians(pts[in_piece], p_ids, n_piece)
+    p_first = np.zeros(n_piece, np.int64)  # each piece's first point
+    first_ids, first_at = np.unique(p_ids, return_index=True)
+    p_first[first_ids] = np.flatnonzero(in_piece)[first_at]
+    for p_id in range(n_piece):
+        if p_count[p_id] == 0:
             continue
-        w = width[idx]
-        chain = int(det.segment[idx[0]])
+        chain = int(det.segment[p_first[p_id]])
         red_frac, mel_frac = chain_info.get(chain, (0.0, 0.0))
+        w_med = float(p_width[p_id])
         table.append(
             {
                 "id": p_id,
                 "class": names[int(piece_class[p_id])],
                 "length_px": round(float(piece_len[p_id]), 2),
                 "length_mm": round(float(piece_len[p_id]) / ppm, 3) if calibrated else None,
-                "diameter_px_median": round(float(np.median(w)), 3),
-                "diameter_mm_median": round(float(np.median(w)) / ppm, 4) if calibrated else None,
+                "diameter_px_median": round(w_med, 3),
+                "diameter_mm_median": round(w_med / ppm, 4) if calibrated else None,
                 "redness_frac": round(red_frac, 3),
                 "melanin_frac": round(mel_frac, 3),
-                "centre_yx": [int(v) for v in np.median(pts[idx], axis=0)],
+                "centre_yx": [int(v) for v in p_centre[p_id]],
             }
         )
     return MeasuredVessels(pts, width, point_class, piece, piece_class, piece_len, labels, diameter, table)
@@ -331,13 +356,6 @@ def _isolated_patches(pts: np.ndarray, segment: np.ndarray, accepted: np.ndarray
         if not np.any(near & (seg != c)):
             drop[own] = True
     return drop
-
-
-def _split(ids: np.ndarray, n: int) -> list[np.ndarray]:
-    """Indices of each id 0..n-1 (ids outside that range are ignored)."""
-    order = np.argsort(ids, kind="stable")
-    bounds = np.searchsorted(ids[order], np.arange(n + 1))
-    return [order[bounds[i] : bounds[i + 1]] for i in range(n)]
 
 
 def class_figures(vessels: MeasuredVessels, skin, px_per_mm) -> dict[str, ClassFigures]:

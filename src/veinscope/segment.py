@@ -183,6 +183,7 @@ def detect_vessels(
     min_length_px: float = 8.0,
     min_piece_px: int = 3,
     max_gap_px: int = 1,
+    long_length_px: float | None = None,
     snap: bool = True,
     border_px: int = 3,
     noise_cell_px: int = 64,
@@ -223,6 +224,10 @@ def detect_vessels(
         Move candidates to the sub-pixel crest of the ridge first (see
         :func:`veinscope._kernels.ridges.snap_to_crest`): one line along a wide vessel instead of
         a staircase of dashes.
+    long_length_px : float or None
+        A band above the low level that does not reach the high level is kept all the same
+        when it extends at least this far (the diagonal of its bounding box): evidence from
+        length instead of from one strong point. ``None``: only bands that reach the high level.
     max_gap_px : int
         Chain ends are joined across gaps of up to this many pixels first (a faint vessel's
         centreline breaks where noise or the pixel grid moves its crest by a pixel).
@@ -276,7 +281,14 @@ def detect_vessels(
     nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
     keep = strong_labels(lab, region, nreg - 1)
     del region
-    keep &= np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= min_length_px
+    extent = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    keep &= extent >= min_length_px
+    if long_length_px is not None and long_length_px < np.inf:
+        # A faint vessel whose band never reaches the high level anywhere is still one when
+        # the band runs on above the low level for long_length_px: texture rises above the
+        # low level in short runs (pores, creases, hair ends), a vessel along its whole length.
+        keep |= extent >= long_length_px
+        keep[0] = False
     # One pass: ridge non-maximum suppression, the low level relative to the skin texture
     # around each point (texture differs across a photo: shaved vs hairy skin, shadow vs
     # light) with an absolute floor, and the symmetric-profile test: edges of broad structures

@@ -271,8 +271,11 @@ def test_faded_vessels_below_the_visibility_rule_count_as_cleared():
     c = compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm)
     # 48.2 % measured against 51.6 % true at 16f6fb0; 46.6 % since session 9, whose
     # noise-robust half-maximum widths no longer narrow the faint faded vessels (the series
-    # benchmark's median error fell from 5.3 to 4.6 points with the same change)
-    assert c.improvement_pct == pytest.approx(s.truth["improvement_pct"], abs=6.0)
+    # benchmark's median error fell from 5.3 to 4.6 points with the same change); 45.6 %
+    # since session 10: a few faded points whose brown share rose (blood gone, the skin's
+    # melanin left) were taken for a stain and cleared by the half-contrast ratio; now only
+    # where pigment was added, and the rest are judged by the visibility rule as everywhere
+    assert c.improvement_pct == pytest.approx(s.truth["improvement_pct"], abs=6.5)
     # and a fading that leaves the contrast untouched clears nothing
     s1 = make_session(seed=312, size=(640, 480), px_per_mm=10.0, skin_type=4, n_vessels=6, clear_frac=0.0, fade_frac=1.0, fade_to=1.0)
     assert s1.truth["improvement_pct"] == 0.0
@@ -520,12 +523,11 @@ def test_a_cleared_vein_under_dense_matting_is_cleared():
     c = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
     assert c.matting["patches"] >= 1
     status = {v["class"]: v["status"] for v in c.vessels if v["length_px"] > 100}
-    # the vein's visible share sits near the 0.25 line between "cleared" and "partly cleared"
-    # (0.25 with the old half-maximum widths, 0.27 with the noise-balanced ones); the length
-    # judged cleared is what the fix changed: 28 % before it, 37-38 % after (truth 50 %)
-    assert status["blue_telangiectasia"] == "persisting"
-    assert status["reticular"] in ("cleared", "partly cleared")
-    assert c.improvement_pct > 35.0
+    # judged against what the same measurement gives on parallel lines beside the vein within
+    # the matting, the vein's visible share is 0.17 (0.26 with the half-contrast ratio alone,
+    # at the 0.25 line between "cleared" and "partly cleared"); improvement 42.6 % (37.4 %)
+    assert status == {"reticular": "cleared", "blue_telangiectasia": "persisting"}
+    assert c.improvement_pct > 40.0
 
 
 def test_fine_vessels_the_engine_missed_at_baseline_are_not_matting():
@@ -564,3 +566,103 @@ def test_fine_vessels_the_engine_missed_at_baseline_are_not_matting():
     assert c_new.matting["patches"] == 1
     # the ellipse (6 x 3 mm semi-axes) and the 0.75 mm a practitioner's outline adds around it
     assert c_new.matting["area_mm2"] == pytest.approx(np.pi * 6.75 * 3.75, rel=0.25)
+
+
+def _faded(colour, keep, skin=(205, 150, 135)):
+    """The colour of a vessel of ``colour`` on ``skin`` keeping ``keep`` of its optical density."""
+    s = (np.asarray(skin) / 255.0) ** 2.2
+    c = (np.asarray(colour) / 255.0) ** 2.2
+    return tuple(float(v) for v in (s * (c / s) ** keep) ** (1 / 2.2) * 255.0)
+
+
+@pytest.mark.parametrize(("keep", "visible"), [(0.15, True), (0.04, False)])
+def test_a_vessel_under_a_stain_persists_while_it_is_perceptible(keep, visible):
+    # two bars at baseline; in the follow-up one keeps ``keep`` of its optical density (ΔE00
+    # 4.1 against the skin at 0.15, 1.1 at 0.04: visible / below perception) and a brown band
+    # lies over its middle. Under the stain the vessel was judged by the share of its local
+    # contrast it kept (>= half): the faded but clearly visible bar read cleared under the band
+    # (improvement 30 %, "partly cleared"). The visibility rule: persisting while perceptible
+    col = (160, 110, 150)
+    b = _skin()
+    f = b.copy()
+    _bar(b, 80, 40, 280, col)
+    _bar(b, 170, 40, 280, col)
+    _bar(f, 80, 40, 280, _faded(col, keep))
+    _bar(f, 170, 40, 280, col)
+    band = np.zeros(b.shape[:2], np.uint8)
+    cv2.line(band, (90, 80), (230, 80), 1, 24)
+    lin = (f / 255.0) ** 2.2
+    lin[band > 0] *= np.array([0.78, 0.68, 0.6], np.float32)
+    f = np.clip(lin, 0, 1) ** (1 / 2.2) * 255.0
+    c = compare(_u8(_noise(b, 1)), _u8(_noise(f, 2)), px_per_mm=PPM)
+    assert c.staining["patches"] == 1
+    status = sorted(v["status"] for v in c.vessels)
+    if visible:
+        assert status == ["persisting", "persisting"]
+        assert c.improvement_pct == pytest.approx(0.0, abs=3.0)
+        assert (c.change_map[78:83, 100:220] == CHANGE_CODES["persisting"]).mean() > 0.9
+    else:
+        assert status == ["cleared", "persisting"]
+        assert c.improvement_pct == pytest.approx(50.0, abs=5.0)
+
+
+def _spider(img, cy, cx, rng, n=6, length=(28, 40)):
+    """A new red spider: ``n`` gently curving fine branches (0.2 mm) radiating from a hub."""
+    lin = (img / 255.0) ** 2.2
+    lines = np.zeros(img.shape[:2], np.float32)
+    for a in rng.uniform(0, 2 * np.pi) + np.arange(n) * 2 * np.pi / n + rng.normal(0, 0.2, n):
+        h, y, x, pts = a, float(cy), float(cx), [(cx, cy)]
+        for _k in range(int(rng.uniform(*length))):
+            h += rng.normal(0, 0.08)
+            y, x = y + np.sin(h), x + np.cos(h)
+            pts.append((x, y))
+        cv2.polylines(lines, [np.round(np.array(pts)).astype(np.int32)], False, 1.0, 2)
+    lines = cv2.GaussianBlur(lines, (0, 0), 0.7)
+    od = np.minimum(lines, 1)[..., None] * np.array([0.05, 1.0, 0.75]) * 0.3
+    return (np.clip(lin * 10 ** (-od), 0, 1) ** (1 / 2.2) * 255).astype(np.float32)
+
+
+def test_a_new_spider_near_a_treated_site_is_a_new_vessel_not_matting():
+    # two bars, one cleared; 4.5 mm from the cleared bar the follow-up shows either a new red
+    # spider (six 2.8-4 mm branches from a hub) or a patch of matting (a mesh of short fine
+    # tortuous vessels) of about the same extent. The matting test took the spider for
+    # matting (40.5 mm², as the series' pair 301/2: 33.3 mm² where no matting is)
+    rng = np.random.default_rng(6)
+    base = _skin()
+    f0 = base.copy()
+    _bar(base, 80, 40, 280)
+    _bar(base, 170, 40, 280)
+    _bar(f0, 170, 40, 280)
+    b = _u8(_noise(base, 1))
+    spider = compare(b, _u8(_noise(_spider(f0, 125, 200, rng), 2)), px_per_mm=PPM)
+    assert spider.matting["patches"] == 0 and spider.matting["area_mm2"] == 0
+    assert spider.new_vessels["count"] >= 1 and spider.new_vessels["length_mm"] > 8.0
+    ys, xs = np.nonzero(spider.change_map == CHANGE_CODES["new_vessel"])
+    assert abs(np.median(ys) - 125) < 12 and abs(np.median(xs) - 200) < 12
+    assert spider.improvement_pct == pytest.approx(50.0, abs=5.0)
+    matting = compare(b, _u8(_noise(_matting_mesh(f0, 125, 200, rng, a=30, b=18), 2)), px_per_mm=PPM)
+    assert matting.matting["patches"] == 1
+    assert matting.matting["area_mm2"] == pytest.approx(np.pi * 3.75 * 2.55, rel=0.3)
+    assert matting.new_vessels["count"] == 0
+
+
+def test_one_radiating_structure_tells_a_spider_from_a_mesh():
+    from veinscope.compare import _one_radiating_structure
+
+    rng = np.random.default_rng(7)
+    img = np.zeros((200, 200), np.uint8)
+    for a in np.arange(5) * 2 * np.pi / 5 + 0.3:  # a hub with five straight 4-6 mm branches
+        r0, r1 = 4, rng.uniform(40, 60)
+        cv2.line(img, (int(100 + r0 * np.cos(a)), int(100 + r0 * np.sin(a))), (int(100 + r1 * np.cos(a)), int(100 + r1 * np.sin(a))), 1, 1)
+    assert _one_radiating_structure(img > 0, 10.0)
+    # the same branches as parallel lines (no hub), and a mesh of short crossing lines
+    par = np.zeros_like(img)
+    for k in range(4):
+        cv2.line(par, (40, 40 + 30 * k), (160, 40 + 30 * k), 1, 1)
+    assert not _one_radiating_structure(par > 0, 10.0)
+    mesh = np.zeros_like(img)
+    for _ in range(40):
+        y, x, h = rng.uniform(50, 150, 2).tolist() + [rng.uniform(0, 2 * np.pi)]
+        cv2.line(mesh, (int(x), int(y)), (int(x + 14 * np.cos(h)), int(y + 14 * np.sin(h))), 1, 1)
+    assert not _one_radiating_structure(mesh > 0, 10.0)
+    assert not _one_radiating_structure(np.zeros_like(img, bool), 10.0)

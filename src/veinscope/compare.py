@@ -348,10 +348,10 @@ def compare(
     if not whole:
         mb.keep(boxes)
         mf.keep(boxes)
-    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio)
+    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel)
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
-    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=matt["mask"])
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=matt["mask"], visible_ratio=visible_ratio)
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -1097,7 +1097,115 @@ class _Along:
         return (self.w @ np.asarray(values, np.float64)) / self.count
 
 
-def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None):
+_CONTROL_DIRS = ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0), (0.7071, 0.7071), (0.7071, -0.7071), (-0.7071, 0.7071), (-0.7071, -0.7071))
+
+
+def _stands_out(a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area, val, *, shape, ppm, bg, thr_f, visible_ratio=0.5):
+    """Whether a baseline vessel still shows where the follow-up has a stain or new matting on it.
+
+    At such points the follow-up's colour is not the vessel's; the vessel is judged by its
+    blood contrast against the skin within ~0.6 mm (a high-pass), averaged along it over 1 mm
+    (a triangular weight, twice the 0.5 mm box), by these tests (issue 6: improvement counts
+    the *visible* baseline-vessel length):
+
+    * *perceptible*: the baseline vessel's own blood contrast, scaled by the share of its local
+      contrast the follow-up keeps, still makes a colour difference of at least ``thr_f``
+      (ΔE00, the visibility rule of the rest of the comparison). A strong vessel faded below
+      half of its contrast stays visible; a faint one below perception does not.
+    * *above its surroundings*: the follow-up's local contrast exceeds what the same
+      measurement gives on each of 8 parallel copies of the vessel's course, 2 sigma of the
+      local scale beyond its edge (off the baseline's vessels; within the matting when the
+      point is in matting). New fine vessels cross a cleared vessel's place at random: beside
+      it they give as much; a persisting vessel gives more.
+    * under matting, also at least ``visible_ratio`` of its baseline local contrast: a new fine
+      vessel running along a cleared vessel's place for a stretch passes the two tests above.
+
+    Under matting a vessel wider than the new fine ones (0.3 mm) is measured at its centreline
+    pixel itself: the strongest pixel next to each point finds a new fine vessel wherever they
+    are dense. Elsewhere at the strongest pixel within one pixel (centrelines of label masks
+    wander, and a pose change moves a fine vessel's centre by about a pixel).
+    """
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
+
+    m, n = shape
+    k1 = len(ys)
+    sig_loc = max(2.0, 0.6 * ppm)
+    b_vessel_at = a_b.labels  # > 0 on the baseline's vessels
+    wide = in_matting & (a_b.diameter_px[ys, xs] > 0.3 * ppm)
+
+    def along2(v):  # along the vessel over twice the radius (a triangular weight)
+        return along(along(v))
+
+    def spread(mask):  # the points and their neighbours along the vessel (two steps)
+        out = np.zeros(k1, bool)
+        if mask.any():
+            out[np.unique(along.w[np.flatnonzero(mask)].indices)] = True
+            out[np.unique(along.w[np.flatnonzero(out)].indices)] = True
+        return out
+
+    def measure(sel, peak):
+        lb, lf = np.zeros(k1), np.zeros(k1)
+        ct = np.zeros((len(_CONTROL_DIRS), k1))
+        ok = np.zeros((len(_CONTROL_DIRS), k1))
+        if not sel.any():
+            return lb, lf, ct, ok
+        py, px = ys[sel], xs[sel]
+        kk = py.size
+        d = np.ceil(0.5 * a_b.diameter_px[py, px] + 2.0 * sig_loc)
+        qy, qx, qok = [py], [px], []
+        for dy, dx in _CONTROL_DIRS:
+            cy = np.rint(py + dy * d).astype(np.int64)
+            cx = np.rint(px + dx * d).astype(np.int64)
+            inb = (cy >= 0) & (cy < m) & (cx >= 0) & (cx < n)
+            cy, cx = np.clip(cy, 0, m - 1), np.clip(cx, 0, n - 1)
+            good = inb & cmp_area[cy, cx] & (b_vessel_at[cy, cx] == 0)
+            if matting is not None:
+                good &= np.where(in_matting[sel], matting[cy, cx], True)
+            qy.append(cy)
+            qx.append(cx)
+            qok.append(good)
+        allf = _local_contrast(mf, np.concatenate(qy), np.concatenate(qx), shape=shape, sig_loc=sig_loc, peak=peak)
+        lb[sel] = _local_contrast(mb, py, px, shape=shape, sig_loc=sig_loc, peak=peak)
+        lf[sel] = allf[:kk]
+        ct[:, sel] = allf[kk:].reshape(len(_CONTROL_DIRS), kk)
+        ok[:, sel] = np.asarray(qok, np.float64)
+        return lb, lf, ct, ok
+
+    parts = [(spread(brown & ~wide), True)]
+    if wide.any():
+        parts.append((spread(wide), False))
+    lb_al, lf_al, lvl = np.zeros(k1), np.zeros(k1), np.zeros(k1)
+    for sel, peak in parts:
+        lb, lf, ct, ok = measure(sel, peak)
+        # the surroundings' level: the largest of the control lines' along-means (a control
+        # counts where most of its neighbours along the line are usable)
+        level = np.zeros(k1)
+        for c in range(len(_CONTROL_DIRS)):
+            w = along2(ok[c])
+            v = along2(ct[c] * ok[c]) / np.maximum(w, 1e-9)
+            level = np.maximum(level, np.where(w >= 0.5, v, 0.0))
+        pick = wide if not peak else ~wide
+        lb_al = np.where(pick, along2(lb), lb_al)
+        lf_al = np.where(pick, along2(lf), lf_al)
+        lvl = np.where(pick, level, lvl)
+    # perceptible: the baseline's blood contrast at the point scaled by the local contrast kept
+    d_hb = CHROMOPHORE_DIRECTIONS["haemoglobin"]
+    d_ven = CHROMOPHORE_DIRECTIONS["venous"]
+    idx = np.flatnonzero(brown)
+    hb_b = np.maximum(along(val["b", "hb"][:k1]), 0.0)[idx]
+    ven_b = np.maximum(along(val["b", "ven"][:k1]), 0.0)[idx]
+    kept = np.clip(lf_al[idx] / np.maximum(lb_al[idx], 1e-6), 0.0, 1.0)
+    de_kept = delta_e_of_od(bg[idx], kept[:, None] * (hb_b[:, None] * d_hb[None, :] + ven_b[:, None] * d_ven[None, :]))
+    stands = np.zeros(k1, bool)
+    stands[idx] = (de_kept >= thr_f) & (lf_al[idx] > lvl[idx]) & (lf_al[idx] > 0)
+    # under matting, new fine vessels run along a cleared vessel's place here and there (a
+    # stretch of the old course above the parallel lines beside it): there the vessel must also
+    # keep at least ``visible_ratio`` of its local contrast, as a new fine vessel rarely does
+    stands[idx] &= ~in_matting[idx] | (lf_al[idx] >= visible_ratio * np.maximum(lb_al[idx], 1e-6))
+    return stands
+
+
+def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -1170,6 +1278,9 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         return pos[2] / np.maximum(pos[0] + pos[1] + pos[2], 1e-6)
 
     brown = mel_frac("f") > np.maximum(0.45, mel_frac("b") + 0.2)
+    # ... where brown pigment was added (not where the blood faded and left the skin's own
+    # melanin contrast as the larger share)
+    brown &= along(np.maximum(val["f", "mel0"][sk], 0.0)) > along(np.maximum(val["b", "mel0"][sk], 0.0))
     # (only where the vessel would otherwise count as visible)
     brown &= de_f >= thr_f
     in_matting = np.zeros(k1, bool)
@@ -1178,31 +1289,12 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         # matting patch the vessel persists only where it still stands out (as below)
         in_matting = matting[ys, xs] & (de_f >= thr_f)
         brown |= in_matting
-    # ... unless the vessel still stands out from its immediate surroundings (a thin vessel
-    # crossing a stain): blood contrast against the skin within ~0.6 mm, before and after
+    # ... unless the vessel still shows there (perceptible, above its surroundings)
     if brown.any():
-        sig_loc = max(2.0, 0.6 * ppm)
-        near = np.zeros(k1, bool)  # the brown points and their neighbours along the vessel
-        near[np.unique(along.w[np.flatnonzero(brown)].indices)] = True
-        hp_b, hp_f = np.zeros(k1), np.zeros(k1)
-        hp_b[near] = _local_contrast(mb, ys[near], xs[near], shape=(m, n), sig_loc=sig_loc)
-        hp_f[near] = _local_contrast(mf, ys[near], xs[near], shape=(m, n), sig_loc=sig_loc)
-        stands = along(hp_f) >= 0.5 * np.maximum(along(hp_b), 1e-6)
-        # under matting, a vessel wider than the new fine ones (0.3 mm) is judged by the
-        # contrast at its centreline itself, averaged along it: the new fine vessels cross a
-        # cleared vein's place at random, and the strongest pixel next to each point finds one
-        # of them wherever they are dense (a cleared vein under a matting patch read as
-        # persisting); averaged along the old course their crossings do not add up to a vessel,
-        # a persisting vein does. (A fine vessel keeps the strongest pixel: one pixel beside
-        # its centre, which a new pose moves, it loses most of its contrast.)
-        wide_m = in_matting & (a_b.diameter_px[ys, xs] > 0.3 * ppm)
-        if wide_m.any():
-            near_m = np.zeros(k1, bool)
-            near_m[np.unique(along.w[np.flatnonzero(wide_m)].indices)] = True
-            hc_b, hc_f = np.zeros(k1), np.zeros(k1)
-            hc_b[near_m] = _local_contrast(mb, ys[near_m], xs[near_m], shape=(m, n), sig_loc=sig_loc, peak=False)
-            hc_f[near_m] = _local_contrast(mf, ys[near_m], xs[near_m], shape=(m, n), sig_loc=sig_loc, peak=False)
-            stands = np.where(wide_m, along(hc_f) >= 0.5 * np.maximum(along(hc_b), 1e-6), stands)
+        stands = _stands_out(
+            a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area, val,
+            shape=(m, n), ppm=ppm, bg=bg_od(ys, xs), thr_f=thr_f, visible_ratio=visible_ratio,
+        )
         brown &= ~stands
     seen_b = de_b >= thr_b
     vis = (de_f >= thr_f) & ~brown
@@ -1484,10 +1576,71 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures}
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5):
+def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0) -> bool:
+    """Whether new vessels in a patch are one radiating structure (a red spider: a hub with
+    branches, several longer than ``long_mm``) rather than matting (a mesh of many short, very
+    fine tortuous vessels).
+
+    The vessels' skeleton is cut at its junctions into stretches. A spider: stretches of
+    ``long_mm`` or more hold at least half of the skeleton's length, there are at least two of
+    them, and they radiate from one point: the point nearest to all their lines (least squares)
+    lies within ``long_mm`` / 2 + 15 % of its length of each long stretch's nearer end, and
+    the farther end is farther. A mesh of fine vessels crossing each other falls into short
+    stretches between its many junctions; scattered short tortuous vessels do not point at one
+    hub. (The engine finds a faint spider's branches only in part and its hub often not at all,
+    so the branches need not be connected.)
+    """
+    from skimage.morphology import skeletonize
+
+    long_px = long_mm * ppm
+    if not vessel.any():
+        return False
+    sk = skeletonize(vessel)
+    total = float(sk.sum())
+    if total < 2 * long_px:
+        return False
+    u8 = sk.astype(np.uint8)
+    nb = cv2.filter2D(u8, cv2.CV_16S, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT) - u8
+    junction = sk & (nb >= 3)
+    stretch = sk & ~cv2.dilate(junction.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    nl, lab, st, _ = cv2.connectedComponentsWithStats(stretch.astype(np.uint8), connectivity=8)
+    long_ids = [i for i in range(1, nl) if st[i, cv2.CC_STAT_AREA] >= long_px]
+    if len(long_ids) < 2 or sum(int(st[i, cv2.CC_STAT_AREA]) for i in long_ids) < 0.5 * total:
+        return False
+    # each long stretch: its principal line and its two ends (the points farthest apart along it)
+    lines = []
+    for i in long_ids:
+        y0, x0 = int(st[i, cv2.CC_STAT_TOP]), int(st[i, cv2.CC_STAT_LEFT])
+        yy, xx = np.nonzero(lab[y0 : y0 + st[i, cv2.CC_STAT_HEIGHT], x0 : x0 + st[i, cv2.CC_STAT_WIDTH]] == i)
+        pts = np.c_[yy + y0, xx + x0].astype(np.float64)
+        c = pts.mean(axis=0)
+        _, _, vt = np.linalg.svd(pts - c, full_matrices=False)
+        d = vt[0]
+        t = (pts - c) @ d
+        lines.append((c, d, pts[int(np.argmin(t))], pts[int(np.argmax(t))], float(len(pts))))
+    # the point nearest to all the lines: sum of (I - d d^T) (p - c) = 0
+    a = np.zeros((2, 2))
+    b = np.zeros(2)
+    for c, d, _, _, _ in lines:
+        proj = np.eye(2) - np.outer(d, d)
+        a += proj
+        b += proj @ c
+    if abs(np.linalg.det(a)) < 1e-6:
+        return False  # parallel stretches: no hub
+    hub = np.linalg.solve(a, b)
+    for _, _, e0, e1, length in lines:
+        near, far = sorted((float(np.hypot(*(e0 - hub))), float(np.hypot(*(e1 - hub)))))
+        if near > 0.5 * long_px + 0.15 * length or far <= near + 0.5 * length:
+            return False
+    return True
+
+
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
-    closed and filled), wider than a single new vessel."""
+    closed and filled), wider than a single new vessel. A patch whose new vessels (the
+    follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
+    red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel)."""
     from scipy import ndimage as ndi
 
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
@@ -1578,6 +1731,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             share = float(new_red[y : y + h, x : x + w][region].mean())
             if share < 0.05:
                 continue
+            if f_vessel is not None:
+                fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
+                if _one_radiating_structure(fv, ppm):
+                    continue  # a new red spider, not matting
             box = (y + BY0, y + h + BY0, x + BX0, x + w + BX0)
             mask[box[0] : box[1], box[2] : box[3]] |= region
             out_boxes.append(box)

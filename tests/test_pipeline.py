@@ -241,9 +241,10 @@ def test_a_long_faint_vessel_is_found_along_its_length(seed):
     true_len = 300 * math.hypot(1.0, 0.08)
     assert before.classes["total"].length_px < 0.3 * true_len
     assert a.classes["total"].length_px > 0.6 * true_len
-    # everything found lies on the vessel
+    # everything found lies on the vessel: a disc centred within its visible half width (6 px)
+    # and as wide as the vessel (12 px), +1 px for the disc's rasterisation
     ys, xs = np.nonzero(a.labels)
-    assert np.all(np.abs(ys - centre(xs)) <= 12.0)
+    assert np.all(np.abs(ys - centre(xs)) <= 12.0 + 1.0)
     # ... and the vessel found without the rule is still found
     assert np.all(a.labels[before.labels > 0] > 0)
 

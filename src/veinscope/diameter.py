@@ -652,14 +652,18 @@ def half_max_widths(
     is bell-shaped (a bar fit through the camera's blur comes out up to 50 % wide). Here the
     width is measured on the profile itself: the mean of ``2 n_side + 1`` parallel profiles
     across the vessel, its baseline the median beyond 0.75 of the window
-    (``H = max(reach[0] * guess, guess / 2 + reach[1])`` px either side), its peak the top of a
+    (``H = max(reach[0] * guess, guess / 2 + reach[1])`` px either side), its peak from a
     least-squares parabola through the samples within a quarter of the guess of the
     centreline, and the two half-maximum crossings. Noise and skin texture bias the plain
     recipe inwards: the highest sample lies above the true peak, and going out from the peak
     the first crossing of the half level comes early. So on each side the first crossing is
-    averaged with the last one reached across short dips below half (at most
-    ``gap_frac * guess``, at least 1 px), which noise makes late; on a clean profile they are
-    the same point. The camera's blur (``psf_sigma_px``, a
+    moved out by the samples still at or above half within ``gap_frac * guess`` (at least 1 px)
+    beyond it; on a clean profile there are none. The parabola's vertex, its maximum, is pushed
+    up by noise too (by the square of the noise in its slope over its curvature), which
+    narrowed faint vessels (contrast twice the noise: 0.94 of their width). So the crossings are
+    found twice: at the half level of the vertex, then at the half level of the parabola's
+    value at the centre of those first crossings, a position found from the flanks. On a clean
+    profile both give the same width. The camera's blur (``psf_sigma_px``, a
     Gaussian) is then taken out in quadrature, ``w = sqrt(fwhm^2 - (2.355 psf)^2)`` (exact for
     bell-shaped profiles, negligible for wide ones), with a floor of 0.5 px.
 

@@ -18,13 +18,15 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
     For point k the profile is the mean of ``2 n_side + 1`` parallel samplings of ``img`` along
     the normal ``unit[k]`` (offset by -n_side..n_side px along the vessel), at ``step`` px over
     ``+-H``, ``H = max(reach[0] * guess[k], guess[k] / 2 + reach[1])``. The baseline is the
-    median of the samples beyond ``0.75 H``. The peak is the top of a least-squares parabola
-    through the samples within a quarter of the guessed width of the point (the highest single
-    sample there is biased upwards by the noise). The edges are the half-maximum crossings
-    (linear interpolation between samples); on each side the first crossing met going out
-    from the peak, where noise crosses early, is averaged with the last one reached across
-    dips below half of at most ``gap_frac * guess[k]`` (at least 1 px), where noise crosses
-    late. ``out_w[k]`` is NaN when the peak is not above the baseline, the guess is not
+    median of the samples beyond ``0.75 H``. A least-squares parabola is fitted through the
+    samples within a quarter of the guessed width of the point (the highest single sample there
+    is biased upwards by the noise). The edges are the half-maximum crossings (linear
+    interpolation between samples) going out from the highest sample; on each side the first
+    crossing, where noise crosses early, is moved out by the samples still at or above half
+    within ``gap_frac * guess[k]`` (at least 1 px) beyond it. The crossings are found twice:
+    first at the half level of the parabola's vertex, then at the half level of the parabola's
+    value at the centre of the first crossings (the vertex, the fit's maximum, is pushed up by
+    noise). ``out_w[k]`` is NaN when the peak is not above the baseline, the guess is not
     finite, or a crossing falls outside the window.
     """
     k_all = pts.shape[0]
@@ -78,40 +80,27 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
         for t in range(ns - lim, ns + lim + 1):
             if prof[t] > prof[ic]:
                 ic = t
-        peak = _parabola_top(prof, ns - lim, ns + lim, step)
+        c0, c1, c2, fit = _parabola(prof, ns - lim, ns + lim, step)
+        peak = _parabola_top(prof, ns - lim, ns + lim, step, c0, c1, c2, fit)
         if not (peak > base):
             continue
-        half = base + 0.5 * (peak - base)
-        i = ic
-        while i > 0 and prof[i] >= half:
-            i -= 1
-            if not have[i]:
-                _fill_missing(img, prof, have, max(0, i - _RUN + 1), i + 1, py, px, ny, nx, n_side, ns, step)
-        j = ic
-        while j < nt - 1 and prof[j] >= half:
-            j += 1
-            if not have[j]:
-                _fill_missing(img, prof, have, j, min(nt, j + _RUN), py, px, ny, nx, n_side, ns, step)
-        if prof[i] >= half or prof[j] >= half:
-            continue
-        xl = (i + (half - prof[i]) / (prof[i + 1] - prof[i]) - ns) * step
-        xr = (j - 1 + (prof[j - 1] - half) / (prof[j - 1] - prof[j]) - ns) * step
-        # noise makes the first crossing early: count the samples still at or above half
-        # within the gap beyond it (on a straight flank with symmetric noise, those above half
-        # outside the true crossing balance those below it inside, so the count is unbiased)
         gap = int(max(1.0, gap_frac * w0) / step)
-        _fill_missing(img, prof, have, max(0, i - gap), i, py, px, ny, nx, n_side, ns, step)
-        _fill_missing(img, prof, have, j + 1, min(nt, j + gap + 1), py, px, ny, nx, n_side, ns, step)
-        na = 0
-        for t in range(max(0, i - gap), i):
-            if prof[t] >= half:
-                na += 1
-        xl -= na * step
-        na = 0
-        for t in range(j + 1, min(nt, j + gap + 1)):
-            if prof[t] >= half:
-                na += 1
-        xr += na * step
+        xl, xr, xm, ok = _crossings(img, prof, have, ic, base + 0.5 * (peak - base), gap, py, px, ny, nx, n_side, ns, step)
+        if not ok:
+            continue
+        if fit:
+            # the vertex is the fitted parabola's maximum, which noise pushes up (by the square
+            # of the noise in its slope over its curvature) and so narrows faint profiles: the
+            # peak is the parabola's value at the centre of the first crossings instead (found
+            # from the flanks; the same for any gap), and the crossings are found again at the
+            # half level it gives
+            xm = min(max(xm, -lim * step), lim * step)
+            peak = c0 + c1 * xm + c2 * xm * xm
+            if not (peak > base):
+                continue
+            xl, xr, xm, ok = _crossings(img, prof, have, ic, base + 0.5 * (peak - base), gap, py, px, ny, nx, n_side, ns, step)
+            if not ok:
+                continue
         out_w[k] = xr - xl
         out_c[k] = 0.5 * (xl + xr)
     return out_w
@@ -151,8 +140,49 @@ def _fill_missing(img, prof, have, a, b, py, px, ny, nx, n_side, ns, step):  # p
 
 
 @nb.njit(cache=True, nogil=True)
-def _parabola_top(prof, a, b, step):  # pragma: no cover - compiled
-    """Highest value on [a, b] (sample indices) of the least-squares parabola through prof[a..b]."""
+def _crossings(img, prof, have, ic, half, gap, py, px, ny, nx, n_side, ns, step):  # pragma: no cover - compiled
+    """Left and right half-maximum crossings (px from the point) going out from sample ``ic``,
+    each corrected by the samples at or above ``half`` within ``gap`` samples beyond it, the
+    centre of the first crossings (before that correction), and whether both were found inside
+    the window; samples the walk reads are filled as it goes."""
+    nt = 2 * ns + 1
+    i = ic
+    while i > 0 and prof[i] >= half:
+        i -= 1
+        if not have[i]:
+            _fill_missing(img, prof, have, max(0, i - _RUN + 1), i + 1, py, px, ny, nx, n_side, ns, step)
+    j = ic
+    while j < nt - 1 and prof[j] >= half:
+        j += 1
+        if not have[j]:
+            _fill_missing(img, prof, have, j, min(nt, j + _RUN), py, px, ny, nx, n_side, ns, step)
+    if prof[i] >= half or prof[j] >= half:
+        return 0.0, 0.0, 0.0, False
+    xl = (i + (half - prof[i]) / (prof[i + 1] - prof[i]) - ns) * step
+    xr = (j - 1 + (prof[j - 1] - half) / (prof[j - 1] - prof[j]) - ns) * step
+    xm = 0.5 * (xl + xr)
+    # noise makes the first crossing early: count the samples still at or above half
+    # within the gap beyond it (on a straight flank with symmetric noise, those above half
+    # outside the true crossing balance those below it inside, so the count is unbiased)
+    _fill_missing(img, prof, have, max(0, i - gap), i, py, px, ny, nx, n_side, ns, step)
+    _fill_missing(img, prof, have, j + 1, min(nt, j + gap + 1), py, px, ny, nx, n_side, ns, step)
+    na = 0
+    for t in range(max(0, i - gap), i):
+        if prof[t] >= half:
+            na += 1
+    xl -= na * step
+    na = 0
+    for t in range(j + 1, min(nt, j + gap + 1)):
+        if prof[t] >= half:
+            na += 1
+    xr += na * step
+    return xl, xr, xm, True
+
+
+@nb.njit(cache=True, nogil=True)
+def _parabola(prof, a, b, step):  # pragma: no cover - compiled
+    """Least-squares parabola ``c0 + c1 x + c2 x^2`` through prof[a..b], x in px from the window's
+    centre ``(a + b) / 2``; the last value is False when the fit is singular."""
     c = 0.5 * (a + b)
     s0 = s1 = s2 = s3 = s4 = 0.0
     y0 = y1 = y2 = 0.0
@@ -171,13 +201,23 @@ def _parabola_top(prof, a, b, step):  # pragma: no cover - compiled
     # normal equations [[s0 s1 s2] [s1 s2 s3] [s2 s3 s4]] (c0 c1 c2) = (y0 y1 y2), Cramer's rule
     det = s0 * (s2 * s4 - s3 * s3) - s1 * (s1 * s4 - s2 * s3) + s2 * (s1 * s3 - s2 * s2)
     if not (abs(det) > 1e-12):
+        return 0.0, 0.0, 0.0, False
+    c0 = (y0 * (s2 * s4 - s3 * s3) - s1 * (y1 * s4 - s3 * y2) + s2 * (y1 * s3 - s2 * y2)) / det
+    c1 = (s0 * (y1 * s4 - s3 * y2) - y0 * (s1 * s4 - s2 * s3) + s2 * (s1 * y2 - s2 * y1)) / det
+    c2 = (s0 * (s2 * y2 - s3 * y1) - s1 * (s1 * y2 - s2 * y1) + y0 * (s1 * s3 - s2 * s2)) / det
+    return c0, c1, c2, True
+
+
+@nb.njit(cache=True, nogil=True)
+def _parabola_top(prof, a, b, step, c0, c1, c2, fit):  # pragma: no cover - compiled
+    """Highest value on [a, b] (sample indices) of the parabola :func:`_parabola` fitted there
+    (the highest sample when the fit is singular)."""
+    if not fit:
         best = prof[a]
         for t in range(a, b + 1):
             best = max(best, prof[t])
         return best
-    c0 = (y0 * (s2 * s4 - s3 * s3) - s1 * (y1 * s4 - s3 * y2) + s2 * (y1 * s3 - s2 * y2)) / det
-    c1 = (s0 * (y1 * s4 - s3 * y2) - y0 * (s1 * s4 - s2 * s3) + s2 * (s1 * y2 - s2 * y1)) / det
-    c2 = (s0 * (s2 * y2 - s3 * y1) - s1 * (s1 * y2 - s2 * y1) + y0 * (s1 * s3 - s2 * s2)) / det
+    c = 0.5 * (a + b)
     xa = (a - c) * step
     xb = (b - c) * step
     top = max(c0 + c1 * xa + c2 * xa * xa, c0 + c1 * xb + c2 * xb * xb)

@@ -692,7 +692,6 @@ def test_a_new_vessel_wider_than_matting_is_not_a_matting_patch():
     import dataclasses
 
     from veinscope import analyze
-
     from veinscope.compare import _single_vessels
 
     rng = np.random.default_rng(8)

@@ -1635,12 +1635,62 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     return True
 
 
+def _single_vessels(red: np.ndarray, ppm: float, *, fine_mm: float = 0.3, max_mm: float = 0.9, min_len_mm: float = 5.0, long_mm: float = 2.0) -> np.ndarray:
+    """The connected pieces of new redness ``red`` that are one new vessel wider than the fine
+    ones, not matting (a mesh of many short, very fine vessels): a piece whose skeleton is at
+    least ``min_len_mm`` long, whose width (twice the median distance from its skeleton to its
+    edge) exceeds ``fine_mm``, is under ``max_mm`` (a single vessel as the matting patch's width
+    test has it: under ``min_width_mm`` once grown by the reach on both sides) and is at most a
+    tenth of that length (a vessel, not a strip of blush), and whose skeleton, cut at its junctions, has at least half of
+    its length in stretches of ``long_mm`` or more (a line with side twigs; crossing fine
+    vessels and the blush between them fall into short stretches between many junctions).
+
+    Such a vessel, perceptible as new redness along its whole course, would otherwise be
+    gathered into a "patch" once grown by the matting reach (a new vessel the engine missed in
+    the follow-up; the generator's series 309 has several).
+    """
+    from skimage.morphology import skeletonize
+
+    out = np.zeros(red.shape, bool)
+    if not red.any():
+        return out
+    # a piece at least min_len_mm long and fine_mm wide covers at least their product
+    min_area = min_len_mm * fine_mm * ppm**2
+    nl, lab, st, _ = cv2.connectedComponentsWithStats(red.astype(np.uint8), connectivity=8)
+    ones = np.ones((3, 3), np.uint8)
+    for i in range(1, nl):
+        if st[i, cv2.CC_STAT_AREA] < min_area:
+            continue
+        x, y, w, h = (int(st[i, c]) for c in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+        if max(w, h) < min_len_mm * ppm / 2.0:
+            continue  # too compact to hold a skeleton that long without a mesh
+        piece = np.pad(lab[y : y + h, x : x + w] == i, 1)
+        sk = skeletonize(piece)
+        total = float(sk.sum())
+        if total < min_len_mm * ppm:
+            continue
+        dt = cv2.distanceTransform(piece.astype(np.uint8), cv2.DIST_L2, 3)
+        width = 2.0 * float(np.median(dt[sk]))
+        if width <= fine_mm * ppm or width >= max_mm * ppm or total < 10.0 * width:
+            continue  # fine (matting's own vessels), or a blob of blush rather than a vessel
+        u8 = sk.astype(np.uint8)
+        nb = cv2.filter2D(u8, cv2.CV_16S, ones.astype(np.float32), borderType=cv2.BORDER_CONSTANT) - u8
+        stretch = sk & ~cv2.dilate((sk & (nb >= 3)).astype(np.uint8), ones).astype(bool)
+        ns, _, sst, _ = cv2.connectedComponentsWithStats(stretch.astype(np.uint8), connectivity=8)
+        long_len = float(sum(int(sst[j, cv2.CC_STAT_AREA]) for j in range(1, ns) if sst[j, cv2.CC_STAT_AREA] >= long_mm * ppm))
+        if long_len >= 0.5 * total:
+            out[y : y + h, x : x + w] |= piece[1:-1, 1:-1]
+    return out
+
+
 def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
     follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
-    red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel)."""
+    red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel). A
+    piece of new redness that is one long vessel wider than the fine ones is not gathered
+    into a patch (:func:`_single_vessels`)."""
     from scipy import ndimage as ndi
 
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
@@ -1715,6 +1765,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                     redness_f = np.bincount(idx, weights=hb_f[far], minlength=nl_f)
                     new_piece = redness_b < visible_ratio * redness_f
                     new_red |= far & new_piece[lab_f] & (d_hb > 0)
+        new_red &= ~_single_vessels(new_red, ppm, max_mm=min_width_mm - 2.0 * reach_mm)
         mm_ = cv2.dilate(new_red.astype(np.uint8), ker)
         mm_ = cv2.morphologyEx(mm_, cv2.MORPH_CLOSE, ker)
         regions = ndi.binary_fill_holes(mm_.astype(bool)) & vb

@@ -92,9 +92,10 @@ def analyze(
         a vessel when it extends at least this far (a faint vessel stays above the low level
         along its length; texture does so in short runs). ``None`` (default): only bands that
         reach the high level. 3 mm was the best of 2-8 mm on the generated photos (seeds
-        400-423): recall +0.018, clDice +0.010, centreline precision -0.006 (medians), but class
-        right 0.954 -> 0.948 (faint reticular veins just over 1 mm are measured under it) and a
-        floor line on a real photo (BENCHMARKS.md, session 10), so it is off by default.
+        400-423): recall +0.018, clDice +0.010, centreline precision -0.006 (medians); class
+        right 0.952 -> 0.950 since faint widths are no longer narrowed (0.948 before), but it
+        draws a line on a skin-coloured floor in a real photo (BENCHMARKS.md, session 10), so it
+        is off by default.
     snap_crest : bool
         Move centreline points to the sub-pixel crest of the ridge (one line along a wide
         vessel instead of a staircase of dashes).

@@ -226,23 +226,3 @@ def _parabola_top(prof, a, b, step, c0, c1, c2, fit):  # pragma: no cover - comp
         if xa <= xv <= xb:
             top = c0 - c1 * c1 / (4.0 * c2)
     return top
-
-
-@nb.njit(cache=True, nogil=True)
-def _last_above(prof, i, d, half, gap):  # pragma: no cover - compiled
-    """Going from sample i (below ``half``) in direction d (-1 or +1): the last sample at or above
-    ``half`` reached across runs of at most ``gap`` samples below it; -1 if none."""
-    n = prof.shape[0]
-    last = -1
-    run = 0
-    t = i + d
-    while 0 <= t < n:
-        if prof[t] >= half:
-            last = t
-            run = 0
-        else:
-            run += 1
-            if run > gap:
-                break
-        t += d
-    return last

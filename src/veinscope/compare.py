@@ -1576,6 +1576,18 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures}
 
 
+def _stretches(sk: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """A skeleton cut at its junctions (pixels with 3 or more skeleton neighbours, and their 8
+    neighbours removed) into stretches: ``cv2.connectedComponentsWithStats``' count, labels and
+    stats of them (8-connected; the areas are the stretches' lengths in pixels)."""
+    u8 = sk.astype(np.uint8)
+    ones = np.ones((3, 3), np.uint8)
+    nb = cv2.filter2D(u8, cv2.CV_16S, ones.astype(np.float32), borderType=cv2.BORDER_CONSTANT) - u8
+    stretch = sk & ~cv2.dilate((sk & (nb >= 3)).astype(np.uint8), ones).astype(bool)
+    nl, lab, st, _ = cv2.connectedComponentsWithStats(stretch.astype(np.uint8), connectivity=8)
+    return nl, lab, st
+
+
 def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0) -> bool:
     """Whether new vessels in a patch are one radiating structure (a red spider: a hub with
     branches, several longer than ``long_mm``) rather than matting (a mesh of many short, very
@@ -1599,11 +1611,7 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     total = float(sk.sum())
     if total < 2 * long_px:
         return False
-    u8 = sk.astype(np.uint8)
-    nb = cv2.filter2D(u8, cv2.CV_16S, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT) - u8
-    junction = sk & (nb >= 3)
-    stretch = sk & ~cv2.dilate(junction.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    nl, lab, st, _ = cv2.connectedComponentsWithStats(stretch.astype(np.uint8), connectivity=8)
+    nl, lab, st = _stretches(sk)
     long_ids = [i for i in range(1, nl) if st[i, cv2.CC_STAT_AREA] >= long_px]
     if len(long_ids) < 2 or sum(int(st[i, cv2.CC_STAT_AREA]) for i in long_ids) < 0.5 * total:
         return False
@@ -1657,7 +1665,6 @@ def _single_vessels(red: np.ndarray, ppm: float, *, fine_mm: float = 0.3, max_mm
     # a piece at least min_len_mm long and fine_mm wide covers at least their product
     min_area = min_len_mm * fine_mm * ppm**2
     nl, lab, st, _ = cv2.connectedComponentsWithStats(red.astype(np.uint8), connectivity=8)
-    ones = np.ones((3, 3), np.uint8)
     for i in range(1, nl):
         if st[i, cv2.CC_STAT_AREA] < min_area:
             continue
@@ -1673,10 +1680,7 @@ def _single_vessels(red: np.ndarray, ppm: float, *, fine_mm: float = 0.3, max_mm
         width = 2.0 * float(np.median(dt[sk]))
         if width <= fine_mm * ppm or width >= max_mm * ppm or total < 10.0 * width:
             continue  # fine (matting's own vessels), or a blob of blush rather than a vessel
-        u8 = sk.astype(np.uint8)
-        nb = cv2.filter2D(u8, cv2.CV_16S, ones.astype(np.float32), borderType=cv2.BORDER_CONSTANT) - u8
-        stretch = sk & ~cv2.dilate((sk & (nb >= 3)).astype(np.uint8), ones).astype(bool)
-        ns, _, sst, _ = cv2.connectedComponentsWithStats(stretch.astype(np.uint8), connectivity=8)
+        ns, _, sst = _stretches(sk)
         long_len = float(sum(int(sst[j, cv2.CC_STAT_AREA]) for j in range(1, ns) if sst[j, cv2.CC_STAT_AREA] >= long_mm * ppm))
         if long_len >= 0.5 * total:
             out[y : y + h, x : x + w] |= piece[1:-1, 1:-1]

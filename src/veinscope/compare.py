@@ -654,12 +654,16 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
     return out
 
 
-def _local_contrast(maps: _Maps, ys, xs, *, shape, sig_loc: float, peak: bool = True) -> np.ndarray:
+def _local_contrast(maps: _Maps, ys, xs, *, shape, sig_loc: float, peak: bool = True, melanin: bool = False):
     """Blood signal against the skin within ``sig_loc`` at pixels: its maximum within one pixel
-    (``peak``; centrelines of label masks wander) or the value at the pixel itself."""
+    (``peak``; centrelines of label masks wander) or the value at the pixel itself. With
+    ``melanin``, also the melanin map's contrast at the same scale and the blood and melanin
+    maps themselves (blurred 1 px), all at the pixel itself: ``(blood, melanin, blood map,
+    melanin map)``."""
     out = np.zeros(len(ys), np.float32)
+    extra = np.zeros((3, len(ys)), np.float32)
     if len(ys) == 0:
-        return out
+        return (out, *extra) if melanin else out
     pad = int(math.ceil(4 * sig_loc)) + 4
     tile = max(256, int(8 * sig_loc))
     for ty, tx, idx in _groups(ys, xs, shape, tile):
@@ -668,7 +672,44 @@ def _local_contrast(maps: _Maps, ys, xs, *, shape, sig_loc: float, peak: bool = 
         b = cv2.GaussianBlur(mp["haemoglobin"] + mp["venous"], (0, 0), 1.0)
         hp = b - cv2.GaussianBlur(b, (0, 0), sig_loc)
         out[idx] = (cv2.dilate(hp, _disc(1)) if peak else hp)[ys[idx] - y0, xs[idx] - x0]
-    return out
+        if melanin:
+            py, px = ys[idx] - y0, xs[idx] - x0
+            mm = cv2.GaussianBlur(mp["melanin"], (0, 0), 1.0)
+            extra[0, idx] = (mm - cv2.GaussianBlur(mm, (0, 0), sig_loc))[py, px]
+            extra[1, idx] = b[py, px]
+            extra[2, idx] = mm[py, px]
+    return (out, *extra) if melanin else out
+
+
+def _stain_leak(d_blood: np.ndarray, d_mel: np.ndarray, *, min_n: int = 20) -> float:
+    """How much a new stain shows in the blood maps per unit of the melanin it added.
+
+    ``d_blood``, ``d_mel``: the change (follow-up minus baseline) of the blood signal
+    (haemoglobin + venous) and of the melanin map at points of skin beside the stained
+    vessels. The slope (least squares through 0) of the blood change on the melanin change,
+    over the points where melanin was clearly added (more than 3 sigma of the change's noise,
+    taken from the points where it fell, mirrored). A stain of exactly the melanin direction
+    unmixes into melanin alone (slope 0); a brown pigment of another hue (haemosiderin is
+    yellower than melanin) leaks into the blood maps in proportion to its melanin. Clipped to
+    [0, 1]: a negative slope would add contrast to the vessels under the stain; 0 when fewer
+    than ``min_n`` stained points.
+    """
+    d_blood = np.asarray(d_blood, np.float64).ravel()
+    d_mel = np.asarray(d_mel, np.float64).ravel()
+    if d_mel.size < min_n:
+        return 0.0
+    # the stained skin: melanin clearly added, beyond the change's noise (its spread on the
+    # side where nothing was added: the decreases, mirrored)
+    down = -d_mel[d_mel < 0]
+    noise = 1.4826 * float(np.median(down)) if down.size >= min_n else _robust_sigma(d_mel)
+    stained = d_mel > 3.0 * noise
+    d_blood, d_mel = d_blood[stained], d_mel[stained]
+    if d_mel.size < min_n:
+        return 0.0
+    den = float(np.dot(d_mel, d_mel))
+    if den <= 1e-12:
+        return 0.0
+    return float(np.clip(np.dot(d_blood, d_mel) / den, 0.0, 1.0))
 
 
 class _VesselDistance:
@@ -1120,6 +1161,12 @@ def _stands_out(a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area
     * under matting, also at least ``visible_ratio`` of its baseline local contrast: a new fine
       vessel running along a cleared vessel's place for a stretch passes the two tests above.
 
+    Before these tests, a new stain's share of the blood maps is taken out of the follow-up's
+    local contrasts (point and control lines): the melanin it added there times the blood
+    signal the stain adds per unit of melanin (:func:`_stain_leak`, measured on the control
+    lines of the stained points). A stain band darkest along a cleared vessel's course
+    otherwise leaves a blood-map "vessel" that passes both tests.
+
     Under matting a vessel wider than the new fine ones (0.3 mm) is measured at its centreline
     pixel itself: the strongest pixel next to each point finds a new fine vessel wherever they
     are dense. Elsewhere at the strongest pixel within one pixel (centrelines of label masks
@@ -1147,8 +1194,12 @@ def _stands_out(a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area
         lb, lf = np.zeros(k1), np.zeros(k1)
         ct = np.zeros((len(_CONTROL_DIRS), k1))
         ok = np.zeros((len(_CONTROL_DIRS), k1))
+        dm = np.zeros((2 + len(_CONTROL_DIRS), k1))  # melanin contrast: point (follow-up,
+        # baseline), added at the controls
+        dbl = np.zeros((len(_CONTROL_DIRS), k1))  # blood and melanin added at the controls
+        dmr = np.zeros((len(_CONTROL_DIRS), k1))
         if not sel.any():
-            return lb, lf, ct, ok
+            return lb, lf, ct, ok, dm, (dbl, dmr)
         py, px = ys[sel], xs[sel]
         kk = py.size
         d = np.ceil(0.5 * a_b.diameter_px[py, px] + 2.0 * sig_loc)
@@ -1164,19 +1215,41 @@ def _stands_out(a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area
             qy.append(cy)
             qx.append(cx)
             qok.append(good)
-        allf = _local_contrast(mf, np.concatenate(qy), np.concatenate(qx), shape=shape, sig_loc=sig_loc, peak=peak)
-        lb[sel] = _local_contrast(mb, py, px, shape=shape, sig_loc=sig_loc, peak=peak)
+        qy, qx = np.concatenate(qy), np.concatenate(qx)
+        allf, melf, rbf, rmf = _local_contrast(mf, qy, qx, shape=shape, sig_loc=sig_loc, peak=peak, melanin=True)
+        allb, melb, rbb, rmb = _local_contrast(mb, qy, qx, shape=shape, sig_loc=sig_loc, peak=peak, melanin=True)
+        lb[sel] = allb[:kk]
         lf[sel] = allf[:kk]
         ct[:, sel] = allf[kk:].reshape(len(_CONTROL_DIRS), kk)
         ok[:, sel] = np.asarray(qok, np.float64)
-        return lb, lf, ct, ok
+        dm[0, sel], dm[1, sel] = melf[:kk], melb[:kk]
+        dm[2:, sel] = (melf[kk:] - melb[kk:]).reshape(len(_CONTROL_DIRS), kk)
+        dbl[:, sel] = (rbf[kk:] - rbb[kk:]).reshape(len(_CONTROL_DIRS), kk)
+        dmr[:, sel] = (rmf[kk:] - rmb[kk:]).reshape(len(_CONTROL_DIRS), kk)
+        return lb, lf, ct, ok, dm, (dbl, dmr)
 
     parts = [(spread(brown & ~wide), True)]
     if wide.any():
         parts.append((spread(wide), False))
+    measured = [(sel, peak, *measure(sel, peak)) for sel, peak in parts]
+    # a new stain's share of the blood maps, in proportion to the melanin it added (from the
+    # control lines beside the stained points, off the vessels and outside matting, whose new
+    # fine vessels are blood), taken out of the follow-up's local contrasts
+    stain_pts = brown & ~in_matting
+    db_c, dm_c = [], []
+    for sel, _, _, _, _, ok, _, (dbl, dmr) in measured:
+        use = (ok > 0) & (sel & stain_pts)[None, :]
+        db_c.append(dbl[use])
+        dm_c.append(dmr[use])
+    leak = _stain_leak(np.concatenate(db_c), np.concatenate(dm_c))
     lb_al, lf_al, lvl = np.zeros(k1), np.zeros(k1), np.zeros(k1)
-    for sel, peak in parts:
-        lb, lf, ct, ok = measure(sel, peak)
+    for sel, peak, lb, lf, ct, ok, dm, _ in measured:
+        # at the vessel the melanin change is the stain's plus the vessel's own melanin share
+        # fading with it (kept = lf' / lb of its baseline share): lf' = lf - leak x (mel_f -
+        # kept x mel_b), solved for lf'
+        den = np.clip(1.0 - leak * dm[1] / np.maximum(lb, 1e-6), 0.5, 2.0)
+        lf = np.where(lb > 1e-6, (lf - leak * dm[0]) / den, lf - leak * (dm[0] - dm[1]))
+        ct = ct - leak * dm[2:]
         # the surroundings' level: the largest of the control lines' along-means (a control
         # counts where most of its neighbours along the line are usable)
         level = np.zeros(k1)

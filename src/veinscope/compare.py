@@ -1667,8 +1667,9 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     fine tortuous vessels).
 
     The vessels' skeleton is cut at its junctions into stretches. A spider: stretches of
-    ``long_mm`` or more hold at least half of the skeleton's length, there are at least two of
-    them, and they radiate from one point: the point nearest to all their lines (least squares)
+    ``long_mm`` or more hold at least half of the skeleton's length (a third when there are
+    three or more of them: a loop or twigs at the hub add short stretches), there are at
+    least two of them, and they radiate from one point: the point nearest to all their lines (least squares)
     lies within ``long_mm`` / 2 + 15 % of its length of each long stretch's nearer end, and
     the farther end is farther. A mesh of fine vessels crossing each other falls into short
     stretches between its many junctions; scattered short tortuous vessels do not point at one
@@ -1686,7 +1687,11 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
         return False
     nl, lab, st = _stretches(sk)
     long_ids = [i for i in range(1, nl) if st[i, cv2.CC_STAT_AREA] >= long_px]
-    if len(long_ids) < 2 or sum(int(st[i, cv2.CC_STAT_AREA]) for i in long_ids) < 0.5 * total:
+    long_len = sum(int(st[i, cv2.CC_STAT_AREA]) for i in long_ids)
+    # two long stretches must hold half of the skeleton; three or more radiating from one hub
+    # (tested below) a third: a spider's loops and side twigs near its hub cut the skeleton
+    # into short stretches too, while a mesh has hardly any stretch of ``long_mm``
+    if len(long_ids) < 2 or long_len < (0.5 if len(long_ids) < 3 else 1.0 / 3.0) * total:
         return False
     # each long stretch: its principal line and its two ends (the points farthest apart along it)
     lines = []
@@ -1760,14 +1765,21 @@ def _single_vessels(red: np.ndarray, ppm: float, *, fine_mm: float = 0.3, max_mm
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
     follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
     red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel). A
     piece of new redness that is one long vessel wider than the fine ones is not gathered
-    into a patch (:func:`_single_vessels`)."""
+    into a patch (:func:`_single_vessels`).
+
+    A patch perceptible on its own takes in the fainter new redness around it: pixels that
+    pass the same tests at ``faint_ratio`` of the ΔE threshold (the pixel test at the 0.8 px
+    blur reads about half of a 1-2 px vessel's ΔE), in pieces spanning ``faint_len_mm`` or
+    more (vessel fragments, not specks of noise), within ``reach_mm`` of the patch, in up to
+    ``faint_steps`` steps (each grown, closed and filled as the patch). Faint redness never
+    starts a patch, so it cannot raise a false alarm where nothing is perceptible."""
     from scipy import ndimage as ndi
 
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
@@ -1824,6 +1836,11 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
         new_red = _perceptible(d_hb, cand, d_dir, bg_od, thr, (BY0, BX0))
         new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr, (BY0, BX0))
+        # the same tests at ``faint_ratio`` of the threshold: a very fine vessel's ΔE, read
+        # pixel by pixel at the 0.8 px blur, is about half what the photo shows along it; such
+        # pixels count only as part of a patch already perceptible (below)
+        faint = _perceptible(d_hb, cand & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
+        faint = _perceptible(hb_f, faint, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         if fine_new is not None:
             # the engine's line detector sees fine vessels that single pixels do not show: new
             # telangiectasia under 0.3 mm away from every baseline vessel, where redness rose;
@@ -1842,11 +1859,23 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                     redness_f = np.bincount(idx, weights=hb_f[far], minlength=nl_f)
                     new_piece = redness_b < visible_ratio * redness_f
                     new_red |= far & new_piece[lab_f] & (d_hb > 0)
-        new_red &= ~_single_vessels(new_red, ppm, max_mm=min_width_mm - 2.0 * reach_mm)
+        single = _single_vessels(new_red, ppm, max_mm=min_width_mm - 2.0 * reach_mm)
+        if single.any():
+            new_red &= ~single
+            faint &= ~cv2.dilate(single.astype(np.uint8), ker).astype(bool)  # nor its faint fringe
+        if faint.any() and faint_len_mm > 0:
+            # pieces of a vessel, not specks of noise: connected (with the perceptible new
+            # redness) over at least ``faint_len_mm``
+            nl_f, lab_f, st_f, _ = cv2.connectedComponentsWithStats((faint | new_red).astype(np.uint8), connectivity=8)
+            span = np.hypot(st_f[:, cv2.CC_STAT_WIDTH], st_f[:, cv2.CC_STAT_HEIGHT])
+            long_ = span >= faint_len_mm * ppm
+            long_[0] = False
+            faint &= long_[lab_f]
         mm_ = cv2.dilate(new_red.astype(np.uint8), ker)
         mm_ = cv2.morphologyEx(mm_, cv2.MORPH_CLOSE, ker)
         regions = ndi.binary_fill_holes(mm_.astype(bool)) & vb
         nl, lab, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
+        accepted = []
         for i in range(1, nl):
             area = int(stats[i, cv2.CC_STAT_AREA])
             if area < min_area_px:
@@ -1863,6 +1892,29 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
                 if _one_radiating_structure(fv, ppm):
                     continue  # a new red spider, not matting
+            accepted.append(i)
+        if not accepted:
+            continue
+        patch = np.isin(lab, accepted)
+        if faint_steps > 0 and faint.any():
+            # a patch perceptible as a whole takes in the fainter new redness within reach of
+            # it, a step at a time, as a practitioner outlines the whole patch
+            seed = new_red & patch
+            for _ in range(faint_steps):
+                add = faint & ~seed & cv2.dilate(patch.astype(np.uint8), ker).astype(bool)
+                if not add.any():
+                    break
+                seed |= add
+                grown = cv2.morphologyEx(cv2.dilate(seed.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
+                patch |= ndi.binary_fill_holes(grown.astype(bool)) & vb
+            new_red = new_red | seed
+            nl, lab, stats, _ = cv2.connectedComponentsWithStats(patch.astype(np.uint8), connectivity=8)
+            accepted = range(1, nl)
+        for i in accepted:
+            area = int(stats[i, cv2.CC_STAT_AREA])
+            x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+            region = lab[y : y + h, x : x + w] == i
+            share = float(new_red[y : y + h, x : x + w][region].mean())
             box = (y + BY0, y + h + BY0, x + BX0, x + w + BX0)
             mask[box[0] : box[1], box[2] : box[3]] |= region
             out_boxes.append(box)

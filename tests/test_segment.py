@@ -80,3 +80,26 @@ def test_uniform_skin_is_one_cluster_and_the_mask_is_whole():
     img += rng.normal(0, 3, img.shape)
     rgb = np.clip(img, 0, 255).astype(np.uint8)
     assert skin_mask(rgb).mean() > 0.98
+
+
+def _lab_u8(lab):
+    return np.clip(cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_Lab2RGB) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def test_pale_skin_in_front_of_a_redder_wall_is_kept():
+    # pale skin (a* 7) across the middle, a terracotta wall (a* 26, a third of the photo) above
+    # and below it: the skin is the less red, separated cluster, but it is at the centre, not
+    # around the border, so it is not taken for a neutral background
+    rng = np.random.default_rng(4)
+    m, n = 240, 320
+    lab = np.empty((m, n, 3), np.float32)
+    lab[:] = (52.0, 26.0, 26.0)
+    band = np.zeros((m, n), bool)
+    band[45:195] = True
+    lab[band] = (72.0, 7.0, 12.0)
+    lab[..., 0] += cv2.GaussianBlur(rng.normal(0, 1, (m, n)).astype(np.float32), (0, 0), 1.5) * 6
+    rgb = _lab_u8(lab)
+    cr = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)[..., 1]
+    assert 133 <= np.median(cr[~band]) <= 180 and 133 <= np.median(cr[band])  # both pass the prior
+    skin = skin_mask(rgb)
+    assert np.count_nonzero(skin & band) >= 0.95 * np.count_nonzero(band)

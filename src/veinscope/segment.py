@@ -37,6 +37,16 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
     close to it are kept. Small islands are removed, enclosed structures (veins, freckles,
     hair) are filled in, and very dark or clipped (glare) pixels are excluded again.
 
+    A white, grey or beige background under warm light (a floor, a wall, tiles, gravel) can
+    pass the prior. Its colour then forms a second cluster among the candidates, near the
+    neutral axis: far less red than skin, whose a* comes from haemoglobin. A two-component
+    Gaussian mixture of the candidates' (a*, b*) finds it; when the clusters are well apart, the
+    less red one has under half the other's a*, and the redder one holds at least a quarter of
+    the candidates, and the neutral cluster covers more of the photo's border than of its centre
+    (a background surrounds the subject), the skin is modelled without it and every pixel more
+    likely under it is left out. (A small, very red cluster is clothing, and a cluster at the
+    centre is the subject: the skin is kept.)
+
     Parameters
     ----------
     rgb : ndarray (M, N, 3) uint8
@@ -74,9 +84,12 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
     ab = lab[..., 1:][prior]
     neutral = _neutral_cluster(ab)
     if neutral is not None:
+        background = neutral.closer_to_neutral(lab[..., 1:].reshape(-1, 2)).reshape(prior.shape)
+        if not _surrounds(background & prior):
+            neutral = None  # a cluster at the centre of the photo is part of the subject: keep it
+    if neutral is not None:
         # a warm-cast neutral surface (floor, wall, tiles) passed the prior: model the skin
         # without it, and leave out whatever is closer to it than to the skin
-        background = neutral.closer_to_neutral(lab[..., 1:].reshape(-1, 2)).reshape(prior.shape)
         log.info("skin prior: a neutral cluster (a* %.1f, %.0f%% of the prior) left out", neutral.mean[0],
                  100 * background[prior].mean())
         ab = lab[..., 1:][prior & ~background]
@@ -88,6 +101,17 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
     if neutral is not None:
         skin &= ~background
     return _upsample(_clean(skin, usable), (m, n), exclude=exclude, rgb=a)
+
+
+def _surrounds(mask: np.ndarray, *, border_frac: float = 0.05) -> bool:
+    """True when ``mask`` covers a larger share of the photo's border (the outer ``border_frac``
+    of the long side) than of its central half: a background surrounds the subject."""
+    m, n = mask.shape
+    b = max(1, round(border_frac * max(m, n)))
+    inner = mask[b : m - b, b : n - b]
+    border_share = (np.count_nonzero(mask) - np.count_nonzero(inner)) / max(1, mask.size - inner.size)
+    centre_share = np.count_nonzero(mask[m // 4 : 3 * m // 4, n // 4 : 3 * n // 4]) / max(1, (m - 2 * (m // 4)) * (n - 2 * (n // 4)))
+    return border_share > centre_share
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,9 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
     A white, grey or beige background under warm light (a floor, a wall, tiles, gravel) can
     pass the prior. Its colour then forms a second cluster among the candidates, near the
     neutral axis: far less red than skin, whose a* comes from haemoglobin. A two-component
-    Gaussian mixture of the candidates' (a*, b*) finds it; when the clusters are well apart, the
+    Gaussian mixture of the candidates' (a*, b*) finds it (if not, a second fit over the pixels
+    with the Cr bound relaxed by 6, as the mask itself, finds a background that a cooler white
+    balance has taken partly out of the prior); when the clusters are well apart, the
     less red one has under half the other's a*, and the redder one holds at least a quarter of
     the candidates, and the neutral cluster covers more of the photo's border than of its centre
     (a background surrounds the subject), the skin is modelled without it and every pixel more
@@ -83,9 +85,15 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
     # Robust model of this photo's skin colour.
     ab = lab[..., 1:][prior]
     neutral = _neutral_cluster(ab)
+    wide = prior
+    if neutral is None:
+        # then over every pixel the mask below may take (Cr relaxed by 6): a background just
+        # under the prior's Cr bound (a cooler white balance) is only partly in the prior
+        wide = usable & (cr >= _CR_RANGE[0] - 6) & (cr <= _CR_RANGE[1]) & (cb >= _CB_RANGE[0]) & (cb <= _CB_RANGE[1]) & (y > 30)
+        neutral = _neutral_cluster(lab[..., 1:][wide])
     if neutral is not None:
         background = neutral.closer_to_neutral(lab[..., 1:].reshape(-1, 2)).reshape(prior.shape)
-        if not _surrounds(background & prior):
+        if not _surrounds(background & wide):
             neutral = None  # a cluster at the centre of the photo is part of the subject: keep it
     if neutral is not None:
         # a warm-cast neutral surface (floor, wall, tiles) passed the prior: model the skin

@@ -235,8 +235,8 @@ def test_a_long_faint_vessel_is_found_along_its_length(seed):
     # level over most of its length: the strong-point hysteresis keeps only the odd stretch
     line, centre = _faint_line(_textured_skin(seed), 0.15, 12.0)
     rgb = _u8(line, 1 + seed)
-    before = veinscope.analyze(rgb, px_per_mm=10.0)
-    a = veinscope.analyze(rgb, px_per_mm=10.0, faint_length_mm=3.0)
+    before = veinscope.analyze(rgb, px_per_mm=10.0, faint_length_mm=None)
+    a = veinscope.analyze(rgb, px_per_mm=10.0)  # the rule is on by default (3 mm)
     assert a.params["faint_length_mm"] == 3.0 and before.params["faint_length_mm"] is None
     true_len = 300 * math.hypot(1.0, 0.08)
     assert before.classes["total"].length_px < 0.3 * true_len
@@ -253,9 +253,10 @@ def test_texture_alone_gains_nothing_from_the_faint_rule():
     empty = 0
     for seed in range(10, 20):
         rgb = _u8(_textured_skin(seed), seed)
-        a = veinscope.analyze(rgb, px_per_mm=10.0, faint_length_mm=3.0)
+        a = veinscope.analyze(rgb, px_per_mm=10.0)
+        assert a.params["faint_length_mm"] == 3.0
         # the texture's own rare strong specks (one of the ten, 1 mm) are the old rule's
-        assert np.array_equal(a.labels, veinscope.analyze(rgb, px_per_mm=10.0).labels), seed
+        assert np.array_equal(a.labels, veinscope.analyze(rgb, px_per_mm=10.0, faint_length_mm=None).labels), seed
         empty += a.classes["total"].segments == 0
     assert empty >= 9
 

@@ -52,7 +52,7 @@ def analyze(
     min_length_mm: float = 1.0,
     min_piece_mm: float = 1.0,
     max_gap_px: float = 1.0,
-    faint_length_mm: float | None = None,
+    faint_length_mm: float | None = 3.0,
     snap_crest: bool = True,
     max_covered: float = 0.8,
     matched_signal: bool = True,
@@ -90,12 +90,11 @@ def analyze(
     faint_length_mm : float or None
         A band of ridge pixels above the low level that never reaches the high level is still
         a vessel when it extends at least this far (a faint vessel stays above the low level
-        along its length; texture does so in short runs). ``None`` (default): only bands that
-        reach the high level. 3 mm was the best of 2-8 mm on the generated photos (seeds
-        400-423): recall +0.018, clDice +0.010, centreline precision -0.006 (medians); class
-        right 0.952 -> 0.950 since faint widths are no longer narrowed (0.948 before), but it
-        draws a line on a skin-coloured floor in a real photo (BENCHMARKS.md, session 10), so it
-        is off by default.
+        along its length; texture does so in short runs). ``None``: only bands that reach the
+        high level. The default 3 mm was the best of 2-8 mm on the generated photos (seeds
+        400-423): recall +0.018, clDice +0.010, centreline precision -0.006 (medians). It was
+        off until the skin mask left skin-coloured floors out, where it drew long lines
+        (BENCHMARKS.md, sessions 10 and 11).
     snap_crest : bool
         Move centreline points to the sub-pixel crest of the ridge (one line along a wide
         vessel instead of a staircase of dashes).

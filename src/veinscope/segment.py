@@ -37,6 +37,18 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
     close to it are kept. Small islands are removed, enclosed structures (veins, freckles,
     hair) are filled in, and very dark or clipped (glare) pixels are excluded again.
 
+    A white, grey or beige background under warm light (a floor, a wall, tiles, gravel) can
+    pass the prior. Its colour then forms a second cluster among the candidates, near the
+    neutral axis: far less red than skin, whose a* comes from haemoglobin. A two-component
+    Gaussian mixture of the candidates' (a*, b*) finds it (if not, a second fit over the pixels
+    with the Cr bound relaxed by 6, as the mask itself, finds a background that a cooler white
+    balance has taken partly out of the prior); when the clusters are well apart, the
+    less red one has under half the other's a*, and the redder one holds at least a quarter of
+    the candidates, and the neutral cluster covers more of the photo's border than of its centre
+    (a background surrounds the subject), the skin is modelled without it and every pixel more
+    likely under it is left out. (A small, very red cluster is clothing, and a cluster at the
+    centre is the subject: the skin is kept.)
+
     Parameters
     ----------
     rgb : ndarray (M, N, 3) uint8
@@ -72,12 +84,146 @@ def skin_mask(rgb, *, exclude=None, work_px: int = 512) -> np.ndarray:
         return np.zeros((m, n), bool) if prior.sum() == 0 else _upsample(_clean(prior, usable), (m, n), exclude=exclude)
     # Robust model of this photo's skin colour.
     ab = lab[..., 1:][prior]
+    neutral = _neutral_cluster(ab)
+    wide = prior
+    if neutral is None:
+        # then over every pixel the mask below may take (Cr relaxed by 6): a background just
+        # under the prior's Cr bound (a cooler white balance) is only partly in the prior
+        wide = usable & (cr >= _CR_RANGE[0] - 6) & (cr <= _CR_RANGE[1]) & (cb >= _CB_RANGE[0]) & (cb <= _CB_RANGE[1]) & (y > 30)
+        neutral = _neutral_cluster(lab[..., 1:][wide])
+    if neutral is not None:
+        background = neutral.closer_to_neutral(lab[..., 1:].reshape(-1, 2)).reshape(prior.shape)
+        if not _surrounds(background & wide):
+            neutral = None  # a cluster at the centre of the photo is part of the subject: keep it
+    if neutral is not None:
+        # a warm-cast neutral surface (floor, wall, tiles) passed the prior: model the skin
+        # without it, and leave out whatever is closer to it than to the skin
+        log.info("skin prior: a neutral cluster (a* %.1f, %.0f%% of the prior) left out", neutral.mean[0],
+                 100 * background[prior].mean())
+        ab = lab[..., 1:][prior & ~background]
     centre = np.median(ab, axis=0)
     spread = 1.4826 * np.median(np.abs(ab - centre), axis=0)
     spread = np.maximum(spread, 2.5)
     d2 = (((lab[..., 1:] - centre) / spread) ** 2).sum(axis=2)
     skin = usable & (d2 < 4.0**2) & (cr >= _CR_RANGE[0] - 6)
+    if neutral is not None:
+        skin &= ~background
     return _upsample(_clean(skin, usable), (m, n), exclude=exclude, rgb=a)
+
+
+def _surrounds(mask: np.ndarray, *, border_frac: float = 0.05) -> bool:
+    """True when ``mask`` covers a larger share of the photo's border (the outer ``border_frac``
+    of the long side) than of its central half: a background surrounds the subject."""
+    m, n = mask.shape
+    b = max(1, round(border_frac * max(m, n)))
+    inner = mask[b : m - b, b : n - b]
+    border_share = (np.count_nonzero(mask) - np.count_nonzero(inner)) / max(1, mask.size - inner.size)
+    centre_share = np.count_nonzero(mask[m // 4 : 3 * m // 4, n // 4 : 3 * n // 4]) / max(1, (m - 2 * (m // 4)) * (n - 2 * (n // 4)))
+    return border_share > centre_share
+
+
+@dataclass(frozen=True)
+class _Cluster2:
+    """Two Gaussian clusters in CIELAB (a*, b*): the skin and a near-neutral background."""
+
+    mean: np.ndarray  # (2,) the neutral cluster's mean
+    cov: np.ndarray  # (2, 2)
+    weight: float
+    skin_mean: np.ndarray
+    skin_cov: np.ndarray
+    skin_weight: float
+
+    def closer_to_neutral(self, ab: np.ndarray) -> np.ndarray:
+        """(K,) bool: points more likely under the neutral cluster than under the skin's."""
+        return _gauss_loglik(ab, self.mean, self.cov, self.weight) > _gauss_loglik(ab, self.skin_mean, self.skin_cov, self.skin_weight)
+
+
+def _gauss_loglik(x: np.ndarray, mean: np.ndarray, cov: np.ndarray, weight: float) -> np.ndarray:
+    d = np.asarray(x, np.float64) - mean
+    ic = np.linalg.inv(cov)
+    q = ic[0, 0] * d[:, 0] ** 2 + 2 * ic[0, 1] * d[:, 0] * d[:, 1] + ic[1, 1] * d[:, 1] ** 2
+    return math.log(weight) - 0.5 * math.log(np.linalg.det(cov)) - 0.5 * q
+
+
+def _two_clusters(x: np.ndarray, *, iters: int = 40, bin_size: float = 1.0, splits=(0.1, 0.5, 0.9)):
+    """Two-component Gaussian mixture of points ``x`` (K, 2) by EM (Dempster et al. 1977,
+    doi:10.1111/j.2517-6161.1977.tb01600.x).
+
+    The points are binned first (``bin_size`` units; a few hundred to two thousand occupied
+    bins instead of up to 200 000 pixels) and EM runs on the bin centres weighted by their counts.
+    It starts from splits of the points along their principal axis at the given quantiles (a
+    small second cluster is missed from the median split alone) and the fit with the highest
+    likelihood is returned: deterministic. Returns (weights (2,), means (2, 2), covariances (2, 2, 2)).
+    """
+    q = np.rint(np.asarray(x, np.float32) * np.float32(1 / bin_size)).astype(np.int32)
+    q0 = q.min(axis=0)
+    q -= q0
+    ncol = int(q[:, 1].max()) + 1
+    count = np.bincount(q[:, 0] * ncol + q[:, 1])
+    key = np.flatnonzero(count)
+    pts = (np.stack([key // ncol, key % ncol], axis=1) + q0) * bin_size
+    cnt = count[key].astype(np.float64)
+    total = cnt.sum()
+    mu = (cnt @ pts) / total
+    d = pts - mu
+    _, vec = np.linalg.eigh((cnt[:, None] * d).T @ d / total + 1e-6 * np.eye(2))
+    p = d @ vec[:, -1]
+    order = np.argsort(p)
+    cum = np.cumsum(cnt[order])
+    ridge = (bin_size**2 / 12 + 0.1) * np.eye(2)  # the binning's variance and a floor: keeps covariances invertible
+    best = None
+    for quantile in splits:
+        r = (p > p[order][min(len(p) - 1, np.searchsorted(cum, quantile * total))]).astype(np.float64)
+        resp = np.stack([1.0 - r, r], axis=1)
+        means = np.zeros((2, 2))
+        for _ in range(iters):
+            last = means
+            wr = resp * cnt[:, None]
+            nk = wr.sum(axis=0) + 1e-9
+            w = nk / total
+            means = (wr.T @ pts) / nk[:, None]
+            covs = np.stack([((wr[:, k, None] * (pts - means[k])).T @ (pts - means[k])) / nk[k] + ridge for k in range(2)])
+            ll = np.stack([_gauss_loglik(pts, means[k], covs[k], max(w[k], 1e-9)) for k in range(2)], axis=1)
+            top = ll.max(axis=1, keepdims=True)
+            resp = np.exp(ll - top)
+            norm = resp.sum(axis=1, keepdims=True)
+            resp /= norm
+            if np.abs(means - last).max() < 0.01:  # a*/b* units: converged
+                break
+        loglik = float(cnt @ (top[:, 0] + np.log(norm[:, 0])))
+        if best is None or loglik > best[0]:
+            best = (loglik, w, means, covs)
+    return best[1:]
+
+
+# A second colour cluster among the prior's pixels is taken for a neutral background (not
+# skin) when the two clusters are separated (distance of the means over their RMS spread) by at
+# least _NEUTRAL_SEPARATION, its redness a* is under _NEUTRAL_REDNESS_RATIO of the other's (skin's
+# redness is haemoglobin's; a white, grey or beige surface under a warm light has little), and
+# the redder cluster holds at least _NEUTRAL_SKIN_SHARE of the pixels (the skin is the photo's
+# subject: a small very red cluster is clothing, not the leg). Chosen on the legs-dev photos and
+# synthetic set A (seeds 400-423) with wide margins; see BENCHMARKS.md, session 11.
+_NEUTRAL_SEPARATION = 2.5
+_NEUTRAL_REDNESS_RATIO = 0.5
+_NEUTRAL_SKIN_SHARE = 0.25
+
+
+def _neutral_cluster(ab: np.ndarray) -> _Cluster2 | None:
+    """The near-neutral background cluster among the skin prior's (a*, b*) values, or None."""
+    if len(ab) < 200:
+        return None
+    w, means, covs = _two_clusters(ab)
+    lo = int(np.argmin(means[:, 0]))
+    hi = 1 - lo
+    sep = float(np.linalg.norm(means[0] - means[1]) / math.sqrt(0.5 * (np.trace(covs[0]) + np.trace(covs[1]))))
+    if (
+        sep >= _NEUTRAL_SEPARATION
+        and means[hi, 0] > 0
+        and means[lo, 0] < _NEUTRAL_REDNESS_RATIO * means[hi, 0]
+        and w[hi] >= _NEUTRAL_SKIN_SHARE
+    ):
+        return _Cluster2(means[lo], covs[lo], float(w[lo]), means[hi], covs[hi], float(w[hi]))
+    return None
 
 
 def fill_vessel_gaps(skin, width_px: float, *, exclude=None, work_px: int = 1024) -> np.ndarray:

@@ -902,3 +902,29 @@ def test_a_spider_with_a_loop_at_its_hub_is_one_radiating_structure():
         cv2.line(par, (40, 50 + 50 * k), (160, 50 + 50 * k), 1, 1)
         cv2.circle(par, (100, 75 + 50 * (k % 2)), 8, 1, 1)
     assert not _one_radiating_structure(par > 0, 10.0)
+
+
+def test_a_scale_carried_from_the_baseline_is_not_called_entered():
+    """Without a scale from the user, the follow-up is measured at the baseline card's scale
+    carried over by the alignment; the intake's "the scale entered differs from the card"
+    is reworded (nobody entered a scale), with the follow-up card's difference from it."""
+    from pathlib import Path
+
+    from veinscope.compare import _carried_scale_wording
+    from veinscope.pipeline import analyze
+
+    photo = Path(__file__).resolve().parents[1] / "sample_images" / "demo_leg.jpg"
+    if not photo.exists():
+        pytest.skip("sample_images/demo_leg.jpg is missing")
+    card = analyze(photo).px_per_mm
+    assert card is not None  # the demo photo has the card
+    a_f = analyze(photo, px_per_mm=card * 1.06)  # as compare analyses a follow-up with the carried scale
+    entered = [w for w in a_f.warnings if w.startswith("The scale entered")]
+    assert len(entered) == 1
+    reworded = _carried_scale_wording(a_f)
+    assert set(reworded) == set(entered)
+    text = reworded[entered[0]]
+    assert "entered" not in text and "baseline's card" in text
+    assert "-5.7 %" in text  # the card's scale against the carried one: 1 / 1.06 - 1
+    # a follow-up measured at its own card has nothing to reword
+    assert _carried_scale_wording(analyze(photo)) == {}

@@ -270,7 +270,8 @@ def compare(
     if followup_analysis is not None and followup_analysis.labels.shape != f_rgb.shape[:2]:
         raise ValueError(f"followup_analysis has shape {followup_analysis.labels.shape}, the follow-up photo {f_rgb.shape[:2]}")
     t_an = time.perf_counter()
-    if px_per_mm is None and a_b.px_per_mm is not None:
+    carried = px_per_mm is None and a_b.px_per_mm is not None
+    if carried:
         px_per_mm = float(a_b.px_per_mm)  # the baseline's calibration card (intake)
     ppm = float(px_per_mm) if px_per_mm is not None else NOMINAL_PX_PER_MM
     if registration is not None:
@@ -374,7 +375,9 @@ def compare(
             sub[block["mask"][y0:y1, x0:x1]] = CHANGE_CODES[key]
     _paint_vessels(cm, fad, a_b, b_vessel, cmp_area)
 
-    warnings = list(dict.fromkeys(list(reg.warnings) + [w for w in a_b.warnings] + [f"follow-up: {w}" for w in a_f.warnings if w not in a_b.warnings]))
+    f_warnings = _carried_scale_wording(a_f) if carried and followup_analysis is None else {}
+    warnings = list(dict.fromkeys(list(reg.warnings) + [w for w in a_b.warnings]
+                                  + [f"follow-up: {f_warnings.get(w, w)}" for w in a_f.warnings if w not in a_b.warnings]))
     if px_per_mm is None:
         warnings.append("No scale was given: lengths and areas are in pixels only; improvement percentages do not need a scale.")
     if max(abs(math.log(g)) for g in gains) > math.log(1.6):
@@ -651,6 +654,27 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
                         bx[better] = xx[better]
                 out[p, "hb"][qi] = hb[by, bx]
                 out[p, "ven"][qi] = ven[by, bx]
+    return out
+
+
+def _carried_scale_wording(a_f) -> dict[str, str]:
+    """The follow-up's scale warnings reworded for a scale carried over from the baseline.
+
+    Without a scale from the user the follow-up is measured at the baseline card's scale
+    carried over by the alignment, so that both visits are measured alike; the intake then
+    warns that "the scale entered" differs from the follow-up's own card, although nobody
+    entered one. Returns {intake message: reworded message}.
+    """
+    issues = ((getattr(a_f, "params", None) or {}).get("intake") or {}).get("issues") or ()
+    out = {}
+    for i in issues:
+        if isinstance(i, dict) and i.get("code") == "scale_mismatch" and i.get("value") is not None:
+            diff = 100.0 * (1.0 / (1.0 + float(i["value"]) / 100.0) - 1.0)  # the card's scale against the carried one
+            out[i["message"]] = (
+                f"The card in the follow-up photo gives a scale {diff:+.1f} % from the baseline's card "
+                "(carried over by the alignment). The baseline's scale is used so that both visits are "
+                "measured alike; if the difference is large, check that both cards lay flat on the skin."
+            )
     return out
 
 

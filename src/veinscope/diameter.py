@@ -643,6 +643,7 @@ def half_max_widths(
     step_px: float = 0.25,
     max_width_px: float = np.inf,
     gap_frac: float = 0.25,
+    side_frac: float = 0.4,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The visible width by its definition: full width at half maximum of each cross-section.
 
@@ -684,6 +685,13 @@ def half_max_widths(
     gap_frac : float
         Longest dip below the half level (fraction of the guess, at least 1 px) that the outer
         crossing search steps across; 0 keeps the first crossings only.
+    side_frac : float
+        The ``2 n_side + 1`` parallel profiles are ``max(1, side_frac * guess / n_side)`` px
+        apart along the vessel, so they reach ``+-side_frac`` of the width (at least ``n_side``
+        px): a wide vessel's profile is averaged over a length that grows with its width, at
+        the same cost. Its noise, which makes the first crossings early and narrowed wide faint
+        vessels (1.2 mm at contrast 1.5x the noise: 0.91 of their width with the profiles 1 px
+        apart), falls with that length. 0 keeps them 1 px apart.
 
     Returns
     -------
@@ -719,6 +727,8 @@ def half_max_widths(
         raise ValueError(f"psf_sigma_px must be a number >= 0, got {psf_sigma_px!r}")
     if not (math.isfinite(gap_frac) and 0 <= gap_frac <= 1):
         raise ValueError(f"gap_frac must be a number in [0, 1], got {gap_frac!r}")
+    if not (math.isfinite(side_frac) and 0 <= side_frac <= 2):
+        raise ValueError(f"side_frac must be a number in [0, 2], got {side_frac!r}")
     norm = np.hypot(nrm[:, 0], nrm[:, 1])
     bad = ~(np.isfinite(norm) & (norm > 0))
     unit = np.where(bad[:, None], 0.0, nrm / np.where(bad, 1.0, norm)[:, None])
@@ -728,8 +738,8 @@ def half_max_widths(
     img = np.ascontiguousarray(img)
     reach_a = np.array(reach, np.float64)
     if pts.shape[0]:
-        _kernel(img, np.ascontiguousarray(pts), np.ascontiguousarray(unit), guess, float(step_px), int(n_side), reach_a,
-                float(gap_frac), w, c)  # fmt: skip
+        _kernel(img, np.ascontiguousarray(pts), np.ascontiguousarray(unit), guess, float(step_px), int(n_side),
+                float(side_frac), reach_a, float(gap_frac), w, c)  # fmt: skip
         # profiles wider than their guess were seen through too small a window (the flanks
         # still on the vessel's blurred shoulders): once more, the window set by their width
         again = np.flatnonzero(np.isfinite(w) & (w > guess))
@@ -737,7 +747,7 @@ def half_max_widths(
             w2 = np.empty(again.size)
             c2 = np.empty(again.size)
             _kernel(img, np.ascontiguousarray(pts[again]), np.ascontiguousarray(unit[again]), w[again], float(step_px),
-                    int(n_side), reach_a, float(gap_frac), w2, c2)  # fmt: skip
+                    int(n_side), float(side_frac), reach_a, float(gap_frac), w2, c2)  # fmt: skip
             ok = np.isfinite(w2)
             w[again[ok]], c[again[ok]] = w2[ok], c2[ok]
     # out in quadrature: the camera's blur and the 1/6 px^2 that linear interpolation between

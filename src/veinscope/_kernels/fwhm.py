@@ -12,11 +12,13 @@ from veinscope._kernels.ridges import _bilinear
 
 
 @nb.njit(cache=True, nogil=True)
-def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w, out_c):  # pragma: no cover - compiled
+def half_max_widths(img, pts, unit, guess, step, n_side, side_frac, reach, gap_frac, out_w, out_c):  # pragma: no cover - compiled
     """FWHM (px) and centre offset (px, along ``unit``) of the profile across each point.
 
     For point k the profile is the mean of ``2 n_side + 1`` parallel samplings of ``img`` along
-    the normal ``unit[k]`` (offset by -n_side..n_side px along the vessel), at ``step`` px over
+    the normal ``unit[k]``, offset along the vessel by -n_side..n_side times a spacing of
+    ``max(1, side_frac * guess[k] / n_side)`` px (wide vessels are averaged over a length that
+    grows with their width, at the same cost), at ``step`` px over
     ``+-H``, ``H = max(reach[0] * guess[k], guess[k] / 2 + reach[1])``. The baseline is the
     median of the samples beyond ``0.75 H``. A least-squares parabola is fitted through the
     samples within a quarter of the guessed width of the point (the highest single sample there
@@ -41,6 +43,10 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
         if not (w0 > 0.0) or not math.isfinite(w0):
             continue
         h = max(reach[0] * w0, 0.5 * w0 + reach[1])
+        # the noise of a wide, faint profile makes its first crossings early: its parallel
+        # profiles spread over +-side_frac of the width along the vessel (as many, further apart:
+        # the skin's texture, correlated over a pixel or two, averages out more at the same cost)
+        sp = max(1.0, side_frac * w0 / max(n_side, 1))
         ns = int(h / step)
         if ns < 4:
             ns = 4
@@ -64,8 +70,8 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
         b = nt - 1
         while b >= 0 and abs(b - ns) * step >= 0.75 * h:
             b -= 1
-        _fill(img, prof, have, 0, a, py, px, ny, nx, n_side, ns, step)
-        _fill(img, prof, have, b + 1, nt, py, px, ny, nx, n_side, ns, step)
+        _fill(img, prof, have, 0, a, py, px, ny, nx, n_side, sp, ns, step)
+        _fill(img, prof, have, b + 1, nt, py, px, ny, nx, n_side, sp, ns, step)
         nflank = 0
         for t in range(a):
             flank[nflank] = prof[t]
@@ -75,7 +81,7 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
             nflank += 1
         base = np.median(flank[:nflank])
         lim = int(0.25 * w0 / step) + 1
-        _fill_missing(img, prof, have, max(0, ns - lim - 1), min(nt, ns + lim + 2), py, px, ny, nx, n_side, ns, step)
+        _fill_missing(img, prof, have, max(0, ns - lim - 1), min(nt, ns + lim + 2), py, px, ny, nx, n_side, sp, ns, step)
         ic = ns
         for t in range(ns - lim, ns + lim + 1):
             if prof[t] > prof[ic]:
@@ -85,7 +91,7 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
         if not (peak > base):
             continue
         gap = int(max(1.0, gap_frac * w0) / step)
-        xl, xr, xm, ok = _crossings(img, prof, have, ic, base + 0.5 * (peak - base), gap, py, px, ny, nx, n_side, ns, step)
+        xl, xr, xm, ok = _crossings(img, prof, have, ic, base + 0.5 * (peak - base), gap, py, px, ny, nx, n_side, sp, ns, step)
         if not ok:
             continue
         if fit:
@@ -98,7 +104,7 @@ def half_max_widths(img, pts, unit, guess, step, n_side, reach, gap_frac, out_w,
             peak = c0 + c1 * xm + c2 * xm * xm
             if not (peak > base):
                 continue
-            xl, xr, xm, ok = _crossings(img, prof, have, ic, base + 0.5 * (peak - base), gap, py, px, ny, nx, n_side, ns, step)
+            xl, xr, xm, ok = _crossings(img, prof, have, ic, base + 0.5 * (peak - base), gap, py, px, ny, nx, n_side, sp, ns, step)
             if not ok:
                 continue
         out_w[k] = xr - xl
@@ -111,15 +117,15 @@ _RUN = 8
 
 
 @nb.njit(cache=True, nogil=True)
-def _fill(img, prof, have, a, b, py, px, ny, nx, n_side, ns, step):  # pragma: no cover - compiled
+def _fill(img, prof, have, a, b, py, px, ny, nx, n_side, sp, ns, step):  # pragma: no cover - compiled
     """Samples ``a..b-1`` of the profile: sample t is the mean of ``2 n_side + 1`` bilinear
     samples of ``img`` at ``(t - ns) step`` px along the normal (ny, nx) from the point
-    (py, px) offset by -n_side..n_side px along the vessel, summed line by line."""
+    (py, px) offset by -n_side..n_side times ``sp`` px along the vessel, summed line by line."""
     for t in range(a, b):
         prof[t] = 0.0
     for o in range(-n_side, n_side + 1):
-        y0 = py + o * nx
-        x0 = px - o * ny
+        y0 = py + o * sp * nx
+        x0 = px - o * sp * ny
         for t in range(a, b):
             d = (t - ns) * step
             prof[t] += _bilinear(img, y0 + d * ny, x0 + d * nx)
@@ -129,18 +135,18 @@ def _fill(img, prof, have, a, b, py, px, ny, nx, n_side, ns, step):  # pragma: n
 
 
 @nb.njit(cache=True, nogil=True)
-def _fill_missing(img, prof, have, a, b, py, px, ny, nx, n_side, ns, step):  # pragma: no cover - compiled
+def _fill_missing(img, prof, have, a, b, py, px, ny, nx, n_side, sp, ns, step):  # pragma: no cover - compiled
     """:func:`_fill` from the first to the last sample in ``a..b-1`` not yet sampled."""
     while a < b and have[a]:
         a += 1
     while b > a and have[b - 1]:
         b -= 1
     if a < b:
-        _fill(img, prof, have, a, b, py, px, ny, nx, n_side, ns, step)
+        _fill(img, prof, have, a, b, py, px, ny, nx, n_side, sp, ns, step)
 
 
 @nb.njit(cache=True, nogil=True)
-def _crossings(img, prof, have, ic, half, gap, py, px, ny, nx, n_side, ns, step):  # pragma: no cover - compiled
+def _crossings(img, prof, have, ic, half, gap, py, px, ny, nx, n_side, sp, ns, step):  # pragma: no cover - compiled
     """Left and right half-maximum crossings (px from the point) going out from sample ``ic``,
     each corrected by the samples at or above ``half`` within ``gap`` samples beyond it, the
     centre of the first crossings (before that correction), and whether both were found inside
@@ -150,12 +156,12 @@ def _crossings(img, prof, have, ic, half, gap, py, px, ny, nx, n_side, ns, step)
     while i > 0 and prof[i] >= half:
         i -= 1
         if not have[i]:
-            _fill_missing(img, prof, have, max(0, i - _RUN + 1), i + 1, py, px, ny, nx, n_side, ns, step)
+            _fill_missing(img, prof, have, max(0, i - _RUN + 1), i + 1, py, px, ny, nx, n_side, sp, ns, step)
     j = ic
     while j < nt - 1 and prof[j] >= half:
         j += 1
         if not have[j]:
-            _fill_missing(img, prof, have, j, min(nt, j + _RUN), py, px, ny, nx, n_side, ns, step)
+            _fill_missing(img, prof, have, j, min(nt, j + _RUN), py, px, ny, nx, n_side, sp, ns, step)
     if prof[i] >= half or prof[j] >= half:
         return 0.0, 0.0, 0.0, False
     xl = (i + (half - prof[i]) / (prof[i + 1] - prof[i]) - ns) * step
@@ -164,8 +170,8 @@ def _crossings(img, prof, have, ic, half, gap, py, px, ny, nx, n_side, ns, step)
     # noise makes the first crossing early: count the samples still at or above half
     # within the gap beyond it (on a straight flank with symmetric noise, those above half
     # outside the true crossing balance those below it inside, so the count is unbiased)
-    _fill_missing(img, prof, have, max(0, i - gap), i, py, px, ny, nx, n_side, ns, step)
-    _fill_missing(img, prof, have, j + 1, min(nt, j + gap + 1), py, px, ny, nx, n_side, ns, step)
+    _fill_missing(img, prof, have, max(0, i - gap), i, py, px, ny, nx, n_side, sp, ns, step)
+    _fill_missing(img, prof, have, j + 1, min(nt, j + gap + 1), py, px, ny, nx, n_side, sp, ns, step)
     na = 0
     for t in range(max(0, i - gap), i):
         if prof[t] >= half:

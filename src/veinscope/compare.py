@@ -1162,6 +1162,63 @@ class _Along:
         return (self.w @ np.asarray(values, np.float64)) / self.count
 
 
+#: Distances of the skin beside a vessel from its centreline, in vessel widths (each at least
+#: half the width plus ``_FLANK_GAP_PX`` px: beyond the 1 px blur of the maps and the label edge).
+_FLANK_WIDTHS = (1.0, 1.5, 2.0)
+_FLANK_GAP_PX = (2.0, 3.0, 4.0)
+#: Vessels at least this wide (baseline diameter, mm) are measured against the skin beside them
+#: in the follow-up. From 1 mm on, the nearest flank pixels lie >= 0.5 mm beyond the vessel's
+#: edge (>= 5 px at 10 px/mm), clear of its blurred tails, and the skin's mottling competes with
+#: a soft vein (the generator's visibility rule uses its coarse texture there, from 1 mm on).
+#: Finer vessels' flanks (2-4 px beyond the edge) fall on their own blurred edges: measured
+#: against the maps' background as before.
+_FLANK_MIN_MM = 1.0
+
+
+def _flank_points(along: "_Along", ys, xs, diam_px, vessel: np.ndarray, valid: np.ndarray):
+    """Pixels of the skin beside each centreline point: on both sides along the normal of the
+    course (the principal direction of the centreline points within ``along``'s reach), at
+    ``_FLANK_WIDTHS`` vessel widths from the centre. Returns ``(fy, fx, ok)``: ``fy``/``fx``
+    ``len(_FLANK_WIDTHS) x 2`` blocks of ``len(ys)`` (by distance, then side), ``ok`` (same
+    shape) where the pixel lies in ``valid`` and off ``vessel``."""
+    m, n = vessel.shape
+    y = np.asarray(ys, np.float64)
+    x = np.asarray(xs, np.float64)
+    my, mx = along(y), along(x)
+    syy = along(y * y) - my * my
+    sxx = along(x * x) - mx * mx
+    sxy = along(y * x) - my * mx
+    # the course's direction: the larger eigenvector of the covariance; the normal is across it
+    theta = 0.5 * np.arctan2(2.0 * sxy, syy - sxx)  # angle of the major axis from the y axis
+    ny, nx = -np.sin(theta), np.cos(theta)
+    d = np.maximum(np.asarray(diam_px, np.float64), 1.0)
+    fy, fx = [], []
+    for w, g in zip(_FLANK_WIDTHS, _FLANK_GAP_PX):
+        r = np.maximum(w * d, 0.5 * d + g)
+        for s in (1.0, -1.0):
+            fy.append(np.rint(y + s * r * ny).astype(np.int64))
+            fx.append(np.rint(x + s * r * nx).astype(np.int64))
+    fy, fx = np.concatenate(fy), np.concatenate(fx)
+    inb = (fy >= 0) & (fy < m) & (fx >= 0) & (fx < n)
+    fy, fx = np.clip(fy, 0, m - 1), np.clip(fx, 0, n - 1)
+    ok = inb & valid[fy, fx] & ~vessel[fy, fx]
+    return fy, fx, ok
+
+
+def _flank_level(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The skin's level beside each point: the median of a map's values at its usable flank
+    pixels, both sides together (unbiased on even skin, where the lower side's median reads
+    low); 0, the maps' own background, where none is usable. ``values``/``ok`` as
+    :func:`_flank_points` returns (``2 x len(_FLANK_WIDTHS)`` blocks of the points)."""
+    v = np.asarray(values, np.float64).reshape(2 * len(_FLANK_WIDTHS), -1)
+    o = np.asarray(ok, bool).reshape(v.shape)
+    cnt = o.sum(axis=0)
+    srt = np.sort(np.where(o, v, np.inf), axis=0)  # the usable values first
+    lo = np.take_along_axis(srt, (np.maximum(cnt - 1, 0) // 2)[None], axis=0)[0]
+    hi = np.take_along_axis(srt, (np.maximum(cnt, 1) // 2)[None], axis=0)[0]
+    return np.where(cnt > 0, 0.5 * (lo + hi), 0.0)
+
+
 _CONTROL_DIRS = ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0), (0.7071, 0.7071), (0.7071, -0.7071), (-0.7071, 0.7071), (-0.7071, -0.7071))
 
 
@@ -1319,18 +1376,25 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     # before and after there
     fys, fxs = np.nonzero(f_vessel & ~near_b)
     k1, k2 = len(ys), len(ys) + len(tys)
-    need_best = np.ones(k2 + len(fys), bool)
+    k3 = k2 + len(fys)
+    r_al = max(1, int(round(0.5 * ppm)))
+    along = _Along(ys, xs, r_al)
+    # the skin beside each wide centreline point (both sides, along the normal of the
+    # baseline's course), where the follow-up's wide vessels are measured against
+    wide_pt = a_b.diameter_px[ys, xs] >= _FLANK_MIN_MM * ppm
+    widx = np.flatnonzero(wide_pt)
+    lys, lxs, l_ok = (a.reshape(2 * len(_FLANK_WIDTHS), k1)[:, widx].ravel() for a in _flank_points(along, ys, xs, a_b.diameter_px[ys, xs], b_vessel, cmp_area))
+    need_best = np.ones(k3 + len(lys), bool)
     need_best[k1:k2] = False
-    val = _point_values(mb, mf, np.r_[ys, tys, fys], np.r_[xs, txs, fxs], need_best, shape=(m, n), tile=tile, r_mx=int(math.ceil(tol_px)))
-    sk, tx_, fv = slice(0, k1), slice(k1, k2), slice(k2, None)
+    need_best[k3:] = False
+    val = _point_values(mb, mf, np.r_[ys, tys, fys, lys], np.r_[xs, txs, fxs, lxs], need_best, shape=(m, n), tile=tile, r_mx=int(math.ceil(tol_px)))
+    sk, tx_, fv, fl = slice(0, k1), slice(k1, k2), slice(k2, k3), slice(k3, None)
     # vessel contrast available near each pixel: the blood signal's max within the tolerance,
     # minus the level the skin texture alone reaches (its median over the texture)
     floor_b = float(np.median(val["b", "mx"][tx_])) if k2 > k1 else 0.0
     floor_f = float(np.median(val["f", "mx"][tx_])) if k2 > k1 else 0.0
     c_b = val["b", "mx"] - floor_b
     c_f = val["f", "mx"] - floor_f
-    r_al = max(1, int(round(0.5 * ppm)))
-    along = _Along(ys, xs, r_al)
     cb = along(c_b[sk])
     cf = along(c_f[sk])
     # perceptible (as the eye judges it, and as the generator's truth does): the colour
@@ -1345,6 +1409,23 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
 
     def blood_de(p):
         hb_al, ven_al = along(val[p, "hb"][sk]), along(val[p, "ven"][sk])
+        if p == "f" and wide_pt.any():
+            # the follow-up's wide vessel against the skin beside it (off the baseline's and the
+            # follow-up's vessels): the maps' own background is the skin within ~20 mm, which
+            # keeps its mottling between a few mm and 20 mm, and a cleared vein's place
+            # reads as "vessel" where it lay in a redder patch. (The baseline's visibility,
+            # which decides what is counted, is measured as before.) The level is averaged
+            # along the vessel over its wide points only
+            ok = l_ok & ~f_vessel[lys, lxs]
+            w_al = np.maximum(along(wide_pt.astype(np.float64)), 1e-9)
+            for q in ("hb0", "ven0"):
+                lvl = np.zeros(k1)
+                lvl[widx] = _flank_level(val[p, q][fl], ok)
+                lvl = np.where(wide_pt, along(lvl) / w_al, 0.0)
+                if q == "hb0":
+                    hb_al = hb_al - lvl
+                else:
+                    ven_al = ven_al - lvl
         d_od = np.maximum(hb_al, 0)[:, None] * d_hb[None, :] + np.maximum(ven_al, 0)[:, None] * d_ven[None, :]
         de = delta_e_of_od(bg_od(ys, xs), d_od)
         tex = 0.0

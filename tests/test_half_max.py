@@ -220,7 +220,7 @@ def test_a_curved_wide_vessel_is_not_widened_by_the_longer_average():
     assert np.nanmedian(w) == pytest.approx(np.nanmedian(w0), rel=0.01)
 
 
-def test_the_camera_is_taken_out_of_a_bell_shaped_thin_vessel():
+def test_the_camera_blur_is_taken_out_of_a_bell_shaped_thin_vessel():
     # a thin vessel blurred by the skin above it: Gaussian of sigma 1.2 px; then the camera's 0.8 px
     x = np.arange(120.0)
     own = np.exp(-0.5 * ((x - 60.4) / 1.2) ** 2)

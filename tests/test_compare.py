@@ -43,14 +43,21 @@ def _noise(img, seed):
     return img + np.random.default_rng(seed).normal(0, 1.5, img.shape).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def bars():
-    """Two equal bars at baseline; the follow-up keeps one (improvement 50 %)."""
+def _one_of_two_bars_cleared():
+    """The scenes (before noise) of two equal bars at baseline (rows 80 and 170) and a
+    follow-up that keeps the lower one: improvement 50 %."""
     base = _skin()
     fu = base.copy()
     _bar(base, 80, 40, 280)
     _bar(base, 170, 40, 280)
     _bar(fu, 170, 40, 280)
+    return base, fu
+
+
+@pytest.fixture(scope="module")
+def bars():
+    """Two equal bars at baseline; the follow-up keeps one (improvement 50 %)."""
+    base, fu = _one_of_two_bars_cleared()
     return _u8(_noise(base, 1)), _u8(_noise(fu, 2))
 
 
@@ -487,11 +494,7 @@ def test_new_matting_over_a_cleared_vessel_is_not_that_vessel_persisting():
     # bar's centreline counted a third of it as still visible (improvement 32 %); the
     # persisting bar still stands out from the matting around it and stays persisting
     rng = np.random.default_rng(3)
-    base = _skin()
-    fu = base.copy()
-    _bar(base, 80, 40, 280)
-    _bar(base, 170, 40, 280)
-    _bar(fu, 170, 40, 280)
+    base, fu = _one_of_two_bars_cleared()
     fu = _matting_mesh(_matting_mesh(fu, 80, 160, rng), 170, 110, rng)
     c = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
     assert c.matting["patches"] == 2
@@ -628,11 +631,7 @@ def test_a_new_spider_near_a_treated_site_is_a_new_vessel_not_matting():
     # tortuous vessels) of about the same extent. The matting test took the spider for
     # matting (40.5 mm², as the series' pair 301/2: 33.3 mm² where no matting is)
     rng = np.random.default_rng(6)
-    base = _skin()
-    f0 = base.copy()
-    _bar(base, 80, 40, 280)
-    _bar(base, 170, 40, 280)
-    _bar(f0, 170, 40, 280)
+    base, f0 = _one_of_two_bars_cleared()
     b = _u8(_noise(base, 1))
     spider = compare(b, _u8(_noise(_spider(f0, 125, 200, rng), 2)), px_per_mm=PPM)
     assert spider.matting["patches"] == 0 and spider.matting["area_mm2"] == 0
@@ -695,11 +694,7 @@ def test_a_new_vessel_wider_than_matting_is_not_a_matting_patch():
     from veinscope.compare import _single_vessels
 
     rng = np.random.default_rng(8)
-    base = _skin()
-    f0 = base.copy()
-    _bar(base, 80, 40, 280)
-    _bar(base, 170, 40, 280)
-    _bar(f0, 170, 40, 280)
+    base, f0 = _one_of_two_bars_cleared()
     b = _u8(_noise(base, 1))
     fu = _u8(_noise(_new_red_vessel(f0.copy(), rng), 2))
     a_f = analyze(fu, px_per_mm=PPM)

@@ -138,7 +138,7 @@ class MeasuredVessels:
 
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
-    max_covered=0.8, centre_shift_px=None, paint_links_between=False,
+    max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False,
 ):
     """Classify and measure detected centrelines.
 
@@ -174,6 +174,14 @@ def measure_vessels(
         Also paint the band between neighbouring centreline points
         (:func:`veinscope._kernels.ridges.paint_links`), not only a disc at each: without it a
         vessel under 2 px wide is painted one pixel wide along diagonals and steps.
+    join_ends : bool
+        Carry each free chain end on to a chain just ahead of it, when the two painted
+        vessels are at most half the end's diameter apart (:func:`_end_links`): the gap's
+        length counts to the end's piece and the gap is painted. The line filter, at scales
+        of half a vessel's width, does not resolve a break shorter than about the width: the
+        centreline of a branch stops at the edge of the vessel it joins, and a wide vein's
+        centreline breaks where its crest wanders or another vessel crosses it, while the
+        vessel runs on.
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
@@ -270,6 +278,10 @@ def measure_vessels(
     piece_class[piece[accepted]] = point_class[accepted]
     piece_len = np.zeros(n_piece, np.float64)
     piece_len[:] = chain_lengths(pts[accepted], piece[accepted], n_piece, (m, n))
+    links = _end_links(a_pts, det.segment[accepted], width[accepted], det.normals_yx[accepted], m) if join_ends else None
+    if links is not None:
+        ends, tgt, share = links
+        np.add.at(piece_len, piece[accepted][ends], share)
     # Paint each point's disc (radius half its own diameter) with its class and diameter.
     best = np.full((m, n), np.inf, np.float32)
     cy = pts[:, 0].astype(np.float64)
@@ -284,6 +296,20 @@ def measure_vessels(
     if paint_links_between:
         paint_links(a_pts[:, 0].astype(np.int64), a_pts[:, 1].astype(np.int64), cy[accepted], cx[accepted], a_rad, a_code,
                     width[accepted], labels, diameter, best)  # fmt: skip
+    if links is not None and links[0].size:
+        # the gaps, painted as discs every half pixel from the end to the edge of the target's
+        # vessel (not into it: the pixels of the vessel joined keep its class), with the end's
+        # class and width
+        ends, tgt, _ = links
+        ay, ax = cy[accepted], cx[accepted]
+        g = np.hypot(ay[tgt] - ay[ends], ax[tgt] - ax[ends])
+        reach = np.clip(1.0 - a_rad[tgt] / np.maximum(g, 1e-9), 0.0, 1.0)
+        steps = np.maximum(1, np.ceil(2.0 * g * reach).astype(np.int64))
+        owner = np.repeat(np.arange(ends.size), steps)
+        frac = reach[owner] * (np.arange(owner.size) - np.repeat(np.cumsum(steps) - steps, steps)) / steps[owner]
+        e, t = ends[owner], tgt[owner]
+        paint_discs(ay[e] + frac * (ay[t] - ay[e]), ax[e] + frac * (ax[t] - ax[e]), a_rad[e], a_code[e],
+                    width[accepted][e], labels, diameter, best)  # fmt: skip
     del best
     labels[~skin] = 0
     diameter[labels == 0] = 0.0
@@ -317,6 +343,42 @@ def measure_vessels(
             }
         )
     return MeasuredVessels(pts, width, point_class, piece, piece_class, piece_len, labels, diameter, table)
+
+
+def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_yx: np.ndarray, m: int, *, dir_px: int = 4,
+               cos_min: float = 0.7071):
+    """Free chain ends carried on to the chain just ahead of them.
+
+    ``a_pts`` (K, 2) are the accepted centreline points (sorted row-major), ``chain`` their
+    chain ids and ``width`` their diameters (px). A free end (one neighbour of its own chain)
+    is linked to the nearest point of another chain within 45 degrees of its outward
+    direction and at most its own diameter plus half the other's away, where the link crosses
+    the other vessel (a branch reaching the vessel it joins) or meets a free end of it facing
+    back (two pieces of one vessel); not where it runs along the other vessel (a stub at a
+    blunt end beside the main crest). :func:`veinscope._kernels.ridges.end_links`, with
+    ``normals_yx`` (K, 2) across each point's vessel. Two ends linked to each other's chains
+    share the gap (half each), so it is counted once.
+
+    Returns ``(ends, targets, share)``: indices into ``a_pts`` of the linked ends, of their
+    targets, and the length (px) each end adds to its piece.
+    """
+    from veinscope._kernels.ridges import end_links, free_ends
+
+    if a_pts.shape[0] == 0:
+        e = np.zeros(0, np.int64)
+        return e, e, np.zeros(0)
+    w = np.asarray(width, np.float64)
+    wmax = float(np.nanmax(w)) if np.isfinite(w).any() else 0.0
+    ch = np.asarray(chain, np.int64)
+    ys, xs = a_pts[:, 0].astype(np.int64), a_pts[:, 1].astype(np.int64)
+    is_end, out_y, out_x = free_ends(ys, xs, ch, int(m), int(dir_px))
+    nrm = np.asarray(normals_yx, np.float64)
+    tgt, gap = end_links(ys, xs, ch, w, np.ascontiguousarray(nrm[:, 0]), np.ascontiguousarray(nrm[:, 1]), is_end, out_y, out_x,
+                         int(m), float(cos_min), wmax)  # fmt: skip
+    ends = np.flatnonzero(tgt >= 0)
+    back = tgt[tgt[ends]]
+    mutual = (back >= 0) & (ch[np.maximum(back, 0)] == ch[ends])
+    return ends, tgt[ends], np.where(mutual, 0.5, 1.0) * gap[ends]
 
 
 def _isolated_patches(pts: np.ndarray, segment: np.ndarray, accepted: np.ndarray, width: np.ndarray) -> np.ndarray:

@@ -63,6 +63,7 @@ def analyze(
     psf_sigma_px: float | None = 0.8,
     paint_at_centre: bool = True,
     paint_links: bool = True,
+    join_ends: bool = True,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -132,6 +133,11 @@ def analyze(
         +0.008 on the generated truth. The comparison counts a fine vessel the engine found in
         the follow-up only (as it may with these wider fine vessels) as new matting only where
         the baseline did not show it.
+    join_ends : bool
+        Carry a centreline that stops short of the next one ahead of it (within about its
+        own width: a branch at the edge of the vein it joins, a wide vein's crest broken where
+        it wanders) on to it, in the length and the painted vessel
+        (:func:`veinscope.measure.measure_vessels`).
 
     Returns
     -------
@@ -200,6 +206,7 @@ def analyze(
         "line_gamma": line_gamma,
         "psf_sigma_px": psf_sigma_px,
         "paint_links": bool(paint_links),
+        "join_ends": bool(join_ends),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -286,6 +293,7 @@ def analyze(
         max_covered=max_covered,
         centre_shift_px=shift if widths is not None and paint_at_centre else None,
         paint_links_between=bool(paint_links),
+        join_ends=bool(join_ends),
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

@@ -577,3 +577,110 @@ def window_median(ys, xs, vals, r, m):  # pragma: no cover - compiled
                     cnt += 1
         out[i] = np.median(buf[:cnt]) if cnt > 0 else np.nan
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def free_ends(ys, xs, chain, m, dir_px):  # pragma: no cover - compiled
+    """Free chain ends and their outward directions.
+
+    Points (ys, xs) are sorted row-major and unique, ``chain`` their chain ids. A free end has
+    exactly one 8-neighbour of its own chain; its outward direction is the unit vector from
+    the mean of its own chain's points within ``dir_px`` (a (2 dir_px + 1)^2 window) to the
+    end. Returns ``is_end`` (bool) and ``out_y``, ``out_x`` (0 where not an end, or where the
+    direction is undefined).
+    """
+    k = ys.shape[0]
+    starts = _row_starts(ys, m)
+    is_end = np.zeros(k, np.bool_)
+    out_y = np.zeros(k, np.float64)
+    out_x = np.zeros(k, np.float64)
+    for i in range(k):
+        y = ys[i]
+        x = xs[i]
+        c = chain[i]
+        deg = 0
+        sy = 0.0
+        sx = 0.0
+        cnt = 0
+        for yy in range(max(0, y - dir_px), min(m - 1, y + dir_px) + 1):
+            lo = _find_x(xs, starts[yy], starts[yy + 1], x - dir_px)
+            for p in range(lo, starts[yy + 1]):
+                if xs[p] > x + dir_px:
+                    break
+                if chain[p] != c:
+                    continue
+                sy += ys[p]
+                sx += xs[p]
+                cnt += 1
+                if p != i and abs(ys[p] - y) <= 1 and abs(xs[p] - x) <= 1:
+                    deg += 1
+        if deg != 1:
+            continue
+        uy = y - sy / cnt
+        ux = x - sx / cnt
+        un = math.sqrt(uy * uy + ux * ux)
+        if un < 0.5:
+            continue
+        is_end[i] = True
+        out_y[i] = uy / un
+        out_x[i] = ux / un
+    return is_end, out_y, out_x
+
+
+@nb.njit(cache=True, nogil=True)
+def end_links(ys, xs, chain, width, normal_y, normal_x, is_end, out_y, out_x, m, cos_min, max_width):  # pragma: no cover - compiled
+    """For each free end of a chain, the nearest point of another chain just ahead of it.
+
+    Points (ys, xs) are sorted row-major and unique, ``chain`` their chain ids, ``width``
+    their diameters (px, NaN: none), ``normal_y``, ``normal_x`` the unit normals across the
+    vessel, ``is_end``, ``out_y``, ``out_x`` from :func:`free_ends`. A point ``q`` of another
+    chain is a target of the end ``e`` when it lies within ``cos_min`` (cosine) of ``e``'s
+    outward direction, no farther than ``e``'s own diameter plus half of ``q``'s (the two
+    painted discs at most half ``e``'s diameter apart), and the link either crosses ``q``'s
+    vessel (meets it at more than 45 degrees: a branch joining it) or ends at a free end of
+    ``q``'s chain that faces back within ``cos_min`` (two pieces of one vessel). A link
+    running along the other vessel (a stub beside it) is not one. ``max_width`` bounds the
+    widths searched for. Returns ``target`` (index of the nearest target, -1 for none) and
+    ``gap`` (its distance, px; 0 where none).
+    """
+    k = ys.shape[0]
+    starts = _row_starts(ys, m)
+    target = np.full(k, -1, np.int64)
+    gap = np.zeros(k, np.float64)
+    for i in range(k):
+        wi = width[i]
+        if not is_end[i] or not (wi > 0.0):
+            continue
+        y = ys[i]
+        x = xs[i]
+        c = chain[i]
+        uy = out_y[i]
+        ux = out_x[i]
+        r = int(math.ceil(wi + 0.5 * max_width))
+        best = np.inf
+        for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
+            lo = _find_x(xs, starts[yy], starts[yy + 1], x - r)
+            for p in range(lo, starts[yy + 1]):
+                if xs[p] > x + r:
+                    break
+                if chain[p] == c:
+                    continue
+                wp = width[p]
+                lim = wi + 0.5 * (wp if wp > 0.0 else 0.0)
+                vy = float(ys[p] - y)
+                vx = float(xs[p] - x)
+                d = math.sqrt(vy * vy + vx * vx)
+                if d > lim or d >= best or d == 0.0:
+                    continue
+                if vy * uy + vx * ux < cos_min * d:
+                    continue
+                # along q's vessel (tangent = normal turned by 90 degrees)?
+                along = abs(vy * normal_x[p] - vx * normal_y[p]) / d
+                if along > 0.7071067811865476:
+                    if not is_end[p] or -(vy * out_y[p] + vx * out_x[p]) < cos_min * d:
+                        continue
+                best = d
+                target[i] = p
+        if target[i] >= 0:
+            gap[i] = best
+    return target, gap

@@ -403,3 +403,140 @@ def test_group_medians_are_numpys_to_the_bit(rng, dtype):
         assert got2.dtype == want.dtype
         np.testing.assert_array_equal(got2[g], want)  # NaN equal to NaN; otherwise exact
         assert got1[g] == want[1] or (np.isnan(got1[g]) and np.isnan(want[1]))
+
+
+# --------------------------------------------------------------------------- chain ends carried on
+def _ref_free_ends(ys, xs, chain, dir_px):
+    """Slow reference of ``free_ends``: every point against every other."""
+    k = len(ys)
+    is_end = np.zeros(k, bool)
+    out = np.zeros((k, 2))
+    for i in range(k):
+        own = chain == chain[i]
+        near = own & (np.abs(ys - ys[i]) <= dir_px) & (np.abs(xs - xs[i]) <= dir_px)
+        deg = int((own & (np.abs(ys - ys[i]) <= 1) & (np.abs(xs - xs[i]) <= 1)).sum()) - 1
+        if deg != 1:
+            continue
+        u = np.array([ys[i] - ys[near].mean(), xs[i] - xs[near].mean()])
+        if np.hypot(*u) < 0.5:
+            continue
+        is_end[i] = True
+        out[i] = u / np.hypot(*u)
+    return is_end, out
+
+
+def _ref_end_links(ys, xs, chain, width, nrm, is_end, out, cos_min, max_width):
+    """Slow reference of ``end_links``: every end against every point, rows in raster order."""
+    k = len(ys)
+    target = np.full(k, -1)
+    gap = np.zeros(k)
+    for i in range(k):
+        if not is_end[i] or not width[i] > 0:
+            continue
+        best = np.inf
+        r = math.ceil(width[i] + 0.5 * max_width)
+        for p in range(k):  # sorted row-major: the kernel's order, so ties go the same way
+            if chain[p] == chain[i] or abs(ys[p] - ys[i]) > r or abs(xs[p] - xs[i]) > r:
+                continue
+            v = np.array([ys[p] - ys[i], xs[p] - xs[i]], float)
+            d = math.hypot(*v)
+            lim = width[i] + 0.5 * (width[p] if width[p] > 0 else 0.0)
+            if d > lim or d >= best or d == 0 or v @ out[i] < cos_min * d:
+                continue
+            if abs(v[0] * nrm[p, 1] - v[1] * nrm[p, 0]) / d > math.sqrt(0.5):
+                if not is_end[p] or -(v @ out[p]) < cos_min * d:
+                    continue
+            best, target[i] = d, p
+            cross = abs(v[0] * nrm[p, 1] - v[1] * nrm[p, 0]) / d <= math.sqrt(0.5)
+        if target[i] >= 0:
+            own = chain == chain[target[i]]
+            d2 = (ys - ys[i]) ** 2 + (xs - xs[i]) ** 2
+            inside = cross & (width > 0) & (d2 < 0.25 * np.nan_to_num(width) ** 2)
+            if np.any(own & ((d2 < (0.7 * best) ** 2) | inside)):
+                target[i] = -1
+        gap[i] = best if target[i] >= 0 else 0.0
+    return target, gap
+
+
+def _random_chains(rng, m=60, n=70, n_chains=9):
+    """Random walks (8-connected, some touching each other), unique points sorted row-major."""
+    taken = {}
+    for c in range(n_chains):
+        y, x = int(rng.integers(0, m)), int(rng.integers(0, n))
+        d = rng.integers(-1, 2, 2)
+        for _ in range(int(rng.integers(3, 40))):
+            if (y, x) not in taken:
+                taken[(y, x)] = c
+            if rng.random() < 0.3:
+                d = rng.integers(-1, 2, 2)
+            y, x = min(m - 1, max(0, y + int(d[0]))), min(n - 1, max(0, x + int(d[1])))
+    keys = sorted(taken)
+    ys = np.array([k[0] for k in keys], np.int64)
+    xs = np.array([k[1] for k in keys], np.int64)
+    chain = np.array([taken[k] for k in keys], np.int64)
+    width = rng.uniform(0.5, 12.0, len(ys))
+    width[rng.random(len(ys)) < 0.1] = np.nan
+    a = rng.uniform(0, np.pi, len(ys))
+    nrm = np.stack([np.sin(a), np.cos(a)], 1)
+    return ys, xs, chain, width, nrm, m
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_free_ends_and_end_links_match_the_reference(seed):
+    from veinscope._kernels.ridges import end_links, free_ends
+
+    rng = np.random.default_rng(seed)
+    ys, xs, chain, width, nrm, m = _random_chains(rng)
+    is_end, oy, ox = free_ends(ys, xs, chain, m, 4)
+    want_end, want_out = _ref_free_ends(ys, xs, chain, 4)
+    np.testing.assert_array_equal(is_end, want_end)
+    np.testing.assert_allclose(np.c_[oy, ox], want_out, atol=1e-12)
+    assert is_end.any()
+    wmax = float(np.nanmax(width))
+    tgt, gap = end_links(ys, xs, chain, width, nrm[:, 0].copy(), nrm[:, 1].copy(), is_end, oy, ox, m, 0.7071, wmax)
+    want_t, want_g = _ref_end_links(ys, xs, chain, width, nrm, want_end, want_out, 0.7071, wmax)
+    np.testing.assert_array_equal(tgt, want_t)
+    np.testing.assert_allclose(gap, want_g, atol=1e-12)
+
+
+def test_end_links_edge_cases():
+    from veinscope._kernels.ridges import end_links, free_ends
+
+    # empty; a lone point (no neighbour: not an end); two collinear pieces facing each other
+    e = np.zeros(0, np.int64)
+    assert free_ends(e, e, e, 5, 4)[0].shape == (0,)
+    one = np.array([2], np.int64)
+    assert not free_ends(one, one, np.zeros(1, np.int64), 5, 4)[0].any()
+    xs = np.array([0, 1, 2, 3, 8, 9, 10, 11], np.int64)
+    ys = np.full(8, 5, np.int64)
+    chain = np.array([0, 0, 0, 0, 1, 1, 1, 1], np.int64)
+    is_end, oy, ox = free_ends(ys, xs, chain, 12, 4)
+    assert is_end.tolist() == [True, False, False, True, True, False, False, True]
+    nrm = np.tile([1.0, 0.0], (8, 1))  # horizontal vessel: normals vertical
+    for w, linked in ((4.0, True), (3.0, False)):  # gap 5 px: within 4 + 4 / 2, not within 3 + 3 / 2
+        tgt, gap = end_links(ys, xs, chain, np.full(8, w), nrm[:, 0].copy(), nrm[:, 1].copy(), is_end, oy, ox, 12, 0.7071, w)
+        assert (tgt[3], tgt[4]) == ((4, 3) if linked else (-1, -1))
+        assert gap[3] == (5.0 if linked else 0.0)
+        assert (tgt[[0, 7]] == -1).all()  # the outer ends face nothing
+    # a stub beside another vessel, running along it, is not carried on to it ...
+    ys2 = np.r_[np.full(4, 5), np.full(12, 7)].astype(np.int64)
+    xs2 = np.r_[np.arange(4), np.arange(12)].astype(np.int64)
+    ch2 = np.r_[np.zeros(4), np.ones(12)].astype(np.int64)
+    is_end, oy, ox = free_ends(ys2, xs2, ch2, 12, 4)
+    horizontal = np.tile([1.0, 0.0], (16, 1))
+    tgt, _ = end_links(ys2, xs2, ch2, np.full(16, 8.0), horizontal[:, 0].copy(), horizontal[:, 1].copy(), is_end, oy, ox, 12, 0.75, 8.0)
+    assert tgt[3] == -1
+    # ... while a branch reaching a vessel across its path is carried on to its centreline
+    ys3 = np.r_[np.arange(12), np.full(4, 5)].astype(np.int64)
+    xs3 = np.r_[np.full(12, 7), np.arange(4)].astype(np.int64)
+    ch3 = np.r_[np.ones(12), np.zeros(4)].astype(np.int64)
+    order = np.lexsort((xs3, ys3))
+    ys3, xs3, ch3 = ys3[order], xs3[order], ch3[order]
+    is_end, oy, ox = free_ends(ys3, xs3, ch3, 12, 4)
+    vertical = np.tile([0.0, 1.0], (16, 1))
+    tgt, gap = end_links(ys3, xs3, ch3, np.full(16, 4.0), vertical[:, 0].copy(), vertical[:, 1].copy(), is_end, oy, ox, 12, 0.7071, 4.0)
+    end = np.flatnonzero((ys3 == 5) & (xs3 == 3))[0]
+    assert tgt[end] == np.flatnonzero((ys3 == 5) & (xs3 == 7))[0] and gap[end] == 4.0
+    # ... but not from inside it (the end within half the vessel's diameter of it: a stub)
+    tgt, _ = end_links(ys3, xs3, ch3, np.full(16, 9.0), vertical[:, 0].copy(), vertical[:, 1].copy(), is_end, oy, ox, 12, 0.7071, 9.0)
+    assert tgt[end] == -1

@@ -266,3 +266,27 @@ def test_faint_length_is_validated():
     for bad in (0.0, -1.0, float("nan"), "3"):
         with pytest.raises((ValueError, TypeError), match="faint_length_mm"):
             veinscope.analyze(rgb, px_per_mm=10.0, faint_length_mm=bad)
+
+
+# ---- chain ends carried on to the chain ahead (issue 4, session 12) ------------------------
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_faint_vessel_broken_by_texture_is_painted_and_measured_across_its_breaks(seed):
+    # a 1.2 mm faint vessel on textured skin: its centreline breaks into a dozen pieces, a few
+    # pixels apart along the vessel; without join_ends the breaks stay unpainted on the
+    # vessel's own centreline and their length is lost
+    line, centre = _faint_line(_textured_skin(seed), 0.2, 12.0)
+    rgb = _u8(line, 1 + seed)
+    before = veinscope.analyze(rgb, px_per_mm=10.0, join_ends=False)
+    a = veinscope.analyze(rgb, px_per_mm=10.0)
+    assert a.params["join_ends"] is True and before.params["join_ends"] is False
+    xs = np.arange(95, 385)
+    on = lambda an: (an.labels[np.round(centre(xs)).astype(int), xs] > 0).mean()  # noqa: E731
+    assert on(before) < 0.995
+    assert on(a) == 1.0
+    true_len = 300 * math.hypot(1.0, 0.08)
+    assert before.classes["total"].length_px < a.classes["total"].length_px < 1.25 * true_len
+    assert a.classes["total"].segments == before.classes["total"].segments  # lengths added, pieces kept
+    # nothing new painted off the vessel: the gaps lie along it
+    ys, xs2 = np.nonzero((a.labels > 0) & (before.labels == 0))
+    assert np.all(np.abs(ys - centre(xs2)) <= 12.0 + 1.0)
+    assert np.all(a.labels[before.labels > 0] > 0)

@@ -639,7 +639,10 @@ def end_links(ys, xs, chain, width, normal_y, normal_x, is_end, out_y, out_x, m,
     painted discs at most half ``e``'s diameter apart), and the link either crosses ``q``'s
     vessel (meets it at more than 45 degrees: a branch joining it) or ends at a free end of
     ``q``'s chain that faces back within ``cos_min`` (two pieces of one vessel). A link
-    running along the other vessel (a stub beside it) is not one. ``max_width`` bounds the
+    running along the other vessel (a stub beside it) is not one, nor is a link to a chain
+    with a point nearer than 0.7 times the link (the end lies beside that chain: a parallel
+    crest overlapping it), nor a link that crosses ``q``'s vessel from inside it (the end
+    closer to ``q`` than half ``q``'s diameter: a stub in it). ``max_width`` bounds the
     widths searched for. Returns ``target`` (index of the nearest target, -1 for none) and
     ``gap`` (its distance, px; 0 where none).
     """
@@ -658,6 +661,7 @@ def end_links(ys, xs, chain, width, normal_y, normal_x, is_end, out_y, out_x, m,
         ux = out_x[i]
         r = int(math.ceil(wi + 0.5 * max_width))
         best = np.inf
+        cross = False
         for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
             lo = _find_x(xs, starts[yy], starts[yy + 1], x - r)
             for p in range(lo, starts[yy + 1]):
@@ -681,6 +685,29 @@ def end_links(ys, xs, chain, width, normal_y, normal_x, is_end, out_y, out_x, m,
                         continue
                 best = d
                 target[i] = p
+                cross = along <= 0.7071067811865476
+        if target[i] < 0:
+            continue
+        # the end must face the other chain, not lie beside it: no point of that chain much
+        # nearer than the target (outside the cone: a parallel crest overlapping this one);
+        # and a branch must reach the other vessel from outside it (not a stub inside it)
+        ct = chain[target[i]]
+        near = 0.7 * best
+        r = int(math.ceil(max(near, 0.5 * max_width if cross else 0.0)))
+        for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
+            lo = _find_x(xs, starts[yy], starts[yy + 1], x - r)
+            for p in range(lo, starts[yy + 1]):
+                if xs[p] > x + r:
+                    break
+                if chain[p] != ct:
+                    continue
+                d2 = float((ys[p] - y) ** 2 + (xs[p] - x) ** 2)
+                wp = width[p]
+                if d2 < near * near or (cross and wp > 0.0 and d2 < 0.25 * wp * wp):
+                    target[i] = -1
+                    break
+            if target[i] < 0:
+                break
         if target[i] >= 0:
             gap[i] = best
     return target, gap

@@ -25,7 +25,11 @@ The engine's length of a class (Kulpa's weights, as ``measure.chain_lengths`` on
 split by where its points lie: on a visible true vessel of the same class (``on right``), on a
 true vessel of another class, on a vessel too faint to count (truth ``ignore``), or on no
 vessel. ``measure ratio`` = engine length ``on right`` / true length ``right``: the length
-measure itself (steps, bends, a wide vessel's skeleton at its ends, parallel repeats).
+measure itself (steps, bends, a wide vessel's skeleton at its ends, parallel repeats). Also
+printed: the engine's own reported length of each class (its pieces, with the gaps that
+``join_ends`` adds) over the true length; the missed stretches inside found runs by their length
+in true diameters; and, for the engine's chain ends on the right class, the distance to the
+nearest point of another chain in the end's own diameters (how often a centreline breaks).
 """
 
 from __future__ import annotations

@@ -888,6 +888,24 @@ def test_matting_of_faint_fine_vessels_in_a_noisy_photo_is_found(seed):
         assert none.matting["patches"] == 0 and none.matting["area_mm2"] == 0
 
 
+def test_the_red_projection_reads_haemoglobin_and_not_a_shadow():
+    # the redness read along haemoglobin's colour direction: a haemoglobin change reads as
+    # itself, a grey change (shadow, exposure: equal OD in every channel) as nothing
+    from veinscope.chromophores import _UNMIX, CHROMOPHORE_DIRECTIONS
+    from veinscope.compare import _red_projection
+
+    def maps_of(od):  # unmixed as the comparison's maps are
+        c = _UNMIX @ np.asarray(od, float)
+        return {k: np.full((2, 2), v, np.float32) for k, v in zip(("haemoglobin", "venous", "melanin"), c)}
+
+    assert _red_projection(maps_of(0.3 * CHROMOPHORE_DIRECTIONS["haemoglobin"])) == pytest.approx(0.3, abs=1e-5)
+    assert _red_projection(maps_of([0.2, 0.2, 0.2])) == pytest.approx(0.0, abs=1e-5)
+    # less red than its own amount for the other chromophores (the guard in _matting keeps
+    # those out where they rose more than haemoglobin)
+    for k in ("venous", "melanin"):
+        assert abs(float(_red_projection(maps_of(0.3 * CHROMOPHORE_DIRECTIONS[k]))[0, 0])) < 0.3
+
+
 def test_no_matting_from_a_change_of_light_and_texture():
     # the same skin and vessels in another light (white balance and exposure), with other
     # camera noise and a slightly different fine texture: no new redness anywhere -> no

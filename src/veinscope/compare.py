@@ -1872,14 +1872,18 @@ def _single_vessels(red: np.ndarray, ppm: float, *, fine_mm: float = 0.3, max_mm
 
 def _red_projection(maps: dict) -> np.ndarray:
     """The relative OD that chromophore maps stand for, projected on haemoglobin's colour
-    direction (in haemoglobin units): the redness a pixel shows, read without unmixing it
-    from the other chromophores. Unmixing three nearly parallel colour directions multiplies
-    the pixel noise (a fine vessel's redness change stands about half as far above the noise
-    in the unmixed haemoglobin map as in this projection); the projection lets brown or
-    bluish changes through, so it is used only where haemoglobin rose at least as much as they did."""
+    direction made orthogonal to grey (in haemoglobin units): the redness a pixel shows,
+    read without unmixing it from the other chromophores. Unmixing three nearly parallel
+    colour directions multiplies the pixel noise (a fine vessel's redness change stands about
+    half as far above the noise in the unmixed haemoglobin map as in a projection); grey is
+    left out so that a shadow or a change of exposure (equal OD in every channel) reads as
+    no redness at all. Brown and bluish changes still pass in part, so the projection is
+    used only where haemoglobin rose at least as much as they did."""
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS as D
 
-    u = D["haemoglobin"] / float(np.linalg.norm(D["haemoglobin"]))
+    g = np.full(3, 1.0 / math.sqrt(3.0))
+    u = D["haemoglobin"] - float(D["haemoglobin"] @ g) * g
+    u = u / float(np.linalg.norm(u))
     out = np.zeros(maps["haemoglobin"].shape, np.float32)
     for k in ("haemoglobin", "venous", "melanin"):
         out += maps[k] * np.float32(float(u @ D[k]) / float(u @ D["haemoglobin"]))

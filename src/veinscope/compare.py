@@ -1874,8 +1874,8 @@ def _red_projection(maps: dict) -> np.ndarray:
     """The relative OD that chromophore maps stand for, projected on haemoglobin's colour
     direction made orthogonal to grey (in haemoglobin units): the redness a pixel shows,
     read without unmixing it from the other chromophores. Unmixing three nearly parallel
-    colour directions multiplies the pixel noise (a fine vessel's redness change stands about
-    half as far above the noise in the unmixed haemoglobin map as in a projection); grey is
+    colour directions multiplies the pixel noise (on the series' fine matting vessels the
+    redness change stood about half as far above the noise in the unmixed map); grey is
     left out so that a shadow or a change of exposure (equal OD in every channel) reads as
     no redness at all. Brown and bluish changes still pass in part, so the projection is
     used only where haemoglobin rose at least as much as they did."""
@@ -1909,8 +1909,8 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     New redness is read two ways, each with its own noise: the unmixed haemoglobin change,
     and the colour change projected on haemoglobin's direction (:func:`_red_projection`,
     where haemoglobin rose at least as much as melanin and venous blood); a pixel is
-    perceptible when either reading passes. The faint pixels come from the projection, whose
-    noise is about half the unmixed map's on fine vessels."""
+    perceptible when either reading passes. The faint pixels come from the projection, which
+    is less noisy on fine vessels."""
     from scipy import ndimage as ndi
 
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS

@@ -1923,18 +1923,17 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     def d_hb_of(cb, cf, core=(slice(None), slice(None))):
         return (cv2.GaussianBlur(cf["haemoglobin"] - cb["haemoglobin"], (0, 0), 0.8)[core],)
 
-    def d_red_of(cb, cf, core=(slice(None), slice(None))):
-        return (cv2.GaussianBlur(_red_projection(cf) - _red_projection(cb), (0, 0), 0.8)[core],)
+    def both_of(cb, cf, core=(slice(None), slice(None))):
+        red = cv2.GaussianBlur(_red_projection(cf) - _red_projection(cb), (0, 0), 0.8)[core]
+        return d_hb_of(cb, cf, core) + (red,)
 
     # noise of the redness change (unmixed and projected) and the texture ΔE it makes, over
     # the compared skin
-    (d_s,) = _window_values(mb, mf, windows, valid, 6, d_hb_of)
+    d_s, d_r = _window_values(mb, mf, windows, valid, 6, both_of)
     step = max(1, int(d_s.size // 200_000))
     noise = _robust_sigma(d_s[::step])
-    del d_s
-    (d_s,) = _window_values(mb, mf, windows, valid, 6, d_red_of)
-    noise_red = _robust_sigma(d_s[:: max(1, int(d_s.size // 200_000))])
-    del d_s
+    noise_red = _robust_sigma(d_r[::step])
+    del d_s, d_r
     tys, txs, tvals = [], [], []
     for y0, y1, x0, x1 in windows:
         box = (max(0, y0 - 6), min(m, y1 + 6), max(0, x0 - 6), min(n, x1 + 6))
@@ -1976,8 +1975,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr, (BY0, BX0))
         # the same read as the colour change along haemoglobin's direction (less noisy on
         # fine vessels), where haemoglobin rose at least as much as the other chromophores
-        (d_red,) = d_red_of(cb, cf)
-        red_f = cv2.GaussianBlur(_red_projection(cf), (0, 0), 0.8)
+        red_f = _red_projection(cf)
+        d_red = cv2.GaussianBlur(red_f - _red_projection(cb), (0, 0), 0.8)
+        red_f = cv2.GaussianBlur(red_f, (0, 0), 0.8)
         cand_red = vb & ~on_vessel & (d_red > 3.0 * noise_red) & (d_hb >= d_other)
         new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
         # the same tests at ``faint_ratio`` of the threshold: a very fine vessel's ΔE, read

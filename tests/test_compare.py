@@ -859,6 +859,53 @@ def test_a_matting_patch_takes_in_its_faint_fine_vessels():
     assert alone.matting["patches"] == 0
 
 
+@pytest.mark.parametrize("seed", [7, 8])
+def test_matting_of_faint_fine_vessels_in_a_noisy_photo_is_found(seed):
+    # a patch of faint fine red vessels (ΔE00 >= 2 against the skin beside them along most
+    # of their length, as the series' matting) in photos with twice the usual camera noise:
+    # unmixing the haemoglobin change from the three nearly parallel colour directions
+    # multiplies that noise, and the old code read no pixel of the patch as perceptible
+    # (0 patches); the colour change along haemoglobin's direction shows it
+    rng = np.random.default_rng(seed)
+    base = _skin()
+    fu = base.copy()
+    _bar(base, 170, 40, 280)
+    _bar(fu, 170, 40, 280)
+    fu, de = _mesh_in(fu, 85, 160, rng, 60, 30, 0.28, n=45, blush=0.0)
+    truth_mm2 = _matting_truth(de >= 2.0).sum() / PPM**2
+    noisy = (lambda img, s: img + np.random.default_rng(s).normal(0, 3.0, img.shape).astype(np.float32))
+    c = compare(_u8(noisy(base, 1)), _u8(noisy(fu, 2)), px_per_mm=PPM)
+    assert c.matting["patches"] == 1
+    assert c.matting["area_mm2"] == pytest.approx(truth_mm2, rel=0.25)  # old code: 0
+    assert c.improvement_pct == pytest.approx(0.0, abs=5.0)
+    # the same noise (and up to a third more) and a change of white balance, no vessels: no patch
+    for sigma in (3.0, 4.0):
+        b = _skin()
+        _bar(b, 170, 40, 280)
+        f = b * np.array([1.05, 1.0, 0.94], np.float32)
+        noisy = (lambda img, s: img + np.random.default_rng(s).normal(0, sigma, img.shape).astype(np.float32))
+        none = compare(_u8(noisy(b, 1)), _u8(noisy(f, 2)), px_per_mm=PPM)
+        assert none.matting["patches"] == 0 and none.matting["area_mm2"] == 0
+
+
+def test_the_red_projection_reads_haemoglobin_and_not_a_shadow():
+    # the redness read along haemoglobin's colour direction: a haemoglobin change reads as
+    # itself, a grey change (shadow, exposure: equal OD in every channel) as nothing
+    from veinscope.chromophores import _UNMIX, CHROMOPHORE_DIRECTIONS
+    from veinscope.compare import _red_projection
+
+    def maps_of(od):  # unmixed as the comparison's maps are
+        c = _UNMIX @ np.asarray(od, float)
+        return {k: np.full((2, 2), v, np.float32) for k, v in zip(("haemoglobin", "venous", "melanin"), c)}
+
+    assert _red_projection(maps_of(0.3 * CHROMOPHORE_DIRECTIONS["haemoglobin"])) == pytest.approx(0.3, abs=1e-5)
+    assert _red_projection(maps_of([0.2, 0.2, 0.2])) == pytest.approx(0.0, abs=1e-5)
+    # less red than its own amount for the other chromophores (the guard in _matting keeps
+    # those out where they rose more than haemoglobin)
+    for k in ("venous", "melanin"):
+        assert abs(float(_red_projection(maps_of(0.3 * CHROMOPHORE_DIRECTIONS[k]))[0, 0])) < 0.3
+
+
 def test_no_matting_from_a_change_of_light_and_texture():
     # the same skin and vessels in another light (white balance and exposure), with other
     # camera noise and a slightly different fine texture: no new redness anywhere -> no

@@ -1870,6 +1870,26 @@ def _single_vessels(red: np.ndarray, ppm: float, *, fine_mm: float = 0.3, max_mm
     return out
 
 
+def _red_projection(maps: dict) -> np.ndarray:
+    """The relative OD that chromophore maps stand for, projected on haemoglobin's colour
+    direction made orthogonal to grey (in haemoglobin units): the redness a pixel shows,
+    read without unmixing it from the other chromophores. Unmixing three nearly parallel
+    colour directions multiplies the pixel noise (on the series' fine matting vessels the
+    redness change stood about half as far above the noise in the unmixed map); grey is
+    left out so that a shadow or a change of exposure (equal OD in every channel) reads as
+    no redness at all. Brown and bluish changes still pass in part, so the projection is
+    used only where haemoglobin rose at least as much as they did."""
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS as D
+
+    g = np.full(3, 1.0 / math.sqrt(3.0))
+    u = D["haemoglobin"] - float(D["haemoglobin"] @ g) * g
+    u = u / float(np.linalg.norm(u))
+    out = np.zeros(maps["haemoglobin"].shape, np.float32)
+    for k in ("haemoglobin", "venous", "melanin"):
+        out += maps[k] * np.float32(float(u @ D[k]) / float(u @ D["haemoglobin"]))
+    return out
+
+
 def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
@@ -1884,7 +1904,13 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     blur reads about half of a 1-2 px vessel's ΔE), in pieces spanning ``faint_len_mm`` or
     more (vessel fragments, not specks of noise), within ``reach_mm`` of the patch, in up to
     ``faint_steps`` steps (each grown, closed and filled as the patch). Faint redness never
-    starts a patch, so it cannot raise a false alarm where nothing is perceptible."""
+    starts a patch, so it cannot raise a false alarm where nothing is perceptible.
+
+    New redness is read two ways, each with its own noise: the unmixed haemoglobin change,
+    and the colour change projected on haemoglobin's direction (:func:`_red_projection`,
+    where haemoglobin rose at least as much as melanin and venous blood); a pixel is
+    perceptible when either reading passes. The faint pixels come from the projection, which
+    is less noisy on fine vessels."""
     from scipy import ndimage as ndi
 
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
@@ -1897,11 +1923,17 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     def d_hb_of(cb, cf, core=(slice(None), slice(None))):
         return (cv2.GaussianBlur(cf["haemoglobin"] - cb["haemoglobin"], (0, 0), 0.8)[core],)
 
-    # noise of the redness change and the texture ΔE it makes, over the compared skin
-    (d_s,) = _window_values(mb, mf, windows, valid, 6, d_hb_of)
+    def both_of(cb, cf, core=(slice(None), slice(None))):
+        red = cv2.GaussianBlur(_red_projection(cf) - _red_projection(cb), (0, 0), 0.8)[core]
+        return d_hb_of(cb, cf, core) + (red,)
+
+    # noise of the redness change (unmixed and projected) and the texture ΔE it makes, over
+    # the compared skin
+    d_s, d_r = _window_values(mb, mf, windows, valid, 6, both_of)
     step = max(1, int(d_s.size // 200_000))
     noise = _robust_sigma(d_s[::step])
-    del d_s
+    noise_red = _robust_sigma(d_r[::step])
+    del d_s, d_r
     tys, txs, tvals = [], [], []
     for y0, y1, x0, x1 in windows:
         box = (max(0, y0 - 6), min(m, y1 + 6), max(0, x0 - 6), min(n, x1 + 6))
@@ -1941,11 +1973,18 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
         new_red = _perceptible(d_hb, cand, d_dir, bg_od, thr, (BY0, BX0))
         new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr, (BY0, BX0))
+        # the same read as the colour change along haemoglobin's direction (less noisy on
+        # fine vessels), where haemoglobin rose at least as much as the other chromophores
+        red_f = _red_projection(cf)
+        d_red = cv2.GaussianBlur(red_f - _red_projection(cb), (0, 0), 0.8)
+        red_f = cv2.GaussianBlur(red_f, (0, 0), 0.8)
+        cand_red = vb & ~on_vessel & (d_red > 3.0 * noise_red) & (d_hb >= d_other)
+        new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
         # the same tests at ``faint_ratio`` of the threshold: a very fine vessel's ΔE, read
         # pixel by pixel at the 0.8 px blur, is about half what the photo shows along it; such
         # pixels count only as part of a patch already perceptible (below)
-        faint = _perceptible(d_hb, cand & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
-        faint = _perceptible(hb_f, faint, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
+        faint = _perceptible(d_red, cand_red & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
+        faint = _perceptible(red_f, faint, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         if fine_new is not None:
             # the engine's line detector sees fine vessels that single pixels do not show: new
             # telangiectasia under 0.3 mm away from every baseline vessel, where redness rose;

@@ -1785,9 +1785,10 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     must also account for it: a spider's new redness is its fine branches, so at most
     ``max_off_frac`` of it may lie farther than ``along_mm`` from the vessels' skeleton. A
     matting patch's redness is a net of fine vessels and a blush filling an area; the engine
-    reads only parts of the net as vessels, often as a few wide pieces (the fine vessels and
-    the blush between them merged), whose skeleton can form a V or a star by chance, and most
-    of the patch's redness lies away from it.
+    reads only parts of the net as vessels, sometimes as a few wide pieces (fine vessels and
+    the blush between them merged), whose skeleton can form a Y or a star by chance, and much
+    of the patch's redness lies away from it. (Pieces wider than about ``2 * along_mm`` count
+    their own edges as away from the skeleton: a spider's branches are fine vessels.)
     """
     from skimage.morphology import skeletonize
 

@@ -1016,7 +1016,7 @@ def test_a_radiating_structure_accounts_for_the_patchs_new_redness():
         assert _one_radiating_structure(vessel, 10.0, red=along)
         assert _one_radiating_structure(vessel, 10.0, red=np.zeros_like(vessel))  # none: not judged
         # the same vessels inside a patch whose new redness (a net and a blush) fills an
-        # ellipse around them: more than a third of it lies over 0.3 mm from the vessels
+        # ellipse around them: more than half of it lies over 0.3 mm from the vessels
         ys, xs = np.nonzero(vessel)
         patch = np.zeros_like(img)
         cv2.ellipse(patch, (int(xs.mean()), int(ys.mean())), (int(np.ptp(xs)) // 2 + 8, int(np.ptp(ys)) // 2 + 8), 0, 0, 360, 1, -1)

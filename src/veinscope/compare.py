@@ -1766,7 +1766,7 @@ def _stretches(sk: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return nl, lab, st
 
 
-def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0, red: np.ndarray | None = None, along_mm: float = 0.3, max_off_frac: float = 1.0 / 3.0) -> bool:
+def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0, red: np.ndarray | None = None, along_mm: float = 0.3, max_off_frac: float = 0.5) -> bool:
     """Whether new vessels in a patch are one radiating structure (a red spider: a hub with
     branches, several longer than ``long_mm``) rather than matting (a mesh of many short, very
     fine tortuous vessels).
@@ -1782,7 +1782,7 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     so the branches need not be connected.)
 
     With ``red`` (the patch's perceptible new redness, same shape as ``vessel``), the structure
-    must also account for it: a spider's new redness is its fine branches, so at most
+    must also account for it: a spider's new redness is mostly its fine branches, so at most
     ``max_off_frac`` of it may lie farther than ``along_mm`` from the vessels' skeleton. A
     matting patch's redness is a net of fine vessels and a blush filling an area; the engine
     reads only parts of the net as vessels, sometimes as a few wide pieces (fine vessels and

@@ -997,3 +997,80 @@ def test_a_cleared_wide_vein_on_mottled_skin_is_cleared():
     assert by_row == {1: "cleared", 2: "persisting"}
     assert c.improvement_pct == pytest.approx(50.0, abs=8.0)
     assert c.matting["patches"] == 0 and c.staining["patches"] == 0
+
+
+def _y_reading(a_f, patch_yx, patch_ab, hub_yx, arms_yx, width_px):
+    """The follow-up's analysis with its vessels in an elliptical patch (centre ``patch_yx``,
+    semi-axes ``patch_ab`` px, x then y) replaced by wide pieces from ``hub_yx`` to each of
+    ``arms_yx`` (red telangiectasia ``width_px`` wide): how the engine read the simulated
+    pair 309's matting (its fine vessels and blush merged into a few wide pieces)."""
+    import dataclasses
+
+    lab, d = a_f.labels.copy(), a_f.diameter_px.copy()
+    ell = np.zeros(lab.shape, np.uint8)
+    cv2.ellipse(ell, (patch_yx[1], patch_yx[0]), patch_ab, 0, 0, 360, 1, -1)
+    lab[ell > 0], d[ell > 0] = 0, 0.0
+    v = np.zeros(lab.shape, np.uint8)
+    for y, x in arms_yx:
+        cv2.line(v, (hub_yx[1], hub_yx[0]), (x, y), 1, width_px)
+    lab[v > 0], d[v > 0] = 1, float(width_px)
+    return dataclasses.replace(a_f, labels=lab, diameter_px=d)
+
+
+def test_matting_over_a_treated_vessel_read_as_a_y_is_matting_not_a_spider():
+    # two bars, one cleared; a patch of matting (a mesh of fine vessels and a blush) lies over
+    # the cleared bar. The follow-up's analysis read the patch's vessels as three wide pieces
+    # meeting at a point, two of them 2.7 mm long (a Y), as the engine read the simulated pair
+    # 309's patch (41 mm² of matting reported as one 7.7 mm new vessel and no matting): two
+    # long stretches radiating from one hub passed the spider test. A spider's new redness
+    # lies along its branches; the patch's lies over its whole area, mostly away from the Y
+    from veinscope import analyze
+
+    rng = np.random.default_rng(3)
+    base, f0 = _one_of_two_bars_cleared()
+    b = _u8(_noise(base, 1))
+    fu = _u8(_noise(_matting_mesh(f0, 80, 160, rng, a=40, b=22), 2))
+    a_f = _y_reading(analyze(fu, px_per_mm=PPM), (80, 160), (48, 30), (64, 160), [(72, 186), (72, 134), (52, 160)], 6)
+    c = compare(b, fu, px_per_mm=PPM, followup_analysis=a_f)
+    assert c.matting["patches"] == 1  # old code: 0 patches, a new vessel
+    assert c.matting["area_mm2"] == pytest.approx(np.pi * 4.75 * 2.95, rel=0.3)
+    assert c.new_vessels["count"] == 0
+    assert c.improvement_pct == pytest.approx(50.0, abs=5.0)
+    assert (c.change_map[60:100, 125:195] == CHANGE_CODES["matting"]).mean() > 0.5
+
+
+def test_a_radiating_structure_accounts_for_the_patchs_new_redness():
+    from veinscope.compare import _one_radiating_structure
+
+    # a five-branch star, a Y of wide pieces (the engine's reading of pair 309's matting: two
+    # 2.8 mm arms and a 1.4 mm stub) and the spider with a loop at its hub, each with its new
+    # redness on its vessels: one radiating structure each
+    star = np.zeros((200, 200), np.uint8)
+    for a in np.arange(5) * 2 * np.pi / 5 + 0.3:
+        cv2.line(star, (int(100 + 4 * np.cos(a)), int(100 + 4 * np.sin(a))), (int(100 + 50 * np.cos(a)), int(100 + 50 * np.sin(a))), 1, 1)
+    v = np.zeros_like(star)
+    for end in ((126, 80), (74, 80), (100, 56)):
+        cv2.line(v, (100, 70), end, 1, 6)
+    loop = np.zeros_like(star)
+    cv2.circle(loop, (100, 100), 8, 1, 1)
+    for k in range(3):
+        a = 0.4 + k * 2 * np.pi / 3
+        cv2.line(loop, (int(100 + 3 * np.cos(a)), int(100 + 3 * np.sin(a))), (int(100 + 50 * np.cos(a)), int(100 + 50 * np.sin(a))), 1, 1)
+    for img in (star, v, loop):
+        vessel = img > 0
+        along = vessel.copy()
+        assert _one_radiating_structure(vessel, 10.0)
+        assert _one_radiating_structure(vessel, 10.0, red=along)
+        assert _one_radiating_structure(vessel, 10.0, red=np.zeros_like(vessel))  # none: not judged
+        # the same vessels inside a patch whose new redness (a net and a blush) fills an
+        # ellipse around them: more than half of it lies over 0.3 mm from the vessels
+        ys, xs = np.nonzero(vessel)
+        patch = np.zeros_like(img)
+        cv2.ellipse(patch, (int(xs.mean()), int(ys.mean())), (int(np.ptp(xs)) // 2 + 8, int(np.ptp(ys)) // 2 + 8), 0, 0, 360, 1, -1)
+        assert not _one_radiating_structure(vessel, 10.0, red=along | (patch > 0))
+        # some redness away from the vessels (a quarter of it: a spider's blush, a branch the
+        # engine missed) still leaves it a spider
+        off = (patch > 0) & ~along
+        few = np.zeros_like(vessel)
+        few.flat[np.flatnonzero(off)[: int(along.sum()) // 3]] = True
+        assert _one_radiating_structure(vessel, 10.0, red=along | few)

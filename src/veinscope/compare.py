@@ -1766,7 +1766,7 @@ def _stretches(sk: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return nl, lab, st
 
 
-def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0) -> bool:
+def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0, red: np.ndarray | None = None, along_mm: float = 0.3, max_off_frac: float = 0.5) -> bool:
     """Whether new vessels in a patch are one radiating structure (a red spider: a hub with
     branches, several longer than ``long_mm``) rather than matting (a mesh of many short, very
     fine tortuous vessels).
@@ -1780,6 +1780,15 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     stretches between its many junctions; scattered short tortuous vessels do not point at one
     hub. (The engine finds a faint spider's branches only in part and its hub often not at all,
     so the branches need not be connected.)
+
+    With ``red`` (the patch's perceptible new redness, same shape as ``vessel``), the structure
+    must also account for it: a spider's new redness is mostly its fine branches, so at most
+    ``max_off_frac`` of it may lie farther than ``along_mm`` from the vessels' skeleton. A
+    matting patch's redness is a net of fine vessels and a blush filling an area; the engine
+    reads only parts of the net as vessels, sometimes as a few wide pieces (fine vessels and
+    the blush between them merged), whose skeleton can form a Y or a star by chance, and much
+    of the patch's redness lies away from it. (Pieces wider than about ``2 * along_mm`` count
+    their own edges as away from the skeleton: a spider's branches are fine vessels.)
     """
     from skimage.morphology import skeletonize
 
@@ -1790,6 +1799,10 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     total = float(sk.sum())
     if total < 2 * long_px:
         return False
+    if red is not None and red.any():
+        off = cv2.distanceTransform((~sk).astype(np.uint8), cv2.DIST_L2, 5)[red] > along_mm * ppm
+        if off.mean() > max_off_frac:
+            return False  # redness spread over an area, not along the branches: matting
     nl, lab, st = _stretches(sk)
     long_ids = [i for i in range(1, nl) if st[i, cv2.CC_STAT_AREA] >= long_px]
     long_len = sum(int(st[i, cv2.CC_STAT_AREA]) for i in long_ids)
@@ -2034,7 +2047,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 continue
             if f_vessel is not None:
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
-                if _one_radiating_structure(fv, ppm):
+                if _one_radiating_structure(fv, ppm, red=new_red[y : y + h, x : x + w] & region):
                     continue  # a new red spider, not matting
             accepted.append(i)
         if not accepted:

@@ -1074,3 +1074,131 @@ def test_a_radiating_structure_accounts_for_the_patchs_new_redness():
         few = np.zeros_like(vessel)
         few.flat[np.flatnonzero(off)[: int(along.sum()) // 3]] = True
         assert _one_radiating_structure(vessel, 10.0, red=along | few)
+
+
+# ---- fine vessels' peak, the strongest-pixel lift, the skin level beside wide veins ----------
+def _gaussian_line(img, y0, x0, x1, colour, sigma_px, keep=1.0, skin=(205, 150, 135)):
+    """A horizontal vessel whose optical density across is a Gaussian of ``sigma_px`` (FWHM
+    2.355 sigma), ``keep`` of ``colour``'s OD at its centre, on ``img`` (linear-light mixing)."""
+    lin = (img / 255.0) ** 2.2
+    ratio = (np.asarray(colour, np.float32) / 255.0) ** 2.2 / (np.asarray(skin, np.float32) / 255.0) ** 2.2
+    yy = np.arange(img.shape[0], dtype=np.float32)[:, None]
+    g = np.broadcast_to(keep * np.exp(-0.5 * ((yy - y0) / sigma_px) ** 2), img.shape[:2]).copy()
+    g[:, :x0] = 0.0
+    g[:, x1:] = 0.0
+    return np.clip(lin * ratio[None, None, :] ** g[..., None], 0, 1) ** (1 / 2.2) * 255.0
+
+
+def _keep_for_delta_e(colour, target, skin=(205, 150, 135)):
+    """The share of ``colour``'s OD at which its colour differs from ``skin`` by ``target`` ΔE00."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    s = np.asarray(skin, np.float64) / 255.0
+    c = (np.asarray(colour, np.float64) / 255.0) ** 2.2
+
+    def de(keep):
+        v = (s**2.2 * (c / s**2.2) ** keep) ** (1 / 2.2)
+        return float(deltaE_ciede2000(rgb2lab(s[None, None]), rgb2lab(v[None, None]))[0, 0])
+
+    lo, hi = 0.0, 1.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if de(mid) < target else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+@pytest.mark.parametrize(("target", "visible"), [(3.0, True), (1.2, False)])
+def test_a_fine_faded_vessel_is_judged_by_its_own_peak(target, visible):
+    # two fine vessels (FWHM 2 px, 0.2 mm); in the follow-up one keeps the OD share whose colour
+    # differs from the skin by ``target`` ΔE00 at its centre. The maps' 1 px smoothing took
+    # about a third off such a vessel's peak: at ΔE00 3 (visible) 22 % of it read cleared
+    # (improvement 10.7 %, truth 0; 03f7357). The peak restored by the engine's blurred-bar
+    # model of the vessel: persisting at 3, cleared at 1.2
+    col = (150, 100, 140)
+    keep = _keep_for_delta_e(col, target)
+    b = _skin()
+    f = b.copy()
+    for y in (80, 170):
+        b = _gaussian_line(b, y, 40, 280, col, 0.85)
+    f = _gaussian_line(f, 80, 40, 280, col, 0.85, keep)
+    f = _gaussian_line(f, 170, 40, 280, col, 0.85)
+    c = compare(_u8(_noise(b, 1)), _u8(_noise(f, 2)), px_per_mm=PPM)
+    by_row = {v["centre_yx"][0] // 100: v for v in c.vessels}
+    assert sorted(by_row) == [0, 1]
+    assert by_row[1]["status"] == "persisting"
+    if visible:
+        assert by_row[0]["status"] == "persisting" and by_row[0]["visible_frac"] > 0.9
+        assert c.improvement_pct == pytest.approx(0.0, abs=5.0)
+    else:
+        assert by_row[0]["status"] == "cleared"
+        assert c.improvement_pct == pytest.approx(50.0, abs=6.0)
+
+
+@pytest.mark.parametrize("width_px", [0.0, 1.0, 3.0, 6.0, 15.0])
+def test_smoothing_gain_restores_the_peak_of_a_blurred_bar(width_px):
+    # a bar of width w blurred by the PSF, then by the maps' 1 px: the gain brings the smoothed
+    # peak back to the unsmoothed one (the engine's blurred-bar model, so up to the sampling)
+    from veinscope.compare import _Along, _smoothing_gain
+
+    psf = 0.8
+    x = np.arange(-60, 61, dtype=np.float64)
+    fine = np.linspace(-60, 60, 120 * 50 + 1)
+    bar = (np.abs(fine) <= width_px / 2).astype(np.float64) if width_px > 0 else (np.abs(fine) < 1e-9).astype(np.float64)
+
+    def blurred(sig):
+        k = np.exp(-0.5 * (fine[:, None] - x[None, :]) ** 2 / sig**2) / (np.sqrt(2 * np.pi) * sig)
+        return (bar[:, None] * k).sum(axis=0) * (fine[1] - fine[0]) if width_px > 0 else k[np.abs(fine) < 1e-9][0]
+
+    peak, smoothed = blurred(psf).max(), blurred(np.hypot(psf, 1.0)).max()
+    along = _Along(np.array([0]), np.array([0]), 1)
+    g = float(_smoothing_gain(np.array([width_px]), along, psf_px=psf)[0])
+    assert g >= 1.0
+    assert smoothed * g == pytest.approx(peak, rel=0.01)
+
+
+def test_selection_lift_is_the_noise_read_high():
+    from veinscope.compare import _selection_lift
+
+    rng = np.random.default_rng(3)
+    noise = cv2.GaussianBlur(rng.normal(0, 1.0, (200, 200)).astype(np.float32), (0, 0), 1.0)
+    best = cv2.dilate(noise, np.ones((3, 3), np.uint8))
+    ys, xs = np.mgrid[5:195:3, 5:195:3]
+    lift = _selection_lift(best[ys, xs], noise[ys, xs])
+    assert lift > 0.5 * noise.std()
+    # proportional to the noise, none on even skin
+    assert _selection_lift(2 * best[ys, xs], 2 * noise[ys, xs]) == pytest.approx(2 * lift)
+    assert _selection_lift(np.zeros(10), np.zeros(10)) == 0.0
+    assert _selection_lift(np.zeros(0), np.zeros(0)) == 0.0
+
+
+def test_skin_level_leaves_the_vessels_out():
+    # a map of skin at level 0.05 with a 2 mm vein of 0.4 across it: the level at the vein's
+    # centre is the skin's, not raised by the vein (a plain blur of the map reads 0.13)
+    from veinscope.compare import _skin_level
+
+    class _Fixed:
+        def __init__(self, hb, ven):
+            self.hb, self.ven = hb, ven
+
+        def box(self, box):
+            y0, y1, x0, x1 = box
+            return {"haemoglobin": self.hb[y0:y1, x0:x1], "venous": self.ven[y0:y1, x0:x1]}
+
+    hb = np.full((120, 160), 0.05, np.float32)
+    ven = np.zeros((120, 160), np.float32)
+    hb[50:70] = 0.4
+    ven[50:70] = 0.2
+    vessel = np.zeros(hb.shape, bool)
+    vessel[50:70] = True
+    skin = ~cv2.dilate(vessel.astype(np.uint8), _disk3()).astype(bool)
+    ys, xs = np.array([60, 60, 10]), np.array([80, 20, 80])
+    lh, lv = _skin_level(_Fixed(hb, ven), ys, xs, skin, shape=hb.shape, sigma_px=10.0)
+    assert np.allclose(lh, 0.05, atol=1e-4) and np.allclose(lv, 0.0, atol=1e-4)
+    assert cv2.GaussianBlur(hb, (0, 0), 10.0)[60, 80] > 0.1
+    # no skin within reach: the maps' own background (0)
+    lh, lv = _skin_level(_Fixed(hb, ven), ys, xs, np.zeros(hb.shape, bool), shape=hb.shape, sigma_px=10.0)
+    assert not lh.any() and not lv.any()
+
+
+def _disk3():
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))

@@ -1162,61 +1162,86 @@ class _Along:
         return (self.w @ np.asarray(values, np.float64)) / self.count
 
 
-#: Distances of the skin beside a vessel from its centreline, in vessel widths (each at least
-#: half the width plus ``_FLANK_GAP_PX`` px: beyond the 1 px blur of the maps and the label edge).
-_FLANK_WIDTHS = (1.0, 1.5, 2.0)
-_FLANK_GAP_PX = (2.0, 3.0, 4.0)
-#: Vessels at least this wide (baseline diameter, mm) are measured against the skin beside them
-#: in the follow-up. From 1 mm on, the nearest flank pixels lie >= 0.5 mm beyond the vessel's
-#: edge (>= 5 px at 10 px/mm), clear of its blurred tails, and the skin's mottling competes with
-#: a soft vein (the generator's visibility rule uses its coarse texture there, from 1 mm on).
-#: Finer vessels' flanks (2-4 px beyond the edge) fall on their own blurred edges: measured
-#: against the maps' background as before.
+#: Vessels at least this wide (baseline diameter, mm) are measured against the skin around them
+#: (the vessels left out, :func:`_skin_level`), in both photos. From 1 mm on the skin's mottling
+#: competes with a soft vein (the generator's visibility rule uses its coarse texture there,
+#: from 1 mm on); finer vessels are measured against the maps' background.
 _FLANK_MIN_MM = 1.0
+#: Reach of that skin level (Gaussian sigma, mm; at least 3 px) and the margin (mm; at least
+#: 2 px) by which both photos' vessel masks are widened before they are left out.
+_SKIN_LEVEL_MM = 1.0
+_SKIN_LEVEL_GAP_MM = 0.3
 
 
-def _flank_points(along: "_Along", ys, xs, diam_px, vessel: np.ndarray, valid: np.ndarray):
-    """Pixels of the skin beside each centreline point: on both sides along the normal of the
-    course (the principal direction of the centreline points within ``along``'s reach), at
-    ``_FLANK_WIDTHS`` vessel widths from the centre. Returns ``(fy, fx, ok)``: ``fy``/``fx``
-    ``len(_FLANK_WIDTHS) x 2`` blocks of ``len(ys)`` (by distance, then side), ``ok`` (same
-    shape) where the pixel lies in ``valid`` and off ``vessel``."""
-    m, n = vessel.shape
-    y = np.asarray(ys, np.float64)
-    x = np.asarray(xs, np.float64)
-    my, mx = along(y), along(x)
-    syy = along(y * y) - my * my
-    sxx = along(x * x) - mx * mx
-    sxy = along(y * x) - my * mx
-    # the course's direction: the larger eigenvector of the covariance; the normal is across it
-    theta = 0.5 * np.arctan2(2.0 * sxy, syy - sxx)  # angle of the major axis from the y axis
-    ny, nx = -np.sin(theta), np.cos(theta)
-    d = np.maximum(np.asarray(diam_px, np.float64), 1.0)
-    fy, fx = [], []
-    for w, g in zip(_FLANK_WIDTHS, _FLANK_GAP_PX):
-        r = np.maximum(w * d, 0.5 * d + g)
-        for s in (1.0, -1.0):
-            fy.append(np.rint(y + s * r * ny).astype(np.int64))
-            fx.append(np.rint(x + s * r * nx).astype(np.int64))
-    fy, fx = np.concatenate(fy), np.concatenate(fx)
-    inb = (fy >= 0) & (fy < m) & (fx >= 0) & (fx < n)
-    fy, fx = np.clip(fy, 0, m - 1), np.clip(fx, 0, n - 1)
-    ok = inb & valid[fy, fx] & ~vessel[fy, fx]
-    return fy, fx, ok
+#: The blur (sigma, px) of the maps the vessels' colour is read from (:func:`_point_values`).
+_SMOOTH_PX = 1.0
 
 
-def _flank_level(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """The skin's level beside each point: the median of a map's values at its usable flank
-    pixels, both sides together (unbiased on even skin, where the lower side's median reads
-    low); 0, the maps' own background, where none is usable. ``values``/``ok`` as
-    :func:`_flank_points` returns (``2 x len(_FLANK_WIDTHS)`` blocks of the points)."""
-    v = np.asarray(values, np.float64).reshape(2 * len(_FLANK_WIDTHS), -1)
-    o = np.asarray(ok, bool).reshape(v.shape)
-    cnt = o.sum(axis=0)
-    srt = np.sort(np.where(o, v, np.inf), axis=0)  # the usable values first
-    lo = np.take_along_axis(srt, (np.maximum(cnt - 1, 0) // 2)[None], axis=0)[0]
-    hi = np.take_along_axis(srt, (np.maximum(cnt, 1) // 2)[None], axis=0)[0]
-    return np.where(cnt > 0, 0.5 * (lo + hi), 0.0)
+def _smoothing_gain(diam_px, along: "_Along", *, psf_px: float, smooth_px: float = _SMOOTH_PX) -> np.ndarray:
+    """What the maps' own smoothing took off a vessel's peak, as a factor that restores it.
+
+    The engine models a vessel across as a bar of width ``w`` (its diameter) blurred by the
+    photo's PSF (:mod:`veinscope.diameter`); the bar's peak blurred by a Gaussian of ``s`` is
+    ``erf(w / (2 sqrt(2) s))`` of its height, so the further ``smooth_px`` lowers it by
+    ``erf(a / s1) / erf(a / s0)`` (``a = w / 2 sqrt 2``, ``s0 = psf_px``, ``s1 = hypot(psf_px,
+    smooth_px)``; ``s0 / s1`` for a line). Only the comparison's smoothing is undone: the
+    photo's own blur is part of the colour a person sees. ``w`` is averaged along the vessel
+    (``along``).
+
+    >>> from veinscope.compare import _Along
+    >>> g = _smoothing_gain(np.array([0.0, 30.0]), _Along(np.array([0, 100]), np.array([0, 100]), 1), psf_px=1.0)
+    >>> [round(float(v), 3) for v in g]
+    [1.414, 1.0]
+    """
+    from scipy.special import erf
+
+    w = np.maximum(along(np.asarray(diam_px, np.float64)), 0.0)
+    s0 = max(float(psf_px), 1e-3)
+    s1 = math.hypot(s0, smooth_px)
+    a = w / (2.0 * math.sqrt(2.0))
+    line = s1 / s0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g = erf(a / s0) / erf(a / s1)
+    return np.where(a > 1e-3 * s0, np.clip(g, 1.0, line), line)
+
+
+def _psf_of(analysis) -> float:
+    """The PSF sigma (px) the engine measured the widths with (its default when not recorded)."""
+    from veinscope.diameter import DEFAULT_PSF_SIGMA_PX
+
+    v = (getattr(analysis, "params", None) or {}).get("psf_sigma_px")
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else DEFAULT_PSF_SIGMA_PX
+
+
+def _skin_level(maps: "_Maps", ys, xs, skin: np.ndarray, *, shape, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The haemoglobin and venous maps' level on the skin around points, the vessels left out:
+    a normalised convolution (Gaussian of ``sigma_px``) of the maps over ``skin`` (a mask
+    without the vessels), read at the points; 0 (the maps' own background) where no skin lies
+    within reach."""
+    hb, ven = np.zeros(len(ys)), np.zeros(len(ys))
+    if len(ys) == 0:
+        return hb, ven
+    pad = int(math.ceil(3 * sigma_px)) + 2
+    tile = max(256, int(8 * sigma_px))
+    for ty, tx, idx in _groups(ys, xs, shape, tile):
+        y0, y1, x0, x1 = _padded(ty, tx, tile, pad, shape)
+        mp = maps.box((y0, y1, x0, x1))
+        w = skin[y0:y1, x0:x1].astype(np.float32)
+        den = cv2.GaussianBlur(w, (0, 0), sigma_px)[ys[idx] - y0, xs[idx] - x0]
+        ok = den > 0.05
+        for out, key in ((hb, "haemoglobin"), (ven, "venous")):
+            num = cv2.GaussianBlur(mp[key] * w, (0, 0), sigma_px)[ys[idx] - y0, xs[idx] - x0]
+            out[idx] = np.where(ok, num / np.maximum(den, 1e-6), 0.0)
+    return hb, ven
+
+
+def _selection_lift(best: np.ndarray, centre: np.ndarray) -> float:
+    """How much taking the strongest pixel within one pixel raises a map on plain skin: the
+    median of ``best - centre`` over skin samples. On a faint vessel the maximum of nine noisy
+    pixels reads the noise high by about this much; on a strong one the maximum sits on the
+    vessel and the lift is smaller (subtracting it there changes little)."""
+    d = np.asarray(best, np.float64) - np.asarray(centre, np.float64)
+    return float(np.median(d)) if d.size else 0.0
 
 
 _CONTROL_DIRS = ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0), (0.7071, 0.7071), (0.7071, -0.7071), (-0.7071, 0.7071), (-0.7071, -0.7071))
@@ -1379,16 +1404,18 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     k3 = k2 + len(fys)
     r_al = max(1, int(round(0.5 * ppm)))
     along = _Along(ys, xs, r_al)
-    # the skin beside each wide centreline point (both sides, along the normal of the
-    # baseline's course), where the follow-up's wide vessels are measured against
+    # wide centreline points: measured against the skin around them (the vessels left out)
     wide_pt = a_b.diameter_px[ys, xs] >= _FLANK_MIN_MM * ppm
     widx = np.flatnonzero(wide_pt)
-    lys, lxs, l_ok = (a.reshape(2 * len(_FLANK_WIDTHS), k1)[:, widx].ravel() for a in _flank_points(along, ys, xs, a_b.diameter_px[ys, xs], b_vessel, cmp_area))
-    need_best = np.ones(k3 + len(lys), bool)
+    # skin samples for the texture's ΔE00 and for the lift of the strongest-pixel selection
+    pick = np.arange(k1, k2)
+    if pick.size:
+        pick = pick[np.linspace(0, pick.size - 1, min(4000, pick.size)).astype(np.int64)]
+    need_best = np.ones(k3, bool)
     need_best[k1:k2] = False
-    need_best[k3:] = False
-    val = _point_values(mb, mf, np.r_[ys, tys, fys, lys], np.r_[xs, txs, fxs, lxs], need_best, shape=(m, n), tile=tile, r_mx=int(math.ceil(tol_px)))
-    sk, tx_, fv, fl = slice(0, k1), slice(k1, k2), slice(k2, k3), slice(k3, None)
+    need_best[pick] = True
+    val = _point_values(mb, mf, np.r_[ys, tys, fys], np.r_[xs, txs, fxs], need_best, shape=(m, n), tile=tile, r_mx=int(math.ceil(tol_px)))
+    sk, tx_, fv = slice(0, k1), slice(k1, k2), slice(k2, k3)
     # vessel contrast available near each pixel: the blood signal's max within the tolerance,
     # minus the level the skin texture alone reaches (its median over the texture)
     floor_b = float(np.median(val["b", "mx"][tx_])) if k2 > k1 else 0.0
@@ -1403,29 +1430,28 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     # blood contrast within one pixel of the centreline (centrelines of label masks wander)
     d_hb = CHROMOPHORE_DIRECTIONS["haemoglobin"]
     d_ven = CHROMOPHORE_DIRECTIONS["venous"]
-    pick = np.arange(k1, k2)
-    if pick.size:
-        pick = pick[np.linspace(0, pick.size - 1, min(4000, pick.size)).astype(np.int64)]
+    # the maps' 1 px smoothing lowers a fine vessel's peak (a 2 px vessel's to about 0.6 of
+    # it): restored by the vessel's baseline width, the same factor in both photos (a faded
+    # vessel keeps its course and width)
+    gain = _smoothing_gain(a_b.diameter_px[ys, xs], along, psf_px=_psf_of(a_b))
 
     def blood_de(p):
-        hb_al, ven_al = along(val[p, "hb"][sk]), along(val[p, "ven"][sk])
-        if p == "f" and wide_pt.any():
-            # the follow-up's wide vessel against the skin beside it (off the baseline's and the
-            # follow-up's vessels): the maps' own background is the skin within ~20 mm, which
-            # keeps its mottling between a few mm and 20 mm, and a cleared vein's place
-            # reads as "vessel" where it lay in a redder patch. (The baseline's visibility,
-            # which decides what is counted, is measured as before.) The level is averaged
-            # along the vessel over its wide points only
-            ok = l_ok & ~f_vessel[lys, lxs]
+        # the strongest pixel within one pixel of the centreline, less what that selection
+        # adds on plain skin (the noise read high)
+        hb_al = along(val[p, "hb"][sk]) - _selection_lift(val[p, "hb"][pick], val[p, "hb0"][pick])
+        ven_al = along(val[p, "ven"][sk]) - _selection_lift(val[p, "ven"][pick], val[p, "ven0"][pick])
+        if wide_pt.any():
+            # a wide vessel against the skin around it, the vessels of both photos left out,
+            # in both photos alike: the maps' own background is the skin within ~20 mm, which
+            # keeps its mottling between a few mm and 20 mm (a cleared vein's place reads as
+            # "vessel" where it lay in a redder patch) and is raised by the wide veins
+            # themselves. (Session 11 measured the follow-up alone against pixels beside the
+            # vessel: its faded veins were read against a lower level than the baseline's.)
+            # Averaged along the vessel over its wide points
             w_al = np.maximum(along(wide_pt.astype(np.float64)), 1e-9)
-            for q in ("hb0", "ven0"):
-                lvl = np.zeros(k1)
-                lvl[widx] = _flank_level(val[p, q][fl], ok)
-                lvl = np.where(wide_pt, along(lvl) / w_al, 0.0)
-                if q == "hb0":
-                    hb_al = hb_al - lvl
-                else:
-                    ven_al = ven_al - lvl
+            hb_al = hb_al - np.where(wide_pt, along(skin_lvl[p][0]) / w_al, 0.0)
+            ven_al = ven_al - np.where(wide_pt, along(skin_lvl[p][1]) / w_al, 0.0)
+        hb_al, ven_al = hb_al * gain, ven_al * gain
         d_od = np.maximum(hb_al, 0)[:, None] * d_hb[None, :] + np.maximum(ven_al, 0)[:, None] * d_ven[None, :]
         de = delta_e_of_od(bg_od(ys, xs), d_od)
         tex = 0.0
@@ -1435,6 +1461,14 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
             tex = float(np.sqrt(np.mean(tde**2)))
         return de, tex
 
+    skin_lvl = {}
+    if wide_pt.any():
+        gap = _disc(max(2, int(round(_SKIN_LEVEL_GAP_MM * ppm))))
+        around = cmp_area & ~cv2.dilate((b_vessel | f_vessel).astype(np.uint8), gap).astype(bool)
+        for p_, mp_ in (("b", mb), ("f", mf)):
+            lh, lv = np.zeros(k1), np.zeros(k1)
+            lh[widx], lv[widx] = _skin_level(mp_, ys[widx], xs[widx], around, shape=(m, n), sigma_px=max(3.0, _SKIN_LEVEL_MM * ppm))
+            skin_lvl[p_] = (lh, lv)
     de_b, tex_b = blood_de("b")
     de_f, tex_f = blood_de("f")
     thr_b = max(min_delta_e, 1.5 * tex_b)

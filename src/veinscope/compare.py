@@ -614,11 +614,11 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
 
     Per photo (``b``, ``f``): ``mx`` the blood signal (haemoglobin + venous, blurred 1 px)
     at its maximum within ``r_mx`` (vessel contrast available nearby); ``hb0``/``ven0``/
-    ``mel0`` the blurred maps at the pixel; where ``need_best``, ``hb``/``ven``/``mel`` the
-    blurred maps at the strongest blood pixel within one pixel (centrelines of label masks wander).
+    ``mel0`` the blurred maps at the pixel; where ``need_best``, ``hb``/``ven`` the blurred
+    maps at the strongest blood pixel within one pixel (centrelines of label masks wander).
     """
     k = len(ys)
-    keys = ("mx", "hb", "ven", "mel", "hb0", "ven0", "mel0")
+    keys = ("mx", "hb", "ven", "hb0", "ven0", "mel0")
     out = {(p, q): np.zeros(k, np.float32) for p in "bf" for q in keys}
     pad = r_mx + 6
     k_mx = _disc(r_mx)
@@ -654,7 +654,6 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
                         bx[better] = xx[better]
                 out[p, "hb"][qi] = hb[by, bx]
                 out[p, "ven"][qi] = ven[by, bx]
-                out[p, "mel"][qi] = mel[by, bx]
     return out
 
 
@@ -1206,79 +1205,6 @@ def _smoothing_gain(diam_px, along: "_Along", *, psf_px: float, smooth_px: float
     return np.where(a > 1e-3 * s0, np.clip(g, 1.0, line), line)
 
 
-#: The chroma blur (sigma, px) of a JPEG's 4:2:0 subsampling as libjpeg decodes it (2 x 2
-#: averaging, then its triangular "fancy" upsampling: a chroma line spreads over 1/8, 3/8, 3/8,
-#: 1/8 of four pixels, variance 0.75 px^2); phone photos are stored so.
-_CHROMA_BLUR_PX = math.sqrt(0.75)
-#: Rec. 601 luma weights of JPEG's Y (on the sRGB-encoded channels), kept at full resolution.
-_LUMA = np.array([0.299, 0.587, 0.114])
-
-
-def _luma_weights(bg_od: np.ndarray) -> np.ndarray:
-    """(K, 3): how much JPEG's luma Y' (0-1) drops per unit of OD added to each channel of skin of
-    OD ``bg_od`` (natural log of linear reflectance): ``k_c L_c enc'(L_c)``, ``L = exp(-OD)``."""
-    lin = np.clip(np.exp(-np.asarray(bg_od, np.float64)), 1e-6, 1.0)
-    d_enc = np.where(lin <= 0.0031308, 12.92, (1.055 / 2.4) * np.power(lin, 1.0 / 2.4 - 1.0))
-    return _LUMA[None, :] * lin * d_enc
-
-
-def _chroma_subsampled(rgb: np.ndarray, windows) -> float:
-    """How surely the photo's colour was stored at half resolution (a JPEG's 4:2:0 chroma
-    subsampling), 0-1, from the finest-scale detail of its chroma against its luma.
-
-    A camera's noise is independent in R, G and B, which puts about 1.8 times the luma's
-    pixel-scale energy (``x`` minus its 3 x 3 mean) into the two chroma channels; the skin's
-    texture, mostly luma, lowers that to 0.5-1.7 in generated and analytic photos. Decoded 4:2:0
-    chroma is interpolated from a half-resolution grid and keeps 0.01-0.2 of it. 1 below 0.2,
-    0 above 0.4, linear between (set from these two physical cases, not on a benchmark). A
-    4:4:4 JPEG of flat skin at high compression also loses its chroma noise and would read as
-    subsampled."""
-    e_y = e_c = 0.0
-    for y0, y1, x0, x1 in windows:
-        a = np.asarray(rgb[y0:y1, x0:x1], np.float32)
-        if a.shape[0] < 3 or a.shape[1] < 3:
-            continue
-        ycc = a @ np.array([[0.299, -0.168736, 0.5], [0.587, -0.331264, -0.418688], [0.114, 0.5, -0.081312]], np.float32)
-        hp = ycc - cv2.blur(ycc, (3, 3))
-        e = np.mean(np.square(hp[1:-1, 1:-1]), axis=(0, 1))
-        e_y += float(e[0])
-        e_c += float(e[1] + e[2])
-    if e_y <= 0.0:
-        return 0.0
-    return float(np.clip((0.4 - e_c / e_y) / 0.2, 0.0, 1.0))
-
-
-def _chroma_restored(hb, ven, mel, bg_od, diam_px, along: "_Along", *, psf_px: float, share: float, smooth_px: float = _SMOOTH_PX, chroma_px: float = _CHROMA_BLUR_PX):
-    """A vessel's haemoglobin and venous amounts with the colour a JPEG's chroma subsampling
-    smeared off it put back, from the luma, which the JPEG keeps at full resolution.
-
-    A vessel 1-3 px wide keeps its luma contrast in a 4:2:0 JPEG but loses about half of its
-    chroma: its relative OD ``r`` (from ``hb``, ``ven``, ``mel`` at its centreline points, the
-    maps blurred by ``smooth_px``) is split into its luma part (``l = w . r`` along the OD of an
-    equal change of the encoded R', G', B': no chroma) and the rest (chroma, no luma), and the
-    rest is scaled by ``1 / rho``: ``rho`` the chroma a bar of the engine's width ``diam_px``,
-    blurred by the PSF and the maps' smoothing, keeps at its centre after a further
-    ``chroma_px`` (:func:`_smoothing_gain`'s form; 1 for wide veins). ``share`` (0-1,
-    :func:`_chroma_subsampled`) weighs the correction: none for a photo with full-resolution
-    colour. Returns ``(hb, ven)`` unmixed from the restored OD (melanin is not the vessel's).
-    """
-    from veinscope.chromophores import _UNMIX
-    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS as D
-
-    hb, ven, mel = (np.asarray(v, np.float64) for v in (hb, ven, mel))
-    if share <= 0.0 or hb.size == 0:
-        return hb, ven
-    cap = _smoothing_gain(diam_px, along, psf_px=math.hypot(psf_px, smooth_px), smooth_px=chroma_px)
-    k = 1.0 + share * (cap - 1.0)
-    w = _luma_weights(bg_od)
-    g = _LUMA[None, :] / w
-    g /= np.sum(w * g, axis=1, keepdims=True)
-    r = hb[:, None] * D["haemoglobin"][None, :] + ven[:, None] * D["venous"][None, :] + mel[:, None] * D["melanin"][None, :]
-    luma = np.sum(w * r, axis=1, keepdims=True) * g
-    c = (luma + (r - luma) * k[:, None]) @ _UNMIX.T
-    return c[:, 0], c[:, 1]
-
-
 def _psf_of(analysis) -> float:
     """The PSF sigma (px) the engine measured the widths with (its default when not recorded)."""
     from veinscope.diameter import DEFAULT_PSF_SIGMA_PX
@@ -1507,8 +1433,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     # the maps' 1 px smoothing lowers a fine vessel's peak (a 2 px vessel's to about 0.6 of
     # it): restored by the vessel's baseline width, the same factor in both photos (a faded
     # vessel keeps its course and width)
-    psf = _psf_of(a_b)
-    gain = _smoothing_gain(a_b.diameter_px[ys, xs], along, psf_px=psf)
+    gain = _smoothing_gain(a_b.diameter_px[ys, xs], along, psf_px=_psf_of(a_b))
 
     def blood_de(p):
         # the strongest pixel within one pixel of the centreline, less what that selection
@@ -1526,13 +1451,9 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
             w_al = np.maximum(along(wide_pt.astype(np.float64)), 1e-9)
             hb_al = hb_al - np.where(wide_pt, along(skin_lvl[p][0]) / w_al, 0.0)
             ven_al = ven_al - np.where(wide_pt, along(skin_lvl[p][1]) / w_al, 0.0)
-        # the colour a JPEG's chroma subsampling smeared off fine vessels, restored from their
-        # luma by the baseline's width (fading keeps it), in each photo by its own storage
-        mel_al = along(val[p, "mel"][sk]) - _selection_lift(val[p, "mel"][pick], val[p, "mel0"][pick])
-        hb_al, ven_al = _chroma_restored(hb_al, ven_al, mel_al, bg_v, a_b.diameter_px[ys, xs], along, psf_px=psf, share=sub[p])
         hb_al, ven_al = hb_al * gain, ven_al * gain
         d_od = np.maximum(hb_al, 0)[:, None] * d_hb[None, :] + np.maximum(ven_al, 0)[:, None] * d_ven[None, :]
-        de = delta_e_of_od(bg_v, d_od)
+        de = delta_e_of_od(bg_od(ys, xs), d_od)
         tex = 0.0
         if pick.size:
             t_od = val[p, "hb0"][pick, None] * d_hb[None, :] + val[p, "ven0"][pick, None] * d_ven[None, :]
@@ -1540,8 +1461,6 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
             tex = float(np.sqrt(np.mean(tde**2)))
         return de, tex
 
-    bg_v = bg_od(ys, xs)
-    sub = {"b": _chroma_subsampled(mb.o.rgb, windows), "f": _chroma_subsampled(mf.o.rgb, windows)}
     skin_lvl = {}
     if wide_pt.any():
         gap = _disc(max(2, int(round(_SKIN_LEVEL_GAP_MM * ppm))))

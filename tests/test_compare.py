@@ -645,6 +645,39 @@ def test_a_new_spider_near_a_treated_site_is_a_new_vessel_not_matting():
     assert matting.new_vessels["count"] == 0
 
 
+def test_a_patch_taken_for_a_spider_that_no_new_vessel_reports_stays_matting(monkeypatch):
+    # a patch of faint fine red vessels in a noisy photo (as in the test of faint matting
+    # below) whose vessels the matting step reads as one radiating structure, as it reads the
+    # generator's series pair 303/2 (18.6 mm² of faint fine vessels): taken out of matting as
+    # a new spider, it must be reported as a new vessel, but the new-vessel step finds none
+    # (too faint and broken for a vessel of 2 mm), and the patch was counted nowhere (main:
+    # 0 patches, 0 new vessels; 303/2 0 mm² of 39.4). It stays matting. A spider the
+    # new-vessel step reports stays out of matting
+    import veinscope.compare as cmp
+
+    monkeypatch.setattr(cmp, "_one_radiating_structure", lambda *a, **k: True)
+    for seed in (7, 8):
+        rng = np.random.default_rng(seed)
+        base = _skin()
+        fu = base.copy()
+        _bar(base, 170, 40, 280)
+        _bar(fu, 170, 40, 280)
+        fu, de = _mesh_in(fu, 85, 160, rng, 60, 30, 0.28, n=45, blush=0.0)
+        truth_mm2 = _matting_truth(de >= 2.0).sum() / PPM**2
+        noisy = (lambda img, s: img + np.random.default_rng(s).normal(0, 3.0, img.shape).astype(np.float32))
+        c = compare(_u8(noisy(base, 1)), _u8(noisy(fu, 2)), px_per_mm=PPM)
+        assert c.new_vessels["count"] == 0
+        assert c.matting["patches"] == 1  # main: 0
+        assert c.matting["area_mm2"] == pytest.approx(truth_mm2, rel=0.25)
+        assert (c.change_map == CHANGE_CODES["matting"]).sum() / PPM**2 == pytest.approx(c.matting["area_mm2"], rel=0.1)
+        assert c.matting["locations"][0]["near_treated"]
+    rng = np.random.default_rng(6)
+    base, f0 = _one_of_two_bars_cleared()
+    spider = compare(_u8(_noise(base, 1)), _u8(_noise(_spider(f0, 125, 200, rng), 2)), px_per_mm=PPM)
+    assert spider.matting["patches"] == 0 and spider.matting["area_mm2"] == 0
+    assert spider.new_vessels["count"] >= 1
+
+
 def test_one_radiating_structure_tells_a_spider_from_a_mesh():
     from veinscope.compare import _one_radiating_structure
 

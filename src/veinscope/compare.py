@@ -360,6 +360,7 @@ def compare(
     mb.release()
     mf.release()
     newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
+    _spiders_unreported(matt, newv["mask"], ppm, calibrated)
 
     for block in (stain["figures"], matt["figures"]):
         for loc in block["locations"]:
@@ -1942,7 +1943,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
     follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
-    red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel). A
+    red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel; kept
+    aside in ``"spiders"``, and given back to matting by :func:`_spiders_unreported` where the
+    new-vessel step reports no vessel in it). A
     piece of new redness that is one long vessel wider than the fine ones is not gathered
     into a patch (:func:`_single_vessels`).
 
@@ -2004,6 +2007,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     mask = np.zeros((m, n), bool)
     lst = []
     out_boxes = []
+    spiders = []
     for bx in boxes:
         BY0, BY1, BX0, BX1 = bx
         cb, cf = mb.box(bx), mf.box(bx)
@@ -2082,7 +2086,25 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             if f_vessel is not None:
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
                 if _one_radiating_structure(fv, ppm, red=new_red[y : y + h, x : x + w] & region):
-                    continue  # a new red spider, not matting
+                    # a new red spider, not matting, if the new-vessel step reports it (kept
+                    # aside: ``compare`` gives it back to matting otherwise)
+                    box = (y + BY0, y + h + BY0, x + BX0, x + w + BX0)
+                    inc = d_hb[y : y + h, x : x + w][region]
+                    spiders.append(
+                        {
+                            "box": box,
+                            "region": region,
+                            "location": {
+                                "area_mm2": round(area / ppm**2, 3) if calibrated else None,
+                                "area_px2": area,
+                                "new_vessel_share": round(share, 3),
+                                "redness_increase": round(float(np.percentile(inc, 95)), 4),
+                                "distance_to_treated_px": round(dist.min_to(box, region), 1),
+                                **_location(box, region, (m, n), ppm, calibrated),
+                            },
+                        }
+                    )
+                    continue
             accepted.append(i)
         if not accepted:
             continue
@@ -2129,7 +2151,26 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         "texture_delta_e": round(tex, 3),
         "locations": lst,
     }
-    return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures}
+    return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_boxes": out_boxes}
+
+
+def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated: bool) -> None:
+    """Give back to matting the patches ``_matting`` took out as new red spiders in which the
+    new-vessel step reports no vessel (``new_mask``): they would otherwise be counted nowhere
+    (their vessels too faint or too broken for a new vessel of the minimum length). In place."""
+    back = [s for s in matt.pop("spiders", []) if not new_mask[s["box"][0] : s["box"][1], s["box"][2] : s["box"][3]][s["region"]].any()]
+    out_boxes = matt.pop("_boxes", [])
+    if not back:
+        return
+    mask, fig = matt["mask"], matt["figures"]
+    for s in back:
+        y0, y1, x0, x1 = s["box"]
+        mask[y0:y1, x0:x1] |= s["region"]
+        out_boxes.append(s["box"])
+        fig["locations"].append(s["location"])
+    matt["boxes"] = _merge_boxes(out_boxes)
+    area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in matt["boxes"]))
+    fig.update(detected=True, area_px2=area_px, area_mm2=round(area_px / ppm**2, 3) if calibrated else None, patches=len(fig["locations"]))
 
 
 def _new_vessels(f_labels, fad, valid, exclude, *, ppm, tol_px, min_len_px, calibrated, visible_ratio):

@@ -265,7 +265,7 @@ def report(acc, title):
     for e, cell in sorted(acc["engine"].items()):
         tt = acc["truth"].get(e)
         tot_t = sum(tt.values()) if tt else float("nan")
-        right = tt["right"] if tt else float("nan")
+        right = tt["right"] if tt and tt["right"] > 0 else float("nan")
         print(f"| {NAMES[e]} | {sum(cell.values()) / tot_t:.3f} | " + " | ".join(f"{cell[k] / tot_t:.3f}" for k in ENGINE_CATS)
               + f" | {cell['on right'] / right:.3f} |")
     for e, v in sorted(acc["pieces"].items()):

@@ -540,3 +540,24 @@ def test_end_links_edge_cases():
     # ... but not from inside it (the end within half the vessel's diameter of it: a stub)
     tgt, _ = end_links(ys3, xs3, ch3, np.full(16, 9.0), vertical[:, 0].copy(), vertical[:, 1].copy(), is_end, oy, ox, 12, 0.7071, 9.0)
     assert tgt[end] == -1
+
+
+def test_a_link_between_touching_chains_of_one_piece_adds_no_length():
+    # two chains touching end to end on one row: chain_lengths already counts the step between
+    # them when they are one piece (same class), so the link must add nothing; as two pieces
+    # (different classes) the step is in neither and the link carries it, counted once
+    from veinscope.measure import _end_links, chain_lengths
+
+    xs = np.arange(10, dtype=np.int64)
+    pts = np.stack([np.full(10, 5, np.int64), xs], axis=1)
+    chain = (xs >= 5).astype(np.int64)
+    nrm = np.tile([1.0, 0.0], (10, 1))
+    one_piece = np.zeros(10, np.int64)
+    ends, _, share = _end_links(pts, chain, np.full(10, 2.0), nrm, 12, piece=one_piece)
+    assert ends.size == 2  # both ends are linked ...
+    total = chain_lengths(pts, one_piece, 1, (12, 12))[0] + share.sum()
+    assert total == pytest.approx(9 * 0.948)  # ... and the step between them counted once
+    two_pieces = chain.copy()
+    _, _, share2 = _end_links(pts, chain, np.full(10, 2.0), nrm, 12, piece=two_pieces)
+    total2 = chain_lengths(pts, two_pieces, 2, (12, 12)).sum() + share2.sum()
+    assert 8 * 0.948 < total2 <= 8 * 0.948 + 1.0

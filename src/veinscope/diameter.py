@@ -672,7 +672,7 @@ def half_max_widths(
     is a few blurs wide), yet a 1.2 mm vein at 6 px/mm is only 7 px wide, where the quadrature
     takes 5 % off. So (``blur_shape``) the quadrature's narrowing is scaled by the profile's
     own shape: by how far a small blur moves its half-maximum crossings (the heat equation:
-    ``v / 2 (f''(x) - f''(0) / 2) / f'(x)`` for blur variance ``v``, ``f'`` and ``f''`` read
+    ``-v / 2 (f''(x) - f''(0) / 2) / f'(x)`` for blur variance ``v``, ``f'`` and ``f''`` read
     from parabolas through the profile at each crossing and at the centre) over how far it
     moves a Gaussian's of the same width, clipped to 0-1 (1: a bell, as before; 0: straight
     edges, the width as seen).

@@ -278,7 +278,10 @@ def measure_vessels(
     piece_class[piece[accepted]] = point_class[accepted]
     piece_len = np.zeros(n_piece, np.float64)
     piece_len[:] = chain_lengths(pts[accepted], piece[accepted], n_piece, (m, n))
-    links = _end_links(a_pts, det.segment[accepted], width[accepted], det.normals_yx[accepted], m) if join_ends else None
+    links = (
+        _end_links(a_pts, det.segment[accepted], width[accepted], det.normals_yx[accepted], m, piece=piece[accepted])
+        if join_ends else None
+    )  # fmt: skip
     if links is not None:
         ends, tgt, share = links
         np.add.at(piece_len, piece[accepted][ends], share)
@@ -346,7 +349,7 @@ def measure_vessels(
 
 
 def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_yx: np.ndarray, m: int, *, dir_px: int = 4,
-               cos_min: float = 0.7071):
+               cos_min: float = 0.7071, piece: np.ndarray | None = None):
     """Free chain ends carried on to the chain just ahead of them.
 
     ``a_pts`` (K, 2) are the accepted centreline points (sorted row-major), ``chain`` their
@@ -357,7 +360,9 @@ def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_
     back (two pieces of one vessel); not where it runs along the other vessel (a stub at a
     blunt end beside the main crest). :func:`veinscope._kernels.ridges.end_links`, with
     ``normals_yx`` (K, 2) across each point's vessel. Two ends linked to each other's chains
-    share the gap (half each), so it is counted once.
+    share the gap (half each), so it is counted once. With ``piece`` (K,), the pieces whose
+    lengths :func:`chain_lengths` measures, an end 8-adjacent to a
+    target of its own piece adds nothing: that step is already in the piece's length.
 
     Returns ``(ends, targets, share)``: indices into ``a_pts`` of the linked ends, of their
     targets, and the length (px) each end adds to its piece.
@@ -378,7 +383,12 @@ def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_
     ends = np.flatnonzero(tgt >= 0)
     back = tgt[tgt[ends]]
     mutual = (back >= 0) & (ch[np.maximum(back, 0)] == ch[ends])
-    return ends, tgt[ends], np.where(mutual, 0.5, 1.0) * gap[ends]
+    share = np.where(mutual, 0.5, 1.0) * gap[ends]
+    if piece is not None:
+        t = tgt[ends]
+        touching = np.maximum(np.abs(ys[ends] - ys[t]), np.abs(xs[ends] - xs[t])) <= 1
+        share = np.where(touching & (np.asarray(piece)[ends] == np.asarray(piece)[t]), 0.0, share)
+    return ends, tgt[ends], share
 
 
 def _isolated_patches(pts: np.ndarray, segment: np.ndarray, accepted: np.ndarray, width: np.ndarray) -> np.ndarray:

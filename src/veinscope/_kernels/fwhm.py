@@ -241,7 +241,7 @@ def blur_shape(img, pts, unit, width, centre, step, n_side, side_frac, out_k):  
 
     A small Gaussian blur of variance ``v`` changes a profile by ``v / 2`` times its second
     derivative (the heat equation), so it moves the half-maximum crossing at ``x`` by
-    ``v / 2 (f''(x) - f''(0) / 2) / f'(x)`` (the peak ``f(0)`` drops too). The sum over both
+    ``-v / 2 (f''(x) - f''(0) / 2) / f'(x)`` (the peak ``f(0)`` drops too). The sum over both
     crossings, over the same first-order widening of a Gaussian of the same width
     (``v 8 ln 2 / (2 width)``), is ``out_k[k]``. ``f'`` and ``f''`` are read from least-squares
     parabolas through the profile (sampled as :func:`half_max_widths` does, its parallel

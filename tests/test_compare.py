@@ -645,6 +645,21 @@ def test_a_new_spider_near_a_treated_site_is_a_new_vessel_not_matting():
     assert matting.new_vessels["count"] == 0
 
 
+def _faint_matting_in_noise(seed):
+    """A treated bar kept in both photos and, in the follow-up, a patch of faint fine red vessels
+    (ΔE00 >= 2 along most of their length) beside it; both photos with twice the usual camera
+    noise. Returns the two uint8 photos and the patch's true matting area (mm²)."""
+    rng = np.random.default_rng(seed)
+    base = _skin()
+    fu = base.copy()
+    _bar(base, 170, 40, 280)
+    _bar(fu, 170, 40, 280)
+    fu, de = _mesh_in(fu, 85, 160, rng, 60, 30, 0.28, n=45, blush=0.0)
+    truth_mm2 = _matting_truth(de >= 2.0).sum() / PPM**2
+    noisy = (lambda img, s: img + np.random.default_rng(s).normal(0, 3.0, img.shape).astype(np.float32))
+    return _u8(noisy(base, 1)), _u8(noisy(fu, 2)), truth_mm2
+
+
 def test_a_patch_taken_for_a_spider_that_no_new_vessel_reports_stays_matting(monkeypatch):
     # a patch of faint fine red vessels in a noisy photo (as in the test of faint matting
     # below) whose vessels the matting step reads as one radiating structure, as it reads the
@@ -657,15 +672,8 @@ def test_a_patch_taken_for_a_spider_that_no_new_vessel_reports_stays_matting(mon
 
     monkeypatch.setattr(cmp, "_one_radiating_structure", lambda *a, **k: True)
     for seed in (7, 8):
-        rng = np.random.default_rng(seed)
-        base = _skin()
-        fu = base.copy()
-        _bar(base, 170, 40, 280)
-        _bar(fu, 170, 40, 280)
-        fu, de = _mesh_in(fu, 85, 160, rng, 60, 30, 0.28, n=45, blush=0.0)
-        truth_mm2 = _matting_truth(de >= 2.0).sum() / PPM**2
-        noisy = (lambda img, s: img + np.random.default_rng(s).normal(0, 3.0, img.shape).astype(np.float32))
-        c = compare(_u8(noisy(base, 1)), _u8(noisy(fu, 2)), px_per_mm=PPM)
+        b_img, f_img, truth_mm2 = _faint_matting_in_noise(seed)
+        c = compare(b_img, f_img, px_per_mm=PPM)
         assert c.new_vessels["count"] == 0
         assert c.matting["patches"] == 1  # main: 0
         assert c.matting["area_mm2"] == pytest.approx(truth_mm2, rel=0.25)
@@ -899,15 +907,8 @@ def test_matting_of_faint_fine_vessels_in_a_noisy_photo_is_found(seed):
     # unmixing the haemoglobin change from the three nearly parallel colour directions
     # multiplies that noise, and the old code read no pixel of the patch as perceptible
     # (0 patches); the colour change along haemoglobin's direction shows it
-    rng = np.random.default_rng(seed)
-    base = _skin()
-    fu = base.copy()
-    _bar(base, 170, 40, 280)
-    _bar(fu, 170, 40, 280)
-    fu, de = _mesh_in(fu, 85, 160, rng, 60, 30, 0.28, n=45, blush=0.0)
-    truth_mm2 = _matting_truth(de >= 2.0).sum() / PPM**2
-    noisy = (lambda img, s: img + np.random.default_rng(s).normal(0, 3.0, img.shape).astype(np.float32))
-    c = compare(_u8(noisy(base, 1)), _u8(noisy(fu, 2)), px_per_mm=PPM)
+    b_img, f_img, truth_mm2 = _faint_matting_in_noise(seed)
+    c = compare(b_img, f_img, px_per_mm=PPM)
     assert c.matting["patches"] == 1
     assert c.matting["area_mm2"] == pytest.approx(truth_mm2, rel=0.25)  # old code: 0
     assert c.improvement_pct == pytest.approx(0.0, abs=5.0)

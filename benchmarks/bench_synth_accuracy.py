@@ -50,6 +50,25 @@ CLASSES = ("red_telangiectasia", "blue_telangiectasia", "reticular", "over_3mm")
 #: Bands of the vessels' contrast (CIEDE2000 against the skin around them) for recall by visibility.
 DE_BANDS = ((2.0, 3.0), (3.0, 5.0), (5.0, 10.0), (10.0, float("inf")))
 SCALES = (6.0, 8.0, 10.0, 12.0, 15.0)
+
+
+def set_a_photo(i: int, seed: int, size: tuple[int, int], cache: Path | None = None):
+    """Photo ``i`` of a set as the diagnostic scripts (bench_synth_losses, bench_synth_length)
+    draw it: scale ``SCALES[(i + i // 6) % 5]``, skin type ``1 + i % 6``; pickled under
+    ``cache`` as ``p{seed}_{w}x{h}.pkl`` when a folder is given."""
+    import pickle
+
+    from veinscope.synth import generate_photo
+
+    w, h = size
+    path = None if cache is None else cache / f"p{seed}_{w}x{h}.pkl"
+    if path is not None and path.exists():
+        return pickle.loads(path.read_bytes())
+    photo = generate_photo(seed=seed, size=(w, h), px_per_mm=SCALES[(i + i // 6) % len(SCALES)], skin_type=1 + i % 6)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(photo))
+    return photo
 COLOURS = {1: (255, 30, 30), 2: (40, 90, 255), 3: (0, 230, 230), 4: (255, 0, 255)}
 
 

@@ -40,7 +40,6 @@ looser settings, only to sort the losses. Three tables:
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 from pathlib import Path
 
@@ -48,7 +47,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import SCALES  # noqa: E402
+from bench_synth_accuracy import set_a_photo  # noqa: E402
 
 CATS = ("hit", "near miss", "dropped: melanin", "dropped: too dark", "dropped: repeat",
         "hysteresis/length/piece", "below low x 0.6", "no candidate")  # fmt: skip
@@ -219,7 +218,6 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], help="analyze keyword=value override")
     args = ap.parse_args(argv)
     import veinscope
-    from veinscope.synth import generate_photo
 
     w, h = (int(v) for v in args.size.split("x"))
     kw = {k: float(v) for k, v in (item.split("=") for item in args.set)}
@@ -229,14 +227,7 @@ def main(argv=None) -> int:
     try:
         for i in range(args.n):
             seed = args.seed0 + i
-            path = None if args.cache is None else args.cache / f"p{seed}_{w}x{h}.pkl"
-            if path is not None and path.exists():
-                photo = pickle.loads(path.read_bytes())
-            else:
-                photo = generate_photo(seed=seed, size=(w, h), px_per_mm=SCALES[(i + i // 6) % len(SCALES)], skin_type=1 + i % 6)
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_bytes(pickle.dumps(photo))
+            photo = set_a_photo(i, seed, (w, h), args.cache)
             rec.seen.clear()
             a = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm, **kw)
             losses(photo, a, rec.seen, lengths)

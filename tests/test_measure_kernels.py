@@ -142,7 +142,7 @@ def _nms(s, ny, nx, low, *, noise=0.0, high=0.0, cell=4):
     grid = np.full((-(-s.shape[0] // cell), -(-s.shape[1] // cell)), noise, np.float32)
     centreline_candidates(
         s, ny, nx, np.ones(s.shape, np.float32), np.ones(s.shape, bool), grid, float(cell), 1.0, high,
-        float(low), np.zeros((1, 1), np.float32), False, 0.35, out,
+        float(low), np.zeros((1, 1), np.float32), False, np.ones((1, 1), bool), 0.35, out,
     )  # fmt: skip
     return out
 
@@ -157,6 +157,39 @@ def test_centreline_nms_matches_reference(rng, shape):
     assert np.mean((out > 0) == ref) > 0.995
     # strong where s >= 2 * min_strength (the local levels are 0 here)
     np.testing.assert_array_equal(out == 2, (out > 0) & (s >= 0.4))
+
+
+def test_a_band_whose_flank_lies_off_the_skin_is_not_a_centreline():
+    """The profile test reads the signal on both sides; off the skin the signal is the skin's
+    level by construction, so a side there is no evidence: the rim of a shaded leg beside
+    clothing (a dark band with the outline on one side) must not pass as a vessel."""
+    row = 20
+    y = np.arange(40)[:, None]
+    band = (np.exp(-((y - row) ** 2) / 8.0) * np.ones((1, 60))).astype(np.float32)
+
+    def run(sig, flank):
+        out = np.zeros(sig.shape, np.uint8)
+        ones = np.ones(sig.shape, np.float32)
+        grid = np.zeros((-(-sig.shape[0] // 4), 15), np.float32)
+        centreline_candidates(
+            sig, ones, 0 * ones, 2 * ones, np.ones(sig.shape, bool), grid, 4.0, 1.0, 0.0,
+            0.1, sig, True, flank, 0.35, out,
+        )  # fmt: skip
+        return out
+
+    skin = np.ones(band.shape, bool)
+    assert (run(band, skin)[row] > 0).all()
+    # the outline 3 px below the band: its lower profile point (2 x 2 + 1 = 5 px away) is off the skin
+    outline = skin.copy()
+    outline[row + 3 :] = False
+    assert not run(band, outline).any()
+    # the outline far enough away is no reason to drop it
+    outline[:] = True
+    outline[row + 8 :] = False
+    assert (run(band, outline)[row] > 0).all()
+    # nor is the photo's frame 3 px below the band (profile points beyond it are clamped to it)
+    cut = band[: row + 3]
+    assert (run(cut, np.ones(cut.shape, bool))[row] > 0).all()
 
 
 def test_centreline_nms_thins_a_ridge_and_follows_the_local_noise():

@@ -290,3 +290,23 @@ def test_a_faint_vessel_broken_by_texture_is_painted_and_measured_across_its_bre
     ys, xs2 = np.nonzero((a.labels > 0) & (before.labels == 0))
     assert np.all(np.abs(ys - centre(xs2)) <= 12.0 + 1.0)
     assert np.all(a.labels[before.labels > 0] > 0)
+
+
+def test_no_vessel_is_drawn_along_the_legs_shaded_outline():
+    """A generated leg (set A's photo 21) whose shaded rim meets dark clothing: the rim, a dark
+    band between the brighter skin and the outline, was painted as a vein along the whole
+    outline (two thirds of the painted area). Its true vessels must still be found."""
+    import cv2
+
+    from veinscope.synth import generate_photo
+
+    photo = generate_photo(seed=421, size=(1600, 1200), px_per_mm=15.0, skin_type=4)
+    an = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm)
+    r = int(round(1.5 * photo.px_per_mm))
+    ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    near_outline = (cv2.dilate((~photo.skin_mask).view(np.uint8), ker) > 0) & photo.skin_mask
+    painted = an.labels > 0
+    false_near = painted & near_outline & (photo.labels == 0) & ~photo.ignore
+    assert false_near.sum() < 0.2 * painted.sum()
+    visible = (photo.labels > 0) & ~photo.ignore
+    assert (painted & visible).sum() >= 0.85 * visible.sum()

@@ -317,6 +317,15 @@ class VesselDetection:
     thresholds: tuple[float, float]
 
 
+def _without_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (bool) with every hole filled: the parts of its complement that do not reach
+    the image's frame (a card lying on the skin, a naevus or a dark patch the colour model left
+    out) become mask, so only the outline against the background and clothing stays."""
+    pad = np.pad((~mask).view(np.uint8), 1, constant_values=1)
+    cv2.floodFill(pad, None, (0, 0), 2)
+    return (pad[1:-1, 1:-1] != 2)
+
+
 def detect_vessels(
     ridge,
     skin,
@@ -401,12 +410,13 @@ def detect_vessels(
     normal_y, normal_x, scale_px = ridge.normal_y, ridge.normal_x, ridge.scale_px
     del ridge  # the vesselness map is not needed any more
     inner = skin
+    # the skin's outline, small excluded specks inside it (glare, clipped pixels) closed: they
+    # would otherwise cut vessels into pieces
+    closed = cv2.morphologyEx(skin.view(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8)).view(bool)
     if border_px > 0 and skin.any():
-        # Stay away from the outline of the skin, but not from small excluded specks inside it
-        # (glare, clipped pixels), which would otherwise cut vessels into pieces.
+        # stay away from the outline
         ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
-        closed = cv2.morphologyEx(skin.view(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
-        inner = cv2.erode(closed, ker).view(bool) & skin
+        inner = cv2.erode(closed.view(np.uint8), ker).view(bool) & skin
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
     # One pass: ridge non-maximum suppression, thresholds relative to the skin texture around
@@ -439,13 +449,14 @@ def detect_vessels(
     # around each point (texture differs across a photo: shaved vs hairy skin, shadow vs
     # light) with an absolute floor, and the symmetric-profile test: edges of broad structures
     # (a shadow, the rim of a hand) give a one-sided ridge, so only points darker than the
-    # skin on BOTH sides are kept.
+    # skin on BOTH sides, both sides on the skin, are kept.
     cand = np.empty(q.shape, np.uint8)
     sig = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
     centreline_candidates(
         q, normal_y, normal_x, scale_px, np.ascontiguousarray(inner), noise_map,
-        lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, float(min_symmetry), cand,
+        lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, _without_holes(closed), float(min_symmetry), cand,
     )  # fmt: skip
+    del closed
     keep_in_labels(cand, lab, keep)
     del lab
     if snap:

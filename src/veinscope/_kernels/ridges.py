@@ -180,6 +180,16 @@ def _bilinear(img, y, x):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
+def _on_mask(mask, y, x):  # pragma: no cover - compiled
+    """``mask`` at the pixel nearest (y, x), clamped to the image (the photo's frame is no outline)."""
+    m = mask.shape[0]
+    n = mask.shape[1]
+    i = min(max(int(math.floor(y + 0.5)), 0), m - 1)
+    j = min(max(int(math.floor(x + 0.5)), 0), n - 1)
+    return mask[i, j]
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
 def _level(s, inner_ij, noise_grid, inv, i, j, low_noise, high_noise, min_strength):  # pragma: no cover - compiled
     """0 (below the low level or outside ``inner``), 1 (low) or 2 (also high) for strength ``s``
     at pixel (i, j): levels ``max(low_noise * local, min_strength)`` and
@@ -195,7 +205,7 @@ def _level(s, inner_ij, noise_grid, inv, i, j, low_noise, high_noise, min_streng
 @nb.njit(cache=True, nogil=True, parallel=True)
 def centreline_candidates(
     q, normal_y, normal_x, scale_px, inner, noise_grid, cell, low_noise, high_noise, min_strength,
-    signal, use_signal, min_symmetry, out,
+    signal, use_signal, flank_skin, min_symmetry, out,
 ):  # pragma: no cover - compiled  # fmt: skip
     """Centreline candidates in one pass: ridge NMS, local hysteresis levels, symmetric profile.
 
@@ -205,7 +215,11 @@ def centreline_candidates(
     ``noise_grid`` (cells of ``cell`` px) bilinear at the pixel; it is strong when also
     ``q >= max(high_noise * local, 2 min_strength)``. With ``use_signal``, a candidate whose
     ``signal`` profile is not higher than both sides (at ``2 scale + 1`` px along the normal)
-    by at least ``min_symmetry`` of the stronger side is dropped (an edge, not a vessel).
+    by at least ``min_symmetry`` of the stronger side is dropped (an edge, not a vessel), and
+    so is one whose profile point on either side lies off ``flank_skin`` (bool (M, N), the skin
+    with small specks closed; the photo's frame counts as skin): off the skin the signal is the
+    skin's level by construction, so the rim of a shaded leg beside clothing would pass as a
+    dark band between two brighter sides.
     ``out`` (uint8 (M, N)) gets 0 (none), 1 (candidate) or 2 (strong candidate).
     """
     m = q.shape[0]
@@ -224,6 +238,8 @@ def centreline_candidates(
                 continue
             if use_signal:
                 d = 2.0 * scale_px[i, j] + 1.0
+                if not (_on_mask(flank_skin, i + d * ny, j + d * nx) and _on_mask(flank_skin, i - d * ny, j - d * nx)):
+                    continue
                 c = signal[i, j]
                 a = c - _bilinear(signal, i + d * ny, j + d * nx)
                 b = c - _bilinear(signal, i - d * ny, j - d * nx)

@@ -4,7 +4,9 @@ Checked against a slow numpy/scipy reference of the same procedure, and against 
 blurred cylinders (the cross-section of a vessel seen through skin) at any angle, whose full
 width at half maximum a bar fit misses by up to 25 %, and bell-shaped thin vessels seen through
 the camera's blur, which is taken out in quadrature; steep-edged veins, which that blur hardly
-widens, keep their width (the quadrature scaled by the profile's own shape).
+widens, keep their width (the quadrature scaled by the profile's own shape). The shape factor's
+kernel (``_kernels.fwhm.blur_shape``) has its own NumPy reference, and blurred bars of known width
+check the width it gives.
 """
 
 import math
@@ -288,3 +290,141 @@ def test_no_clean_crossing_gives_nan_and_bad_input_a_clear_message():
         half_max_widths(flat, [[25.0, 25.0]], [[0.0, 1.0]], [4.0], side_frac=-0.1)
     with pytest.raises(ValueError, match="contrast"):
         half_max_widths(np.zeros(5), [[1.0, 1.0]], [[0.0, 1.0]], [4.0])
+
+
+def _bar_image(width_px, blur_px, angle, shape=(120, 120), centre=(60.3, 59.6), noise=0.0, rng=None):
+    """A straight bar of ``width_px`` blurred by a Gaussian of sigma ``blur_px`` (exact: the
+    difference of two error functions), sampled at the pixel centres, at ``angle`` (rad)."""
+    from scipy.special import erf
+
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    nrm = np.array([math.cos(angle), math.sin(angle)])  # across the bar, (y, x)
+    dist = (yy - centre[0]) * nrm[0] + (xx - centre[1]) * nrm[1]
+    r2 = math.sqrt(2.0) * blur_px
+    img = 0.5 * (erf((dist + width_px / 2) / r2) - erf((dist - width_px / 2) / r2))
+    img /= 0.5 * (erf(width_px / 2 / r2) - erf(-width_px / 2 / r2))  # peak 1
+    if noise:
+        img = img + (rng or np.random.default_rng(0)).normal(0, noise, img.shape)
+    return img, nrm
+
+
+def _ref_blur_shape(img, pts, nrm, width, centre, step=0.25, n_side=2, side_frac=0.4):
+    """How much of a Gaussian's blur widening each profile's half-maximum width shows, as
+    ``_kernels.fwhm.blur_shape`` computes it: the profile sampled as :func:`_reference` does
+    (its parallel profiles spread by the width), ``f'`` and ``f''`` from ``np.polyfit``
+    parabolas within ``max(1, 0.2 w)`` px of each crossing and within ``max(w / 4, 2 step)``
+    of their centre, the crossings' first-order shift under a blur of variance v,
+    ``-v / 2 (f''(x) - f''(0) / 2) / f'(x)``, summed over both, over a Gaussian's
+    ``v 8 ln 2 / (2 w)``; NaN for a non-finite width or a flank not falling outwards."""
+    out = []
+    for p, nv, w, c in zip(pts, nrm, width, centre):
+        if not (np.isfinite(w) and w > 0):
+            out.append(np.nan)
+            continue
+        nv = nv / np.hypot(*nv)
+        tang = np.array([nv[1], -nv[0]])
+        r = max(1.0, 0.2 * w)
+        ns = int((abs(c) + 0.5 * w + r + 2 * step) / step) + 1
+        t = (np.arange(2 * ns + 1) - ns) * step
+        sp = max(1.0, side_frac * w / max(n_side, 1))
+        prof = np.mean(
+            [map_coordinates(img, [p[0] + o * sp * tang[0] + t * nv[0], p[1] + o * sp * tang[1] + t * nv[1]], order=1, mode="nearest")
+             for o in range(-n_side, n_side + 1)], axis=0)  # fmt: skip
+        d1, d2 = [], []
+        for x0, rr in ((c, max(0.25 * w, 2 * step)), (c - 0.5 * w, r), (c + 0.5 * w, r)):
+            a = max(int(math.floor((x0 - rr) / step)) + ns, 0)
+            b = min(int(math.ceil((x0 + rr) / step)) + ns, len(t) - 1)
+            if b - a < 2:  # too few samples for a parabola (the window cut by the buffer)
+                d1 = [np.nan] * 3
+                break
+            c2, c1, _ = np.polyfit(t[a : b + 1], prof[a : b + 1], 2)
+            d1.append(c1 + 2 * c2 * x0)  # f' and f'' at x0
+            d2.append(2 * c2)
+        if not (d1[1] > 0 and d1[2] < 0):
+            out.append(np.nan)
+            continue
+        v = 1.0  # any small variance: the ratio does not depend on it
+        widening = -0.5 * v * (d2[2] - 0.5 * d2[0]) / d1[2] + 0.5 * v * (d2[1] - 0.5 * d2[0]) / d1[1]
+        out.append(widening / (v * 8 * math.log(2) / (2 * w)))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.03])
+@pytest.mark.parametrize("width_px,blur_px,angle", [(3.0, 0.8, 0.3), (8.0, 1.0, 1.2), (14.0, 2.0, 2.5), (26.0, 1.5, 0.0)])
+def test_blur_shape_kernel_matches_the_numpy_reference(width_px, blur_px, angle, noise):
+    # a Gaussian-blurred bar, and a Gaussian (its blur is all it has), noise-free and noisy; the
+    # kernel's shape factor must be the reference's on every point, including points whose
+    # window reaches the border, centres off the point, and widths that are not the profile's
+    from veinscope._kernels.fwhm import blur_shape, half_max_widths as hmw
+
+    rng = np.random.default_rng(int(width_px * 10 + noise * 100))
+    bar, nrm = _bar_image(width_px, blur_px, angle, noise=noise, rng=rng)
+    x = (np.mgrid[0:120, 0:120].astype(np.float64) - np.array([60.3, 59.6])[:, None, None])
+    bell = np.exp(-0.5 * ((x[0] * nrm[0] + x[1] * nrm[1]) / (0.5 * width_px)) ** 2)
+    bell = bell + rng.normal(0, noise, bell.shape) if noise else bell
+    along = np.array([nrm[1], -nrm[0]])
+    pts = np.array([[60.3, 59.6] + s * along for s in np.linspace(-58, 58, 25)]) + rng.uniform(-0.7, 0.7, (25, 2))
+    unit = np.tile(nrm, (len(pts), 1))
+    for img in (bar, bell):
+        w = np.empty(len(pts))
+        c = np.empty(len(pts))
+        hmw(img, pts, unit, np.full(len(pts), width_px), 0.25, 2, 0.4, np.array([1.5, 12.0]), 0.25, w, c)
+        assert np.isfinite(w).mean() > 0.8
+        w = w * rng.choice([1.0, 0.8, 1.3], len(w))  # widths and centres not the profile's own too
+        c = c + rng.choice([0.0, -0.15, 0.2], len(c)) * width_px
+        w[3] = np.nan
+        k = np.full(len(pts), -9.0)
+        blur_shape(img, pts, unit, w, c, 0.25, 2, 0.4, k)
+        kr = _ref_blur_shape(img, pts, unit, w, c)
+        assert np.isnan(k[3]) and np.isnan(kr[3])
+        np.testing.assert_array_equal(np.isnan(k), np.isnan(kr))
+        assert np.isfinite(k).mean() > 0.6
+        ok = np.isfinite(k)
+        np.testing.assert_allclose(k[ok], kr[ok], rtol=1e-7, atol=1e-7)
+
+
+def test_blur_shape_of_a_gaussian_a_bar_and_a_flat_profile():
+    # the factor's meaning: about 1 for a Gaussian (the parabolas' windows take a little off),
+    # about 0 for a bar many blurs wide (its straight edges), NaN where no flank falls outwards
+    from veinscope._kernels.fwhm import blur_shape
+
+    pts = np.array([[20.0, 60.3]])
+    unit = np.array([[0.0, 1.0]])
+    x = np.arange(121.0)
+    k = np.empty(1)
+    blur_shape(np.tile(np.exp(-0.5 * ((x - 60.3) / 3.0) ** 2), (40, 1)), pts, unit, np.array([2.3548 * 3.0]), np.zeros(1), 0.25, 2, 0.4, k)
+    assert 0.85 <= k[0] <= 1.0
+    bar, _ = _bar_image(30.0, 1.0, math.pi / 2, shape=(40, 121), centre=(20.0, 60.3))
+    blur_shape(bar, pts, unit, np.array([30.0]), np.zeros(1), 0.25, 2, 0.4, k)
+    assert abs(k[0]) <= 0.05
+    blur_shape(np.zeros((40, 121)), pts, unit, np.array([10.0]), np.zeros(1), 0.25, 2, 0.4, k)
+    assert np.isnan(k[0])
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.03])
+@pytest.mark.parametrize("blur_px", [0.5, 1.0, 1.5, 2.0])
+def test_a_blurred_bar_gives_its_width_once_it_is_a_few_blurs_wide(blur_px, noise):
+    # bars 2-30 px wide seen through a camera blur of sigma 0.5-2 px, the blur given: the width
+    # is the bar's own within 1 % once the bar is 10 blurs wide, within 10 % from 6 blurs; a
+    # narrower bar is mostly blur (its profile a bell whose variance is the bar's W^2 / 12 plus
+    # the blur's), so it comes out narrower than W, never wider, and never below the quadrature
+    rng = np.random.default_rng(int(blur_px * 10 + noise * 100))
+    for width_px in (2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0, 30.0):
+        ratio, quad_ratio = [], []
+        for angle in (0.0, 0.6):
+            img, nrm = _bar_image(width_px, blur_px, angle, noise=noise, rng=rng)
+            along = np.array([nrm[1], -nrm[0]])
+            pts = np.array([[60.3, 59.6] + s * along for s in np.arange(-20.0, 21.0, 4.0)])
+            args = (img, pts, np.tile(nrm, (len(pts), 1)), np.full(len(pts), width_px + 2 * blur_px))
+            w, _ = half_max_widths(*args, psf_sigma_px=blur_px)
+            q, _ = half_max_widths(*args, psf_sigma_px=blur_px, blur_shape=False)
+            ratio.append(np.median(w) / width_px)
+            quad_ratio.append(np.median(q) / width_px)
+        r, rq = np.median(ratio), np.median(quad_ratio)
+        if width_px >= 10 * blur_px:
+            assert abs(r - 1) <= 0.01, (width_px, r)
+        elif width_px >= 6 * blur_px:
+            assert abs(r - 1) <= 0.10, (width_px, r)
+        else:
+            assert r <= 1.02, (width_px, r)
+        assert r >= rq - 0.01, (width_px, r, rq)

@@ -686,6 +686,35 @@ def test_a_patch_taken_for_a_spider_that_no_new_vessel_reports_stays_matting(mon
     assert spider.new_vessels["count"] >= 1
 
 
+def test_a_treated_vessel_under_a_given_back_spider_patch_is_judged_as_under_matting(monkeypatch):
+    # a cleared bar (row 80) under a patch of faint fine red vessels, the bar at row 170 kept.
+    # Read as one radiating structure (forced here) the patch is kept aside as a new spider;
+    # the new-vessel step reports none there and gives it back to matting, but the fading
+    # step, which runs before it, judged the cleared bar under it as on bare skin: the new
+    # redness read as the bar persisting (main: improvement 45.3 % with seed 7 where the
+    # same patch as matting gives 49.8 %). Under a patch kept aside as a spider the bar is
+    # judged as under any matting patch
+    import veinscope.compare as cmp
+
+    for seed in (7, 8):
+        rng = np.random.default_rng(seed)
+        base, fu = _one_of_two_bars_cleared()
+        fu, _ = _mesh_in(fu, 85, 160, rng, 60, 30, 0.28, n=45, blush=0.0)
+        noisy = (lambda img, s: img + np.random.default_rng(s).normal(0, 3.0, img.shape).astype(np.float32))
+        b_img, f_img = _u8(noisy(base, 1)), _u8(noisy(fu, 2))
+        out = {}
+        for spider in (False, True):
+            monkeypatch.setattr(cmp, "_one_radiating_structure", lambda *a, _s=spider, **k: _s)
+            out[spider] = compare(b_img, f_img, px_per_mm=PPM)
+        as_matting, given_back = out[False], out[True]
+        assert given_back.new_vessels["count"] == 0 and given_back.matting["patches"] == 1
+        assert given_back.improvement_pct == pytest.approx(as_matting.improvement_pct, abs=1.0)  # main: 45.3 vs 49.8 (seed 7)
+        assert given_back.improvement_pct == pytest.approx(50.0, abs=3.0)
+        assert sorted(v["status"] for v in given_back.vessels) == ["cleared", "persisting"]
+        on_bar = given_back.change_map[78:83, 110:210]
+        assert (on_bar == CHANGE_CODES["cleared"]).mean() > 0.9
+
+
 def test_one_radiating_structure_tells_a_spider_from_a_mesh():
     from veinscope.compare import _one_radiating_structure
 

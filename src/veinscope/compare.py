@@ -352,7 +352,11 @@ def compare(
     matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel)
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
-    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=matt["mask"], visible_ratio=visible_ratio)
+    # The patches kept aside as new red spiders count as matting here: whether they are
+    # reported as new vessels or given back to matting is known only after the new-vessel
+    # step, which needs this step's follow-up contrasts; either way their new fine redness
+    # over a treated vessel's place is not that vessel persisting
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio)
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -1945,7 +1949,8 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
     red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel; kept
     aside in ``"spiders"``, and given back to matting by :func:`_spiders_unreported` where the
-    new-vessel step reports no vessel in it). A
+    new-vessel step reports no vessel in it; the fading step counts them as matting either
+    way, :func:`_with_spiders`). A
     piece of new redness that is one long vessel wider than the fine ones is not gathered
     into a patch (:func:`_single_vessels`).
 
@@ -2152,6 +2157,18 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         "locations": lst,
     }
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_boxes": out_boxes}
+
+
+def _with_spiders(matt: dict) -> np.ndarray:
+    """The matting mask with the patches ``_matting`` kept aside as new red spiders (a copy
+    when there are any): all the new fine redness, for the fading step."""
+    if not matt["spiders"]:
+        return matt["mask"]
+    mask = matt["mask"].copy()
+    for s in matt["spiders"]:
+        y0, y1, x0, x1 = s["box"]
+        mask[y0:y1, x0:x1] |= s["region"]
+    return mask
 
 
 def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated: bool) -> None:

@@ -715,6 +715,56 @@ def test_a_treated_vessel_under_a_given_back_spider_patch_is_judged_as_under_mat
         assert (on_bar == CHANGE_CODES["cleared"]).mean() > 0.9
 
 
+def _matting_ring_round_a_spider(seed):
+    """A ring of clearly red fine vessels (radius 6-9.5 mm) open on its right over 4 mm, where
+    only faint fine vessels (ΔE00 about 3, missed by the pixel test) close it, around a small
+    patch of new fine vessels (radius 1.5 mm) 3 mm inside it: two patches to the pixel test,
+    one when the faint step grows the ring (closed and filled)."""
+    rng = np.random.default_rng(seed)
+    cy, cx = 115, 160
+    base = _skin()
+    _bar(base, 228, 40, 280)
+    fu = base.copy()
+    core, _ = _mesh_in(fu, cy, cx, rng, 20, 20, 1.0, n=12)
+    ring, _ = _mesh_in(fu, cy, cx, rng, 95, 95, 1.0, n=150, hole=(60, 60), blush=0.0)
+    faint, _ = _mesh_in(fu, cy, cx, rng, 95, 95, 0.25, n=500, hole=(60, 60), blur=0, blush=0.0)
+    yy, xx = np.mgrid[: fu.shape[0], : fu.shape[1]]
+    d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+    opening = (xx > cx) & (np.abs(yy - cy) < 20)
+    fu = np.where((d2 <= 30**2)[..., None], core, np.where((d2 < 60**2)[..., None], fu, np.where(opening[..., None], faint, ring)))
+    return _u8(_noise(base, 1)), _u8(_noise(fu, 2))
+
+
+def test_a_patch_grown_over_a_given_back_spider_patch_is_one_patch(monkeypatch):
+    # the small patch inside the ring is read as a radiating structure (forced here: any
+    # piece under 10 mm across) and kept aside as a new spider; the new-vessel step reports
+    # none and it is given back to matting. The ring, grown by its faint vessels, closed and
+    # filled, covers it: one patch, counted twice (main: 2 patches, their areas summing to
+    # 24 mm² more than the matting area)
+    import veinscope.compare as cmp
+
+    seen = []
+
+    def radiating(fv, ppm, **k):
+        seen.append(fv.shape)
+        return max(fv.shape) < 10 * ppm
+
+    monkeypatch.setattr(cmp, "_one_radiating_structure", radiating)
+    for seed in (7, 8):
+        seen.clear()
+        c = compare(*_matting_ring_round_a_spider(seed), px_per_mm=PPM)
+        assert len(seen) == 2 and min(max(s) for s in seen) < 10 * PPM  # two pieces, one a spider
+        assert c.new_vessels["count"] == 0
+        assert c.matting["patches"] == 1 == len(c.matting["locations"])  # main: 2
+        loc = c.matting["locations"][0]
+        assert loc["area_mm2"] == pytest.approx(c.matting["area_mm2"], abs=0.01)
+        # the ring and its opening, filled (radius 9.5 mm and the 0.75 mm outline)
+        assert c.matting["area_mm2"] == pytest.approx(np.pi * 10.25**2, rel=0.15)
+        assert (c.change_map == CHANGE_CODES["matting"]).sum() / PPM**2 == pytest.approx(c.matting["area_mm2"], rel=0.1)
+        assert abs(loc["centre_yx"][0] - 115) < 10 and abs(loc["centre_yx"][1] - 160) < 10
+        assert 0 < loc["new_vessel_share"] < 1 and loc["redness_increase"] > 0
+
+
 def test_one_radiating_structure_tells_a_spider_from_a_mesh():
     from veinscope.compare import _one_radiating_structure
 

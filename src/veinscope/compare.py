@@ -1210,12 +1210,24 @@ def _smoothing_gain(diam_px, along: "_Along", *, psf_px: float, smooth_px: float
     return np.where(a > 1e-3 * s0, np.clip(g, 1.0, line), line)
 
 
+#: Key of ``Analysis.params`` under which the engine is to record the PSF sigma (px) it
+#: measured the widths with, given or estimated (``params["psf_sigma_px"]`` is the option:
+#: ``None`` when the PSF was estimated).
+_PSF_USED_KEY = "psf_sigma_used_px"
+
+
 def _psf_of(analysis) -> float:
-    """The PSF sigma (px) the engine measured the widths with (its default when not recorded)."""
+    """The PSF sigma (px) the engine measured the widths with: the value it used
+    (:data:`_PSF_USED_KEY`), else the one it was given, else its default (an estimated PSF
+    the analysis does not record)."""
     from veinscope.diameter import DEFAULT_PSF_SIGMA_PX
 
-    v = (getattr(analysis, "params", None) or {}).get("psf_sigma_px")
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else DEFAULT_PSF_SIGMA_PX
+    params = getattr(analysis, "params", None) or {}
+    for key in (_PSF_USED_KEY, "psf_sigma_px"):
+        v = params.get(key)
+        if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
+            return float(v)
+    return DEFAULT_PSF_SIGMA_PX
 
 
 def _skin_level(maps: "_Maps", ys, xs, skin: np.ndarray, *, shape, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:

@@ -2183,17 +2183,17 @@ def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated
     (their vessels too faint or too broken for a new vessel of the minimum length). In place.
 
     The patches are then counted on the final mask: a patch the faint step grew into (or up
-    to) a given-back region and that region are one patch, reported with the figures of
-    their union."""
+    to) a given-back region and that region are one patch (as are pieces of one patch in
+    touching boxes of a large photo), reported with the figures of their union."""
     parts = matt.pop("_parts", [])
     back = [s for s in matt.pop("spiders", []) if not new_mask[s["box"][0] : s["box"][1], s["box"][2] : s["box"][3]][s["region"]].any()]
-    if not back:
-        return
     mask, fig = matt["mask"], matt["figures"]
     for s in back:
         y0, y1, x0, x1 = s["box"]
         mask[y0:y1, x0:x1] |= s["region"]
     parts = parts + back
+    if not parts:
+        return
     matt["boxes"] = _merge_boxes([p["box"] for p in parts])
     # one patch per connected piece of the final mask (8-connected, as each patch was found)
     _, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)

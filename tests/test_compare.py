@@ -686,6 +686,127 @@ def test_a_patch_taken_for_a_spider_that_no_new_vessel_reports_stays_matting(mon
     assert spider.new_vessels["count"] >= 1
 
 
+def test_a_treated_vessel_under_a_given_back_spider_patch_is_judged_as_under_matting(monkeypatch):
+    # a cleared bar (row 80) under a patch of faint fine red vessels, the bar at row 170 kept.
+    # Read as one radiating structure (forced here) the patch is kept aside as a new spider;
+    # the new-vessel step reports none there and gives it back to matting, but the fading
+    # step, which runs before it, judged the cleared bar under it as on bare skin: the new
+    # redness read as the bar persisting (main: improvement 45.3 % with seed 7 where the
+    # same patch as matting gives 49.8 %). Under a patch kept aside as a spider the bar is
+    # judged as under any matting patch
+    import veinscope.compare as cmp
+
+    for seed in (7, 8):
+        rng = np.random.default_rng(seed)
+        base, fu = _one_of_two_bars_cleared()
+        fu, _ = _mesh_in(fu, 85, 160, rng, 60, 30, 0.28, n=45, blush=0.0)
+        noisy = (lambda img, s: img + np.random.default_rng(s).normal(0, 3.0, img.shape).astype(np.float32))
+        b_img, f_img = _u8(noisy(base, 1)), _u8(noisy(fu, 2))
+        out = {}
+        for spider in (False, True):
+            monkeypatch.setattr(cmp, "_one_radiating_structure", lambda *a, _s=spider, **k: _s)
+            out[spider] = compare(b_img, f_img, px_per_mm=PPM)
+        as_matting, given_back = out[False], out[True]
+        assert given_back.new_vessels["count"] == 0 and given_back.matting["patches"] == 1
+        assert given_back.improvement_pct == pytest.approx(as_matting.improvement_pct, abs=1.0)  # main: 45.3 vs 49.8 (seed 7)
+        assert given_back.improvement_pct == pytest.approx(50.0, abs=3.0)
+        assert sorted(v["status"] for v in given_back.vessels) == ["cleared", "persisting"]
+        on_bar = given_back.change_map[78:83, 110:210]
+        assert (on_bar == CHANGE_CODES["cleared"]).mean() > 0.9
+
+
+def _matting_ring_round_a_spider(seed):
+    """A ring of clearly red fine vessels (radius 6-9.5 mm) open on its right over 4 mm, where
+    only faint fine vessels (ΔE00 about 3, missed by the pixel test) close it, around a small
+    patch of new fine vessels (radius 1.5 mm) 3 mm inside it: two patches to the pixel test,
+    one when the faint step grows the ring (closed and filled)."""
+    rng = np.random.default_rng(seed)
+    cy, cx = 115, 160
+    base = _skin()
+    _bar(base, 228, 40, 280)
+    fu = base.copy()
+    core, _ = _mesh_in(fu, cy, cx, rng, 20, 20, 1.0, n=12)
+    ring, _ = _mesh_in(fu, cy, cx, rng, 95, 95, 1.0, n=150, hole=(60, 60), blush=0.0)
+    faint, _ = _mesh_in(fu, cy, cx, rng, 95, 95, 0.25, n=500, hole=(60, 60), blur=0, blush=0.0)
+    yy, xx = np.mgrid[: fu.shape[0], : fu.shape[1]]
+    d2 = (yy - cy) ** 2 + (xx - cx) ** 2
+    opening = (xx > cx) & (np.abs(yy - cy) < 20)
+    fu = np.where((d2 <= 30**2)[..., None], core, np.where((d2 < 60**2)[..., None], fu, np.where(opening[..., None], faint, ring)))
+    return _u8(_noise(base, 1)), _u8(_noise(fu, 2))
+
+
+def test_a_patch_grown_over_a_given_back_spider_patch_is_one_patch(monkeypatch):
+    # the small patch inside the ring is read as a radiating structure (forced here: any
+    # piece under 10 mm across) and kept aside as a new spider; the new-vessel step reports
+    # none and it is given back to matting. The ring, grown by its faint vessels, closed and
+    # filled, covers it: one patch, counted twice (main: 2 patches, their areas summing to
+    # 24 mm² more than the matting area)
+    import veinscope.compare as cmp
+
+    seen = []
+
+    def radiating(fv, ppm, **k):
+        seen.append(fv.shape)
+        return max(fv.shape) < 10 * ppm
+
+    monkeypatch.setattr(cmp, "_one_radiating_structure", radiating)
+    for seed in (7, 8):
+        seen.clear()
+        c = compare(*_matting_ring_round_a_spider(seed), px_per_mm=PPM)
+        assert len(seen) == 2 and min(max(s) for s in seen) < 10 * PPM  # two pieces, one a spider
+        assert c.new_vessels["count"] == 0
+        assert c.matting["patches"] == 1 == len(c.matting["locations"])  # main: 2
+        loc = c.matting["locations"][0]
+        assert loc["area_mm2"] == pytest.approx(c.matting["area_mm2"], abs=0.01)
+        # the ring and its opening, filled (radius 9.5 mm and the 0.75 mm outline)
+        assert c.matting["area_mm2"] == pytest.approx(np.pi * 10.25**2, rel=0.15)
+        assert (c.change_map == CHANGE_CODES["matting"]).sum() / PPM**2 == pytest.approx(c.matting["area_mm2"], rel=0.1)
+        assert abs(loc["centre_yx"][0] - 115) < 10 and abs(loc["centre_yx"][1] - 160) < 10
+        assert 0 < loc["new_vessel_share"] < 1 and loc["redness_increase"] > 0
+
+
+def test_psf_of_reads_the_psf_the_engine_used():
+    # the comparison restores the peaks its smoothing lowered by the PSF the engine measured
+    # the widths with; with an estimated PSF the analysis records ``psf_sigma_px`` None and
+    # main fell back to the default 1 px whatever the engine had estimated
+    from types import SimpleNamespace
+
+    from veinscope.compare import _psf_of
+    from veinscope.diameter import DEFAULT_PSF_SIGMA_PX
+
+    used = "psf_sigma_used_px"  # the key the engine is to record it under
+    assert _psf_of(SimpleNamespace(params={"psf_sigma_px": None, used: 1.7})) == 1.7  # main: 1.0
+    assert _psf_of(SimpleNamespace(params={"psf_sigma_px": 0.8, used: 0.8})) == 0.8
+    assert _psf_of(SimpleNamespace(params={"psf_sigma_px": 0.8})) == 0.8
+    for params in ({"psf_sigma_px": None}, {}, {"psf_sigma_px": float("nan")}, {used: 0.0}):
+        assert _psf_of(SimpleNamespace(params=params)) == DEFAULT_PSF_SIGMA_PX
+    assert _psf_of(SimpleNamespace()) == DEFAULT_PSF_SIGMA_PX
+
+
+@pytest.mark.xfail(reason="the engine (pipeline.analyze) does not record the PSF it estimated: "
+                          "params['psf_sigma_px'] stays None; needs params['psf_sigma_used_px'] there (h-red)")
+def test_psf_of_an_analysis_with_an_estimated_psf_is_the_engines_estimate(monkeypatch):
+    import veinscope.diameter as dia
+    from veinscope import analyze
+    from veinscope.compare import _psf_of
+
+    img = _skin()
+    for y, w in ((60, 4), (120, 8), (180, 12)):
+        _bar(img, y, 30, 290, width=w)
+    used = []
+    profile_diameters = dia.profile_diameters
+
+    def spy(*a, **k):
+        est = profile_diameters(*a, **k)
+        used.append(est.psf_sigma_px)
+        return est
+
+    monkeypatch.setattr(dia, "profile_diameters", spy)
+    a = analyze(_u8(_noise(img, 1)), px_per_mm=PPM, psf_sigma_px=None)
+    assert len(used) == 1 and used[0] != pytest.approx(1.0)  # estimated, not the default
+    assert _psf_of(a) == pytest.approx(used[0])
+
+
 def test_one_radiating_structure_tells_a_spider_from_a_mesh():
     from veinscope.compare import _one_radiating_structure
 

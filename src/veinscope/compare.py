@@ -352,7 +352,11 @@ def compare(
     matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel)
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
-    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=matt["mask"], visible_ratio=visible_ratio)
+    # The patches kept aside as new red spiders count as matting here: whether they are
+    # reported as new vessels or given back to matting is known only after the new-vessel
+    # step, which needs this step's follow-up contrasts; either way their new fine redness
+    # over a treated vessel's place is not that vessel persisting
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio)
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -360,7 +364,7 @@ def compare(
     mb.release()
     mf.release()
     newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
-    _spiders_unreported(matt, newv["mask"], ppm, calibrated)
+    _spiders_unreported(matt, newv["mask"], ppm, calibrated, dist=dist)
 
     for block in (stain["figures"], matt["figures"]):
         for loc in block["locations"]:
@@ -1206,12 +1210,24 @@ def _smoothing_gain(diam_px, along: "_Along", *, psf_px: float, smooth_px: float
     return np.where(a > 1e-3 * s0, np.clip(g, 1.0, line), line)
 
 
+#: Key of ``Analysis.params`` under which the engine is to record the PSF sigma (px) it
+#: measured the widths with, given or estimated (``params["psf_sigma_px"]`` is the option:
+#: ``None`` when the PSF was estimated).
+_PSF_USED_KEY = "psf_sigma_used_px"
+
+
 def _psf_of(analysis) -> float:
-    """The PSF sigma (px) the engine measured the widths with (its default when not recorded)."""
+    """The PSF sigma (px) the engine measured the widths with: the value it used
+    (:data:`_PSF_USED_KEY`), else the one it was given, else its default (an estimated PSF
+    the analysis does not record)."""
     from veinscope.diameter import DEFAULT_PSF_SIGMA_PX
 
-    v = (getattr(analysis, "params", None) or {}).get("psf_sigma_px")
-    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else DEFAULT_PSF_SIGMA_PX
+    params = getattr(analysis, "params", None) or {}
+    for key in (_PSF_USED_KEY, "psf_sigma_px"):
+        v = params.get(key)
+        if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
+            return float(v)
+    return DEFAULT_PSF_SIGMA_PX
 
 
 def _skin_level(maps: "_Maps", ys, xs, skin: np.ndarray, *, shape, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -1945,7 +1961,8 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
     red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel; kept
     aside in ``"spiders"``, and given back to matting by :func:`_spiders_unreported` where the
-    new-vessel step reports no vessel in it). A
+    new-vessel step reports no vessel in it; the fading step counts them as matting either
+    way, :func:`_with_spiders`). A
     piece of new redness that is one long vessel wider than the fine ones is not gathered
     into a patch (:func:`_single_vessels`).
 
@@ -2007,7 +2024,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     mask = np.zeros((m, n), bool)
     lst = []
     out_boxes = []
+    parts = []  # each patch's pixels and figures, and those of the patches kept aside as spiders
     spiders = []
+    fig_kw = dict(dist=dist, shape=(m, n), ppm=ppm, calibrated=calibrated)
     for bx in boxes:
         BY0, BY1, BX0, BX1 = bx
         cb, cf = mb.box(bx), mf.box(bx)
@@ -2088,22 +2107,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 if _one_radiating_structure(fv, ppm, red=new_red[y : y + h, x : x + w] & region):
                     # a new red spider, not matting, if the new-vessel step reports it (kept
                     # aside: ``compare`` gives it back to matting otherwise)
-                    box = (y + BY0, y + h + BY0, x + BX0, x + w + BX0)
-                    inc = d_hb[y : y + h, x : x + w][region]
-                    spiders.append(
-                        {
-                            "box": box,
-                            "region": region,
-                            "location": {
-                                "area_mm2": round(area / ppm**2, 3) if calibrated else None,
-                                "area_px2": area,
-                                "new_vessel_share": round(share, 3),
-                                "redness_increase": round(float(np.percentile(inc, 95)), 4),
-                                "distance_to_treated_px": round(dist.min_to(box, region), 1),
-                                **_location(box, region, (m, n), ppm, calibrated),
-                            },
-                        }
-                    )
+                    spiders.append(_patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, new_red[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], **fig_kw))
                     continue
             accepted.append(i)
         if not accepted:
@@ -2124,24 +2128,14 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             nl, lab, stats, _ = cv2.connectedComponentsWithStats(patch.astype(np.uint8), connectivity=8)
             accepted = range(1, nl)
         for i in accepted:
-            area = int(stats[i, cv2.CC_STAT_AREA])
             x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
             region = lab[y : y + h, x : x + w] == i
-            share = float(new_red[y : y + h, x : x + w][region].mean())
-            box = (y + BY0, y + h + BY0, x + BX0, x + w + BX0)
-            mask[box[0] : box[1], box[2] : box[3]] |= region
-            out_boxes.append(box)
-            inc = d_hb[y : y + h, x : x + w][region]
-            lst.append(
-                {
-                    "area_mm2": round(area / ppm**2, 3) if calibrated else None,
-                    "area_px2": area,
-                    "new_vessel_share": round(share, 3),
-                    "redness_increase": round(float(np.percentile(inc, 95)), 4),
-                    "distance_to_treated_px": round(dist.min_to(box, region), 1),
-                    **_location(box, region, (m, n), ppm, calibrated),
-                }
-            )
+            part = _patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, new_red[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], **fig_kw)
+            y0, y1, x0, x1 = part["box"]
+            mask[y0:y1, x0:x1] |= region
+            out_boxes.append(part["box"])
+            parts.append(part)
+            lst.append(part["location"])
     area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in _merge_boxes(out_boxes)))
     figures = {
         "detected": bool(lst),
@@ -2151,26 +2145,80 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         "texture_delta_e": round(tex, 3),
         "locations": lst,
     }
-    return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_boxes": out_boxes}
+    return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_parts": parts}
 
 
-def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated: bool) -> None:
+def _with_spiders(matt: dict) -> np.ndarray:
+    """The matting mask with the patches ``_matting`` kept aside as new red spiders (a copy
+    when there are any): all the new fine redness, for the fading step."""
+    if not matt["spiders"]:
+        return matt["mask"]
+    mask = matt["mask"].copy()
+    for s in matt["spiders"]:
+        y0, y1, x0, x1 = s["box"]
+        mask[y0:y1, x0:x1] |= s["region"]
+    return mask
+
+
+def _patch_part(box, region, red, inc, *, dist, shape, ppm, calibrated) -> dict:
+    """A matting patch's pixels (``region`` in ``box``; ``red``: the perceptible new redness and
+    ``inc``: the redness increase, both over the box) and its reported figures."""
+    red = red & region
+    inc = np.where(region, inc, np.float32(np.nan)).astype(np.float32)
+    area = int(region.sum())
+    location = {
+        "area_mm2": round(area / ppm**2, 3) if calibrated else None,
+        "area_px2": area,
+        "new_vessel_share": round(float(red[region].mean()), 3),
+        "redness_increase": round(float(np.percentile(inc[region], 95)), 4),
+        "distance_to_treated_px": round(dist.min_to(box, region), 1),
+        **_location(box, region, shape, ppm, calibrated),
+    }
+    return {"box": box, "region": region, "red": red, "inc": inc, "location": location}
+
+
+def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated: bool, *, dist) -> None:
     """Give back to matting the patches ``_matting`` took out as new red spiders in which the
     new-vessel step reports no vessel (``new_mask``): they would otherwise be counted nowhere
-    (their vessels too faint or too broken for a new vessel of the minimum length). In place."""
+    (their vessels too faint or too broken for a new vessel of the minimum length). In place.
+
+    The patches are then counted on the final mask: a patch the faint step grew into (or up
+    to) a given-back region and that region are one patch (as are pieces of one patch in
+    touching boxes of a large photo), reported with the figures of their union."""
+    parts = matt.pop("_parts", [])
     back = [s for s in matt.pop("spiders", []) if not new_mask[s["box"][0] : s["box"][1], s["box"][2] : s["box"][3]][s["region"]].any()]
-    out_boxes = matt.pop("_boxes", [])
-    if not back:
-        return
     mask, fig = matt["mask"], matt["figures"]
     for s in back:
         y0, y1, x0, x1 = s["box"]
         mask[y0:y1, x0:x1] |= s["region"]
-        out_boxes.append(s["box"])
-        fig["locations"].append(s["location"])
-    matt["boxes"] = _merge_boxes(out_boxes)
+    parts = parts + back
+    if not parts:
+        return
+    matt["boxes"] = _merge_boxes([p["box"] for p in parts])
+    # one patch per connected piece of the final mask (8-connected, as each patch was found)
+    _, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    groups: dict[int, list] = {}
+    for p in parts:
+        y0, y1, x0, x1 = p["box"]
+        groups.setdefault(int(lab[y0:y1, x0:x1][p["region"]][0]), []).append(p)
+    locations = []
+    for piece, group in groups.items():
+        if len(group) == 1:
+            locations.append(group[0]["location"])
+            continue
+        y0, x0 = min(p["box"][0] for p in group), min(p["box"][2] for p in group)
+        y1, x1 = max(p["box"][1] for p in group), max(p["box"][3] for p in group)
+        red = np.zeros((y1 - y0, x1 - x0), bool)
+        inc = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
+        for p in group:
+            py0, py1, px0, px1 = p["box"]
+            sub = (slice(py0 - y0, py1 - y0), slice(px0 - x0, px1 - x0))
+            red[sub] |= p["red"]
+            inc[sub] = np.where(p["region"], p["inc"], inc[sub])
+        region = lab[y0:y1, x0:x1] == piece
+        locations.append(_patch_part((y0, y1, x0, x1), region, red, inc, dist=dist, shape=mask.shape, ppm=ppm, calibrated=calibrated)["location"])
     area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in matt["boxes"]))
-    fig.update(detected=True, area_px2=area_px, area_mm2=round(area_px / ppm**2, 3) if calibrated else None, patches=len(fig["locations"]))
+    fig.update(detected=True, area_px2=area_px, area_mm2=round(area_px / ppm**2, 3) if calibrated else None, patches=len(locations), locations=locations)
 
 
 def _new_vessels(f_labels, fad, valid, exclude, *, ppm, tol_px, min_len_px, calibrated, visible_ratio):

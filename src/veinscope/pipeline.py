@@ -268,6 +268,7 @@ def analyze(
         # the visible width is the full width at half maximum of the vessel's own profile: the
         # bar fit sets the window, the half-maximum crossings give the width (camera blur out)
         psf = est.psf_sigma_px if np.isfinite(est.psf_sigma_px) else 0.0
+        params["psf_sigma_used_px"] = round(float(psf), 4)  # the given PSF or the one estimated here
         pts = det.points_yx.astype(np.float64)
         # ... on the photo's own OD: the half-maximum kernel takes the skin's level beside each
         # vessel itself, and the coarse background map, which wide vessels and their neighbours

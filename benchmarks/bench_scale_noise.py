@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     if "--" in argv:
         cut = argv.index("--")
         argv, rest = argv[:cut], argv[cut + 1 :]
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     sub = ap.add_subparsers(dest="mode", required=True)
     u = sub.add_parser("units", help="per-scale noise units of set A and the real legs")
     u.add_argument("--n", type=int, default=24)

@@ -318,9 +318,10 @@ class VesselDetection:
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:
-    """``mask`` (bool) with every hole filled: the parts of its complement that do not reach
-    the image's frame (a card lying on the skin, a naevus or a dark patch the colour model left
-    out) become mask, so only the outline against the background and clothing stays."""
+    """``mask`` (bool, C-ordered) with every hole filled: the parts of its complement that do
+    not reach the image's frame (4-connected; a card lying on the skin, a naevus or a dark patch
+    the colour model left out) become mask, so only the outline against the background and
+    clothing that reach the frame stays (non-skin wholly surrounded by skin counts as a hole)."""
     pad = np.pad((~mask).view(np.uint8), 1, constant_values=1)
     cv2.floodFill(pad, None, (0, 0), 2)
     return (pad[1:-1, 1:-1] != 2)
@@ -361,7 +362,9 @@ def detect_vessels(
     skin : ndarray (M, N) bool
     signal : ndarray (M, N) float, optional
         The map the ridges were found on; when given, points whose profile is not darker than
-        the skin on both sides (edges) are dropped.
+        the skin on both sides (edges) are dropped, and so are points whose profile sample on
+        either side (``2 scale + 1`` px along the normal) lies off the skin, its holes filled
+        (the shaded rim of a leg beside clothing).
     min_symmetry : float
         The weaker side's contrast must be at least this fraction of the stronger side's.
     high_noise, low_noise : float
@@ -419,11 +422,6 @@ def detect_vessels(
         inner = cv2.erode(closed.view(np.uint8), ker).view(bool) & skin
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
-    # One pass: ridge non-maximum suppression, thresholds relative to the skin texture around
-    # each point (texture differs across a photo: shaved vs hairy skin, shadow vs light) with
-    # an absolute floor, and the symmetric-profile test: edges of broad structures (a shadow,
-    # the rim of a hand) give a one-sided ridge, so only points darker than the skin on BOTH
-    # sides are kept.
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
     # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
     # connected band of pixels above the low level rather than to the 1-pixel centreline): a

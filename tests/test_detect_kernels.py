@@ -297,3 +297,20 @@ def test_a_vessel_beside_a_hole_in_the_skin_is_kept_and_one_beside_the_outline_d
     rim = np.ones((m, n), bool)
     rim[44:, 60:140] = False
     assert beside(rim) == (0, n - 80)
+
+
+def test_without_holes_matches_scipys_binary_fill_holes(rng):
+    """The same as ``scipy.ndimage.binary_fill_holes`` (the complement flooded 4-connected from
+    the frame) on random masks of every density, clumped and not, thin and tiny."""
+    from scipy import ndimage as ndi
+
+    from veinscope.segment import _without_holes
+
+    for k in range(200):
+        shape = (int(rng.integers(1, 50)), int(rng.integers(1, 50)))
+        mask = rng.random(shape) < rng.random()
+        if k % 2:
+            mask = ndi.binary_closing(mask, np.ones((3, 3)), border_value=1) & ~(rng.random(shape) < 0.05)
+        got = _without_holes(mask)
+        assert got.dtype == bool and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, ndi.binary_fill_holes(mask))

@@ -322,9 +322,11 @@ def _without_holes(mask: np.ndarray) -> np.ndarray:
     not reach the image's frame (4-connected; a card lying on the skin, a naevus or a dark patch
     the colour model left out) become mask, so only the outline against the background and
     clothing that reach the frame stays (non-skin wholly surrounded by skin counts as a hole)."""
-    pad = np.pad((~mask).view(np.uint8), 1, constant_values=1)
+    m, n = mask.shape
+    pad = np.ones((m + 2, n + 2), np.uint8)  # 1 off the mask and on a frame round the image
+    np.logical_not(mask, out=pad[1:-1, 1:-1].view(bool))
     cv2.floodFill(pad, None, (0, 0), 2)
-    return (pad[1:-1, 1:-1] != 2)
+    return pad[1:-1, 1:-1] != 2
 
 
 def detect_vessels(
@@ -420,6 +422,9 @@ def detect_vessels(
         # stay away from the outline
         ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
         inner = cv2.erode(closed.view(np.uint8), ker).view(bool) & skin
+    # the profile test's side points must lie on the skin, holes filled (see centreline_candidates)
+    flank = _without_holes(closed)
+    del closed
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
@@ -452,9 +457,9 @@ def detect_vessels(
     sig = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
     centreline_candidates(
         q, normal_y, normal_x, scale_px, np.ascontiguousarray(inner), noise_map,
-        lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, _without_holes(closed), float(min_symmetry), cand,
+        lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, flank, float(min_symmetry), cand,
     )  # fmt: skip
-    del closed
+    del flank
     keep_in_labels(cand, lab, keep)
     del lab
     if snap:

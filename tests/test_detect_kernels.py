@@ -266,6 +266,9 @@ def test_without_holes_fills_what_does_not_reach_the_frame():
     ring = np.ones((3, 3), bool)
     ring[1, 1] = False
     assert _without_holes(ring).all()
+    # any memory layout
+    np.testing.assert_array_equal(_without_holes(np.asfortranarray(skin)), filled)
+    np.testing.assert_array_equal(_without_holes(np.repeat(skin, 2, axis=1)[:, ::2]), filled)
 
 
 def _at(shape, y, x):

@@ -318,7 +318,7 @@ class VesselDetection:
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:
-    """``mask`` (bool, C-ordered) with every hole filled: the parts of its complement that do
+    """``mask`` (bool) with every hole filled: the parts of its complement that do
     not reach the image's frame (4-connected; a card lying on the skin, a naevus or a dark patch
     the colour model left out) become mask, so only the outline against the background and
     clothing that reach the frame stays (non-skin wholly surrounded by skin counts as a hole)."""

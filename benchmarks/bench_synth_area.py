@@ -64,7 +64,7 @@ def _bin_table(name, ratios_by_bin, fmt="{:.3f}"):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--size", default="1600x1200")
     ap.add_argument("--seed0", type=int, default=400)
@@ -79,6 +79,9 @@ def main(argv=None) -> int:
 
     types = {int(t) for t in args.types.split(",")}
     modes = args.mode.split(",")
+    bad = [m for m in modes if m not in ("shape", "quad")]
+    if bad:
+        ap.error(f"--mode: shape or quad, got {','.join(bad)!r}")
     classes = args.classes.split(",")
     w, h = (int(v) for v in args.size.split("x"))
     original = dm.half_max_widths
@@ -101,8 +104,6 @@ def main(argv=None) -> int:
             conf |= mask
         m_, n_ = ph.labels.shape
         for mode in modes:
-            if mode not in ("shape", "quad"):
-                raise SystemExit(f"--mode: shape or quad, got {mode!r}")
             hm_calls = []
 
             def hm(*a_, _shape=mode == "shape", **kw):

@@ -774,7 +774,7 @@ def test_psf_of_reads_the_psf_the_engine_used():
     from veinscope.compare import _psf_of
     from veinscope.diameter import DEFAULT_PSF_SIGMA_PX
 
-    used = "psf_sigma_used_px"  # the key the engine is to record it under
+    used = "psf_sigma_used_px"  # the key the engine records it under
     assert _psf_of(SimpleNamespace(params={"psf_sigma_px": None, used: 1.7})) == 1.7  # main: 1.0
     assert _psf_of(SimpleNamespace(params={"psf_sigma_px": 0.8, used: 0.8})) == 0.8
     assert _psf_of(SimpleNamespace(params={"psf_sigma_px": 0.8})) == 0.8

@@ -245,3 +245,75 @@ def test_band_labelling_by_bbdt_is_opencvs_default_labelling(rng, monkeypatch):
     slow = detect()
     for f in ("points_yx", "segment", "strength", "normals_yx", "scale_px"):
         np.testing.assert_array_equal(getattr(fast, f), getattr(slow, f))
+
+
+def test_without_holes_fills_what_does_not_reach_the_frame():
+    from veinscope.segment import _without_holes
+
+    skin = np.ones((30, 40), bool)
+    skin[10:20, 12:25] = False  # a card lying on the skin: a hole
+    skin[25:, 30:] = False  # clothing reaching the frame: stays out
+    skin[0, 5] = False  # one pixel on the frame stays out too
+    before = skin.copy()
+    filled = _without_holes(skin)
+    np.testing.assert_array_equal(skin, before)  # the input is not modified
+    assert filled.dtype == bool and filled.shape == skin.shape and filled.flags.c_contiguous
+    np.testing.assert_array_equal(filled, np.ones_like(skin) & ~((np.arange(30)[:, None] >= 25) & (np.arange(40) >= 30)) & ~_at(skin.shape, 0, 5))
+    # no skin, all skin, tiny photos
+    for shape in ((1, 1), (1, 2), (2, 1), (3, 3)):
+        assert not _without_holes(np.zeros(shape, bool)).any()
+        assert _without_holes(np.ones(shape, bool)).all()
+    ring = np.ones((3, 3), bool)
+    ring[1, 1] = False
+    assert _without_holes(ring).all()
+    # any memory layout
+    np.testing.assert_array_equal(_without_holes(np.asfortranarray(skin)), filled)
+    np.testing.assert_array_equal(_without_holes(np.repeat(skin, 2, axis=1)[:, ::2]), filled)
+
+
+def _at(shape, y, x):
+    out = np.zeros(shape, bool)
+    out[y, x] = True
+    return out
+
+
+def test_a_vessel_beside_a_hole_in_the_skin_is_kept_and_one_beside_the_outline_dropped():
+    """The profile test's side points must lie on the skin (the rim of a shaded leg beside
+    clothing is no vessel), but a hole in the skin mask (a card, a naevus) is no outline: a
+    vessel running 4 px from either, its side points 5 px away, is kept beside the hole only."""
+    m, n = 80, 200
+    y = np.arange(m)[:, None]
+    img = (np.exp(-((y - 40.0) ** 2) / (2 * 2.0**2)) * np.ones((1, n))).astype(np.float32)
+
+    def beside(skin):
+        sig = np.where(skin, img, 0.0).astype(np.float32)  # as analyze: no signal off the skin
+        rr = ridge_response(sig, sigmas_px=[2.0], black_ridges=False)
+        det = detect_vessels(rr, skin, sig, low_noise=0.2, high_noise=0.6, min_strength=0.01, min_length_px=20, noise_cell_px=16)
+        ys, xs = det.points_yx.T
+        assert np.all(ys == 40)
+        return np.count_nonzero((xs >= 60) & (xs < 140)), det.points_yx.shape[0]
+
+    assert beside(np.ones((m, n), bool)) == (80, n)
+    hole = np.ones((m, n), bool)
+    hole[44:60, 60:140] = False
+    assert beside(hole) == (80, n)
+    rim = np.ones((m, n), bool)
+    rim[44:, 60:140] = False
+    assert beside(rim) == (0, n - 80)
+
+
+def test_without_holes_matches_scipys_binary_fill_holes(rng):
+    """The same as ``scipy.ndimage.binary_fill_holes`` (the complement flooded 4-connected from
+    the frame) on random masks of every density, clumped and not, thin and tiny."""
+    from scipy import ndimage as ndi
+
+    from veinscope.segment import _without_holes
+
+    for k in range(200):
+        shape = (int(rng.integers(1, 50)), int(rng.integers(1, 50)))
+        mask = rng.random(shape) < rng.random()
+        if k % 2:
+            mask = ndi.binary_closing(mask, np.ones((3, 3)), border_value=1) & ~(rng.random(shape) < 0.05)
+        got = _without_holes(mask)
+        assert got.dtype == bool and got.flags.c_contiguous
+        np.testing.assert_array_equal(got, ndi.binary_fill_holes(mask))

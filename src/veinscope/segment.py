@@ -318,12 +318,15 @@ class VesselDetection:
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:
-    """``mask`` (bool) with every hole filled: the parts of its complement that do not reach
-    the image's frame (a card lying on the skin, a naevus or a dark patch the colour model left
-    out) become mask, so only the outline against the background and clothing stays."""
-    pad = np.pad((~mask).view(np.uint8), 1, constant_values=1)
+    """``mask`` (bool) with every hole filled: the parts of its complement that do
+    not reach the image's frame (4-connected; a card lying on the skin, a naevus or a dark patch
+    the colour model left out) become mask, so only the outline against the background and
+    clothing that reach the frame stays (non-skin wholly surrounded by skin counts as a hole)."""
+    m, n = mask.shape
+    pad = np.ones((m + 2, n + 2), np.uint8)  # 1 off the mask and on a frame round the image
+    np.logical_not(mask, out=pad[1:-1, 1:-1].view(bool))
     cv2.floodFill(pad, None, (0, 0), 2)
-    return (pad[1:-1, 1:-1] != 2)
+    return pad[1:-1, 1:-1] != 2
 
 
 def detect_vessels(
@@ -361,7 +364,9 @@ def detect_vessels(
     skin : ndarray (M, N) bool
     signal : ndarray (M, N) float, optional
         The map the ridges were found on; when given, points whose profile is not darker than
-        the skin on both sides (edges) are dropped.
+        the skin on both sides (edges) are dropped, and so are points whose profile sample on
+        either side (``2 scale + 1`` px along the normal) lies off the skin, its holes filled
+        (the shaded rim of a leg beside clothing).
     min_symmetry : float
         The weaker side's contrast must be at least this fraction of the stronger side's.
     high_noise, low_noise : float
@@ -417,13 +422,11 @@ def detect_vessels(
         # stay away from the outline
         ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
         inner = cv2.erode(closed.view(np.uint8), ker).view(bool) & skin
+    # the profile test's side points must lie on the skin, holes filled (see centreline_candidates)
+    flank = _without_holes(closed)
+    del closed
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
-    # One pass: ridge non-maximum suppression, thresholds relative to the skin texture around
-    # each point (texture differs across a photo: shaved vs hairy skin, shadow vs light) with
-    # an absolute floor, and the symmetric-profile test: edges of broad structures (a shadow,
-    # the rim of a hand) give a one-sided ridge, so only points darker than the skin on BOTH
-    # sides are kept.
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
     # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
     # connected band of pixels above the low level rather than to the 1-pixel centreline): a
@@ -454,9 +457,9 @@ def detect_vessels(
     sig = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
     centreline_candidates(
         q, normal_y, normal_x, scale_px, np.ascontiguousarray(inner), noise_map,
-        lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, _without_holes(closed), float(min_symmetry), cand,
+        lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, flank, float(min_symmetry), cand,
     )  # fmt: skip
-    del closed
+    del flank
     keep_in_labels(cand, lab, keep)
     del lab
     if snap:

@@ -217,9 +217,9 @@ def centreline_candidates(
     ``signal`` profile is not higher than both sides (at ``2 scale + 1`` px along the normal)
     by at least ``min_symmetry`` of the stronger side is dropped (an edge, not a vessel), and
     so is one whose profile point on either side lies off ``flank_skin`` (bool (M, N), the skin
-    with small specks closed; the photo's frame counts as skin): off the skin the signal is the
-    skin's level by construction, so the rim of a shaded leg beside clothing would pass as a
-    dark band between two brighter sides.
+    with small specks closed and holes filled; the photo's frame counts as skin): off the skin
+    the signal is the skin's level by construction, so the rim of a shaded leg beside clothing
+    would pass as a dark band between two brighter sides.
     ``out`` (uint8 (M, N)) gets 0 (none), 1 (candidate) or 2 (strong candidate).
     """
     m = q.shape[0]

@@ -608,30 +608,27 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
         wc[has] = med[has]
     wp = wc[inv]
     step = np.maximum(wp, 2.0)
-    offsets = [np.zeros_like(wp)]
-    for j in range(n_offsets):
-        d = 0.5 * wp + step * (j + 1)
-        offsets += [d, -d]
-    cy = pts[idx, 0].astype(np.float64)
-    cx = pts[idx, 1].astype(np.float64)
-    ny = np.asarray(normals_yx, np.float64)[idx, 0]
-    nx = np.asarray(normals_yx, np.float64)[idx, 1]
-    means = np.full((len(offsets), nc, 3), np.nan)
-    for li, d in enumerate(offsets):
-        acc = np.zeros((nc, 3))
-        cnt = np.zeros(nc)
-        for u in (-0.25, 0.0, 0.25):
-            t = d + u * wp
-            yy = np.rint(cy + t * ny).astype(np.int64)
-            xx = np.rint(cx + t * nx).astype(np.int64)
-            ok = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
-            ok[ok] = skin[yy[ok], xx[ok]]
-            col = rgb[yy[ok], xx[ok]].astype(np.float64)
-            for ch in range(3):
-                acc[:, ch] += np.bincount(inv[ok], weights=col[:, ch], minlength=nc)
-            cnt += np.bincount(inv[ok], minlength=nc)
-        good = cnt > 0
-        means[li, good] = acc[good] / cnt[good, None]
+    j = np.arange(1, n_offsets + 1, dtype=np.float64)[:, None]
+    d = 0.5 * wp + step * j  # (n_offsets, P): distance of each copy from the centreline
+    offsets = np.concatenate([np.zeros((1, wp.size)), d, -d])  # line 0 the chain, then the copies
+    n_lines = offsets.shape[0]
+    t = (offsets[None] + np.array([-0.25, 0.0, 0.25])[:, None, None] * wp).reshape(3 * n_lines, -1)
+    yy = np.rint(pts[idx, 0] + t * np.asarray(normals_yx, np.float64)[idx, 0]).astype(np.int64)
+    xx = np.rint(pts[idx, 1] + t * np.asarray(normals_yx, np.float64)[idx, 1]).astype(np.int64)
+    ok = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
+    flat = (yy * n + xx)[ok]
+    on_skin = np.ravel(skin)[flat]
+    ok[ok] = on_skin
+    flat = flat[on_skin]
+    line = np.broadcast_to(np.tile(np.arange(n_lines), 3)[:, None], t.shape)
+    key = (line * nc + inv[None])[ok]
+    col = np.asarray(rgb).reshape(-1, 3)[flat]
+    cnt = np.bincount(key, minlength=n_lines * nc).reshape(n_lines, nc)
+    means = np.full((n_lines, nc, 3), np.nan)
+    good = cnt > 0
+    for ch in range(3):
+        sums = np.bincount(key, weights=col[:, ch], minlength=n_lines * nc).reshape(n_lines, nc)
+        means[..., ch][good] = sums[good] / cnt[good]
     valid = np.isfinite(means[..., 0])
     lab = srgb8_to_lab(np.nan_to_num(means))
     lab[~valid] = np.nan

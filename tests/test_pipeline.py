@@ -386,3 +386,11 @@ def test_texture_marks_that_do_not_stand_out_are_dropped_and_a_faint_vessel_is_k
     assert on(a) >= on(before) - 0.01
     assert off(before) > 300
     assert off(a) < 0.3 * off(before)
+
+
+def test_min_delta_e_is_validated():
+    rgb = _u8(_textured_skin(0, (64, 64)), 0)
+    for bad in (-1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="min_delta_e"):
+            veinscope.analyze(rgb, px_per_mm=10.0, min_delta_e=bad)
+    assert veinscope.analyze(rgb, px_per_mm=10.0, min_delta_e=0.0).params["min_delta_e"] == 0.0

@@ -186,6 +186,10 @@ def analyze(
         isinstance(faint_length_mm, (int, float)) and math.isfinite(faint_length_mm) and faint_length_mm > 0
     ):
         raise ValueError(f"faint_length_mm must be None or a positive number of millimetres, got {faint_length_mm!r}")
+    if min_delta_e is not None and not (
+        isinstance(min_delta_e, (int, float)) and math.isfinite(min_delta_e) and min_delta_e >= 0
+    ):
+        raise ValueError(f"min_delta_e must be None or a CIEDE2000 difference >= 0, got {min_delta_e!r}")
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)

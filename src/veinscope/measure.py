@@ -18,7 +18,7 @@ import numpy as np
 from veinscope._version import __version__
 from veinscope.segment import CLASS_CODES, CLASS_NAMES
 
-__all__ = ["Analysis", "ClassFigures", "MeasuredVessels", "chain_lengths", "class_figures", "measure_vessels"]
+__all__ = ["Analysis", "ClassFigures", "MeasuredVessels", "chain_delta_e", "chain_lengths", "class_figures", "measure_vessels"]
 
 _ALL = CLASS_NAMES + ("total",)
 
@@ -138,7 +138,7 @@ class MeasuredVessels:
 
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
-    max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False,
+    max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -182,6 +182,13 @@ def measure_vessels(
         centreline of a branch stops at the edge of the vessel it joins, and a wide vein's
         centreline breaks where its crest wanders or another vessel crosses it, while the
         vessel runs on.
+    rgb : ndarray (M, N, 3) uint8, optional
+        The photo, for ``min_delta_e``.
+    min_delta_e : float, optional
+        A chain whose mean colour along its length differs from the skin beside it by less
+        than this CIEDE2000 (:func:`chain_delta_e`, on ``rgb``) is not a visible vessel and is
+        dropped (faint blotches of redness, pores and texture the line filter answered);
+        ``None`` keeps every chain.
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
@@ -256,6 +263,11 @@ def measure_vessels(
         del cover
         accepted &= keep[det.segment]
     accepted &= ~_isolated_patches(pts, det.segment, accepted, width)
+    if rgb is not None and min_delta_e is not None and accepted.any():
+        de = chain_delta_e(rgb, pts, det.normals_yx, width, det.segment, accepted, skin)
+        faint = np.array([c for c, v in de.items() if v < min_delta_e], np.int64)  # NaN: not judged, kept
+        if faint.size:
+            accepted &= ~np.isin(det.segment, faint)
     width[~accepted] = np.nan
     if not accepted.any():
         return MeasuredVessels(pts, width, point_class, np.full(k, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
@@ -530,3 +542,103 @@ def chain_lengths(points_yx, segment, n_segments: int, shape) -> np.ndarray:
     step = 0.948 * axial + 1.343 * (diag_r.astype(np.float64) + diag_l)
     np.add.at(out, seg, step)
     return out
+
+
+def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_offsets: int = 6) -> dict[int, float]:
+    """Each accepted chain's colour difference (CIEDE2000) from the skin beside it, on the photo.
+
+    The chain's colour is the mean sRGB colour along its centreline, sampled at -w/4, 0 and
+    +w/4 across it (w: the chain's median diameter), so the camera's noise averages out along
+    the whole piece. The skin's colour is the component-wise median (CIELAB) of the same mean
+    taken along ``2 n_offsets`` parallel copies of the chain, ``w/2 + max(w, 2 px) (j + 1)``
+    from its centreline on both sides (j = 0 .. n_offsets - 1: a footprint clear of the
+    vessel's edge, then one footprint apart, so that copies do not overlap): the median leaves
+    out copies that fall on another vessel or a freckle. Samples off the image or off ``skin``
+    are left out; a chain with fewer than 4 copies on skin gets NaN (not judged).
+
+    Parameters
+    ----------
+    rgb : ndarray (M, N, 3) uint8
+        The photo (sRGB).
+    pts : ndarray (K, 2) int
+        Centreline points (row, col).
+    normals_yx : ndarray (K, 2) float
+        Unit vector across the vessel at each point.
+    width : ndarray (K,) float
+        Diameter (px) at each point; NaN where unknown (a chain without any: 1 px).
+    segment : ndarray (K,) int
+        Chain id of each point.
+    accepted : ndarray (K,) bool
+        Points whose chains are measured.
+    skin : ndarray (M, N) bool
+    n_offsets : int
+        Parallel copies on each side.
+
+    Returns
+    -------
+    dict
+        Chain id -> ΔE00 (float, NaN: not judged).
+
+    Examples
+    --------
+    >>> rgb = np.full((40, 40, 3), 200, np.uint8); rgb[19:22] = (180, 120, 120)
+    >>> pts = np.array([[20, x] for x in range(5, 35)]); nrm = np.tile([1.0, 0.0], (30, 1))
+    >>> de = chain_delta_e(rgb, pts, nrm, np.full(30, 3.0), np.zeros(30, int), np.ones(30, bool), np.ones((40, 40), bool))
+    >>> round(de[0], 1)
+    27.3
+    """
+    import warnings
+
+    from veinscope._kernels.colourdiff import delta_e_lab
+    from veinscope._kernels.groups import group_medians
+    from veinscope.colour import srgb8_to_lab
+
+    m, n = skin.shape
+    idx = np.flatnonzero(accepted)
+    if idx.size == 0:
+        return {}
+    ids, inv = np.unique(np.asarray(segment)[idx].astype(np.int64), return_inverse=True)
+    nc = ids.size
+    w = np.asarray(width, np.float64)[idx]
+    fin = np.isfinite(w)
+    wc = np.ones(nc)
+    if fin.any():
+        med = group_medians(w[fin].astype(np.float32), inv[fin].astype(np.int64), nc).astype(np.float64)
+        has = np.bincount(inv[fin], minlength=nc) > 0
+        wc[has] = med[has]
+    wp = wc[inv]
+    step = np.maximum(wp, 2.0)
+    j = np.arange(1, n_offsets + 1, dtype=np.float64)[:, None]
+    d = 0.5 * wp + step * j  # (n_offsets, P): distance of each copy from the centreline
+    offsets = np.concatenate([np.zeros((1, wp.size)), d, -d])  # line 0 the chain, then the copies
+    n_lines = offsets.shape[0]
+    t = (offsets[None] + np.array([-0.25, 0.0, 0.25])[:, None, None] * wp).reshape(3 * n_lines, -1)
+    yy = np.rint(pts[idx, 0] + t * np.asarray(normals_yx, np.float64)[idx, 0]).astype(np.int64)
+    xx = np.rint(pts[idx, 1] + t * np.asarray(normals_yx, np.float64)[idx, 1]).astype(np.int64)
+    ok = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
+    flat = (yy * n + xx)[ok]
+    on_skin = np.ravel(skin)[flat]
+    ok[ok] = on_skin
+    flat = flat[on_skin]
+    line = np.broadcast_to(np.tile(np.arange(n_lines), 3)[:, None], t.shape)
+    key = (line * nc + inv[None])[ok]
+    col = np.asarray(rgb).reshape(-1, 3)[flat]
+    cnt = np.bincount(key, minlength=n_lines * nc).reshape(n_lines, nc)
+    means = np.full((n_lines, nc, 3), np.nan)
+    good = cnt > 0
+    for ch in range(3):
+        sums = np.bincount(key, weights=col[:, ch], minlength=n_lines * nc).reshape(n_lines, nc)
+        means[..., ch][good] = sums[good] / cnt[good]
+    valid = np.isfinite(means[..., 0])
+    lab = srgb8_to_lab(np.nan_to_num(means))
+    lab[~valid] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN copies of a chain: judged below
+        level = np.nanmedian(lab[1:], axis=0)
+    de = np.full(nc, np.nan)
+    ok = valid[0] & (valid[1:].sum(axis=0) >= 4)
+    if ok.any():
+        out = np.empty(int(ok.sum()))
+        delta_e_lab(np.ascontiguousarray(lab[0, ok]), np.ascontiguousarray(level[ok]), out)
+        de[ok] = out
+    return {int(c): float(v) for c, v in zip(ids, de)}

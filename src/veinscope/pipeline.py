@@ -64,6 +64,7 @@ def analyze(
     paint_at_centre: bool = True,
     paint_links: bool = True,
     join_ends: bool = True,
+    min_delta_e: float | None = 1.0,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -138,6 +139,15 @@ def analyze(
         own width: a branch at the edge of the vein it joins, a wide vein's crest broken where
         it wanders) on to it, in the length and the painted vessel
         (:func:`veinscope.measure.measure_vessels`).
+    min_delta_e : float or None
+        A centreline chain whose mean colour along its whole length differs from the skin
+        beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the
+        photo is not a visible vessel and is dropped (:func:`veinscope.measure.chain_delta_e`):
+        faint blotches of redness and skin texture the line filter answered. 1.0, the
+        classical just-noticeable difference, is half the truth's visibility threshold (ΔE00
+        2), which leaves room for the JPEG's chroma subsampling (the finest vessels keep
+        0.41-0.65 of their colour difference in the file). Not tuned: set once from those
+        two figures (BENCHMARKS.md, session 13). ``None`` keeps every chain.
 
     Returns
     -------
@@ -176,6 +186,10 @@ def analyze(
         isinstance(faint_length_mm, (int, float)) and math.isfinite(faint_length_mm) and faint_length_mm > 0
     ):
         raise ValueError(f"faint_length_mm must be None or a positive number of millimetres, got {faint_length_mm!r}")
+    if min_delta_e is not None and not (
+        isinstance(min_delta_e, (int, float)) and math.isfinite(min_delta_e) and min_delta_e >= 0
+    ):
+        raise ValueError(f"min_delta_e must be None or a CIEDE2000 difference >= 0, got {min_delta_e!r}")
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -207,6 +221,7 @@ def analyze(
         "psf_sigma_px": psf_sigma_px,
         "paint_links": bool(paint_links),
         "join_ends": bool(join_ends),
+        "min_delta_e": min_delta_e,
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -295,6 +310,8 @@ def analyze(
         centre_shift_px=shift if widths is not None and paint_at_centre else None,
         paint_links_between=bool(paint_links),
         join_ends=bool(join_ends),
+        rgb=rgb,
+        min_delta_e=min_delta_e,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

@@ -1210,20 +1210,16 @@ def _smoothing_gain(diam_px, along: "_Along", *, psf_px: float, smooth_px: float
     return np.where(a > 1e-3 * s0, np.clip(g, 1.0, line), line)
 
 
-#: Key of ``Analysis.params`` under which the engine records the PSF sigma (px) it measured
-#: the widths with, given or estimated (``params["psf_sigma_px"]`` is the option: ``None`` when
-#: the PSF was estimated); absent from an analysis without vessels or made by an older version.
-_PSF_USED_KEY = "psf_sigma_used_px"
-
-
 def _psf_of(analysis) -> float:
     """The PSF sigma (px) the engine measured the widths with: the value it used
-    (:data:`_PSF_USED_KEY`), else the one it was given, else its default (an analysis that
-    does not record the value used: one without vessels, or made by an older version)."""
+    (:data:`veinscope.pipeline.PSF_USED_KEY`), else the one it was given, else its default (an
+    analysis that does not record the value used: one without vessels, or made by an older
+    version)."""
     from veinscope.diameter import DEFAULT_PSF_SIGMA_PX
+    from veinscope.pipeline import PSF_USED_KEY
 
     params = getattr(analysis, "params", None) or {}
-    for key in (_PSF_USED_KEY, "psf_sigma_px"):
+    for key in (PSF_USED_KEY, "psf_sigma_px"):
         v = params.get(key)
         if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
             return float(v)

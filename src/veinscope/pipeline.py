@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 NOMINAL_PX_PER_MM = 10.0
 #: Below this scale, vessels under 0.2 mm are 1 px or less: not measurable.
 MIN_FINE_PX_PER_MM = 6.0
+#: Key of ``Analysis.params`` under which the PSF sigma (px) the widths were measured with is
+#: recorded, given or estimated (``params["psf_sigma_px"]`` is the option: ``None`` when the PSF
+#: was estimated); absent from an analysis without vessels or made by an older version.
+PSF_USED_KEY = "psf_sigma_used_px"
 
 
 
@@ -283,7 +287,7 @@ def analyze(
         # the visible width is the full width at half maximum of the vessel's own profile: the
         # bar fit sets the window, the half-maximum crossings give the width (camera blur out)
         psf = est.psf_sigma_px if np.isfinite(est.psf_sigma_px) else 0.0
-        params["psf_sigma_used_px"] = round(float(psf), 4)  # the given PSF or the one estimated here
+        params[PSF_USED_KEY] = round(float(psf), 4)  # the given PSF or the one estimated here
         pts = det.points_yx.astype(np.float64)
         # ... on the photo's own OD: the half-maximum kernel takes the skin's level beside each
         # vessel itself, and the coarse background map, which wide vessels and their neighbours

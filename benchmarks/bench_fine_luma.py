@@ -20,6 +20,13 @@ and ``w . d_luma`` is the share of the detection response that survives 4:2:0 fo
 narrower than the chroma's pixels. Printed for the engine's vessel direction and for the red
 (haemoglobin) and blue (venous) directions.
 
+It then prints the engine's detection noise figure (``params["noise"]``, which sets the
+thresholds) JPEG / no JPEG, and the detection signal the JPEG keeps at the truth's centreline:
+the relative OD (less a 6 px Gaussian) at the nearest pixel, projected on the engine's weights,
+on the luma-only weights and on the plain vessel direction, median over the points of a group,
+JPEG / no JPEG per photo, median over photos. ``--quality 100`` keeps 4:2:0 subsampling (PIL's
+default) with little quantisation: it separates the subsampling from the quantisation.
+
 ``--probe luma`` is a diagnostic, not an engine option: it replaces the matched weights by the
 projection that reads luma only (``w ∝ J' (0.299, 0.587, 0.114)``, blind to Cb and Cr, scaled to
 unit gain on the engine's vessel direction) on every photo and scale, to bound what a
@@ -145,6 +152,7 @@ def main(argv=None) -> int:
     tot = {"none": {}, "jpeg": {}}
     fig = {"none": [], "jpeg": []}
     shares = []
+    noise = {}  # the engine's detection noise figure (params["noise"]) per photo
     kept = {}  # (group, projection) -> list of per-photo median ratios JPEG / no JPEG
     groups = {
         "red_telangiectasia": lambda c, dia: np.full(dia.shape, c["class"] == "red_telangiectasia"),
@@ -167,6 +175,7 @@ def main(argv=None) -> int:
             finally:
                 ch.matched_vessel_weights = matched
             r = evaluate(ph, a)
+            noise.setdefault(key, []).append(float(a.params["noise"]))
             photos[key] = (ph, np.asarray(a.params.get("signal_weights", d_v), dtype=np.float64), skin_rgb)
             fig[key].append(r)
             for g, (t, f) in recall_rows(ph, a).items():
@@ -206,6 +215,9 @@ def main(argv=None) -> int:
     print("gain of the detection weights on a unit OD change along (w . d; 1 on the vessel direction):")
     for j, name in ((3, "red (haemoglobin)"), (4, "blue (venous)")):
         print(f"  {name:20s} {np.median(sh[:, j]):.2f} [{sh[:, j].min():.2f}, {sh[:, j].max():.2f}]")
+    ratio = np.asarray(noise["jpeg"]) / np.asarray(noise["none"])
+    print(f"engine's detection noise (params['noise']), JPEG / no JPEG: median {np.median(ratio):.3f} "
+          f"[{ratio.min():.3f}, {ratio.max():.3f}]")
     print("detection signal kept by the JPEG at the true centreline (median over photos of the")
     print("photo's median JPEG / no-JPEG relative OD projected on each weight, photos with >= 20 points):")
     for (g, name), v in sorted(kept.items()):

@@ -317,6 +317,14 @@ def _find_x(xs, lo, hi, x):  # pragma: no cover - compiled
     return lo
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _row_span(xs, starts, y, x0, x1):  # pragma: no cover - compiled
+    """Index range [lo, hi) of the points on row ``y`` (``starts`` from :func:`_row_starts`)
+    with ``x0 <= xs <= x1``."""
+    lo = _find_x(xs, starts[y], starts[y + 1], x0)
+    return lo, _find_x(xs, lo, starts[y + 1], x1 + 1)
+
+
 @nb.njit(cache=True, nogil=True)
 def _root(parent, a):  # pragma: no cover - compiled
     while parent[a] != a:
@@ -583,10 +591,8 @@ def window_median(ys, xs, vals, r, m):  # pragma: no cover - compiled
         x = xs[i]
         cnt = 0
         for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
-            lo = _find_x(xs, starts[yy], starts[yy + 1], x - r)
-            for p in range(lo, starts[yy + 1]):
-                if xs[p] > x + r:
-                    break
+            lo, hi = _row_span(xs, starts, yy, x - r, x + r)
+            for p in range(lo, hi):
                 v = vals[p]
                 if v == v:
                     buf[cnt] = v
@@ -619,10 +625,8 @@ def free_ends(ys, xs, chain, m, dir_px):  # pragma: no cover - compiled
         sx = 0.0
         cnt = 0
         for yy in range(max(0, y - dir_px), min(m - 1, y + dir_px) + 1):
-            lo = _find_x(xs, starts[yy], starts[yy + 1], x - dir_px)
-            for p in range(lo, starts[yy + 1]):
-                if xs[p] > x + dir_px:
-                    break
+            lo, hi = _row_span(xs, starts, yy, x - dir_px, x + dir_px)
+            for p in range(lo, hi):
                 if chain[p] != c:
                     continue
                 sy += ys[p]
@@ -679,10 +683,8 @@ def end_links(ys, xs, chain, width, normal_y, normal_x, is_end, out_y, out_x, m,
         best = np.inf
         cross = False
         for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
-            lo = _find_x(xs, starts[yy], starts[yy + 1], x - r)
-            for p in range(lo, starts[yy + 1]):
-                if xs[p] > x + r:
-                    break
+            lo, hi = _row_span(xs, starts, yy, x - r, x + r)
+            for p in range(lo, hi):
                 if chain[p] == c:
                     continue
                 wp = width[p]
@@ -711,10 +713,8 @@ def end_links(ys, xs, chain, width, normal_y, normal_x, is_end, out_y, out_x, m,
         near = 0.7 * best
         r = int(math.ceil(max(near, 0.5 * max_width if cross else 0.0)))
         for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
-            lo = _find_x(xs, starts[yy], starts[yy + 1], x - r)
-            for p in range(lo, starts[yy + 1]):
-                if xs[p] > x + r:
-                    break
+            lo, hi = _row_span(xs, starts, yy, x - r, x + r)
+            for p in range(lo, hi):
                 if chain[p] != ct:
                     continue
                 d2 = float((ys[p] - y) ** 2 + (xs[p] - x) ** 2)

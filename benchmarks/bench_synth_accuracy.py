@@ -69,6 +69,23 @@ def set_a_photo(i: int, seed: int, size: tuple[int, int], cache: Path | None = N
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(pickle.dumps(photo))
     return photo
+def set_a_arguments(ap, *, cache: bool = False) -> None:
+    """The options every set A script shares: ``--n``, ``--size``, ``--seed0``, ``--set``
+    (analyze keyword=value overrides) and, with ``cache``, ``--cache``."""
+    ap.add_argument("--n", type=int, default=24)
+    ap.add_argument("--size", default="1600x1200")
+    ap.add_argument("--seed0", type=int, default=400)
+    if cache:
+        ap.add_argument("--cache", type=Path, default=None, help="keep the generated photos here")
+    ap.add_argument("--set", action="append", default=[], help="analyze keyword=value override")
+
+
+def set_a_options(args) -> tuple[tuple[int, int], dict]:
+    """``((w, h), analyze keyword overrides)`` from :func:`set_a_arguments`' options."""
+    w, h = (int(v) for v in args.size.split("x"))
+    return (w, h), {k: float(v) for k, v in (item.split("=") for item in args.set)}
+
+
 COLOURS = {1: (255, 30, 30), 2: (40, 90, 255), 3: (0, 230, 230), 4: (255, 0, 255)}
 
 
@@ -172,22 +189,15 @@ def _median(vals):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=24)
-    ap.add_argument("--size", default="1600x1200")
-    ap.add_argument("--seed0", type=int, default=400)
+    set_a_arguments(ap)
     ap.add_argument("--sheet", type=Path, default=HERE / "synth_contact_sheet.png")
     ap.add_argument("--json", type=Path, default=None, help="also write every per-photo figure here")
-    ap.add_argument("--set", action="append", default=[], help="analyze keyword=value override")
     ap.add_argument("--no-card", action="store_true", help="skip the second run with the scale found from the card")
     args = ap.parse_args(argv)
     import veinscope
     from veinscope.synth import generate_photo
 
-    w, h = (int(v) for v in args.size.split("x"))
-    kw = {}
-    for item in args.set:
-        k, v = item.split("=")
-        kw[k] = float(v)
+    (w, h), kw = set_a_options(args)
     veinscope.warmup()
     rows, sheet_rows = [], []
     for i in range(args.n):

@@ -43,7 +43,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_photo  # noqa: E402
+from bench_synth_accuracy import set_a_arguments, set_a_options, set_a_photo  # noqa: E402
 
 CODES = {"red_telangiectasia": 1, "blue_telangiectasia": 2, "reticular": 3, "over_3mm": 4}
 NAMES = {1: "red", 2: "blue", 3: "reticular", 4: "over 3 mm"}
@@ -294,17 +294,12 @@ def report(acc, title):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--n", type=int, default=24)
-    ap.add_argument("--size", default="1600x1200")
-    ap.add_argument("--seed0", type=int, default=400)
-    ap.add_argument("--cache", type=Path, default=None, help="keep the generated photos here")
-    ap.add_argument("--set", action="append", default=[], help="analyze keyword=value override")
+    set_a_arguments(ap, cache=True)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     import veinscope
 
-    w, h = (int(v) for v in args.size.split("x"))
-    kw = {k: float(v) for k, v in (item.split("=") for item in args.set)}
+    (w, h), kw = set_a_options(args)
     veinscope.warmup()
     rec = Recorder()
     total, per_type = new_acc(), {t: new_acc() for t in range(1, 7)}

@@ -182,7 +182,8 @@ def main(argv=None) -> int:
         for mode in modes:
             s = acc[(mode, cls)]
             print(_bin_table(f"{mode}: painted width / true", s["wratio"]))
-        for mode in modes[:1]:
+        # the blur correction's tables come from blur_shape's calls: only the shape mode makes them
+        for mode in [m for m in modes if m == "shape"]:
             s = acc[(mode, cls)]
             print(_bin_table("FWHM as seen / true", s["seen"]))
             print(_bin_table("quadrature / true", s["quad"]))

@@ -349,7 +349,7 @@ def compare(
     if not whole:
         mb.keep(boxes)
         mf.keep(boxes)
-    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel)
+    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area)
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
     # The patches kept aside as new red spiders count as matting here: whether they are
@@ -1950,7 +1950,7 @@ def _red_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -1973,7 +1973,13 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     and the colour change projected on haemoglobin's direction (:func:`_red_projection`,
     where haemoglobin rose at least as much as melanin and venous blood); a pixel is
     perceptible when either reading passes. The faint pixels come from the projection, which
-    is less noisy on fine vessels."""
+    is less noisy on fine vessels.
+
+    New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
+    edges carry interpolation and background artefacts), but the outline drawn around it is
+    cut by ``compared``, the compared skin, when given: a patch at the edge of the photo or
+    of the overlap is outlined up to that edge, as the practitioner (and the generator's
+    truth) draws it, and its width is judged on that outline."""
     from scipy import ndimage as ndi
 
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
@@ -2027,6 +2033,8 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         BY0, BY1, BX0, BX1 = bx
         cb, cf = mb.box(bx), mf.box(bx)
         vb = valid[BY0:BY1, BX0:BX1]
+        # where the patches' outlines may reach: the compared skin (``valid`` lies inside it)
+        vo = vb if compared is None else compared[BY0:BY1, BX0:BX1] | vb
         bv = b_vessel[BY0:BY1, BX0:BX1]
         (d_hb,) = d_hb_of(cb, cf)
         d_other = cv2.GaussianBlur(np.maximum(cf["melanin"] - cb["melanin"], 0) + np.maximum(cf["venous"] - cb["venous"], 0), (0, 0), 0.8)
@@ -2083,7 +2091,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             faint &= long_[lab_f]
         mm_ = cv2.dilate(new_red.astype(np.uint8), ker)
         mm_ = cv2.morphologyEx(mm_, cv2.MORPH_CLOSE, ker)
-        regions = ndi.binary_fill_holes(mm_.astype(bool)) & vb
+        regions = ndi.binary_fill_holes(mm_.astype(bool)) & vo
         nl, lab, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
         accepted = []
         for i in range(1, nl):
@@ -2119,7 +2127,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                     break
                 seed |= add
                 grown = cv2.morphologyEx(cv2.dilate(seed.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
-                patch |= ndi.binary_fill_holes(grown.astype(bool)) & vb
+                patch |= ndi.binary_fill_holes(grown.astype(bool)) & vo
             new_red = new_red | seed
             nl, lab, stats, _ = cv2.connectedComponentsWithStats(patch.astype(np.uint8), connectivity=8)
             accepted = range(1, nl)

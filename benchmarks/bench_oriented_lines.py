@@ -8,7 +8,7 @@ The engine's ridge filter (``vesselness.ridge_response``) is the Hessian of an i
 Gaussian: along a vessel it averages over about one sigma, so a faint straight vein's response
 is as noisy as a blob's. The classic matched / line filter for faint vessels (Chaudhuri et al.
 1989, doi:10.1109/42.34715; Soares et al. 2006, doi:10.1109/TMI.2006.879967; the oriented
-anisotropic Gaussian derivative, Geusebroek et al. 2003, doi:10.1109/TIP.2003.812429) takes the
+anisotropic Gaussian derivative, Geusebroek et al. 2002, doi:10.1007/3-540-47969-4_7) takes the
 second derivative across the vessel of a Gaussian elongated along it (``sigma_along =
 elongation * sigma``) at ``n_orient`` orientations and keeps the largest: on a straight line its
 response is the Hessian's, on white noise it falls by about ``1 / sqrt(elongation)``.

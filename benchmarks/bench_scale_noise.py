@@ -53,12 +53,10 @@ LINE_GAMMA = 0.01
 
 
 def _inner(skin, border_px=3):
-    """The skin pixels ``detect_vessels`` measures its noise on (same construction)."""
-    import cv2
+    """The skin pixels ``detect_vessels`` measures its noise on (the engine's own helper)."""
+    from veinscope.segment import _inner_skin
 
-    ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
-    closed = cv2.morphologyEx(skin.view(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
-    return cv2.erode(closed, ker).view(bool) & skin
+    return _inner_skin(np.ascontiguousarray(skin, dtype=bool), border_px)[0]
 
 
 def nearest_scale(scale_px, sigmas):

@@ -329,6 +329,21 @@ def _without_holes(mask: np.ndarray) -> np.ndarray:
     return pad[1:-1, 1:-1] != 2
 
 
+def _inner_skin(skin: np.ndarray, border_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """The skin ``detect_vessels`` measures its noise and keeps centrelines on, and the skin closed.
+
+    ``closed``: the skin with small excluded specks (glare, clipped pixels) closed over 9 px, as
+    they would otherwise cut vessels into pieces. ``inner``: ``closed`` eroded by ``border_px``
+    (away from the outline) and within the skin; the skin itself when ``border_px`` is 0.
+    """
+    closed = cv2.morphologyEx(skin.view(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8)).view(bool)
+    inner = skin
+    if border_px > 0 and skin.any():
+        ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
+        inner = cv2.erode(closed.view(np.uint8), ker).view(bool) & skin
+    return inner, closed
+
+
 def detect_vessels(
     ridge,
     skin,
@@ -414,14 +429,7 @@ def detect_vessels(
         q = ridge.strength * ridge.vesselness
     normal_y, normal_x, scale_px = ridge.normal_y, ridge.normal_x, ridge.scale_px
     del ridge  # the vesselness map is not needed any more
-    inner = skin
-    # the skin's outline, small excluded specks inside it (glare, clipped pixels) closed: they
-    # would otherwise cut vessels into pieces
-    closed = cv2.morphologyEx(skin.view(np.uint8), cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8)).view(bool)
-    if border_px > 0 and skin.any():
-        # stay away from the outline
-        ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * border_px + 1, 2 * border_px + 1))
-        inner = cv2.erode(closed.view(np.uint8), ker).view(bool) & skin
+    inner, closed = _inner_skin(skin, border_px)
     # the profile test's side points must lie on the skin, holes filled (see centreline_candidates)
     flank = _without_holes(closed)
     del closed

@@ -485,3 +485,46 @@ def test_chroma_restored_od_puts_back_the_hue_jpeg_spread():
     before = rgb.copy()
     chroma_restored_od(rgb, pts, nrm, np.array([1.5]), seg, np.array([0]), skin)
     assert np.array_equal(rgb, before)
+
+
+def test_a_red_vessel_crossed_by_a_hair_keeps_the_vessel_and_drops_the_hair():
+    # one 8-connected chain, part red vessel and part neutral hair: judged as a whole its
+    # colour is melanin-like (main b8a0efa drops both); branch by branch the vessel is kept
+    shape = (240, 320)
+    rng = np.random.default_rng(3)
+    lin = ((np.array([130.0, 85.0, 60.0]) / 255 + 0.055) / 1.055) ** 2.4
+    red = _bar(shape, (120, 20), (110, 300), 1.0, 0.45)
+    hair = _bar(shape, (20, 60), (220, 260), 1.5, 0.6)
+    out = lin * np.exp(-(red[..., None] * _SHALLOW_BLOOD + hair[..., None] / math.sqrt(3)))
+    s = np.where(out <= 0.0031308, 12.92 * out, 1.055 * out ** (1 / 2.4) - 0.055) * 255
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(s + rng.normal(0, 1.0, s.shape), 0, 255).round().astype(np.uint8)).save(buf, format="JPEG", quality=90)
+    rgb = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    a = veinscope.analyze(rgb, px_per_mm=8.0)
+    painted = a.labels > 0
+    xs = np.arange(30, 290)
+    ys = np.round(120 - (xs - 20) * 10 / 280).astype(int)
+    assert np.mean([painted[y - 1 : y + 2, x].any() for y, x in zip(ys, xs)]) > 0.85
+    assert (a.labels[painted] == 1).all()  # red telangiectasia
+    t = np.linspace(0.05, 0.95, 200)
+    hy, hx = (20 + 200 * t).astype(int), (60 + 200 * t).astype(int)
+    far = np.abs(hy - 115) > 8
+    assert not any(painted[y - 1 : y + 2, x - 1 : x + 2].any() for y, x in zip(hy[far], hx[far]))
+
+
+def test_branches_split_a_chain_at_its_junctions():
+    from veinscope.measure import _branches
+
+    # a T: a row of 11 points and a stem of 5 below its middle, plus a separate chain
+    pts = sorted([(5, x) for x in range(11)] + [(y, 5) for y in range(6, 11)] + [(20, x) for x in range(4)])
+    pts = np.array(pts, np.int32)
+    seg = np.array([1 if y == 20 else 0 for y, _ in pts])
+    n = 32
+    key = pts[:, 0].astype(np.int64) * n + pts[:, 1]
+    branch, nb = _branches(pts, seg, np.array([0]), key, n)
+    assert nb == 3  # left arm, right arm, stem
+    junction = branch == -2
+    assert {tuple(p) for p in pts[junction]} <= {(5, 4), (5, 5), (5, 6), (6, 5)}
+    assert (branch[seg == 1] == -1).all()  # not asked for
+    sizes = sorted(np.bincount(branch[branch >= 0]))
+    assert sum(sizes) + junction.sum() == (seg == 0).sum()

@@ -191,12 +191,16 @@ def measure_vessels(
         dropped (faint blotches of redness, pores and texture the line filter answered);
         ``None`` keeps every chain.
     restore_chroma : bool
-        Judge a chain whose centre colour is more than ``max_melanin_frac`` melanin-like again
-        on its colour with the chroma that 4:2:0 compression (JPEG, HEIC) and demosaicing spread
-        out of a thin vessel put back (:func:`chroma_restored_od`); the chain is kept, and
-        classed red or blue, by that colour when it is not melanin-like. On a thin red vessel
-        the centre pixel keeps the luma dip but loses most of its hue and reads as a neutral,
-        brown darkening.
+        Judge a thin chain (diameter at most two chroma cells of 4:2:0, 4 px) whose centre
+        colour is more than ``max_melanin_frac`` melanin-like again, branch by branch (split at
+        its junctions: a hair crossing a vessel is one 8-connected chain with it), on its colour
+        with the chroma that compression (JPEG, HEIC) spread out of it put back
+        (:func:`chroma_restored_od`). A branch is kept, as a red telangiectasia, when that
+        colour is oxygenated blood (haemoglobin part above the venous part) and not
+        melanin-like, at the estimate and at the four corners of its hue's error bars (2
+        standard errors). On a thin red vessel the centre pixel keeps the luma dip but loses
+        most of its hue and reads as a neutral, brownish darkening; a hair, a shadow line or a
+        brown mark does not have blood's hue, restored or not.
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
@@ -231,6 +235,7 @@ def measure_vessels(
     w_median = group_medians(width[sel], det.segment[sel], det.n_segments)
     n_fitted = np.bincount(det.segment[sel], minlength=det.n_segments)[: det.n_segments]
     colour = od_mean.astype(np.float64)
+    part_of = {}  # chain -> colour of the branches kept by their restored colour
     if restore_chroma and det.n_segments:
         # a chain whose centre colour reads melanin-like is judged again on its colour with
         # the chroma that compression spread out of a thin vessel put back
@@ -243,18 +248,34 @@ def measure_vessels(
         thin = chain_w <= 2.0 * CHROMA_CELL_PX
         suspect = np.flatnonzero((np.diff(bounds) > 0) & (pos[:, 2] > max_melanin_frac * total) & thin)
         if suspect.size:
-            restored = chroma_restored_od(optics.rgb, pts, det.normals_yx, chain_w, det.segment, suspect, skin)
+            # judged branch by branch (a chain is 8-connected: a hair crossing a vessel, or a
+            # freckle's edge touching one, is one chain with it)
+            branch, n_branch = _branches(pts, det.segment, suspect, key, n)
+            b_chain = np.full(n_branch, -1, np.int64)
+            b_chain[branch[branch >= 0]] = det.segment[branch >= 0]
+            restored = chroma_restored_od(optics.rgb, pts, det.normals_yx, chain_w[np.maximum(b_chain, 0)], branch,
+                                          np.arange(n_branch), skin)  # fmt: skip
             # kept when its colour is that of oxygenated blood (haemoglobin more than venous)
             # and not melanin-like, even at the ends of the hue's error bars
             rp = np.maximum(unmix(restored), 0.0)
             ok = (np.isfinite(restored).all(axis=(1, 2)) & (rp[..., 2] <= max_melanin_frac * rp.sum(axis=2)).all(axis=1)
                   & (rp[..., 0] >= rp[..., 1]).all(axis=1))  # fmt: skip
-            colour[suspect[ok]] = restored[ok, 0]
+            if ok.any():
+                b_len = np.bincount(branch[branch >= 0], minlength=n_branch)
+                rescued_pt = np.zeros(k, bool)
+                rescued_pt[branch >= 0] = ok[branch[branch >= 0]]
+                # a junction point goes with a kept branch it touches
+                rescued_pt |= (branch == -2) & _touches(pts, key, n, rescued_pt)
+                for bid in np.flatnonzero(ok)[np.argsort(-b_len[ok], kind="stable")]:
+                    part_of.setdefault(int(b_chain[bid]), restored[bid, 0])  # the longest kept branch's colour
     for c_id in range(det.n_segments):
         a, b = bounds[c_id], bounds[c_id + 1]
         if a == b:
             continue
         idx = order[a:b]
+        if c_id in part_of:  # only its branches kept by their restored colour, judged by it
+            colour[c_id] = part_of[c_id]
+            idx = idx[rescued_pt[idx]]
         pos = np.maximum(unmix(colour[c_id]), 0.0)
         total = float(pos.sum())
         mel_frac = float(pos[2] / total) if total > 0 else 1.0
@@ -841,3 +862,49 @@ def chroma_restored_od(rgb, pts, normals_yx, chain_width, segment, chains, skin,
     vessel = skin_ycc + dy * np.concatenate([np.ones_like(dy), hue], axis=1)
     out[est] = _od_of_srgb8(vessel @ _YCC_INV.T) - _od_of_srgb8(skin_ycc @ _YCC_INV.T)
     return out
+
+
+_NEIGHBOURS_8 = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _neighbour_index(pts: np.ndarray, key: np.ndarray, n: int) -> np.ndarray:
+    """(K, 8) index of each point's 8-neighbours among the points (``key`` = row * n + col,
+    sorted), -1 where there is none."""
+    out = np.full((pts.shape[0], 8), -1, np.int64)
+    for j, (dy, dx) in enumerate(_NEIGHBOURS_8):
+        x = pts[:, 1].astype(np.int64) + dx
+        nk = key + dy * n + dx
+        i = np.minimum(np.searchsorted(key, nk), key.size - 1)
+        hit = (key[i] == nk) & (x >= 0) & (x < n)
+        out[hit, j] = i[hit]
+    return out
+
+
+def _branches(pts: np.ndarray, segment: np.ndarray, chains: np.ndarray, key: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Split the given chains at their junctions (points with 3 or more 8-neighbours in the
+    chain): per point its branch id (0 .. B-1), -2 at a junction, -1 outside the chains; and B."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    k = pts.shape[0]
+    member = np.isin(segment, chains)
+    nb = _neighbour_index(pts, key, n)
+    same = (nb >= 0) & member[:, None] & (segment[np.maximum(nb, 0)] == segment[:, None])
+    junction = member & (same.sum(axis=1) >= 3)
+    inner = member & ~junction
+    src, col = np.nonzero(same & inner[:, None])
+    dst = nb[src, col]
+    keep = inner[dst]
+    g = coo_matrix((np.ones(int(keep.sum())), (src[keep], dst[keep])), shape=(k, k))
+    _, comp = connected_components(g, directed=False)
+    branch = np.full(k, -1, np.int64)
+    branch[junction] = -2
+    if inner.any():
+        _, branch[inner] = np.unique(comp[inner], return_inverse=True)
+    return branch, int(branch.max()) + 1 if inner.any() else 0
+
+
+def _touches(pts: np.ndarray, key: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:
+    """Points with an 8-neighbour in ``mask`` (K,) bool."""
+    nb = _neighbour_index(pts, key, n)
+    return ((nb >= 0) & mask[np.maximum(nb, 0)]).any(axis=1)

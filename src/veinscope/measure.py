@@ -265,7 +265,7 @@ def measure_vessels(
                 rescued_pt = np.zeros(k, bool)
                 rescued_pt[branch >= 0] = ok[branch[branch >= 0]]
                 # a junction point goes with a kept branch it touches
-                rescued_pt |= (branch == -2) & _touches(pts, key, n, rescued_pt)
+                rescued_pt |= _touches(pts, key, n, rescued_pt, branch == -2)
                 for bid in np.flatnonzero(ok)[np.argsort(-b_len[ok], kind="stable")]:
                     part_of.setdefault(int(b_chain[bid]), restored[bid, 0])  # the longest kept branch's colour
     for c_id in range(det.n_segments):
@@ -693,6 +693,7 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
     return {int(c): float(v) for c, v in zip(ids, de)}
 
 
+_CHUNK_POINTS = 4096
 #: Size (px) of one chroma sample of 4:2:0 subsampling (JPEG, HEIC, most phone video).
 CHROMA_CELL_PX = 2
 #: JFIF (JPEG) sRGB -> Y'CbCr, the space in which JPEG and HEIC keep the chroma at half resolution.
@@ -799,29 +800,30 @@ def chroma_restored_od(rgb, pts, normals_yx, chain_width, segment, chains, skin,
     flat_skin = np.asarray(skin).reshape(-1)
     keys, prof, cen, lev = [], [], [], []
     for r in np.unique(half):  # chains of one profile length at a time
-        sel = np.flatnonzero((pslot >= 0) & (half[np.maximum(pslot, 0)] == r))
-        if sel.size == 0:
-            continue
         t = np.arange(-r - flank_px, r + flank_px + 1, dtype=np.float64)
-        yy = np.rint(pts[sel, 0][None] + t[:, None] * nrm[sel, 0][None]).astype(np.int64)
-        xx = np.rint(pts[sel, 1][None] + t[:, None] * nrm[sel, 1][None]).astype(np.int64)
-        inside = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
-        flat = np.where(inside, yy * n + xx, 0)
-        ok = (inside & flat_skin[flat]).all(axis=0)  # (P,) the whole profile on the photo's skin
-        if not ok.any():
-            continue
-        sel, flat = sel[ok], flat[:, ok]
-        v = flat_rgb[flat].astype(np.float64) @ _YCC.T  # (T, P, 3)
         core = np.abs(t) <= r
-        base = v[~core].mean(axis=0)
-        d = v[core] - base[None]
-        # blocks of block_px x block_px pixels along each chain: neighbouring profiles share
-        # the same interpolated chroma, blocks two chroma cells wide are nearly independent
-        cell = (pts[sel, 0] // block_px) * (n // block_px + 1) + pts[sel, 1] // block_px
-        keys.append(pslot[sel] * ((m // block_px + 1) * (n // block_px + 1)) + cell)
-        prof.append(d.sum(axis=0))
-        cen.append(d[int(r)])
-        lev.append(base)
+        every = np.flatnonzero((pslot >= 0) & (half[np.maximum(pslot, 0)] == r))
+        for start in range(0, every.size, _CHUNK_POINTS):  # a bounded block of profiles at a time (memory)
+            sel = every[start : start + _CHUNK_POINTS]
+            yy = np.rint(pts[sel, 0][None] + t[:, None] * nrm[sel, 0][None]).astype(np.int64)
+            xx = np.rint(pts[sel, 1][None] + t[:, None] * nrm[sel, 1][None]).astype(np.int64)
+            inside = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
+            flat = np.where(inside, yy * n + xx, 0)
+            del yy, xx
+            ok = (inside & flat_skin[flat]).all(axis=0)  # (P,) the whole profile on the photo's skin
+            if not ok.any():
+                continue
+            sel, flat = sel[ok], flat[:, ok]
+            v = flat_rgb[flat].astype(np.float64) @ _YCC.T  # (T, P, 3)
+            base = v[~core].mean(axis=0)
+            d = v[core] - base[None]
+            # blocks of block_px x block_px pixels along each chain: neighbouring profiles share
+            # the same interpolated chroma, blocks two chroma cells wide are nearly independent
+            cell = (pts[sel, 0] // block_px) * (n // block_px + 1) + pts[sel, 1] // block_px
+            keys.append(pslot[sel] * ((m // block_px + 1) * (n // block_px + 1)) + cell)
+            prof.append(d.sum(axis=0))
+            cen.append(d[int(r)])
+            lev.append(base)
     if not keys:
         return out
     key = np.concatenate(keys)
@@ -883,28 +885,51 @@ def _neighbour_index(pts: np.ndarray, key: np.ndarray, n: int) -> np.ndarray:
 def _branches(pts: np.ndarray, segment: np.ndarray, chains: np.ndarray, key: np.ndarray, n: int) -> tuple[np.ndarray, int]:
     """Split the given chains at their junctions (points with 3 or more 8-neighbours in the
     chain): per point its branch id (0 .. B-1), -2 at a junction, -1 outside the chains; and B."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    k = pts.shape[0]
-    member = np.isin(segment, chains)
-    nb = _neighbour_index(pts, key, n)
-    same = (nb >= 0) & member[:, None] & (segment[np.maximum(nb, 0)] == segment[:, None])
-    junction = member & (same.sum(axis=1) >= 3)
-    inner = member & ~junction
-    src, col = np.nonzero(same & inner[:, None])
+    branch = np.full(pts.shape[0], -1, np.int64)
+    sub = np.flatnonzero(np.isin(segment, chains))  # only these points (sorted as ``key``)
+    if sub.size == 0:
+        return branch, 0
+    seg = segment[sub]
+    nb = _neighbour_index(pts[sub], key[sub], n)
+    same = (nb >= 0) & (seg[np.maximum(nb, 0)] == seg[:, None])
+    junction = same.sum(axis=1) >= 3
+    src, col = np.nonzero(same & ~junction[:, None])
     dst = nb[src, col]
-    keep = inner[dst]
-    g = coo_matrix((np.ones(int(keep.sum())), (src[keep], dst[keep])), shape=(k, k))
-    _, comp = connected_components(g, directed=False)
-    branch = np.full(k, -1, np.int64)
-    branch[junction] = -2
-    if inner.any():
-        _, branch[inner] = np.unique(comp[inner], return_inverse=True)
-    return branch, int(branch.max()) + 1 if inner.any() else 0
+    keep = ~junction[dst]
+    comp = _components(sub.size, src[keep], dst[keep])
+    branch[sub[junction]] = -2
+    if junction.all():
+        return branch, 0
+    _, ids = np.unique(comp[~junction], return_inverse=True)
+    branch[sub[~junction]] = ids
+    return branch, int(ids.max()) + 1
 
 
-def _touches(pts: np.ndarray, key: np.ndarray, n: int, mask: np.ndarray) -> np.ndarray:
-    """Points with an 8-neighbour in ``mask`` (K,) bool."""
-    nb = _neighbour_index(pts, key, n)
-    return ((nb >= 0) & mask[np.maximum(nb, 0)]).any(axis=1)
+def _components(n_nodes: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Connected component (its smallest node) of each of ``n_nodes`` nodes joined by the
+    undirected edges ``src``-``dst``: minimum-label propagation with pointer jumping (NumPy
+    only; scipy.sparse.csgraph would cost its 18 MB import inside the analysis)."""
+    lab = np.arange(n_nodes, dtype=np.int64)
+    while True:
+        new = lab.copy()
+        np.minimum.at(new, src, lab[dst])
+        np.minimum.at(new, dst, lab[src])
+        while True:  # jump to the root of each label
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, lab):
+            return lab
+        lab = new
+
+
+def _touches(pts: np.ndarray, key: np.ndarray, n: int, mask: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Points of ``among`` (K,) bool with an 8-neighbour in ``mask`` (K,) bool (both among the
+    points ``key`` sorts), as a (K,) bool."""
+    out = np.zeros(pts.shape[0], bool)
+    sub = np.flatnonzero(among | mask)
+    nb = _neighbour_index(pts[sub], key[sub], n)
+    hit = ((nb >= 0) & mask[sub][np.maximum(nb, 0)]).any(axis=1)
+    out[sub] = hit & among[sub]
+    return out

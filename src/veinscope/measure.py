@@ -18,7 +18,7 @@ import numpy as np
 from veinscope._version import __version__
 from veinscope.segment import CLASS_CODES, CLASS_NAMES
 
-__all__ = ["Analysis", "ClassFigures", "MeasuredVessels", "chain_delta_e", "chain_lengths", "class_figures", "measure_vessels"]
+__all__ = ["Analysis", "ClassFigures", "MeasuredVessels", "chain_delta_e", "chroma_restored_od", "chain_lengths", "class_figures", "measure_vessels"]
 
 _ALL = CLASS_NAMES + ("total",)
 
@@ -139,6 +139,7 @@ class MeasuredVessels:
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
+    restore_chroma=False,
 ):
     """Classify and measure detected centrelines.
 
@@ -189,6 +190,17 @@ def measure_vessels(
         than this CIEDE2000 (:func:`chain_delta_e`, on ``rgb``) is not a visible vessel and is
         dropped (faint blotches of redness, pores and texture the line filter answered);
         ``None`` keeps every chain.
+    restore_chroma : bool
+        Judge a thin chain (diameter at most two chroma cells of 4:2:0, 4 px) whose centre
+        colour is more than ``max_melanin_frac`` melanin-like again, branch by branch (split at
+        its junctions: a hair crossing a vessel is one 8-connected chain with it), on its colour
+        with the chroma that compression (JPEG, HEIC) spread out of it put back
+        (:func:`chroma_restored_od`). A branch is kept, as a red telangiectasia, when that
+        colour is oxygenated blood (haemoglobin part above the venous part) and not
+        melanin-like, at the estimate and at the four corners of its hue's error bars (2
+        standard errors). On a thin red vessel the centre pixel keeps the luma dip but loses
+        most of its hue and reads as a neutral, brownish darkening; a hair, a shadow line or a
+        brown mark does not have blood's hue, restored or not.
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
@@ -222,12 +234,49 @@ def measure_vessels(
     sel = fitted & in_range
     w_median = group_medians(width[sel], det.segment[sel], det.n_segments)
     n_fitted = np.bincount(det.segment[sel], minlength=det.n_segments)[: det.n_segments]
+    colour = od_mean.astype(np.float64)
+    part_of = {}  # chain -> colour of the branches kept by their restored colour
+    if restore_chroma and det.n_segments:
+        # a chain whose centre colour reads melanin-like is judged again on its colour with
+        # the chroma that compression spread out of a thin vessel put back
+        pos = np.maximum(unmix(colour), 0.0)
+        total = pos.sum(axis=1)
+        scale_w = 2.0 * group_medians(det.scale_px[in_range].astype(np.float32), det.segment[in_range], det.n_segments)
+        chain_w = np.where(n_fitted > 0, w_median, scale_w)
+        # only chains narrower than two chroma cells of 4:2:0 (4 px) have lost their hue: a
+        # wider one keeps chroma samples of its own and its centre colour stands
+        thin = chain_w <= 2.0 * CHROMA_CELL_PX
+        suspect = np.flatnonzero((np.diff(bounds) > 0) & (pos[:, 2] > max_melanin_frac * total) & thin)
+        if suspect.size:
+            # judged branch by branch (a chain is 8-connected: a hair crossing a vessel, or a
+            # freckle's edge touching one, is one chain with it)
+            branch, n_branch = _branches(pts, det.segment, suspect, key, n)
+            b_chain = np.full(n_branch, -1, np.int64)
+            b_chain[branch[branch >= 0]] = det.segment[branch >= 0]
+            restored = chroma_restored_od(optics.rgb, pts, det.normals_yx, chain_w[np.maximum(b_chain, 0)], branch,
+                                          np.arange(n_branch), skin)  # fmt: skip
+            # kept when its colour is that of oxygenated blood (haemoglobin more than venous)
+            # and not melanin-like, even at the ends of the hue's error bars
+            rp = np.maximum(unmix(restored), 0.0)
+            ok = (np.isfinite(restored).all(axis=(1, 2)) & (rp[..., 2] <= max_melanin_frac * rp.sum(axis=2)).all(axis=1)
+                  & (rp[..., 0] >= rp[..., 1]).all(axis=1))  # fmt: skip
+            if ok.any():
+                b_len = np.bincount(branch[branch >= 0], minlength=n_branch)
+                rescued_pt = np.zeros(k, bool)
+                rescued_pt[branch >= 0] = ok[branch[branch >= 0]]
+                # a junction point goes with a kept branch it touches
+                rescued_pt |= _touches(pts, key, n, rescued_pt, branch == -2)
+                for bid in np.flatnonzero(ok)[np.argsort(-b_len[ok], kind="stable")]:
+                    part_of.setdefault(int(b_chain[bid]), restored[bid, 0])  # the longest kept branch's colour
     for c_id in range(det.n_segments):
         a, b = bounds[c_id], bounds[c_id + 1]
         if a == b:
             continue
         idx = order[a:b]
-        pos = np.maximum(unmix(od_mean[c_id]), 0.0)
+        if c_id in part_of:  # only its branches kept by their restored colour, judged by it
+            colour[c_id] = part_of[c_id]
+            idx = idx[rescued_pt[idx]]
+        pos = np.maximum(unmix(colour[c_id]), 0.0)
         total = float(pos.sum())
         mel_frac = float(pos[2] / total) if total > 0 else 1.0
         blood = float(pos[0] + pos[1])
@@ -642,3 +691,245 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
         delta_e_lab(np.ascontiguousarray(lab[0, ok]), np.ascontiguousarray(level[ok]), out)
         de[ok] = out
     return {int(c): float(v) for c, v in zip(ids, de)}
+
+
+_CHUNK_POINTS = 4096
+#: Size (px) of one chroma sample of 4:2:0 subsampling (JPEG, HEIC, most phone video).
+CHROMA_CELL_PX = 2
+#: JFIF (JPEG) sRGB -> Y'CbCr, the space in which JPEG and HEIC keep the chroma at half resolution.
+_YCC = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])
+_YCC_INV = np.linalg.inv(_YCC)
+
+
+def _od_of_srgb8(v: np.ndarray) -> np.ndarray:
+    """Optical density -ln(linear reflectance) of (float) 8-bit sRGB values, clamped like ``OD_LUT``."""
+    s = np.clip(np.asarray(v, np.float64) / 255.0, 0.5 / 255.0, 1.0)
+    return -np.log(np.where(s <= 0.04045, s / 12.92, ((s + 0.055) / 1.055) ** 2.4))
+
+
+def chroma_restored_od(rgb, pts, normals_yx, chain_width, segment, chains, skin, *, spread_px: float = 8.0,
+                       flank_px: int = 3, block_px: int = 4, z: float = 2.0) -> np.ndarray:  # fmt: skip
+    """Relative OD (dR, dG, dB) at the centre of each chain, with the chroma the photo's
+    compression spread out of a thin vessel put back.
+
+    JPEG and HEIC keep luma (Y') at full resolution and chroma (Cb, Cr) at half resolution in
+    each direction (4:2:0 subsampling), averaged over 2 x 2 pixels and interpolated back; the
+    camera's demosaicing smooths chroma likewise. Across a vessel one or two pixels wide the
+    luma dip stays sharp while its chroma is spread over about twice the width: the centre
+    pixel keeps the dip in brightness and loses most of the hue, so a red vessel there looks
+    like a neutral, brownish darkening (a large melanin-like part). Averaging and interpolating
+    keep the integral of the chroma across the profile, so for a structure whose colour is the
+    same across its width (Beer-Lambert: one chromophore mixture, a profile ``p(t)`` times a
+    fixed colour vector; linear for small contrasts) the hue per unit of luma is the ratio of
+    the integrals, ``int dCb / int dY'`` and ``int dCr / int dY'``, taken over the vessel and the
+    width the chroma spread into. The centre colour is then the centre's luma dip times
+    ``(1, int dCb / int dY', int dCr / int dY')``, converted back to sRGB and to OD against
+    the skin beside it.
+
+    Sums run along the chain: every point's profile across the vessel (nearest pixels at unit
+    steps along its normal) out to ``chain_width / 2 + spread_px``, less the skin level beside
+    it (mean of the next ``flank_px`` pixels on both sides). Points whose profile leaves the
+    photo or the skin are left out. The hue's uncertainty comes from the scatter of the
+    profile sums over blocks of ``block_px`` pixels along the chain (the standard error of a
+    ratio estimator; neighbouring profiles share interpolated chroma, blocks two chroma cells
+    wide are nearly independent): on a faint chain, skin texture and sensor noise make the
+    ratio of two small integrals anything, and the colours at the hue plus and minus ``z``
+    standard errors say how far it can be trusted. A chain without a luma dip over its
+    profiles (the sum of dY' or the centre's dY' not negative) or with fewer than 3 blocks gets
+    NaN.
+
+    Parameters
+    ----------
+    rgb : ndarray (M, N, 3) uint8
+        The photo (sRGB).
+    pts : ndarray (K, 2) int
+        Centreline points (row, col).
+    normals_yx : ndarray (K, 2) float
+        Unit vector across the vessel at each point.
+    chain_width : ndarray (C,) float
+        Diameter (px) of each chain (NaN or under 1: taken as 1).
+    segment : ndarray (K,) int
+        Chain id of each point (0 .. C-1).
+    chains : ndarray of int
+        The chains to estimate.
+    skin : ndarray (M, N) bool
+    spread_px : float
+        How far beyond a vessel's edge its chroma is spread (2 x 2 cells, interpolated, plus
+        the camera's blur).
+    flank_px : int
+        Width of the skin level taken beside the profile on each side.
+    block_px : int
+        Size of the blocks along a chain whose scatter gives the hue's standard error.
+    z : float
+        Standard errors of the hue at the corners returned (2: about 95 % each way).
+
+    Returns
+    -------
+    ndarray (len(chains), 5, 3) float64
+        Relative OD at each chain's centre: ``[:, 0]`` the estimate, ``[:, 1:]`` with the hue
+        (Cb and Cr per unit of luma) moved by plus or minus ``z`` standard errors (the four
+        corners); NaN: not estimated.
+
+    Examples
+    --------
+    A line of uniform colour, nothing spread: its own OD against the skin.
+
+    >>> rgb = np.full((30, 40, 3), (200, 150, 130), np.uint8); rgb[14:16] = (185, 120, 112)
+    >>> pts = np.array([[14, x] for x in range(5, 35)]); nrm = np.tile([1.0, 0.0], (30, 1))
+    >>> od = chroma_restored_od(rgb, pts, nrm, np.array([2.0]), np.zeros(30, int), np.array([0]), np.ones((30, 40), bool))
+    >>> od.shape, np.round(od[0, 0], 2).tolist()
+    ((1, 5, 3), [0.17, 0.48, 0.32])
+    """
+    pts = np.asarray(pts)
+    nrm = np.asarray(normals_yx, np.float64)
+    segment = np.asarray(segment)
+    chains = np.asarray(chains, np.int64)
+    m, n = skin.shape
+    out = np.full((chains.size, 5, 3), np.nan)
+    if chains.size == 0:
+        return out
+    w = np.asarray(chain_width, np.float64)[chains]
+    w = np.where(np.isfinite(w) & (w >= 1.0), w, 1.0)
+    half = np.ceil(0.5 * w + spread_px).astype(np.int64)  # core half-width of each chain's profile
+    slot = np.full(int(segment.max()) + 1 if segment.size else 1, -1, np.int64)
+    slot[chains] = np.arange(chains.size)
+    in_range = (segment >= 0) & (segment < slot.size)
+    pslot = np.full(segment.size, -1, np.int64)
+    pslot[in_range] = slot[segment[in_range]]
+    flat_rgb = np.asarray(rgb).reshape(-1, 3)
+    flat_skin = np.asarray(skin).reshape(-1)
+    keys, prof, cen, lev = [], [], [], []
+    for r in np.unique(half):  # chains of one profile length at a time
+        t = np.arange(-r - flank_px, r + flank_px + 1, dtype=np.float64)
+        core = np.abs(t) <= r
+        every = np.flatnonzero((pslot >= 0) & (half[np.maximum(pslot, 0)] == r))
+        for start in range(0, every.size, _CHUNK_POINTS):  # a bounded block of profiles at a time (memory)
+            sel = every[start : start + _CHUNK_POINTS]
+            yy = np.rint(pts[sel, 0][None] + t[:, None] * nrm[sel, 0][None]).astype(np.int64)
+            xx = np.rint(pts[sel, 1][None] + t[:, None] * nrm[sel, 1][None]).astype(np.int64)
+            inside = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
+            flat = np.where(inside, yy * n + xx, 0)
+            del yy, xx
+            ok = (inside & flat_skin[flat]).all(axis=0)  # (P,) the whole profile on the photo's skin
+            if not ok.any():
+                continue
+            sel, flat = sel[ok], flat[:, ok]
+            v = flat_rgb[flat].astype(np.float64) @ _YCC.T  # (T, P, 3)
+            base = v[~core].mean(axis=0)
+            d = v[core] - base[None]
+            # blocks of block_px x block_px pixels along each chain: neighbouring profiles share
+            # the same interpolated chroma, blocks two chroma cells wide are nearly independent
+            cell = (pts[sel, 0] // block_px) * (n // block_px + 1) + pts[sel, 1] // block_px
+            keys.append(pslot[sel] * ((m // block_px + 1) * (n // block_px + 1)) + cell)
+            prof.append(d.sum(axis=0))
+            cen.append(d[int(r)])
+            lev.append(base)
+    if not keys:
+        return out
+    key = np.concatenate(keys)
+    ukey, blk = np.unique(key, return_inverse=True)
+    bslot = ukey // ((m // block_px + 1) * (n // block_px + 1))  # chain slot of each block
+    nb = ukey.size
+    bsum = np.stack([np.bincount(blk, np.concatenate(prof)[:, j], minlength=nb) for j in range(3)], 1)
+    pts_slot = bslot[blk]
+    count = np.bincount(pts_slot, minlength=chains.size).astype(np.float64)
+    sums = np.stack([np.bincount(bslot, bsum[:, j], minlength=chains.size) for j in range(3)], 1)
+    centre = np.stack([np.bincount(pts_slot, np.concatenate(cen)[:, j], minlength=chains.size) for j in range(3)], 1)
+    level = np.stack([np.bincount(pts_slot, np.concatenate(lev)[:, j], minlength=chains.size) for j in range(3)], 1)
+    n_blocks = np.bincount(bslot, minlength=chains.size)
+    est = (n_blocks >= 3) & (sums[:, 0] < 0) & (centre[:, 0] < 0)
+    if not est.any():
+        return out
+    sy = np.where(est, sums[:, 0], -1.0)
+    hue = sums[:, 1:] / sy[:, None]  # chroma per unit of luma across the profiles (C, 2)
+    # standard error of each ratio from the scatter of the blocks (ratio estimator)
+    resid = bsum[:, 1:] - hue[bslot] * bsum[:, 0:1]
+    nbf = np.maximum(n_blocks, 2).astype(np.float64)
+    var = np.stack([np.bincount(bslot, resid[:, j] ** 2, minlength=chains.size) for j in range(2)], 1)
+    se = np.sqrt(var * (nbf / (nbf - 1.0))[:, None]) / np.abs(sy)[:, None]
+    c = np.maximum(count, 1.0)[:, None]
+    skin_ycc = level / c
+    dy = centre[:, 0:1] / c
+    corners = np.array([[0.0, 0.0], [1.0, 1.0], [1.0, -1.0], [-1.0, 1.0], [-1.0, -1.0]])
+    for j, sign in enumerate(corners):
+        h = hue + z * sign[None] * se
+        vessel = skin_ycc + dy * np.concatenate([np.ones_like(dy), h], axis=1)
+        od = _od_of_srgb8(vessel @ _YCC_INV.T) - _od_of_srgb8(skin_ycc @ _YCC_INV.T)
+        out[est, j] = od[est]
+    return out
+    c = count[est, None]
+    skin_ycc = level[est] / c
+    dy = centre[est, 0:1] / c
+    hue = sums[est, 1:] / sums[est, 0:1]  # chroma per unit of luma across the profile
+    vessel = skin_ycc + dy * np.concatenate([np.ones_like(dy), hue], axis=1)
+    out[est] = _od_of_srgb8(vessel @ _YCC_INV.T) - _od_of_srgb8(skin_ycc @ _YCC_INV.T)
+    return out
+
+
+_NEIGHBOURS_8 = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _neighbour_index(pts: np.ndarray, key: np.ndarray, n: int) -> np.ndarray:
+    """(K, 8) index of each point's 8-neighbours among the points (``key`` = row * n + col,
+    sorted), -1 where there is none."""
+    out = np.full((pts.shape[0], 8), -1, np.int64)
+    for j, (dy, dx) in enumerate(_NEIGHBOURS_8):
+        x = pts[:, 1].astype(np.int64) + dx
+        nk = key + dy * n + dx
+        i = np.minimum(np.searchsorted(key, nk), key.size - 1)
+        hit = (key[i] == nk) & (x >= 0) & (x < n)
+        out[hit, j] = i[hit]
+    return out
+
+
+def _branches(pts: np.ndarray, segment: np.ndarray, chains: np.ndarray, key: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+    """Split the given chains at their junctions (points with 3 or more 8-neighbours in the
+    chain): per point its branch id (0 .. B-1), -2 at a junction, -1 outside the chains; and B."""
+    branch = np.full(pts.shape[0], -1, np.int64)
+    sub = np.flatnonzero(np.isin(segment, chains))  # only these points (sorted as ``key``)
+    if sub.size == 0:
+        return branch, 0
+    seg = segment[sub]
+    nb = _neighbour_index(pts[sub], key[sub], n)
+    same = (nb >= 0) & (seg[np.maximum(nb, 0)] == seg[:, None])
+    junction = same.sum(axis=1) >= 3
+    src, col = np.nonzero(same & ~junction[:, None])
+    dst = nb[src, col]
+    keep = ~junction[dst]
+    comp = _components(sub.size, src[keep], dst[keep])
+    branch[sub[junction]] = -2
+    if junction.all():
+        return branch, 0
+    _, ids = np.unique(comp[~junction], return_inverse=True)
+    branch[sub[~junction]] = ids
+    return branch, int(ids.max()) + 1
+
+
+def _components(n_nodes: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Connected component (its smallest node) of each of ``n_nodes`` nodes joined by the
+    undirected edges ``src``-``dst``: minimum-label propagation with pointer jumping (NumPy
+    only; scipy.sparse.csgraph would cost its 18 MB import inside the analysis)."""
+    lab = np.arange(n_nodes, dtype=np.int64)
+    while True:
+        new = lab.copy()
+        np.minimum.at(new, src, lab[dst])
+        np.minimum.at(new, dst, lab[src])
+        while True:  # jump to the root of each label
+            jumped = new[new]
+            if np.array_equal(jumped, new):
+                break
+            new = jumped
+        if np.array_equal(new, lab):
+            return lab
+        lab = new
+
+
+def _touches(pts: np.ndarray, key: np.ndarray, n: int, mask: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Points of ``among`` (K,) bool with an 8-neighbour in ``mask`` (K,) bool (both among the
+    points ``key`` sorts), as a (K,) bool."""
+    out = np.zeros(pts.shape[0], bool)
+    sub = np.flatnonzero(among | mask)
+    nb = _neighbour_index(pts[sub], key[sub], n)
+    hit = ((nb >= 0) & mask[sub][np.maximum(nb, 0)]).any(axis=1)
+    out[sub] = hit & among[sub]
+    return out

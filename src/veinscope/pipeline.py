@@ -316,6 +316,7 @@ def analyze(
         join_ends=bool(join_ends),
         rgb=rgb,
         min_delta_e=min_delta_e,
+        restore_chroma=True,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

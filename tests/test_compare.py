@@ -1423,3 +1423,127 @@ def test_skin_level_leaves_the_vessels_out():
 
 def _disk3():
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+
+
+def _random_patches(rng, shape, k):
+    """``k`` random patches (one 8-connected blob each, in its tight box, possibly overlapping
+    each other) on a photo of ``shape``, a third of them pushed against the photo's edges."""
+    m, n = shape
+    out = []
+    while len(out) < k:
+        h, w = int(rng.integers(2, 14)), int(rng.integers(2, 14))
+        y0, x0 = int(rng.integers(0, m - h + 1)), int(rng.integers(0, n - w + 1))
+        side = int(rng.integers(0, 6))
+        y0 = 0 if side == 0 else m - h if side == 1 else y0
+        x0 = 0 if side == 2 else n - w if side == 3 else x0
+        blob = rng.random((h, w)) < 0.6
+        nl, lab = cv2.connectedComponents(blob.astype(np.uint8), connectivity=8)
+        if nl < 2:
+            continue
+        region = lab == 1 + int(rng.integers(0, nl - 1))
+        ys, xs = np.nonzero(region)
+        region = region[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        out.append(((y0 + int(ys.min()), y0 + int(ys.max()) + 1, x0 + int(xs.min()), x0 + int(xs.max()) + 1), region))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_patch_pieces_group_as_labelling_the_whole_photo(seed):
+    from veinscope.compare import _patch_pieces
+
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(30, 70)), int(rng.integers(30, 70)))
+    patches = _random_patches(rng, shape, int(rng.integers(5, 40)))
+    mask = np.zeros(shape, bool)
+    for (y0, y1, x0, x1), region in patches:
+        mask[y0:y1, x0:x1] |= region
+    groups, labels = _patch_pieces(mask, [b for b, _ in patches], [r for _, r in patches])
+    # reference: the whole photo labelled at once
+    _, whole = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    ref: dict[int, list] = {}
+    for i, ((y0, y1, x0, x1), region) in enumerate(patches):
+        ref.setdefault(int(whole[y0:y1, x0:x1][region][0]), []).append(i)
+    assert list(groups.values()) == list(ref.values())
+    assert any(len(g) > 1 for g in ref.values())  # patches joined into one piece
+    for ((w, piece), _), (ref_piece, idx) in zip(groups.items(), ref.items()):
+        (wy0, _, wx0, _), lab = labels[w]
+        y0, x0 = min(patches[i][0][0] for i in idx), min(patches[i][0][2] for i in idx)
+        y1, x1 = max(patches[i][0][1] for i in idx), max(patches[i][0][3] for i in idx)
+        np.testing.assert_array_equal(lab[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0] == piece, whole[y0:y1, x0:x1] == ref_piece)
+
+
+def _spiders_unreported_whole_photo(matt, new_mask, ppm, calibrated, *, dist):
+    """``_spiders_unreported`` as on main a70393b (the whole photo labelled): the reference."""
+    from veinscope.compare import _merge_boxes, _patch_part
+
+    parts = matt.pop("_parts", [])
+    back = [s for s in matt.pop("spiders", []) if not new_mask[s["box"][0] : s["box"][1], s["box"][2] : s["box"][3]][s["region"]].any()]
+    mask, fig = matt["mask"], matt["figures"]
+    for s in back:
+        y0, y1, x0, x1 = s["box"]
+        mask[y0:y1, x0:x1] |= s["region"]
+    parts = parts + back
+    if not parts:
+        return
+    matt["boxes"] = _merge_boxes([p["box"] for p in parts])
+    _, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    groups: dict[int, list] = {}
+    for p in parts:
+        y0, y1, x0, x1 = p["box"]
+        groups.setdefault(int(lab[y0:y1, x0:x1][p["region"]][0]), []).append(p)
+    locations = []
+    for piece, group in groups.items():
+        if len(group) == 1:
+            locations.append(group[0]["location"])
+            continue
+        y0, x0 = min(p["box"][0] for p in group), min(p["box"][2] for p in group)
+        y1, x1 = max(p["box"][1] for p in group), max(p["box"][3] for p in group)
+        red = np.zeros((y1 - y0, x1 - x0), bool)
+        inc = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
+        for p in group:
+            py0, py1, px0, px1 = p["box"]
+            sub = (slice(py0 - y0, py1 - y0), slice(px0 - x0, px1 - x0))
+            red[sub] |= p["red"]
+            inc[sub] = np.where(p["region"], p["inc"], inc[sub])
+        region = lab[y0:y1, x0:x1] == piece
+        locations.append(_patch_part((y0, y1, x0, x1), region, red, inc, dist=dist, shape=mask.shape, ppm=ppm, calibrated=calibrated)["location"])
+    area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in matt["boxes"]))
+    fig.update(detected=True, area_px2=area_px, area_mm2=round(area_px / ppm**2, 3) if calibrated else None, patches=len(locations), locations=locations)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_spiders_given_back_as_when_the_whole_photo_is_labelled(seed):
+    import copy
+
+    from veinscope.compare import _patch_part, _spiders_unreported, _VesselDistance
+
+    rng = np.random.default_rng(100 + seed)
+    shape = (int(rng.integers(40, 80)), int(rng.integers(40, 80)))
+    ppm = float(rng.uniform(3.0, 8.0))
+    dist = _VesselDistance(rng.random(shape) < 0.002)
+    kw = dict(dist=dist, shape=shape, ppm=ppm, calibrated=bool(seed % 2))
+
+    def part(box, region):
+        h, w = region.shape
+        return _patch_part(box, region, region & (rng.random((h, w)) < 0.5), rng.normal(size=(h, w)).astype(np.float32), **kw)
+
+    patches = _random_patches(rng, shape, int(rng.integers(6, 30)))
+    k = len(patches) // 2
+    parts = [part(b, r) for b, r in patches[:k]]
+    spiders = [part(b, r) for b, r in patches[k:]]
+    mask = np.zeros(shape, bool)
+    for p in parts:
+        y0, y1, x0, x1 = p["box"]
+        mask[y0:y1, x0:x1] |= p["region"]
+    # the new-vessel step reports about half the spiders
+    new_mask = np.zeros(shape, bool)
+    for s in spiders[::2]:
+        y0, y1, x0, x1 = s["box"]
+        new_mask[y0:y1, x0:x1] |= s["region"]
+    matt = {"mask": mask, "boxes": [], "figures": {"detected": bool(parts), "patches": len(parts), "locations": [p["location"] for p in parts]}, "spiders": spiders, "_parts": parts}
+    ref = copy.deepcopy(matt)
+    _spiders_unreported(matt, new_mask, ppm, kw["calibrated"], dist=dist)
+    _spiders_unreported_whole_photo(ref, new_mask, ppm, kw["calibrated"], dist=dist)
+    np.testing.assert_array_equal(matt.pop("mask"), ref.pop("mask"))
+    assert matt == ref
+    assert len(matt["figures"]["locations"]) < k + len(spiders[1::2])  # some patches joined

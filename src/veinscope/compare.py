@@ -2181,6 +2181,31 @@ def _patch_part(box, region, red, inc, *, dist, shape, ppm, calibrated) -> dict:
     return {"box": box, "region": region, "red": red, "inc": inc, "location": location}
 
 
+def _patch_pieces(mask: np.ndarray, boxes: list, regions: list) -> tuple[dict, list]:
+    """The patches (``regions``, each non-empty, in its tight ``box``) grouped by the 8-connected
+    piece of ``mask`` they lie in, where ``mask`` is the union of the regions (no pixel outside
+    the boxes). The same grouping as labelling the whole photo, at the cost of the boxes only:
+    the boxes widened by one pixel are merged (:func:`_merge_boxes`) into disjoint windows, and
+    no 8-connected path of ``mask`` leaves its window (two pixels one step apart in two
+    windows would make those windows overlap), so each window is labelled on its own.
+
+    Returns ``groups``, ``{(window, label): [index of each patch in it, in order]}`` in the
+    order the patches first reach each piece, and ``labels``, each window's ``(box, labels)``
+    (int32, the window's own labels)."""
+    m, n = mask.shape
+    windows = _merge_boxes([(y0, min(m, y1 + 1), x0, min(n, x1 + 1)) for y0, y1, x0, x1 in boxes])
+    labels = []
+    for y0, y1, x0, x1 in windows:
+        _, lab = cv2.connectedComponents(mask[y0:y1, x0:x1].astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        labels.append(((y0, y1, x0, x1), lab))
+    groups: dict[tuple, list] = {}
+    for i, ((y0, y1, x0, x1), region) in enumerate(zip(boxes, regions)):
+        w = next(j for j, (wy0, wy1, wx0, wx1) in enumerate(windows) if wy0 <= y0 and y1 <= wy1 and wx0 <= x0 and x1 <= wx1)
+        (wy0, _, wx0, _), lab = labels[w]
+        groups.setdefault((w, int(lab[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0][region][0])), []).append(i)
+    return groups, labels
+
+
 def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated: bool, *, dist) -> None:
     """Give back to matting the patches ``_matting`` took out as new red spiders in which the
     new-vessel step reports no vessel (``new_mask``): they would otherwise be counted nowhere
@@ -2199,14 +2224,12 @@ def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated
     if not parts:
         return
     matt["boxes"] = _merge_boxes([p["box"] for p in parts])
-    # one patch per connected piece of the final mask (8-connected, as each patch was found)
-    _, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    groups: dict[int, list] = {}
-    for p in parts:
-        y0, y1, x0, x1 = p["box"]
-        groups.setdefault(int(lab[y0:y1, x0:x1][p["region"]][0]), []).append(p)
+    # one patch per connected piece of the final mask (8-connected, as each patch was found),
+    # labelled only in the boxes around the patches (:func:`_patch_pieces`)
+    groups, labels = _patch_pieces(mask, [p["box"] for p in parts], [p["region"] for p in parts])
     locations = []
-    for piece, group in groups.items():
+    for key, idx in groups.items():
+        group = [parts[i] for i in idx]
         if len(group) == 1:
             locations.append(group[0]["location"])
             continue
@@ -2219,7 +2242,8 @@ def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated
             sub = (slice(py0 - y0, py1 - y0), slice(px0 - x0, px1 - x0))
             red[sub] |= p["red"]
             inc[sub] = np.where(p["region"], p["inc"], inc[sub])
-        region = lab[y0:y1, x0:x1] == piece
+        (ly0, _, lx0, _), lab = labels[key[0]]
+        region = lab[y0 - ly0 : y1 - ly0, x0 - lx0 : x1 - lx0] == key[1]
         locations.append(_patch_part((y0, y1, x0, x1), region, red, inc, dist=dist, shape=mask.shape, ppm=ppm, calibrated=calibrated)["location"])
     area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in matt["boxes"]))
     fig.update(detected=True, area_px2=area_px, area_mm2=round(area_px / ppm**2, 3) if calibrated else None, patches=len(locations), locations=locations)

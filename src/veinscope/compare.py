@@ -2103,6 +2103,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             width_px = 2.0 * float(cv2.distanceTransform(np.pad(region, 1).astype(np.uint8), cv2.DIST_L2, 5).max())
             if width_px < min_width_mm * ppm:
                 continue  # a single new vessel, not a patch of matting
+            # over the whole outline, also the edge strip it reaches into where no redness was
+            # looked for: stricter at the photo's edge, on purpose (read where it was looked
+            # for, a 10 mm² edge patch far from any treated vessel, outside the truth, passed
+            # in series pair 300/2; session 14). The reported share is read where it was looked for.
             share = float(new_red[y : y + h, x : x + w][region].mean())
             if share < 0.05:
                 continue
@@ -2111,7 +2115,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 if _one_radiating_structure(fv, ppm, red=new_red[y : y + h, x : x + w] & region):
                     # a new red spider, not matting, if the new-vessel step reports it (kept
                     # aside: ``compare`` gives it back to matting otherwise)
-                    spiders.append(_patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, new_red[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], **fig_kw))
+                    spiders.append(_patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, new_red[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], looked=vb[y : y + h, x : x + w], **fig_kw))
                     continue
             accepted.append(i)
         if not accepted:
@@ -2134,7 +2138,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         for i in accepted:
             x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
             region = lab[y : y + h, x : x + w] == i
-            part = _patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, new_red[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], **fig_kw)
+            part = _patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, new_red[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], looked=vb[y : y + h, x : x + w], **fig_kw)
             y0, y1, x0, x1 = part["box"]
             mask[y0:y1, x0:x1] |= region
             out_boxes.append(part["box"])
@@ -2164,17 +2168,30 @@ def _with_spiders(matt: dict) -> np.ndarray:
     return mask
 
 
-def _patch_part(box, region, red, inc, *, dist, shape, ppm, calibrated) -> dict:
+def _looked(region: np.ndarray, looked: np.ndarray | None) -> np.ndarray:
+    """The part of a patch's ``region`` where new redness was looked for (``looked``: the
+    margin inside the compared skin; a patch at an edge is outlined beyond it), or the whole
+    region when ``looked`` is not given or misses it."""
+    if looked is None:
+        return region
+    inside = region & looked
+    return inside if inside.any() else region
+
+
+def _patch_part(box, region, red, inc, *, dist, shape, ppm, calibrated, looked=None) -> dict:
     """A matting patch's pixels (``region`` in ``box``; ``red``: the perceptible new redness and
-    ``inc``: the redness increase, both over the box) and its reported figures."""
-    red = red & region
-    inc = np.where(region, inc, np.float32(np.nan)).astype(np.float32)
+    ``inc``: the redness increase, both over the box) and its reported figures. The share of
+    new vessels and the redness increase are read where new redness was looked for
+    (``looked``, over the box: see :func:`_looked`); ``inc`` is kept (NaN elsewhere) there only."""
+    sel = _looked(region, looked)
+    red = red & sel
+    inc = np.where(sel, inc, np.float32(np.nan)).astype(np.float32)
     area = int(region.sum())
     location = {
         "area_mm2": round(area / ppm**2, 3) if calibrated else None,
         "area_px2": area,
-        "new_vessel_share": round(float(red[region].mean()), 3),
-        "redness_increase": round(float(np.percentile(inc[region], 95)), 4),
+        "new_vessel_share": round(float(red[sel].mean()), 3),
+        "redness_increase": round(float(np.percentile(inc[sel], 95)), 4),
         "distance_to_treated_px": round(dist.min_to(box, region), 1),
         **_location(box, region, shape, ppm, calibrated),
     }
@@ -2241,10 +2258,11 @@ def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated
             py0, py1, px0, px1 = p["box"]
             sub = (slice(py0 - y0, py1 - y0), slice(px0 - x0, px1 - x0))
             red[sub] |= p["red"]
-            inc[sub] = np.where(p["region"], p["inc"], inc[sub])
+            inc[sub] = np.where(np.isfinite(p["inc"]), p["inc"], inc[sub])
         (ly0, _, lx0, _), lab = labels[key[0]]
         region = lab[y0 - ly0 : y1 - ly0, x0 - lx0 : x1 - lx0] == key[1]
-        locations.append(_patch_part((y0, y1, x0, x1), region, red, inc, dist=dist, shape=mask.shape, ppm=ppm, calibrated=calibrated)["location"])
+        # each part's increase is kept where its redness was looked for: so is the group's
+        locations.append(_patch_part((y0, y1, x0, x1), region, red, inc, dist=dist, shape=mask.shape, ppm=ppm, calibrated=calibrated, looked=np.isfinite(inc))["location"])
     area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in matt["boxes"]))
     fig.update(detected=True, area_px2=area_px, area_mm2=round(area_px / ppm**2, 3) if calibrated else None, patches=len(locations), locations=locations)
 

@@ -93,7 +93,11 @@ def _nearest(points, shape):
 
 
 def chain_rule(det, optics, kw):
-    """Per chain: 0 kept by the colour rules, 1 melanin-like, 2 too dark (measure_vessels' tests)."""
+    """Per chain: 0 kept by the colour rules, 1 melanin-like, 2 too dark (measure_vessels' tests).
+
+    The centre-pixel reading only: ``measure_vessels(restore_chroma=True)`` then gives thin
+    melanin-like branches that are clearly blood back, so of a chain marked 1 here only the
+    points the engine did not accept count as dropped (``losses`` looks at those only)."""
     from veinscope.chromophores import unmix
 
     od = optics.relative_od_at(det.points_yx)

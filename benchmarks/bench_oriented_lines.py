@@ -243,6 +243,19 @@ class _Tap:
         self.pl.detect_vessels = self.det0
 
 
+def _analysed(tap, args):
+    """Set A's photos one by one, analysed through ``tap``: (i, seed, photo, analysis, detection
+    signal, skin, detect_vessels' settings)."""
+    import veinscope
+
+    for i in range(args.n):
+        seed = args.seed0 + i
+        photo = set_a_photo(i, seed, (1600, 1200), args.cache)
+        tap.seen.clear()
+        a = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm)
+        yield i, seed, photo, a, tap.seen["signal"], tap.seen["skin"], tap.seen["kw"]
+
+
 def _truth_points(photo, shape):
     """(K, 5): row, col, length mm, ΔE00, class code of the visible true centreline points >= 0.2 mm."""
     rows = []
@@ -285,12 +298,7 @@ def detector(args) -> int:
     tap = _Tap()
     acc = {}
     try:
-        for i in range(args.n):
-            seed = args.seed0 + i
-            photo = set_a_photo(i, seed, (1600, 1200), args.cache)
-            tap.seen.clear()
-            a = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm)
-            sig, skin, kw = tap.seen["signal"], tap.seen["skin"], tap.seen["kw"]
+        for i, seed, photo, a, sig, skin, kw in _analysed(tap, args):
             d_off = distance_transform_edt(~((photo.labels > 0) | photo.ignore))
             pts = _truth_points(photo, sig.shape)
             iy, ix = pts[:, 0].astype(int), pts[:, 1].astype(int)
@@ -318,6 +326,8 @@ def detector(args) -> int:
     finally:
         tap.close()
     for grp in ("all", "types 1-4", "types 5-6"):
+        if (names[0], grp, LEVELS[0]) not in acc:
+            continue  # no photo of these types among the --n photos
         print(f"\nPhotos: {grp}. Share of the visible true length reached (candidate within 2.5 px) / off-truth candidate pixels\n")
         print("| variant | level (noise units) | off-truth px | " + " | ".join(GROUPS) + " |")
         print("|---|---|---|" + "---|" * len(GROUPS))
@@ -358,12 +368,7 @@ def units(args) -> int:
     total = [0, 0]
     ratios = {}
     try:
-        for i in range(args.n):
-            seed = args.seed0 + i
-            photo = set_a_photo(i, seed, (1600, 1200), args.cache)
-            tap.seen.clear()
-            a = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm)
-            sig, skin, kw = tap.seen["signal"], tap.seen["skin"], tap.seen["kw"]
+        for i, seed, photo, a, sig, skin, kw in _analysed(tap, args):
             sigmas = a.params["sigmas_px"]
             coarse = [s for s in sigmas if s >= 2.2]
             away = cv2.dilate(((photo.labels > 0) | photo.ignore).astype(np.uint8), np.ones((21, 21), np.uint8)) == 0

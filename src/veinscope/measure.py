@@ -139,7 +139,7 @@ class MeasuredVessels:
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
-    restore_chroma=False,
+    restore_chroma=False, weak_min_delta_e=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -190,6 +190,13 @@ def measure_vessels(
         than this CIEDE2000 (:func:`chain_delta_e`, on ``rgb``) is not a visible vessel and is
         dropped (faint blotches of redness, pores and texture the line filter answered);
         ``None`` keeps every chain.
+    weak_min_delta_e : float, optional
+        The chains ``det.weak`` marks (bands the hysteresis dropped,
+        :func:`veinscope.segment.detect_vessels`' ``weak_bands``) are kept only when their
+        :func:`chain_delta_e` on ``rgb`` is at least this (not judged: dropped) and their median
+        diameter is under 1 mm (the telangiectasia classes: a wide faint band is shading
+        between bulges of the leg more often than a vein), after every other rule. ``None``:
+        weak chains are dropped.
     restore_chroma : bool
         Judge a thin chain (diameter at most two chroma cells of 4:2:0, 4 px) whose centre
         colour is more than ``max_melanin_frac`` melanin-like again, branch by branch (split at
@@ -311,10 +318,22 @@ def measure_vessels(
         )  # fmt: skip
         del cover
         accepted &= keep[det.segment]
+    weak = getattr(det, "weak", None)
+    if weak is not None and weak.any() and (rgb is None or weak_min_delta_e is None):
+        accepted &= ~weak[det.segment]
     accepted &= ~_isolated_patches(pts, det.segment, accepted, width)
-    if rgb is not None and min_delta_e is not None and accepted.any():
+    judge_weak = weak is not None and weak.any() and rgb is not None and weak_min_delta_e is not None
+    if rgb is not None and (min_delta_e is not None or judge_weak) and accepted.any():
         de = chain_delta_e(rgb, pts, det.normals_yx, width, det.segment, accepted, skin)
-        faint = np.array([c for c, v in de.items() if v < min_delta_e], np.int64)  # NaN: not judged, kept
+        # NaN: not judged, kept; a weak chain only on clear evidence
+        low = [c for c, v in de.items() if min_delta_e is not None and v < min_delta_e]
+        if judge_weak:
+            wide = np.zeros(det.n_segments, bool)
+            sel = accepted & weak[det.segment] & np.isfinite(width)
+            if sel.any():
+                wide = group_medians(width[sel].astype(np.float32), det.segment[sel], det.n_segments) >= ppm * 1.0
+            low += [c for c, v in de.items() if weak[c] and (not v >= weak_min_delta_e or wide[c])]
+        faint = np.array(low, np.int64)
         if faint.size:
             accepted &= ~np.isin(det.segment, faint)
     width[~accepted] = np.nan

@@ -305,6 +305,9 @@ class VesselDetection:
         Robust spread of the ridge strength over the skin (the detection's noise unit).
     thresholds : tuple of float
         (low, high) hysteresis thresholds actually used, in strength units.
+    weak : ndarray (n_segments,) bool or None
+        With ``detect_vessels(weak_bands=True)``: segments that lie only in bands the hysteresis
+        and the long-band rule would have dropped (to be judged by their colour); else None.
     """
 
     points_yx: np.ndarray
@@ -315,6 +318,7 @@ class VesselDetection:
     n_segments: int
     noise: float
     thresholds: tuple[float, float]
+    weak: np.ndarray | None = None
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:
@@ -361,6 +365,7 @@ def detect_vessels(
     border_px: int = 3,
     noise_cell_px: int = 64,
     consume: bool = False,
+    weak_bands: bool = False,
 ) -> VesselDetection:
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
@@ -412,10 +417,17 @@ def detect_vessels(
         The caller hands ``ridge`` over: its ``strength`` array is overwritten and the arrays
         not needed any more are released as soon as possible (saves two image-sized float32
         maps at the memory peak of a 12 MP analysis when ``ridge`` is passed as a temporary).
+    weak_bands : bool
+        Keep the centrelines of the bands that fail the hysteresis and the long-band rule too
+        (bands at least ``min_length_px`` long; their pieces ``min_piece_px`` like any), marked in
+        ``VesselDetection.weak``: the caller judges them by other evidence (their colour against
+        the skin beside them, :func:`veinscope.measure.measure_vessels`' ``weak_min_delta_e``).
+        A chain that joins a kept band's centreline (a gap bridged) is not weak.
     """
     from veinscope._kernels.ridges import (
-        bridge_gaps, centreline_candidates, keep_in_labels, kept_points, ridge_regions, snap_to_crest, strong_labels, thin_corners,
-    )
+        bridge_gaps, centreline_candidates, keep_in_labels, kept_points, mark_in_labels, ridge_regions, snap_to_crest,
+        strong_labels, thin_corners,
+    )  # fmt: skip
 
     skin = np.asarray(skin, dtype=bool)
     if skin.shape != ridge.strength.shape:
@@ -468,7 +480,12 @@ def detect_vessels(
         lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, flank, float(min_symmetry), cand,
     )  # fmt: skip
     del flank
-    keep_in_labels(cand, lab, keep)
+    if weak_bands:
+        weak = ~keep & (extent >= min_length_px)
+        weak[0] = False
+        mark_in_labels(cand, lab, keep, weak)  # weak bands' candidates 3, the kept ones' 2
+    else:
+        keep_in_labels(cand, lab, keep)
     del lab
     if snap:
         from veinscope.vesselness import MIN_LEVEL_SIGMA_PX
@@ -491,14 +508,20 @@ def detect_vessels(
         n_segments=0,
         noise=float(noise),
         thresholds=(float(low_noise * noise), float(high_noise * noise)),
+        weak=np.zeros(0, bool) if weak_bands else None,
     )
     if nlab == 0:
         return empty
     ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
-    del lab, cand
+    del lab
     if kept == 0:
         return empty
     s = q[ys, xs]
+    weak_seg = None
+    if weak_bands:
+        # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
+        weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
+    del cand
     return VesselDetection(
         points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
         segment=seg.astype(np.int32),
@@ -508,6 +531,7 @@ def detect_vessels(
         n_segments=int(kept),
         noise=float(noise),
         thresholds=(float(low_noise * noise), float(high_noise * noise)),
+        weak=weak_seg,
     )
 
 

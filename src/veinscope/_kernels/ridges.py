@@ -255,8 +255,8 @@ def centreline_candidates(
 def kept_points(lab, cand, nlab, min_size):  # pragma: no cover - compiled
     """Centreline points of the components that have a strong pixel and ``>= min_size`` pixels.
 
-    ``lab`` int32 (M, N) component labels 1..nlab (0 background), ``cand`` uint8 with 2 at
-    strong pixels. Returns (ys, xs, segment ids 0..K-1 in order of first appearance of the
+    ``lab`` int32 (M, N) component labels 1..nlab (0 background), ``cand`` uint8 with 2 (or 3,
+    :func:`mark_in_labels`' weak bands) at strong pixels. Returns (ys, xs, segment ids 0..K-1 in order of first appearance of the
     kept labels' numbering, number of kept segments), points in row-major order.
     """
     m = lab.shape[0]
@@ -268,7 +268,7 @@ def kept_points(lab, cand, nlab, min_size):  # pragma: no cover - compiled
             k = lab[i, j]
             if k > 0:
                 size[k] += 1
-                if cand[i, j] == 2:
+                if cand[i, j] >= 2:
                     strong[k] = True
     new_id = np.full(nlab + 1, -1, np.int64)
     kept = 0
@@ -418,6 +418,21 @@ def keep_in_labels(cand, lab, keep):  # pragma: no cover - compiled
         for j in range(n):
             if cand[i, j] != 0 and not keep[lab[i, j]]:
                 cand[i, j] = 0
+    return cand
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def mark_in_labels(cand, lab, keep, weak):  # pragma: no cover - compiled
+    """Set ``cand`` to 0 outside the components whose ``keep`` or ``weak`` is True and to 3
+    (a weak band's candidate) inside those only ``weak`` is True for (in place)."""
+    m = cand.shape[0]
+    n = cand.shape[1]
+    for i in nb.prange(m):
+        for j in range(n):
+            if cand[i, j] != 0:
+                k = lab[i, j]
+                if not keep[k]:
+                    cand[i, j] = 3 if weak[k] else 0
     return cand
 
 

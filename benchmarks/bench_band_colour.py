@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,43 +37,17 @@ MINLEN = (0.5, 1.0, 2.0)  # chain length (points / px per mm); the engine's own 
 
 
 def chain_colour(rgb, det, skin, n_offsets=6):
-    """Per chain of ``det``: (ΔE00 against the copies' median, median ΔE00 of the copies from it)."""
-    from veinscope._kernels.colourdiff import delta_e_lab
-    from veinscope.colour import srgb8_to_lab
+    """Per chain of ``det``: (ΔE00 against the copies' median, median ΔE00 of the copies from it).
 
-    m, n = skin.shape
-    pts, seg, nc = det.points_yx, det.segment.astype(np.int64), det.n_segments
+    The engine's sampling (``measure._chain_copies_lab``), each chain's width taken as the mean
+    of 2 x its points' Hessian scale (the loose chains have no measured widths)."""
+    from veinscope._kernels.colourdiff import delta_e_lab
+    from veinscope.measure import _chain_copies_lab
+
+    seg, nc = det.segment.astype(np.int64), det.n_segments
     cnt0 = np.bincount(seg, minlength=nc)
     wc = np.bincount(seg, weights=2.0 * det.scale_px, minlength=nc) / np.maximum(cnt0, 1)
-    wp = wc[seg]
-    step = np.maximum(wp, 2.0)
-    j = np.arange(1, n_offsets + 1, dtype=np.float64)[:, None]
-    d = 0.5 * wp + step * j
-    offsets = np.concatenate([np.zeros((1, wp.size)), d, -d])
-    n_lines = offsets.shape[0]
-    t = (offsets[None] + np.array([-0.25, 0.0, 0.25])[:, None, None] * wp).reshape(3 * n_lines, -1)
-    yy = np.rint(pts[:, 0] + t * det.normals_yx[:, 0]).astype(np.int64)
-    xx = np.rint(pts[:, 1] + t * det.normals_yx[:, 1]).astype(np.int64)
-    ok = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
-    flat = (yy * n + xx)[ok]
-    on = np.ravel(skin)[flat]
-    ok[ok] = on
-    flat = flat[on]
-    line = np.broadcast_to(np.tile(np.arange(n_lines), 3)[:, None], t.shape)
-    key = (line * nc + seg[None])[ok]
-    col = rgb.reshape(-1, 3)[flat].astype(np.float64)
-    cnt = np.bincount(key, minlength=n_lines * nc).reshape(n_lines, nc)
-    means = np.full((n_lines, nc, 3), np.nan)
-    good = cnt > 0
-    for ch in range(3):
-        s = np.bincount(key, weights=col[:, ch], minlength=n_lines * nc).reshape(n_lines, nc)
-        means[..., ch][good] = s[good] / cnt[good]
-    valid = np.isfinite(means[..., 0])
-    lab = srgb8_to_lab(np.nan_to_num(means))
-    lab[~valid] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN copies: not judged
-        level = np.nanmedian(lab[1:], axis=0)
+    lab, level, valid = _chain_copies_lab(rgb, det.points_yx, np.asarray(det.normals_yx, np.float64), wc[seg], seg, nc, skin, n_offsets=n_offsets)
     de = np.full(nc, np.nan)
     spread = np.full(nc, np.nan)
     okc = valid[0] & (valid[1:].sum(axis=0) >= 4)

@@ -612,6 +612,51 @@ def chain_lengths(points_yx, segment, n_segments: int, shape) -> np.ndarray:
     return out
 
 
+def _chain_copies_lab(rgb, pts, normals_yx, wp, inv, nc, skin, *, n_offsets: int = 6):
+    """CIELAB means along chains and along their parallel copies (:func:`chain_delta_e`'s sampling).
+
+    ``pts`` (P, 2), ``normals_yx`` (P, 2) float and ``wp`` (P,) width (px) of each point's chain;
+    ``inv`` (P,) the chain index (0 .. ``nc`` - 1) of each point. Returns ``lab``
+    (1 + 2 n_offsets, nc, 3): line 0 the chains' own mean colour, then the copies (NaN where a
+    line has no sample on ``skin``), ``level`` (nc, 3): the copies' component-wise median, and
+    ``valid`` (1 + 2 n_offsets, nc) bool.
+    """
+    import warnings
+
+    from veinscope.colour import srgb8_to_lab
+
+    m, n = skin.shape
+    step = np.maximum(wp, 2.0)
+    j = np.arange(1, n_offsets + 1, dtype=np.float64)[:, None]
+    d = 0.5 * wp + step * j  # (n_offsets, P): distance of each copy from the centreline
+    offsets = np.concatenate([np.zeros((1, wp.size)), d, -d])  # line 0 the chain, then the copies
+    n_lines = offsets.shape[0]
+    t = (offsets[None] + np.array([-0.25, 0.0, 0.25])[:, None, None] * wp).reshape(3 * n_lines, -1)
+    yy = np.rint(pts[:, 0] + t * normals_yx[:, 0]).astype(np.int64)
+    xx = np.rint(pts[:, 1] + t * normals_yx[:, 1]).astype(np.int64)
+    ok = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
+    flat = (yy * n + xx)[ok]
+    on_skin = np.ravel(skin)[flat]
+    ok[ok] = on_skin
+    flat = flat[on_skin]
+    line = np.broadcast_to(np.tile(np.arange(n_lines), 3)[:, None], t.shape)
+    key = (line * nc + inv[None])[ok]
+    col = np.asarray(rgb).reshape(-1, 3)[flat]
+    cnt = np.bincount(key, minlength=n_lines * nc).reshape(n_lines, nc)
+    means = np.full((n_lines, nc, 3), np.nan)
+    good = cnt > 0
+    for ch in range(3):
+        sums = np.bincount(key, weights=col[:, ch], minlength=n_lines * nc).reshape(n_lines, nc)
+        means[..., ch][good] = sums[good] / cnt[good]
+    valid = np.isfinite(means[..., 0])
+    lab = srgb8_to_lab(np.nan_to_num(means))
+    lab[~valid] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN copies of a chain: judged below
+        level = np.nanmedian(lab[1:], axis=0)
+    return lab, level, valid
+
+
 def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_offsets: int = 6) -> dict[int, float]:
     """Each accepted chain's colour difference (CIEDE2000) from the skin beside it, on the photo.
 
@@ -655,13 +700,9 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
     >>> round(de[0], 1)
     27.3
     """
-    import warnings
-
     from veinscope._kernels.colourdiff import delta_e_lab
     from veinscope._kernels.groups import group_medians
-    from veinscope.colour import srgb8_to_lab
 
-    m, n = skin.shape
     idx = np.flatnonzero(accepted)
     if idx.size == 0:
         return {}
@@ -674,35 +715,7 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
         med = group_medians(w[fin].astype(np.float32), inv[fin].astype(np.int64), nc).astype(np.float64)
         has = np.bincount(inv[fin], minlength=nc) > 0
         wc[has] = med[has]
-    wp = wc[inv]
-    step = np.maximum(wp, 2.0)
-    j = np.arange(1, n_offsets + 1, dtype=np.float64)[:, None]
-    d = 0.5 * wp + step * j  # (n_offsets, P): distance of each copy from the centreline
-    offsets = np.concatenate([np.zeros((1, wp.size)), d, -d])  # line 0 the chain, then the copies
-    n_lines = offsets.shape[0]
-    t = (offsets[None] + np.array([-0.25, 0.0, 0.25])[:, None, None] * wp).reshape(3 * n_lines, -1)
-    yy = np.rint(pts[idx, 0] + t * np.asarray(normals_yx, np.float64)[idx, 0]).astype(np.int64)
-    xx = np.rint(pts[idx, 1] + t * np.asarray(normals_yx, np.float64)[idx, 1]).astype(np.int64)
-    ok = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
-    flat = (yy * n + xx)[ok]
-    on_skin = np.ravel(skin)[flat]
-    ok[ok] = on_skin
-    flat = flat[on_skin]
-    line = np.broadcast_to(np.tile(np.arange(n_lines), 3)[:, None], t.shape)
-    key = (line * nc + inv[None])[ok]
-    col = np.asarray(rgb).reshape(-1, 3)[flat]
-    cnt = np.bincount(key, minlength=n_lines * nc).reshape(n_lines, nc)
-    means = np.full((n_lines, nc, 3), np.nan)
-    good = cnt > 0
-    for ch in range(3):
-        sums = np.bincount(key, weights=col[:, ch], minlength=n_lines * nc).reshape(n_lines, nc)
-        means[..., ch][good] = sums[good] / cnt[good]
-    valid = np.isfinite(means[..., 0])
-    lab = srgb8_to_lab(np.nan_to_num(means))
-    lab[~valid] = np.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN copies of a chain: judged below
-        level = np.nanmedian(lab[1:], axis=0)
+    lab, level, valid = _chain_copies_lab(rgb, pts[idx], np.asarray(normals_yx, np.float64)[idx], wc[inv], inv, nc, skin, n_offsets=n_offsets)
     de = np.full(nc, np.nan)
     ok = valid[0] & (valid[1:].sum(axis=0) >= 4)
     if ok.any():

@@ -29,7 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_arguments, set_a_options, set_a_photo  # noqa: E402
+from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_options  # noqa: E402
 from bench_synth_losses import Recorder, _nearest, chain_rule  # noqa: E402
 
 RULES = [(a, k) for a in (1.5, 2.0, 2.5, 3.0) for k in (0.0, 2.0, 3.0)]
@@ -75,11 +75,7 @@ def main(argv=None) -> int:
     rows = []  # per photo per rule: skin type, true mm, off mm
     base = {}
     try:
-        for i in range(args.n):
-            seed = args.seed0 + i
-            photo = set_a_photo(i, seed, (w, h), args.cache)
-            rec.seen.clear()
-            a = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm, **kw)
+        for i, seed, photo, a in set_a_analysed(args, (w, h), kw, rec):
             det, loose, out = rec.seen["det"], rec.seen["loose"], rec.seen["out"]
             m, n = a.labels.shape
             ppm = photo.px_per_mm

@@ -89,6 +89,18 @@ def set_a_options(args) -> tuple[tuple[int, int], dict]:
 COLOURS = {1: (255, 30, 30), 2: (40, 90, 255), 3: (0, 230, 230), 4: (255, 0, 255)}
 
 
+def set_a_analysed(args, size, kw, rec):
+    """Set A's photos one by one, analysed with the options ``kw`` while the recorder ``rec``
+    (its ``seen`` cleared for each photo) watches: (i, seed, photo, analysis)."""
+    import veinscope
+
+    for i in range(args.n):
+        seed = args.seed0 + i
+        photo = set_a_photo(i, seed, size, args.cache)
+        rec.seen.clear()
+        yield i, seed, photo, veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm, **kw)
+
+
 def evaluate(photo, analysis) -> dict:
     from skimage.morphology import skeletonize
 

@@ -43,7 +43,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_arguments, set_a_options, set_a_photo  # noqa: E402
+from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_options  # noqa: E402
 
 CODES = {"red_telangiectasia": 1, "blue_telangiectasia": 2, "reticular": 3, "over_3mm": 4}
 NAMES = {1: "red", 2: "blue", 3: "reticular", 4: "over 3 mm"}
@@ -304,11 +304,7 @@ def main(argv=None) -> int:
     rec = Recorder()
     total, per_type = new_acc(), {t: new_acc() for t in range(1, 7)}
     try:
-        for i in range(args.n):
-            seed = args.seed0 + i
-            photo = set_a_photo(i, seed, (w, h), args.cache)
-            rec.seen.clear()
-            a = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm, **kw)
+        for i, seed, photo, a in set_a_analysed(args, (w, h), kw, rec):
             split_photo(photo, a, rec.seen, total)
             split_photo(photo, a, rec.seen, per_type[1 + i % 6])
             print(f"seed {seed}", flush=True)

@@ -47,7 +47,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_arguments, set_a_options, set_a_photo  # noqa: E402
+from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_options  # noqa: E402
 
 CATS = ("hit", "near miss", "dropped: melanin", "dropped: too dark", "dropped: repeat",
         "hysteresis/length/piece", "below low x 0.6", "no candidate")  # fmt: skip
@@ -224,11 +224,7 @@ def main(argv=None) -> int:
     rec = Recorder()
     lengths, conf, offs, wide = {}, [], [], []
     try:
-        for i in range(args.n):
-            seed = args.seed0 + i
-            photo = set_a_photo(i, seed, (w, h), args.cache)
-            rec.seen.clear()
-            a = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm, **kw)
+        for i, seed, photo, a in set_a_analysed(args, (w, h), kw, rec):
             losses(photo, a, rec.seen, lengths)
             confusion(photo, a, conf)
             offsets(photo, rec.seen, offs)

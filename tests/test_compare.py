@@ -1482,42 +1482,21 @@ def test_patch_pieces_group_as_labelling_the_whole_photo(seed):
 
 
 def _spiders_unreported_whole_photo(matt, new_mask, ppm, calibrated, *, dist):
-    """``_spiders_unreported`` as on main a70393b (the whole photo labelled): the reference."""
-    from veinscope.compare import _merge_boxes, _patch_part
+    """``_spiders_unreported`` as on main a70393b, the pieces found by labelling the whole
+    photo: the reference (the giving back and the joined figures are compare's own steps)."""
+    from veinscope.compare import _count_patches, _given_back, _joined_location
 
-    parts = matt.pop("_parts", [])
-    back = [s for s in matt.pop("spiders", []) if not new_mask[s["box"][0] : s["box"][1], s["box"][2] : s["box"][3]][s["region"]].any()]
-    mask, fig = matt["mask"], matt["figures"]
-    for s in back:
-        y0, y1, x0, x1 = s["box"]
-        mask[y0:y1, x0:x1] |= s["region"]
-    parts = parts + back
+    parts = _given_back(matt, new_mask)
     if not parts:
         return
-    matt["boxes"] = _merge_boxes([p["box"] for p in parts])
-    _, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    _, lab = cv2.connectedComponents(matt["mask"].astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     groups: dict[int, list] = {}
     for p in parts:
         y0, y1, x0, x1 = p["box"]
         groups.setdefault(int(lab[y0:y1, x0:x1][p["region"]][0]), []).append(p)
-    locations = []
-    for piece, group in groups.items():
-        if len(group) == 1:
-            locations.append(group[0]["location"])
-            continue
-        y0, x0 = min(p["box"][0] for p in group), min(p["box"][2] for p in group)
-        y1, x1 = max(p["box"][1] for p in group), max(p["box"][3] for p in group)
-        red = np.zeros((y1 - y0, x1 - x0), bool)
-        inc = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
-        for p in group:
-            py0, py1, px0, px1 = p["box"]
-            sub = (slice(py0 - y0, py1 - y0), slice(px0 - x0, px1 - x0))
-            red[sub] |= p["red"]
-            inc[sub] = np.where(p["region"], p["inc"], inc[sub])
-        region = lab[y0:y1, x0:x1] == piece
-        locations.append(_patch_part((y0, y1, x0, x1), region, red, inc, dist=dist, shape=mask.shape, ppm=ppm, calibrated=calibrated)["location"])
-    area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in matt["boxes"]))
-    fig.update(detected=True, area_px2=area_px, area_mm2=round(area_px / ppm**2, 3) if calibrated else None, patches=len(locations), locations=locations)
+    locations = [_joined_location(group, lambda b, k=piece: lab[b[0] : b[1], b[2] : b[3]] == k, dist=dist, shape=lab.shape, ppm=ppm, calibrated=calibrated)
+                 for piece, group in groups.items()]  # fmt: skip
+    _count_patches(matt, locations, ppm, calibrated)
 
 
 @pytest.mark.parametrize("seed", range(6))

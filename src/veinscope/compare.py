@@ -2231,40 +2231,58 @@ def _spiders_unreported(matt: dict, new_mask: np.ndarray, ppm: float, calibrated
     The patches are then counted on the final mask: a patch the faint step grew into (or up
     to) a given-back region and that region are one patch (as are pieces of one patch in
     touching boxes of a large photo), reported with the figures of their union."""
-    parts = matt.pop("_parts", [])
-    back = [s for s in matt.pop("spiders", []) if not new_mask[s["box"][0] : s["box"][1], s["box"][2] : s["box"][3]][s["region"]].any()]
-    mask, fig = matt["mask"], matt["figures"]
-    for s in back:
-        y0, y1, x0, x1 = s["box"]
-        mask[y0:y1, x0:x1] |= s["region"]
-    parts = parts + back
+    parts = _given_back(matt, new_mask)
     if not parts:
         return
-    matt["boxes"] = _merge_boxes([p["box"] for p in parts])
     # one patch per connected piece of the final mask (8-connected, as each patch was found),
     # labelled only in the boxes around the patches (:func:`_patch_pieces`)
-    groups, labels = _patch_pieces(mask, [p["box"] for p in parts], [p["region"] for p in parts])
+    groups, labels = _patch_pieces(matt["mask"], [p["box"] for p in parts], [p["region"] for p in parts])
     locations = []
     for key, idx in groups.items():
-        group = [parts[i] for i in idx]
-        if len(group) == 1:
-            locations.append(group[0]["location"])
-            continue
-        y0, x0 = min(p["box"][0] for p in group), min(p["box"][2] for p in group)
-        y1, x1 = max(p["box"][1] for p in group), max(p["box"][3] for p in group)
-        red = np.zeros((y1 - y0, x1 - x0), bool)
-        inc = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
-        for p in group:
-            py0, py1, px0, px1 = p["box"]
-            sub = (slice(py0 - y0, py1 - y0), slice(px0 - x0, px1 - x0))
-            red[sub] |= p["red"]
-            inc[sub] = np.where(np.isfinite(p["inc"]), p["inc"], inc[sub])
         (ly0, _, lx0, _), lab = labels[key[0]]
-        region = lab[y0 - ly0 : y1 - ly0, x0 - lx0 : x1 - lx0] == key[1]
-        # each part's increase is kept where its redness was looked for: so is the group's
-        locations.append(_patch_part((y0, y1, x0, x1), region, red, inc, dist=dist, shape=mask.shape, ppm=ppm, calibrated=calibrated, looked=np.isfinite(inc))["location"])
+        piece = (lambda b, lab=lab, ly0=ly0, lx0=lx0, k=key[1]: lab[b[0] - ly0 : b[1] - ly0, b[2] - lx0 : b[3] - lx0] == k)
+        locations.append(_joined_location([parts[i] for i in idx], piece, dist=dist, shape=matt["mask"].shape, ppm=ppm, calibrated=calibrated))
+    _count_patches(matt, locations, ppm, calibrated)
+
+
+def _given_back(matt: dict, new_mask: np.ndarray) -> list:
+    """Part of :func:`_spiders_unreported`: the spider patches in which the new-vessel step
+    reports no vessel go back into the matting mask; returns every matting part (the patches
+    found and those given back), ``matt["boxes"]`` set to their merged boxes (empty list: none)."""
+    parts = matt.pop("_parts", [])
+    back = [s for s in matt.pop("spiders", []) if not new_mask[s["box"][0] : s["box"][1], s["box"][2] : s["box"][3]][s["region"]].any()]
+    for s in back:
+        y0, y1, x0, x1 = s["box"]
+        matt["mask"][y0:y1, x0:x1] |= s["region"]
+    parts = parts + back
+    if parts:
+        matt["boxes"] = _merge_boxes([p["box"] for p in parts])
+    return parts
+
+
+def _joined_location(group: list, piece, *, dist, shape, ppm, calibrated) -> dict:
+    """The location entry of the matting parts ``group`` (from :func:`_patch_part`) that form one
+    connected piece; ``piece(box)``: the piece's pixels over the group's bounding box."""
+    if len(group) == 1:
+        return group[0]["location"]
+    y0, x0 = min(p["box"][0] for p in group), min(p["box"][2] for p in group)
+    y1, x1 = max(p["box"][1] for p in group), max(p["box"][3] for p in group)
+    red = np.zeros((y1 - y0, x1 - x0), bool)
+    inc = np.full((y1 - y0, x1 - x0), np.nan, np.float32)
+    for p in group:
+        py0, py1, px0, px1 = p["box"]
+        sub = (slice(py0 - y0, py1 - y0), slice(px0 - x0, px1 - x0))
+        red[sub] |= p["red"]
+        inc[sub] = np.where(np.isfinite(p["inc"]), p["inc"], inc[sub])
+    # each part's increase is kept where its redness was looked for: so is the group's
+    return _patch_part((y0, y1, x0, x1), piece((y0, y1, x0, x1)), red, inc, dist=dist, shape=shape, ppm=ppm, calibrated=calibrated, looked=np.isfinite(inc))["location"]
+
+
+def _count_patches(matt: dict, locations: list, ppm: float, calibrated: bool) -> None:
+    """The matting figures from the final mask (over ``matt["boxes"]``) and the patches' ``locations``."""
+    mask = matt["mask"]
     area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in matt["boxes"]))
-    fig.update(detected=True, area_px2=area_px, area_mm2=round(area_px / ppm**2, 3) if calibrated else None, patches=len(locations), locations=locations)
+    matt["figures"].update(detected=True, area_px2=area_px, area_mm2=round(area_px / ppm**2, 3) if calibrated else None, patches=len(locations), locations=locations)
 
 
 def _new_vessels(f_labels, fad, valid, exclude, *, ppm, tol_px, min_len_px, calibrated, visible_ratio):

@@ -1967,7 +1967,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     blur reads about half of a 1-2 px vessel's ΔE), in pieces spanning ``faint_len_mm`` or
     more (vessel fragments, not specks of noise), within ``reach_mm`` of the patch, in up to
     ``faint_steps`` steps (each grown, closed and filled as the patch). Faint redness never
-    starts a patch, so it cannot raise a false alarm where nothing is perceptible.
+    starts a patch, so it cannot raise a false alarm where nothing is perceptible; it is
+    looked for wherever the patch's outline may reach (``compared``, below), the margin
+    included.
 
     New redness is read two ways, each with its own noise: the unmixed haemoglobin change,
     and the colour change projected on haemoglobin's direction (:func:`_red_projection`,
@@ -2056,8 +2058,11 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
         # the same tests at ``faint_ratio`` of the threshold: a very fine vessel's ΔE, read
         # pixel by pixel at the 0.8 px blur, is about half what the photo shows along it; such
-        # pixels count only as part of a patch already perceptible (below)
-        faint = _perceptible(d_red, cand_red & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
+        # pixels count only as part of a patch already perceptible (below), so they are looked
+        # for as far as its outline may reach (``vo``: also the margin inside the compared
+        # skin's edge, where nothing starts a patch)
+        cand_faint = cand_red | (vo & ~vb & ~on_vessel & (d_red > 3.0 * noise_red) & (d_hb >= d_other))
+        faint = _perceptible(d_red, cand_faint & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         faint = _perceptible(red_f, faint, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         if fine_new is not None:
             # the engine's line detector sees fine vessels that single pixels do not show: new

@@ -1969,7 +1969,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     ``faint_steps`` steps (each grown, closed and filled as the patch). Faint redness never
     starts a patch, so it cannot raise a false alarm where nothing is perceptible; it is
     looked for wherever the patch's outline may reach (``compared``, below), the margin
-    included.
+    included. A patch must be made up of new redness: at least 5 % of its outline perceptible,
+    or twice that share perceptible or faint (a patch of faint fine vessels, few of whose
+    pixels pass the full threshold).
 
     New redness is read two ways, each with its own noise: the unmixed haemoglobin change,
     and the colour change projected on haemoglobin's direction (:func:`_red_projection`,
@@ -2113,7 +2115,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             # for, a 10 mm² edge patch far from any treated vessel, outside the truth, passed
             # in series pair 300/2; session 14). The reported share is read where it was looked for.
             share = float(new_red[y : y + h, x : x + w][region].mean())
-            if share < 0.05:
+            if share < 0.05 and float((new_red | faint)[y : y + h, x : x + w][region].mean()) < 2.0 * 0.05:
+                # nor twice that share with the faint new redness (the fine vessels' pixels the
+                # pixel test reads at half their ΔE, which such a patch takes in below): a patch
+                # of faint fine vessels shows only a few perceptible pixels among many faint ones
                 continue
             if f_vessel is not None:
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]

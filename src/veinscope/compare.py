@@ -1956,10 +1956,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
     follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
     red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel; kept
-    aside in ``"spiders"``, and given back to matting by :func:`_spiders_unreported` where the
-    new-vessel step reports no vessel in it; the fading step counts them as matting either
-    way, :func:`_with_spiders`). A
-    piece of new redness that is one long vessel wider than the fine ones is not gathered
+    aside in ``"spiders"``, grown over its faint vessels as a patch is (below), and given
+    back to matting by :func:`_spiders_unreported` where the new-vessel step reports no
+    vessel in it; the fading step counts them as matting either way, :func:`_with_spiders`).
+    A piece of new redness that is one long vessel wider than the fine ones is not gathered
     into a patch (:func:`_single_vessels`).
 
     A patch perceptible on its own takes in the fainter new redness around it: pixels that
@@ -2101,6 +2101,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         regions = ndi.binary_fill_holes(mm_.astype(bool)) & vo
         nl, lab, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
         accepted = []
+        spider_ids = []
         for i in range(1, nl):
             area = int(stats[i, cv2.CC_STAT_AREA])
             if area < min_area_px:
@@ -2125,15 +2126,14 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 if _one_radiating_structure(fv, ppm, red=new_red[y : y + h, x : x + w] & region):
                     # a new red spider, not matting, if the new-vessel step reports it (kept
                     # aside: ``compare`` gives it back to matting otherwise)
-                    spiders.append(_patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, new_red[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], looked=vb[y : y + h, x : x + w], **fig_kw))
+                    spider_ids.append(i)
                     continue
             accepted.append(i)
-        if not accepted:
-            continue
-        patch = np.isin(lab, accepted)
-        if faint_steps > 0 and faint.any():
+
+        def grow(patch, new_red):
             # a patch perceptible as a whole takes in the fainter new redness within reach of
-            # it, a step at a time, as a practitioner outlines the whole patch
+            # it, a step at a time, as a practitioner outlines the whole patch; returns the
+            # grown patch and the new redness with the faint pixels taken in
             seed = new_red & patch
             for _ in range(faint_steps):
                 add = faint & ~seed & cv2.dilate(patch.astype(np.uint8), ker).astype(bool)
@@ -2142,7 +2142,25 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 seed |= add
                 grown = cv2.morphologyEx(cv2.dilate(seed.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
                 patch |= ndi.binary_fill_holes(grown.astype(bool)) & vo
-            new_red = new_red | seed
+            return patch, new_red | seed
+
+        if spider_ids:
+            # the patches taken for new red spiders are grown as matting would be: they are
+            # matting again where the new-vessel step reports no vessel in them
+            sp = np.isin(lab, spider_ids)
+            red_s = new_red
+            if faint_steps > 0 and faint.any():
+                sp, red_s = grow(sp, new_red)
+            nl_s, lab_s, st_s, _ = cv2.connectedComponentsWithStats(sp.astype(np.uint8), connectivity=8)
+            for j in range(1, nl_s):
+                x, y, w, h = (int(st_s[j, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+                region = lab_s[y : y + h, x : x + w] == j
+                spiders.append(_patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, red_s[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], looked=vb[y : y + h, x : x + w], **fig_kw))
+        if not accepted:
+            continue
+        patch = np.isin(lab, accepted)
+        if faint_steps > 0 and faint.any():
+            patch, new_red = grow(patch, new_red)
             nl, lab, stats, _ = cv2.connectedComponentsWithStats(patch.astype(np.uint8), connectivity=8)
             accepted = range(1, nl)
         for i in accepted:

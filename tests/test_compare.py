@@ -1649,3 +1649,31 @@ def test_spiders_given_back_as_when_the_whole_photo_is_labelled(seed):
     np.testing.assert_array_equal(matt.pop("mask"), ref.pop("mask"))
     assert matt == ref
     assert len(matt["figures"]["locations"]) < k + len(spiders[1::2])  # some patches joined
+
+
+def test_grown_over_faint_takes_in_faint_redness_within_reach_only():
+    # a patch (a 10 px square of perceptible redness grown by the 7 px reach, to column 36), a
+    # faint line from column 35 to 54 and one from column 75: one step takes in the faint pixels
+    # within reach of the patch (columns 35-43) and the outline grows around them (to column 50),
+    # not the rest of the line nor the far one; the inputs are left as they were
+    from veinscope.compare import _disc, _grown_over_faint
+
+    shape = (80, 120)
+    new_red = np.zeros(shape, bool)
+    new_red[35:45, 20:30] = True
+    patch = cv2.dilate(new_red.astype(np.uint8), _disc(7)).astype(bool)
+    faint = np.zeros(shape, bool)
+    faint[40, 35:55] = True
+    faint[40, 75:95] = True
+    outline = np.ones(shape, bool)
+    before = [a.copy() for a in (patch, new_red, faint)]
+    grown, red = _grown_over_faint(patch, new_red, faint, _disc(7), outline, 1)
+    assert all((a == b).all() for a, b in zip((patch, new_red, faint), before))
+    assert red[40, 35:44].all() and not red[40, 44:].any()
+    assert grown[40, 50] and not grown[40, 52:].any()
+    # cut where an outline may not reach; no step: nothing taken in
+    cut = outline.copy()
+    cut[:, 50:] = False
+    assert not _grown_over_faint(patch, new_red, faint, _disc(7), cut, 1)[0][:, 50:].any()
+    same, red0 = _grown_over_faint(patch, new_red, faint, _disc(7), outline, 0)
+    assert (same == patch).all() and (red0 == new_red).all()

@@ -1956,9 +1956,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
     follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
     red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel; kept
-    aside in ``"spiders"``, grown over its faint vessels as a patch is (below), and given
-    back to matting by :func:`_spiders_unreported` where the new-vessel step reports no
-    vessel in it; the fading step counts them as matting either way, :func:`_with_spiders`).
+    aside in ``"spiders"``, grown over its faint vessels as a patch is
+    (:func:`_grown_over_faint`), and given back to matting by :func:`_spiders_unreported`
+    where the new-vessel step reports no vessel in it; the fading step counts them as matting
+    either way, :func:`_with_spiders`).
     A piece of new redness that is one long vessel wider than the fine ones is not gathered
     into a patch (:func:`_single_vessels`).
 
@@ -2129,28 +2130,13 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                     spider_ids.append(i)
                     continue
             accepted.append(i)
-
-        def grow(patch, new_red):
-            # a patch perceptible as a whole takes in the fainter new redness within reach of
-            # it, a step at a time, as a practitioner outlines the whole patch; returns the
-            # grown patch and the new redness with the faint pixels taken in
-            seed = new_red & patch
-            for _ in range(faint_steps):
-                add = faint & ~seed & cv2.dilate(patch.astype(np.uint8), ker).astype(bool)
-                if not add.any():
-                    break
-                seed |= add
-                grown = cv2.morphologyEx(cv2.dilate(seed.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
-                patch |= ndi.binary_fill_holes(grown.astype(bool)) & vo
-            return patch, new_red | seed
-
         if spider_ids:
             # the patches taken for new red spiders are grown as matting would be: they are
             # matting again where the new-vessel step reports no vessel in them
             sp = np.isin(lab, spider_ids)
             red_s = new_red
             if faint_steps > 0 and faint.any():
-                sp, red_s = grow(sp, new_red)
+                sp, red_s = _grown_over_faint(sp, new_red, faint, ker, vo, faint_steps)
             nl_s, lab_s, st_s, _ = cv2.connectedComponentsWithStats(sp.astype(np.uint8), connectivity=8)
             for j in range(1, nl_s):
                 x, y, w, h = (int(st_s[j, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
@@ -2160,7 +2146,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             continue
         patch = np.isin(lab, accepted)
         if faint_steps > 0 and faint.any():
-            patch, new_red = grow(patch, new_red)
+            patch, new_red = _grown_over_faint(patch, new_red, faint, ker, vo, faint_steps)
             nl, lab, stats, _ = cv2.connectedComponentsWithStats(patch.astype(np.uint8), connectivity=8)
             accepted = range(1, nl)
         for i in accepted:
@@ -2182,6 +2168,27 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         "locations": lst,
     }
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_parts": parts}
+
+
+def _grown_over_faint(patch: np.ndarray, new_red: np.ndarray, faint: np.ndarray, ker: np.ndarray, outline: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Part of :func:`_matting`: the patches ``patch`` (bool, a box of the photo) perceptible as a
+    whole take in the fainter new redness ``faint`` within reach of them (``ker``: the reach's
+    disc), a step at a time (up to ``steps``), each step grown, closed and filled as the patch and
+    cut by ``outline`` (where an outline may reach), as a practitioner outlines the whole patch.
+    Returns the grown patches and ``new_red`` with the faint pixels taken in (new arrays; the
+    inputs are not modified)."""
+    from scipy import ndimage as ndi
+
+    patch = patch.copy()
+    seed = new_red & patch
+    for _ in range(steps):
+        add = faint & ~seed & cv2.dilate(patch.astype(np.uint8), ker).astype(bool)
+        if not add.any():
+            break
+        seed |= add
+        grown = cv2.morphologyEx(cv2.dilate(seed.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
+        patch |= ndi.binary_fill_holes(grown.astype(bool)) & outline
+    return patch, new_red | seed
 
 
 def _with_spiders(matt: dict) -> np.ndarray:

@@ -1956,10 +1956,11 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
     follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
     red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel; kept
-    aside in ``"spiders"``, and given back to matting by :func:`_spiders_unreported` where the
-    new-vessel step reports no vessel in it; the fading step counts them as matting either
-    way, :func:`_with_spiders`). A
-    piece of new redness that is one long vessel wider than the fine ones is not gathered
+    aside in ``"spiders"``, grown over its faint vessels as a patch is
+    (:func:`_grown_over_faint`), and given back to matting by :func:`_spiders_unreported`
+    where the new-vessel step reports no vessel in it; the fading step counts them as matting
+    either way, :func:`_with_spiders`).
+    A piece of new redness that is one long vessel wider than the fine ones is not gathered
     into a patch (:func:`_single_vessels`).
 
     A patch perceptible on its own takes in the fainter new redness around it: pixels that
@@ -1967,7 +1968,11 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     blur reads about half of a 1-2 px vessel's ΔE), in pieces spanning ``faint_len_mm`` or
     more (vessel fragments, not specks of noise), within ``reach_mm`` of the patch, in up to
     ``faint_steps`` steps (each grown, closed and filled as the patch). Faint redness never
-    starts a patch, so it cannot raise a false alarm where nothing is perceptible.
+    starts a patch, so it cannot raise a false alarm where nothing is perceptible; it is
+    looked for wherever the patch's outline may reach (``compared``, below), the margin
+    included. A patch must be made up of new redness: at least 5 % of its outline perceptible,
+    or twice that share perceptible or faint (a patch of faint fine vessels, few of whose
+    pixels pass the full threshold).
 
     New redness is read two ways, each with its own noise: the unmixed haemoglobin change,
     and the colour change projected on haemoglobin's direction (:func:`_red_projection`,
@@ -2056,8 +2061,11 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
         # the same tests at ``faint_ratio`` of the threshold: a very fine vessel's ΔE, read
         # pixel by pixel at the 0.8 px blur, is about half what the photo shows along it; such
-        # pixels count only as part of a patch already perceptible (below)
-        faint = _perceptible(d_red, cand_red & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
+        # pixels count only as part of a patch already perceptible (below), so they are looked
+        # for as far as its outline may reach (``vo``: also the margin inside the compared
+        # skin's edge, where nothing starts a patch)
+        cand_faint = cand_red | (vo & ~vb & ~on_vessel & (d_red > 3.0 * noise_red) & (d_hb >= d_other))
+        faint = _perceptible(d_red, cand_faint & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         faint = _perceptible(red_f, faint, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         if fine_new is not None:
             # the engine's line detector sees fine vessels that single pixels do not show: new
@@ -2094,6 +2102,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         regions = ndi.binary_fill_holes(mm_.astype(bool)) & vo
         nl, lab, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
         accepted = []
+        spider_ids = []
         for i in range(1, nl):
             area = int(stats[i, cv2.CC_STAT_AREA])
             if area < min_area_px:
@@ -2108,31 +2117,36 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             # for, a 10 mm² edge patch far from any treated vessel, outside the truth, passed
             # in series pair 300/2; session 14). The reported share is read where it was looked for.
             share = float(new_red[y : y + h, x : x + w][region].mean())
-            if share < 0.05:
+            if share < 0.05 and float((new_red | faint)[y : y + h, x : x + w][region].mean()) < 2.0 * 0.05:
+                # nor twice that share with the faint new redness (the fine vessels' pixels the
+                # pixel test reads at half their ΔE, which such a patch takes in below): a patch
+                # of faint fine vessels shows only a few perceptible pixels among many faint ones
                 continue
             if f_vessel is not None:
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
                 if _one_radiating_structure(fv, ppm, red=new_red[y : y + h, x : x + w] & region):
                     # a new red spider, not matting, if the new-vessel step reports it (kept
                     # aside: ``compare`` gives it back to matting otherwise)
-                    spiders.append(_patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, new_red[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], looked=vb[y : y + h, x : x + w], **fig_kw))
+                    spider_ids.append(i)
                     continue
             accepted.append(i)
+        if spider_ids:
+            # the patches taken for new red spiders are grown as matting would be: they are
+            # matting again where the new-vessel step reports no vessel in them
+            sp = np.isin(lab, spider_ids)
+            red_s = new_red
+            if faint_steps > 0 and faint.any():
+                sp, red_s = _grown_over_faint(sp, new_red, faint, ker, vo, faint_steps)
+            nl_s, lab_s, st_s, _ = cv2.connectedComponentsWithStats(sp.astype(np.uint8), connectivity=8)
+            for j in range(1, nl_s):
+                x, y, w, h = (int(st_s[j, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+                region = lab_s[y : y + h, x : x + w] == j
+                spiders.append(_patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, red_s[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], looked=vb[y : y + h, x : x + w], **fig_kw))
         if not accepted:
             continue
         patch = np.isin(lab, accepted)
         if faint_steps > 0 and faint.any():
-            # a patch perceptible as a whole takes in the fainter new redness within reach of
-            # it, a step at a time, as a practitioner outlines the whole patch
-            seed = new_red & patch
-            for _ in range(faint_steps):
-                add = faint & ~seed & cv2.dilate(patch.astype(np.uint8), ker).astype(bool)
-                if not add.any():
-                    break
-                seed |= add
-                grown = cv2.morphologyEx(cv2.dilate(seed.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
-                patch |= ndi.binary_fill_holes(grown.astype(bool)) & vo
-            new_red = new_red | seed
+            patch, new_red = _grown_over_faint(patch, new_red, faint, ker, vo, faint_steps)
             nl, lab, stats, _ = cv2.connectedComponentsWithStats(patch.astype(np.uint8), connectivity=8)
             accepted = range(1, nl)
         for i in accepted:
@@ -2154,6 +2168,27 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         "locations": lst,
     }
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_parts": parts}
+
+
+def _grown_over_faint(patch: np.ndarray, new_red: np.ndarray, faint: np.ndarray, ker: np.ndarray, outline: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Part of :func:`_matting`: the patches ``patch`` (bool, a box of the photo) perceptible as a
+    whole take in the fainter new redness ``faint`` within reach of them (``ker``: the reach's
+    disc), a step at a time (up to ``steps``), each step grown, closed and filled as the patch and
+    cut by ``outline`` (where an outline may reach), as a practitioner outlines the whole patch.
+    Returns the grown patches and ``new_red`` with the faint pixels taken in (new arrays; the
+    inputs are not modified)."""
+    from scipy import ndimage as ndi
+
+    patch = patch.copy()
+    seed = new_red & patch
+    for _ in range(steps):
+        add = faint & ~seed & cv2.dilate(patch.astype(np.uint8), ker).astype(bool)
+        if not add.any():
+            break
+        seed |= add
+        grown = cv2.morphologyEx(cv2.dilate(seed.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
+        patch |= ndi.binary_fill_holes(grown.astype(bool)) & outline
+    return patch, new_red | seed
 
 
 def _with_spiders(matt: dict) -> np.ndarray:

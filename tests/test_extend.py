@@ -191,7 +191,8 @@ def test_generated_photos_gain_vessel_length_and_keep_their_precision():
         after = evaluate(ph, veinscope.analyze(ph.rgb, px_per_mm=ph.px_per_mm, extend_ends_mm=10.0))
         gain.append(after["recall_ge_0.2mm"] - before["recall_ge_0.2mm"])
         prec.append(after["centreline_precision"] - before["centreline_precision"])
-    assert sum(gain) / 3 > 0.0
+    # measured: +0.001, +0.019, +0.018 (mean +0.012); precision -0.000, +0.003, +0.002
+    assert sum(gain) / 3 > 0.006
     assert min(prec) > -0.02
 
 
@@ -209,3 +210,41 @@ def test_the_tracks_are_the_same_on_one_thread():
         numba.set_num_threads(before)
     np.testing.assert_array_equal(one.points_yx, many.points_yx)
     np.testing.assert_array_equal(one.tracked, many.tracked)
+
+
+def test_a_chains_colour_is_judged_on_its_detected_points(monkeypatch):
+    # a clear vessel; its chain is given three long made-up runs of points across plain skin
+    # past its end: marked as tracked, the chain keeps its own colour and stays; the same points
+    # marked as detected dilute its colour under min_delta_e and the chain is dropped
+    from dataclasses import replace
+
+    import veinscope.extend as ext
+
+    from .test_faint_bands import _short_line
+
+    rgb = _u8(_short_line(_textured_skin(1), 0.12, 3.0, 150, 195, 180.0), 1)
+
+    def fake(tracked):
+        def run(det, signal, skin, **kw):
+            ys, xs = det.points_yx[:, 0], det.points_yx[:, 1]
+            on = (np.abs(ys - 180) <= 2) & (xs >= 150) & (xs < 195)
+            c = int(np.bincount(det.segment[on]).argmax())
+            extra = np.concatenate([np.stack([np.full(200, y), np.arange(240, 440)], axis=1) for y in (170, 180, 190)])
+            pts = np.concatenate([det.points_yx, extra]).astype(np.int32)
+            order = np.argsort(pts[:, 0].astype(np.int64) * 10_000 + pts[:, 1], kind="stable")
+            k = det.points_yx.shape[0]
+            cat = lambda a, v: np.concatenate([a, np.repeat(v[None], 600, axis=0)])[order]  # noqa: E731
+            return replace(
+                det, points_yx=pts[order], segment=cat(det.segment, np.int32(c)).astype(np.int32),
+                strength=cat(det.strength, det.strength[0]), normals_yx=cat(det.normals_yx, np.float32([1, 0])),
+                scale_px=cat(det.scale_px, det.scale_px[0]),
+                tracked=np.r_[np.zeros(k, bool), np.full(600, tracked)][order] if tracked is not None else None,
+            )  # fmt: skip
+
+        return run
+
+    on_vessel = lambda an: float((an.labels[176:185, 152:193] > 0).any(axis=0).mean())  # noqa: E731
+    monkeypatch.setattr(ext, "extend_ends", fake(True))
+    assert on_vessel(veinscope.analyze(rgb, px_per_mm=10.0)) > 0.8
+    monkeypatch.setattr(ext, "extend_ends", fake(None))
+    assert on_vessel(veinscope.analyze(rgb, px_per_mm=10.0)) < 0.2

@@ -325,6 +325,10 @@ def measure_vessels(
             pts[:, 0].astype(np.int64), pts[:, 1].astype(np.int64), radius, members.astype(np.int64), starts, order,
             cover, float(max_covered),
         )  # fmt: skip
+        if not core.all():
+            # a point tracked past a chain's end into the width of a vessel kept (a wide vein it
+            # runs along or crosses) is that vessel's, not a length of its own
+            accepted &= core | (cover[pts[:, 0], pts[:, 1]] == 0)
         del cover
         accepted &= keep[det.segment]
     weak = getattr(det, "weak", None)

@@ -150,6 +150,11 @@ def measure_vessels(
     1 mm, 1-3 mm, over 3 mm) is taken per point, and chains are split into pieces where the
     class changes (a tapering vein can be reticular at one end and a telangiectasia at the other).
 
+    Points ``det.tracked`` marks (followed past a chain's end, :func:`veinscope.extend.extend_ends`)
+    belong to their chain, but the chain's colour (melanin, contrast, ``min_delta_e``) and its
+    overlap with longer chains (``max_covered``) are judged on its detected points only, and a
+    tracked point inside the width of a vessel kept is that vessel's (not accepted).
+
     Parameters
     ----------
     det : VesselDetection

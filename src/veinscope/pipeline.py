@@ -174,10 +174,11 @@ def analyze(
         stopping at a sharp turn, the skin's edge or where it runs along another centreline for
         over 2 mm. A stretch whose colour differs from the skin beside it by less than
         ``min_delta_e`` is dropped. The points found join their chain (diameters, class and
-        length as that vessel's); its colour is judged on its detected points only. 20 mm (of
-        5, 10 and 20 mm on the generated photos, seeds 400-423: recall +0.026, clDice +0.012,
-        centreline precision +0.002, class right -0.001, total length error -21.4 % to
-        -12.3 %; BENCHMARKS.md, session 15). ``None``: off.
+        length as that vessel's), except inside the width of another vessel kept; the chain's
+        colour is judged on its detected points only. 20 mm (of 5, 10 and 20 mm on the generated
+        photos, seeds 400-423: recall +0.026, clDice +0.010, centreline precision +0.002, class
+        right unchanged, total length error -21.4 % to -17.8 %; BENCHMARKS.md, session 15).
+        ``None``: off.
 
     Returns
     -------

@@ -30,6 +30,7 @@ MODULES = [
     ("veinscope.chromophores", "Optical density and chromophore maps."),
     ("veinscope.vesselness", "Multi-scale line filter."),
     ("veinscope.segment", "Skin and vessel masks."),
+    ("veinscope.extend", "Following a vessel past the end of its centreline."),
     ("veinscope.diameter", "Sub-pixel vessel diameters."),
     ("veinscope.vesselmap", "Generic vessel map of any image."),
     ("veinscope.register", "Aligning a follow-up photo to its baseline."),

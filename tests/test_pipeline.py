@@ -380,8 +380,10 @@ def test_texture_marks_that_do_not_stand_out_are_dropped_and_a_faint_vessel_is_k
     # (the default, ΔE00 1 along a whole chain) most go, and the vessel is painted as before
     line, centre = _faint_line(_fine_textured_skin(seed), 0.05, 6.0)
     rgb = np.clip(line + np.random.default_rng(seed).normal(0, 1.0, line.shape) + 0.5, 0, 255).astype(np.uint8)
-    before = veinscope.analyze(rgb, px_per_mm=10.0, min_delta_e=None)
-    a = veinscope.analyze(rgb, px_per_mm=10.0)
+    # (the tracking past chain ends, session 15, lengthens the vessel on both sides and is
+    # judged by the colour rule only with it on: off here, checked on its own at the end)
+    before = veinscope.analyze(rgb, px_per_mm=10.0, min_delta_e=None, extend_ends_mm=None)
+    a = veinscope.analyze(rgb, px_per_mm=10.0, extend_ends_mm=None)
     assert a.params["min_delta_e"] == 1.0 and before.params["min_delta_e"] is None
     xs = np.arange(95, 385)
     on = lambda an: (an.labels[np.round(centre(xs)).astype(int), xs] > 0).mean()  # noqa: E731
@@ -394,6 +396,11 @@ def test_texture_marks_that_do_not_stand_out_are_dropped_and_a_faint_vessel_is_k
     assert on(a) >= on(before) - 0.01
     assert off(before) > 300
     assert off(a) < 0.3 * off(before)
+    # the default engine follows the faint vessel further (seed 0: 0.87 -> 0.98, seed 1: 0.77
+    # -> 0.86 of it painted) and adds nothing off it
+    full = veinscope.analyze(rgb, px_per_mm=10.0)
+    assert on(full) >= on(a) + 0.05
+    assert off(full) <= off(a)
 
 
 def test_min_delta_e_is_validated():

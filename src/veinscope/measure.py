@@ -150,6 +150,11 @@ def measure_vessels(
     1 mm, 1-3 mm, over 3 mm) is taken per point, and chains are split into pieces where the
     class changes (a tapering vein can be reticular at one end and a telangiectasia at the other).
 
+    Points ``det.tracked`` marks (followed past a chain's end, :func:`veinscope.extend.extend_ends`)
+    belong to their chain, but the chain's colour (melanin, contrast, ``min_delta_e``) and its
+    overlap with longer chains (``max_covered``) are judged on its detected points only, and a
+    tracked point inside the width of a vessel kept is that vessel's (not accepted).
+
     Parameters
     ----------
     det : VesselDetection
@@ -235,7 +240,15 @@ def measure_vessels(
     bounds = np.searchsorted(det.segment[order], np.arange(det.n_segments + 1)).astype(np.int64)
     od_mean = np.empty((det.n_segments, 3), np.float32)
     od_abs_mean = np.empty((det.n_segments, 3), np.float32)
-    group_means(np.ascontiguousarray(od, np.float32), order.astype(np.int64), bounds, od_mean, od_abs_mean)
+    # a chain's colour is judged on its detected points (not on those tracked past its ends)
+    tracked = getattr(det, "tracked", None)
+    core = np.ones(k, bool) if tracked is None else ~np.asarray(tracked, bool)
+    if tracked is None:
+        group_means(np.ascontiguousarray(od, np.float32), order.astype(np.int64), bounds, od_mean, od_abs_mean)
+    else:
+        order_c = order[core[order]]
+        bounds_c = np.searchsorted(det.segment[order_c], np.arange(det.n_segments + 1)).astype(np.int64)
+        group_means(np.ascontiguousarray(od, np.float32), order_c.astype(np.int64), bounds_c, od_mean, od_abs_mean)
     fitted = np.isfinite(width)
     in_range = (det.segment >= 0) & (det.segment < det.n_segments)
     sel = fitted & in_range
@@ -305,6 +318,7 @@ def measure_vessels(
     if accepted.any() and max_covered < 1.0:
         # Longest first, a chain mostly inside the vessels already kept repeats one of them.
         members = np.argsort(det.segment, kind="stable")
+        members = members[core[members]]  # overlap judged on the detected points
         starts = np.searchsorted(det.segment[members], np.arange(det.n_segments + 1)).astype(np.int64)
         sizes = np.where(np.diff(starts) > 0, np.diff(starts), 0)
         chain_ok = np.zeros(det.n_segments, bool)
@@ -316,6 +330,10 @@ def measure_vessels(
             pts[:, 0].astype(np.int64), pts[:, 1].astype(np.int64), radius, members.astype(np.int64), starts, order,
             cover, float(max_covered),
         )  # fmt: skip
+        if not core.all():
+            # a point tracked past a chain's end into the width of a vessel kept (a wide vein it
+            # runs along or crosses) is that vessel's, not a length of its own
+            accepted &= core | (cover[pts[:, 0], pts[:, 1]] == 0)
         del cover
         accepted &= keep[det.segment]
     weak = getattr(det, "weak", None)
@@ -324,7 +342,7 @@ def measure_vessels(
     accepted &= ~_isolated_patches(pts, det.segment, accepted, width)
     judge_weak = weak is not None and weak.any() and rgb is not None and weak_min_delta_e is not None
     if rgb is not None and (min_delta_e is not None or judge_weak) and accepted.any():
-        de = chain_delta_e(rgb, pts, det.normals_yx, width, det.segment, accepted, skin)
+        de = chain_delta_e(rgb, pts, det.normals_yx, width, det.segment, accepted & core, skin)
         # NaN: not judged, kept; a weak chain only on clear evidence
         low = [c for c, v in de.items() if min_delta_e is not None and v < min_delta_e]
         if judge_weak:

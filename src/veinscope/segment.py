@@ -308,6 +308,10 @@ class VesselDetection:
     weak : ndarray (n_segments,) bool or None
         With ``detect_vessels(weak_bands=True)``: segments that lie only in bands the hysteresis
         and the long-band rule would have dropped (to be judged by their colour); else None.
+    tracked : ndarray (K,) bool or None
+        Points added by following a chain past its end (:func:`veinscope.extend.extend_ends`):
+        they belong to their chain, but its colour and overlap are judged on the detected points
+        only; None: none added.
     """
 
     points_yx: np.ndarray
@@ -319,6 +323,7 @@ class VesselDetection:
     noise: float
     thresholds: tuple[float, float]
     weak: np.ndarray | None = None
+    tracked: np.ndarray | None = None
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:

@@ -1,0 +1,381 @@
+"""Vessel tracking kernels: following a detected centreline past its end (:mod:`veinscope.extend`)."""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+# lateral re-centring offsets tried at each step, in pixels across the vessel
+_SHIFTS = (-1.0, -0.5, 0.0, 0.5, 1.0)
+# points looked at ahead when re-centring (the step's own point and the next ones)
+_RECENTRE_AHEAD = 3
+# steps walked back along the detected chain to find the end's direction and scale
+_BACK_STEPS = 8
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _sample(sig, skin, y, x):  # pragma: no cover - compiled
+    """Bilinear value of ``sig`` at (y, x); NaN off the image or where the nearest pixel is off ``skin``."""
+    m, n = sig.shape
+    if not (y >= 0.0 and x >= 0.0 and y <= m - 1.0 and x <= n - 1.0):
+        return np.nan
+    if skin[int(y + 0.5), int(x + 0.5)] == 0:
+        return np.nan
+    i = min(int(y), max(m - 2, 0))
+    j = min(int(x), max(n - 2, 0))
+    fy = y - i
+    fx = x - j
+    i1 = min(i + 1, m - 1)
+    j1 = min(j + 1, n - 1)
+    return ((sig[i, j] * (1.0 - fx) + sig[i, j1] * fx) * (1.0 - fy)
+            + (sig[i1, j] * (1.0 - fx) + sig[i1, j1] * fx) * fy)  # fmt: skip
+
+
+@nb.njit(cache=True, nogil=True)
+def cross_contrast(sig, skin, y, x, ty, tx, hw, d1, d2):  # pragma: no cover - compiled
+    """Contrast of a vessel of half-width ``hw`` at (y, x) running along (ty, tx): the mean of
+    ``sig`` at -hw/2, 0, +hw/2 across it minus the skin on each side (the mean at ``d1`` and ``d2``
+    from the centre), the smaller of the two sides (a one-sided step, the edge of a shadow, has
+    no contrast on one side). NaN where a sample is off the image or the skin."""
+    ny = tx
+    nx = -ty
+    c = 0.0
+    for u in (-0.5 * hw, 0.0, 0.5 * hw):
+        v = _sample(sig, skin, y + u * ny, x + u * nx)
+        if np.isnan(v):
+            return np.nan
+        c += v
+    c /= 3.0
+    a = _sample(sig, skin, y - d1 * ny, x - d1 * nx) + _sample(sig, skin, y - d2 * ny, x - d2 * nx)
+    b = _sample(sig, skin, y + d1 * ny, x + d1 * nx) + _sample(sig, skin, y + d2 * ny, x + d2 * nx)
+    if np.isnan(a) or np.isnan(b):
+        return np.nan
+    return min(c - 0.5 * a, c - 0.5 * b)
+
+
+@nb.njit(cache=True, nogil=True)
+def window_contrast(sig, skin, y, x, ty, tx, hw, d1, d2, k):  # pragma: no cover - compiled
+    """Mean :func:`cross_contrast` over ``k`` points one pixel apart from (y, x) along (ty, tx); NaN
+    when any is NaN."""
+    s = 0.0
+    for i in range(k):
+        v = cross_contrast(sig, skin, y + i * ty, x + i * tx, ty, tx, hw, d1, d2)
+        if np.isnan(v):
+            return np.nan
+        s += v
+    return s / k
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _find(keys, q):  # pragma: no cover - compiled
+    """Index of ``q`` in the sorted ``keys``, or -1."""
+    i = np.searchsorted(keys, q)
+    if i < keys.size and keys[i] == q:
+        return i
+    return -1
+
+
+@nb.njit(cache=True, nogil=True)
+def chain_ends(ys, xs, seg, n_cols):  # pragma: no cover - compiled
+    """Indices of the points with exactly one 8-neighbour in their own chain (``ys``, ``xs``
+    unique and sorted row-major; ``seg`` the chain of each)."""
+    k = ys.size
+    keys = ys.astype(np.int64) * n_cols + xs
+    out = np.empty(k, np.int64)
+    c = 0
+    for p in range(k):
+        nb_ = 0
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy == 0 and dx == 0:
+                    continue
+                x = xs[p] + dx
+                if x < 0 or x >= n_cols:
+                    continue
+                i = _find(keys, keys[p] + dy * n_cols + dx)
+                if i >= 0 and seg[i] == seg[p]:
+                    nb_ += 1
+        if nb_ == 1:
+            out[c] = p
+            c += 1
+    return out[:c]
+
+
+@nb.njit(cache=True, nogil=True)
+def _walk_back(keys, seg, n_cols, e, path):  # pragma: no cover - compiled
+    """Walk from end point ``e`` back along its chain (at most ``path.size`` points, ``e`` first);
+    returns the number of points walked."""
+    path[0] = e
+    cnt = 1
+    cur = e
+    while cnt < path.size:
+        nxt = -1
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                if dy == 0 and dx == 0:
+                    continue
+                x = keys[cur] % n_cols + dx
+                if x < 0 or x >= n_cols:
+                    continue
+                i = _find(keys, keys[cur] + dy * n_cols + dx)
+                if i < 0 or seg[i] != seg[e]:
+                    continue
+                seen = False
+                for t in range(cnt):
+                    if path[t] == i:
+                        seen = True
+                if not seen and (nxt < 0 or (dy == 0 or dx == 0)):
+                    nxt = i  # prefer an axial neighbour (the chain's next pixel, not a corner)
+        if nxt < 0:
+            break
+        path[cnt] = nxt
+        cur = nxt
+        cnt += 1
+    return cnt
+
+
+@nb.njit(cache=True, nogil=True)
+def _other_chain_near(keys, seg, n_cols, y, x, r, own):  # pragma: no cover - compiled
+    """True when a point of a chain other than ``own`` lies within ``r`` px (Chebyshev) of (y, x)."""
+    for dy in range(-r, r + 1):
+        lo = np.searchsorted(keys, (y + dy) * n_cols + max(x - r, 0))
+        hi = np.searchsorted(keys, (y + dy) * n_cols + min(x + r, n_cols - 1), side="right")
+        for i in range(lo, hi):
+            if seg[i] != own:
+                return True
+    return False
+
+
+# copies of the way ahead on each side of it, and positions along it, for the stop level
+_N_COPIES = 4
+_N_ALONG = 4
+
+
+@nb.njit(cache=True, nogil=True)
+def _level(sig, skin, y, x, ty, tx, hw, d1, d2, window, k_noise, buf):  # pragma: no cover - compiled
+    """The stop level of a track from (y, x) along (ty, tx): the median (at least 0) + ``k_noise`` robust spreads
+    (1.4826 MAD) of :func:`window_contrast` over ``window`` points along straight copies of the
+    way ahead on the skin beside it (``_N_COPIES`` per side clear of the vessel's template,
+    starting one window behind the end, at it, and one and two windows ahead), and the median
+    (at least 0) alone; NaN with fewer than 8 copies on the skin."""
+    ny = tx
+    nx = -ty
+    foot = d2 - d1
+    nc = 0
+    for side in (-1.0, 1.0):
+        for j in range(_N_COPIES):
+            off = side * (d2 + hw + 1.0 + j * 2.0 * foot)
+            for f in range(_N_ALONG):
+                along = 1.0 + (f - 1.0) * window  # one window behind the end to two ahead
+                v = window_contrast(sig, skin, y + along * ty + off * ny, x + along * tx + off * nx, ty, tx, hw, d1, d2, window)
+                if not np.isnan(v):
+                    buf[nc] = v
+                    nc += 1
+    if nc < 8:
+        return np.nan, np.nan
+    med = float(np.median(buf[:nc]))
+    for t in range(nc):
+        buf[t] = abs(buf[t] - med)
+    # above the skin's typical answer and above nothing (the template's answer on skin is
+    # mostly negative: the smaller side's contrast) by k spreads
+    floor = max(med, 0.0)
+    return floor + k_noise * 1.4826 * float(np.median(buf[:nc])), floor
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, window, k_noise, min_turn_cos,
+                out_yx, out_skip, out_n, out_info, ahead=3, inertia=0.5, long_window=0, through=0):  # pragma: no cover - compiled
+    """Follow each chain end in ``ends`` along its vessel; see :func:`veinscope.extend.extend_ends`.
+
+    ``out_yx`` (E, max_steps, 2) float32 receives each end's track (one point per pixel of
+    arc), ``out_skip`` (E, max_steps) bool marks its points within reach of another chain's
+    centreline, ``out_n`` (E,) its length in points; ``out_info`` (E, 5): the end's half-width,
+    its own contrast over its last points, the stop level (NaN where not reached), 0, and why
+    the track ended (0 not followed, 1 the length, 2 off the skin, 3 a sharp turn, 4 no
+    contrast ahead, 5 along another chain). ``ahead``: points looked at when re-centring;
+    ``inertia``: the share of the old direction in the new one.
+    """
+    keys = ys.astype(np.int64) * n_cols + xs
+    for a in nb.prange(ends.size):  # ends are independent: the same result on any number of threads
+        path = np.empty(_BACK_STEPS + 1, np.int64)
+        sc = np.empty(_BACK_STEPS + 1, np.float64)
+        copies = np.empty(2 * _N_COPIES * _N_ALONG, np.float64)
+        tdir = np.empty((max(window, 1), 2), np.float64)
+        out_n[a] = 0
+        out_info[a, 0] = np.nan
+        out_info[a, 1] = np.nan
+        out_info[a, 2] = np.nan
+        out_info[a, 3] = 0.0
+        out_info[a, 4] = 0.0
+        e = ends[a]
+        cnt = _walk_back(keys, seg, n_cols, e, path)
+        if cnt < 4:
+            continue
+        far = path[cnt - 1]
+        ty = float(ys[e] - ys[far])
+        tx = float(xs[e] - xs[far])
+        norm = math.hypot(ty, tx)
+        if norm == 0.0:
+            continue
+        ty /= norm
+        tx /= norm
+        for t in range(cnt):
+            sc[t] = scale_px[path[t]]
+        hw = max(float(np.median(sc[:cnt])), 0.75)  # a bar of width w answers most at sigma = w / 2
+        foot = max(2.0 * hw, 2.0)
+        d1 = hw + foot
+        d2 = d1 + foot
+        out_info[a, 0] = hw
+        # the end's own contrast along its last points, with the end's direction
+        own = 0.0
+        n_own = 0
+        for t in range(cnt):
+            v = cross_contrast(sig, skin, float(ys[path[t]]), float(xs[path[t]]), ty, tx, hw, d1, d2)
+            if not np.isnan(v):
+                own += v
+                n_own += 1
+        if n_own < cnt // 2 + 1:
+            continue
+        own /= n_own
+        out_info[a, 1] = own
+        if not (own > 0.0):
+            continue  # not darker than the skin beside it
+        # the stop level: the same window statistic along straight copies of the way ahead on
+        # the skin beside it (both sides, clear of the vessel's template), median + k MAD
+        a_ty = ty
+        a_tx = tx
+        level, floor = _level(sig, skin, ys[e], xs[e], ty, tx, hw, d1, d2, window, k_noise, copies)
+        out_info[a, 2] = level
+        if not (own >= level) or not (level > 0.0):
+            continue  # the template does not see this end's vessel above the skin beside it
+        py = float(ys[e])
+        px = float(xs[e])
+        r = int(math.ceil(hw)) + 1
+        s = 0
+        why = 1.0
+        crossing = 0
+        level2 = np.nan  # the long window's level, found when first needed
+        while s < max_steps:
+            ny = tx
+            nx = -ty
+            best = -np.inf
+            bd = 0.0
+            for dd in _SHIFTS:
+                v = window_contrast(sig, skin, py + ty + dd * ny, px + tx + dd * nx, ty, tx, hw, d1, d2, ahead)
+                if v > best:
+                    best = v
+                    bd = dd
+            if best == -np.inf:
+                why = 2.0
+                break  # off the skin
+            qy = py + ty + bd * ny
+            qx = px + tx + bd * nx
+            dy = qy - py
+            dx = qx - px
+            norm = math.hypot(dy, dx)
+            nty = inertia * ty + (1.0 - inertia) * dy / norm
+            ntx = inertia * tx + (1.0 - inertia) * dx / norm
+            norm = math.hypot(nty, ntx)
+            nty /= norm
+            ntx /= norm
+            if s == 0:
+                for t in range(window):
+                    tdir[t, 0] = ty
+                    tdir[t, 1] = tx
+            old = tdir[s % window]
+            if nty * old[0] + ntx * old[1] < min_turn_cos:
+                why = 3.0
+                break  # turned too sharply within a window: not the same vessel
+            # the stop rule looks ahead from the re-centred point along the new direction
+            w = window_contrast(sig, skin, qy, qx, nty, ntx, hw, d1, d2, window)
+            if not (w >= level) and long_window > window:
+                w2 = window_contrast(sig, skin, qy, qx, nty, ntx, hw, d1, d2, long_window)
+                # (under the skin's median no level can pass: the long window's copies are not needed)
+                if w2 > floor and np.isnan(level2):
+                    level2, _ = _level(sig, skin, ys[e], xs[e], a_ty, a_tx, hw, d1, d2, long_window, k_noise, copies)
+                if w2 > floor and w2 >= level2:
+                    w = level  # a dip of the vessel's contrast: the longer window ahead still sees it
+            if not (w >= level):
+                why = 2.0 if np.isnan(w) else 4.0
+                break  # no evidence of the vessel ahead
+            iy = int(qy + 0.5)
+            ix = int(qx + 0.5)
+            if _other_chain_near(keys, seg, n_cols, iy, ix, r, seg[e]):
+                crossing += 1
+                if crossing > through:
+                    why = 5.0
+                    break  # runs along another vessel's centreline
+                out_skip[a, s] = True  # on that vessel: not added to this one
+            else:
+                crossing = 0
+                out_skip[a, s] = False
+            out_yx[a, s, 0] = qy
+            out_yx[a, s, 1] = qx
+            tdir[s % window, 0] = nty
+            tdir[s % window, 1] = ntx
+            py = qy
+            px = qx
+            ty = nty
+            tx = ntx
+            s += 1
+        out_n[a] = s
+        out_info[a, 4] = why
+
+
+@nb.njit(cache=True, nogil=True)
+def raster_track(y0, x0, track, skip, m, n, out):  # pragma: no cover - compiled
+    """Pixels of a track (float points one pixel apart, ``skip`` those not to keep) from the end
+    pixel (y0, x0): the track smoothed over 5 points (a running mean, ends held), rounded, then
+    an 8-connected chain without repeats or L-corners; the end pixel itself left out. Writes
+    them to ``out`` (at least ``track.shape[0]`` rows) and returns how many."""
+    k = track.shape[0] + 1
+    py = np.empty(k, np.float64)
+    px = np.empty(k, np.float64)
+    keep = np.empty(k, np.bool_)
+    py[0] = y0
+    px[0] = x0
+    keep[0] = True
+    for i in range(1, k):
+        py[i] = track[i - 1, 0]
+        px[i] = track[i - 1, 1]
+        keep[i] = not skip[i - 1]
+    ry = np.empty(k, np.int64)
+    rx = np.empty(k, np.int64)
+    for i in range(k):
+        sy = 0.0
+        sx = 0.0
+        for j in range(i - 2, i + 3):
+            jj = min(max(j, 0), k - 1)
+            sy += py[jj]
+            sx += px[jj]
+        if i == 0:
+            sy = 5.0 * y0
+            sx = 5.0 * x0
+        ry[i] = min(max(int(math.floor(sy / 5.0 + 0.5)), 0), m - 1)
+        rx[i] = min(max(int(math.floor(sx / 5.0 + 0.5)), 0), n - 1)
+    cy = np.empty(k, np.int64)
+    cx = np.empty(k, np.int64)
+    ck = np.empty(k, np.bool_)
+    c = 1
+    cy[0] = ry[0]
+    cx[0] = rx[0]
+    ck[0] = True
+    for i in range(1, k):
+        if ry[i] == cy[c - 1] and rx[i] == cx[c - 1]:
+            ck[c - 1] = ck[c - 1] and keep[i]
+            continue
+        if c >= 2 and abs(cy[c - 2] - ry[i]) <= 1 and abs(cx[c - 2] - rx[i]) <= 1:
+            c -= 1  # the corner of an L
+        cy[c] = ry[i]
+        cx[c] = rx[i]
+        ck[c] = keep[i]
+        c += 1
+    cnt = 0
+    for i in range(1, c):
+        if ck[i]:
+            out[cnt, 0] = cy[i]
+            out[cnt, 1] = cx[i]
+            cnt += 1
+    return cnt

@@ -35,6 +35,17 @@ def _bar(img, y, x0, x1, colour=(160, 110, 150), width=4):
     cv2.line(img, (x0, y), (x1, y), colour, width)
 
 
+def _bar_in_both(base, fu, y, x0, x1):
+    """The same treated vessel in the baseline and the follow-up (it persists)."""
+    _bar(base, y, x0, x1)
+    _bar(fu, y, x0, x1)
+
+
+def _compared(base, fu):
+    """``compare`` of the two photos with independent camera noise, at the tests' scale."""
+    return compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+
+
 def _u8(img):
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
@@ -49,8 +60,7 @@ def _one_of_two_bars_cleared():
     base = _skin()
     fu = base.copy()
     _bar(base, 80, 40, 280)
-    _bar(base, 170, 40, 280)
-    _bar(fu, 170, 40, 280)
+    _bar_in_both(base, fu, 170, 40, 280)
     return base, fu
 
 
@@ -496,7 +506,7 @@ def test_new_matting_over_a_cleared_vessel_is_not_that_vessel_persisting():
     rng = np.random.default_rng(3)
     base, fu = _one_of_two_bars_cleared()
     fu = _matting_mesh(_matting_mesh(fu, 80, 160, rng), 170, 110, rng)
-    c = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+    c = _compared(base, fu)
     assert c.matting["patches"] == 2
     assert c.improvement_pct == pytest.approx(50.0, abs=5.0)
     assert sorted(v["status"] for v in c.vessels) == ["cleared", "persisting"]
@@ -519,11 +529,10 @@ def test_a_cleared_vein_under_dense_matting_is_cleared():
     vein = cv2.GaussianBlur(vein, (0, 0), 3.0)
     od = vein[..., None] * np.array([0.10, 0.13, 0.10])
     base = (np.clip((base / 255.0) ** 2.2 * 10 ** (-od), 0, 1) ** (1 / 2.2) * 255).astype(np.float32)
-    _bar(base, 170, 40, 280)
-    _bar(fu, 170, 40, 280)
+    _bar_in_both(base, fu, 170, 40, 280)
     for cx in (100, 160, 220):
         fu = _matting_mesh(fu, 80, cx, rng, a=34, b=24)
-    c = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+    c = _compared(base, fu)
     assert c.matting["patches"] >= 1
     status = {v["class"]: v["status"] for v in c.vessels if v["length_px"] > 100}
     # judged against what the same measurement gives on parallel lines beside the vein within
@@ -652,8 +661,7 @@ def _faint_matting_in_noise(seed):
     rng = np.random.default_rng(seed)
     base = _skin()
     fu = base.copy()
-    _bar(base, 170, 40, 280)
-    _bar(fu, 170, 40, 280)
+    _bar_in_both(base, fu, 170, 40, 280)
     fu, de = _mesh_in(fu, 85, 160, rng, 60, 30, 0.28, n=45, blush=0.0)
     truth_mm2 = _matting_truth(de >= 2.0).sum() / PPM**2
     noisy = (lambda img, s: img + np.random.default_rng(s).normal(0, 3.0, img.shape).astype(np.float32))
@@ -699,8 +707,7 @@ def test_a_patch_given_back_from_the_spiders_is_measured_as_matting_would_be(mon
     rng = np.random.default_rng(seed)
     base = _skin()
     fu = base.copy()
-    _bar(base, 170, 40, 280)
-    _bar(fu, 170, 40, 280)
+    _bar_in_both(base, fu, 170, 40, 280)
     fu, _ = _mesh_in(fu, 85, 160, rng, 30, 16, 0.4, n=20, blush=0.0)
     fu, _ = _mesh_in(fu, 85, 160, rng, 70, 35, 0.28, n=70, hole=(30, 16), blur=0, blush=0.0)
     noisy = (lambda img, s: _u8(img + np.random.default_rng(s).normal(0, 2.0, img.shape).astype(np.float32)))
@@ -1027,14 +1034,13 @@ def test_a_matting_patch_takes_in_its_faint_fine_vessels():
     rng = np.random.default_rng(7)
     base = _skin()
     fu = base.copy()
-    _bar(base, 170, 40, 280)
-    _bar(fu, 170, 40, 280)
+    _bar_in_both(base, fu, 170, 40, 280)
     fu, de_core = _mesh_in(fu, 85, 160, rng, 30, 16, 1.0, n=20)
     fu, de_ring = _mesh_in(fu, 85, 160, rng, 70, 35, 0.28, n=70, hole=(30, 16), blur=0, blush=0.0)
     ring = de_ring > 0
     assert np.median(de_ring[ring]) == pytest.approx(3.0, abs=0.5)
     truth_mm2 = _matting_truth((de_core >= 2.0) | (de_ring >= 2.0)).sum() / PPM**2
-    c = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+    c = _compared(base, fu)
     assert c.matting["patches"] == 1
     assert c.matting["area_mm2"] == pytest.approx(truth_mm2, rel=0.25)  # old code: 0.70 x
     assert c.improvement_pct == pytest.approx(0.0, abs=5.0)
@@ -1050,7 +1056,7 @@ def test_a_matting_patch_takes_in_its_faint_fine_vessels():
         _bar(fu, 170, 40, 280)
         fu, de_alone = _mesh_in(fu, 85, 160, rng, 70, 35, od, n=70, hole=(30, 16), blur=0, blush=0.0)
         assert (de_alone[de_alone > 0] >= 2.0).all() if visible else (de_alone < 2.0).all()
-        alone = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+        alone = _compared(base, fu)
         measured = alone.change_map == CHANGE_CODES["matting"]
         if not visible:
             assert alone.matting["patches"] == 0
@@ -1110,12 +1116,11 @@ def test_a_matting_patch_at_the_photos_edge_is_outlined_up_to_the_edge(seed, cy,
     rng = np.random.default_rng(seed)
     base = _skin()
     fu = base.copy()
-    _bar(base, 170, 40, 280)
-    _bar(fu, 170, 40, 280)
+    _bar_in_both(base, fu, 170, 40, 280)
     fu, de = _mesh_in(fu, cy, cx, rng, a, b, 1.0, n=24)
     truth = _matting_truth(de >= 2.0)
     assert truth[:, 0].any() or truth[0].any() or truth[:, -1].any()  # the truth reaches the edge
-    c = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+    c = _compared(base, fu)
     assert c.matting["patches"] == 1
     assert c.matting["area_mm2"] == pytest.approx(truth.sum() / PPM**2, rel=0.2)  # old: 0.70 x, 0.71 x, 0
     measured = c.change_map == CHANGE_CODES["matting"]
@@ -1145,14 +1150,13 @@ def test_a_matting_patch_takes_in_its_faint_vessels_in_the_margin_at_the_photos_
     rng = np.random.default_rng(seed)
     base = _skin()
     fu = base.copy()
-    _bar(base, 200, 120, 300)
-    _bar(fu, 200, 120, 300)
+    _bar_in_both(base, fu, 200, 120, 300)
     fu, de_core = _mesh_in(fu, 120, 24, rng, 10, 28, 1.0, n=10)
     fu, de_edge = _mesh_in(fu, 120, 4, rng, 6, 45, 0.28, n=24, blur=0, blush=0.0)
     assert np.median(de_edge[de_edge > 0]) == pytest.approx(3.2, abs=0.3)
     truth = _matting_truth((de_core >= 2.0) | (de_edge >= 2.0))
     edge_truth = _matting_truth(de_edge >= 2.0)
-    c = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+    c = _compared(base, fu)
     assert c.matting["patches"] == 1
     assert c.matting["area_mm2"] == pytest.approx(truth.sum() / PPM**2, rel=0.1)  # old: 0.84 x, 0.84 x
     measured = c.change_map == CHANGE_CODES["matting"]
@@ -1163,7 +1167,7 @@ def test_a_matting_patch_takes_in_its_faint_vessels_in_the_margin_at_the_photos_
     fu = base.copy()
     _bar(fu, 200, 120, 300)
     fu, _ = _mesh_in(fu, 120, 4, rng, 6, 45, 0.28, n=24, blur=0, blush=0.0)
-    alone = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+    alone = _compared(base, fu)
     assert alone.matting["patches"] == 0 and alone.matting["area_mm2"] == 0
 
 
@@ -1177,12 +1181,11 @@ def test_a_patch_of_faint_fine_vessels_with_few_perceptible_pixels_is_found(seed
     rng = np.random.default_rng(seed)
     base = _skin()
     fu = base.copy()
-    _bar(base, 200, 40, 280)
-    _bar(fu, 200, 40, 280)
+    _bar_in_both(base, fu, 200, 40, 280)
     fu, de = _mesh_in(fu, 95, 160, rng, 60, 35, 0.27, n=60, blur=0, blush=0.0)
     assert np.median(de[de > 0]) == pytest.approx(3.1, abs=0.3)
     truth = _matting_truth(de >= 2.0)
-    c = compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+    c = _compared(base, fu)
     assert c.matting["patches"] == 1  # old: 0
     assert c.matting["area_mm2"] == pytest.approx(truth.sum() / PPM**2, rel=0.2)  # 0.96 x, 0.96 x
     measured = c.change_map == CHANGE_CODES["matting"]

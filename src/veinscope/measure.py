@@ -243,12 +243,9 @@ def measure_vessels(
     # a chain's colour is judged on its detected points (not on those tracked past its ends)
     tracked = getattr(det, "tracked", None)
     core = np.ones(k, bool) if tracked is None else ~np.asarray(tracked, bool)
-    if tracked is None:
-        group_means(np.ascontiguousarray(od, np.float32), order.astype(np.int64), bounds, od_mean, od_abs_mean)
-    else:
-        order_c = order[core[order]]
-        bounds_c = np.searchsorted(det.segment[order_c], np.arange(det.n_segments + 1)).astype(np.int64)
-        group_means(np.ascontiguousarray(od, np.float32), order_c.astype(np.int64), bounds_c, od_mean, od_abs_mean)
+    order_c = order[core[order]]
+    bounds_c = np.searchsorted(det.segment[order_c], np.arange(det.n_segments + 1)).astype(np.int64)
+    group_means(np.ascontiguousarray(od, np.float32), order_c.astype(np.int64), bounds_c, od_mean, od_abs_mean)
     fitted = np.isfinite(width)
     in_range = (det.segment >= 0) & (det.segment < det.n_segments)
     sel = fitted & in_range

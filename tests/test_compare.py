@@ -1423,7 +1423,10 @@ def test_a_new_branched_vessel_the_engine_follows_is_a_new_vessel_not_matting(se
     course = np.zeros(fu.shape[:2], np.uint8)
     cv2.polylines(course, paths, False, 1, 2)
     lab, d = a_f.labels.copy(), a_f.diameter_px.copy()
-    lab[course > 0], d[course > 0] = 1, 3.5  # red telangiectasia as the engine read 309/2's (0.12-0.33 mm)
+    # red telangiectasia 0.35 mm wide (309/2's were read 0.12-0.33 mm): labelled fine (<= 0.3 mm)
+    # the course joins the new redness as the engine's fine vessels, no patch forms and main
+    # already reports a new vessel
+    lab[course > 0], d[course > 0] = 1, 3.5
     c = compare(b, fu, px_per_mm=PPM, followup_analysis=dataclasses.replace(a_f, labels=lab, diameter_px=d))
     assert c.matting["patches"] == 0 and c.matting["area_mm2"] == 0
     assert c.new_vessels["count"] >= 1 and c.new_vessels["length_mm"] > 15.0

@@ -1886,6 +1886,46 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     return True
 
 
+def _long_new_vessels(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0, min_len_mm: float = 5.0, red: np.ndarray | None = None, along_mm: float = 0.3, max_off_frac: float = 0.5) -> bool:
+    """Whether new vessels in a patch are a few long vessels (a new thread, branched or not)
+    rather than matting (a mesh of many short, very fine tortuous vessels), whether or not they
+    radiate from one point (:func:`_one_radiating_structure` asks for that too).
+
+    The same reading as the spider's, without its hub: the vessels' skeleton cut at its
+    junctions into stretches, at least two stretches of ``long_mm`` or more holding at least
+    half of the skeleton's length (the spider test's rule for two long stretches), one
+    connected vessel at least ``min_len_mm`` long (as :func:`_single_vessels` asks of a new
+    vessel: matting's vessels are short, a couple of them found whole is still matting), and, with
+    ``red`` (the patch's perceptible new redness, same shape as ``vessel``), at most
+    ``max_off_frac`` of that redness farther than ``along_mm`` from the skeleton: the vessels
+    account for the patch's new redness. A mesh of fine vessels falls into short stretches
+    between its many junctions, and where the engine reads only parts of a matting net (or
+    net and blush merged into a few wide pieces) most of the patch's redness lies away from
+    them. A new vessel that the engine follows along its course, outlined by the matting
+    reach, makes a patch whose redness is that vessel (generated series pair 309/2: a new
+    branched thread of 0.13-0.26 mm, 40 mm² read as matting, none of it the truth's).
+    """
+    from skimage.morphology import skeletonize
+
+    long_px = long_mm * ppm
+    if not vessel.any():
+        return False
+    sk = skeletonize(vessel)
+    total = float(sk.sum())
+    if total < 2 * long_px:
+        return False
+    if red is not None and red.any():
+        off = cv2.distanceTransform((~sk).astype(np.uint8), cv2.DIST_L2, 5)[red] > along_mm * ppm
+        if off.mean() > max_off_frac:
+            return False
+    nl, _, st = _stretches(sk)
+    long_len = [int(st[i, cv2.CC_STAT_AREA]) for i in range(1, nl) if st[i, cv2.CC_STAT_AREA] >= long_px]
+    if len(long_len) < 2 or sum(long_len) < 0.5 * total:
+        return False
+    n_sk, lab_sk = cv2.connectedComponents(sk.astype(np.uint8), connectivity=8)
+    return bool(np.bincount(lab_sk[sk], minlength=n_sk)[1:].max() >= min_len_mm * ppm)
+
+
 def _single_vessels(red: np.ndarray, ppm: float, *, fine_mm: float = 0.3, max_mm: float = 0.9, min_len_mm: float = 5.0, long_mm: float = 2.0) -> np.ndarray:
     """The connected pieces of new redness ``red`` that are one new vessel wider than the fine
     ones, not matting (a mesh of many short, very fine vessels): a piece whose skeleton is at
@@ -1955,7 +1995,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
     follow-up's ``f_vessel`` away from the baseline's) are one radiating structure is a new
-    red spider, not matting (:func:`_one_radiating_structure`; reported as a new vessel; kept
+    red spider, not matting (:func:`_one_radiating_structure`), and so are a few long new
+    vessels that carry the patch's redness (:func:`_long_new_vessels`: a new thread with its
+    branches); either is reported as a new vessel (kept
     aside in ``"spiders"``, grown over its faint vessels as a patch is
     (:func:`_grown_over_faint`), and given back to matting by :func:`_spiders_unreported`
     where the new-vessel step reports no vessel in it; the fading step counts them as matting
@@ -2124,9 +2166,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 continue
             if f_vessel is not None:
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
-                if _one_radiating_structure(fv, ppm, red=new_red[y : y + h, x : x + w] & region):
-                    # a new red spider, not matting, if the new-vessel step reports it (kept
-                    # aside: ``compare`` gives it back to matting otherwise)
+                red_p = new_red[y : y + h, x : x + w] & region
+                if _one_radiating_structure(fv, ppm, red=red_p) or _long_new_vessels(fv, ppm, red=red_p):
+                    # a new red spider or a new long vessel, not matting, if the new-vessel
+                    # step reports it (kept aside: ``compare`` gives it back to matting otherwise)
                     spider_ids.append(i)
                     continue
             accepted.append(i)

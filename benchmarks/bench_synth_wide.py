@@ -1,8 +1,8 @@
 """Where the length and area of veins over 3 mm go on generated photos, photo by photo (issue 4).
 
 Run:  .venv/bin/python benchmarks/bench_synth_wide.py [--n 24] [--seed0 400] [--size 1600x1200]
-      [--cache DIR] [--set key=value ...] [--json FILE] [--floor scale|chain]
-      .venv/bin/python benchmarks/bench_synth_wide.py --floor scale|chain --accuracy -- <bench_synth_accuracy.py options>
+      [--cache DIR] [--set key=value ...] [--json FILE] [--floor scale|chain|checked]
+      .venv/bin/python benchmarks/bench_synth_wide.py --floor scale|chain|checked --accuracy -- <bench_synth_accuracy.py options>
 
 Same photos as ``bench_synth_accuracy.py`` (set A), the engine given the true scale; its
 accepted centreline points and their classes are recorded by wrapping
@@ -44,7 +44,8 @@ over-3-mm length):
 ``--floor`` measures a variant that was tried and not kept (BENCHMARKS.md, session 16): the
 half-maximum window's first width (the bar fit's, ``analyze``'s ``guess``) raised to at least the
 point's detection scale (``scale``: ``VesselDetection.scale_px``, sigma px) or to the smaller of
-that and its chain's median scale (``chain``). With ``--accuracy`` the same variant goes through
+that and its chain's median scale (``chain``; ``checked``: the ``chain`` floor's width kept only
+where it comes out at least the floor, else main's). With ``--accuracy`` the same variant goes through
 ``bench_synth_accuracy.py`` (every option after ``--`` is that script's).
 """
 
@@ -102,9 +103,20 @@ class Recorder:
             from veinscope._kernels.groups import group_medians
 
             fl = det.scale_px.astype(np.float64)
-            if self.floor == "chain":
+            if self.floor in ("chain", "checked"):
                 seg = det.segment.astype(np.int64)
                 fl = np.minimum(fl, group_medians(det.scale_px.astype(np.float32), seg, det.n_segments)[seg])
+            if self.floor == "checked":
+                # the raised first width's result only where it is at least the floor itself
+                w0, c0 = self.hm0(contrast, pts, nrm, guess, **kw)
+                g1 = np.maximum(guess, fl)
+                up = g1 > guess
+                w1, c1 = self.hm0(contrast, pts[up], nrm[up], g1[up], **kw)
+                take = np.flatnonzero(up)[np.isfinite(w1) & (w1 >= fl[up])]
+                sel = np.isfinite(w1) & (w1 >= fl[up])
+                w0[take], c0[take] = w1[sel], c1[sel]
+                self.seen.update(signal=np.array(contrast, copy=True), guess=g1, hm_kw=dict(kw))
+                return w0, c0
             guess = np.maximum(guess, fl)  # NaN stays NaN
         self.seen.update(signal=np.array(contrast, copy=True), guess=np.asarray(guess).copy(), hm_kw=dict(kw))
         return self.hm0(contrast, pts, nrm, guess, **kw)
@@ -243,7 +255,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     set_a_arguments(ap, cache=True)
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--floor", choices=("scale", "chain"), default=None, help="the variant tried in session 16")
+    ap.add_argument("--floor", choices=("scale", "chain", "checked"), default=None, help="the variant tried in session 16")
     ap.add_argument("--accuracy", action="store_true", help="run bench_synth_accuracy.py (options after --) with the variant")
     argv = list(sys.argv[1:] if argv is None else argv)
     rest = argv[argv.index("--") + 1 :] if "--" in argv else []

@@ -300,6 +300,49 @@ def test_a_faint_vessel_broken_by_texture_is_painted_and_measured_across_its_bre
     assert np.all(a.labels[before.labels > 0] > 0)
 
 
+# ---- a faint wide vein's width (issue 4, session 16) ---------------------------------------
+def _soft_tube(img, diameter_px, blur_px, depth):
+    """A long, gently sloping bluish vein across ``img`` (columns 60 to -60): the chord profile
+    of a cylinder ``diameter_px`` across, blurred by the skin above it (Gaussian ``blur_px``),
+    as synth renders a deep vein; its full width at half maximum (px, numerically) and its
+    centreline (y as a function of x)."""
+    m, n = img.shape[:2]
+    yy, xx = np.mgrid[0:m, 0:n].astype(np.float64)
+    centre = lambda x: m / 2 + 0.08 * (x - n / 2)  # noqa: E731
+    t = np.arange(-200.0, 200.0 + 1e-9, 0.25)
+    chord = 2 * np.sqrt(np.clip((diameter_px / 2) ** 2 - t**2, 0, None))
+    g = np.exp(-0.5 * (t / blur_px) ** 2)
+    prof = np.convolve(chord, g / g.sum(), mode="same")
+    prof /= prof.max()
+    fwhm = np.ptp(t[prof >= 0.5])
+    p = np.interp((yy - centre(xx)) / math.hypot(1.0, 0.08), t, prof) * ((xx > 60) & (xx < n - 60))
+    return img * np.exp(-p[..., None] * (np.array([0.25, 0.6, 0.35]) * depth)), fwhm, centre
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known limitation (session 16, h-wide): the bar fit's first width falls short on a faint, "
+    "soft vein (0.1-0.7 of it), the half-maximum window it sets reads the skin level on the vein's "
+    "shoulders, and the vein reads 0.54-0.87 of its width; a floor at the detection scale fixes most "
+    "of it but widens clusters of fine vessels on real legs, so it was not kept (BENCHMARKS.md)",
+)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_faint_wide_soft_vein_on_textured_skin_keeps_its_width(seed):
+    # a vein 4.2 mm across under 0.6 mm of blurring skin: FWHM 3.46 mm (41.5 px at 12 px/mm),
+    # at a contrast the detection keeps along most of its length
+    ppm = 12.0
+    vein, fwhm, centre = _soft_tube(_textured_skin(seed, (420, 560)), 4.2 * ppm, 0.6 * ppm, 0.15)
+    assert 3.4 < fwhm / ppm < 3.5
+    a = veinscope.analyze(_u8(vein, 10 + seed), px_per_mm=ppm)
+    xs = np.arange(120, 440)
+    ys = np.round(centre(xs)).astype(int)
+    found = a.labels[ys, xs] > 0
+    assert found.mean() > 0.8
+    d = a.diameter_px[ys, xs][found]
+    assert 0.9 * fwhm < np.median(d) < 1.1 * fwhm
+    assert np.mean(a.labels[ys, xs][found] == 4) > 0.8  # over 3 mm
+
+
 def test_no_vessel_is_drawn_along_the_legs_shaded_outline():
     """A generated leg (set A's photo 21) whose shaded rim meets dark clothing: the rim, a dark
     band between the brighter skin and the outline, was painted as a vein along the whole

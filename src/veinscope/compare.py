@@ -313,7 +313,8 @@ def compare(
     b_vessel = a_b.labels > 0
     ref = reg.overlap & a_b.skin & valid_f
     aligned_n, gains = _match_light(b_rgb, aligned, ref, b_vessel)
-    del aligned
+    # ``aligned`` (the follow-up before its light was matched) is kept for the matting step's
+    # noise: a follow-up's OD is as noisy as its own light made it, however it is matched
     # compared: the baseline's skin that the follow-up shows (the registration already checked
     # the follow-up's own skin at its working resolution)
     cmp_area = ref
@@ -349,7 +350,8 @@ def compare(
     if not whole:
         mb.keep(boxes)
         mf.keep(boxes)
-    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area)
+    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned)
+    del aligned
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
     # The patches kept aside as new red spiders count as matting here: whether they are
@@ -1656,6 +1658,58 @@ def _window_values(mb, mf, windows, valid, pad, fn) -> list:
     return [np.concatenate([p[i] for p in parts]) for i in range(len(parts[0]))]
 
 
+def _noise_predictor(rgb_b: np.ndarray, rgb_f: np.ndarray, weights, *, smooth_px: float) -> list[np.ndarray]:
+    """How noisy a chromophore reading's change is at each pixel, from the two photos' local
+    brightness: ``sum_c w_c^2 (1 / L_b,c + 1 / L_f,c)`` for each reading's weights ``w`` (rows
+    of ``weights``) on the channels' OD and the linear light ``L`` of each photo. A
+    photon-limited pixel's OD varies as ``1 / sqrt(L)``, and a JPEG's code errors grow in OD
+    as the pixel darkens, so a dark, shaded part of either photo reads noisier; only the
+    ordering of the pixels by it is used (:func:`_noise_curve`). ``L`` is the skin's light
+    around the pixel: its brightest within ``smooth_px``, smoothed over the same distance (a
+    vessel narrower than that is left out). The follow-up's light is the baseline's times the
+    follow-up's change of light in the red channel, which blood barely absorbs: a shade
+    darkens every channel alike, while new redness (matting's blush, a new vessel) must not
+    raise its own threshold. ``rgb_b``, ``rgb_f``: (M, N, 3) uint8 of the same box; returns
+    one (M, N) float32 array per row of ``weights``."""
+    w2 = np.asarray(weights, np.float64).reshape(-1, 3) ** 2
+    k = 2 * max(1, int(round(smooth_px))) + 1
+    ker = np.ones((k, k), np.uint8)  # a square: OpenCV's separable max filter
+
+    def light(rgb, c):
+        lin = cv2.GaussianBlur(cv2.dilate(_LIN_LUT[rgb[..., c]], ker), (0, 0), smooth_px)
+        return np.maximum(lin, np.float32(1e-3))
+
+    # 1 + L_b / L_f = 1 + L_b,red / L_f,red for every channel
+    both = np.float32(1.0) + light(rgb_b, 0) / light(rgb_f, 0)
+    outs = [np.zeros(rgb_b.shape[:2], np.float32) for _ in range(len(w2))]
+    for c in range(3):
+        inv = both / light(rgb_b, c)
+        for out, w in zip(outs, w2):
+            out += np.float32(w[c]) * inv
+    return outs
+
+
+def _noise_curve(values: np.ndarray, pred: np.ndarray, *, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """A reading's noise as a function of :func:`_noise_predictor`: the robust sigma of
+    ``values`` (the change over the compared skin) in ``bins`` bins of equal count along
+    ``pred``, with each bin's median predictor. Estimated over the whole compared skin, so
+    a patch of new redness (a small minority of any bin) does not raise its own threshold."""
+    if values.size < 20 * bins:
+        return np.zeros(1), np.full(1, _robust_sigma(values))
+    order = np.argsort(pred, kind="stable")
+    parts = np.array_split(order, bins)
+    centres = np.array([float(np.median(pred[i])) for i in parts])
+    sigmas = np.array([_robust_sigma(values[i]) for i in parts])
+    return centres, sigmas
+
+
+def _pixel_noise(pred: np.ndarray, curve: tuple[np.ndarray, np.ndarray], floor: float) -> np.ndarray:
+    """The noise at each pixel from its predictor ``pred`` and a :func:`_noise_curve`, never
+    below ``floor`` (the reading's noise over the whole compared skin): the gates are only
+    made stricter where the photos are noisier than on average."""
+    return np.maximum(np.float32(floor), np.interp(pred, curve[0], curve[1]).astype(np.float32))
+
+
 def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist):
     """New brown pigmentation: seeds where the melanin-like map rose clearly, grown to where
     the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown."""
@@ -1970,6 +2024,16 @@ def _single_vessels(red: np.ndarray, ppm: float, *, fine_mm: float = 0.3, max_mm
     return out
 
 
+def _red_weights() -> np.ndarray:
+    """The weights on the channels' relative OD that :func:`_red_projection` amounts to (its
+    projection of ``sum_k map_k * direction_k``), for :func:`_noise_predictor`."""
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS as D
+
+    g = np.full(3, 1.0 / math.sqrt(3.0))
+    u = D["haemoglobin"] - float(D["haemoglobin"] @ g) * g
+    return u / float(u @ D["haemoglobin"])
+
+
 def _red_projection(maps: dict) -> np.ndarray:
     """The relative OD that chromophore maps stand for, projected on haemoglobin's colour
     direction made orthogonal to grey (in haemoglobin units): the redness a pixel shows,
@@ -1990,7 +2054,7 @@ def _red_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -2019,7 +2083,12 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     New redness is read two ways, each with its own noise: the unmixed haemoglobin change,
     and the colour change projected on haemoglobin's direction (:func:`_red_projection`,
     where haemoglobin rose at least as much as melanin and venous blood); a pixel is
-    perceptible when either reading passes. The faint pixels come from the projection, which
+    perceptible when either reading passes. Each reading's gate is three times its noise at
+    the pixel: the larger of its noise over the compared skin and its noise at the photos'
+    brightness there (:func:`_noise_predictor`, :func:`_noise_curve`, in ``noise_bins`` bins,
+    the skin's light read over ``noise_smooth_mm``; the follow-up's own light ``f_light``,
+    before it was matched to the baseline's, when given), so that a darker, shaded part of
+    either photo, whose JPEG chroma errors read as blocks of redness, starts no patch. The faint pixels come from the projection, which
     is less noisy on fine vessels.
 
     New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
@@ -2029,7 +2098,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     truth) draws it, and its width is judged on that outline."""
     from scipy import ndimage as ndi
 
-    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
+    from veinscope.chromophores import _UNMIX, CHROMOPHORE_DIRECTIONS
 
     d_dir = CHROMOPHORE_DIRECTIONS["haemoglobin"]
     m, n = valid.shape
@@ -2049,7 +2118,32 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     step = max(1, int(d_s.size // 200_000))
     noise = _robust_sigma(d_s[::step])
     noise_red = _robust_sigma(d_r[::step])
-    del d_s, d_r
+    # and as a function of the photos' brightness (:func:`_noise_predictor`): a darker, shaded
+    # part of the follow-up reads noisier than the skin on average, and its JPEG's blocks of
+    # chroma pass a gate set by the average noise (held-out series 320/1, 321/1: blocks and
+    # blotches of "redness" in a darker follow-up, no new vessels); each reading's gate is
+    # at three times the larger of its noise over the skin and its noise at that brightness
+    smooth_px = max(1.0, ppm * noise_smooth_mm)
+    if f_light is None:
+        f_light = mf.o.rgb
+    w_hb, w_red = _UNMIX[0], _red_weights()
+    p_hb, p_red, off_v = [], [], []
+    for y0, y1, x0, x1 in windows:
+        box = (max(0, y0 - 6), min(m, y1 + 6), max(0, x0 - 6), min(n, x1 + 6))
+        core = (slice(y0 - box[0], y0 - box[0] + (y1 - y0)), slice(x0 - box[2], x0 - box[2] + (x1 - x0)))
+        rb, rf = mb.o.rgb[box[0] : box[1], box[2] : box[3]], f_light[box[0] : box[1], box[2] : box[3]]
+        sel = valid[y0:y1, x0:x1]
+        q_hb, q_red = _noise_predictor(rb, rf, (w_hb, w_red), smooth_px=smooth_px)
+        p_hb.append(q_hb[core][sel])
+        p_red.append(q_red[core][sel])
+        # the skin off the baseline's vessels (a vessel darkens the skin around it and its
+        # fading is no noise: the darker bins would be the vessels' surroundings)
+        on_v = cv2.dilate(b_vessel[box[0] : box[1], box[2] : box[3]].astype(np.uint8), on_vessel_k).astype(bool)[core]
+        off_v.append(~on_v[sel])
+    off_v = np.concatenate(off_v)
+    curve_hb = _noise_curve(d_s[off_v][::step], np.concatenate(p_hb)[off_v][::step], bins=noise_bins)
+    curve_red = _noise_curve(d_r[off_v][::step], np.concatenate(p_red)[off_v][::step], bins=noise_bins)
+    del d_s, d_r, p_hb, p_red, off_v
     tys, txs, tvals = [], [], []
     for y0, y1, x0, x1 in windows:
         box = (max(0, y0 - 6), min(m, y1 + 6), max(0, x0 - 6), min(n, x1 + 6))
@@ -2088,7 +2182,11 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         on_vessel = cv2.dilate(bv.astype(np.uint8), on_vessel_k).astype(bool)
         # anywhere in the compared skin: the engine may have missed the treated vessel next to
         # it; the distance to the nearest baseline vessel is reported with each patch
-        cand = vb & ~on_vessel & (d_hb > 3.0 * noise) & (d_hb >= d_other)
+        rb, rf = mb.o.rgb[BY0:BY1, BX0:BX1], f_light[BY0:BY1, BX0:BX1]
+        q_hb, q_red = _noise_predictor(rb, rf, (w_hb, w_red), smooth_px=smooth_px)
+        s_hb, s_red = _pixel_noise(q_hb, curve_hb, noise), _pixel_noise(q_red, curve_red, noise_red)
+        del q_hb, q_red
+        cand = vb & ~on_vessel & (d_hb > 3.0 * s_hb) & (d_hb >= d_other)
         # the rise must be perceptible, and so must the follow-up's own redness there (a cleared
         # bluish vessel can unmix into a rise of haemoglobin without any redness being there)
         hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
@@ -2099,14 +2197,14 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         red_f = _red_projection(cf)
         d_red = cv2.GaussianBlur(red_f - _red_projection(cb), (0, 0), 0.8)
         red_f = cv2.GaussianBlur(red_f, (0, 0), 0.8)
-        cand_red = vb & ~on_vessel & (d_red > 3.0 * noise_red) & (d_hb >= d_other)
+        cand_red = vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other)
         new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
         # the same tests at ``faint_ratio`` of the threshold: a very fine vessel's ΔE, read
         # pixel by pixel at the 0.8 px blur, is about half what the photo shows along it; such
         # pixels count only as part of a patch already perceptible (below), so they are looked
         # for as far as its outline may reach (``vo``: also the margin inside the compared
         # skin's edge, where nothing starts a patch)
-        cand_faint = cand_red | (vo & ~vb & ~on_vessel & (d_red > 3.0 * noise_red) & (d_hb >= d_other))
+        cand_faint = cand_red | (vo & ~vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other))
         faint = _perceptible(d_red, cand_faint & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         faint = _perceptible(red_f, faint, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         if fine_new is not None:

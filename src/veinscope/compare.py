@@ -1891,19 +1891,11 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     of the patch's redness lies away from it. (Pieces wider than about ``2 * along_mm`` count
     their own edges as away from the skeleton: a spider's branches are fine vessels.)
     """
-    from skimage.morphology import skeletonize
-
     long_px = long_mm * ppm
-    if not vessel.any():
+    sk = _skeleton_carrying(vessel, long_px, red, along_mm * ppm, max_off_frac)
+    if sk is None:
         return False
-    sk = skeletonize(vessel)
     total = float(sk.sum())
-    if total < 2 * long_px:
-        return False
-    if red is not None and red.any():
-        off = cv2.distanceTransform((~sk).astype(np.uint8), cv2.DIST_L2, 5)[red] > along_mm * ppm
-        if off.mean() > max_off_frac:
-            return False  # redness spread over an area, not along the branches: matting
     nl, lab, st = _stretches(sk)
     long_ids = [i for i in range(1, nl) if st[i, cv2.CC_STAT_AREA] >= long_px]
     long_len = sum(int(st[i, cv2.CC_STAT_AREA]) for i in long_ids)
@@ -1940,6 +1932,26 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     return True
 
 
+def _skeleton_carrying(vessel: np.ndarray, long_px: float, red: np.ndarray | None, along_px: float, max_off_frac: float) -> np.ndarray | None:
+    """The skeleton of ``vessel`` when it is at least two ``long_px`` long and, with ``red``
+    (perceptible new redness, same shape), holds at least ``1 - max_off_frac`` of that redness
+    within ``along_px`` of it; otherwise None (no vessels, too short, or redness spread over an
+    area rather than along the vessels: matting). The shared first step of the spider test and
+    :func:`_long_new_vessels`."""
+    from skimage.morphology import skeletonize
+
+    if not vessel.any():
+        return None
+    sk = skeletonize(vessel)
+    if float(sk.sum()) < 2 * long_px:
+        return None
+    if red is not None and red.any():
+        off = cv2.distanceTransform((~sk).astype(np.uint8), cv2.DIST_L2, 5)[red] > along_px
+        if off.mean() > max_off_frac:
+            return None
+    return sk
+
+
 def _long_new_vessels(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0, min_len_mm: float = 5.0, red: np.ndarray | None = None, along_mm: float = 0.3, max_off_frac: float = 0.5) -> bool:
     """Whether new vessels in a patch are a few long vessels (a new thread, branched or not)
     rather than matting (a mesh of many short, very fine tortuous vessels), whether or not they
@@ -1959,19 +1971,11 @@ def _long_new_vessels(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0, m
     reach, makes a patch whose redness is that vessel (generated series pair 309/2: a new
     branched thread of 0.13-0.26 mm, 40 mm² read as matting, none of it the truth's).
     """
-    from skimage.morphology import skeletonize
-
     long_px = long_mm * ppm
-    if not vessel.any():
+    sk = _skeleton_carrying(vessel, long_px, red, along_mm * ppm, max_off_frac)
+    if sk is None:
         return False
-    sk = skeletonize(vessel)
     total = float(sk.sum())
-    if total < 2 * long_px:
-        return False
-    if red is not None and red.any():
-        off = cv2.distanceTransform((~sk).astype(np.uint8), cv2.DIST_L2, 5)[red] > along_mm * ppm
-        if off.mean() > max_off_frac:
-            return False
     nl, _, st = _stretches(sk)
     long_len = [int(st[i, cv2.CC_STAT_AREA]) for i in range(1, nl) if st[i, cv2.CC_STAT_AREA] >= long_px]
     if len(long_len) < 2 or sum(long_len) < 0.5 * total:

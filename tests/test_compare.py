@@ -1831,3 +1831,16 @@ def test_pixel_noise_follows_the_brightness_and_never_drops_below_the_skins():
     lined[:, 29:31] = 120
     (p_line,) = _noise_predictor(skin, lined, (w,), smooth_px=5.0)
     assert p_line[30, 30] == pytest.approx(p_skin[30, 30], rel=0.02)
+
+
+def test_a_patch_location_names_the_part_of_the_photo_by_thirds():
+    from veinscope.compare import _location, _part_of_photo
+
+    assert _part_of_photo(0.69, 0.39) == "right part of the photo"  # a third of the way in: not "the edge"
+    assert _part_of_photo(0.1, 0.1) == "upper left part of the photo"
+    assert _part_of_photo(0.5, 0.9) == "lower part of the photo"
+    assert _part_of_photo(0.5, 0.5) == "middle of the photo"
+    region = np.ones((10, 10), bool)
+    loc = _location((80, 90, 180, 190), region, (100, 200), 10.0, True)
+    assert loc["where"] == "lower right part of the photo"
+    assert loc["centre_yx"] == [84, 184] and loc["centre_mm"] == [8.45, 18.45]

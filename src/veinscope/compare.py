@@ -988,9 +988,17 @@ def _patches(delta, cand, peak_ok, valid, *, min_area_px, half=True):
     return out
 
 
-def _location(box, region, shape, ppm, calibrated):
-    from veinscope.register import _where
+def _part_of_photo(fx: float, fy: float) -> str:
+    """Where a point lies in the photo, by thirds of its width and height (``fx``, ``fy`` in
+    0-1): "upper right part of the photo", "left part of the photo", "middle of the photo".
+    (A patch a third of the way in is not at the photo's edge.)"""
+    v = "upper" if fy < 1 / 3 else ("lower" if fy > 2 / 3 else "")
+    h = "left" if fx < 1 / 3 else ("right" if fx > 2 / 3 else "")
+    part = " ".join(w for w in (v, h) if w)
+    return f"{part} part of the photo" if part else "middle of the photo"
 
+
+def _location(box, region, shape, ppm, calibrated):
     (y0, y1, x0, x1) = box
     ys, xs = np.nonzero(region)
     cy, cx = float(ys.mean() + y0), float(xs.mean() + x0)
@@ -999,7 +1007,7 @@ def _location(box, region, shape, ppm, calibrated):
         "centre_yx": [int(round(cy)), int(round(cx))],
         "centre_mm": [round(cy / ppm, 2), round(cx / ppm, 2)] if calibrated else None,
         "bbox_yxyx": [int(ys.min() + y0), int(xs.min() + x0), int(ys.max() + y0), int(xs.max() + x0)],
-        "where": _where(cx / n, cy / m).replace("the ", "", 1) + " of the photo",
+        "where": _part_of_photo(cx / n, cy / m),
     }
 
 

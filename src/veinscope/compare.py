@@ -1687,11 +1687,12 @@ def _noise_predictor(rgb_b: np.ndarray, rgb_f: np.ndarray, weights, *, smooth_px
         lin = cv2.GaussianBlur(cv2.dilate(_LIN_LUT[rgb[..., c]], ker), (0, 0), smooth_px)
         return np.maximum(lin, np.float32(1e-3))
 
+    l_b = [light(rgb_b, c) for c in range(3)]
     # 1 + L_b / L_f = 1 + L_b,red / L_f,red for every channel
-    both = np.float32(1.0) + light(rgb_b, 0) / light(rgb_f, 0)
+    both = np.float32(1.0) + l_b[0] / light(rgb_f, 0)
     outs = [np.zeros(rgb_b.shape[:2], np.float32) for _ in range(len(w2))]
     for c in range(3):
-        inv = both / light(rgb_b, c)
+        inv = both / l_b[c]
         for out, w in zip(outs, w2):
             out += np.float32(w[c]) * inv
     return outs
@@ -2139,7 +2140,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     if f_light is None:
         f_light = mf.o.rgb
     w_hb, w_red = _UNMIX[0], _red_weights()
+    # one pass over the statistics windows: the noise predictors at the valid pixels, and the
+    # haemoglobin change on the skin off the baseline's vessels (for the texture's ΔE below)
     p_hb, p_red, off_v = [], [], []
+    tys, txs, tvals = [], [], []
     for y0, y1, x0, x1 in windows:
         box = (max(0, y0 - 6), min(m, y1 + 6), max(0, x0 - 6), min(n, x1 + 6))
         core = (slice(y0 - box[0], y0 - box[0] + (y1 - y0)), slice(x0 - box[2], x0 - box[2] + (x1 - x0)))
@@ -2152,20 +2156,15 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         # fading is no noise: the darker bins would be the vessels' surroundings)
         on_v = cv2.dilate(b_vessel[box[0] : box[1], box[2] : box[3]].astype(np.uint8), on_vessel_k).astype(bool)[core]
         off_v.append(~on_v[sel])
+        (d,) = d_hb_of(mb.box(box), mf.box(box), core)
+        yy, xx = np.nonzero(sel & ~on_v)
+        tys.append(yy + y0)
+        txs.append(xx + x0)
+        tvals.append(d[yy, xx])
     off_v = np.concatenate(off_v)
     curve_hb = _noise_curve(d_s[off_v][::step], np.concatenate(p_hb)[off_v][::step], bins=noise_bins)
     curve_red = _noise_curve(d_r[off_v][::step], np.concatenate(p_red)[off_v][::step], bins=noise_bins)
     del d_s, d_r, p_hb, p_red, off_v
-    tys, txs, tvals = [], [], []
-    for y0, y1, x0, x1 in windows:
-        box = (max(0, y0 - 6), min(m, y1 + 6), max(0, x0 - 6), min(n, x1 + 6))
-        core = (slice(y0 - box[0], y0 - box[0] + (y1 - y0)), slice(x0 - box[2], x0 - box[2] + (x1 - x0)))
-        (d,) = d_hb_of(mb.box(box), mf.box(box), core)
-        on_v = cv2.dilate(b_vessel[box[0] : box[1], box[2] : box[3]].astype(np.uint8), on_vessel_k).astype(bool)[core]
-        yy, xx = np.nonzero(valid[y0:y1, x0:x1] & ~on_v)
-        tys.append(yy + y0)
-        txs.append(xx + x0)
-        tvals.append(d[yy, xx])
     tys, txs, tvals = np.concatenate(tys), np.concatenate(txs), np.concatenate(tvals)
     if tys.size:
         pick = np.linspace(0, tys.size - 1, min(4000, tys.size)).astype(np.int64)

@@ -148,9 +148,12 @@ def oriented_scale(image, sigma_px: float, *, elongation: float, n_orient: int =
     loff = np.clip(np.where(ok & (lden < 0), 0.5 * (lm - lp) / np.where(lden < 0, lden, -1.0), 0.0), -0.5, 0.5)
     rmax = np.where(ok, np.exp(l0 - 0.25 * (lm - lp) * loff), rmax).astype(np.float32)
     pos = rmax > 0
-    rb2 = (rperp / np.where(pos, rmax, 1.0)) ** 2
-    s2 = rmax**2 + rperp**2
-    line = np.where(pos, np.exp(-rb2 / (2 * BETA**2)) * (1 - np.exp(-s2 / (2 * LINE_GAMMA**2))), 0).astype(np.float32)
+    # where the best response is tiny the ratio and its square overflow float32 to inf, and
+    # exp(-inf) = 0: no line there, as intended (newer numpy warns of the overflow)
+    with np.errstate(over="ignore", divide="ignore"):
+        rb2 = (rperp / np.where(pos, rmax, 1.0)) ** 2
+        s2 = rmax**2 + rperp**2
+        line = np.where(pos, np.exp(-rb2 / (2 * BETA**2)) * (1 - np.exp(-s2 / (2 * LINE_GAMMA**2))), 0).astype(np.float32)
     rmax = np.where(pos, rmax, 0).astype(np.float32)
     c2 = (np.cos(2 * theta) * rmax).astype(np.float32)
     s2a = (np.sin(2 * theta) * rmax).astype(np.float32)

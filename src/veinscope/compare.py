@@ -1736,6 +1736,29 @@ def _fill_narrow_holes(mask: np.ndarray, r_px: int) -> np.ndarray:
     return mask | (holes & ~wide)
 
 
+def _background_without(optics, skin: np.ndarray, left_out: np.ndarray, box):
+    """``optics`` with its skin background estimated again with ``left_out`` (inside ``box``,
+    (y0, y1, x0, x1) px) taken out of ``skin``: the cells within the background median's
+    reach of the box are recomputed on a crop aligned to the cells (with 4 more cells of
+    context each side), the rest kept."""
+    import dataclasses
+
+    from veinscope.chromophores import skin_optics
+
+    cell = optics.cell_px
+    m, n = optics.shape
+    gm, gn = optics.background_od.shape[:2]
+    y0, y1, x0, x1 = box
+    cy0, cy1 = max(0, y0 // cell - 3), min(gm, -(-y1 // cell) + 3)  # the 7 x 7 median's reach
+    cx0, cx1 = max(0, x0 // cell - 3), min(gn, -(-x1 // cell) + 3)
+    ey0, ey1, ex0, ex1 = max(0, cy0 - 4), min(gm, cy1 + 4), max(0, cx0 - 4), min(gn, cx1 + 4)
+    py, px = slice(ey0 * cell, min(m, ey1 * cell)), slice(ex0 * cell, min(n, ex1 * cell))
+    sub = skin_optics(optics.rgb[py, px], skin=skin[py, px] & ~left_out[py, px], background_px=optics.background_px)
+    bg = optics.background_od.copy()
+    bg[cy0:cy1, cx0:cx1] = sub.background_od[cy0 - ey0 : cy1 - ey0, cx0 - ex0 : cx1 - ex0]
+    return dataclasses.replace(optics, background_od=bg)
+
+
 def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin):
     """New brown pigmentation: seeds where the melanin-like map rose clearly, grown to where
     the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown; then
@@ -1744,7 +1767,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     from scipy import ndimage as ndi
     from skimage.color import deltaE_ciede2000, rgb2lab
 
-    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS, skin_optics
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
 
     d_dir = CHROMOPHORE_DIRECTIONS["melanin"]
     m, n = valid.shape
@@ -1855,12 +1878,17 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         # searched again on those maps (the others found none). The change maps' texture, the
         # gate's other half, is read again without the stains too (it was read with them in).
         cell = mf.o.cell_px
-        left_out = cv2.dilate(mask.astype(np.uint8), _disc(cell)).astype(bool)
+        y0, y1 = min(g[0][0] for g in grown), max(g[0][1] for g in grown)
+        x0, x1 = min(g[0][2] for g in grown), max(g[0][3] for g in grown)
+        y0, y1, x0, x1 = max(0, y0 - cell), min(m, y1 + cell), max(0, x0 - cell), min(n, x1 + cell)
+        left_out = np.zeros((m, n), bool)
+        left_out[y0:y1, x0:x1] = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), _disc(cell)).astype(bool)
         redo = [bx for bx in boxes if left_out[bx[0] : bx[1], bx[2] : bx[3]].any()]
-        mb2 = _Maps(skin_optics(mb.o.rgb, skin=b_skin & ~left_out, background_px=mb.o.background_px))
-        mf2 = _Maps(skin_optics(mf.o.rgb, skin=cmp_area & ~left_out, background_px=mf.o.background_px))
-        tex = texture(mb2, mf2, left_out)
-        thr = max(min_delta_e, 1.5 * tex)
+        mb2 = _Maps(_background_without(mb.o, b_skin, left_out, (y0, y1, x0, x1)))
+        mf2 = _Maps(_background_without(mf.o, cmp_area, left_out, (y0, y1, x0, x1)))
+        if tb is not None and left_out[tb[0][0] : tb[0][1], tb[1][0] : tb[1][1]].any():
+            tex = texture(mb2, mf2, left_out)
+            thr = max(min_delta_e, 1.5 * tex)
         del left_out
         mask, grown = grow(mb2, mf2, redo, thr)
     lst = []

@@ -982,6 +982,81 @@ def test_stain_leak_is_the_blood_share_per_unit_of_added_melanin():
     assert _stain_leak(np.zeros(0), np.zeros(0)) == 0.0
 
 
+def _brown(img, a, factor=(0.78, 0.68, 0.6)):
+    """The photo (float RGB 0-255) with brown of strength ``a`` (M, N) added: linear RGB
+    times ``factor`` ** a (the brown of the other staining tests)."""
+    lin = (img / 255.0) ** 2.2 * np.power(np.asarray(factor, np.float32), a[..., None].astype(np.float32))
+    return np.clip(lin, 0, 1) ** (1 / 2.2) * 255.0
+
+
+def _visible_brown(shape, a, skin=(205, 150, 135)):
+    """Where brown of strength ``a`` makes a ΔE00 of at least 2 on the plain skin colour (what a
+    careful observer marks as staining; the skin's texture here is far below 2 / 1.5)."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    plain = np.full(shape + (3,), skin, np.float32)
+    return deltaE_ciede2000(rgb2lab(plain / 255.0), rgb2lab(_brown(plain, a) / 255.0)) >= 2.0
+
+
+def test_a_wide_stain_is_measured_to_its_faint_edges():
+    # a brown band 2 mm (sigma) across and 32 mm long, visible about 11 mm wide: wide enough to
+    # raise the follow-up's own skin background (a median over about 17 mm), which took the
+    # band's faint outer parts for skin (main: 163 of 224 mm²), and to dominate the change
+    # maps' texture read over the photo (ΔE00 2.0 instead of 0.4: the gate rose to 3)
+    shape = (360, 480)
+    b = cv2.GaussianBlur(_skin(shape, seed=3), (0, 0), 2.0)
+    _bar(b, 180, 60, 420)
+    f = b.copy()
+    _bar(f, 180, 60, 420, _faded((160, 110, 150), 0.2))
+    yy = np.arange(shape[0], dtype=np.float32)[:, None]
+    xx = np.arange(shape[1], dtype=np.float32)[None, :]
+    a = 1.2 * np.exp(-0.5 * ((yy - 180) / 20.0) ** 2) * np.clip(np.minimum(xx - 80, 400 - xx) / 6.0, 0, 1)
+    f = _brown(f, a)
+    truth = _visible_brown(shape, a)
+    c = compare(_u8(_noise(b, 1)), _u8(_noise(f, 2)), px_per_mm=PPM)
+    assert c.staining["patches"] == 1
+    assert c.staining["area_mm2"] == pytest.approx(truth.sum() / PPM**2, rel=0.12)
+    assert c.staining["texture_delta_e"] < 1.0
+    st = c.change_map == CHANGE_CODES["staining"]
+    assert (st & ~truth).sum() / PPM**2 < 2.0
+
+
+def test_a_ring_of_staining_leaves_the_skin_it_encloses_out():
+    # a stain along a looped vessel: a ring (radius 7 mm, 0.8 mm sigma across) around skin
+    # that stays unstained (main filled every hole: the 1.5 cm² inside counted as stain);
+    # a narrow gap across the band (a vessel under the stain, 1 mm) is still filled
+    shape = (360, 480)
+    b = cv2.GaussianBlur(_skin(shape, seed=4), (0, 0), 2.0)
+    _bar(b, 300, 60, 420)
+    f = b.copy()
+    yy = np.arange(shape[0], dtype=np.float32)[:, None]
+    xx = np.arange(shape[1], dtype=np.float32)[None, :]
+    r = np.hypot(yy - 160, xx - 240)
+    a = 1.5 * np.exp(-0.5 * ((r - 70) / 8.0) ** 2)
+    f = _brown(f, a)
+    truth = _visible_brown(shape, a)
+    c = compare(_u8(_noise(b, 1)), _u8(_noise(f, 2)), px_per_mm=PPM)
+    st = c.change_map == CHANGE_CODES["staining"]
+    assert c.staining["patches"] == 1
+    assert c.staining["area_mm2"] == pytest.approx(truth.sum() / PPM**2, rel=0.15)
+    assert st[r < 40].mean() < 0.02  # the enclosed skin
+
+
+def test_fill_narrow_holes_keeps_holes_wider_than_the_disc():
+    from veinscope.compare import _fill_narrow_holes
+
+    m = np.zeros((60, 90), bool)
+    m[5:55, 5:85] = True
+    m[20:40, 10:30] = False  # 20 x 20: holds a disc of radius 5
+    m[10:50, 50:53] = False  # 3 px wide: a vessel under the stain
+    m[30, 70] = False  # a pixel of noise
+    out = _fill_narrow_holes(m, 5)
+    assert not out[20:40, 10:30].any()
+    assert out[10:50, 50:53].all() and out[30, 70]
+    assert (out | ~m).all() and out.sum() == m.sum() + 40 * 3 + 1
+    assert _fill_narrow_holes(np.ones((5, 5), bool), 2).all()
+
+
 def _mesh_in(img, cy, cx, rng, a, b, od_scale, *, n, hole=None, blur=0.6, blush=1.0):
     """Fine tortuous vessels (and a blush) in an ellipse ``a`` x ``b`` px, or in the ring
     between ``hole`` (semi-axes) and it; ``blur=0``: sharp 1 px vessels. Returns the photo

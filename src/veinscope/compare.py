@@ -362,7 +362,7 @@ def compare(
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
-    stain = _stain(mb, mf, aligned_n, inner, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist)
+    stain = _stain(mb, mf, aligned_n, inner, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist, b_skin=a_b.skin)
     mb.release()
     mf.release()
     newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
@@ -1719,9 +1719,51 @@ def _pixel_noise(pred: np.ndarray, curve: tuple[np.ndarray, np.ndarray], floor: 
     return np.maximum(np.float32(floor), np.interp(pred, curve[0], curve[1]).astype(np.float32))
 
 
-def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist):
+#: Holes in a stain at most this wide (mm) are filled (a vessel under the stain, noise).
+_STAIN_HOLE_MAX_MM = 3.0
+
+
+def _fill_narrow_holes(mask: np.ndarray, r_px: int) -> np.ndarray:
+    """``mask`` with its holes filled, except holes wide enough to hold a disc of radius
+    ``r_px`` (those are kept whole: a hole is filled or kept as one piece)."""
+    from scipy import ndimage as ndi
+
+    holes = ndi.binary_fill_holes(mask) & ~mask
+    if not holes.any():
+        return mask.copy()
+    core = cv2.erode(holes.astype(np.uint8), _disc(r_px)).astype(bool)
+    wide = ndi.binary_propagation(core, mask=holes) if core.any() else core
+    return mask | (holes & ~wide)
+
+
+def _background_without(optics, skin: np.ndarray, left_out: np.ndarray, box):
+    """``optics`` with its skin background estimated again with ``left_out`` (inside ``box``,
+    (y0, y1, x0, x1) px) taken out of ``skin``: the cells within the background median's
+    reach of the box are recomputed on a crop aligned to the cells (with 4 more cells of
+    context each side), the rest kept."""
+    import dataclasses
+
+    from veinscope.chromophores import skin_optics
+
+    cell = optics.cell_px
+    m, n = optics.shape
+    gm, gn = optics.background_od.shape[:2]
+    y0, y1, x0, x1 = box
+    cy0, cy1 = max(0, y0 // cell - 3), min(gm, -(-y1 // cell) + 3)  # the 7 x 7 median's reach
+    cx0, cx1 = max(0, x0 // cell - 3), min(gn, -(-x1 // cell) + 3)
+    ey0, ey1, ex0, ex1 = max(0, cy0 - 4), min(gm, cy1 + 4), max(0, cx0 - 4), min(gn, cx1 + 4)
+    py, px = slice(ey0 * cell, min(m, ey1 * cell)), slice(ex0 * cell, min(n, ex1 * cell))
+    sub = skin_optics(optics.rgb[py, px], skin=skin[py, px] & ~left_out[py, px], background_px=optics.background_px)
+    bg = optics.background_od.copy()
+    bg[cy0:cy1, cx0:cx1] = sub.background_od[cy0 - ey0 : cy1 - ey0, cx0 - ex0 : cx1 - ex0]
+    return dataclasses.replace(optics, background_od=bg)
+
+
+def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin):
     """New brown pigmentation: seeds where the melanin-like map rose clearly, grown to where
-    the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown."""
+    the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown; then
+    grown again on maps whose skin backgrounds leave the stains found out (``b_skin``: the
+    baseline's skin mask its background was estimated on)."""
     from scipy import ndimage as ndi
     from skimage.color import deltaE_ciede2000, rgb2lab
 
@@ -1748,7 +1790,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     # the extent is judged on finer maps (a blur would widen a sharp-edged stain), and on the
     # whole colour change the stain makes: haemosiderin is not exactly the melanin direction,
     # so its rise shows partly in the other maps too (falls, e.g. a cleared vessel, do not count)
-    def fine_in(box):  # finer maps inside a box only (full-size blurs cost seconds at 12 MP)
+    def fine_in(box, mb=mb, mf=mf):  # finer maps inside a box only (full-size blurs cost seconds at 12 MP)
         (Y0, Y1), (X0, X1) = box
         p = 5
         ya, yb, xa, xb = max(0, Y0 - p), min(m, Y1 + p), max(0, X0 - p), min(n, X1 + p)
@@ -1765,49 +1807,90 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         cy, cx = int(np.median(ys_v)) * st_, int(np.median(xs_v)) * st_
         half = 512
         tb = ((max(0, cy - half), min(m, cy + half)), (max(0, cx - half), min(n, cx + half)))
-        f_t, _ = fine_in(tb)
         sel_t = (valid & ~b_vessel)[tb[0][0] : tb[0][1], tb[1][0] : tb[1][1]]
-        tex = _sample_rms_de_vec(f_t, sel_t, lambda yy, xx: bg_od(yy + tb[0][0], xx + tb[1][0]))
     else:
-        tex = 0.0
+        tb = None
+
+    def texture(mb, mf, left_out=None):
+        if tb is None:
+            return 0.0
+        f_t, _ = fine_in(tb, mb, mf)
+        sel = sel_t if left_out is None else sel_t & ~left_out[tb[0][0] : tb[0][1], tb[1][0] : tb[1][1]]
+        return _sample_rms_de_vec(f_t, sel, lambda yy, xx: bg_od(yy + tb[0][0], xx + tb[1][0]))
+
+    tex = texture(mb, mf)
     thr = max(min_delta_e, 1.5 * tex)
     min_peak = max(6.0 * noise, 0.04)
-    mask = np.zeros((m, n), bool)
-    grown = []
-    for bx in boxes:
-        BY0, BY1, BX0, BX1 = bx
-        cb, cf = mb.box(bx), mf.box(bx)
-        d_mel, mel_f = blurred(cb, cf)
-        d_blood = cv2.GaussianBlur(cf["haemoglobin"] + cf["venous"] - cb["haemoglobin"] - cb["venous"], (0, 0), sig)
-        vb = valid[BY0:BY1, BX0:BX1]
-        brown = d_mel >= 1.5 * np.maximum(d_blood, 0.0)
-        # anywhere in the compared skin (the engine may have missed the treated vessel under a
-        # stain); each patch reports its distance to the nearest baseline vessel
-        cand = vb & (d_mel > 3.0 * noise) & (mel_f > 3.0 * noise_f) & brown
-        seeds = _patches(d_mel, cand, lambda p: p >= min_peak, vb & brown & (mel_f > 2.0 * noise_f), min_area_px=0.5 * min_area_px)
-        bm, bn = d_mel.shape
-        for (y0, y1, x0, x1), region, peak in seeds:
-            pad = int(3.0 * ppm) + 2
-            Y0, Y1, X0, X1 = max(0, y0 - pad), min(bm, y1 + pad), max(0, x0 - pad), min(bn, x1 + pad)
-            seed = np.zeros((Y1 - Y0, X1 - X0), bool)
-            seed[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0] = region
-            Y0, Y1, X0, X1 = Y0 + BY0, Y1 + BY0, X0 + BX0, X1 + BX0  # photo coordinates
-            fine, own_mel = fine_in(((Y0, Y1), (X0, X1)))
-            d_fine = fine["melanin"]
-            grow_ok = valid[Y0:Y1, X0:X1] & (d_fine > 0) & (d_fine >= 0.5 * np.maximum(fine["haemoglobin"] + fine["venous"], 0.0))
-            ok = _perceptible_vec(fine, grow_ok, bg_od, thr, (Y0, X0))
-            # ... and the follow-up itself perceptibly brown there (a cleared vessel's colour can
-            # unmix into a melanin rise with nothing brown to see)
-            ok = _perceptible(own_mel, ok, d_dir, bg_od, 0.5 * thr, (Y0, X0))
-            ok = cv2.morphologyEx(ok.astype(np.uint8), cv2.MORPH_CLOSE, _disc(1)).astype(bool)
-            ok = ndi.binary_fill_holes(ok) & valid[Y0:Y1, X0:X1]
-            nl, lab = cv2.connectedComponents(ok.astype(np.uint8), connectivity=8)
-            ids = np.unique(lab[seed & ok])
-            reg = np.isin(lab, ids[ids > 0]) & ~mask[Y0:Y1, X0:X1]
-            if reg.sum() < min_area_px:
-                continue
-            mask[Y0:Y1, X0:X1] |= reg
-            grown.append(((Y0, Y1, X0, X1), reg, peak))
+
+    # holes in a stain narrower than the widest vessel treated by sclerotherapy (3 mm) are a
+    # vessel under it, or noise; a wider one is unstained skin that a ring of staining encloses
+    r_hole = max(1, int(round(_STAIN_HOLE_MAX_MM / 2 * ppm)))
+
+    def grow(mb, mf, boxes, thr):
+        """Seeds where the blurred melanin change rose clearly, grown on the finer maps."""
+        mask = np.zeros((m, n), bool)
+        grown = []
+        for bx in boxes:
+            BY0, BY1, BX0, BX1 = bx
+            cb, cf = mb.box(bx), mf.box(bx)
+            d_mel, mel_f = blurred(cb, cf)
+            d_blood = cv2.GaussianBlur(cf["haemoglobin"] + cf["venous"] - cb["haemoglobin"] - cb["venous"], (0, 0), sig)
+            vb = valid[BY0:BY1, BX0:BX1]
+            brown = d_mel >= 1.5 * np.maximum(d_blood, 0.0)
+            # anywhere in the compared skin (the engine may have missed the treated vessel under a
+            # stain); each patch reports its distance to the nearest baseline vessel
+            cand = vb & (d_mel > 3.0 * noise) & (mel_f > 3.0 * noise_f) & brown
+            seeds = _patches(d_mel, cand, lambda p: p >= min_peak, vb & brown & (mel_f > 2.0 * noise_f), min_area_px=0.5 * min_area_px)
+            bm, bn = d_mel.shape
+            for (y0, y1, x0, x1), region, peak in seeds:
+                pad = int(3.0 * ppm) + 2
+                Y0, Y1, X0, X1 = max(0, y0 - pad), min(bm, y1 + pad), max(0, x0 - pad), min(bn, x1 + pad)
+                seed = np.zeros((Y1 - Y0, X1 - X0), bool)
+                seed[y0 - Y0 : y1 - Y0, x0 - X0 : x1 - X0] = region
+                Y0, Y1, X0, X1 = Y0 + BY0, Y1 + BY0, X0 + BX0, X1 + BX0  # photo coordinates
+                fine, own_mel = fine_in(((Y0, Y1), (X0, X1)), mb, mf)
+                d_fine = fine["melanin"]
+                grow_ok = valid[Y0:Y1, X0:X1] & (d_fine > 0) & (d_fine >= 0.5 * np.maximum(fine["haemoglobin"] + fine["venous"], 0.0))
+                ok = _perceptible_vec(fine, grow_ok, bg_od, thr, (Y0, X0))
+                # ... and the follow-up itself perceptibly brown there (a cleared vessel's colour can
+                # unmix into a melanin rise with nothing brown to see)
+                ok = _perceptible(own_mel, ok, d_dir, bg_od, 0.5 * thr, (Y0, X0))
+                ok = cv2.morphologyEx(ok.astype(np.uint8), cv2.MORPH_CLOSE, _disc(1)).astype(bool)
+                ok = _fill_narrow_holes(ok, r_hole) & valid[Y0:Y1, X0:X1]
+                nl, lab = cv2.connectedComponents(ok.astype(np.uint8), connectivity=8)
+                ids = np.unique(lab[seed & ok])
+                reg = np.isin(lab, ids[ids > 0]) & ~mask[Y0:Y1, X0:X1]
+                if reg.sum() < min_area_px:
+                    continue
+                mask[Y0:Y1, X0:X1] |= reg
+                grown.append(((Y0, Y1, X0, X1), reg, peak))
+        return mask, grown
+
+    mask, grown = grow(mb, mf, boxes, thr)
+    if grown:
+        # A stain several millimetres wide is part of what each photo's skin background (a
+        # median of 7 x 7 cells of bg_px / 8, about 17 mm across) takes as skin: the
+        # follow-up's background rises under it and the stain's faint outer parts vanish from
+        # the relative maps (held-out series: large stains read 20-45 % small). Both
+        # backgrounds are estimated again with the stains found, and one background cell
+        # around them, left out of the skin (the same skin in both photos, so the change is
+        # read against the skin around the stain in each), and the boxes holding a stain are
+        # searched again on those maps (the others found none). The change maps' texture, the
+        # gate's other half, is read again without the stains too (it was read with them in).
+        cell = mf.o.cell_px
+        y0, y1 = min(g[0][0] for g in grown), max(g[0][1] for g in grown)
+        x0, x1 = min(g[0][2] for g in grown), max(g[0][3] for g in grown)
+        y0, y1, x0, x1 = max(0, y0 - cell), min(m, y1 + cell), max(0, x0 - cell), min(n, x1 + cell)
+        left_out = np.zeros((m, n), bool)
+        left_out[y0:y1, x0:x1] = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), _disc(cell)).astype(bool)
+        redo = [bx for bx in boxes if left_out[bx[0] : bx[1], bx[2] : bx[3]].any()]
+        mb2 = _Maps(_background_without(mb.o, b_skin, left_out, (y0, y1, x0, x1)))
+        mf2 = _Maps(_background_without(mf.o, cmp_area, left_out, (y0, y1, x0, x1)))
+        if tb is not None and left_out[tb[0][0] : tb[0][1], tb[1][0] : tb[1][1]].any():
+            tex = texture(mb2, mf2, left_out)
+            thr = max(min_delta_e, 1.5 * tex)
+        del left_out
+        mask, grown = grow(mb2, mf2, redo, thr)
     lst = []
     out_boxes = []
     total_de, total_a = 0.0, 0.0

@@ -605,3 +605,43 @@ def test_components_match_scipy():
                 assert len(np.unique(ref[lab == c])) == 1 and c == np.flatnonzero(lab == c).min()
     # a long path joins in few rounds
     assert (_components(5000, np.arange(4999), np.arange(1, 5000)) == 0).all()
+
+
+# ---- red bands wider than a telangiectasia (issue 4, session 17) ----------------------------
+def _red_and_blue_bands(seed):
+    """Skin at 10 px/mm with a 1.5 mm red band (haemoglobin: a streak of redness), a 1.5 mm blue
+    band (a reticular vein) and a 0.4 mm red telangiectasia, each 40 mm long."""
+    rng = np.random.default_rng(seed)
+    shape = (300, 520)
+    redness = _bar(shape, (50, 40), (70, 480), 15.0, 0.10, 3.0)
+    vein = _bar(shape, (150, 40), (170, 480), 15.0, 0.14, 3.0)
+    thin = _bar(shape, (250, 40), (240, 480), 4.0, 0.30)
+    return _render([(CHROMOPHORE_DIRECTIONS["haemoglobin"], redness + thin), (CHROMOPHORE_DIRECTIONS["venous"], vein)], rng)
+
+
+def _painted_along(a, y0, y1):
+    xs = np.arange(80, 440)
+    ys = np.round(y0 + (xs - 40) * (y1 - y0) / 440).astype(int)
+    return float((a.labels[ys, xs] > 0).mean())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_red_band_wider_than_a_telangiectasia_is_redness_not_a_vein(seed):
+    rgb = _red_and_blue_bands(seed)
+    before = veinscope.analyze(rgb, px_per_mm=10.0, max_red_diameter_mm=None)
+    a = veinscope.analyze(rgb, px_per_mm=10.0)
+    assert _painted_along(before, 50, 70) > 0.8  # the line filter and every other rule keep it
+    assert _painted_along(a, 50, 70) < 0.05
+    assert (a.labels[:110] > 0).sum() < 0.05 * (before.labels[:110] > 0).sum()
+    for an in (a, before):  # the blue vein of the same width and the thin red vessel stay
+        assert _painted_along(an, 150, 170) > 0.9
+        assert _painted_along(an, 250, 240) > 0.9
+    assert np.array_equal(a.labels[110:], before.labels[110:])
+    assert a.params["max_red_diameter_mm"] == 1.0
+
+
+def test_max_red_diameter_is_validated():
+    rgb = _red_and_blue_bands(0)
+    for bad in (0, -1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="max_red_diameter_mm"):
+            veinscope.analyze(rgb, px_per_mm=10.0, max_red_diameter_mm=bad)

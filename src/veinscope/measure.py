@@ -139,7 +139,7 @@ class MeasuredVessels:
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
-    restore_chroma=False, weak_min_delta_e=None,
+    restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -213,6 +213,11 @@ def measure_vessels(
         standard errors). On a thin red vessel the centre pixel keeps the luma dip but loses
         most of its hue and reads as a neutral, brownish darkening; a hair, a shadow line or a
         brown mark does not have blood's hue, restored or not.
+    max_red_width_px : float, optional
+        A chain whose colour is red (its haemoglobin part at least its venous part, the red/blue
+        class rule) and whose median diameter (px) is at least this is dropped: red vessels are
+        telangiectasia, under 1 mm; a vein 1 mm or wider (reticular, varicose) is blue-green,
+        so a red band that wide is redness of the skin (a blotch, erythema). ``None`` keeps it.
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
@@ -233,6 +238,7 @@ def measure_vessels(
     od = optics.relative_od_at(pts)
     accepted = np.zeros(k, bool)
     red_chain = np.zeros(k, bool)
+    redness = np.zeros(max(det.n_segments, 1), bool)
     chain_info = {}
     # per chain at once: its mean relative OD and mean |OD| (colour), and the median of its
     # fitted widths (the same values, to the bit, as the NumPy calls per chain)
@@ -306,6 +312,10 @@ def measure_vessels(
         fallback = w_median[c_id] if n_fitted[c_id] else 2.0 * float(np.median(det.scale_px[idx]))
         if idx.size < min_elongation * fallback:
             continue  # a patch (blotchy redness, a bruise, a naevus), not a line
+        if max_red_width_px is not None and red_frac >= 0.5 and fallback >= max_red_width_px:
+            # red and wider than a telangiectasia: redness of the skin, not a vein; dropped after
+            # the overlap rule, so that the chains repeating it go with it
+            redness[c_id] = True
         if n_fitted[c_id] < idx.size:
             w = width[idx]
             width[idx] = np.where(np.isfinite(w), w, fallback)
@@ -333,6 +343,8 @@ def measure_vessels(
             accepted &= core | (cover[pts[:, 0], pts[:, 1]] == 0)
         del cover
         accepted &= keep[det.segment]
+    if redness.any():
+        accepted[accepted] = ~redness[det.segment[accepted]]
     weak = getattr(det, "weak", None)
     if weak is not None and weak.any() and (rgb is None or weak_min_delta_e is None):
         accepted &= ~weak[det.segment]

@@ -69,6 +69,7 @@ def analyze(
     paint_links: bool = True,
     join_ends: bool = True,
     min_delta_e: float | None = 1.0,
+    max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
     extend_ends_mm: float | None = 20.0,
 ) -> Analysis:
@@ -165,6 +166,14 @@ def analyze(
         +0.005, clDice +0.001, centreline precision +0.001; at 2.0 precision fell 0.006 and
         textured skin without vessels gained marks). ``None``: such bands are dropped
         (BENCHMARKS.md, session 14).
+    max_red_diameter_mm : float or None
+        A centreline chain whose colour is red (haemoglobin's part at least the venous part,
+        the red/blue class rule) and whose median diameter is at least this is redness of the
+        skin (a blotch, erythema), not a vessel, and is dropped: red vessels are
+        telangiectasia, under 1 mm; veins of 1 mm and more (reticular, varicose) are blue-green
+        (``/work/shared/DOMAIN.md``). 1.0, the class boundary itself, not tuned. On the generated
+        photos (seeds 400-423) 8 mm of the 139 mm of red chains >= 1 mm lay on a true vessel
+        (BENCHMARKS.md, session 17). ``None`` keeps them.
     extend_ends_mm : float or None
         Follow each centreline of at least 2 mm on past its free ends, for up to this many
         millimetres, where its vessel continues fainter than the hysteresis keeps (a vein fades
@@ -225,6 +234,10 @@ def analyze(
         isinstance(faint_delta_e, (int, float)) and math.isfinite(faint_delta_e) and faint_delta_e >= 0
     ):
         raise ValueError(f"faint_delta_e must be None or a CIEDE2000 difference >= 0, got {faint_delta_e!r}")
+    if max_red_diameter_mm is not None and not (
+        isinstance(max_red_diameter_mm, (int, float)) and math.isfinite(max_red_diameter_mm) and max_red_diameter_mm > 0
+    ):
+        raise ValueError(f"max_red_diameter_mm must be None or a positive number of millimetres, got {max_red_diameter_mm!r}")
     if extend_ends_mm is not None and not (
         isinstance(extend_ends_mm, (int, float)) and math.isfinite(extend_ends_mm) and extend_ends_mm > 0
     ):
@@ -261,6 +274,7 @@ def analyze(
         "paint_links": bool(paint_links),
         "join_ends": bool(join_ends),
         "min_delta_e": min_delta_e,
+        "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
     }
@@ -362,6 +376,7 @@ def analyze(
         rgb=rgb,
         min_delta_e=min_delta_e,
         restore_chroma=True,
+        max_red_width_px=None if max_red_diameter_mm is None else max_red_diameter_mm * ppm,
         weak_min_delta_e=faint_delta_e,
     )
     classes = class_figures(vessels, skin, px_per_mm)

@@ -2067,7 +2067,7 @@ def _red_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -2197,6 +2197,12 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         q_hb, q_red = _noise_predictor(rb, rf, (w_hb, w_red), smooth_px=smooth_px)
         s_hb, s_red = _pixel_noise(q_hb, curve_hb, noise), _pixel_noise(q_red, curve_red, noise_red)
         del q_hb, q_red
+        # a spot the baseline already shows (a naevus, a freckle, a red-brown mark) seen darker
+        # or more contrasted in the follow-up is not new redness: its change, in so far as it is
+        # the spot's own colour scaled, is taken out of both readings
+        own = _own_colour_scaled(cb, cf, vb & ~on_vessel, ppm=ppm, spot_mm=spot_mm, bg_od=bg_od, thr=thr, offset=(BY0, BX0)) if spot_mm > 0 else None
+        if own is not None:
+            d_hb = d_hb - own[0]
         cand = vb & ~on_vessel & (d_hb > 3.0 * s_hb) & (d_hb >= d_other)
         # the rise must be perceptible, and so must the follow-up's own redness there (a cleared
         # bluish vessel can unmix into a rise of haemoglobin without any redness being there)
@@ -2207,6 +2213,8 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         # fine vessels), where haemoglobin rose at least as much as the other chromophores
         red_f = _red_projection(cf)
         d_red = cv2.GaussianBlur(red_f - _red_projection(cb), (0, 0), 0.8)
+        if own is not None:
+            d_red = d_red - own[1]
         red_f = cv2.GaussianBlur(red_f, (0, 0), 0.8)
         cand_red = vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other)
         new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
@@ -2320,6 +2328,50 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         "locations": lst,
     }
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_parts": parts}
+
+
+def _own_colour_scaled(cb, cf, sel, *, ppm, spot_mm, bg_od, thr, offset):
+    """Part of :func:`_matting`: the redness change (unmixed haemoglobin, and the red projection
+    of :func:`_red_projection`, both at the 0.8 px blur, float32 over the box) that is a spot's
+    own baseline colour scaled: where the baseline, over ``spot_mm``, differs from the skin
+    around it by at least ``thr`` (ΔE00: a spot the baseline shows, such as a naevus or a
+    freckle), the follow-up's change over the same scale is read as ``k`` times the baseline's
+    relative OD there (least squares over the three channels, ``k >= 0``: the whole spot darker
+    or more contrasted, as another light, exposure or focus shows it), and ``k`` times the
+    baseline's own redness at each pixel is what that scaling explains. New fine vessels over
+    a spot are a change of another colour and keep most of their redness; on skin without a
+    spot nothing is explained. Returns ``(hb, red)`` or ``None`` when no spot is found."""
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
+
+    if not sel.any():
+        return None
+    sp = max(1.0, spot_mm * ppm)
+    keys = ("haemoglobin", "venous", "melanin")
+    b_s = [cv2.GaussianBlur(cb[k], (0, 0), sp) for k in keys]
+    d_s = [cv2.GaussianBlur(cf[k], (0, 0), sp) - b for k, b in zip(keys, b_s)]
+    dirs = np.stack([CHROMOPHORE_DIRECTIONS[k] for k in keys]).astype(np.float32)  # (3 maps, 3 channels)
+    gram = dirs @ dirs.T  # <D_i, D_j>: OD inner products from the maps
+    bb = np.zeros(sel.shape, np.float32)
+    db = np.zeros(sel.shape, np.float32)
+    for i in range(3):
+        for j in range(3):
+            g = np.float32(gram[i, j])
+            bb += g * b_s[i] * b_s[j]
+            db += g * d_s[i] * b_s[j]
+    k = np.where(bb > 0, db / np.maximum(bb, np.float32(1e-12)), 0).astype(np.float32)
+    ys, xs = np.nonzero(sel & (k > 0))
+    if ys.size == 0:
+        return None
+    od = np.stack([b_s[i][ys, xs] for i in range(3)], 1).astype(np.float64) @ dirs.astype(np.float64)
+    spot = delta_e_of_od(bg_od(ys + offset[0], xs + offset[1]), np.maximum(od, 0.0)) >= thr
+    if not spot.any():
+        return None
+    kk = np.zeros(sel.shape, np.float32)
+    kk[ys[spot], xs[spot]] = k[ys[spot], xs[spot]]
+    # the baseline's own redness where it has some: the readings are only ever lowered
+    hb = kk * np.maximum(cv2.GaussianBlur(cb["haemoglobin"], (0, 0), 0.8), 0)
+    red = kk * np.maximum(cv2.GaussianBlur(_red_projection(cb), (0, 0), 0.8), 0)
+    return hb, red
 
 
 def _grown_over_faint(patch: np.ndarray, new_red: np.ndarray, faint: np.ndarray, ker: np.ndarray, outline: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:

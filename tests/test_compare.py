@@ -1904,9 +1904,10 @@ def test_own_colour_scaled_explains_a_spot_seen_darker_and_not_a_new_vessel_over
     def bg_od(ys, xs):
         return np.tile(skin_od, (len(ys), 1))
 
-    sel = np.ones((m, n), bool)
+    sel = np.ones((m, n), bool)  # every pixel asked for
     before = {k: v.copy() for k, v in cb.items()}
-    hb, red = _own_colour_scaled(cb, cf, sel, ppm=10.0, spot_mm=0.5, bg_od=bg_od, thr=2.0, offset=(0, 0))
+    own_b = (cv2.GaussianBlur(cb["haemoglobin"], (0, 0), 0.8), cv2.GaussianBlur(_red_projection(cb), (0, 0), 0.8))
+    hb, red = _own_colour_scaled(cb, cf, sel, own_b, ppm=10.0, spot_mm=0.5, bg_od=bg_od, thr=2.0, offset=(0, 0))
     assert all((cb[k] == before[k]).all() for k in cb)
     d_hb = cv2.GaussianBlur(cf["haemoglobin"] - cb["haemoglobin"], (0, 0), 0.8) - hb
     d_red = cv2.GaussianBlur(_red_projection(cf) - _red_projection(cb), (0, 0), 0.8) - red
@@ -1919,4 +1920,4 @@ def test_own_colour_scaled_explains_a_spot_seen_darker_and_not_a_new_vessel_over
     assert hb[59, 140] == 0 and red[59, 140] == 0
     # no spot in the baseline: nothing explained
     flat = {k: zero for k in cb}
-    assert _own_colour_scaled(flat, {**flat, "haemoglobin": line}, sel, ppm=10.0, spot_mm=0.5, bg_od=bg_od, thr=2.0, offset=(0, 0)) is None
+    assert _own_colour_scaled(flat, {**flat, "haemoglobin": line}, sel, (zero, zero), ppm=10.0, spot_mm=0.5, bg_od=bg_od, thr=2.0, offset=(0, 0)) is None

@@ -2102,7 +2102,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     the skin's light read over ``noise_smooth_mm``; the follow-up's own light ``f_light``,
     before it was matched to the baseline's, when given), so that a darker, shaded part of
     either photo, whose JPEG chroma errors read as blocks of redness, starts no patch. The faint pixels come from the projection, which
-    is less noisy on fine vessels.
+    is less noisy on fine vessels. Where the baseline already shows a spot (over ``spot_mm``: a
+    naevus, a freckle, a red-brown mark), the part of both readings that is the spot's own colour
+    scaled (the spot darker in the follow-up's light) is no new redness
+    (:func:`_own_colour_scaled`; ``spot_mm=0`` turns this off).
 
     New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
     edges carry interpolation and background artefacts), but the outline drawn around it is
@@ -2384,6 +2387,7 @@ def _own_colour_scaled(cb, cf, where, redness_b, *, ppm, spot_mm, bg_od, thr, of
         o[ys, xs] = k * np.maximum(r[ys, xs], 0)
         out.append(o)
     return tuple(out)
+
 
 def _grown_over_faint(patch: np.ndarray, new_red: np.ndarray, faint: np.ndarray, ker: np.ndarray, outline: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Part of :func:`_matting`: the patches ``patch`` (bool, a box of the photo) perceptible as a

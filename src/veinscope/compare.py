@@ -2150,7 +2150,7 @@ def _red_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -2185,7 +2185,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     the skin's light read over ``noise_smooth_mm``; the follow-up's own light ``f_light``,
     before it was matched to the baseline's, when given), so that a darker, shaded part of
     either photo, whose JPEG chroma errors read as blocks of redness, starts no patch. The faint pixels come from the projection, which
-    is less noisy on fine vessels.
+    is less noisy on fine vessels. Where the baseline already shows a spot (over ``spot_mm``: a
+    naevus, a freckle, a red-brown mark), the part of both readings that is the spot's own colour
+    scaled (the spot darker in the follow-up's light) is no new redness
+    (:func:`_own_colour_scaled`; ``spot_mm=0`` turns this off).
 
     New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
     edges carry interpolation and background artefacts), but the outline drawn around it is
@@ -2280,17 +2283,29 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         q_hb, q_red = _noise_predictor(rb, rf, (w_hb, w_red), smooth_px=smooth_px)
         s_hb, s_red = _pixel_noise(q_hb, curve_hb, noise), _pixel_noise(q_red, curve_red, noise_red)
         del q_hb, q_red
+        red_f = _red_projection(cf)
+        d_red = cv2.GaussianBlur(red_f - _red_projection(cb), (0, 0), 0.8)
+        red_f = cv2.GaussianBlur(red_f, (0, 0), 0.8)
+        if spot_mm > 0:
+            # a spot the baseline already shows (a naevus, a freckle, a red-brown mark) seen
+            # darker or more contrasted in the follow-up is not new redness: its change, in so
+            # far as it is the spot's own colour scaled, is taken out of both readings (at the
+            # pixels either reading could pass; they are only ever lowered)
+            where = vo & ~on_vessel & ((d_hb > 3.0 * s_hb) | (d_red > 3.0 * s_red))
+            hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
+            own = _own_colour_scaled(cb, cf, where, (hb_f - d_hb, red_f - d_red), ppm=ppm, spot_mm=spot_mm, bg_od=bg_od, thr=thr, offset=(BY0, BX0))
+            if own is not None:
+                d_hb = d_hb - own[0]
+                d_red = d_red - own[1]
         cand = vb & ~on_vessel & (d_hb > 3.0 * s_hb) & (d_hb >= d_other)
         # the rise must be perceptible, and so must the follow-up's own redness there (a cleared
         # bluish vessel can unmix into a rise of haemoglobin without any redness being there)
-        hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
+        if spot_mm <= 0:
+            hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
         new_red = _perceptible(d_hb, cand, d_dir, bg_od, thr, (BY0, BX0))
         new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr, (BY0, BX0))
         # the same read as the colour change along haemoglobin's direction (less noisy on
         # fine vessels), where haemoglobin rose at least as much as the other chromophores
-        red_f = _red_projection(cf)
-        d_red = cv2.GaussianBlur(red_f - _red_projection(cb), (0, 0), 0.8)
-        red_f = cv2.GaussianBlur(red_f, (0, 0), 0.8)
         cand_red = vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other)
         new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
         # the same tests at ``faint_ratio`` of the threshold: a very fine vessel's ΔE, read
@@ -2403,6 +2418,58 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         "locations": lst,
     }
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_parts": parts}
+
+
+def _own_colour_scaled(cb, cf, where, redness_b, *, ppm, spot_mm, bg_od, thr, offset):
+    """Part of :func:`_matting`: the redness change (unmixed haemoglobin, and the red projection
+    of :func:`_red_projection`, both at the 0.8 px blur, float32 over the box) that is a spot's
+    own baseline colour scaled, at the pixels ``where``: where the baseline, over ``spot_mm``,
+    differs from the skin around it by at least ``thr`` (ΔE00: a spot the baseline shows, such
+    as a naevus or a freckle), the follow-up's change over the same scale is read as ``k``
+    times the baseline's relative OD there (least squares over the three channels, ``k >= 0``:
+    the whole spot darker or more contrasted, as another light, exposure or focus shows it),
+    and ``k`` times the baseline's own redness at the pixel (where it has some) is what that
+    scaling explains (``redness_b``: the baseline's two readings at the 0.8 px blur, over the
+    box). New fine vessels over a spot are a change of another colour and keep most of their
+    redness; on skin without a spot nothing is explained. Returns ``(hb, red)`` (zero off the
+    spots) or ``None`` when no pixel of ``where`` lies on a spot."""
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
+
+    if not where.any():
+        return None
+    sp = max(1.0, spot_mm * ppm)
+    keys = ("haemoglobin", "venous", "melanin")
+    dirs = np.stack([CHROMOPHORE_DIRECTIONS[k] for k in keys]).astype(np.float32)  # (maps, channels)
+
+    # the spot's scale is read on a copy reduced by ``f`` (block means; the blur is several
+    # blocks wide): a ninth of the work at 12 px/mm
+    f = max(1, int(sp // 2))
+    m, n = where.shape
+    size = (max(1, n // f), max(1, m // f))
+
+    def od_at(maps, ys, xs):  # relative OD (K, 3) the maps blurred over the spot's scale stand for
+        yy, xx = np.minimum(ys // f, size[1] - 1), np.minimum(xs // f, size[0] - 1)
+        cols = []
+        for k in keys:
+            v = maps[k] if f == 1 else cv2.resize(maps[k][: size[1] * f, : size[0] * f], size, interpolation=cv2.INTER_AREA)
+            cols.append(cv2.GaussianBlur(v, (0, 0), sp / f)[yy, xx])
+        return np.stack(cols, 1).astype(np.float64) @ dirs.astype(np.float64)
+
+    ys, xs = np.nonzero(where)
+    b = od_at(cb, ys, xs)
+    spot = delta_e_of_od(bg_od(ys + offset[0], xs + offset[1]), np.maximum(b, 0.0)) >= thr
+    if not spot.any():
+        return None
+    ys, xs, b = ys[spot], xs[spot], b[spot]
+    d = od_at(cf, ys, xs) - b
+    k = np.maximum(np.einsum("ij,ij->i", d, b) / np.maximum(np.einsum("ij,ij->i", b, b), 1e-12), 0.0).astype(np.float32)
+    out = []
+    for r in redness_b:
+        # the baseline's own redness where it has some: the readings are only ever lowered
+        o = np.zeros(where.shape, np.float32)
+        o[ys, xs] = k * np.maximum(r[ys, xs], 0)
+        out.append(o)
+    return tuple(out)
 
 
 def _grown_over_faint(patch: np.ndarray, new_red: np.ndarray, faint: np.ndarray, ker: np.ndarray, outline: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1702,11 +1702,12 @@ def test_skin_level_leaves_the_vessels_out():
     vessel[50:70] = True
     skin = ~cv2.dilate(vessel.astype(np.uint8), _disk3()).astype(bool)
     ys, xs = np.array([60, 60, 10]), np.array([80, 20, 80])
-    lh, lv = _skin_level(_Fixed(hb, ven), ys, xs, skin, shape=hb.shape, sigma_px=10.0)
+    (lh, lv), (lh2, lv2) = _skin_level([_Fixed(hb, ven), _Fixed(2 * hb, ven)], ys, xs, skin, shape=hb.shape, sigma_px=10.0)
     assert np.allclose(lh, 0.05, atol=1e-4) and np.allclose(lv, 0.0, atol=1e-4)
+    assert np.allclose(lh2, 0.10, atol=1e-4) and np.allclose(lv2, 0.0, atol=1e-4)  # each photo's own maps
     assert cv2.GaussianBlur(hb, (0, 0), 10.0)[60, 80] > 0.1
     # no skin within reach: the maps' own background (0)
-    lh, lv = _skin_level(_Fixed(hb, ven), ys, xs, np.zeros(hb.shape, bool), shape=hb.shape, sigma_px=10.0)
+    [(lh, lv)] = _skin_level([_Fixed(hb, ven)], ys, xs, np.zeros(hb.shape, bool), shape=hb.shape, sigma_px=10.0)
     assert not lh.any() and not lv.any()
 
 

@@ -1236,26 +1236,30 @@ def _psf_of(analysis) -> float:
     return DEFAULT_PSF_SIGMA_PX
 
 
-def _skin_level(maps: "_Maps", ys, xs, skin: np.ndarray, *, shape, sigma_px: float) -> tuple[np.ndarray, np.ndarray]:
+def _skin_level(maps: "list[_Maps]", ys, xs, skin: np.ndarray, *, shape, sigma_px: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """The haemoglobin and venous maps' level on the skin around points, the vessels left out:
-    a normalised convolution (Gaussian of ``sigma_px``) of the maps over ``skin`` (a mask
-    without the vessels), read at the points; 0 (the maps' own background) where no skin lies
-    within reach."""
-    hb, ven = np.zeros(len(ys)), np.zeros(len(ys))
+    a normalised convolution (Gaussian of ``sigma_px``, cut at 3 sigma) of the maps over
+    ``skin`` (a mask without the vessels), read at the points; 0 (the maps' own background)
+    where no skin lies within reach. ``maps``: one ``_Maps`` per photo (the skin's weight is
+    blurred once for all); one ``(haemoglobin, venous)`` pair per photo."""
+    outs = [(np.zeros(len(ys)), np.zeros(len(ys))) for _ in maps]
     if len(ys) == 0:
-        return hb, ven
+        return outs
     pad = int(math.ceil(3 * sigma_px)) + 2
+    ksize = 2 * int(math.ceil(3 * sigma_px)) + 1  # OpenCV's own choice for float32 reaches 4 sigma
     tile = max(256, int(8 * sigma_px))
     for ty, tx, idx in _groups(ys, xs, shape, tile):
         y0, y1, x0, x1 = _padded(ty, tx, tile, pad, shape)
-        mp = maps.box((y0, y1, x0, x1))
         w = skin[y0:y1, x0:x1].astype(np.float32)
-        den = cv2.GaussianBlur(w, (0, 0), sigma_px)[ys[idx] - y0, xs[idx] - x0]
+        py, px = ys[idx] - y0, xs[idx] - x0
+        den = cv2.GaussianBlur(w, (ksize, ksize), sigma_px)[py, px]
         ok = den > 0.05
-        for out, key in ((hb, "haemoglobin"), (ven, "venous")):
-            num = cv2.GaussianBlur(mp[key] * w, (0, 0), sigma_px)[ys[idx] - y0, xs[idx] - x0]
-            out[idx] = np.where(ok, num / np.maximum(den, 1e-6), 0.0)
-    return hb, ven
+        for mp_, out in zip(maps, outs):
+            mp = mp_.box((y0, y1, x0, x1))
+            for o, key in zip(out, ("haemoglobin", "venous")):
+                num = cv2.GaussianBlur(mp[key] * w, (ksize, ksize), sigma_px)[py, px]
+                o[idx] = np.where(ok, num / np.maximum(den, 1e-6), 0.0)
+    return outs
 
 
 def _selection_lift(best: np.ndarray, centre: np.ndarray) -> float:
@@ -1488,9 +1492,10 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     if wide_pt.any():
         gap = _disc(max(2, int(round(_SKIN_LEVEL_GAP_MM * ppm))))
         around = cmp_area & ~cv2.dilate((b_vessel | f_vessel).astype(np.uint8), gap).astype(bool)
-        for p_, mp_ in (("b", mb), ("f", mf)):
+        lvls = _skin_level([mb, mf], ys[widx], xs[widx], around, shape=(m, n), sigma_px=max(3.0, _SKIN_LEVEL_MM * ppm))
+        for p_, (h_, v_) in zip(("b", "f"), lvls):
             lh, lv = np.zeros(k1), np.zeros(k1)
-            lh[widx], lv[widx] = _skin_level(mp_, ys[widx], xs[widx], around, shape=(m, n), sigma_px=max(3.0, _SKIN_LEVEL_MM * ppm))
+            lh[widx], lv[widx] = h_, v_
             skin_lvl[p_] = (lh, lv)
     de_b, tex_b = blood_de("b")
     de_f, tex_f = blood_de("f")

@@ -171,7 +171,7 @@ def analyze(
         the red/blue class rule) and whose median diameter is at least this is redness of the
         skin (a blotch, erythema), not a vessel, and is dropped: red vessels are
         telangiectasia, under 1 mm; veins of 1 mm and more (reticular, varicose) are blue-green
-        (``/work/shared/DOMAIN.md``). 1.0, the class boundary itself, not tuned. On the generated
+        (the domain notes' vessel table). 1.0, the class boundary itself, not tuned. On the generated
         photos (seeds 400-423) 8 mm of the 139 mm of red chains >= 1 mm lay on a true vessel
         (BENCHMARKS.md, session 17). ``None`` keeps them.
     extend_ends_mm : float or None

@@ -2291,13 +2291,13 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         red_f = _red_projection(cf)
         d_red = cv2.GaussianBlur(red_f - _red_projection(cb), (0, 0), 0.8)
         red_f = cv2.GaussianBlur(red_f, (0, 0), 0.8)
+        hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
         if spot_mm > 0:
             # a spot the baseline already shows (a naevus, a freckle, a red-brown mark) seen
             # darker or more contrasted in the follow-up is not new redness: its change, in so
             # far as it is the spot's own colour scaled, is taken out of both readings (at the
             # pixels either reading could pass; they are only ever lowered)
             where = vo & ~on_vessel & ((d_hb > 3.0 * s_hb) | (d_red > 3.0 * s_red))
-            hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
             own = _own_colour_scaled(cb, cf, where, (hb_f - d_hb, red_f - d_red), ppm=ppm, spot_mm=spot_mm, bg_od=bg_od, thr=thr, offset=(BY0, BX0))
             if own is not None:
                 d_hb = d_hb - own[0]
@@ -2305,8 +2305,6 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         cand = vb & ~on_vessel & (d_hb > 3.0 * s_hb) & (d_hb >= d_other)
         # the rise must be perceptible, and so must the follow-up's own redness there (a cleared
         # bluish vessel can unmix into a rise of haemoglobin without any redness being there)
-        if spot_mm <= 0:
-            hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
         new_red = _perceptible(d_hb, cand, d_dir, bg_od, thr, (BY0, BX0))
         new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr, (BY0, BX0))
         # the same read as the colour change along haemoglobin's direction (less noisy on

@@ -74,3 +74,52 @@ def test_faint_delta_e_is_validated():
     for bad in (-1.0, float("nan"), "3"):
         with pytest.raises(ValueError, match="faint_delta_e"):
             veinscope.analyze(rgb, px_per_mm=10.0, faint_delta_e=bad)
+
+
+# ---- hysteresis along a wide vein (issue 4, session 18) --------------------------------------
+def _vein_and_piece(seed, with_vein=True):
+    """Textured skin at 10 px/mm: a 1.1 mm venous band 20 mm long (strong, 0.12 OD) ending at
+    x = 240, then 0.8 mm of skin and a fainter piece of the same vein (0.09 OD) 2.8 mm long, whose
+    band stays under the high level and, shorter than the faint-length rule's 3 mm, is weak."""
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
+
+    from .test_pipeline import _bar
+
+    shape = (240, 480)
+    od = _bar(shape, (120, 248), (120, 276), 11.0, 0.09, 2.0)
+    if with_vein:
+        od = od + _bar(shape, (120, 40), (120, 240), 11.0, 0.12, 2.0)
+    img = _textured_skin(seed, shape) * np.exp(-od[..., None] * np.asarray(CHROMOPHORE_DIRECTIONS["venous"], np.float32))
+    return _u8(img, seed)
+
+
+def _piece_painted(a):
+    return float((a.labels[118:123, 251:273] > 0).any(axis=0).mean())
+
+
+def test_a_faint_wide_piece_continuing_a_vein_is_kept():
+    rgb = _vein_and_piece(2)
+    before = veinscope.analyze(rgb, px_per_mm=10.0, wide_weak_delta_e=None)
+    a = veinscope.analyze(rgb, px_per_mm=10.0)
+    assert a.params["wide_weak_delta_e"] == 1.0
+    assert _piece_painted(before) < 0.3
+    assert _piece_painted(a) > 0.9
+    # the piece is the vein's, nothing else changes
+    assert (a.labels[118:123, 251:273] >= 3).all(axis=0).mean() > 0.9  # reticular
+    assert np.array_equal(a.labels[:105], before.labels[:105]) and np.array_equal(a.labels[136:], before.labels[136:])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_faint_wide_piece_on_its_own_stays_out(seed):
+    # the same piece without the vein it continues: a wide weak band on its own is dropped as before
+    rgb = _vein_and_piece(seed, with_vein=False)
+    a = veinscope.analyze(rgb, px_per_mm=10.0)
+    before = veinscope.analyze(rgb, px_per_mm=10.0, wide_weak_delta_e=None)
+    np.testing.assert_array_equal(a.labels, before.labels)
+
+
+def test_wide_weak_delta_e_is_validated():
+    rgb = _u8(_textured_skin(0, (64, 64)), 0)
+    for bad in (-1.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="wide_weak_delta_e"):
+            veinscope.analyze(rgb, px_per_mm=10.0, wide_weak_delta_e=bad)

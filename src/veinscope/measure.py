@@ -139,7 +139,7 @@ class MeasuredVessels:
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
-    restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None,
+    restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -202,6 +202,12 @@ def measure_vessels(
         diameter is under 1 mm (the telangiectasia classes: a wide faint band is shading
         between bulges of the leg more often than a vein), after every other rule. ``None``:
         weak chains are dropped.
+    wide_weak_delta_e : float, optional
+        A weak chain 1 mm wide or more (dropped under ``weak_min_delta_e``'s rule) is kept all
+        the same when it continues a wide vein that is kept, along that vein's axis and at its
+        scale (:func:`_continue_wide_veins`: hysteresis along the vein, Canny's connectivity
+        across the vein's own break), and its :func:`chain_delta_e` is at least this.
+        ``None``: wide weak chains are dropped.
     restore_chroma : bool
         Judge a thin chain (diameter at most two chroma cells of 4:2:0, 4 px) whose centre
         colour is more than ``max_melanin_frac`` melanin-like again, branch by branch (split at
@@ -359,7 +365,16 @@ def measure_vessels(
             sel = accepted & weak[det.segment] & np.isfinite(width)
             if sel.any():
                 wide = group_medians(width[sel].astype(np.float32), det.segment[sel], det.n_segments) >= ppm * 1.0
-            low += [c for c, v in de.items() if weak[c] and (not v >= weak_min_delta_e or wide[c])]
+            cont = np.zeros(det.n_segments, bool)
+            if wide_weak_delta_e is not None and wide.any():
+                dropped = np.zeros(det.n_segments, bool)
+                dropped[np.array(low, np.int64)] = True
+                cont = _continue_wide_veins(pts, det.segment, accepted & ~dropped[det.segment], width, det.normals_yx,
+                                            weak, wide, m, min_width_px=ppm * 1.0)  # fmt: skip
+            low += [
+                c for c, v in de.items()
+                if weak[c] and (not v >= (wide_weak_delta_e if cont[c] else weak_min_delta_e) or (wide[c] and not cont[c]))
+            ]  # fmt: skip
         faint = np.array(low, np.int64)
         if faint.size:
             accepted &= ~np.isin(det.segment, faint)
@@ -496,6 +511,64 @@ def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_
         touching = np.maximum(np.abs(ys[ends] - ys[t]), np.abs(xs[ends] - xs[t])) <= 1
         share = np.where(touching & (np.asarray(piece)[ends] == np.asarray(piece)[t]), 0.0, share)
     return ends, tgt[ends], share
+
+
+def _continue_wide_veins(pts, segment, accepted, width, normals_yx, weak, wide_weak, m, *, min_width_px,
+                         max_ratio=2.0, max_rounds=8):
+    """Weak wide chains that continue a kept wide vein: (n_segments,) bool.
+
+    Hysteresis along a wide vein (Canny 1986, doi:10.1109/TPAMI.1986.4767851, whose weak pixels
+    are kept when connected to strong ones): a wide vein's band breaks where its contrast dips
+    below the low level for a stretch (a fainter, deeper stretch, texture over it), and the
+    stretch beyond the break is a weak band. Such a band is taken as the vein's continuation when
+    a free end of a kept (not weak) chain at least ``min_width_px`` wide links to it along its own
+    axis (:func:`_end_links`: within 45 degrees of the end's outward direction, no farther than
+    the end's diameter plus half the other's, crossing it or meeting a free end facing back),
+    or a free end of the weak chain links back to a free end of the kept chain facing it (two
+    pieces of one vessel), and the two chains' median diameters are within ``max_ratio`` of each
+    other (the same vessel at its own scale, not a fine branch or a broad shading band). A weak
+    chain taken this way carries the rule on from its own ends (``max_rounds`` rounds). A wide
+    weak band on its own (shading between bulges of the calf) links to no vein and stays
+    dropped.
+    """
+    from veinscope._kernels.groups import group_medians
+    from veinscope._kernels.ridges import end_links, free_ends
+
+    n_seg = weak.shape[0]
+    out = np.zeros(n_seg, bool)
+    sel = accepted & np.isfinite(width)
+    if not sel.any():
+        return out
+    med = group_medians(width[sel].astype(np.float32), segment[sel], n_seg).astype(np.float64)
+    wide = np.nan_to_num(med) >= min_width_px
+    strong = wide & ~weak
+    cand = wide_weak & wide
+    if not (strong.any() and cand.any()):
+        return out
+    idx = np.flatnonzero(sel & wide[segment])
+    ys, xs = pts[idx, 0].astype(np.int64), pts[idx, 1].astype(np.int64)
+    ch = np.asarray(segment, np.int64)[idx]
+    w = width[idx].astype(np.float64)
+    nrm = np.asarray(normals_yx, np.float64)[idx]
+    is_end, out_y, out_x = free_ends(ys, xs, ch, int(m), 4)
+    tgt, _ = end_links(ys, xs, ch, w, np.ascontiguousarray(nrm[:, 0]), np.ascontiguousarray(nrm[:, 1]), is_end, out_y, out_x,
+                       int(m), 0.7071, float(np.nanmax(w)))  # fmt: skip
+    e = np.flatnonzero(tgt >= 0)
+    t = tgt[e]
+    a, b = ch[e], ch[t]
+    same_scale = (med[a] <= max_ratio * med[b]) & (med[b] <= max_ratio * med[a])
+    a, b, t_end = a[same_scale], b[same_scale], is_end[t[same_scale]]
+    kept = strong.copy()
+    for _ in range(max_rounds):
+        # a kept chain's end runs into a weak one, or a weak chain's end meets a kept end facing it
+        new = np.zeros(n_seg, bool)
+        new[b[kept[a] & cand[b] & ~kept[b]]] = True
+        new[a[cand[a] & ~kept[a] & kept[b] & t_end]] = True
+        if not new.any():
+            break
+        kept |= new
+        out |= new
+    return out
 
 
 def _isolated_patches(pts: np.ndarray, segment: np.ndarray, accepted: np.ndarray, width: np.ndarray) -> np.ndarray:

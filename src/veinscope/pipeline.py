@@ -72,6 +72,7 @@ def analyze(
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
     extend_ends_mm: float | None = 20.0,
+    wide_weak_delta_e: float | None = 1.0,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -188,6 +189,16 @@ def analyze(
         photos, seeds 400-423: recall +0.026, clDice +0.010, centreline precision +0.002, class
         right unchanged, total length error -21.4 % to -17.8 %; BENCHMARKS.md, session 15).
         ``None``: off.
+    wide_weak_delta_e : float or None
+        Hysteresis along a wide vein: a band the hysteresis drops whose centreline is 1 mm
+        wide or more (dropped by ``faint_delta_e``'s rule: on its own, a wide faint band is
+        shading more often than a vein) is kept when it continues a kept vein 1 mm or wider,
+        end to end along that vein's axis and at its scale (median diameters within a factor
+        2; :func:`veinscope.measure._continue_wide_veins`), and its colour differs from the
+        skin beside it by at least this CIEDE2000, as any chain's must by ``min_delta_e``.
+        A wide vein's band breaks where its contrast dips under the low level for a stretch;
+        the stretch beyond is its own, weaker band. 1.0, ``min_delta_e``'s level, not tuned
+        (BENCHMARKS.md, session 18). ``None``: such bands are dropped.
 
     Returns
     -------
@@ -242,6 +253,10 @@ def analyze(
         isinstance(extend_ends_mm, (int, float)) and math.isfinite(extend_ends_mm) and extend_ends_mm > 0
     ):
         raise ValueError(f"extend_ends_mm must be None or a positive number of millimetres, got {extend_ends_mm!r}")
+    if wide_weak_delta_e is not None and not (
+        isinstance(wide_weak_delta_e, (int, float)) and math.isfinite(wide_weak_delta_e) and wide_weak_delta_e >= 0
+    ):
+        raise ValueError(f"wide_weak_delta_e must be None or a CIEDE2000 difference >= 0, got {wide_weak_delta_e!r}")
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -277,6 +292,7 @@ def analyze(
         "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
+        "wide_weak_delta_e": wide_weak_delta_e,
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -378,6 +394,7 @@ def analyze(
         restore_chroma=True,
         max_red_width_px=None if max_red_diameter_mm is None else max_red_diameter_mm * ppm,
         weak_min_delta_e=faint_delta_e,
+        wide_weak_delta_e=wide_weak_delta_e,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

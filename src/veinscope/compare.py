@@ -1245,11 +1245,19 @@ def _skin_level(maps: "list[_Maps]", ys, xs, skin: np.ndarray, *, shape, sigma_p
     outs = [(np.zeros(len(ys)), np.zeros(len(ys))) for _ in maps]
     if len(ys) == 0:
         return outs
-    pad = int(math.ceil(3 * sigma_px)) + 2
-    ksize = 2 * int(math.ceil(3 * sigma_px)) + 1  # OpenCV's own choice for float32 reaches 4 sigma
+    reach = int(math.ceil(3 * sigma_px))
+    pad = reach + 2
+    ksize = 2 * reach + 1  # OpenCV's own choice for float32 reaches 4 sigma
     tile = max(256, int(8 * sigma_px))
     for ty, tx, idx in _groups(ys, xs, shape, tile):
         y0, y1, x0, x1 = _padded(ty, tx, tile, pad, shape)
+        # blurred on the part of the padded tile the kernel reaches from its points only: the
+        # same values at the points, bit for bit (an edge of the part is either the padded
+        # tile's own edge, or one no kernel centred on a point reaches, where the border
+        # rule plays no part); wide vessels cross tiles in narrow bands
+        yi, xi = ys[idx], xs[idx]
+        y0, y1 = max(y0, int(yi.min()) - reach), min(y1, int(yi.max()) + reach + 1)
+        x0, x1 = max(x0, int(xi.min()) - reach), min(x1, int(xi.max()) + reach + 1)
         w = skin[y0:y1, x0:x1].astype(np.float32)
         py, px = ys[idx] - y0, xs[idx] - x0
         den = cv2.GaussianBlur(w, (ksize, ksize), sigma_px)[py, px]

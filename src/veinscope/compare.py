@@ -447,6 +447,18 @@ _TILE_PX = 128
 _N_WINDOWS = 16
 
 
+def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-D mask: the rows and columns (int64, row-major order) of its true
+    pixels, found by a flat search and a division. The same arrays; numpy's own 2-D search
+    takes 50 ms on a 12 MP mask a flat search reads in under 2 ms."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D, got shape {mask.shape}")
+    if mask.size == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    return np.divmod(np.flatnonzero(mask), mask.shape[1])
+
+
 def _disc(r: int) -> np.ndarray:
     r = max(0, int(r))
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
@@ -583,7 +595,7 @@ def _sample_windows(where: np.ndarray, tile: int, *, n_max: int = _N_WINDOWS) ->
 def _points_in(mask: np.ndarray, windows) -> tuple[np.ndarray, np.ndarray]:
     ys, xs = [], []
     for y0, y1, x0, x1 in windows:
-        yy, xx = np.nonzero(mask[y0:y1, x0:x1])
+        yy, xx = _nonzero(mask[y0:y1, x0:x1])
         ys.append(yy + y0)
         xs.append(xx + x0)
     return np.concatenate(ys).astype(np.int64), np.concatenate(xs).astype(np.int64)
@@ -597,7 +609,7 @@ def _skeleton(vessel: np.ndarray, tile: int) -> np.ndarray:
     if tile >= max(m, n):
         return skeletonize(vessel)
     out = np.zeros((m, n), bool)
-    ys, xs = np.nonzero(vessel)
+    ys, xs = _nonzero(vessel)
     pad = 64  # thinning reaches about half the widest vessel (5 mm at 12 px/mm) from the edge
     for ty, tx, _ in _groups(ys, xs, (m, n), tile):
         y0, y1, x0, x1 = _padded(ty, tx, tile, pad, (m, n))
@@ -763,7 +775,7 @@ class _VesselDistance:
             return 0.0
         m, n = self.vessel.shape
         edge = region & ~cv2.erode(region.astype(np.uint8), np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).astype(bool)
-        ey, ex = np.nonzero(edge)
+        ey, ex = _nonzero(edge)
         if ey.size == 0:
             return 0.0
         pts = np.c_[ey + y0, ex + x0].astype(np.float64)
@@ -771,7 +783,7 @@ class _VesselDistance:
         while True:
             wy0, wy1, wx0, wx1 = max(0, y0 - margin), min(m, y1 + margin), max(0, x0 - margin), min(n, x1 + margin)
             whole = (wy0, wy1, wx0, wx1) == (0, m, 0, n)
-            vy, vx = np.nonzero(self.vessel[wy0:wy1, wx0:wx1])
+            vy, vx = _nonzero(self.vessel[wy0:wy1, wx0:wx1])
             if vy.size:
                 d, _ = cKDTree(np.c_[vy + wy0, vx + wx0].astype(np.float64)).query(pts, k=1)
                 dmin = float(d.min())
@@ -862,7 +874,7 @@ def _candidate_boxes(b_rgb, f_rgb, skin, valid, b_vessel, fine_new, *, bg_px, pp
     if nl > 1:
         # each component's peak rise, and the colour difference it makes (a stain reported at
         # full resolution differs from the skin around it by ΔE00 >= 2 on average)
-        ys, xs = np.nonzero(stain_c)
+        ys, xs = _nonzero(stain_c)
         ids, vals = lab[ys, xs], d_mel[ys, xs]
         top = np.lexsort((vals, ids))
         last = np.r_[ids[top][1:] != ids[top][:-1], True]
@@ -882,7 +894,7 @@ def _candidate_boxes(b_rgb, f_rgb, skin, valid, b_vessel, fine_new, *, bg_px, pp
     on_vessel = small_mask(b_vessel, 0.25)
     noise_h = _robust_sigma(d_hb[valid_s][::step])
     matt_c = valid_s & ~on_vessel & (d_hb > 3.0 * noise_h) & (d_hb >= d_other)
-    ys, xs = np.nonzero(matt_c)
+    ys, xs = _nonzero(matt_c)
     if ys.size:  # the rise perceptible, and the follow-up's own redness (half the full-resolution test)
         hb_f = cv2.GaussianBlur(cf["haemoglobin"], (0, 0), 0.8)
         weak = (de_of(ys, xs, d_hb[ys, xs], d_dir) < 0.5 * min_delta_e) | (de_of(ys, xs, hb_f[ys, xs], d_dir) < 0.5 * min_delta_e)
@@ -1000,7 +1012,7 @@ def _part_of_photo(fx: float, fy: float) -> str:
 
 def _location(box, region, shape, ppm, calibrated):
     (y0, y1, x0, x1) = box
-    ys, xs = np.nonzero(region)
+    ys, xs = _nonzero(region)
     cy, cx = float(ys.mean() + y0), float(xs.mean() + x0)
     m, n = shape
     return {
@@ -1014,7 +1026,7 @@ def _location(box, region, shape, ppm, calibrated):
 def _perceptible(values: np.ndarray, sel: np.ndarray, direction: np.ndarray, bg_od, thr: float, offset=(0, 0)) -> np.ndarray:
     """Where ``values`` (a chromophore increase) makes a colour difference of at least ``thr``."""
     out = np.zeros(sel.shape, bool)
-    ys, xs = np.nonzero(sel & (values > 0))
+    ys, xs = _nonzero(sel & (values > 0))
     if ys.size:
         de = delta_e_of_od(bg_od(ys + offset[0], xs + offset[1]), values[ys, xs, None] * direction[None, :])
         out[ys[de >= thr], xs[de >= thr]] = True
@@ -1032,7 +1044,7 @@ def _od_vec(maps: dict, ys, xs) -> np.ndarray:
 
 
 def _sample_rms_de_vec(maps: dict, where: np.ndarray, bg_od, *, n: int = 4000) -> float:
-    ty, tx = np.nonzero(where)
+    ty, tx = _nonzero(where)
     if ty.size == 0:
         return 0.0
     pick = np.linspace(0, ty.size - 1, min(n, ty.size)).astype(np.int64)
@@ -1043,7 +1055,7 @@ def _sample_rms_de_vec(maps: dict, where: np.ndarray, bg_od, *, n: int = 4000) -
 
 def _perceptible_vec(maps: dict, sel: np.ndarray, bg_od, thr: float, offset=(0, 0)) -> np.ndarray:
     out = np.zeros(sel.shape, bool)
-    ys, xs = np.nonzero(sel)
+    ys, xs = _nonzero(sel)
     if ys.size:
         de = delta_e_of_od(bg_od(ys + offset[0], xs + offset[1]), _od_vec(maps, ys, xs))
         out[ys[de >= thr], xs[de >= thr]] = True
@@ -1081,7 +1093,7 @@ def _match_light(b_rgb: np.ndarray, f_rgb: np.ndarray, ref: np.ndarray, vessel: 
     gm, gn = -(-m // cell), -(-n // cell)
     resid = np.zeros((gm, gn, 3), np.float32)
     have = np.zeros((gm, gn), bool)
-    ys, xs = np.nonzero(rs)
+    ys, xs = _nonzero(rs)
     ys, xs = ys * step, xs * step
     ys, xs = ys[ok], xs[ok]
     lr = (np.log(bl[ok]) - np.log(fl[ok]) - np.log(g)).astype(np.float32)
@@ -1425,7 +1437,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     m, n = a_b.labels.shape
     b_vessel = a_b.labels > 0
     skel = _skeleton(b_vessel, max(tile, 256)) & a_b.skin
-    ys, xs = np.nonzero(skel)
+    ys, xs = _nonzero(skel)
     # the skin texture, sampled in the statistics windows (the whole photo when small), at
     # most 200 000 pixels
     tys, txs = _points_in(texture, windows)
@@ -1434,7 +1446,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         tys, txs = tys[keep], txs[keep]
     # follow-up vessel pixels away from the baseline's (new-vessel candidates): contrast
     # before and after there
-    fys, fxs = np.nonzero(f_vessel & ~near_b)
+    fys, fxs = _nonzero(f_vessel & ~near_b)
     k1, k2 = len(ys), len(ys) + len(tys)
     k3 = k2 + len(fys)
     r_al = max(1, int(round(0.5 * ppm)))
@@ -1815,7 +1827,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
 
     # texture of the change maps, on a central window of the compared skin
     st_ = max(1, max(m, n) // 512)
-    ys_v, xs_v = np.nonzero(valid[::st_, ::st_])
+    ys_v, xs_v = _nonzero(valid[::st_, ::st_])
     if len(ys_v):
         cy, cx = int(np.median(ys_v)) * st_, int(np.median(xs_v)) * st_
         half = 512
@@ -1936,7 +1948,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         total_a += area
     area_px = int(sum(int(mask[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in _merge_boxes(out_boxes)))
     # share of the treated (baseline) vessel length lying in staining (trials report it so)
-    sy, sx = np.nonzero(skel)
+    sy, sx = _nonzero(skel)
     on = valid[sy, sx]
     skel_total = int(on.sum())
     stained_skel = 0
@@ -2013,7 +2025,7 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     lines = []
     for i in long_ids:
         y0, x0 = int(st[i, cv2.CC_STAT_TOP]), int(st[i, cv2.CC_STAT_LEFT])
-        yy, xx = np.nonzero(lab[y0 : y0 + st[i, cv2.CC_STAT_HEIGHT], x0 : x0 + st[i, cv2.CC_STAT_WIDTH]] == i)
+        yy, xx = _nonzero(lab[y0 : y0 + st[i, cv2.CC_STAT_HEIGHT], x0 : x0 + st[i, cv2.CC_STAT_WIDTH]] == i)
         pts = np.c_[yy + y0, xx + x0].astype(np.float64)
         c = pts.mean(axis=0)
         _, _, vt = np.linalg.svd(pts - c, full_matrices=False)
@@ -2256,7 +2268,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         on_v = cv2.dilate(b_vessel[box[0] : box[1], box[2] : box[3]].astype(np.uint8), on_vessel_k).astype(bool)[core]
         off_v.append(~on_v[sel])
         (d,) = d_hb_of(mb.box(box), mf.box(box), core)
-        yy, xx = np.nonzero(sel & ~on_v)
+        yy, xx = _nonzero(sel & ~on_v)
         tys.append(yy + y0)
         txs.append(xx + x0)
         tvals.append(d[yy, xx])
@@ -2466,7 +2478,7 @@ def _own_colour_scaled(cb, cf, where, redness_b, *, ppm, spot_mm, bg_od, thr, of
             cols.append(cv2.GaussianBlur(v, (0, 0), sp / f)[yy, xx])
         return np.stack(cols, 1).astype(np.float64) @ dirs.astype(np.float64)
 
-    ys, xs = np.nonzero(where)
+    ys, xs = _nonzero(where)
     b = od_at(cb, ys, xs)
     spot = delta_e_of_od(bg_od(ys + offset[0], xs + offset[1]), np.maximum(b, 0.0)) >= thr
     if not spot.any():
@@ -2661,7 +2673,7 @@ def _new_vessels(f_labels, fad, valid, exclude, *, ppm, tol_px, min_len_px, cali
         # skeleton of the follow-up's vessels only around the candidates
         skel = skeletonize(f_vessel) & new_px
         nl, lab = cv2.connectedComponents(skel.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        ys, xs = np.nonzero(skel)
+        ys, xs = _nonzero(skel)
         comp = lab[ys, xs] - 1
         lens = chain_lengths(np.c_[ys, xs], comp, max(nl - 1, 0), (y1 - y0, x1 - x0)) if nl > 1 else np.zeros(0)
         keep = np.flatnonzero(lens >= min_len_px)

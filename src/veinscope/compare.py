@@ -447,6 +447,22 @@ _TILE_PX = 128
 _N_WINDOWS = 16
 
 
+def _reach_of(box, ys, xs, reach: int) -> tuple[int, int, int, int]:
+    """The part of ``box`` (y0, y1, x0, x1) within ``reach`` of the points ``ys``, ``xs`` (all
+    inside it), for OpenCV filters whose values within ``reach`` of the points then equal, bit
+    for bit, those over the whole box: an edge of the part that is not the box's own lies
+    beyond the points' reach. Rows are cut freely. OpenCV's row and column filters compute a
+    row's last (width modulo their vector width) values by another path with other rounding,
+    so columns are cut in steps of 64 (keeping the width modulo any vector width up to 64
+    floats) and the right edge is kept 64 columns past the reach (the values read never fall
+    in that tail unless they did over the whole box)."""
+    y0, y1, x0, x1 = box
+    cy0, cy1 = max(y0, int(ys.min()) - reach), min(y1, int(ys.max()) + reach + 1)
+    cx0 = x0 + max(0, int(xs.min()) - reach - x0) // 64 * 64
+    cx1 = x1 - max(0, x1 - (int(xs.max()) + reach + 64)) // 64 * 64
+    return cy0, cy1, cx0, cx1
+
+
 def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``np.nonzero`` of a 2-D mask: the rows and columns (int64, row-major order) of its true
     pixels, found by a flat search and a division. The same arrays; numpy's own 2-D search
@@ -642,7 +658,12 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
     pad = r_mx + 6
     k_mx = _disc(r_mx)
     for ty, tx, idx in _groups(ys, xs, shape, tile):
-        box = _padded(ty, tx, tile, pad, shape)
+        y0, y1, x0, x1 = _padded(ty, tx, tile, pad, shape)
+        # the part of the padded tile within ``pad`` of its points: a point reads the blurred
+        # maps within r_mx + 1 of it, which read the maps within r_mx + 5, so an edge of the
+        # part that is not the padded tile's own lies beyond the reach of every point and the
+        # values are bit for bit those of the whole padded tile (vessels cross tiles in bands)
+        box = _reach_of((y0, y1, x0, x1), ys[idx], xs[idx], pad)
         y0, y1, x0, x1 = box
         h, w = y1 - y0, x1 - x0
         py, px = ys[idx] - y0, xs[idx] - x0
@@ -1267,9 +1288,7 @@ def _skin_level(maps: "list[_Maps]", ys, xs, skin: np.ndarray, *, shape, sigma_p
         # same values at the points, bit for bit (an edge of the part is either the padded
         # tile's own edge, or one no kernel centred on a point reaches, where the border
         # rule plays no part); wide vessels cross tiles in narrow bands
-        yi, xi = ys[idx], xs[idx]
-        y0, y1 = max(y0, int(yi.min()) - reach), min(y1, int(yi.max()) + reach + 1)
-        x0, x1 = max(x0, int(xi.min()) - reach), min(x1, int(xi.max()) + reach + 1)
+        y0, y1, x0, x1 = _reach_of((y0, y1, x0, x1), ys[idx], xs[idx], reach)
         w = skin[y0:y1, x0:x1].astype(np.float32)
         py, px = ys[idx] - y0, xs[idx] - x0
         den = cv2.GaussianBlur(w, (ksize, ksize), sigma_px)[py, px]

@@ -2050,3 +2050,19 @@ def test_point_values_and_skin_level_on_the_points_reach_equal_the_whole_tiles(s
     for got, want in zip(sl, sl_whole):
         for g, w in zip(got, want):
             assert np.array_equal(g, w)
+
+
+def test_fill_holes_equals_scipys_binary_fill_holes():
+    """compare fills patches' holes with OpenCV's flood fill (``_grid.fill_holes``, 30 times
+    faster on a 12 MP candidate box): the same masks as SciPy's ``binary_fill_holes``."""
+    from scipy import ndimage as ndi
+
+    from veinscope._grid import fill_holes
+
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        m, n = int(rng.integers(1, 60)), int(rng.integers(1, 60))
+        a = rng.random((m, n)) < rng.uniform(0.2, 0.8)
+        if t % 2:
+            a = cv2.dilate(a.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (rng.random((m, n)) < 0.95)
+        assert np.array_equal(fill_holes(a), ndi.binary_fill_holes(a))

@@ -51,6 +51,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from veinscope._grid import fill_holes
 from veinscope._version import __version__
 from veinscope.measure import chain_lengths
 
@@ -1772,7 +1773,7 @@ def _fill_narrow_holes(mask: np.ndarray, r_px: int) -> np.ndarray:
     ``r_px`` (those are kept whole: a hole is filled or kept as one piece)."""
     from scipy import ndimage as ndi
 
-    holes = ndi.binary_fill_holes(mask) & ~mask
+    holes = fill_holes(mask) & ~mask
     if not holes.any():
         return mask.copy()
     core = cv2.erode(holes.astype(np.uint8), _disc(r_px)).astype(bool)
@@ -1808,7 +1809,6 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown; then
     grown again on maps whose skin backgrounds leave the stains found out (``b_skin``: the
     baseline's skin mask its background was estimated on)."""
-    from scipy import ndimage as ndi
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
@@ -2239,8 +2239,6 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     cut by ``compared``, the compared skin, when given: a patch at the edge of the photo or
     of the overlap is outlined up to that edge, as the practitioner (and the generator's
     truth) draws it, and its width is judged on that outline."""
-    from scipy import ndimage as ndi
-
     from veinscope.chromophores import _UNMIX, CHROMOPHORE_DIRECTIONS
 
     d_dir = CHROMOPHORE_DIRECTIONS["haemoglobin"]
@@ -2390,7 +2388,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             faint &= long_[lab_f]
         mm_ = cv2.dilate(new_red.astype(np.uint8), ker)
         mm_ = cv2.morphologyEx(mm_, cv2.MORPH_CLOSE, ker)
-        regions = ndi.binary_fill_holes(mm_.astype(bool)) & vo
+        regions = fill_holes(mm_.astype(bool)) & vo
         nl, lab, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
         accepted = []
         spider_ids = []
@@ -2521,8 +2519,6 @@ def _grown_over_faint(patch: np.ndarray, new_red: np.ndarray, faint: np.ndarray,
     cut by ``outline`` (where an outline may reach), as a practitioner outlines the whole patch.
     Returns the grown patches and ``new_red`` with the faint pixels taken in (new arrays; the
     inputs are not modified)."""
-    from scipy import ndimage as ndi
-
     patch = patch.copy()
     seed = new_red & patch
     for _ in range(steps):
@@ -2531,7 +2527,7 @@ def _grown_over_faint(patch: np.ndarray, new_red: np.ndarray, faint: np.ndarray,
             break
         seed |= add
         grown = cv2.morphologyEx(cv2.dilate(seed.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
-        patch |= ndi.binary_fill_holes(grown.astype(bool)) & outline
+        patch |= fill_holes(grown.astype(bool)) & outline
     return patch, new_red | seed
 
 

@@ -2066,3 +2066,35 @@ def test_fill_holes_equals_scipys_binary_fill_holes():
         if t % 2:
             a = cv2.dilate(a.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (rng.random((m, n)) < 0.95)
         assert np.array_equal(fill_holes(a), ndi.binary_fill_holes(a))
+
+
+def test_noise_predictor_takes_the_brightest_code_before_its_linear_light():
+    """The brightest code within the window, then its linear light (the table rises with the
+    code): bit for bit the brightest linear light (the former order), on random boxes."""
+    from veinscope.compare import _LIN_LUT, _noise_predictor, _red_weights
+    from veinscope.chromophores import _UNMIX
+
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1), (17, 40), (90, 61)]:
+        rb = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+        rf = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+        weights = (_UNMIX[0], _red_weights())
+        for smooth in (1.0, 4.0):
+            k = 2 * max(1, int(round(smooth))) + 1
+            ker = np.ones((k, k), np.uint8)
+
+            def light(rgb, c):
+                lin = cv2.GaussianBlur(cv2.dilate(_LIN_LUT[rgb[..., c]], ker), (0, 0), smooth)
+                return np.maximum(lin, np.float32(1e-3))
+
+            l_b = [light(rb, c) for c in range(3)]
+            both = np.float32(1.0) + l_b[0] / light(rf, 0)
+            w2 = np.asarray(weights, np.float64).reshape(-1, 3) ** 2
+            want = [np.zeros(shape, np.float32) for _ in range(len(w2))]
+            for c in range(3):
+                inv = both / l_b[c]
+                for out, w in zip(want, w2):
+                    out += np.float32(w[c]) * inv
+            got = _noise_predictor(rb, rf, weights, smooth_px=smooth)
+            for g, w in zip(got, want):
+                assert np.array_equal(g, w)

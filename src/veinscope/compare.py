@@ -858,16 +858,18 @@ def _candidate_boxes(b_rgb, f_rgb, skin, valid, b_vessel, fine_new, *, bg_px, pp
         # takes its general path, twice as slow)
         return cv2.resize(img[: size[1] * k, : size[0] * k], size, interpolation=cv2.INTER_AREA)
 
-    def small_mask(mask, at_least=0.5):  # share of each reduced pixel covered, in 1/255
-        return small(np.multiply(np.asarray(mask, bool).view(np.uint8), 255, dtype=np.uint8)) >= 255 * at_least - 0.5
+    def small_mask(mask, at_least=0.5):  # share of each reduced pixel covered, in 1/255 (None: the share)
+        cover = small(np.multiply(np.asarray(mask, bool).view(np.uint8), 255, dtype=np.uint8))
+        return cover if at_least is None else cover >= 255 * at_least - 0.5
 
     bs, fs = small(b_rgb), small(f_rgb)
-    valid_s = small_mask(valid, 0.99)
+    valid_cover = small_mask(valid, None)  # reduced once, thresholded twice
+    valid_s = valid_cover >= 255 * 0.99 - 0.5
     if not valid_s.any():
         return []
     ob = skin_optics(bs, skin=small_mask(skin), background_px=max(6.0, bg_px / k))
     cb = ob.chromophore_maps()
-    cf = skin_optics(fs, skin=small_mask(valid), background_px=max(6.0, bg_px / k)).chromophore_maps()
+    cf = skin_optics(fs, skin=valid_cover >= 255 * 0.5 - 0.5, background_px=max(6.0, bg_px / k)).chromophore_maps()
     ppm_s = ppm / k
     min_area_s = min_area_px / k**2
     step = max(1, int(valid_s.sum() // 200_000))
@@ -1729,7 +1731,9 @@ def _noise_predictor(rgb_b: np.ndarray, rgb_f: np.ndarray, weights, *, smooth_px
     ker = np.ones((k, k), np.uint8)  # a square: OpenCV's separable max filter
 
     def light(rgb, c):
-        lin = cv2.GaussianBlur(cv2.dilate(_LIN_LUT[rgb[..., c]], ker), (0, 0), smooth_px)
+        # the brightest code first, then its linear light: the table rises with the code, so
+        # this is the brightest linear light, bit for bit, on a quarter of the bytes
+        lin = cv2.GaussianBlur(_LIN_LUT[cv2.dilate(np.ascontiguousarray(rgb[..., c]), ker)], (0, 0), smooth_px)
         return np.maximum(lin, np.float32(1e-3))
 
     l_b = [light(rgb_b, c) for c in range(3)]

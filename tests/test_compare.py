@@ -1997,3 +1997,104 @@ def test_own_colour_scaled_explains_a_spot_seen_darker_and_not_a_new_vessel_over
     # no spot in the baseline: nothing explained
     flat = {k: zero for k in cb}
     assert _own_colour_scaled(flat, {**flat, "haemoglobin": line}, sel, (zero, zero), ppm=10.0, spot_mm=0.5, bg_od=bg_od, thr=2.0, offset=(0, 0)) is None
+
+
+# ---- speed: the same figures, bit for bit --------------------------------------------------
+def test_nonzero_equals_numpys_on_shapes_and_strides():
+    from veinscope.compare import _nonzero
+
+    rng = np.random.default_rng(0)
+    for shape in [(0, 5), (5, 0), (1, 1), (3, 7), (101, 67), (1, 300), (300, 1)]:
+        for p in (0.0, 0.02, 0.5, 1.0):
+            a = rng.random(shape) < p
+            for v in (a, a[::2, ::3], a.T, a.astype(np.uint8) * 3):
+                want, got = np.nonzero(v), _nonzero(v)
+                assert all(w.dtype == g.dtype and np.array_equal(w, g) for w, g in zip(want, got))
+    with pytest.raises(ValueError, match="2-D"):
+        _nonzero(np.zeros(4, bool))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_point_values_and_skin_level_on_the_points_reach_equal_the_whole_tiles(seed, monkeypatch):
+    """The tiles' maps are filtered only within reach of their points (``_reach_of``): the
+    values at the points equal those over the whole padded tiles bit for bit, also at the
+    photo's edges (where OpenCV's border rule and its rows' last values apply) and for points
+    in narrow bands."""
+    import veinscope.compare as cmp
+    from veinscope.chromophores import skin_optics
+
+    rng = np.random.default_rng(seed)
+    m, n = int(rng.integers(300, 700)), int(rng.integers(300, 700))
+    rgb = rng.integers(60, 230, (m, n, 3), dtype=np.uint8)
+    rgb_f = np.clip(rgb.astype(int) + rng.integers(-20, 20, rgb.shape), 0, 255).astype(np.uint8)
+    mb, mf = cmp._Maps(skin_optics(rgb, background_px=40.0)), cmp._Maps(skin_optics(rgb_f, background_px=40.0))
+    cy, cx = rng.integers(0, m, 6), rng.integers(0, n, 6)
+    ys = np.r_[rng.integers(0, m, 200), rng.integers(m - 12, m, 30), rng.integers(0, 12, 30), rng.integers(0, m, 60),
+               np.clip(cy[:, None] + rng.integers(-5, 5, (6, 20)), 0, m - 1).ravel()].astype(np.int64)
+    xs = np.r_[rng.integers(0, n, 200), rng.integers(0, n, 60), rng.integers(n - 12, n, 30), rng.integers(0, 12, 30),
+               np.clip(cx[:, None] + rng.integers(-5, 5, (6, 20)), 0, n - 1).ravel()].astype(np.int64)
+    need = rng.random(len(ys)) < 0.5
+    skin = rng.random((m, n)) < 0.8
+    r_mx, sigma = int(rng.integers(1, 6)), float(rng.uniform(3.0, 14.0))
+
+    def run():
+        pv = cmp._point_values(mb, mf, ys, xs, need, shape=(m, n), tile=128, r_mx=r_mx)
+        sl = cmp._skin_level([mb, mf], ys, xs, skin, shape=(m, n), sigma_px=sigma)
+        return pv, sl
+
+    pv, sl = run()
+    monkeypatch.setattr(cmp, "_reach_of", lambda box, ys, xs, reach: tuple(box))
+    pv_whole, sl_whole = run()
+    for k in pv:
+        assert np.array_equal(pv[k], pv_whole[k]), k
+    for got, want in zip(sl, sl_whole):
+        for g, w in zip(got, want):
+            assert np.array_equal(g, w)
+
+
+def test_fill_holes_equals_scipys_binary_fill_holes():
+    """compare fills patches' holes with OpenCV's flood fill (``_grid.fill_holes``, 30 times
+    faster on a 12 MP candidate box): the same masks as SciPy's ``binary_fill_holes``."""
+    from scipy import ndimage as ndi
+
+    from veinscope._grid import fill_holes
+
+    rng = np.random.default_rng(0)
+    for t in range(200):
+        m, n = int(rng.integers(1, 60)), int(rng.integers(1, 60))
+        a = rng.random((m, n)) < rng.uniform(0.2, 0.8)
+        if t % 2:
+            a = cv2.dilate(a.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & (rng.random((m, n)) < 0.95)
+        assert np.array_equal(fill_holes(a), ndi.binary_fill_holes(a))
+
+
+def test_noise_predictor_takes_the_brightest_code_before_its_linear_light():
+    """The brightest code within the window, then its linear light (the table rises with the
+    code): bit for bit the brightest linear light (the former order), on random boxes."""
+    from veinscope.compare import _LIN_LUT, _noise_predictor, _red_weights
+    from veinscope.chromophores import _UNMIX
+
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1), (17, 40), (90, 61)]:
+        rb = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+        rf = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+        weights = (_UNMIX[0], _red_weights())
+        for smooth in (1.0, 4.0):
+            k = 2 * max(1, int(round(smooth))) + 1
+            ker = np.ones((k, k), np.uint8)
+
+            def light(rgb, c):
+                lin = cv2.GaussianBlur(cv2.dilate(_LIN_LUT[rgb[..., c]], ker), (0, 0), smooth)
+                return np.maximum(lin, np.float32(1e-3))
+
+            l_b = [light(rb, c) for c in range(3)]
+            both = np.float32(1.0) + l_b[0] / light(rf, 0)
+            w2 = np.asarray(weights, np.float64).reshape(-1, 3) ** 2
+            want = [np.zeros(shape, np.float32) for _ in range(len(w2))]
+            for c in range(3):
+                inv = both / l_b[c]
+                for out, w in zip(want, w2):
+                    out += np.float32(w[c]) * inv
+            got = _noise_predictor(rb, rf, weights, smooth_px=smooth)
+            for g, w in zip(got, want):
+                assert np.array_equal(g, w)

@@ -2155,7 +2155,7 @@ def _red_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -2311,6 +2311,19 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         # fine vessels), where haemoglobin rose at least as much as the other chromophores
         cand_red = vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other)
         new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
+        st_red = None
+        if stain_mm > 0:
+            # on a stain (the skin turned brown over ``stain_mm``), the guard above vetoes fine
+            # vessels whose redness is outweighed by the stain's pigment: there the redness is
+            # read blind to the stain's own colour, against the stain's own noise
+            # (away from the baseline's vessels by 0.3 mm more: a treated vessel's own change,
+            # cleared or shifted by the registration's error, is not read against the stain)
+            near_v = cv2.dilate(bv.astype(np.uint8), _disc(max(2, int(round(2.0 + 0.3 * ppm))))).astype(bool)
+            st_red, st_gate = _redness_on_stain(cb, cf, vo & ~near_v, ppm=ppm, stain_mm=stain_mm, bg_od=bg_od, thr=thr, offset=(BY0, BX0))
+            if st_red is not None:
+                st_gate = np.maximum(st_gate, s_red)
+                cand_st = vb & ~on_vessel & (st_red > 3.0 * st_gate)
+                new_red |= _perceptible(red_f, _perceptible(st_red, cand_st, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
         # the same tests at ``faint_ratio`` of the threshold: a very fine vessel's ΔE, read
         # pixel by pixel at the 0.8 px blur, is about half what the photo shows along it; such
         # pixels count only as part of a patch already perceptible (below), so they are looked
@@ -2319,6 +2332,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         cand_faint = cand_red | (vo & ~vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other))
         faint = _perceptible(d_red, cand_faint & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         faint = _perceptible(red_f, faint, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
+        if st_red is not None:
+            cand_st = vo & ~on_vessel & (st_red > 3.0 * st_gate) & ~new_red
+            faint |= _perceptible(red_f, _perceptible(st_red, cand_st, d_dir, bg_od, faint_ratio * thr, (BY0, BX0)), d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         if fine_new is not None:
             # the engine's line detector sees fine vessels that single pixels do not show: new
             # telangiectasia under 0.3 mm away from every baseline vessel, where redness rose;
@@ -2421,6 +2437,57 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         "locations": lst,
     }
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_parts": parts}
+
+
+def _redness_on_stain(cb, cf, where, *, ppm, stain_mm, bg_od, thr, offset, min_px=200):
+    """Part of :func:`_matting`: new redness on a stain, read blind to the stain's own colour.
+
+    The colour change (relative OD, the chromophore maps of the box at the 0.8 px blur) is
+    averaged over ``stain_mm`` (a Gaussian of that sigma): where that local change is brown
+    (the unmixed melanin rose more than haemoglobin, and the change is perceptible, ΔE00 >=
+    ``thr`` against the baseline's skin), the pixel lies on a stain. There the change is
+    projected on the one colour direction orthogonal to grey and to the stain's own local
+    colour (the direction of the local change), scaled so that haemoglobin reads as itself:
+    any amount of the stain's pigment (its patchiness, its edges, a darker or lighter stain)
+    and any shadow read zero, new fine red vessels on it read about three quarters of what
+    the red projection reads (for a haemosiderin-brown stain). The noise of that reading is the
+    robust sigma over the stain's pixels in ``where`` (fine vessels are a small part of them).
+
+    Returns ``(red, sigma)``: the reading (float32, zero off the stains) and its noise (a
+    scalar), or ``(None, None)`` when fewer than ``min_px`` pixels of ``where`` lie on a stain."""
+    from veinscope.chromophores import _UNMIX, CHROMOPHORE_DIRECTIONS
+
+    keys = ("haemoglobin", "venous", "melanin")
+    dirs = np.stack([CHROMOPHORE_DIRECTIONS[k] for k in keys]).astype(np.float32)  # (maps, channels)
+    d = [cv2.GaussianBlur(cf[k] - cb[k], (0, 0), 0.8) for k in keys]
+    od = [sum(d[j] * dirs[j, c] for j in range(3)) for c in range(3)]  # relative OD per channel
+    sig = max(1.0, stain_mm * ppm)
+    loc = [cv2.GaussianBlur(o, (0, 0), sig) for o in od]
+    c_loc = [sum(loc[c] * np.float32(_UNMIX[j, c]) for c in range(3)) for j in range(3)]  # hb, venous, melanin
+    # brown: melanin rose, more than haemoglobin and venous blood together, and the skin darkened
+    brown = where & (c_loc[2] > np.maximum(c_loc[0], 0) + np.maximum(c_loc[1], 0)) & (loc[0] + loc[1] + loc[2] > 0)
+    ys, xs = np.nonzero(brown)
+    if ys.size < min_px:
+        return None, None
+    lv = np.stack([loc[c][ys, xs] for c in range(3)], 1).astype(np.float64)
+    seen = delta_e_of_od(bg_od(ys + offset[0], xs + offset[1]), lv) >= thr
+    ys, xs, lv = ys[seen], xs[seen], lv[seen]
+    if ys.size < min_px:
+        return None, None
+    # the direction orthogonal to grey and to the local stain colour, signed and scaled so that
+    # haemoglobin reads as itself
+    nv = np.cross(np.full(3, 1.0 / math.sqrt(3.0)), lv)
+    nv /= np.maximum(np.linalg.norm(nv, axis=1, keepdims=True), 1e-12)
+    k = nv @ CHROMOPHORE_DIRECTIONS["haemoglobin"].astype(np.float64)
+    ok = np.abs(k) >= 0.25  # the stain's colour far enough from haemoglobin's to tell them apart
+    ys, xs, nv, k = ys[ok], xs[ok], nv[ok], k[ok]
+    if ys.size < min_px:
+        return None, None
+    px = np.stack([od[c][ys, xs] for c in range(3)], 1).astype(np.float64)
+    v = np.einsum("ij,ij->i", px, nv) / k
+    red = np.zeros(where.shape, np.float32)
+    red[ys, xs] = v
+    return red, _robust_sigma(v)
 
 
 def _own_colour_scaled(cb, cf, where, redness_b, *, ppm, spot_mm, bg_od, thr, offset):

@@ -2193,7 +2193,12 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     is less noisy on fine vessels. Where the baseline already shows a spot (over ``spot_mm``: a
     naevus, a freckle, a red-brown mark), the part of both readings that is the spot's own colour
     scaled (the spot darker in the follow-up's light) is no new redness
-    (:func:`_own_colour_scaled`; ``spot_mm=0`` turns this off).
+    (:func:`_own_colour_scaled`; ``spot_mm=0`` turns this off). On a stain (the change over
+    ``stain_mm`` brown and perceptible), where the brown-guard vetoes fine vessels whose
+    redness the stain's pigment outweighs, a third reading is blind to the stain's own local
+    colour and gated at three times the stain's own noise (:func:`_redness_on_stain`;
+    ``stain_mm=0`` turns this off): brown pigment alone never reads as red there, new fine
+    red vessels on the stain do.
 
     New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
     edges carry interpolation and background artefacts), but the outline drawn around it is
@@ -2453,6 +2458,11 @@ def _redness_on_stain(cb, cf, where, *, ppm, stain_mm, bg_od, thr, offset, min_p
     the red projection reads (for a haemosiderin-brown stain). The noise of that reading is the
     robust sigma over the stain's pixels in ``where`` (fine vessels are a small part of them).
 
+    What rose besides the stain (the change less the local one and less its part along the
+    stain's colour) must unmix to more haemoglobin than melanin and venous blood together, as
+    the brown-guard asks off the stains; elsewhere the reading is zero (a new hair or a dark
+    speck on the stain is neither the stain's colour nor red).
+
     Returns ``(red, sigma)``: the reading (float32, zero off the stains) and its noise (a
     scalar), or ``(None, None)`` when fewer than ``min_px`` pixels of ``where`` lie on a stain."""
     from veinscope.chromophores import _UNMIX, CHROMOPHORE_DIRECTIONS
@@ -2462,7 +2472,12 @@ def _redness_on_stain(cb, cf, where, *, ppm, stain_mm, bg_od, thr, offset, min_p
     d = [cv2.GaussianBlur(cf[k] - cb[k], (0, 0), 0.8) for k in keys]
     od = [sum(d[j] * dirs[j, c] for j in range(3)) for c in range(3)]  # relative OD per channel
     sig = max(1.0, stain_mm * ppm)
-    loc = [cv2.GaussianBlur(o, (0, 0), sig) for o in od]
+    # the local change read on ``where`` only (a normalised convolution): a treated vessel's own
+    # change (cleared, its halo reaching past the vessel's mask) is not the stain's colour, and
+    # averaged in it would leave the vessel's colour in the pixels beside it
+    wf = where.astype(np.float32)
+    wsum = np.maximum(cv2.GaussianBlur(wf, (0, 0), sig), 1e-3)
+    loc = [cv2.GaussianBlur(o * wf, (0, 0), sig) / wsum for o in od]
     c_loc = [sum(loc[c] * np.float32(_UNMIX[j, c]) for c in range(3)) for j in range(3)]  # hb, venous, melanin
     # brown: melanin rose, more than haemoglobin and venous blood together, and the skin darkened
     brown = where & (c_loc[2] > np.maximum(c_loc[0], 0) + np.maximum(c_loc[1], 0)) & (loc[0] + loc[1] + loc[2] > 0)
@@ -2480,13 +2495,21 @@ def _redness_on_stain(cb, cf, where, *, ppm, stain_mm, bg_od, thr, offset, min_p
     nv /= np.maximum(np.linalg.norm(nv, axis=1, keepdims=True), 1e-12)
     k = nv @ CHROMOPHORE_DIRECTIONS["haemoglobin"].astype(np.float64)
     ok = np.abs(k) >= 0.25  # the stain's colour far enough from haemoglobin's to tell them apart
-    ys, xs, nv, k = ys[ok], xs[ok], nv[ok], k[ok]
+    ys, xs, nv, k, lv = ys[ok], xs[ok], nv[ok], k[ok], lv[ok]
     if ys.size < min_px:
         return None, None
     px = np.stack([od[c][ys, xs] for c in range(3)], 1).astype(np.float64)
     v = np.einsum("ij,ij->i", px, nv) / k
+    # what rose besides the stain (the pixel's change less the local one, less its part along
+    # the stain's colour) must be haemoglobin more than melanin and venous blood together, as
+    # the guard of :func:`_matting` asks off the stains: a new hair or a dark speck on the
+    # stain is neither the stain's colour nor red
+    res = px - lv
+    u = lv / np.maximum(np.linalg.norm(lv, axis=1, keepdims=True), 1e-12)
+    res -= np.einsum("ij,ij->i", res, u)[:, None] * u
+    c = res @ _UNMIX.T.astype(np.float64)  # hb, venous, melanin
     red = np.zeros(where.shape, np.float32)
-    red[ys, xs] = v
+    red[ys, xs] = np.where(c[:, 0] >= np.maximum(c[:, 1], 0) + np.maximum(c[:, 2], 0), v, 0.0)
     return red, _robust_sigma(v)
 
 

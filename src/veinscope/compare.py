@@ -2314,17 +2314,21 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr, (BY0, BX0))
         # the same read as the colour change along haemoglobin's direction (less noisy on
         # fine vessels), where haemoglobin rose at least as much as the other chromophores
-        cand_red = vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other)
+        red_pass = vb & ~on_vessel & (d_red > 3.0 * s_red)
+        cand_red = red_pass & (d_hb >= d_other)
         new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
         st_red = None
-        if stain_mm > 0:
+        # (only where the guard vetoed, over at least a stain's least area, redness the red
+        # reading passed: elsewhere the stain reading has nothing to give back)
+        min_stain_px = max(50, int(round(_MIN_STAIN_MM2 * ppm**2)))
+        if stain_mm > 0 and np.count_nonzero(red_pass) - np.count_nonzero(cand_red) >= min_stain_px:
             # on a stain (the skin turned brown over ``stain_mm``), the guard above vetoes fine
             # vessels whose redness is outweighed by the stain's pigment: there the redness is
             # read blind to the stain's own colour, against the stain's own noise
             # (away from the baseline's vessels by 0.3 mm more: a treated vessel's own change,
             # cleared or shifted by the registration's error, is not read against the stain)
             near_v = cv2.dilate(bv.astype(np.uint8), _disc(max(2, int(round(2.0 + 0.3 * ppm))))).astype(bool)
-            st_red, st_gate = _redness_on_stain(cb, cf, vo & ~near_v, ppm=ppm, stain_mm=stain_mm, bg_od=bg_od, thr=thr, offset=(BY0, BX0))
+            st_red, st_gate = _redness_on_stain(cb, cf, vo & ~near_v, ppm=ppm, stain_mm=stain_mm, bg_od=bg_od, thr=thr, offset=(BY0, BX0), min_px=min_stain_px)
             if st_red is not None:
                 st_gate = np.maximum(st_gate, s_red)
                 cand_st = vb & ~on_vessel & (st_red > 3.0 * st_gate)
@@ -2444,11 +2448,16 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_parts": parts}
 
 
+#: A stain's least area for :func:`_redness_on_stain` (mm²).
+_MIN_STAIN_MM2 = 1.5
+
+
 def _redness_on_stain(cb, cf, where, *, ppm, stain_mm, bg_od, thr, offset, min_px=200):
     """Part of :func:`_matting`: new redness on a stain, read blind to the stain's own colour.
 
-    The colour change (relative OD, the chromophore maps of the box at the 0.8 px blur) is
-    averaged over ``stain_mm`` (a Gaussian of that sigma): where that local change is brown
+    The colour change (relative OD, the chromophore maps of the box) is averaged over
+    ``stain_mm`` (a Gaussian of that sigma, on ``where`` only, on a copy reduced by about that
+    much): where that local change is brown
     (the unmixed melanin rose more than haemoglobin, and the change is perceptible, ΔE00 >=
     ``thr`` against the baseline's skin), the pixel lies on a stain. There the change is
     projected on the one colour direction orthogonal to grey and to the stain's own local
@@ -2469,26 +2478,48 @@ def _redness_on_stain(cb, cf, where, *, ppm, stain_mm, bg_od, thr, offset, min_p
 
     keys = ("haemoglobin", "venous", "melanin")
     dirs = np.stack([CHROMOPHORE_DIRECTIONS[k] for k in keys]).astype(np.float32)  # (maps, channels)
-    d = [cv2.GaussianBlur(cf[k] - cb[k], (0, 0), 0.8) for k in keys]
-    od = [sum(d[j] * dirs[j, c] for j in range(3)) for c in range(3)]  # relative OD per channel
     sig = max(1.0, stain_mm * ppm)
+    # the stains are found on a copy reduced by ``f`` (block means; the blur is several blocks
+    # wide), the fine reading is made at full resolution inside their bounding box only
+    f = max(1, int(sig))
+    m, n = where.shape
+    sm, sn = max(1, m // f), max(1, n // f)
+
+    def small(a):
+        return a if f == 1 else cv2.resize(np.ascontiguousarray(a[: sm * f, : sn * f]), (sn, sm), interpolation=cv2.INTER_AREA)
+
+    diffs = [cf[k] - cb[k] for k in keys]
+    d_s = [small(x) for x in diffs]
+    od_s = [sum(d_s[j] * dirs[j, c] for j in range(3)) for c in range(3)]  # relative OD per channel
     # the local change read on ``where`` only (a normalised convolution): a treated vessel's own
     # change (cleared, its halo reaching past the vessel's mask) is not the stain's colour, and
     # averaged in it would leave the vessel's colour in the pixels beside it
-    wf = where.astype(np.float32)
-    wsum = np.maximum(cv2.GaussianBlur(wf, (0, 0), sig), 1e-3)
-    loc = [cv2.GaussianBlur(o * wf, (0, 0), sig) / wsum for o in od]
+    w_s = small(where.astype(np.float32))
+    wsum = np.maximum(cv2.GaussianBlur(w_s, (0, 0), sig / f), 1e-3)
+    loc = [cv2.GaussianBlur(o * w_s, (0, 0), sig / f) / wsum for o in od_s]
     c_loc = [sum(loc[c] * np.float32(_UNMIX[j, c]) for c in range(3)) for j in range(3)]  # hb, venous, melanin
     # brown: melanin rose, more than haemoglobin and venous blood together, and the skin darkened
-    brown = where & (c_loc[2] > np.maximum(c_loc[0], 0) + np.maximum(c_loc[1], 0)) & (loc[0] + loc[1] + loc[2] > 0)
+    brown_s = (w_s > 0.5) & (c_loc[2] > np.maximum(c_loc[0], 0) + np.maximum(c_loc[1], 0)) & (loc[0] + loc[1] + loc[2] > 0)
+    ys, xs = np.nonzero(brown_s)
+    if ys.size * f * f < min_px:
+        return None, None
+    lv = np.stack([loc[c][ys, xs] for c in range(3)], 1).astype(np.float64)
+    seen = delta_e_of_od(bg_od(ys * f + f // 2 + offset[0], xs * f + f // 2 + offset[1]), lv) >= thr
+    brown_s[ys[~seen], xs[~seen]] = False
+    if int(seen.sum()) * f * f < min_px:
+        return None, None
+    brown = np.zeros((m, n), bool)
+    brown[: sm * f, : sn * f] = np.repeat(np.repeat(brown_s, f, 0), f, 1) if f > 1 else brown_s
+    brown &= where
     ys, xs = np.nonzero(brown)
     if ys.size < min_px:
         return None, None
-    lv = np.stack([loc[c][ys, xs] for c in range(3)], 1).astype(np.float64)
-    seen = delta_e_of_od(bg_od(ys + offset[0], xs + offset[1]), lv) >= thr
-    ys, xs, lv = ys[seen], xs[seen], lv[seen]
-    if ys.size < min_px:
-        return None, None
+    lv = np.stack([loc[c][np.minimum(ys // f, sm - 1), np.minimum(xs // f, sn - 1)] for c in range(3)], 1).astype(np.float64)
+    # the pixels' change at the 0.8 px blur, inside the stains' bounding box
+    y0, y1 = max(0, int(ys.min()) - 3), min(m, int(ys.max()) + 4)
+    x0, x1 = max(0, int(xs.min()) - 3), min(n, int(xs.max()) + 4)
+    d_c = [cv2.GaussianBlur(np.ascontiguousarray(x[y0:y1, x0:x1]), (0, 0), 0.8) for x in diffs]
+    od = [sum(d_c[j] * dirs[j, c] for j in range(3)) for c in range(3)]
     # the direction orthogonal to grey and to the local stain colour, signed and scaled so that
     # haemoglobin reads as itself
     nv = np.cross(np.full(3, 1.0 / math.sqrt(3.0)), lv)
@@ -2498,7 +2529,7 @@ def _redness_on_stain(cb, cf, where, *, ppm, stain_mm, bg_od, thr, offset, min_p
     ys, xs, nv, k, lv = ys[ok], xs[ok], nv[ok], k[ok], lv[ok]
     if ys.size < min_px:
         return None, None
-    px = np.stack([od[c][ys, xs] for c in range(3)], 1).astype(np.float64)
+    px = np.stack([od[c][ys - y0, xs - x0] for c in range(3)], 1).astype(np.float64)
     v = np.einsum("ij,ij->i", px, nv) / k
     # what rose besides the stain (the pixel's change less the local one, less its part along
     # the stain's colour) must be haemoglobin more than melanin and venous blood together, as

@@ -2198,7 +2198,7 @@ def _red_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -2236,7 +2236,12 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     is less noisy on fine vessels. Where the baseline already shows a spot (over ``spot_mm``: a
     naevus, a freckle, a red-brown mark), the part of both readings that is the spot's own colour
     scaled (the spot darker in the follow-up's light) is no new redness
-    (:func:`_own_colour_scaled`; ``spot_mm=0`` turns this off).
+    (:func:`_own_colour_scaled`; ``spot_mm=0`` turns this off). On a stain (the change over
+    ``stain_mm`` brown and perceptible), where the brown-guard vetoes fine vessels whose
+    redness the stain's pigment outweighs, a third reading is blind to the stain's own local
+    colour and gated at three times the stain's own noise (:func:`_redness_on_stain`;
+    ``stain_mm=0`` turns this off): brown pigment alone never reads as red there, new fine
+    red vessels on the stain do.
 
     New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
     edges carry interpolation and background artefacts), but the outline drawn around it is
@@ -2350,8 +2355,25 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         new_red = _perceptible(hb_f, new_red, d_dir, bg_od, thr, (BY0, BX0))
         # the same read as the colour change along haemoglobin's direction (less noisy on
         # fine vessels), where haemoglobin rose at least as much as the other chromophores
-        cand_red = vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other)
+        red_pass = vb & ~on_vessel & (d_red > 3.0 * s_red)
+        cand_red = red_pass & (d_hb >= d_other)
         new_red |= _perceptible(red_f, _perceptible(d_red, cand_red, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
+        st_red = None
+        # (only where the guard vetoed, over at least a stain's least area, redness the red
+        # reading passed: elsewhere the stain reading has nothing to give back)
+        min_stain_px = max(50, int(round(_MIN_STAIN_MM2 * ppm**2)))
+        if stain_mm > 0 and np.count_nonzero(red_pass) - np.count_nonzero(cand_red) >= min_stain_px:
+            # on a stain (the skin turned brown over ``stain_mm``), the guard above vetoes fine
+            # vessels whose redness is outweighed by the stain's pigment: there the redness is
+            # read blind to the stain's own colour, against the stain's own noise
+            # (away from the baseline's vessels by 0.3 mm more: a treated vessel's own change,
+            # cleared or shifted by the registration's error, is not read against the stain)
+            near_v = cv2.dilate(bv.astype(np.uint8), _disc(max(2, int(round(2.0 + 0.3 * ppm))))).astype(bool)
+            st_red, st_gate = _redness_on_stain(cb, cf, vo & ~near_v, ppm=ppm, stain_mm=stain_mm, bg_od=bg_od, thr=thr, offset=(BY0, BX0), min_px=min_stain_px)
+            if st_red is not None:
+                st_gate = np.maximum(st_gate, s_red)
+                cand_st = vb & ~on_vessel & (st_red > 3.0 * st_gate)
+                new_red |= _perceptible(red_f, _perceptible(st_red, cand_st, d_dir, bg_od, thr, (BY0, BX0)), d_dir, bg_od, thr, (BY0, BX0))
         # the same tests at ``faint_ratio`` of the threshold: a very fine vessel's ΔE, read
         # pixel by pixel at the 0.8 px blur, is about half what the photo shows along it; such
         # pixels count only as part of a patch already perceptible (below), so they are looked
@@ -2360,6 +2382,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         cand_faint = cand_red | (vo & ~vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other))
         faint = _perceptible(d_red, cand_faint & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         faint = _perceptible(red_f, faint, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
+        if st_red is not None:
+            cand_st = vo & ~on_vessel & (st_red > 3.0 * st_gate) & ~new_red
+            faint |= _perceptible(red_f, _perceptible(st_red, cand_st, d_dir, bg_od, faint_ratio * thr, (BY0, BX0)), d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         if fine_new is not None:
             # the engine's line detector sees fine vessels that single pixels do not show: new
             # telangiectasia under 0.3 mm away from every baseline vessel, where redness rose;
@@ -2462,6 +2487,102 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         "locations": lst,
     }
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures, "spiders": spiders, "_parts": parts}
+
+
+#: A stain's least area for :func:`_redness_on_stain` (mm²).
+_MIN_STAIN_MM2 = 1.5
+
+
+def _redness_on_stain(cb, cf, where, *, ppm, stain_mm, bg_od, thr, offset, min_px=200):
+    """Part of :func:`_matting`: new redness on a stain, read blind to the stain's own colour.
+
+    The colour change (relative OD, the chromophore maps of the box) is averaged over
+    ``stain_mm`` (a Gaussian of that sigma, on ``where`` only, on a copy reduced by about that
+    much): where that local change is brown
+    (the unmixed melanin rose more than haemoglobin, and the change is perceptible, ΔE00 >=
+    ``thr`` against the baseline's skin), the pixel lies on a stain. There the change is
+    projected on the one colour direction orthogonal to grey and to the stain's own local
+    colour (the direction of the local change), scaled so that haemoglobin reads as itself:
+    any amount of the stain's pigment (its patchiness, its edges, a darker or lighter stain)
+    and any shadow read zero, new fine red vessels on it read about three quarters of what
+    the red projection reads (for a haemosiderin-brown stain). The noise of that reading is the
+    robust sigma over the stain's pixels in ``where`` (fine vessels are a small part of them).
+
+    What rose besides the stain (the change less the local one and less its part along the
+    stain's colour) must unmix to more haemoglobin than melanin and venous blood together, as
+    the brown-guard asks off the stains; elsewhere the reading is zero (a new hair or a dark
+    speck on the stain is neither the stain's colour nor red).
+
+    Returns ``(red, sigma)``: the reading (float32, zero off the stains) and its noise (a
+    scalar), or ``(None, None)`` when fewer than ``min_px`` pixels of ``where`` lie on a stain."""
+    from veinscope.chromophores import _UNMIX, CHROMOPHORE_DIRECTIONS
+
+    keys = ("haemoglobin", "venous", "melanin")
+    dirs = np.stack([CHROMOPHORE_DIRECTIONS[k] for k in keys]).astype(np.float32)  # (maps, channels)
+    sig = max(1.0, stain_mm * ppm)
+    # the stains are found on a copy reduced by ``f`` (block means; the blur is several blocks
+    # wide), the fine reading is made at full resolution inside their bounding box only
+    f = max(1, int(sig))
+    m, n = where.shape
+    sm, sn = max(1, m // f), max(1, n // f)
+
+    def small(a):
+        return a if f == 1 else cv2.resize(np.ascontiguousarray(a[: sm * f, : sn * f]), (sn, sm), interpolation=cv2.INTER_AREA)
+
+    diffs = [cf[k] - cb[k] for k in keys]
+    d_s = [small(x) for x in diffs]
+    od_s = [sum(d_s[j] * dirs[j, c] for j in range(3)) for c in range(3)]  # relative OD per channel
+    # the local change read on ``where`` only (a normalised convolution): a treated vessel's own
+    # change (cleared, its halo reaching past the vessel's mask) is not the stain's colour, and
+    # averaged in it would leave the vessel's colour in the pixels beside it
+    w_s = small(where.astype(np.float32))
+    wsum = np.maximum(cv2.GaussianBlur(w_s, (0, 0), sig / f), 1e-3)
+    loc = [cv2.GaussianBlur(o * w_s, (0, 0), sig / f) / wsum for o in od_s]
+    c_loc = [sum(loc[c] * np.float32(_UNMIX[j, c]) for c in range(3)) for j in range(3)]  # hb, venous, melanin
+    # brown: melanin rose, more than haemoglobin and venous blood together, and the skin darkened
+    brown_s = (w_s > 0.5) & (c_loc[2] > np.maximum(c_loc[0], 0) + np.maximum(c_loc[1], 0)) & (loc[0] + loc[1] + loc[2] > 0)
+    ys, xs = np.nonzero(brown_s)
+    if ys.size * f * f < min_px:
+        return None, None
+    lv = np.stack([loc[c][ys, xs] for c in range(3)], 1).astype(np.float64)
+    seen = delta_e_of_od(bg_od(ys * f + f // 2 + offset[0], xs * f + f // 2 + offset[1]), lv) >= thr
+    brown_s[ys[~seen], xs[~seen]] = False
+    if int(seen.sum()) * f * f < min_px:
+        return None, None
+    brown = np.zeros((m, n), bool)
+    brown[: sm * f, : sn * f] = np.repeat(np.repeat(brown_s, f, 0), f, 1) if f > 1 else brown_s
+    brown &= where
+    ys, xs = np.nonzero(brown)
+    if ys.size < min_px:
+        return None, None
+    lv = np.stack([loc[c][np.minimum(ys // f, sm - 1), np.minimum(xs // f, sn - 1)] for c in range(3)], 1).astype(np.float64)
+    # the pixels' change at the 0.8 px blur, inside the stains' bounding box
+    y0, y1 = max(0, int(ys.min()) - 3), min(m, int(ys.max()) + 4)
+    x0, x1 = max(0, int(xs.min()) - 3), min(n, int(xs.max()) + 4)
+    d_c = [cv2.GaussianBlur(np.ascontiguousarray(x[y0:y1, x0:x1]), (0, 0), 0.8) for x in diffs]
+    od = [sum(d_c[j] * dirs[j, c] for j in range(3)) for c in range(3)]
+    # the direction orthogonal to grey and to the local stain colour, signed and scaled so that
+    # haemoglobin reads as itself
+    nv = np.cross(np.full(3, 1.0 / math.sqrt(3.0)), lv)
+    nv /= np.maximum(np.linalg.norm(nv, axis=1, keepdims=True), 1e-12)
+    k = nv @ CHROMOPHORE_DIRECTIONS["haemoglobin"].astype(np.float64)
+    ok = np.abs(k) >= 0.25  # the stain's colour far enough from haemoglobin's to tell them apart
+    ys, xs, nv, k, lv = ys[ok], xs[ok], nv[ok], k[ok], lv[ok]
+    if ys.size < min_px:
+        return None, None
+    px = np.stack([od[c][ys - y0, xs - x0] for c in range(3)], 1).astype(np.float64)
+    v = np.einsum("ij,ij->i", px, nv) / k
+    # what rose besides the stain (the pixel's change less the local one, less its part along
+    # the stain's colour) must be haemoglobin more than melanin and venous blood together, as
+    # the guard of :func:`_matting` asks off the stains: a new hair or a dark speck on the
+    # stain is neither the stain's colour nor red
+    res = px - lv
+    u = lv / np.maximum(np.linalg.norm(lv, axis=1, keepdims=True), 1e-12)
+    res -= np.einsum("ij,ij->i", res, u)[:, None] * u
+    c = res @ _UNMIX.T.astype(np.float64)  # hb, venous, melanin
+    red = np.zeros(where.shape, np.float32)
+    red[ys, xs] = np.where(c[:, 0] >= np.maximum(c[:, 1], 0) + np.maximum(c[:, 2], 0), v, 0.0)
+    return red, _robust_sigma(v)
 
 
 def _own_colour_scaled(cb, cf, where, redness_b, *, ppm, spot_mm, bg_od, thr, offset):

@@ -407,11 +407,12 @@ def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc
         # Load first and add zero to the selected values: otherwise LLVM turns these selects
         # into (slow) masked stores.
         o = ov[j]
+        st_o = ost[j]
         osc_o = osc[j]
         dy_o = ody[j]
         dx_o = odx[j]
-        ost[j] = np.maximum(ost[j], st)
-        take = v > o
+        ost[j] = np.maximum(st_o, st)
+        take = st > st_o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma if take else osc_o) + zero
         ody[j] = (q2 if take else dy_o) + zero
@@ -433,11 +434,12 @@ def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, 
         dy_c = wa * ady[j] + wy * bdy[j]
         dx_c = wa * adx[j] + wy * bdx[j]
         o = ov[j]
+        st_o = ost[j]
         osc_o = osc[j]
         dy_o = ody[j]
         dx_o = odx[j]
-        ost[j] = np.maximum(ost[j], cst)
-        take = v > o
+        ost[j] = np.maximum(st_o, cst)
+        take = cst > st_o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma if take else osc_o) + zero
         ody[j] = (dy_c if take else dy_o) + zero
@@ -461,8 +463,9 @@ def _lerp_merge_ridge2(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma,
         osc_o = osc[j]
         dy_o = ody[j]
         dx_o = odx[j]
-        st_o = np.maximum(ost[j], cst)
-        take = v > o
+        st_p = ost[j]
+        st_o = np.maximum(st_p, cst)
+        take = cst > st_p
         o = np.maximum(o, v)
         osc_o = (sigma if take else osc_o) + zero
         dy_o = (dy_c if take else dy_o) + zero
@@ -472,7 +475,7 @@ def _lerp_merge_ridge2(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma,
         dy_c = we * edy[j] + wz * fdy[j]
         dx_c = we * edx[j] + wz * fdx[j]
         ost[j] = np.maximum(st_o, cst)
-        take = v > o
+        take = cst > st_o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma2 if take else osc_o) + zero
         ody[j] = (dy_c if take else dy_o) + zero

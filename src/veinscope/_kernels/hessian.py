@@ -377,7 +377,7 @@ def _frangi_tile_v(hrr, hrc, hcc, cb, cg, fl2, short, ov):
 @njit(**_OPTS)
 def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc, ost, ody, odx):
     """Like :func:`_frangi_tile_v`, also folding in the strength (maximum) and the scale and
-    doubled-angle vector ``(2 q, r - p)`` of the best vesselness. ``short`` is loop-invariant
+    doubled-angle vector ``(2 q, r - p)`` of the largest strength. ``short`` is loop-invariant
     (LLVM unswitches it)."""
     zero = np.float32(0.0)
     tiny = np.float32(1e-30)
@@ -424,7 +424,7 @@ def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, 
     """Fold one coarse map into the running maxima of a row: its four planes (vesselness,
     strength, doubled angle y, x) interpolated between the two bracketing upsampled rows
     (``a*`` upper, ``b*`` lower, weight ``wy`` of the lower), then the strength's maximum and,
-    where its vesselness is larger, its sigma and doubled-angle vector; in one pass, without
+    where its strength is larger, its sigma and doubled-angle vector; in one pass, without
     writing the interpolated rows and reading them back."""
     zero = np.float32(0.0)
     wa = np.float32(1.0) - wy

@@ -1,13 +1,17 @@
-"""A clean, strong vein on flat skin comes out as one vessel over its whole length (issue 4).
+"""A clean, strong vein on flat skin should come out as one vessel over its whole length (issue 4).
 
 Analytic bars, straight and gently curved (a half sine 3 mm high over 30 mm), of the colour of a
-blue-green reticular vein (venous OD 0.25) on flat skin with camera noise only. Session 18 found
-a 1.5 mm bar in 3-5 pieces: the ridge filter's scale (and normal) at each pixel was the one where
-the vesselness peaked, but with the engine's small ``line_gamma`` the vesselness of a clean line
-saturates near 1 at every scale that sees it, so the scale was picked among 1.9-25 px by noise;
-the symmetric-profile test then looked for the skin ``2 scale + 1`` px from the centre and, with
-a small scale, found the vein itself on one side and dropped the point. The scale is now the one
-where the scale-normalised strength peaks (Lindeberg 1998), about the vessel's half-width.
+blue-green reticular vein (venous OD 0.25) on flat skin with camera noise only. Session 18
+(helper "bar") found a 1.5 mm bar in 3-5 pieces and traced it: ``ridge_response`` keeps, per
+pixel, the scale (and normal) where the *vesselness* peaked, but with the engine's small
+``line_gamma`` the vesselness of a clean line saturates at 0.9999-1.0000 at every scale that sees
+it, so the scale is picked among 1.9-25 px by float noise; ``centreline_candidates``' symmetric
+profile test then looks for the skin ``2 scale + 1`` px from the crest and, at a small scale,
+finds the vein itself on one side and drops the point. Taking the scale where the
+scale-normalised *strength* peaks (Lindeberg 1998) makes these tests pass, but it changes the
+detection on textured skin (10 engine tests of test_pipeline / test_faint_bands fail, see
+BENCHMARKS.md, session 18, "bar"), so it is not on main: these tests are strict xfails until a
+fix that keeps the texture behaviour lands.
 """
 
 import math
@@ -50,8 +54,18 @@ def _found(width_mm, ppm, curved):
     return a, float(hit.mean()), past
 
 
-@pytest.mark.parametrize("curved", [False, True], ids=["straight", "curved"])
-@pytest.mark.parametrize("ppm", [8.0, 10.0, 12.0])
+DIAGNOSIS = ("issue 4, session 18 'bar': the ridge scale is the saturated vesselness's argmax, picked by noise; "
+             "the symmetric-profile test at 2 scale + 1 px then lands inside a wide vein and drops crest points")
+
+
+_XF = pytest.mark.xfail(strict=True, reason=DIAGNOSIS)
+
+
+@pytest.mark.parametrize(
+    ("ppm", "curved"),
+    [pytest.param(p, c, id=f"{p:g}-{'curved' if c else 'straight'}", marks=() if (p, c) == (12.0, False) else _XF)
+     for p in (8.0, 10.0, 12.0) for c in (False, True)],
+)  # the straight bar at 12 px/mm happens to come out whole on main (seed 0)
 def test_a_clean_reticular_vein_is_one_vessel_end_to_end(ppm, curved):
     a, covered, past = _found(1.5, ppm, curved)
     assert len(a.vessels) == 1, [(r["class"], round(r["length_mm"], 1)) for r in a.vessels]
@@ -68,8 +82,8 @@ def test_a_clean_fine_vessel_stays_one_vessel():
     assert all(-0.1 < p <= 0.4 for p in past), past
 
 
-@pytest.mark.xfail(strict=False, reason="wide bars: the square end's ridge clutter and the coarse scales' "
-                   "crest still split some into 2-7 pieces (BENCHMARKS.md, session 18)")
+@pytest.mark.xfail(strict=False, reason="wide bars: split into 1-11 pieces on main; with the strength's scale their square "
+                   "ends' ridge clutter joins the chain and over-counts the length (BENCHMARKS.md, session 18)")
 @pytest.mark.parametrize("width_mm", [2.5, 4.0])
 @pytest.mark.parametrize("curved", [False, True], ids=["straight", "curved"])
 def test_a_clean_wide_vein_is_one_vessel(width_mm, curved):
@@ -78,6 +92,7 @@ def test_a_clean_wide_vein_is_one_vessel(width_mm, curved):
     assert a.vessels[0]["length_mm"] <= 1.1 * LENGTH_MM * (1.03 if curved else 1.0)
 
 
+@pytest.mark.xfail(strict=True, reason=DIAGNOSIS)
 def test_the_ridge_scale_is_the_strength_s_not_the_saturated_vesselness_s():
     # a clean 15 px bar: the vesselness is ~1 at 3.6-25 px alike; the scale must be the one
     # where the scale-normalised strength peaks, about the half-width (7.5 px), all along it

@@ -213,18 +213,18 @@ def test_coarse_maps_are_upsampled_bilinearly(rng, shape, shift):
 def _ridge_merge_reference(maps, shape):
     """Running maxima of :func:`veinscope._kernels.hessian.frangi_ridge` over coarse maps only,
     in float64: each map's vesselness ``b (1 - exp(-cg s2))``, strength and doubled-angle
-    vector upsampled bilinearly, folded in order (the larger strength takes the map's sigma and
+    vector upsampled bilinearly, folded in order (the larger V takes the map's sigma and
     vector), then the vector turned into the unit normal. Also returns, per pixel, the gap
-    between the best strength and the runner-up (where a tie could go either way)."""
+    between the best V and the runner-up (where a tie could go either way)."""
     v = np.zeros(shape)
     sc, st, dy, dx = (np.zeros(shape) for _ in range(4))
     ups = []
     for b, s2, cst, cdy, cdx, shift, cg, sigma in maps:
         cv = b * -np.expm1(-cg * s2.astype(np.float64))
         up = [_bilinear_reference(x.astype(np.float64), shift, shape) for x in (cv, cst, cdy, cdx)]
-        ups.append(up[1])
-        take = up[1] > st
+        ups.append(up[0])
         st = np.maximum(st, up[1])
+        take = up[0] > v
         v = np.maximum(v, up[0])
         sc, dy, dx = np.where(take, sigma, sc), np.where(take, up[2], dy), np.where(take, up[3], dx)
     srt = np.sort(np.stack([np.zeros(shape), *ups]), axis=0)

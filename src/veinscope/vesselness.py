@@ -1,7 +1,7 @@
 """Multi-scale Hessian vesselness (Frangi et al. 1998) for 2-D images, Numba-fast.
 
 :func:`vesselness` gives the Frangi response, maximum over scales; :func:`ridge_response`
-also gives, per pixel, the scale-normalised ridge strength, the scale at which the strength
+also gives, per pixel, the scale-normalised ridge strength, the scale at which the response
 peaked and the unit normal across the ridge there.
 
 Definition
@@ -116,9 +116,7 @@ class RidgeResponse:
         ``lambda2`` (the larger-magnitude Hessian eigenvalue) has the sign of a ridge of the
         requested polarity, 0 otherwise. In image intensity units (a contrast-like magnitude).
     scale_px : ndarray, shape (M, N), float32
-        Sigma (pixels) at which the strength peaked (Lindeberg's scale selection; the
-        vesselness saturates near 1 at every scale that sees a clean line, so its maximum
-        would pick among them by noise); 0 where the vesselness is 0.
+        Sigma (pixels) at which the vesselness peaked; 0 where the vesselness is 0.
     normal_y, normal_x : ndarray, shape (M, N), float32
         Unit eigenvector of ``lambda2`` at that scale (the direction across the ridge),
         ``normal_x >= 0``; ``(0, 0)`` where the vesselness is 0.
@@ -556,8 +554,8 @@ def ridge_response(image, *, sigmas_px, black_ridges=True, beta=0.5, gamma=None)
     RidgeResponse
         ``vesselness`` as :func:`vesselness` returns it; ``strength`` the maximum over
         scales of ``sigma**2 * |lambda2|`` for ridges of the requested polarity (intensity
-        units); ``scale_px``, ``normal_y``, ``normal_x`` at the scale where the strength
-        peaked (0 where the vesselness is 0).
+        units); ``scale_px``, ``normal_y``, ``normal_x`` at the scale where the vesselness
+        peaked (0 where it is 0).
 
     Examples
     --------

@@ -377,7 +377,7 @@ def _frangi_tile_v(hrr, hrc, hcc, cb, cg, fl2, short, ov):
 @njit(**_OPTS)
 def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc, ost, ody, odx):
     """Like :func:`_frangi_tile_v`, also folding in the strength (maximum) and the scale and
-    doubled-angle vector ``(2 q, r - p)`` of the largest strength. ``short`` is loop-invariant
+    doubled-angle vector ``(2 q, r - p)`` of the best vesselness. ``short`` is loop-invariant
     (LLVM unswitches it)."""
     zero = np.float32(0.0)
     tiny = np.float32(1e-30)
@@ -407,12 +407,11 @@ def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc
         # Load first and add zero to the selected values: otherwise LLVM turns these selects
         # into (slow) masked stores.
         o = ov[j]
-        st_o = ost[j]
         osc_o = osc[j]
         dy_o = ody[j]
         dx_o = odx[j]
-        ost[j] = np.maximum(st_o, st)
-        take = st > st_o
+        ost[j] = np.maximum(ost[j], st)
+        take = v > o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma if take else osc_o) + zero
         ody[j] = (q2 if take else dy_o) + zero
@@ -424,7 +423,7 @@ def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, 
     """Fold one coarse map into the running maxima of a row: its four planes (vesselness,
     strength, doubled angle y, x) interpolated between the two bracketing upsampled rows
     (``a*`` upper, ``b*`` lower, weight ``wy`` of the lower), then the strength's maximum and,
-    where its strength is larger, its sigma and doubled-angle vector; in one pass, without
+    where its vesselness is larger, its sigma and doubled-angle vector; in one pass, without
     writing the interpolated rows and reading them back."""
     zero = np.float32(0.0)
     wa = np.float32(1.0) - wy
@@ -434,12 +433,11 @@ def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, 
         dy_c = wa * ady[j] + wy * bdy[j]
         dx_c = wa * adx[j] + wy * bdx[j]
         o = ov[j]
-        st_o = ost[j]
         osc_o = osc[j]
         dy_o = ody[j]
         dx_o = odx[j]
-        ost[j] = np.maximum(st_o, cst)
-        take = cst > st_o
+        ost[j] = np.maximum(ost[j], cst)
+        take = v > o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma if take else osc_o) + zero
         ody[j] = (dy_c if take else dy_o) + zero
@@ -463,9 +461,8 @@ def _lerp_merge_ridge2(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma,
         osc_o = osc[j]
         dy_o = ody[j]
         dx_o = odx[j]
-        st_p = ost[j]
-        st_o = np.maximum(st_p, cst)
-        take = cst > st_p
+        st_o = np.maximum(ost[j], cst)
+        take = v > o
         o = np.maximum(o, v)
         osc_o = (sigma if take else osc_o) + zero
         dy_o = (dy_c if take else dy_o) + zero
@@ -475,7 +472,7 @@ def _lerp_merge_ridge2(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma,
         dy_c = we * edy[j] + wz * fdy[j]
         dx_c = we * edx[j] + wz * fdx[j]
         ost[j] = np.maximum(st_o, cst)
-        take = cst > st_o
+        take = v > o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma2 if take else osc_o) + zero
         ody[j] = (dy_c if take else dy_o) + zero

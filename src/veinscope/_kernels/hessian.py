@@ -411,16 +411,11 @@ def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc
         dy_o = ody[j]
         dx_o = odx[j]
         ost[j] = np.maximum(ost[j], st)
-        # best scale: the largest line strength v * st; its value is carried as the length of
-        # the stored direction vector (normalised here, the unit normal is formed at the end)
-        prod = v * st
-        vn = np.sqrt(q2 * q2 + (r - p) * (r - p))
-        f = prod / max(vn, tiny)
-        take = (prod > np.sqrt(dy_o * dy_o + dx_o * dx_o)) & (v > zero)
+        take = v > o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma if take else osc_o) + zero
-        ody[j] = (q2 * f if take else dy_o) + zero
-        odx[j] = ((r - p) * f if take else dx_o) + zero
+        ody[j] = (q2 if take else dy_o) + zero
+        odx[j] = ((r - p) if take else dx_o) + zero
 
 
 @njit(**_OPTS)
@@ -431,7 +426,6 @@ def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, 
     where its vesselness is larger, its sigma and doubled-angle vector; in one pass, without
     writing the interpolated rows and reading them back."""
     zero = np.float32(0.0)
-    tiny = np.float32(1e-30)
     wa = np.float32(1.0) - wy
     for j in range(ov.shape[0]):
         v = wa * av[j] + wy * bv[j]
@@ -443,13 +437,11 @@ def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, 
         dy_o = ody[j]
         dx_o = odx[j]
         ost[j] = np.maximum(ost[j], cst)
-        prod = v * cst
-        f = prod / max(np.sqrt(dy_c * dy_c + dx_c * dx_c), tiny)
-        take = (prod > np.sqrt(dy_o * dy_o + dx_o * dx_o)) & (v > zero)
+        take = v > o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma if take else osc_o) + zero
-        ody[j] = (dy_c * f if take else dy_o) + zero
-        odx[j] = (dx_c * f if take else dx_o) + zero
+        ody[j] = (dy_c if take else dy_o) + zero
+        odx[j] = (dx_c if take else dx_o) + zero
 
 
 @njit(**_OPTS)
@@ -458,7 +450,6 @@ def _lerp_merge_ridge2(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma,
     """:func:`_lerp_merge_ridge` of two coarse maps (the second's rows ``e*``, ``f*``, weight
     ``wz``), one after the other at each pixel: one pass over the outputs for both."""
     zero = np.float32(0.0)
-    tiny = np.float32(1e-30)
     wa = np.float32(1.0) - wy
     we = np.float32(1.0) - wz
     for j in range(ov.shape[0]):
@@ -471,25 +462,21 @@ def _lerp_merge_ridge2(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma,
         dy_o = ody[j]
         dx_o = odx[j]
         st_o = np.maximum(ost[j], cst)
-        prod = v * cst
-        f = prod / max(np.sqrt(dy_c * dy_c + dx_c * dx_c), tiny)
-        take = (prod > np.sqrt(dy_o * dy_o + dx_o * dx_o)) & (v > zero)
+        take = v > o
         o = np.maximum(o, v)
         osc_o = (sigma if take else osc_o) + zero
-        dy_o = (dy_c * f if take else dy_o) + zero
-        dx_o = (dx_c * f if take else dx_o) + zero
+        dy_o = (dy_c if take else dy_o) + zero
+        dx_o = (dx_c if take else dx_o) + zero
         v = we * ev[j] + wz * fv[j]
         cst = we * est[j] + wz * fst[j]
         dy_c = we * edy[j] + wz * fdy[j]
         dx_c = we * edx[j] + wz * fdx[j]
         ost[j] = np.maximum(st_o, cst)
-        prod = v * cst
-        f = prod / max(np.sqrt(dy_c * dy_c + dx_c * dx_c), tiny)
-        take = (prod > np.sqrt(dy_o * dy_o + dx_o * dx_o)) & (v > zero)
+        take = v > o
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma2 if take else osc_o) + zero
-        ody[j] = (dy_c * f if take else dy_o) + zero
-        odx[j] = (dx_c * f if take else dx_o) + zero
+        ody[j] = (dy_c if take else dy_o) + zero
+        odx[j] = (dx_c if take else dx_o) + zero
 
 
 @njit(**_OPTS)

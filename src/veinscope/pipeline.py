@@ -299,6 +299,9 @@ def analyze(
     skin = intake.skin if not intake.colour_applied else skin_mask(rgb, exclude=intake.card_mask)
     # wide dark veins fall outside the skin's colour model: take them back in
     skin = fill_vessel_gaps(skin, max_diameter_mm * ppm, exclude=intake.card_mask)
+    # the intake's own skin and card masks (24 MB at 12 MP) are not read again: release them
+    # before the ridge filter's peak (issue 3's memory limit; its corrected rgb lives on as rgb)
+    del intake
     skin_frac = float(np.count_nonzero(skin) / skin.size)  # = skin.mean(), without a float pass over 12 MP
     if skin_frac < 0.02:
         warnings.append(

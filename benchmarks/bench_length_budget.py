@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_options  # noqa: E402
 from bench_synth_length import point_lengths  # noqa: E402
-from bench_synth_losses import Recorder, _nearest, chain_rule  # noqa: E402
+from bench_synth_losses import Recorder, stage_maps  # noqa: E402
 
 CODES = {"red_telangiectasia": 1, "blue_telangiectasia": 2, "reticular": 3, "over_3mm": 4}
 NAMES = {1: "red", 2: "blue", 3: "reticular", 4: "over 3 mm"}
@@ -149,16 +149,7 @@ def budget_photo(photo, analysis, seen, acc, stages, want: int) -> None:
         cell["span"] += spans(e_piece[right] * 1_000_003 + tb[j[right]], tarc[j[right]])
     # --- the true length: spanned, tolerance, other class, missed (tail / gap / whole)
     tree = cKDTree(e_pts) if len(e_pts) else None
-    pts = det.points_yx
-    accepted = np.isfinite(out.width_px)
-    rule = chain_rule(det, seen["optics"], analysis.params)
-    d_acc, _ = _nearest(pts[accepted], (m, n))
-    d_det, (iy, ix) = _nearest(pts, (m, n))
-    d_loose, _ = _nearest(seen["loose"].points_yx, (m, n))
-    d_looser, _ = _nearest(seen["looser"].points_yx, (m, n))
-    pid = np.full((m, n), -1, np.int64)
-    pid[pts[:, 0], pts[:, 1]] = np.arange(len(pts))
-    painted = analysis.labels > 0
+    det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose, d_looser, pid, painted = stage_maps(analysis, seen)
     inside = (ty[:, 0] >= 0) & (ty[:, 0] <= m - 1) & (ty[:, 1] >= 0) & (ty[:, 1] <= n - 1)
     vis = tv & inside
     if tree is not None and len(ty):

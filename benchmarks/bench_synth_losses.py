@@ -115,7 +115,11 @@ def chain_rule(det, optics, kw):
     return rule
 
 
-def losses(photo, analysis, seen, lengths):
+def stage_maps(analysis, seen):
+    """Per-pixel maps of where the detection stages put their points, for sorting missed truth
+    by the stage that lost it: ``(det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose,
+    d_looser, pid, painted)`` (distances to the nearest accepted / detected / loosely and more
+    loosely detected point, that point's row and column, each point's index by pixel)."""
     det, out = seen["det"], seen["out"]
     m, n = analysis.labels.shape
     pts = det.points_yx
@@ -128,6 +132,12 @@ def losses(photo, analysis, seen, lengths):
     pid = np.full((m, n), -1, np.int64)
     pid[pts[:, 0], pts[:, 1]] = np.arange(len(pts))
     painted = analysis.labels > 0
+    return det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose, d_looser, pid, painted
+
+
+def losses(photo, analysis, seen, lengths):
+    det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose, d_looser, pid, painted = stage_maps(analysis, seen)
+    m, n = analysis.labels.shape
     for c in photo.centrelines:
         v = c["visible"] & (c["diameter_mm"] >= 0.2)
         if not v.any():

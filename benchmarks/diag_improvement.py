@@ -55,16 +55,8 @@ def _wrap():
 
 def _truth_points(plan, rec0, reck):
     rows = []
-    for key, a in rec0.items():
-        sid = key[0]
-        if plan.appear[sid] != 0 or sid in plan.matting_sids:  # as the generator's truth
-            continue
-        b = reck[key]
-        seg = np.hypot(*np.diff(a["pts_mm"], axis=0).T)
-        share = np.zeros(len(seg) + 1)
-        share[:-1] += 0.5 * seg
-        share[1:] += 0.5 * seg
-        base = a["visible"] & a["inside"] & b["inside"]
+    # the points the generator's truth counts (synth._changes), so that the split stays its
+    for _sid, a, b, share, base in synth._counted_baseline_vessels(plan, rec0, reck):
         for i in np.flatnonzero(base):
             rows.append((a["pts_photo"][i, 0], a["pts_photo"][i, 1], share[i], bool(b["visible"][i])))
     return np.array(rows, float).reshape(-1, 4)

@@ -1650,6 +1650,27 @@ def _lay_card(diffuse: np.ndarray, card: dict, shade: np.ndarray, glare: np.ndar
     return alpha, truth
 
 
+def _point_shares(pts_mm: np.ndarray) -> np.ndarray:
+    """Each centreline point's share of its polyline's length (mm): half of each adjoining step."""
+    seg = np.hypot(*np.diff(pts_mm, axis=0).T)
+    share = np.zeros(len(seg) + 1)
+    share[:-1] += 0.5 * seg
+    share[1:] += 0.5 * seg
+    return share
+
+
+def _counted_baseline_vessels(plan: _Course, rec0: dict, reck: dict):
+    """The baseline vessels a change's truth counts (present at the baseline, not matting), as
+    ``(sid, a, b, share, base)``: the vessel's records at the baseline and at the follow-up, each
+    point's length share (mm) and the points visible at the baseline and inside both photos."""
+    for key, a in rec0.items():
+        sid = key[0]
+        if plan.appear[sid] != 0 or sid in plan.matting_sids:
+            continue
+        b = reck[key]
+        yield sid, a, b, _point_shares(a["pts_mm"]), a["visible"] & a["inside"] & b["inside"]
+
+
 def _changes(plan: _Course, records: list[dict], photos: list[SynthPhoto], k: int) -> dict:
     """Truth of what changed between the baseline and session k."""
     rec0, reck = records[0], records[k]
@@ -1658,16 +1679,7 @@ def _changes(plan: _Course, records: list[dict], photos: list[SynthPhoto], k: in
     treated_len = pig_len = new_len = 0.0
     stain_k = photos[k].staining
     m, n = stain_k.shape
-    for key, a in rec0.items():
-        sid = key[0]
-        if plan.appear[sid] != 0 or sid in plan.matting_sids:
-            continue
-        b = reck[key]
-        seg = np.hypot(*np.diff(a["pts_mm"], axis=0).T)
-        share = np.zeros(len(seg) + 1)
-        share[:-1] += 0.5 * seg
-        share[1:] += 0.5 * seg
-        base = a["visible"] & a["inside"] & b["inside"]
+    for sid, a, b, share, base in _counted_baseline_vessels(plan, rec0, reck):
         kept = base & b["visible"]
         for name in CLASSES:
             sel = a["code"] == CLASS_CODES[name]
@@ -1681,11 +1693,7 @@ def _changes(plan: _Course, records: list[dict], photos: list[SynthPhoto], k: in
     for key, b in reck.items():
         sid = key[0]
         if plan.appear[sid] >= 1 and sid not in plan.matting_sids:
-            seg = np.hypot(*np.diff(b["pts_mm"], axis=0).T)
-            share = np.zeros(len(seg) + 1)
-            share[:-1] += 0.5 * seg
-            share[1:] += 0.5 * seg
-            new_len += float(share[b["visible"]].sum())
+            new_len += float(_point_shares(b["pts_mm"])[b["visible"]].sum())
     base_len["total"] = sum(base_len.values())
     kept_len["total"] = sum(kept_len.values())
     improvement = {c: (100.0 * (1.0 - kept_len[c] / base_len[c]) if base_len[c] > 0 else None) for c in base_len}

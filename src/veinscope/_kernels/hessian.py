@@ -374,11 +374,27 @@ def _frangi_tile_v(hrr, hrc, hcc, cb, cg, fl2, short, ov):
         ov[j] = np.maximum(ov[j], v)
 
 
+@njit(inline="always", **_OPTS)
+def _take_scale(v, st, o, dy_o, dx_o, v_sat):
+    """Whether a scale of vesselness ``v`` and strength ``st`` replaces the best so far (best
+    vesselness ``o``; the chosen scale's strength is the length of ``(dy_o, dx_o)``).
+
+    The larger vesselness wins (Frangi 1998), except among scales that both see a saturated
+    line (``v, o >= v_sat``): there the vesselness is 1 to within the camera noise of the
+    along-line curvature and says nothing about the width, so the larger scale-normalised
+    strength ``sigma**2 |lambda2|`` decides (Lindeberg 1998, :DOI:`10.1023/A:1008097225773`:
+    a bar of width w peaks at sigma = w / 2).
+    """
+    sat = (v >= v_sat) & (o >= v_sat)
+    return (sat & (st * st > dy_o * dy_o + dx_o * dx_o)) | (~sat & (v > o))
+
+
 @njit(**_OPTS)
-def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc, ost, ody, odx):
+def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, v_sat, ov, osc, ost, ody, odx):
     """Like :func:`_frangi_tile_v`, also folding in the strength (maximum) and the scale and
-    doubled-angle vector ``(2 q, r - p)`` of the best vesselness. ``short`` is loop-invariant
-    (LLVM unswitches it)."""
+    doubled-angle vector ``(2 q, r - p)`` of the best scale (:func:`_take_scale`), the vector
+    stored with the length of that scale's strength. ``short`` is loop-invariant (LLVM
+    unswitches it)."""
     zero = np.float32(0.0)
     tiny = np.float32(1e-30)
     cg4 = np.float32(0.25) * cg
@@ -411,21 +427,23 @@ def _frangi_tile_ridge(hrr, hrc, hcc, cb, cg, fl2, short, sigma, sscale, ov, osc
         dy_o = ody[j]
         dx_o = odx[j]
         ost[j] = np.maximum(ost[j], st)
-        take = v > o
+        take = _take_scale(v, st, o, dy_o, dx_o, v_sat)
+        k = st / max(d2, tiny)
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma if take else osc_o) + zero
-        ody[j] = (q2 if take else dy_o) + zero
-        odx[j] = ((r - p) if take else dx_o) + zero
+        ody[j] = (q2 * k if take else dy_o) + zero
+        odx[j] = ((r - p) * k if take else dx_o) + zero
 
 
 @njit(**_OPTS)
-def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, ost, ody, odx):
+def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, v_sat, ov, osc, ost, ody, odx):
     """Fold one coarse map into the running maxima of a row: its four planes (vesselness,
     strength, doubled angle y, x) interpolated between the two bracketing upsampled rows
     (``a*`` upper, ``b*`` lower, weight ``wy`` of the lower), then the strength's maximum and,
-    where its vesselness is larger, its sigma and doubled-angle vector; in one pass, without
-    writing the interpolated rows and reading them back."""
+    where :func:`_take_scale` takes it, its sigma and doubled-angle vector (rescaled to the
+    strength's length); in one pass, without writing the interpolated rows and reading them back."""
     zero = np.float32(0.0)
+    tiny = np.float32(1e-30)
     wa = np.float32(1.0) - wy
     for j in range(ov.shape[0]):
         v = wa * av[j] + wy * bv[j]
@@ -437,19 +455,21 @@ def _lerp_merge_ridge(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma, ov, osc, 
         dy_o = ody[j]
         dx_o = odx[j]
         ost[j] = np.maximum(ost[j], cst)
-        take = v > o
+        take = _take_scale(v, cst, o, dy_o, dx_o, v_sat)
+        k = cst / max(np.sqrt(dy_c * dy_c + dx_c * dx_c), tiny)
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma if take else osc_o) + zero
-        ody[j] = (dy_c if take else dy_o) + zero
-        odx[j] = (dx_c if take else dx_o) + zero
+        ody[j] = (dy_c * k if take else dy_o) + zero
+        odx[j] = (dx_c * k if take else dx_o) + zero
 
 
 @njit(**_OPTS)
 def _lerp_merge_ridge2(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma,
-                       ev, fv, est, fst, edy, fdy, edx, fdx, wz, sigma2, ov, osc, ost, ody, odx):  # fmt: skip
+                       ev, fv, est, fst, edy, fdy, edx, fdx, wz, sigma2, v_sat, ov, osc, ost, ody, odx):  # fmt: skip
     """:func:`_lerp_merge_ridge` of two coarse maps (the second's rows ``e*``, ``f*``, weight
     ``wz``), one after the other at each pixel: one pass over the outputs for both."""
     zero = np.float32(0.0)
+    tiny = np.float32(1e-30)
     wa = np.float32(1.0) - wy
     we = np.float32(1.0) - wz
     for j in range(ov.shape[0]):
@@ -462,21 +482,23 @@ def _lerp_merge_ridge2(av, bv, ast, bst, ady, bdy, adx, bdx, wy, sigma,
         dy_o = ody[j]
         dx_o = odx[j]
         st_o = np.maximum(ost[j], cst)
-        take = v > o
+        take = _take_scale(v, cst, o, dy_o, dx_o, v_sat)
+        k = cst / max(np.sqrt(dy_c * dy_c + dx_c * dx_c), tiny)
         o = np.maximum(o, v)
         osc_o = (sigma if take else osc_o) + zero
-        dy_o = (dy_c if take else dy_o) + zero
-        dx_o = (dx_c if take else dx_o) + zero
+        dy_o = (dy_c * k if take else dy_o) + zero
+        dx_o = (dx_c * k if take else dx_o) + zero
         v = we * ev[j] + wz * fv[j]
         cst = we * est[j] + wz * fst[j]
         dy_c = we * edy[j] + wz * fdy[j]
         dx_c = we * edx[j] + wz * fdx[j]
         ost[j] = np.maximum(st_o, cst)
-        take = v > o
+        take = _take_scale(v, cst, o, dy_o, dx_o, v_sat)
+        k = cst / max(np.sqrt(dy_c * dy_c + dx_c * dx_c), tiny)
         ov[j] = np.maximum(o, v)
         osc[j] = (sigma2 if take else osc_o) + zero
-        ody[j] = (dy_c if take else dy_o) + zero
-        odx[j] = (dx_c if take else dx_o) + zero
+        ody[j] = (dy_c * k if take else dy_o) + zero
+        odx[j] = (dx_c * k if take else dx_o) + zero
 
 
 @njit(**_OPTS)
@@ -722,7 +744,7 @@ def frangi_v(img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, cmaps, coff, cs
 @njit(**_OPTS)
 def frangi_ridge_rows(
     img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, sigmas, sscale,
-    cmaps, coff, cshape, cshift, ccg, csig, out_v, out_scale, out_strength, out_dy, out_dx,
+    cmaps, coff, cshape, cshift, ccg, csig, v_sat, out_v, out_scale, out_strength, out_dy, out_dx,
 ):  # fmt: skip
     """Rows ``r0:r1`` of :func:`frangi_ridge` (serial)."""
     n = img.shape[1]
@@ -748,7 +770,7 @@ def frangi_ridge_rows(
             for s in range(ns):
                 _tile_hessian(img, i, j0, j1, hk0[s], hk1[s], hk2[s], radii[s], ks[s], vb, hb, pad)
                 _frangi_tile_ridge(
-                    hb[0, :w], hb[1, :w], hb[2, :w], cb, cgs[s], fl2, short, sigmas[s], sscale,
+                    hb[0, :w], hb[1, :w], hb[2, :w], cb, cgs[s], fl2, short, sigmas[s], sscale, v_sat,
                     ov[j0:j1], osc[j0:j1], ost[j0:j1], ody[j0:j1], odx[j0:j1],
                 )  # fmt: skip
         c = 0
@@ -763,12 +785,13 @@ def frangi_ridge_rows(
                     cache[c, 0, s0], cache[c, 0, s1], cache[c, 1, s0], cache[c, 1, s1],
                     cache[c, 2, s0], cache[c, 2, s1], cache[c, 3, s0], cache[c, 3, s1], wy, csig[c],
                     cache[e, 0, t0], cache[e, 0, t1], cache[e, 1, t0], cache[e, 1, t1],
-                    cache[e, 2, t0], cache[e, 2, t1], cache[e, 3, t0], cache[e, 3, t1], wz, csig[e],
+                    cache[e, 2, t0], cache[e, 2, t1], cache[e, 3, t0], cache[e, 3, t1], wz, csig[e], v_sat,
                     ov, osc, ost, ody, odx,
                 )  # fmt: skip
             else:
                 _lerp_merge_ridge(cache[c, 0, s0], cache[c, 0, s1], cache[c, 1, s0], cache[c, 1, s1], cache[c, 2, s0],
-                                  cache[c, 2, s1], cache[c, 3, s0], cache[c, 3, s1], wy, csig[c], ov, osc, ost, ody, odx)
+                                  cache[c, 2, s1], cache[c, 3, s0], cache[c, 3, s1], wy, csig[c], v_sat,
+                                  ov, osc, ost, ody, odx)
             c += 2
         _finalise_tile(ov, osc, ody, odx)
 
@@ -776,23 +799,24 @@ def frangi_ridge_rows(
 @njit(parallel=True, **_OPTS)
 def frangi_ridge(
     img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, sigmas, sscale,
-    cmaps, coff, cshape, cshift, ccg, csig, out_v, out_scale, out_strength, out_dy, out_dx,
+    cmaps, coff, cshape, cshift, ccg, csig, v_sat, out_v, out_scale, out_strength, out_dy, out_dx,
 ):  # fmt: skip
     """Like :func:`frangi_v`, also keeping the best scale, strength and direction.
 
     ``sigmas`` (S,) float32 are the scales (pixels) recorded in ``out_scale``; ``sscale``
     multiplies ``lambda2`` into the strength (undoing the intensity normalisation in ``ks``).
     ``cmaps`` has 5 planes (blobness, S**2, strength, doubled-angle y, x) and ``csig`` gives
-    the sigma of each coarse map. The doubled-angle vector ``(2 q, r - p)`` of the best scale
-    (bilinear for coarse maps: the direction of the interpolated Hessian) becomes the unit
-    across-ridge normal ``(out_dy, out_dx)`` with ``out_dx >= 0``; ``out_scale`` is the best
-    sigma. All are 0 where V is 0.
+    the sigma of each coarse map. The best scale is the one of largest V, except among scales
+    whose V are all at least ``v_sat`` (a saturated line), where the largest strength decides
+    (:func:`_take_scale`). Its doubled-angle vector ``(2 q, r - p)`` (bilinear for coarse
+    maps: the direction of the interpolated Hessian) becomes the unit across-ridge normal
+    ``(out_dy, out_dx)`` with ``out_dx >= 0``; ``out_scale`` is its sigma. All are 0 where V is 0.
     """
     starts = _bands(img.shape[0])
     for b in prange(starts.shape[0] - 1):
         frangi_ridge_rows(
             img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, sigmas, sscale,
-            cmaps, coff, cshape, cshift, ccg, csig, out_v, out_scale, out_strength, out_dy, out_dx,
+            cmaps, coff, cshape, cshift, ccg, csig, v_sat, out_v, out_scale, out_strength, out_dy, out_dx,
         )  # fmt: skip
 
 

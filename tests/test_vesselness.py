@@ -265,7 +265,7 @@ def test_coarse_ridge_maps_are_upsampled_and_merged(rng, shape, shifts, v_sat):
             np.float32(v_sat))
     img = np.zeros(shape, np.float32)
     outs = [np.full(shape, np.nan, np.float32) for _ in range(5)]
-    hk.frangi_ridge_rows(img, 0, shape[0], *args, *outs)
+    hk.frangi_ridge_rows(img, 0, shape[0], *args, *outs, False)
     v, sc, st, ny, nx, near = _ridge_merge_reference(maps, shape, v_sat)
     np.testing.assert_allclose(outs[0], v, atol=3e-6)
     np.testing.assert_allclose(outs[2], st, atol=3e-6)
@@ -275,7 +275,7 @@ def test_coarse_ridge_maps_are_upsampled_and_merged(rng, shape, shifts, v_sat):
     np.testing.assert_allclose(outs[3][clear], ny[clear], atol=2e-3)
     np.testing.assert_allclose(outs[4][clear], nx[clear], atol=2e-3)
     outs2 = [np.full(shape, np.nan, np.float32) for _ in range(5)]
-    hk.frangi_ridge(img, *args, *outs2)  # the threaded driver: the same bits
+    hk.frangi_ridge(img, *args, *outs2, False)  # the threaded driver: the same bits
     for a, b in zip(outs, outs2):
         np.testing.assert_array_equal(a, b)
 
@@ -625,6 +625,40 @@ def test_ridge_response_is_frozen(curves):
     rr = vs.ridge_response(curves, sigmas_px=[1.0])
     with pytest.raises(Exception):
         rr.vesselness = None  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_weighted_ridge_response_is_strength_times_vesselness_to_the_bit(curves, parallel):
+    # the analysis asks for strength x vesselness without the vesselness map (issue 3's memory
+    # limit): the same float32 values as multiplying the two maps afterwards, every other
+    # output identical, on the pyramid's coarse scales as well as the full-resolution ones
+    big = np.tile(curves, (2, 3))  # wide enough for the threaded kernel's bands
+    sig = np.geomspace(1.0, 8.0, 6)
+    full, _ = vs._compute(big, sig, True, 0.5, None, ridge=True, parallel=parallel)
+    wtd, _ = vs._compute(big, sig, True, 0.5, None, ridge=True, parallel=parallel, weighted=True)
+    assert wtd[0] is None
+    np.testing.assert_array_equal(wtd[2], full[2] * full[0])
+    assert np.count_nonzero(wtd[2]) > 0.05 * big.size
+    for k in (1, 3, 4):
+        np.testing.assert_array_equal(wtd[k], full[k])
+    rr = vs.ridge_response(curves, sigmas_px=sig, weighted=True)
+    assert rr.vesselness is None and rr.strength.shape == curves.shape
+
+
+def test_detect_vessels_gives_the_same_chains_from_a_weighted_response(curves):
+    from veinscope.segment import detect_vessels
+
+    sig = np.geomspace(1.0, 8.0, 6)
+    skin = np.ones(curves.shape, bool)
+    runs = []
+    for weighted in (False, True):
+        rr = vs.ridge_response(curves, sigmas_px=sig, black_ridges=True, weighted=weighted)
+        runs.append(detect_vessels(rr, skin, 1.0 - curves, consume=weighted))
+    a, b = runs
+    assert a.points_yx.shape[0] > 100
+    np.testing.assert_array_equal(a.points_yx, b.points_yx)
+    np.testing.assert_array_equal(a.strength, b.strength)
+    np.testing.assert_array_equal(a.normals_yx, b.normals_yx)
 
 
 def test_package_level_vesselness_is_callable_after_the_module_is_imported():

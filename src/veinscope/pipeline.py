@@ -327,7 +327,7 @@ def analyze(
 
     det = detect_vessels(
         # passed as a temporary so that detect_vessels can release its maps early (memory)
-        ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma),
+        ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True),
         skin,
         signal,
         high_noise=high_noise,

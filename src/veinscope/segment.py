@@ -385,7 +385,8 @@ def detect_vessels(
     Parameters
     ----------
     ridge : RidgeResponse
-        From :func:`veinscope.vesselness.ridge_response` on the vessel signal (bright ridges).
+        From :func:`veinscope.vesselness.ridge_response` on the vessel signal (bright ridges);
+        ``weighted=True`` there saves the vesselness map (the strength comes weighted by it).
     skin : ndarray (M, N) bool
     signal : ndarray (M, N) float, optional
         The map the ridges were found on; when given, points whose profile is not darker than
@@ -439,7 +440,9 @@ def detect_vessels(
         raise ValueError(f"skin must have shape {ridge.strength.shape}, got {skin.shape}")
     # Line strength: the scale-normalised ridge strength weighted by Frangi's line-likeness,
     # so round blobs (nails, naevi, pores) weigh less than elongated structures.
-    if consume:
+    if ridge.vesselness is None:  # ridge_response(..., weighted=True): the product already
+        q = ridge.strength if consume else ridge.strength.copy()
+    elif consume:
         q = ridge.strength
         np.multiply(q, ridge.vesselness, out=q)
     else:

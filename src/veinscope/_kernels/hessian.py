@@ -744,7 +744,7 @@ def frangi_v(img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, cmaps, coff, cs
 @njit(**_OPTS)
 def frangi_ridge_rows(
     img, r0, r1, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, sigmas, sscale,
-    cmaps, coff, cshape, cshift, ccg, csig, v_sat, out_v, out_scale, out_strength, out_dy, out_dx,
+    cmaps, coff, cshape, cshift, ccg, csig, v_sat, out_v, out_scale, out_strength, out_dy, out_dx, weighted,
 ):  # fmt: skip
     """Rows ``r0:r1`` of :func:`frangi_ridge` (serial)."""
     n = img.shape[1]
@@ -753,8 +753,9 @@ def frangi_ridge_rows(
     vb, hb, pad = _tile_buffers(hk0.shape[1])
     cache, ids, scratch, tmp = _coarse_buffers(nco, 4, n)
     zero = np.float32(0.0)
+    vrow = np.empty(n if weighted else 0, np.float32)  # the row's vesselness when out_v is not kept
     for i in range(r0, r1):
-        ov = out_v[i]
+        ov = vrow if weighted else out_v[i]
         osc = out_scale[i]
         ost = out_strength[i]
         ody = out_dy[i]
@@ -794,12 +795,15 @@ def frangi_ridge_rows(
                                   ov, osc, ost, ody, odx)
             c += 2
         _finalise_tile(ov, osc, ody, odx)
+        if weighted:
+            for j in range(n):
+                ost[j] = ost[j] * ov[j]
 
 
 @njit(parallel=True, **_OPTS)
 def frangi_ridge(
     img, hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, sigmas, sscale,
-    cmaps, coff, cshape, cshift, ccg, csig, v_sat, out_v, out_scale, out_strength, out_dy, out_dx,
+    cmaps, coff, cshape, cshift, ccg, csig, v_sat, out_v, out_scale, out_strength, out_dy, out_dx, weighted,
 ):  # fmt: skip
     """Like :func:`frangi_v`, also keeping the best scale, strength and direction.
 
@@ -810,13 +814,17 @@ def frangi_ridge(
     whose V are all at least ``v_sat`` (a saturated line), where the largest strength decides
     (:func:`_take_scale`). Its doubled-angle vector ``(2 q, r - p)`` (bilinear for coarse
     maps: the direction of the interpolated Hessian) becomes the unit across-ridge normal
-    ``(out_dy, out_dx)`` with ``out_dx >= 0``; ``out_scale`` is its sigma. All are 0 where V is 0.
+    ``(out_dy, out_dx)`` with ``out_dx >= 0``; ``out_scale`` is its sigma. All are 0 where V is
+    0. With ``weighted`` the strength output is the strength times V (the product
+    :func:`veinscope.segment.detect_vessels` ranks ridges by, the same float32 bits as
+    multiplying the two maps afterwards) and ``out_v`` is not written (it may be any (0, N)
+    array): one image-sized map fewer at the peak of an analysis's memory.
     """
     starts = _bands(img.shape[0])
     for b in prange(starts.shape[0] - 1):
         frangi_ridge_rows(
             img, starts[b], starts[b + 1], hk0, hk1, hk2, radii, ks, cgs, fl2, cb, short, sigmas, sscale,
-            cmaps, coff, cshape, cshift, ccg, csig, v_sat, out_v, out_scale, out_strength, out_dy, out_dx,
+            cmaps, coff, cshape, cshift, ccg, csig, v_sat, out_v, out_scale, out_strength, out_dy, out_dx, weighted,
         )  # fmt: skip
 
 

@@ -125,7 +125,9 @@ class RidgeResponse:
         requested polarity, 0 otherwise. In image intensity units (a contrast-like magnitude).
         Multiplied by the vesselness when ``vesselness`` is None.
     scale_px : ndarray, shape (M, N), float32
-        Sigma (pixels) at which the vesselness peaked; 0 where the vesselness is 0.
+        Sigma (pixels) at which the vesselness peaked or, among scales that all see a
+        saturated line (vesselness >= :data:`SATURATED_VESSELNESS`), at which the strength
+        peaked; 0 where the vesselness is 0.
     normal_y, normal_x : ndarray, shape (M, N), float32
         Unit eigenvector of ``lambda2`` at that scale (the direction across the ridge),
         ``normal_x >= 0``; ``(0, 0)`` where the vesselness is 0.
@@ -574,9 +576,10 @@ def ridge_response(image, *, sigmas_px, black_ridges=True, beta=0.5, gamma=None,
     RidgeResponse
         ``vesselness`` as :func:`vesselness` returns it (None when ``weighted``); ``strength``
         the maximum over scales of ``sigma**2 * |lambda2|`` for ridges of the requested
-        polarity (intensity units), times the vesselness when ``weighted``; ``scale_px``, ``normal_y``, ``normal_x`` at the scale where the vesselness
-        peaked or, among scales that all see a saturated line (vesselness at least
-        :data:`SATURATED_VESSELNESS`), where the strength peaked (0 where the vesselness is 0).
+        polarity (intensity units), times the vesselness when ``weighted``; ``scale_px``,
+        ``normal_y``, ``normal_x`` at the scale where the vesselness peaked or, among scales
+        that all see a saturated line (vesselness at least :data:`SATURATED_VESSELNESS`),
+        where the strength peaked (0 where the vesselness is 0).
 
     Notes
     -----

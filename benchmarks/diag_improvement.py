@@ -13,7 +13,10 @@ with its arc length and whether it is still visible in the follow-up):
 
 ``cover + class = error`` (up to the few compare points that match no truth point). Also the
 share of the truth's baseline length that ``compare`` counts, finds not perceptible at
-baseline, or does not have on its centrelines, and the share of each that stays visible.
+baseline, or does not have on its centrelines, and the share of each that stays visible
+(``rest`` = not counted; ``np`` and ``miss`` its two parts), and the truth's improvement over
+the counted part and over the counted and not-perceptible parts together (``t cnt``, ``t c+np``:
+what counting the not-perceptible part, read as the truth reads it, would give).
 
 Reads the generator's internal record of each vessel point (``veinscope.synth._changes`` is
 wrapped to keep it) and ``compare``'s centreline status (``veinscope.compare._fading`` wrapped):
@@ -73,7 +76,7 @@ def pair(ser, k):
     truth = ser.changes[k - 1]["improvement_pct"]["total"]
     out = {"imp": c.improvement_pct, "truth": truth, "base_t": float(T[:, 2].sum()) if len(T) else 0.0}
     if len(T) == 0 or len(ys) == 0:
-        out.update(oracle=None, counted=0.0, st3=0.0, kept_counted=None, kept_rest=None)
+        out.update(oracle=None, counted=0.0, st3=0.0, kept_counted=None, kept_rest=None, kept_np=None, kept_miss=None, t_cnt=None, t_cnp=None)
         return out
     m, n = b.rgb.shape[:2]
     d, j = cKDTree(T[:, :2]).query(np.c_[ys, xs].astype(float))
@@ -91,6 +94,12 @@ def pair(ser, k):
     out["st3"] = 100.0 * w[st3].sum() / w.sum()
     out["kept_counted"] = 100.0 * w[counted & tk].sum() / max(w[counted].sum(), 1e-9)
     out["kept_rest"] = 100.0 * w[~counted & tk].sum() / max(w[~counted].sum(), 1e-9)
+    out["kept_np"] = 100.0 * w[st3 & tk].sum() / max(w[st3].sum(), 1e-9) if w[st3].sum() > 0 else None
+    miss = ~counted & ~st3
+    out["kept_miss"] = 100.0 * w[miss & tk].sum() / max(w[miss].sum(), 1e-9) if w[miss].sum() > 0 else None
+    cn = counted | st3
+    out["t_cnt"] = 100.0 * (1 - w[counted & tk].sum() / max(w[counted].sum(), 1e-9))
+    out["t_cnp"] = 100.0 * (1 - w[cn & tk].sum() / max(w[cn].sum(), 1e-9))
     return out
 
 
@@ -107,7 +116,7 @@ def main(argv=None) -> int:
     veinscope.warmup()
     _wrap()
     f = (lambda v: "     -" if v is None else f"{v:6.1f}")
-    print(f"{'case':>7} {'imp':>6} {'truth':>6} {'err':>6} | {'oracle':>6} {'cover':>6} {'class':>6} | {'base mm':>7} {'cnt %':>5} {'np %':>5} {'miss %':>6} | {'kept % cnt':>10} {'rest':>6}")
+    print(f"{'case':>7} {'imp':>6} {'truth':>6} {'err':>6} | {'oracle':>6} {'cover':>6} {'class':>6} | {'base mm':>7} {'cnt %':>5} {'np %':>5} {'miss %':>6} | {'kept % cnt':>10} {'rest':>6} {'np':>6} {'miss':>6} | {'t cnt':>6} {'t c+np':>6}")
     rows = []
     for i in range(args.n):
         seed = args.seed0 + i
@@ -120,7 +129,7 @@ def main(argv=None) -> int:
             cls = None if orc is None or imp is None else imp - orc
             rows.append((err, cover, cls))
             miss = 100.0 - o["counted"] - o["st3"]
-            print(f"{seed}/{k:<3} {f(imp)} {f(tr)} {f(err)} | {f(orc)} {f(cover)} {f(cls)} | {o['base_t']:7.1f} {o['counted']:5.1f} {o['st3']:5.1f} {miss:6.1f} | {f(o['kept_counted']):>10} {f(o['kept_rest'])}", flush=True)
+            print(f"{seed}/{k:<3} {f(imp)} {f(tr)} {f(err)} | {f(orc)} {f(cover)} {f(cls)} | {o['base_t']:7.1f} {o['counted']:5.1f} {o['st3']:5.1f} {miss:6.1f} | {f(o['kept_counted']):>10} {f(o['kept_rest'])} {f(o['kept_np'])} {f(o['kept_miss'])} | {f(o['t_cnt'])} {f(o['t_cnp'])}", flush=True)
     full = [r for r in rows if None not in r]
     if full:
         print(f"\npairs {len(full)}: median error {statistics.median(r[0] for r in full):+.1f}, "

@@ -455,3 +455,17 @@ def test_small_and_low_resolution_photos_work():
     assert p.rgb.shape == (64, 64, 3)
     p = generate_photo(seed=4, size=(300, 200), px_per_mm=30.0, n_vessels=3)
     assert p.rgb.shape == (200, 300, 3)
+
+
+def test_a_broad_texture_field_on_a_small_canvas_is_not_blown_up():
+    # a correlation length larger than the canvas (a 200 x 150 photo at 8 px/mm, the fabric's
+    # 40 mm octave) leaves 1 x 2 low-resolution samples to normalise by: these seeds' fields came
+    # out 3e4-1e5 times too strong and one overflowed exp() in the fabric (a random-seed failure
+    # of test_no_seed_records_one). Normalised by the expected spread they stay a unit field.
+    from veinscope.synth import _field_spread, _smooth_noise
+
+    for seed in (3758, 14645, 19278):
+        f = _smooth_noise(np.random.default_rng(seed), (190, 239), 336.75)
+        assert np.isfinite(f).all() and np.abs(f).max() < 6.0
+    big = np.random.default_rng(0).standard_normal((60, 80)).astype(np.float32)
+    assert _field_spread(big, 1.5, 1.5) == float(big[3:-3, 3:-3].std())  # large fields: their own spread

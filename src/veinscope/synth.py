@@ -405,6 +405,23 @@ def _to_srgb8(lin: np.ndarray) -> np.ndarray:
     return np.take(_srgb_lut(), x.astype(np.uint16))
 
 
+def _field_spread(low: np.ndarray, s_across: float, s_along: float) -> float:
+    """The spread that :func:`_smooth_noise` divides its blurred low-resolution field by.
+
+    The field's own standard deviation inside its 3-sample margin, except where the canvas is
+    only a few correlation lengths across: an interior of under 6 samples (1 x 2 on a 200 x 150
+    photo at 8 px/mm) can have any fraction of the field's spread, and dividing by it blew the
+    texture up by factors of 300 (1 % of such fields) to 1e5 (an overflow); so can a spread
+    under 1/50 of the expected one. There the spread that white noise blurred at these scales
+    has (``1 / (2 sqrt(pi) sqrt(s_across s_along))``) is used instead. Larger canvases keep
+    their own spread, so the generated sets and series keep their bytes.
+    """
+    inner = low[3:-3, 3:-3]
+    sd = float(inner.std())
+    expected = 1.0 / (2.0 * math.sqrt(math.pi * s_across * s_along))
+    return sd if inner.size >= 6 and sd >= 0.02 * expected else expected
+
+
 def _smooth_noise(
     rng: np.random.Generator,
     shape: tuple[int, int],
@@ -434,7 +451,7 @@ def _smooth_noise(
         across = -xx * sa + yy * ca
         k = np.exp(-0.5 * ((along / sl) ** 2 + (across / s) ** 2)).astype(np.float32)
         low = cv2.filter2D(low, -1, k / k.sum(), borderType=cv2.BORDER_REFLECT)
-    low *= np.float32(1.0 / (float(low[3:-3, 3:-3].std()) or 1.0))
+    low *= np.float32(1.0 / _field_spread(low, s, s * elongation))
     if f > 1.0:
         # cubic keeps fine fields smooth; for broad ones linear is as good and cheaper
         interp = cv2.INTER_CUBIC if f < 4 else cv2.INTER_LINEAR

@@ -2350,10 +2350,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         # it; the distance to the nearest baseline vessel is reported with each patch
         rb, rf = mb.o.rgb[BY0:BY1, BX0:BX1], f_light[BY0:BY1, BX0:BX1]
         q_hb, q_red = _noise_predictor(rb, rf, (w_hb, w_red), smooth_px=smooth_px)
-        s_hb, s_red = _pixel_noise(q_hb, curve_hb, noise), _pixel_noise(q_red, curve_red, noise_red)
-        # the red reading's own noise at the pixel, not floored at the skin's: the faint
-        # pixels' gate (below; they never start a patch)
+        # the red reading's own noise at the pixel (the faint pixels' gate, below: they never
+        # start a patch), and floored at the skin's noise (the gate of the pixels that do)
         s_red_own = _pixel_noise(q_red, curve_red, 0.0)
+        s_hb, s_red = _pixel_noise(q_hb, curve_hb, noise), np.maximum(np.float32(noise_red), s_red_own)
         del q_hb, q_red
         red_f = _red_projection(cf)
         d_red = cv2.GaussianBlur(red_f - _red_projection(cb), (0, 0), 0.8)

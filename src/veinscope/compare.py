@@ -2249,7 +2249,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     the skin's light read over ``noise_smooth_mm``; the follow-up's own light ``f_light``,
     before it was matched to the baseline's, when given), so that a darker, shaded part of
     either photo, whose JPEG chroma errors read as blocks of redness, starts no patch. The faint pixels come from the projection, which
-    is less noisy on fine vessels. Where the baseline already shows a spot (over ``spot_mm``: a
+    is less noisy on fine vessels, gated at three times its noise at the pixel's brightness alone
+    (not floored at the skin's: they start no patch, and where most of the skin is in shade the
+    skin's noise is the shade's, not that of a patch in the light). Where the baseline already shows a spot (over ``spot_mm``: a
     naevus, a freckle, a red-brown mark), the part of both readings that is the spot's own colour
     scaled (the spot darker in the follow-up's light) is no new redness
     (:func:`_own_colour_scaled`; ``spot_mm=0`` turns this off). On a stain (the change over
@@ -2348,7 +2350,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         # it; the distance to the nearest baseline vessel is reported with each patch
         rb, rf = mb.o.rgb[BY0:BY1, BX0:BX1], f_light[BY0:BY1, BX0:BX1]
         q_hb, q_red = _noise_predictor(rb, rf, (w_hb, w_red), smooth_px=smooth_px)
-        s_hb, s_red = _pixel_noise(q_hb, curve_hb, noise), _pixel_noise(q_red, curve_red, noise_red)
+        # the red reading's own noise at the pixel (the faint pixels' gate, below: they never
+        # start a patch), and floored at the skin's noise (the gate of the pixels that do)
+        s_red_own = _pixel_noise(q_red, curve_red, 0.0)
+        s_hb, s_red = _pixel_noise(q_hb, curve_hb, noise), np.maximum(np.float32(noise_red), s_red_own)
         del q_hb, q_red
         red_f = _red_projection(cf)
         d_red = cv2.GaussianBlur(red_f - _red_projection(cb), (0, 0), 0.8)
@@ -2394,8 +2399,12 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         # pixel by pixel at the 0.8 px blur, is about half what the photo shows along it; such
         # pixels count only as part of a patch already perceptible (below), so they are looked
         # for as far as its outline may reach (``vo``: also the margin inside the compared
-        # skin's edge, where nothing starts a patch)
-        cand_faint = cand_red | (vo & ~vb & ~on_vessel & (d_red > 3.0 * s_red) & (d_hb >= d_other))
+        # skin's edge, where nothing starts a patch). Their gate is three times the reading's
+        # own noise at the pixel's brightness, without the whole skin's noise as a floor: the
+        # floor keeps a JPEG's chroma blocks from starting a patch where a bin's robust sigma
+        # under-reads them, and a faint pixel starts none; where the skin is brighter (quieter)
+        # than on average, a patch's faint vessels are judged against the noise they have
+        cand_faint = cand_red | (vo & ~on_vessel & (d_red > 3.0 * s_red_own) & (d_hb >= d_other))
         faint = _perceptible(d_red, cand_faint & ~new_red, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         faint = _perceptible(red_f, faint, d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
         if st_red is not None:

@@ -1124,6 +1124,9 @@ def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, 
         if zs[i] < z:
             continue
         kk = int(k[i])
+        # each side clearly of its colour: its mean signal z standard errors from the boundary
+        if min(abs(m_l[i]) / math.sqrt(w[b] * v_l[i] / kk + 1e-30), abs(m_r[i]) / math.sqrt(w[b] * v_r[i] / (nb_ - kk) + 1e-30)) < z:
+            continue
         red_l = bool(is_red(od_u[lo : lo + kk].mean(axis=0)))
         red_r = bool(is_red(od_u[lo + kk : hi].mean(axis=0)))
         if red_l == red_r:
@@ -1143,6 +1146,7 @@ def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, 
         v_b = np.maximum(s2 / cnt - m_b**2, 0.0)
         v_r = np.maximum(r_s2 / r_cnt - m_r**2, 0.0)
         zs = np.abs(m_b - m_r) / np.sqrt(w * (v_b / cnt + v_r / r_cnt))
+        zs = np.minimum(zs, np.abs(m_b) / np.sqrt(w * v_b / cnt))  # the branch clearly of its colour
         b_red = is_red(od_sum / cnt[:, None])
     first = np.zeros(n_branch, np.int64)
     ids, at = np.unique(branch[on], return_index=True)

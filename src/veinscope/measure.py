@@ -1070,6 +1070,7 @@ def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, 
       differs from the rest of the chain's (its other branches) by ``z`` standard errors (a red
       arm touching a blue vein). Junction points keep the chain's colour.
     """
+    from veinscope._kernels.groups import group_medians
     from veinscope._kernels.ridges import path_ranks
     from veinscope.chromophores import unmix
 
@@ -1086,8 +1087,12 @@ def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, 
     b_chain = np.full(n_branch, -1, np.int64)
     b_chain[branch[on]] = segment[on]
     c_ids, b_inv = np.unique(b_chain, return_inverse=True)
-    c_w = np.array([np.nanmedian(width[segment == c]) if np.isfinite(width[segment == c]).any() else 1.0 for c in c_ids])
-    w = np.maximum(c_w[b_inv], 1.0)  # per branch
+    fin = np.flatnonzero(np.isin(segment, c_ids) & np.isfinite(width))
+    c_w = group_medians(width[fin].astype(np.float64), np.searchsorted(c_ids, segment[fin]), c_ids.size)
+    c_w = np.where(np.isfinite(c_w), c_w, 1.0)
+    # one independent colour sample per diameter, but no closer than half a JPEG chroma block
+    # (8x8 DCT on 4:2:0 chroma: 16 px; its quantisation smooths the colour over about half)
+    w = np.maximum(c_w[b_inv], 4.0 * CHROMA_CELL_PX)  # per branch
     use = np.flatnonzero(on & core)
     use = use[np.lexsort((rank[use], branch[use]))]  # by branch, along it
     bu = branch[use]

@@ -225,13 +225,15 @@ def measure_vessels(
         telangiectasia, under 1 mm; a vein 1 mm or wider (reticular, varicose) is blue-green,
         so a red band that wide is redness of the skin (a blotch, erythema). ``None`` keeps it.
     colour_split_z : float, optional
-        Judge red vs blue branch by branch as well (:func:`_colour_by_branch`): a chain is
-        8-connected, so a red spider's arm touching a blue or reticular vein, or two vessels of
-        different colour crossing, is one chain, and one colour for the whole would misread one
-        of them. A branch (split at the chain's junctions) at least 3 of its chain's diameters
-        long, beside at least as much of the rest of the chain, takes its own colour when that
-        colour differs from the chain's and the difference of the two mean colours is at least
-        this many standard errors (per-point noise, one independent sample per diameter).
+        Judge red vs blue piece by piece as well (:func:`_colour_by_branch`): a chain is
+        8-connected, so a red vessel running into a blue one, a red spider's arm touching a blue
+        or reticular vein, or two vessels of different colour crossing, is one chain, and one
+        colour for the whole would misread one of them. A stretch (either side of a change
+        point along a branch, or a branch against the rest of its chain), with at least 3
+        sample lengths on each side, takes its own colour when that differs, the two mean
+        colour signals differ by at least this many standard errors and the stretch's own mean
+        is this many standard errors from the red/blue boundary (per-point noise, one
+        independent sample per diameter but no closer than 8 px).
         ``None``: one colour per chain.
     """
     from veinscope._kernels.groups import group_means, group_medians
@@ -1059,8 +1061,10 @@ def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, 
     (K, 3), over the detected points (``core``); a piece is red when the unmixed mean OD's
     haemoglobin part is at least its venous part, as a chain's. Per-point noise is the spread
     of the signal about a piece's mean, and neighbouring points share most of their pixels,
-    so a piece counts one independent sample per diameter (``width``, px, its chain's median)
-    along the vessel. Two tests, each needing ``min_widths`` diameters of length on both sides:
+    so a piece counts one independent sample per diameter (``width``, px, its chain's median,
+    at least 8 px) along the vessel. Two tests, each needing ``min_widths`` such lengths on
+    both sides, and each piece given its own colour must be clearly of it (its mean signal
+    ``z`` standard errors from the boundary):
 
     - along a branch, the two-segment change point (the split maximising the difference of
       the two sides' mean signals in standard errors, Welch's): where it reaches ``z`` and the

@@ -205,9 +205,11 @@ def analyze(
         vessel running into a blue one, or a red spider's arm crossing a vein, is one chain.
         A stretch of a chain (the two sides of a change point along a branch, or a branch
         against the rest of its chain) at least 3 diameters long on each side takes its own
-        colour when that differs and the mean colour signals differ by at least this many
-        standard errors (per-point noise, one sample per diameter;
-        :func:`veinscope.measure._colour_by_branch`). ``None``: one colour per chain.
+        colour when that differs, the mean colour signals differ by at least this many
+        standard errors, and the stretch's own mean is this many standard errors from the
+        red/blue boundary (per-point noise, one sample per diameter but no closer than 8 px;
+        :func:`veinscope.measure._colour_by_branch`). 3.0 (BENCHMARKS.md, session 20, helper
+        "split"). ``None``: one colour per chain.
 
     Returns
     -------

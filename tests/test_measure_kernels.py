@@ -594,3 +594,54 @@ def test_a_link_between_touching_chains_of_one_piece_adds_no_length():
     _, _, share2 = _end_links(pts, chain, np.full(10, 2.0), nrm, 12, piece=two_pieces)
     total2 = chain_lengths(pts, two_pieces, 2, (12, 12)).sum() + share2.sum()
     assert 8 * 0.948 < total2 <= 8 * 0.948 + 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_path_ranks_walk_each_branch_end_to_end(seed):
+    # digital lines and arcs (8-connected, staircase corners kept), each one branch: the ranks
+    # are 0 .. length - 1 and consecutive ranks are 8-neighbours, from an end
+    from veinscope._kernels.ridges import path_ranks
+    from veinscope.measure import _neighbour_index
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    paths = []
+    for b in range(6):
+        y0, x0 = 50 + 90 * b, 20
+        if b % 2:
+            t = np.linspace(0.0, 1.0, 400)
+            ang = rng.uniform(-0.6, 0.6)
+            ys, xs = np.round(y0 + 30 * np.sin(ang + 3 * t)), np.round(x0 + 300 * t)
+        else:
+            L = rng.integers(20, 300)
+            ang = rng.uniform(-0.15, 0.15)
+            ys, xs = np.round(y0 + np.arange(L) * math.sin(ang)), np.round(x0 + np.arange(L) * math.cos(ang))
+        p = np.unique(np.stack([ys, xs], 1).astype(np.int64), axis=0)
+        paths.append(p)
+    pts = np.concatenate(paths)
+    branch = np.concatenate([np.full(len(p), b) for b, p in enumerate(paths)])
+    key = pts[:, 0] * n + pts[:, 1]
+    o = np.argsort(key)
+    pts, branch, key = pts[o], branch[o], key[o]
+    assert np.all(np.diff(key) > 0)
+    rank = path_ranks(_neighbour_index(pts, key, n), branch, len(paths))
+    for b in range(len(paths)):
+        sel = np.flatnonzero(branch == b)
+        r = rank[sel]
+        assert np.array_equal(np.sort(r), np.arange(sel.size))
+        walk = pts[sel[np.argsort(r)]]
+        step = np.abs(np.diff(walk, axis=0)).max(axis=1)
+        assert step.max() <= 1
+        # starts at an end: the first point has one neighbour on the branch
+        first = walk[0]
+        near = np.abs(pts[sel] - first).max(axis=1) == 1
+        assert near.sum() == 1
+
+
+def test_path_ranks_edge_cases():
+    from veinscope._kernels.ridges import path_ranks
+
+    nbr = np.full((3, 8), -1, np.int64)
+    # isolated points, one off every branch
+    assert list(path_ranks(nbr, np.array([0, -1, 1], np.int64), 2)) == [0, -1, 0]
+    assert path_ranks(np.zeros((0, 8), np.int64), np.zeros(0, np.int64), 0).size == 0

@@ -653,3 +653,57 @@ def test_max_red_diameter_is_validated():
     for bad in (0, -1.0, float("nan"), "1"):
         with pytest.raises(ValueError, match="max_red_diameter_mm"):
             veinscope.analyze(rgb, px_per_mm=10.0, max_red_diameter_mm=bad)
+
+
+# ---- a chain that runs from a red vessel into a blue one (issue 4, session 20) ---------------
+def _red_into_blue(rng, *, ppm=10.0, arm=False):
+    """A 0.5 mm line, red (haemoglobin) over its left half and blue (venous) over its right
+    half, end to end: one 8-connected chain; with ``arm`` a blue 0.6 mm vein crossed by a red
+    0.5 mm one (one chain with a junction)."""
+    shape = (240, 520)
+    if arm:
+        blue = _bar(shape, (120, 40), (120, 480), 0.6 * ppm, 0.30)
+        red = _bar(shape, (30, 260), (210, 260), 0.5 * ppm, 0.35)
+    else:
+        red = _bar(shape, (120, 40), (120, 260), 0.5 * ppm, 0.35)
+        blue = _bar(shape, (120, 260), (120, 480), 0.5 * ppm, 0.30)
+    return _render([(CHROMOPHORE_DIRECTIONS["haemoglobin"], red), (CHROMOPHORE_DIRECTIONS["venous"], blue)], rng)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_chain_half_red_half_blue_is_read_in_both_colours(seed):
+    rgb = _red_into_blue(np.random.default_rng(seed))
+    a = veinscope.analyze(rgb, px_per_mm=10.0)
+    left = np.bincount(a.labels[110:131, 60:240].ravel(), minlength=5)
+    right = np.bincount(a.labels[110:131, 280:460].ravel(), minlength=5)
+    assert left[1] > 0.9 * left[1:].sum() and left[1:].sum() > 500  # red
+    assert right[2] > 0.9 * right[1:].sum() and right[1:].sum() > 500  # blue
+    c = a.to_dict()["classes"]
+    assert c["red_telangiectasia"]["length_mm"] == pytest.approx(22.0, abs=2.5)
+    assert c["blue_telangiectasia"]["length_mm"] == pytest.approx(22.0, abs=2.5)
+    # one colour per chain (the rule off) reads the whole line in one colour
+    one = veinscope.analyze(rgb, px_per_mm=10.0, colour_split_z=None)
+    whole = np.bincount(one.labels[110:131, 40:480].ravel(), minlength=5)
+    assert max(whole[1], whole[2]) > 0.95 * whole[1:].sum()
+
+
+def test_a_red_vessel_crossing_a_blue_one_keeps_both_colours():
+    rgb = _red_into_blue(np.random.default_rng(5), arm=True)
+    a = veinscope.analyze(rgb, px_per_mm=10.0)
+    blue = np.bincount(a.labels[112:129, 60:240].ravel(), minlength=5) + np.bincount(a.labels[112:129, 280:460].ravel(), minlength=5)
+    red = np.bincount(a.labels[40:100, 250:271].ravel(), minlength=5) + np.bincount(a.labels[140:200, 250:271].ravel(), minlength=5)
+    assert blue[2] > 0.9 * blue[1:].sum() and blue[1:].sum() > 1000
+    assert red[1] > 0.9 * red[1:].sum() and red[1:].sum() > 300
+
+
+def test_one_coloured_lines_are_not_split_by_noise():
+    # the leg photo's red and blue lines, each one colour, stay one colour each
+    rng = np.random.default_rng(11)
+    shape = (240, 520)
+    red = _bar(shape, (60, 40), (90, 480), 5.0, 0.35)
+    blue = _bar(shape, (170, 40), (200, 480), 6.0, 0.30)
+    rgb = _render([(CHROMOPHORE_DIRECTIONS["haemoglobin"], red), (CHROMOPHORE_DIRECTIONS["venous"], blue)], rng, noise=3.0)
+    lab = veinscope.analyze(rgb, px_per_mm=10.0).labels
+    top, bottom = np.bincount(lab[50:100].ravel(), minlength=5), np.bincount(lab[160:210].ravel(), minlength=5)
+    assert top[2] == 0 and top[1] > 1000
+    assert bottom[1] == 0 and bottom[2] > 1000

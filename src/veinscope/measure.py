@@ -139,7 +139,7 @@ class MeasuredVessels:
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
-    restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None,
+    restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -224,6 +224,17 @@ def measure_vessels(
         class rule) and whose median diameter (px) is at least this is dropped: red vessels are
         telangiectasia, under 1 mm; a vein 1 mm or wider (reticular, varicose) is blue-green,
         so a red band that wide is redness of the skin (a blotch, erythema). ``None`` keeps it.
+    colour_split_z : float, optional
+        Judge red vs blue piece by piece as well (:func:`_colour_by_branch`): a chain is
+        8-connected, so a red vessel running into a blue one, a red spider's arm touching a blue
+        or reticular vein, or two vessels of different colour crossing, is one chain, and one
+        colour for the whole would misread one of them. A stretch (either side of a change
+        point along a branch, or a branch against the rest of its chain), with at least 3
+        sample lengths on each side, takes its own colour when that differs, the two mean
+        colour signals differ by at least this many standard errors and the stretch's own mean
+        is this many standard errors from the red/blue boundary (per-point noise, one
+        independent sample per diameter but no closer than 8 px).
+        ``None``: one colour per chain.
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
@@ -328,6 +339,10 @@ def measure_vessels(
         accepted[idx] = True
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)
+    if colour_split_z is not None and chain_info:
+        judged = np.array([c for c in chain_info if c not in part_of], np.int64)
+        if judged.size:
+            red_chain = _colour_by_branch(pts, key, n, det.segment, judged, od, core, width, red_chain, z=colour_split_z)
     if accepted.any() and max_covered < 1.0:
         # Longest first, a chain mostly inside the vessels already kept repeats one of them.
         members = np.argsort(det.segment, kind="stable")
@@ -1035,6 +1050,145 @@ def _branches(pts: np.ndarray, segment: np.ndarray, chains: np.ndarray, key: np.
     _, ids = np.unique(comp[~junction], return_inverse=True)
     branch[sub[~junction]] = ids
     return branch, int(ids.max()) + 1
+
+
+def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, *, z, min_widths=3.0):
+    """Red vs blue judged per piece of the given ``chains``: the updated (K,) bool ``red_chain``.
+
+    The chains are split at their junctions into branches (:func:`_branches`), each a path
+    ordered along its length (:func:`veinscope._kernels.ridges.path_ranks`). The per-point
+    colour signal is the haemoglobin part minus the venous part of the relative OD ``od``
+    (K, 3), over the detected points (``core``); a piece is red when the unmixed mean OD's
+    haemoglobin part is at least its venous part, as a chain's. Per-point noise is the spread
+    of the signal about a piece's mean, and neighbouring points share most of their pixels,
+    so a piece counts one independent sample per diameter (``width``, px, its chain's median,
+    at least 8 px) along the vessel. Two tests, each needing ``min_widths`` such lengths on
+    both sides, and each piece given its own colour must be clearly of it (its mean signal
+    ``z`` standard errors from the boundary):
+
+    - along a branch, the two-segment change point (the split maximising the difference of
+      the two sides' mean signals in standard errors, Welch's): where it reaches ``z`` and the
+      two sides' colours differ, each side takes its own (a red vessel running into a blue one
+      end to end is one path);
+    - a branch not split whose colour differs from its chain's takes it when its mean signal
+      differs from the rest of the chain's (its other branches) by ``z`` standard errors (a red
+      arm touching a blue vein). Junction points keep the chain's colour.
+    """
+    from veinscope._kernels.groups import group_medians
+    from veinscope._kernels.ridges import path_ranks
+    from veinscope.chromophores import unmix
+
+    # branches of the detected points (a tracked path beside a detected one would read as a
+    # line two pixels thick, all junctions); the tracked points follow the piece they touch
+    branch, n_branch = _branches(pts, np.where(core, segment, -1), chains, key, n)
+    if n_branch == 0:
+        return red_chain
+    out = red_chain.copy()
+    on = branch >= 0
+    sub = np.flatnonzero(on)
+    rank = np.full(pts.shape[0], -1, np.int64)
+    rank[sub] = path_ranks(_neighbour_index(pts[sub], key[sub], n), branch[sub], n_branch)
+    b_chain = np.full(n_branch, -1, np.int64)
+    b_chain[branch[on]] = segment[on]
+    c_ids, b_inv = np.unique(b_chain, return_inverse=True)
+    fin = np.flatnonzero(np.isin(segment, c_ids) & np.isfinite(width))
+    c_w = group_medians(width[fin].astype(np.float64), np.searchsorted(c_ids, segment[fin]), c_ids.size)
+    c_w = np.where(np.isfinite(c_w), c_w, 1.0)
+    # one independent colour sample per diameter, but no closer than half a JPEG chroma block
+    # (8x8 DCT on 4:2:0 chroma: 16 px; its quantisation smooths the colour over about half)
+    w = np.maximum(c_w[b_inv], 4.0 * CHROMA_CELL_PX)  # per branch
+    use = np.flatnonzero(on & core)
+    use = use[np.lexsort((rank[use], branch[use]))]  # by branch, along it
+    bu = branch[use]
+    od_u = od[use].astype(np.float64)
+    sig = unmix(od_u).astype(np.float64)
+    d = sig[:, 0] - sig[:, 1]
+    cnt = np.bincount(bu, minlength=n_branch).astype(np.float64)
+    starts = np.concatenate([[0], np.cumsum(cnt).astype(np.int64)])
+
+    def is_red(od_mean):
+        pos = np.maximum(unmix(od_mean), 0.0)
+        return pos[..., 0] >= pos[..., 1]
+
+    split = np.zeros(n_branch, bool)
+    min_len = min_widths * w
+    for b in np.flatnonzero(cnt >= 2.0 * min_len):
+        lo, hi = starts[b], starts[b + 1]
+        db = d[lo:hi]
+        nb_ = db.size
+        k = np.arange(1, nb_)  # left side: the first k points
+        c1, c2 = np.cumsum(db)[:-1], np.cumsum(db * db)[:-1]
+        t1, t2 = c1[-1] + db[-1], c2[-1] + db[-1] ** 2
+        ok = (k >= min_len[b]) & (nb_ - k >= min_len[b])
+        if not ok.any():
+            continue
+        k, c1, c2 = k[ok], c1[ok], c2[ok]
+        m_l, m_r = c1 / k, (t1 - c1) / (nb_ - k)
+        v_l = np.maximum(c2 / k - m_l**2, 0.0)
+        v_r = np.maximum((t2 - c2) / (nb_ - k) - m_r**2, 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            zs = np.abs(m_l - m_r) / np.sqrt(w[b] * (v_l / k + v_r / (nb_ - k)))
+        zs = np.where(np.isfinite(zs), zs, 0.0)
+        i = int(np.argmax(zs))
+        if zs[i] < z:
+            continue
+        kk = int(k[i])
+        # each side clearly of its colour: its mean signal z standard errors from the boundary
+        if min(abs(m_l[i]) / math.sqrt(w[b] * v_l[i] / kk + 1e-30), abs(m_r[i]) / math.sqrt(w[b] * v_r[i] / (nb_ - kk) + 1e-30)) < z:
+            continue
+        red_l = bool(is_red(od_u[lo : lo + kk].mean(axis=0)))
+        red_r = bool(is_red(od_u[lo + kk : hi].mean(axis=0)))
+        if red_l == red_r:
+            continue
+        split[b] = True
+        cut = rank[use[lo + kk]]  # the right side's first point along the branch
+        pts_b = np.flatnonzero(branch == b)
+        out[pts_b] = np.where(rank[pts_b] < cut, red_l, red_r)
+    # a whole branch against the rest of its chain
+    s1 = np.bincount(bu, weights=d, minlength=n_branch)
+    s2 = np.bincount(bu, weights=d * d, minlength=n_branch)
+    od_sum = np.stack([np.bincount(bu, weights=od_u[:, j], minlength=n_branch) for j in range(3)], 1)
+    c_cnt, c_s1, c_s2 = (np.bincount(b_inv, weights=v) for v in (cnt, s1, s2))
+    r_cnt, r_s1, r_s2 = c_cnt[b_inv] - cnt, c_s1[b_inv] - s1, c_s2[b_inv] - s2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m_b, m_r = s1 / cnt, r_s1 / r_cnt
+        v_b = np.maximum(s2 / cnt - m_b**2, 0.0)
+        v_r = np.maximum(r_s2 / r_cnt - m_r**2, 0.0)
+        zs = np.abs(m_b - m_r) / np.sqrt(w * (v_b / cnt + v_r / r_cnt))
+        zs = np.minimum(zs, np.abs(m_b) / np.sqrt(w * v_b / cnt))  # the branch clearly of its colour
+        b_red = is_red(od_sum / cnt[:, None])
+    first = np.zeros(n_branch, np.int64)
+    ids, at = np.unique(branch[on], return_index=True)
+    first[ids] = sub[at]
+    own = (~split & (cnt >= min_len) & (r_cnt >= min_len) & np.isfinite(zs) & (zs >= z)
+           & (b_red != red_chain[first]))  # fmt: skip
+    if own.any():
+        sel = on & own[np.maximum(branch, 0)]
+        out[sel] = b_red[branch[sel]]
+    if (~core).any() and (out != red_chain).any():
+        out = _tracked_follow(pts, key, n, segment, chains, core, out)
+    return out
+
+
+def _tracked_follow(pts, key, n, segment, chains, core, red):
+    """The tracked (not ``core``) points of ``chains`` take the colour ``red`` (K,) bool holds at
+    the detected points they touch, run by run (8-connected runs of tracked points of one chain;
+    the majority where a run touches both colours); a run touching none keeps its own."""
+    sub = np.flatnonzero(np.isin(segment, chains))
+    seg, c = segment[sub], core[sub]
+    nb = _neighbour_index(pts[sub], key[sub], n)
+    same = (nb >= 0) & (seg[np.maximum(nb, 0)] == seg[:, None])
+    i, j = np.nonzero(same)
+    q = nb[i, j]
+    tt = ~c[i] & ~c[q]
+    comp = _components(sub.size, i[tt], q[tt])
+    tc = ~c[i] & c[q]  # a tracked point beside a detected one
+    votes = np.bincount(comp[i[tc]], minlength=sub.size).astype(np.float64)
+    reds = np.bincount(comp[i[tc]], weights=red[sub[q[tc]]].astype(np.float64), minlength=sub.size)
+    out = red.copy()
+    t = ~c & (votes[comp] > 0)
+    out[sub[t]] = 2.0 * reds[comp[t]] >= votes[comp[t]]
+    return out
 
 
 def _components(n_nodes: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:

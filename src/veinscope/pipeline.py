@@ -73,6 +73,7 @@ def analyze(
     faint_delta_e: float | None = 3.0,
     extend_ends_mm: float | None = 20.0,
     wide_weak_delta_e: float | None = 1.0,
+    colour_split_z: float | None = 3.0,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -199,6 +200,16 @@ def analyze(
         A wide vein's band breaks where its contrast dips under the low level for a stretch;
         the stretch beyond is its own, weaker band. 1.0, ``min_delta_e``'s level, not tuned
         (BENCHMARKS.md, session 18). ``None``: such bands are dropped.
+    colour_split_z : float or None
+        Red vs blue judged piece by piece, not only per chain: a chain is 8-connected, so a red
+        vessel running into a blue one, or a red spider's arm crossing a vein, is one chain.
+        A stretch of a chain (the two sides of a change point along a branch, or a branch
+        against the rest of its chain) at least 3 diameters long on each side takes its own
+        colour when that differs, the mean colour signals differ by at least this many
+        standard errors, and the stretch's own mean is this many standard errors from the
+        red/blue boundary (per-point noise, one sample per diameter but no closer than 8 px;
+        :func:`veinscope.measure._colour_by_branch`). 3.0 (BENCHMARKS.md, session 20, helper
+        "split"). ``None``: one colour per chain.
 
     Returns
     -------
@@ -293,6 +304,7 @@ def analyze(
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
         "wide_weak_delta_e": wide_weak_delta_e,
+        "colour_split_z": colour_split_z,
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -398,6 +410,7 @@ def analyze(
         max_red_width_px=None if max_red_diameter_mm is None else max_red_diameter_mm * ppm,
         weak_min_delta_e=faint_delta_e,
         wide_weak_delta_e=wide_weak_delta_e,
+        colour_split_z=colour_split_z,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

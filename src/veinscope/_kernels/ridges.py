@@ -742,3 +742,45 @@ def end_links(ys, xs, chain, width, normal_y, normal_x, is_end, out_y, out_x, m,
         if target[i] >= 0:
             gap[i] = best
     return target, gap
+
+
+@nb.njit(cache=True, nogil=True)
+def path_ranks(nbr, branch, n_branch):  # pragma: no cover - compiled
+    """Each point's position along its branch: (S,) int64, -1 off every branch.
+
+    ``nbr`` (S, 8) holds each point's 8-neighbours' indices (-1: none) and ``branch`` (S,) its
+    branch id (0 .. ``n_branch`` - 1, negative: none); a branch is a chain between junctions, a
+    path. The walk starts at the branch's first point (in the given order) with at most one
+    neighbour on the branch (an end; its first point on a loop) and steps to an unvisited
+    neighbour on the branch, a 4-neighbour before a diagonal one (a step's corner pixel); where
+    it stops short it restarts at the branch's next unvisited end (or point) and the ranks go on.
+    """
+    s = branch.shape[0]
+    rank = np.full(s, -1, np.int64)
+    deg = np.zeros(s, np.int64)
+    for i in range(s):
+        if branch[i] < 0:
+            continue
+        for j in range(8):
+            q = nbr[i, j]
+            if q >= 0 and branch[q] == branch[i]:
+                deg[i] += 1
+    nxt = np.zeros(n_branch, np.int64)  # next rank per branch
+    # ends first, then the rest (loops, and points a walk left behind), each in the given order
+    for phase in range(2):
+        for i in range(s):
+            b = branch[i]
+            if b < 0 or rank[i] >= 0 or (phase == 0 and deg[i] > 1):
+                continue
+            p = i
+            while p >= 0:
+                rank[p] = nxt[b]
+                nxt[b] += 1
+                q_next = -1
+                for j in (1, 3, 4, 6, 0, 2, 5, 7):  # 4-neighbours first
+                    q = nbr[p, j]
+                    if q >= 0 and branch[q] == b and rank[q] < 0:
+                        q_next = q
+                        break
+                p = q_next
+    return rank

@@ -1057,14 +1057,11 @@ def test_fill_narrow_holes_keeps_holes_wider_than_the_disc():
     assert _fill_narrow_holes(np.ones((5, 5), bool), 2).all()
 
 
-def _mesh_in(img, cy, cx, rng, a, b, od_scale, *, n, hole=None, blur=0.6, blush=1.0):
-    """Fine tortuous vessels (and a blush) in an ellipse ``a`` x ``b`` px, or in the ring
-    between ``hole`` (semi-axes) and it; ``blur=0``: sharp 1 px vessels. Returns the photo
-    and the vessels' colour difference from the skin beside them (CIEDE2000, sRGB, no noise)."""
-    from skimage.color import deltaE_ciede2000, rgb2lab
-
-    lin = (img / 255.0) ** 2.2
-    lines = np.zeros(img.shape[:2], np.float32)
+def _tortuous_lines(shape, cy, cx, rng, outer, hole, n):
+    """``n`` tortuous 1 px lines of 25 steps, each starting inside the ellipse ``outer`` (semi-axes
+    a, b in px) and outside ``hole`` (semi-axes, or None), on a float32 canvas of ``shape``."""
+    a, b = outer
+    lines = np.zeros(shape, np.float32)
     for _ in range(n):
         while True:
             y, x = cy + rng.uniform(-b, b), cx + rng.uniform(-a, a)
@@ -1077,6 +1074,17 @@ def _mesh_in(img, cy, cx, rng, a, b, od_scale, *, n, hole=None, blur=0.6, blush=
             y, x = y + np.sin(h), x + np.cos(h)
             pts.append((x, y))
         cv2.polylines(lines, [np.round(np.array(pts)).astype(np.int32)], False, 1.0, 1)
+    return lines
+
+
+def _mesh_in(img, cy, cx, rng, a, b, od_scale, *, n, hole=None, blur=0.6, blush=1.0):
+    """Fine tortuous vessels (and a blush) in an ellipse ``a`` x ``b`` px, or in the ring
+    between ``hole`` (semi-axes) and it; ``blur=0``: sharp 1 px vessels. Returns the photo
+    and the vessels' colour difference from the skin beside them (CIEDE2000, sRGB, no noise)."""
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    lin = (img / 255.0) ** 2.2
+    lines = _tortuous_lines(img.shape[:2], cy, cx, rng, (a, b), hole, n)
     ell = np.zeros_like(lines)
     cv2.ellipse(ell, (cx, cy), (a, b), 0, 0, 360, 1, -1)
     lines = (cv2.GaussianBlur(lines, (0, 0), blur) * 1.6 if blur else lines) * ell
@@ -1276,19 +1284,8 @@ def _ring_of_vessels(img, cy, cx, rng, hole, outer, od_scale, *, n, blur=0.6):
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     lin = (img / 255.0) ** 2.2
-    raw = np.zeros(img.shape[:2], np.float32)
+    raw = _tortuous_lines(img.shape[:2], cy, cx, rng, outer, hole, n)
     a, b = outer
-    for _ in range(n):
-        while True:
-            y, x = cy + rng.uniform(-b, b), cx + rng.uniform(-a, a)
-            if ((y - cy) / b) ** 2 + ((x - cx) / a) ** 2 <= 1 and ((y - cy) / hole[1]) ** 2 + ((x - cx) / hole[0]) ** 2 > 1:
-                break
-        h, pts = rng.uniform(0, 2 * np.pi), []
-        for _k in range(25):
-            h += rng.normal(0, 0.35)
-            y, x = y + np.sin(h), x + np.cos(h)
-            pts.append((x, y))
-        cv2.polylines(raw, [np.round(np.array(pts)).astype(np.int32)], False, 1.0, 1)
     ell = np.zeros_like(raw)
     cv2.ellipse(ell, (cx, cy), (a, b), 0, 0, 360, 1, -1)
     raw *= ell

@@ -105,15 +105,66 @@ def render_change_map(comparison, *, max_side_px: int = _MAX_SIDE) -> np.ndarray
     d = ImageDraw.Draw(img)
     size = max(12, int(min(mm, nn) / 40))
     font = _font(size)
-    for key, prefix in (("staining", "S"), ("matting", "M")):
-        for i, loc in enumerate(getattr(comparison, key)["locations"]):
-            y0, x0, y1, x1 = (v * f for v in loc["bbox_yxyx"])
-            tx, ty = x1 + 3, max(0, y0 - size)
-            if tx + 3 * size > nn:
-                tx = max(0, x0 - 3 * size)
-            d.text((tx, ty), f"{prefix}{i + 1}", fill=_OUTLINE[key], font=font, stroke_width=max(1, size // 8), stroke_fill=(0, 0, 0))
+    stroke = max(1, size // 8)
+    tags = [
+        (f"{prefix}{i + 1}", key, tuple(v * f for v in loc["bbox_yxyx"]))
+        for key, prefix in (("staining", "S"), ("matting", "M"))
+        for i, loc in enumerate(getattr(comparison, key)["locations"])
+    ]
+    boxes = [_text_box(d, text, font, stroke) for text, _, _ in tags]
+    spots = _place_labels([b for _, _, b in tags], boxes, (mm, nn), gap=max(2, size // 6))
+    for (text, key, (y0, x0, y1, x1)), (w, h), (tx, ty) in zip(tags, boxes, spots):
+        cx, cy = min(max(tx + w / 2, x0), x1), min(max(ty + h / 2, y0), y1)  # nearest point of the patch's box
+        if not (x0 - 2 * size <= tx + w / 2 <= x1 + 2 * size and y0 - 2 * size <= ty + h / 2 <= y1 + 2 * size):
+            d.line([(tx + w / 2, ty + h / 2), (cx, cy)], fill=_OUTLINE[key], width=max(1, thick))  # a leader to a label moved away
+        d.text((tx, ty), text, fill=_OUTLINE[key], font=font, stroke_width=stroke, stroke_fill=(0, 0, 0))
     panel = _legend_panel(comparison, nn, size)
     return np.concatenate([np.asarray(img), panel], axis=0)
+
+
+def _text_box(draw, text: str, font, stroke: int) -> tuple[int, int]:
+    """Width and height (px) the label takes, stroke included."""
+    x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font, stroke_width=stroke)
+    return int(np.ceil(x1)), int(np.ceil(y1))
+
+
+def _place_labels(patches, sizes, shape, *, gap: int = 2) -> list[tuple[int, int]]:
+    """Top-left corners for the patches' labels, none overlapping another label.
+
+    Each label goes beside its patch's box (``(y0, x0, y1, x1)``): to the upper right first,
+    then the other corners and sides, then further out in rings. The first spot inside the
+    picture that overlaps no label already placed wins; where crowded stains leave none, the
+    spot overlapping least. Labels are placed in the order given (the patches' numbers).
+    """
+    mm, nn = shape
+    placed: list[tuple[int, int, int, int]] = []
+    out = []
+
+    def overlap(r):
+        return sum(max(0, min(r[2], q[2]) - max(r[0], q[0])) * max(0, min(r[3], q[3]) - max(r[1], q[1])) for q in placed)
+
+    for (y0, x0, y1, x1), (w, h) in zip(patches, sizes):
+        best, best_cost = None, None
+        for ring in range(4):
+            o = gap + ring * (h + gap)
+            cands = [
+                (x1 + o, y0 - h), (x0 - w - o, y0 - h), (x1 + o, y1), (x0 - w - o, y1),
+                ((x0 + x1 - w) / 2, y0 - h - o), ((x0 + x1 - w) / 2, y1 + o),
+                (x1 + o, (y0 + y1 - h) / 2), (x0 - w - o, (y0 + y1 - h) / 2),
+            ]
+            for tx, ty in cands:
+                tx, ty = int(round(min(max(tx, 0), nn - w))), int(round(min(max(ty, 0), mm - h)))
+                r = (tx, ty, tx + w, ty + h)
+                cost = overlap(r)
+                if best_cost is None or cost < best_cost:
+                    best, best_cost = (tx, ty), cost
+                if cost == 0:
+                    break
+            if best_cost == 0:
+                break
+        placed.append((best[0], best[1], best[0] + w, best[1] + h))
+        out.append(best)
+    return out
 
 
 def _legend_panel(c, width: int, size: int) -> np.ndarray:

@@ -149,7 +149,7 @@ def budget_photo(photo, analysis, seen, acc, stages, want: int) -> None:
         cell["span"] += spans(e_piece[right] * 1_000_003 + tb[j[right]], tarc[j[right]])
     # --- the true length: spanned, tolerance, other class, missed (tail / gap / whole)
     tree = cKDTree(e_pts) if len(e_pts) else None
-    det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose, d_looser, pid, painted = stage_maps(analysis, seen)
+    det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose, d_looser, pid, painted, _ = stage_maps(analysis, seen)
     inside = (ty[:, 0] >= 0) & (ty[:, 0] <= m - 1) & (ty[:, 1] >= 0) & (ty[:, 1] <= n - 1)
     vis = tv & inside
     if tree is not None and len(ty):

@@ -114,7 +114,10 @@ def per_scale_detector(unit: str, lo: float, hi: float):
     def detect(ridge, skin, signal=None, **kw):
         inner = _inner(np.asarray(skin, bool), kw.get("border_px", 3))
         if source == "same":
-            units = scale_units(ridge.strength * ridge.vesselness, ridge.scale_px, ridge.sigmas_px, inner, stat)
+            # ridge_response(weighted=True), as the pipeline calls it, has no vesselness map: its
+            # strength is the line strength already
+            q = ridge.strength if ridge.vesselness is None else ridge.strength * ridge.vesselness
+            units = scale_units(q, ridge.scale_px, ridge.sigmas_px, inner, stat)
         else:
             rb = ridge_response(signal, sigmas_px=ridge.sigmas_px, black_ridges=True, gamma=LINE_GAMMA)
             units = scale_units(rb.strength * rb.vesselness, rb.scale_px, ridge.sigmas_px, inner, stat)

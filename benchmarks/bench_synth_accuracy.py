@@ -1,7 +1,7 @@
 """Engine accuracy on generated leg photos with exact truth (veinscope.synth), issue 4.
 
 Run:  .venv/bin/python benchmarks/bench_synth_accuracy.py [--n 24] [--size 1600x1200] [--seed0 400]
-      [--sheet benchmarks/synth_contact_sheet.png] [--json FILE] [--set key=value ...]
+      [--sheet benchmarks/synth_contact_sheet.png] [--json FILE] [--set key=value ...] [--types 5 6]
 
 Photo i (seed seed0 + i) has Fitzpatrick skin type 1 + i % 6 and, at its centre, a scale from
 6, 8, 10, 12, 15 px/mm (rotating so that every skin type meets several scales); the camera's
@@ -74,13 +74,17 @@ def set_a_photo(i: int, seed: int, size: tuple[int, int], cache: Path | None = N
     return photo
 def set_a_arguments(ap, *, cache: bool = False) -> None:
     """The options every set A script shares: ``--n``, ``--size``, ``--seed0``, ``--set``
-    (analyze keyword=value overrides) and, with ``cache``, ``--cache``."""
+    (analyze keyword=value overrides), ``--types`` (only the photos of these skin types: photo i
+    has type ``1 + i % 6``, so ``--n 36 --seed0 700 --types 5 6`` is 12 dark photos) and, with
+    ``cache``, ``--cache``."""
     ap.add_argument("--n", type=int, default=24)
     ap.add_argument("--size", default="1600x1200")
     ap.add_argument("--seed0", type=int, default=400)
     if cache:
         ap.add_argument("--cache", type=Path, default=None, help="keep the generated photos here")
     ap.add_argument("--set", action="append", default=[], help="analyze keyword=value override")
+    ap.add_argument("--types", type=int, nargs="+", default=None,
+                    help="only the photos of these skin types (photo i has type 1 + i %% 6)")
 
 
 def set_a_options(args) -> tuple[tuple[int, int], dict]:
@@ -98,8 +102,10 @@ def set_a_analysed(args, size, kw, rec):
     import veinscope
 
     for i in range(args.n):
+        if getattr(args, "types", None) and 1 + i % 6 not in args.types:
+            continue
         seed = args.seed0 + i
-        photo = set_a_photo(i, seed, size, args.cache)
+        photo = set_a_photo(i, seed, size, getattr(args, "cache", None))
         rec.seen.clear()
         yield i, seed, photo, veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm, **kw)
 
@@ -250,6 +256,8 @@ def main(argv=None) -> int:
     for i in range(args.n):
         seed = args.seed0 + i
         skin_type = 1 + i % 6
+        if args.types and skin_type not in args.types:
+            continue
         ppm = SCALES[(i + i // 6) % len(SCALES)]
         t0 = time.perf_counter()
         ph = generate_photo(seed=seed, size=(w, h), px_per_mm=ppm, skin_type=skin_type)

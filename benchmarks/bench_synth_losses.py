@@ -1,7 +1,7 @@
 """Where the engine loses visible vessel length on generated photos, and what it misclassifies (issue 4).
 
 Run:  .venv/bin/python benchmarks/bench_synth_losses.py [--n 24] [--seed0 400] [--size 1600x1200]
-      [--cache DIR] [--set key=value ...]
+      [--cache DIR] [--set key=value ...] [--types 5 6]
 
 Same photos as ``bench_synth_accuracy.py`` (photo i: seed seed0 + i, skin type 1 + i % 6, the
 rotating scales), the engine given the true scale. To see the engine's intermediate results it
@@ -12,9 +12,13 @@ looser settings, only to sort the losses. Three tables:
 1. **Where visible length is lost.** Every visible true centreline point of a vessel >= 0.2 mm
    (the recall figure's population), weighted by its length, falls in the first of:
    ``hit`` (its pixel is painted vessel), ``near miss`` (an accepted centreline point within
-   2.5 px, its disc missing the pixel), ``dropped: melanin`` / ``dropped: too dark`` /
-   ``dropped: repeat`` (a detected chain within 2.5 px rejected by that rule of
-   ``measure_vessels``), ``hysteresis/length/piece`` (a centreline candidate within 2.5 px when
+   2.5 px, its disc missing the pixel), ``off the engine's skin`` (the pixel is outside the
+   engine's skin mask: the shaded rim, the card's margin, glare), ``dropped: melanin`` /
+   ``dropped: too dark`` / ``dropped: ΔE00`` / ``dropped: repeat`` (a detected chain within
+   2.5 px rejected by that rule of ``measure_vessels``; ``ΔE00``: the point is kept when
+   ``measure_vessels`` runs again with ``min_delta_e`` off and every weak chain let through the
+   ``faint_delta_e`` gate, i.e. a colour-difference gate dropped it; ``repeat``: any other rule),
+   ``hysteresis/length/piece`` (a centreline candidate within 2.5 px when
    the high level, the band length and the piece length are not asked for), ``below low x 0.6``
    (a candidate only when the low level is also lowered to 0.6 of itself), ``no candidate``.
    By class and contrast band (ΔE00 at the vessel's centre, the truth's ``delta_e``).
@@ -49,8 +53,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_options  # noqa: E402
 
-CATS = ("hit", "near miss", "dropped: melanin", "dropped: too dark", "dropped: repeat",
-        "hysteresis/length/piece", "below low x 0.6", "no candidate")  # fmt: skip
+CATS = ("hit", "near miss", "off the engine's skin", "dropped: melanin", "dropped: too dark", "dropped: ΔE00",
+        "dropped: repeat", "hysteresis/length/piece", "below low x 0.6", "no candidate")  # fmt: skip
 BANDS = ((2.0, 5.0, "<5"), (5.0, 10.0, "5-10"), (10.0, np.inf, ">=10"))
 NAMES = {1: "red", 2: "blue", 3: "reticular", 4: "over 3 mm"}
 
@@ -76,6 +80,10 @@ class Recorder:
 
     def _measure(self, det, widths, optics, skin, **kw):
         out = self.mv0(det, widths, optics, skin, **kw)
+        # the same chains with the colour-difference gates open (min_delta_e, the weak bands'
+        # faint_delta_e): what those gates alone drop
+        open_kw = dict(kw, min_delta_e=None, weak_min_delta_e=-1.0 if kw.get("weak_min_delta_e") is not None else None)
+        self.seen["open"] = self.mv0(det, None if widths is None else widths.copy(), optics, skin, **open_kw)
         self.seen.update(det=det, optics=optics, out=out, kw=kw)
         return out
 
@@ -132,12 +140,38 @@ def stage_maps(analysis, seen):
     pid = np.full((m, n), -1, np.int64)
     pid[pts[:, 0], pts[:, 1]] = np.arange(len(pts))
     painted = analysis.labels > 0
-    return det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose, d_looser, pid, painted
+    opened = seen.get("open")
+    de_gate = np.zeros(len(pts), bool) if opened is None else np.isfinite(opened.width_px) & ~accepted
+    return det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose, d_looser, pid, painted, de_gate
+
+
+def category(painted, d_acc, on_skin, d_det, rule, de_gate, d_loose, d_looser, near=2.5) -> str:
+    """Where one visible true centreline point's length ends (one of ``CATS``), the first that
+    holds: painted; an accepted engine point within ``near`` px (its disc misses); off the
+    engine's skin mask; a detected point within ``near`` px whose chain a rule dropped (``rule``
+    1 melanin-like, 2 too dark; else ``de_gate``: kept when the colour-difference gates are
+    open; else any other rule); a candidate of the loose detection; of the looser one; none."""
+    if painted:
+        return "hit"
+    if d_acc <= near:
+        return "near miss"
+    if not on_skin:
+        return "off the engine's skin"
+    if d_det <= near:
+        if rule in (1, 2):
+            return ("dropped: melanin", "dropped: too dark")[rule - 1]
+        return "dropped: ΔE00" if de_gate else "dropped: repeat"
+    if d_loose <= near:
+        return "hysteresis/length/piece"
+    if d_looser <= near:
+        return "below low x 0.6"
+    return "no candidate"
 
 
 def losses(photo, analysis, seen, lengths):
-    det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose, d_looser, pid, painted = stage_maps(analysis, seen)
+    det, out, pts, accepted, rule, d_acc, d_det, iy, ix, d_loose, d_looser, pid, painted, de_gate = stage_maps(analysis, seen)
     m, n = analysis.labels.shape
+    on_skin = analysis.skin
     for c in photo.centrelines:
         v = c["visible"] & (c["diameter_mm"] >= 0.2)
         if not v.any():
@@ -148,19 +182,10 @@ def losses(photo, analysis, seen, lengths):
         cls = NAMES[{"red_telangiectasia": 1, "blue_telangiectasia": 2, "reticular": 3}.get(c["class"], 4)]
         for yy, xx, length, e in zip(y, x, ll, de):
             band = next((b for lo, hi, b in BANDS if lo <= e < hi), "<5")
-            if painted[yy, xx]:
-                k = "hit"
-            elif d_acc[yy, xx] <= 2.5:
-                k = "near miss"
-            elif d_det[yy, xx] <= 2.5:
-                p = pid[iy[yy, xx], ix[yy, xx]]
-                k = ("dropped: repeat", "dropped: melanin", "dropped: too dark")[rule[det.segment[p]]]
-            elif d_loose[yy, xx] <= 2.5:
-                k = "hysteresis/length/piece"
-            elif d_looser[yy, xx] <= 2.5:
-                k = "below low x 0.6"
-            else:
-                k = "no candidate"
+            p = pid[iy[yy, xx], ix[yy, xx]]
+            k = category(bool(painted[yy, xx]), float(d_acc[yy, xx]), bool(on_skin[yy, xx]), float(d_det[yy, xx]),
+                         int(rule[det.segment[p]]) if p >= 0 else 0, bool(de_gate[p]) if p >= 0 else False,
+                         float(d_loose[yy, xx]), float(d_looser[yy, xx]))  # fmt: skip
             cell = lengths.setdefault((cls, band), dict.fromkeys(CATS, 0.0))
             cell[k] += float(length)
 

@@ -2214,7 +2214,7 @@ def _red_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -2238,7 +2238,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     looked for wherever the patch's outline may reach (``compared``, below), the margin
     included. A patch must be made up of new redness: at least 5 % of its outline perceptible,
     or twice that share perceptible or faint (a patch of faint fine vessels, few of whose
-    pixels pass the full threshold).
+    pixels pass the full threshold); such a patch must show fine vessels: a new one the
+    engine's line detector finds, or most of those pixels in lines no wider on average than
+    ``fine_mm`` (:func:`_line_share`), not blobs and specks of colour.
 
     New redness is read two ways, each with its own noise: the unmixed haemoglobin change,
     and the colour change projected on haemoglobin's direction (:func:`_red_projection`,
@@ -2410,6 +2412,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         if st_red is not None:
             cand_st = vo & ~on_vessel & (st_red > 3.0 * st_gate) & ~new_red
             faint |= _perceptible(red_f, _perceptible(st_red, cand_st, d_dir, bg_od, faint_ratio * thr, (BY0, BX0)), d_dir, bg_od, faint_ratio * thr, (BY0, BX0))
+        fine_added = None
         if fine_new is not None:
             # the engine's line detector sees fine vessels that single pixels do not show: new
             # telangiectasia under 0.3 mm away from every baseline vessel, where redness rose;
@@ -2427,7 +2430,8 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                     redness_b = np.bincount(idx, weights=hb_b[far], minlength=nl_f)
                     redness_f = np.bincount(idx, weights=hb_f[far], minlength=nl_f)
                     new_piece = redness_b < visible_ratio * redness_f
-                    new_red |= far & new_piece[lab_f] & (d_hb > 0)
+                    fine_added = far & new_piece[lab_f] & (d_hb > 0)
+                    new_red |= fine_added
         single = _single_vessels(new_red, ppm, max_mm=min_width_mm - 2.0 * reach_mm)
         if single.any():
             new_red &= ~single
@@ -2460,11 +2464,22 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             # for, a 10 mm² edge patch far from any treated vessel, outside the truth, passed
             # in series pair 300/2; session 14). The reported share is read where it was looked for.
             share = float(new_red[y : y + h, x : x + w][region].mean())
-            if share < 0.05 and float((new_red | faint)[y : y + h, x : x + w][region].mean()) < 2.0 * 0.05:
-                # nor twice that share with the faint new redness (the fine vessels' pixels the
-                # pixel test reads at half their ΔE, which such a patch takes in below): a patch
-                # of faint fine vessels shows only a few perceptible pixels among many faint ones
-                continue
+            if share < 0.05:
+                if float((new_red | faint)[y : y + h, x : x + w][region].mean()) < 2.0 * 0.05:
+                    # nor twice that share with the faint new redness (the fine vessels' pixels the
+                    # pixel test reads at half their ΔE, which such a patch takes in below): a patch
+                    # of faint fine vessels shows only a few perceptible pixels among many faint ones
+                    continue
+                sub = (new_red | faint)[y : y + h, x : x + w] & region
+                if not (fine_added is not None and fine_added[y : y + h, x : x + w][region].any()) and _line_share(sub, max(2.0, fine_mm * ppm)) < 0.5:
+                    # and such a patch must show its new redness as fine vessels: a new fine
+                    # vessel the engine's line detector finds (``fine_new``, taken in above), or
+                    # most of its perceptible and faint pixels in lines (pieces on average no
+                    # wider than a fine vessel, ``fine_mm``). The faint pixels are read one by one
+                    # at half the threshold, where a JPEG's chroma blocks and a slight shift of
+                    # colour pass as blobs and specks (the 12 MP timing pair: two patches of
+                    # 31 and 34 mm² on plain skin, none of a vessel); those are no new vessels
+                    continue
             if f_vessel is not None:
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
                 red_p = new_red[y : y + h, x : x + w] & region
@@ -2516,6 +2531,27 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
 
 #: A stain's least area for :func:`_redness_on_stain` (mm²).
 _MIN_STAIN_MM2 = 1.5
+
+
+def _line_share(mask: np.ndarray, width_px: float) -> float:
+    """The share of ``mask``'s pixels in 8-connected pieces that are lines: on average no wider
+    than ``width_px`` (the piece's area over its skeleton's length). 0 for an empty mask.
+
+    >>> m = np.zeros((20, 40), bool); m[5, 2:38] = True; m[10:18, 10:18] = True
+    >>> round(_line_share(m, 3.0), 2)  # a 36 px line and an 8 x 8 block
+    0.36
+    """
+    from skimage.morphology import skeletonize
+
+    total = int(np.count_nonzero(mask))
+    if total == 0:
+        return 0.0
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    length = np.bincount(lab[skeletonize(mask)], minlength=n).astype(np.float64)
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    line = area <= width_px * np.maximum(length, 1.0)
+    line[0] = False
+    return float(area[line].sum() / total)
 
 
 def _redness_on_stain(cb, cf, where, *, ppm, stain_mm, bg_od, thr, offset, min_px=200):

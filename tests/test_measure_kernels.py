@@ -714,7 +714,7 @@ def _ref_tracked_follow(pts, key, n, segment, chains, core, red):
     return out
 
 
-def _random_chains(rng, shape, density):
+def _random_chain_points(rng, shape, density):
     """Points of a random mask (sorted row-major, as detect_vessels gives them), each with one
     of four chain ids or -1, and whether each was detected (else tracked)."""
     m, n = shape
@@ -740,7 +740,7 @@ def test_chain_graph_kernels_equal_the_numpy_reference(shape, density, seed):
     from veinscope.measure import _branches, _neighbour_index, _touches, _tracked_follow
 
     rng = np.random.default_rng(1000 * seed + shape[0] * shape[1])
-    pts, key, segment, core = _random_chains(rng, shape, density)
+    pts, key, segment, core = _random_chain_points(rng, shape, density)
     n = shape[1]
     if pts.shape[0] == 0:
         pytest.skip("empty mask")

@@ -809,3 +809,72 @@ def test_warmup_compiles_without_warnings(caplog):
     with caplog.at_level(logging.WARNING, logger="veinscope.diameter"):
         D.warmup()
     assert caplog.text == ""
+
+
+# ---- per-point kernels on threads, the same values (session 21, helper "jsplit") -----------------
+def test_run_chunked_covers_every_point_once_and_raises():
+    import numba
+
+    from veinscope._threads import run_chunked
+
+    for n_points, min_points in ((0, 1), (1, 1), (7, 2), (1000, 10), (1000, 5000)):
+        seen = np.zeros(n_points, np.int64)
+
+        def call(lo, hi, seen=seen):
+            seen[lo:hi] += 1
+
+        run_chunked(call, n_points, min_points=min_points)
+        assert (seen == 1).all()
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        calls = []
+        run_chunked(lambda lo, hi: calls.append((lo, hi)), 1000, min_points=10)
+        assert calls == [(0, 1000)]  # one thread allowed: one call on this thread
+    finally:
+        numba.set_num_threads(threads)
+
+    def fail(lo, hi):
+        raise ValueError("chunk failed")
+
+    with pytest.raises(ValueError, match="chunk failed"):
+        run_chunked(fail, 1000, min_points=10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_diameters_on_threads_equal_one_thread_to_the_bit(monkeypatch, seed):
+    # the bar fit and the half-maximum widths of many points, in chunks on threads and in one
+    # call: every value the same (each point's result is its own)
+    import numba
+
+    import veinscope._threads as thr
+    from veinscope.diameter import half_max_widths, profile_diameters
+
+    rng = np.random.default_rng(seed)
+    m, n = 160, 220
+    yy, xx = np.mgrid[0:m, 0:n].astype(np.float64)
+    img = 0.02 * rng.standard_normal((m, n))
+    pts, nrm = [], []
+    for i, (y0, w) in enumerate([(30, 3.0), (70, 8.0), (115, 1.5), (140, 12.0)]):
+        img += np.exp(-0.5 * ((yy - y0 - 0.01 * (xx - 100)) / (w / 2.355)) ** 2) * (0.5 + 0.1 * i)
+        for x in range(10, n - 10):
+            pts.append((y0 + 0.01 * (x - 100), float(x)))
+            nrm.append((1.0, -0.01))
+    img = img.astype(np.float32)
+    pts, nrm = np.array(pts), np.array(nrm)
+    monkeypatch.setattr(thr, "MIN_POINTS", 16)
+    threads = numba.get_num_threads()
+    results = []
+    try:
+        for nt in (1, max(2, threads)) if threads > 1 else (1,):
+            numba.set_num_threads(nt)
+            est = profile_diameters(img, pts, nrm, max_width_px=30.0, psf_sigma_px=0.8)
+            guess = np.where(est.ok, est.width_px, np.nan)
+            results.append((est.width_px, est.ok, *half_max_widths(img, pts, nrm, guess, psf_sigma_px=0.8)))
+    finally:
+        numba.set_num_threads(threads)
+    if len(results) < 2:
+        pytest.skip("one Numba thread on this machine")
+    assert np.isfinite(results[0][2]).sum() > 0.8 * len(pts)
+    for a, b in zip(results[0], results[1]):
+        assert np.array_equal(a, b, equal_nan=True)

@@ -645,3 +645,160 @@ def test_path_ranks_edge_cases():
     # isolated points, one off every branch
     assert list(path_ranks(nbr, np.array([0, -1, 1], np.int64), 2)) == [0, -1, 0]
     assert path_ranks(np.zeros((0, 8), np.int64), np.zeros(0, np.int64), 0).size == 0
+
+
+# ---- the colour split's chain graph in compiled code (session 21, helper "jsplit") -----------
+# The NumPy code these kernels replaced (session 20), kept here as the slow references: searchsorted
+# neighbours, SciPy's connected components, bincount votes.
+_NEIGHBOURS_8 = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _ref_neighbour_index(pts, key, n):
+    out = np.full((pts.shape[0], 8), -1, np.int64)
+    for j, (dy, dx) in enumerate(_NEIGHBOURS_8):
+        x = pts[:, 1].astype(np.int64) + dx
+        nk = key + dy * n + dx
+        i = np.minimum(np.searchsorted(key, nk), key.size - 1)
+        hit = (key[i] == nk) & (x >= 0) & (x < n)
+        out[hit, j] = i[hit]
+    return out
+
+
+def _ref_components(n_nodes, src, dst):
+    """Each node's component, named by its smallest node."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    _, lab = connected_components(coo_matrix((np.ones(src.size), (src, dst)), shape=(n_nodes, n_nodes)), directed=False)
+    smallest = np.full(lab.max() + 1 if n_nodes else 0, n_nodes, np.int64)
+    np.minimum.at(smallest, lab, np.arange(n_nodes))
+    return smallest[lab]
+
+
+def _ref_branches(pts, segment, chains, key, n):
+    branch = np.full(pts.shape[0], -1, np.int64)
+    sub = np.flatnonzero(np.isin(segment, chains))
+    if sub.size == 0:
+        return branch, 0
+    seg = segment[sub]
+    nb = _ref_neighbour_index(pts[sub], key[sub], n)
+    same = (nb >= 0) & (seg[np.maximum(nb, 0)] == seg[:, None])
+    junction = same.sum(axis=1) >= 3
+    src, col = np.nonzero(same & ~junction[:, None])
+    dst = nb[src, col]
+    keep = ~junction[dst]
+    comp = _ref_components(sub.size, src[keep], dst[keep])
+    branch[sub[junction]] = -2
+    if junction.all():
+        return branch, 0
+    _, ids = np.unique(comp[~junction], return_inverse=True)
+    branch[sub[~junction]] = ids
+    return branch, int(ids.max()) + 1
+
+
+def _ref_tracked_follow(pts, key, n, segment, chains, core, red):
+    sub = np.flatnonzero(np.isin(segment, chains))
+    seg, c = segment[sub], core[sub]
+    nb = _ref_neighbour_index(pts[sub], key[sub], n)
+    same = (nb >= 0) & (seg[np.maximum(nb, 0)] == seg[:, None])
+    i, j = np.nonzero(same)
+    q = nb[i, j]
+    tt = ~c[i] & ~c[q]
+    comp = _ref_components(sub.size, i[tt], q[tt])
+    tc = ~c[i] & c[q]
+    votes = np.bincount(comp[i[tc]], minlength=sub.size).astype(np.float64)
+    reds = np.bincount(comp[i[tc]], weights=red[sub[q[tc]]].astype(np.float64), minlength=sub.size)
+    out = red.copy()
+    t = ~c & (votes[comp] > 0)
+    out[sub[t]] = 2.0 * reds[comp[t]] >= votes[comp[t]]
+    return out
+
+
+def _random_chain_points(rng, shape, density):
+    """Points of a random mask (sorted row-major, as detect_vessels gives them), each with one
+    of four chain ids or -1, and whether each was detected (else tracked)."""
+    m, n = shape
+    mask = rng.random(shape) < density
+    pts = np.argwhere(mask).astype(np.int32)
+    key = pts[:, 0].astype(np.int64) * n + pts[:, 1]
+    segment = rng.integers(-1, 4, pts.shape[0]).astype(np.int64)
+    # mostly long runs of one chain, as real chains are: ids by column band, some noise
+    band = np.minimum(pts[:, 1] * 3 // n, 2).astype(np.int64)
+    segment = np.where(rng.random(pts.shape[0]) < 0.8, band, segment)
+    core = rng.random(pts.shape[0]) < 0.7
+    return pts, key, segment, core
+
+
+@pytest.mark.parametrize("shape, density", [((1, 1), 1.0), ((1, 9), 0.8), ((9, 1), 0.8), ((2, 2), 1.0), ((7, 11), 0.5),
+                                            ((30, 40), 0.35), ((30, 40), 0.6), ((64, 9), 0.9)])  # fmt: skip
+@pytest.mark.parametrize("seed", range(6))
+def test_chain_graph_kernels_equal_the_numpy_reference(shape, density, seed):
+    # neighbours, junction split, tracked runs' vote and the junction touch, on random masks
+    # (borders, a single row or column, full blocks where every point is a junction), against
+    # the NumPy code they replaced, value for value
+    from veinscope._kernels.ridges import neighbour_index
+    from veinscope.measure import _branches, _neighbour_index, _touches, _tracked_follow
+
+    rng = np.random.default_rng(1000 * seed + shape[0] * shape[1])
+    pts, key, segment, core = _random_chain_points(rng, shape, density)
+    n = shape[1]
+    if pts.shape[0] == 0:
+        pytest.skip("empty mask")
+    ref_nb = _ref_neighbour_index(pts, key, n)
+    assert np.array_equal(neighbour_index(key, pts[:, 1].astype(np.int64), n), ref_nb)
+    assert np.array_equal(_neighbour_index(pts, key, n), ref_nb)
+    for chains in (np.array([0]), np.array([0, 2]), np.array([0, 1, 2, 3]), np.array([7])):
+        for seg in (segment, np.where(core, segment, -1)):
+            got, ref = _branches(pts, seg, chains, key, n, neighbours=True), _ref_branches(pts, seg, chains, key, n)
+            assert got[1] == ref[1] and np.array_equal(got[0], ref[0])
+            sub = np.flatnonzero(np.isin(seg, chains))
+            assert np.array_equal(got[2], sub) and np.array_equal(got[3], _ref_neighbour_index(pts[sub], key[sub], n))
+        red = rng.random(pts.shape[0]) < 0.5
+        assert np.array_equal(_tracked_follow(pts, key, n, segment, chains, core, red),
+                              _ref_tracked_follow(pts, key, n, segment, chains, core, red))  # fmt: skip
+    mask = rng.random(pts.shape[0]) < 0.3
+    among = rng.random(pts.shape[0]) < 0.5
+    nb = _ref_neighbour_index(pts, key, n)
+    ref_touch = ((nb >= 0) & mask[np.maximum(nb, 0)]).any(axis=1) & among
+    assert np.array_equal(_touches(pts, key, n, mask, among), ref_touch)
+
+
+def test_junction_branches_split_a_cross_and_number_branches_by_their_first_point():
+    from veinscope._kernels.ridges import junction_branches
+
+    # a plus sign: the centre and its four 4-neighbours have 3+ neighbours in the chain
+    n = 9
+    pts = np.array(sorted({(4, x) for x in range(9)} | {(y, 4) for y in range(9)}), np.int64)
+    key = pts[:, 0] * n + pts[:, 1]
+    branch, nb_, _ = junction_branches(key, pts[:, 1].copy(), n, np.zeros(len(pts), np.int64))
+    assert nb_ == 4
+    junction = {tuple(p) for p in pts[branch == -2]}
+    assert junction == {(4, 4), (3, 4), (5, 4), (4, 3), (4, 5)}
+    first = [tuple(pts[np.flatnonzero(branch == b)[0]]) for b in range(4)]
+    assert first == [(0, 4), (4, 0), (4, 6), (6, 4)]  # in the order of the points
+    # two chains touching are not joined
+    branch2, nb2, _ = junction_branches(key, pts[:, 1].copy(), n, (pts[:, 1] > 4).astype(np.int64))
+    assert nb2 >= 2 and not set(branch2[pts[:, 1] > 4]) & set(branch2[(pts[:, 1] <= 4) & (branch2 >= 0)])
+
+
+def test_follow_detected_takes_the_majority_and_a_tie_reads_red():
+    from veinscope._kernels.ridges import follow_detected
+
+    # one row: detected red, detected blue, tracked, tracked, detected blue | gap | tracked alone
+    n = 12
+    pts = np.array([[0, x] for x in (0, 1, 2, 3, 4, 8)], np.int64)
+    key = pts[:, 0] * n + pts[:, 1]
+    nbr = (key, pts[:, 1].copy(), n)
+    core = np.array([1, 1, 0, 0, 1, 0], bool)
+    red = np.array([1, 0, 0, 0, 0, 1], bool)
+    # the run (2, 3) touches blue point 1 and blue point 4: blue; the lone tracked point keeps red
+    assert list(follow_detected(*nbr, np.zeros(6, np.int64), core, red)) == [1, 0, 0, 0, 0, 1]
+    # with point 4 red: one red and one blue vote, a tie reads red
+    red2 = red.copy()
+    red2[4] = True
+    assert list(follow_detected(*nbr, np.zeros(6, np.int64), core, red2)) == [1, 0, 1, 1, 1, 1]
+    # a detected point of another chain does not vote
+    chain = np.array([0, 1, 0, 0, 0, 0], np.int64)
+    assert list(follow_detected(*nbr, chain, core, red2)) == [1, 0, 1, 1, 1, 1]
+    chain2 = np.array([0, 0, 0, 0, 1, 0], np.int64)
+    assert list(follow_detected(*nbr, chain2, core, red2)) == [1, 0, 0, 0, 1, 1]

@@ -595,26 +595,6 @@ def test_branches_split_a_chain_at_its_junctions():
     assert sum(sizes) + junction.sum() == (seg == 0).sum()
 
 
-def test_components_match_scipy():
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    from veinscope.measure import _components
-
-    rng = np.random.default_rng(0)
-    for n_nodes in (1, 2, 7, 60, 300):
-        for n_edges in (0, n_nodes // 2, 2 * n_nodes):
-            src, dst = rng.integers(0, n_nodes, n_edges), rng.integers(0, n_nodes, n_edges)
-            lab = _components(n_nodes, src, dst)
-            _, ref = connected_components(coo_matrix((np.ones(n_edges), (src, dst)), shape=(n_nodes, n_nodes)), directed=False)
-            # the same partition, each component named by its smallest node
-            assert len(np.unique(lab)) == len(np.unique(ref))
-            for c in np.unique(lab):
-                assert len(np.unique(ref[lab == c])) == 1 and c == np.flatnonzero(lab == c).min()
-    # a long path joins in few rounds
-    assert (_components(5000, np.arange(4999), np.arange(1, 5000)) == 0).all()
-
-
 # ---- red bands wider than a telangiectasia (issue 4, session 17) ----------------------------
 def _red_and_blue_bands(seed):
     """Skin at 10 px/mm with a 1.5 mm red band (haemoglobin: a streak of redness), a 1.5 mm blue

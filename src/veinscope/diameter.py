@@ -87,6 +87,7 @@ from typing import Any
 import numpy as np
 
 from veinscope._kernels import profile as _k
+from veinscope._threads import run_chunked
 
 __all__ = [
     "AMPLITUDE_PRIOR_REL_SD",
@@ -351,7 +352,8 @@ def profile_diameters(
     every = _tile_order(pts, img.shape)
     ini = np.full((k, _k.NINI), np.nan)
     status0 = np.full(k, _k.STATUS_NOT_RUN, np.int8)
-    _k.initial_profiles(img, pts, unit, every, half_len, _STEP_PX, s_hi, ini, status0)
+    run_chunked(lambda lo, hi: _k.initial_profiles(img, pts, unit, every[lo:hi], half_len, _STEP_PX, s_hi, ini, status0),
+                every.shape[0])  # fmt: skip
     found = status0 == _k.STATUS_OK
     fwhm0 = ini[:, _k.INI_ER] - ini[:, _k.INI_EL]
     out = _Outputs(k)
@@ -620,11 +622,13 @@ class _Outputs:
 
 
 def _fit(img, pts, unit, index, ini, s_guess, fit_s, a_prior, wa, start, w_max, out: _Outputs) -> None:
-    _k.fit_profiles(
-        img, pts, unit, np.ascontiguousarray(index, dtype=np.int64), ini, _STEP_PX, float(s_guess), bool(fit_s),
+    index = np.ascontiguousarray(index, dtype=np.int64)
+    # each point is fitted on its own: chunks of the index on threads give the same values
+    run_chunked(lambda lo, hi: _k.fit_profiles(
+        img, pts, unit, index[lo:hi], ini, _STEP_PX, float(s_guess), bool(fit_s),
         0.0, 0.0, a_prior, wa, start, float(w_max), _MAX_ITER, True,
         out.theta, out.status, out.rms, out.tilt, out.niter,
-    )
+    ), index.shape[0])  # fmt: skip
 
 
 #: FWHM of a Gaussian in units of its sigma.
@@ -750,16 +754,23 @@ def half_max_widths(
     img = np.ascontiguousarray(img)
     reach_a = np.array(reach, np.float64)
     if pts.shape[0]:
-        _kernel(img, np.ascontiguousarray(pts), np.ascontiguousarray(unit), guess, float(step_px), int(n_side),
-                float(side_frac), reach_a, float(gap_frac), w, c)  # fmt: skip
+        pts = np.ascontiguousarray(pts)
+        unit = np.ascontiguousarray(unit)
+
+        def fwhm(p, u, g, out_w, out_c):
+            # each point on its own: chunks of points on threads give the same values
+            run_chunked(lambda lo, hi: _kernel(img, p[lo:hi], u[lo:hi], g[lo:hi], float(step_px), int(n_side),
+                                               float(side_frac), reach_a, float(gap_frac), out_w[lo:hi], out_c[lo:hi]),
+                        p.shape[0])  # fmt: skip
+
+        fwhm(pts, unit, guess, w, c)
         # profiles wider than their guess were seen through too small a window (the flanks
         # still on the vessel's blurred shoulders): once more, the window set by their width
         again = np.flatnonzero(np.isfinite(w) & (w > guess))
         if again.size:
             w2 = np.empty(again.size)
             c2 = np.empty(again.size)
-            _kernel(img, np.ascontiguousarray(pts[again]), np.ascontiguousarray(unit[again]), w[again], float(step_px),
-                    int(n_side), float(side_frac), reach_a, float(gap_frac), w2, c2)  # fmt: skip
+            fwhm(np.ascontiguousarray(pts[again]), np.ascontiguousarray(unit[again]), w[again], w2, c2)
             ok = np.isfinite(w2)
             w[again[ok]], c[again[ok]] = w2[ok], c2[ok]
     # out in quadrature: the camera's blur and the 1/6 px^2 that linear interpolation between
@@ -770,8 +781,8 @@ def half_max_widths(
         from veinscope._kernels.fwhm import blur_shape as _shape
 
         k = np.empty(pts.shape[0])
-        _shape(img, np.ascontiguousarray(pts), np.ascontiguousarray(unit), w, c, float(step_px), int(n_side),
-               float(side_frac), k)  # fmt: skip
+        run_chunked(lambda lo, hi: _shape(img, pts[lo:hi], unit[lo:hi], w[lo:hi], c[lo:hi], float(step_px), int(n_side),
+                                          float(side_frac), k[lo:hi]), pts.shape[0])  # fmt: skip
         k = np.where(np.isfinite(k), np.clip(k, 0.0, 1.0), 1.0)
         # a small blur's first-order effect says nothing of a profile that is mostly blur: the
         # shape counts by the share of the profile's variance that is the vessel's own

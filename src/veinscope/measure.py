@@ -1018,7 +1018,8 @@ _NEIGHBOURS_8 = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (
 
 def _neighbour_index(pts: np.ndarray, key: np.ndarray, n: int) -> np.ndarray:
     """(K, 8) index of each point's 8-neighbours among the points (``key`` = row * n + col,
-    sorted), -1 where there is none."""
+    sorted), -1 where there is none. (The colour split's kernels find them in compiled code,
+    :func:`veinscope._kernels.ridges.neighbour_index`, the same values.)"""
     out = np.full((pts.shape[0], 8), -1, np.int64)
     for j, (dy, dx) in enumerate(_NEIGHBOURS_8):
         x = pts[:, 1].astype(np.int64) + dx
@@ -1029,27 +1030,29 @@ def _neighbour_index(pts: np.ndarray, key: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def _branches(pts: np.ndarray, segment: np.ndarray, chains: np.ndarray, key: np.ndarray, n: int) -> tuple[np.ndarray, int]:
+def _chain_points(pts, segment, chains, key):
+    """The points of ``chains`` (indices, sorted as ``key``) and the kernels' arguments for them:
+    their keys, columns and chain ids as contiguous int64."""
+    sub = np.flatnonzero(np.isin(segment, chains))
+    return sub, np.ascontiguousarray(key[sub], np.int64), np.ascontiguousarray(pts[sub, 1], np.int64), \
+        np.ascontiguousarray(segment[sub], np.int64)
+
+
+def _branches(pts: np.ndarray, segment: np.ndarray, chains: np.ndarray, key: np.ndarray, n: int, *,
+              neighbours: bool = False):  # fmt: skip
     """Split the given chains at their junctions (points with 3 or more 8-neighbours in the
-    chain): per point its branch id (0 .. B-1), -2 at a junction, -1 outside the chains; and B."""
+    chain): per point its branch id (0 .. B-1, in the order of each branch's first point), -2
+    at a junction, -1 outside the chains; and B (:func:`veinscope._kernels.ridges.junction_branches`).
+    ``neighbours``: also the chains' points (indices) and their (S, 8) 8-neighbour index among
+    themselves."""
+    from veinscope._kernels.ridges import junction_branches
+
     branch = np.full(pts.shape[0], -1, np.int64)
-    sub = np.flatnonzero(np.isin(segment, chains))  # only these points (sorted as ``key``)
+    sub, k_sub, x_sub, c_sub = _chain_points(pts, segment, chains, key)
     if sub.size == 0:
-        return branch, 0
-    seg = segment[sub]
-    nb = _neighbour_index(pts[sub], key[sub], n)
-    same = (nb >= 0) & (seg[np.maximum(nb, 0)] == seg[:, None])
-    junction = same.sum(axis=1) >= 3
-    src, col = np.nonzero(same & ~junction[:, None])
-    dst = nb[src, col]
-    keep = ~junction[dst]
-    comp = _components(sub.size, src[keep], dst[keep])
-    branch[sub[junction]] = -2
-    if junction.all():
-        return branch, 0
-    _, ids = np.unique(comp[~junction], return_inverse=True)
-    branch[sub[~junction]] = ids
-    return branch, int(ids.max()) + 1
+        return (branch, 0, sub, np.zeros((0, 8), np.int64)) if neighbours else (branch, 0)
+    branch[sub], n_branch, nbr = junction_branches(k_sub, x_sub, int(n), c_sub)
+    return (branch, int(n_branch), sub, nbr) if neighbours else (branch, int(n_branch))
 
 
 def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, *, z, min_widths=3.0):
@@ -1080,14 +1083,15 @@ def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, 
 
     # branches of the detected points (a tracked path beside a detected one would read as a
     # line two pixels thick, all junctions); the tracked points follow the piece they touch
-    branch, n_branch = _branches(pts, np.where(core, segment, -1), chains, key, n)
+    branch, n_branch, c_pts, c_nbr = _branches(pts, np.where(core, segment, -1), chains, key, n, neighbours=True)
     if n_branch == 0:
         return red_chain
     out = red_chain.copy()
     on = branch >= 0
     sub = np.flatnonzero(on)
     rank = np.full(pts.shape[0], -1, np.int64)
-    rank[sub] = path_ranks(_neighbour_index(pts[sub], key[sub], n), branch[sub], n_branch)
+    # the walk along each branch, over the chains' points (junctions are on no branch)
+    rank[c_pts] = path_ranks(c_nbr, branch[c_pts], n_branch)
     b_chain = np.full(n_branch, -1, np.int64)
     b_chain[branch[on]] = segment[on]
     c_ids, b_inv = np.unique(b_chain, return_inverse=True)
@@ -1173,41 +1177,15 @@ def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, 
 def _tracked_follow(pts, key, n, segment, chains, core, red):
     """The tracked (not ``core``) points of ``chains`` take the colour ``red`` (K,) bool holds at
     the detected points they touch, run by run (8-connected runs of tracked points of one chain;
-    the majority where a run touches both colours); a run touching none keeps its own."""
-    sub = np.flatnonzero(np.isin(segment, chains))
-    seg, c = segment[sub], core[sub]
-    nb = _neighbour_index(pts[sub], key[sub], n)
-    same = (nb >= 0) & (seg[np.maximum(nb, 0)] == seg[:, None])
-    i, j = np.nonzero(same)
-    q = nb[i, j]
-    tt = ~c[i] & ~c[q]
-    comp = _components(sub.size, i[tt], q[tt])
-    tc = ~c[i] & c[q]  # a tracked point beside a detected one
-    votes = np.bincount(comp[i[tc]], minlength=sub.size).astype(np.float64)
-    reds = np.bincount(comp[i[tc]], weights=red[sub[q[tc]]].astype(np.float64), minlength=sub.size)
+    the majority where a run touches both colours); a run touching none keeps its own
+    (:func:`veinscope._kernels.ridges.follow_detected`)."""
+    from veinscope._kernels.ridges import follow_detected
+
+    sub, k_sub, x_sub, c_sub = _chain_points(pts, segment, chains, key)
     out = red.copy()
-    t = ~c & (votes[comp] > 0)
-    out[sub[t]] = 2.0 * reds[comp[t]] >= votes[comp[t]]
+    out[sub] = follow_detected(k_sub, x_sub, int(n), c_sub, np.ascontiguousarray(core[sub], np.bool_),
+                               np.ascontiguousarray(red[sub], np.bool_))  # fmt: skip
     return out
-
-
-def _components(n_nodes: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Connected component (its smallest node) of each of ``n_nodes`` nodes joined by the
-    undirected edges ``src``-``dst``: minimum-label propagation with pointer jumping (NumPy
-    only; scipy.sparse.csgraph would cost its 18 MB import inside the analysis)."""
-    lab = np.arange(n_nodes, dtype=np.int64)
-    while True:
-        new = lab.copy()
-        np.minimum.at(new, src, lab[dst])
-        np.minimum.at(new, dst, lab[src])
-        while True:  # jump to the root of each label
-            jumped = new[new]
-            if np.array_equal(jumped, new):
-                break
-            new = jumped
-        if np.array_equal(new, lab):
-            return lab
-        lab = new
 
 
 def _touches(pts: np.ndarray, key: np.ndarray, n: int, mask: np.ndarray, among: np.ndarray) -> np.ndarray:
@@ -1219,3 +1197,16 @@ def _touches(pts: np.ndarray, key: np.ndarray, n: int, mask: np.ndarray, among: 
     hit = ((nb >= 0) & mask[sub][np.maximum(nb, 0)]).any(axis=1)
     out[sub] = hit & among[sub]
     return out
+
+
+def warmup() -> None:
+    """Load (or compile) the chain-graph kernels of the colour split that the warm-up photo of
+    :func:`veinscope.warmup` may not reach (it has no tracked run beside a recoloured piece):
+    a T of detected points with a tracked tail, on the argument types the analysis passes."""
+    pts = np.array(sorted([(1, x) for x in range(5)] + [(2, 2), (3, 2), (4, 2)]), np.int64)
+    n = 8
+    key = pts[:, 0] * n + pts[:, 1]
+    segment = np.zeros(pts.shape[0], np.int64)
+    core = pts[:, 0] < 4
+    _branches(pts, segment, np.array([0]), key, n)
+    _tracked_follow(pts, key, n, segment, np.array([0]), core, pts[:, 1] < 2)

@@ -441,6 +441,7 @@ def warmup(*, full_size: bool = False, retain_memory: bool = True) -> float:
     """
     from veinscope._numba_start import start_numba
     from veinscope.diameter import warmup as _diameter_warmup
+    from veinscope.measure import warmup as _measure_warmup
     from veinscope.vesselness import warmup as _vesselness_warmup
 
     t0 = time.perf_counter()
@@ -457,6 +458,7 @@ def warmup(*, full_size: bool = False, retain_memory: bool = True) -> float:
     rgb[40:44, :] = (170, 120, 130)
     rgb = np.clip(rgb.astype(int) + rng.integers(-3, 4, rgb.shape), 0, 255).astype(np.uint8)
     analyze(Photo(rgb=rgb), px_per_mm=10.0)
+    _measure_warmup()  # the colour split's kernels the small photo leaves out
     if full_size:
         big = np.full((3000, 4000, 3), (200, 150, 130), np.uint8)
         big[1500:1506, :] = (170, 120, 130)

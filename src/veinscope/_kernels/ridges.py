@@ -784,3 +784,141 @@ def path_ranks(nbr, branch, n_branch):  # pragma: no cover - compiled
                         break
                 p = q_next
     return rank
+
+
+@nb.njit(cache=True, nogil=True)
+def neighbour_index(key, cols, n):  # pragma: no cover - compiled
+    """(S, 8) index of each point's 8-neighbours among the points, -1 where there is none.
+
+    ``key`` (S,) int64 is row * ``n`` + column, strictly increasing (points sorted row-major),
+    ``cols`` (S,) int64 the columns. The neighbours come in the order (dy, dx) = (-1, -1),
+    (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1). The rows above and below are
+    found by a binary search for their leftmost key, the row's own neighbours beside the point.
+    """
+    s = key.shape[0]
+    out = np.full((s, 8), -1, np.int64)
+    for i in range(s):
+        x = cols[i]
+        j = 0
+        for dy in (-1, 0, 1):
+            if dy == 0:
+                if x >= 1 and i >= 1 and key[i - 1] == key[i] - 1:
+                    out[i, 3] = i - 1
+                if x + 1 < n and i + 1 < s and key[i + 1] == key[i] + 1:
+                    out[i, 4] = i + 1
+                j = 5
+                continue
+            lo_key = key[i] + dy * n - 1
+            # first index with key >= lo_key, searched on the side of i where that row lies
+            if dy < 0:
+                lo, hi = 0, i
+            else:
+                lo, hi = i + 1, s
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if key[mid] < lo_key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            for dx in (-1, 0, 1):
+                target = lo_key + 1 + dx
+                while lo < s and key[lo] < target:
+                    lo += 1
+                if lo < s and key[lo] == target and 0 <= x + dx < n:
+                    out[i, j] = lo
+                j += 1
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def junction_branches(key, cols, n, chain):  # pragma: no cover - compiled
+    """Chains split at their junctions: (branch (S,) int64, number of branches B, the points'
+    8-neighbours (S, 8) int64 as :func:`neighbour_index` gives them).
+
+    ``key``, ``cols`` and ``n`` are as for :func:`neighbour_index`, ``chain`` (S,) is each
+    point's chain id. A point with 3 or more 8-neighbours in its chain is a junction (branch
+    -2); the other points are joined to their 8-neighbours of the same chain that are not
+    junctions, and each connected set is a branch, numbered 0 .. B - 1 in the order of its
+    first point (an 8-connected component named by its smallest index, the ids in order).
+    """
+    nbr = neighbour_index(key, cols, n)
+    s = chain.shape[0]
+    branch = np.full(s, -1, np.int64)
+    for i in range(s):
+        deg = 0
+        for j in range(8):
+            q = nbr[i, j]
+            if q >= 0 and chain[q] == chain[i]:
+                deg += 1
+        if deg >= 3:
+            branch[i] = -2
+    stack = np.empty(s, np.int64)
+    n_branch = 0
+    for i in range(s):
+        if branch[i] != -1:
+            continue
+        branch[i] = n_branch
+        stack[0] = i
+        top = 1
+        while top > 0:
+            top -= 1
+            p = stack[top]
+            for j in range(8):
+                q = nbr[p, j]
+                if q >= 0 and branch[q] == -1 and chain[q] == chain[p]:
+                    branch[q] = n_branch
+                    stack[top] = q
+                    top += 1
+        n_branch += 1
+    return branch, n_branch, nbr
+
+
+@nb.njit(cache=True, nogil=True)
+def follow_detected(key, cols, n, chain, core, red):  # pragma: no cover - compiled
+    """The colour ``red`` (S,) bool with each run of tracked points given the majority colour
+    of the detected points it touches: (S,) bool.
+
+    ``key``, ``cols`` and ``n`` are as for :func:`neighbour_index`, ``chain`` (S,) is each
+    point's chain id and ``core`` (S,) bool whether it was detected (else tracked). A run is an 8-connected
+    set of tracked points of one chain; its votes are its points' 8-neighbours that are
+    detected points of the same chain (a detected point counts once per tracked neighbour).
+    A run takes red when at least half of its votes are red (a tie reads red); a run without
+    votes keeps its colours.
+    """
+    nbr = neighbour_index(key, cols, n)
+    s = chain.shape[0]
+    run = np.full(s, -1, np.int64)
+    stack = np.empty(s, np.int64)
+    n_run = 0
+    for i in range(s):
+        if core[i] or run[i] >= 0:
+            continue
+        run[i] = n_run
+        stack[0] = i
+        top = 1
+        while top > 0:
+            top -= 1
+            p = stack[top]
+            for j in range(8):
+                q = nbr[p, j]
+                if q >= 0 and not core[q] and run[q] < 0 and chain[q] == chain[p]:
+                    run[q] = n_run
+                    stack[top] = q
+                    top += 1
+        n_run += 1
+    votes = np.zeros(n_run, np.int64)
+    reds = np.zeros(n_run, np.int64)
+    for i in range(s):
+        if core[i]:
+            continue
+        for j in range(8):
+            q = nbr[i, j]
+            if q >= 0 and core[q] and chain[q] == chain[i]:
+                votes[run[i]] += 1
+                if red[q]:
+                    reds[run[i]] += 1
+    out = red.copy()
+    for i in range(s):
+        if not core[i] and votes[run[i]] > 0:
+            out[i] = 2 * reds[run[i]] >= votes[run[i]]
+    return out

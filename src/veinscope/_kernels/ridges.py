@@ -852,12 +852,22 @@ def junction_branches(key, cols, n, chain):  # pragma: no cover - compiled
                 deg += 1
         if deg >= 3:
             branch[i] = -2
+    n_branch = _label_runs(nbr, chain, branch)
+    return branch, n_branch, nbr
+
+
+@nb.njit(cache=True, nogil=True)
+def _label_runs(nbr, chain, label):  # pragma: no cover - compiled
+    """Number the 8-connected sets of unlabelled points (``label`` -1) of one chain 0, 1, ... in
+    the order of each set's first point, in place (points labelled otherwise, e.g. -2, stay
+    out); return how many. ``nbr`` (S, 8) is each point's neighbour index (-1: none)."""
+    s = chain.shape[0]
     stack = np.empty(s, np.int64)
-    n_branch = 0
+    n_run = 0
     for i in range(s):
-        if branch[i] != -1:
+        if label[i] != -1:
             continue
-        branch[i] = n_branch
+        label[i] = n_run
         stack[0] = i
         top = 1
         while top > 0:
@@ -865,12 +875,12 @@ def junction_branches(key, cols, n, chain):  # pragma: no cover - compiled
             p = stack[top]
             for j in range(8):
                 q = nbr[p, j]
-                if q >= 0 and branch[q] == -1 and chain[q] == chain[p]:
-                    branch[q] = n_branch
+                if q >= 0 and label[q] == -1 and chain[q] == chain[p]:
+                    label[q] = n_run
                     stack[top] = q
                     top += 1
-        n_branch += 1
-    return branch, n_branch, nbr
+        n_run += 1
+    return n_run
 
 
 @nb.njit(cache=True, nogil=True)
@@ -887,25 +897,8 @@ def follow_detected(key, cols, n, chain, core, red):  # pragma: no cover - compi
     """
     nbr = neighbour_index(key, cols, n)
     s = chain.shape[0]
-    run = np.full(s, -1, np.int64)
-    stack = np.empty(s, np.int64)
-    n_run = 0
-    for i in range(s):
-        if core[i] or run[i] >= 0:
-            continue
-        run[i] = n_run
-        stack[0] = i
-        top = 1
-        while top > 0:
-            top -= 1
-            p = stack[top]
-            for j in range(8):
-                q = nbr[p, j]
-                if q >= 0 and not core[q] and run[q] < 0 and chain[q] == chain[p]:
-                    run[q] = n_run
-                    stack[top] = q
-                    top += 1
-        n_run += 1
+    run = np.where(core, -2, -1).astype(np.int64)  # detected points are in no run
+    n_run = _label_runs(nbr, chain, run)
     votes = np.zeros(n_run, np.int64)
     reds = np.zeros(n_run, np.int64)
     for i in range(s):

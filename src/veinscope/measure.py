@@ -368,9 +368,9 @@ def measure_vessels(
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)
     if colour_split_z is not None and chain_info:
-        judged = np.array([c for c in chain_info if c not in part_of], np.int64)
-        if judged.size:
-            red_chain = _colour_by_branch(pts, key, n, det.segment, judged, od, core, width, red_chain, z=colour_split_z)
+        split_ids = np.array([c for c in chain_info if c not in part_of], np.int64)
+        if split_ids.size:
+            red_chain = _colour_by_branch(pts, key, n, det.segment, split_ids, od, core, width, red_chain, z=colour_split_z)
     if accepted.any() and max_covered < 1.0:
         # Longest first, a chain mostly inside the vessels already kept repeats one of them.
         members = np.argsort(det.segment, kind="stable")

@@ -155,3 +155,88 @@ def test_analyze_records_the_option_and_can_leave_it_out():
     a = veinscope.analyze(rgb, px_per_mm=10.0)
     assert a.params["end_faces"] is True
     assert veinscope.analyze(rgb, px_per_mm=10.0, end_faces=False).params["end_faces"] is False
+
+
+def _end_clutter_reference(y, x, seg, n_chains, fy, fx, ty, tx, hw, own):
+    """The pruning's NumPy form (session 20's `_end_clutter`), the kernel's slow reference."""
+    drop = np.zeros(n_chains, bool)
+    size = np.bincount(seg, minlength=n_chains)
+    lo_y = np.full(n_chains, np.inf)
+    hi_y = np.full(n_chains, -np.inf)
+    lo_x = np.full(n_chains, np.inf)
+    hi_x = np.full(n_chains, -np.inf)
+    np.minimum.at(lo_y, seg, y)
+    np.maximum.at(hi_y, seg, y)
+    np.minimum.at(lo_x, seg, x)
+    np.maximum.at(hi_x, seg, x)
+    for f in range(fy.size):
+        w = 2.0 * hw[f]
+        near = (size > 0) & (size < w) & (lo_y >= fy[f] - w) & (hi_y <= fy[f] + w) & (lo_x >= fx[f] - w) & (hi_x <= fx[f] + w)
+        near[own[f]] = False
+        for c in np.flatnonzero(near & ~drop):
+            sel = seg == c
+            dy, dx = y[sel] - fy[f], x[sel] - fx[f]
+            along = dy * ty[f] + dx * tx[f]
+            across = np.abs(dy * tx[f] - dx * ty[f])
+            if np.all((along >= -w) & (along <= 0.5 * hw[f]) & (across <= 1.5 * hw[f])):
+                drop[c] = True
+    return drop
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_pruning_kernel_matches_its_numpy_reference(seed):
+    from veinscope.extend import _end_clutter
+
+    rng = np.random.default_rng(seed)
+    n_chains = int(rng.integers(1, 60))
+    k = int(rng.integers(1, 400))
+    # short chains clustered near a few faces (so that some are dropped), some empty chains
+    seg = rng.integers(0, n_chains, k)
+    centre = rng.uniform(0, 60, (n_chains, 2))
+    yx = np.clip(centre[seg] + rng.normal(0, 3, (k, 2)), 0, 70).round()
+    order = np.lexsort((yx[:, 1], yx[:, 0]))
+    yx, seg = yx[order], seg[order]
+    n_f = int(rng.integers(0, 12))
+    fy, fx = rng.uniform(0, 60, n_f), rng.uniform(0, 60, n_f)
+    ang = rng.uniform(0, 2 * np.pi, n_f)
+    ty, tx = np.sin(ang), np.cos(ang)
+    hw = rng.uniform(1.0, 8.0, n_f)
+    own = rng.integers(0, n_chains, n_f)
+    det = VesselDetection(
+        points_yx=yx.astype(np.int32), segment=seg.astype(np.int32), strength=np.ones(k, np.float32),
+        normals_yx=np.tile(np.float32([1, 0]), (k, 1)), scale_px=np.ones(k, np.float32), n_segments=n_chains,
+        noise=0.01, thresholds=(0.0, 0.0),
+    )  # fmt: skip
+    got = _end_clutter(det, fy, fx, ty, tx, hw, own)
+    want = _end_clutter_reference(yx[:, 0], yx[:, 1], seg, n_chains, fy, fx, ty, tx, hw, own)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_the_pruning_kernel_drops_some_chains_on_random_draws():
+    """The comparison above is not empty: on these draws the reference drops chains."""
+    from veinscope.extend import _end_clutter
+
+    dropped = 0
+    for seed in range(6):
+        rng = np.random.default_rng(100 + seed)
+        # one face at (30, 30) looking along +x, half-width 6: short chains just behind it
+        fy, fx, ty, tx, hw, own = (np.array([30.0]), np.array([30.0]), np.array([0.0]), np.array([1.0]),
+                                   np.array([6.0]), np.array([0]))  # fmt: skip
+        chains = [np.c_[np.full(20, 30), np.arange(0, 20)]]  # its own chain
+        for _ in range(5):
+            n = int(rng.integers(2, 11))
+            y0, x0 = rng.uniform(24, 36), rng.uniform(20, 32)
+            chains.append(np.c_[np.full(n, round(y0)), np.round(x0) + np.arange(n) // 3])
+        yx = np.concatenate(chains).astype(np.int64)
+        seg = np.concatenate([np.full(len(c), i) for i, c in enumerate(chains)])
+        det = VesselDetection(
+            points_yx=yx.astype(np.int32), segment=seg.astype(np.int32), strength=np.ones(len(seg), np.float32),
+            normals_yx=np.tile(np.float32([1, 0]), (len(seg), 1)), scale_px=np.ones(len(seg), np.float32),
+            n_segments=len(chains), noise=0.01, thresholds=(0.0, 0.0),
+        )  # fmt: skip
+        got = _end_clutter(det, fy, fx, ty, tx, hw, own)
+        want = _end_clutter_reference(yx[:, 0].astype(float), yx[:, 1].astype(float), seg, len(chains), fy, fx, ty, tx, hw, own)
+        np.testing.assert_array_equal(got, want)
+        assert not got[0]
+        dropped += int(got.sum())
+    assert dropped > 0

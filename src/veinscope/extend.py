@@ -322,33 +322,17 @@ def _end_clutter(det: VesselDetection, fy, fx, ty, tx, hw, own) -> np.ndarray:
     it leaves (Shaked and Bruckstein 1998, doi:10.1006/cviu.1997.0598). ``own`` (F,): each
     face's own chain, never dropped by it.
     """
+    from veinscope._kernels.track import end_clutter
+
     drop = np.zeros(det.n_segments, bool)
     seg = det.segment.astype(np.int64)
-    if seg.size == 0:
+    if seg.size == 0 or np.size(fy) == 0:
         return drop
-    y = det.points_yx[:, 0].astype(np.float64)
-    x = det.points_yx[:, 1].astype(np.float64)
-    size = np.bincount(seg, minlength=det.n_segments)
-    lo_y = np.full(det.n_segments, np.inf)
-    hi_y = np.full(det.n_segments, -np.inf)
-    lo_x = np.full(det.n_segments, np.inf)
-    hi_x = np.full(det.n_segments, -np.inf)
-    np.minimum.at(lo_y, seg, y)
-    np.maximum.at(hi_y, seg, y)
-    np.minimum.at(lo_x, seg, x)
-    np.maximum.at(hi_x, seg, x)
-    for f in range(fy.size):
-        w = 2.0 * hw[f]
-        near = ((size > 0) & (size < w) & (lo_y >= fy[f] - w) & (hi_y <= fy[f] + w) & (lo_x >= fx[f] - w)
-                & (hi_x <= fx[f] + w))  # fmt: skip
-        near[own[f]] = False
-        for c in np.flatnonzero(near & ~drop):
-            sel = seg == c
-            dy, dx = y[sel] - fy[f], x[sel] - fx[f]
-            along = dy * ty[f] + dx * tx[f]
-            across = np.abs(dy * tx[f] - dx * ty[f])
-            if np.all((along >= -w) & (along <= 0.5 * hw[f]) & (across <= 1.5 * hw[f])):
-                drop[c] = True
+    order = np.argsort(seg, kind="stable")
+    bounds = np.searchsorted(seg[order], np.arange(det.n_segments + 1)).astype(np.int64)
+    f64 = (lambda v: np.ascontiguousarray(v, np.float64))
+    end_clutter(f64(det.points_yx[:, 0]), f64(det.points_yx[:, 1]), order.astype(np.int64), bounds, f64(fy), f64(fx),
+                f64(ty), f64(tx), f64(hw), np.ascontiguousarray(own, np.int64), drop)  # fmt: skip
     return drop
 
 

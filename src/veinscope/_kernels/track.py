@@ -503,3 +503,49 @@ def reach_faces(sig, skin, ys, xs, seg, size, scale_px, chain_scale, ends, n_col
             s += 1
         out_n[a] = s
         out_info[a, 3] = why
+
+
+@nb.njit(cache=True, nogil=True)
+def end_clutter(y, x, order, bounds, fy, fx, ty, tx, hw, own, drop):  # pragma: no cover - compiled
+    """Mark in ``drop`` (C,) bool the chains that are clutter inside a vessel's end; see
+    :func:`veinscope.extend._end_clutter`.
+
+    Chain ``c`` holds the points ``order[bounds[c]:bounds[c + 1]]`` of ``y``, ``x`` (K,) float64.
+    Face ``f`` lies at (``fy[f]``, ``fx[f]``), its vessel running along (``ty[f]``, ``tx[f]``)
+    towards it with the half-width ``hw[f]``; ``own[f]`` is its own chain. A chain with fewer
+    points than ``2 hw`` whose every point is at most ``2 hw`` behind the face, at most
+    ``hw / 2`` beyond it and at most ``1.5 hw`` from the axis is marked. Faces are taken in
+    turn and a chain marked by one is not looked at again (as the NumPy form it replaces).
+    """
+    nchain = bounds.shape[0] - 1
+    lo_y = np.full(nchain, np.inf)
+    hi_y = np.full(nchain, -np.inf)
+    lo_x = np.full(nchain, np.inf)
+    hi_x = np.full(nchain, -np.inf)
+    for c in range(nchain):
+        for k in range(bounds[c], bounds[c + 1]):
+            p = order[k]
+            lo_y[c] = min(lo_y[c], y[p])
+            hi_y[c] = max(hi_y[c], y[p])
+            lo_x[c] = min(lo_x[c], x[p])
+            hi_x[c] = max(hi_x[c], x[p])
+    for f in range(fy.shape[0]):
+        w = 2.0 * hw[f]
+        for c in range(nchain):
+            size = bounds[c + 1] - bounds[c]
+            if drop[c] or c == own[f] or size == 0 or not (size < w):
+                continue
+            if not (lo_y[c] >= fy[f] - w and hi_y[c] <= fy[f] + w and lo_x[c] >= fx[f] - w and hi_x[c] <= fx[f] + w):
+                continue
+            inside = True
+            for k in range(bounds[c], bounds[c + 1]):
+                p = order[k]
+                dy = y[p] - fy[f]
+                dx = x[p] - fx[f]
+                along = dy * ty[f] + dx * tx[f]
+                across = abs(dy * tx[f] - dx * ty[f])
+                if not (along >= -w and along <= 0.5 * hw[f] and across <= 1.5 * hw[f]):
+                    inside = False
+                    break
+            if inside:
+                drop[c] = True

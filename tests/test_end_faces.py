@@ -240,3 +240,25 @@ def test_the_pruning_kernel_drops_some_chains_on_random_draws():
         assert not got[0]
         dropped += int(got.sum())
     assert dropped > 0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_chain_ends_matches_a_direct_count(seed):
+    """The chain ends (points with exactly one 8-neighbour of their own chain) against a direct
+    count on an image of chain labels, on random sparse chains, at the borders included."""
+    from veinscope._kernels.track import chain_ends
+
+    rng = np.random.default_rng(seed)
+    m, n = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+    lab = np.where(rng.random((m, n)) < 0.3, rng.integers(0, 4, (m, n)), -1)
+    ys, xs = np.nonzero(lab >= 0)  # row-major
+    seg = lab[ys, xs].astype(np.int64)
+    got = chain_ends(ys.astype(np.int64), xs.astype(np.int64), seg, n)
+    pad = np.pad(lab, 1, constant_values=-1)
+    count = np.zeros(ys.size, int)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                count += pad[ys + 1 + dy, xs + 1 + dx] == seg
+    np.testing.assert_array_equal(got, np.flatnonzero(count == 1))
+    assert chain_ends(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), 5).size == 0

@@ -80,22 +80,39 @@ def _find(keys, q):  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True)
 def chain_ends(ys, xs, seg, n_cols):  # pragma: no cover - compiled
     """Indices of the points with exactly one 8-neighbour in their own chain (``ys``, ``xs``
-    unique and sorted row-major; ``seg`` the chain of each)."""
+    unique and sorted row-major; ``seg`` the chain of each).
+
+    Each neighbour is looked up among its own row's points only (a table of where each row's
+    points start), not among all the points: the same answer, a few comparisons instead of
+    a binary search over the whole detection."""
     k = ys.size
-    keys = ys.astype(np.int64) * n_cols + xs
     out = np.empty(k, np.int64)
+    if k == 0:
+        return out
+    y0 = ys[0]
+    nrow = ys[k - 1] - y0 + 1
+    rs = np.zeros(nrow + 1, np.int64)  # points of row y0 + r: rs[r] .. rs[r + 1] - 1
+    for p in range(k):
+        rs[ys[p] - y0 + 1] += 1
+    for r in range(nrow):
+        rs[r + 1] += rs[r]
     c = 0
     for p in range(k):
         nb_ = 0
         for dy in (-1, 0, 1):
+            r = ys[p] - y0 + dy
+            if r < 0 or r >= nrow:
+                continue
+            lo = rs[r]
+            hi = rs[r + 1]
             for dx in (-1, 0, 1):
                 if dy == 0 and dx == 0:
                     continue
                 x = xs[p] + dx
                 if x < 0 or x >= n_cols:
                     continue
-                i = _find(keys, keys[p] + dy * n_cols + dx)
-                if i >= 0 and seg[i] == seg[p]:
+                i = lo + np.searchsorted(xs[lo:hi], x)
+                if i < hi and xs[i] == x and seg[i] == seg[p]:
                     nb_ += 1
         if nb_ == 1:
             out[c] = p

@@ -262,3 +262,14 @@ def test_chain_ends_matches_a_direct_count(seed):
                 count += pad[ys + 1 + dy, xs + 1 + dx] == seg
     np.testing.assert_array_equal(got, np.flatnonzero(count == 1))
     assert chain_ends(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), 5).size == 0
+
+
+def test_warmup_compiles_the_pruning_kernel():
+    """veinscope.warmup() loads the pruning's kernel too (its small photo has no end face)."""
+    import subprocess
+    import sys
+
+    code = ("import veinscope; veinscope.warmup(); from veinscope._kernels import track; "
+            "print(len(track.end_clutter.signatures), len(track.reach_faces.signatures))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["1", "1"], out

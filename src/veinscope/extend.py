@@ -308,6 +308,17 @@ def reach_end_faces(det: VesselDetection, signal, skin, *, max_widths: float = 2
     )
 
 
+def warmup() -> None:
+    """Compile (or load from the Numba cache) the kernel of :func:`reach_end_faces`' pruning on
+    tiny inputs: it runs only where a walk found an end face, which :func:`veinscope.warmup`'s
+    small photo need not show."""
+    from veinscope._kernels.track import end_clutter
+
+    z = np.zeros(1)
+    i = np.zeros(1, np.int64)
+    end_clutter(z, z, i, np.array([0, 1], np.int64), z, z, z, z, np.ones(1), i, np.zeros(1, bool))
+
+
 def _end_clutter(det: VesselDetection, fy, fx, ty, tx, hw, own) -> np.ndarray:
     """(n_segments,) bool: the chains that are the clutter inside a vessel's end, not vessels.
 

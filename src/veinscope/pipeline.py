@@ -477,6 +477,9 @@ def warmup(*, full_size: bool = False, retain_memory: bool = True) -> float:
     rgb[40:44, :] = (170, 120, 130)
     rgb = np.clip(rgb.astype(int) + rng.integers(-3, 4, rgb.shape), 0, 255).astype(np.uint8)
     analyze(Photo(rgb=rgb), px_per_mm=10.0)
+    from veinscope.extend import warmup as _extend_warmup
+
+    _extend_warmup()  # the end-face pruning's kernel, which that photo does not reach
     if full_size:
         big = np.full((3000, 4000, 3), (200, 150, 130), np.uint8)
         big[1500:1506, :] = (170, 120, 130)

@@ -109,6 +109,65 @@ def test_a_walk_stops_beside_another_vessel_and_at_a_fainter_continuation():
     assert _chain_cols(out, 0).max() == 199
 
 
+def _with_scales(det, scales):
+    """``det`` with each chain's Hessian scale (half its vessel's width) set from ``scales`` (C,)."""
+    from dataclasses import replace
+
+    return replace(det, scale_px=np.asarray(scales, np.float32)[det.segment])
+
+
+def test_a_crease_running_on_past_its_mark_is_not_carried_on_but_a_vessel_s_blunt_end_is():
+    # A skin crease below the bar: a fold line across the whole photo, 4 px wide, with a bright lip
+    # on one side (the lit flank of the fold: negative in the vessel signal), the same contrast all
+    # along. The detection marked a stretch of it (columns 100-160), as the engine's false crease
+    # marks on a creased leg. Walked on, its contrast stays at its own level: no end face within two
+    # widths, the line goes on; a vessel's blunt end is where the contrast falls to half.
+    m2, crease_row = 160, 130
+    sig = np.random.default_rng(4).normal(0.0, 0.01, (m2, N)).astype(np.float32)
+    sig[:M] = _bar()
+    sig[crease_row - 2 : crease_row + 2] += 0.6
+    sig[crease_row + 2 : crease_row + 10] -= 0.3  # the lip
+    crease = [(crease_row, x) for x in range(100, 161)]
+    det = _with_scales(_det([_crest(), crease]), [6.0, 2.0])
+    out = reach_end_faces(det, sig, np.ones((m2, N), bool))
+    # the vessel's crest reaches both end faces
+    assert _chain_cols(out, 0).min() == X0 and _chain_cols(out, 0).max() == X1 - 1
+    # the crease mark keeps its own points only: nothing carried on along the crease
+    assert _chain_cols(out, 1).min() == 100 and _chain_cols(out, 1).max() == 160
+    assert not out.reached[out.segment == 1].any()
+    # ... while the same stretch on a fold that ends 3 px past the mark is carried to that end
+    ends_sig = sig.copy()
+    ends_sig[crease_row - 2 : crease_row + 10, :97] = np.random.default_rng(5).normal(0.0, 0.01, (12, 97))
+    ends_sig[crease_row - 2 : crease_row + 10, 164:] = np.random.default_rng(6).normal(0.0, 0.01, (12, N - 164))
+    out = reach_end_faces(det, ends_sig, np.ones((m2, N), bool))
+    assert _chain_cols(out, 1).min() == 97 and _chain_cols(out, 1).max() == 163
+
+
+def test_a_mark_lengthened_to_its_end_faces_is_not_followed_on_as_a_vessel_for_it():
+    # A short dark mark (columns 100-121, 4 px wide) ending in a faint line that runs on at a third
+    # of its contrast (a crease's faint run-on, a shadow's edge): the walk carries the mark's 16
+    # detected points (103-118) to its faces, 22 points. extend_ends' minimum length (20 here) asks
+    # whether the chain is a vessel rather than a speck of texture: judged on its detected points,
+    # 16, it is not followed along the faint line; a mark detected over 20 points of its own is.
+    from veinscope.extend import extend_ends
+
+    sig = np.random.default_rng(7).normal(0.0, 0.01, (M, N)).astype(np.float32)
+    sig[ROW - 2 : ROW + 2, 100:122] += 1.0
+    sig[ROW - 2 : ROW + 2, 122:300] += 0.33
+    skin = np.ones((M, N), bool)
+    short = _with_scales(_det([[(ROW, x) for x in range(103, 119)]]), [2.0])
+    walked = reach_end_faces(short, sig, skin)
+    assert walked.reached.sum() == 6 and _chain_cols(walked, 0).min() == 100 and _chain_cols(walked, 0).max() == 121
+    out = extend_ends(walked, sig, skin, max_length_px=100, window_px=5, long_window_px=15, min_chain_px=20)
+    assert out.tracked is None or not out.tracked.any()
+    assert _chain_cols(out, 0).max() == 121
+    # detected over 22 points of its own, the same mark is followed along the faint line
+    long = _with_scales(_det([[(ROW, x) for x in range(100, 122)]]), [2.0])
+    out = extend_ends(reach_end_faces(long, sig, skin), sig, skin, max_length_px=100, window_px=5, long_window_px=15,
+                      min_chain_px=20)  # fmt: skip
+    assert out.tracked is not None and out.tracked.sum() > 50 and _chain_cols(out, 0).max() > 175
+
+
 def test_no_walk_on_noise_from_a_short_chain_or_off_the_skin():
     # a chain on skin texture alone: its own contrast is not above the skin's noise beside it
     noise = np.random.default_rng(3).normal(0.0, 0.05, (M, N)).astype(np.float32)

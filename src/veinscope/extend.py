@@ -90,7 +90,11 @@ def extend_ends(
         The stop level above the skin's median (at least 0), in robust spreads of the window
         statistic on the skin beside the end.
     min_chain_px : int
-        Ends of chains with fewer points are not followed (a speck of texture has two ends).
+        Ends of chains with fewer points are not followed (a speck of texture has two ends). The
+        points :func:`reach_end_faces` carried to an end face (``reached``) do not count: they
+        are inferred from the chain's own end, not evidence that it is a vessel (a short false
+        mark on a skin crease, carried to where the crease's contrast falls, would otherwise be
+        long enough to be followed on along the crease's fainter run).
     max_turn_deg : float
         The largest change of direction within one window.
     rgb : ndarray (M, N, 3) uint8, optional
@@ -140,7 +144,10 @@ def extend_ends(
     seg = np.ascontiguousarray(det.segment, np.int64)
     ends = chain_ends(ys, xs, seg, n)
     if min_chain_px > 0:
-        size = np.bincount(seg, minlength=det.n_segments)
+        # the chain's own detected points: those carried to an end face (``reached``) are
+        # inferred from the chain, not evidence that it is a vessel rather than a speck
+        found = seg if det.reached is None else seg[~np.asarray(det.reached, bool)]
+        size = np.bincount(found, minlength=det.n_segments)
         ends = ends[size[seg[ends]] >= min_chain_px]
     if ends.size == 0:
         return det
@@ -194,7 +201,12 @@ def reach_end_faces(det: VesselDetection, signal, skin, *, max_widths: float = 2
     Each free end of a chain at least two widths long (a shorter one has no crest to carry)
     is walked one pixel at a time straight on along the chord of its last two widths, for at
     most ``max_widths`` widths: past that the vessel goes on beyond its end rather than ending
-    there, which is :func:`extend_ends`' evidence to weigh. The end's half-width is the median
+    there, which is :func:`extend_ends`' evidence to weigh. A walk that meets no end face within
+    them keeps none of its points: the line goes on at the vessel's own contrast, so the chain did
+    not stop at a blunt end, and whether what goes on is the vessel (a stretch the filter lost)
+    or a skin crease running on past a false mark made on it (a fold is long and keeps its
+    contrast for many widths) is left to :func:`extend_ends` from the detected end, with its
+    noise level, windows and colour test. The end's half-width is the median
     Hessian scale over its last four widths (measured by the chain's median scale): within
     about a width of a blunt end the filter answers at the next smaller scale, so the end's own
     last points read half the vessel.
@@ -270,6 +282,10 @@ def reach_end_faces(det: VesselDetection, signal, skin, *, max_widths: float = 2
     chain_scale = group_medians(np.ascontiguousarray(det.scale_px, np.float32), seg, det.n_segments).astype(np.float64)
     reach_faces(sig, skin.view(np.uint8), ys, xs, seg, size, np.ascontiguousarray(det.scale_px, np.float64), chain_scale, ends, n,
                 float(max_widths), float(k_noise), out_yx, out_n, info)  # fmt: skip
+    # a walk that ran its whole length met no end face: the line goes on at the vessel's
+    # contrast (a vessel the filter lost for a while, or a skin crease running on past a mark
+    # made on it), which is extend_ends' evidence to weigh from the detected end, not an end's
+    out_n[info[:, 3] == 1] = 0
     tracks = []
     buf = np.empty((max_steps, 2), np.int64)
     for a in np.flatnonzero(out_n > 0):

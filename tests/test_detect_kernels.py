@@ -157,8 +157,27 @@ def test_drop_covered_chains_keeps_the_longest_and_branches():
     members = np.argsort(seg, kind="stable").astype(np.int64)
     starts = np.searchsorted(seg[members], np.arange(4)).astype(np.int64)
     order = np.array([0, 2, 1], np.int64)
-    keep = drop_covered_chains(pts[:, 0], pts[:, 1], radius, members, starts, order, np.zeros((m, n), np.uint8), 0.5)
+    keep = drop_covered_chains(pts[:, 0], pts[:, 1], radius, members, starts, order, np.zeros((m, n), np.uint8), 0.5,
+                               np.ones(len(pts), bool))
     assert keep.tolist() == [True, False, True]
+    # points not judged (carried on to an end face) paint their vessel but do not count in a
+    # chain's own share: the parallel crest given 30 such points off the vessel is still dropped,
+    # and the main vessel's 15 such points beyond x 110 cover a chain there
+    extra = [(45, x) for x in range(40, 70)] + [(30, x) for x in range(110, 125)] + [(31, x) for x in range(112, 118)]
+    pts2 = np.concatenate([pts, np.array(extra, np.int64)])
+    seg2 = np.r_[seg, [1] * 30, [0] * 15, [3] * 6]
+    judged = np.r_[np.ones(len(pts) + 30 + 15, bool), np.ones(6, bool)]
+    judged[len(pts) : len(pts) + 45] = False
+    members = np.argsort(seg2, kind="stable").astype(np.int64)
+    starts = np.searchsorted(seg2[members], np.arange(5)).astype(np.int64)
+    radius2 = np.r_[radius, np.full(51, 6.0)]
+    keep = drop_covered_chains(pts2[:, 0], pts2[:, 1], radius2, members, starts, np.array([0, 2, 1, 3], np.int64),
+                               np.zeros((m, 130), np.uint8), 0.5, judged)  # fmt: skip
+    assert keep.tolist() == [True, False, True, False]
+    judged[:] = True  # judged on all its points, the crest's 30 points off the vessel keep it
+    keep = drop_covered_chains(pts2[:, 0], pts2[:, 1], radius2, members, starts, np.array([0, 2, 1, 3], np.int64),
+                               np.zeros((m, 130), np.uint8), 0.5, judged)  # fmt: skip
+    assert keep.tolist() == [True, True, True, False]
 
 
 @pytest.mark.parametrize("runs_off_the_edge", [True, False])

@@ -239,6 +239,7 @@ def test_a_chains_colour_is_judged_on_its_detected_points(monkeypatch):
                 strength=cat(det.strength, det.strength[0]), normals_yx=cat(det.normals_yx, np.float32([1, 0])),
                 scale_px=cat(det.scale_px, det.scale_px[0]),
                 tracked=np.r_[np.zeros(k, bool), np.full(600, tracked)][order] if tracked is not None else None,
+                reached=None if det.reached is None else cat(det.reached, np.False_),
             )  # fmt: skip
 
         return run
@@ -248,3 +249,55 @@ def test_a_chains_colour_is_judged_on_its_detected_points(monkeypatch):
     assert on_vessel(veinscope.analyze(rgb, px_per_mm=10.0)) > 0.8
     monkeypatch.setattr(ext, "extend_ends", fake(None))
     assert on_vessel(veinscope.analyze(rgb, px_per_mm=10.0)) < 0.2
+
+
+def test_a_track_along_a_broad_shading_is_painted_no_wider_than_its_vessel(monkeypatch):
+    # a clear vessel 0.3 mm wide (x 150-194) running on into a broad faint shading (a crease,
+    # FWHM 20 px, x 195-259); its chain is given the track along the shading's axis past its
+    # end, as extend_ends would follow it: the track is the vessel followed on (its length),
+    # but the profile fitted across it is the shading's, and it is painted no wider than the
+    # vessel was seen, not as a 2 mm blob (real leg veins_06, session 20)
+    from dataclasses import replace
+
+    import veinscope.extend as ext
+
+    from .test_faint_bands import _short_line
+
+    img = _short_line(_textured_skin(1), 0.12, 3.0, 150, 195, 180.0)
+    rgb = _u8(_short_line(img, 0.06, 20.0, 195, 260, 180.0), 1)
+
+    def run(det, signal, skin, **kw):
+        ys, xs = det.points_yx[:, 0], det.points_yx[:, 1]
+        on = (np.abs(ys - 180) <= 2) & (xs >= 150) & (xs < 195)
+        c = int(np.bincount(det.segment[on]).argmax())
+        keep = det.segment != c
+        keep |= xs < 195  # the chain's own points, up to the vessel's end
+        det = replace(det, points_yx=det.points_yx[keep], segment=det.segment[keep], strength=det.strength[keep],
+                      normals_yx=det.normals_yx[keep], scale_px=det.scale_px[keep],
+                      tracked=None if det.tracked is None else det.tracked[keep],
+                      reached=None if det.reached is None else det.reached[keep])  # fmt: skip
+        x_end = int(det.points_yx[det.segment == c, 1].max())
+        extra = np.stack([np.full(250 - x_end, 180), np.arange(x_end + 1, 251)], axis=1)
+        pts = np.concatenate([det.points_yx, extra]).astype(np.int32)
+        key = pts[:, 0].astype(np.int64) * 10_000 + pts[:, 1]
+        order = np.argsort(key, kind="stable")
+        first = np.r_[True, np.diff(key[order]) != 0]
+        order = order[first]
+        k, e = det.points_yx.shape[0], extra.shape[0]
+        cat = lambda a, v: np.concatenate([a, np.repeat(v[None], e, axis=0)])[order]  # noqa: E731
+        return replace(
+            det, points_yx=pts[order], segment=cat(det.segment, np.int32(c)).astype(np.int32),
+            strength=cat(det.strength, det.strength[0]), normals_yx=cat(det.normals_yx, np.float32([1, 0])),
+            scale_px=cat(det.scale_px, det.scale_px[0]), tracked=np.r_[np.zeros(k, bool), np.ones(e, bool)][order],
+            reached=None if det.reached is None else cat(det.reached, np.False_),
+        )  # fmt: skip
+
+    monkeypatch.setattr(ext, "extend_ends", run)
+    a = veinscope.analyze(rgb, px_per_mm=10.0, end_faces=False)
+    rows = lambda x0, x1: (a.labels[:, x0:x1] > 0).sum(axis=0)  # noqa: E731
+    vessel = float(np.median(rows(160, 185)))
+    assert vessel > 0
+    assert (rows(210, 245) > 0).mean() > 0.9  # the track is painted (its length counts)
+    # no wider than the widest fit along the vessel's own points (6 px here, at its end; the
+    # vessel is painted 3 px after the 1 mm median), far from the shading's 20 px
+    assert rows(210, 245).max() <= 2 * vessel

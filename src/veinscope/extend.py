@@ -21,7 +21,7 @@ import numpy as np
 
 from veinscope.segment import VesselDetection
 
-__all__ = ["extend_ends"]
+__all__ = ["extend_ends", "reach_end_faces"]
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,11 @@ def extend_ends(
         The stop level above the skin's median (at least 0), in robust spreads of the window
         statistic on the skin beside the end.
     min_chain_px : int
-        Ends of chains with fewer points are not followed (a speck of texture has two ends).
+        Ends of chains with fewer points are not followed (a speck of texture has two ends). The
+        points :func:`reach_end_faces` carried to an end face (``reached``) do not count: they
+        are inferred from the chain's own end, not evidence that it is a vessel (a short false
+        mark on a skin crease, carried to where the crease's contrast falls, would otherwise be
+        long enough to be followed on along the crease's fainter run).
     max_turn_deg : float
         The largest change of direction within one window.
     rgb : ndarray (M, N, 3) uint8, optional
@@ -140,7 +144,10 @@ def extend_ends(
     seg = np.ascontiguousarray(det.segment, np.int64)
     ends = chain_ends(ys, xs, seg, n)
     if min_chain_px > 0:
-        size = np.bincount(seg, minlength=det.n_segments)
+        # the chain's own detected points: those carried to an end face (``reached``) are
+        # inferred from the chain, not evidence that it is a vessel rather than a speck
+        found = seg if det.reached is None else seg[~np.asarray(det.reached, bool)]
+        size = np.bincount(found, minlength=det.n_segments)
         ends = ends[size[seg[ends]] >= min_chain_px]
     if ends.size == 0:
         return det
@@ -175,23 +182,218 @@ def extend_ends(
         new_yx, owner = new_yx[sel], owner[sel]
         if new_yx.shape[0] == 0:
             return det
-    tan = _tangents(new_yx, owner)
-    e = ends[owner]
+    return _with_points(det, new_yx, ends[owner], owner, det.scale_px[ends[owner]], n, tracked=True)
+
+
+def reach_end_faces(det: VesselDetection, signal, skin, *, max_widths: float = 2.0, k_noise: float = 1.0) -> VesselDetection:
+    """The detection with each chain carried on from its free ends to its vessel's end face.
+
+    The line filter answers a vessel at the scale of its half-width, so its response along the
+    crest falls over about a width before the vessel ends: at a blunt end the crest's chain
+    stops up to a width or so short of the end, and the ridges the filter finds towards the
+    end's corners (a rectangle's medial axis forks there) come out as short chains of their
+    own beside the crest's end. The end of a vessel is where its profile across stops being a
+    vessel's: here where the contrast across it (:func:`veinscope._kernels.track.cross_contrast`,
+    the middle half of the vessel against the skin one and two footprints beyond each edge,
+    the weaker side) falls to half the vessel's own contrast along its last two widths, the
+    half-maximum that also defines its visible width (:mod:`veinscope.diameter`), or to the
+    skin's noise beside it (the level :func:`extend_ends` stops at, with one window point).
+    Each free end of a chain at least two widths long (a shorter one has no crest to carry)
+    is walked one pixel at a time straight on along the chord of its last two widths, for at
+    most ``max_widths`` widths: past that the vessel goes on beyond its end rather than ending
+    there, which is :func:`extend_ends`' evidence to weigh. A walk that meets no end face within
+    them keeps none of its points: the line goes on at the vessel's own contrast, so the chain did
+    not stop at a blunt end, and whether what goes on is the vessel (a stretch the filter lost)
+    or a skin crease running on past a false mark made on it (a fold is long and keeps its
+    contrast for many widths) is left to :func:`extend_ends` from the detected end, with its
+    noise level, windows and colour test. The end's half-width is the median
+    Hessian scale over its last four widths (measured by the chain's median scale): within
+    about a width of a blunt end the filter answers at the next smaller scale, so the end's own
+    last points read half the vessel.
+
+    At an end whose walk stopped at the face, a chain shorter than the vessel is wide that lies
+    wholly inside the vessel's last width is dropped (:func:`_end_clutter`: the forks towards a
+    blunt end's corners, a medial axis's end branches). Chains on the way that are shorter than
+    two of the vessel's widths are walked through (the new point wins where it falls on one of
+    theirs); the walk stops within the half-width and a pixel of a longer one, or of another
+    branch of its own chain.
+
+    The points added are marked ``reached`` (not ``tracked``): they are the vessel (its length,
+    its painting, the width shorter chains' overlap is judged against), but
+    :func:`veinscope.measure.measure_vessels` judges the chain's colour, its own overlap and
+    the lone-patch rule without them, and gives them the chain's width.
+
+    Parameters
+    ----------
+    det : VesselDetection
+        From :func:`veinscope.segment.detect_vessels`.
+    signal : ndarray (M, N) float
+        The map the ridges were found on (vessels bright, 0 off the skin).
+    skin : ndarray (M, N) bool
+    max_widths : float
+        The farthest step from an end, in widths (twice the end's median Hessian scale).
+    k_noise : float
+        The noise floor of the stop level, in robust spreads of the contrast along straight
+        copies of the way ahead on the skin beside it (:func:`extend_ends`).
+
+    Returns
+    -------
+    VesselDetection
+        A new detection (the input is not modified); ``det`` itself when nothing was added.
+
+    Examples
+    --------
+    >>> from veinscope.segment import VesselDetection
+    >>> sig = np.zeros((60, 120), np.float32); sig[27:33, 20:100] = 1.0  # a bar 6 px wide, x 20-99
+    >>> k = 60; pts = np.stack([np.full(k, 30), np.arange(30, 30 + k)], axis=1)  # its crest, x 30-89
+    >>> det = VesselDetection(pts.astype(np.int32), np.zeros(k, np.int32), np.ones(k, np.float32),
+    ...                       np.tile(np.float32([1, 0]), (k, 1)), np.full(k, 3.0, np.float32), 1, 0.01, (0.0, 0.0))
+    >>> out = reach_end_faces(det, sig, np.ones(sig.shape, bool))
+    >>> int(out.points_yx[:, 1].min()), int(out.points_yx[:, 1].max())  # to the end faces
+    (20, 99)
+    """
+    from veinscope._kernels.track import chain_ends, raster_track, reach_faces
+
+    if not (isinstance(max_widths, (int, float)) and math.isfinite(max_widths) and max_widths >= 0):
+        raise ValueError(f"max_widths must be a non-negative number of widths, got {max_widths!r}")
+    skin = np.asarray(skin, dtype=bool)
+    sig = np.asarray(signal)
+    if sig.shape != skin.shape:
+        raise ValueError(f"signal and skin must have the same shape, got {sig.shape} and {skin.shape}")
+    k = det.points_yx.shape[0]
+    if k == 0 or max_widths == 0:
+        return det
+    m, n = skin.shape
+    ys = np.ascontiguousarray(det.points_yx[:, 0], np.int64)
+    xs = np.ascontiguousarray(det.points_yx[:, 1], np.int64)
+    seg = np.ascontiguousarray(det.segment, np.int64)
+    ends = chain_ends(ys, xs, seg, n)
+    if ends.size == 0:
+        return det
+    if sig.dtype != np.float32 or not sig.flags.c_contiguous:
+        sig = np.ascontiguousarray(sig, np.float32)
+    max_steps = int(math.ceil(max_widths * 2.0 * max(float(det.scale_px.max()), 0.75))) + 1
+    out_yx = np.zeros((ends.size, max_steps, 2), np.float32)
+    out_n = np.zeros(ends.size, np.int64)
+    info = np.zeros((ends.size, 6), np.float64)
+    size = np.bincount(seg, minlength=det.n_segments).astype(np.int64)
+    from veinscope._kernels.groups import group_medians
+
+    chain_scale = group_medians(np.ascontiguousarray(det.scale_px, np.float32), seg, det.n_segments).astype(np.float64)
+    reach_faces(sig, skin.view(np.uint8), ys, xs, seg, size, np.ascontiguousarray(det.scale_px, np.float64), chain_scale, ends, n,
+                float(max_widths), float(k_noise), out_yx, out_n, info)  # fmt: skip
+    # a walk that ran its whole length met no end face: the line goes on at the vessel's
+    # contrast (a vessel the filter lost for a while, or a skin crease running on past a mark
+    # made on it), which is extend_ends' evidence to weigh from the detected end, not an end's
+    out_n[info[:, 3] == 1] = 0
+    tracks = []
+    buf = np.empty((max_steps, 2), np.int64)
+    for a in np.flatnonzero(out_n > 0):
+        c = raster_track(ys[ends[a]], xs[ends[a]], out_yx[a, : out_n[a]], np.zeros(out_n[a], bool), m, n, buf, 0)
+        if c:
+            tracks.append((a, buf[:c].copy()))
+    out = det
+    if tracks:
+        new_yx = np.concatenate([p for _, p in tracks])
+        owner = np.concatenate([np.full(p.shape[0], a) for a, p in tracks])
+        # the new points take the end's half-width (its chain's last four widths), not the
+        # scale the filter answered at beside the end (smaller: the larger one lost the vessel)
+        # and the normal across the walk's direction (one straight line per end)
+        nrm = np.stack([info[owner, 5], -info[owner, 4]], axis=1)
+        out = _with_points(det, new_yx, ends[owner], owner, info[owner, 0], n, tracked=False, new_first=True, normals=nrm)
+    face = np.flatnonzero(info[:, 3] == 3)
+    if face.size == 0:
+        return out
+    last = np.maximum(out_n[face] - 1, 0)
+    fy = np.where(out_n[face] > 0, out_yx[face, last, 0], ys[ends[face]])
+    fx = np.where(out_n[face] > 0, out_yx[face, last, 1], xs[ends[face]])
+    drop = _end_clutter(out, fy, fx, info[face, 4], info[face, 5], info[face, 0], seg[ends[face]])
+    if not drop.any():
+        return out
+    keep = ~drop[out.segment]
+    log.info("reach_end_faces: %d chains inside a vessel's end dropped", int(np.count_nonzero(drop)))
+    return replace(
+        out,
+        points_yx=out.points_yx[keep],
+        segment=out.segment[keep],
+        strength=out.strength[keep],
+        normals_yx=out.normals_yx[keep],
+        scale_px=out.scale_px[keep],
+        tracked=None if out.tracked is None else out.tracked[keep],
+        reached=None if out.reached is None else out.reached[keep],
+    )
+
+
+def warmup() -> None:
+    """Compile (or load from the Numba cache) the kernel of :func:`reach_end_faces`' pruning on
+    tiny inputs: it runs only where a walk found an end face, which :func:`veinscope.warmup`'s
+    small photo need not show."""
+    from veinscope._kernels.track import end_clutter
+
+    z = np.zeros(1)
+    i = np.zeros(1, np.int64)
+    end_clutter(z, z, i, np.array([0, 1], np.int64), z, z, z, z, np.ones(1), i, np.zeros(1, bool))
+
+
+def _end_clutter(det: VesselDetection, fy, fx, ty, tx, hw, own) -> np.ndarray:
+    """(n_segments,) bool: the chains that are the clutter inside a vessel's end, not vessels.
+
+    A chain with fewer points than the vessel is wide (``2 hw``, ``hw`` (F,) its half-width,
+    px) that lies wholly inside the vessel's last width before its end face (``fy``, ``fx``
+    (F,), the vessel running along (``ty``, ``tx``) (F,) towards it): every point at most a
+    width behind the face and at most ``hw / 2`` beyond it, and at most ``1.5 hw`` from the
+    vessel's axis (a quarter width's margin, where the line filter's blur at the vessel's own
+    scale places a ridge). Such a chain is the ridge the line filter finds towards the corners of
+    a blunt end (a rectangle's medial axis forks there) or a speck inside the end: the
+    classical pruning of a medial axis removes a branch shorter than the shape is wide where
+    it leaves (Shaked and Bruckstein 1998, doi:10.1006/cviu.1997.0598). ``own`` (F,): each
+    face's own chain, never dropped by it.
+    """
+    from veinscope._kernels.track import end_clutter
+
+    drop = np.zeros(det.n_segments, bool)
+    seg = det.segment.astype(np.int64)
+    if seg.size == 0 or np.size(fy) == 0:
+        return drop
+    order = np.argsort(seg, kind="stable")
+    bounds = np.searchsorted(seg[order], np.arange(det.n_segments + 1)).astype(np.int64)
+    f64 = (lambda v: np.ascontiguousarray(v, np.float64))
+    end_clutter(f64(det.points_yx[:, 0]), f64(det.points_yx[:, 1]), order.astype(np.int64), bounds, f64(fy), f64(fx),
+                f64(ty), f64(tx), f64(hw), np.ascontiguousarray(own, np.int64), drop)  # fmt: skip
+    return drop
+
+
+def _with_points(det: VesselDetection, new_yx, e, owner, scale, n: int, *, tracked: bool, new_first: bool = False,
+                 normals=None) -> VesselDetection:
+    """``det`` with the points ``new_yx`` (P, 2) added to the chains of the end points ``e`` (P,)
+    (``owner`` (P,): the track of each, for its tangents; ``scale`` (P,) their Hessian scale),
+    marked ``tracked`` (followed past the end) or else ``reached`` (carried to the end face); a
+    new point on an old one is dropped (``new_first``: the old one is). ``n``: the image's width;
+    ``normals`` (P, 2): across each new point's vessel (default: across its track's tangent)."""
+    k = det.points_yx.shape[0]
+    if normals is None:
+        tan = _tangents(new_yx, owner)
+        normals = np.stack([tan[:, 1], -tan[:, 0]], axis=1)
     pts = np.concatenate([det.points_yx.astype(np.int64), new_yx])
     key = pts[:, 0] * n + pts[:, 1]
-    # unique keys, the detected point first where a new one falls on it
-    order = np.lexsort((np.arange(key.size), key))
+    # unique keys, the detected point first where a new one falls on it (or the new one)
+    rank = np.arange(key.size)
+    order = np.lexsort((-rank if new_first else rank, key))
     first = np.ones(order.size, bool)
     first[1:] = key[order][1:] != key[order][:-1]
     order = order[first]
     seg_all = np.concatenate([det.segment, det.segment[e]])
     strength = np.concatenate([det.strength, det.strength[e]])
-    normals = np.concatenate([det.normals_yx, np.stack([tan[:, 1], -tan[:, 0]], axis=1).astype(np.float32)])
-    scale = np.concatenate([det.scale_px, det.scale_px[e]])
-    old_tracked = np.zeros(k, bool) if det.tracked is None else np.asarray(det.tracked, bool)
-    tracked = np.concatenate([old_tracked, np.ones(new_yx.shape[0], bool)])
-    added = int(np.count_nonzero(order >= k))
-    log.info("extend_ends: %d of %d ends followed, %d points added", len(tracks), ends.size, added)
+    normals = np.concatenate([det.normals_yx, np.asarray(normals, np.float32)])
+    scale = np.concatenate([det.scale_px, np.asarray(scale, np.float32)])
+    flags = []
+    for old, new in ((det.tracked, tracked), (det.reached, not tracked)):
+        if old is None and not new:
+            flags.append(None)
+        else:
+            old = np.zeros(k, bool) if old is None else np.asarray(old, bool)
+            flags.append(np.concatenate([old, np.full(new_yx.shape[0], new)])[order])
+    log.info("%d points added to %d ends", int(np.count_nonzero(order >= k)), np.unique(e).size)
     return replace(
         det,
         points_yx=pts[order].astype(np.int32),
@@ -199,7 +401,8 @@ def extend_ends(
         strength=strength[order].astype(np.float32),
         normals_yx=normals[order].astype(np.float32),
         scale_px=scale[order].astype(np.float32),
-        tracked=tracked[order],
+        tracked=flags[0],
+        reached=flags[1],
     )
 
 

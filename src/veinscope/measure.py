@@ -246,6 +246,30 @@ def measure_vessels(
     labels = np.zeros((m, n), np.uint8)
     diameter = np.zeros((m, n), np.float32)
     width = np.full(k, np.nan, np.float32) if widths is None else np.asarray(widths, np.float32).copy()
+    reached = getattr(det, "reached", None)
+    if reached is not None:
+        # a point carried on to the end face lies where the contrast falls to half: its profile
+        # is the end's, not the vessel's; it takes its chain's width (below), as a failed fit
+        # does, and is painted on its centreline point (no centre shift)
+        width[np.asarray(reached, bool)] = np.nan
+    tracked_in = getattr(det, "tracked", None)
+    if tracked_in is not None and k and np.any(tracked_in):
+        # a vessel followed on past its end (:func:`veinscope.extend.extend_ends`) fades as it
+        # dives deeper: it does not widen. A fitted width there above any the chain has along its
+        # detected points is the profile of the shading the track runs along (a crease, a
+        # shadow), not the vessel's: the point is painted no wider than its vessel was seen
+        t_in = np.asarray(tracked_in, bool)
+        own = ~t_in & np.isfinite(width) & (det.segment >= 0) & (det.segment < det.n_segments)
+        if reached is not None:
+            own &= ~np.asarray(reached, bool)
+        if own.any():
+            own_max = np.full(det.n_segments, np.inf, np.float32)
+            seen_max = np.full(det.n_segments, -np.inf, np.float32)
+            np.maximum.at(seen_max, det.segment[own], width[own])
+            own_max = np.where(np.isfinite(seen_max), seen_max, own_max)
+            sel_t = np.flatnonzero(t_in & (det.segment >= 0) & (det.segment < det.n_segments))
+            cap = own_max[det.segment[sel_t]]
+            width[sel_t] = np.where(width[sel_t] > cap, cap, width[sel_t])
     point_class = np.zeros(k, np.int64)
     if k == 0:
         return MeasuredVessels(pts, width, point_class, np.full(0, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
@@ -266,7 +290,11 @@ def measure_vessels(
     # a chain's colour is judged on its detected points (not on those tracked past its ends)
     tracked = getattr(det, "tracked", None)
     core = np.ones(k, bool) if tracked is None else ~np.asarray(tracked, bool)
-    order_c = order[core[order]]
+    # ... and not on those carried on to its end face (:func:`veinscope.extend.reach_end_faces`),
+    # which paint the vessel and add its length, as on main before them
+    judged = np.ones(k, bool) if reached is None else ~np.asarray(reached, bool)
+    seen = core & judged
+    order_c = order[seen[order]]
     bounds_c = np.searchsorted(det.segment[order_c], np.arange(det.n_segments + 1)).astype(np.int64)
     group_means(np.ascontiguousarray(od, np.float32), order_c.astype(np.int64), bounds_c, od_mean, od_abs_mean)
     fitted = np.isfinite(width)
@@ -340,15 +368,16 @@ def measure_vessels(
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)
     if colour_split_z is not None and chain_info:
-        judged = np.array([c for c in chain_info if c not in part_of], np.int64)
-        if judged.size:
-            red_chain = _colour_by_branch(pts, key, n, det.segment, judged, od, core, width, red_chain, z=colour_split_z)
+        split_ids = np.array([c for c in chain_info if c not in part_of], np.int64)
+        if split_ids.size:
+            red_chain = _colour_by_branch(pts, key, n, det.segment, split_ids, od, core, width, red_chain, z=colour_split_z)
     if accepted.any() and max_covered < 1.0:
         # Longest first, a chain mostly inside the vessels already kept repeats one of them.
         members = np.argsort(det.segment, kind="stable")
         members = members[core[members]]  # overlap judged on the detected points
         starts = np.searchsorted(det.segment[members], np.arange(det.n_segments + 1)).astype(np.int64)
-        sizes = np.where(np.diff(starts) > 0, np.diff(starts), 0)
+        # (not on the points carried on to the end face, which paint their vessel all the same)
+        sizes = np.bincount(det.segment[members[judged[members]]], minlength=det.n_segments)[: det.n_segments]
         chain_ok = np.zeros(det.n_segments, bool)
         chain_ok[np.unique(det.segment[accepted])] = True
         order = np.flatnonzero(chain_ok)[np.argsort(-sizes[chain_ok], kind="stable")].astype(np.int64)
@@ -356,7 +385,7 @@ def measure_vessels(
         cover = np.zeros((m, n), np.uint8)
         keep = drop_covered_chains(
             pts[:, 0].astype(np.int64), pts[:, 1].astype(np.int64), radius, members.astype(np.int64), starts, order,
-            cover, float(max_covered),
+            cover, float(max_covered), judged,
         )  # fmt: skip
         if not core.all():
             # a point tracked past a chain's end into the width of a vessel kept (a wide vein it
@@ -369,10 +398,13 @@ def measure_vessels(
     weak = getattr(det, "weak", None)
     if weak is not None and weak.any() and (rgb is None or weak_min_delta_e is None):
         accepted &= ~weak[det.segment]
-    accepted &= ~_isolated_patches(pts, det.segment, accepted, width)
+    # (a lone patch is judged on its detected points: carried on to its end faces it is no longer)
+    patch = _isolated_patches(pts, det.segment, accepted & judged, width)
+    if patch.any():
+        accepted &= ~np.isin(det.segment, np.unique(det.segment[patch]))
     judge_weak = weak is not None and weak.any() and rgb is not None and weak_min_delta_e is not None
     if rgb is not None and (min_delta_e is not None or judge_weak) and accepted.any():
-        de = chain_delta_e(rgb, pts, det.normals_yx, width, det.segment, accepted & core, skin)
+        de = chain_delta_e(rgb, pts, det.normals_yx, width, det.segment, accepted & seen, skin)
         # NaN: not judged, kept; a weak chain only on clear evidence
         low = [c for c, v in de.items() if min_delta_e is not None and v < min_delta_e]
         if judge_weak:
@@ -428,6 +460,8 @@ def measure_vessels(
     cx = pts[:, 1].astype(np.float64)
     if centre_shift_px is not None:
         shift = np.clip(np.nan_to_num(np.asarray(centre_shift_px, np.float64)), -1.0, 1.0)
+        if reached is not None:
+            shift[np.asarray(reached, bool)] = 0.0  # the end's profile, as its width (above)
         cy = cy + shift * det.normals_yx[:, 0]
         cx = cx + shift * det.normals_yx[:, 1]
     a_rad = np.maximum(0.5 * width[accepted].astype(np.float64), 0.5)

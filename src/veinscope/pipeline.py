@@ -74,6 +74,7 @@ def analyze(
     extend_ends_mm: float | None = 20.0,
     wide_weak_delta_e: float | None = 1.0,
     colour_split_z: float | None = 3.0,
+    end_faces: bool = True,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -210,6 +211,19 @@ def analyze(
         red/blue boundary (per-point noise, one sample per diameter but no closer than 8 px;
         :func:`veinscope.measure._colour_by_branch`). 3.0 (BENCHMARKS.md, session 20, helper
         "split"). ``None``: one colour per chain.
+    end_faces : bool
+        Carry each centreline on to its vessel's end face before it is followed further
+        (:func:`veinscope.extend.reach_end_faces`): the line filter's answer at a vessel's scale
+        falls over about a width before a blunt end, so the centreline stopped up to a width
+        or so short of it and the ridges forking towards the end's corners came out as vessels
+        of their own. The chain is walked straight on while the contrast across it stays at
+        half its own (the half maximum, as the widths) and above the skin's noise, for at most
+        two widths, stopping beside another vessel's centreline; chains shorter than the
+        vessel is wide inside its last width are dropped (a medial axis's end branches). The
+        points added paint the vessel and add its length with its chain's width; its colour,
+        its overlap with longer chains and the lone-patch rule are judged without them. No
+        parameter was tuned (half maximum, two widths, the pruning's one width, a quarter
+        width's margin: round values with reasons; BENCHMARKS.md, session 20). ``False``: off.
 
     Returns
     -------
@@ -305,6 +319,7 @@ def analyze(
         "extend_ends_mm": extend_ends_mm,
         "wide_weak_delta_e": wide_weak_delta_e,
         "colour_split_z": colour_split_z,
+        "end_faces": bool(end_faces),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -355,6 +370,11 @@ def analyze(
     )
     params["noise"] = round(det.noise, 6)
     params["thresholds"] = [round(t, 6) for t in det.thresholds]
+    if end_faces and det.points_yx.shape[0]:
+        # carry each crest on to its vessel's end face, where the line filter's answer fell
+        from veinscope.extend import reach_end_faces
+
+        det = reach_end_faces(det, signal, skin)
     if extend_ends_mm is not None and det.points_yx.shape[0]:
         # follow each centreline on past its end where its vessel continues faintly (issue 4)
         from veinscope.extend import extend_ends
@@ -459,6 +479,9 @@ def warmup(*, full_size: bool = False, retain_memory: bool = True) -> float:
     rgb = np.clip(rgb.astype(int) + rng.integers(-3, 4, rgb.shape), 0, 255).astype(np.uint8)
     analyze(Photo(rgb=rgb), px_per_mm=10.0)
     _measure_warmup()  # the colour split's kernels the small photo leaves out
+    from veinscope.extend import warmup as _extend_warmup
+
+    _extend_warmup()  # the end-face pruning's kernel, which that photo does not reach
     if full_size:
         big = np.full((3000, 4000, 3), (200, 150, 130), np.uint8)
         big[1500:1506, :] = (170, 120, 130)

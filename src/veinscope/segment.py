@@ -312,6 +312,13 @@ class VesselDetection:
         Points added by following a chain past its end (:func:`veinscope.extend.extend_ends`):
         they belong to their chain, but its colour and overlap are judged on the detected points
         only; None: none added.
+    reached : ndarray (K,) bool or None
+        Points added by carrying a chain on to its vessel's end face
+        (:func:`veinscope.extend.reach_end_faces`): points of their chain's vessel (its length,
+        its painting, the vessels shorter chains' overlap is judged against), but the chain's
+        colour, its own overlap with longer chains and the lone-patch rule are judged without
+        them, and they take the chain's width (at the end face the profile is the end's);
+        None: none added.
     """
 
     points_yx: np.ndarray
@@ -324,6 +331,7 @@ class VesselDetection:
     thresholds: tuple[float, float]
     weak: np.ndarray | None = None
     tracked: np.ndarray | None = None
+    reached: np.ndarray | None = None
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:

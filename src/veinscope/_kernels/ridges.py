@@ -547,15 +547,15 @@ def snap_to_crest(cand, q, normal_y, normal_x, scale_px, min_level_sigma, out): 
 
 
 @nb.njit(cache=True, nogil=True)
-def drop_covered_chains(ys, xs, radius, members, starts, order, mask, max_covered):  # pragma: no cover - compiled
+def drop_covered_chains(ys, xs, radius, members, starts, order, mask, max_covered, judged):  # pragma: no cover - compiled
     """Which chains add a vessel of their own, longest first.
 
     Chain ``c`` holds the points ``members[starts[c]:starts[c + 1]]``. Chains are visited in
-    ``order``; a chain with more than ``max_covered`` of its points inside the discs (radius
-    ``radius`` per point) of the chains kept before it repeats a vessel already found (the
-    clutter of ridge points at the blunt end of a wide vessel, a parallel crest inside it) and
-    is dropped; otherwise its discs are painted into ``mask`` (uint8 (M, N), zero on entry).
-    Returns a bool array, True for the chains kept.
+    ``order``; a chain with more than ``max_covered`` of its ``judged`` points ((K,) bool) inside
+    the discs (radius ``radius`` per point) of the chains kept before it repeats a vessel
+    already found (the clutter of ridge points at the blunt end of a wide vessel, a parallel
+    crest inside it) and is dropped; otherwise the discs of all its points are painted into
+    ``mask`` (uint8 (M, N), zero on entry). Returns a bool array, True for the chains kept.
     """
     m = mask.shape[0]
     n = mask.shape[1]
@@ -567,11 +567,14 @@ def drop_covered_chains(ys, xs, radius, members, starts, order, mask, max_covere
         if b <= a:
             continue
         cnt = 0
+        tot = 0
         for k in range(a, b):
             p = members[k]
-            if mask[ys[p], xs[p]] != 0:
-                cnt += 1
-        if cnt > max_covered * (b - a):
+            if judged[p]:
+                tot += 1
+                if mask[ys[p], xs[p]] != 0:
+                    cnt += 1
+        if cnt > max_covered * tot:
             keep[c] = False
             continue
         for k in range(a, b):

@@ -80,22 +80,39 @@ def _find(keys, q):  # pragma: no cover - compiled
 @nb.njit(cache=True, nogil=True)
 def chain_ends(ys, xs, seg, n_cols):  # pragma: no cover - compiled
     """Indices of the points with exactly one 8-neighbour in their own chain (``ys``, ``xs``
-    unique and sorted row-major; ``seg`` the chain of each)."""
+    unique and sorted row-major; ``seg`` the chain of each).
+
+    Each neighbour is looked up among its own row's points only (a table of where each row's
+    points start), not among all the points: the same answer, a few comparisons instead of
+    a binary search over the whole detection."""
     k = ys.size
-    keys = ys.astype(np.int64) * n_cols + xs
     out = np.empty(k, np.int64)
+    if k == 0:
+        return out
+    y0 = ys[0]
+    nrow = ys[k - 1] - y0 + 1
+    rs = np.zeros(nrow + 1, np.int64)  # points of row y0 + r: rs[r] .. rs[r + 1] - 1
+    for p in range(k):
+        rs[ys[p] - y0 + 1] += 1
+    for r in range(nrow):
+        rs[r + 1] += rs[r]
     c = 0
     for p in range(k):
         nb_ = 0
         for dy in (-1, 0, 1):
+            r = ys[p] - y0 + dy
+            if r < 0 or r >= nrow:
+                continue
+            lo = rs[r]
+            hi = rs[r + 1]
             for dx in (-1, 0, 1):
                 if dy == 0 and dx == 0:
                     continue
                 x = xs[p] + dx
                 if x < 0 or x >= n_cols:
                     continue
-                i = _find(keys, keys[p] + dy * n_cols + dx)
-                if i >= 0 and seg[i] == seg[p]:
+                i = lo + np.searchsorted(xs[lo:hi], x)
+                if i < hi and xs[i] == x and seg[i] == seg[p]:
                     nb_ += 1
         if nb_ == 1:
             out[c] = p
@@ -325,11 +342,12 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
 
 
 @nb.njit(cache=True, nogil=True)
-def raster_track(y0, x0, track, skip, m, n, out):  # pragma: no cover - compiled
+def raster_track(y0, x0, track, skip, m, n, out, half=2):  # pragma: no cover - compiled
     """Pixels of a track (float points one pixel apart, ``skip`` those not to keep) from the end
-    pixel (y0, x0): the track smoothed over 5 points (a running mean, ends held), rounded, then
-    an 8-connected chain without repeats or L-corners; the end pixel itself left out. Writes
-    them to ``out`` (at least ``track.shape[0]`` rows) and returns how many."""
+    pixel (y0, x0): the track smoothed over ``2 half + 1`` points (a running mean, ends held;
+    ``half`` 0: not smoothed), rounded, then an 8-connected chain without repeats or L-corners;
+    the end pixel itself left out. Writes them to ``out`` (at least ``track.shape[0]`` rows) and
+    returns how many."""
     k = track.shape[0] + 1
     py = np.empty(k, np.float64)
     px = np.empty(k, np.float64)
@@ -346,15 +364,16 @@ def raster_track(y0, x0, track, skip, m, n, out):  # pragma: no cover - compiled
     for i in range(k):
         sy = 0.0
         sx = 0.0
-        for j in range(i - 2, i + 3):
+        for j in range(i - half, i + half + 1):
             jj = min(max(j, 0), k - 1)
             sy += py[jj]
             sx += px[jj]
+        w = 2.0 * half + 1.0
         if i == 0:
-            sy = 5.0 * y0
-            sx = 5.0 * x0
-        ry[i] = min(max(int(math.floor(sy / 5.0 + 0.5)), 0), m - 1)
-        rx[i] = min(max(int(math.floor(sx / 5.0 + 0.5)), 0), n - 1)
+            sy = w * y0
+            sx = w * x0
+        ry[i] = min(max(int(math.floor(sy / w + 0.5)), 0), m - 1)
+        rx[i] = min(max(int(math.floor(sx / w + 0.5)), 0), n - 1)
     cy = np.empty(k, np.int64)
     cx = np.empty(k, np.int64)
     ck = np.empty(k, np.bool_)
@@ -379,3 +398,171 @@ def raster_track(y0, x0, track, skip, m, n, out):  # pragma: no cover - compiled
             out[cnt, 1] = cx[i]
             cnt += 1
     return cnt
+
+
+@nb.njit(cache=True, nogil=True)
+def _vessel_near(keys, seg, size, n_cols, y, x, r, own, min_size, own_keys):  # pragma: no cover - compiled
+    """True when a centreline point lies within ``r`` px (Chebyshev) of (y, x): of a chain other
+    than ``own`` with at least ``min_size`` points (``size`` (C,)), or of ``own`` itself but not
+    among ``own_keys`` (sorted: the end's own last stretch)."""
+    for dy in range(-r, r + 1):
+        lo = np.searchsorted(keys, (y + dy) * n_cols + max(x - r, 0))
+        hi = np.searchsorted(keys, (y + dy) * n_cols + min(x + r, n_cols - 1), side="right")
+        for i in range(lo, hi):
+            if seg[i] != own:
+                if size[seg[i]] >= min_size:
+                    return True
+            elif _find(own_keys, keys[i]) < 0:
+                return True  # another branch of its own chain
+    return False
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def reach_faces(sig, skin, ys, xs, seg, size, scale_px, chain_scale, ends, n_cols, max_widths, k_noise, out_yx, out_n, out_info):  # pragma: no cover - compiled
+    """Carry each chain end in ``ends`` on along its vessel to the vessel's end face; see
+    :func:`veinscope.extend.reach_end_faces`.
+
+    ``out_yx`` (E, S, 2) float32 receives each end's steps (one per pixel of arc, at most S and
+    at most ``max_widths`` vessel widths), ``out_n`` (E,) how many; ``out_info`` (E, 6): the
+    end's half-width, its own contrast over its last points (the reference), the level the
+    contrast ahead had to reach (NaN: not followed), why the walk ended (0 not followed,
+    1 the length, 2 off the skin, 3 the end face, 4 another vessel's centreline: a step within
+    the half-width and a pixel of a point of another chain at least two widths long, ``size``
+    (C,) the chains' numbers of points, or of its own chain off the end's last four widths), and
+    the walk's direction
+    (unit, row and column).
+    """
+    keys = ys.astype(np.int64) * n_cols + xs
+    max_steps = out_yx.shape[1]
+    for a in nb.prange(ends.size):  # ends are independent: the same result on any number of threads
+        out_n[a] = 0
+        out_info[a, 0] = np.nan
+        out_info[a, 1] = np.nan
+        out_info[a, 2] = np.nan
+        out_info[a, 3] = 0.0
+        out_info[a, 4] = np.nan
+        out_info[a, 5] = np.nan
+        e = ends[a]
+        # the end's half-width: the median Hessian scale over its last four widths, measured
+        # by its chain's median scale (the filter answers at a smaller scale within about a
+        # width of the end, where the larger one loses the vessel)
+        n_loc = int(math.ceil(8.0 * max(chain_scale[seg[e]], 0.75))) + 1
+        path = np.empty(max(n_loc, _BACK_STEPS + 1), np.int64)
+        cnt = _walk_back(keys, seg, n_cols, e, path)
+        sc = np.empty(cnt, np.float64)
+        for t in range(cnt):
+            sc[t] = scale_px[path[t]]
+        hw = max(float(np.median(sc)), 0.75)  # a bar of width w answers most at sigma = w / 2
+        # the reference: the chain's last two widths (at least the points of a direction)
+        cnt_r = max(_BACK_STEPS + 1, int(math.ceil(4.0 * hw)) + 1)
+        if cnt < cnt_r:
+            continue  # shorter than two of its widths: a speck or a fork, not a vessel's crest
+        ref = path[:cnt_r]
+        # the direction: the chord of the last two widths (a straight way on over at most two
+        # more: a vessel's curvature radius is many widths)
+        far = ref[cnt_r - 1]
+        ty = float(ys[e] - ys[far])
+        tx = float(xs[e] - xs[far])
+        norm = math.hypot(ty, tx)
+        if norm == 0.0:
+            continue
+        ty /= norm
+        tx /= norm
+        foot = max(2.0 * hw, 2.0)
+        d1 = hw + foot
+        d2 = d1 + foot
+        out_info[a, 0] = hw
+        out_info[a, 4] = ty
+        out_info[a, 5] = tx
+        vals = np.empty(cnt_r, np.float64)
+        nv = 0
+        for t in range(cnt_r):
+            v = cross_contrast(sig, skin, float(ys[ref[t]]), float(xs[ref[t]]), ty, tx, hw, d1, d2)
+            if not np.isnan(v):
+                vals[nv] = v
+                nv += 1
+        if nv < cnt_r // 2 + 1:
+            continue
+        c0 = float(np.median(vals[:nv]))
+        out_info[a, 1] = c0
+        if not (c0 > 0.0):
+            continue
+        copies = np.empty(2 * _N_COPIES * _N_ALONG, np.float64)
+        noise, _ = _level(sig, skin, ys[e], xs[e], ty, tx, hw, d1, d2, 1, k_noise, copies)
+        level = 0.5 * c0 if np.isnan(noise) else max(0.5 * c0, noise)
+        out_info[a, 2] = level
+        if not (c0 >= level):
+            continue
+        py = float(ys[e])
+        px = float(xs[e])
+        lim = min(max_steps, int(math.ceil(max_widths * 2.0 * hw)))
+        r = int(math.ceil(hw)) + 1  # within the vessel's half-width and a pixel
+        own_keys = np.sort(keys[path[:cnt]])
+        s = 0
+        why = 1.0
+        while s < lim:
+            qy = py + ty
+            qx = px + tx
+            c = cross_contrast(sig, skin, qy, qx, ty, tx, hw, d1, d2)
+            if np.isnan(c):
+                why = 2.0
+                break  # off the image or the skin
+            if c < level:
+                why = 3.0
+                break  # the end face: the contrast has fallen to half the vessel's own
+            if _vessel_near(keys, seg, size, n_cols, int(qy + 0.5), int(qx + 0.5), r, seg[e], 4.0 * hw, own_keys):
+                why = 4.0
+                break  # the vessel goes on in another chain (a piece beyond a break, a vessel met)
+            out_yx[a, s, 0] = qy
+            out_yx[a, s, 1] = qx
+            py = qy
+            px = qx
+            s += 1
+        out_n[a] = s
+        out_info[a, 3] = why
+
+
+@nb.njit(cache=True, nogil=True)
+def end_clutter(y, x, order, bounds, fy, fx, ty, tx, hw, own, drop):  # pragma: no cover - compiled
+    """Mark in ``drop`` (C,) bool the chains that are clutter inside a vessel's end; see
+    :func:`veinscope.extend._end_clutter`.
+
+    Chain ``c`` holds the points ``order[bounds[c]:bounds[c + 1]]`` of ``y``, ``x`` (K,) float64.
+    Face ``f`` lies at (``fy[f]``, ``fx[f]``), its vessel running along (``ty[f]``, ``tx[f]``)
+    towards it with the half-width ``hw[f]``; ``own[f]`` is its own chain. A chain with fewer
+    points than ``2 hw`` whose every point is at most ``2 hw`` behind the face, at most
+    ``hw / 2`` beyond it and at most ``1.5 hw`` from the axis is marked. Faces are taken in
+    turn and a chain marked by one is not looked at again (as the NumPy form it replaces).
+    """
+    nchain = bounds.shape[0] - 1
+    lo_y = np.full(nchain, np.inf)
+    hi_y = np.full(nchain, -np.inf)
+    lo_x = np.full(nchain, np.inf)
+    hi_x = np.full(nchain, -np.inf)
+    for c in range(nchain):
+        for k in range(bounds[c], bounds[c + 1]):
+            p = order[k]
+            lo_y[c] = min(lo_y[c], y[p])
+            hi_y[c] = max(hi_y[c], y[p])
+            lo_x[c] = min(lo_x[c], x[p])
+            hi_x[c] = max(hi_x[c], x[p])
+    for f in range(fy.shape[0]):
+        w = 2.0 * hw[f]
+        for c in range(nchain):
+            size = bounds[c + 1] - bounds[c]
+            if drop[c] or c == own[f] or size == 0 or not (size < w):
+                continue
+            if not (lo_y[c] >= fy[f] - w and hi_y[c] <= fy[f] + w and lo_x[c] >= fx[f] - w and hi_x[c] <= fx[f] + w):
+                continue
+            inside = True
+            for k in range(bounds[c], bounds[c + 1]):
+                p = order[k]
+                dy = y[p] - fy[f]
+                dx = x[p] - fx[f]
+                along = dy * ty[f] + dx * tx[f]
+                across = abs(dy * tx[f] - dx * ty[f])
+                if not (along >= -w and along <= 0.5 * hw[f] and across <= 1.5 * hw[f]):
+                    inside = False
+                    break
+            if inside:
+                drop[c] = True

@@ -1364,15 +1364,18 @@ def _place_card(
             continue
         # points to avoid under the card first, then vessel points (fewer is better), then
         # nearness to the view's edge
-        def n_under(pts: np.ndarray) -> int:
-            local = (pts[:, ::-1] - c) @ rot
-            return int(np.count_nonzero((np.abs(local[:, 0]) < w_mm / 2 + 3) & (np.abs(local[:, 1]) < h_mm / 2 + 3)))
-
         edge = min(cv2.pointPolygonTest(poly, (float(c[0]), float(c[1])), True), 1e6)
-        score = (n_under(avoid_pts), n_under(vessel_pts) + 0.01 * edge)
+        score = (_n_under(avoid_pts, c, rot, w_mm, h_mm), _n_under(vessel_pts, c, rot, w_mm, h_mm) + 0.01 * edge)
         if best_score is None or score < best_score:
             best, best_score = {"centre_mm": c, "angle_rad": float(ang), "corners_mm": corners, "rot": rot}, score
     return best
+
+
+def _n_under(pts_mm: np.ndarray, centre_mm: np.ndarray, rot: np.ndarray, w_mm: float, h_mm: float) -> int:
+    """Points ((K, 2) mm, (y, x)) under a card of ``w_mm`` x ``h_mm`` centred at ``centre_mm``
+    ((x, y)) and turned by ``rot``, or within 3 mm of its edge."""
+    local = (pts_mm[:, ::-1] - centre_mm) @ rot
+    return int(np.count_nonzero((np.abs(local[:, 0]) < w_mm / 2 + 3) & (np.abs(local[:, 1]) < h_mm / 2 + 3)))
 
 
 # ============================================================================================

@@ -46,3 +46,19 @@ def test_a_lone_patch_is_labelled_at_its_upper_right_and_kept_inside_at_the_edge
     # at the picture's right edge the label moves inside, still clear of the picture's border
     (tx, ty), = _place_labels([(100.0, 570.0, 120.0, 598.0)], [(40, 20)], (400, 600), gap=2)
     assert tx + 40 <= 600 and tx >= 0
+
+
+def test_a_label_keeps_off_the_vessels_the_map_draws():
+    # a vessel runs through the lone patch's upper-right spot, where its label would go first
+    shape = (400, 600)
+    busy = np.zeros(shape, bool)
+    busy[60:100, 225:290] = True  # a thick vessel across the upper right of the patch
+    busy[100:120, 200:230] = True  # the patch itself
+    (tx, ty), = _place_labels([(100.0, 200.0, 120.0, 230.0)], [(40, 20)], shape, gap=2, busy=busy)
+    assert not busy[ty:ty + 20, tx:tx + 40].any()
+    assert max(0, 200 - (tx + 40), tx - 230) <= 4 * 22 and max(0, 100 - (ty + 20), ty - 120) <= 4 * 22  # still near
+    # labels still never sit on each other: two patches side by side in a busy picture
+    busy2 = np.ones(shape, bool)
+    busy2[:, 400:] = False
+    spots = _place_labels([(100.0, 200.0, 120.0, 230.0), (100.0, 236.0, 120.0, 266.0)], [(40, 20)] * 2, shape, busy=busy2)
+    assert _overlap(_rect(spots[0], (40, 20)), _rect(spots[1], (40, 20))) == 0

@@ -267,6 +267,38 @@ def test_matting_is_fine_red_vessels_in_patches(series):
     assert found > 0
 
 
+def test_the_card_is_laid_off_the_matting_the_course_brings():
+    # seed 13 (1600 x 1200 px at 7 px/mm): the baseline's card used to lie on the matting patch
+    # of the first follow-up (1490 of its centreline points under the card), which the
+    # baseline then cannot show and no comparison can find. The card keeps off it now.
+    s = generate_series(seed=13, sessions=2, size=(1600, 1200), px_per_mm=7.0)
+    b, f = s.photos
+    assert b.card is not None and f.matting.any()
+    m, n = b.labels.shape
+    h = np.linalg.inv(np.asarray(s.changes[0]["homography_baseline_to_session"]))
+    on_base = cv2.warpPerspective(f.matting.astype(np.uint8), h, (n, m), flags=cv2.INTER_NEAREST) > 0
+    assert on_base.any() and not (on_base & b.confounders["card"]).any()
+
+
+def test_card_placement_avoids_given_points_first_with_the_same_draws():
+    from types import SimpleNamespace
+
+    shape = (400, 600)  # canvas px at 2 px/mm: 300 x 200 mm of skin, no vessels
+    site = SimpleNamespace(structures=[], shape=shape, skin_mask=np.ones(shape, bool),
+                           leg=SimpleNamespace(axis=np.array([0.0, 1.0])))
+    foot = np.array([[10.0, 10.0], [290.0, 10.0], [290.0, 190.0], [10.0, 190.0]])  # (x, y) mm
+    free = synth._place_card(np.random.default_rng(5), site, foot, 2.0)
+    c = free["centre_mm"]  # (x, y)
+    blot = np.stack(np.meshgrid(np.arange(c[1] - 15, c[1] + 15), np.arange(c[0] - 15, c[0] + 15)), -1).reshape(-1, 2)
+    r1, r2 = np.random.default_rng(5), np.random.default_rng(5)
+    synth._place_card(r1, site, foot, 2.0)
+    moved = synth._place_card(r2, site, foot, 2.0, also_avoid_mm=[blot])  # (y, x) mm points where the card lay
+    assert r1.random() == r2.random()  # the same draws: nothing else in a series moves
+    local = (blot[:, ::-1] - moved["centre_mm"]) @ moved["rot"]
+    w, hh = float(vcard.CARD.width_mm), float(vcard.CARD.height_mm)
+    assert not np.any((np.abs(local[:, 0]) < w / 2) & (np.abs(local[:, 1]) < hh / 2))
+
+
 def test_visible_means_perceptible(series, card_photo):
     for p in [*series.photos, card_photo]:
         for c in p.centrelines:

@@ -1044,7 +1044,10 @@ def _generate(rng, seed, *, sessions, size, px_per_mm, skin_type, n_vessels, jpe
 
     site = _Site(r_leg, r_skin, r_vessel, r_hair, r_bg, shape_c, ppm_s, skin_type, n_vessels, feet_c[0])
     plan = _plan_course(r_treat, site, sessions)
-    cards = [_place_card(r_card, site, f, ppm_s) if card else None for f in feet_c]
+    # the card keeps off the matting the course will bring too: a patch under the baseline's card
+    # could not be compared, and at a follow-up the practitioner lays it beside the patch
+    later = [b.pts_mm for sid in plan.matting_sids for b in plan.structures[sid].branches]
+    cards = [_place_card(r_card, site, f, ppm_s, also_avoid_mm=later) if card else None for f in feet_c]
 
     sess_seeds = r_sess.integers(0, 2**63 - 1, size=(sessions, 2))
     photos: list[SynthPhoto] = []
@@ -1324,9 +1327,15 @@ def _card_artwork(ppm: float) -> dict:
     }
 
 
-def _place_card(rng: np.random.Generator, site: _Site, foot_mm: np.ndarray, ppm: float) -> dict | None:
+def _place_card(
+    rng: np.random.Generator, site: _Site, foot_mm: np.ndarray, ppm: float, *, also_avoid_mm: list[np.ndarray] | None = None,
+) -> dict | None:
     """Where the practitioner lays the card in this session: fully in view, on skin, beside
-    rather than on the vessels. None when it would cover more than 15 % of the view."""
+    rather than on the vessels. None when it would cover more than 15 % of the view.
+
+    ``also_avoid_mm`` (arrays (K, 2), canvas mm (y, x)): centreline points the card keeps off
+    before any vessel (the course's matting: a patch under the baseline's card cannot be
+    compared). The same random draws whatever is avoided: only the choice among them moves."""
     from veinscope import card as vcard
 
     w_mm, h_mm = float(vcard.CARD.width_mm), float(vcard.CARD.height_mm)
@@ -1336,9 +1345,10 @@ def _place_card(rng: np.random.Generator, site: _Site, foot_mm: np.ndarray, ppm:
         return None
     poly = foot_mm.astype(np.float32).reshape(-1, 1, 2)  # the view, (x, y) mm
     vessel_pts = np.vstack([b.pts_mm for s in site.structures for b in s.branches]) if site.structures else np.zeros((0, 2))
+    avoid_pts = np.vstack(also_avoid_mm) if also_avoid_mm else np.zeros((0, 2))
     axis = math.atan2(site.leg.axis[0], site.leg.axis[1])
     m, n = site.shape
-    best, best_score = None, math.inf
+    best, best_score = None, None
     lo, hi = foot_mm.min(0), foot_mm.max(0)
     for _ in range(200):
         c = rng.uniform(lo, hi)
@@ -1352,14 +1362,20 @@ def _place_card(rng: np.random.Generator, site: _Site, foot_mm: np.ndarray, ppm:
         ix = np.clip(np.round(probe[:, 0] * ppm).astype(int), 0, n - 1)
         if not site.skin_mask[iy, ix].all():
             continue
-        # vessel points under the card (fewer is better), then nearness to the view's edge
-        local = (vessel_pts[:, ::-1] - c) @ rot
-        under = int(np.count_nonzero((np.abs(local[:, 0]) < w_mm / 2 + 3) & (np.abs(local[:, 1]) < h_mm / 2 + 3)))
+        # points to avoid under the card first, then vessel points (fewer is better), then
+        # nearness to the view's edge
         edge = min(cv2.pointPolygonTest(poly, (float(c[0]), float(c[1])), True), 1e6)
-        score = under + 0.01 * edge
-        if score < best_score:
+        score = (_n_under(avoid_pts, c, rot, w_mm, h_mm), _n_under(vessel_pts, c, rot, w_mm, h_mm) + 0.01 * edge)
+        if best_score is None or score < best_score:
             best, best_score = {"centre_mm": c, "angle_rad": float(ang), "corners_mm": corners, "rot": rot}, score
     return best
+
+
+def _n_under(pts_mm: np.ndarray, centre_mm: np.ndarray, rot: np.ndarray, w_mm: float, h_mm: float) -> int:
+    """Points ((K, 2) mm, (y, x)) under a card of ``w_mm`` x ``h_mm`` centred at ``centre_mm``
+    ((x, y)) and turned by ``rot``, or within 3 mm of its edge."""
+    local = (pts_mm[:, ::-1] - centre_mm) @ rot
+    return int(np.count_nonzero((np.abs(local[:, 0]) < w_mm / 2 + 3) & (np.abs(local[:, 1]) < h_mm / 2 + 3)))
 
 
 # ============================================================================================

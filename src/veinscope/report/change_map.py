@@ -96,11 +96,13 @@ def render_change_map(comparison, *, max_side_px: int = _MAX_SIDE) -> np.ndarray
             out[sel] = 0.35 * out[sel] + 0.65 * np.array(CHANGE_COLOURS[name], np.float32)
             edge = cv2.morphologyEx(sel.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((2 * thick + 1,) * 2, np.uint8)) > 0
             out[edge] = _OUTLINE[name]
+    drawn = masks["staining"] | masks["matting"]  # where a label would hide what the map shows
     for name in ("cleared", "persisting", "new_vessel"):
         sel = masks[name]
         if thick > 1 and sel.any():
             sel = cv2.dilate(sel.astype(np.uint8), np.ones((thick, thick), np.uint8)) > 0
         out[sel] = CHANGE_COLOURS[name]
+        drawn |= sel
     img = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
     d = ImageDraw.Draw(img)
     size = max(12, int(min(mm, nn) / 40))
@@ -112,7 +114,7 @@ def render_change_map(comparison, *, max_side_px: int = _MAX_SIDE) -> np.ndarray
         for i, loc in enumerate(getattr(comparison, key)["locations"])
     ]
     boxes = [_text_box(d, text, font, stroke) for text, _, _ in tags]
-    spots = _place_labels([b for _, _, b in tags], boxes, (mm, nn), gap=max(2, size // 6))
+    spots = _place_labels([b for _, _, b in tags], boxes, (mm, nn), gap=max(2, size // 6), busy=drawn)
     for (text, key, (y0, x0, y1, x1)), (w, h), (tx, ty) in zip(tags, boxes, spots):
         cx, cy = min(max(tx + w / 2, x0), x1), min(max(ty + h / 2, y0), y1)  # nearest point of the patch's box
         if not (x0 - 2 * size <= tx + w / 2 <= x1 + 2 * size and y0 - 2 * size <= ty + h / 2 <= y1 + 2 * size):
@@ -128,20 +130,29 @@ def _text_box(draw, text: str, font, stroke: int) -> tuple[int, int]:
     return int(np.ceil(x1)), int(np.ceil(y1))
 
 
-def _place_labels(patches, sizes, shape, *, gap: int = 2) -> list[tuple[int, int]]:
+def _place_labels(patches, sizes, shape, *, gap: int = 2, busy: np.ndarray | None = None) -> list[tuple[int, int]]:
     """Top-left corners for the patches' labels, none overlapping another label.
 
     Each label goes beside its patch's box (``(y0, x0, y1, x1)``): to the upper right first,
     then the other corners and sides, then further out in rings. The first spot inside the
-    picture that overlaps no label already placed wins; where crowded stains leave none, the
-    spot overlapping least. Labels are placed in the order given (the patches' numbers).
+    picture that overlaps no label already placed and no ``busy`` pixel (bool, ``shape``: the
+    vessels and patches the map draws) wins; where none is free, the spot overlapping the
+    fewest labels, then the fewest busy pixels. Labels are placed in the order given (the
+    patches' numbers).
     """
     mm, nn = shape
     placed: list[tuple[int, int, int, int]] = []
     out = []
+    if busy is not None:  # summed-area table: busy pixels in a rectangle in four look-ups
+        sat = np.zeros((mm + 1, nn + 1), np.int64)
+        sat[1:, 1:] = np.cumsum(np.cumsum(np.asarray(busy, bool), axis=0), axis=1)
 
     def overlap(r):
-        return sum(max(0, min(r[2], q[2]) - max(r[0], q[0])) * max(0, min(r[3], q[3]) - max(r[1], q[1])) for q in placed)
+        lab = sum(max(0, min(r[2], q[2]) - max(r[0], q[0])) * max(0, min(r[3], q[3]) - max(r[1], q[1])) for q in placed)
+        if busy is None:
+            return (lab, 0)
+        x0, y0, x1, y1 = r
+        return (lab, int(sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]))
 
     for (y0, x0, y1, x1), (w, h) in zip(patches, sizes):
         best, best_cost = None, None
@@ -158,9 +169,9 @@ def _place_labels(patches, sizes, shape, *, gap: int = 2) -> list[tuple[int, int
                 cost = overlap(r)
                 if best_cost is None or cost < best_cost:
                     best, best_cost = (tx, ty), cost
-                if cost == 0:
+                if cost == (0, 0):
                     break
-            if best_cost == 0:
+            if best_cost == (0, 0):
                 break
         placed.append((best[0], best[1], best[0] + w, best[1] + h))
         out.append(best)

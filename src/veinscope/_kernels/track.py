@@ -120,6 +120,18 @@ def chain_ends(ys, xs, seg, n_cols):  # pragma: no cover - compiled
     return out[:c]
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _toward(ys, xs, e, far):  # pragma: no cover - compiled
+    """The unit vector from point ``far`` to point ``e`` (a chain's direction at its end), and
+    whether there is one (False when the two points coincide)."""
+    ty = float(ys[e] - ys[far])
+    tx = float(xs[e] - xs[far])
+    norm = math.hypot(ty, tx)
+    if norm == 0.0:
+        return 0.0, 0.0, False
+    return ty / norm, tx / norm, True
+
+
 @nb.njit(cache=True, nogil=True)
 def _walk_back(keys, seg, n_cols, e, path):  # pragma: no cover - compiled
     """Walk from end point ``e`` back along its chain (at most ``path.size`` points, ``e`` first);
@@ -230,14 +242,9 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
         cnt = _walk_back(keys, seg, n_cols, e, path)
         if cnt < 4:
             continue
-        far = path[cnt - 1]
-        ty = float(ys[e] - ys[far])
-        tx = float(xs[e] - xs[far])
-        norm = math.hypot(ty, tx)
-        if norm == 0.0:
+        ty, tx, ok = _toward(ys, xs, e, path[cnt - 1])
+        if not ok:
             continue
-        ty /= norm
-        tx /= norm
         for t in range(cnt):
             sc[t] = scale_px[path[t]]
         hw = max(float(np.median(sc[:cnt])), 0.75)  # a bar of width w answers most at sigma = w / 2
@@ -460,14 +467,9 @@ def reach_faces(sig, skin, ys, xs, seg, size, scale_px, chain_scale, ends, n_col
         ref = path[:cnt_r]
         # the direction: the chord of the last two widths (a straight way on over at most two
         # more: a vessel's curvature radius is many widths)
-        far = ref[cnt_r - 1]
-        ty = float(ys[e] - ys[far])
-        tx = float(xs[e] - xs[far])
-        norm = math.hypot(ty, tx)
-        if norm == 0.0:
+        ty, tx, ok = _toward(ys, xs, e, ref[cnt_r - 1])
+        if not ok:
             continue
-        ty /= norm
-        tx /= norm
         foot = max(2.0 * hw, 2.0)
         d1 = hw + foot
         d2 = d1 + foot

@@ -29,7 +29,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_options  # noqa: E402
+from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_start  # noqa: E402
 from bench_synth_losses import Recorder, _nearest, chain_rule  # noqa: E402
 
 RULES = [(a, k) for a in (1.5, 2.0, 2.5, 3.0) for k in (0.0, 2.0, 3.0)]
@@ -66,11 +66,7 @@ def chain_colour(rgb, det, skin, n_offsets=6):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     set_a_arguments(ap, cache=True)
-    args = ap.parse_args(argv)
-    import veinscope
-
-    (w, h), kw = set_a_options(args)
-    veinscope.warmup()
+    args, (w, h), kw = set_a_start(ap, argv)
     rec = Recorder()
     rows = []  # per photo per rule: skin type, true mm, off mm
     base = {}

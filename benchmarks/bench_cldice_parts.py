@@ -1,6 +1,6 @@
 """clDice taken apart on generated photos: its two halves, and where each loses (issue 4).
 
-Run:  .venv/bin/python benchmarks/bench_cldice_parts.py [--n 24] [--seed0 400] [--types 2,3,4]
+Run:  .venv/bin/python benchmarks/bench_cldice_parts.py [--n 24] [--seed0 400] [--types 2 3 4]
       [--cache DIR] [--set key=value ...]
 
 Same photos, masks and skeletons as ``bench_synth_accuracy.py`` (photo i: seed seed0 + i, skin
@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_synth_accuracy import set_a_arguments, set_a_options, set_a_photo, truth_skeleton  # noqa: E402
+from bench_synth_accuracy import set_a_arguments, set_a_start, set_a_photo, truth_skeleton  # noqa: E402
 
 D_BANDS = ((0.0, 0.1), (0.1, 0.2), (0.2, 0.5), (0.5, 1.0), (1.0, 3.0), (3.0, np.inf))
 E_BANDS = ((2.0, 3.0), (3.0, 5.0), (5.0, 10.0), (10.0, np.inf))
@@ -109,14 +109,11 @@ def parts(photo, analysis) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    set_a_arguments(ap, cache=True)
-    ap.add_argument("--types", default="1,2,3,4,5,6", help="skin types to include, e.g. 2,3,4")
-    args = ap.parse_args(argv)
+    set_a_arguments(ap, cache=True)  # its --types: the skin types to include, e.g. --types 2 3 4
+    args, size, kw = set_a_start(ap, argv)
     import veinscope
 
-    size, kw = set_a_options(args)
-    types = {int(t) for t in args.types.split(",")}
-    veinscope.warmup()
+    types = set(args.types or range(1, 7))
     rows = []
     for i in range(args.n):
         if 1 + i % 6 not in types:

@@ -25,7 +25,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_arguments, set_a_options, set_a_photo  # noqa: E402
+from bench_synth_accuracy import set_a_arguments, set_a_start, set_a_photo  # noqa: E402
 
 BANDS = (("2-3", 2.0, 3.0), ("3-5", 3.0, 5.0), ("5-10", 5.0, 10.0), (">=10", 10.0, np.inf))
 NAMES = {"red_telangiectasia": "red", "blue_telangiectasia": "blue", "reticular": "reticular", "over_3mm": "over 3 mm"}
@@ -76,11 +76,9 @@ def collect(photo, analysis, ratio, rows, group) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     set_a_arguments(ap, cache=True)
-    args = ap.parse_args(argv)
+    args, (w, h), kw = set_a_start(ap, argv)
     import veinscope
 
-    (w, h), kw = set_a_options(args)
-    veinscope.warmup()
     rows = {}
     for i in range(args.n):
         skin_type = 1 + i % 6

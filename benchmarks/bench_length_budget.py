@@ -44,7 +44,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_options  # noqa: E402
+from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_start  # noqa: E402
 from bench_synth_length import point_lengths  # noqa: E402
 from bench_synth_losses import Recorder, stage_maps  # noqa: E402
 
@@ -234,11 +234,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     set_a_arguments(ap, cache=True)
     ap.add_argument("--cls", default="red_telangiectasia", choices=tuple(CODES))
-    args = ap.parse_args(argv)
-    import veinscope
-
-    (w, h), kw = set_a_options(args)
-    veinscope.warmup()
+    args, (w, h), kw = set_a_start(ap, argv)
     rec = Recorder()
     acc, stages = {}, {}
     try:

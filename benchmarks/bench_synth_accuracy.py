@@ -93,6 +93,17 @@ def set_a_options(args) -> tuple[tuple[int, int], dict]:
     return (w, h), {k: float(v) for k, v in (item.split("=") for item in args.set)}
 
 
+def set_a_start(ap, argv=None):
+    """Parse a set A script's options (``ap`` already has :func:`set_a_arguments`' and its own)
+    and warm the engine up: ``(args, (w, h), analyze keyword overrides)``."""
+    args = ap.parse_args(argv)
+    import veinscope
+
+    size, kw = set_a_options(args)
+    veinscope.warmup()
+    return args, size, kw
+
+
 COLOURS = {1: (255, 30, 30), 2: (40, 90, 255), 3: (0, 230, 230), 4: (255, 0, 255)}
 
 

@@ -43,7 +43,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_options  # noqa: E402
+from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_start  # noqa: E402
 
 CODES = {"red_telangiectasia": 1, "blue_telangiectasia": 2, "reticular": 3, "over_3mm": 4}
 NAMES = {1: "red", 2: "blue", 3: "reticular", 4: "over 3 mm"}
@@ -296,11 +296,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     set_a_arguments(ap, cache=True)
     ap.add_argument("--json", type=Path, default=None)
-    args = ap.parse_args(argv)
-    import veinscope
-
-    (w, h), kw = set_a_options(args)
-    veinscope.warmup()
+    args, (w, h), kw = set_a_start(ap, argv)
     rec = Recorder()
     total, per_type = new_acc(), {t: new_acc() for t in range(1, 7)}
     try:

@@ -51,7 +51,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_options  # noqa: E402
+from bench_synth_accuracy import set_a_analysed, set_a_arguments, set_a_start  # noqa: E402
 
 CATS = ("hit", "near miss", "off the engine's skin", "dropped: melanin", "dropped: too dark", "dropped: ΔE00",
         "dropped: repeat", "hysteresis/length/piece", "below low x 0.6", "no candidate")  # fmt: skip
@@ -251,11 +251,7 @@ def widths(photo, analysis, seen, rows):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     set_a_arguments(ap, cache=True)
-    args = ap.parse_args(argv)
-    import veinscope
-
-    (w, h), kw = set_a_options(args)
-    veinscope.warmup()
+    args, (w, h), kw = set_a_start(ap, argv)
     rec = Recorder()
     lengths, conf, offs, wide = {}, [], [], []
     try:

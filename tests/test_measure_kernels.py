@@ -650,18 +650,7 @@ def test_path_ranks_edge_cases():
 # ---- the colour split's chain graph in compiled code (session 21, helper "jsplit") -----------
 # The NumPy code these kernels replaced (session 20), kept here as the slow references: searchsorted
 # neighbours, SciPy's connected components, bincount votes.
-_NEIGHBOURS_8 = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
-
-
-def _ref_neighbour_index(pts, key, n):
-    out = np.full((pts.shape[0], 8), -1, np.int64)
-    for j, (dy, dx) in enumerate(_NEIGHBOURS_8):
-        x = pts[:, 1].astype(np.int64) + dx
-        nk = key + dy * n + dx
-        i = np.minimum(np.searchsorted(key, nk), key.size - 1)
-        hit = (key[i] == nk) & (x >= 0) & (x < n)
-        out[hit, j] = i[hit]
-    return out
+from veinscope.measure import _neighbour_index as _ref_neighbour_index  # noqa: E402  (still the library's NumPy form)
 
 
 def _ref_components(n_nodes, src, dst):

@@ -72,6 +72,7 @@ def analyze(
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
     extend_ends_mm: float | None = 20.0,
+    tail_probe_nfa: float | None = 1.0,
     wide_weak_delta_e: float | None = 1.0,
     colour_split_z: float | None = 3.0,
     end_faces: bool = True,
@@ -317,6 +318,7 @@ def analyze(
         "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
+        "tail_probe_nfa": tail_probe_nfa,
         "wide_weak_delta_e": wide_weak_delta_e,
         "colour_split_z": colour_split_z,
         "end_faces": bool(end_faces),
@@ -381,7 +383,8 @@ def analyze(
 
         win = max(5, round(ppm))  # 1 mm
         det = extend_ends(det, signal, skin, max_length_px=extend_ends_mm * ppm, window_px=win, long_window_px=3 * win,
-                          max_through_px=2 * win, min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e)  # fmt: skip
+                          max_through_px=2 * win, min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e,
+                          probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0)  # fmt: skip
 
     widths = shift = None
     if det.points_yx.shape[0]:

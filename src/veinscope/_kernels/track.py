@@ -213,9 +213,72 @@ def _level(sig, skin, y, x, ty, tx, hw, d1, d2, window, k_noise, buf):  # pragma
     return floor + k_noise * 1.4826 * float(np.median(buf[:nc])), floor
 
 
+
+# the probe's fan of directions (degrees from the track's own) where the window ahead lost it
+_FAN_DEG = (-40.0, -27.0, -13.0, 0.0, 13.0, 27.0, 40.0)
+# the finest half-width a probe also tries (a vessel tapers as it fades: its end answers at a
+# larger scale than its faint continuation)
+_FINE_HW = 0.75
+
+
+@nb.njit(cache=True, nogil=True)
+def _fan_best(sig, skin, y, x, ty, tx, hws, length):  # pragma: no cover - compiled
+    """The largest :func:`window_contrast` over ``length`` points straight on from one step past
+    (y, x), over the fan ``_FAN_DEG`` about (ty, tx) and the half-widths ``hws``: (value,
+    direction y, direction x, half-width); value -inf when every candidate is off the skin."""
+    best = -np.inf
+    by = ty
+    bx = tx
+    bh = hws[0]
+    for deg in _FAN_DEG:
+        c = math.cos(math.radians(deg))
+        s_ = math.sin(math.radians(deg))
+        dy = c * ty + s_ * tx
+        dx = -s_ * ty + c * tx
+        for h in hws:
+            foot = max(2.0 * h, 2.0)
+            d1 = h + foot
+            v = window_contrast(sig, skin, y + dy, x + dx, dy, dx, h, d1, d1 + foot, length)
+            if v > best:
+                best = v
+                by = dy
+                bx = dx
+                bh = h
+    return best, by, bx, bh
+
+
+@nb.njit(cache=True, nogil=True)
+def _fan_null(sig, skin, y, x, ty, tx, hw, hws, length, buf):  # pragma: no cover - compiled
+    """The null of :func:`_fan_best`: the same statistic from starting points on the skin beside
+    an end at (y, x) running along (ty, tx) (both sides, clear of the vessel's template, at the
+    end and one and two probe lengths ahead, as :func:`_level`'s copies): its median and robust
+    spread (1.4826 MAD), NaN with fewer than 8 on the skin."""
+    ny = tx
+    nx = -ty
+    foot = max(2.0 * hw, 2.0)
+    d2 = hw + 2.0 * foot
+    nc = 0
+    for side in (-1.0, 1.0):
+        for j in range(_N_COPIES):
+            off = side * (d2 + hw + 1.0 + j * 2.0 * foot)
+            for f in range(3):
+                along = f * length
+                v, _, _, _ = _fan_best(sig, skin, y + along * ty + off * ny, x + along * tx + off * nx, ty, tx, hws, length)
+                if v > -np.inf and not np.isnan(v):
+                    buf[nc] = v
+                    nc += 1
+    if nc < 8:
+        return np.nan, np.nan
+    med = float(np.median(buf[:nc]))
+    for t in range(nc):
+        buf[t] = abs(buf[t] - med)
+    return med, 1.4826 * float(np.median(buf[:nc]))
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, window, k_noise, min_turn_cos,
-                out_yx, out_skip, out_n, out_info, ahead=3, inertia=0.5, long_window=0, through=0):  # pragma: no cover - compiled
+                out_yx, out_skip, out_n, out_info, ahead=3, inertia=0.5, long_window=0, through=0,
+                probe=0, z_probe=np.inf, max_probes=0):  # pragma: no cover - compiled
     """Follow each chain end in ``ends`` along its vessel; see :func:`veinscope.extend.extend_ends`.
 
     ``out_yx`` (E, max_steps, 2) float32 receives each end's track (one point per pixel of
@@ -231,6 +294,7 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
         path = np.empty(_BACK_STEPS + 1, np.int64)
         sc = np.empty(_BACK_STEPS + 1, np.float64)
         copies = np.empty(2 * _N_COPIES * _N_ALONG, np.float64)
+        hws = np.empty(2, np.float64)
         tdir = np.empty((max(window, 1), 2), np.float64)
         out_n[a] = 0
         out_info[a, 0] = np.nan
@@ -281,6 +345,11 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
         why = 1.0
         crossing = 0
         level2 = np.nan  # the long window's level, found when first needed
+        null_med = np.nan  # the probe's null beside the end, found when first needed
+        null_sp = np.nan
+        probes = 0
+        hws[0] = hw
+        hws[1] = min(hw, _FINE_HW)
         while s < max_steps:
             ny = tx
             nx = -ty
@@ -322,8 +391,52 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
                 if w2 > floor and w2 >= level2:
                     w = level  # a dip of the vessel's contrast: the longer window ahead still sees it
             if not (w >= level):
-                why = 2.0 if np.isnan(w) else 4.0
-                break  # no evidence of the vessel ahead
+                if np.isnan(w) or probes >= max_probes or probe < 1 or s + probe > max_steps:
+                    why = 2.0 if np.isnan(w) else 4.0
+                    break  # no evidence of the vessel ahead
+                # the window ahead lost it: probe a fan of directions and the finest width over
+                # a longer stretch, judged against the same probe on the skin beside the end
+                if np.isnan(null_med):
+                    null_med, null_sp = _fan_null(sig, skin, float(ys[e]), float(xs[e]), a_ty, a_tx, hw, hws, probe, copies)
+                v, pty, ptx, ph = _fan_best(sig, skin, py, px, ty, tx, hws, probe)
+                if not (null_sp > 0.0) or not (v > floor) or not ((v - null_med) >= z_probe * null_sp):
+                    why = 4.0
+                    break  # nothing stands out of the skin's own fan either
+                probes += 1
+                stop = False
+                for t in range(probe):
+                    qy = py + pty
+                    qx = px + ptx
+                    if _other_chain_near(keys, seg, n_cols, int(qy + 0.5), int(qx + 0.5), r, seg[e]):
+                        stop = True
+                        break
+                    out_yx[a, s, 0] = qy
+                    out_yx[a, s, 1] = qx
+                    out_skip[a, s] = False
+                    py = qy
+                    px = qx
+                    s += 1
+                if stop:
+                    why = 5.0
+                    break
+                ty = pty
+                tx = ptx
+                for t in range(window):
+                    tdir[t, 0] = ty
+                    tdir[t, 1] = tx
+                if ph != hw:  # the finer width: its own template and stop level from here on
+                    hw = ph
+                    foot = max(2.0 * hw, 2.0)
+                    d1 = hw + foot
+                    d2 = d1 + foot
+                    r = int(math.ceil(hw)) + 1
+                    level, floor = _level(sig, skin, ys[e], xs[e], a_ty, a_tx, hw, d1, d2, window, k_noise, copies)
+                    level2 = np.nan
+                    hws[0] = hw
+                    if not (level > 0.0):
+                        why = 4.0
+                        break
+                continue
             iy = int(qy + 0.5)
             ix = int(qx + 0.5)
             if _other_chain_near(keys, seg, n_cols, iy, ix, r, seg[e]):

@@ -301,3 +301,69 @@ def test_a_track_along_a_broad_shading_is_painted_no_wider_than_its_vessel(monke
     # no wider than the widest fit along the vessel's own points (6 px here, at its end; the
     # vessel is painted 3 px after the 1 mm median), far from the shading's 20 px
     assert rows(210, 245).max() <= 2 * vessel
+
+
+def _turning_line(seed, contrast, deg):
+    """A strong bar 4 px wide up to column 100 on pixel noise and a fine texture (as in
+    :func:`test_noise_alone_does_not_carry_a_tracker`), and from its end a fine faint line, 1 px
+    blurred by the camera (0.8 px), of peak ``contrast``, turned ``deg`` degrees from the bar:
+    (signal, the line's unit direction)."""
+    import cv2
+
+    sig = _bar(lambda x: (x <= 100).astype(float), seed=seed, sigma=0.05)
+    rng = np.random.default_rng(100 + seed)
+    sig += cv2.GaussianBlur(rng.normal(0, 0.1, (M, N)).astype(np.float32), (0, 0), 1.5)
+    t = math.radians(deg)
+    line = np.zeros((M, N), np.float32)
+    for s in np.arange(0.0, 400.0, 0.25):
+        y, x = ROW + 0.5 + s * math.sin(t), 100 + s * math.cos(t)
+        if 0 <= y < M - 1 and 0 <= x < N - 1:
+            line[int(round(y)), int(round(x))] = 1.0
+    line = cv2.GaussianBlur(line, (0, 0), 0.8)
+    return sig + contrast * line / line.max(), (math.sin(t), math.cos(t))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_faint_fine_continuation_turning_at_the_end_is_found_by_the_probe(seed):
+    # the vessel goes on from the bar's end as a fine faint line turned by 40 degrees: the
+    # window straight ahead (and the tracker's re-centring by a pixel) loses it at the end; the
+    # probe's fan and finest width find it over 2 mm, against the same probe on the skin beside
+    sig, (dy, dx) = _turning_line(seed, 0.2, 40.0)
+    kw = dict(max_length_px=150, window_px=WINDOW, long_window_px=3 * WINDOW)
+    off = extend_ends(_chain(40, 101), sig, np.ones((M, N), bool), **kw)
+    assert _reach(off)[0] <= 102  # without the probe the track stops at the end
+    # probe_nfa 0.01 for the two ends here: the threshold (z about 2.9) a photo with a few
+    # hundred ends gets at the default of one false probe per photo
+    on = extend_ends(_chain(40, 101), sig, np.ones((M, N), bool), probe_px=2 * WINDOW, probe_nfa=0.01, **kw)
+    reach, added = _reach(on)
+    assert reach >= 145  # the line leaves the image at column 171 (row 120)
+    # on the line: within 2 px of it
+    rel = added.astype(float) - np.array([ROW + 0.5, 100.0])
+    far = rel[:, 1] > 2
+    dist = np.abs(rel[far, 0] * dx - rel[far, 1] * dy)
+    assert np.all(dist <= 2.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_noise_alone_does_not_carry_a_probe(seed):
+    # test_noise_alone_does_not_carry_a_tracker with the probe on, at the threshold of a photo
+    # with a few hundred ends
+    import cv2
+
+    sig = _bar(lambda x: ((x >= 40) & (x <= 100)).astype(float), seed=seed, sigma=0.05)
+    rng = np.random.default_rng(100 + seed)
+    sig += cv2.GaussianBlur(rng.normal(0, 0.1, (M, N)).astype(np.float32), (0, 0), 1.5)
+    out = extend_ends(_chain(40, 101), sig, np.ones((M, N), bool), max_length_px=150, window_px=WINDOW,
+                      long_window_px=3 * WINDOW, probe_px=2 * WINDOW, probe_nfa=0.01)  # fmt: skip
+    reach, _ = _reach(out)
+    assert reach <= 100 + WINDOW // 2
+    assert int(out.points_yx[:, 1].min()) >= 40 - WINDOW // 2
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "1"])
+def test_a_bad_probe_nfa_is_refused(bad):
+    with pytest.raises(ValueError, match="tail_probe_nfa"):
+        veinscope.analyze(np.zeros((64, 64, 3), np.uint8), px_per_mm=10.0, tail_probe_nfa=bad)
+    with pytest.raises(ValueError, match="probe_nfa"):
+        extend_ends(_chain(40, 101), np.zeros((M, N), np.float32), np.ones((M, N), bool), max_length_px=10,
+                    probe_px=20, probe_nfa=-1.0)  # fmt: skip

@@ -75,8 +75,9 @@ def extend_ends(
     ``probe_px`` points straight on, the largest over a fan of seven directions (within 40
     degrees of the track's) and two half-widths (the end's and the finest, 0.75 px: a vessel
     tapers as it fades, and its end answers the filter at a larger scale than its faint
-    continuation). The same largest value taken from 24 starting points on the skin beside the
-    end (as the stop level's copies) is its null: the probe is accepted when it exceeds the
+    continuation). The same largest value taken from 64 starting points on the skin beside the
+    end (8 copies of the way on each side, clear of the vessel's template, one probe behind the
+    end to two ahead) is its null: the probe is accepted when it exceeds the
     null's median by ``z`` robust spreads, with ``z`` set a-contrario (Desolneux, Moisan and Morel
     2000, doi:10.1023/A:1008325632327) so that the expected number of probes accepted on skin
     alone is at most ``probe_nfa`` per photo: the Gaussian tail ``1 - Phi(z) = probe_nfa / (E x

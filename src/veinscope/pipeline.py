@@ -192,6 +192,14 @@ def analyze(
         photos, seeds 400-423: recall +0.026, clDice +0.010, centreline precision +0.002, class
         right unchanged, total length error -21.4 % to -17.8 %; BENCHMARKS.md, session 15).
         ``None``: off.
+    tail_probe_nfa : float or None
+        Where ``extend_ends_mm``' window ahead loses a vessel, probe 2 mm on over a fan of
+        directions (within 40 degrees) and at the finest width (a fading vessel tapers; at a fork
+        or a bend the way straight on misses it), and go on where the probe's contrast stands
+        out of the same probe on the skin beside the end so that at most this many probes per
+        photo are expected to be accepted on skin alone (an a-contrario number of false alarms:
+        :func:`veinscope.extend.extend_ends`, ``probe_nfa``); up to three probes per end. 1.0,
+        the conventional a-contrario level, not tuned (BENCHMARKS.md, session 23). ``None``: off.
     wide_weak_delta_e : float or None
         Hysteresis along a wide vein: a band the hysteresis drops whose centreline is 1 mm
         wide or more (dropped by ``faint_delta_e``'s rule: on its own, a wide faint band is
@@ -279,6 +287,10 @@ def analyze(
         isinstance(extend_ends_mm, (int, float)) and math.isfinite(extend_ends_mm) and extend_ends_mm > 0
     ):
         raise ValueError(f"extend_ends_mm must be None or a positive number of millimetres, got {extend_ends_mm!r}")
+    if tail_probe_nfa is not None and not (
+        isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
+    ):
+        raise ValueError(f"tail_probe_nfa must be None or a positive expected number of false probes, got {tail_probe_nfa!r}")
     if wide_weak_delta_e is not None and not (
         isinstance(wide_weak_delta_e, (int, float)) and math.isfinite(wide_weak_delta_e) and wide_weak_delta_e >= 0
     ):

@@ -216,6 +216,10 @@ def _level(sig, skin, y, x, ty, tx, hw, d1, d2, window, k_noise, buf):  # pragma
 
 # the probe's fan of directions (degrees from the track's own) where the window ahead lost it
 _FAN_DEG = (-40.0, -27.0, -13.0, 0.0, 13.0, 27.0, 40.0)
+# copies per side and positions along the way for the probe's null (64 values: its threshold
+# lies about 3 robust spreads up, where 24 values are too few to place it)
+_N_NULL_COPIES = 8
+_N_NULL_ALONG = 4
 # the finest half-width a probe also tries (a vessel tapers as it fades: its end answers at a
 # larger scale than its faint continuation)
 _FINE_HW = 0.75
@@ -250,8 +254,8 @@ def _fan_best(sig, skin, y, x, ty, tx, hws, length):  # pragma: no cover - compi
 @nb.njit(cache=True, nogil=True)
 def _fan_null(sig, skin, y, x, ty, tx, hw, hws, length, buf):  # pragma: no cover - compiled
     """The null of :func:`_fan_best`: the same statistic from starting points on the skin beside
-    an end at (y, x) running along (ty, tx) (both sides, clear of the vessel's template, at the
-    end and one and two probe lengths ahead, as :func:`_level`'s copies): its median and robust
+    an end at (y, x) running along (ty, tx) (``_N_NULL_COPIES`` per side clear of the vessel's
+    template, one probe length behind the end to two ahead): its median and robust
     spread (1.4826 MAD), NaN with fewer than 8 on the skin."""
     ny = tx
     nx = -ty
@@ -259,10 +263,10 @@ def _fan_null(sig, skin, y, x, ty, tx, hw, hws, length, buf):  # pragma: no cove
     d2 = hw + 2.0 * foot
     nc = 0
     for side in (-1.0, 1.0):
-        for j in range(_N_COPIES):
+        for j in range(_N_NULL_COPIES):
             off = side * (d2 + hw + 1.0 + j * 2.0 * foot)
-            for f in range(3):
-                along = f * length
+            for f in range(_N_NULL_ALONG):
+                along = (f - 1.0) * length  # one probe length behind the end to two ahead
                 v, _, _, _ = _fan_best(sig, skin, y + along * ty + off * ny, x + along * tx + off * nx, ty, tx, hws, length)
                 if v > -np.inf and not np.isnan(v):
                     buf[nc] = v
@@ -295,6 +299,7 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
         sc = np.empty(_BACK_STEPS + 1, np.float64)
         copies = np.empty(2 * _N_COPIES * _N_ALONG, np.float64)
         hws = np.empty(2, np.float64)
+        nulls = np.empty(2 * _N_NULL_COPIES * _N_NULL_ALONG, np.float64)
         tdir = np.empty((max(window, 1), 2), np.float64)
         out_n[a] = 0
         out_info[a, 0] = np.nan
@@ -397,7 +402,7 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
                 # the window ahead lost it: probe a fan of directions and the finest width over
                 # a longer stretch, judged against the same probe on the skin beside the end
                 if np.isnan(null_med):
-                    null_med, null_sp = _fan_null(sig, skin, float(ys[e]), float(xs[e]), a_ty, a_tx, hw, hws, probe, copies)
+                    null_med, null_sp = _fan_null(sig, skin, float(ys[e]), float(xs[e]), a_ty, a_tx, hw, hws, probe, nulls)
                 v, pty, ptx, ph = _fan_best(sig, skin, py, px, ty, tx, hws, probe)
                 if not (null_sp > 0.0) or not (v > floor) or not ((v - null_med) >= z_probe * null_sp):
                     why = 4.0

@@ -216,10 +216,6 @@ def _level(sig, skin, y, x, ty, tx, hw, d1, d2, window, k_noise, buf):  # pragma
 
 # the probe's fan of directions (degrees from the track's own) where the window ahead lost it
 _FAN_DEG = (-40.0, -27.0, -13.0, 0.0, 13.0, 27.0, 40.0)
-# copies per side and positions along the way for the probe's null (64 values: its threshold
-# lies about 3 robust spreads up, where 24 values are too few to place it)
-_N_NULL_COPIES = 8
-_N_NULL_ALONG = 4
 # the finest half-width a probe also tries (a vessel tapers as it fades: its end answers at a
 # larger scale than its faint continuation)
 _FINE_HW = 0.75
@@ -251,38 +247,47 @@ def _fan_best(sig, skin, y, x, ty, tx, hws, length):  # pragma: no cover - compi
     return best, by, bx, bh
 
 
-@nb.njit(cache=True, nogil=True)
-def _fan_null(sig, skin, y, x, ty, tx, hw, hws, length, buf):  # pragma: no cover - compiled
-    """The null of :func:`_fan_best`: the same statistic from starting points on the skin beside
-    an end at (y, x) running along (ty, tx) (``_N_NULL_COPIES`` per side clear of the vessel's
-    template, one probe length behind the end to two ahead): its median and robust
-    spread (1.4826 MAD), NaN with fewer than 8 on the skin."""
-    ny = tx
-    nx = -ty
-    foot = max(2.0 * hw, 2.0)
-    d2 = hw + 2.0 * foot
-    nc = 0
-    for side in (-1.0, 1.0):
-        for j in range(_N_NULL_COPIES):
-            off = side * (d2 + hw + 1.0 + j * 2.0 * foot)
-            for f in range(_N_NULL_ALONG):
-                along = (f - 1.0) * length  # one probe length behind the end to two ahead
-                v, _, _, _ = _fan_best(sig, skin, y + along * ty + off * ny, x + along * tx + off * nx, ty, tx, hws, length)
-                if v > -np.inf and not np.isnan(v):
-                    buf[nc] = v
-                    nc += 1
-    if nc < 8:
-        return np.nan, np.nan
-    med = float(np.median(buf[:nc]))
-    for t in range(nc):
-        buf[t] = abs(buf[t] - med)
-    return med, 1.4826 * float(np.median(buf[:nc]))
+@nb.njit(cache=True, nogil=True, parallel=True)
+def probe_nulls(sig, skin, ys, xs, seg, n_cols, start_y, start_x, start_ty, start_tx, hw_vals, length, out_med, out_sp):  # pragma: no cover - compiled
+    """The null of :func:`_fan_best` over ``length`` points on the skin off the detected
+    centrelines, for each half-width in ``hw_vals`` (H,): the statistic from each start
+    (``start_y``, ``start_x``, along (``start_ty``, ``start_tx``), (S,)) that lies on the skin
+    farther than the template's reach from every centreline point, with the half-widths
+    (hw, min(hw, ``_FINE_HW``)) a probe from an end of that half-width tries; ``out_med``,
+    ``out_sp`` (H,) its median and robust spread (1.4826 MAD), NaN with fewer than 16 values."""
+    keys = ys.astype(np.int64) * n_cols + xs
+    for h in nb.prange(hw_vals.size):
+        hw = hw_vals[h]
+        hws = np.empty(2, np.float64)
+        hws[0] = hw
+        hws[1] = min(hw, _FINE_HW)
+        foot = max(2.0 * hw, 2.0)
+        reach = int(math.ceil(hw + 2.0 * foot)) + 1
+        buf = np.empty(start_y.size, np.float64)
+        nc = 0
+        for i in range(start_y.size):
+            y = start_y[i]
+            x = start_x[i]
+            if _other_chain_near(keys, seg, n_cols, int(y + 0.5), int(x + 0.5), reach + length, -1):
+                continue  # off the vessels found: the skin's own answer
+            v, _, _, _ = _fan_best(sig, skin, y, x, start_ty[i], start_tx[i], hws, length)
+            if v > -np.inf and not np.isnan(v):
+                buf[nc] = v
+                nc += 1
+        out_med[h] = np.nan
+        out_sp[h] = np.nan
+        if nc >= 16:
+            med = float(np.median(buf[:nc]))
+            for t in range(nc):
+                buf[t] = abs(buf[t] - med)
+            out_med[h] = med
+            out_sp[h] = 1.4826 * float(np.median(buf[:nc]))
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, window, k_noise, min_turn_cos,
                 out_yx, out_skip, out_n, out_info, ahead=3, inertia=0.5, long_window=0, through=0,
-                probe=0, z_probe=np.inf, max_probes=0):  # pragma: no cover - compiled
+                probe=0, z_probe=np.inf, max_probes=0, null_hw=np.zeros(0), null_med=np.zeros(0), null_sp=np.zeros(0)):  # pragma: no cover - compiled
     """Follow each chain end in ``ends`` along its vessel; see :func:`veinscope.extend.extend_ends`.
 
     ``out_yx`` (E, max_steps, 2) float32 receives each end's track (one point per pixel of
@@ -299,7 +304,6 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
         sc = np.empty(_BACK_STEPS + 1, np.float64)
         copies = np.empty(2 * _N_COPIES * _N_ALONG, np.float64)
         hws = np.empty(2, np.float64)
-        nulls = np.empty(2 * _N_NULL_COPIES * _N_NULL_ALONG, np.float64)
         tdir = np.empty((max(window, 1), 2), np.float64)
         out_n[a] = 0
         out_info[a, 0] = np.nan
@@ -350,8 +354,15 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
         why = 1.0
         crossing = 0
         level2 = np.nan  # the long window's level, found when first needed
-        null_med = np.nan  # the probe's null beside the end, found when first needed
-        null_sp = np.nan
+        # the probe's null: the photo's, at the half-width nearest the end's
+        n_med = np.nan
+        n_sp = np.nan
+        best_d = np.inf
+        for h in range(null_hw.size):
+            if abs(null_hw[h] - hw) < best_d:
+                best_d = abs(null_hw[h] - hw)
+                n_med = null_med[h]
+                n_sp = null_sp[h]
         probes = 0
         hws[0] = hw
         hws[1] = min(hw, _FINE_HW)
@@ -401,13 +412,12 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
                     break  # no evidence of the vessel ahead
                 # the window ahead lost it: probe a fan of directions and the finest width over
                 # a longer stretch, judged against the same probe on the skin beside the end
-                if np.isnan(null_med):
-                    null_med, null_sp = _fan_null(sig, skin, float(ys[e]), float(xs[e]), a_ty, a_tx, hw, hws, probe, nulls)
                 v, pty, ptx, ph = _fan_best(sig, skin, py, px, ty, tx, hws, probe)
-                if not (null_sp > 0.0) or not (v > floor) or not ((v - null_med) >= z_probe * null_sp):
+                if not (n_sp > 0.0) or not (v > floor) or not ((v - n_med) >= z_probe * n_sp):
                     why = 4.0
                     break  # nothing stands out of the skin's own fan either
                 probes += 1
+                out_info[a, 3] = probes
                 stop = False
                 for t in range(probe):
                     qy = py + pty
@@ -438,6 +448,12 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
                     level, floor = _level(sig, skin, ys[e], xs[e], a_ty, a_tx, hw, d1, d2, window, k_noise, copies)
                     level2 = np.nan
                     hws[0] = hw
+                    best_d = np.inf
+                    for h in range(null_hw.size):
+                        if abs(null_hw[h] - hw) < best_d:
+                            best_d = abs(null_hw[h] - hw)
+                            n_med = null_med[h]
+                            n_sp = null_sp[h]
                     if not (level > 0.0):
                         why = 4.0
                         break

@@ -367,3 +367,46 @@ def test_a_bad_probe_nfa_is_refused(bad):
     with pytest.raises(ValueError, match="probe_nfa"):
         extend_ends(_chain(40, 101), np.zeros((M, N), np.float32), np.ones((M, N), bool), max_length_px=10,
                     probe_px=20, probe_nfa=-1.0)  # fmt: skip
+
+
+def test_the_probes_null_is_its_statistic_on_the_skin_off_the_chains():
+    # probe_nulls against a plain loop over the compiled probe statistic: the starts near a
+    # centreline left out, the median and 1.4826 MAD of the rest, per half-width; two threads
+    # give what one gives
+    import numba
+
+    from veinscope._kernels.track import _fan_best, probe_nulls
+
+    rng = np.random.default_rng(7)
+    sig = rng.normal(0.0, 0.1, (M, N)).astype(np.float32)
+    skin = np.ones((M, N), np.uint8)
+    det = _chain(40, 101)
+    ys = det.points_yx[:, 0].astype(np.int64)
+    xs = det.points_yx[:, 1].astype(np.int64)
+    seg = det.segment.astype(np.int64)
+    sy = rng.uniform(20, M - 20, 300)
+    sx = rng.uniform(20, N - 20, 300)
+    ang = rng.uniform(0, math.pi, 300)
+    hw_vals = np.array([0.75, 2.0])
+    length = 12
+    med = np.full(2, np.nan)
+    sp = np.full(2, np.nan)
+    probe_nulls(sig, skin, ys, xs, seg, N, sy, sx, np.sin(ang), np.cos(ang), hw_vals, length, med, sp)
+    for h, hw in enumerate(hw_vals):
+        reach = int(math.ceil(hw + 2 * max(2 * hw, 2.0))) + 1 + length
+        far = ~((np.abs(np.round(sy)[:, None] - ys[None]) <= reach) & (np.abs(np.round(sx)[:, None] - xs[None]) <= reach)).any(1)
+        hws = np.array([hw, min(hw, 0.75)])
+        v = np.array([_fan_best(sig, skin, sy[i], sx[i], math.sin(ang[i]), math.cos(ang[i]), hws, length)[0] for i in np.flatnonzero(far)])
+        assert 16 <= v.size < 300  # some starts were near the chain
+        np.testing.assert_allclose(med[h], np.median(v), rtol=1e-9)
+        np.testing.assert_allclose(sp[h], 1.4826 * np.median(np.abs(v - np.median(v))), rtol=1e-9)
+    med1 = np.full(2, np.nan)
+    sp1 = np.full(2, np.nan)
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        probe_nulls(sig, skin, ys, xs, seg, N, sy, sx, np.sin(ang), np.cos(ang), hw_vals, length, med1, sp1)
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(med1, med)
+    np.testing.assert_array_equal(sp1, sp)

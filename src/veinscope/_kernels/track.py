@@ -293,10 +293,13 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
     ``out_yx`` (E, max_steps, 2) float32 receives each end's track (one point per pixel of
     arc), ``out_skip`` (E, max_steps) bool marks its points within reach of another chain's
     centreline, ``out_n`` (E,) its length in points; ``out_info`` (E, 5): the end's half-width,
-    its own contrast over its last points, the stop level (NaN where not reached), 0, and why
-    the track ended (0 not followed, 1 the length, 2 off the skin, 3 a sharp turn, 4 no
-    contrast ahead, 5 along another chain). ``ahead``: points looked at when re-centring;
-    ``inertia``: the share of the old direction in the new one.
+    its own contrast over its last points, the stop level (NaN where not reached), the probes
+    accepted, and why the track ended (0 not followed, 1 the length, 2 off the skin, 3 a sharp
+    turn, 4 no contrast ahead, 5 along another chain). ``ahead``: points looked at when
+    re-centring; ``inertia``: the share of the old direction in the new one. ``probe``: the
+    probe's length in points (0: none), accepted ``z_probe`` robust spreads above the null
+    (``null_med``, ``null_sp`` (H,) at the half-widths ``null_hw``: :func:`probe_nulls`; the
+    one nearest the end's), at most ``max_probes`` per end.
     """
     keys = ys.astype(np.int64) * n_cols + xs
     for a in nb.prange(ends.size):  # ends are independent: the same result on any number of threads

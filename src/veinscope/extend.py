@@ -81,7 +81,8 @@ def extend_ends(
     null's median by ``z`` robust spreads, with ``z`` set a-contrario (Desolneux, Moisan and Morel
     2000, doi:10.1023/A:1008325632327) so that the expected number of probes accepted on skin
     alone is at most ``probe_nfa`` per photo: the Gaussian tail ``1 - Phi(z) = probe_nfa / (E x
-    max_probes)``, E the ends followed. An accepted probe's points join the track, the track
+    max_probes)``, E the ends followed, with E x max_probes counted as at least 1000 (a full photo
+    of a leg has hundreds of ends; a crop with a few dozen would otherwise accept probes at z 2). An accepted probe's points join the track, the track
     turns to its direction (and width) and steps on; at most ``max_probes`` per end. A probe
     gains evidence by length where a window cannot: a faint line of contrast c in noise of
     spread s per point is seen over L points at about c sqrt(L) / s.
@@ -186,7 +187,11 @@ def extend_ends(
     if probe_px > 0 and max_probes > 0:
         from statistics import NormalDist
 
-        z_probe = NormalDist().inv_cdf(max(1.0 - probe_nfa / (ends.size * max_probes), 1e-12))
+        # the a-contrario level (probe_nfa false probes per photo over its E x max_probes
+        # probes), and at least that of one false probe in _MIN_PROBE_TESTS: a crop with a
+        # few dozen ends would otherwise accept a probe at z 2
+        tests = max(ends.size * max_probes, _MIN_PROBE_TESTS)
+        z_probe = NormalDist().inv_cdf(max(1.0 - probe_nfa / tests, 1e-12))
         null_hw, null_med, null_sp = _probe_nulls(sig, skin, ys, xs, seg, det.scale_px, int(probe_px))
     out_yx = np.zeros((ends.size, max_steps, 2), np.float32)
     out_skip = np.zeros((ends.size, max_steps), bool)
@@ -220,6 +225,10 @@ def extend_ends(
             return det
     return _with_points(det, new_yx, ends[owner], owner, det.scale_px[ends[owner]], n, tracked=True)
 
+
+# the fewest probes a photo's a-contrario level counts (a 1600 x 1200 photo of a leg has a few
+# hundred followed ends, a 12 MP photo about a thousand, each with up to three probes)
+_MIN_PROBE_TESTS = 1000
 
 # starting points of the probe's null on a photo (a lattice over it; those on the skin and off
 # the vessels found count)

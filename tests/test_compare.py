@@ -1688,15 +1688,15 @@ def test_a_spider_found_further_along_its_bumpy_branches_is_still_a_spider(seed)
     # generated series pair 301/2: a new spider, found in part on main (a new vessel); the
     # engine's probe follows its faint branches further, their outline one to three pixels
     # wide and bumpy, and the skeleton's spurs and staircase corners cut each branch into
-    # stretches under 2 mm: before, neither the spider test nor the long-vessel test held
-    # (a mesh's reading) and the spider was reported as 36 mm² of matting. The branches are
-    # as long as they are; a mesh of short fine vessels with the same bumps stays a mesh
+    # stretches under 2 mm: before, the spider test did not hold (a mesh's reading) and the
+    # spider was reported as 36 mm² of matting. Its branches are as long as they are; a mesh
+    # of short fine vessels with the same bumps stays a mesh (nor is it long vessels: that
+    # test reads the skeleton as it is, unchanged)
     from veinscope.compare import _long_new_vessels, _one_radiating_structure
 
     v = _spider_found(seed, 5.0, bumpy=True)
     assert _one_radiating_structure(v, 10.0)
     assert _one_radiating_structure(v, 10.0, red=v)
-    assert _long_new_vessels(v, 10.0)
     smooth = _spider_found(seed, 5.0, bumpy=False)
     assert _one_radiating_structure(smooth, 10.0) and _long_new_vessels(smooth, 10.0)
     rng = np.random.default_rng(seed)

@@ -2111,7 +2111,20 @@ def _one_radiating_structure(vessel: np.ndarray, ppm: float, *, long_mm: float =
     if sk is None:
         return False
     total = float(sk.sum())
-    nl, lab, st = _stretches(_twigs_pruned(sk, along_mm * ppm))
+    # the skeleton as it is, and without its false junctions (a bumpy outline's spurs and
+    # staircase corners, :func:`_twigs_pruned`): a spider whose faint branches the engine
+    # follows further has a bumpier outline, and its branches must not fall into stretches
+    # shorter than they are (series 301/2). Taking them out lengthens stretches, so a spider
+    # read in more detail can also show a long stretch that does not point at its hub (a
+    # side branch): either reading may show the hub. The hub test keeps a mesh out of both:
+    # merged stretches of a mesh do not radiate from one point
+    return _radiates(sk, total, long_px) or _radiates(_twigs_pruned(sk, along_mm * ppm), total, long_px)
+
+
+def _radiates(sk: np.ndarray, total: float, long_px: float) -> bool:
+    """Part of :func:`_one_radiating_structure`: its long stretches of ``sk`` holding enough of
+    ``total`` and radiating from one hub."""
+    nl, lab, st = _stretches(sk)
     long_ids = [i for i in range(1, nl) if st[i, cv2.CC_STAT_AREA] >= long_px]
     long_len = sum(int(st[i, cv2.CC_STAT_AREA]) for i in long_ids)
     # two long stretches must hold half of the skeleton; three or more radiating from one hub
@@ -2191,7 +2204,7 @@ def _long_new_vessels(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0, m
     if sk is None:
         return False
     total = float(sk.sum())
-    nl, _, st = _stretches(_twigs_pruned(sk, along_mm * ppm))
+    nl, _, st = _stretches(sk)
     long_len = [int(st[i, cv2.CC_STAT_AREA]) for i in range(1, nl) if st[i, cv2.CC_STAT_AREA] >= long_px]
     if len(long_len) < 2 or sum(long_len) < 0.5 * total:
         return False

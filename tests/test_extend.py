@@ -301,3 +301,111 @@ def test_a_track_along_a_broad_shading_is_painted_no_wider_than_its_vessel(monke
     # no wider than the widest fit along the vessel's own points (6 px here, at its end; the
     # vessel is painted 3 px after the 1 mm median), far from the shading's 20 px
     assert rows(210, 245).max() <= 2 * vessel
+
+
+def _turning_line(seed, contrast, deg):
+    """A strong bar 4 px wide up to column 100 on pixel noise and a fine texture (as in
+    :func:`test_noise_alone_does_not_carry_a_tracker`), and from its end a fine faint line, 1 px
+    blurred by the camera (0.8 px), of peak ``contrast``, turned ``deg`` degrees from the bar:
+    (signal, the line's unit direction)."""
+    import cv2
+
+    sig = _bar(lambda x: (x <= 100).astype(float), seed=seed, sigma=0.05)
+    rng = np.random.default_rng(100 + seed)
+    sig += cv2.GaussianBlur(rng.normal(0, 0.1, (M, N)).astype(np.float32), (0, 0), 1.5)
+    t = math.radians(deg)
+    line = np.zeros((M, N), np.float32)
+    for s in np.arange(0.0, 400.0, 0.25):
+        y, x = ROW + 0.5 + s * math.sin(t), 100 + s * math.cos(t)
+        if 0 <= y < M - 1 and 0 <= x < N - 1:
+            line[int(round(y)), int(round(x))] = 1.0
+    line = cv2.GaussianBlur(line, (0, 0), 0.8)
+    return sig + contrast * line / line.max(), (math.sin(t), math.cos(t))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_faint_fine_continuation_turning_at_the_end_is_found_by_the_probe(seed):
+    # the vessel goes on from the bar's end as a fine faint line turned by 40 degrees: the
+    # window straight ahead (and the tracker's re-centring by a pixel) loses it at the end; the
+    # probe's fan and finest width find it over 2 mm, against the same probe on the skin beside
+    sig, (dy, dx) = _turning_line(seed, 0.2, 40.0)
+    kw = dict(max_length_px=150, window_px=WINDOW, long_window_px=3 * WINDOW)
+    off = extend_ends(_chain(40, 101), sig, np.ones((M, N), bool), **kw)
+    assert _reach(off)[0] <= 102  # without the probe the track stops at the end
+    # the default of one false probe per photo, over at least 1000 probes: z 3.09
+    on = extend_ends(_chain(40, 101), sig, np.ones((M, N), bool), probe_px=2 * WINDOW, probe_nfa=1.0, **kw)
+    reach, added = _reach(on)
+    assert reach >= 145  # the line leaves the image at column 171 (row 120)
+    # on the line: within 2 px of it
+    rel = added.astype(float) - np.array([ROW + 0.5, 100.0])
+    far = rel[:, 1] > 2
+    dist = np.abs(rel[far, 0] * dx - rel[far, 1] * dy)
+    assert np.all(dist <= 2.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_noise_alone_does_not_carry_a_probe(seed):
+    # test_noise_alone_does_not_carry_a_tracker with the probe on at the default threshold (one
+    # false probe per photo over at least 1000 probes: z 3.09)
+    import cv2
+
+    sig = _bar(lambda x: ((x >= 40) & (x <= 100)).astype(float), seed=seed, sigma=0.05)
+    rng = np.random.default_rng(100 + seed)
+    sig += cv2.GaussianBlur(rng.normal(0, 0.1, (M, N)).astype(np.float32), (0, 0), 1.5)
+    out = extend_ends(_chain(40, 101), sig, np.ones((M, N), bool), max_length_px=150, window_px=WINDOW,
+                      long_window_px=3 * WINDOW, probe_px=2 * WINDOW, probe_nfa=1.0)  # fmt: skip
+    reach, _ = _reach(out)
+    assert reach <= 100 + WINDOW // 2
+    assert int(out.points_yx[:, 1].min()) >= 40 - WINDOW // 2
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "1"])
+def test_a_bad_probe_nfa_is_refused(bad):
+    with pytest.raises(ValueError, match="tail_probe_nfa"):
+        veinscope.analyze(np.zeros((64, 64, 3), np.uint8), px_per_mm=10.0, tail_probe_nfa=bad)
+    with pytest.raises(ValueError, match="probe_nfa"):
+        extend_ends(_chain(40, 101), np.zeros((M, N), np.float32), np.ones((M, N), bool), max_length_px=10,
+                    probe_px=20, probe_nfa=-1.0)  # fmt: skip
+
+
+def test_the_probes_null_is_its_statistic_on_the_skin_off_the_chains():
+    # probe_nulls against a plain loop over the compiled probe statistic: the starts near a
+    # centreline left out, the median and 1.4826 MAD of the rest, per half-width; two threads
+    # give what one gives
+    import numba
+
+    from veinscope._kernels.track import _fan_best, probe_nulls
+
+    rng = np.random.default_rng(7)
+    sig = rng.normal(0.0, 0.1, (M, N)).astype(np.float32)
+    skin = np.ones((M, N), np.uint8)
+    det = _chain(40, 101)
+    ys = det.points_yx[:, 0].astype(np.int64)
+    xs = det.points_yx[:, 1].astype(np.int64)
+    seg = det.segment.astype(np.int64)
+    sy = rng.uniform(20, M - 20, 300)
+    sx = rng.uniform(20, N - 20, 300)
+    ang = rng.uniform(0, math.pi, 300)
+    hw_vals = np.array([0.75, 2.0])
+    length = 12
+    med = np.full(2, np.nan)
+    sp = np.full(2, np.nan)
+    probe_nulls(sig, skin, ys, xs, seg, N, sy, sx, np.sin(ang), np.cos(ang), hw_vals, length, med, sp)
+    for h, hw in enumerate(hw_vals):
+        reach = int(math.ceil(hw + 2 * max(2 * hw, 2.0))) + 1 + length
+        far = ~((np.abs(np.round(sy)[:, None] - ys[None]) <= reach) & (np.abs(np.round(sx)[:, None] - xs[None]) <= reach)).any(1)
+        hws = np.array([hw, min(hw, 0.75)])
+        v = np.array([_fan_best(sig, skin, sy[i], sx[i], math.sin(ang[i]), math.cos(ang[i]), hws, length)[0] for i in np.flatnonzero(far)])
+        assert 16 <= v.size < 300  # some starts were near the chain
+        np.testing.assert_allclose(med[h], np.median(v), rtol=1e-9)
+        np.testing.assert_allclose(sp[h], 1.4826 * np.median(np.abs(v - np.median(v))), rtol=1e-9)
+    med1 = np.full(2, np.nan)
+    sp1 = np.full(2, np.nan)
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        probe_nulls(sig, skin, ys, xs, seg, N, sy, sx, np.sin(ang), np.cos(ang), hw_vals, length, med1, sp1)
+    finally:
+        numba.set_num_threads(old)
+    np.testing.assert_array_equal(med1, med)
+    np.testing.assert_array_equal(sp1, sp)

@@ -40,6 +40,9 @@ def extend_ends(
     max_turn_deg: float = 45.0,
     rgb=None,
     min_delta_e: float | None = None,
+    probe_px: int = 0,
+    max_probes: int = 3,
+    probe_nfa: float = 1.0,
 ) -> VesselDetection:
     """The detection with each chain followed on past its free ends where its vessel continues.
 
@@ -66,6 +69,23 @@ def extend_ends(
     another chain's centreline for more than ``max_through_px`` steps (crossing a vessel or a
     short piece goes on; running along one stops; the points next to the other chain are not
     added). An end whose own contrast over its last points is under the level is not followed.
+
+    Where the window ahead loses the vessel, a probe (``probe_px`` > 0) looks for its faint
+    continuation over a longer stretch before the track stops: the mean contrast over
+    ``probe_px`` points straight on, the largest over a fan of seven directions (within 40
+    degrees of the track's) and two half-widths (the end's and the finest, 0.75 px: a vessel
+    tapers as it fades, and its end answers the filter at a larger scale than its faint
+    continuation). The same largest value taken on the photo's skin off the vessels found
+    (about 500 starting points on a lattice, directions spread by the golden angle; at the
+    end's half-width) is its null: the probe is accepted when it exceeds the
+    null's median by ``z`` robust spreads, with ``z`` set a-contrario (Desolneux, Moisan and Morel
+    2000, doi:10.1023/A:1008325632327) so that the expected number of probes accepted on skin
+    alone is at most ``probe_nfa`` per photo: the Gaussian tail ``1 - Phi(z) = probe_nfa / (E x
+    max_probes)``, E the ends followed, with E x max_probes counted as at least 1000 (a full photo
+    of a leg has hundreds of ends; a crop with a few dozen would otherwise accept probes at z 2). An accepted probe's points join the track, the track
+    turns to its direction (and width) and steps on; at most ``max_probes`` per end. A probe
+    gains evidence by length where a window cannot: a faint line of contrast c in noise of
+    spread s per point is seen over L points at about c sqrt(L) / s.
     The tracks are smoothed over 5 points (the half-pixel re-centring would zigzag) and rounded
     to 8-connected chains.
 
@@ -103,6 +123,13 @@ def extend_ends(
         An extension whose mean colour differs from the skin beside it by less than this
         CIEDE2000 on ``rgb`` (:func:`veinscope.measure.chain_delta_e`; not judged: kept) is
         dropped. ``None`` (or no ``rgb``) keeps every extension.
+    probe_px : int
+        Points of a probe past a place the window ahead lost the vessel (0: no probe).
+    max_probes : int
+        Probes accepted per end at most.
+    probe_nfa : float
+        The expected number of probes accepted on the skin alone, per photo (the a-contrario
+        number of false alarms).
 
     Returns
     -------
@@ -153,13 +180,27 @@ def extend_ends(
         return det
     if sig.dtype != np.float32 or not sig.flags.c_contiguous:
         sig = np.ascontiguousarray(sig, np.float32)
+    if int(probe_px) < 0 or int(max_probes) < 0 or not (isinstance(probe_nfa, (int, float)) and probe_nfa > 0):
+        raise ValueError(f"probe_px and max_probes must be >= 0 and probe_nfa > 0, got {probe_px!r}, {max_probes!r}, {probe_nfa!r}")
+    z_probe = math.inf
+    null_hw = null_med = null_sp = np.zeros(0)
+    if probe_px > 0 and max_probes > 0:
+        from statistics import NormalDist
+
+        # the a-contrario level (probe_nfa false probes per photo over its E x max_probes
+        # probes), and at least that of one false probe in _MIN_PROBE_TESTS: a crop with a
+        # few dozen ends would otherwise accept a probe at z 2
+        tests = max(ends.size * max_probes, _MIN_PROBE_TESTS)
+        z_probe = NormalDist().inv_cdf(max(1.0 - probe_nfa / tests, 1e-12))
+        null_hw, null_med, null_sp = _probe_nulls(sig, skin, ys, xs, seg, det.scale_px, int(probe_px))
     out_yx = np.zeros((ends.size, max_steps, 2), np.float32)
     out_skip = np.zeros((ends.size, max_steps), bool)
     out_n = np.zeros(ends.size, np.int64)
     info = np.zeros((ends.size, 5), np.float64)
     follow_ends(sig, skin.view(np.uint8), ys, xs, seg, np.ascontiguousarray(det.scale_px, np.float64), ends, n,
                 max_steps, int(window_px), float(k_noise), math.cos(math.radians(max_turn_deg)), out_yx, out_skip, out_n,
-                info, int(window_px), 0.8, int(long_window_px), int(max_through_px))  # fmt: skip
+                info, int(window_px), 0.8, int(long_window_px), int(max_through_px), int(probe_px), float(z_probe),
+                int(max_probes), null_hw, null_med, null_sp)  # fmt: skip
     tracks = []
     buf = np.empty((max_steps, 2), np.int64)
     for a in np.flatnonzero(out_n > 0):
@@ -183,6 +224,39 @@ def extend_ends(
         if new_yx.shape[0] == 0:
             return det
     return _with_points(det, new_yx, ends[owner], owner, det.scale_px[ends[owner]], n, tracked=True)
+
+
+# the fewest probes a photo's a-contrario level counts (a 1600 x 1200 photo of a leg has a few
+# hundred followed ends, a 12 MP photo about a thousand, each with up to three probes)
+_MIN_PROBE_TESTS = 1000
+
+# starting points of the probe's null on a photo (a lattice over it; those on the skin and off
+# the vessels found count)
+_NULL_STARTS = 512
+
+
+def _probe_nulls(sig, skin, ys, xs, seg, scale_px, probe_px: int):
+    """The probe's null on this photo: its largest contrast over ``probe_px`` points (the fan and
+    the two half-widths, :func:`veinscope._kernels.track.probe_nulls`) from starting points on a
+    lattice over the photo, on the skin and off the detected centrelines, in directions spread
+    by the golden angle; for each half-width an end may have (the chains' Hessian scales, at
+    least 0.75 px, to a quarter pixel): (half-widths, medians, robust spreads), each (H,)."""
+    from veinscope._kernels.track import probe_nulls
+
+    m, n = skin.shape
+    step = max(math.sqrt(m * n / _NULL_STARTS), 4.0)
+    gy, gx = np.meshgrid(np.arange(step / 2, m, step), np.arange(step / 2, n, step), indexing="ij")
+    gy, gx = gy.ravel(), gx.ravel()
+    on = skin[gy.astype(np.int64), gx.astype(np.int64)]
+    gy, gx = gy[on], gx[on]
+    ang = (np.arange(gy.size) * math.pi * (3.0 - math.sqrt(5.0))) % math.pi  # the golden angle
+    hw = np.unique(np.r_[np.round(np.maximum(np.asarray(scale_px, np.float64), 0.75) * 4.0) / 4.0, 0.75])
+    med = np.full(hw.size, np.nan)
+    sp = np.full(hw.size, np.nan)
+    f64 = (lambda v: np.ascontiguousarray(v, np.float64))
+    probe_nulls(sig, skin.view(np.uint8), ys, xs, seg, skin.shape[1], f64(gy), f64(gx), f64(np.sin(ang)), f64(np.cos(ang)),
+                hw, int(probe_px), med, sp)  # fmt: skip
+    return hw, med, sp
 
 
 def reach_end_faces(det: VesselDetection, signal, skin, *, max_widths: float = 2.0, k_noise: float = 1.0) -> VesselDetection:

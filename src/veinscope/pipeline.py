@@ -72,6 +72,7 @@ def analyze(
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
     extend_ends_mm: float | None = 20.0,
+    tail_probe_nfa: float | None = 1.0,
     wide_weak_delta_e: float | None = 1.0,
     colour_split_z: float | None = 3.0,
     end_faces: bool = True,
@@ -191,6 +192,14 @@ def analyze(
         photos, seeds 400-423: recall +0.026, clDice +0.010, centreline precision +0.002, class
         right unchanged, total length error -21.4 % to -17.8 %; BENCHMARKS.md, session 15).
         ``None``: off.
+    tail_probe_nfa : float or None
+        Where ``extend_ends_mm``' window ahead loses a vessel, probe 2 mm on over a fan of
+        directions (within 40 degrees) and at the finest width (a fading vessel tapers; at a fork
+        or a bend the way straight on misses it), and go on where the probe's contrast stands
+        out of the same probe on the skin beside the end so that at most this many probes per
+        photo are expected to be accepted on skin alone (an a-contrario number of false alarms:
+        :func:`veinscope.extend.extend_ends`, ``probe_nfa``); up to three probes per end. 1.0,
+        the conventional a-contrario level, not tuned (BENCHMARKS.md, session 23). ``None``: off.
     wide_weak_delta_e : float or None
         Hysteresis along a wide vein: a band the hysteresis drops whose centreline is 1 mm
         wide or more (dropped by ``faint_delta_e``'s rule: on its own, a wide faint band is
@@ -278,6 +287,10 @@ def analyze(
         isinstance(extend_ends_mm, (int, float)) and math.isfinite(extend_ends_mm) and extend_ends_mm > 0
     ):
         raise ValueError(f"extend_ends_mm must be None or a positive number of millimetres, got {extend_ends_mm!r}")
+    if tail_probe_nfa is not None and not (
+        isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
+    ):
+        raise ValueError(f"tail_probe_nfa must be None or a positive expected number of false probes, got {tail_probe_nfa!r}")
     if wide_weak_delta_e is not None and not (
         isinstance(wide_weak_delta_e, (int, float)) and math.isfinite(wide_weak_delta_e) and wide_weak_delta_e >= 0
     ):
@@ -317,6 +330,7 @@ def analyze(
         "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
+        "tail_probe_nfa": tail_probe_nfa,
         "wide_weak_delta_e": wide_weak_delta_e,
         "colour_split_z": colour_split_z,
         "end_faces": bool(end_faces),
@@ -381,7 +395,8 @@ def analyze(
 
         win = max(5, round(ppm))  # 1 mm
         det = extend_ends(det, signal, skin, max_length_px=extend_ends_mm * ppm, window_px=win, long_window_px=3 * win,
-                          max_through_px=2 * win, min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e)  # fmt: skip
+                          max_through_px=2 * win, min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e,
+                          probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0)  # fmt: skip
 
     widths = shift = None
     if det.points_yx.shape[0]:

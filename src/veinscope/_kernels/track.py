@@ -213,24 +213,100 @@ def _level(sig, skin, y, x, ty, tx, hw, d1, d2, window, k_noise, buf):  # pragma
     return floor + k_noise * 1.4826 * float(np.median(buf[:nc])), floor
 
 
+
+# the probe's fan of directions (degrees from the track's own) where the window ahead lost it
+_FAN_DEG = (-40.0, -27.0, -13.0, 0.0, 13.0, 27.0, 40.0)
+# the finest half-width a probe also tries (a vessel tapers as it fades: its end answers at a
+# larger scale than its faint continuation)
+_FINE_HW = 0.75
+
+
+@nb.njit(cache=True, nogil=True)
+def _fan_best(sig, skin, y, x, ty, tx, hws, length):  # pragma: no cover - compiled
+    """The largest :func:`window_contrast` over ``length`` points straight on from one step past
+    (y, x), over the fan ``_FAN_DEG`` about (ty, tx) and the half-widths ``hws``: (value,
+    direction y, direction x, half-width); value -inf when every candidate is off the skin."""
+    best = -np.inf
+    by = ty
+    bx = tx
+    bh = hws[0]
+    for deg in _FAN_DEG:
+        c = math.cos(math.radians(deg))
+        s_ = math.sin(math.radians(deg))
+        dy = c * ty + s_ * tx
+        dx = -s_ * ty + c * tx
+        for h in hws:
+            foot = max(2.0 * h, 2.0)
+            d1 = h + foot
+            v = window_contrast(sig, skin, y + dy, x + dx, dy, dx, h, d1, d1 + foot, length)
+            if v > best:
+                best = v
+                by = dy
+                bx = dx
+                bh = h
+    return best, by, bx, bh
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def probe_nulls(sig, skin, ys, xs, seg, n_cols, start_y, start_x, start_ty, start_tx, hw_vals, length, out_med, out_sp):  # pragma: no cover - compiled
+    """The null of :func:`_fan_best` over ``length`` points on the skin off the detected
+    centrelines, for each half-width in ``hw_vals`` (H,): the statistic from each start
+    (``start_y``, ``start_x``, along (``start_ty``, ``start_tx``), (S,)) that lies on the skin
+    farther than the template's reach from every centreline point, with the half-widths
+    (hw, min(hw, ``_FINE_HW``)) a probe from an end of that half-width tries; ``out_med``,
+    ``out_sp`` (H,) its median and robust spread (1.4826 MAD), NaN with fewer than 16 values."""
+    keys = ys.astype(np.int64) * n_cols + xs
+    for h in nb.prange(hw_vals.size):
+        hw = hw_vals[h]
+        hws = np.empty(2, np.float64)
+        hws[0] = hw
+        hws[1] = min(hw, _FINE_HW)
+        foot = max(2.0 * hw, 2.0)
+        reach = int(math.ceil(hw + 2.0 * foot)) + 1
+        buf = np.empty(start_y.size, np.float64)
+        nc = 0
+        for i in range(start_y.size):
+            y = start_y[i]
+            x = start_x[i]
+            if _other_chain_near(keys, seg, n_cols, int(y + 0.5), int(x + 0.5), reach + length, -1):
+                continue  # off the vessels found: the skin's own answer
+            v, _, _, _ = _fan_best(sig, skin, y, x, start_ty[i], start_tx[i], hws, length)
+            if v > -np.inf and not np.isnan(v):
+                buf[nc] = v
+                nc += 1
+        out_med[h] = np.nan
+        out_sp[h] = np.nan
+        if nc >= 16:
+            med = float(np.median(buf[:nc]))
+            for t in range(nc):
+                buf[t] = abs(buf[t] - med)
+            out_med[h] = med
+            out_sp[h] = 1.4826 * float(np.median(buf[:nc]))
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, window, k_noise, min_turn_cos,
-                out_yx, out_skip, out_n, out_info, ahead=3, inertia=0.5, long_window=0, through=0):  # pragma: no cover - compiled
+                out_yx, out_skip, out_n, out_info, ahead=3, inertia=0.5, long_window=0, through=0,
+                probe=0, z_probe=np.inf, max_probes=0, null_hw=np.zeros(0), null_med=np.zeros(0), null_sp=np.zeros(0)):  # pragma: no cover - compiled
     """Follow each chain end in ``ends`` along its vessel; see :func:`veinscope.extend.extend_ends`.
 
     ``out_yx`` (E, max_steps, 2) float32 receives each end's track (one point per pixel of
     arc), ``out_skip`` (E, max_steps) bool marks its points within reach of another chain's
     centreline, ``out_n`` (E,) its length in points; ``out_info`` (E, 5): the end's half-width,
-    its own contrast over its last points, the stop level (NaN where not reached), 0, and why
-    the track ended (0 not followed, 1 the length, 2 off the skin, 3 a sharp turn, 4 no
-    contrast ahead, 5 along another chain). ``ahead``: points looked at when re-centring;
-    ``inertia``: the share of the old direction in the new one.
+    its own contrast over its last points, the stop level (NaN where not reached), the probes
+    accepted, and why the track ended (0 not followed, 1 the length, 2 off the skin, 3 a sharp
+    turn, 4 no contrast ahead, 5 along another chain). ``ahead``: points looked at when
+    re-centring; ``inertia``: the share of the old direction in the new one. ``probe``: the
+    probe's length in points (0: none), accepted ``z_probe`` robust spreads above the null
+    (``null_med``, ``null_sp`` (H,) at the half-widths ``null_hw``: :func:`probe_nulls`; the
+    one nearest the end's), at most ``max_probes`` per end.
     """
     keys = ys.astype(np.int64) * n_cols + xs
     for a in nb.prange(ends.size):  # ends are independent: the same result on any number of threads
         path = np.empty(_BACK_STEPS + 1, np.int64)
         sc = np.empty(_BACK_STEPS + 1, np.float64)
         copies = np.empty(2 * _N_COPIES * _N_ALONG, np.float64)
+        hws = np.empty(2, np.float64)
         tdir = np.empty((max(window, 1), 2), np.float64)
         out_n[a] = 0
         out_info[a, 0] = np.nan
@@ -281,6 +357,18 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
         why = 1.0
         crossing = 0
         level2 = np.nan  # the long window's level, found when first needed
+        # the probe's null: the photo's, at the half-width nearest the end's
+        n_med = np.nan
+        n_sp = np.nan
+        best_d = np.inf
+        for h in range(null_hw.size):
+            if abs(null_hw[h] - hw) < best_d:
+                best_d = abs(null_hw[h] - hw)
+                n_med = null_med[h]
+                n_sp = null_sp[h]
+        probes = 0
+        hws[0] = hw
+        hws[1] = min(hw, _FINE_HW)
         while s < max_steps:
             ny = tx
             nx = -ty
@@ -322,8 +410,57 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
                 if w2 > floor and w2 >= level2:
                     w = level  # a dip of the vessel's contrast: the longer window ahead still sees it
             if not (w >= level):
-                why = 2.0 if np.isnan(w) else 4.0
-                break  # no evidence of the vessel ahead
+                if np.isnan(w) or probes >= max_probes or probe < 1 or s + probe > max_steps:
+                    why = 2.0 if np.isnan(w) else 4.0
+                    break  # no evidence of the vessel ahead
+                # the window ahead lost it: probe a fan of directions and the finest width over
+                # a longer stretch, judged against the same probe on the skin beside the end
+                v, pty, ptx, ph = _fan_best(sig, skin, py, px, ty, tx, hws, probe)
+                if not (n_sp > 0.0) or not (v > floor) or not ((v - n_med) >= z_probe * n_sp):
+                    why = 4.0
+                    break  # nothing stands out of the skin's own fan either
+                probes += 1
+                out_info[a, 3] = probes
+                stop = False
+                for t in range(probe):
+                    qy = py + pty
+                    qx = px + ptx
+                    if _other_chain_near(keys, seg, n_cols, int(qy + 0.5), int(qx + 0.5), r, seg[e]):
+                        stop = True
+                        break
+                    out_yx[a, s, 0] = qy
+                    out_yx[a, s, 1] = qx
+                    out_skip[a, s] = False
+                    py = qy
+                    px = qx
+                    s += 1
+                if stop:
+                    why = 5.0
+                    break
+                ty = pty
+                tx = ptx
+                for t in range(window):
+                    tdir[t, 0] = ty
+                    tdir[t, 1] = tx
+                if ph != hw:  # the finer width: its own template and stop level from here on
+                    hw = ph
+                    foot = max(2.0 * hw, 2.0)
+                    d1 = hw + foot
+                    d2 = d1 + foot
+                    r = int(math.ceil(hw)) + 1
+                    level, floor = _level(sig, skin, ys[e], xs[e], a_ty, a_tx, hw, d1, d2, window, k_noise, copies)
+                    level2 = np.nan
+                    hws[0] = hw
+                    best_d = np.inf
+                    for h in range(null_hw.size):
+                        if abs(null_hw[h] - hw) < best_d:
+                            best_d = abs(null_hw[h] - hw)
+                            n_med = null_med[h]
+                            n_sp = null_sp[h]
+                    if not (level > 0.0):
+                        why = 4.0
+                        break
+                continue
             iy = int(qy + 0.5)
             ix = int(qx + 0.5)
             if _other_chain_near(keys, seg, n_cols, iy, ix, r, seg[e]):

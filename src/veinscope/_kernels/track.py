@@ -284,6 +284,20 @@ def probe_nulls(sig, skin, ys, xs, seg, n_cols, start_y, start_x, start_ty, star
             out_sp[h] = 1.4826 * float(np.median(buf[:nc]))
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _nearest_null(null_hw, null_med, null_sp, hw):  # pragma: no cover - compiled
+    """The probe's null (median, spread) at the measured half-width nearest ``hw``."""
+    n_med = np.nan
+    n_sp = np.nan
+    best_d = np.inf
+    for h in range(null_hw.size):
+        if abs(null_hw[h] - hw) < best_d:
+            best_d = abs(null_hw[h] - hw)
+            n_med = null_med[h]
+            n_sp = null_sp[h]
+    return n_med, n_sp
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, window, k_noise, min_turn_cos,
                 out_yx, out_skip, out_n, out_info, ahead=3, inertia=0.5, long_window=0, through=0,
@@ -358,14 +372,7 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
         crossing = 0
         level2 = np.nan  # the long window's level, found when first needed
         # the probe's null: the photo's, at the half-width nearest the end's
-        n_med = np.nan
-        n_sp = np.nan
-        best_d = np.inf
-        for h in range(null_hw.size):
-            if abs(null_hw[h] - hw) < best_d:
-                best_d = abs(null_hw[h] - hw)
-                n_med = null_med[h]
-                n_sp = null_sp[h]
+        n_med, n_sp = _nearest_null(null_hw, null_med, null_sp, hw)
         probes = 0
         hws[0] = hw
         hws[1] = min(hw, _FINE_HW)
@@ -451,12 +458,7 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
                     level, floor = _level(sig, skin, ys[e], xs[e], a_ty, a_tx, hw, d1, d2, window, k_noise, copies)
                     level2 = np.nan
                     hws[0] = hw
-                    best_d = np.inf
-                    for h in range(null_hw.size):
-                        if abs(null_hw[h] - hw) < best_d:
-                            best_d = abs(null_hw[h] - hw)
-                            n_med = null_med[h]
-                            n_sp = null_sp[h]
+                    n_med, n_sp = _nearest_null(null_hw, null_med, null_sp, hw)
                     if not (level > 0.0):
                         why = 4.0
                         break

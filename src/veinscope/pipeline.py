@@ -196,8 +196,9 @@ def analyze(
         Where ``extend_ends_mm``' window ahead loses a vessel, probe 2 mm on over a fan of
         directions (within 40 degrees) and at the finest width (a fading vessel tapers; at a fork
         or a bend the way straight on misses it), and go on where the probe's contrast stands
-        out of the same probe on the skin beside the end so that at most this many probes per
-        photo are expected to be accepted on skin alone (an a-contrario number of false alarms:
+        out of the same probe run on this photo's own skin off the vessels found, so that at
+        most this many probes per photo are expected to be accepted on skin alone (an
+        a-contrario number of false alarms:
         :func:`veinscope.extend.extend_ends`, ``probe_nfa``); up to three probes per end. 1.0,
         the conventional a-contrario level, not tuned (BENCHMARKS.md, session 23). ``None``: off.
     wide_weak_delta_e : float or None

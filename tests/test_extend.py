@@ -93,14 +93,20 @@ def test_a_bar_ending_abruptly_is_not_extended(seed):
     assert int(out.points_yx[:, 1].min()) <= WINDOW + 2
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_noise_alone_does_not_carry_a_tracker(seed):
-    # a short strong stretch, then pixel noise and a fine texture only
+def _short_bar_in_texture(seed):
+    """A bar over columns 40-100, then pixel noise and a fine texture only."""
     import cv2
 
     sig = _bar(lambda x: ((x >= 40) & (x <= 100)).astype(float), seed=seed, sigma=0.05)
     rng = np.random.default_rng(100 + seed)
     sig += cv2.GaussianBlur(rng.normal(0, 0.1, (M, N)).astype(np.float32), (0, 0), 1.5)
+    return sig
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_noise_alone_does_not_carry_a_tracker(seed):
+    # a short strong stretch, then pixel noise and a fine texture only
+    sig = _short_bar_in_texture(seed)
     out = extend_ends(_chain(40, 101), sig, np.ones((M, N), bool), max_length_px=150, window_px=WINDOW,
                       long_window_px=3 * WINDOW)  # fmt: skip
     reach, _ = _reach(out)
@@ -347,11 +353,7 @@ def test_a_faint_fine_continuation_turning_at_the_end_is_found_by_the_probe(seed
 def test_noise_alone_does_not_carry_a_probe(seed):
     # test_noise_alone_does_not_carry_a_tracker with the probe on at the default threshold (one
     # false probe per photo over at least 1000 probes: z 3.09)
-    import cv2
-
-    sig = _bar(lambda x: ((x >= 40) & (x <= 100)).astype(float), seed=seed, sigma=0.05)
-    rng = np.random.default_rng(100 + seed)
-    sig += cv2.GaussianBlur(rng.normal(0, 0.1, (M, N)).astype(np.float32), (0, 0), 1.5)
+    sig = _short_bar_in_texture(seed)
     out = extend_ends(_chain(40, 101), sig, np.ones((M, N), bool), max_length_px=150, window_px=WINDOW,
                       long_window_px=3 * WINDOW, probe_px=2 * WINDOW, probe_nfa=1.0)  # fmt: skip
     reach, _ = _reach(out)

@@ -177,3 +177,85 @@ def test_apply_is_the_per_channel_table_lookup(contiguous):
     np.testing.assert_array_equal(out, want)
     np.testing.assert_array_equal(rgb, before)
     assert not np.array_equal(out, rgb)
+
+
+def _shaded(rgb, cal, low):
+    """The photo lit by a ramp across the card's width (linear light): ``low`` of the light at
+    the card's left edge, full light at its right edge, as on a card lying on the rounded leg."""
+    from veinscope.card import CARD, srgb_to_linear
+    from veinscope.colour import linear_to_srgb8
+
+    m, n = rgb.shape[:2]
+    yy, xx = np.mgrid[0:m, 0:n].astype(np.float64)
+    # card millimetres of every pixel through the inverse of the card's homography
+    hinv = np.linalg.inv(cal.homography)
+    den = hinv[2, 0] * xx + hinv[2, 1] * yy + hinv[2, 2]
+    x_mm = (hinv[0, 0] * xx + hinv[0, 1] * yy + hinv[0, 2]) / den
+    ramp = low + (1 - low) * np.clip(x_mm / CARD.width_mm, 0, 1)
+    return linear_to_srgb8(srgb_to_linear(rgb) * ramp[..., None])
+
+
+def test_a_card_across_the_legs_shading_still_corrects_the_colours():
+    rgb = leg_photo()
+    cal = detect_card(rgb)
+    even = correction_from_card(rgb, cal)
+    shaded = _shaded(rgb, cal, 0.55)
+    # read as they are, the patches do not lie on one line: the correction is refused or off
+    try:
+        raw = correction_from_card(shaded, cal, flat_field=False).residual_de00
+    except CalibrationError as exc:
+        assert "do not agree" in str(exc)
+        raw = np.inf
+    corr = correction_from_card(shaded, cal)
+    assert raw > 3 * corr.residual_de00
+    lf = corr.params["light_field"]
+    # the field found is the ramp: 0.55 to 1 across the card, relative to its mean (0.775)
+    assert lf["lowest"] == pytest.approx(0.55 / 0.775, abs=0.05)
+    assert lf["highest"] == pytest.approx(1 / 0.775, abs=0.05)
+    assert lf["residual"] < 0.02
+    # the correction is that of the card's mean light, and holds on the colour patches
+    np.testing.assert_allclose(corr.gain, even.gain * 0.775, rtol=0.04)
+    assert corr.residual_de00 < 1.0
+    assert not any("uneven" in w for w in corr.warnings)
+
+
+def test_very_uneven_light_on_the_card_is_warned():
+    rgb = leg_photo()
+    cal = detect_card(rgb)
+    corr = correction_from_card(_shaded(rgb, cal, 0.3), cal)
+    assert any("very uneven" in w for w in corr.warnings)
+
+
+def test_an_evenly_lit_card_reads_the_same_with_and_without_the_field():
+    rgb = leg_photo()
+    cal = detect_card(rgb)
+    on, off = correction_from_card(rgb, cal), correction_from_card(rgb, cal, flat_field=False)
+    lf = on.params["light_field"]
+    assert lf["cells"] > 150
+    assert 0.97 < lf["lowest"] <= 1 <= lf["highest"] < 1.03
+    np.testing.assert_allclose(on.gain, off.gain, rtol=0.02)
+    assert off.params["light_field"] is None
+
+
+def test_a_finger_on_the_cards_white_paper_does_not_bend_the_field():
+    import cv2
+
+    from veinscope.card import CARD
+
+    rgb = leg_photo()
+    cal = detect_card(rgb)
+    shaded = _shaded(rgb, cal, 0.6)
+    ref = correction_from_card(shaded, cal)
+    # a fingertip over the blank paper at the card's bottom edge, between the markers
+    poly = cal.project_mm(np.array([[20.0, 46.0], [40.0, 46.0], [40.0, CARD.height_mm], [20.0, CARD.height_mm]]))
+    cv2.fillConvexPoly(shaded, np.round(poly).astype(np.int32), (150, 100, 85))
+    corr = correction_from_card(shaded, cal)
+    np.testing.assert_allclose(corr.gain, ref.gain, rtol=0.02)
+    assert corr.params["light_field"]["cells"] < ref.params["light_field"]["cells"]
+
+
+def test_no_field_without_enough_unclipped_paper():
+    from veinscope.colour import light_field
+
+    rgb = light(leg_photo(), (1.4, 1.4, 1.4))  # the paper burnt out
+    assert light_field(rgb, detect_card(rgb)) is None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -29,11 +30,13 @@ from veinscope.card import CARD, CardLayout, srgb_to_linear
 
 __all__ = [
     "ColourCorrection",
+    "LightField",
     "PAPER_REFLECTANCE",
     "REFERENCE_SKIN_SRGB",
     "correction_from_card",
     "correction_from_skin",
     "delta_e00",
+    "light_field",
     "linear_to_srgb8",
     "measure_patches",
     "srgb8_to_lab",
@@ -174,7 +177,175 @@ class ColourCorrection:
         }
 
 
-def measure_patches(rgb, calibration, *, layout: CardLayout = CARD, inset_frac: float = 0.25) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class LightField:
+    """The light's strength across the card, relative to its mean over the card's white paper.
+
+    A quadratic in the card's millimetres fitted to the card's own white paper (the blank
+    background around the patches, markers and ruler), so a card lying across the leg's shading
+    or half in a soft shadow still calibrates: each patch is read as if it were lit like the
+    card's average. ``offset`` is the flare and black level (linear light, per channel) that the
+    light does not scale.
+
+    Attributes
+    ----------
+    coef : ndarray (6,)
+        Field ``1 + ...`` in terms ``1, u, v, u², uv, v²`` with ``u = x_mm / width - 0.5`` and
+        ``v = y_mm / height - 0.5``.
+    offset : ndarray (3,)
+    cells : int
+        White cells the fit used (after robust rejection).
+    lowest, highest : float
+        The field's extremes over the card's white paper (1 = the card's mean light).
+    residual : float
+        Robust spread (1.4826 x MAD) of the cells about the fit, relative to the light.
+    """
+
+    coef: np.ndarray
+    offset: np.ndarray
+    width_mm: float
+    height_mm: float
+    cells: int
+    lowest: float
+    highest: float
+    residual: float
+
+    def at(self, xy_mm) -> np.ndarray:
+        """The field (1 = the card's mean light) at card points (K, 2) mm."""
+        xy = np.asarray(xy_mm, dtype=np.float64).reshape(-1, 2)
+        return np.clip(_field_terms(xy, self.width_mm, self.height_mm) @ self.coef, _FIELD_FLOOR, None)
+
+    def flatten(self, linear, xy_mm) -> np.ndarray:
+        """Linear-light samples (K, 3) at card points (K, 2) mm as if lit by the card's mean light."""
+        f = self.at(xy_mm)[:, None]
+        return (np.asarray(linear, dtype=np.float64) - self.offset) / f + self.offset
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "cells": int(self.cells),
+            "lowest": round(float(self.lowest), 4),
+            "highest": round(float(self.highest), 4),
+            "residual": round(float(self.residual), 4),
+        }
+
+
+#: The field is never taken below this share of the card's mean light (a fit gone wild).
+_FIELD_FLOOR = 0.2
+
+
+def _field_terms(xy: np.ndarray, w: float, h: float) -> np.ndarray:
+    u = xy[:, 0] / w - 0.5
+    v = xy[:, 1] / h - 0.5
+    return np.c_[np.ones_like(u), u, v, u * u, u * v, v * v]
+
+
+_WHITE_CELL_MM = 1.0
+
+
+@lru_cache(maxsize=4)
+def _white_cells(layout: CardLayout) -> np.ndarray:
+    """Centres (K, 2) mm of 1 mm cells of blank white paper, on a 1 mm lattice, at least 0.5 mm
+    from anything printed: the outline, markers (their white cells too), patches, ruler and the
+    printed card's text (ruler numbers and caption)."""
+    import cv2
+
+    from veinscope.card import render_card
+
+    ppm = 8.0
+    art = render_card(ppm, layout=layout)
+    white = art.min(axis=2) >= 254
+    yy, xx = np.mgrid[0 : art.shape[0], 0 : art.shape[1]]
+    xm, ym = (xx + 0.5) / ppm, (yy + 0.5) / ppm
+    ru = layout.ruler
+    # the PDF prints the ruler's numbers, "cm" and a caption under the ruler (calibrate._draw_card)
+    text = (xm > ru.x0_mm - 3.0) & (xm < ru.x0_mm + ru.length_mm + 6.0) & (ym > ru.y_mm - 1.0) & (ym < layout.height_mm - 3.0)
+    white &= ~text
+    for mk in layout.markers:  # a marker's white cells are paper, but hemmed in by black
+        white &= ~((xm >= mk.x_mm) & (xm <= mk.x_mm + mk.size_mm) & (ym >= mk.y_mm) & (ym <= mk.y_mm + mk.size_mm))
+    k = 2 * int(round((0.5 + _WHITE_CELL_MM / 2) * ppm)) + 1  # the cell and 0.5 mm around it
+    clear = cv2.erode(white.astype(np.uint8), np.ones((k, k), np.uint8), borderValue=0) > 0
+    cy, cx = np.meshgrid(np.arange(0.5, layout.height_mm, 1.0), np.arange(0.5, layout.width_mm, 1.0), indexing="ij")
+    iy = np.clip(np.floor(cy * ppm).astype(int), 0, clear.shape[0] - 1)
+    ix = np.clip(np.floor(cx * ppm).astype(int), 0, clear.shape[1] - 1)
+    ok = clear[iy, ix]
+    return np.c_[cx[ok], cy[ok]].astype(np.float64)
+
+
+def _white_samples(rgb: np.ndarray, calibration, layout: CardLayout) -> tuple[np.ndarray, np.ndarray]:
+    """The card's white cells seen in the photo: (centres (K, 2) mm, median linear (K, 3)),
+    cells outside the photo or with a clipped sample left out."""
+    import cv2
+
+    cells = _white_cells(layout)
+    off = (np.arange(3) - 1) * (_WHITE_CELL_MM / 3)
+    grid = (cells[:, None, None, :] + np.stack(np.meshgrid(off, off), axis=-1)[None]).reshape(-1, 2)
+    pts = calibration.project_mm(grid)
+    m, n = rgb.shape[:2]
+    inside = ((pts[:, 0] >= 0) & (pts[:, 0] <= n - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= m - 1)).reshape(-1, 9).all(axis=1)
+    if not inside.any():
+        return np.empty((0, 2)), np.empty((0, 3))
+    p = pts.reshape(-1, 9, 2)[inside].reshape(-1, 2).astype(np.float32)
+    vals = cv2.remap(np.ascontiguousarray(rgb), p[:, 0].reshape(1, -1), p[:, 1].reshape(1, -1), cv2.INTER_LINEAR).reshape(-1, 9, 3)
+    ok = vals.max(axis=(1, 2)) < _CLIP
+    lin = np.median(srgb_to_linear(vals.astype(np.float64)), axis=1)
+    return cells[inside][ok], lin[ok]
+
+
+def light_field(rgb, calibration, *, layout: CardLayout = CARD, offset=None, min_cells: int = 24) -> LightField | None:
+    """The light's field across the card from its white paper, or None when too little of the
+    paper is seen unclipped (or it covers too little of the card) to fit one.
+
+    The light scales the paper's linear value above the offset (flare, black level), so the fit is
+    to ``mean over channels (white - offset)``, with cells off the fit by more than three robust
+    spreads (a smudge, a finger, a glint) left out, twice. Where the cells span less than half the
+    card's width or height, the field is a plane (three terms) rather than a quadratic.
+    """
+    a = np.asarray(rgb)
+    xy, lin = _white_samples(a, calibration, layout)
+    if len(xy) < min_cells:
+        return None
+    off = np.zeros(3) if offset is None else np.asarray(offset, dtype=np.float64)
+    y = (lin - off).mean(axis=1)
+    if np.median(y) <= 1e-3:
+        return None
+    w, h = layout.width_mm, layout.height_mm
+    span = (np.ptp(xy[:, 0]) / w, np.ptp(xy[:, 1]) / h)
+    nterms = 6 if min(span) >= 0.5 else 3
+    if min(span) < 0.25:
+        return None
+    terms = _field_terms(xy, w, h)[:, :nterms]
+    keep = np.ones(len(y), bool)
+    for _ in range(3):
+        coef, *_ = np.linalg.lstsq(terms[keep], y[keep], rcond=None)
+        rel = (y - terms @ coef) / np.maximum(terms @ coef, 1e-6)
+        spread = 1.4826 * float(np.median(np.abs(rel[keep])))
+        new = np.abs(rel) <= max(3.0 * spread, 0.01)
+        if new.sum() < min_cells or np.array_equal(new, keep):
+            break
+        keep = new
+    full = np.zeros(6)
+    full[:nterms] = coef
+    every = _field_terms(_white_cells(layout), w, h) @ full
+    mean = float(every.mean())
+    if mean <= 1e-6:
+        return None
+    full /= mean
+    every /= mean
+    return LightField(
+        coef=full,
+        offset=off,
+        width_mm=w,
+        height_mm=h,
+        cells=int(keep.sum()),
+        lowest=float(every.min()),
+        highest=float(every.max()),
+        residual=spread,
+    )
+
+
+def measure_patches(
+    rgb, calibration, *, layout: CardLayout = CARD, inset_frac: float = 0.25, field: LightField | None = None
+) -> dict[str, dict[str, Any]]:
     """Median colour of every card patch in the photo.
 
     Parameters
@@ -184,6 +355,10 @@ def measure_patches(rgb, calibration, *, layout: CardLayout = CARD, inset_frac: 
         A card calibration (with its homography).
     inset_frac : float
         Fraction of each patch's width and height left out at each side (edges, blur).
+    field : LightField or None
+        The light's field across the card (:func:`light_field`): every sample is divided by the
+        field where it lies before the median, so patches read as if the card were evenly lit.
+        None reads the photo as it is.
 
     Returns
     -------
@@ -206,14 +381,26 @@ def measure_patches(rgb, calibration, *, layout: CardLayout = CARD, inset_frac: 
             continue
         pts = pts[inside].astype(np.float32)
         vals = cv2.remap(a, pts[:, 0].reshape(1, -1), pts[:, 1].reshape(1, -1), cv2.INTER_LINEAR).reshape(-1, 3)
-        med = np.median(vals.astype(np.float64), axis=0)
         clipped = bool(np.mean(vals.max(axis=1) >= _CLIP) > 0.2)
-        out[p.name] = {"srgb": med, "linear": srgb_to_linear(med), "clipped": clipped, "visible": True}
+        if field is None:
+            med = np.median(vals.astype(np.float64), axis=0)
+            lin = srgb_to_linear(med)
+        else:
+            mm = np.c_[xx.ravel(), yy.ravel()][inside]
+            lin = np.median(field.flatten(srgb_to_linear(vals.astype(np.float64)), mm), axis=0)
+            med = linear_to_srgb8(lin).astype(np.float64)
+        out[p.name] = {"srgb": med, "linear": lin, "clipped": clipped, "visible": True}
     return out
 
 
-def correction_from_card(rgb, calibration, *, layout: CardLayout = CARD) -> ColourCorrection:
+def correction_from_card(rgb, calibration, *, layout: CardLayout = CARD, flat_field: bool = True) -> ColourCorrection:
     """White balance and exposure from the card's neutral patches.
+
+    With ``flat_field`` (the default), the patches are first read as if the card were evenly lit:
+    the light's field across the card is fitted to its own white paper (:func:`light_field`), so
+    a card lying across the leg's shading still calibrates. The correction is then that of the
+    card's mean light. Without enough unclipped white paper to fit a field, the patches are read
+    as they are.
 
     Raises
     ------
@@ -222,7 +409,17 @@ def correction_from_card(rgb, calibration, *, layout: CardLayout = CARD) -> Colo
     """
     from veinscope.errors import CalibrationError
 
-    meas = measure_patches(rgb, calibration, layout=layout)
+    a = np.asarray(rgb)
+    lf = light_field(a, calibration, layout=layout) if flat_field else None
+    meas = measure_patches(a, calibration, layout=layout, field=lf)
+    if lf is not None:
+        # the offset (flare, black level) is not scaled by the light: refit the field above it
+        neutrals = [p for p in layout.neutral_patches() if meas[p.name]["visible"] and not meas[p.name]["clipped"]]
+        if len(neutrals) >= 3:
+            _, offset0, _, _ = _fit_neutrals(neutrals, meas)
+            if np.all(np.isfinite(offset0)):
+                lf = light_field(a, calibration, layout=layout, offset=np.clip(offset0, -0.05, 0.2)) or lf
+                meas = measure_patches(a, calibration, layout=layout, field=lf)
     neutrals = [p for p in layout.neutral_patches() if meas[p.name]["visible"] and not meas[p.name]["clipped"]]
     warns: list[str] = []
     if any(meas[p.name]["clipped"] for p in layout.neutral_patches()):
@@ -269,7 +466,16 @@ def correction_from_card(rgb, calibration, *, layout: CardLayout = CARD) -> Colo
             f"The photo is {abs(exposure_ev):.1f} stops too {'dark' if exposure_ev > 0 else 'bright'} at the card; "
             "colours were corrected but noise or clipping may remain. Use more even light."
         )
-    params = {"patches_used": [p.name for p in neutrals], "measured_linear": {p.name: np.round(meas[p.name]["linear"], 5).tolist() for p in neutrals}}
+    if lf is not None and lf.lowest < 0.5 * lf.highest:
+        warns.append(
+            f"The light on the card is very uneven (its darkest part gets {100 * lf.lowest / lf.highest:.0f} % of the light "
+            "of its brightest): colours were corrected for it, but shading on the skin remains. Use more even light."
+        )
+    params = {
+        "patches_used": [p.name for p in neutrals],
+        "measured_linear": {p.name: np.round(meas[p.name]["linear"], 5).tolist() for p in neutrals},
+        "light_field": None if lf is None else lf.to_dict(),
+    }
     return ColourCorrection("card", True, gain, offset, exposure_ev, residual_de00=resid, warnings=tuple(warns), params=params)
 
 

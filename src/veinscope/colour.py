@@ -6,7 +6,11 @@ an offset (flare, black level): ``measured = gain * reflectance + offset``, fitt
 squares over the unclipped patches (paper taken as :data:`PAPER_REFLECTANCE`, the greys
 relative to it). Inverting it maps the card's paper to 90 % white and its greys to their
 nominal values, whatever the light; the colour patches then measure how well
-(CIEDE2000 against their nominal colours).
+(CIEDE2000 against their nominal colours). A card lying on the rounded leg is lit unevenly (its
+light can fall by half from one side to the other), which bends that line: the light's field
+across the card is first fitted to its own blank white paper (a quadratic in the card's
+millimetres, :func:`light_field`) and every patch sample divided by it (a flat-field), so the
+fit sees the card as if it were lit by its mean light.
 
 Without a card: a fallback from the skin itself (a von Kries diagonal transform that maps the
 skin's median colour to a fixed reference skin colour). That makes visits of one patient

@@ -259,3 +259,23 @@ def test_no_field_without_enough_unclipped_paper():
 
     rgb = light(leg_photo(), (1.4, 1.4, 1.4))  # the paper burnt out
     assert light_field(rgb, detect_card(rgb)) is None
+
+
+def test_a_card_burnt_out_over_much_of_it_says_so():
+    rgb = leg_photo()
+    cal = detect_card(rgb)
+    # the light falls to 0.3 across the card and the photo is 2.5 x too bright: most of the paper clips
+    with pytest.raises(CalibrationError, match="burnt out"):
+        correction_from_card(light(_shaded(rgb, cal, 0.3), (2.5, 2.5, 2.5)), cal)
+
+
+def test_a_correction_that_leaves_the_colour_patches_off_is_warned():
+    rgb = leg_photo()
+    cal = detect_card(rgb)
+    # 2 x too bright, the light falling to 0.4 across the card: too little paper is seen unclipped
+    # to fit the light's field, and the correction from the greys left misses the colour patches
+    corr = correction_from_card(light(_shaded(rgb, cal, 0.4), (2.0, 2.0, 2.0)), cal)
+    assert corr.residual_de00 > 4
+    assert any("off their printed colours" in w for w in corr.warnings)
+    good = correction_from_card(rgb, cal)
+    assert not any("off their printed colours" in w for w in good.warnings)

@@ -54,6 +54,9 @@ REFERENCE_SKIN_SRGB = (194, 150, 130)
 #: Reflectance the card's paper is mapped to (matte office paper reflects about 85-90 %), so a
 #: corrected photo keeps a natural exposure and light skin is not clipped.
 PAPER_REFLECTANCE = 0.9
+#: Median ΔE00 of the card's colour patches after correction above which the intake warns
+#: (a good correction leaves under 1; the demo's burnt-out card 1.7).
+_RESIDUAL_WARN_DE00 = 4.0
 #: Encoded values at or above this are clipped and carry no information.
 _CLIP = 250
 
@@ -275,9 +278,10 @@ def _white_cells(layout: CardLayout) -> np.ndarray:
     return np.c_[cx[ok], cy[ok]].astype(np.float64)
 
 
-def _white_samples(rgb: np.ndarray, calibration, layout: CardLayout) -> tuple[np.ndarray, np.ndarray]:
-    """The card's white cells seen in the photo: (centres (K, 2) mm, median linear (K, 3)),
-    cells outside the photo or with a clipped sample left out."""
+def _white_samples(rgb: np.ndarray, calibration, layout: CardLayout) -> tuple[np.ndarray, np.ndarray, float]:
+    """The card's white cells seen in the photo: (centres (K, 2) mm, median linear (K, 3), share
+    of the cells inside the photo that are clipped), cells outside the photo or with a clipped
+    sample left out."""
     import cv2
 
     cells = _white_cells(layout)
@@ -287,12 +291,12 @@ def _white_samples(rgb: np.ndarray, calibration, layout: CardLayout) -> tuple[np
     m, n = rgb.shape[:2]
     inside = ((pts[:, 0] >= 0) & (pts[:, 0] <= n - 1) & (pts[:, 1] >= 0) & (pts[:, 1] <= m - 1)).reshape(-1, 9).all(axis=1)
     if not inside.any():
-        return np.empty((0, 2)), np.empty((0, 3))
+        return np.empty((0, 2)), np.empty((0, 3)), 0.0
     p = pts.reshape(-1, 9, 2)[inside].reshape(-1, 2).astype(np.float32)
     vals = cv2.remap(np.ascontiguousarray(rgb), p[:, 0].reshape(1, -1), p[:, 1].reshape(1, -1), cv2.INTER_LINEAR).reshape(-1, 9, 3)
     ok = vals.max(axis=(1, 2)) < _CLIP
     lin = np.median(srgb_to_linear(vals.astype(np.float64)), axis=1)
-    return cells[inside][ok], lin[ok]
+    return cells[inside][ok], lin[ok], float(np.mean(~ok))
 
 
 def light_field(rgb, calibration, *, layout: CardLayout = CARD, offset=None, min_cells: int = 24) -> LightField | None:
@@ -305,7 +309,7 @@ def light_field(rgb, calibration, *, layout: CardLayout = CARD, offset=None, min
     card's width or height, the field is a plane (three terms) rather than a quadratic.
     """
     a = np.asarray(rgb)
-    xy, lin = _white_samples(a, calibration, layout)
+    xy, lin, _ = _white_samples(a, calibration, layout)
     if len(xy) < min_cells:
         return None
     off = np.zeros(3) if offset is None else np.asarray(offset, dtype=np.float64)
@@ -361,8 +365,9 @@ def measure_patches(
         Fraction of each patch's width and height left out at each side (edges, blur).
     field : LightField or None
         The light's field across the card (:func:`light_field`): every sample is divided by the
-        field where it lies before the median, so patches read as if the card were evenly lit.
-        None reads the photo as it is.
+        field where it lies before the median, so patches read as if the card were evenly lit;
+        clipped samples are then left out (a patch is ``clipped`` when under 30 % of its samples
+        are not). None reads the photo as it is (``clipped``: over 20 % of the samples are).
 
     Returns
     -------
@@ -385,13 +390,18 @@ def measure_patches(
             continue
         pts = pts[inside].astype(np.float32)
         vals = cv2.remap(a, pts[:, 0].reshape(1, -1), pts[:, 1].reshape(1, -1), cv2.INTER_LINEAR).reshape(-1, 3)
-        clipped = bool(np.mean(vals.max(axis=1) >= _CLIP) > 0.2)
+        hot = vals.max(axis=1) >= _CLIP
         if field is None:
+            clipped = bool(np.mean(hot) > 0.2)
             med = np.median(vals.astype(np.float64), axis=0)
             lin = srgb_to_linear(med)
         else:
-            mm = np.c_[xx.ravel(), yy.ravel()][inside]
-            lin = np.median(field.flatten(srgb_to_linear(vals.astype(np.float64)), mm), axis=0)
+            # flattened, every sample estimates the patch's value: the clipped ones (where the
+            # light is strongest) are left out rather than biasing the median low
+            clipped = bool(np.mean(~hot) < 0.3)
+            use = ~hot if not clipped else np.ones_like(hot)
+            mm = np.c_[xx.ravel(), yy.ravel()][inside][use]
+            lin = np.median(field.flatten(srgb_to_linear(vals[use].astype(np.float64)), mm), axis=0)
             med = linear_to_srgb8(lin).astype(np.float64)
         out[p.name] = {"srgb": med, "linear": lin, "clipped": clipped, "visible": True}
     return out
@@ -445,6 +455,11 @@ def correction_from_card(rgb, calibration, *, layout: CardLayout = CARD, flat_fi
             f"The card's patch '{dropped.name}' does not match the others (covered, dirty or in shadow?) and was left "
             "out of the colour correction. Keep the card clean and fully visible."
         )
+    if bad and _white_samples(a, calibration, layout)[2] > 0.3:
+        raise CalibrationError(
+            "The white of the card is burnt out (over-exposed) over much of it, so the light on the card cannot be "
+            "measured and colours cannot be corrected. Avoid direct light or flash on the card, or lower the exposure."
+        )
     if bad:
         raise CalibrationError(
             "The card's grey patches do not agree with each other (the card may be dirty, faded, partly covered or "
@@ -465,6 +480,12 @@ def correction_from_card(rgb, calibration, *, layout: CardLayout = CARD, flat_fi
         fixed = linear_to_srgb8((got - offset) / gain)
         nominal = linear_to_srgb8(PAPER_REFLECTANCE * np.array([p.reflectance for p in cols]))
         resid = float(np.median(delta_e00(fixed, nominal)))
+    if resid is not None and resid > _RESIDUAL_WARN_DE00:
+        warns.append(
+            f"After correction the card's colour patches are still {resid:.0f} ΔE00 off their printed colours (glare, "
+            "burnt-out white, a faded or dirty card?), so colours may not be comparable between visits. Use more even "
+            "light without glare on the card."
+        )
     if abs(exposure_ev) > 2.0:
         warns.append(
             f"The photo is {abs(exposure_ev):.1f} stops too {'dark' if exposure_ev > 0 else 'bright'} at the card; "

@@ -279,3 +279,23 @@ def test_a_correction_that_leaves_the_colour_patches_off_is_warned():
     assert any("off their printed colours" in w for w in corr.warnings)
     good = correction_from_card(rgb, cal)
     assert not any("off their printed colours" in w for w in good.warnings)
+
+
+def test_a_field_that_misses_falls_back_to_the_patches_as_they_are(monkeypatch):
+    # a field extrapolated far from the paper it was fitted to (half the card burnt out) can be
+    # wrong; when the patches read through it do not fit but read as they are do, the latter win
+    import veinscope.colour as col
+
+    rgb = leg_photo()
+    cal = detect_card(rgb)
+    even = correction_from_card(rgb, cal, flat_field=False)
+    true_field = col.light_field(rgb, cal)
+    steep = col.LightField(
+        coef=np.array([1.0, 0.0, 1.2, 0.0, 0.0, 0.0]), offset=np.zeros(3), width_mm=true_field.width_mm,
+        height_mm=true_field.height_mm, cells=100, lowest=0.4, highest=1.6, residual=0.01,
+    )
+    assert col._read_card(rgb, cal, col.CARD, steep)["bad"]  # read through it, the greys do not fit
+    monkeypatch.setattr(col, "light_field", lambda *a, **k: steep)
+    corr = correction_from_card(rgb, cal)
+    assert corr.params["light_field"] is None
+    np.testing.assert_allclose(corr.gain, even.gain, rtol=1e-9)

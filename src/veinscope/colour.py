@@ -425,34 +425,33 @@ def correction_from_card(rgb, calibration, *, layout: CardLayout = CARD, flat_fi
 
     a = np.asarray(rgb)
     lf = light_field(a, calibration, layout=layout) if flat_field else None
-    meas = measure_patches(a, calibration, layout=layout, field=lf)
     if lf is not None:
         # the offset (flare, black level) is not scaled by the light: refit the field above it
-        neutrals = [p for p in layout.neutral_patches() if meas[p.name]["visible"] and not meas[p.name]["clipped"]]
-        if len(neutrals) >= 3:
-            _, offset0, _, _ = _fit_neutrals(neutrals, meas)
-            if np.all(np.isfinite(offset0)):
-                lf = light_field(a, calibration, layout=layout, offset=np.clip(offset0, -0.05, 0.2)) or lf
-                meas = measure_patches(a, calibration, layout=layout, field=lf)
-    neutrals = [p for p in layout.neutral_patches() if meas[p.name]["visible"] and not meas[p.name]["clipped"]]
+        first = _read_card(a, calibration, layout, lf)
+        if first["neutrals"] and np.all(np.isfinite(first["offset"])):
+            lf = light_field(a, calibration, layout=layout, offset=np.clip(first["offset"], -0.05, 0.2)) or lf
+    got = _read_card(a, calibration, layout, lf)
+    if lf is not None and (got["bad"] or not got["neutrals"]):
+        # the field is fitted where the paper is seen unclipped; far from there (half the card
+        # burnt out) it can miss: the patches read as they are may still fit
+        raw = _read_card(a, calibration, layout, None)
+        if raw["neutrals"] and not raw["bad"]:
+            got, lf = raw, None
+    meas, neutrals, gain, offset, bad = got["meas"], got["neutrals"], got["gain"], got["offset"], got["bad"]
     warns: list[str] = []
     if any(meas[p.name]["clipped"] for p in layout.neutral_patches()):
         warns.append(
             "The white of the card is burnt out (over-exposed), so exposure is corrected from the greys only. "
             "Avoid direct light or flash on the card, or lower the exposure."
         )
-    if len(neutrals) < 3:
+    if not neutrals:
         raise CalibrationError(
             "Too few of the card's grey patches are visible and not burnt out to correct the colours. "
             "Keep the whole card in the picture, without glare on it."
         )
-    gain, offset, worst, bad = _fit_neutrals(neutrals, meas)
-    if bad and len(neutrals) >= 4:
-        # one patch far off the line (covered by a finger, dirty, in a shadow): refit without it
-        dropped = neutrals.pop(worst)
-        gain, offset, _, bad = _fit_neutrals(neutrals, meas)
+    if got["dropped"] is not None:
         warns.append(
-            f"The card's patch '{dropped.name}' does not match the others (covered, dirty or in shadow?) and was left "
+            f"The card's patch '{got['dropped']}' does not match the others (covered, dirty or in shadow?) and was left "
             "out of the colour correction. Keep the card clean and fully visible."
         )
     if bad and _white_samples(a, calibration, layout)[2] > 0.3:
@@ -502,6 +501,24 @@ def correction_from_card(rgb, calibration, *, layout: CardLayout = CARD, flat_fi
         "light_field": None if lf is None else lf.to_dict(),
     }
     return ColourCorrection("card", True, gain, offset, exposure_ev, residual_de00=resid, warnings=tuple(warns), params=params)
+
+
+def _read_card(a: np.ndarray, calibration, layout: CardLayout, lf: LightField | None) -> dict[str, Any]:
+    """The neutral patches read (through the light's field ``lf`` when given) and fitted, one patch
+    far off the line left out when four or more remain: ``{"meas", "neutrals" (empty when under
+    three are usable), "gain", "offset", "bad", "dropped" (its name or None)}``."""
+    meas = measure_patches(a, calibration, layout=layout, field=lf)
+    neutrals = [p for p in layout.neutral_patches() if meas[p.name]["visible"] and not meas[p.name]["clipped"]]
+    out: dict[str, Any] = {"meas": meas, "neutrals": [], "gain": None, "offset": None, "bad": True, "dropped": None}
+    if len(neutrals) < 3:
+        return out
+    gain, offset, worst, bad = _fit_neutrals(neutrals, meas)
+    if bad and len(neutrals) >= 4:
+        # one patch far off the line (covered by a finger, dirty, in a shadow): refit without it
+        out["dropped"] = neutrals.pop(worst).name
+        gain, offset, _, bad = _fit_neutrals(neutrals, meas)
+    out.update(neutrals=neutrals, gain=gain, offset=offset, bad=bad)
+    return out
 
 
 def _fit_neutrals(neutrals, meas) -> tuple[np.ndarray, np.ndarray, int, bool]:

@@ -15,7 +15,9 @@ field over its white paper). Reported for each:
 * ΔE00 between the two sessions' median corrected skin colour (the same skin at two visits,
   under two lights: lower is better; the skin also changes a little with treatment and pose),
   over the series both corrected.
-The light's field (lowest share of the card's mean light) is printed per photo.
+The light's field (lowest share of the card's mean light) is printed per photo. "No card found"
+is a photo without a card: the generator lays none where it would cover over 15 % of the view
+(a photo taken close up).
 """
 
 from __future__ import annotations

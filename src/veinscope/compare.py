@@ -358,7 +358,7 @@ def compare(
     if not whole:
         mb.keep(boxes)
         mf.keep(boxes)
-    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, b_red=a_b.labels == 1, across_cleared=bool(matting_across_cleared), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned)
+    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, b_red=(a_b.labels == 1) if matting_across_cleared else None, across_cleared=bool(matting_across_cleared), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned)
     del aligned
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
@@ -2342,6 +2342,14 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     colour and gated at three times the stain's own noise (:func:`_redness_on_stain`;
     ``stain_mm=0`` turns this off): brown pigment alone never reads as red there, new fine
     red vessels on the stain do.
+
+    With ``across_cleared``, the place of a baseline vessel that has gone (not a red one,
+    ``b_red``; its venous blood gone, no wider follow-up vessel there), which both readings
+    leave out, is read for the follow-up's new fine red vessels crossing it
+    (:func:`_crossing_gone_place`, in pieces spanning ``cross_len_mm`` or more): a patch takes
+    in each piece it reaches, whole (:func:`_taken_across`), so that a patch lying across a
+    cleared vein is outlined across it, as the practitioner draws it, instead of on one side.
+    They never start a patch, and brown staining on the place is not read as them.
 
     New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
     edges carry interpolation and background artefacts), but the outline drawn around it is

@@ -137,6 +137,20 @@ def treated():
     return s, compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm)
 
 
+def test_matting_across_cleared_leaves_the_generated_pair_beside_a_stain_as_it_was(treated):
+    # the own simulation's seed-304 pair: its matting patch lies beside cleared vessels' places
+    # where the follow-up shows a brown stain and the patch's blush; the first version of the
+    # rule took them in (27.7 -> 34.3 mm², truth 22.2), a later one grew the outline by 0.5 mm²
+    # around a few crossing pixels at the patch's edge (28.2 mm²: beyond the 25 % the test above
+    # asks). With the rule on the pair reads as with it off
+    s, c = treated
+    assert c.params["matting_across_cleared"]  # the default
+    off = compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm, matting_across_cleared=False)
+    assert off.matting["area_px2"] == c.matting["area_px2"] and off.matting["patches"] == c.matting["patches"]
+    assert off.staining["area_px2"] == c.staining["area_px2"]
+    assert off.improvement_pct == pytest.approx(c.improvement_pct, abs=1e-9)
+
+
 def test_generated_follow_up_improvement_staining_matting_near_truth(treated):
     s, c = treated
     frame = followup_frame(s)
@@ -1147,6 +1161,101 @@ def test_a_matting_patch_takes_in_its_faint_fine_vessels():
             truth = _matting_truth(de_alone >= 2.0)
             assert 0 < alone.matting["area_mm2"] <= truth.sum() / PPM**2
             assert (measured & ~truth).sum() <= 0.1 * measured.sum()
+
+
+def _matting_across_a_vein(seed, *, vein_kept=False, stain=False):
+    """A soft blue vein 3 mm wide (30 px line blurred 3 px, OD 0.10/0.13/0.10) at baseline, gone in
+    the follow-up (kept with ``vein_kept``); in the follow-up a patch of faint fine red vessels
+    (11 x 7.6 mm ellipse, 35 vessels at half the usual contrast) lies across the vein's place,
+    and with ``stain`` a brown band (2.4 mm wide, 7 mm long) lies on the place beside the patch.
+    A persisting bar below. Returns the two uint8 photos, the true matting (bool) and the band
+    (bool)."""
+    rng = np.random.default_rng(seed)
+    base = _skin()
+    vein = np.zeros(base.shape[:2], np.float32)
+    cv2.line(vein, (30, 80), (290, 80), 1.0, 30)
+    vein = cv2.GaussianBlur(vein, (0, 0), 3.0)
+    fu = base.copy()
+    with_vein = (np.clip((base / 255.0) ** 2.2 * 10 ** (-vein[..., None] * np.array([0.10, 0.13, 0.10])), 0, 1) ** (1 / 2.2) * 255).astype(np.float32)
+    base = with_vein.copy()
+    if vein_kept:
+        fu = with_vein.copy()
+    _bar_in_both(base, fu, 190, 40, 280)
+    fu, de = _mesh_in(fu, 80, 150, rng, 55, 38, 0.5, n=35)
+    band = np.zeros(base.shape[:2], np.uint8)
+    if stain:
+        cv2.line(band, (215, 80), (285, 80), 1, 24)
+        lin = (fu / 255.0) ** 2.2
+        lin[band > 0] *= np.array([0.80, 0.70, 0.62], np.float32)
+        fu = np.clip(lin, 0, 1) ** (1 / 2.2) * 255.0
+    return _u8(_noise(base, 1)), _u8(_noise(fu, 2)), _matting_truth(de >= 2.0), band > 0
+
+
+def _with_matting_mask(monkeypatch):
+    """Record the matting masks ``compare`` measures (the change map paints vessels over them)."""
+    import veinscope.compare as cmp
+
+    masks = []
+    orig = cmp._matting
+
+    def recorded(*a, **k):
+        out = orig(*a, **k)
+        masks.append(out["mask"])
+        return out
+
+    monkeypatch.setattr(cmp, "_matting", recorded)
+    return masks
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matting_across_a_cleared_veins_place_is_one_patch_measured_whole(monkeypatch, seed):
+    # a patch of faint fine red vessels lying across the place of a 3 mm blue vein that has
+    # gone. Matting's readings leave the baseline's vessels (grown by 2 px) out, and the
+    # outline's closing joins pieces up to 1.5 mm apart: the patch was measured as two, one on
+    # each side of the vein (main: 2 patches, 15-28 % under the truth; the series' held-out
+    # 325/1-2 lost 23-26 mm² on a cleared reticular vein). The fine vessels crossing the place
+    # are read there (``matting_across_cleared``) and the patch is one, within 25 %
+    masks = _with_matting_mask(monkeypatch)
+    b, f, truth, _ = _matting_across_a_vein(seed)
+    off = compare(b, f, px_per_mm=PPM, matting_across_cleared=False)
+    assert off.matting["patches"] == 2  # the default (the rule off): measured on each side
+    c = compare(b, f, px_per_mm=PPM, matting_across_cleared=True)
+    assert c.params["matting_across_cleared"] and not off.params["matting_across_cleared"]
+    assert c.matting["patches"] == 1  # off: 2
+    assert c.matting["area_mm2"] == pytest.approx(truth.sum() / PPM**2, rel=0.25)  # off: 0.72-0.85 x
+    # over the vein's place: the rows of the vein (70-90) inside the truth are matting
+    assert masks[-1][70:91][truth[70:91]].mean() > 0.8
+    assert (masks[-1] & ~truth).sum() <= 0.2 * masks[-1].sum()
+    assert c.improvement_pct == pytest.approx(50.0, abs=8.0)
+
+
+def test_matting_beside_a_stain_on_a_cleared_veins_place_does_not_take_in_the_stain(monkeypatch):
+    # the same patch across the cleared vein's place and a brown stain on the place beside it
+    # (staining along a cleared vessel, as the generator paints it and as the own simulation's
+    # seed-304 pair shows; the first version of this rule took such a stain and a blush into
+    # the patch). The stain is read by staining, not by matting: the patch is as without it
+    masks = _with_matting_mask(monkeypatch)
+    b, f, truth, band = _matting_across_a_vein(0, stain=True)
+    c = compare(b, f, px_per_mm=PPM, matting_across_cleared=True)
+    b0, f0, _, _ = _matting_across_a_vein(0)
+    c0 = compare(b0, f0, px_per_mm=PPM, matting_across_cleared=True)
+    assert c.staining["patches"] == 1 and c.staining["area_mm2"] > 10.0
+    assert c.matting["patches"] == 1
+    assert c.matting["area_mm2"] == pytest.approx(c0.matting["area_mm2"], rel=0.03)
+    beyond = band & ~cv2.dilate(truth.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    assert beyond.sum() > 1000 and (masks[0] & beyond).sum() == 0
+
+
+def test_matting_is_not_carried_across_a_vein_that_persists():
+    # the same patch, the vein kept in the follow-up: its place is not gone (its venous blood
+    # is there, the follow-up's engine finds it), so nothing is read on it and the patch is not
+    # carried across it; as before the rule, the two sides are measured apart
+    b, f, truth, _ = _matting_across_a_vein(0, vein_kept=True)
+    c = compare(b, f, px_per_mm=PPM, matting_across_cleared=True)
+    off = compare(b, f, px_per_mm=PPM, matting_across_cleared=False)
+    assert c.matting["area_mm2"] == pytest.approx(off.matting["area_mm2"], rel=1e-6)
+    assert c.matting["patches"] == off.matting["patches"]
+    assert c.improvement_pct == pytest.approx(off.improvement_pct, abs=1e-6)
 
 
 @pytest.mark.parametrize("seed", [7, 8])

@@ -477,8 +477,8 @@ def test_a_branch_leaving_a_vessels_side_is_found_by_the_side_probe(seed):
 
 def test_noise_beside_a_vessel_seldom_grows_a_side_branch():
     # the same vessel without a branch, on 16 noise images: the side probe's level is read from
-    # the null's upper tail so that one probe in 1000 passes on skin alone (95 starting points
-    # per image here: about 0.1 expected false branches per image); a Gaussian level at the
+    # the null's upper tail so that one probe in 1000 passes on skin alone (47 starting points
+    # per image here: about 0.05 expected false branches per image); a Gaussian level at the
     # null's median + 3.09 MAD spreads would pass three times as many
     from veinscope.extend import probe_sides
 

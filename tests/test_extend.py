@@ -411,3 +411,147 @@ def test_the_probes_null_is_its_statistic_on_the_skin_off_the_chains():
         numba.set_num_threads(old)
     np.testing.assert_array_equal(med1, med)
     np.testing.assert_array_equal(sp1, sp)
+
+
+def _fork(seed, contrast, *, deg=45.0, x0=150):
+    """A strong bar 4 px wide across columns 20-300 (a chain runs past the fork) on pixel noise
+    and a fine texture (as :func:`_short_bar_in_texture`), and a fine faint line, 1 px blurred by
+    the camera (0.8 px), of peak ``contrast``, leaving the bar's centre at column ``x0``,
+    ``deg`` degrees off it, downwards: (signal, the line's unit direction)."""
+    import cv2
+
+    sig = _bar(lambda x: ((x >= 20) & (x <= 300)).astype(float), seed=seed, sigma=0.05)
+    rng = np.random.default_rng(100 + seed)
+    sig += cv2.GaussianBlur(rng.normal(0, 0.1, (M, N)).astype(np.float32), (0, 0), 1.5)
+    t = math.radians(deg)
+    line = np.zeros((M, N), np.float32)
+    for s in np.arange(0.0, 400.0, 0.25):
+        y, x = ROW + 0.5 + s * math.sin(t), x0 + s * math.cos(t)
+        if 0 <= y < M - 1 and 0 <= x < N - 1:
+            line[int(round(y)), int(round(x))] = 1.0
+    line = cv2.GaussianBlur(line, (0, 0), 0.8)
+    return sig + contrast * line / line.max(), (math.sin(t), math.cos(t))
+
+
+def _off_line(added, direction, x0=150):
+    """Distances (px) of points from the line leaving (ROW + 0.5, x0) along ``direction``."""
+    rel = added.astype(float) - np.array([ROW + 0.5, float(x0)])
+    return np.abs(rel[:, 0] * direction[1] - rel[:, 1] * direction[0])
+
+
+def _added(before, after):
+    """The points of ``after`` not in ``before`` (both detections)."""
+    old = {tuple(p) for p in before.points_yx.tolist()}
+    return np.array([p for p in after.points_yx.tolist() if tuple(p) not in old], int).reshape(-1, 2)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_branch_leaving_a_vessels_side_is_found_by_the_side_probe(seed):
+    # a fine faint branch leaves a strong vessel at 45 degrees; the vessel's chain runs on past
+    # the fork, so there is no end at the branch's root: the tracker (and its probe past the
+    # chain's ends) never reaches it. The side probe from points along the chain finds it over
+    # 2 mm against the same probe on the skin off the chain; the tracker follows it from there.
+    from veinscope.extend import probe_sides
+
+    sig, d = _fork(seed, 0.2)
+    skin = np.ones((M, N), bool)
+    kw = dict(max_length_px=150, window_px=WINDOW, long_window_px=3 * WINDOW, probe_px=2 * WINDOW, min_chain_px=2 * WINDOW)
+    chain = _chain(20, 301)
+    off = extend_ends(chain, sig, skin, **kw)
+    added = _added(chain, off)
+    assert not np.any((_off_line(added, d) <= 2.0) & (added[:, 0] > ROW + 4))  # main: nothing on the branch
+    side, roots = probe_sides(off, sig, skin, probe_px=2 * WINDOW, nfa=1.0, min_chain_px=2 * WINDOW, return_roots=True)
+    branch = _added(off, side)
+    assert side.n_segments == off.n_segments + 1  # one branch, a chain of its own
+    assert side.parent.tolist() == [-1, 0]  # leaving chain 0: kept only with it
+    assert branch.shape[0] >= 2 * WINDOW
+    assert np.all(_off_line(branch, d) <= 2.0)  # on the line, from the chain's side
+    assert branch[:, 0].min() <= ROW + 3
+    assert roots.tolist() == [branch[np.argmin(branch[:, 0])].tolist()]  # its root: next to the chain
+    on = extend_ends(side, sig, skin, not_ends_yx=roots, from_segment=off.n_segments, **kw)
+    added = _added(side, on)
+    assert added[:, 0].max() >= 100  # followed on along the branch from its far end (it leaves at row 119)
+    assert np.all(_off_line(added, d) <= 2.0)  # and only there (not back from its root)
+    # the same with the probe's null from the photo's own skin: the pure noise test below
+
+
+def test_noise_beside_a_vessel_seldom_grows_a_side_branch():
+    # the same vessel without a branch, on 16 noise images: the side probe's level is read from
+    # the null's upper tail so that one probe in 1000 passes on skin alone (47 starting points
+    # per image here: about 0.05 expected false branches per image); a Gaussian level at the
+    # null's median + 3.09 MAD spreads would pass three times as many
+    from veinscope.extend import probe_sides
+
+    grown = 0
+    for seed in range(16):
+        sig, _ = _fork(seed, 0.0)
+        chain = _chain(20, 301)
+        out = probe_sides(chain, sig, np.ones((M, N), bool), probe_px=2 * WINDOW, nfa=1.0, min_chain_px=2 * WINDOW)
+        grown += out.n_segments > chain.n_segments
+    assert grown <= 3
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_textured_skin_gains_nothing_from_the_side_probe(seed):
+    # pure skin texture (no vessel): nothing is added anywhere, and a photo with a faint vessel
+    # and texture is unchanged away from the vessel
+    plain = _u8(_textured_skin(seed), seed)
+    a = veinscope.analyze(plain, px_per_mm=10.0, side_probe_nfa=1.0, short_chain_probe=True)
+    assert a.params["side_probe_nfa"] == 1.0
+    np.testing.assert_array_equal(a.labels, veinscope.analyze(plain, px_per_mm=10.0).labels)
+
+
+def test_the_side_probe_level_is_read_from_the_nulls_tail():
+    from veinscope.extend import _tail_level
+
+    rng = np.random.default_rng(0)
+    # an exponential tail (rate 1 above 0): the level for 1e-3 is ln(1000) = 6.9
+    x = rng.exponential(1.0, 20000)
+    assert abs(_tail_level(x, 1e-3) - math.log(1000)) < 0.3
+    # the largest of 28 Gaussians (a fan of directions): its 1e-3 level from 1000 values is
+    # passed by between 1 in 5000 and 1 in 500 of 200 000 draws (a Gaussian fitted to its
+    # median and MAD, 3.09 spreads up, by 7 in 1000)
+    big = rng.normal(size=(200000, 28)).max(axis=1)
+    for i in range(3):
+        sample = big[i * 1000 : (i + 1) * 1000]
+        assert 2e-4 <= np.mean(big >= _tail_level(sample, 1e-3)) <= 2e-3
+        med = np.median(sample)
+        assert np.mean(big >= med + 3.09 * 1.4826 * np.median(np.abs(sample - med))) > 4e-3
+    assert math.isnan(_tail_level(np.zeros(100), 1e-3))  # too few, or no spread
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), "1"])
+def test_a_bad_side_probe_nfa_is_refused(bad):
+    from veinscope.extend import probe_sides
+
+    with pytest.raises(ValueError, match="side_probe_nfa"):
+        veinscope.analyze(np.zeros((64, 64, 3), np.uint8), px_per_mm=10.0, side_probe_nfa=bad)
+    with pytest.raises(ValueError, match="nfa"):
+        probe_sides(_chain(40, 101), np.zeros((M, N), np.float32), np.ones((M, N), bool), probe_px=20, nfa=bad)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_a_short_chain_is_followed_only_through_an_accepted_probe(seed):
+    # a chain of 12 points (under min_chain_px, 2 windows) at the end of a strong bar, and from
+    # there a fine faint line turned by 40 degrees: not followed at all without short_chain_px;
+    # with it, its first step must be an accepted probe, and the probe finds the line
+    sig, (dy, dx) = _turning_line(seed, 0.2, 40.0)
+    kw = dict(max_length_px=150, window_px=WINDOW, long_window_px=3 * WINDOW, probe_px=2 * WINDOW, min_chain_px=2 * WINDOW)
+    off = extend_ends(_chain(89, 101), sig, np.ones((M, N), bool), **kw)
+    assert off.tracked is None or not off.tracked.any()
+    on = extend_ends(_chain(89, 101), sig, np.ones((M, N), bool), short_chain_px=4, **kw)
+    reach, added = _reach(on)
+    assert reach >= 145
+    right = added[:, 1] > 102
+    rel = added[right].astype(float) - np.array([ROW + 0.5, 100.0])
+    assert np.all(np.abs(rel[:, 0] * dx - rel[:, 1] * dy) <= 2.0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_noise_alone_does_not_carry_a_short_chain(seed):
+    # the noise test with a short chain (12 points) at the bar's end: its window rule alone would
+    # step on into the texture; through the probe's a-contrario level it does not
+    sig = _short_bar_in_texture(seed)
+    out = extend_ends(_chain(89, 101), sig, np.ones((M, N), bool), max_length_px=150, window_px=WINDOW,
+                      long_window_px=3 * WINDOW, probe_px=2 * WINDOW, min_chain_px=2 * WINDOW, short_chain_px=4)  # fmt: skip
+    assert _reach(out)[0] <= 100 + WINDOW // 2

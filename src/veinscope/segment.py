@@ -319,6 +319,10 @@ class VesselDetection:
         colour, its own overlap with longer chains and the lone-patch rule are judged without
         them, and they take the chain's width (at the end face the profile is the end's);
         None: none added.
+    parent : ndarray (n_segments,) int or None
+        Chains added as branches beside another (:func:`veinscope.extend.probe_sides`): the
+        chain each leaves, -1 for the others; a branch is kept only with its parent
+        (:func:`veinscope.measure.measure_vessels`). None: none added.
     """
 
     points_yx: np.ndarray
@@ -332,6 +336,7 @@ class VesselDetection:
     weak: np.ndarray | None = None
     tracked: np.ndarray | None = None
     reached: np.ndarray | None = None
+    parent: np.ndarray | None = None
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:

@@ -197,8 +197,9 @@ class LightField:
     Attributes
     ----------
     coef : ndarray (6,)
-        Field ``1 + ...`` in terms ``1, u, v, u², uv, v²`` with ``u = x_mm / width - 0.5`` and
-        ``v = y_mm / height - 0.5``.
+        The field in the terms ``1, u, v, u², uv, v²`` with ``u = x_mm / width - 0.5`` and
+        ``v = y_mm / height - 0.5``, scaled so that its mean over the card's white paper is 1
+        (the last three are 0 where a plane was fitted).
     offset : ndarray (3,)
     cells : int
         White cells the fit used (after robust rejection).
@@ -305,7 +306,7 @@ def light_field(rgb, calibration, *, layout: CardLayout = CARD, offset=None, min
 
     The light scales the paper's linear value above the offset (flare, black level), so the fit is
     to ``mean over channels (white - offset)``, with cells off the fit by more than three robust
-    spreads (a smudge, a finger, a glint) left out, twice. Where the cells span less than half the
+    spreads (a smudge, a finger, a glint) left out, up to twice. Where the cells span less than half the
     card's width or height, the field is a plane (three terms) rather than a quadratic.
     """
     a = np.asarray(rgb)

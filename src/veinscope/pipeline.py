@@ -417,10 +417,10 @@ def analyze(
         from veinscope.extend import extend_ends
 
         win = max(5, round(ppm))  # 1 mm
-        det = extend_ends(det, signal, skin, max_length_px=extend_ends_mm * ppm, window_px=win, long_window_px=3 * win,
-                          max_through_px=2 * win, min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e,
-                          probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0,
-                          short_chain_px=win if short_chain_probe else 0)  # fmt: skip
+        follow = dict(max_length_px=extend_ends_mm * ppm, window_px=win, long_window_px=3 * win, max_through_px=2 * win,
+                      min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e,
+                      probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0)  # fmt: skip
+        det = extend_ends(det, signal, skin, short_chain_px=win if short_chain_probe else 0, **follow)
         if side_probe_nfa is not None and det.points_yx.shape[0]:
             # the branches that leave a chain's side where no end is (a fork the chain runs
             # past), each a chain of its own, followed on from its far end
@@ -430,10 +430,7 @@ def analyze(
             det, roots = probe_sides(det, signal, skin, probe_px=2 * win, nfa=side_probe_nfa, min_chain_px=2 * win,
                                      rgb=rgb, min_delta_e=min_delta_e, return_roots=True)  # fmt: skip
             if det.n_segments > n_before:
-                det = extend_ends(det, signal, skin, max_length_px=extend_ends_mm * ppm, window_px=win,
-                                  long_window_px=3 * win, max_through_px=2 * win, min_chain_px=2 * win, rgb=rgb,
-                                  min_delta_e=min_delta_e, probe_px=0 if tail_probe_nfa is None else 2 * win,
-                                  probe_nfa=tail_probe_nfa or 1.0, not_ends_yx=roots, from_segment=n_before)  # fmt: skip
+                det = extend_ends(det, signal, skin, not_ends_yx=roots, from_segment=n_before, **follow)
 
     widths = shift = None
     if det.points_yx.shape[0]:

@@ -90,9 +90,9 @@ def test_analyze_moves_classes_only():
     from veinscope.synth import generate_photo
 
     photo = generate_photo(seed=416, size=(1600, 1200), px_per_mm=12.0, skin_type=5)  # set A photo 16
-    off = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm)
-    on = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm, size_class_z=2.0)
-    assert on.params["size_class_z"] == 2.0 and off.params["size_class_z"] is None
+    off = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm, size_class_z=None)
+    on = veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm)
+    assert on.params["size_class_z"] == 2.0 and off.params["size_class_z"] is None  # on by default
     assert np.array_equal(on.labels > 0, off.labels > 0)
     assert np.array_equal(on.diameter_mm, off.diameter_mm)
     assert on.classes["total"].length_px == pytest.approx(off.classes["total"].length_px, rel=0.02)

@@ -77,7 +77,7 @@ def analyze(
     short_chain_probe: bool = False,
     wide_weak_delta_e: float | None = 1.0,
     colour_split_z: float | None = 3.0,
-    size_class_z: float | None = None,
+    size_class_z: float | None = 2.0,
     end_faces: bool = True,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
@@ -242,7 +242,8 @@ def analyze(
         Size classes (under 1 mm, 1-3 mm, over 3 mm) judged piece by piece with their error
         bars: a piece whose mean measured diameter is under this many standard errors inside
         its class takes the class of the longest decided piece it touches
-        (:func:`veinscope.measure._size_class_margin`). ``None``: each point's class from its
+        (:func:`veinscope.measure._size_class_margin`). 2.0, two standard errors, chosen
+        before measuring (BENCHMARKS.md, session 25). ``None``: each point's class from its
         own smoothed diameter.
     end_faces : bool
         Carry each centreline on to its vessel's end face before it is followed further

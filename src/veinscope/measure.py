@@ -140,6 +140,7 @@ def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
+    size_class_z=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -235,6 +236,13 @@ def measure_vessels(
         is this many standard errors from the red/blue boundary (per-point noise, one
         independent sample per diameter but no closer than 8 px).
         ``None``: one colour per chain.
+    size_class_z : float, optional
+        Judge each size-class piece's width with its error bar (:func:`_size_class_margin`):
+        a piece whose mean diameter is less than this many standard errors on its side of the
+        1 mm (or 3 mm) boundary is undecided and takes the class of the longest piece it
+        touches that is decided. A vein about 1 mm wide otherwise breaks into short pieces of
+        alternating class where its measured width dithers about the boundary. ``None``: each
+        point's class from its own smoothed diameter.
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
@@ -443,11 +451,15 @@ def measure_vessels(
     a_pts = pts[accepted]
     smooth = np.full(k, np.nan, np.float32)
     smooth[accepted] = window_median(a_pts[:, 0], a_pts[:, 1], width[accepted], r, m)
+    raw_width = width
     width = smooth  # the diameter reported and painted is the smoothed one
     d_mm = smooth / ppm
     red, blue, ret, big = (CLASS_CODES[c] for c in CLASS_NAMES)
     point_class = np.where(d_mm > 3.0, big, np.where(d_mm >= 1.0, ret, np.where(red_chain, red, blue)))
     point_class[~accepted] = 0
+    if size_class_z is not None:
+        point_class = _size_class_margin(pts, key, m, n, det.segment, accepted, point_class, raw_width, smooth, ppm,
+                                         z=size_class_z)  # fmt: skip
     # Pieces: 8-connected runs of centreline points of the same class.
     piece, n_piece = same_class_pieces(
         pts[:, 0], pts[:, 1], point_class.astype(np.int64), np.array([red, blue, ret, big], np.int64), m
@@ -626,6 +638,76 @@ def _continue_wide_veins(pts, segment, accepted, width, normals_yx, weak, wide_w
             break
         kept |= new
         out |= new
+    return out
+
+
+def _size_class_margin(pts, key, m, n, segment, accepted, point_class, raw_width, smooth, ppm, *, z, min_sample_px=8.0):
+    """Size classes judged piece by piece with their error bars: the updated (K,) ``point_class``.
+
+    Points take their size class from their own smoothed diameter, so a vein whose width sits
+    near a boundary (1 mm: telangiectasia / reticular; 3 mm: reticular / over 3 mm) breaks into
+    short pieces of alternating class where the measured width dithers about it. Each piece
+    (8-connected run of one class, :func:`veinscope._kernels.ridges.same_class_pieces`) is
+    judged on the mean of its points' measured (unsmoothed) diameters ``raw_width`` (px): it is
+    decided when that mean lies at least ``z`` standard errors inside its class, from each
+    boundary the class has. The noise of one point is its chain's (1.4826 x the median
+    absolute difference between measured and smoothed diameters), and neighbouring points
+    share most of their pixels, so a piece counts one independent sample per diameter
+    (``smooth``, its median) but no closer than ``min_sample_px`` (a JPEG block). An undecided
+    piece takes the class of the longest decided piece of another size class it touches
+    (8-neighbours); one that touches none keeps its own. Red and blue are one size class here:
+    a telangiectasia piece taken over by a reticular one becomes reticular, a reticular piece
+    taken over by a telangiectasia piece takes that piece's colour.
+    """
+    from veinscope._kernels.groups import group_medians
+    from veinscope._kernels.ridges import same_class_pieces
+
+    red, blue, ret, big = (CLASS_CODES[c] for c in CLASS_NAMES)
+    codes = np.array([red, blue, ret, big], np.int64)
+    piece, n_piece = same_class_pieces(pts[:, 0], pts[:, 1], point_class.astype(np.int64), codes, m)
+    piece = np.asarray(piece, np.int64)
+    n_piece = int(n_piece)
+    on = np.flatnonzero(accepted & (piece >= 0))
+    fin = on[np.isfinite(raw_width[on]) & np.isfinite(smooth[on])]
+    if n_piece < 2 or fin.size == 0:
+        return point_class
+    # each chain's noise of one measured diameter about the smoothed one
+    c_ids, c_inv = np.unique(segment[fin], return_inverse=True)
+    noise = 1.4826 * group_medians(np.abs(raw_width[fin] - smooth[fin]).astype(np.float64), c_inv, c_ids.size)
+    p_fin = piece[fin]
+    cnt = np.bincount(p_fin, minlength=n_piece).astype(np.float64)
+    p_chain = np.zeros(n_piece, np.int64)  # a piece never leaves its chain
+    p_chain[p_fin] = c_inv
+    p_class = np.zeros(n_piece, np.int64)
+    p_class[piece[on]] = point_class[on]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(p_fin, weights=raw_width[fin].astype(np.float64), minlength=n_piece) / cnt
+        sample = np.maximum(group_medians(smooth[fin].astype(np.float64), p_fin, n_piece), min_sample_px)
+        se = noise[p_chain] * np.sqrt(sample / cnt)
+        lo = np.where(p_class == big, 3.0 * ppm, np.where(p_class == ret, 1.0 * ppm, -np.inf))  # the class's boundaries
+        hi = np.where(p_class == ret, 3.0 * ppm, np.where(np.isin(p_class, (red, blue)), 1.0 * ppm, np.inf))
+        margin = np.minimum(mean - lo, hi - mean) / se
+    decided = ~(margin < z)  # no noise (NaN or infinite margin): decided
+    size_of = np.where(np.isin(p_class, (red, blue)), 0, p_class)  # red and blue: one size class
+    # pairs of pieces that touch (8-neighbours)
+    nbr = _neighbour_index(pts, key, n)[on]
+    a = np.repeat(piece[on], 8)
+    b = nbr.reshape(-1)
+    a, b = a[b >= 0], piece[b[b >= 0]]
+    take = (b >= 0) & (a != b)
+    a, b = a[take], b[take]
+    take = ~decided[a] & decided[b] & (size_of[a] != size_of[b])
+    if not take.any():
+        return point_class
+    a, b = a[take], b[take]
+    length = np.bincount(piece[on], minlength=n_piece).astype(np.float64)
+    order = np.lexsort((-length[b], a))  # per undecided piece, the longest decided neighbour first
+    a, b = a[order], b[order]
+    first = np.r_[True, a[1:] != a[:-1]]
+    new_class = p_class.copy()
+    new_class[a[first]] = p_class[b[first]]
+    out = point_class.copy()
+    out[on] = new_class[piece[on]]
     return out
 
 

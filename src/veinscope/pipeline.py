@@ -77,6 +77,7 @@ def analyze(
     short_chain_probe: bool = False,
     wide_weak_delta_e: float | None = 1.0,
     colour_split_z: float | None = 3.0,
+    size_class_z: float | None = 2.0,
     end_faces: bool = True,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
@@ -237,6 +238,13 @@ def analyze(
         red/blue boundary (per-point noise, one sample per diameter but no closer than 8 px;
         :func:`veinscope.measure._colour_by_branch`). 3.0 (BENCHMARKS.md, session 20, helper
         "split"). ``None``: one colour per chain.
+    size_class_z : float or None
+        Size classes (under 1 mm, 1-3 mm, over 3 mm) judged piece by piece with their error
+        bars: a piece whose mean measured diameter is under this many standard errors inside
+        its class takes the class of the longest decided piece it touches
+        (:func:`veinscope.measure._size_class_margin`). 2.0, two standard errors, chosen
+        before measuring (BENCHMARKS.md, session 25). ``None``: each point's class from its
+        own smoothed diameter.
     end_faces : bool
         Carry each centreline on to its vessel's end face before it is followed further
         (:func:`veinscope.extend.reach_end_faces`): the line filter's answer at a vessel's scale
@@ -304,6 +312,11 @@ def analyze(
         isinstance(extend_ends_mm, (int, float)) and math.isfinite(extend_ends_mm) and extend_ends_mm > 0
     ):
         raise ValueError(f"extend_ends_mm must be None or a positive number of millimetres, got {extend_ends_mm!r}")
+    if size_class_z is not None and not (
+        isinstance(size_class_z, (int, float)) and not isinstance(size_class_z, bool) and math.isfinite(size_class_z)
+        and size_class_z > 0
+    ):
+        raise ValueError(f"size_class_z must be None or a positive number of standard errors, got {size_class_z!r}")
     if side_probe_nfa is not None and not (
         isinstance(side_probe_nfa, (int, float)) and math.isfinite(side_probe_nfa) and side_probe_nfa > 0
     ):
@@ -356,6 +369,7 @@ def analyze(
         "short_chain_probe": bool(short_chain_probe),
         "wide_weak_delta_e": wide_weak_delta_e,
         "colour_split_z": colour_split_z,
+        "size_class_z": size_class_z,
         "end_faces": bool(end_faces),
     }
 
@@ -480,6 +494,7 @@ def analyze(
         weak_min_delta_e=faint_delta_e,
         wide_weak_delta_e=wide_weak_delta_e,
         colour_split_z=colour_split_z,
+        size_class_z=size_class_z,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

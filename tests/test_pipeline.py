@@ -663,8 +663,8 @@ def test_a_chain_half_red_half_blue_is_read_in_both_colours(seed):
     c = a.to_dict()["classes"]
     assert c["red_telangiectasia"]["length_mm"] == pytest.approx(22.0, abs=2.5)
     assert c["blue_telangiectasia"]["length_mm"] == pytest.approx(22.0, abs=2.5)
-    # one colour per chain (the rule off) reads the whole line in one colour
-    one = veinscope.analyze(rgb, px_per_mm=10.0, colour_split_z=None)
+    # one colour per chain (both piecewise rules off) reads the whole line in one colour
+    one = veinscope.analyze(rgb, px_per_mm=10.0, colour_split_z=None, colour_runs_z=None)
     whole = np.bincount(one.labels[110:131, 40:480].ravel(), minlength=5)
     assert max(whole[1], whole[2]) > 0.95 * whole[1:].sum()
 

@@ -140,7 +140,7 @@ def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
-    size_class_z=None,
+    size_class_z=None, colour_runs_z=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -236,6 +236,15 @@ def measure_vessels(
         is this many standard errors from the red/blue boundary (per-point noise, one
         independent sample per diameter but no closer than 8 px).
         ``None``: one colour per chain.
+    colour_runs_z : float, optional
+        Judge red vs blue run by run as well, after ``colour_split_z`` (:func:`_colour_runs`):
+        where a blue vessel crosses or touches a red spider, the chain's skeleton does not
+        follow the vessels, and a branch between junctions runs along a red arm and on along
+        the blue vessel, so its colour is a mixture. The detected points of a chain are cut
+        into runs where their own colour signal (haemoglobin minus venous part) changes sign;
+        a run at least 3 sample lengths long (one per diameter, no closer than 8 px) whose mean
+        is at least this many standard errors from the red/blue boundary (its spread, at least
+        its chain's pooled over its runs) takes its own colour. ``None``: not judged.
     size_class_z : float, optional
         Judge each size-class piece's width with its error bar (:func:`_size_class_margin`):
         a piece whose mean diameter is less than this many standard errors on its side of the
@@ -378,10 +387,12 @@ def measure_vessels(
     # a branch whose chain is dropped goes with it before the rules that look at the neighbours
     # kept (overlap, lone patches), and again after them
     accepted = _with_parents(accepted, det)
-    if colour_split_z is not None and chain_info:
+    if (colour_split_z is not None or colour_runs_z is not None) and chain_info:
         split_ids = np.array([c for c in chain_info if c not in part_of], np.int64)
-        if split_ids.size:
+        if split_ids.size and colour_split_z is not None:
             red_chain = _colour_by_branch(pts, key, n, det.segment, split_ids, od, core, width, red_chain, z=colour_split_z)
+        if split_ids.size and colour_runs_z is not None:
+            red_chain = _colour_runs(pts, key, n, det.segment, split_ids, od, core, width, red_chain, z=colour_runs_z)
     if accepted.any() and max_covered < 1.0:
         # Longest first, a chain mostly inside the vessels already kept repeats one of them.
         members = np.argsort(det.segment, kind="stable")
@@ -1315,6 +1326,76 @@ def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, 
     return out
 
 
+def _colour_runs(pts, key, n, segment, chains, od, core, width, red, *, z, min_samples=3.0, min_sample_px=8.0):
+    """Red vs blue judged run by run where the colour changes along the centreline: the
+    updated (K,) bool ``red``.
+
+    A chain is 8-connected, and where vessels of different colour cross or touch (a blue vessel
+    through a red spider) its skeleton does not follow the vessels: a branch between two
+    junctions can run along a red arm and on along the blue vessel, with no junction where
+    they meet, and the colour of a branch (:func:`_colour_by_branch`) is then a mixture. Here
+    each detected (``core``) point of ``chains`` has its own colour signal, the haemoglobin part
+    minus the venous part of its relative OD ``od`` (K, 3) unmixed, and the points of one
+    chain are cut into runs (8-connected) where that signal's sign changes. A run is judged on
+    its mean signal with its error bar: the spread of its points' signal about its mean, but
+    at least its chain's spread pooled over the chain's runs (a short run's own spread rests on
+    a few samples and is cut where the sign changes: a faint tail's smooth signal just over
+    the boundary would read as certain), one independent sample per diameter (its chain's median ``width``, px) but no closer than
+    ``min_sample_px`` (a JPEG chroma block). A run at least ``min_samples`` such lengths long
+    whose mean is at least ``z`` standard errors from the red/blue boundary takes its own
+    colour (the unmixed mean OD's haemoglobin part against its venous part, as a chain's);
+    every other run keeps the colour it has in ``red``. Tracked points follow the detected
+    points they touch (:func:`_tracked_follow`).
+    """
+    from veinscope._kernels.groups import group_medians
+    from veinscope._kernels.ridges import value_runs
+    from veinscope.chromophores import unmix
+
+    sub, k_sub, x_sub, c_sub = _chain_points(pts, np.where(core, segment, -1), chains, key)
+    if sub.size == 0:
+        return red
+    od_s = od[sub].astype(np.float64)
+    u = unmix(od_s).astype(np.float64)
+    d = u[:, 0] - u[:, 1]
+    # runs of one sign within one chain
+    value = np.ascontiguousarray(2 * c_sub + (d >= 0), np.int64)
+    run, n_run = value_runs(k_sub, x_sub, int(n), value)
+    run = np.asarray(run, np.int64)
+    n_run = int(n_run)
+    if n_run < 2:
+        return red
+    c_ids, c_inv = np.unique(c_sub, return_inverse=True)
+    fin = np.isfinite(width[sub])
+    c_w = group_medians(width[sub][fin].astype(np.float64), c_inv[fin], c_ids.size)
+    c_w = np.maximum(np.where(np.isfinite(c_w), c_w, 1.0), min_sample_px)
+    r_w = np.zeros(n_run)
+    r_w[run] = c_w[c_inv]
+    cnt = np.bincount(run, minlength=n_run).astype(np.float64)
+    s1 = np.bincount(run, weights=d, minlength=n_run)
+    s2 = np.bincount(run, weights=d * d, minlength=n_run)
+    r_chain = np.zeros(n_run, np.int64)
+    r_chain[run] = c_inv
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = s1 / cnt
+        var = np.maximum(s2 / cnt - mean**2, 0.0)
+        # a short run's own spread is a poor estimate (a few samples, and cut where the sign
+        # changes): the spread is at least its chain's, pooled over the chain's runs
+        pooled = np.bincount(r_chain, weights=s2 - cnt * mean**2, minlength=c_ids.size)
+        pooled = np.maximum(pooled, 0.0) / np.bincount(r_chain, weights=cnt, minlength=c_ids.size)
+        var = np.maximum(var, pooled[r_chain])
+        margin = np.abs(mean) / np.sqrt(r_w * var / cnt)
+    od_mean = np.stack([np.bincount(run, weights=od_s[:, j], minlength=n_run) for j in range(3)], 1) / cnt[:, None]
+    pos = np.maximum(unmix(od_mean), 0.0)
+    r_red = pos[:, 0] >= pos[:, 1]
+    decided = (cnt >= min_samples * r_w) & ~(margin < z) & (r_red == (mean >= 0))
+    out = red.copy()
+    sel = decided[run]
+    out[sub[sel]] = r_red[run[sel]]
+    if (~core).any() and (out != red).any():
+        out = _tracked_follow(pts, key, n, segment, chains, core, out)
+    return out
+
+
 def _tracked_follow(pts, key, n, segment, chains, core, red):
     """The tracked (not ``core``) points of ``chains`` take the colour ``red`` (K,) bool holds at
     the detected points they touch, run by run (8-connected runs of tracked points of one chain;
@@ -1351,3 +1432,6 @@ def warmup() -> None:
     core = pts[:, 0] < 4
     _branches(pts, segment, np.array([0]), key, n)
     _tracked_follow(pts, key, n, segment, np.array([0]), core, pts[:, 1] < 2)
+    from veinscope._kernels.ridges import value_runs
+
+    value_runs(np.ascontiguousarray(key, np.int64), np.ascontiguousarray(pts[:, 1], np.int64), n, segment * 2)

@@ -918,3 +918,20 @@ def follow_detected(key, cols, n, chain, core, red):  # pragma: no cover - compi
         if not core[i] and votes[run[i]] > 0:
             out[i] = 2 * reds[run[i]] >= votes[run[i]]
     return out
+
+
+@nb.njit(cache=True, nogil=True)
+def value_runs(key, cols, n, value):  # pragma: no cover - compiled
+    """8-connected runs of points with the same ``value``: (run id (S,) int64, number of runs).
+
+    ``key``, ``cols`` and ``n`` are as for :func:`neighbour_index`; ``value`` (S,) int64 is each
+    point's value (e.g. chain id and colour together), negative: in no run (-1). Runs are
+    numbered 0, 1, ... in the order of their first point.
+    """
+    nbr = neighbour_index(key, cols, n)
+    label = np.where(value < 0, -2, -1).astype(np.int64)
+    n_run = _label_runs(nbr, value, label)
+    for i in range(label.shape[0]):
+        if label[i] < 0:
+            label[i] = -1
+    return label, n_run

@@ -14,9 +14,9 @@ from veinscope.segment import detect_vessels
 from veinscope.vesselness import ridge_response
 
 
-def _lines(*, faint_amp: float, strong: bool = True, seed: int = 1):
+def _lines(*, faint_amp: float, strong: bool = True, spot_amp: float = 0.0, seed: int = 1):
     """Noise (sd 0.02) with horizontal Gaussian lines (sd 1 px) of 0.5 every 16 px (none at row
-    124) and a faint one of ``faint_amp`` at row 124."""
+    124) and a faint one of ``faint_amp`` at row 124, ``spot_amp`` along its columns 110-129."""
     rng = np.random.default_rng(seed)
     m = n = 240
     sig = rng.normal(0.0, 0.02, (m, n)).astype(np.float32)
@@ -25,7 +25,9 @@ def _lines(*, faint_amp: float, strong: bool = True, seed: int = 1):
         for y0 in range(12, 236, 16):
             if y0 != 124:
                 sig += (0.5 * np.exp(-0.5 * (rows - y0) ** 2)).astype(np.float32)
-    sig += (faint_amp * np.exp(-0.5 * (rows - 124) ** 2)).astype(np.float32)
+    amp = np.full(n, faint_amp, np.float32)
+    amp[110:130] = max(spot_amp, faint_amp)
+    sig += (amp[None, :] * np.exp(-0.5 * (rows - 124) ** 2)).astype(np.float32)
     return sig
 
 
@@ -40,10 +42,12 @@ def _on_row(det, y0):
     return int(np.count_nonzero(np.abs(det.points_yx[:, 0] - y0) <= 1))
 
 
-def test_a_faint_vessel_between_dense_strong_ones_is_found_off_their_noise():
-    sig = _lines(faint_amp=0.09)
+def test_a_faint_vessel_between_dense_strong_ones_is_followed_off_their_noise():
+    """Strong for 20 px, faint on either side: the first pass keeps the strong stretch only (its
+    neighbours set the low level), the second follows the faint vessel along its band."""
+    sig = _lines(faint_amp=0.12, spot_amp=0.5)
     one, two = _detect(sig, False), _detect(sig, True)
-    assert _on_row(one, 124) == 0  # held to the level its neighbours set
+    assert 10 <= _on_row(one, 124) <= 40  # the strong stretch
     assert _on_row(two, 124) >= 200  # most of its 240 px
     assert two.noise < 0.5 * one.noise
     # nothing else is added: the strong lines' points are the same, no texture point appears
@@ -52,9 +56,17 @@ def test_a_faint_vessel_between_dense_strong_ones_is_found_off_their_noise():
     np.testing.assert_array_equal(rest_one, rest_two)
 
 
-def test_a_vessel_at_the_noise_is_not_found_either_way():
-    sig = _lines(faint_amp=0.03)
+def test_the_strong_point_a_band_must_reach_stays_the_first_passs():
+    """The same faint vessel without its strong stretch: it passes the second pass's low level
+    all along, but never the first pass's high level, so it is not a vessel either way."""
+    sig = _lines(faint_amp=0.12)
+    assert _on_row(_detect(sig, False), 124) == 0
     assert _on_row(_detect(sig, True), 124) == 0
+
+
+def test_a_vessel_at_the_noise_is_not_found_either_way():
+    sig = _lines(faint_amp=0.03, spot_amp=0.5)
+    assert _on_row(_detect(sig, True), 124) <= 40
 
 
 def test_without_a_band_kept_the_second_pass_changes_nothing():

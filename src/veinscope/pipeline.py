@@ -261,11 +261,12 @@ def analyze(
         width's margin: round values with reasons; BENCHMARKS.md, session 20). ``False``: off.
     noise_off_bands : bool
         Measure the skin's texture noise (the hysteresis levels' unit) a second time off the bands
-        of ridge pixels the first pass keeps, and detect with that
-        (:func:`veinscope.segment.detect_vessels`): the vessels' own ridge strength raises the
-        noise unit where they are dense, by a median 13 % at the fine red vessels of the
-        generated photos and 30-85 % beside wide veins and in dense spiders (BENCHMARKS.md,
-        session 25, helper "fine"). False: one pass.
+        of ridge pixels the first pass keeps, and take the low level from it, the high level from
+        the first pass (:func:`veinscope.segment.detect_vessels`): the vessels' own ridge strength
+        raises the noise unit where they are dense, by a median 13 % at the fine red vessels of
+        the generated photos and 30-85 % beside wide veins and in dense spiders. Recall rises,
+        centreline precision falls on most generated photos and new false marks appear on real
+        legs, so it is off (BENCHMARKS.md, session 25, helper "fine"). False: one pass.
 
     Returns
     -------

@@ -445,10 +445,12 @@ def detect_vessels(
         A chain that joins a kept band's centreline (a gap bridged) is not weak.
     noise_off_bands : bool
         Measure the texture noise a second time on the skin off the bands the first pass keeps
-        (the hysteresis' and the long-band rule's), and take the levels and bands from that:
-        the first pass's cell means count the vessels' own ridge strength, which raises the
-        levels where vessels are dense (a spider's arms, fine vessels beside a wide vein) more
-        than the 5 x 5-cell median takes out. False: one pass.
+        (the hysteresis' and the long-band rule's), and take the low level (the bands' extent,
+        the centreline candidates) from that: the first pass's cell means count the vessels' own
+        ridge strength, which raises the levels where vessels are dense (a spider's arms, fine
+        vessels beside a wide vein) more than the 5 x 5-cell median takes out. The high level, the
+        strong point a band must reach, stays the first pass's. ``noise`` and ``thresholds`` are
+        then the second pass's. False: one pass.
     """
     from veinscope._kernels.ridges import (
         bridge_gaps, centreline_candidates, keep_in_labels, kept_points, mark_in_labels, ridge_regions, snap_to_crest,
@@ -488,12 +490,18 @@ def detect_vessels(
     nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
     keep = _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px)
     if noise_off_bands and keep[1:].any():
-        # the texture measured again without the vessels the first pass found (their bands)
+        # the texture measured again without the vessels the first pass found (their bands);
+        # the low level (a band's extent, the centreline candidates) from it, the high level
+        # (the one strong point a band must reach) as the first pass had it
         off = inner & ~keep[lab]
         noise_map = _local_noise(q, off, cell_px=noise_cell_px)
         del off, lab
         noise = float(np.median(noise_map)) if noise_map.size else 0.0
+        strong = region == 2
         ridge_regions(q, np.ascontiguousarray(inner), noise_map, lvl[0], lvl[1], lvl[2], lvl[3], region)
+        region[region == 2] = 1
+        region[strong] = 2
+        del strong
         nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
         keep = _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px)
     del region

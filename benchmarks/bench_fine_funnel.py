@@ -36,6 +36,11 @@ levels (``>= high``, ``low - high``, ``< low``), and, for the points that reach 
 whether it is in a strong or a weak band.
 
 Tables by visible width, by contrast (the truth's ΔE00 at the point) and by scale (px/mm).
+
+The recomputed detection stages use ``detect_vessels``' defaults that ``analyze`` does not pass
+(skin border 3 px, strength floor 0.015, symmetry 0.35) and one noise pass: with ``--set
+noise_off_bands=1`` the ``band``/``candidate``/ridge-level stages are the first pass's, the rest the
+engine's.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ def analyze(
     size_class_z: float | None = 2.0,
     end_faces: bool = True,
     colour_runs_z: float | None = 3.0,
+    noise_off_bands: bool = False,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -270,6 +271,14 @@ def analyze(
         3.0 is ``colour_split_z``'s level, set before measuring (BENCHMARKS.md, session 25,
         helper "cross"); on by default since: class right 0.951 -> 0.952 (set A), 0.958 ->
         0.962 (set B), detection unchanged. ``None``: off.
+    noise_off_bands : bool
+        Measure the skin's texture noise (the hysteresis levels' unit) a second time off the bands
+        of ridge pixels the first pass keeps, and take the low level from it, the high level from
+        the first pass (:func:`veinscope.segment.detect_vessels`): the vessels' own ridge strength
+        raises the noise unit where they are dense, by a median 13 % at the fine red vessels of
+        the generated photos and 30-85 % beside wide veins and in dense spiders. Recall rises,
+        centreline precision falls on most generated photos and new false marks appear on real
+        legs, so it is off (BENCHMARKS.md, session 25, helper "fine"). False: one pass.
 
     Returns
     -------
@@ -389,6 +398,7 @@ def analyze(
         "size_class_z": size_class_z,
         "end_faces": bool(end_faces),
         "colour_runs_z": colour_runs_z,
+        "noise_off_bands": bool(noise_off_bands),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -436,6 +446,7 @@ def analyze(
         noise_cell_px=max(16, int(round(background_px / 4))),
         consume=True,
         weak_bands=faint_delta_e is not None,
+        noise_off_bands=bool(noise_off_bands),
     )
     params["noise"] = round(det.noise, 6)
     params["thresholds"] = [round(t, 6) for t in det.thresholds]

@@ -384,6 +384,7 @@ def detect_vessels(
     noise_cell_px: int = 64,
     consume: bool = False,
     weak_bands: bool = False,
+    noise_off_bands: bool = False,
 ) -> VesselDetection:
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
@@ -442,6 +443,14 @@ def detect_vessels(
         ``VesselDetection.weak``: the caller judges them by other evidence (their colour against
         the skin beside them, :func:`veinscope.measure.measure_vessels`' ``weak_min_delta_e``).
         A chain that joins a kept band's centreline (a gap bridged) is not weak.
+    noise_off_bands : bool
+        Measure the texture noise a second time on the skin off the bands the first pass keeps
+        (the hysteresis' and the long-band rule's), and take the low level (the bands' extent,
+        the centreline candidates) from that: the first pass's cell means count the vessels' own
+        ridge strength, which raises the levels where vessels are dense (a spider's arms, fine
+        vessels beside a wide vein) more than the 5 x 5-cell median takes out. The high level, the
+        strong point a band must reach, stays the first pass's. ``noise`` and ``thresholds`` are
+        then the second pass's. False: one pass.
     """
     from veinscope._kernels.ridges import (
         bridge_gaps, centreline_candidates, keep_in_labels, kept_points, mark_in_labels, ridge_regions, snap_to_crest,
@@ -479,16 +488,24 @@ def detect_vessels(
     # BBDT (Grana 2010): the same components and numbering as OpenCV's default (Spaghetti), both
     # scan 2x2 blocks, but with the statistics about 3x faster on one thread (0.03 vs 0.09 s, 12 MP)
     nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
-    keep = strong_labels(lab, region, nreg - 1)
+    keep = _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px)
+    if noise_off_bands and keep[1:].any():
+        # the texture measured again without the vessels the first pass found (their bands);
+        # the low level (a band's extent, the centreline candidates) from it, the high level
+        # (the one strong point a band must reach) as the first pass had it
+        off = inner & ~keep[lab]
+        noise_map = _local_noise(q, off, cell_px=noise_cell_px)
+        del off, lab
+        noise = float(np.median(noise_map)) if noise_map.size else 0.0
+        strong = region == 2
+        ridge_regions(q, np.ascontiguousarray(inner), noise_map, lvl[0], lvl[1], lvl[2], lvl[3], region)
+        region[region == 2] = 1
+        region[strong] = 2
+        del strong
+        nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
+        keep = _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px)
     del region
     extent = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    keep &= extent >= min_length_px
-    if long_length_px is not None and long_length_px < np.inf:
-        # A faint vessel whose band never reaches the high level anywhere is still one when
-        # the band runs on above the low level for long_length_px: texture rises above the
-        # low level in short runs (pores, creases, hair ends), a vessel along its whole length.
-        keep |= extent >= long_length_px
-        keep[0] = False
     # One pass: ridge non-maximum suppression, the low level relative to the skin texture
     # around each point (texture differs across a photo: shaved vs hairy skin, shadow vs
     # light) with an absolute floor, and the symmetric-profile test: edges of broad structures
@@ -554,6 +571,23 @@ def detect_vessels(
         thresholds=(float(low_noise * noise), float(high_noise * noise)),
         weak=weak_seg,
     )
+
+
+def _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px) -> np.ndarray:
+    """Per band label 0..nreg-1: kept by the hysteresis (it reaches the high level and extends
+    at least ``min_length_px``, the diagonal of its bounding box) or, with ``long_length_px``, by
+    its length alone (a faint vessel whose band never reaches the high level anywhere still runs
+    on above the low level for ``long_length_px``: texture rises above the low level in short
+    runs, pores, creases, hair ends, a vessel along its whole length)."""
+    from veinscope._kernels.ridges import strong_labels
+
+    keep = strong_labels(lab, region, nreg - 1)
+    extent = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    keep &= extent >= min_length_px
+    if long_length_px is not None and long_length_px < np.inf:
+        keep |= extent >= long_length_px
+    keep[0] = False
+    return keep
 
 
 def _sample(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:

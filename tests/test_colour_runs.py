@@ -13,9 +13,10 @@ import veinscope
 from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
 from veinscope.measure import _colour_runs
 
+from tests.test_pipeline import _bar, _render  # the same skin photo and bars as the colour split's tests
+
 HB = np.asarray(CHROMOPHORE_DIRECTIONS["haemoglobin"])
 VEN = np.asarray(CHROMOPHORE_DIRECTIONS["venous"])
-SKIN = np.array([205.0, 160.0, 140.0])
 
 
 def _chain(path_yx, n=200):
@@ -84,30 +85,6 @@ def test_a_faint_smooth_tail_near_the_boundary_is_judged_with_its_chains_spread(
                              0.12 * HB + 0.10 * VEN + rng.normal(0.0, 0.002, (30, 3))])  # fmt: skip
     pts, key, n, order = _chain(path, n=400)
     assert not _judge(pts, key, n, colour[order], np.zeros(200, bool)).any()
-
-
-def _render(od_maps, rng, noise=1.0):
-    """Skin photo from per-chromophore OD maps (Beer-Lambert on linear sRGB)."""
-    lin = ((SKIN / 255 + 0.055) / 1.055) ** 2.4
-    total = np.zeros(od_maps[0][1].shape + (3,))
-    for direction, amount in od_maps:
-        total += amount[..., None] * np.asarray(direction)
-    out_lin = lin * np.exp(-total)
-    srgb = np.where(out_lin <= 0.0031308, 12.92 * out_lin, 1.055 * out_lin ** (1 / 2.4) - 0.055) * 255
-    return np.clip(srgb + rng.normal(0, noise, srgb.shape), 0, 255).round().astype(np.uint8)
-
-
-def _bar(shape, p0, p1, width, amplitude, blur=0.8):
-    """Anti-aliased straight bar of given width (px) between p0 and p1, blurred."""
-    m, n = shape
-    yy, xx = np.mgrid[0:m, 0:n].astype(np.float64)
-    (y0, x0), (y1, x1) = p0, p1
-    dy, dx = y1 - y0, x1 - x0
-    length = math.hypot(dy, dx)
-    t = ((yy - y0) * dy + (xx - x0) * dx) / length
-    d = np.abs((yy - y0) * dx - (xx - x0) * dy) / length
-    inside = np.clip(width / 2 - d + 0.5, 0, 1) * ((t >= 0) & (t <= length))
-    return amplitude * ndi.gaussian_filter(inside, blur)
 
 
 def _spider_crossed_by_a_blue_line(rng, ppm=10.0):

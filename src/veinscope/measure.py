@@ -671,7 +671,7 @@ def _size_class_margin(pts, key, m, n, segment, accepted, point_class, raw_width
     taken over by a telangiectasia piece takes that piece's colour.
     """
     from veinscope._kernels.groups import group_medians
-    from veinscope._kernels.ridges import same_class_pieces
+    from veinscope._kernels.ridges import neighbour_index, same_class_pieces
 
     red, blue, ret, big = (CLASS_CODES[c] for c in CLASS_NAMES)
     codes = np.array([red, blue, ret, big], np.int64)
@@ -701,7 +701,7 @@ def _size_class_margin(pts, key, m, n, segment, accepted, point_class, raw_width
     decided = ~(margin < z)  # no noise (NaN or infinite margin): decided
     size_of = np.where(np.isin(p_class, (red, blue)), 0, p_class)  # red and blue: one size class
     # pairs of pieces that touch (8-neighbours)
-    nbr = _neighbour_index(pts, key, n)[on]
+    nbr = neighbour_index(np.ascontiguousarray(key, np.int64), np.ascontiguousarray(pts[:, 1], np.int64), int(n))[on]
     a = np.repeat(piece[on], 8)
     b = nbr.reshape(-1)
     a, b = a[b >= 0], piece[b[b >= 0]]

@@ -189,9 +189,8 @@ def test_analyze_records_and_checks_wide_profile_mm():
     rgb = np.full((96, 96, 3), (200, 150, 130), np.uint8)
     rgb[40:52, :] = (175, 135, 140)
     rgb = np.clip(rgb.astype(int) + rng.integers(-3, 4, rgb.shape), 0, 255).astype(np.uint8)
-    a = veinscope.analyze(rgb, px_per_mm=10.0, wide_profile_mm=0.6)
-    assert a.params["wide_profile_mm"] == 0.6
-    assert veinscope.analyze(rgb, px_per_mm=10.0).params["wide_profile_mm"] is None
+    assert veinscope.analyze(rgb, px_per_mm=10.0).params["wide_profile_mm"] == 0.6  # on by default
+    assert veinscope.analyze(rgb, px_per_mm=10.0, wide_profile_mm=None).params["wide_profile_mm"] is None
     for bad in (0.0, -1.0, float("inf"), True, "1"):
         with pytest.raises(ValueError, match="wide_profile_mm"):
             veinscope.analyze(rgb, px_per_mm=10.0, wide_profile_mm=bad)

@@ -216,3 +216,25 @@ def test_the_longer_average_stays_within_along_max_px():
     assert not np.array_equal(w4, w3, equal_nan=True) and not np.array_equal(w4, w0, equal_nan=True)
     with pytest.raises(ValueError, match="along_max_px"):
         half_max_widths(img, pts, nrm, guess, wide_from_px=6.0, along_max_px=np.ones(3))
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_analyze_reads_a_faint_wide_line_nearer_its_width(seed):
+    # test_pipeline's faint 1.2 mm (12 px) line on textured skin: its painted diameters
+    # (median) nearer 12 px with the longer average (11.3 / 12.5 px) than without (10.2 /
+    # 11.2 px): the keyword reaches the widths analyze paints
+    import sys
+    from pathlib import Path
+
+    import veinscope
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from test_pipeline import _FAINT_RED, _faint_line, _textured_skin, _u8
+
+    line, _ = _faint_line(_textured_skin(seed), 0.15, 12.0)
+    rgb = _u8(line, 1 + seed)
+    med = {}
+    for w in (None, 0.6):
+        a = veinscope.analyze(rgb, px_per_mm=10.0, faint_delta_e=None, wide_profile_mm=w, **_FAINT_RED)
+        med[w] = float(np.nanmedian(a.diameter_px[a.labels > 0]))
+    assert abs(med[0.6] - 12.0) < abs(med[None] - 12.0)

@@ -284,8 +284,8 @@ def analyze(
         Points whose half-maximum width (measured first as for every point) is at least this
         wide (mm) and whose profile stands under 20 times its noise above the skin have their
         half-maximum width measured again on the mean of more parallel profiles spread further
-        along the vessel: as far as takes the noise down to that, at most +-2 widths and no
-        further than half the point's chain length (:func:`veinscope.diameter.half_max_widths`'
+        along the vessel: as far as takes the noise down to that, at most +-2 first widths
+        (the bar fit's) and no further than half the point's chain length (:func:`veinscope.diameter.half_max_widths`'
         ``wide_from_px``, ``wide_snr``, ``along_max_px``). A faint wide vein's half-maximum
         crossings lie on shallow flanks, so the noise left in a short average moves them by a
         large share of the width, and faint reticular veins 1.1-1.5 mm wide read under 1 mm in
@@ -519,8 +519,12 @@ def analyze(
         _add_background(signal, optics, weights)
         along = None
         if wide_profile_mm is not None:
-            # the longer average of a faint wide profile stays on its own chain: half the
-            # chain's length each way (its points, about a pixel apart)
+            # the longer average of a faint wide profile stays on its own chain: at most half
+            # the chain's point count each way. A loose limit (session 26's review): a chain
+            # here is a whole joined component (a cluster's branches count together, and a
+            # faint line's centreline runs two points thick in places), and a point near a
+            # chain's end may still reach past it; a per-point distance to the nearer end
+            # along a skeleton graph was tried and fails on such chains (BENCHMARKS.md)
             n_pts = np.bincount(det.segment, minlength=det.n_segments)
             along = 0.5 * n_pts[det.segment].astype(np.float64)
         fwhm, shift = half_max_widths(signal, pts, det.normals_yx, guess, psf_sigma_px=psf,

@@ -238,3 +238,52 @@ def test_analyze_reads_a_faint_wide_line_nearer_its_width(seed):
         a = veinscope.analyze(rgb, px_per_mm=10.0, faint_delta_e=None, wide_profile_mm=w, **_FAINT_RED)
         med[w] = float(np.nanmedian(a.diameter_px[a.labels > 0]))
     assert abs(med[0.6] - 12.0) < abs(med[None] - 12.0)
+
+
+# ---- the longer average held to the centreline ahead (session 26, lead) ----------------------
+def _reach(mask, pts, nrm, lat=1.0, gap=3.0, limit=60.0):
+    from veinscope._kernels.fwhm import centreline_reach
+
+    pts = np.asarray(pts, np.float64)
+    out = np.empty(len(pts))
+    centreline_reach(mask, pts, np.asarray(nrm, np.float64), np.arange(len(pts), dtype=np.int64),
+                     np.full(len(pts), lat), np.full(len(pts), gap), limit, out)  # fmt: skip
+    return out
+
+
+def test_centreline_reach_stops_at_the_nearer_end_and_across_long_gaps_only():
+    mask = np.zeros((200, 200), bool)
+    mask[100, 50:151] = True  # a centreline along x, 50..150
+    across = [[1.0, 0.0]]  # the normal along y: the tangent along x
+    assert _reach(mask, [[100, 60]], across)[0] == 10  # 10 px to the nearer end
+    assert _reach(mask, [[100, 100]], across)[0] == 50
+    assert _reach(mask, [[100, 100]], across, limit=20.0)[0] == 20
+    mask[100, 71:73] = False  # a 2 px gap is crossed, a 10 px one is not
+    assert _reach(mask, [[100, 100]], across)[0] == 50
+    mask[100, 81:91] = False
+    assert _reach(mask, [[100, 100]], across)[0] == 9
+    # a centreline that turns away from the tangent ends there for this point's average
+    bend = np.zeros((200, 200), bool)
+    bend[100, 100:131] = True
+    bend[60:101, 130] = True
+    assert _reach(bend, [[100, 110]], across)[0] == 10  # the start is nearer than the bend
+    assert _reach(bend, [[100, 115]], across, limit=60.0)[0] == 15
+    # a point off every centreline pixel across (lat) reaches nothing
+    assert _reach(mask, [[105, 100]], across)[0] == 0
+
+
+def test_half_max_widths_holds_the_longer_average_to_the_centreline():
+    # the faint vein of the tests above, its centreline drawn only over the middle 40 px: the
+    # points near that stretch's ends keep the first measurement, the middle ones are averaged
+    img, pts, nrm, fwhm = _faint_vein(14, 3, 1.5, 2)
+    guess = np.full(len(pts), fwhm)
+    t = np.array([nrm[0, 1], -nrm[0, 0]])
+    s = (pts - pts[len(pts) // 2]) @ t
+    keep = np.abs(s) <= 20
+    p = pts[keep]
+    first, _ = half_max_widths(img, p, nrm[keep], guess[keep])
+    free, _ = half_max_widths(img, p, nrm[keep], guess[keep], wide_from_px=6.0)
+    held, _ = half_max_widths(img, p, nrm[keep], guess[keep], wide_from_px=6.0, centreline_reach=True)
+    end = np.abs(s[keep]) >= 18  # within 2 px of the stretch's ends: no room for a longer average
+    np.testing.assert_array_equal(held[end], first[end])
+    assert not np.array_equal(free[end], first[end], equal_nan=True)

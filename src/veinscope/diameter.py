@@ -635,6 +635,24 @@ def _fit(img, pts, unit, index, ini, s_guess, fit_s, a_prior, wa, start, w_max, 
 _FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
+def _centreline_reach(shape, pts, unit, idx, g, wide_side_frac, wide_n_side) -> np.ndarray:
+    """:func:`half_max_widths`' ``centreline_reach`` limit for the points ``idx`` (first widths ``g``)."""
+    from veinscope._kernels.fwhm import centreline_reach
+
+    mask = np.zeros(shape[:2], bool)
+    yx = np.round(pts).astype(np.int64)
+    ok = (yx[:, 0] >= 0) & (yx[:, 0] < shape[0]) & (yx[:, 1] >= 0) & (yx[:, 1] < shape[1])
+    mask[yx[ok, 0], yx[ok, 1]] = True
+    gg = np.where(np.isfinite(g), g, 0.0)
+    lat = np.maximum(1.0, 0.3 * gg)
+    gap = np.maximum(3.0, gg)
+    limit = float(max(wide_side_frac * gg.max(initial=0.0), wide_n_side)) + 1.0
+    out = np.empty(idx.size)
+    centreline_reach(mask, np.ascontiguousarray(pts, np.float64), np.ascontiguousarray(unit, np.float64),
+                     np.ascontiguousarray(idx, np.int64), lat, gap, limit, out)  # fmt: skip
+    return out
+
+
 def half_max_widths(
     contrast: np.ndarray,
     points_yx: np.ndarray,
@@ -654,6 +672,7 @@ def half_max_widths(
     wide_side_frac: float = 2.0,
     wide_n_side: int = 12,
     along_max_px: np.ndarray | None = None,
+    centreline_reach: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The visible width by its definition: full width at half maximum of each cross-section.
 
@@ -748,6 +767,14 @@ def half_max_widths(
         average reaching past its ends takes in whatever lies beyond them (the cluster's other
         vessels: read as one wide vessel). The longer average is shortened to fit (to the
         first length, as if not wide, when even twice that does not). None: no limit.
+    centreline_reach : bool
+        ``pts`` are the centreline of the detected vessels: a point measured on a longer
+        average reaches no further along its tangent than the centreline runs on that way, the
+        nearer way (points within max(1, 0.3 first widths) px across the tangent line, no gap
+        longer than max(3 px, one first width) along it; any chain's points, as a faint vessel's
+        centreline comes in pieces): past a vessel's end the average would take in the skin
+        beyond it, and where the vessel turns or branches, whatever lies ahead. With
+        ``along_max_px``, the smaller of the two limits.
 
     Returns
     -------
@@ -853,6 +880,8 @@ def half_max_widths(
         level[wide] = np.clip(np.ceil(need[wide] - 1e-9), 1, k_max).astype(np.int64)
         if (level > 1).any():
             i = np.flatnonzero(level > 1)
+            if centreline_reach:
+                along[i] = np.minimum(along[i], _centreline_reach(img.shape, pts, unit, i, guess[i], wide_side_frac, wide_n_side))
             w2, c2, _ = measure(i, guess[i], level[i])
             ok = np.isfinite(w2)
             w[i[ok]], c[i[ok]] = w2[ok], c2[ok]
@@ -896,3 +925,5 @@ def warmup(*, dtypes=(np.float32, np.float64)) -> None:
     for dtype in dtypes:
         profile_diameters(img.astype(dtype), pts, nrm)
         half_max_widths(img.astype(dtype), pts, nrm, np.full(len(pts), 4.0))
+    # the longer average held to the centreline (analyze's wide_profile_mm): its own kernel
+    half_max_widths(img, pts, nrm, np.full(len(pts), 4.0), wide_from_px=1.0, wide_snr=np.inf, centreline_reach=True)

@@ -285,15 +285,16 @@ def analyze(
         wide (mm) and whose profile stands under 20 times its noise above the skin have their
         half-maximum width measured again on the mean of more parallel profiles spread further
         along the vessel: as far as takes the noise down to that, at most +-2 first widths
-        (the bar fit's) and no further than half the point's chain length (:func:`veinscope.diameter.half_max_widths`'
+        (the bar fit's), no further than half the point's chain length nor than the detected
+        centreline runs on along its tangent (:func:`veinscope.diameter.half_max_widths`'
         ``wide_from_px``, ``wide_snr``, ``along_max_px``). A faint wide vein's half-maximum
         crossings lie on shallow flanks, so the noise left in a short average moves them by a
         large share of the width, and faint reticular veins 1.1-1.5 mm wide read under 1 mm in
         stretches (blue telangiectasia). Reticular veins run in long smooth courses, so a few
         of their widths along them are nearly straight. Generated set A: class right 0.952 ->
-        0.961, diameter error 0.051 -> 0.050 mm; held-out set B: 0.962 -> 0.961 (pooled over
-        length 0.942 -> 0.947), reticular length / area -18.9 / -19.4 -> -15.3 / -15.3 %.
-        0.6 mm was set before measuring. ``None``: every profile over +-0.4 widths
+        0.957, diameter error 0.051 -> 0.050 mm, reticular length / area -11.8 / -9.8 ->
+        -10.8 / -8.7 %; held-out set B: 0.962 -> 0.962, reticular -18.9 / -19.4 -> -17.6 /
+        -18.2 %. 0.6 mm was set before measuring. ``None``: every profile over +-0.4 widths
         (BENCHMARKS.md, session 26, helper "faint").
 
     Returns
@@ -519,18 +520,17 @@ def analyze(
         _add_background(signal, optics, weights)
         along = None
         if wide_profile_mm is not None:
-            # the longer average of a faint wide profile stays on its own chain: at most half
-            # the chain's point count each way. A loose limit (session 26's review): a chain
-            # here is a whole joined component (a cluster's branches count together, and a
-            # faint line's centreline runs two points thick in places), and a point near a
-            # chain's end may still reach past it; a per-point distance to the nearer end
-            # along a skeleton graph was tried and fails on such chains (BENCHMARKS.md)
+            # the longer average of a faint wide profile stays on its own chain (at most half
+            # the chain's point count each way: a loose limit, as a chain here is a whole
+            # joined component) and, point by point, on the centreline ahead: no further along
+            # the tangent than the detected centreline runs on (centreline_reach; a chain's
+            # own points would not do: a faint vessel's centreline comes in pieces)
             n_pts = np.bincount(det.segment, minlength=det.n_segments)
             along = 0.5 * n_pts[det.segment].astype(np.float64)
         fwhm, shift = half_max_widths(signal, pts, det.normals_yx, guess, psf_sigma_px=psf,
                                       max_width_px=1.5 * max_diameter_mm * ppm,
                                       wide_from_px=np.inf if wide_profile_mm is None else wide_profile_mm * ppm,
-                                      along_max_px=along)  # fmt: skip
+                                      along_max_px=along, centreline_reach=along is not None)  # fmt: skip
         # widths that collapsed below half a pixel are unresolved, not measured: left to the
         # chain's median (measure_vessels)
         widths = np.where(np.isfinite(fwhm), fwhm, guess)

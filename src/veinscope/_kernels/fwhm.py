@@ -341,3 +341,43 @@ def blur_shape(img, pts, unit, width, centre, step, n_side, side_frac, out_k):  
         gauss = 8.0 * math.log(2.0) / (2.0 * w)
         out_k[k] = -(shift_r - shift_l) / gauss
     return out_k
+
+
+@nb.njit(cache=True, nogil=True)
+def centreline_reach(mask, pts, unit, idx, lat_tol, gap_tol, limit, out):  # pragma: no cover - compiled
+    """How far the detected centreline runs on along each query point's tangent, the nearer
+    way (px): from point ``idx[q]``, 1 px steps along its tangent (``unit`` turned by 90
+    degrees) each way, a step counting as on the centreline where ``mask`` has a pixel within
+    ``lat_tol[q]`` of it across; the walk stops after a run of ``gap_tol[q]`` px off it or at
+    ``limit``; ``out[q]`` is the shorter walk's last step on the centreline."""
+    m, n = mask.shape
+    for q in range(idx.shape[0]):
+        k = idx[q]
+        ty = -unit[k, 1]
+        tx = unit[k, 0]
+        ny = unit[k, 0]
+        nx = unit[k, 1]
+        lat = int(lat_tol[q])
+        best = limit
+        for sgn in (-1.0, 1.0):
+            last = 0.0
+            s = 1.0
+            while s <= limit:
+                cy = pts[k, 0] + sgn * s * ty
+                cx = pts[k, 1] + sgn * s * tx
+                hit = False
+                for o in range(-lat, lat + 1):
+                    y = int(round(cy + o * ny))
+                    x = int(round(cx + o * nx))
+                    if 0 <= y < m and 0 <= x < n and mask[y, x]:
+                        hit = True
+                        break
+                if hit:
+                    last = s
+                elif s - last > gap_tol[q]:
+                    break
+                s += 1.0
+            if last < best:
+                best = last
+        out[q] = best
+    return out

@@ -17,6 +17,8 @@ Figures: |improvement - truth| (points), staining and matting area error (%), fa
     .venv/bin/python benchmarks/bench_compare.py --n 20
     .venv/bin/python benchmarks/bench_compare.py --source series --n 8
     .venv/bin/python benchmarks/bench_compare.py --big --runs 5   # one 12 MP pair, timing only
+    .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --set noise_off_bands=true
+        # the change figures with an engine variant (analyze's keyword for both photos)
 """
 
 from __future__ import annotations
@@ -87,6 +89,22 @@ def _series_cases(n, seed0, size, sessions):
             yield f"{seed}/{k}", b.rgb, ser.photos[k].rgb, float(b.px_per_mm), truth, (ser, k)
 
 
+def _analyze_options(items: list[str]) -> dict:
+    """``["noise_off_bands=true", "size_class_z=none", "low_noise=2.2"]`` -> analyze keywords."""
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
+        words = {"true": True, "false": False, "none": None}
+        low = raw.strip().lower()
+        try:
+            out[key.strip()] = words[low] if low in words else float(raw)
+        except ValueError:
+            raise SystemExit(f"--set {key}: {raw!r} is neither true, false, none nor a number") from None
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", choices=["sim", "series"], default="sim")
@@ -98,6 +116,9 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=5, help="timed runs of the 12 MP pair (--big)")
     ap.add_argument("--paint-links", type=int, choices=[0, 1], default=None,
                     help="analyze(paint_links=...) for both photos (default: the engine's default)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an analyze option for both photos (repeatable; true/false/none or a number), "
+                    "to measure an engine variant on the change figures")
     args = ap.parse_args(argv)
     import veinscope
 
@@ -105,7 +126,9 @@ def main(argv=None) -> int:
     if args.big:
         return _big(args.runs)
     cases = _sim_cases(args.n, args.seed0, tuple(args.size)) if args.source == "sim" else _series_cases(args.n, args.seed0, tuple(args.size), args.sessions)
-    opts = None if args.paint_links is None else {"paint_links": bool(args.paint_links)}
+    opts = {} if args.paint_links is None else {"paint_links": bool(args.paint_links)}
+    opts.update(_analyze_options(args.set))
+    opts = opts or None
     rows = []
     print(f"{'case':>8} {'ppm':>5} {'imp':>6} {'truth':>6} {'err':>6} | {'stain':>6} {'truth':>6} | {'matt':>6} {'truth':>6} | {'new':>3} {'res mm':>7} {'s':>5}")
     for case, b, f, ppm, truth, extra in cases:

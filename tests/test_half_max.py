@@ -120,7 +120,7 @@ def test_kernel_matches_the_reference_with_any_window(diameter_px, angle):
     unit = np.tile(nrm, (len(pts), 1))
     w = np.full(len(pts), -1.0)
     c = np.full(len(pts), -1.0)
-    kernel(img, pts, unit, guess, 0.25, 2, 0.4, np.array([1.5, 12.0]), 0.25, w, c)
+    kernel(img, pts, unit, guess, 0.25, 2, 0.4, np.array([1.5, 12.0]), 0.25, w, c, np.empty(len(pts)))
     wr, cr = _reference(img.astype(np.float64), pts, unit, guess)
     ok = np.isfinite(w)
     assert ok.mean() > 0.8
@@ -368,7 +368,7 @@ def test_blur_shape_kernel_matches_the_numpy_reference(width_px, blur_px, angle,
     for img in (bar, bell):
         w = np.empty(len(pts))
         c = np.empty(len(pts))
-        hmw(img, pts, unit, np.full(len(pts), width_px), 0.25, 2, 0.4, np.array([1.5, 12.0]), 0.25, w, c)
+        hmw(img, pts, unit, np.full(len(pts), width_px), 0.25, 2, 0.4, np.array([1.5, 12.0]), 0.25, w, c, np.empty(len(pts)))
         assert np.isfinite(w).mean() > 0.8
         w = w * rng.choice([1.0, 0.8, 1.3], len(w))  # widths and centres not the profile's own too
         c = c + rng.choice([0.0, -0.15, 0.2], len(c)) * width_px

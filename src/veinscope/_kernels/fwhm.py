@@ -12,7 +12,7 @@ from veinscope._kernels.ridges import _bilinear
 
 
 @nb.njit(cache=True, nogil=True)
-def half_max_widths(img, pts, unit, guess, step, n_side, side_frac, reach, gap_frac, out_w, out_c):  # pragma: no cover - compiled
+def half_max_widths(img, pts, unit, guess, step, n_side, side_frac, reach, gap_frac, out_w, out_c, out_snr):  # pragma: no cover - compiled
     """FWHM (px) and centre offset (px, along ``unit``) of the profile across each point.
 
     For point k the profile is the mean of ``2 n_side + 1`` parallel samplings of ``img`` along
@@ -29,7 +29,10 @@ def half_max_widths(img, pts, unit, guess, step, n_side, side_frac, reach, gap_f
     first at the half level of the parabola's vertex, then at the half level of the parabola's
     value at the centre of the first crossings (the vertex, the fit's maximum, is pushed up by
     noise). ``out_w[k]`` is NaN when the peak is not above the baseline, the guess is not
-    finite, or a crossing falls outside the window.
+    finite, or a crossing falls outside the window. ``out_snr[k]`` is the profile's height
+    (the final peak over the baseline) over its noise: 1.4826 times the median absolute
+    deviation of the flank samples from a straight line fitted through them (the skin's slope
+    taken out), NaN where no width was found.
     """
     k_all = pts.shape[0]
     # one profile buffer for all points, grown when a wider window needs it
@@ -40,6 +43,7 @@ def half_max_widths(img, pts, unit, guess, step, n_side, side_frac, reach, gap_f
         w0 = guess[k]
         out_w[k] = np.nan
         out_c[k] = 0.0
+        out_snr[k] = np.nan
         if not (w0 > 0.0) or not math.isfinite(w0):
             continue
         h = max(reach[0] * w0, 0.5 * w0 + reach[1])
@@ -109,7 +113,40 @@ def half_max_widths(img, pts, unit, guess, step, n_side, side_frac, reach, gap_f
                 continue
         out_w[k] = xr - xl
         out_c[k] = 0.5 * (xl + xr)
+        out_snr[k] = (peak - base) / _flank_noise(prof, a, b, nt, flank)
     return out_w
+
+
+@nb.njit(cache=True, nogil=True)
+def _flank_noise(prof, a, b, nt, resid):  # pragma: no cover - compiled
+    """1.4826 x the median absolute deviation of the flank samples (``prof[:a]`` and
+    ``prof[b + 1:nt]``) from their least-squares line (``resid`` is scratch space); a tiny
+    positive floor for a noiseless profile."""
+    s0 = s1 = s2 = y0 = y1 = 0.0
+    for t in range(nt):
+        if a <= t <= b:
+            continue
+        x = float(t)
+        s0 += 1.0
+        s1 += x
+        s2 += x * x
+        y0 += prof[t]
+        y1 += x * prof[t]
+    det = s0 * s2 - s1 * s1
+    c1 = (s0 * y1 - s1 * y0) / det if det > 0.0 else 0.0
+    c0 = (y0 - c1 * s1) / s0 if s0 > 0.0 else 0.0
+    m = 0
+    for t in range(nt):
+        if a <= t <= b:
+            continue
+        resid[m] = prof[t] - (c0 + c1 * t)
+        m += 1
+    if m == 0:
+        return 1e-12
+    med = np.median(resid[:m])
+    for i in range(m):
+        resid[i] = abs(resid[i] - med)
+    return max(1.4826 * np.median(resid[:m]), 1e-12)
 
 
 #: Samples added at a time when the walk to a half-maximum crossing leaves the sampled part.

@@ -195,6 +195,7 @@ def compare(
     analyze_options: dict | None = None,
     matting_across_cleared: bool = True,
     staining_shift_check: bool = True,
+    matting_vessel_ends: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -249,6 +250,11 @@ def compare(
         practitioner must not be told, and on fresh series (seeds 360-371, never run before) and
         the development series every figure is the same with it on or off. The rule was designed
         on the held-out pair, so that pair does not check it. ``False`` keeps every patch.
+    matting_vessel_ends : bool
+        A matting patch whose new redness is a stretch of the follow-up's vessels running on
+        beyond the patch as one new vessel of 5 mm or more (a new thread growing from a cleared
+        vein's place) is that new vessel's end, not matting: it is reported with the new vessel
+        (BENCHMARKS.md, session 26: fresh series 360/2's matting false alarm). Off by default.
 
     Returns
     -------
@@ -369,7 +375,7 @@ def compare(
     if not whole:
         mb.keep(boxes)
         mf.keep(boxes)
-    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, b_red=(a_b.labels == 1) if matting_across_cleared else None, across_cleared=bool(matting_across_cleared), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned)
+    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, b_red=(a_b.labels == 1) if (matting_across_cleared or matting_vessel_ends) else None, across_cleared=bool(matting_across_cleared), vessel_ends=bool(matting_vessel_ends), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned)
     del aligned
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
@@ -427,6 +433,7 @@ def compare(
         "min_new_length_mm": min_new_length_mm,
         "matting_across_cleared": bool(matting_across_cleared),
         "staining_shift_check": bool(staining_shift_check),
+        "matting_vessel_ends": bool(matting_vessel_ends),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -2266,6 +2273,74 @@ def _long_new_vessels(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0, m
     return bool(np.bincount(lab_sk[sk], minlength=n_sk)[1:].max() >= min_len_mm * ppm)
 
 
+def _end_of_new_vessel(vessel: np.ndarray, ppm: float, *, red: np.ndarray | None, through, long_mm: float = 2.0, along_mm: float = 0.3, max_off_frac: float = 0.1, min_len_mm: float = 5.0) -> bool:
+    """Whether a patch is the end of a new vessel that runs on beyond it (a new thread growing
+    from a cleared vein's place, its branches near the place gathered into a "patch"), not
+    matting (a blush of many short, very fine vessels).
+
+    ``vessel``: the follow-up's vessels in the patch, off the baseline's; ``red``: the patch's
+    perceptible new redness (same shape); ``through(sel)``: the length (px) of the longest of
+    the follow-up's new vessels that passes through the pixels ``sel`` (same shape) along one
+    of its stretches of ``long_mm`` or more, followed beyond the patch (:func:`_new_courses`).
+    An end: the vessels carry nearly all of the redness (at most ``max_off_frac`` of it farther
+    than ``along_mm`` from their skeleton, which is at least two ``long_mm`` long: a matting
+    patch's blush, and the fine vessels the engine does not follow, lie between them), and
+    they are a stretch of a new vessel at least ``min_len_mm`` long (``through`` at least that:
+    a vessel's course, not a mesh's short stretches between its many junctions; as
+    :func:`_long_new_vessels` and :func:`_single_vessels` ask of a new vessel: matting's
+    vessels are short and stay in their patch). The generator's fresh series pair 360/2: a new
+    red thread (0.17 mm, ΔE00 13) crossing a cleared reticular vein's place, its part beyond the
+    place reported as a new vessel (27 mm), its part near the place a 19 mm² matting false
+    alarm (BENCHMARKS.md, session 26).
+
+    >>> v = np.zeros((40, 120), bool); v[20, 10:60] = True
+    >>> _end_of_new_vessel(v, 10.0, red=v, through=lambda sel: 300.0)
+    True
+    >>> _end_of_new_vessel(v, 10.0, red=v, through=lambda sel: 40.0)
+    False
+    """
+    if red is None or not red.any():
+        return False
+    sk = _skeleton_carrying(vessel, long_mm * ppm, red, along_mm * ppm, max_off_frac)
+    return sk is not None and through(vessel) >= min_len_mm * ppm
+
+
+def _new_courses(f_vessel: np.ndarray, on_vessel: np.ndarray, f_fine: np.ndarray | None, b_red: np.ndarray | None, *, ppm: float, long_mm: float = 2.0, along_mm: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """The follow-up's new vessels' courses, for :func:`_end_of_new_vessel`: its vessels off the
+    baseline's (``on_vessel``: the baseline's vessels grown as matting leaves them out), in
+    8-connected pieces. With ``f_fine``, the follow-up's fine vessels (under 0.3 mm) crossing
+    the place of a baseline vessel that is not a red telangiectasia (``b_red``: a red one may
+    persist as a fine vessel; a blue or reticular one persisting is not read as fine) join the
+    pieces on either side.
+
+    Returns ``labels`` (int32): each piece's label on the pixels of its stretches of ``long_mm``
+    or more (its skeleton cut at its junctions, as it is or without its false junctions,
+    :func:`_twigs_pruned`, as the spider test reads them), 0 elsewhere; and ``length`` (px),
+    each piece's skeleton length off the baseline's vessels (label 0: none)."""
+    from skimage.morphology import skeletonize
+
+    course = f_vessel & ~on_vessel
+    if f_fine is not None:
+        bridge = f_fine & on_vessel
+        if b_red is not None:
+            bridge &= ~cv2.dilate(b_red.astype(np.uint8), _disc(2)).astype(bool)
+        course = course | bridge
+    nl, lab = cv2.connectedComponents(course.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    sk = skeletonize(course)
+    length = np.bincount(lab[sk & ~on_vessel], minlength=nl).astype(np.float64)
+    length[0] = 0.0
+    along = np.zeros(sk.shape, bool)
+    for s in (sk, _twigs_pruned(sk, along_mm * ppm)):
+        ns, lab_s, st = _stretches(s)
+        long_ = st[:, cv2.CC_STAT_AREA] >= long_mm * ppm
+        long_[0] = False
+        along |= long_[lab_s]
+    # the stretches' pixels and the vessel's pixels within reach of them (a vessel's pixels
+    # beside its skeleton)
+    along = cv2.dilate(along.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & course
+    return np.where(along, lab, 0).astype(np.int32), length
+
+
 def _single_vessels(red: np.ndarray, ppm: float, *, fine_mm: float = 0.3, max_mm: float = 0.9, min_len_mm: float = 5.0, long_mm: float = 2.0) -> np.ndarray:
     """The connected pieces of new redness ``red`` that are one new vessel wider than the fine
     ones, not matting (a mesh of many short, very fine vessels): a piece whose skeleton is at
@@ -2340,7 +2415,7 @@ def _red_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -2396,6 +2471,14 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     in each piece it reaches, whole (:func:`_taken_across`), so that a patch lying across a
     cleared vein is outlined across it, as the practitioner draws it, instead of on one side.
     They never start a patch, and brown staining on the place is not read as them.
+
+    With ``vessel_ends``, a patch whose perceptible new redness is a stretch of the follow-up's
+    vessels that runs on beyond the patch as one new vessel is the end of that new vessel, not
+    matting (:func:`_end_of_new_vessel`, at most ``end_off_frac`` of the redness off the
+    vessels; with ``end_bridge`` the vessel is followed across the place of a baseline vessel
+    that is not a red telangiectasia, ``b_red``, by the follow-up's fine vessels there,
+    :func:`_new_courses`): it is kept aside as a spider is, and given back when the new-vessel
+    step reports none in it.
 
     New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
     edges carry interpolation and background artefacts), but the outline drawn around it is
@@ -2605,6 +2688,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         nl, lab, stats, _ = cv2.connectedComponentsWithStats(regions.astype(np.uint8), connectivity=8)
         accepted = []
         spider_ids = []
+        course = None  # the follow-up's new courses over the box (:func:`_new_courses`), when asked
         for i in range(1, nl):
             area = int(stats[i, cv2.CC_STAT_AREA])
             if area < min_area_px:
@@ -2638,7 +2722,23 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             if f_vessel is not None:
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
                 red_p = new_red[y : y + h, x : x + w] & region
-                if _one_radiating_structure(fv, ppm, red=red_p) or _long_new_vessels(fv, ppm, red=red_p):
+
+                def through(sel, y=y, x=x):  # the longest new course (px) through ``sel`` (the patch's box)
+                    nonlocal course
+                    if course is None:
+                        course = _new_courses(
+                            f_vessel[BY0:BY1, BX0:BX1], on_vessel,
+                            fine_new[BY0:BY1, BX0:BX1] if (end_bridge and fine_new is not None) else None,
+                            None if b_red is None else b_red[BY0:BY1, BX0:BX1], ppm=ppm,
+                        )
+                    ids = np.unique(course[0][y : y + sel.shape[0], x : x + sel.shape[1]][sel])
+                    return float(course[1][ids].max()) if ids.size else 0.0
+
+                if (
+                    _one_radiating_structure(fv, ppm, red=red_p)
+                    or _long_new_vessels(fv, ppm, red=red_p)
+                    or (vessel_ends and _end_of_new_vessel(fv, ppm, red=red_p, through=through, max_off_frac=end_off_frac))
+                ):
                     # a new red spider or a new long vessel, not matting, if the new-vessel
                     # step reports it (kept aside: ``compare`` gives it back to matting otherwise)
                     spider_ids.append(i)

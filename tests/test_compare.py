@@ -1882,11 +1882,11 @@ def test_a_new_vessel_growing_from_a_cleared_veins_place_is_not_matting(seed):
     # place reported alone as a new vessel of 7.6 mm). The patch's redness is the thread, which
     # runs on beyond the patch as one new vessel: the end of a new vessel, not matting
     b, f = _thread_from_a_cleared_vein(seed)
-    off = compare(b, f, px_per_mm=PPM)
-    assert not off.params["matting_vessel_ends"]  # the default
+    off = compare(b, f, px_per_mm=PPM, matting_vessel_ends=False)
+    assert not off.params["matting_vessel_ends"]
     assert off.matting["patches"] == 1 and off.matting["area_mm2"] > 10.0  # the false alarm
-    c = compare(b, f, px_per_mm=PPM, matting_vessel_ends=True)
-    assert c.params["matting_vessel_ends"]
+    c = compare(b, f, px_per_mm=PPM)
+    assert c.params["matting_vessel_ends"]  # on by default (session 26)
     assert c.matting["patches"] == 0 and c.matting["area_mm2"] == 0
     # the whole thread is a new vessel: on both sides of the place (14 mm; off: 7.6 mm)
     assert c.new_vessels["length_mm"] > 12.0 > off.new_vessels["length_mm"] + 4.0
@@ -1912,8 +1912,8 @@ def test_a_new_vessel_running_into_a_matting_patch_leaves_the_patch_matting():
     fu = _red_lines(fu, [np.c_[xs, ys]])
     b, f = _u8(_noise(base, 1)), _u8(_noise(fu, 2))
     truth_mm2 = _matting_truth(de >= 2.0).sum() / PPM**2
-    off = compare(b, f, px_per_mm=PPM)
-    c = compare(b, f, px_per_mm=PPM, matting_vessel_ends=True)
+    off = compare(b, f, px_per_mm=PPM, matting_vessel_ends=False)
+    c = compare(b, f, px_per_mm=PPM)
     assert c.matting["patches"] == off.matting["patches"] == 1
     assert c.matting["area_mm2"] == pytest.approx(off.matting["area_mm2"], rel=1e-6)
     assert c.matting["area_mm2"] > 0.9 * truth_mm2
@@ -1930,7 +1930,7 @@ def _series_pair(seed, k):
     m, n = b.rgb.shape[:2]
     h_s2b = np.linalg.inv(np.asarray(ser.changes[k - 1]["homography_baseline_to_session"]))
     truth = cv2.warpPerspective(f.matting.astype(np.uint8), h_s2b, (n, m), flags=cv2.INTER_NEAREST) > 0
-    return b.rgb, f.rgb, float(b.px_per_mm), float(truth.sum()) / float(b.px_per_mm) ** 2
+    return b.rgb, f.rgb, float(b.px_per_mm), float(truth.sum()) / float(b.px_per_mm) ** 2, ser.changes[k - 1]["improvement_pct"]["total"]
 
 
 @pytest.mark.slow
@@ -1944,12 +1944,12 @@ def test_generated_new_thread_from_a_cleared_vein_is_a_new_vessel_and_matting_st
     from veinscope.register import register
 
     for (seed, k), has_matting in (((360, 2), False), ((361, 1), True)):
-        b, f, ppm, truth_mm2 = _series_pair(seed, k)
+        b, f, ppm, truth_mm2, truth_imp = _series_pair(seed, k)
         a_b = analyze(b, px_per_mm=ppm)
         reg = register(b, f, px_per_mm=ppm, cards=None, baseline_skin=a_b.skin, followup_skin=None)
         a_f = analyze(f, px_per_mm=ppm / _local_scale(reg))
         kw = dict(px_per_mm=ppm, baseline_analysis=a_b, followup_analysis=a_f, registration=reg)
-        off, on = compare(b, f, **kw), compare(b, f, matting_vessel_ends=True, **kw)
+        off, on = compare(b, f, matting_vessel_ends=False, **kw), compare(b, f, **kw)
         if not has_matting:
             assert truth_mm2 == 0
             assert off.matting["patches"] == 1 and off.matting["area_mm2"] > 15.0  # main's false alarm
@@ -1958,7 +1958,10 @@ def test_generated_new_thread_from_a_cleared_vein_is_a_new_vessel_and_matting_st
         else:
             assert on.matting == off.matting
             assert on.matting["area_mm2"] == pytest.approx(truth_mm2, rel=0.25)
-        assert on.improvement_pct == pytest.approx(off.improvement_pct, abs=1.0)
+        # the improvement moves little and not away from the truth (360/2 with the engine after
+        # session 26's merges: 90.0 -> 88.0 against the truth 79.9; 361/1 unchanged)
+        assert on.improvement_pct == pytest.approx(off.improvement_pct, abs=3.0)
+        assert abs(on.improvement_pct - truth_imp) <= abs(off.improvement_pct - truth_imp) + 0.5
 
 
 def test_end_of_new_vessel_tells_a_vessel_running_on_from_a_blush_or_a_short_vessel():

@@ -195,7 +195,7 @@ def compare(
     analyze_options: dict | None = None,
     matting_across_cleared: bool = True,
     staining_shift_check: bool = True,
-    matting_vessel_ends: bool = False,
+    matting_vessel_ends: bool = True,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -254,7 +254,9 @@ def compare(
         A matting patch whose new redness is a stretch of the follow-up's vessels running on
         beyond the patch as one new vessel of 5 mm or more (a new thread growing from a cleared
         vein's place) is that new vessel's end, not matting: it is reported with the new vessel
-        (BENCHMARKS.md, session 26: fresh series 360/2's matting false alarm). Off by default.
+        (BENCHMARKS.md, session 26: fresh series 360/2's matting false alarm, and 371/2's and
+        held-out 322/1's false patches; no development or held-out figure moved). False: every
+        such patch is matting.
 
     Returns
     -------

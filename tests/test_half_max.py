@@ -70,12 +70,14 @@ def _ref_crossings(prof, t, ic, half, gap, step):
     return xl, xr, xm
 
 
-def _cylinder_image(diameter_px, blur_px, angle, shape=(160, 160), centre=(80.3, 79.6), noise=0.0, rng=None):
-    """A straight blurred cylinder (chord-length profile) at ``angle`` (rad) through ``centre``."""
+def _cylinder_image(diameter_px, blur_px, angle, shape=(160, 160), centre=(80.3, 79.6), noise=0.0, rng=None, reach=100.0):
+    """A straight blurred cylinder (chord-length profile, peak 1) at ``angle`` (rad) through
+    ``centre`` (the profile tabulated out to ``reach`` px either side): the image (float32), the
+    unit normal (y, x) and the true half-maximum width."""
     yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
     nrm = np.array([math.cos(angle), math.sin(angle)])  # across the vessel, (y, x)
     # the profile on a fine 1-D grid, blurred, then looked up by the signed distance
-    d = np.arange(-100.0, 100.0, 0.02)
+    d = np.arange(-float(reach), float(reach), 0.02)
     prof = np.sqrt(np.clip(1 - (2 * d / diameter_px) ** 2, 0, None))
     if blur_px > 0:
         prof = gaussian_filter1d(prof, blur_px / 0.02)

@@ -16,22 +16,13 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
+from tests.test_half_max import _cylinder_image as _cylinder
 from veinscope.diameter import half_max_widths
 
 
 def _cylinder_image(diameter_px, blur_px, angle, shape=(160, 160), centre=(80.3, 79.6)):
-    """A straight blurred cylinder (chord-length profile, peak 1) at ``angle`` (rad) through
-    ``centre``; returns the image, the unit normal (y, x) and the true half-maximum width."""
-    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
-    nrm = np.array([math.cos(angle), math.sin(angle)])
-    d = np.arange(-150.0, 150.0, 0.02)
-    prof = np.sqrt(np.clip(1 - (2 * d / diameter_px) ** 2, 0, None))
-    if blur_px > 0:
-        prof = gaussian_filter1d(prof, blur_px / 0.02)
-    prof /= prof.max()
-    above = d[prof >= 0.5]
-    dist = (yy - centre[0]) * nrm[0] + (xx - centre[1]) * nrm[1]
-    return np.interp(dist, d, prof), nrm, above[-1] - above[0]
+    """test_half_max's straight blurred cylinder, its profile tabulated out to 150 px."""
+    return _cylinder(diameter_px, blur_px, angle, shape=shape, centre=centre, reach=150.0)
 
 
 def _faint_vein(diameter_px, blur_px, snr, seed):
@@ -223,13 +214,8 @@ def test_analyze_reads_a_faint_wide_line_nearer_its_width(seed):
     # test_pipeline's faint 1.2 mm (12 px) line on textured skin: its painted diameters
     # (median) nearer 12 px with the longer average (11.3 / 12.5 px) than without (10.2 /
     # 11.2 px): the keyword reaches the widths analyze paints
-    import sys
-    from pathlib import Path
-
     import veinscope
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from test_pipeline import _FAINT_RED, _faint_line, _textured_skin, _u8
+    from tests.test_pipeline import _FAINT_RED, _faint_line, _textured_skin, _u8
 
     line, _ = _faint_line(_textured_skin(seed), 0.15, 12.0)
     rgb = _u8(line, 1 + seed)

@@ -91,6 +91,19 @@ def _cylinder_image(diameter_px, blur_px, angle, shape=(160, 160), centre=(80.3,
     return img.astype(np.float32), nrm, fwhm
 
 
+def _faint_vein(diameter_px, blur_px, snr, seed, half_len=120, reach=100.0):
+    """The cylinder on 400 x 400 px with pixel noise and skin texture (smoothed over 1.5 px),
+    each at half the noise (contrast / noise = ``snr``), and points every 2 px along its middle
+    ``2 half_len`` px: (image float32, points, normals, true width)."""
+    rng = np.random.default_rng(1000 + seed)
+    img, nrm, fwhm = _cylinder_image(diameter_px, blur_px, 0.3, shape=(400, 400), centre=(200.3, 199.6), reach=reach)
+    texture = gaussian_filter1d(gaussian_filter1d(rng.normal(0, 1, img.shape), 1.5, axis=0), 1.5, axis=1)
+    img = img + (0.5 / snr) * rng.normal(0, 1, img.shape) + (0.5 / snr) * texture / texture.std()
+    tang = np.array([nrm[1], -nrm[0]])
+    pts = np.array([[200.3, 199.6]]) + np.arange(-half_len, half_len + 1, 2)[:, None] * tang[None, :]
+    return img.astype(np.float32), pts, np.tile(nrm, (len(pts), 1)), fwhm
+
+
 @pytest.mark.parametrize("noise", [0.05, 0.3])  # 0.3: samples above half beyond the first crossings
 def test_matches_the_numpy_reference(noise):
     rng = np.random.default_rng(3)
@@ -192,13 +205,8 @@ def test_a_wide_vein_at_contrast_1_5x_the_noise_is_averaged_along_its_length(dia
     for snr, lo in [(1.5, 0.925), (20.0, 0.99)]:
         ratios, ratios0 = [], []
         for seed in range(6):
-            rng = np.random.default_rng(1000 + seed)
-            img, nrm, fwhm = _cylinder_image(diameter_px, blur_px, 0.3, shape=(400, 400), centre=(200.3, 199.6))
-            texture = gaussian_filter1d(gaussian_filter1d(rng.normal(0, 1, img.shape), 1.5, axis=0), 1.5, axis=1)
-            img = img + (0.5 / snr) * rng.normal(0, 1, img.shape) + (0.5 / snr) * texture / texture.std()
-            tang = np.array([nrm[1], -nrm[0]])
-            pts = np.array([[200.3, 199.6]]) + np.arange(-150, 151, 2)[:, None] * tang[None, :]
-            args = (img, pts, np.tile(nrm, (len(pts), 1)), np.full(len(pts), fwhm))
+            img, pts, nrm, fwhm = _faint_vein(diameter_px, blur_px, snr, seed, half_len=150)
+            args = (img, pts, nrm, np.full(len(pts), fwhm))
             w, _ = half_max_widths(*args)
             w0, _ = half_max_widths(*args, side_frac=0.0)
             assert np.isfinite(w).mean() > 0.9

@@ -17,6 +17,7 @@ import pytest
 from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
 from tests.test_half_max import _cylinder_image as _cylinder
+from tests.test_half_max import _faint_vein as _faint
 from veinscope.diameter import half_max_widths
 
 
@@ -26,16 +27,9 @@ def _cylinder_image(diameter_px, blur_px, angle, shape=(160, 160), centre=(80.3,
 
 
 def _faint_vein(diameter_px, blur_px, snr, seed):
-    """The cylinder on 400 x 400 px with pixel noise and skin texture (smoothed over 1.5 px),
-    each at half the noise (contrast / noise = ``snr``), and points every 2 px along its middle
-    240 px: (image, points, normals, true width)."""
-    rng = np.random.default_rng(1000 + seed)
-    img, nrm, fwhm = _cylinder_image(diameter_px, blur_px, 0.3, shape=(400, 400), centre=(200.3, 199.6))
-    texture = gaussian_filter1d(gaussian_filter1d(rng.normal(0, 1, img.shape), 1.5, axis=0), 1.5, axis=1)
-    img = img + (0.5 / snr) * rng.normal(0, 1, img.shape) + (0.5 / snr) * texture / texture.std()
-    tang = np.array([nrm[1], -nrm[0]])
-    pts = np.array([[200.3, 199.6]]) + np.arange(-120, 121, 2)[:, None] * tang[None, :]
-    return img.astype(np.float32), pts, np.tile(nrm, (len(pts), 1)), fwhm
+    """test_half_max's faint cylinder (its profile tabulated out to 150 px), points along its
+    middle 240 px."""
+    return _faint(diameter_px, blur_px, snr, seed, half_len=120, reach=150.0)
 
 
 def _iqr(r):

@@ -305,8 +305,11 @@ def test_a_track_along_a_broad_shading_is_painted_no_wider_than_its_vessel(monke
     assert vessel > 0
     assert (rows(210, 245) > 0).mean() > 0.9  # the track is painted (its length counts)
     # no wider than the widest fit along the vessel's own points (6 px here, at its end; the
-    # vessel is painted 3 px after the 1 mm median), far from the shading's 20 px
-    assert rows(210, 245).max() <= 2 * vessel
+    # vessel is painted 3 px after the 1 mm median), far from the shading's 20 px. Since
+    # session 26 (analyze's wide_profile_mm) the vessel's last points, read on a longer average
+    # that runs on along the track given here (tracked points count as centreline ahead, as
+    # they count for the vessel's length and painting), fit up to 7 px: one column at 7
+    assert rows(210, 245).max() <= 2.5 * vessel
 
 
 def _turning_line(seed, contrast, deg):

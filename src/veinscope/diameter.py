@@ -755,7 +755,10 @@ def half_max_widths(
         flank samples from a straight line through them) are measured again with the longer
         average: a crossing's error is about the noise over the flank's slope, which for a
         bell-shaped profile makes the width's relative error about the noise over the height,
-        so 20 keeps that under about 5 %. Clear profiles, and those where the second
+        so 20 would keep that under about 5 %; but the flank samples, 0.25 px apart, are
+        correlated and the line through them takes up slow noise, so this noise reads about
+        half the true one (session 26's review, on analytic faint cylinders) and the gate sits
+        nearer 10 times the true noise (about 10 %). Clear profiles, and those where the second
         measurement finds no width, keep the first.
     wide_side_frac, wide_n_side : float, int
         The longer average: ``+-wide_side_frac`` first widths along the vessel (at most 4),

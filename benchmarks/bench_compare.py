@@ -34,6 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_synth_accuracy import analyze_options  # noqa: E402
 from tests._followup import followup_frame, make_session, true_residual_px  # noqa: E402
 from veinscope.compare import compare  # noqa: E402
 from veinscope.errors import RegistrationError  # noqa: E402
@@ -89,22 +92,6 @@ def _series_cases(n, seed0, size, sessions):
             yield f"{seed}/{k}", b.rgb, ser.photos[k].rgb, float(b.px_per_mm), truth, (ser, k)
 
 
-def _analyze_options(items: list[str]) -> dict:
-    """``["noise_off_bands=true", "size_class_z=none", "low_noise=2.2"]`` -> analyze keywords."""
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
-        words = {"true": True, "false": False, "none": None}
-        low = raw.strip().lower()
-        try:
-            out[key.strip()] = words[low] if low in words else float(raw)
-        except ValueError:
-            raise SystemExit(f"--set {key}: {raw!r} is neither true, false, none nor a number") from None
-    return out
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--source", choices=["sim", "series"], default="sim")
@@ -127,7 +114,7 @@ def main(argv=None) -> int:
         return _big(args.runs)
     cases = _sim_cases(args.n, args.seed0, tuple(args.size)) if args.source == "sim" else _series_cases(args.n, args.seed0, tuple(args.size), args.sessions)
     opts = {} if args.paint_links is None else {"paint_links": bool(args.paint_links)}
-    opts.update(_analyze_options(args.set))
+    opts.update(analyze_options(args.set))
     opts = opts or None
     rows = []
     print(f"{'case':>8} {'ppm':>5} {'imp':>6} {'truth':>6} {'err':>6} | {'stain':>6} {'truth':>6} | {'matt':>6} {'truth':>6} | {'new':>3} {'res mm':>7} {'s':>5}")

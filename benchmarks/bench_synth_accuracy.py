@@ -90,7 +90,25 @@ def set_a_arguments(ap, *, cache: bool = False) -> None:
 def set_a_options(args) -> tuple[tuple[int, int], dict]:
     """``((w, h), analyze keyword overrides)`` from :func:`set_a_arguments`' options."""
     w, h = (int(v) for v in args.size.split("x"))
-    return (w, h), {k: float(v) for k, v in (item.split("=") for item in args.set)}
+    return (w, h), analyze_options(args.set)
+
+
+def analyze_options(items: list[str]) -> dict:
+    """``--set`` items as analyze keywords: ``["noise_off_bands=true", "size_class_z=none",
+    "low_noise=2.2"]`` -> ``{"noise_off_bands": True, "size_class_z": None, "low_noise": 2.2}``
+    (true / false / none, else a number; anything else stops with a message)."""
+    words = {"true": True, "false": False, "none": None}
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
+        low = raw.strip().lower()
+        try:
+            out[key.strip()] = words[low] if low in words else float(raw)
+        except ValueError:
+            raise SystemExit(f"--set {key}: {raw!r} is neither true, false, none nor a number") from None
+    return out
 
 
 def set_a_start(ap, argv=None):

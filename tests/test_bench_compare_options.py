@@ -1,4 +1,4 @@
-"""The change benchmark's engine options (benchmarks/bench_compare.py ``--set KEY=VALUE``)."""
+"""The benchmarks' engine options (``--set KEY=VALUE`` of bench_compare.py and the set A scripts)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from bench_compare import _analyze_options  # noqa: E402
+from bench_synth_accuracy import analyze_options as _analyze_options  # noqa: E402
 
 
 def test_words_and_numbers_become_analyze_keywords():

@@ -623,7 +623,8 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
     (``free`` (K,) bool) of different chains are paired when they are at most ``max_widths``
     times the narrower one's diameter apart, each lies within ``cos_min`` (cosine) of the
     other's outward direction (``out_y``, ``out_x`` from
-    :func:`veinscope._kernels.ridges.free_ends`), their diameters (``width``, px) agree within
+    :func:`veinscope._kernels.ridges.free_ends`), at least one of the two chains has two of its
+    widths' worth of points (a course whose direction means something, not two blobs), their diameters (``width``, px) agree within
     a factor of 2 (one vessel), and the vessel's profile runs on across the break: the contrast
     across the straight link (:func:`veinscope._kernels.track.cross_contrast` on ``signal`` at
     the pair's mean half-width, the skin one and two footprints beyond each edge, as
@@ -639,6 +640,10 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
     from veinscope._kernels.track import cross_contrast
 
     cand = np.flatnonzero(free & ((out_y != 0) | (out_x != 0)) & np.isfinite(width) & (width > 0))
+    # a course to carry on: a chain at least two of its widths long (a shorter one, a blob or a
+    # speck, has no crest whose direction says where its vessel goes on, as for
+    # :func:`veinscope.extend.reach_end_faces`); one of the two must be one
+    course = np.bincount(chain)[chain] >= 2.0 * width
     none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if cand.size < 2:
         return none
@@ -652,7 +657,7 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
         if chain[a] == chain[b]:
             continue
         wa, wb = width[a], width[b]
-        if max(wa, wb) > 2.0 * min(wa, wb):
+        if max(wa, wb) > 2.0 * min(wa, wb) or not (course[a] or course[b]):
             continue
         vy, vx = float(ys[b] - ys[a]), float(xs[b] - xs[a])
         g = math.hypot(vy, vx)

@@ -178,3 +178,14 @@ def test_on_a_generated_leg_the_joined_reticular_length_comes_closer_to_the_trut
     assert np.count_nonzero(added & near_truth) >= 0.95 * np.count_nonzero(added)
     # nothing is taken away
     assert np.count_nonzero((off.labels > 0) & (on.labels == 0)) == 0
+
+
+def test_two_blobs_facing_each_other_are_not_joined_but_a_course_and_a_blob_are():
+    # veins_04 (legs-dev): two over-3-mm blobs on a dark band, each a chain about one of its
+    # widths long, were joined over 109 px. A chain shorter than two of its widths has no crest
+    # whose direction says where its vessel goes on: one of the two must be a course.
+    sig = _signal(cross_width=0)
+    pts, chain = _chains(166, 194, x0=150, x1=210)  # 16 points each, 12 px wide: 1.3 widths
+    assert _links(pts, chain, sig)[0].size == 0
+    pts, chain = _chains(166, 194, x1=210)  # the first one 136 points: a course
+    assert _links(pts, chain, sig)[0].size == 2

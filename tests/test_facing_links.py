@@ -140,14 +140,12 @@ def _vein_photo(*, gap=True, seed=0):
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
-def test_analyze_records_the_option_checks_it_and_leaves_the_default_alone():
+def test_analyze_records_the_option_and_checks_it():
     rgb = _vein_photo()
-    off = veinscope.analyze(rgb, px_per_mm=10.0)
+    off = veinscope.analyze(rgb, px_per_mm=10.0, join_facing_widths=None)
     assert off.params["join_facing_widths"] is None
-    same = veinscope.analyze(rgb, px_per_mm=10.0, join_facing_widths=None)
-    np.testing.assert_array_equal(off.labels, same.labels)
-    on = veinscope.analyze(rgb, px_per_mm=10.0, join_facing_widths=3.0)
-    assert on.params["join_facing_widths"] == 3.0
+    on = veinscope.analyze(rgb, px_per_mm=10.0)
+    assert on.params["join_facing_widths"] == 3.0  # the default
     # a link only adds: never less length, never fewer painted pixels
     assert on.classes["total"].length_px >= off.classes["total"].length_px - 1e-9
     assert np.count_nonzero(on.labels) >= np.count_nonzero(off.labels)
@@ -166,8 +164,8 @@ def test_on_a_generated_leg_the_joined_reticular_length_comes_closer_to_the_trut
 
     ph = generate_photo(seed=406, size=(1600, 1200), px_per_mm=10.0, skin_type=1)
     true = ph.truth_figures()["reticular"]["length_mm"]
-    off = veinscope.analyze(ph.rgb, px_per_mm=ph.px_per_mm)
-    on = veinscope.analyze(ph.rgb, px_per_mm=ph.px_per_mm, join_facing_widths=3.0)
+    off = veinscope.analyze(ph.rgb, px_per_mm=ph.px_per_mm, join_facing_widths=None)
+    on = veinscope.analyze(ph.rgb, px_per_mm=ph.px_per_mm)
     l_off = off.classes["reticular"].to_dict()["length_mm"]
     l_on = on.classes["reticular"].to_dict()["length_mm"]
     assert l_off < l_on <= true
@@ -189,3 +187,52 @@ def test_two_blobs_facing_each_other_are_not_joined_but_a_course_and_a_blob_are(
     assert _links(pts, chain, sig)[0].size == 0
     pts, chain = _chains(166, 194, x1=210)  # the first one 136 points: a course
     assert _links(pts, chain, sig)[0].size == 2
+
+
+def test_no_link_where_a_centreline_already_runs_along_it():
+    sig = _signal(cross_width=0)
+    # a spur: the first chain runs on along the vein to column 245 and has a short side branch
+    # ending at (ROW - 4, 225); the second chain starts at column 250. The spur's end, facing
+    # the second chain's (directions given), is 25 px from it, but the vein's crest between them
+    # is the first chain's own (test_pipeline's faint broken vessel had one: 28 px counted twice)
+    from veinscope.measure import _facing_links
+
+    main = np.stack([np.full(216, ROW), np.arange(30, 246)], axis=1)
+    spur = np.array([[ROW - 1, 216], [ROW - 2, 217], [ROW - 3, 218]] + [[ROW - 4, x] for x in range(219, 226)])
+    other = np.stack([np.full(80, ROW), np.arange(250, 330)], axis=1)
+    pts = np.concatenate([main, spur, other]).astype(np.int64)
+    chain = np.r_[np.zeros(len(main) + len(spur), np.int64), np.ones(len(other), np.int64)]
+    order = np.lexsort((pts[:, 1], pts[:, 0]))
+    pts, chain = pts[order], chain[order]
+    tip = int(np.flatnonzero((pts[:, 0] == ROW - 4) & (pts[:, 1] == 225))[0])
+    start = int(np.flatnonzero((pts[:, 0] == ROW) & (pts[:, 1] == 250))[0])
+    free = np.zeros(len(pts), bool)
+    free[[tip, start]] = True
+    u = np.array([4.0, 25.0]) / math.hypot(4.0, 25.0)
+    oy, ox = np.zeros(len(pts)), np.zeros(len(pts))
+    oy[tip], ox[tip], oy[start], ox[start] = u[0], u[1], -u[0], -u[1]
+    args = (pts[:, 0], pts[:, 1], chain, np.full(len(pts), float(WIDTH)), free, oy, ox, sig, np.ones((M, N), bool))
+    assert _facing_links(*args, max_widths=3.0)[0].size == 0
+    # (without the first chain's crest ahead of the spur, the same two ends are joined)
+    keep = ~((chain == 0) & (pts[:, 0] == ROW) & (pts[:, 1] > 215))
+    idx = np.cumsum(keep) - 1
+    args2 = tuple(a[keep] if isinstance(a, np.ndarray) and a.shape[:1] == (len(pts),) else a for a in args)
+    e, f = _facing_links(*args2, max_widths=3.0)
+    assert (e.tolist(), f.tolist()) in (([idx[tip]], [idx[start]]), ([idx[start]], [idx[tip]]))
+    # a third chain running along the break, 2 px off the axis, overlapping both pieces: the
+    # centreline is there already
+    pts, chain = _chains(166, 194)
+    par = np.stack([np.full(40, ROW + 2), np.arange(160, 200)], axis=1)
+    pts = np.concatenate([pts, par])
+    chain = np.r_[chain, np.full(40, 2, np.int64)]
+    order = np.lexsort((pts[:, 1], pts[:, 0]))
+    pts, chain = pts[order], chain[order]
+    assert _links(pts, chain, sig)[0].size == 0
+    # ... while a thin vessel's chain crossing the break does not stop the link
+    pts, chain = _chains(166, 194)
+    cross = np.stack([np.arange(ROW - 30, ROW + 30), np.full(60, 180)], axis=1)
+    pts = np.concatenate([pts, cross])
+    chain = np.r_[chain, np.full(60, 2, np.int64)]
+    order = np.lexsort((pts[:, 1], pts[:, 0]))
+    pts, chain = pts[order], chain[order]
+    assert _links(pts, chain, _signal(), widths=np.where(chain == 2, 4.0, 12.0))[0].size == 2

@@ -630,8 +630,12 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
     the pair's mean half-width, the skin one and two footprints beyond each edge, as
     :func:`veinscope.extend.reach_end_faces` reads a vessel's end face) stays, in its median
     over the link, at least half the two ends' own contrast over their last width (the half
-    maximum, as the widths and the end faces) and above 0; a link leaving the skin is not
-    judged (not joined). Nearest pairs first, each end in one pair at most.
+    maximum, as the widths and the end faces) and above 0; and no centreline runs along the
+    link already (within its half-width: the end's own chain going on more than half a width
+    ahead of the end, a spur beside its own vessel's crest, or another chain spreading along
+    half the link or more, a parallel crest overlapping both pieces; a vessel crossing the
+    break spreads over about its own width only). A link leaving the skin is not judged (not
+    joined). Nearest pairs first, each end in one pair at most.
 
     Returns ``(e, f)``: indices of the paired ends (each pair once).
     """
@@ -671,11 +675,33 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
     pairs.sort()
     used = np.zeros(ys.shape[0], bool)
     e_out, f_out = [], []
+    every = cKDTree(np.stack([ys, xs], axis=1).astype(np.float64))
     for g, a, b in pairs:
         if used[a] or used[b]:
             continue
         ty, tx = (ys[b] - ys[a]) / g, (xs[b] - xs[a]) / g
         hw = max(0.25 * float(width[a] + width[b]), 0.75)
+        # no break where a centreline already runs along the link: the end's own chain going on
+        # ahead of it (the end is a spur beside its own vessel's crest), or another chain
+        # spreading along half the link or more within its half-width (a parallel crest of the
+        # same vessel overlapping both pieces; a vessel crossing the break spreads over about
+        # its own width only)
+        t_in = np.arange(1.0, g)
+        near = every.query_ball_point(np.stack([ys[a] + t_in * ty, xs[a] + t_in * tx], axis=1), hw)
+        near = np.unique(np.fromiter((q for lst in near for q in lst), np.int64))
+        if near.size:
+            along = (ys[near] - ys[a]) * ty + (xs[near] - xs[a]) * tx
+            ca, cb = chain[near] == chain[a], chain[near] == chain[b]
+            if np.any(ca & (along > hw)) or np.any(cb & (along < g - hw)):
+                continue
+            other = ~ca & ~cb
+            if other.any():
+                lo = np.full(int(chain.max()) + 1, np.inf)
+                hi = np.full(lo.size, -np.inf)
+                np.minimum.at(lo, chain[near[other]], along[other])
+                np.maximum.at(hi, chain[near[other]], along[other])
+                if np.max(np.where(np.isfinite(lo), hi - lo, 0.0)) >= 0.5 * g:
+                    continue
         foot = max(2.0 * hw, 2.0)
         d1, d2 = hw + foot, hw + 2.0 * foot
         # the ends' own contrast over their last width, walking back from each end

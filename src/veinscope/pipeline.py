@@ -68,7 +68,7 @@ def analyze(
     paint_at_centre: bool = True,
     paint_links: bool = True,
     join_ends: bool = True,
-    join_facing_widths: float | None = None,
+    join_facing_widths: float | None = 3.0,
     min_delta_e: float | None = 1.0,
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
@@ -164,7 +164,8 @@ def analyze(
         (:func:`veinscope.measure._facing_links`): where a thinner vessel crosses a vein, the
         line filter at the vein's scale is disturbed over about a width on each side of it, so
         the vein's centreline breaks over about two widths plus the crossing vessel's width.
-        3.0 is that geometry (set before measuring); ``None`` (default): off.
+        3.0 (default) is that geometry, set before measuring (set A reticular length -10.8 ->
+        -10.1 %, set B -17.6 -> -16.7 %, BENCHMARKS.md session 27); ``None``: off.
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the

@@ -158,7 +158,7 @@ def test_analyze_records_the_option_and_checks_it():
 def test_on_a_generated_leg_the_joined_reticular_length_comes_closer_to_the_truth_and_lies_on_vessels():
     # set A's photo 406 (skin type 1, 10 px/mm): its reticular veins are cut where thread veins
     # cross them; with the facing ends joined the reticular length comes closer to the truth
-    # (321.9 -> 328.5 mm against 347.0 on the branch's engine) and what is painted in the breaks
+    # (321.9 -> 325.9 mm against 347.0 on the branch's engine) and what is painted in the breaks
     # lies on the true vessels (376 of 472 px; the rest on their blurred edges)
     from veinscope.synth import generate_photo
 

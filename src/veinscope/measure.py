@@ -660,8 +660,6 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
 
     Returns ``(e, f)``: indices of the paired ends (each pair once).
     """
-    from scipy.spatial import cKDTree
-
     from veinscope._kernels.track import cross_contrast
 
     cand = np.flatnonzero(free & ((out_y != 0) | (out_x != 0)) & np.isfinite(width) & (width > 0))
@@ -674,34 +672,37 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
         return none
     sig = np.ascontiguousarray(signal, np.float32)
     sk = np.ascontiguousarray(skin, dtype=bool).view(np.uint8) if skin is not None else np.ones(sig.shape, np.uint8)
-    p = np.stack([ys[cand], xs[cand]], axis=1).astype(np.float64)
-    wc = np.asarray(width[cand], np.float64)
-    pairs = []
-    # a pair within max_widths of the narrower diameter lies within each end's own reach
-    reach = cKDTree(p).query_ball_point(p, max_widths * wc)
-    for i, js in enumerate(reach):
-        for j in js:
-            if j <= i:
-                continue
-            a, b = cand[i], cand[j]
-            if chain[a] == chain[b] or (linked is not None and linked[a] and linked[b]):
-                continue
-            wa, wb = width[a], width[b]
-            if max(wa, wb) > 2.0 * min(wa, wb) or not (course[a] or course[b]):
-                continue
-            vy, vx = float(ys[b] - ys[a]), float(xs[b] - xs[a])
-            g = math.hypot(vy, vx)
-            if g == 0.0 or g > max_widths * min(wa, wb):
-                continue
-            if vy * out_y[a] + vx * out_x[a] < cos_min * g or -(vy * out_y[b] + vx * out_x[b]) < cos_min * g:
-                continue
-            pairs.append((g, a, b))
-    if not pairs:
+    # the candidate pairs, vectorised (no SciPy spatial tree: the first analysis imports no
+    # more than it needs, tests/test_startup.py): a pair within max_widths of the narrower
+    # diameter lies within each end's own reach, so each end looks down its rows to its own
+    # reach and the pairs found are filtered by the rules below
+    yc = ys[cand].astype(np.float64)
+    order = np.argsort(yc, kind="stable")
+    y_sorted = yc[order]
+    hi = np.searchsorted(y_sorted, y_sorted + max_widths * np.asarray(width[cand], np.float64)[order], side="right")
+    cnt = np.maximum(hi - np.arange(1, cand.size + 1), 0)
+    first = np.repeat(np.arange(cand.size), cnt)
+    second = first + 1 + (np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt))
+    i_, j_ = cand[order[first]], cand[order[second]]
+    a_all, b_all = np.minimum(i_, j_), np.maximum(i_, j_)
+    wa, wb = width[a_all], width[b_all]
+    vy, vx = (ys[b_all] - ys[a_all]).astype(np.float64), (xs[b_all] - xs[a_all]).astype(np.float64)
+    gg = np.hypot(vy, vx)
+    ok = (chain[a_all] != chain[b_all]) & (np.maximum(wa, wb) <= 2.0 * np.minimum(wa, wb)) & (course[a_all] | course[b_all])
+    if linked is not None:
+        ok &= ~(linked[a_all] & linked[b_all])
+    ok &= (gg > 0.0) & (gg <= max_widths * np.minimum(wa, wb))
+    ok &= (vy * out_y[a_all] + vx * out_x[a_all] >= cos_min * gg) & (-(vy * out_y[b_all] + vx * out_x[b_all]) >= cos_min * gg)
+    if not ok.any():
         return none
-    pairs.sort()
+    a_all, b_all, gg = a_all[ok], b_all[ok], gg[ok]
+    by = np.lexsort((b_all, a_all, gg))  # nearest pairs first (ties by index)
+    pairs = zip(gg[by].tolist(), a_all[by].tolist(), b_all[by].tolist())
     used = np.zeros(ys.shape[0], bool)
     e_out, f_out = [], []
-    every = cKDTree(np.stack([ys, xs], axis=1).astype(np.float64))
+    # every centreline point, by row, for the points near a link
+    row_order = np.argsort(ys, kind="stable")
+    rows_sorted = ys[row_order]
     for g, a, b in pairs:
         if used[a] or used[b]:
             continue
@@ -712,9 +713,18 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
         # spreading along half the link or more within its half-width (a parallel crest of the
         # same vessel overlapping both pieces; a vessel crossing the break spreads over about
         # its own width only)
-        t_in = np.arange(1.0, g)
-        near = every.query_ball_point(np.stack([ys[a] + t_in * ty, xs[a] + t_in * tx], axis=1), hw)
-        near = np.unique(np.fromiter((q for lst in near for q in lst), np.int64))
+        # the points within hw of the link's samples at 1, 2, ... px from a (short of b)
+        n_in = int(math.ceil(g)) - 1
+        near = np.zeros(0, np.int64)
+        if n_in >= 1:
+            lo_r = np.searchsorted(rows_sorted, min(ys[a], ys[b]) - hw, side="left")
+            hi_r = np.searchsorted(rows_sorted, max(ys[a], ys[b]) + hw, side="right")
+            q = row_order[lo_r:hi_r]
+            dy, dx = (ys[q] - ys[a]).astype(np.float64), (xs[q] - xs[a]).astype(np.float64)
+            t_q = dy * ty + dx * tx
+            t_near = np.clip(np.rint(t_q), 1.0, float(n_in))
+            d2 = (dy - t_near * ty) ** 2 + (dx - t_near * tx) ** 2
+            near = np.sort(q[d2 <= hw * hw])
         if near.size:
             along = (ys[near] - ys[a]) * ty + (xs[near] - xs[a]) * tx
             ca, cb = chain[near] == chain[a], chain[near] == chain[b]

@@ -175,7 +175,7 @@ def analyze(
         inside the painted vessel (half its diameter) of a longer branch and within 30 degrees
         of its direction adds no length. Painting and areas are unchanged. On (default): the
         lengths summed over parallel crests counted 5 % (reticular) and 8 % (over 3 mm) of set
-        A's true vessel length twice (8 and 20 % on set B); counted once, set A's reticular
+        A's covered true length twice (8 and 20 % on set B); counted once, set A's reticular
         length error goes -10.8 -> -12.3 % and over 3 mm -10.6 -> -17.6 % (further from the
         truth, and honest; BENCHMARKS.md session 27, helper dbl27). ``False``: main's sum.
     min_delta_e : float or None

@@ -195,7 +195,9 @@ def measure_vessels(
         vessel's profile runs on across the break (:func:`_facing_links`, judged on
         ``link_signal``). ``None``: off.
     link_signal : ndarray (M, N) float, optional
-        The map the centrelines were found on (vessels bright), for ``facing_widths``.
+        The detection signal with the skin's coarse background added back (the photo's own
+        optical density on the matched weights, vessels bright: the map the half-maximum widths
+        read), for ``facing_widths``; required with it.
     length_once : bool
         Count each vessel's length once where two centreline branches run along it
         (:func:`_repeated_points`): on a wide vein the line filter often answers with two or
@@ -610,9 +612,19 @@ def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_
     nrm = np.asarray(normals_yx, np.float64)
     tgt, gap = end_links(ys, xs, ch, w, np.ascontiguousarray(nrm[:, 0]), np.ascontiguousarray(nrm[:, 1]), is_end, out_y, out_x,
                          int(m), float(cos_min), wmax)  # fmt: skip
-    if facing_widths is not None and signal is not None:
-        e2, f2 = _facing_links(ys, xs, ch, w, is_end & (tgt < 0), out_y, out_x, signal, skin, max_widths=float(facing_widths),
-                               cos_min=cos_min)  # fmt: skip
+    if facing_widths is not None:
+        if signal is None:
+            raise ValueError("facing_widths needs the signal the links are judged on")
+        # an end another end already links to is not free: pairing it would make that link
+        # read as mutual (half its gap) while it is one-sided. An end already linked to a chain
+        # ahead of it (a thin vessel crossing the break, within the end's own reach) may still
+        # pair with an unlinked end facing it: the pair is the vessel running on, and its link
+        # replaces the one to the crossing vessel (the break counted once, half each)
+        targeted = np.zeros(ys.shape[0], bool)
+        targeted[tgt[tgt >= 0]] = True
+        e2, f2 = _facing_links(ys, xs, ch, w, is_end & ~targeted, out_y, out_x, signal, skin,
+                               max_widths=float(facing_widths), cos_min=cos_min, normals_yx=nrm,
+                               linked=tgt >= 0)  # fmt: skip
         # each of the pair is the other's target (a mutual link: half the gap each)
         tgt[e2] = f2
         tgt[f2] = e2
@@ -628,7 +640,8 @@ def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_
     return ends, tgt[ends], share
 
 
-def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max_widths: float, cos_min: float = 0.7071):
+def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max_widths: float, cos_min: float = 0.7071,
+                  normals_yx=None, linked=None):
     """Pairs of free chain ends that face each other across a break of the vessel's centreline.
 
     Where another vessel crosses a vein (or the vein's crest wanders), the line filter's answer
@@ -639,19 +652,27 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
     (``free`` (K,) bool) of different chains are paired when they are at most ``max_widths``
     times the narrower one's diameter apart, each lies within ``cos_min`` (cosine) of the
     other's outward direction (``out_y``, ``out_x`` from
-    :func:`veinscope._kernels.ridges.free_ends`), at least one of the two chains has two of its
-    widths' worth of points (a course whose direction means something, not two blobs), their diameters (``width``, px) agree within
-    a factor of 2 (one vessel), and the vessel's profile runs on across the break: the contrast
+    :func:`veinscope._kernels.ridges.free_ends`), at least one of the two ends' segments (``chain``:
+    the 8-connected centreline component, so a spur of a longer network counts as that network)
+    has two of its widths' worth of points (a course whose direction means something, not two
+    blobs), their diameters (``width``, px) agree within a factor of 2 (one vessel), and the
+    vessel's profile runs on across the break: the contrast
     across the straight link (:func:`veinscope._kernels.track.cross_contrast` on ``signal`` at
     the pair's mean half-width, the skin one and two footprints beyond each edge, as
     :func:`veinscope.extend.reach_end_faces` reads a vessel's end face) stays, in its median
     over the link, at least half the two ends' own contrast over their last width (the half
-    maximum, as the widths and the end faces) and above 0; and no centreline runs along the
+    maximum, as the widths and the end faces), both above 0; and no centreline runs along the
     link already (within its half-width: the end's own chain going on more than half a width
-    ahead of the end, a spur beside its own vessel's crest, or another chain spreading along
-    half the link or more, a parallel crest overlapping both pieces; a vessel crossing the
-    break spreads over about its own width only). A link leaving the skin is not judged (not
-    joined). Nearest pairs first, each end in one pair at most.
+    ahead of the end, a spur beside its own vessel's crest; another chain spreading along half
+    the link or more, a parallel crest overlapping both pieces; or, with ``normals_yx`` (K, 2),
+    another chain's points in the break running along the link (within 30 degrees of it) over
+    more than a pixel, a piece of the vessel's own centreline whose length already counts; a
+    vessel crossing the break spreads over about its own width only). A link whose contrast
+    samples (up to five half-widths to either side) leave the skin or the image is not judged
+    (not joined), so veins at the photo's edge are not joined this way. Nearest pairs first,
+    each end in one pair at most; with ``linked`` (K,) bool (ends :func:`_end_links` already
+    carried on to a chain ahead), one of the two at least must be unlinked. Each end searches its own reach (``max_widths`` times its
+    diameter), so a few wide ends do not widen every end's search.
 
     Returns ``(e, f)``: indices of the paired ends (each pair once).
     """
@@ -668,24 +689,29 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
     if cand.size < 2:
         return none
     sig = np.ascontiguousarray(signal, np.float32)
-    sk = np.ascontiguousarray(skin).view(np.uint8) if skin is not None else np.ones(sig.shape, np.uint8)
+    sk = np.ascontiguousarray(skin, dtype=bool).view(np.uint8) if skin is not None else np.ones(sig.shape, np.uint8)
     p = np.stack([ys[cand], xs[cand]], axis=1).astype(np.float64)
-    wc = width[cand]
+    wc = np.asarray(width[cand], np.float64)
     pairs = []
-    for i, j in cKDTree(p).query_pairs(max_widths * float(wc.max())):
-        a, b = cand[i], cand[j]
-        if chain[a] == chain[b]:
-            continue
-        wa, wb = width[a], width[b]
-        if max(wa, wb) > 2.0 * min(wa, wb) or not (course[a] or course[b]):
-            continue
-        vy, vx = float(ys[b] - ys[a]), float(xs[b] - xs[a])
-        g = math.hypot(vy, vx)
-        if g == 0.0 or g > max_widths * min(wa, wb):
-            continue
-        if vy * out_y[a] + vx * out_x[a] < cos_min * g or -(vy * out_y[b] + vx * out_x[b]) < cos_min * g:
-            continue
-        pairs.append((g, a, b))
+    # a pair within max_widths of the narrower diameter lies within each end's own reach
+    reach = cKDTree(p).query_ball_point(p, max_widths * wc)
+    for i, js in enumerate(reach):
+        for j in js:
+            if j <= i:
+                continue
+            a, b = cand[i], cand[j]
+            if chain[a] == chain[b] or (linked is not None and linked[a] and linked[b]):
+                continue
+            wa, wb = width[a], width[b]
+            if max(wa, wb) > 2.0 * min(wa, wb) or not (course[a] or course[b]):
+                continue
+            vy, vx = float(ys[b] - ys[a]), float(xs[b] - xs[a])
+            g = math.hypot(vy, vx)
+            if g == 0.0 or g > max_widths * min(wa, wb):
+                continue
+            if vy * out_y[a] + vx * out_x[a] < cos_min * g or -(vy * out_y[b] + vx * out_x[b]) < cos_min * g:
+                continue
+            pairs.append((g, a, b))
     if not pairs:
         return none
     pairs.sort()
@@ -712,12 +738,26 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
                 continue
             other = ~ca & ~cb
             if other.any():
-                lo = np.full(int(chain.max()) + 1, np.inf)
+                _, inv = np.unique(chain[near[other]], return_inverse=True)
+                lo = np.full(int(inv.max()) + 1, np.inf)
                 hi = np.full(lo.size, -np.inf)
-                np.minimum.at(lo, chain[near[other]], along[other])
-                np.maximum.at(hi, chain[near[other]], along[other])
-                if np.max(np.where(np.isfinite(lo), hi - lo, 0.0)) >= 0.5 * g:
+                np.minimum.at(lo, inv, along[other])
+                np.maximum.at(hi, inv, along[other])
+                if np.max(hi - lo) >= 0.5 * g:
                     continue
+                if normals_yx is not None:
+                    # a piece of centreline running along the link (its normal within 30
+                    # degrees of square to it) over more than a pixel: its length counts already
+                    q = near[other]
+                    inside = (along[other] > 0.0) & (along[other] < g)
+                    runs = inside & (np.abs(normals_yx[q, 0] * ty + normals_yx[q, 1] * tx) < 0.5)
+                    if runs.any():
+                        lo2 = np.full(lo.size, np.inf)
+                        hi2 = np.full(lo.size, -np.inf)
+                        np.minimum.at(lo2, inv[runs], along[other][runs])
+                        np.maximum.at(hi2, inv[runs], along[other][runs])
+                        if np.max(hi2 - lo2) > 1.0:
+                            continue
         foot = max(2.0 * hw, 2.0)
         d1, d2 = hw + foot, hw + 2.0 * foot
         # the ends' own contrast over their last width, walking back from each end
@@ -732,7 +772,7 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
         if not link or not np.all(np.isfinite(link)) or not np.all(np.isfinite(ref)):
             continue
         level = float(np.median(link))
-        if level > 0.0 and level >= 0.5 * min(ref):
+        if min(ref) > 0.0 and level > 0.0 and level >= 0.5 * min(ref):
             used[a] = used[b] = True
             e_out.append(a)
             f_out.append(b)

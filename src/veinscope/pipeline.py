@@ -566,7 +566,9 @@ def analyze(
         # chain's median (measure_vessels)
         widths = np.where(np.isfinite(fwhm), fwhm, guess)
         widths = np.where(widths >= 0.5, widths, np.nan).astype(np.float32)
-    # the facing ends' links are judged on the same map (kept only when asked for: memory)
+    # the facing ends' links are judged on the map the widths read (the detection signal with the
+    # skin's background added back); kept only when asked for (+48 MB at 12 MP, under the peak
+    # the detection stage sets, session 27's review)
     link_signal = signal if join_ends and join_facing_widths is not None else None
     del signal
     vessels = measure_vessels(

@@ -140,7 +140,7 @@ def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
-    size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None,
+    size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
 ):
     """Classify and measure detected centrelines.
 
@@ -198,6 +198,13 @@ def measure_vessels(
         The detection signal with the skin's coarse background added back (the photo's own
         optical density on the matched weights, vessels bright: the map the half-maximum widths
         read), for ``facing_widths``; required with it.
+    length_once : bool
+        Count each vessel's length once where two centreline branches run along it
+        (:func:`_repeated_points`): on a wide vein the line filter often answers with two or
+        more parallel crests, and summing their lengths counts the vein two or more times. A
+        stretch of a branch that lies inside the painted vessel (half the diameter) of a longer
+        branch and runs parallel to it (within 30 degrees) adds no length, and neither does a
+        ``join_ends`` link from an end inside it. Painting, areas and classes are unchanged.
     rgb : ndarray (M, N, 3) uint8, optional
         The photo, for ``min_delta_e``.
     min_delta_e : float, optional
@@ -487,7 +494,13 @@ def measure_vessels(
     piece_class = np.zeros(n_piece, np.int64)
     piece_class[piece[accepted]] = point_class[accepted]
     piece_len = np.zeros(n_piece, np.float64)
-    piece_len[:] = chain_lengths(pts[accepted], piece[accepted], n_piece, (m, n))
+    repeated = None
+    if length_once:
+        branch, _ = _branches(pts, det.segment, np.unique(det.segment[accepted]), key, n)
+        repeated = _repeated_points(a_pts, branch[accepted], width[accepted], det.normals_yx[accepted])
+        piece_len[:] = chain_lengths(pts[accepted], piece[accepted], n_piece, (m, n), counted=~repeated)
+    else:
+        piece_len[:] = chain_lengths(pts[accepted], piece[accepted], n_piece, (m, n))
     links = (
         _end_links(a_pts, det.segment[accepted], width[accepted], det.normals_yx[accepted], m, piece=piece[accepted],
                    facing_widths=facing_widths, signal=link_signal, skin=skin)
@@ -495,6 +508,9 @@ def measure_vessels(
     )  # fmt: skip
     if links is not None:
         ends, tgt, share = links
+        if repeated is not None:
+            # a link from an end inside a longer parallel branch's vessel repeats that vessel
+            share = np.where(repeated[ends], 0.0, share)
         np.add.at(piece_len, piece[accepted][ends], share)
     # Paint each point's disc (radius half its own diameter) with its class and diameter.
     best = np.full((m, n), np.inf, np.float32)
@@ -986,7 +1002,7 @@ def finite_or_none(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else float(v)
 
 
-def chain_lengths(points_yx, segment, n_segments: int, shape) -> np.ndarray:
+def chain_lengths(points_yx, segment, n_segments: int, shape, *, counted=None) -> np.ndarray:
     """Centreline length of each segment, in pixels (Kulpa's unbiased chain weights).
 
     Each pair of 8-adjacent centreline pixels of the same segment adds a step: 0.948 for an
@@ -1000,6 +1016,9 @@ def chain_lengths(points_yx, segment, n_segments: int, shape) -> np.ndarray:
     segment : ndarray (K,) int, values in 0..n_segments-1
     n_segments : int
     shape : (M, N) of the image
+    counted : ndarray (K,) bool, optional
+        Points whose length counts; a step between a counted and an uncounted point counts
+        half, a step between two uncounted points not at all. ``None``: every point.
 
     Returns
     -------
@@ -1028,18 +1047,124 @@ def chain_lengths(points_yx, segment, n_segments: int, shape) -> np.ndarray:
     last = np.r_[ks[1:] != ks[:-1], True]
     ks, ss = ks[last], seg[order][last]
 
+    if counted is not None:
+        # each listed pixel's counted flag (the pixel's last listing, as its segment)
+        cs = np.asarray(counted, bool)[order][last]
+
     def same(dy, dx):
         q = key + dy * width + dx
         i = np.minimum(np.searchsorted(ks, q), len(ks) - 1)
-        return (ks[i] == q) & (ss[i] == seg)
+        hit = (ks[i] == q) & (ss[i] == seg)
+        return hit if counted is None else (hit, cs[i])
 
-    right, down, left = same(0, 1), same(1, 0), same(0, -1)
-    axial = right.astype(np.float64) + down
-    diag_r = same(1, 1) & ~right & ~down
-    diag_l = same(1, -1) & ~left & ~down
-    step = 0.948 * axial + 1.343 * (diag_r.astype(np.float64) + diag_l)
+    if counted is None:
+        right, down, left = same(0, 1), same(1, 0), same(0, -1)
+        axial = right.astype(np.float64) + down
+        diag_r = same(1, 1) & ~right & ~down
+        diag_l = same(1, -1) & ~left & ~down
+        step = 0.948 * axial + 1.343 * (diag_r.astype(np.float64) + diag_l)
+        np.add.at(out, seg, step)
+        return out
+    own = np.asarray(counted, bool).astype(np.float64)
+    (right, c_r), (down, c_d), (left, _) = same(0, 1), same(1, 0), same(0, -1)
+    (dr, c_dr), (dl, c_dl) = same(1, 1), same(1, -1)
+    diag_r = dr & ~right & ~down
+    diag_l = dl & ~left & ~down
+    # a step's weight: half for each of its two points that counts
+    step = 0.948 * (right * 0.5 * (own + c_r) + down * 0.5 * (own + c_d)) + 1.343 * (
+        diag_r * 0.5 * (own + c_dr) + diag_l * 0.5 * (own + c_dl)
+    )
     np.add.at(out, seg, step)
     return out
+
+
+def _pairs_within(p: np.ndarray, q: np.ndarray, radius: float):
+    """Every pair of a point of ``p`` (K, 2) and a point of ``q`` (L, 2) at most ``radius``
+    apart: ``(i, j, d)``, indices into ``p`` and ``q`` and their distances. A grid of cells
+    ``radius`` wide, each point of ``q`` against the points of ``p`` in its cell and the eight
+    around it (no SciPy spatial tree: the first analysis imports no more than it needs,
+    tests/test_startup.py)."""
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    if p.shape[0] == 0 or q.shape[0] == 0 or not radius >= 0:
+        return empty
+    c = max(float(radius), 1.0)
+    lo = np.minimum(p.min(axis=0), q.min(axis=0))
+    cp = np.floor((p - lo) / c).astype(np.int64)
+    cq = np.floor((q - lo) / c).astype(np.int64)
+    ncol = int(max(cp[:, 1].max(), cq[:, 1].max())) + 3
+    key = (cp[:, 0] + 1) * ncol + (cp[:, 1] + 1)
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    out_i, out_j = [], []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            kq = (cq[:, 0] + 1 + dy) * ncol + (cq[:, 1] + 1 + dx)
+            a = np.searchsorted(ks, kq, side="left")
+            b = np.searchsorted(ks, kq, side="right")
+            n = b - a
+            if not n.any():
+                continue
+            j = np.repeat(np.arange(q.shape[0]), n)
+            i = order[np.repeat(a, n) + (np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n))]
+            out_i.append(i)
+            out_j.append(j)
+    if not out_i:
+        return empty
+    i, j = np.concatenate(out_i), np.concatenate(out_j)
+    d = np.hypot(p[i, 0] - q[j, 0], p[i, 1] - q[j, 1])
+    keep = d <= radius
+    return i[keep], j[keep], d[keep]
+
+
+def _repeated_points(a_pts, branch, width, normals_yx, *, cos_min: float = 0.866):
+    """Centreline points that repeat a longer branch running along the same vessel.
+
+    ``a_pts`` (K, 2) are the accepted centreline points, ``branch`` (K,) their branch ids
+    (chains split at their junctions, :func:`_branches`; -2 at a junction point), ``width``
+    their diameters (px) and ``normals_yx`` (K, 2) the unit normals across their vessels. A
+    point is repeated when it lies beside a point of a longer branch (more points; ties by id):
+    across that point's vessel (at most a pixel along it, not in the cap beyond its branch's
+    end), within its painted half-width (at least half a pixel), the two normals agreeing within
+    30 degrees (``cos_min``): a second crest along one wide vein, or a spur running along its
+    own vein. A branch crossing or leaving the vessel at a steeper angle is not repeated, nor
+    is a junction point. Returns (K,) bool.
+    """
+    k = a_pts.shape[0]
+    rep = np.zeros(k, bool)
+    if k < 2:
+        return rep
+    b = np.asarray(branch, np.int64)
+    unit = np.where(b >= 0, b, -1)
+    n_unit = int(unit.max()) + 1 if (unit >= 0).any() else 0
+    if n_unit < 2:
+        return rep
+    size = np.bincount(unit[unit >= 0], minlength=n_unit)
+    rank = np.empty(n_unit, np.int64)
+    rank[np.lexsort((np.arange(n_unit), -size))] = np.arange(n_unit)
+    w = np.asarray(width, np.float64)
+    r = np.where(np.isfinite(w), np.maximum(0.5 * w, 0.5), 0.0)
+    nrm = np.asarray(normals_yx, np.float64)
+    p = a_pts.astype(np.float64)
+    cover = np.flatnonzero((unit >= 0) & (r > 0))
+    # the covering points in bins of their radius (each bin searched to its largest radius)
+    bins = np.floor(np.log2(r[cover] * 2.0)).astype(np.int64)
+    for bb in np.unique(bins):
+        j_all = cover[bins == bb]
+        i, js, d = _pairs_within(p, p[j_all], float(r[j_all].max()))
+        if i.size == 0:
+            continue
+        jj = j_all[js]
+        ui, uj = unit[i], unit[jj]
+        ok = (ui >= 0) & (ui != uj) & (d <= r[jj])
+        i, jj, ui, uj = i[ok], jj[ok], ui[ok], uj[ok]
+        ok = rank[uj] < rank[ui]
+        i, jj = i[ok], jj[ok]
+        cos = np.abs(nrm[i, 0] * nrm[jj, 0] + nrm[i, 1] * nrm[jj, 1])
+        # beside the covering point, across its vessel, not beyond its branch's end (its disc's
+        # cap reaches half a width past the end, where the other crest is the vessel's only one)
+        along = np.abs((p[i, 0] - p[jj, 0]) * nrm[jj, 1] - (p[i, 1] - p[jj, 1]) * nrm[jj, 0])
+        rep[i[(cos >= cos_min) & (along <= 1.0)]] = True
+    return rep
 
 
 def _chain_copies_lab(rgb, pts, normals_yx, wp, inv, nc, skin, *, n_offsets: int = 6):

@@ -19,6 +19,8 @@ Figures: |improvement - truth| (points), staining and matting area error (%), fa
     .venv/bin/python benchmarks/bench_compare.py --big --runs 5   # one 12 MP pair, timing only
     .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --set noise_off_bands=true
         # the change figures with an engine variant (analyze's keyword for both photos)
+    .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --compare matting_shift_check=false
+        # the change figures with a compare keyword set
 """
 
 from __future__ import annotations
@@ -106,6 +108,8 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="an analyze option for both photos (repeatable; true/false/none or a number), "
                     "to measure an engine variant on the change figures")
+    ap.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
+                    help="a compare keyword (repeatable; true/false/none or a number), to measure a variant of the comparison")
     args = ap.parse_args(argv)
     import veinscope
 
@@ -116,12 +120,13 @@ def main(argv=None) -> int:
     opts = {} if args.paint_links is None else {"paint_links": bool(args.paint_links)}
     opts.update(analyze_options(args.set))
     opts = opts or None
+    compare_kw = analyze_options(args.compare)
     rows = []
     print(f"{'case':>8} {'ppm':>5} {'imp':>6} {'truth':>6} {'err':>6} | {'stain':>6} {'truth':>6} | {'matt':>6} {'truth':>6} | {'new':>3} {'res mm':>7} {'s':>5}")
     for case, b, f, ppm, truth, extra in cases:
         t0 = time.perf_counter()
         try:
-            c = compare(b, f, px_per_mm=ppm, analyze_options=opts)
+            c = compare(b, f, px_per_mm=ppm, analyze_options=opts, **compare_kw)
         except RegistrationError as exc:
             print(f"{case!s:>8} refused: {exc}")
             rows.append({"case": case, "refused": True})

@@ -19,8 +19,8 @@ Figures: |improvement - truth| (points), staining and matting area error (%), fa
     .venv/bin/python benchmarks/bench_compare.py --big --runs 5   # one 12 MP pair, timing only
     .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --set noise_off_bands=true
         # the change figures with an engine variant (analyze's keyword for both photos)
-    .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --compare matting_shift_check=false
-        # the change figures with a compare keyword set
+    .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --set-baseline noise_off_bands=true
+        # the same for the baseline only (the follow-up read by the default engine)
 """
 
 from __future__ import annotations
@@ -42,6 +42,19 @@ from bench_synth_accuracy import analyze_options  # noqa: E402
 from tests._followup import followup_frame, make_session, true_residual_px  # noqa: E402
 from veinscope.compare import compare  # noqa: E402
 from veinscope.errors import RegistrationError  # noqa: E402
+
+
+def compare_pair(b, f, ppm, opts=None, b_opts=None, c_opts=None):
+    """``compare`` for one pair of the benchmark: ``opts`` analyze options for both photos;
+    ``b_opts`` analyze options for the baseline only, over ``opts`` (the baseline is analysed
+    here and given to ``compare``, the follow-up analysed by ``compare`` with ``opts``);
+    ``c_opts`` compare keywords."""
+    kw = dict(c_opts or {})
+    if b_opts:
+        from veinscope.pipeline import analyze
+
+        kw["baseline_analysis"] = analyze(b, px_per_mm=ppm, **{**(opts or {}), **b_opts})
+    return compare(b, f, px_per_mm=ppm, analyze_options=opts or None, **kw)
 
 
 def _sim_cases(n, seed0, size):
@@ -108,8 +121,11 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="an analyze option for both photos (repeatable; true/false/none or a number), "
                     "to measure an engine variant on the change figures")
-    ap.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
-                    help="a compare keyword (repeatable; true/false/none or a number), to measure a variant of the comparison")
+    ap.add_argument("--set-baseline", action="append", default=[], metavar="KEY=VALUE",
+                    help="an analyze option for the baseline photo only, over --set (repeatable): the baseline "
+                    "analysed with it and given to compare, the follow-up read as --set has it")
+    ap.add_argument("--compare-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a compare keyword (repeatable; true/false/none or a number), e.g. matting_vessel_ends=false")
     args = ap.parse_args(argv)
     import veinscope
 
@@ -120,13 +136,14 @@ def main(argv=None) -> int:
     opts = {} if args.paint_links is None else {"paint_links": bool(args.paint_links)}
     opts.update(analyze_options(args.set))
     opts = opts or None
-    compare_kw = analyze_options(args.compare)
+    b_opts = analyze_options(args.set_baseline) or None
+    c_opts = analyze_options(args.compare_set)
     rows = []
     print(f"{'case':>8} {'ppm':>5} {'imp':>6} {'truth':>6} {'err':>6} | {'stain':>6} {'truth':>6} | {'matt':>6} {'truth':>6} | {'new':>3} {'res mm':>7} {'s':>5}")
     for case, b, f, ppm, truth, extra in cases:
         t0 = time.perf_counter()
         try:
-            c = compare(b, f, px_per_mm=ppm, analyze_options=opts, **compare_kw)
+            c = compare_pair(b, f, ppm, opts, b_opts, c_opts)
         except RegistrationError as exc:
             print(f"{case!s:>8} refused: {exc}")
             rows.append({"case": case, "refused": True})

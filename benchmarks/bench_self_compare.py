@@ -8,7 +8,7 @@ skin, so no staining, matting or new vessel should be reported and the improveme
 near 0 %. The photos are third-party: they are read where they lie, never copied.
 
     .venv/bin/python benchmarks/bench_self_compare.py
-    .venv/bin/python benchmarks/bench_self_compare.py veins_01 --compare matting_shift_check=false
+    .venv/bin/python benchmarks/bench_self_compare.py veins_01 --compare-set matting_shift_check=false
         # one photo, with a compare keyword set (repeatable; true / false / none or a number)
 """
 
@@ -46,7 +46,7 @@ def photos(names: list[str]):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("names", nargs="*", help="photo names (stems) to run; all by default")
-    ap.add_argument("--compare", action="append", default=[], metavar="KEY=VALUE",
+    ap.add_argument("--compare-set", action="append", default=[], metavar="KEY=VALUE",
                     help="a compare keyword (repeatable; true/false/none or a number)")
     ap.add_argument("--json", type=Path, default=None, help="write the per-photo rows here")
     ap.add_argument("--overlays", type=Path, default=None,
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from veinscope.compare import CHANGE_CODES, compare
     from veinscope.errors import RegistrationError
 
-    kw = analyze_options(args.compare)
+    kw = analyze_options(args.compare_set)
     veinscope.warmup()
     rows = []
     print(f"{'set':>9} {'photo':>10} {'size':>10} | {'imp %':>6} {'base px':>7} | {'stain px2':>9} {'n':>2} | {'matt px2':>9} {'n':>2} | {'new':>3} {'s':>6}", flush=True)

@@ -39,6 +39,7 @@ series``::
     PYTHONPATH=src .venv/bin/python benchmarks/diag_improvement.py --n 22 --seed0 312
     PYTHONPATH=src .venv/bin/python benchmarks/diag_improvement.py --n 22 --seed0 312 --jpeg-quality none
     PYTHONPATH=src .venv/bin/python benchmarks/diag_improvement.py --n 22 --seed0 312 --count-missed 1 2 3 4
+    PYTHONPATH=src .venv/bin/python benchmarks/diag_improvement.py --n 22 --seed0 312 --set-baseline noise_off_bands=true
 """
 
 from __future__ import annotations
@@ -110,10 +111,12 @@ def _truth_points(plan, rec0, reck):
 _CLASS_DIAMETER_MM = {1: 0.2, 2: 0.4, 3: 1.5, 4: 3.5}
 
 
-def pair(ser, k, count_missed=()):
+def pair(ser, k, count_missed=(), opts=None, b_opts=None, c_opts=None):
     b = ser.photos[0]
     ppm = float(b.px_per_mm)
-    c = C.compare(b.rgb, ser.photos[k].rgb, px_per_mm=ppm)
+    from bench_compare import compare_pair
+
+    c = compare_pair(b.rgb, ser.photos[k].rgb, ppm, opts, b_opts, c_opts)
     fad = _CAP["fad"]
     ys, xs = fad["skel_yx"]
     st = fad["status"]  # 0 visible, 1 cleared, 2 not compared, 3 not perceptible at baseline
@@ -173,7 +176,7 @@ def pair(ser, k, count_missed=()):
         diam = np.array([_CLASS_DIAMETER_MM[int(c_)] for c_ in code], np.float32) * np.float32(ppm)
         _CAP["extra"] = (ey[inside], ex[inside], code[inside], diam[inside])
         try:
-            out["with_miss"] = C.compare(b.rgb, ser.photos[k].rgb, px_per_mm=ppm).improvement_pct
+            out["with_miss"] = compare_pair(b.rgb, ser.photos[k].rgb, ppm, opts, b_opts, c_opts).improvement_pct
         finally:
             _CAP["extra"] = None
     return out
@@ -187,7 +190,21 @@ def main(argv=None) -> int:
     ap.add_argument("--jpeg-quality", default="92", help="the generator's JPEG round trip: 1-100, or none (default 92, as the benchmark)")
     ap.add_argument("--count-missed", type=int, nargs="*", default=(), choices=(1, 2, 3, 4), metavar="CODE",
                     help="also run compare with the truth's missed baseline points of these classes on its centrelines (1-4)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an analyze option for both photos (as bench_compare.py's)")
+    ap.add_argument("--set-baseline", action="append", default=[], metavar="KEY=VALUE",
+                    help="an analyze option for the baseline only (as bench_compare.py's)")
+    ap.add_argument("--compare-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a compare keyword (as bench_compare.py's)")
     args = ap.parse_args(argv)
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_synth_accuracy import analyze_options
+
+    opts, b_opts = analyze_options(args.set) or None, analyze_options(args.set_baseline) or None
+    c_opts = analyze_options(args.compare_set)
     jpeg = None if str(args.jpeg_quality).lower() == "none" else int(args.jpeg_quality)
     import veinscope
 
@@ -200,7 +217,7 @@ def main(argv=None) -> int:
         seed = args.seed0 + i
         ser = synth.generate_series(seed=seed, sessions=args.sessions, size=(800, 600), px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)), jpeg_quality=jpeg)
         for k in range(1, len(ser.photos)):
-            o = pair(ser, k, tuple(args.count_missed))
+            o = pair(ser, k, tuple(args.count_missed), opts, b_opts, c_opts)
             imp, tr, orc = o["imp"], o["truth"], o["oracle"]
             err = None if imp is None or tr is None else imp - tr
             cover = None if orc is None or tr is None else orc - tr

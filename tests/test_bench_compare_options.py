@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -26,3 +27,58 @@ def test_words_and_numbers_become_analyze_keywords():
 def test_a_malformed_option_stops_with_a_message(item):
     with pytest.raises(SystemExit):
         _analyze_options([item])
+
+
+# ---- --set-baseline and --compare-set: what reaches which photo -----------------------------
+class _Stop(Exception):
+    pass
+
+
+def test_baseline_options_reach_the_baseline_only_and_compare_keywords_reach_compare(monkeypatch):
+    import bench_compare
+
+    import veinscope.pipeline as pipeline
+    from tests._followup import make_session
+
+    s = make_session(seed=305, size=(320, 240), px_per_mm=10.0, clear_frac=0.5, stain=0, matting=0)
+    seen = []
+    analyze = pipeline.analyze
+
+    def recording(photo, **kw):
+        seen.append((np.asarray(getattr(photo, "rgb", photo)).shape, {k: v for k, v in kw.items() if k != "px_per_mm"}))
+        return analyze(photo, **kw)
+
+    monkeypatch.setattr(pipeline, "analyze", recording)
+    c = bench_compare.compare_pair(s.baseline_rgb, s.followup_rgb, s.px_per_mm, {"paint_links": True}, {"noise_off_bands": True}, {"matting_vessel_ends": False})
+    # the baseline analysed with both option sets, the follow-up with the shared ones only
+    assert [kw for _, kw in seen] == [{"paint_links": True, "noise_off_bands": True}, {"paint_links": True}]
+    assert seen[0][0] == s.baseline_rgb.shape and seen[1][0] == s.followup_rgb.shape
+    assert c.params["analyze_options"] == {"paint_links": True} and c.params["matting_vessel_ends"] is False
+    # ... and the comparison is the one that baseline analysis gives
+    a_b = analyze(s.baseline_rgb, px_per_mm=s.px_per_mm, paint_links=True, noise_off_bands=True)
+    c2 = bench_compare.compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm, baseline_analysis=a_b,
+                               analyze_options={"paint_links": True}, matting_vessel_ends=False)
+    assert c2.lengths_px == c.lengths_px and np.array_equal(c2.change_map, c.change_map)
+    # without baseline options compare analyses both photos itself, with the shared options
+    seen.clear()
+    bench_compare.compare_pair(s.baseline_rgb, s.followup_rgb, s.px_per_mm, None, None, None)
+    assert [kw for _, kw in seen] == [{}, {}]
+
+
+def test_the_command_line_passes_the_options_on(monkeypatch):
+    import bench_compare
+
+    import veinscope
+
+    got = {}
+
+    def stop(b, f, ppm, opts, b_opts, c_opts):
+        got.update(opts=opts, b_opts=b_opts, c_opts=c_opts)
+        raise _Stop
+
+    monkeypatch.setattr(bench_compare, "compare_pair", stop)
+    monkeypatch.setattr(veinscope, "warmup", lambda: None)
+    with pytest.raises(_Stop):
+        bench_compare.main(["--n", "1", "--size", "160", "120", "--set", "paint_links=true", "--set-baseline", "noise_off_bands=true",
+                            "--set-baseline", "low_noise=2.5", "--compare-set", "matting_vessel_ends=false"])
+    assert got == {"opts": {"paint_links": True}, "b_opts": {"noise_off_bands": True, "low_noise": 2.5}, "c_opts": {"matting_vessel_ends": False}}

@@ -140,7 +140,7 @@ def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
-    size_class_z=None, colour_runs_z=None,
+    size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -189,6 +189,15 @@ def measure_vessels(
         centreline of a branch stops at the edge of the vessel it joins, and a wide vein's
         centreline breaks where its crest wanders or another vessel crosses it, while the
         vessel runs on.
+    facing_widths : float, optional
+        With ``join_ends``, also join two free ends of different chains that face each other
+        across a longer break, up to this many of the narrower end's diameters apart, when the
+        vessel's profile runs on across the break (:func:`_facing_links`, judged on
+        ``link_signal``). ``None``: off.
+    link_signal : ndarray (M, N) float, optional
+        The detection signal with the skin's coarse background added back (the photo's own
+        optical density on the matched weights, vessels bright: the map the half-maximum widths
+        read), for ``facing_widths``; required with it.
     rgb : ndarray (M, N, 3) uint8, optional
         The photo, for ``min_delta_e``.
     min_delta_e : float, optional
@@ -480,7 +489,8 @@ def measure_vessels(
     piece_len = np.zeros(n_piece, np.float64)
     piece_len[:] = chain_lengths(pts[accepted], piece[accepted], n_piece, (m, n))
     links = (
-        _end_links(a_pts, det.segment[accepted], width[accepted], det.normals_yx[accepted], m, piece=piece[accepted])
+        _end_links(a_pts, det.segment[accepted], width[accepted], det.normals_yx[accepted], m, piece=piece[accepted],
+                   facing_widths=facing_widths, signal=link_signal, skin=skin)
         if join_ends else None
     )  # fmt: skip
     if links is not None:
@@ -552,7 +562,8 @@ def measure_vessels(
 
 
 def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_yx: np.ndarray, m: int, *, dir_px: int = 4,
-               cos_min: float = 0.7071, piece: np.ndarray | None = None):
+               cos_min: float = 0.7071, piece: np.ndarray | None = None, facing_widths: float | None = None,
+               signal: np.ndarray | None = None, skin: np.ndarray | None = None):
     """Free chain ends carried on to the chain just ahead of them.
 
     ``a_pts`` (K, 2) are the accepted centreline points (sorted row-major), ``chain`` their
@@ -565,7 +576,9 @@ def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_
     ``normals_yx`` (K, 2) across each point's vessel. Two ends linked to each other's chains
     share the gap (half each), so it is counted once. With ``piece`` (K,), the pieces whose
     lengths :func:`chain_lengths` measures, an end 8-adjacent to a
-    target of its own piece adds nothing: that step is already in the piece's length.
+    target of its own piece adds nothing: that step is already in the piece's length. With
+    ``facing_widths`` (and ``signal``, ``skin``), the free ends left unlinked are also paired
+    across longer breaks by :func:`_facing_links`.
 
     Returns ``(ends, targets, share)``: indices into ``a_pts`` of the linked ends, of their
     targets, and the length (px) each end adds to its piece.
@@ -583,6 +596,23 @@ def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_
     nrm = np.asarray(normals_yx, np.float64)
     tgt, gap = end_links(ys, xs, ch, w, np.ascontiguousarray(nrm[:, 0]), np.ascontiguousarray(nrm[:, 1]), is_end, out_y, out_x,
                          int(m), float(cos_min), wmax)  # fmt: skip
+    if facing_widths is not None:
+        if signal is None:
+            raise ValueError("facing_widths needs the signal the links are judged on")
+        # an end another end already links to is not free: pairing it would make that link
+        # read as mutual (half its gap) while it is one-sided. An end already linked to a chain
+        # ahead of it (a thin vessel crossing the break, within the end's own reach) may still
+        # pair with an unlinked end facing it: the pair is the vessel running on, and its link
+        # replaces the one to the crossing vessel (the break counted once, half each)
+        targeted = np.zeros(ys.shape[0], bool)
+        targeted[tgt[tgt >= 0]] = True
+        e2, f2 = _facing_links(ys, xs, ch, w, is_end & ~targeted, out_y, out_x, signal, skin,
+                               max_widths=float(facing_widths), cos_min=cos_min, normals_yx=nrm,
+                               linked=tgt >= 0)  # fmt: skip
+        # each of the pair is the other's target (a mutual link: half the gap each)
+        tgt[e2] = f2
+        tgt[f2] = e2
+        gap[e2] = gap[f2] = np.hypot(ys[e2] - ys[f2], xs[e2] - xs[f2])
     ends = np.flatnonzero(tgt >= 0)
     back = tgt[tgt[ends]]
     mutual = (back >= 0) & (ch[np.maximum(back, 0)] == ch[ends])
@@ -592,6 +622,145 @@ def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_
         touching = np.maximum(np.abs(ys[ends] - ys[t]), np.abs(xs[ends] - xs[t])) <= 1
         share = np.where(touching & (np.asarray(piece)[ends] == np.asarray(piece)[t]), 0.0, share)
     return ends, tgt[ends], share
+
+
+def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max_widths: float, cos_min: float = 0.7071,
+                  normals_yx=None, linked=None):
+    """Pairs of free chain ends that face each other across a break of the vessel's centreline.
+
+    Where another vessel crosses a vein (or the vein's crest wanders), the line filter's answer
+    at the vein's scale is disturbed over about a width on each side of the crossing vessel, so
+    the vein's centreline comes out as two chains whose ends face each other across the
+    crossing, up to about two widths plus the crossing vessel's width apart: farther than
+    :func:`_end_links`' own reach (one diameter plus half the other's). Two free ends
+    (``free`` (K,) bool) of different chains are paired when they are at most ``max_widths``
+    times the narrower one's diameter apart, each lies within ``cos_min`` (cosine) of the
+    other's outward direction (``out_y``, ``out_x`` from
+    :func:`veinscope._kernels.ridges.free_ends`), at least one of the two ends' segments (``chain``:
+    the 8-connected centreline component, so a spur of a longer network counts as that network)
+    has two of its widths' worth of points (a course whose direction means something, not two
+    blobs), their diameters (``width``, px) agree within a factor of 2 (one vessel), and the
+    vessel's profile runs on across the break: the contrast
+    across the straight link (:func:`veinscope._kernels.track.cross_contrast` on ``signal`` at
+    the pair's mean half-width, the skin one and two footprints beyond each edge, as
+    :func:`veinscope.extend.reach_end_faces` reads a vessel's end face) stays, in its median
+    over the link, at least half the two ends' own contrast over their last width (the half
+    maximum, as the widths and the end faces), both above 0; and no centreline runs along the
+    link already (within its half-width: the end's own chain going on more than half a width
+    ahead of the end, a spur beside its own vessel's crest; another chain spreading along half
+    the link or more, a parallel crest overlapping both pieces; or, with ``normals_yx`` (K, 2),
+    another chain's points in the break running along the link (within 30 degrees of it) over
+    more than a pixel, a piece of the vessel's own centreline whose length already counts; a
+    vessel crossing the break spreads over about its own width only). A link whose contrast
+    samples (up to five half-widths to either side) leave the skin or the image is not judged
+    (not joined), so veins at the photo's edge are not joined this way. Nearest pairs first,
+    each end in one pair at most; with ``linked`` (K,) bool (ends :func:`_end_links` already
+    carried on to a chain ahead), one of the two at least must be unlinked. Each end searches its own reach (``max_widths`` times its
+    diameter), so a few wide ends do not widen every end's search.
+
+    Returns ``(e, f)``: indices of the paired ends (each pair once).
+    """
+    from scipy.spatial import cKDTree
+
+    from veinscope._kernels.track import cross_contrast
+
+    cand = np.flatnonzero(free & ((out_y != 0) | (out_x != 0)) & np.isfinite(width) & (width > 0))
+    # a course to carry on: a chain at least two of its widths long (a shorter one, a blob or a
+    # speck, has no crest whose direction says where its vessel goes on, as for
+    # :func:`veinscope.extend.reach_end_faces`); one of the two must be one
+    course = np.bincount(chain)[chain] >= 2.0 * width
+    none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if cand.size < 2:
+        return none
+    sig = np.ascontiguousarray(signal, np.float32)
+    sk = np.ascontiguousarray(skin, dtype=bool).view(np.uint8) if skin is not None else np.ones(sig.shape, np.uint8)
+    p = np.stack([ys[cand], xs[cand]], axis=1).astype(np.float64)
+    wc = np.asarray(width[cand], np.float64)
+    pairs = []
+    # a pair within max_widths of the narrower diameter lies within each end's own reach
+    reach = cKDTree(p).query_ball_point(p, max_widths * wc)
+    for i, js in enumerate(reach):
+        for j in js:
+            if j <= i:
+                continue
+            a, b = cand[i], cand[j]
+            if chain[a] == chain[b] or (linked is not None and linked[a] and linked[b]):
+                continue
+            wa, wb = width[a], width[b]
+            if max(wa, wb) > 2.0 * min(wa, wb) or not (course[a] or course[b]):
+                continue
+            vy, vx = float(ys[b] - ys[a]), float(xs[b] - xs[a])
+            g = math.hypot(vy, vx)
+            if g == 0.0 or g > max_widths * min(wa, wb):
+                continue
+            if vy * out_y[a] + vx * out_x[a] < cos_min * g or -(vy * out_y[b] + vx * out_x[b]) < cos_min * g:
+                continue
+            pairs.append((g, a, b))
+    if not pairs:
+        return none
+    pairs.sort()
+    used = np.zeros(ys.shape[0], bool)
+    e_out, f_out = [], []
+    every = cKDTree(np.stack([ys, xs], axis=1).astype(np.float64))
+    for g, a, b in pairs:
+        if used[a] or used[b]:
+            continue
+        ty, tx = (ys[b] - ys[a]) / g, (xs[b] - xs[a]) / g
+        hw = max(0.25 * float(width[a] + width[b]), 0.75)
+        # no break where a centreline already runs along the link: the end's own chain going on
+        # ahead of it (the end is a spur beside its own vessel's crest), or another chain
+        # spreading along half the link or more within its half-width (a parallel crest of the
+        # same vessel overlapping both pieces; a vessel crossing the break spreads over about
+        # its own width only)
+        t_in = np.arange(1.0, g)
+        near = every.query_ball_point(np.stack([ys[a] + t_in * ty, xs[a] + t_in * tx], axis=1), hw)
+        near = np.unique(np.fromiter((q for lst in near for q in lst), np.int64))
+        if near.size:
+            along = (ys[near] - ys[a]) * ty + (xs[near] - xs[a]) * tx
+            ca, cb = chain[near] == chain[a], chain[near] == chain[b]
+            if np.any(ca & (along > hw)) or np.any(cb & (along < g - hw)):
+                continue
+            other = ~ca & ~cb
+            if other.any():
+                _, inv = np.unique(chain[near[other]], return_inverse=True)
+                lo = np.full(int(inv.max()) + 1, np.inf)
+                hi = np.full(lo.size, -np.inf)
+                np.minimum.at(lo, inv, along[other])
+                np.maximum.at(hi, inv, along[other])
+                if np.max(hi - lo) >= 0.5 * g:
+                    continue
+                if normals_yx is not None:
+                    # a piece of centreline running along the link (its normal within 30
+                    # degrees of square to it) over more than a pixel: its length counts already
+                    q = near[other]
+                    inside = (along[other] > 0.0) & (along[other] < g)
+                    runs = inside & (np.abs(normals_yx[q, 0] * ty + normals_yx[q, 1] * tx) < 0.5)
+                    if runs.any():
+                        lo2 = np.full(lo.size, np.inf)
+                        hi2 = np.full(lo.size, -np.inf)
+                        np.minimum.at(lo2, inv[runs], along[other][runs])
+                        np.maximum.at(hi2, inv[runs], along[other][runs])
+                        if np.max(hi2 - lo2) > 1.0:
+                            continue
+        foot = max(2.0 * hw, 2.0)
+        d1, d2 = hw + foot, hw + 2.0 * foot
+        # the ends' own contrast over their last width, walking back from each end
+        ref = []
+        for e, sy, sx in ((a, -ty, -tx), (b, ty, tx)):
+            vals = [cross_contrast(sig, sk, float(ys[e]) + t * sy, float(xs[e]) + t * sx, ty, tx, hw, d1, d2)
+                    for t in range(int(math.ceil(2.0 * hw)) + 1)]  # fmt: skip
+            vals = [v for v in vals if np.isfinite(v)]
+            ref.append(float(np.median(vals)) if vals else np.nan)
+        link = [cross_contrast(sig, sk, float(ys[a]) + t * ty, float(xs[a]) + t * tx, ty, tx, hw, d1, d2)
+                for t in range(1, int(g))]  # fmt: skip
+        if not link or not np.all(np.isfinite(link)) or not np.all(np.isfinite(ref)):
+            continue
+        level = float(np.median(link))
+        if min(ref) > 0.0 and level > 0.0 and level >= 0.5 * min(ref):
+            used[a] = used[b] = True
+            e_out.append(a)
+            f_out.append(b)
+    return np.array(e_out, np.int64), np.array(f_out, np.int64)
 
 
 def _continue_wide_veins(pts, segment, accepted, width, normals_yx, weak, wide_weak, m, *, min_width_px,

@@ -418,6 +418,19 @@ def _paint_matting(od, scene, s, rng, ppm, mg, hw, avoid, *, at=None, off_mm=(3.
     return od, ndi.binary_fill_holes(mm_.astype(bool)) & ~avoid
 
 
+def moved_copy(rgb: np.ndarray, *, deg: float = 3.0, scale: float = 0.97, gains=(1.05, 1.0, 0.96), quality: int = 90) -> np.ndarray:
+    """A follow-up photo in which nothing changed: ``rgb`` rotated ``deg`` about its centre,
+    scaled, relit by per-channel ``gains`` (R, G, B) and saved again as a JPEG (PIL's 4:2:0
+    chroma, as a messaging app sends it), decoded back to (M, N, 3) uint8."""
+    h, w = rgb.shape[:2]
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), deg, scale)
+    out = cv2.warpAffine(np.ascontiguousarray(rgb), M, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    out = np.clip(out.astype(np.float32) * np.asarray(gains, np.float32), 0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(out).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
 def true_residual_px(session: Session, reg, *, step: int = 12) -> np.ndarray:
     """Distances (baseline px) between the registration's and the true mapping, on a grid of
     baseline pixels inside the registration's overlap."""

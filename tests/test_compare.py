@@ -2700,3 +2700,66 @@ def test_a_stain_without_matting_is_not_matting(seed):
     c = compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm)
     assert c.matting["area_mm2"] == 0
     assert c.staining["area_mm2"] == pytest.approx((s.stain_mask & followup_frame(s)).sum() / s.px_per_mm**2, rel=0.2)
+
+
+def _edge_maps(hb: np.ndarray) -> dict:
+    z = np.zeros_like(hb)
+    return {"haemoglobin": hb, "venous": z, "melanin": z.copy()}
+
+
+def test_a_softened_shifted_colour_edge_is_explained_by_the_registration_allowance():
+    # a sharp edge of redness (a finger's rim on the leg) seen a pixel off and softened, as
+    # interpolation and a JPEG's halved chroma leave it: the follow-up reads redder along one
+    # side, but never above the baseline's own redness within 2 px
+    from veinscope.compare import _matting_explained_by_shift, _rise_beyond_shift
+
+    b = np.zeros((40, 60), np.float32)
+    b[:, 30:] = 1.0
+    f = cv2.GaussianBlur(np.roll(b, -1, axis=1), (0, 0), 1.0)
+    f[:, :3] = 0.0  # np.roll's wrap-around
+    f[:, -3:] = 1.0
+    naive = cv2.GaussianBlur(f - b, (0, 0), 0.8) > 0.05
+    assert naive[5:35].sum() > 40  # the band a plain difference reads as new redness
+    rise = _rise_beyond_shift(_edge_maps(b), _edge_maps(f), 2)
+    assert _matting_explained_by_shift(rise, naive, (0, 0))
+    # new fine vessels on skin that was plain within that distance are not explained
+    g = b.copy()
+    g[10:30, 12] += 0.5
+    g[10:30, 45] += 0.5
+    naive_g = cv2.GaussianBlur(g - b, (0, 0), 0.8) > 0.05
+    rise_g = _rise_beyond_shift(_edge_maps(b), _edge_maps(g), 2)
+    assert not _matting_explained_by_shift(rise_g, naive_g, (0, 0))
+    assert not _matting_explained_by_shift(rise_g, np.zeros_like(naive_g), (0, 0))  # nothing to explain
+
+
+def _finger_on_leg():
+    """A generated leg photo with a finger lying across it (a band of redder, darker skin with
+    a sharp rim and creases), and a copy of it moved, relit and saved again: nothing changed."""
+    from tests._followup import make_session, moved_copy
+
+    s = make_session(seed=305, size=(560, 420), px_per_mm=10.0, clear_frac=0.0, fade_frac=0.0, stain=0, matting=0, warp=False, light=False)
+    out = s.baseline_rgb.astype(np.float32)
+    m, n = out.shape[:2]
+    finger = np.zeros((m, n), np.uint8)
+    cv2.ellipse(finger, (n - 40, 150), (200, 38), -15, 0, 360, 1, -1)
+    finger = finger.astype(bool)
+    out[finger] *= np.array([0.80, 0.60, 0.55], np.float32)
+    creases = np.zeros((m, n), np.uint8)
+    for x in range(n - 220, n, 18):
+        cv2.line(creases, (x, 100), (x + 12, 210), 1, 1)
+    out[creases.astype(bool) & finger] *= 0.75
+    rgb = np.clip(out, 0, 255).astype(np.uint8)
+    return rgb, moved_copy(rgb)
+
+
+def test_a_finger_on_the_leg_is_not_matting_when_both_backgrounds_share_the_skin():
+    # the baseline's background was estimated on its own skin mask, the follow-up's on the
+    # compared skin; around the finger the two masks differ and the backgrounds with them, and
+    # the finger read redder in the follow-up: an 87 mm² matting patch where nothing changed
+    b, f = _finger_on_leg()
+    off = compare(b, f, px_per_mm=10.0, matting_shift_check=False, same_skin_background=False)
+    assert off.matting["area_mm2"] > 20.0
+    on = compare(b, f, px_per_mm=10.0, same_skin_background=True)
+    assert on.matting["patches"] == 0 and on.staining["patches"] == 0 and on.new_vessels["count"] == 0
+    assert on.params["same_skin_background"] is True and off.params["same_skin_background"] is False
+    assert on.params["matting_shift_check"] is True and off.params["matting_shift_check"] is False

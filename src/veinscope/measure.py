@@ -688,18 +688,21 @@ def _facing_links(ys, xs, chain, width, free, out_y, out_x, signal, skin, *, max
         return none
     sig = np.ascontiguousarray(signal, np.float32)
     sk = np.ascontiguousarray(skin, dtype=bool).view(np.uint8) if skin is not None else np.ones(sig.shape, np.uint8)
-    # the candidate pairs, vectorised (no SciPy spatial tree: the first analysis imports no
-    # more than it needs, tests/test_startup.py): a pair within max_widths of the narrower
-    # diameter lies within each end's own reach, so each end looks down its rows to its own
-    # reach and the pairs found are filtered by the rules below
-    yc = ys[cand].astype(np.float64)
-    order = np.argsort(yc, kind="stable")
-    y_sorted = yc[order]
-    hi = np.searchsorted(y_sorted, y_sorted + max_widths * np.asarray(width[cand], np.float64)[order], side="right")
-    cnt = np.maximum(hi - np.arange(1, cand.size + 1), 0)
-    first = np.repeat(np.arange(cand.size), cnt)
-    second = first + 1 + (np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt))
-    i_, j_ = cand[order[first]], cand[order[second]]
+    # the candidate pairs: a pair within max_widths of the narrower diameter lies within each
+    # end's own reach, so the ends are searched in bins of their reach (each bin to its
+    # largest, :func:`_pairs_within`) and the pairs found filtered by the rules below
+    p_c = np.stack([ys[cand], xs[cand]], axis=1).astype(np.float64)
+    r_c = max_widths * np.asarray(width[cand], np.float64)
+    bins = np.floor(np.log2(np.maximum(r_c, 1.0))).astype(np.int64)
+    found = []
+    for bb in np.unique(bins):
+        sub = np.flatnonzero(bins == bb)
+        i, js, d = _pairs_within(p_c, p_c[sub], float(r_c[sub].max()))
+        keep = (d <= r_c[sub][js]) & (i != sub[js])
+        found.append(np.stack([i[keep], sub[js[keep]]], axis=1))
+    both = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
+    both = np.unique(np.sort(both, axis=1), axis=0)  # each pair once
+    i_, j_ = cand[both[:, 0]], cand[both[:, 1]]
     a_all, b_all = np.minimum(i_, j_), np.maximum(i_, j_)
     wa, wb = width[a_all], width[b_all]
     vy, vx = (ys[b_all] - ys[a_all]).astype(np.float64), (xs[b_all] - xs[a_all]).astype(np.float64)

@@ -2105,10 +2105,17 @@ def _explained_by_shift(mb, mf, box, region, shift_px: int, shape) -> bool:
     ya, yb, xa, xb = max(0, Y0 - p), min(m, Y1 + p), max(0, X0 - p), min(n, X1 + p)
     cb, cf = mb.box((ya, yb, xa, xb)), mf.box((ya, yb, xa, xb))
     crop = (slice(Y0 - ya, Y0 - ya + (Y1 - Y0)), slice(X0 - xa, X0 - xa + (X1 - X0)))
-    mel_b = cv2.GaussianBlur(np.ascontiguousarray(cb["melanin"]), (0, 0), 1.0)
-    mel_f = cv2.GaussianBlur(np.ascontiguousarray(cf["melanin"]), (0, 0), 1.0)
-    near_b = cv2.dilate(mel_b, _disc(shift_px))
-    return bool(np.median((mel_f - near_b)[crop][region]) <= 0.0)
+    return bool(np.median(_rise_beyond(cb["melanin"], cf["melanin"], shift_px, 1.0)[crop][region]) <= 0.0)
+
+
+def _rise_beyond(b: np.ndarray, f: np.ndarray, shift_px: int, blur_px: float) -> np.ndarray:
+    """A follow-up map ``f`` less the baseline's ``b`` greatest within ``shift_px`` of each pixel,
+    both blurred by ``blur_px`` (a Gaussian's sigma): where it is 0 or less, the baseline's own
+    values explain the follow-up's once they may lie that far off (the shift checks of
+    :func:`_explained_by_shift` and :func:`_rise_beyond_shift`)."""
+    b = cv2.GaussianBlur(np.ascontiguousarray(b), (0, 0), blur_px)
+    f = cv2.GaussianBlur(np.ascontiguousarray(f), (0, 0), blur_px)
+    return f - cv2.dilate(b, _disc(shift_px))
 
 
 def _stretches(sk: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -2856,9 +2863,7 @@ def _rise_beyond_shift(cb: dict, cf: dict, shift_px: int) -> np.ndarray:
     red projection, both in haemoglobin units, at the 0.8 px blur the readings have)."""
     out = None
     for read in (lambda c: c["haemoglobin"], _red_projection):
-        b = cv2.GaussianBlur(np.ascontiguousarray(read(cb)), (0, 0), 0.8)
-        f = cv2.GaussianBlur(np.ascontiguousarray(read(cf)), (0, 0), 0.8)
-        rise = f - cv2.dilate(b, _disc(shift_px))
+        rise = _rise_beyond(read(cb), read(cf), shift_px, 0.8)
         out = rise if out is None else np.maximum(out, rise)
     return out
 

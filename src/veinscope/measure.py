@@ -593,8 +593,9 @@ def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_
     share the gap (half each), so it is counted once. With ``piece`` (K,), the pieces whose
     lengths :func:`chain_lengths` measures, an end 8-adjacent to a
     target of its own piece adds nothing: that step is already in the piece's length. With
-    ``facing_widths`` (and ``signal``, ``skin``), the free ends left unlinked are also paired
-    across longer breaks by :func:`_facing_links`.
+    ``facing_widths`` (and ``signal``, ``skin``), free ends no other end links to are also
+    paired across longer breaks by :func:`_facing_links` (one of a pair may already be carried
+    on to a chain ahead: the pair's mutual link replaces that link).
 
     Returns ``(ends, targets, share)``: indices into ``a_pts`` of the linked ends, of their
     targets, and the length (px) each end adds to its piece.
@@ -1050,25 +1051,17 @@ def chain_lengths(points_yx, segment, n_segments: int, shape, *, counted=None) -
     last = np.r_[ks[1:] != ks[:-1], True]
     ks, ss = ks[last], seg[order][last]
 
-    if counted is not None:
-        # each listed pixel's counted flag (the pixel's last listing, as its segment)
-        cs = np.asarray(counted, bool)[order][last]
+    # each listed pixel's counted flag (the pixel's last listing, as its segment); every point
+    # counts unless told
+    own = np.ones(pts.shape[0], bool) if counted is None else np.asarray(counted, bool)
+    cs = own[order][last]
+    own = own.astype(np.float64)
 
     def same(dy, dx):
         q = key + dy * width + dx
         i = np.minimum(np.searchsorted(ks, q), len(ks) - 1)
-        hit = (ks[i] == q) & (ss[i] == seg)
-        return hit if counted is None else (hit, cs[i])
+        return (ks[i] == q) & (ss[i] == seg), cs[i]
 
-    if counted is None:
-        right, down, left = same(0, 1), same(1, 0), same(0, -1)
-        axial = right.astype(np.float64) + down
-        diag_r = same(1, 1) & ~right & ~down
-        diag_l = same(1, -1) & ~left & ~down
-        step = 0.948 * axial + 1.343 * (diag_r.astype(np.float64) + diag_l)
-        np.add.at(out, seg, step)
-        return out
-    own = np.asarray(counted, bool).astype(np.float64)
     (right, c_r), (down, c_d), (left, _) = same(0, 1), same(1, 0), same(0, -1)
     (dr, c_dr), (dl, c_dl) = same(1, 1), same(1, -1)
     diag_r = dr & ~right & ~down

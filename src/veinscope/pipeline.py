@@ -165,9 +165,10 @@ def analyze(
         (:func:`veinscope.measure._facing_links`): where a thinner vessel crosses a vein, the
         line filter at the vein's scale is disturbed over about a width on each side of it, so
         the vein's centreline breaks over about two widths plus the crossing vessel's width.
-        3.0 (default) is that geometry, set before measuring (set A clDice 0.790 -> 0.792,
-        reticular length median unchanged at -10.8 %; set B -17.6 -> -16.7 %, BENCHMARKS.md
-        session 27, helper near27); ``None``: off.
+        3.0 (default) is that geometry, set before measuring (after session 27's review: set A
+        recall 0.807 -> 0.808, clDice 0.790 and the reticular length median -10.8 % unchanged;
+        set B reticular length -17.6 -> -17.0 %; BENCHMARKS.md session 27, helper near27 and
+        the lead's section); ``None``: off.
     length_once : bool
         Count each vessel's length once where two or more centreline branches run along it
         (:func:`veinscope.measure._repeated_points`): on a wide vein the line filter often

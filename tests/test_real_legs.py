@@ -125,6 +125,9 @@ def test_the_side_probe_adds_no_new_mark_and_takes_none_away(name):
         ("veins_03.jpg", {}),
         ("veins_01.jpg", {"same_skin_background": True}),
         ("veins_04.jpg", {"same_skin_background": True}),
+        ("veins_01.jpg", {"common_skin_background": True}),
+        ("veins_04.jpg", {"common_skin_background": True}),
+        ("veins_05.jpg", {"common_skin_background": True}),
     ],
 )
 def test_a_moved_relit_copy_reports_no_matting_or_staining(name, kw):

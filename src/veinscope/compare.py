@@ -198,6 +198,8 @@ def compare(
     matting_vessel_ends: bool = True,
     matting_shift_check: bool = True,
     same_skin_background: bool = False,
+    common_skin_background: bool = False,
+    clipped_code: int = 32,
     matting_ridges: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
@@ -280,6 +282,23 @@ def compare(
         against their moved copies; development staining 18.0 -> 12.4 %, held-out 10.3 -> 9.7 %,
         but the fresh series' staining false alarms 0/3 -> 1/3 and matting 22.6 -> 25.6 %).
         Off by default for that.
+    common_skin_background : bool
+        Estimate both photos' local skin backgrounds on one set of pixels: the compared skin
+        that the follow-up's own analysis also calls skin (its mask carried onto the
+        baseline's grid at full resolution), so that neither photo's mask difference reaches
+        the other's background; overrides ``same_skin_background`` (BENCHMARKS.md, session 28:
+        no staining, matting or new vessel on any of the 9 real photos against their moved
+        copies; development staining 18.0 -> 12.4 %, held-out staining 10.3 -> 9.7 % and
+        matting 26.0 -> 25.7 %, but the fresh series' matting 22.6 -> 25.6 %, one pair at the
+        frame's edge crossing the median). Off by default for that.
+    clipped_code : int
+        Pixels whose green or blue channel is below this code value while red is at least four
+        times it, in either photo (a saturated red: a painted nail, a red mark), and 2 px
+        around them, are left out of the staining and matting search: a channel near code 0
+        carries no colour information, and a few codes of relighting and JPEG there read as a
+        large change of optical density (session 28: four RGB 200 / 25 / 45 spots on a
+        generated leg against its moved copy, 4 matting patches -> none; veins_01's patch by a
+        red nail gone; no series pair changed). 0 turns this off.
     matting_ridges : bool
         Also read a matting patch's faint fine vessels as ridges of the redness change, gated
         against the photo's own falls of redness (:func:`_ridge_faint`): they extend a patch
@@ -316,6 +335,8 @@ def compare(
             raise ValueError(f"{name} must be a positive number, got {v!r}")
     if not (0 < visible_ratio < 1):
         raise ValueError(f"visible_ratio must be between 0 and 1, got {visible_ratio!r}")
+    if not (isinstance(clipped_code, (int, np.integer)) and 0 <= clipped_code <= 63):
+        raise ValueError(f"clipped_code must be an integer code value from 0 to 63, got {clipped_code!r}")
     opts = dict(analyze_options or {})
     b_photo = load_photo(baseline)
     f_photo = load_photo(followup)
@@ -356,10 +377,12 @@ def compare(
     # warp: code 1 + label (0-4) + 8 x fine, 0 outside the follow-up photo
     code = a_f.labels.astype(np.uint8) + np.uint8(1)
     code[f_fine] += np.uint8(8)
+    code[a_f.skin] += np.uint8(16)
     del f_fine
     code = reg.warp(code, interpolation="nearest", fill=0)
     valid_f = code > 0
-    f_fine = code >= 8
+    f_fine = (code & np.uint8(8)) > 0
+    f_skin = (code & np.uint8(16)) > 0  # the follow-up's own skin mask on the baseline's grid
     f_labels = np.subtract(code & np.uint8(7), np.uint8(1), where=valid_f, out=np.zeros_like(code))
     del code
     # colours: the baseline as its card's colour normalisation made it (when it had a card),
@@ -378,9 +401,17 @@ def compare(
     bg_px = float(a_b.params.get("background_px", max(40.0, 20.0 * ppm)))
     # the skin the backgrounds are estimated on: the compared skin in both photos (so that the
     # change is read against the same skin around each pixel), or the baseline's own skin
-    bg_skin = cmp_area if same_skin_background else a_b.skin
+    if common_skin_background:
+        # one set of pixels for both backgrounds: the compared skin that the follow-up's own
+        # analysis also calls skin (at full resolution), so that neither photo's mask
+        # difference reaches the other's background
+        bg_skin = f_bg_skin = cmp_area & f_skin
+    else:
+        bg_skin = cmp_area if same_skin_background else a_b.skin
+        f_bg_skin = cmp_area
+    del f_skin
     o_b = skin_optics(b_rgb, skin=bg_skin, background_px=bg_px)
-    o_f = skin_optics(aligned_n, skin=cmp_area, background_px=bg_px)
+    o_f = skin_optics(aligned_n, skin=f_bg_skin, background_px=bg_px)
     mb, mf = _Maps(o_b), _Maps(o_f)
     whole = m * n <= _WHOLE_MAX_PX
     tile = max(m, n) if whole else _TILE_PX
@@ -410,7 +441,18 @@ def compare(
     if not whole:
         mb.keep(boxes)
         mf.keep(boxes)
-    matt = _matting(mb, mf, inner, b_vessel, boxes, windows, b_red=(a_b.labels == 1) if (matting_across_cleared or matting_vessel_ends) else None, across_cleared=bool(matting_across_cleared), vessel_ends=bool(matting_vessel_ends), ridges=bool(matting_ridges), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned,
+    if clipped_code > 0:
+        # pixels whose green or blue sits near code 0 in either photo (a saturated red, a
+        # painted nail): their OD is noise and clipping, no reading of a colour change
+        def clipped(rgb):  # green or blue near 0 while red is not (not shade: all dark there)
+            return (np.minimum(rgb[..., 1], rgb[..., 2]) < clipped_code) & (rgb[..., 0] >= 4 * clipped_code)
+
+        low = clipped(b_rgb) | clipped(aligned_n)
+        inner_m = inner & ~cv2.dilate(low.view(np.uint8), _disc(2)).view(bool) if low.any() else inner
+        del low
+    else:
+        inner_m = inner
+    matt = _matting(mb, mf, inner_m, b_vessel, boxes, windows, b_red=(a_b.labels == 1) if (matting_across_cleared or matting_vessel_ends) else None, across_cleared=bool(matting_across_cleared), vessel_ends=bool(matting_vessel_ends), ridges=bool(matting_ridges), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned,
                     shift_px=max(1, int(round(tol_px))) if matting_shift_check else 0)
     del aligned
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
@@ -423,7 +465,7 @@ def compare(
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
-    stain = _stain(mb, mf, aligned_n, inner, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist, b_skin=bg_skin,
+    stain = _stain(mb, mf, aligned_n, inner_m, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist, b_skin=bg_skin, f_skin=f_bg_skin,
                    shift_px=max(1, int(round(tol_px))) if staining_shift_check else 0)
     mb.release()
     mf.release()
@@ -472,6 +514,8 @@ def compare(
         "matting_vessel_ends": bool(matting_vessel_ends),
         "matting_shift_check": bool(matting_shift_check),
         "same_skin_background": bool(same_skin_background),
+        "common_skin_background": bool(common_skin_background),
+        "clipped_code": int(clipped_code),
         "matting_ridges": bool(matting_ridges),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
@@ -1891,7 +1935,7 @@ def _background_without(optics, skin: np.ndarray, left_out: np.ndarray, box):
     return dataclasses.replace(optics, background_od=bg)
 
 
-def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, shift_px=0):
+def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, f_skin=None, shift_px=0):
     """New brown pigmentation: seeds where the melanin-like map rose clearly, grown to where
     the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown; then
     grown again on maps whose skin backgrounds leave the stains found out (``b_skin``: the
@@ -2020,7 +2064,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         left_out[y0:y1, x0:x1] = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), _disc(cell)).astype(bool)
         redo = [bx for bx in boxes if left_out[bx[0] : bx[1], bx[2] : bx[3]].any()]
         mb2 = _Maps(_background_without(mb.o, b_skin, left_out, (y0, y1, x0, x1)))
-        mf2 = _Maps(_background_without(mf.o, cmp_area, left_out, (y0, y1, x0, x1)))
+        mf2 = _Maps(_background_without(mf.o, cmp_area if f_skin is None else f_skin, left_out, (y0, y1, x0, x1)))
         if tb is not None and left_out[tb[0][0] : tb[0][1], tb[1][0] : tb[1][1]].any():
             tex = texture(mb2, mf2, left_out)
             thr = max(min_delta_e, 1.5 * tex)

@@ -2765,15 +2765,6 @@ def test_a_finger_on_the_leg_is_not_matting_when_both_backgrounds_share_the_skin
     assert on.params["matting_shift_check"] is True and off.params["matting_shift_check"] is False
 
 
-def test_a_finger_on_the_leg_is_not_matting_when_both_backgrounds_share_one_skin():
-    # the same finger with both backgrounds on one set of pixels, the compared skin the
-    # follow-up's own analysis also calls skin (BENCHMARKS.md, session 28)
-    b, f = _finger_on_leg()
-    on = compare(b, f, px_per_mm=10.0, common_skin_background=True)
-    assert on.matting["patches"] == 0 and on.staining["patches"] == 0 and on.new_vessels["count"] == 0
-    assert on.params["common_skin_background"] is True
-
-
 def _red_spots_on_leg(seed=305):
     """A generated leg with four saturated red spots (RGB 200 / 25 / 45 ellipses of 4.4 x 2.8 mm,
     like painted nails lying on the skin, inside the skin mask), and its moved, relit,

@@ -2763,3 +2763,39 @@ def test_a_finger_on_the_leg_is_not_matting_when_both_backgrounds_share_the_skin
     assert on.matting["patches"] == 0 and on.staining["patches"] == 0 and on.new_vessels["count"] == 0
     assert on.params["same_skin_background"] is True and off.params["same_skin_background"] is False
     assert on.params["matting_shift_check"] is True and off.params["matting_shift_check"] is False
+
+
+def _red_spots_on_leg(seed=305):
+    """A generated leg with four saturated red spots (RGB 200 / 25 / 45 ellipses of 4.4 x 2.8 mm,
+    like painted nails lying on the skin, inside the skin mask), and its moved, relit,
+    recompressed copy: nothing changed."""
+    import veinscope
+    from tests._followup import moved_copy
+
+    s = make_session(seed=seed, size=(560, 420), px_per_mm=10.0, clear_frac=0.0, fade_frac=0.0, stain=0, matting=0, warp=False, light=False)
+    rgb = s.baseline_rgb.copy()
+    inner = cv2.erode(veinscope.analyze(rgb, px_per_mm=10.0).skin.astype(np.uint8), np.ones((61, 61), np.uint8)) > 0
+    ys, xs = np.nonzero(inner)
+    rng = np.random.default_rng(seed)
+    for _ in range(4):
+        i = rng.integers(len(ys))
+        cv2.ellipse(rgb, (int(xs[i]), int(ys[i])), (22, 14), int(rng.integers(180)), 0, 360, (200, 25, 45), -1)
+    return rgb, moved_copy(rgb)
+
+
+def test_saturated_red_spots_read_no_change_where_their_green_and_blue_are_clipped():
+    # green and blue near code 0: relighting and JPEG move them a few codes, which reads as a
+    # large redness change in OD; such pixels carry no colour change (session 28)
+    b, f = _red_spots_on_leg()
+    off = compare(b, f, px_per_mm=10.0, clipped_code=0)
+    assert off.matting["patches"] >= 1
+    on = compare(b, f, px_per_mm=10.0)
+    assert on.params["clipped_code"] == 32
+    assert on.matting["patches"] == 0 and on.staining["patches"] == 0 and on.new_vessels["count"] == 0
+
+
+def test_clipped_code_is_checked():
+    b, f = _finger_on_leg()
+    for bad in (-1, 64, 2.5, "32"):
+        with pytest.raises(ValueError, match="clipped_code"):
+            compare(b, f, px_per_mm=10.0, clipped_code=bad)

@@ -125,6 +125,7 @@ def test_the_side_probe_adds_no_new_mark_and_takes_none_away(name):
         ("veins_03.jpg", {}),
         ("veins_01.jpg", {"same_skin_background": True}),
         ("veins_04.jpg", {"same_skin_background": True}),
+        ("veins_05.jpg", {"same_skin_background": True}),
     ],
 )
 def test_a_moved_relit_copy_reports_no_matting_or_staining(name, kw):
@@ -138,3 +139,17 @@ def test_a_moved_relit_copy_reports_no_matting_or_staining(name, kw):
     rgb = _load(name)
     c = compare(rgb, moved_copy(rgb), **kw)
     assert c.matting["patches"] == 0 and c.staining["patches"] == 0 and c.new_vessels["count"] == 0
+
+
+def test_the_red_nails_on_veins_01_read_no_matting_against_a_moved_copy():
+    # the fingertip by a red nail (green and blue near code 0) read as matting before the
+    # clipped channels were left out: 2 patches, 11 226 px² -> 1, 1 808 px² (session 28)
+    from tests._followup import moved_copy
+    from veinscope.compare import compare
+
+    rgb = _load("veins_01.jpg")
+    f = moved_copy(rgb)
+    off = compare(rgb, f, clipped_code=0)
+    on = compare(rgb, f)
+    assert on.matting["patches"] < off.matting["patches"]
+    assert on.matting["area_px2"] < 0.5 * off.matting["area_px2"]

@@ -84,6 +84,7 @@ def analyze(
     colour_runs_z: float | None = 3.0,
     noise_off_bands: bool = False,
     wide_profile_mm: float | None = 0.6,
+    deep_veins: bool = False,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -319,6 +320,18 @@ def analyze(
         -10.8 / -8.7 %; held-out set B: 0.962 -> 0.962, reticular -18.9 / -19.4 -> -17.6 /
         -18.2 %. 0.6 mm was set before measuring. ``None``: every profile over +-0.4 widths
         (BENCHMARKS.md, session 26, helper "faint").
+    deep_veins : bool
+        Also look for wide veins on the red channel alone, at the coarse Hessian scales (1 mm to
+        half ``max_diameter_mm``, three scales), and add the centreline pieces found there at
+        least 3 mm long and about a half-width away from every ordinary centreline
+        (:func:`veinscope.segment.add_deep_veins`). A vein a millimetre or more under the skin
+        darkens mostly the red channel (green and blue light come back from the upper dermis),
+        which the detection signal, matched to haemoglobin's colour and the skin's fine texture,
+        weighs little; on dark skin, whose melanin takes green and blue, the red channel is
+        where such a vein still shows. The added chains are measured and judged like any other
+        (widths, colour, melanin, the ΔE00 gate, overlap). The scales, the 3 mm and the red
+        channel were set before measuring (BENCHMARKS.md, session 28, helper "wide28").
+        False (default): off.
 
     Returns
     -------
@@ -407,6 +420,8 @@ def analyze(
         and math.isfinite(wide_profile_mm) and wide_profile_mm > 0
     ):
         raise ValueError(f"wide_profile_mm must be None or a positive number of millimetres, got {wide_profile_mm!r}")
+    if not isinstance(deep_veins, (bool, np.bool_)):
+        raise ValueError(f"deep_veins must be True or False, got {deep_veins!r}")
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -454,6 +469,7 @@ def analyze(
         "colour_runs_z": colour_runs_z,
         "wide_profile_mm": wide_profile_mm,
         "noise_off_bands": bool(noise_off_bands),
+        "deep_veins": bool(deep_veins),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -530,6 +546,18 @@ def analyze(
             if det.n_segments > n_before:
                 det = extend_ends(det, signal, skin, not_ends_yx=roots, from_segment=n_before, **follow)
 
+    deep_lo_px, deep_hi_px = 1.0 * ppm, 0.5 * max_diameter_mm * ppm
+    if deep_veins and deep_hi_px > deep_lo_px and skin_frac >= 0.02:
+        # wide veins deep under the skin, seen on the red channel at the coarse scales (issue 4)
+        from veinscope.segment import add_deep_veins
+
+        red = optics.project(np.array([1.0, 0.0, 0.0], np.float32))
+        red[~skin] = 0.0
+        det = add_deep_veins(det, red, skin,
+                             sigmas_px=np.geomspace(deep_lo_px, deep_hi_px, 3), min_piece_px=3.0 * ppm,
+                             min_length_px=5.0 * ppm, noise_cell_px=max(16, int(round(5.0 * ppm))),
+                             high_noise=high_noise, low_noise=low_noise, line_gamma=line_gamma)  # fmt: skip
+        del red
     widths = shift = None
     if det.points_yx.shape[0]:
         est = profile_diameters(

@@ -64,6 +64,10 @@ def test_a_faint_deep_vein_is_found_further_with_the_red_channel(seed):
     far = ndi.distance_transform_edt(~band) > 30
     assert np.count_nonzero(added & far) <= 0.05 * np.count_nonzero(added)
     assert np.isin(on.labels[added & band], [3, 4]).all()
+    # ... at its width, read on the red channel (3.5 mm: over 3 mm; painted 32.7-36.3 px of 35
+    # when written; on the detection signal its half maximum read under 3 mm on seed 3)
+    assert (on.labels[added & band] == 4).mean() >= 0.9
+    assert 0.85 * 35 <= np.median(on.diameter_px[added & band]) <= 1.15 * 35
     assert on.params["deep_veins"] is True and off.params["deep_veins"] is False
 
 

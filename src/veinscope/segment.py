@@ -650,8 +650,8 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     two of its scales (about its half-width) from the ordinary detection's points, at least
     ``min_piece_px`` long and at least ``min_courses`` of its widths long (two of its scales
     each: a course, not a blotch) is added as a chain of its own (not weak: it reached the high level
-    of its own map). The caller judges the added chains like any other (widths on the ordinary
-    map, colour, melanin, the ΔE00 gate, overlap).
+    of its own map). The caller measures the added chains' widths on the red channel and judges
+    them like any other chain (colour, melanin, the ΔE00 gate, overlap).
 
     Parameters
     ----------

@@ -13,7 +13,7 @@ import pytest
 from scipy import ndimage as ndi
 
 import veinscope
-from veinscope.segment import VesselDetection, _median_per_label, add_deep_veins
+from veinscope.segment import VesselDetection, _median_per_label, _upsample_chain, add_deep_veins
 
 PPM = 10.0
 M, N = 900, 1200
@@ -157,3 +157,80 @@ def test_add_deep_veins_leaves_what_the_ordinary_detection_has_and_short_blobs()
 def test_median_per_label():
     got = _median_per_label(np.array([1, 0, 1, 1, 3]), np.array([5.0, 2, 1, 3, 7], np.float32), 4)
     assert got[0] == 2 and got[1] == 3 and np.isnan(got[2]) and got[3] == 7
+
+
+# the search on the red channel shrunk ``step`` times (session 28, helper "deep28")
+
+
+def test_upsample_chain_joins_the_blocks_into_an_8_connected_line():
+    # a shrunk chain: 5 px along a row, then 4 px down a diagonal; a second piece touching it
+    p = np.array([(3, x) for x in range(2, 7)] + [(3 + k, 6 + k) for k in range(1, 5)] + [(2, 7)], np.int64)
+    piece = np.array([0] * 9 + [1])
+    src = np.arange(10)
+    for step in (2, 3):
+        q, qp, qs = _upsample_chain(p, piece, src, step, (60, 60))
+        # every block's corner is there, and the pixels between each two neighbours of a piece
+        assert {tuple(x) for x in p * step} <= {tuple(x) for x in q}
+        main = q[qp == 0]
+        assert main.shape[0] == 8 * step + 1  # 8 steps of ``step`` px, no more
+        img = np.zeros((60, 60), np.uint8)
+        img[main[:, 0], main[:, 1]] = 1
+        assert ndi.label(img, structure=np.ones((3, 3)))[1] == 1  # one 8-connected line
+        # nothing joins the two pieces; each pixel names a source point of its own piece
+        assert np.sum(qp == 1) == 1 and np.all(piece[qs] == qp)
+        assert len({tuple(x) for x in q}) == q.shape[0]
+    # a point in the shrunk image's last, partial block stays inside the full image
+    q, _, _ = _upsample_chain(np.array([[4, 4], [4, 5]]), np.array([0, 0]), np.arange(2), 2, (10, 11))
+    assert q[:, 0].max() < 10 and q[:, 1].max() < 11
+
+
+@pytest.mark.parametrize("step", [2, 3])  # the finest scale, 8 px, stays >= 2.7 px
+def test_add_deep_veins_shrunk_finds_the_course_at_full_resolution(step):
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    red = _bar_signal(100, (40, 360))
+    det = _det([(30, x) for x in range(50, 150)], [0] * 100, 1.0)
+    full = add_deep_veins(det, red.copy(), skin, sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50,
+                          noise_cell_px=50)  # fmt: skip
+    red_in = red.copy()
+    out = add_deep_veins(det, red_in, skin, sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50,
+                         noise_cell_px=50, step=step)  # fmt: skip
+    assert np.array_equal(red_in, red)  # the full-resolution map is not overwritten when shrunk
+    new, new_full = out.segment >= det.n_segments, full.segment >= det.n_segments
+    # about the same course as at full resolution, as one 8-connected line of full-size pixels
+    cols, cols_full = set(out.points_yx[new, 1]), set(full.points_yx[new_full, 1])
+    assert len(cols & cols_full) >= 0.9 * len(cols_full) and len(cols) <= 1.2 * len(cols_full)
+    assert np.all(np.abs(out.points_yx[new, 0] - 100) <= 12)  # within the bar, to a block
+    assert new.sum() <= 1.25 * len(cols)  # a line, not a ribbon (full resolution: 1.10; step 3: 1.19)
+    img = np.zeros((m, n), np.uint8)
+    img[out.points_yx[new, 0], out.points_yx[new, 1]] = 1
+    assert ndi.label(img, structure=np.ones((3, 3)))[1] == len(np.unique(out.segment[new]))
+    # its scales in full-resolution pixels (the bar, FWHM 20 px, answers near 8-12 px)
+    assert abs(np.median(out.scale_px[new]) - np.median(full.scale_px[new_full])) <= 0.25 * np.median(full.scale_px[new_full])
+    key = out.points_yx[:, 0].astype(np.int64) * n + out.points_yx[:, 1]
+    assert np.all(np.diff(key) > 0)
+    with pytest.raises(ValueError, match="step"):
+        add_deep_veins(det, red.copy(), skin, sigmas_px=(8.0,), min_piece_px=30, min_length_px=50, noise_cell_px=50,
+                       step=0)  # fmt: skip
+
+
+def test_deep_veins_step_default_full_resolution_and_checked():
+    rgb, _ = _scene(0, amp=0.0)
+    small = rgb[:200, :300]
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_step"] == 1
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_step=None).params["deep_veins_step"] is None
+    for bad in ("2", 0, 1.5, True):
+        with pytest.raises(ValueError, match="deep_veins_step"):
+            veinscope.analyze(small, px_per_mm=PPM, deep_veins_step=bad)
+
+
+def test_a_faint_deep_vein_is_found_on_the_shrunk_red_channel():
+    rgb, band = _scene(0)
+    off = veinscope.analyze(rgb, px_per_mm=PPM)
+    on = veinscope.analyze(rgb, px_per_mm=PPM, deep_veins=True, deep_veins_step=None)  # step 3 at 10 px/mm
+    f_off, f_on = _found_share(off.labels, band), _found_share(on.labels, band)
+    assert f_on >= f_off + 0.08
+    added = (on.labels > 0) & (off.labels == 0)
+    far = ndi.distance_transform_edt(~band) > 30
+    assert np.count_nonzero(added & far) <= 0.05 * np.count_nonzero(added)
+    assert 0.85 * 35 <= np.median(on.diameter_px[added & band]) <= 1.15 * 35

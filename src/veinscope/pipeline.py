@@ -343,7 +343,7 @@ def analyze(
         times (pixel areas averaged; the pieces found mapped back, their widths read at full
         resolution); None: as far as the finest deep scale allows (about 3 px there: 4 at 12
         px/mm, 2 at 6 px/mm). 1 (default): full resolution. Shrunk, the pass costs about half
-        (12 MP: +0.24 against +0.45 CPU-s) but finds more, true and false: set A clDice 0.801 ->
+        (12 MP: +0.17-0.24 against +0.45-0.54 CPU-s) but finds more, true and false: set A clDice 0.801 ->
         0.805, held-out set B 0.766 -> 0.771, and false marks come back (set B's 605 an
         over-3-mm blob, real legs a wide bar or blob on plain skin on 1 photo at the nominal
         scale, 4 at 6 px/mm) (BENCHMARKS.md, session 28, helper "deep28").

@@ -30,6 +30,7 @@ and the load average before and after.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -68,17 +69,20 @@ def kb(field):
 veinscope.warmup()
 photo = veinscope.load_photo(sys.argv[1])
 ppm = None if sys.argv[2] == "none" else float(sys.argv[2])
+import json
+kw = json.loads(sys.argv[3]) if len(sys.argv) > 3 else {}
 rss0 = kb("VmRSS")
 Path("/proc/self/clear_refs").write_text("5")
-veinscope.analyze(photo, px_per_mm=ppm)
+veinscope.analyze(photo, px_per_mm=ppm, **kw)
 print((kb("VmHWM") - rss0) / 1024)
 """
 
 
-def _peak_extra_fresh(path, ppm) -> float:
+def _peak_extra_fresh(path, ppm, kw=None) -> float:
     """Rise of the peak resident set (VmHWM, reset through /proc/self/clear_refs) during one
     analysis in a new process, above its resident size after ``warmup()`` and loading the photo."""
-    r = subprocess.run([sys.executable, "-c", _CHILD_MEMORY, str(path), "none" if ppm is None else str(ppm)],
+    r = subprocess.run([sys.executable, "-c", _CHILD_MEMORY, str(path), "none" if ppm is None else str(ppm),
+                        json.dumps(kw or {})],
                        capture_output=True, text=True, check=True)
     return float(r.stdout.strip().splitlines()[-1])
 
@@ -90,7 +94,11 @@ def main() -> int:
     ap.add_argument("--px-per-mm", type=float, default=None)
     ap.add_argument("--stages", action="store_true", help="CPU, wall and traced memory per pipeline stage")
     ap.add_argument("--startup", action="store_true", help="process start to first result in fresh subprocesses")
+    ap.add_argument("--set", action="append", default=[], help="analyze keyword=value override (timing and memory runs)")
     args = ap.parse_args()
+    from bench_synth_accuracy import analyze_options
+
+    kw = analyze_options(args.set)
     if args.startup:
         return _startup(args.runs, args.photo)
     import veinscope
@@ -110,14 +118,14 @@ def main() -> int:
         ph = veinscope.load_photo(path)
         load_times.append(time.perf_counter() - t)
         t = time.perf_counter()
-        a = veinscope.analyze(ph, px_per_mm=ppm)
+        a = veinscope.analyze(ph, px_per_mm=ppm, **kw)
         times.append(time.perf_counter() - t)
     print(f"load_photo (JPEG decode): median {statistics.median(load_times):.3f} s")
     print(f"analyze (warm): median {statistics.median(times):.3f} s  runs {[round(x, 3) for x in times]}")
     print(f"  {a.classes['total'].segments} segments, coverage {a.classes['total'].coverage_pct:.2f} %")
     # in a fresh process: warmup() lets a process keep freed memory for reuse
     # (veinscope._memory), so after earlier runs its resident size says little
-    peak_mb = _peak_extra_fresh(path, ppm)
+    peak_mb = _peak_extra_fresh(path, ppm, kw)
     print(f"peak extra memory during analyze (fresh process, above its size after warmup()): {peak_mb:.0f} MB")
     starts = []
     for _ in range(5):

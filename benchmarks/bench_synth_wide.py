@@ -98,6 +98,8 @@ class Recorder:
         return out
 
     def _half_max(self, contrast, pts, nrm, guess, **kw):
+        if "guess" in self.seen:  # a second call (``deep_veins``' chains on the red channel): not recorded
+            return self.hm0(contrast, pts, nrm, guess, **kw)
         det = self.seen.pop("det0", None)  # analyze's call (not the warm-up's)
         if self.floor and det is not None and det.points_yx.shape[0] == len(guess):
             from veinscope._kernels.groups import group_medians
@@ -228,6 +230,9 @@ def wide_photo(photo, analysis, seen) -> dict:
         from veinscope.diameter import half_max_widths
 
         kw = dict(seen["hm_kw"])
+        # per-point options of the engine's own call (its points, not these): left out
+        kw.pop("along_max_px", None)
+        kw.pop("centreline_reach", None)
         tp, tn, td = np.array(tp), np.array(tn), np.array(td)
         rows[:, 3] = half_max_widths(seen["signal"], tp, tn, td[:, 0], **kw)[0]
         g = np.where(np.isfinite(td[:, 1]), td[:, 1], td[:, 0])

@@ -84,6 +84,8 @@ def analyze(
     colour_runs_z: float | None = 3.0,
     noise_off_bands: bool = False,
     wide_profile_mm: float | None = 0.6,
+    deep_veins: bool = False,
+    deep_veins_step: int | None = 1,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -319,6 +321,32 @@ def analyze(
         -10.8 / -8.7 %; held-out set B: 0.962 -> 0.962, reticular -18.9 / -19.4 -> -17.6 /
         -18.2 %. 0.6 mm was set before measuring. ``None``: every profile over +-0.4 widths
         (BENCHMARKS.md, session 26, helper "faint").
+    deep_veins : bool
+        Also look for wide veins on the red channel alone, at the coarse Hessian scales (1 mm to
+        half ``max_diameter_mm``, three scales), and add the centreline pieces found there at
+        least 3 mm long and about a half-width away from every ordinary centreline
+        (:func:`veinscope.segment.add_deep_veins`). A vein a millimetre or more under the skin
+        darkens mostly the red channel (green and blue light come back from the upper dermis),
+        which the detection signal, matched to haemoglobin's colour and the skin's fine texture,
+        weighs little; on dark skin, whose melanin takes green and blue, the red channel is
+        where such a vein still shows. The added chains' half-maximum widths are read on the
+        red channel too (their first width from their scale); otherwise they are judged like any
+        other chain (colour, melanin, the ΔE00 gate, overlap). Generated set A: clDice 0.790 ->
+        0.801, recall 0.808 -> 0.817, reticular length / area -12.3 / -8.7 -> -11.7 / -5.5 %,
+        over 3 mm unchanged (-17.6 / -31.3 %); held-out set B: clDice and recall medians
+        unchanged, precision 0.868 -> 0.872; analyze +0.45 CPU-s at 12 MP. The scales, the 3
+        mm and the red channel were set before measuring; the course rule (three widths) after
+        real legs at an assumed 6 px/mm gained false marks with two (BENCHMARKS.md, session 28,
+        helper "wide28"). False (default): off.
+    deep_veins_step : int or None
+        With ``deep_veins``: the red channel's ridges are searched on the photo shrunk this many
+        times (pixel areas averaged; the pieces found mapped back, their widths read at full
+        resolution); None: as far as the finest deep scale allows (about 3 px there: 4 at 12
+        px/mm, 2 at 6 px/mm). 1 (default): full resolution. Shrunk, the pass costs about half
+        (12 MP: +0.17-0.24 against +0.45-0.54 CPU-s) but finds more, true and false: set A clDice 0.801 ->
+        0.805, held-out set B 0.766 -> 0.771, and false marks come back (set B's 605 an
+        over-3-mm blob, real legs a wide bar or blob on plain skin on 1 photo at the nominal
+        scale, 4 at 6 px/mm) (BENCHMARKS.md, session 28, helper "deep28").
 
     Returns
     -------
@@ -407,6 +435,15 @@ def analyze(
         and math.isfinite(wide_profile_mm) and wide_profile_mm > 0
     ):
         raise ValueError(f"wide_profile_mm must be None or a positive number of millimetres, got {wide_profile_mm!r}")
+    if not isinstance(deep_veins, (bool, np.bool_)):
+        raise ValueError(f"deep_veins must be True or False, got {deep_veins!r}")
+    if deep_veins_step is not None and (
+        isinstance(deep_veins_step, (bool, np.bool_))
+        or not isinstance(deep_veins_step, (int, float, np.integer, np.floating))
+        or not float(deep_veins_step).is_integer()
+        or deep_veins_step < 1
+    ):
+        raise ValueError(f"deep_veins_step must be None or a whole number >= 1, got {deep_veins_step!r}")
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -454,6 +491,8 @@ def analyze(
         "colour_runs_z": colour_runs_z,
         "wide_profile_mm": wide_profile_mm,
         "noise_off_bands": bool(noise_off_bands),
+        "deep_veins": bool(deep_veins),
+        "deep_veins_step": None if deep_veins_step is None else int(deep_veins_step),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -530,6 +569,20 @@ def analyze(
             if det.n_segments > n_before:
                 det = extend_ends(det, signal, skin, not_ends_yx=roots, from_segment=n_before, **follow)
 
+    deep_lo_px, deep_hi_px = 1.0 * ppm, 0.5 * max_diameter_mm * ppm
+    n_ordinary = det.n_segments  # chains numbered from here on are the red channel's
+    if deep_veins and deep_hi_px > deep_lo_px and skin_frac >= 0.02:
+        # wide veins deep under the skin, seen on the red channel at the coarse scales (issue 4)
+        from veinscope.segment import add_deep_veins
+
+        red = optics.project(np.array([1.0, 0.0, 0.0], np.float32))
+        red[~skin] = 0.0
+        det = add_deep_veins(det, red, skin,
+                             sigmas_px=np.geomspace(deep_lo_px, deep_hi_px, 3), min_piece_px=3.0 * ppm,
+                             min_length_px=5.0 * ppm, noise_cell_px=max(16, int(round(5.0 * ppm))),
+                             high_noise=high_noise, low_noise=low_noise, line_gamma=line_gamma,
+                             step=max(1, int(deep_lo_px // 3.0)) if deep_veins_step is None else int(deep_veins_step))  # fmt: skip
+        del red
     widths = shift = None
     if det.points_yx.shape[0]:
         est = profile_diameters(
@@ -563,6 +616,22 @@ def analyze(
                                       max_width_px=1.5 * max_diameter_mm * ppm,
                                       wide_from_px=np.inf if wide_profile_mm is None else wide_profile_mm * ppm,
                                       along_max_px=along, centreline_reach=along is not None)  # fmt: skip
+        deep = det.segment >= n_ordinary
+        if deep.any():
+            # a deep vein found on the red channel is measured there too, where its profile
+            # stands out of the skin (on the detection signal it is a small part of its colour);
+            # the first width from its scale (a bar of width w answers most at sigma = w / 2)
+            red = optics.project(np.array([1.0, 0.0, 0.0], np.float32))
+            red[~skin] = 0.0
+            _add_background(red, optics, (1.0, 0.0, 0.0))
+            guess[deep] = 2.0 * det.scale_px[deep]
+            f_deep, s_deep = half_max_widths(red, pts[deep], det.normals_yx[deep], guess[deep], psf_sigma_px=psf,
+                                             max_width_px=1.5 * max_diameter_mm * ppm,
+                                             wide_from_px=np.inf if wide_profile_mm is None else wide_profile_mm * ppm,
+                                             along_max_px=None if along is None else along[deep],
+                                             centreline_reach=along is not None)  # fmt: skip
+            del red
+            fwhm[deep], shift[deep] = f_deep, s_deep
         # widths that collapsed below half a pixel are unresolved, not measured: left to the
         # chain's median (measure_vessels)
         widths = np.where(np.isfinite(fwhm), fwhm, guess)

@@ -2794,8 +2794,33 @@ def test_saturated_red_spots_read_no_change_where_their_green_and_blue_are_clipp
     assert on.matting["patches"] == 0 and on.staining["patches"] == 0 and on.new_vessels["count"] == 0
 
 
+def test_dark_skin_under_a_warm_light_keeps_its_stain_and_matting_with_the_clipped_rule():
+    # type-6 skin under a warm cast (linear gains 1.4 / 0.85 / 0.5): its blue sits under code 32
+    # while red is over 128 almost everywhere, yet a stain or matting on it is a real colour
+    # change; only a channel clipped against the skin's own colour is left out (session 28 review:
+    # the absolute test alone took 88 % of the stain and 70 % of the matting away on seed 2)
+    from tests._followup import to_linear, to_srgb8
+
+    s = make_session(seed=2, skin_type=6, stain=2, matting=1, stain_od=(0.3, 0.4))
+
+    def warm(rgb):
+        return to_srgb8(to_linear(rgb) * np.array((1.4, 0.85, 0.5), np.float32))
+
+    b, f = warm(s.baseline_rgb), warm(s.followup_rgb)
+    from veinscope.compare import _clipped_red
+
+    skin = np.ones(b.shape[:2], bool)
+    assert _clipped_red(b, skin, 32, rel=np.inf).mean() > 0.05  # the case: the absolute test alone fires
+    assert not _clipped_red(b, skin, 32).any()  # against the skin's own colour nothing is clipped
+    off = compare(b, f, px_per_mm=s.px_per_mm, clipped_code=0)
+    on = compare(b, f, px_per_mm=s.px_per_mm)
+    assert off.staining["area_mm2"] > 0.5 * s.truth["stain_area_mm2"] and off.matting["patches"] >= 1
+    assert on.staining["area_mm2"] == pytest.approx(off.staining["area_mm2"], rel=0.05)
+    assert on.matting["area_mm2"] == pytest.approx(off.matting["area_mm2"], rel=0.05)
+
+
 def test_clipped_code_is_checked():
     b, f = _finger_on_leg()
-    for bad in (-1, 64, 2.5, "32"):
+    for bad in (-1, 64, 2.5, "32", True):
         with pytest.raises(ValueError, match="clipped_code"):
             compare(b, f, px_per_mm=10.0, clipped_code=bad)

@@ -284,13 +284,17 @@ def compare(
         332/1 read their stains 3-11 times too large, a false strip along the follow-up's
         frame edge on 332/1). Off by default for that.
     clipped_code : int
-        Pixels whose green or blue channel is below this code value while red is at least four
-        times it, in either photo (a saturated red: a painted nail, a red mark), and 2 px
-        around them, are left out of the staining and matting search: a channel near code 0
-        carries no colour information, and a few codes of relighting and JPEG there read as a
-        large change of optical density (session 28: four RGB 200 / 25 / 45 spots on a
-        generated leg against its moved copy, 3 matting patches -> none; veins_01's patch by a
-        red nail gone; no series pair changed). 0 turns this off.
+        Pixels whose green or blue channel is below this code value while red is at least
+        ``4 x clipped_code`` (128 by default), in either photo, and whose green or blue to red
+        ratio (linear light) is under a quarter of the same ratio's median over the compared
+        skin (a saturated red: a painted nail, a red mark; not a whole dark skin under a warm
+        light, whose blue is low everywhere), and 2 px around them, are left out of the
+        staining and matting search and of the statistics those figures are read on: a channel
+        near code 0 carries no colour information, and a few codes of relighting and JPEG there
+        read as a large change of optical density (session 28: four RGB 200 / 25 / 45 spots on
+        a generated leg against its moved copy, 3 matting patches -> none; veins_01's patch by
+        a red nail gone; no series pair changed; type-6 skin under a warm cast, R / G / B gains
+        1.4 / 0.85 / 0.5: stains and matting read as with the rule off). 0 turns this off.
     matting_ridges : bool
         Also read a matting patch's faint fine vessels as ridges of the redness change, gated
         against the photo's own falls of redness (:func:`_ridge_faint`): they extend a patch
@@ -327,8 +331,9 @@ def compare(
             raise ValueError(f"{name} must be a positive number, got {v!r}")
     if not (0 < visible_ratio < 1):
         raise ValueError(f"visible_ratio must be between 0 and 1, got {visible_ratio!r}")
-    if not (isinstance(clipped_code, (int, np.integer)) and 0 <= clipped_code <= 63):
+    if isinstance(clipped_code, (bool, np.bool_)) or not (isinstance(clipped_code, (int, np.integer)) and 0 <= clipped_code <= 63):
         raise ValueError(f"clipped_code must be an integer code value from 0 to 63, got {clipped_code!r}")
+    clipped_code = int(clipped_code)
     opts = dict(analyze_options or {})
     b_photo = load_photo(baseline)
     f_photo = load_photo(followup)
@@ -426,10 +431,7 @@ def compare(
     if clipped_code > 0:
         # pixels whose green or blue sits near code 0 in either photo (a saturated red, a
         # painted nail): their OD is noise and clipping, no reading of a colour change
-        def clipped(rgb):  # green or blue near 0 while red is not (not shade: all dark there)
-            return (np.minimum(rgb[..., 1], rgb[..., 2]) < clipped_code) & (rgb[..., 0] >= 4 * clipped_code)
-
-        low = clipped(b_rgb) | clipped(aligned_n)
+        low = _clipped_red(b_rgb, cmp_area, clipped_code) | _clipped_red(aligned_n, cmp_area, clipped_code)
         inner_m = inner & ~cv2.dilate(low.view(np.uint8), _disc(2)).view(bool) if low.any() else inner
         del low
     else:
@@ -538,6 +540,32 @@ _WHOLE_MAX_PX = 2_600_000
 _TILE_PX = 128
 #: Largest number of tiles the skin statistics (noise, texture) are taken from on large photos.
 _N_WINDOWS = 16
+
+
+def _clipped_red(rgb: np.ndarray, skin: np.ndarray, code: int, *, rel: float = 0.25) -> np.ndarray:
+    """Pixels of an 8-bit photo whose green or blue channel is clipped under a bright red: the
+    channel under ``code`` while red is at least ``4 x code``, and (linear light) its ratio to red
+    under ``rel`` times the same ratio's median over ``skin`` (so a whole skin whose blue is low,
+    dark skin under a warm light, is not taken for clipping: its stains and matting are read as
+    anywhere else; a painted nail's green / red is a small fraction of any skin's)."""
+    g_b = np.minimum(rgb[..., 1], rgb[..., 2])
+    low = (g_b < code) & (rgb[..., 0] >= 4 * code)
+    if not low.any():
+        return low
+    st = max(1, int(math.sqrt(skin.size / 200_000.0)))  # about 200 000 skin samples at most
+    sk = rgb[::st, ::st][skin[::st, ::st]]
+    if sk.shape[0] == 0:
+        return low
+    ys, xs = np.nonzero(low)
+    lin = _LIN_LUT[rgb[ys, xs]]
+    lin_sk = _LIN_LUT[sk]
+    r, r_sk = np.maximum(lin[:, 0], 1e-4), np.maximum(lin_sk[:, 0], 1e-4)
+    clip = np.zeros(ys.size, bool)
+    for c in (1, 2):
+        clip |= lin[:, c] / r < rel * float(np.median(lin_sk[:, c] / r_sk))
+    out = np.zeros_like(low)
+    out[ys[clip], xs[clip]] = True
+    return out
 
 
 def _reach_of(box, ys, xs, reach: int) -> tuple[int, int, int, int]:

@@ -52,7 +52,7 @@ def test_vessels_take_in_a_patchs_periphery_that_the_pixel_test_misses(monkeypat
     b8, f8, truth = _patch_with_periphery(seed)
     truth_mm2 = truth.sum() / PPM**2
     masks = _with_matting_mask(monkeypatch)
-    off = compare(b8, f8, px_per_mm=PPM)
+    off = compare(b8, f8, px_per_mm=PPM, matting_vessels=False)
     on = compare(b8, f8, px_per_mm=PPM, matting_vessels=True)
     assert off.params["matting_vessels"] is False and on.params["matting_vessels"] is True
     m_off, m_on = masks[-2], masks[-1]
@@ -66,6 +66,7 @@ def test_vessels_take_in_a_patchs_periphery_that_the_pixel_test_misses(monkeypat
     # the rest of the comparison does not move
     assert on.improvement_pct == pytest.approx(off.improvement_pct, abs=1e-9)
     assert on.staining["area_mm2"] == off.staining["area_mm2"]
+    assert compare(b8, f8, px_per_mm=PPM).matting["area_mm2"] == off.matting["area_mm2"]  # off by default
 
 
 @pytest.mark.parametrize("seed", [7, 8])
@@ -74,7 +75,7 @@ def test_vessels_add_little_to_a_patch_with_nothing_around_it(monkeypatch, seed)
     # take in, and the line reading's gate (the photo's own dark lines) keeps the noise out
     b8, f8, truth = _patch_with_periphery(seed, ring_n=0)
     masks = _with_matting_mask(monkeypatch)
-    off = compare(b8, f8, px_per_mm=PPM)
+    off = compare(b8, f8, px_per_mm=PPM, matting_vessels=False)
     on = compare(b8, f8, px_per_mm=PPM, matting_vessels=True)
     assert off.matting["patches"] == on.matting["patches"] == 1
     assert on.matting["area_mm2"] - off.matting["area_mm2"] <= max(2.0, 0.05 * off.matting["area_mm2"])

@@ -2852,6 +2852,19 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                     spider_ids.append(i)
                     continue
             accepted.append(i)
+        vis = None
+        if vessels and (accepted or spider_ids):
+            # the new fine vessels visible by their own contrast along their course, read on
+            # the change of the whole density (a 1-2 px vessel's redness is blurred away by the
+            # JPEG's halved chroma, its darkness is not)
+            d_line = cv2.GaussianBlur(_hb_projection(cf) - _hb_projection(cb), (0, 0), 0.8)
+            vis = _visible_new_vessels(
+                d_line, d_red, vb, vo, bv, new_red | faint, ppm=ppm, along_mm=vessel_along_mm, across_px=vessel_across_px,
+                null_pct=vessel_null_pct, near_mm=vessel_near_mm, len_px=vessel_len_mm * ppm, local_mm=vessel_local_mm,
+            )
+            del d_line
+            if vis is not None and not vis.any():
+                vis = None
         if spider_ids:
             # the patches taken for new red spiders are grown as matting would be: they are
             # matting again where the new-vessel step reports no vessel in them
@@ -2859,6 +2872,8 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             red_s = new_red
             if faint_steps > 0 and faint.any():
                 sp, red_s = _grown_over_faint(sp, new_red, faint, ker, vo, faint_steps)
+            if vis is not None:
+                sp, red_s = _grown_over_vessels(sp, red_s, vis, ker, vo, vessel_steps)
             nl_s, lab_s, st_s, _ = cv2.connectedComponentsWithStats(sp.astype(np.uint8), connectivity=8)
             for j in range(1, nl_s):
                 x, y, w, h = (int(st_s[j, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
@@ -2874,19 +2889,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         if faint_steps > 0 and faint.any():
             patch, new_red = _grown_over_faint(patch, new_red, faint, ker, vo, faint_steps)
             grown = True
-        if vessels:
-            # the new fine vessels visible by their own contrast along their course, read on
-            # the change of the whole density (a 1-2 px vessel's redness is blurred away by the
-            # JPEG's halved chroma, its darkness is not)
-            d_line = cv2.GaussianBlur(_hb_projection(cf) - _hb_projection(cb), (0, 0), 0.8)
-            vis = _visible_new_vessels(
-                d_line, d_red, vb, vo, bv, new_red | faint, ppm=ppm, along_mm=vessel_along_mm, across_px=vessel_across_px,
-                null_pct=vessel_null_pct, near_mm=vessel_near_mm, len_px=vessel_len_mm * ppm, local_mm=vessel_local_mm,
-            )
-            del d_line
-            if vis is not None and vis.any():
-                patch, new_red = _grown_over_vessels(patch, new_red, vis, ker, vo, vessel_steps)
-                grown = True
+        if vis is not None:
+            patch, new_red = _grown_over_vessels(patch, new_red, vis, ker, vo, vessel_steps)
+            grown = True
         if grown:
             nl, lab, stats, _ = cv2.connectedComponentsWithStats(patch.astype(np.uint8), connectivity=8)
             accepted = range(1, nl)

@@ -35,13 +35,15 @@ def test_ridges_take_in_a_patchs_periphery_that_the_pixel_test_misses(monkeypatc
     # in a noisier photo (camera noise 3 grey levels, as a phone's JPEG chroma) the ring's 1 px
     # vessels, ΔE00 about 3, fail the pixel gates one pixel at a time (the series' under-measured
     # peripheries, 305/1, 326/1): off, the patch is 72-75 mm² of about 98; read as ridges of the
-    # redness change they extend the patch, inside the truth's outline
+    # redness change they extend the patch, inside the truth's outline (the visible vessels'
+    # reading, ``matting_vessels``, on by default since session 28, held off: it takes part of
+    # the same periphery in, and the ridges are measured against the pixel test alone)
     base, fu, truth = _core_and_ring(seed)
     truth_mm2 = truth.sum() / PPM**2
     masks = _with_matting_mask(monkeypatch)
     b8, f8 = _u8(_noisy(base, 1, 3.0)), _u8(_noisy(fu, 2, 3.0))
-    off = compare(b8, f8, px_per_mm=PPM)
-    on = compare(b8, f8, px_per_mm=PPM, matting_ridges=True)
+    off = compare(b8, f8, px_per_mm=PPM, matting_vessels=False)
+    on = compare(b8, f8, px_per_mm=PPM, matting_ridges=True, matting_vessels=False)
     assert off.params["matting_ridges"] is False and on.params["matting_ridges"] is True
     m_off, m_on = masks[-2], masks[-1]
     assert off.matting["patches"] == on.matting["patches"] == 1
@@ -60,8 +62,8 @@ def test_ridges_cross_the_line_where_the_pixel_test_measures_under_three_quarter
     base, fu, truth = _core_and_ring(7)
     truth_mm2 = truth.sum() / PPM**2
     b8, f8 = _u8(_noisy(base, 1, 3.0)), _u8(_noisy(fu, 2, 3.0))
-    off = compare(b8, f8, px_per_mm=PPM)
-    on = compare(b8, f8, px_per_mm=PPM, matting_ridges=True)
+    off = compare(b8, f8, px_per_mm=PPM, matting_vessels=False)
+    on = compare(b8, f8, px_per_mm=PPM, matting_ridges=True, matting_vessels=False)
     assert off.matting["area_mm2"] < 0.75 * truth_mm2 <= on.matting["area_mm2"]
 
 
@@ -72,8 +74,8 @@ def test_ridges_add_little_to_a_patch_with_nothing_around_it(monkeypatch, seed):
     base, fu, truth = _core_and_ring(seed, ring_od=0.0)
     masks = _with_matting_mask(monkeypatch)
     b8, f8 = _u8(_noisy(base, 1, 3.0)), _u8(_noisy(fu, 2, 3.0))
-    off = compare(b8, f8, px_per_mm=PPM)
-    on = compare(b8, f8, px_per_mm=PPM, matting_ridges=True)
+    off = compare(b8, f8, px_per_mm=PPM, matting_vessels=False)
+    on = compare(b8, f8, px_per_mm=PPM, matting_ridges=True, matting_vessels=False)
     assert off.matting["patches"] == on.matting["patches"] == 1
     assert on.matting["area_mm2"] - off.matting["area_mm2"] <= max(2.0, 0.05 * off.matting["area_mm2"])
     assert (masks[-1] & ~truth).sum() / PPM**2 <= (masks[-2] & ~truth).sum() / PPM**2 + 2.0
@@ -85,7 +87,7 @@ def test_ridges_start_no_patch_on_plain_skin():
     fu = base.copy()
     _bar_in_both(base, fu, 170, 40, 280)
     b8, f8 = _u8(_noisy(base, 1, 3.0)), _u8(_noisy(fu, 2, 3.0))
-    on = compare(b8, f8, px_per_mm=PPM, matting_ridges=True)
+    on = compare(b8, f8, px_per_mm=PPM, matting_ridges=True, matting_vessels=False)
     assert on.matting["patches"] == 0 and on.matting["area_mm2"] == 0
 
 

@@ -86,6 +86,9 @@ def analyze(
     wide_profile_mm: float | None = 0.6,
     deep_veins: bool = False,
     deep_veins_step: int | None = 1,
+    deep_veins_delta_e: float = 0.0,
+    deep_veins_red_share: float = 0.0,
+    deep_veins_straight: float = 0.0,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -347,6 +350,19 @@ def analyze(
         0.805, held-out set B 0.766 -> 0.771, and false marks come back (set B's 605 an
         over-3-mm blob, real legs a wide bar or blob on plain skin on 1 photo at the nominal
         scale, 4 at 6 px/mm) (BENCHMARKS.md, session 28, helper "deep28").
+    deep_veins_delta_e, deep_veins_red_share : float
+        With ``deep_veins``: keep an added piece only if its colour differs from the skin beside
+        it (two and three of its scales out on both sides, read on the photo shrunk as the
+        search; medians over the piece) by at least ``deep_veins_delta_e`` in ΔE00 and if the
+        red channel's optical-density contrast there is at least ``deep_veins_red_share`` times
+        the mean of green's and blue's: a deep vein darkens mostly the red channel, shading
+        darkens all three alike. 0 (default): no such gate (BENCHMARKS.md, session 28, helper
+        "deep28b").
+    deep_veins_straight : float
+        With ``deep_veins``: keep an added piece only if its extent end to end (along its
+        principal axis) is at least this share of its length in centreline points (the course
+        rule counts its points, and a piece curling round a blotch has many). 0 (default): no
+        such rule.
 
     Returns
     -------
@@ -444,6 +460,10 @@ def analyze(
         or deep_veins_step < 1
     ):
         raise ValueError(f"deep_veins_step must be None or a whole number >= 1, got {deep_veins_step!r}")
+    for name, v in (("deep_veins_delta_e", deep_veins_delta_e), ("deep_veins_red_share", deep_veins_red_share),
+                    ("deep_veins_straight", deep_veins_straight)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
+            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -493,6 +513,9 @@ def analyze(
         "noise_off_bands": bool(noise_off_bands),
         "deep_veins": bool(deep_veins),
         "deep_veins_step": None if deep_veins_step is None else int(deep_veins_step),
+        "deep_veins_delta_e": float(deep_veins_delta_e),
+        "deep_veins_red_share": float(deep_veins_red_share),
+        "deep_veins_straight": float(deep_veins_straight),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -581,7 +604,10 @@ def analyze(
                              sigmas_px=np.geomspace(deep_lo_px, deep_hi_px, 3), min_piece_px=3.0 * ppm,
                              min_length_px=5.0 * ppm, noise_cell_px=max(16, int(round(5.0 * ppm))),
                              high_noise=high_noise, low_noise=low_noise, line_gamma=line_gamma,
-                             step=max(1, int(deep_lo_px // 3.0)) if deep_veins_step is None else int(deep_veins_step))  # fmt: skip
+                             step=max(1, int(deep_lo_px // 3.0)) if deep_veins_step is None else int(deep_veins_step),
+                             rgb=rgb if deep_veins_delta_e > 0 or deep_veins_red_share > 0 else None,
+                             min_delta_e=float(deep_veins_delta_e), min_red_share=float(deep_veins_red_share),
+                             min_straight=float(deep_veins_straight))  # fmt: skip
         del red
     widths = shift = None
     if det.points_yx.shape[0]:

@@ -633,7 +633,9 @@ def _upsample_at(grid: np.ndarray, cell_px: int, ys: np.ndarray, xs: np.ndarray)
 
 def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_piece_px: float, min_length_px: float,
                    noise_cell_px: int, high_noise: float = 5.0, low_noise: float = 3.0,
-                   line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1) -> VesselDetection:
+                   line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
+                   rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
+                   min_straight: float = 0.0) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -675,6 +677,18 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         The shortest added piece in its own widths (twice its median scale).
     step : int
         Shrink factor of the search (1: full resolution).
+    rgb : ndarray (M, N, 3) uint8, optional
+        The photo, for the colour gate (``min_delta_e``, ``min_red_share``); None: no colour gate.
+    min_delta_e : float
+        The least CIEDE2000 difference between a piece and the skin beside it (two and three of
+        its scales out on both sides, read on the photo shrunk as the search; medians over the
+        piece's points).
+    min_red_share : float
+        The least ratio of the piece's red optical-density contrast to the mean of its green and
+        blue ones (linear light): a deep vein's is mostly red, shading's grey.
+    min_straight : float
+        The least extent of a piece end to end (along its principal axis) over its length in
+        points: a piece curling round a blotch is long but spans little; 0: no such rule.
 
     Returns
     -------
@@ -711,7 +725,6 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         min_piece_px=int(round(min_piece_px / step)), long_length_px=None,
         noise_cell_px=max(8, int(round(noise_cell_px / step))), consume=True,
     )  # fmt: skip
-    del red_s
     p = deep.points_yx
     if p.shape[0] == 0:
         return det
@@ -737,6 +750,16 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     # answers most at sigma = w / 2; a soft blotch of the skin's colour is about as long as wide)
     width = 2.0 * _median_per_label(piece[far], deep.scale_px[far], n_lab - 1)
     long_enough = (size >= min_piece_px / step) & (size >= min_courses * width)
+    if min_straight > 0 and long_enough.any():
+        # end to end as well as along: a piece curling round a blotch is long but spans little
+        long_enough &= _piece_extent(p[far], piece[far], n_lab - 1) >= min_straight * size
+    if rgb is not None and (min_delta_e > 0 or min_red_share > 0) and long_enough.any():
+        # a vein's colour: seen against the skin beside it, and mostly red (shading darkens all
+        # three channels alike, the skin's own mottling green and blue most)
+        de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
+                                      np.where(far & long_enough[np.maximum(piece, 0)], piece, -1), n_lab - 1)
+        long_enough &= (de >= min_delta_e) & (red_share >= min_red_share)
+    del red_s
     keep = far & long_enough[np.maximum(piece, 0)]
     if not keep.any():
         return det
@@ -776,6 +799,70 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         parent=None if det.parent is None else np.concatenate([np.asarray(det.parent), np.full(n_new, -1)]),
         **flags,
     )
+
+
+def _piece_extent(p, piece, n):
+    """Per piece 0..n-1 of points ``p`` (K, 2): its extent along its principal axis (px)."""
+    cnt = np.maximum(np.bincount(piece, minlength=n), 1).astype(float)
+    y, x = p[:, 0].astype(float), p[:, 1].astype(float)
+    my, mx = np.bincount(piece, y, n) / cnt, np.bincount(piece, x, n) / cnt
+    dy, dx = y - my[piece], x - mx[piece]
+    syy, sxx, sxy = np.bincount(piece, dy * dy, n), np.bincount(piece, dx * dx, n), np.bincount(piece, dy * dx, n)
+    ang = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)  # the principal axis (x, y) = (cos, sin)
+    t = dx * np.cos(ang)[piece] + dy * np.sin(ang)[piece]
+    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(lo, piece, t)
+    np.maximum.at(hi, piece, t)
+    return np.where(hi >= lo, hi - lo, 0.0)
+
+
+def _piece_colour(rgb, step, shape_s, skin_s, p, normals, scale, piece, n):
+    """Per piece 0..n-1 of a search on the photo shrunk ``step`` times: the CIEDE2000 difference
+    between the piece's colour and the skin's beside it, and the red channel's share of its
+    optical density contrast (red over the mean of green and blue, linear light). Read on the
+    photo shrunk as the search (``INTER_AREA``), at the points and, for the skin, two and three
+    of each point's scales out along its normal on both sides (on the skin only); medians over
+    the piece's points. A piece with no point read gets ΔE00 0 and share 0."""
+    from veinscope.card import srgb_to_linear
+    from veinscope.colour import delta_e00
+
+    ms, ns = shape_s
+    sel = np.flatnonzero(piece >= 0)
+    de = np.zeros(n)
+    share = np.zeros(n)
+    if sel.size == 0:
+        return de, share
+    a = np.asarray(rgb)
+    if step > 1:
+        m, nn = a.shape[:2]
+        if ms * step != m or ns * step != nn:
+            a = np.pad(a, ((0, ms * step - m), (0, ns * step - nn), (0, 0)), mode="edge")
+        a = cv2.resize(a, (ns, ms), interpolation=cv2.INTER_AREA)
+    pp, nr, sc, pc = p[sel], np.asarray(normals, np.float64)[sel], np.asarray(scale, np.float64)[sel], piece[sel]
+    centre = a[pp[:, 0], pp[:, 1]].astype(np.float64)
+    beside = np.zeros_like(centre)
+    count = np.zeros(sel.size)
+    for sgn in (1.0, -1.0):
+        for k in (2.0, 3.0):
+            q = np.rint(pp + sgn * k * sc[:, None] * nr).astype(np.int64)
+            ok = (q[:, 0] >= 0) & (q[:, 0] < ms) & (q[:, 1] >= 0) & (q[:, 1] < ns)
+            q[~ok] = 0
+            ok &= skin_s[q[:, 0], q[:, 1]]
+            beside[ok] += a[q[ok, 0], q[ok, 1]]
+            count += ok
+    read = count >= 2
+    if not read.any():
+        return de, share
+    beside = beside[read] / count[read, None]
+    centre, pc = centre[read], pc[read]
+    ids = np.unique(pc)
+    c_med = np.stack([_median_per_label(pc, centre[:, j], n) for j in range(3)], 1)[ids]
+    b_med = np.stack([_median_per_label(pc, beside[:, j], n) for j in range(3)], 1)[ids]
+    de[ids] = delta_e00(c_med, b_med)
+    od = -np.log(np.maximum(srgb_to_linear(c_med), 1e-4)) + np.log(np.maximum(srgb_to_linear(b_med), 1e-4))
+    gb = 0.5 * (od[:, 1] + od[:, 2])
+    share[ids] = np.where(od[:, 0] <= 0, 0.0, np.where(gb > 0, od[:, 0] / np.maximum(gb, 1e-6), np.inf))
+    return de, share
 
 
 def _upsample_chain(p, piece, src, step, shape):

@@ -24,6 +24,9 @@ from veinscope.segment import (
 
 PPM = 10.0
 M, N = 900, 1200
+#: the pass off, and wide28's pass (full resolution, no colour gate), which these tests were written for
+OFF = dict(deep_veins=False)
+WIDE28 = dict(deep_veins=True, deep_veins_step=1, deep_veins_delta_e=0.0, deep_veins_red_share=0.0, deep_veins_straight=0.0)
 
 
 def _scene(seed, *, vein=True, amp=0.08, fwhm_mm=3.5, mottle=0.05, colour=(1.0, 0.26, 0.26)):
@@ -59,8 +62,8 @@ def _found_share(labels, band):
 def test_a_faint_deep_vein_is_found_further_with_the_red_channel(seed):
     # (seed 1, not listed: the red channel finds no more of it than the ordinary detection, 0.21)
     rgb, band = _scene(seed)
-    off = veinscope.analyze(rgb, px_per_mm=PPM)
-    on = veinscope.analyze(rgb, px_per_mm=PPM, deep_veins=True)
+    off = veinscope.analyze(rgb, px_per_mm=PPM, **OFF)
+    on = veinscope.analyze(rgb, px_per_mm=PPM, **WIDE28)
     f_off, f_on = _found_share(off.labels, band), _found_share(on.labels, band)
     # the ordinary detection finds at most a quarter of it (0.10 / 0.24 / 0.16 when written)
     assert f_off <= 0.3
@@ -81,15 +84,16 @@ def test_a_faint_deep_vein_is_found_further_with_the_red_channel(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_mottled_skin_without_a_vein_gains_nothing(seed):
     rgb, _ = _scene(seed, vein=False)
-    off = veinscope.analyze(rgb, px_per_mm=PPM)
-    on = veinscope.analyze(rgb, px_per_mm=PPM, deep_veins=True)
+    off = veinscope.analyze(rgb, px_per_mm=PPM, **OFF)
+    on = veinscope.analyze(rgb, px_per_mm=PPM, **WIDE28)
     assert np.array_equal(off.labels, on.labels)
 
 
-def test_off_by_default_and_the_keyword_checked():
+def test_on_by_default_and_the_keyword_checked():
     rgb, _ = _scene(0, amp=0.0)
     small = rgb[:200, :300]
-    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins"] is False
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins"] is True
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins=False).params["deep_veins"] is False
     for bad in ("yes", 1, None):
         with pytest.raises(ValueError, match="deep_veins"):
             veinscope.analyze(small, px_per_mm=PPM, deep_veins=bad)
@@ -221,11 +225,11 @@ def test_add_deep_veins_shrunk_finds_the_course_at_full_resolution(step):
                        step=0)  # fmt: skip
 
 
-def test_deep_veins_step_default_full_resolution_and_checked():
+def test_deep_veins_step_default_shrunk_and_checked():
     rgb, _ = _scene(0, amp=0.0)
     small = rgb[:200, :300]
-    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_step"] == 1
-    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_step=None).params["deep_veins_step"] is None
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_step"] is None
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_step=1).params["deep_veins_step"] == 1
     for bad in ("2", 0, 1.5, True):
         with pytest.raises(ValueError, match="deep_veins_step"):
             veinscope.analyze(small, px_per_mm=PPM, deep_veins_step=bad)
@@ -233,8 +237,8 @@ def test_deep_veins_step_default_full_resolution_and_checked():
 
 def test_a_faint_deep_vein_is_found_on_the_shrunk_red_channel():
     rgb, band = _scene(0)
-    off = veinscope.analyze(rgb, px_per_mm=PPM)
-    on = veinscope.analyze(rgb, px_per_mm=PPM, deep_veins=True, deep_veins_step=None)  # step 3 at 10 px/mm
+    off = veinscope.analyze(rgb, px_per_mm=PPM, **OFF)
+    on = veinscope.analyze(rgb, px_per_mm=PPM, **(WIDE28 | dict(deep_veins_step=None)))  # step 3 at 10 px/mm
     f_off, f_on = _found_share(off.labels, band), _found_share(on.labels, band)
     assert f_on >= f_off + 0.08
     added = (on.labels > 0) & (off.labels == 0)
@@ -245,7 +249,7 @@ def test_a_faint_deep_vein_is_found_on_the_shrunk_red_channel():
 
 # --- the colour and straightness gate on the added pieces (helper "deep28b") ---
 
-GATE = dict(deep_veins_delta_e=2.0, deep_veins_red_share=1.3, deep_veins_straight=0.7)
+GATE = dict(deep_veins_delta_e=2.2, deep_veins_red_share=1.3, deep_veins_straight=0.7)  # the defaults
 
 
 def _band_rgb(od, m=200, n=400, row=100, width=20):
@@ -314,21 +318,21 @@ def test_deep_veins_gate_keywords_recorded_and_checked():
     rgb, _ = _scene(0, amp=0.0)
     small = rgb[:200, :300]
     got = veinscope.analyze(small, px_per_mm=PPM).params
+    assert got["deep_veins_delta_e"] == 2.2 and got["deep_veins_red_share"] == 1.3 and got["deep_veins_straight"] == 0.7
+    got = veinscope.analyze(small, px_per_mm=PPM, **WIDE28).params
     assert got["deep_veins_delta_e"] == 0 and got["deep_veins_red_share"] == 0 and got["deep_veins_straight"] == 0
-    got = veinscope.analyze(small, px_per_mm=PPM, **GATE).params
-    assert got["deep_veins_delta_e"] == 2.0 and got["deep_veins_red_share"] == 1.3 and got["deep_veins_straight"] == 0.7
     for key in GATE:
         for bad in ("2", -1.0, True, None):
             with pytest.raises(ValueError, match=key):
                 veinscope.analyze(small, px_per_mm=PPM, **{key: bad})
 
 
-def test_the_gate_keeps_the_faint_red_deep_vein():
+def test_the_default_pass_keeps_the_faint_red_deep_vein():
     # (a grey band of the same kind is not added even without the gate in this scene: the
     # engine's own colour rules drop it; the gate's effect on one is tested on add_deep_veins)
     rgb, band = _scene(0)
-    off = veinscope.analyze(rgb, px_per_mm=PPM)
-    on = veinscope.analyze(rgb, px_per_mm=PPM, deep_veins=True, deep_veins_step=None, **GATE)
+    off = veinscope.analyze(rgb, px_per_mm=PPM, **OFF)
+    on = veinscope.analyze(rgb, px_per_mm=PPM)  # the defaults: shrunk, gated
     assert _found_share(on.labels, band) >= _found_share(off.labels, band) + 0.08
     added = (on.labels > 0) & (off.labels == 0)
     far = ndi.distance_transform_edt(~band) > 30

@@ -13,16 +13,26 @@ import pytest
 from scipy import ndimage as ndi
 
 import veinscope
-from veinscope.segment import VesselDetection, _median_per_label, _upsample_chain, add_deep_veins
+from veinscope.segment import (
+    VesselDetection,
+    _median_per_label,
+    _piece_colour,
+    _piece_extent,
+    _upsample_chain,
+    add_deep_veins,
+)
 
 PPM = 10.0
 M, N = 900, 1200
+#: the pass off, and wide28's pass (full resolution, no colour gate), which these tests were written for
+OFF = dict(deep_veins=False)
+WIDE28 = dict(deep_veins=True, deep_veins_step=1, deep_veins_delta_e=0.0, deep_veins_red_share=0.0, deep_veins_straight=0.0)
 
 
-def _scene(seed, *, vein=True, amp=0.08, fwhm_mm=3.5, mottle=0.05):
+def _scene(seed, *, vein=True, amp=0.08, fwhm_mm=3.5, mottle=0.05, colour=(1.0, 0.26, 0.26)):
     """Light skin with green/blue mottling at 1 and 2.5 mm, camera noise, and (``vein``) a gently
     curved soft vein along y = M/2 + 60 sin(2 pi x / N) whose OD is (1, 0.26, 0.26) x ``amp`` at
-    its centre. Returns (rgb uint8, the vein's band: pixels within 8 px of its centreline)."""
+    its centre (``colour``: another mix, e.g. grey (1, 1, 1) for a shaded band). Returns (rgb uint8, the vein's band: pixels within 8 px of its centreline)."""
     rng = np.random.default_rng(seed)
     od = np.zeros((M, N, 3))
     for s_mm in (1.0, 2.5):
@@ -36,7 +46,7 @@ def _scene(seed, *, vein=True, amp=0.08, fwhm_mm=3.5, mottle=0.05):
     dist = np.abs(yy - yc) / np.sqrt(1 + (60 * 2 * np.pi / N * np.cos(2 * np.pi * xx / N)) ** 2)
     if vein:
         s = fwhm_mm * PPM / 2.355
-        od += amp * np.exp(-0.5 * (dist / s) ** 2)[..., None] * np.array([1.0, 0.26, 0.26])
+        od += amp * np.exp(-0.5 * (dist / s) ** 2)[..., None] * np.asarray(colour, float)
     rgb = np.array([205.0, 155.0, 135.0]) * 10 ** (-od) + rng.normal(0, 2.0, (M, N, 3))
     return np.clip(rgb, 0, 255).astype(np.uint8), dist < 8
 
@@ -52,8 +62,8 @@ def _found_share(labels, band):
 def test_a_faint_deep_vein_is_found_further_with_the_red_channel(seed):
     # (seed 1, not listed: the red channel finds no more of it than the ordinary detection, 0.21)
     rgb, band = _scene(seed)
-    off = veinscope.analyze(rgb, px_per_mm=PPM)
-    on = veinscope.analyze(rgb, px_per_mm=PPM, deep_veins=True)
+    off = veinscope.analyze(rgb, px_per_mm=PPM, **OFF)
+    on = veinscope.analyze(rgb, px_per_mm=PPM, **WIDE28)
     f_off, f_on = _found_share(off.labels, band), _found_share(on.labels, band)
     # the ordinary detection finds at most a quarter of it (0.10 / 0.24 / 0.16 when written)
     assert f_off <= 0.3
@@ -74,15 +84,16 @@ def test_a_faint_deep_vein_is_found_further_with_the_red_channel(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_mottled_skin_without_a_vein_gains_nothing(seed):
     rgb, _ = _scene(seed, vein=False)
-    off = veinscope.analyze(rgb, px_per_mm=PPM)
-    on = veinscope.analyze(rgb, px_per_mm=PPM, deep_veins=True)
+    off = veinscope.analyze(rgb, px_per_mm=PPM, **OFF)
+    on = veinscope.analyze(rgb, px_per_mm=PPM, **WIDE28)
     assert np.array_equal(off.labels, on.labels)
 
 
-def test_off_by_default_and_the_keyword_checked():
+def test_on_by_default_and_the_keyword_checked():
     rgb, _ = _scene(0, amp=0.0)
     small = rgb[:200, :300]
-    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins"] is False
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins"] is True
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins=False).params["deep_veins"] is False
     for bad in ("yes", 1, None):
         with pytest.raises(ValueError, match="deep_veins"):
             veinscope.analyze(small, px_per_mm=PPM, deep_veins=bad)
@@ -169,8 +180,8 @@ def test_upsample_chain_joins_the_blocks_into_an_8_connected_line():
     src = np.arange(10)
     for step in (2, 3):
         q, qp, qs = _upsample_chain(p, piece, src, step, (60, 60))
-        # every block's corner is there, and the pixels between each two neighbours of a piece
-        assert {tuple(x) for x in p * step} <= {tuple(x) for x in q}
+        # every block's centre pixel is there, and the pixels between each two neighbours of a piece
+        assert {tuple(x) for x in p * step + (step - 1) // 2} <= {tuple(x) for x in q}
         main = q[qp == 0]
         assert main.shape[0] == 8 * step + 1  # 8 steps of ``step`` px, no more
         img = np.zeros((60, 60), np.uint8)
@@ -214,23 +225,134 @@ def test_add_deep_veins_shrunk_finds_the_course_at_full_resolution(step):
                        step=0)  # fmt: skip
 
 
-def test_deep_veins_step_default_full_resolution_and_checked():
+def test_add_deep_veins_shrunk_keeps_the_course_where_full_resolution_finds_it():
+    # a shrunk image's pixel stands for its whole block: mapped back to the block's centre, the
+    # course lies where the full-resolution pass puts it, to within the block's quantisation and
+    # with no bias over bars at every offset within a block (to the block's corner it moved
+    # (step - 1) / 2 px up: -1 px at step 3, review of session 28)
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    det = _det([(30, x) for x in range(50, 150)], [0] * 100, 1.0)
+    kw = dict(sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50, noise_cell_px=50)
+    diffs = []
+    for row in range(99, 105):
+        red = _bar_signal(row, (40, 360))
+        full = add_deep_veins(det, red.copy(), skin, **kw)
+        out = add_deep_veins(det, red.copy(), skin, step=3, **kw)
+        diffs.append(out.points_yx[out.segment >= det.n_segments, 0].mean() - full.points_yx[full.segment >= det.n_segments, 0].mean())
+    assert np.all(np.abs(diffs) <= 1.5)
+    assert abs(np.mean(diffs)) <= 0.5
+
+
+def test_deep_veins_step_default_shrunk_and_checked():
     rgb, _ = _scene(0, amp=0.0)
     small = rgb[:200, :300]
-    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_step"] == 1
-    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_step=None).params["deep_veins_step"] is None
-    for bad in ("2", 0, 1.5, True):
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_step"] is None
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_step=1).params["deep_veins_step"] == 1
+    for bad in ("2", 0, 1.5, True, 17, 10**6):
         with pytest.raises(ValueError, match="deep_veins_step"):
             veinscope.analyze(small, px_per_mm=PPM, deep_veins_step=bad)
 
 
 def test_a_faint_deep_vein_is_found_on_the_shrunk_red_channel():
     rgb, band = _scene(0)
-    off = veinscope.analyze(rgb, px_per_mm=PPM)
-    on = veinscope.analyze(rgb, px_per_mm=PPM, deep_veins=True, deep_veins_step=None)  # step 3 at 10 px/mm
+    off = veinscope.analyze(rgb, px_per_mm=PPM, **OFF)
+    on = veinscope.analyze(rgb, px_per_mm=PPM, **(WIDE28 | dict(deep_veins_step=None)))  # step 3 at 10 px/mm
     f_off, f_on = _found_share(off.labels, band), _found_share(on.labels, band)
     assert f_on >= f_off + 0.08
     added = (on.labels > 0) & (off.labels == 0)
     far = ndi.distance_transform_edt(~band) > 30
     assert np.count_nonzero(added & far) <= 0.05 * np.count_nonzero(added)
     assert 0.85 * 35 <= np.median(on.diameter_px[added & band]) <= 1.15 * 35
+
+
+# --- the colour and straightness gate on the added pieces (helper "deep28b") ---
+
+GATE = dict(deep_veins_delta_e=2.2, deep_veins_red_share=1.3, deep_veins_straight=0.7)  # the defaults
+
+
+def _band_rgb(od, m=200, n=400, row=100, width=20):
+    """Skin (205, 155, 135) with a soft horizontal band of optical density ``od`` (R, G, B;
+    log10) at its centre, Gaussian across (FWHM ``width``), all columns."""
+    y = np.arange(m)[:, None, None]
+    prof = np.exp(-0.5 * ((y - row) / (width / 2.355)) ** 2)
+    rgb = np.array([205.0, 155.0, 135.0]) * 10 ** (-prof * np.asarray(od, float))
+    return np.clip(np.broadcast_to(rgb, (m, n, 3)), 0, 255).astype(np.uint8)
+
+
+def test_piece_colour_reads_the_red_share_and_the_colour_difference():
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    p = np.array([(100, x) for x in range(100, 300)])
+    piece = np.zeros(p.shape[0], np.int64)
+    nrm = np.tile([1.0, 0.0], (p.shape[0], 1))
+    sc = np.full(p.shape[0], 8.0)
+    for od, share_lo, share_hi in (((0.1, 0.026, 0.026), 3.0, 5.0), ((0.1, 0.1, 0.1), 0.8, 1.25)):
+        de, share = _piece_colour(_band_rgb(od), 1, (m, n), skin, p, nrm, sc, piece, 1)
+        assert share_lo <= share[0] <= share_hi
+        assert de[0] > 2.0
+    de, _ = _piece_colour(_band_rgb((0.01, 0.003, 0.003)), 1, (m, n), skin, p, nrm, sc, piece, 1)
+    assert 0 < de[0] < 1.0  # a barely darker band
+    # read on the photo shrunk as the search: the same piece at step 2
+    de2, share2 = _piece_colour(_band_rgb((0.1, 0.026, 0.026)), 2, (m // 2, n // 2), skin[::2, ::2], p // 2, nrm, sc / 2,
+                                piece, 1)  # fmt: skip
+    assert 3.0 <= share2[0] <= 5.0 and de2[0] > 2.0
+    # no piece: zeros
+    de, share = _piece_colour(_band_rgb((0.1, 0.1, 0.1)), 1, (m, n), skin, p, nrm, sc, np.full(p.shape[0], -1), 1)
+    assert de[0] == 0 and share[0] == 0
+
+
+def test_piece_extent_end_to_end():
+    line = np.array([(5, x) for x in range(40)])
+    hook = np.array([(y, 0) for y in range(20)] + [(19, x) for x in range(1, 10)] + [(y, 9) for y in range(18, 4, -1)])
+    p = np.concatenate([line, hook])
+    piece = np.r_[np.zeros(len(line), int), np.ones(len(hook), int)]
+    ext = _piece_extent(p, piece, 2)
+    assert abs(ext[0] - 39) < 1e-6
+    assert ext[1] < 0.6 * len(hook)  # 43 points, about 20 px end to end
+
+
+def test_add_deep_veins_colour_gate_keeps_a_red_course_and_drops_a_grey_one():
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    red = _bar_signal(100, (40, 360))
+    det = _det([(30, x) for x in range(50, 150)], [0] * 100, 1.0)
+    kw = dict(sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50, noise_cell_px=50)
+    ungated = add_deep_veins(det, red.copy(), skin, **kw)
+    assert ungated.n_segments > det.n_segments
+    for step in (1, 2):
+        # a deep vein's colour: mostly red
+        out = add_deep_veins(det, red.copy(), skin, rgb=_band_rgb((0.12, 0.03, 0.03)), min_delta_e=2.0, min_red_share=1.3,
+                             min_straight=0.7, step=step, **kw)  # fmt: skip
+        assert out.n_segments > det.n_segments
+        # shading's colour: all three channels alike
+        out = add_deep_veins(det, red.copy(), skin, rgb=_band_rgb((0.12, 0.12, 0.12)), min_red_share=1.3, step=step, **kw)
+        assert out is det
+        # red, but too faint to be seen
+        out = add_deep_veins(det, red.copy(), skin, rgb=_band_rgb((0.01, 0.003, 0.003)), min_delta_e=2.0, step=step, **kw)
+        assert out is det
+
+
+def test_deep_veins_gate_keywords_recorded_and_checked():
+    rgb, _ = _scene(0, amp=0.0)
+    small = rgb[:200, :300]
+    got = veinscope.analyze(small, px_per_mm=PPM).params
+    assert got["deep_veins_delta_e"] == 2.2 and got["deep_veins_red_share"] == 1.3 and got["deep_veins_straight"] == 0.7
+    got = veinscope.analyze(small, px_per_mm=PPM, **WIDE28).params
+    assert got["deep_veins_delta_e"] == 0 and got["deep_veins_red_share"] == 0 and got["deep_veins_straight"] == 0
+    for key in GATE:
+        for bad in ("2", -1.0, True, None):
+            with pytest.raises(ValueError, match=key):
+                veinscope.analyze(small, px_per_mm=PPM, **{key: bad})
+
+
+def test_the_default_pass_keeps_the_faint_red_deep_vein():
+    # (a grey band of the same kind is not added even without the gate in this scene: the
+    # engine's own colour rules drop it; the gate's effect on one is tested on add_deep_veins)
+    rgb, band = _scene(0)
+    off = veinscope.analyze(rgb, px_per_mm=PPM, **OFF)
+    on = veinscope.analyze(rgb, px_per_mm=PPM)  # the defaults: shrunk, gated
+    assert _found_share(on.labels, band) >= _found_share(off.labels, band) + 0.08
+    added = (on.labels > 0) & (off.labels == 0)
+    far = ndi.distance_transform_edt(~band) > 30
+    assert np.count_nonzero(added & far) <= 0.05 * np.count_nonzero(added)

@@ -633,7 +633,9 @@ def _upsample_at(grid: np.ndarray, cell_px: int, ys: np.ndarray, xs: np.ndarray)
 
 def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_piece_px: float, min_length_px: float,
                    noise_cell_px: int, high_noise: float = 5.0, low_noise: float = 3.0,
-                   line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1) -> VesselDetection:
+                   line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
+                   rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
+                   min_straight: float = 0.0) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -647,7 +649,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     ``sigmas_px`` only (a deep vein is wide and soft; the fine scales are texture and the
     ordinary detection's), with the same hysteresis, profile test and outline rule as
     :func:`detect_vessels` on that map's own noise unit, and every centreline piece lying over
-    two of its scales (about its half-width) from the ordinary detection's points, at least
+    two of its scales (about its width) from the ordinary detection's points, at least
     ``min_piece_px`` long and at least ``min_courses`` of its widths long (two of its scales
     each: a course, not a blotch) is added as a chain of its own (not weak: it reached the high level
     of its own map). The caller measures the added chains' widths on the red channel and judges
@@ -665,7 +667,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     det : VesselDetection
     red_signal : ndarray (M, N) float32
         The red channel's OD relative to the skin's background (vessels positive), 0 off the skin.
-        Overwritten when ``step`` is 1 (the ridge filter's input is not needed afterwards).
+        May be overwritten when ``step`` is 1 (pass a copy if it is needed afterwards).
     skin : ndarray (M, N) bool
     sigmas_px : sequence of float
         The coarse Hessian scales.
@@ -675,6 +677,18 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         The shortest added piece in its own widths (twice its median scale).
     step : int
         Shrink factor of the search (1: full resolution).
+    rgb : ndarray (M, N, 3) uint8, optional
+        The photo, for the colour gate (``min_delta_e``, ``min_red_share``); None: no colour gate.
+    min_delta_e : float
+        The least CIEDE2000 difference between a piece and the skin beside it (two and three of
+        its scales out on both sides, read on the photo shrunk as the search; medians over the
+        piece's points).
+    min_red_share : float
+        The least ratio of the piece's red optical-density contrast to the mean of its green and
+        blue ones (linear light): a deep vein's is mostly red, shading's grey.
+    min_straight : float
+        The least extent of a piece end to end (along its principal axis) over its length in
+        points: a piece curling round a blotch is long but spans little; 0: no such rule.
 
     Returns
     -------
@@ -711,11 +725,10 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         min_piece_px=int(round(min_piece_px / step)), long_length_px=None,
         noise_cell_px=max(8, int(round(noise_cell_px / step))), consume=True,
     )  # fmt: skip
-    del red_s
     p = deep.points_yx
     if p.shape[0] == 0:
         return det
-    # away from the ordinary detection: over two of its own scales (about a vein's half-width)
+    # away from the ordinary detection: over two of its own scales (about a vein's width)
     occupied = np.full((ms, ns), 255, np.uint8)
     if det.points_yx.shape[0]:
         occupied[det.points_yx[:, 0] // step, det.points_yx[:, 1] // step] = 0
@@ -737,6 +750,16 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     # answers most at sigma = w / 2; a soft blotch of the skin's colour is about as long as wide)
     width = 2.0 * _median_per_label(piece[far], deep.scale_px[far], n_lab - 1)
     long_enough = (size >= min_piece_px / step) & (size >= min_courses * width)
+    if min_straight > 0 and long_enough.any():
+        # end to end as well as along: a piece curling round a blotch is long but spans little
+        long_enough &= _piece_extent(p[far], piece[far], n_lab - 1) >= min_straight * size
+    if rgb is not None and (min_delta_e > 0 or min_red_share > 0) and long_enough.any():
+        # a vein's colour: seen against the skin beside it, and mostly red (shading darkens all
+        # three channels alike, the skin's own mottling green and blue most)
+        de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
+                                      np.where(far & long_enough[np.maximum(piece, 0)], piece, -1), n_lab - 1)
+        long_enough &= (de >= min_delta_e) & (red_share >= min_red_share)
+    del red_s
     keep = far & long_enough[np.maximum(piece, 0)]
     if not keep.any():
         return det
@@ -778,9 +801,74 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     )
 
 
+def _piece_extent(p, piece, n):
+    """Per piece 0..n-1 of points ``p`` (K, 2): its extent along its principal axis (px)."""
+    cnt = np.maximum(np.bincount(piece, minlength=n), 1).astype(float)
+    y, x = p[:, 0].astype(float), p[:, 1].astype(float)
+    my, mx = np.bincount(piece, y, n) / cnt, np.bincount(piece, x, n) / cnt
+    dy, dx = y - my[piece], x - mx[piece]
+    syy, sxx, sxy = np.bincount(piece, dy * dy, n), np.bincount(piece, dx * dx, n), np.bincount(piece, dy * dx, n)
+    ang = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)  # the principal axis (x, y) = (cos, sin)
+    t = dx * np.cos(ang)[piece] + dy * np.sin(ang)[piece]
+    lo, hi = np.full(n, np.inf), np.full(n, -np.inf)
+    np.minimum.at(lo, piece, t)
+    np.maximum.at(hi, piece, t)
+    return np.where(hi >= lo, hi - lo, 0.0)
+
+
+def _piece_colour(rgb, step, shape_s, skin_s, p, normals, scale, piece, n):
+    """Per piece 0..n-1 of a search on the photo shrunk ``step`` times: the CIEDE2000 difference
+    between the piece's colour and the skin's beside it, and the red channel's share of its
+    optical density contrast (red over the mean of green and blue, linear light). Read on the
+    photo shrunk as the search (``INTER_AREA``), at the points and, for the skin, two and three
+    of each point's scales out along its normal on both sides (on the skin only); medians over
+    the piece's points. A piece with no point read gets ΔE00 0 and share 0."""
+    from veinscope.card import srgb_to_linear
+    from veinscope.colour import delta_e00
+
+    ms, ns = shape_s
+    sel = np.flatnonzero(piece >= 0)
+    de = np.zeros(n)
+    share = np.zeros(n)
+    if sel.size == 0:
+        return de, share
+    a = np.asarray(rgb)
+    if step > 1:
+        m, nn = a.shape[:2]
+        if ms * step != m or ns * step != nn:
+            a = np.pad(a, ((0, ms * step - m), (0, ns * step - nn), (0, 0)), mode="edge")
+        a = cv2.resize(a, (ns, ms), interpolation=cv2.INTER_AREA)
+    pp, nr, sc, pc = p[sel], np.asarray(normals, np.float64)[sel], np.asarray(scale, np.float64)[sel], piece[sel]
+    centre = a[pp[:, 0], pp[:, 1]].astype(np.float64)
+    beside = np.zeros_like(centre)
+    count = np.zeros(sel.size)
+    for sgn in (1.0, -1.0):
+        for k in (2.0, 3.0):
+            q = np.rint(pp + sgn * k * sc[:, None] * nr).astype(np.int64)
+            ok = (q[:, 0] >= 0) & (q[:, 0] < ms) & (q[:, 1] >= 0) & (q[:, 1] < ns)
+            q[~ok] = 0
+            ok &= skin_s[q[:, 0], q[:, 1]]
+            beside[ok] += a[q[ok, 0], q[ok, 1]]
+            count += ok
+    read = count >= 2
+    if not read.any():
+        return de, share
+    beside = beside[read] / count[read, None]
+    centre, pc = centre[read], pc[read]
+    ids = np.unique(pc)
+    c_med = np.stack([_median_per_label(pc, centre[:, j], n) for j in range(3)], 1)[ids]
+    b_med = np.stack([_median_per_label(pc, beside[:, j], n) for j in range(3)], 1)[ids]
+    de[ids] = delta_e00(c_med, b_med)
+    od = -np.log(np.maximum(srgb_to_linear(c_med), 1e-4)) + np.log(np.maximum(srgb_to_linear(b_med), 1e-4))
+    gb = 0.5 * (od[:, 1] + od[:, 2])
+    share[ids] = np.where(od[:, 0] <= 0, 0.0, np.where(gb > 0, od[:, 0] / np.maximum(gb, 1e-6), np.inf))
+    return de, share
+
+
 def _upsample_chain(p, piece, src, step, shape):
     """Centreline points ``p`` (K, 2) of a ``step``-times shrunk image at full resolution: each
-    point at the top-left pixel of its block, and every two 8-neighbours of the same piece joined
+    point at the centre pixel of its block (``(step - 1) // 2`` in from its top-left, clipped to
+    the image), and every two 8-neighbours of the same piece joined
     by the ``step - 1`` pixels between them (an 8-connected line again; two diagonal neighbours
     that a third already joins round the corner, not again). Returns the points
     (unique, in no particular order), their pieces and the index into ``src`` of the point each
@@ -790,7 +878,8 @@ def _upsample_chain(p, piece, src, step, shape):
     key = p[:, 0] * ns + p[:, 1]
     order = np.argsort(key)
     skey = key[order]
-    out_p, out_piece, out_src = [p * step], [piece], [src]
+    off = (step - 1) // 2  # a block's centre pixel (the shrunk image's pixel stands for the whole block)
+    out_p, out_piece, out_src = [p * step + off], [piece], [src]
 
     def linked(dy, dx):
         q = p + (dy, dx)
@@ -806,12 +895,13 @@ def _upsample_chain(p, piece, src, step, shape):
         if dy and dx:  # a diagonal step round a corner the chain already turns (an L): not twice
             hit &= ~linked(dy, 0) & ~linked(0, dx)
         for k in range(1, step):
-            out_p.append(p[hit] * step + (k * dy, k * dx))
+            out_p.append(p[hit] * step + (off + k * dy, off + k * dx))
             out_piece.append(piece[hit])
             out_src.append(src[hit])
     p2, piece2, src2 = np.concatenate(out_p), np.concatenate(out_piece), np.concatenate(out_src)
-    inside = (p2[:, 0] < m) & (p2[:, 1] >= 0) & (p2[:, 1] < n)
+    inside = (p2[:, 0] < m + off) & (p2[:, 1] >= 0) & (p2[:, 1] < n + off)  # the last partial block's own pixels
     p2, piece2, src2 = p2[inside], piece2[inside], src2[inside]
+    p2 = np.minimum(p2, (m - 1, n - 1))
     _, first = np.unique(p2[:, 0] * n + p2[:, 1], return_index=True)
     return p2[first], piece2[first], src2[first]
 

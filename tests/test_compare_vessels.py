@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_compare import PPM, _bar_in_both, _matting_truth, _mesh_in, _skin, _u8, _with_matting_mask
 from tests.test_compare_ridges import _noisy
-from veinscope.compare import _line_bank, _visible_new_vessels, compare
+from veinscope.compare import _disc, _grown_over_vessels, _line_bank, _visible_new_vessels, compare
 
 
 def _jpeg(rgb, quality=90):
@@ -59,7 +59,9 @@ def test_vessels_take_in_a_patchs_periphery_that_the_pixel_test_misses(monkeypat
     assert off.matting["patches"] == on.matting["patches"] == 1
     assert off.matting["area_mm2"] < 0.85 * truth_mm2
     assert on.matting["area_mm2"] >= off.matting["area_mm2"] + 8.0
-    assert on.matting["area_mm2"] == pytest.approx(truth_mm2, rel=0.15)
+    # seed 7: 60.3 mm² of 74.2 (65.3 before pieces had to be redder in proportion to their
+    # darkening, test_vessels_leave_out_faint_hairs: a periphery piece with little redness left)
+    assert on.matting["area_mm2"] == pytest.approx(truth_mm2, rel=0.2)
     added = m_on & ~m_off
     assert not (m_off & ~m_on).any()  # the vessels only extend a patch
     assert (added & truth).sum() >= 0.8 * added.sum()  # what they add lies in the truth
@@ -83,12 +85,70 @@ def test_vessels_add_little_to_a_patch_with_nothing_around_it(monkeypatch, seed)
 
 
 def test_vessels_start_no_patch_on_plain_skin():
+    # the periphery's ring of 1 px vessels alone (they were taken in beside a core,
+    # test_vessels_take_in_a_patchs_periphery_that_the_pixel_test_misses), without the core that
+    # makes a patch perceptible: the vessels read along their course extend a patch, never
+    # start one
+    rng = np.random.default_rng(7)
     base = _skin()
     fu = base.copy()
     _bar_in_both(base, fu, 170, 40, 280)
+    fu, _ = _mesh_in(fu, 85, 160, rng, 70, 35, 0.4, n=20, hole=(30, 16), blur=0, blush=0.0)
     b8, f8 = _jpeg(_u8(_noisy(base, 1, 3.0))), _jpeg(_u8(_noisy(fu, 2, 3.0)))
+    off = compare(b8, f8, px_per_mm=PPM, matting_vessels=False)
     on = compare(b8, f8, px_per_mm=PPM, matting_vessels=True)
-    assert on.matting["patches"] == 0 and on.matting["area_mm2"] == 0
+    assert on.matting["patches"] == off.matting["patches"] == 0
+    assert on.matting["area_mm2"] == off.matting["area_mm2"] == 0
+
+
+def _hairy_patch(seed, colour, alpha):
+    """The core of :func:`_patch_with_periphery` (no periphery) and three faint 1 px hairs drawn
+    across and beside it in the follow-up only (``colour`` mixed in at ``alpha``): grey or brown
+    lines that darken the density as a fine vessel does but with a tenth of its redness."""
+    rng = np.random.default_rng(seed)
+    base = _skin()
+    fu = base.copy()
+    _bar_in_both(base, fu, 170, 40, 280)
+    fu, de_core = _mesh_in(fu, 85, 160, rng, 30, 16, 1.0, n=20, blush=0.0)
+    yy, xx = np.mgrid[0 : fu.shape[0], 0 : fu.shape[1]]
+    g = np.exp(-((yy - 85) ** 2 / (2 * 14.0**2) + (xx - 160) ** 2 / (2 * 24.0**2)))
+    od = 0.35 * g[..., None] * np.array([0.04, 0.26, 0.17])
+    fu = (np.clip((fu / 255.0) ** 2.2 * 10 ** (-od), 0, 1) ** (1 / 2.2) * 255).astype(np.float32)
+    hair = np.zeros(fu.shape[:2], np.float32)
+    for p, q in [((100, 60), (230, 52)), ((120, 115), (250, 100)), ((140, 40), (200, 125))]:
+        cv2.line(hair, p, q, 1.0, 1, cv2.LINE_AA)
+    a = (alpha * hair)[..., None]
+    fu = fu * (1 - a) + np.array(colour, np.float32) * a
+    b8, f8 = _jpeg(_u8(_noisy(base, 1, 3.0))), _jpeg(_u8(_noisy(fu, 2, 3.0)))
+    return b8, f8, _matting_truth(de_core >= 2.0)
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+@pytest.mark.parametrize("colour", [(95, 65, 50), (70, 66, 64)], ids=["brown", "grey"])
+def test_vessels_leave_out_faint_hairs(seed, colour):
+    # without the redness-to-darkening test the hairs were taken in as vessels: the patch grew
+    # from 39-48 to 88-90 mm² (truth 28); a piece's redness is summed over it grown by 2 px
+    # (the JPEG's halved chroma spreads a 1 px line's colour) and must reach 0.3 of its darkening
+    b8, f8, truth = _hairy_patch(seed, colour, 0.25)
+    off = compare(b8, f8, px_per_mm=PPM, matting_vessels=False)
+    on = compare(b8, f8, px_per_mm=PPM, matting_vessels=True)
+    assert off.matting["patches"] == on.matting["patches"] == 1
+    assert on.matting["area_mm2"] <= off.matting["area_mm2"] + 3.0
+
+
+def test_visible_new_vessels_needs_redness_in_proportion_to_the_darkening():
+    d = _line_map(3.0)
+    everywhere = np.ones(d.shape, bool)
+    none = np.zeros(d.shape, bool)
+    kw = dict(ppm=PPM, along_mm=0.25, across_px=1.0, null_pct=99.5, near_mm=0.3, len_px=0.3 * PPM, local_mm=1.5)
+    # a grey line: the density darkens, the redness rises by a tenth of it (summed > 0)
+    assert _visible_new_vessels(d, 0.1 * d, everywhere, everywhere, none, none, red_ratio=0.0, **kw)[78:83].any()
+    assert not _visible_new_vessels(d, 0.1 * d, everywhere, everywhere, none, none, **kw)[78:83].any()
+    # a vessel: redness about as much as the darkening, or half of it
+    assert _visible_new_vessels(d, 0.5 * d, everywhere, everywhere, none, none, **kw)[78:83].any()
+    # its redness spread 2 px beside it by the halved chroma still counts
+    spread = np.roll(d, 2, axis=0) * 0.6
+    assert _visible_new_vessels(d, spread, everywhere, everywhere, none, none, **kw)[78:83].any()
 
 
 def _line_map(amp, *, sign=1.0, shape=(160, 200), seed=0, row=None):
@@ -165,6 +225,29 @@ def test_visible_new_vessels_leaves_a_piece_on_a_stain():
     assert not got[78:83, 100:].any()
     assert not (got & stain).any()
     assert _vis_call(d, stain=np.zeros(d.shape, bool))[78:83].any()
+
+
+def test_grown_over_vessels_keeps_only_what_stays_joined_to_the_patch():
+    # a piece the patch's outline reaches runs on beyond a gap in the compared skin: what lies
+    # beyond the gap would be outlined as a patch of its own (never tested for area or width)
+    shape = (80, 160)
+    patch = np.zeros(shape, bool)
+    patch[30:50, 10:40] = True
+    vis = np.zeros(shape, bool)
+    vis[40, 44:140] = True  # 4 px beyond the patch, across the gap
+    outline = np.ones(shape, bool)
+    outline[:, 90:94] = False  # the gap
+    ker = _disc(5)
+    out, red = _grown_over_vessels(patch, np.zeros(shape, bool), vis, ker, outline, 1)
+    assert out[40, 44:88].all()  # taken in up to the gap
+    assert not out[:, 94:].any()  # nothing beyond it
+    assert not red[:, 94:].any()
+    assert (out & patch).sum() == patch.sum()
+    n, _ = cv2.connectedComponents(out.astype(np.uint8), connectivity=8)
+    assert n == 2
+    # joined across (no gap): the whole piece is taken
+    out2, _ = _grown_over_vessels(patch, np.zeros(shape, bool), vis, ker, np.ones(shape, bool), 1)
+    assert out2[40, 44:140].all()
 
 
 def test_line_bank_shape_dtype_and_input_untouched():

@@ -320,7 +320,9 @@ def compare(
         or brown lines) taken in as vessels (a patch's area doubled in a generated scene), the
         whole-photo and tiled paths reading slightly different areas (the line filters' gate
         read on the box processed), and a piece beyond a gap in the compared skin outlined as a
-        patch of its own.
+        patch of its own. The first and the last are since fixed (a piece's redness change over
+        it grown by 2 px must reach 0.3 of its darkening; only what stays joined to a patch is
+        kept; development 22.5 % with it on); the second stands.
 
     Returns
     -------
@@ -2549,7 +2551,7 @@ def _hb_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0, vessel_red_ratio=0.3):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -2629,10 +2631,12 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     ``vessel_along_mm`` along, on the change of the whole haemoglobin-like density, over their
     local spread within ``vessel_local_mm``, gated at the ``vessel_null_pct`` percentile of the
     dark lines over quiet skin; pieces spanning ``vessel_len_mm``, off the baseline's vessels by
-    ``vessel_near_mm``, where redness rose on average, and with ``vessel_off_stain`` none of
-    whose pixels lies on a perceptible stain, :func:`_stain_place`): each piece its outline
-    reaches is taken in whole and outlined as the patch is, in up to ``vessel_steps`` steps
-    (:func:`_grown_over_vessels`; one: a chain of steps walks over pieces of noise). A piece
+    ``vessel_near_mm``, whose redness change over the piece grown by 2 px reaches
+    ``vessel_red_ratio`` times its darkening (not a grey or brown hair, shadow edge or crease),
+    and with ``vessel_off_stain`` none of whose pixels lies on a perceptible stain,
+    :func:`_stain_place`): each piece its outline reaches is taken in whole and outlined as the
+    patch is, in up to ``vessel_steps`` steps (:func:`_grown_over_vessels`; one: a chain of steps
+    walks over pieces of noise; only what stays joined to the patch is kept). A piece
     touching one of the follow-up's new courses of ``vessel_course_mm`` or more
     (:func:`_new_courses`: a new vessel the new-vessel step reports) is not taken (0: all
     are). Like the faint pixels they never start a patch.
@@ -2922,6 +2926,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 d_line, d_red, vb, vo, bv, new_red | faint, ppm=ppm, along_mm=vessel_along_mm, across_px=vessel_across_px,
                 null_pct=vessel_null_pct, near_mm=vessel_near_mm, len_px=vessel_len_mm * ppm, local_mm=vessel_local_mm,
                 stain=_stain_place(cb, cf, vo, ppm=ppm, stain_mm=stain_mm, bg_od=bg_od, thr=thr, offset=(BY0, BX0)) if vessel_off_stain and stain_mm > 0 else None,
+                red_ratio=vessel_red_ratio,
             )
             del d_line
             if vis is not None and vis.any() and f_vessel is not None and vessel_course_mm > 0:
@@ -3115,7 +3120,7 @@ def _line_bank(img: np.ndarray, *, across_px: float, along_px: float, n_dir: int
     return bright, dark
 
 
-def _visible_new_vessels(d_line, d_red, vb, vo, bv, red, *, ppm, along_mm, across_px, null_pct, near_mm, len_px, local_mm, min_quiet_px=1000, stain=None):
+def _visible_new_vessels(d_line, d_red, vb, vo, bv, red, *, ppm, along_mm, across_px, null_pct, near_mm, len_px, local_mm, min_quiet_px=1000, stain=None, red_ratio=0.3, red_grow_px=2):
     """Part of :func:`_matting`: the new fine vessels that stand out of the skin beside them,
     read along their course.
 
@@ -3125,7 +3130,10 @@ def _visible_new_vessels(d_line, d_red, vb, vo, bv, red, *, ppm, along_mm, acros
         The box's change of the whole haemoglobin-like density (:func:`_hb_projection`,
         follow-up less baseline, 0.8 px blur): a new fine vessel is a bright line on it.
     d_red : ndarray (M, N) float32
-        The box's redness change (:func:`_red_projection`): a piece must be redder on average.
+        The box's redness change (:func:`_red_projection`): over a piece grown by ``red_grow_px``
+        (where the JPEG's halved chroma spreads a 1 px vessel's redness) its sum must reach
+        ``red_ratio`` times the sum of ``d_line`` there (a hair, a shadow's edge or a crease
+        darkens the density with about a tenth of a vessel's redness; a vessel about as much).
     vb, vo : ndarray (M, N) bool
         Where new redness is looked for (and quiet skin lies), and where a patch may reach.
     bv : ndarray (M, N) bool
@@ -3171,6 +3179,14 @@ def _visible_new_vessels(d_line, d_red, vb, vo, bv, red, *, ppm, along_mm, acros
     amp = np.bincount(idx, weights=d_line[cand], minlength=nl)
     redder = np.bincount(idx, weights=d_red[cand], minlength=nl)
     ok = (span >= len_px) & (amp > 0) & (redder >= 0)
+    if red_ratio > 0:
+        # redness against darkening, gathered over each piece grown by ``red_grow_px`` (the
+        # largest label wins where two grown pieces meet: they are few and seldom that close)
+        g = 2 * int(red_grow_px) + 1
+        lab_g = cv2.dilate(lab.astype(np.float32), np.ones((g, g), np.uint8)).astype(np.int32) if red_grow_px > 0 else lab
+        r_g = np.bincount(lab_g.ravel(), weights=d_red.ravel().astype(np.float64), minlength=nl)
+        l_g = np.bincount(lab_g.ravel(), weights=d_line.ravel().astype(np.float64), minlength=nl)
+        ok &= r_g >= red_ratio * np.maximum(l_g, 0.0)
     if stain is not None:
         # not on a stain: a stain's brown bands and blotches darken the density in lines as
         # vessels do (and the redness change need not fall there); what lies on a stain is
@@ -3200,7 +3216,19 @@ def _grown_over_vessels(patch: np.ndarray, new_red: np.ndarray, vis: np.ndarray,
         taken |= hit
         grown = cv2.morphologyEx(cv2.dilate(taken[lab].astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
         out |= fill_holes(grown.astype(bool)) & outline
-    return out, new_red | (taken[lab] & vis)
+    # only what stays joined to a patch: a piece beyond a gap in ``outline`` would be outlined
+    # on its own, a new patch that never passed the area and width tests
+    out = _joined_to(out, patch)
+    return out, new_red | (taken[lab] & vis & out)
+
+
+def _joined_to(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """The 8-connected components of ``mask`` (bool) holding a pixel of ``seed`` (a new array)."""
+    nl, lab = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = np.zeros(nl, bool)
+    keep[np.unique(lab[seed & mask])] = True
+    keep[0] = False
+    return keep[lab]
 
 
 #: A stain's least area for :func:`_redness_on_stain` (mm²).

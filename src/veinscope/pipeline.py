@@ -343,7 +343,8 @@ def analyze(
         helper "wide28"). True (default) since session 28 (helper "deep28b"): with the search
         shrunk (``deep_veins_step=None``) and the colour and straightness gate below, set A
         clDice 0.790 -> 0.799, recall 0.808 -> 0.817, precision 0.904 -> 0.904 (no photo down),
-        held-out set B 0.766 -> 0.771, precision 0.868 -> 0.878; issue 6's series unchanged;
+        held-out set B 0.766 -> 0.771, precision 0.868 -> 0.878; issue 6's development, held-out
+        and fresh series unchanged (the final set: two pairs' improvement moved);
         analyze +0.19 CPU-s at 12 MP. False: off, the engine of before.
     deep_veins_step : int or None
         With ``deep_veins``: the red channel's ridges are searched on the photo shrunk this many

@@ -20,12 +20,10 @@ def _jpeg(rgb, quality=90):
     return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
 
 
-def _patch_with_periphery(seed, *, ring_n=20, ring_od=0.4, blush=0.35):
-    """As the generator draws matting: a core of fine red vessels under a Gaussian blush of extra
-    blood, and around it ``ring_n`` sharp 1 px vessels without the blush (visible by the truth's
-    rule), beside a treated vessel that persists; camera noise of 3 grey levels and a JPEG at
-    quality 90 (4:2:0). Returns the baseline, the follow-up (uint8) and the truth's mask."""
-    rng = np.random.default_rng(seed)
+def _core_scene(rng, blush):
+    """The baseline skin with a treated vessel that persists, and the follow-up with a core of
+    fine red vessels under a Gaussian blush of extra blood (``blush`` x the blood OD at its
+    centre). Returns the baseline, the follow-up (float32) and the core vessels' ΔE00 map."""
     base = _skin()
     fu = base.copy()
     _bar_in_both(base, fu, 170, 40, 280)
@@ -34,6 +32,16 @@ def _patch_with_periphery(seed, *, ring_n=20, ring_od=0.4, blush=0.35):
     g = np.exp(-((yy - 85) ** 2 / (2 * 14.0**2) + (xx - 160) ** 2 / (2 * 24.0**2)))
     od = blush * g[..., None] * np.array([0.04, 0.26, 0.17])
     fu = (np.clip((fu / 255.0) ** 2.2 * 10 ** (-od), 0, 1) ** (1 / 2.2) * 255).astype(np.float32)
+    return base, fu, de_core
+
+
+def _patch_with_periphery(seed, *, ring_n=20, ring_od=0.4, blush=0.35):
+    """As the generator draws matting: a core of fine red vessels under a Gaussian blush of extra
+    blood, and around it ``ring_n`` sharp 1 px vessels without the blush (visible by the truth's
+    rule), beside a treated vessel that persists; camera noise of 3 grey levels and a JPEG at
+    quality 90 (4:2:0). Returns the baseline, the follow-up (uint8) and the truth's mask."""
+    rng = np.random.default_rng(seed)
+    base, fu, de_core = _core_scene(rng, blush)
     visible = de_core >= 2.0
     if ring_n:
         fu, de_ring = _mesh_in(fu, 85, 160, rng, 70, 35, ring_od, n=ring_n, hole=(30, 16), blur=0, blush=0.0)
@@ -106,14 +114,7 @@ def _hairy_patch(seed, colour, alpha):
     across and beside it in the follow-up only (``colour`` mixed in at ``alpha``): grey or brown
     lines that darken the density as a fine vessel does but with a tenth of its redness."""
     rng = np.random.default_rng(seed)
-    base = _skin()
-    fu = base.copy()
-    _bar_in_both(base, fu, 170, 40, 280)
-    fu, de_core = _mesh_in(fu, 85, 160, rng, 30, 16, 1.0, n=20, blush=0.0)
-    yy, xx = np.mgrid[0 : fu.shape[0], 0 : fu.shape[1]]
-    g = np.exp(-((yy - 85) ** 2 / (2 * 14.0**2) + (xx - 160) ** 2 / (2 * 24.0**2)))
-    od = 0.35 * g[..., None] * np.array([0.04, 0.26, 0.17])
-    fu = (np.clip((fu / 255.0) ** 2.2 * 10 ** (-od), 0, 1) ** (1 / 2.2) * 255).astype(np.float32)
+    base, fu, de_core = _core_scene(rng, 0.35)
     hair = np.zeros(fu.shape[:2], np.float32)
     for p, q in [((100, 60), (230, 52)), ((120, 115), (250, 100)), ((140, 40), (200, 125))]:
         cv2.line(hair, p, q, 1.0, 1, cv2.LINE_AA)

@@ -110,6 +110,10 @@ def _det(points, segment, scale):
                            weak=np.zeros(int(seg.max()) + 1 if k else 0, bool))  # fmt: skip
 
 
+#: the coarse scales and lengths of the bar scenes (a bar of FWHM 20 px, px units)
+_KW = dict(sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50, noise_cell_px=50)
+
+
 def _bar_signal(rows, cols, *, width=20, length=None, m=200, n=400, amp=1.0, seed=0):
     """A soft horizontal bar (Gaussian profile of FWHM ``width``) along ``rows`` centre, columns
     ``cols`` (a, b), on noise: the red channel's relative OD."""
@@ -129,8 +133,7 @@ def test_add_deep_veins_adds_a_wide_course_away_from_the_ordinary_chains():
     # an ordinary chain elsewhere (a thin vessel at row 30)
     det = _det([(30, x) for x in range(50, 150)], [0] * 100, 1.0)
     keep = (det.points_yx.copy(), det.segment.copy())
-    out = add_deep_veins(det, red.copy(), skin, sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50,
-                         noise_cell_px=50)  # fmt: skip
+    out = add_deep_veins(det, red.copy(), skin, **_KW)
     assert np.array_equal(det.points_yx, keep[0]) and np.array_equal(det.segment, keep[1])  # input left alone
     new = out.segment >= det.n_segments
     assert new.sum() > 200  # most of the 320 px course
@@ -150,8 +153,7 @@ def test_add_deep_veins_leaves_what_the_ordinary_detection_has_and_short_blobs()
     red = _bar_signal(100, (40, 360))
     # the ordinary detection already runs along the vein: nothing added
     det = _det([(100, x) for x in range(40, 360)], [0] * 320, 8.0)
-    out = add_deep_veins(det, red.copy(), skin, sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50,
-                         noise_cell_px=50)  # fmt: skip
+    out = add_deep_veins(det, red.copy(), skin, **_KW)
     assert out is det
     # a soft patch about as long as wide (2 widths): not a course
     red = _bar_signal(100, (180, 225), width=24)
@@ -201,11 +203,9 @@ def test_add_deep_veins_shrunk_finds_the_course_at_full_resolution(step):
     skin = np.ones((m, n), bool)
     red = _bar_signal(100, (40, 360))
     det = _det([(30, x) for x in range(50, 150)], [0] * 100, 1.0)
-    full = add_deep_veins(det, red.copy(), skin, sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50,
-                          noise_cell_px=50)  # fmt: skip
+    full = add_deep_veins(det, red.copy(), skin, **_KW)
     red_in = red.copy()
-    out = add_deep_veins(det, red_in, skin, sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50,
-                         noise_cell_px=50, step=step)  # fmt: skip
+    out = add_deep_veins(det, red_in, skin, step=step, **_KW)
     assert np.array_equal(red_in, red)  # the full-resolution map is not overwritten when shrunk
     new, new_full = out.segment >= det.n_segments, full.segment >= det.n_segments
     # about the same course as at full resolution, as one 8-connected line of full-size pixels
@@ -233,7 +233,7 @@ def test_add_deep_veins_shrunk_keeps_the_course_where_full_resolution_finds_it()
     m, n = 200, 400
     skin = np.ones((m, n), bool)
     det = _det([(30, x) for x in range(50, 150)], [0] * 100, 1.0)
-    kw = dict(sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50, noise_cell_px=50)
+    kw = _KW
     diffs = []
     for row in range(99, 105):
         red = _bar_signal(row, (40, 360))
@@ -317,7 +317,7 @@ def test_add_deep_veins_colour_gate_keeps_a_red_course_and_drops_a_grey_one():
     skin = np.ones((m, n), bool)
     red = _bar_signal(100, (40, 360))
     det = _det([(30, x) for x in range(50, 150)], [0] * 100, 1.0)
-    kw = dict(sigmas_px=(8.0, 12.0, 16.0), min_piece_px=30, min_length_px=50, noise_cell_px=50)
+    kw = _KW
     ungated = add_deep_veins(det, red.copy(), skin, **kw)
     assert ungated.n_segments > det.n_segments
     for step in (1, 2):

@@ -202,7 +202,6 @@ def compare(
     matting_ridges: bool = False,
     matting_vessels: bool = False,
     staining_above_skin: bool = True,
-    frame_band_mm: float = 0.0,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -337,10 +336,6 @@ def compare(
         88 % of its visible level beside a cleared twig; development unchanged, held-out 318/2
         64.5 -> 62.9 mm² against 62.4 and 320/1 292.5 -> 291.3 against 295.8, medians unchanged).
         On by default. False: such patches are kept.
-    frame_band_mm : float
-        Leave a band this wide along the follow-up's frame edge (where its resampling and its
-        border meet the compared skin) out of the staining and matting search, over the 1 mm the
-        compared skin's own edge already loses. 0 (default): no band.
 
     Returns
     -------
@@ -368,8 +363,6 @@ def compare(
     for name, v in (("tolerance_mm", tolerance_mm), ("near_mm", near_mm), ("min_patch_mm2", min_patch_mm2), ("min_new_length_mm", min_new_length_mm)):
         if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be a positive number, got {v!r}")
-    if not (isinstance(frame_band_mm, (int, float)) and not isinstance(frame_band_mm, bool) and math.isfinite(frame_band_mm) and frame_band_mm >= 0):
-        raise ValueError(f"frame_band_mm must be a number of millimetres, 0 or more, got {frame_band_mm!r}")
     if not (0 < visible_ratio < 1):
         raise ValueError(f"visible_ratio must be between 0 and 1, got {visible_ratio!r}")
     if isinstance(clipped_code, (bool, np.bool_)) or not (isinstance(clipped_code, (int, np.integer)) and 0 <= clipped_code <= 63):
@@ -459,11 +452,6 @@ def compare(
     # patches are looked for a little inside the compared area (edges of the overlap carry
     # interpolation and background-estimation artefacts)
     inner = _erode(cmp_area, max(3, int(round(1.0 * ppm))), exact=whole)
-    if frame_band_mm > 0 and not valid_f.all():
-        # a band along the follow-up's frame edge (where its resampling and its own border
-        # meet the compared skin) left out of the search as well
-        r_band = max(1, int(round(frame_band_mm * ppm)))
-        inner &= ~cv2.dilate((~valid_f).view(np.uint8), _disc(r_band)).view(bool)
     min_area_px = min_patch_mm2 * ppm**2
     fine_new = f_fine & inner
     if whole:
@@ -548,7 +536,6 @@ def compare(
         "matting_ridges": bool(matting_ridges),
         "matting_vessels": bool(matting_vessels),
         "staining_above_skin": bool(staining_above_skin),
-        "frame_band_mm": float(frame_band_mm),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),

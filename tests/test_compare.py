@@ -1162,23 +1162,25 @@ def test_generated_stain_fading_below_view_beside_a_cleared_vein_is_not_reported
     # 1.6 mm² stain beside a blue twig has faded to 88 % of the OD an observer sees (the truth: no
     # staining), and the twig has faded; main reports 0.9 mm² of staining there (its melanin-like
     # rise 0.149 passes the seed level 0.135, 0.03 of it the twig's rim coming back to the skin's
-    # level). Session 1 of the same series keeps its stain
+    # level). Development pair 303/2 (truth 12.6 mm²) keeps its two stains beside treated
+    # vessels where the baseline's melanin-like map lay 0.05-0.08 below its skin's level
     from veinscope import analyze
     from veinscope.compare import _local_scale
     from veinscope.register import register
 
-    for k in (2, 1):
-        b, f, ppm, _, _ = _series_pair(369, k)
+    for seed, k in ((369, 2), (303, 2)):
+        b, f, ppm, _, _ = _series_pair(seed, k)
         a_b = analyze(b, px_per_mm=ppm)
         reg = register(b, f, px_per_mm=ppm, cards=None, baseline_skin=a_b.skin, followup_skin=None)
         a_f = analyze(f, px_per_mm=ppm / _local_scale(reg))
         kw = dict(px_per_mm=ppm, baseline_analysis=a_b, followup_analysis=a_f, registration=reg)
         off, on = compare(b, f, staining_above_skin=False, **kw), compare(b, f, **kw)
-        if k == 2:
+        if seed == 369:
             assert off.staining["patches"] == 1 and off.staining["area_mm2"] > 0.5  # main's false alarm
             assert on.staining["patches"] == 0 and on.staining["area_mm2"] == 0
         else:
-            assert on.staining == off.staining
+            assert on.staining == off.staining and on.staining["patches"] >= 2
+            assert on.staining["area_mm2"] > 5.0
         assert on.matting == off.matting and on.improvement_pct == off.improvement_pct
 
 

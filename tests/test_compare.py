@@ -1134,6 +1134,56 @@ def test_a_new_stain_beside_a_shifted_naevus_is_kept_whole():
     assert len(band_off) == 1 and band_off[0]["area_mm2"] == loc["area_mm2"]
 
 
+def test_a_rise_from_a_vessel_rim_below_the_skin_level_is_no_seed_strength():
+    # the melanin-like maps relative to each photo's skin background, blurred as the seeds are:
+    # a patch beside a faded blue vein whose baseline lay 0.05 below the skin's level (the rim's
+    # colour unmixed into a negative value) and whose follow-up shows a faint pigment 0.12 above
+    # it rises by 0.17, past a seed level of 0.135, on pigment under it
+    from veinscope.compare import _rise_from_below_skin
+
+    region = np.zeros((20, 20), bool)
+    region[5:15, 5:15] = True
+    yy = np.arange(20, dtype=np.float32)[:, None] + np.zeros((1, 20), np.float32)
+    mel_f = np.where(region, 0.10 + 0.002 * yy, 0.0).astype(np.float32)  # up to 0.128
+    rim_b = np.where(region, -0.05, 0.0).astype(np.float32)
+    assert _rise_from_below_skin(mel_f - rim_b, mel_f, region, 0.135)
+    # the same pigment on plain skin (baseline at its level) does not reach the seed level either
+    # way: the patch is left as it is; a new stain that reaches it above the skin stays
+    assert not _rise_from_below_skin(mel_f, mel_f, region, 0.135)
+    assert not _rise_from_below_skin(mel_f + 0.05 - rim_b, mel_f + 0.05, region, 0.135)
+    # the baseline's noise above its level does not lower a new stain's strength
+    assert not _rise_from_below_skin(mel_f + 0.05 - 0.02, mel_f + 0.05, region, 0.135)
+    assert not _rise_from_below_skin(mel_f, mel_f, np.zeros_like(region), 0.135)  # nothing to judge
+
+
+@pytest.mark.slow
+def test_generated_stain_fading_below_view_beside_a_cleared_vein_is_not_reported():
+    # fresh series pair 369/2 (``bench_compare.py --source series --seed0 360``): session 1's
+    # 1.6 mm² stain beside a blue twig has faded to 88 % of the OD an observer sees (the truth: no
+    # staining), and the twig has faded; main reports 0.9 mm² of staining there (its melanin-like
+    # rise 0.149 passes the seed level 0.135, 0.03 of it the twig's rim coming back to the skin's
+    # level). Development pair 303/2 (truth 12.6 mm²) keeps its two stains beside treated
+    # vessels where the baseline's melanin-like map lay 0.05-0.08 below its skin's level
+    from veinscope import analyze
+    from veinscope.compare import _local_scale
+    from veinscope.register import register
+
+    for seed, k in ((369, 2), (303, 2)):
+        b, f, ppm, _, _ = _series_pair(seed, k)
+        a_b = analyze(b, px_per_mm=ppm)
+        reg = register(b, f, px_per_mm=ppm, cards=None, baseline_skin=a_b.skin, followup_skin=None)
+        a_f = analyze(f, px_per_mm=ppm / _local_scale(reg))
+        kw = dict(px_per_mm=ppm, baseline_analysis=a_b, followup_analysis=a_f, registration=reg)
+        off, on = compare(b, f, staining_above_skin=False, **kw), compare(b, f, **kw)
+        if seed == 369:
+            assert off.staining["patches"] == 1 and off.staining["area_mm2"] > 0.5  # main's false alarm
+            assert on.staining["patches"] == 0 and on.staining["area_mm2"] == 0
+        else:
+            assert on.staining == off.staining and on.staining["patches"] >= 2
+            assert on.staining["area_mm2"] > 5.0
+        assert on.matting == off.matting and on.improvement_pct == off.improvement_pct
+
+
 def _tortuous_lines(shape, cy, cx, rng, outer, hole, n):
     """``n`` tortuous 1 px lines of 25 steps, each starting inside the ellipse ``outer`` (semi-axes
     a, b in px) and outside ``hole`` (semi-axes, or None), on a float32 canvas of ``shape``."""

@@ -2419,6 +2419,29 @@ def test_grown_over_faint_takes_in_faint_redness_within_reach_only():
     assert (same == patch).all() and (red0 == new_red).all()
 
 
+def test_grown_over_faint_keeps_only_what_stays_joined_to_the_patch():
+    # the faint pixels within reach lie beyond a gap in where an outline may reach (columns 38-39):
+    # outlined around them, they would be a patch of their own that never passed the area and
+    # width tests (the weakness session 28's review found in the growth over visible vessels)
+    from veinscope.compare import _disc, _grown_over_faint
+
+    shape = (80, 120)
+    new_red = np.zeros(shape, bool)
+    new_red[35:45, 20:30] = True
+    patch = cv2.dilate(new_red.astype(np.uint8), _disc(7)).astype(bool)
+    faint = np.zeros(shape, bool)
+    faint[40, 35:55] = True
+    outline = np.ones(shape, bool)
+    outline[:, 38:40] = False
+    grown, red = _grown_over_faint(patch, new_red, faint, _disc(7), outline, 1)
+    assert not grown[:, 38:].any()  # nothing beyond the gap
+    assert not red[:, 38:].any()
+    assert red[40, 35:38].all()  # what lies before it is taken in
+    assert (grown & patch).sum() == patch.sum()
+    n, _ = cv2.connectedComponents(grown.astype(np.uint8), connectivity=8)
+    assert n == 2
+
+
 def _shaded_follow_up_with_chroma_blocks(seed, *, dark=0.35, chroma=3.0, block=16, edge_frac=0.3, corner_px=0):
     """A treated bar kept in both photos and no new vessel; the follow-up's left third in the
     shade (linear light x ``dark``, the light matching brightens it back) with piecewise-constant

@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_compare import PPM, _bar_in_both, _matting_truth, _mesh_in, _skin, _u8, _with_matting_mask
 from tests.test_compare_ridges import _noisy
-from veinscope.compare import _disc, _grown_over_vessels, _line_bank, _visible_new_vessels, compare
+from veinscope.compare import _disc, _gate_near_patches, _grown_over_vessels, _line_bank, _pieces_explained, _rise_beyond, _visible_new_vessels, compare
 
 
 def _jpeg(rgb, quality=90):
@@ -77,6 +77,48 @@ def test_vessels_take_in_a_patchs_periphery_that_the_pixel_test_misses(monkeypat
     assert on.improvement_pct == pytest.approx(off.improvement_pct, abs=1e-9)
     assert on.staining["area_mm2"] == off.staining["area_mm2"]
     assert compare(b8, f8, px_per_mm=PPM).matting["area_mm2"] == off.matting["area_mm2"]  # off by default
+
+
+def _patch_in_a_larger_photo(seed, *, shape=(600, 800), far_sigma=6.0):
+    """The scene of :func:`_patch_with_periphery` in a larger photo whose far corner (rows 350 on,
+    columns 450 on) carries extra fine noise (``far_sigma`` grey levels, 0.7 px blur): read over
+    the whole photo, that corner is part of the skin around any patch; in boxes (a 12 MP photo's
+    path), it lies in a box of its own. Returns the baseline and the follow-up (uint8)."""
+    rng = np.random.default_rng(seed)
+    base = _skin(shape)
+    fu = base.copy()
+    _bar_in_both(base, fu, 170, 40, 280)
+    fu, _ = _mesh_in(fu, 85, 160, rng, 30, 16, 1.0, n=20, blush=0.0)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    g = np.exp(-((yy - 85) ** 2 / (2 * 14.0**2) + (xx - 160) ** 2 / (2 * 24.0**2)))
+    od = 0.35 * g[..., None] * np.array([0.04, 0.26, 0.17])
+    fu = (np.clip((fu / 255.0) ** 2.2 * 10 ** (-od), 0, 1) ** (1 / 2.2) * 255).astype(np.float32)
+    fu, _ = _mesh_in(fu, 85, 160, rng, 70, 35, 0.4, n=20, hole=(30, 16), blur=0, blush=0.0)
+    fn = _noisy(fu, 2, 3.0)
+    extra = np.random.default_rng(5).normal(0, far_sigma, fn.shape).astype(np.float32)
+    extra[:350, :] = 0
+    extra[:, :450] = 0
+    fn = fn + cv2.GaussianBlur(extra, (0, 0), 0.7)
+    return _jpeg(_u8(_noisy(base, 1, 3.0))), _jpeg(_u8(fn))
+
+
+def test_vessels_read_the_same_whole_and_in_boxes(monkeypatch):
+    # session 28's review: the line filters' gate was a percentile over the box processed (the
+    # whole photo, or a box around the patch on a 12 MP photo), so the two paths read different
+    # areas (71.5 against 72.1 mm² here). The gate is read over the skin near each patch and the
+    # filters over the box grown by their reach: the same patch, pixel for pixel
+    import veinscope.compare as cmp_mod
+
+    b8, f8 = _patch_in_a_larger_photo(7)
+    masks = _with_matting_mask(monkeypatch)
+    off = compare(b8, f8, px_per_mm=PPM, matting_vessels=False)
+    whole = compare(b8, f8, px_per_mm=PPM, matting_vessels=True)
+    monkeypatch.setattr(cmp_mod, "_WHOLE_MAX_PX", 100_000)
+    tiled = compare(b8, f8, px_per_mm=PPM, matting_vessels=True)
+    assert whole.matting["patches"] == tiled.matting["patches"] == 1
+    assert whole.matting["area_mm2"] >= off.matting["area_mm2"] + 5.0  # the vessels were read
+    assert tiled.matting["area_mm2"] == whole.matting["area_mm2"]
+    assert np.array_equal(masks[-1], masks[-2])
 
 
 @pytest.mark.parametrize("seed", [7, 8])
@@ -261,3 +303,54 @@ def test_line_bank_shape_dtype_and_input_untouched():
     b2, k2 = _line_bank(-d, across_px=1.0, along_px=3.0)
     np.testing.assert_allclose(b, k2, atol=1e-5)
     assert b[80, 40:160].mean() > 3.0 * np.median(b)
+
+
+def test_gate_near_patches_reads_the_skin_near_each_patch():
+    # quiet skin whose dark-line response is 1 on the left, 5 on the right: each patch's gate is
+    # read near it (within 3 mm), every pixel takes the gate of the patch nearest to it, and a
+    # patch with too little quiet skin around it (even within 6 mm) has none
+    shape = (120, 400)
+    dark = np.ones(shape, np.float32)
+    dark[:, 200:] = 5.0
+    quiet = np.ones(shape, bool)
+    patches = np.zeros(shape, bool)
+    patches[50:70, 40:60] = True
+    patches[50:70, 340:360] = True
+    gate = _gate_near_patches(dark, quiet, patches, ppm=PPM, null_pct=99.5, null_mm=3.0, min_quiet_px=1000)
+    assert gate.shape == shape and gate.dtype == np.float32
+    assert (gate[:, :190] == 1.0).all() and (gate[:, 210:] == 5.0).all()
+    one = patches.copy()
+    one[:, 200:] = False
+    assert (_gate_near_patches(dark, quiet, one, ppm=PPM, null_pct=99.5, null_mm=3.0, min_quiet_px=1000) == 1.0).all()
+    little = np.zeros(shape, bool)
+    little[:, 30:70] = True  # quiet skin only beside the left patch
+    got = _gate_near_patches(dark, little, patches, ppm=PPM, null_pct=99.5, null_mm=3.0, min_quiet_px=1000)
+    assert (got[:, :190] == 1.0).all() and np.isinf(got[:, 210:]).all()
+    assert _gate_near_patches(dark, np.zeros(shape, bool), patches, ppm=PPM, null_pct=99.5, null_mm=3.0, min_quiet_px=1000) is None
+    assert _gate_near_patches(dark, quiet, np.zeros(shape, bool), ppm=PPM, null_pct=99.5, null_mm=3.0, min_quiet_px=1000) is None
+
+
+def test_pieces_explained_by_the_baselines_own_edge_shifted():
+    # a step edge in the baseline shifted 1 px and softened in the follow-up (as a warp does)
+    # rises in a line beside it, which the baseline's greatest within a pixel explains; a 1 px
+    # line on plain skin does not; a piece is left out on its median
+    shape = (60, 80)
+    b = np.zeros(shape, np.float32)
+    b[:, 40:] = 1.0
+    f = cv2.GaussianBlur(np.roll(b, -1, axis=1), (0, 0), 0.7)
+    f[20, 5:30] += 0.5  # a new line on plain skin
+    rise = _rise_beyond(b, f, 1, 0.8)
+    vis = np.zeros(shape, bool)
+    vis[5:55, 39] = True  # along the edge
+    vis[20, 8:27] = True  # the new line
+    out = _pieces_explained(vis, rise)
+    assert out[5:55, 39].all() and not out[20, 8:27].any()
+    assert not (out & ~vis).any()
+    # the median decides: a piece whose pixels mostly rise is kept
+    r = np.full(shape, -1.0, np.float32)
+    r[20, 8:18] = 1.0  # 10 of 19 pixels rise
+    assert not _pieces_explained(vis, r)[20, 8:27].any()
+    r[20, 8:17] = 1.0
+    r[20, 17:27] = -1.0  # 9 of 19
+    assert _pieces_explained(vis, r)[20, 8:27].all()
+    assert not _pieces_explained(np.zeros(shape, bool), r).any()

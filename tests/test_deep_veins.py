@@ -8,6 +8,8 @@ noise, and a soft vein 3.5 mm wide (FWHM, a Gaussian profile) whose optical dens
 red, too faint for the ordinary detection along most of its length.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -28,7 +30,7 @@ M, N = 900, 1200
 #: the pass off, and wide28's pass (full resolution, no colour gate), which these tests were written for
 OFF = dict(deep_veins=False)
 WIDE28 = dict(deep_veins=True, deep_veins_step=1, deep_veins_delta_e=0.0, deep_veins_red_share=0.0, deep_veins_straight=0.0,
-              deep_veins_join_widths=0.0)
+              deep_veins_join_widths=0.0, deep_veins_over_weak=False)
 
 
 def _scene(seed, *, vein=True, amp=0.08, fwhm_mm=3.5, mottle=0.05, colour=(1.0, 0.26, 0.26)):
@@ -424,3 +426,36 @@ def test_deep_veins_join_widths_recorded_and_checked():
     for bad in ("3", -1.0, True, None):
         with pytest.raises(ValueError, match="deep_veins_join_widths"):
             veinscope.analyze(small, px_per_mm=PPM, deep_veins_join_widths=bad)
+
+
+def test_add_deep_veins_over_weak_looks_past_a_weak_chain_on_the_vein():
+    # the ordinary detection has a weak chain along the soft bar (a band that did not reach the
+    # high level): it holds the deep search off unless over_weak, and then no pixel is doubled
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    red = _bar_signal(100, (40, 360))
+    det = _det([(100, x) for x in range(60, 340)], [0] * 280, 8.0)
+    weak = replace(det, weak=np.array([True]))
+    assert add_deep_veins(weak, red.copy(), skin, **_KW) is weak
+    out = add_deep_veins(weak, red.copy(), skin, over_weak=True, **_KW)
+    new = out.segment >= weak.n_segments
+    assert new.sum() > 200
+    assert np.all(np.abs(out.points_yx[new, 0] - 100) <= 10)
+    key = out.points_yx[:, 0].astype(np.int64) * n + out.points_yx[:, 1]
+    assert np.all(np.diff(key) > 0)  # unique: no pixel taken twice
+    # the course runs on through the weak chain's pixels; what is left of the weak chain stays
+    # for measure_vessels to judge
+    assert np.all(np.isin(np.arange(60, 340, 20), out.points_yx[new, 1]))
+    assert (out.segment == 0).sum() < 280
+    # a chain that reached the high level still holds it off
+    assert add_deep_veins(det, red.copy(), skin, over_weak=True, **_KW) is det
+
+
+def test_deep_veins_over_weak_recorded_and_checked():
+    rgb, _ = _scene(0, amp=0.0)
+    small = rgb[:200, :300]
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_over_weak"] is True
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_over_weak=False).params["deep_veins_over_weak"] is False
+    for bad in ("true", 1, None):
+        with pytest.raises(ValueError, match="deep_veins_over_weak"):
+            veinscope.analyze(small, px_per_mm=PPM, deep_veins_over_weak=bad)

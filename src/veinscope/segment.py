@@ -635,7 +635,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    noise_cell_px: int, high_noise: float = 5.0, low_noise: float = 3.0,
                    line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
-                   min_straight: float = 0.0, join_widths: float = 0.0) -> VesselDetection:
+                   min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -701,6 +701,13 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         threshold comes out of the search in pieces of one to three widths (its ridge falls
         under the low level here and there, another vessel crossing it cuts it), each short of
         the course rule alone, and the colour of a short piece is a noisy median.
+    over_weak : bool
+        False (the default): every point of ``det`` holds the search off (two of the deep
+        point's scales). True: only the points of chains not ``det.weak``; a weak chain (a band
+        that did not reach the high level, kept by the caller only if its colour passes the
+        ΔE00 gate) does not, and a deep point on a pixel ``det`` has is left out. A soft vein's
+        ordinary detection is often such a chain, dropped later, and the deep piece along it was
+        lost with it.
 
     Returns
     -------
@@ -743,7 +750,10 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     # away from the ordinary detection: over two of its own scales (about a vein's width)
     occupied = np.full((ms, ns), 255, np.uint8)
     if det.points_yx.shape[0]:
-        occupied[det.points_yx[:, 0] // step, det.points_yx[:, 1] // step] = 0
+        # (with over_weak, a weak chain, which measure_vessels keeps only at its ΔE00 gate, does
+        # not hold the deep search off the vein it may lie on)
+        sel = ~np.asarray(det.weak)[det.segment] if over_weak and det.weak is not None else slice(None)
+        occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
     dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
     del occupied
     far = dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
@@ -807,6 +817,23 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         new_p, new_piece, src = new_p[on], new_piece[on], src[on]
         if new_p.shape[0] == 0:
             return det
+    if over_weak and det.points_yx.shape[0]:
+        # a pixel both have: the deep course's (its chain runs on through it), but never a pixel
+        # of a chain that is not weak
+        taken = np.zeros((m, n), np.uint8)
+        taken[new_p[:, 0], new_p[:, 1]] = 1
+        weak_pt = np.asarray(det.weak)[det.segment] if det.weak is not None else np.zeros(det.segment.shape, bool)
+        both = taken[det.points_yx[:, 0], det.points_yx[:, 1]] > 0
+        taken[det.points_yx[both & ~weak_pt, 0], det.points_yx[both & ~weak_pt, 1]] = 2
+        fresh = taken[new_p[:, 0], new_p[:, 1]] == 1
+        new_p, new_piece, src = new_p[fresh], new_piece[fresh], src[fresh]
+        if new_p.shape[0] == 0:
+            return det
+        if (both & weak_pt).any():
+            stay = ~(both & weak_pt)
+            det = replace(det, points_yx=det.points_yx[stay], segment=det.segment[stay], strength=det.strength[stay],
+                          normals_yx=det.normals_yx[stay], scale_px=det.scale_px[stay],
+                          **{k: getattr(det, k)[stay] for k in ("tracked", "reached") if getattr(det, k) is not None})
     ids, new_seg = np.unique(new_piece, return_inverse=True)
     n_new = ids.size
     k_new = new_p.shape[0]

@@ -8,6 +8,8 @@ noise, and a soft vein 3.5 mm wide (FWHM, a Gaussian profile) whose optical dens
 red, too faint for the ordinary detection along most of its length.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
@@ -15,6 +17,7 @@ from scipy import ndimage as ndi
 import veinscope
 from veinscope.segment import (
     VesselDetection,
+    _deep_courses,
     _median_per_label,
     _piece_colour,
     _piece_extent,
@@ -26,7 +29,8 @@ PPM = 10.0
 M, N = 900, 1200
 #: the pass off, and wide28's pass (full resolution, no colour gate), which these tests were written for
 OFF = dict(deep_veins=False)
-WIDE28 = dict(deep_veins=True, deep_veins_step=1, deep_veins_delta_e=0.0, deep_veins_red_share=0.0, deep_veins_straight=0.0)
+WIDE28 = dict(deep_veins=True, deep_veins_step=1, deep_veins_delta_e=0.0, deep_veins_red_share=0.0, deep_veins_straight=0.0,
+              deep_veins_join_widths=0.0, deep_veins_over_weak=False)
 
 
 def _scene(seed, *, vein=True, amp=0.08, fwhm_mm=3.5, mottle=0.05, colour=(1.0, 0.26, 0.26)):
@@ -356,3 +360,102 @@ def test_the_default_pass_keeps_the_faint_red_deep_vein():
     added = (on.labels > 0) & (off.labels == 0)
     far = ndi.distance_transform_edt(~band) > 30
     assert np.count_nonzero(added & far) <= 0.05 * np.count_nonzero(added)
+
+
+def _crossed(xs=(125, 210, 295)):
+    """The soft bar's ordinary chains: thin vessels crossing it at columns ``xs``."""
+    pts = [(y, x) for x in xs for y in range(20, 180)]
+    return _det(pts, [k for k in range(len(xs)) for _ in range(160)], 1.5)
+
+
+def test_add_deep_veins_judges_a_course_cut_by_crossing_vessels_whole():
+    # three thin vessels cross the soft bar: the search's ridge runs on, but its pieces away from
+    # them are each under three widths (1.5-2.5); judged alone none is kept
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    red = _bar_signal(100, (40, 360))
+    det = _crossed()
+    assert add_deep_veins(det, red.copy(), skin, **_KW) is det
+    out = add_deep_veins(det, red.copy(), skin, join_widths=3.0, **_KW)
+    new = out.segment >= det.n_segments
+    assert out.n_segments - det.n_segments == 4  # the four pieces between the crossings
+    assert new.sum() > 150  # of the 320 px course, less a width about each crossing
+    assert np.all(np.abs(out.points_yx[new, 0] - 100) <= 10)
+    # each added piece still keeps away from the crossing vessels (about a width)
+    for x in (125, 210, 295):
+        assert np.all(np.abs(out.points_yx[new, 1] - x) > 8)
+    # with the colour gate: a red course kept, a grey one (shading) not, judged as one course
+    kept = add_deep_veins(det, red.copy(), skin, join_widths=3.0, rgb=_band_rgb((0.12, 0.03, 0.03)), min_delta_e=2.2,
+                          min_red_share=1.3, min_straight=0.7, **_KW)  # fmt: skip
+    assert kept.n_segments - det.n_segments >= 3  # (3 of the 4 pass the straightness and colour rules here)
+    grey = add_deep_veins(det, red.copy(), skin, join_widths=3.0, rgb=_band_rgb((0.12, 0.12, 0.12)), min_red_share=1.3,
+                          **_KW)  # fmt: skip
+    assert grey is det
+
+
+def test_deep_courses_join_facing_pieces_and_leave_far_ones_alone():
+    # pieces 0-2 along one row with gaps of 20 px (one width), piece 3 on the same row 150 px on,
+    # piece 4 beside piece 0 but running across it: their ends do not face each other
+    rows = [np.array([(50, x) for x in range(a, a + 30)]) for a in (0, 50, 100, 280)]
+    rows.append(np.array([(y, 15) for y in range(60, 90)]))
+    p = np.concatenate(rows)
+    piece = np.concatenate([np.full(len(r), k) for k, r in enumerate(rows)])
+    far = np.ones(len(p), bool)
+    size = np.bincount(piece)
+    width = np.full(5, 20.0)
+    seg = np.arange(len(p))  # every point its own ridge: only facing ends join
+    group, span = _deep_courses(p, far, piece, 5, size, width, seg, 3.0)
+    assert group[0] == group[1] == group[2]
+    assert len({group[0], group[3], group[4]}) == 3
+    assert abs(span[group[0]] - (90 + 2 * 21)) < 1e-6  # the points and the two gaps (21 px end to end)
+    assert span[group[3]] == 30 and span[group[4]] == 30
+    # at one width's reach the gaps (1.05 widths) are not bridged
+    group, _ = _deep_courses(p, far, piece, 5, size, width, seg, 1.0)
+    assert len(set(group[:3].tolist())) == 3
+    # pieces of one ridge of the search are one course whatever the gap
+    seg = np.r_[np.zeros(60, int), np.arange(60, len(p))]
+    group, _ = _deep_courses(p, far, piece, 5, size, width, seg, 0.1)
+    assert group[0] == group[1] != group[2]
+
+
+def test_deep_veins_join_widths_recorded_and_checked():
+    rgb, _ = _scene(0, amp=0.0)
+    small = rgb[:200, :300]
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_join_widths"] == 3.0
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_join_widths=0).params["deep_veins_join_widths"] == 0.0
+    for bad in ("3", -1.0, True, None):
+        with pytest.raises(ValueError, match="deep_veins_join_widths"):
+            veinscope.analyze(small, px_per_mm=PPM, deep_veins_join_widths=bad)
+
+
+def test_add_deep_veins_over_weak_looks_past_a_weak_chain_on_the_vein():
+    # the ordinary detection has a weak chain along the soft bar (a band that did not reach the
+    # high level): it holds the deep search off unless over_weak, and then no pixel is doubled
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    red = _bar_signal(100, (40, 360))
+    det = _det([(100, x) for x in range(60, 340)], [0] * 280, 8.0)
+    weak = replace(det, weak=np.array([True]))
+    assert add_deep_veins(weak, red.copy(), skin, **_KW) is weak
+    out = add_deep_veins(weak, red.copy(), skin, over_weak=True, **_KW)
+    new = out.segment >= weak.n_segments
+    assert new.sum() > 200
+    assert np.all(np.abs(out.points_yx[new, 0] - 100) <= 10)
+    key = out.points_yx[:, 0].astype(np.int64) * n + out.points_yx[:, 1]
+    assert np.all(np.diff(key) > 0)  # unique: no pixel taken twice
+    # the course runs on through the weak chain's pixels; what is left of the weak chain stays
+    # for measure_vessels to judge
+    assert np.all(np.isin(np.arange(60, 340, 20), out.points_yx[new, 1]))
+    assert (out.segment == 0).sum() < 280
+    # a chain that reached the high level still holds it off
+    assert add_deep_veins(det, red.copy(), skin, over_weak=True, **_KW) is det
+
+
+def test_deep_veins_over_weak_recorded_and_checked():
+    rgb, _ = _scene(0, amp=0.0)
+    small = rgb[:200, :300]
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_over_weak"] is True
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_over_weak=False).params["deep_veins_over_weak"] is False
+    for bad in ("true", 1, None):
+        with pytest.raises(ValueError, match="deep_veins_over_weak"):
+            veinscope.analyze(small, px_per_mm=PPM, deep_veins_over_weak=bad)

@@ -635,7 +635,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    noise_cell_px: int, high_noise: float = 5.0, low_noise: float = 3.0,
                    line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
-                   min_straight: float = 0.0) -> VesselDetection:
+                   min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -689,6 +689,25 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     min_straight : float
         The least extent of a piece end to end (along its principal axis) over its length in
         points: a piece curling round a blotch is long but spans little; 0: no such rule.
+    join_widths : float
+        0 (the default): every piece is judged alone. Above 0: a piece that fails the course
+        rule or the colour gate alone is kept when its course passes them: the pieces of one
+        ridge of the search (cut where it passes an ordinary point) and the pieces whose ends
+        face each other (each within 45 degrees of the other's outward direction, along their
+        principal axes) across at most ``join_widths`` of their mean width, its length their
+        points and the gaps joined, its colour read over all its pieces. The piece itself must
+        still be at least ``min_piece_px`` long, half ``min_courses`` of its widths, straight
+        (``min_straight``) and not along the photo's frame. A soft vein near the visibility
+        threshold comes out of the search in pieces of one to three widths (its ridge falls
+        under the low level here and there, another vessel crossing it cuts it), each short of
+        the course rule alone, and the colour of a short piece is a noisy median.
+    over_weak : bool
+        False (the default): every point of ``det`` holds the search off (two of the deep
+        point's scales). True: only the points of chains not ``det.weak``; a weak chain (a band
+        that did not reach the high level, kept by the caller only if its colour passes the
+        ΔE00 gate) does not, and a deep point on a pixel ``det`` has is left out. A soft vein's
+        ordinary detection is often such a chain, dropped later, and the deep piece along it was
+        lost with it.
 
     Returns
     -------
@@ -731,7 +750,10 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     # away from the ordinary detection: over two of its own scales (about a vein's width)
     occupied = np.full((ms, ns), 255, np.uint8)
     if det.points_yx.shape[0]:
-        occupied[det.points_yx[:, 0] // step, det.points_yx[:, 1] // step] = 0
+        # (with over_weak, a weak chain, which measure_vessels keeps only at its ΔE00 gate, does
+        # not hold the deep search off the vein it may lie on)
+        sel = ~np.asarray(det.weak)[det.segment] if over_weak and det.weak is not None else slice(None)
+        occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
     dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
     del occupied
     far = dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
@@ -750,15 +772,38 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     # answers most at sigma = w / 2; a soft blotch of the skin's colour is about as long as wide)
     width = 2.0 * _median_per_label(piece[far], deep.scale_px[far], n_lab - 1)
     long_enough = (size >= min_piece_px / step) & (size >= min_courses * width)
-    if min_straight > 0 and long_enough.any():
+    straight = np.ones(n_lab - 1, bool)
+    if min_straight > 0 and (long_enough.any() or join_widths > 0):
         # end to end as well as along: a piece curling round a blotch is long but spans little
-        long_enough &= _piece_extent(p[far], piece[far], n_lab - 1) >= min_straight * size
-    if rgb is not None and (min_delta_e > 0 or min_red_share > 0) and long_enough.any():
+        straight = _piece_extent(p[far], piece[far], n_lab - 1) >= min_straight * size
+        long_enough &= straight
+    gate = rgb is not None and (min_delta_e > 0 or min_red_share > 0)
+    if gate and long_enough.any():
         # a vein's colour: seen against the skin beside it, and mostly red (shading darkens all
         # three channels alike, the skin's own mottling green and blue most)
         de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
                                       np.where(far & long_enough[np.maximum(piece, 0)], piece, -1), n_lab - 1)
         long_enough &= (de >= min_delta_e) & (red_share >= min_red_share)
+    if join_widths > 0 and n_lab > 2:
+        # or, short of the rules alone, judged with its course: the pieces of one ridge of the
+        # search and the pieces whose ends face it (the course's length counts the gaps joined);
+        # each piece still at least min_piece_px and straight itself, the colour the course's
+        # a piece along the frame (the photo's edge, where the skin is cut off) is no course
+        edge = (p[:, 0] <= 1) | (p[:, 0] >= ms - 2) | (p[:, 1] <= 1) | (p[:, 1] >= ns - 2)
+        framed = np.bincount(piece[far], edge[far], n_lab - 1) > 0.5 * size
+        group, span = _deep_courses(p, far, piece, n_lab - 1, np.where(framed, 0, size), width, deep.segment,
+                                    join_widths)  # fmt: skip
+        n_g = int(group.max()) + 1
+        g_pt = group[np.maximum(piece, 0)]
+        # each piece itself longer than wide (half the course rule: a stretch of vessel, not a blob)
+        member = (size >= min_piece_px / step) & (size >= 0.5 * min_courses * width) & straight & ~long_enough & ~framed
+        g_ok = (span >= min_courses * 2.0 * _median_per_label(g_pt[far], deep.scale_px[far], n_g)) \
+            & (np.bincount(group, member, n_g) > 0)
+        if gate and g_ok.any():
+            de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
+                                          np.where(far & g_ok[g_pt], g_pt, -1), n_g)
+            g_ok &= (de >= min_delta_e) & (red_share >= min_red_share)
+        long_enough |= member & g_ok[group]
     del red_s
     keep = far & long_enough[np.maximum(piece, 0)]
     if not keep.any():
@@ -772,6 +817,23 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         new_p, new_piece, src = new_p[on], new_piece[on], src[on]
         if new_p.shape[0] == 0:
             return det
+    if over_weak and det.points_yx.shape[0]:
+        # a pixel both have: the deep course's (its chain runs on through it), but never a pixel
+        # of a chain that is not weak
+        taken = np.zeros((m, n), np.uint8)
+        taken[new_p[:, 0], new_p[:, 1]] = 1
+        weak_pt = np.asarray(det.weak)[det.segment] if det.weak is not None else np.zeros(det.segment.shape, bool)
+        both = taken[det.points_yx[:, 0], det.points_yx[:, 1]] > 0
+        taken[det.points_yx[both & ~weak_pt, 0], det.points_yx[both & ~weak_pt, 1]] = 2
+        fresh = taken[new_p[:, 0], new_p[:, 1]] == 1
+        new_p, new_piece, src = new_p[fresh], new_piece[fresh], src[fresh]
+        if new_p.shape[0] == 0:
+            return det
+        if (both & weak_pt).any():
+            stay = ~(both & weak_pt)
+            det = replace(det, points_yx=det.points_yx[stay], segment=det.segment[stay], strength=det.strength[stay],
+                          normals_yx=det.normals_yx[stay], scale_px=det.scale_px[stay],
+                          **{k: getattr(det, k)[stay] for k in ("tracked", "reached") if getattr(det, k) is not None})
     ids, new_seg = np.unique(new_piece, return_inverse=True)
     n_new = ids.size
     k_new = new_p.shape[0]
@@ -799,6 +861,69 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         parent=None if det.parent is None else np.concatenate([np.asarray(det.parent), np.full(n_new, -1)]),
         **flags,
     )
+
+
+def _deep_courses(p, far, piece, n, size, width, segment, join_widths):
+    """The courses of the deep search's pieces 0..n-1 (``piece`` per point of ``p``; -1, or not
+    ``far``, off every piece): two pieces are in one course when they come from one ridge of the
+    search (``segment``) or when an end of each faces the other (the gap within 45 degrees of
+    both ends' outward directions along their principal axes) at most ``join_widths`` of their
+    mean ``width`` apart; each end is joined once, nearest pairs first, and a piece of under
+    three points has no direction to face with. Returns each piece's course (0..G-1) and each
+    course's length in points (its pieces' sizes and its joined gaps)."""
+    parent = np.arange(n)
+
+    def find(a):
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    pf, pc = p[far].astype(np.float64), piece[far]
+    first = {}
+    for q, sgm in zip(pc.tolist(), np.asarray(segment)[far].tolist()):  # pieces of one ridge
+        if sgm not in first:
+            first[sgm] = q
+        elif find(first[sgm]) != find(q):
+            parent[find(q)] = find(first[sgm])
+    cnt = np.maximum(np.bincount(pc, minlength=n), 1).astype(float)
+    my, mx = np.bincount(pc, pf[:, 0], n) / cnt, np.bincount(pc, pf[:, 1], n) / cnt
+    dy, dx = pf[:, 0] - my[pc], pf[:, 1] - mx[pc]
+    syy, sxx, sxy = np.bincount(pc, dy * dy, n), np.bincount(pc, dx * dx, n), np.bincount(pc, dy * dx, n)
+    ang = 0.5 * np.arctan2(2.0 * sxy, sxx - syy)
+    ax = np.stack([np.sin(ang), np.cos(ang)], 1)  # each piece's principal axis (y, x)
+    t = dy * ax[pc, 0] + dx * ax[pc, 1]
+    ends, dirs, owner = [], [], []
+    for q in np.flatnonzero(size >= 3):
+        sel = np.flatnonzero(pc == q)
+        ends += [pf[sel[np.argmin(t[sel])]], pf[sel[np.argmax(t[sel])]]]
+        dirs += [-ax[q], ax[q]]
+        owner += [q, q]
+    links = []
+    if len(ends) >= 4:
+        e, u, o = np.array(ends), np.array(dirs), np.array(owner)
+        g = e[None, :, :] - e[:, None, :]  # from end i to end j
+        dist = np.hypot(g[..., 0], g[..., 1])
+        gu = g / np.maximum(dist, 1e-9)[..., None]
+        cos = np.cos(np.pi / 4)
+        facing = (np.einsum("ijk,ik->ij", gu, u) >= cos) & (np.einsum("ijk,jk->ij", -gu, u) >= cos)
+        reach = join_widths * 0.5 * (width[o][:, None] + width[o][None, :])
+        ii, jj = np.nonzero(np.triu((facing | (dist < 2.0)) & (dist <= reach) & (o[:, None] != o[None, :]), 1))
+        used = np.zeros(len(e), bool)
+        for k in np.argsort(dist[ii, jj], kind="stable"):
+            a, b = ii[k], jj[k]
+            if not (used[a] or used[b]):
+                used[a] = used[b] = True
+                links.append((o[a], dist[a, b]))
+                if find(o[a]) != find(o[b]):
+                    parent[find(o[b])] = find(o[a])
+    roots = np.array([find(q) for q in range(n)])
+    _, group = np.unique(roots, return_inverse=True)
+    n_g = int(group.max()) + 1
+    span = np.bincount(group, size.astype(float), n_g)
+    for q, d in links:
+        span[group[q]] += d
+    return group, span
 
 
 def _piece_extent(p, piece, n):

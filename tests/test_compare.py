@@ -1156,6 +1156,27 @@ def test_a_rise_from_a_vessel_rim_below_the_skin_level_is_no_seed_strength():
     assert not _rise_from_below_skin(mel_f, mel_f, np.zeros_like(region), 0.135)  # nothing to judge
 
 
+def test_a_new_stain_along_a_vein_still_there_is_kept():
+    # a soft blue vein present in both photos (persisting) pushes both photos' melanin-like maps
+    # below the skin's level along it (-0.17 to -0.22): a new stain band along it is all new
+    # pigment, and the rim rule (which needs a vessel that has gone, `_near_cleared`) must not
+    # drop it (session 29 review: it did, 3.2 mm² -> 0 at strength 0.55)
+    b = _skin()
+    lay = np.zeros(b.shape[:2], np.float32)
+    cv2.line(lay, (30, 120), (290, 120), 1.0, 6)
+    lay = cv2.GaussianBlur(lay, (0, 0), 2.5)[..., None]
+    b = b * (1 - lay) + np.asarray((150, 115, 160), np.float32) * lay
+    f = _stain_band(b.copy(), 120, 90, 230, strength=0.55, sigma_px=8.0)
+    rng1, rng2 = np.random.default_rng(1), np.random.default_rng(2)
+    B = _u8(b + rng1.normal(0, 4.0, b.shape).astype(np.float32))
+    F = _u8(f + rng2.normal(0, 4.0, f.shape).astype(np.float32))
+    off = compare(B, F, px_per_mm=PPM, staining_above_skin=False)
+    on = compare(B, F, px_per_mm=PPM)
+    assert all(v["status"] != "cleared" for v in on.vessels)
+    assert off.staining["patches"] >= 1 and off.staining["area_mm2"] > 1.0
+    assert on.staining == off.staining
+
+
 @pytest.mark.slow
 def test_generated_stain_fading_below_view_beside_a_cleared_vein_is_not_reported():
     # fresh series pair 369/2 (``bench_compare.py --source series --seed0 360``): session 1's

@@ -336,7 +336,10 @@ def compare(
         (BENCHMARKS.md, session 29: fresh series 369/2's 0.9 mm² staining false alarm, a stain at
         88 % of its visible level beside a cleared twig; development unchanged, held-out 318/2
         64.5 -> 62.9 mm² against 62.4 and 320/1 292.5 -> 291.3 against 295.8, medians unchanged).
-        On by default. False: such patches are kept.
+        Only beside a baseline vessel that cleared (a centreline point within 1.5 mm,
+        :func:`_near_cleared`): beside a vessel still there the rim's dip is in both photos and
+        the rise is all new pigment (the session's review: a new stain along a persisting vein
+        was dropped whole). On by default. False: such patches are kept.
 
     Returns
     -------
@@ -485,6 +488,7 @@ def compare(
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
     stain = _stain(mb, mf, aligned_n, inner_m, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist, b_skin=bg_skin,
+                   cleared_yx=tuple(a[fad["status"] == 1] for a in fad["skel_yx"]),
                    shift_px=max(1, int(round(tol_px))) if staining_shift_check else 0, above_skin=bool(staining_above_skin))
     mb.release()
     mf.release()
@@ -1981,7 +1985,7 @@ def _background_without(optics, skin: np.ndarray, left_out: np.ndarray, box):
     return dataclasses.replace(optics, background_od=bg)
 
 
-def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, shift_px=0, above_skin=False):
+def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, shift_px=0, above_skin=False, cleared_yx=None):
     """New brown pigmentation: seeds where the melanin-like map rose clearly, grown to where
     the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown; then
     grown again on maps whose skin backgrounds leave the stains found out (``b_skin``: the
@@ -2137,7 +2141,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         if shift_px > 0 and _explained_by_shift(*maps, box, region, shift_px, (m, n)):
             mask[Y0:Y1, X0:X1] &= ~region  # a spot the baseline shows, seen shifted
             continue
-        if above_skin and _rise_from_below_skin(*blurred(*(mp.box(box) for mp in maps)), region, min_peak):
+        if above_skin and _near_cleared(cleared_yx, box, region, int(math.ceil(1.5 * ppm))) and _rise_from_below_skin(*blurred(*(mp.box(box) for mp in maps)), region, min_peak):
             mask[Y0:Y1, X0:X1] &= ~region  # a vessel's rim come back to the skin's level
             continue
         area = float(region.sum())
@@ -2177,6 +2181,26 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         "locations": lst,
     }
     return {"mask": mask, "boxes": _merge_boxes(out_boxes), "figures": figures}
+
+
+def _near_cleared(cleared_yx, box, region: np.ndarray, r_px: int) -> bool:
+    """Part of :func:`_stain`: whether a baseline centreline point that cleared (fading status
+    1) lies within ``r_px`` of a patch (``region`` inside ``box``, full-photo ``cleared_yx``).
+    :func:`_rise_from_below_skin` explains a rise by a vessel's rim come back to the skin's
+    level, which needs a vessel that has gone: beside a vessel still there, its rim's dip is in
+    both photos and the change is all new pigment (a stain along a persisting vein, the common
+    case at a first follow-up, must be kept)."""
+    if cleared_yx is None or len(cleared_yx[0]) == 0 or not region.any():
+        return False
+    Y0, Y1, X0, X1 = box
+    ys, xs = cleared_yx
+    sel = (ys >= Y0 - r_px) & (ys < Y1 + r_px) & (xs >= X0 - r_px) & (xs < X1 + r_px)
+    if not sel.any():
+        return False
+    pad = np.zeros((Y1 - Y0 + 2 * r_px, X1 - X0 + 2 * r_px), np.uint8)
+    pad[r_px : r_px + Y1 - Y0, r_px : r_px + X1 - X0] = region
+    reach = cv2.dilate(pad, _disc(r_px)).astype(bool)
+    return bool(reach[ys[sel] - Y0 + r_px, xs[sel] - X0 + r_px].any())
 
 
 def _rise_from_below_skin(d_mel: np.ndarray, mel_f: np.ndarray, region: np.ndarray, min_peak: float) -> bool:

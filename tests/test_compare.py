@@ -41,9 +41,9 @@ def _bar_in_both(base, fu, y, x0, x1):
     _bar(fu, y, x0, x1)
 
 
-def _compared(base, fu):
+def _compared(base, fu, **kw):
     """``compare`` of the two photos with independent camera noise, at the tests' scale."""
-    return compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM)
+    return compare(_u8(_noise(base, 1)), _u8(_noise(fu, 2)), px_per_mm=PPM, **kw)
 
 
 def _u8(img):
@@ -1482,12 +1482,18 @@ def test_a_matting_patch_takes_in_its_faint_vessels_in_the_margin_at_the_photos_
     assert np.median(de_edge[de_edge > 0]) == pytest.approx(3.2, abs=0.3)
     truth = _matting_truth((de_core >= 2.0) | (de_edge >= 2.0))
     edge_truth = _matting_truth(de_edge >= 2.0)
-    c = _compared(base, fu)
+    # the faint pixels' reading alone (the visible new vessels' outline held off: with it, the
+    # default since session 29, the patch reads 1.10 x the truth on seed 7, checked below)
+    c = _compared(base, fu, matting_vessels=False)
     assert c.matting["patches"] == 1
     assert c.matting["area_mm2"] == pytest.approx(truth.sum() / PPM**2, rel=0.1)  # old: 0.84 x, 0.84 x
     measured = c.change_map == CHANGE_CODES["matting"]
     assert (measured & edge_truth).sum() >= 0.75 * edge_truth.sum()  # old: 0.52, 0.55
     assert c.improvement_pct == pytest.approx(0.0, abs=5.0)
+    d = _compared(base, fu)
+    assert d.matting["patches"] == 1
+    assert d.matting["area_mm2"] == pytest.approx(truth.sum() / PPM**2, rel=0.15)
+    assert d.matting["area_mm2"] >= c.matting["area_mm2"]
     # the edge vessels alone (nothing perceptible to start a patch): none
     rng = np.random.default_rng(seed)
     fu = base.copy()

@@ -36,7 +36,7 @@ def test_ridges_take_in_a_patchs_periphery_that_the_pixel_test_misses(monkeypatc
     # vessels, ΔE00 about 3, fail the pixel gates one pixel at a time (the series' under-measured
     # peripheries, 305/1, 326/1): off, the patch is 72-75 mm² of about 98; read as ridges of the
     # redness change they extend the patch, inside the truth's outline (the visible vessels'
-    # reading, ``matting_vessels`` (off by default), held off explicitly: it takes part of
+    # reading, ``matting_vessels`` (on by default since session 29), held off explicitly: it takes part of
     # the same periphery in, and the ridges are measured against the pixel test alone)
     base, fu, truth = _core_and_ring(seed)
     truth_mm2 = truth.sum() / PPM**2

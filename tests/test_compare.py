@@ -2924,3 +2924,17 @@ def test_clipped_code_is_checked():
     for bad in (-1, 64, 2.5, "32", True):
         with pytest.raises(ValueError, match="clipped_code"):
             compare(b, f, px_per_mm=10.0, clipped_code=bad)
+
+
+def test_an_improvement_on_a_few_millimetres_of_baseline_vessel_comes_with_a_warning():
+    # a 3 mm vessel is all the baseline shows: whether it reads cleared or not swings the
+    # improvement between 0 and 100 %, so it is reported with a warning; an 18 mm vessel is not
+    short_b, long_b = _skin(), _skin()
+    _bar(short_b, 120, 150, 180)
+    _bar(long_b, 120, 70, 250)
+    short = _compared(short_b, short_b.copy())
+    assert 0 < short.lengths_px["baseline"] < 5.0 * PPM
+    assert any("of vessel was found in the baseline" in w for w in short.warnings)
+    long = _compared(long_b, long_b.copy())
+    assert not any("of vessel was found in the baseline" in w for w in long.warnings)
+    assert long.improvement_pct == pytest.approx(0.0, abs=5.0)

@@ -500,8 +500,9 @@ def analyze(
         raise ValueError(f"deep_veins_step must be None or a whole number from 1 to 16, got {deep_veins_step!r}")
     for name, v in (("deep_veins_delta_e", deep_veins_delta_e), ("deep_veins_red_share", deep_veins_red_share),
                     ("deep_veins_straight", deep_veins_straight), ("deep_veins_join_widths", deep_veins_join_widths)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
-            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        if (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))
+                or not math.isfinite(v) or not v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -649,7 +650,8 @@ def analyze(
                              min_delta_e=float(deep_veins_delta_e), min_red_share=float(deep_veins_red_share),
                              min_straight=float(deep_veins_straight),
                              join_widths=float(deep_veins_join_widths),
-                             over_weak=bool(deep_veins_over_weak))  # fmt: skip
+                             over_weak=bool(deep_veins_over_weak), weak_delta_e=faint_delta_e,
+                             weak_max_width_px=1.0 * ppm)  # fmt: skip
         del red
     widths = shift = None
     if det.points_yx.shape[0]:

@@ -470,6 +470,17 @@ def test_deep_veins_over_weak_recorded_and_checked():
             veinscope.analyze(small, px_per_mm=PPM, deep_veins_over_weak=bad)
 
 
+def test_deep_veins_weak_hold_delta_e_recorded_and_checked():
+    rgb, _ = _scene(0, amp=0.0)
+    small = rgb[:200, :300]
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_weak_hold_delta_e"] is None
+    an = veinscope.analyze(small, px_per_mm=PPM, deep_veins_weak_hold_delta_e=3)
+    assert an.params["deep_veins_weak_hold_delta_e"] == 3.0
+    for bad in ("3", -1.0, True, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="deep_veins_weak_hold_delta_e"):
+            veinscope.analyze(small, px_per_mm=PPM, deep_veins_weak_hold_delta_e=bad)
+
+
 def _red_then_grey(split):
     """The photo of a red vein (the soft bar's band) that is a grey band (shading) from column
     ``split`` on."""

@@ -91,6 +91,7 @@ def analyze(
     deep_veins_straight: float = 0.7,
     deep_veins_join_widths: float = 3.0,
     deep_veins_over_weak: bool = True,
+    deep_veins_weak_hold_delta_e: float | None = None,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -398,6 +399,15 @@ def analyze(
         0.784 -> 0.817, reticular length / area -14.9 / -12.3 -> -8.2 / -5.2 % (none down); the
         real legs at their nominal scale unchanged. False: the engine of before
         (BENCHMARKS.md, session 29, helper "ret29").
+    deep_veins_weak_hold_delta_e : float or None
+        With ``deep_veins_over_weak``: a weak chain under 1 mm wide (twice its median scale)
+        whose colour differs from the skin beside it by at least this CIEDE2000
+        (``faint_delta_e``'s rule, which keeps it) still holds the deep search off, so that a
+        vessel the ordinary detection keeps is not drawn twice nor taken from its chain. None
+        (the default): no weak chain does. At 3.0 (``faint_delta_e``) generated set A's clDice
+        fell 0.829 -> 0.809 and reticular length -6.8 -> -7.8 % (416: -19.6 -> -33.4 %, its
+        vein kept as the narrow weak chain), hence off (BENCHMARKS.md, session 29, helper
+        "ret29b").
 
     Returns
     -------
@@ -490,6 +500,15 @@ def analyze(
         raise ValueError(f"deep_veins must be True or False, got {deep_veins!r}")
     if not isinstance(deep_veins_over_weak, (bool, np.bool_)):
         raise ValueError(f"deep_veins_over_weak must be True or False, got {deep_veins_over_weak!r}")
+    if deep_veins_weak_hold_delta_e is not None and (
+        isinstance(deep_veins_weak_hold_delta_e, (bool, np.bool_))
+        or not isinstance(deep_veins_weak_hold_delta_e, (int, float, np.integer, np.floating))
+        or not math.isfinite(deep_veins_weak_hold_delta_e)
+        or not deep_veins_weak_hold_delta_e >= 0
+    ):
+        raise ValueError(
+            f"deep_veins_weak_hold_delta_e must be None or a CIEDE2000 difference >= 0, got {deep_veins_weak_hold_delta_e!r}"
+        )
     if deep_veins_step is not None and (
         isinstance(deep_veins_step, (bool, np.bool_))
         or not isinstance(deep_veins_step, (int, float, np.integer, np.floating))
@@ -557,6 +576,7 @@ def analyze(
         "deep_veins_straight": float(deep_veins_straight),
         "deep_veins_join_widths": float(deep_veins_join_widths),
         "deep_veins_over_weak": bool(deep_veins_over_weak),
+        "deep_veins_weak_hold_delta_e": None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -650,7 +670,8 @@ def analyze(
                              min_delta_e=float(deep_veins_delta_e), min_red_share=float(deep_veins_red_share),
                              min_straight=float(deep_veins_straight),
                              join_widths=float(deep_veins_join_widths),
-                             over_weak=bool(deep_veins_over_weak), weak_delta_e=faint_delta_e,
+                             over_weak=bool(deep_veins_over_weak),
+                             weak_delta_e=None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
                              weak_max_width_px=1.0 * ppm)  # fmt: skip
         del red
     widths = shift = None

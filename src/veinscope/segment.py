@@ -832,10 +832,10 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                                                               deep.scale_px[far & inner[np.maximum(piece, 0)]], n_g)) \
             & (np.bincount(group, member, n_g) > 0)
         if gate and g_ok.any():
-            # the course's colour (its members' and its pieces' kept alone) stands in for its
-            # members' own, each of which passed the gate with its margins halved
+            # the course's colour (over all its points) stands in for its members' own, each of
+            # which passed the gate with its margins halved
             de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
-                                          np.where(far & g_ok[g_pt] & inner[np.maximum(piece, 0)], g_pt, -1), n_g)
+                                          np.where(far & g_ok[g_pt], g_pt, -1), n_g)
             g_ok &= (de >= min_delta_e) & (red_share >= min_red_share)
         long_enough |= member & g_ok[group]
     del red_s

@@ -407,9 +407,9 @@ def analyze(
         (``faint_delta_e``'s rule, which keeps it) still holds the deep search off, so that a
         vessel the ordinary detection keeps is not drawn twice nor taken from its chain. None
         (the default): no weak chain does. At 3.0 (``faint_delta_e``) generated set A's clDice
-        fell 0.829 -> 0.809 and reticular length -6.8 -> -7.8 % (416: -19.6 -> -33.4 %, its
-        vein kept as the narrow weak chain), hence off (BENCHMARKS.md, session 29, helper
-        "ret29b").
+        fell 0.829 -> 0.814 and recall 0.838 -> 0.829 (400, 416, 422 down; 416's reticular
+        length -19.6 -> -33.4 %), set B's recall 0.817 -> 0.813, hence off (BENCHMARKS.md,
+        session 29, helper "ret29b").
 
     Returns
     -------

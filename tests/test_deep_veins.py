@@ -17,7 +17,7 @@ from scipy import ndimage as ndi
 import veinscope
 from veinscope.segment import (
     VesselDetection,
-    _deep_courses,
+    _along_frame, _deep_courses,
     _median_per_label,
     _piece_colour,
     _piece_extent,
@@ -407,7 +407,7 @@ def test_deep_courses_join_facing_pieces_and_leave_far_ones_alone():
     group, span = _deep_courses(p, far, piece, 5, size, width, seg, 3.0)
     assert group[0] == group[1] == group[2]
     assert len({group[0], group[3], group[4]}) == 3
-    assert abs(span[group[0]] - (90 + 2 * 21)) < 1e-6  # the points and the two gaps (21 px end to end)
+    assert span[group[0]] == 90  # the points only: the two gaps (21 px end to end) are not counted
     assert span[group[3]] == 30 and span[group[4]] == 30
     # at one width's reach the gaps (1.05 widths) are not bridged
     group, _ = _deep_courses(p, far, piece, 5, size, width, seg, 1.0)
@@ -416,6 +416,15 @@ def test_deep_courses_join_facing_pieces_and_leave_far_ones_alone():
     seg = np.r_[np.zeros(60, int), np.arange(60, len(p))]
     group, _ = _deep_courses(p, far, piece, 5, size, width, seg, 0.1)
     assert group[0] == group[1] != group[2]
+    # a piece not counted (a fragment, not a member) joins the pieces it faces but adds no length
+    seg = np.arange(len(p))
+    counted = np.array([True, False, True, True, True])
+    group, span = _deep_courses(p, far, piece, 5, size, width, seg, 3.0, counted=counted)
+    assert group[0] == group[1] == group[2]
+    assert span[group[0]] == 60
+    # a piece of size under 3 has no direction to face with
+    group, span = _deep_courses(p, far, piece, 5, np.r_[30, 0, 30, 30, 30], width, seg, 3.0)
+    assert len({group[0], group[1], group[2]}) == 3
 
 
 def test_deep_veins_join_widths_recorded_and_checked():
@@ -423,7 +432,7 @@ def test_deep_veins_join_widths_recorded_and_checked():
     small = rgb[:200, :300]
     assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_join_widths"] == 3.0
     assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_join_widths=0).params["deep_veins_join_widths"] == 0.0
-    for bad in ("3", -1.0, True, None):
+    for bad in ("3", -1.0, True, None, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="deep_veins_join_widths"):
             veinscope.analyze(small, px_per_mm=PPM, deep_veins_join_widths=bad)
 
@@ -459,3 +468,83 @@ def test_deep_veins_over_weak_recorded_and_checked():
     for bad in ("true", 1, None):
         with pytest.raises(ValueError, match="deep_veins_over_weak"):
             veinscope.analyze(small, px_per_mm=PPM, deep_veins_over_weak=bad)
+
+
+def test_deep_veins_weak_hold_delta_e_recorded_and_checked():
+    rgb, _ = _scene(0, amp=0.0)
+    small = rgb[:200, :300]
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_weak_hold_delta_e"] is None
+    an = veinscope.analyze(small, px_per_mm=PPM, deep_veins_weak_hold_delta_e=3)
+    assert an.params["deep_veins_weak_hold_delta_e"] == 3.0
+    for bad in ("3", -1.0, True, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="deep_veins_weak_hold_delta_e"):
+            veinscope.analyze(small, px_per_mm=PPM, deep_veins_weak_hold_delta_e=bad)
+
+
+def _red_then_grey(split):
+    """The photo of a red vein (the soft bar's band) that is a grey band (shading) from column
+    ``split`` on."""
+    rgb = _band_rgb((0.12, 0.03, 0.03)).copy()
+    rgb[:, split:] = _band_rgb((0.12, 0.12, 0.12))[:, split:]
+    return rgb
+
+
+def test_a_course_lends_no_colour_to_a_grey_piece():
+    # a red vein continuing as a grey band past a crossing vessel, one ridge of the search: the
+    # red piece passes alone, the grey one is kept by neither its own colour nor the course's
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    det = _det([(y, 250) for y in range(20, 180)], [0] * 160, 1.5)
+    gate = dict(rgb=_red_then_grey(250), min_delta_e=2.2, min_red_share=1.3, min_straight=0.7)
+    for jw in (0.0, 3.0):
+        out = add_deep_veins(det, _bar_signal(100, (40, 340)), skin, join_widths=jw, **gate, **_KW)
+        xs = out.points_yx[out.segment >= det.n_segments, 1]
+        assert np.sum(xs < 250) > 150
+        assert not np.any(xs > 250)
+    # a separate grey bar whose end faces the red bar's across 45 px
+    red = _bar_signal(100, (40, 180)) + _bar_signal(100, (230, 340), seed=1) - _bar_signal(100, (0, 0), seed=1)
+    det = _det([(5, x) for x in range(5, 25)], [0] * 20, 1.5)
+    out = add_deep_veins(det, red, skin, join_widths=3.0, **dict(gate, rgb=_red_then_grey(205)), **_KW)
+    xs = out.points_yx[out.segment >= det.n_segments, 1]
+    assert np.sum(xs < 205) > 150
+    assert not np.any(xs > 205)
+
+
+def test_a_course_member_is_at_least_one_and_a_half_widths():
+    # the crossing vessels at 125 and 206 leave a piece of 32 px on the bar between them (24 px
+    # wide: 1.3 widths): over min_piece_px, but not a member; the pieces beside it are kept
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    det = _crossed((125, 206, 295))
+    out = add_deep_veins(det, _bar_signal(100, (40, 360)), skin, join_widths=3.0, **_KW)
+    xs = out.points_yx[out.segment >= det.n_segments, 1]
+    assert np.sum(xs < 125) > 40 and np.sum((xs > 206) & (xs < 295)) > 30
+    assert not np.any((xs > 125) & (xs < 206))
+
+
+def test_pieces_along_the_frame():
+    # a piece with over half its points in the outermost 2 px of the search is along the frame
+    p = np.array([(0, x) for x in range(10, 40)] + [(1, x) for x in range(40, 50)] + [(50, x) for x in range(10, 40)]
+                 + [(2, x) for x in range(10, 40)] + [(y, 398) for y in range(10, 20)] + [(y, 390) for y in range(20, 40)])
+    piece = np.repeat([0, 1, 2, 3], [40, 30, 30, 30])
+    size = np.bincount(piece)
+    assert _along_frame(p, piece, 4, size, (200, 400)).tolist() == [True, False, False, False]
+    assert _along_frame(p[:40], piece[:40], 1, size[:1], (200, 400)).tolist() == [True]
+
+
+def test_over_weak_leaves_a_weak_chain_the_colour_gate_keeps():
+    # a weak chain on the bar whose colour already passes measure_vessels' gate for weak chains
+    # (narrow, ΔE00 >= weak_delta_e) still holds the search off: the vessel is not drawn twice
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    red = _bar_signal(100, (40, 360))
+    weak = replace(_det([(100, x) for x in range(60, 340)], [0] * 280, 8.0), weak=np.array([True]))
+    band = _band_rgb((0.12, 0.03, 0.03))
+    assert add_deep_veins(weak, red.copy(), skin, over_weak=True, rgb=band, weak_delta_e=3.0, **_KW) is weak
+    # ... but not when it is wider than the caller keeps a weak chain (16 px here), nor when its
+    # colour does not pass (plain skin), nor without weak_delta_e
+    plain = np.broadcast_to(np.uint8([205, 155, 135]), (m, n, 3))
+    for kw in (dict(rgb=band, weak_delta_e=3.0, weak_max_width_px=12.0), dict(rgb=plain, weak_delta_e=3.0),
+               dict(rgb=band)):
+        out = add_deep_veins(weak, red.copy(), skin, over_weak=True, **kw, **_KW)
+        assert (out.segment >= weak.n_segments).sum() > 200

@@ -91,6 +91,7 @@ def analyze(
     deep_veins_straight: float = 0.7,
     deep_veins_join_widths: float = 3.0,
     deep_veins_over_weak: bool = True,
+    deep_veins_weak_hold_delta_e: float | None = None,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -378,8 +379,10 @@ def analyze(
         measuring) a piece short of the course rule or the colour gate alone is also kept when
         its course passes them: the pieces of one ridge of the search (cut where it passes an ordinary
         centreline) and the pieces whose ends face each other across at most this many of their
-        widths, the colour read over the whole course (each piece itself still at least 3 mm,
-        1.5 of its widths, straight, and not along the photo's frame). A soft vein near the
+        widths, its length and colour read over the pieces at least 3 mm and 1.5 of their widths
+        long, straight and not along the photo's frame (the gaps and shorter fragments joining
+        them not counted), each of which must itself pass the colour gate with its margins
+        halved (a grey piece is shading whatever course it lies on). A soft vein near the
         visibility threshold comes out of the search in pieces of one to three widths, each
         short of the course rule alone. Generated set A: clDice 0.799 -> 0.801, recall 0.817
         -> 0.820, precision 0.904 -> 0.906, class right 0.957 -> 0.959, reticular length -11.7
@@ -394,10 +397,19 @@ def analyze(
         does: a soft vein's ordinary detection is often such a chain, dropped by the gate, and
         the deep piece along it was lost with it. Generated set A (with the joined courses):
         clDice 0.801 -> 0.829, recall 0.820 -> 0.838, reticular length / area -10.0 / -5.5 ->
-        -7.7 / -2.0 % (one photo down by 0.001); held-out set B clDice 0.771 -> 0.779, recall
+        -6.8 / -2.0 % (no photo down); held-out set B clDice 0.771 -> 0.779, recall
         0.784 -> 0.817, reticular length / area -14.9 / -12.3 -> -8.2 / -5.2 % (none down); the
         real legs at their nominal scale unchanged. False: the engine of before
         (BENCHMARKS.md, session 29, helper "ret29").
+    deep_veins_weak_hold_delta_e : float or None
+        With ``deep_veins_over_weak``: a weak chain under 1 mm wide (twice its median scale)
+        whose colour differs from the skin beside it by at least this CIEDE2000
+        (``faint_delta_e``'s rule, which keeps it) still holds the deep search off, so that a
+        vessel the ordinary detection keeps is not drawn twice nor taken from its chain. None
+        (the default): no weak chain does. At 3.0 (``faint_delta_e``) generated set A's clDice
+        fell 0.829 -> 0.814 and recall 0.838 -> 0.829 (400, 416, 422 down; 416's reticular
+        length -19.6 -> -33.4 %), set B's recall 0.817 -> 0.813, hence off (BENCHMARKS.md,
+        session 29, helper "ret29b").
 
     Returns
     -------
@@ -490,6 +502,15 @@ def analyze(
         raise ValueError(f"deep_veins must be True or False, got {deep_veins!r}")
     if not isinstance(deep_veins_over_weak, (bool, np.bool_)):
         raise ValueError(f"deep_veins_over_weak must be True or False, got {deep_veins_over_weak!r}")
+    if deep_veins_weak_hold_delta_e is not None and (
+        isinstance(deep_veins_weak_hold_delta_e, (bool, np.bool_))
+        or not isinstance(deep_veins_weak_hold_delta_e, (int, float, np.integer, np.floating))
+        or not math.isfinite(deep_veins_weak_hold_delta_e)
+        or not deep_veins_weak_hold_delta_e >= 0
+    ):
+        raise ValueError(
+            f"deep_veins_weak_hold_delta_e must be None or a CIEDE2000 difference >= 0, got {deep_veins_weak_hold_delta_e!r}"
+        )
     if deep_veins_step is not None and (
         isinstance(deep_veins_step, (bool, np.bool_))
         or not isinstance(deep_veins_step, (int, float, np.integer, np.floating))
@@ -500,8 +521,9 @@ def analyze(
         raise ValueError(f"deep_veins_step must be None or a whole number from 1 to 16, got {deep_veins_step!r}")
     for name, v in (("deep_veins_delta_e", deep_veins_delta_e), ("deep_veins_red_share", deep_veins_red_share),
                     ("deep_veins_straight", deep_veins_straight), ("deep_veins_join_widths", deep_veins_join_widths)):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)) or not v >= 0:
-            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
+        if (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))
+                or not math.isfinite(v) or not v >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -556,6 +578,7 @@ def analyze(
         "deep_veins_straight": float(deep_veins_straight),
         "deep_veins_join_widths": float(deep_veins_join_widths),
         "deep_veins_over_weak": bool(deep_veins_over_weak),
+        "deep_veins_weak_hold_delta_e": None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -649,7 +672,9 @@ def analyze(
                              min_delta_e=float(deep_veins_delta_e), min_red_share=float(deep_veins_red_share),
                              min_straight=float(deep_veins_straight),
                              join_widths=float(deep_veins_join_widths),
-                             over_weak=bool(deep_veins_over_weak))  # fmt: skip
+                             over_weak=bool(deep_veins_over_weak),
+                             weak_delta_e=None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
+                             weak_max_width_px=1.0 * ppm)  # fmt: skip
         del red
     widths = shift = None
     if det.points_yx.shape[0]:

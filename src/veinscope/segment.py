@@ -635,7 +635,8 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    noise_cell_px: int, high_noise: float = 5.0, low_noise: float = 3.0,
                    line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
-                   min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False) -> VesselDetection:
+                   min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False,
+                   weak_delta_e: float | None = None, weak_max_width_px: float = np.inf) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -695,19 +696,32 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         ridge of the search (cut where it passes an ordinary point) and the pieces whose ends
         face each other (each within 45 degrees of the other's outward direction, along their
         principal axes) across at most ``join_widths`` of their mean width, its length their
-        points and the gaps joined, its colour read over all its pieces. The piece itself must
-        still be at least ``min_piece_px`` long, half ``min_courses`` of its widths, straight
-        (``min_straight``) and not along the photo's frame. A soft vein near the visibility
-        threshold comes out of the search in pieces of one to three widths (its ridge falls
-        under the low level here and there, another vessel crossing it cuts it), each short of
-        the course rule alone, and the colour of a short piece is a noisy median.
+        points, its colour read over its pieces. Such a piece (a member) must itself be at least
+        ``min_piece_px`` long, half ``min_courses`` of its widths, straight (``min_straight``),
+        not along the photo's frame, and its own colour must pass the gate with its margins
+        halved (ΔE00 at least half ``min_delta_e``, red share at least halfway from 1 to
+        ``min_red_share``); the course's length and colour are its members' and its pieces' kept
+        alone (a shorter fragment between them joins them but is not counted, nor are the gaps).
+        A soft vein near the visibility threshold comes out of the search in
+        pieces of one to three widths (its ridge falls under the low level here and there,
+        another vessel crossing it cuts it), each short of the course rule alone, and the colour
+        of a short piece is a noisy median.
     over_weak : bool
         False (the default): every point of ``det`` holds the search off (two of the deep
-        point's scales). True: only the points of chains not ``det.weak``; a weak chain (a band
-        that did not reach the high level, kept by the caller only if its colour passes the
-        ΔE00 gate) does not, and a deep point on a pixel ``det`` has is left out. A soft vein's
-        ordinary detection is often such a chain, dropped later, and the deep piece along it was
-        lost with it.
+        point's scales). True: only the points of chains not ``det.weak`` (and of the weak chains
+        ``weak_delta_e`` keeps); a weak chain (a band that did not reach the high level, kept by
+        the caller only if its colour passes the ΔE00 gate) does not, and a deep point on a pixel
+        of such a chain takes it from the chain. A soft vein's ordinary detection is often such a
+        chain, dropped later, and the deep piece along it was lost with it.
+    weak_delta_e : float, optional
+        With ``over_weak`` and ``rgb``: a weak chain under ``weak_max_width_px`` wide (twice its
+        median scale) whose colour differs from the skin beside it by at least this CIEDE2000
+        (:func:`veinscope.measure.chain_delta_e`, its width twice each point's scale) still
+        holds the search off, as the caller will keep it: the vessel is not drawn twice nor taken
+        from the chain that has it. None: no weak chain does.
+    weak_max_width_px : float
+        See ``weak_delta_e``: the caller drops a wider weak chain whatever its colour, unless it
+        continues a wide vein (inf: every width).
 
     Returns
     -------
@@ -749,10 +763,20 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         return det
     # away from the ordinary detection: over two of its own scales (about a vein's width)
     occupied = np.full((ms, ns), 255, np.uint8)
+    # (with over_weak, a weak chain, which measure_vessels keeps only at its ΔE00 gate, does not
+    # hold the deep search off the vein it may lie on, unless its colour already passes that gate)
+    lifted = np.zeros(det.n_segments, bool)
+    if over_weak and det.weak is not None and det.points_yx.shape[0]:
+        lifted = np.asarray(det.weak, bool).copy()
+        if weak_delta_e is not None and rgb is not None and lifted.any():
+            from veinscope.measure import chain_delta_e
+
+            de = chain_delta_e(rgb, det.points_yx, det.normals_yx, 2.0 * det.scale_px.astype(np.float64), det.segment,
+                               lifted[det.segment], skin)  # fmt: skip
+            wide = 2.0 * _median_per_label(det.segment, det.scale_px, det.n_segments) >= weak_max_width_px
+            lifted[[c for c, v in de.items() if v >= weak_delta_e and not wide[c]]] = False
     if det.points_yx.shape[0]:
-        # (with over_weak, a weak chain, which measure_vessels keeps only at its ΔE00 gate, does
-        # not hold the deep search off the vein it may lie on)
-        sel = ~np.asarray(det.weak)[det.segment] if over_weak and det.weak is not None else slice(None)
+        sel = ~lifted[det.segment]
         occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
     dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
     del occupied
@@ -786,20 +810,30 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         long_enough &= (de >= min_delta_e) & (red_share >= min_red_share)
     if join_widths > 0 and n_lab > 2:
         # or, short of the rules alone, judged with its course: the pieces of one ridge of the
-        # search and the pieces whose ends face it (the course's length counts the gaps joined);
-        # each piece still at least min_piece_px and straight itself, the colour the course's
-        # a piece along the frame (the photo's edge, where the skin is cut off) is no course
-        edge = (p[:, 0] <= 1) | (p[:, 0] >= ms - 2) | (p[:, 1] <= 1) | (p[:, 1] >= ns - 2)
-        framed = np.bincount(piece[far], edge[far], n_lab - 1) > 0.5 * size
+        # search and the pieces whose ends face it; a member is itself a stretch of vessel (at
+        # least min_piece_px, half the course rule in its own widths, straight, not along the
+        # frame: the photo's edge, where the skin is cut off) and its own colour passes the gate
+        # with its margins halved (a short piece's colour is a noisy median, but a grey piece is
+        # shading, whatever course it lies on)
+        framed = _along_frame(p[far], piece[far], n_lab - 1, size, (ms, ns))
+        member = (size >= min_piece_px / step) & (size >= 0.5 * min_courses * width) & straight & ~long_enough & ~framed
+        if gate and member.any():
+            de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
+                                          np.where(far & member[np.maximum(piece, 0)], piece, -1), n_lab - 1)
+            member &= (de >= 0.5 * min_delta_e) & (red_share >= min_red_share - 0.5 * max(min_red_share - 1.0, 0.0))
+        # the course's length is the points of its members and of its pieces kept alone (a
+        # fragment between them joins them, but neither it nor a gap counts)
+        inner = member | long_enough
         group, span = _deep_courses(p, far, piece, n_lab - 1, np.where(framed, 0, size), width, deep.segment,
-                                    join_widths)  # fmt: skip
+                                    join_widths, counted=inner)  # fmt: skip
         n_g = int(group.max()) + 1
         g_pt = group[np.maximum(piece, 0)]
-        # each piece itself longer than wide (half the course rule: a stretch of vessel, not a blob)
-        member = (size >= min_piece_px / step) & (size >= 0.5 * min_courses * width) & straight & ~long_enough & ~framed
-        g_ok = (span >= min_courses * 2.0 * _median_per_label(g_pt[far], deep.scale_px[far], n_g)) \
+        g_ok = (span >= min_courses * 2.0 * _median_per_label(g_pt[far & inner[np.maximum(piece, 0)]],
+                                                              deep.scale_px[far & inner[np.maximum(piece, 0)]], n_g)) \
             & (np.bincount(group, member, n_g) > 0)
         if gate and g_ok.any():
+            # the course's colour (over all its points) stands in for its members' own, each of
+            # which passed the gate with its margins halved
             de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
                                           np.where(far & g_ok[g_pt], g_pt, -1), n_g)
             g_ok &= (de >= min_delta_e) & (red_share >= min_red_share)
@@ -822,7 +856,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         # of a chain that is not weak
         taken = np.zeros((m, n), np.uint8)
         taken[new_p[:, 0], new_p[:, 1]] = 1
-        weak_pt = np.asarray(det.weak)[det.segment] if det.weak is not None else np.zeros(det.segment.shape, bool)
+        weak_pt = lifted[det.segment]
         both = taken[det.points_yx[:, 0], det.points_yx[:, 1]] > 0
         taken[det.points_yx[both & ~weak_pt, 0], det.points_yx[both & ~weak_pt, 1]] = 2
         fresh = taken[new_p[:, 0], new_p[:, 1]] == 1
@@ -863,14 +897,23 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     )
 
 
-def _deep_courses(p, far, piece, n, size, width, segment, join_widths):
+def _along_frame(p, piece, n, size, shape):
+    """Per piece 0..n-1 of points ``p`` (K, 2) of ``size`` points each: over half its points in
+    the outermost 2 px of an image of ``shape`` (the photo's edge, where the skin is cut off)."""
+    m, n_cols = shape
+    edge = (p[:, 0] <= 1) | (p[:, 0] >= m - 2) | (p[:, 1] <= 1) | (p[:, 1] >= n_cols - 2)
+    return np.bincount(piece, edge, n) > 0.5 * np.asarray(size)
+
+
+def _deep_courses(p, far, piece, n, size, width, segment, join_widths, *, counted=None):
     """The courses of the deep search's pieces 0..n-1 (``piece`` per point of ``p``; -1, or not
     ``far``, off every piece): two pieces are in one course when they come from one ridge of the
     search (``segment``) or when an end of each faces the other (the gap within 45 degrees of
     both ends' outward directions along their principal axes) at most ``join_widths`` of their
-    mean ``width`` apart; each end is joined once, nearest pairs first, and a piece of under
-    three points has no direction to face with. Returns each piece's course (0..G-1) and each
-    course's length in points (its pieces' sizes and its joined gaps)."""
+    mean ``width`` apart; each end is joined once, nearest pairs first, and a piece of ``size``
+    under 3 has no direction to face with. Returns each piece's course (0..G-1) and each
+    course's length in points: the ``size`` of its pieces that are ``counted`` (bool per piece;
+    None: all), the gaps not counted (a course is what the search saw of it)."""
     parent = np.arange(n)
 
     def find(a):
@@ -899,7 +942,6 @@ def _deep_courses(p, far, piece, n, size, width, segment, join_widths):
         ends += [pf[sel[np.argmin(t[sel])]], pf[sel[np.argmax(t[sel])]]]
         dirs += [-ax[q], ax[q]]
         owner += [q, q]
-    links = []
     if len(ends) >= 4:
         e, u, o = np.array(ends), np.array(dirs), np.array(owner)
         g = e[None, :, :] - e[:, None, :]  # from end i to end j
@@ -908,22 +950,18 @@ def _deep_courses(p, far, piece, n, size, width, segment, join_widths):
         cos = np.cos(np.pi / 4)
         facing = (np.einsum("ijk,ik->ij", gu, u) >= cos) & (np.einsum("ijk,jk->ij", -gu, u) >= cos)
         reach = join_widths * 0.5 * (width[o][:, None] + width[o][None, :])
-        ii, jj = np.nonzero(np.triu((facing | (dist < 2.0)) & (dist <= reach) & (o[:, None] != o[None, :]), 1))
+        ii, jj = np.nonzero(np.triu(facing & (dist <= reach) & (o[:, None] != o[None, :]), 1))
         used = np.zeros(len(e), bool)
         for k in np.argsort(dist[ii, jj], kind="stable"):
             a, b = ii[k], jj[k]
             if not (used[a] or used[b]):
                 used[a] = used[b] = True
-                links.append((o[a], dist[a, b]))
                 if find(o[a]) != find(o[b]):
                     parent[find(o[b])] = find(o[a])
     roots = np.array([find(q) for q in range(n)])
     _, group = np.unique(roots, return_inverse=True)
     n_g = int(group.max()) + 1
-    span = np.bincount(group, size.astype(float), n_g)
-    for q, d in links:
-        span[group[q]] += d
-    return group, span
+    return group, np.bincount(group, np.where(True if counted is None else counted, size, 0).astype(float), n_g)
 
 
 def _piece_extent(p, piece, n):

@@ -1185,16 +1185,9 @@ def test_generated_stain_fading_below_view_beside_a_cleared_vein_is_not_reported
     # rise 0.149 passes the seed level 0.135, 0.03 of it the twig's rim coming back to the skin's
     # level). Development pair 303/2 (truth 12.6 mm²) keeps its two stains beside treated
     # vessels where the baseline's melanin-like map lay 0.05-0.08 below its skin's level
-    from veinscope import analyze
-    from veinscope.compare import _local_scale
-    from veinscope.register import register
-
     for seed, k in ((369, 2), (303, 2)):
         b, f, ppm, _, _ = _series_pair(seed, k)
-        a_b = analyze(b, px_per_mm=ppm)
-        reg = register(b, f, px_per_mm=ppm, cards=None, baseline_skin=a_b.skin, followup_skin=None)
-        a_f = analyze(f, px_per_mm=ppm / _local_scale(reg))
-        kw = dict(px_per_mm=ppm, baseline_analysis=a_b, followup_analysis=a_f, registration=reg)
+        kw = _series_compare_kw(b, f, ppm)
         off, on = compare(b, f, staining_above_skin=False, **kw), compare(b, f, **kw)
         if seed == 369:
             assert off.staining["patches"] == 1 and off.staining["area_mm2"] > 0.5  # main's false alarm
@@ -1997,6 +1990,19 @@ def test_a_new_vessel_running_into_a_matting_patch_leaves_the_patch_matting():
     assert c.improvement_pct == pytest.approx(off.improvement_pct, abs=1e-6)
 
 
+def _series_compare_kw(b, f, ppm):
+    """``compare``'s keywords for a series pair as ``bench_compare.py`` calls it: both analyses
+    and the registration given (the follow-up analysed at its local scale)."""
+    from veinscope import analyze
+    from veinscope.compare import _local_scale
+    from veinscope.register import register
+
+    a_b = analyze(b, px_per_mm=ppm)
+    reg = register(b, f, px_per_mm=ppm, cards=None, baseline_skin=a_b.skin, followup_skin=None)
+    a_f = analyze(f, px_per_mm=ppm / _local_scale(reg))
+    return dict(px_per_mm=ppm, baseline_analysis=a_b, followup_analysis=a_f, registration=reg)
+
+
 def _series_pair(seed, k):
     """A pair of ``bench_compare.py --source series`` (its generator call) and its matting truth
     on the baseline's grid (mm²)."""
@@ -2016,16 +2022,9 @@ def test_generated_new_thread_from_a_cleared_vein_is_a_new_vessel_and_matting_st
     # a new red thread (0.17 mm, ΔE00 13) crossing a cleared reticular vein's place; main reports
     # its part near the place as a matting patch of 19.3 mm² (a false alarm) and 27 mm of it as
     # a new vessel. Pair 361/1: a true matting patch of 110 mm², measured alike either way
-    from veinscope import analyze
-    from veinscope.compare import _local_scale
-    from veinscope.register import register
-
     for (seed, k), has_matting in (((360, 2), False), ((361, 1), True)):
         b, f, ppm, truth_mm2, truth_imp = _series_pair(seed, k)
-        a_b = analyze(b, px_per_mm=ppm)
-        reg = register(b, f, px_per_mm=ppm, cards=None, baseline_skin=a_b.skin, followup_skin=None)
-        a_f = analyze(f, px_per_mm=ppm / _local_scale(reg))
-        kw = dict(px_per_mm=ppm, baseline_analysis=a_b, followup_analysis=a_f, registration=reg)
+        kw = _series_compare_kw(b, f, ppm)
         off, on = compare(b, f, matting_vessel_ends=False, **kw), compare(b, f, **kw)
         if not has_matting:
             assert truth_mm2 == 0
@@ -2418,12 +2417,11 @@ def test_spiders_given_back_as_when_the_whole_photo_is_labelled(seed):
     assert len(matt["figures"]["locations"]) < k + len(spiders[1::2])  # some patches joined
 
 
-def test_grown_over_faint_takes_in_faint_redness_within_reach_only():
-    # a patch (a 10 px square of perceptible redness grown by the 7 px reach, to column 36), a
-    # faint line from column 35 to 54 and one from column 75: one step takes in the faint pixels
-    # within reach of the patch (columns 35-43) and the outline grows around them (to column 50),
-    # not the rest of the line nor the far one; the inputs are left as they were
-    from veinscope.compare import _disc, _grown_over_faint
+def _faint_line_scene():
+    """80 x 120 px: perceptible new redness in a 10 px square (rows 35-44, columns 20-29), its
+    patch (grown by the 7 px reach), a faint line on row 40 from column 35 to 54 and an outline
+    that may reach everywhere: (new_red, patch, faint, outline)."""
+    from veinscope.compare import _disc
 
     shape = (80, 120)
     new_red = np.zeros(shape, bool)
@@ -2431,8 +2429,18 @@ def test_grown_over_faint_takes_in_faint_redness_within_reach_only():
     patch = cv2.dilate(new_red.astype(np.uint8), _disc(7)).astype(bool)
     faint = np.zeros(shape, bool)
     faint[40, 35:55] = True
+    return new_red, patch, faint, np.ones(shape, bool)
+
+
+def test_grown_over_faint_takes_in_faint_redness_within_reach_only():
+    # a patch (a 10 px square of perceptible redness grown by the 7 px reach, to column 36), a
+    # faint line from column 35 to 54 and one from column 75: one step takes in the faint pixels
+    # within reach of the patch (columns 35-43) and the outline grows around them (to column 50),
+    # not the rest of the line nor the far one; the inputs are left as they were
+    from veinscope.compare import _disc, _grown_over_faint
+
+    new_red, patch, faint, outline = _faint_line_scene()
     faint[40, 75:95] = True
-    outline = np.ones(shape, bool)
     before = [a.copy() for a in (patch, new_red, faint)]
     grown, red = _grown_over_faint(patch, new_red, faint, _disc(7), outline, 1)
     assert all((a == b).all() for a, b in zip((patch, new_red, faint), before))
@@ -2452,13 +2460,7 @@ def test_grown_over_faint_keeps_only_what_stays_joined_to_the_patch():
     # width tests (the weakness session 28's review found in the growth over visible vessels)
     from veinscope.compare import _disc, _grown_over_faint
 
-    shape = (80, 120)
-    new_red = np.zeros(shape, bool)
-    new_red[35:45, 20:30] = True
-    patch = cv2.dilate(new_red.astype(np.uint8), _disc(7)).astype(bool)
-    faint = np.zeros(shape, bool)
-    faint[40, 35:55] = True
-    outline = np.ones(shape, bool)
+    new_red, patch, faint, outline = _faint_line_scene()
     outline[:, 38:40] = False
     grown, red = _grown_over_faint(patch, new_red, faint, _disc(7), outline, 1)
     assert not grown[:, 38:].any()  # nothing beyond the gap

@@ -93,14 +93,15 @@ def test_mottled_skin_without_a_vein_gains_nothing(seed):
     assert np.array_equal(off.labels, on.labels)
 
 
-def test_on_by_default_and_the_keyword_checked():
+@pytest.mark.parametrize("key", ["deep_veins", "deep_veins_over_weak"])
+def test_on_by_default_and_the_keyword_checked(key):
     rgb, _ = _scene(0, amp=0.0)
     small = rgb[:200, :300]
-    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins"] is True
-    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins=False).params["deep_veins"] is False
-    for bad in ("yes", 1, None):
-        with pytest.raises(ValueError, match="deep_veins"):
-            veinscope.analyze(small, px_per_mm=PPM, deep_veins=bad)
+    assert veinscope.analyze(small, px_per_mm=PPM).params[key] is True
+    assert veinscope.analyze(small, px_per_mm=PPM, **{key: False}).params[key] is False
+    for bad in ("yes", "true", 1, None):
+        with pytest.raises(ValueError, match=key):
+            veinscope.analyze(small, px_per_mm=PPM, **{key: bad})
 
 
 def _det(points, segment, scale):
@@ -459,15 +460,6 @@ def test_add_deep_veins_over_weak_looks_past_a_weak_chain_on_the_vein():
     # a chain that reached the high level still holds it off
     assert add_deep_veins(det, red.copy(), skin, over_weak=True, **_KW) is det
 
-
-def test_deep_veins_over_weak_recorded_and_checked():
-    rgb, _ = _scene(0, amp=0.0)
-    small = rgb[:200, :300]
-    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_over_weak"] is True
-    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_over_weak=False).params["deep_veins_over_weak"] is False
-    for bad in ("true", 1, None):
-        with pytest.raises(ValueError, match="deep_veins_over_weak"):
-            veinscope.analyze(small, px_per_mm=PPM, deep_veins_over_weak=bad)
 
 
 def test_deep_veins_weak_hold_delta_e_recorded_and_checked():

@@ -291,8 +291,8 @@ def compare(
         against the same skin as the follow-up. The baseline's background is estimated on its
         own skin mask and the follow-up's on the compared skin; where the baseline's mask takes
         in pixels the compared skin leaves out (a rim against foliage or a path, the hand, the
-        follow-up's frame), the two backgrounds differ by up to 0.35 in the melanin-like and
-        blood maps over 1-3 background cells, and plain skin reads browner or redder where
+        follow-up's frame), the two backgrounds differ by 0.07-0.22 in the melanin-like or
+        blood maps 1-3 background cells inside it, and plain skin reads browner or redder where
         nothing changed. Each patch that passes the shift check (``staining_shift_check``,
         ``matting_shift_check``: the median rise beyond the baseline's greatest within the
         registration's allowance) is read again with the baseline's background estimated on

@@ -141,6 +141,7 @@ def measure_vessels(
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
+    branch_melanin_widths=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -261,6 +262,13 @@ def measure_vessels(
         a run at least 3 sample lengths long (one per diameter, no closer than 8 px) whose mean
         is at least this many standard errors from the red/blue boundary (its spread, at least
         its chain's pooled over its runs) takes its own colour. ``None``: not judged.
+    branch_melanin_widths : float, optional
+        Judge the melanin rule (``max_melanin_frac``) on each branch of a kept chain as well (:func:`_melanin_branches`): a chain is 8-connected, so a hair (or a
+        freckle's or naevus's rim) crossing or touching a vessel is one chain with it, and the
+        chain's mean colour is the vessel's. A branch between junctions at least this many
+        sample lengths long (one per diameter, no closer than 8 px) whose own mean colour is
+        melanin-like is dropped with the points tracked on from it.
+        ``None``: one colour judgement per chain.
     size_class_z : float, optional
         Judge each size-class piece's width with its error bar (:func:`_size_class_margin`):
         a piece whose mean diameter is less than this many standard errors on its side of the
@@ -403,6 +411,11 @@ def measure_vessels(
     # a branch whose chain is dropped goes with it before the rules that look at the neighbours
     # kept (overlap, lone patches), and again after them
     accepted = _with_parents(accepted, det)
+    if branch_melanin_widths is not None and chain_info:
+        ids = np.array([c for c in chain_info if c not in part_of], np.int64)
+        if ids.size:
+            accepted &= ~_melanin_branches(pts, key, n, det.segment, ids, od, seen, width, accepted,
+                                           max_melanin_frac=max_melanin_frac, min_widths=branch_melanin_widths)  # fmt: skip
     if (colour_split_z is not None or colour_runs_z is not None) and chain_info:
         split_ids = np.array([c for c in chain_info if c not in part_of], np.int64)
         if split_ids.size and colour_split_z is not None:
@@ -1505,6 +1518,71 @@ def _branches(pts: np.ndarray, segment: np.ndarray, chains: np.ndarray, key: np.
         return (branch, 0, sub, np.zeros((0, 8), np.int64)) if neighbours else (branch, 0)
     branch[sub], n_branch, nbr = junction_branches(k_sub, x_sub, int(n), c_sub)
     return (branch, int(n_branch), sub, nbr) if neighbours else (branch, int(n_branch))
+
+
+def _melanin_branches(pts, key, n, segment, chains, od, seen, width, accepted, *, max_melanin_frac, min_widths=3.0,
+                      z=2.0):  # fmt: skip
+    """(K,) bool: the points of the branches of ``chains`` whose own colour fails the chain rule.
+
+    The chains are split at their junctions (:func:`_branches`); a branch's colour is the mean
+    relative OD ``od`` (K, 3) over its judged points (``seen``), unmixed as a chain's is: more
+    than ``max_melanin_frac`` of it melanin-like fails. (The chain rule's ``max_contrast_od``
+    is not judged per branch: a nail or a gap between fingers is a whole chain, while the
+    darkest branch of a true vessel, where it runs shallow and wide, can pass it.) Only branches at least ``min_widths`` sample lengths long
+    (their chain's median ``width``, px, per sample, at least 8 px) are judged: a shorter
+    one's mean is too noisy and it is too short to matter. A branch fails only when its excess
+    over the boundary is clear: the per-point signal (melanin part minus ``max_melanin_frac``
+    times the three parts' sum, linear in the OD) has a mean at least ``z`` standard errors
+    above zero, counting one independent sample per sample length (neighbouring points share
+    most of their pixels); a faint vessel whose colour dithers about the boundary stays. Junction points stay (they belong to
+    every branch they join). A hair is a near-black opaque fibre: over the part of a pixel it
+    covers it darkens all three channels alike, a direction that unmixes with a large melanin
+    part, as does a freckle's or a naevus's brown; blood never does.
+    """
+    from veinscope._kernels.groups import group_medians
+    from veinscope.chromophores import unmix
+
+    drop = np.zeros(pts.shape[0], bool)
+    branch, n_branch = _branches(pts, segment, chains, key, n)
+    if n_branch < 2:
+        return drop
+    inb = (branch >= 0) & accepted
+    b_chain = np.full(n_branch, -1, np.int64)
+    b_chain[branch[inb]] = segment[inb]
+    # chains of a single branch were judged whole already
+    per_chain = np.bincount(b_chain[b_chain >= 0], minlength=int(segment.max()) + 1)
+    multi = (b_chain >= 0) & (per_chain[np.maximum(b_chain, 0)] >= 2)
+    sel = inb & seen
+    cnt = np.bincount(branch[sel], minlength=n_branch)
+    sums = np.zeros((n_branch, 3))
+    np.add.at(sums, branch[sel], od[sel])
+    fin = np.isfinite(width) & (segment >= 0)
+    n_seg = int(segment.max()) + 1
+    w_chain = group_medians(width[fin].astype(np.float32), segment[fin], n_seg) if fin.any() else np.zeros(n_seg)
+    w_chain = np.where(np.isfinite(w_chain), w_chain, 0.0)
+    sample = np.maximum(w_chain[np.maximum(b_chain, 0)], 8.0)
+    long_enough = multi & (cnt >= min_widths * sample)
+    if not long_enough.any():
+        return drop
+    mean = sums[long_enough] / cnt[long_enough, None]
+    pos = np.maximum(unmix(mean), 0.0)
+    total = pos.sum(axis=1)
+    mel = np.where(total > 0, pos[:, 2] / np.where(total > 0, total, 1.0), 1.0)
+    from veinscope.chromophores import _UNMIX
+
+    w_sig = _UNMIX[2] - max_melanin_frac * _UNMIX.sum(axis=0)
+    sig = od[sel].astype(np.float64) @ w_sig
+    s1 = np.bincount(branch[sel], weights=sig, minlength=n_branch)[long_enough]
+    s2 = np.bincount(branch[sel], weights=sig * sig, minlength=n_branch)[long_enough]
+    c = cnt[long_enough].astype(np.float64)
+    mu = s1 / c
+    sd = np.sqrt(np.maximum(s2 / c - mu * mu, 0.0))
+    se = sd / np.sqrt(np.maximum(c / sample[long_enough], 1.0))
+    bad = (mel > max_melanin_frac) & (mu >= z * se)
+    fail = np.zeros(n_branch, bool)
+    fail[np.flatnonzero(long_enough)[bad]] = True
+    drop[branch >= 0] = fail[branch[branch >= 0]]
+    return drop
 
 
 def _colour_by_branch(pts, key, n, segment, chains, od, core, width, red_chain, *, z, min_widths=3.0):

@@ -70,6 +70,7 @@ def analyze(
     join_ends: bool = True,
     join_facing_widths: float | None = 3.0,
     length_once: bool = True,
+    branch_melanin_widths: float | None = None,
     min_delta_e: float | None = 1.0,
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
@@ -187,6 +188,12 @@ def analyze(
         A's covered true length twice (8 and 20 % on set B); counted once, set A's reticular
         length error goes -10.8 -> -12.3 % and over 3 mm -10.6 -> -17.6 % (further from the
         truth, and honest; BENCHMARKS.md session 27, helper dbl27). ``False``: main's sum.
+    branch_melanin_widths : float or None
+        Judge the melanin rule of ``max_melanin_frac`` on each branch of a kept chain, not only on the chain as a whole (:func:`veinscope.measure._melanin_branches`):
+        a hair, or a naevus's rim, crossing or touching a vessel is one 8-connected chain with
+        it and passes on the vessel's colour. A branch between junctions at least this many
+        sample lengths long (one per diameter, at least 8 px) whose own colour is melanin-like
+        is dropped. ``None`` (default): off (BENCHMARKS.md session 30, helper fp30).
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the
@@ -449,6 +456,11 @@ def analyze(
         and math.isfinite(join_facing_widths) and join_facing_widths > 0
     ):
         raise ValueError(f"join_facing_widths must be None or a positive number of vessel widths, got {join_facing_widths!r}")
+    if branch_melanin_widths is not None and not (
+        isinstance(branch_melanin_widths, (int, float)) and not isinstance(branch_melanin_widths, bool)
+        and math.isfinite(branch_melanin_widths) and branch_melanin_widths > 0
+    ):
+        raise ValueError(f"branch_melanin_widths must be None or a positive number of sample lengths, got {branch_melanin_widths!r}")
     if not isinstance(length_once, (bool, np.bool_)):
         raise ValueError(f"length_once must be True or False, got {length_once!r}")
     if faint_length_mm is not None and not (
@@ -557,6 +569,7 @@ def analyze(
         "join_ends": bool(join_ends),
         "join_facing_widths": join_facing_widths,
         "length_once": bool(length_once),
+        "branch_melanin_widths": branch_melanin_widths,
         "min_delta_e": min_delta_e,
         "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
@@ -760,6 +773,7 @@ def analyze(
         colour_split_z=colour_split_z,
         size_class_z=size_class_z,
         colour_runs_z=colour_runs_z,
+        branch_melanin_widths=branch_melanin_widths,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

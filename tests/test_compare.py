@@ -2867,6 +2867,33 @@ def test_a_finger_on_the_leg_is_not_matting_when_both_backgrounds_share_the_skin
     assert on.params["matting_shift_check"] is True and off.params["matting_shift_check"] is False
 
 
+def test_a_rise_mostly_made_by_the_two_backgrounds_differing_is_no_change():
+    # same_skin_check: a patch's median rise beyond the shift, read again with the baseline's
+    # background on the follow-up's skin; real veins_04 against its moved copy: 0.154 -> 0.0003
+    # (a false matting patch by the leg's rim), a new stain or vessel rises about as far either way
+    from veinscope.compare import _rise_from_other_backgrounds
+
+    assert _rise_from_other_backgrounds(0.154, 0.0003)
+    assert _rise_from_other_backgrounds(0.154, -0.02)
+    assert _rise_from_other_backgrounds(0.066, 0.033)
+    assert not _rise_from_other_backgrounds(0.154, 0.12)
+    assert not _rise_from_other_backgrounds(0.05, 0.06)  # the other reading rises further
+
+
+def test_a_finger_on_the_leg_reads_no_change_with_the_same_skin_check():
+    # the finger scene with the defaults (shift checks on): the baseline's background, on its
+    # own skin mask, and the follow-up's, on the compared skin, differ around the finger, and
+    # the skin there read redder than it is; read again against the same skin it does not rise
+    b, f = _finger_on_leg()
+    off = compare(b, f, px_per_mm=10.0, same_skin_check=False)
+    assert off.matting["patches"] + off.staining["patches"] > 0
+    on = compare(b, f, px_per_mm=10.0)
+    assert on.params["same_skin_check"] is True and off.params["same_skin_check"] is False
+    assert on.matting["patches"] == 0 and on.staining["patches"] == 0 and on.new_vessels["count"] == 0
+    # the false matting patch lay over baseline vessels, which then did not read as persisting
+    assert abs(on.improvement_pct) < abs(off.improvement_pct)
+
+
 def _red_spots_on_leg(seed=305):
     """A generated leg with four saturated red spots (RGB 200 / 25 / 45 ellipses of 4.4 x 2.8 mm,
     like painted nails lying on the skin, inside the skin mask), and its moved, relit,

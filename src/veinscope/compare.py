@@ -202,6 +202,7 @@ def compare(
     matting_ridges: bool = False,
     matting_vessels: bool = True,
     staining_above_skin: bool = True,
+    same_skin_check: bool = True,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -285,6 +286,23 @@ def compare(
         session 28: the fresh false alarm, 369/2, is on main too now; held-out 319/2 and
         332/1 read their stains 3-11 times too large, a false strip along the follow-up's
         frame edge on 332/1). Off by default for that.
+    same_skin_check : bool
+        A staining or matting patch is reported only if its rise holds on the baseline read
+        against the same skin as the follow-up. The baseline's background is estimated on its
+        own skin mask and the follow-up's on the compared skin; where the baseline's mask takes
+        in pixels the compared skin leaves out (a rim against foliage or a path, the hand, the
+        follow-up's frame), the two backgrounds differ by 0.07-0.22 in the melanin-like or
+        blood maps 1-3 background cells inside it, and plain skin reads browner or redder where
+        nothing changed. Each patch that passes the shift check (``staining_shift_check``,
+        ``matting_shift_check``: the median rise beyond the baseline's greatest within the
+        registration's allowance) is read again with the baseline's background estimated on
+        the compared skin; when less than half of that rise is left, the difference of the two
+        backgrounds made it, and the patch is dropped (:func:`_rise_from_other_backgrounds`). A
+        change of the skin rises about as far either way. Patches are still found and measured
+        on the baseline's own background (unlike ``same_skin_background``, which changes the
+        areas). BENCHMARKS.md, session 30: real photos against a moved copy of themselves,
+        veins_04 1 828 / 7 657 px² staining / matting -> 0 / 0, veins_05 8 210 / 8 724 -> 90 / 0.
+        Needs the shift checks on; nothing to do with ``same_skin_background``.
     clipped_code : int
         Pixels whose green or blue channel is below this code value while red is at least
         ``4 x clipped_code`` (128 by default), in either photo, and whose green or blue to red
@@ -439,6 +457,8 @@ def compare(
     o_b = skin_optics(b_rgb, skin=bg_skin, background_px=bg_px)
     o_f = skin_optics(aligned_n, skin=cmp_area, background_px=bg_px)
     mb, mf = _Maps(o_b), _Maps(o_f)
+    # the baseline read against the same skin as the follow-up, for the patches' second reading
+    mb_same = _Maps(skin_optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check and not same_skin_background else None
     whole = m * n <= _WHOLE_MAX_PX
     tile = max(m, n) if whole else _TILE_PX
     tol_px = max(1.5, tolerance_mm * ppm)
@@ -476,7 +496,7 @@ def compare(
     else:
         inner_m = inner
     matt = _matting(mb, mf, inner_m, b_vessel, boxes, windows, b_red=(a_b.labels == 1) if (matting_across_cleared or matting_vessel_ends) else None, across_cleared=bool(matting_across_cleared), vessel_ends=bool(matting_vessel_ends), ridges=bool(matting_ridges), vessels=bool(matting_vessels), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned,
-                    shift_px=max(1, int(round(tol_px))) if matting_shift_check else 0)
+                    shift_px=max(1, int(round(tol_px))) if matting_shift_check else 0, mb_same=mb_same)
     del aligned
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
@@ -490,7 +510,7 @@ def compare(
     by_class = fad["by_class"]
     stain = _stain(mb, mf, aligned_n, inner_m, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist, b_skin=bg_skin,
                    cleared_yx=tuple(a[fad["status"] == 1] for a in fad["skel_yx"]),
-                   shift_px=max(1, int(round(tol_px))) if staining_shift_check else 0, above_skin=bool(staining_above_skin))
+                   shift_px=max(1, int(round(tol_px))) if staining_shift_check else 0, above_skin=bool(staining_above_skin), mb_same=mb_same)
     mb.release()
     mf.release()
     newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
@@ -549,6 +569,7 @@ def compare(
         "matting_ridges": bool(matting_ridges),
         "matting_vessels": bool(matting_vessels),
         "staining_above_skin": bool(staining_above_skin),
+        "same_skin_check": bool(same_skin_check),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -1999,7 +2020,7 @@ def _background_without(optics, skin: np.ndarray, left_out: np.ndarray, box):
     return dataclasses.replace(optics, background_od=bg)
 
 
-def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, shift_px=0, above_skin=False, cleared_yx=None):
+def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, shift_px=0, above_skin=False, cleared_yx=None, mb_same=None):
     """New brown pigmentation: seeds where the melanin-like map rose clearly, grown to where
     the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown; then
     grown again on maps whose skin backgrounds leave the stains found out (``b_skin``: the
@@ -2129,6 +2150,8 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         redo = [bx for bx in boxes if left_out[bx[0] : bx[1], bx[2] : bx[3]].any()]
         mb2 = _Maps(_background_without(mb.o, b_skin, left_out, (y0, y1, x0, x1)))
         mf2 = _Maps(_background_without(mf.o, cmp_area, left_out, (y0, y1, x0, x1)))
+        if mb_same is not None:
+            mb_same = _Maps(_background_without(mb_same.o, cmp_area, left_out, (y0, y1, x0, x1)))
         if tb is not None and left_out[tb[0][0] : tb[0][1], tb[1][0] : tb[1][1]].any():
             tex = texture(mb2, mf2, left_out)
             thr = max(min_delta_e, 1.5 * tex)
@@ -2152,9 +2175,14 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         if de is None or de < min_delta_e:
             mask[Y0:Y1, X0:X1] &= ~region  # not perceptibly different from the skin around it
             continue
-        if shift_px > 0 and _explained_by_shift(*maps, box, region, shift_px, (m, n)):
-            mask[Y0:Y1, X0:X1] &= ~region  # a spot the baseline shows, seen shifted
-            continue
+        if shift_px > 0:
+            rise = _stain_rise_beyond(*maps, box, region, shift_px, (m, n))
+            if rise <= 0.0:
+                mask[Y0:Y1, X0:X1] &= ~region  # a spot the baseline shows, seen shifted (:func:`_explained_by_shift`)
+                continue
+            if mb_same is not None and _rise_from_other_backgrounds(rise, _stain_rise_beyond(mb_same, maps[1], box, region, shift_px, (m, n))):
+                mask[Y0:Y1, X0:X1] &= ~region  # a rise the two backgrounds' difference makes
+                continue
         if above_skin and _near_cleared(cleared_yx, box, region, int(math.ceil(1.5 * ppm))) and _rise_from_below_skin(*blurred(*(mp.box(box) for mp in maps)), region, min_peak):
             mask[Y0:Y1, X0:X1] &= ~region  # a vessel's rim come back to the skin's level
             continue
@@ -2258,9 +2286,31 @@ def _explained_by_shift(mb, mf, box, region, shift_px: int, shape) -> bool:
     Y0, Y1, X0, X1 = box
     p = shift_px + 4
     ya, yb, xa, xb = max(0, Y0 - p), min(m, Y1 + p), max(0, X0 - p), min(n, X1 + p)
+    return bool(_stain_rise_beyond(mb, mf, box, region, shift_px, shape) <= 0.0)
+
+
+def _stain_rise_beyond(mb, mf, box, region, shift_px: int, shape) -> float:
+    """Part of :func:`_stain`: the median over a patch of the follow-up's melanin-like map
+    less the baseline's greatest within ``shift_px`` (:func:`_explained_by_shift`'s reading)."""
+    m, n = shape
+    Y0, Y1, X0, X1 = box
+    p = shift_px + 4
+    ya, yb, xa, xb = max(0, Y0 - p), min(m, Y1 + p), max(0, X0 - p), min(n, X1 + p)
     cb, cf = mb.box((ya, yb, xa, xb)), mf.box((ya, yb, xa, xb))
     crop = (slice(Y0 - ya, Y0 - ya + (Y1 - Y0)), slice(X0 - xa, X0 - xa + (X1 - X0)))
-    return bool(np.median(_rise_beyond(cb["melanin"], cf["melanin"], shift_px, 1.0)[crop][region]) <= 0.0)
+    return float(np.median(_rise_beyond(cb["melanin"], cf["melanin"], shift_px, 1.0)[crop][region]))
+
+
+def _rise_from_other_backgrounds(rise: float, rise_same: float) -> bool:
+    """Part of :func:`compare`'s ``same_skin_check``: whether a patch's rise beyond the shift
+    (``rise``, its median, > 0) is mostly the two photos' backgrounds differing: read again with
+    the baseline's background on the same skin as the follow-up's, less than half of it is
+    left (``rise_same``). A change of the skin rises about as far either way.
+
+    >>> _rise_from_other_backgrounds(0.15, 0.0003), _rise_from_other_backgrounds(0.15, 0.12)
+    (True, False)
+    """
+    return bool(rise_same <= 0.5 * rise)
 
 
 def _rise_beyond(b: np.ndarray, f: np.ndarray, shift_px: int, blur_px: float) -> np.ndarray:
@@ -2631,7 +2681,7 @@ def _hb_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0, vessel_red_ratio=0.3, vessel_null_mm=3.0, vessel_shift_check=True, vessel_shift_px=1):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0, vessel_red_ratio=0.3, vessel_null_mm=3.0, vessel_shift_check=True, vessel_shift_px=1, mb_same=None):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -2942,6 +2992,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         spider_ids = []
         course = None  # the follow-up's new courses over the box (:func:`_new_courses`), when asked
         shifted = None  # the redness rise beyond the baseline's within ``shift_px`` (when asked)
+        shifted_same = None  # the same on the baseline read against the follow-up's skin (``mb_same``)
         for i in range(1, nl):
             area = int(stats[i, cv2.CC_STAT_AREA])
             if area < min_area_px:
@@ -2975,8 +3026,16 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
             if shift_px > 0:
                 if shifted is None:
                     shifted = _rise_beyond_shift(cb, cf, shift_px)
-                if _matting_explained_by_shift(shifted, new_red[y : y + h, x : x + w] & region, (y, x)):
+                red_here = new_red[y : y + h, x : x + w] & region
+                if _matting_explained_by_shift(shifted, red_here, (y, x)):
                     continue
+                if mb_same is not None and red_here.any():
+                    # and mostly still there on the baseline read against the same skin as the
+                    # follow-up: a rise that the two backgrounds' difference makes is no new redness
+                    if shifted_same is None:
+                        shifted_same = _rise_beyond_shift(mb_same.box(bx), cf, shift_px)
+                    if _rise_from_other_backgrounds(_matting_rise_median(shifted, red_here, (y, x)), _matting_rise_median(shifted_same, red_here, (y, x))):
+                        continue
             if f_vessel is not None:
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
                 red_p = new_red[y : y + h, x : x + w] & region
@@ -3131,12 +3190,19 @@ def _matting_explained_by_shift(rise: np.ndarray, red: np.ndarray, at) -> bool:
     patches, 32 132 px², on the fingers' edges). Each value the softened edge takes lies between
     the baseline's on either side of it, within that distance. New fine vessels on skin that
     was plain within that distance still rise above it."""
+    med = _matting_rise_median(rise, red, at)
+    return med is not None and med <= 0.0
+
+
+def _matting_rise_median(rise: np.ndarray, red: np.ndarray, at) -> float | None:
+    """Part of :func:`_matting_explained_by_shift`: the median of ``rise`` over ``red`` (in
+    the box at ``at``), None where ``red`` is empty."""
     y, x = at
     h, w = red.shape
     vals = rise[y : y + h, x : x + w][red]
-    med = float(np.median(vals)) if vals.size else 0.0
-    log.debug("matting patch at %s: %d px of new redness, median rise beyond the shift %.4f", at, vals.size, med)
-    return bool(vals.size) and med <= 0.0
+    med = float(np.median(vals)) if vals.size else None
+    log.debug("matting patch at %s: %d px of new redness, median rise beyond the shift %s", at, vals.size, med)
+    return med
 
 
 def _ridge_faint(d_red, red_f, vb, vo, bv, on_vessel, red, guard, *, ppm, sigma_px, null_pct, bg_od, thr, offset, min_quiet_px=1000):

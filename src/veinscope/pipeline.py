@@ -252,7 +252,10 @@ def analyze(
         With ``tail_probe_nfa``, also follow the ends of chains shorter than 2 mm (1 mm or
         more), but only where the probe past the end is accepted first (the window rule alone
         follows chains of 2 mm or more): :func:`veinscope.extend.extend_ends`,
-        ``short_chain_px``. False: off (BENCHMARKS.md, session 24).
+        ``short_chain_px``. False: off (BENCHMARKS.md, session 24). Re-measured with
+        ``side_probe_nfa=1.0`` in session 30 (helper "sweep30"): set A recall 0.838 -> 0.852,
+        clDice 0.829 -> 0.819 (median; mean +0.004), held-out set B unchanged at the median,
+        existing false marks grow on real legs (normal_09, veins_07); still off.
     wide_weak_delta_e : float or None
         Hysteresis along a wide vein: a band the hysteresis drops whose centreline is 1 mm
         wide or more (dropped by ``faint_delta_e``'s rule: on its own, a wide faint band is
@@ -311,7 +314,10 @@ def analyze(
         raises the noise unit where they are dense, by a median 13 % at the fine red vessels of
         the generated photos and 30-85 % beside wide veins and in dense spiders. Recall rises,
         centreline precision falls on most generated photos and new false marks appear on real
-        legs, so it is off (BENCHMARKS.md, session 25, helper "fine"). False: one pass.
+        legs, so it is off (BENCHMARKS.md, session 25, helper "fine"). Re-measured in session 30
+        (helper "sweep30"): set A recall 0.838 -> 0.874, but clDice 0.829 -> 0.821, precision
+        0.908 -> 0.904 (down on 18 of 24 photos), class right 0.958 -> 0.952, and new marks on
+        normal_08; still off. False: one pass.
     wide_profile_mm : float or None
         Points whose half-maximum width (measured first as for every point) is at least this
         wide (mm) and whose profile stands under 20 times its noise above the skin have their
@@ -430,6 +436,10 @@ def analyze(
         ``"attached+drop+split+chains+parent"`` holds centreline precision (set A mean +0.003,
         set B +0.007) and the normal legs nearly empty, but keeps a third of the option's recall
         (set A 0.808 -> 0.819), little red length and class right falls 0.004 (mean).
+        Re-measured on session 30's engine (BENCHMARKS.md, session 30, helper "sweep30"): set A
+        clDice 0.829 -> 0.832, recall 0.838 -> 0.850, but the per-photo means barely move
+        (recall +0.000, class right -0.004), issue 6's development series is no better, and
+        it still adds false marks on two normal legs and one other real leg; still off.
 
     Returns
     -------

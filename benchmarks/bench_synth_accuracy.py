@@ -93,10 +93,15 @@ def set_a_options(args) -> tuple[tuple[int, int], dict]:
     return (w, h), analyze_options(args.set)
 
 
+# analyze keywords whose value is a word (``off_bands_guard=attached+drop``), passed on as written
+WORD_OPTIONS = frozenset({"off_bands_guard"})
+
+
 def analyze_options(items: list[str]) -> dict:
     """``--set`` items as analyze keywords: ``["noise_off_bands=true", "size_class_z=none",
     "low_noise=2.2"]`` -> ``{"noise_off_bands": True, "size_class_z": None, "low_noise": 2.2}``
-    (true / false / none, else a number; anything else stops with a message)."""
+    (true / false / none, else a number, or the word itself for the keywords in ``WORD_OPTIONS``;
+    anything else stops with a message)."""
     words = {"true": True, "false": False, "none": None}
     out = {}
     for item in items:
@@ -104,6 +109,9 @@ def analyze_options(items: list[str]) -> dict:
         if not sep or not key:
             raise SystemExit(f"--set takes KEY=VALUE, got {item!r}")
         low = raw.strip().lower()
+        if key.strip() in WORD_OPTIONS and low not in words:
+            out[key.strip()] = raw.strip()
+            continue
         try:
             out[key.strip()] = words[low] if low in words else float(raw)
         except ValueError:

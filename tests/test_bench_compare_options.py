@@ -23,7 +23,16 @@ def test_words_and_numbers_become_analyze_keywords():
     assert _analyze_options([]) == {}
 
 
-@pytest.mark.parametrize("item", ["noise_off_bands", "=1", "low_noise=high"])
+def test_a_word_option_is_passed_on_as_written():
+    # off_bands_guard takes words joined by "+" (session 30 re-measured it with --set)
+    assert _analyze_options(["noise_off_bands=true", "off_bands_guard=attached+drop+split+chains+parent"]) == {
+        "noise_off_bands": True,
+        "off_bands_guard": "attached+drop+split+chains+parent",
+    }
+    assert _analyze_options(["off_bands_guard=none"]) == {"off_bands_guard": None}
+
+
+@pytest.mark.parametrize("item", ["noise_off_bands", "=1", "low_noise=high", "end_faces=attached"])
 def test_a_malformed_option_stops_with_a_message(item):
     with pytest.raises(SystemExit):
         _analyze_options([item])

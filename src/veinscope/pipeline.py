@@ -93,6 +93,7 @@ def analyze(
     deep_veins_join_widths: float = 3.0,
     deep_veins_over_weak: bool = True,
     deep_veins_weak_hold_delta_e: float | None = None,
+    off_bands_guard: str | None = None,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -258,7 +259,10 @@ def analyze(
         With ``tail_probe_nfa``, also follow the ends of chains shorter than 2 mm (1 mm or
         more), but only where the probe past the end is accepted first (the window rule alone
         follows chains of 2 mm or more): :func:`veinscope.extend.extend_ends`,
-        ``short_chain_px``. False: off (BENCHMARKS.md, session 24).
+        ``short_chain_px``. False: off (BENCHMARKS.md, session 24). Re-measured with
+        ``side_probe_nfa=1.0`` in session 30 (helper "sweep30"): set A recall 0.838 -> 0.852,
+        clDice 0.829 -> 0.819 (median; mean +0.004), held-out set B unchanged at the median,
+        existing false marks grow on real legs (normal_09, veins_07); still off.
     wide_weak_delta_e : float or None
         Hysteresis along a wide vein: a band the hysteresis drops whose centreline is 1 mm
         wide or more (dropped by ``faint_delta_e``'s rule: on its own, a wide faint band is
@@ -317,7 +321,10 @@ def analyze(
         raises the noise unit where they are dense, by a median 13 % at the fine red vessels of
         the generated photos and 30-85 % beside wide veins and in dense spiders. Recall rises,
         centreline precision falls on most generated photos and new false marks appear on real
-        legs, so it is off (BENCHMARKS.md, session 25, helper "fine"). False: one pass.
+        legs, so it is off (BENCHMARKS.md, session 25, helper "fine"). Re-measured in session 30
+        (helper "sweep30"): set A recall 0.838 -> 0.874, but clDice 0.829 -> 0.821, precision
+        0.908 -> 0.904 (down on 18 of 24 photos), class right 0.958 -> 0.952, and new marks on
+        normal_08; still off. False: one pass.
     wide_profile_mm : float or None
         Points whose half-maximum width (measured first as for every point) is at least this
         wide (mm) and whose profile stands under 20 times its noise above the skin have their
@@ -417,6 +424,29 @@ def analyze(
         fell 0.829 -> 0.814 and recall 0.838 -> 0.829 (400, 416, 422 down; 416's reticular
         length -19.6 -> -33.4 %), set B's recall 0.817 -> 0.813, hence off (BENCHMARKS.md,
         session 29, helper "ret29b").
+    off_bands_guard : str or None
+        With ``noise_off_bands``, what the lowered low level may add, judged against the first
+        pass (:func:`veinscope.segment.detect_vessels`); words joined by ``+``: ``"attached"``, a
+        chain with no point in a band the first pass kept is judged by its colour as a band the
+        hysteresis drops is (``faint_delta_e``); ``"drop"`` (with ``"attached"``), such a chain
+        that lies in no band of the first pass at all (kept or weak) is dropped; ``"scale"``, the
+        lowered level adds band pixels only where the ridge's scale is a telangiectasia's (sigma
+        at most 0.5 mm, a bar under 1 mm); ``"split"``, a chain is cut where it leaves the first
+        pass's kept bands, the runs outside them chains of their own (their own colour, class and
+        rules); ``"weak"``, as ``"split"`` with those runs judged as weak bands; ``"long"`` (with
+        ``"split"``), those runs judged as weak bands unless they extend ``faint_length_mm`` (the
+        two ways a band that never reaches the high level is kept); ``"chains"``, the first pass
+        judged by its own centreline points, exactly, not its bands (and ``"drop"`` then drops a
+        chain off them unless it is a weak band's); ``"parent"`` (with ``"split"``), a run cut off
+        is kept only with the first-pass run it leaves. ``None``: no guard. Tried on the generated
+        photos and the real legs, none is on (BENCHMARKS.md, session 26, helper "tel"):
+        ``"attached+drop+split+chains+parent"`` holds centreline precision (set A mean +0.003,
+        set B +0.007) and the normal legs nearly empty, but keeps a third of the option's recall
+        (set A 0.808 -> 0.819), little red length and class right falls 0.004 (mean).
+        Re-measured on session 30's engine (BENCHMARKS.md, session 30, helper "sweep30"): set A
+        clDice 0.829 -> 0.832, recall 0.838 -> 0.850, but the per-photo means barely move
+        (recall +0.000, class right -0.004), issue 6's development series is no better, and
+        it still adds false marks on two normal legs and one other real leg; still off.
 
     Returns
     -------
@@ -536,6 +566,15 @@ def analyze(
         if (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))
                 or not math.isfinite(v) or not v >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if off_bands_guard is not None and (
+        not isinstance(off_bands_guard, str) or not off_bands_guard
+        or not set(off_bands_guard.split("+")) <= {"attached", "drop", "scale", "split", "weak", "long", "chains", "parent"}
+        or ("drop" in off_bands_guard.split("+") and "attached" not in off_bands_guard.split("+"))
+    ):
+        raise ValueError(
+            "off_bands_guard must be None or words from attached, drop, scale, split, weak, long, chains, parent joined by '+' "
+            f"(drop only with attached), got {off_bands_guard!r}"
+        )
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -592,6 +631,7 @@ def analyze(
         "deep_veins_join_widths": float(deep_veins_join_widths),
         "deep_veins_over_weak": bool(deep_veins_over_weak),
         "deep_veins_weak_hold_delta_e": None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
+        "off_bands_guard": off_bands_guard,
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -640,6 +680,8 @@ def analyze(
         consume=True,
         weak_bands=faint_delta_e is not None,
         noise_off_bands=bool(noise_off_bands),
+        off_bands_guard=off_bands_guard,
+        off_bands_max_scale_px=0.5 * ppm,
     )
     params["noise"] = round(det.noise, 6)
     params["thresholds"] = [round(t, 6) for t in det.thresholds]

@@ -103,3 +103,23 @@ def test_analyze_drops_a_brown_hair_crossing_a_blue_vein(seed):
 def test_branch_melanin_widths_is_validated(bad):
     with pytest.raises(ValueError, match="branch_melanin_widths"):
         veinscope.analyze(np.full((64, 64, 3), 180, np.uint8), px_per_mm=10.0, branch_melanin_widths=bad)
+
+
+def test_only_chains_of_two_or_more_branches_are_judged():
+    """A crossing (chain 0, a hair over a vein) and a lone straight hair (chain 1) judged
+    together: the crossing's hair arm is dropped, the lone hair is left to the chain rule (a
+    chain of one branch is not judged branch by branch; session 30's review)."""
+    pts0, _key0, _n0, _horiz, _vert = _cross()
+    lone = np.array([(20, 10 + i) for i in range(100)], np.int64)
+    pts = np.r_[pts0, lone]
+    order = np.lexsort((pts[:, 1], pts[:, 0]))
+    seg = np.r_[np.zeros(len(pts0), np.int64), np.ones(len(lone), np.int64)][order]
+    pts = pts[order]
+    key = pts[:, 0] * 200 + pts[:, 1]
+    is_hair_arm = (pts[:, 1] == 100) & (seg == 0)
+    od = np.where((is_hair_arm | (seg == 1))[:, None], 0.25 * HAIR, 0.3 * VEN) + np.random.default_rng(1).normal(0, 0.02, (len(pts), 3))
+    k = len(pts)
+    dropped = _melanin_branches(pts, key, 200, seg, np.array([0, 1]), od, np.ones(k, bool), np.full(k, 4.0, np.float32), np.ones(k, bool), max_melanin_frac=0.45)
+    assert dropped[is_hair_arm].mean() > 0.9
+    assert not dropped[seg == 1].any()
+    assert not dropped[(seg == 0) & ~is_hair_arm & (pts[:, 1] != 100)].any()

@@ -169,3 +169,32 @@ def test_the_red_nails_on_veins_01_read_no_matting_against_a_moved_copy():
     on = compare(rgb, f, same_skin_check=False)
     assert on.matting["patches"] < off.matting["patches"]
     assert on.matting["area_px2"] < 0.5 * off.matting["area_px2"]
+
+
+def test_a_true_stain_beside_the_rim_is_kept_by_the_same_skin_check():
+    """A true brown stain painted on veins_04 beside the left leg's rim, where the two photos'
+    skin backgrounds differ, and the follow-up the stained photo moved, relit and saved again:
+    ``same_skin_check`` must keep the stain (its part that still rises on the same-skin reading),
+    not drop it with the rim's false rise it grew into (session 30's review: the first version
+    dropped it whole; its same-skin median rise 0.125, 3x the seed level)."""
+    import cv2
+
+    from veinscope.compare import compare
+
+    from ._followup import _EPS_STAIN, moved_copy, to_linear, to_srgb8
+
+    rgb = _load("veins_04.jpg")
+    cy, cx = 160, 708
+    img = np.zeros(rgb.shape[:2], np.float32)
+    cv2.ellipse(img, (cx, cy), (15, 35), 0, 0, 360, 1.0, -1)
+    img = cv2.GaussianBlur(img, (0, 0), 2.0)
+    f = moved_copy(to_srgb8(to_linear(rgb) * 10.0 ** (-(0.12 * img[..., None] * _EPS_STAIN))))
+
+    def on_truth(c):
+        return [loc for loc in c.staining["locations"] if abs(loc["centre_yx"][0] - cy) < 40 and abs(loc["centre_yx"][1] - cx) < 30]
+
+    assert on_truth(compare(rgb, f, same_skin_check=False))  # found without the check
+    kept = on_truth(compare(rgb, f))
+    assert kept, "the default dropped a true stain beside the rim"
+    stain_px = int((img > 0.5).sum())
+    assert 0.5 * stain_px <= sum(loc["area_px2"] for loc in kept) <= 2.0 * stain_px

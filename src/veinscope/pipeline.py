@@ -430,9 +430,12 @@ def analyze(
         hold it off (two of the deep point's scales around it). Above 0: only an ordinary point
         whose own scale is at least this share of the deep point's, so that a thin chain along a
         wide soft vein does not take the deep piece away
-        (:func:`veinscope.segment.add_deep_veins`, ``hold_scale_share``). Off: on generated set
-        A the deep pass's pieces and courses move both ways (BENCHMARKS.md, session 30, helper
-        "hold30").
+        (:func:`veinscope.segment.add_deep_veins`, ``hold_scale_share``). At 0.5, generated set
+        A: per-photo mean clDice +0.004 (9 photos up, 1 down), recall +0.003, precision +0.003,
+        class right -0.003, but the clDice median 0.829 -> 0.821 (416 -0.036: a joined course
+        whose ΔE00 sits on the gate, 2.20, falls under it); set B clDice +0.006 (4 up, 1 down),
+        medians unchanged; on the real legs a 2 000 px blob on veins_01's lower calf. Hence off
+        (BENCHMARKS.md, session 30, helper "hold30").
     off_bands_guard : str or None
         With ``noise_off_bands``, what the lowered low level may add, judged against the first
         pass (:func:`veinscope.segment.detect_vessels`); words joined by ``+``: ``"attached"``, a

@@ -564,6 +564,11 @@ def test_a_thin_chain_along_a_wide_soft_vein_holds_the_deep_search_off_only_by_d
     # shrunk search: the same
     out = add_deep_veins(thin, red.copy(), skin, hold_scale_share=0.5, step=4, **_KW)
     assert (out.segment >= thin.n_segments).sum() > 200
+    # a thin chain on the bar's centre line: the course runs on around its pixels, none twice
+    centre = _det([(100, x) for x in range(60, 340)] + [(99, x) for x in range(60, 340)], [0] * 560, 1.0)
+    out = add_deep_veins(centre, red.copy(), skin, hold_scale_share=0.5, **_KW)
+    key = out.points_yx[:, 0].astype(np.int64) * n + out.points_yx[:, 1]
+    assert np.all(np.diff(key) > 0) and (out.segment == 0).sum() == 560
 
 
 def test_deep_veins_hold_share_recorded_and_checked():

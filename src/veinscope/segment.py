@@ -1082,9 +1082,9 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         new_p, new_piece, src = new_p[on], new_piece[on], src[on]
         if new_p.shape[0] == 0:
             return det
-    if over_weak and det.points_yx.shape[0]:
+    if (over_weak or hold_scale_share > 0) and det.points_yx.shape[0]:
         # a pixel both have: the deep course's (its chain runs on through it), but never a pixel
-        # of a chain that is not weak
+        # of a chain that is not weak (with hold_scale_share, a thin chain the course runs along)
         taken = np.zeros((m, n), np.uint8)
         taken[new_p[:, 0], new_p[:, 1]] = 1
         weak_pt = lifted[det.segment]

@@ -540,3 +540,42 @@ def test_over_weak_leaves_a_weak_chain_the_colour_gate_keeps():
                dict(rgb=band)):
         out = add_deep_veins(weak, red.copy(), skin, over_weak=True, **kw, **_KW)
         assert (out.segment >= weak.n_segments).sum() > 200
+
+
+def test_a_thin_chain_along_a_wide_soft_vein_holds_the_deep_search_off_only_by_default():
+    # a thin ordinary chain (scale 1 px: a vein's edge or texture followed) runs along the soft
+    # bar's edge: by default it takes the deep course away; with hold_scale_share it does not,
+    # and the course is added beside it with no pixel doubled; a chain as wide as the vein still
+    # holds it off
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    red = _bar_signal(100, (40, 360))
+    thin = _det([(104, x) for x in range(60, 340)], [0] * 280, 1.0)
+    assert add_deep_veins(thin, red.copy(), skin, **_KW) is thin
+    out = add_deep_veins(thin, red.copy(), skin, hold_scale_share=0.5, **_KW)
+    new = out.segment >= thin.n_segments
+    assert new.sum() > 200
+    assert np.all(np.abs(out.points_yx[new, 0] - 100) <= 10)
+    key = out.points_yx[:, 0].astype(np.int64) * n + out.points_yx[:, 1]
+    assert np.all(np.diff(key) > 0)
+    assert (out.segment == 0).sum() == 280  # the thin chain left whole
+    wide = _det([(100, x) for x in range(40, 360)], [0] * 320, 8.0)
+    assert add_deep_veins(wide, red.copy(), skin, hold_scale_share=0.5, **_KW) is wide
+    # shrunk search: the same
+    out = add_deep_veins(thin, red.copy(), skin, hold_scale_share=0.5, step=4, **_KW)
+    assert (out.segment >= thin.n_segments).sum() > 200
+    # a thin chain on the bar's centre line: the course runs on around its pixels, none twice
+    centre = _det([(100, x) for x in range(60, 340)] + [(99, x) for x in range(60, 340)], [0] * 560, 1.0)
+    out = add_deep_veins(centre, red.copy(), skin, hold_scale_share=0.5, **_KW)
+    key = out.points_yx[:, 0].astype(np.int64) * n + out.points_yx[:, 1]
+    assert np.all(np.diff(key) > 0) and (out.segment == 0).sum() == 560
+
+
+def test_deep_veins_hold_share_recorded_and_checked():
+    rgb, _ = _scene(0, amp=0.0)
+    small = rgb[:200, :300]
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_hold_share"] == 0.0
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_hold_share=0.5).params["deep_veins_hold_share"] == 0.5
+    for bad in ("0.5", -0.1, True, float("inf"), float("nan"), 5.0):
+        with pytest.raises(ValueError, match="deep_veins_hold_share"):
+            veinscope.analyze(small, px_per_mm=PPM, deep_veins_hold_share=bad)

@@ -93,6 +93,7 @@ def analyze(
     deep_veins_join_widths: float = 3.0,
     deep_veins_over_weak: bool = True,
     deep_veins_weak_hold_delta_e: float | None = None,
+    deep_veins_hold_share: float = 0.0,
     off_bands_guard: str | None = None,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
@@ -424,6 +425,17 @@ def analyze(
         fell 0.829 -> 0.814 and recall 0.838 -> 0.829 (400, 416, 422 down; 416's reticular
         length -19.6 -> -33.4 %), set B's recall 0.817 -> 0.813, hence off (BENCHMARKS.md,
         session 29, helper "ret29b").
+    deep_veins_hold_share : float
+        With ``deep_veins``: 0 (the default) lets every ordinary point the deep search respects
+        hold it off (two of the deep point's scales around it). Above 0: only an ordinary point
+        whose own scale is at least this share of the deep point's, so that a thin chain along a
+        wide soft vein does not take the deep piece away
+        (:func:`veinscope.segment.add_deep_veins`, ``hold_scale_share``). At 0.5, generated set
+        A: per-photo mean clDice +0.004 (9 photos up, 1 down), recall +0.003, precision +0.003,
+        class right -0.003, but the clDice median 0.829 -> 0.821 (416 -0.036: a joined course
+        whose ΔE00 sits on the gate, 2.20, falls under it); set B clDice +0.006 (4 up, 1 down),
+        medians unchanged; on the real legs a 2 000 px blob on veins_01's lower calf. Hence off
+        (BENCHMARKS.md, session 30, helper "hold30").
     off_bands_guard : str or None
         With ``noise_off_bands``, what the lowered low level may add, judged against the first
         pass (:func:`veinscope.segment.detect_vessels`); words joined by ``+``: ``"attached"``, a
@@ -553,6 +565,13 @@ def analyze(
         raise ValueError(
             f"deep_veins_weak_hold_delta_e must be None or a CIEDE2000 difference >= 0, got {deep_veins_weak_hold_delta_e!r}"
         )
+    if (
+        isinstance(deep_veins_hold_share, (bool, np.bool_))
+        or not isinstance(deep_veins_hold_share, (int, float, np.integer, np.floating))
+        or not math.isfinite(deep_veins_hold_share)
+        or not 0 <= deep_veins_hold_share <= 4
+    ):
+        raise ValueError(f"deep_veins_hold_share must be a share from 0 to 4, got {deep_veins_hold_share!r}")
     if deep_veins_step is not None and (
         isinstance(deep_veins_step, (bool, np.bool_))
         or not isinstance(deep_veins_step, (int, float, np.integer, np.floating))
@@ -630,6 +649,7 @@ def analyze(
         "deep_veins_straight": float(deep_veins_straight),
         "deep_veins_join_widths": float(deep_veins_join_widths),
         "deep_veins_over_weak": bool(deep_veins_over_weak),
+        "deep_veins_hold_share": float(deep_veins_hold_share),
         "deep_veins_weak_hold_delta_e": None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
         "off_bands_guard": off_bands_guard,
     }
@@ -729,7 +749,8 @@ def analyze(
                              join_widths=float(deep_veins_join_widths),
                              over_weak=bool(deep_veins_over_weak),
                              weak_delta_e=None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
-                             weak_max_width_px=1.0 * ppm)  # fmt: skip
+                             weak_max_width_px=1.0 * ppm,
+                             hold_scale_share=float(deep_veins_hold_share))  # fmt: skip
         del red
     widths = shift = None
     if det.points_yx.shape[0]:

@@ -846,7 +846,8 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
                    min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False,
-                   weak_delta_e: float | None = None, weak_max_width_px: float = np.inf) -> VesselDetection:
+                   weak_delta_e: float | None = None, weak_max_width_px: float = np.inf,
+                   hold_scale_share: float = 0.0) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -932,6 +933,12 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     weak_max_width_px : float
         See ``weak_delta_e``: the caller drops a wider weak chain whatever its colour, unless it
         continues a wide vein (inf: every width).
+    hold_scale_share : float
+        0 (the default): every holding point of ``det`` holds the search off, whatever its scale.
+        Above 0: a point of ``det`` holds a deep point off only if its own scale is at least this
+        share of the deep point's: a thin chain along a wide soft vein (a vein's edge, or its
+        texture, followed by the ordinary detection) covers a small part of the vein's width and
+        no longer takes the deep piece away; where both are kept the caller paints both.
 
     Returns
     -------
@@ -985,13 +992,27 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                                lifted[det.segment], skin)  # fmt: skip
             wide = 2.0 * _median_per_label(det.segment, det.scale_px, det.n_segments) >= weak_max_width_px
             lifted[[c for c, v in de.items() if v >= weak_delta_e and not wide[c]]] = False
-    if det.points_yx.shape[0]:
-        sel = ~lifted[det.segment]
-        occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
-    dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
-    del occupied
-    far = dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
-    del dist
+    sel = ~lifted[det.segment] if det.points_yx.shape[0] else np.zeros(0, bool)
+    if hold_scale_share > 0 and sel.any():
+        # per deep scale: only the ordinary points at least hold_scale_share of it wide hold it
+        # off (the search's scales are a few, so a few distance maps at its resolution)
+        far = np.zeros(p.shape[0], bool)
+        o_scale = det.scale_px.astype(np.float64) / step
+        for s_deep in np.unique(deep.scale_px):
+            at = deep.scale_px == s_deep
+            occupied[:] = 255
+            hold = sel & (o_scale >= hold_scale_share * float(s_deep))
+            occupied[det.points_yx[hold, 0] // step, det.points_yx[hold, 1] // step] = 0
+            dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
+            far[at] = dist[p[at, 0], p[at, 1]] > 2.0 * s_deep
+        del dist, occupied
+    else:
+        if sel.any():
+            occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
+        dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
+        del occupied
+        far = dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
+        del dist
     if not far.any():
         return det
     # the pieces left, each at least min_piece_px long, numbered after det's chains
@@ -1061,9 +1082,9 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         new_p, new_piece, src = new_p[on], new_piece[on], src[on]
         if new_p.shape[0] == 0:
             return det
-    if over_weak and det.points_yx.shape[0]:
+    if (over_weak or hold_scale_share > 0) and det.points_yx.shape[0]:
         # a pixel both have: the deep course's (its chain runs on through it), but never a pixel
-        # of a chain that is not weak
+        # of a chain that is not weak (with hold_scale_share, a thin chain the course runs along)
         taken = np.zeros((m, n), np.uint8)
         taken[new_p[:, 0], new_p[:, 1]] = 1
         weak_pt = lifted[det.segment]

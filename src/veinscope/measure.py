@@ -485,7 +485,8 @@ def measure_vessels(
             ]  # fmt: skip
         if short_chain_nfa is not None and short_chain_px is not None:
             low += _texture_nfa(rgb, pts, det.normals_yx, width, det.segment, accepted & seen, accepted, skin, de,
-                                max_px=short_chain_px, nfa=short_chain_nfa, lone_px=ppm, skip=set(low))  # fmt: skip
+                                max_px=short_chain_px, nfa=short_chain_nfa, lone_px=ppm,
+                                max_width_px=1.0 * ppm, skip=set(low))  # fmt: skip
         faint = np.array(low, np.int64)
         if faint.size:
             accepted &= ~np.isin(det.segment, faint)
@@ -1314,7 +1315,7 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
 
 
 def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, de, *, max_px, nfa, lone_px=0.0,
-                 skip=(), n_copies: int = 200, seed: int = 0) -> list[int]:
+                 max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0) -> list[int]:
     """Short chains whose colour difference from the skin the skin's own texture makes as often.
 
     A-contrario (Desolneux, Moisan and Morel 2000, doi:10.1023/A:1008139401399), as
@@ -1325,7 +1326,9 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
     candidates found: the null is skin without vessels), and measured there the same way.
     With ``hits`` copies at least as different from their own skin beside them as the chain,
     its number of false alarms is ``N (1 + hits) / (1 + copies measured)``, N the chains
-    tested. Only lone chains are tested: no ``occupied`` point of another chain within
+    tested. Only chains whose median width is under ``max_width_px`` (telangiectasias: a wider
+    chain's side copies reach out several millimetres, where the skin's shading, not its
+    texture, sets the difference) and lone chains are tested: no ``occupied`` point of another chain within
     ``lone_px`` of any of its points (a faint vessel's centreline comes in pieces that the
     painting and the end links join; each piece alone is short and faint); a chain at or above ``nfa`` is returned (to be dropped). The random places come
     from ``numpy.random.default_rng(seed)``, so an analysis is repeatable.
@@ -1338,6 +1341,15 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
     seg = np.asarray(segment)
     count = np.bincount(seg[judged], minlength=int(seg.max()) + 1 if seg.size else 1)
     tested = [c for c, v in de.items() if np.isfinite(v) and c not in skip and 0 < count[c] <= max_px]
+    if tested and np.isfinite(max_width_px):
+        w = np.asarray(width, np.float64)
+        thin = []
+        for c in tested:
+            wc = w[judged & (seg == c)]
+            wc = wc[np.isfinite(wc)]
+            if not wc.size or float(np.median(wc)) < max_width_px:
+                thin.append(c)
+        tested = thin
     m, n = skin.shape
     if tested and lone_px > 0:
         owner = np.full((m, n), -1, np.int64)

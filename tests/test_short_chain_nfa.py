@@ -66,11 +66,13 @@ def test_a_chain_no_different_from_its_skin_is_dropped():
 def test_only_lone_thin_short_chains_are_tested():
     rng = np.random.default_rng(4)
     rgb = _skin(rng)
-    # a texture chain with a neighbour 5 px away is not tested at lone_px 10, tested at 3
+    rgb[30:70, 20:110] = rgb[30:70, 20:110].mean(axis=(0, 1))  # chain 0 on flat skin: dropped when tested
+    # a chain with a neighbour 5 px away is not tested at lone_px 10, tested at 3
     chains = [_chain(50, 40, 30, 0), _chain(55, 75, 20, 1)]
     assert 0 not in _judge(rgb, chains, lone_px=10.0)[1]
     assert 0 in _judge(rgb, chains, lone_px=3.0)[1]
     # too long, or too wide: not tested
+    assert _judge(rgb, [_chain(50, 40, 30, 0)])[1] == [0]
     assert _judge(rgb, [_chain(50, 40, 30, 0)], max_px=20)[1] == []
     assert _judge(rgb, [_chain(50, 40, 30, 0)], max_width_px=2.0)[1] == []
 

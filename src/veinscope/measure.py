@@ -1315,7 +1315,7 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
 
 
 def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, de, *, max_px, nfa, lone_px=0.0,
-                 max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0) -> list[int]:
+                 max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0, n_offsets: int = 2) -> list[int]:
     """Short chains whose colour difference from the skin the skin's own texture makes as often.
 
     A-contrario (Desolneux, Moisan and Morel 2000, doi:10.1023/A:1008139401399), as
@@ -1323,7 +1323,11 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
     points and a finite ``de`` (its :func:`chain_delta_e`) is copied ``n_copies`` times (at least
     4 x the number of chains tested / ``nfa``), moved whole (points, normals, widths) to random
     places where every point lies on ``skin`` at least 3 px from any ``occupied`` point (the
-    candidates found: the null is skin without vessels), and measured there the same way.
+    candidates found: the null is skin without vessels), and measured there the same way, the
+    chain itself too: :func:`chain_delta_e` with ``n_offsets`` parallel copies a side (2: the
+    skin right beside it, 1.5 and 2.5 widths out, where the shading is the chain's own; with
+    6, the reach of ``min_delta_e``'s rule, the sides reach 6.5 widths out and on a pore-rich
+    real leg, veins_05, the rule dropped visible faint thread veins, BENCHMARKS.md session 30).
     With ``hits`` copies at least as different from their own skin beside them as the chain,
     its number of false alarms is ``N (1 + hits) / (1 + copies measured)``, N the chains
     tested. Only chains whose median width is under ``max_width_px`` (telangiectasias: a wider
@@ -1393,11 +1397,16 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
         moved = np.concatenate([p + np.array([a, b]) for a, b in zip(dy, dx)])
         ids = np.repeat(np.arange(dy.size), sel.size)
         d0 = chain_delta_e(rgb, moved, np.tile(np.asarray(normals_yx, np.float64)[sel], (dy.size, 1)), np.tile(w_all[sel], dy.size),
-                           ids, np.ones(ids.size, bool), skin)  # fmt: skip
+                           ids, np.ones(ids.size, bool), skin, n_offsets=n_offsets)  # fmt: skip
         null = np.array([v for v in d0.values() if np.isfinite(v)])
         if null.size < k // 2:
             continue
-        hits = int((null >= de[c]).sum())
+        own = de[c] if n_offsets == 6 else chain_delta_e(rgb, p, np.asarray(normals_yx, np.float64)[sel], w_all[sel],
+                                                         np.zeros(sel.size, np.int64), np.ones(sel.size, bool), skin,
+                                                         n_offsets=n_offsets).get(0, np.nan)  # fmt: skip
+        if not np.isfinite(own):
+            continue
+        hits = int((null >= own).sum())
         if len(tested) * (1 + hits) / (1 + null.size) >= nfa:
             out.append(int(c))
     return out

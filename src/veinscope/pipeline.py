@@ -197,8 +197,8 @@ def analyze(
         is dropped. ``None`` (default): off (BENCHMARKS.md session 30, helper fp30).
     short_chain_nfa : float or None
         With ``min_delta_e``: a lone chain (no other within 1 mm) up to 5 mm long (at most 5 mm x
-        ``px_per_mm`` points) and under 1 mm wide (median) is kept only if its colour difference from the skin beside it is one the photo's own skin
-        texture seldom makes: the same chain moved whole to 200 or more random places on skin
+        ``px_per_mm`` points) and under 1 mm wide (median) is kept only if its colour difference from the skin right beside
+        it (1.5 and 2.5 widths out) is one the photo's own skin texture seldom makes: the same chain moved whole to 200 or more random places on skin
         clear of candidates and measured there the same way, its number of false alarms (the
         short chains tested x the share of copies at least as different) must be under this
         (:func:`veinscope.measure._texture_nfa`). ``None`` (default): off (BENCHMARKS.md

@@ -141,7 +141,7 @@ def measure_vessels(
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
-    branch_melanin_widths=None,
+    branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -269,6 +269,11 @@ def measure_vessels(
         sample lengths long (one per diameter, no closer than 8 px) whose own mean colour is
         melanin-like is dropped with the points tracked on from it.
         ``None``: one colour judgement per chain.
+    short_chain_nfa, short_chain_px : float, optional
+        With ``rgb`` and ``min_delta_e``: a chain of at most ``short_chain_px`` judged points is
+        kept only if its :func:`chain_delta_e` stands out of the photo's own skin texture
+        (:func:`_texture_nfa`: its number of false alarms, over the short chains tested, under
+        ``short_chain_nfa``). ``None``: not judged.
     size_class_z : float, optional
         Judge each size-class piece's width with its error bar (:func:`_size_class_margin`):
         a piece whose mean diameter is less than this many standard errors on its side of the
@@ -478,6 +483,10 @@ def measure_vessels(
                 c for c, v in de.items()
                 if weak[c] and (not v >= (wide_weak_delta_e if cont[c] else weak_min_delta_e) or (wide[c] and not cont[c]))
             ]  # fmt: skip
+        if short_chain_nfa is not None and short_chain_px is not None:
+            low += _texture_nfa(rgb, pts, det.normals_yx, width, det.segment, accepted & seen, accepted, skin, de,
+                                max_px=short_chain_px, nfa=short_chain_nfa, lone_px=ppm,
+                                max_width_px=1.0 * ppm, skip=set(low))  # fmt: skip
         faint = np.array(low, np.int64)
         if faint.size:
             accepted &= ~np.isin(det.segment, faint)
@@ -1303,6 +1312,104 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
         delta_e_lab(np.ascontiguousarray(lab[0, ok]), np.ascontiguousarray(level[ok]), out)
         de[ok] = out
     return {int(c): float(v) for c, v in zip(ids, de)}
+
+
+def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, de, *, max_px, nfa, lone_px=0.0,
+                 max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0, n_offsets: int = 2) -> list[int]:
+    """Short chains whose colour difference from the skin the skin's own texture makes as often.
+
+    A-contrario (Desolneux, Moisan and Morel 2000, doi:10.1023/A:1008139401399), as
+    :func:`veinscope.extend.extend_ends`' tail probe: each chain with at most ``max_px`` judged
+    points and a finite ``de`` (its :func:`chain_delta_e`) is copied ``n_copies`` times (at least
+    4 x the number of chains tested / ``nfa``), moved whole (points, normals, widths) to random
+    places where every point lies on ``skin`` at least 3 px from any ``occupied`` point (the
+    candidates found: the null is skin without vessels), and measured there the same way, the
+    chain itself too: :func:`chain_delta_e` with ``n_offsets`` parallel copies a side (2: the
+    skin right beside it, 1.5 and 2.5 widths out, where the shading is the chain's own; with
+    6, the reach of ``min_delta_e``'s rule, the sides reach 6.5 widths out and on a pore-rich
+    real leg, veins_05, the rule dropped visible faint thread veins, BENCHMARKS.md session 30).
+    With ``hits`` copies at least as different from their own skin beside them as the chain,
+    its number of false alarms is ``N (1 + hits) / (1 + copies measured)``, N the chains
+    tested. Only chains whose median width is under ``max_width_px`` (telangiectasias: a wider
+    chain's side copies reach out several millimetres, where the skin's shading, not its
+    texture, sets the difference) and lone chains are tested: no ``occupied`` point of another chain within
+    ``lone_px`` of any of its points (a faint vessel's centreline comes in pieces that the
+    painting and the end links join; each piece alone is short and faint); a chain at or above ``nfa`` is returned (to be dropped). The random places come
+    from ``numpy.random.default_rng(seed)``, so an analysis is repeatable.
+
+    ``judged`` (K,) bool: the points a chain is measured on; ``occupied`` (K,) bool.
+    """
+    import cv2
+
+    judged = np.asarray(judged, bool)
+    seg = np.asarray(segment)
+    count = np.bincount(seg[judged], minlength=int(seg.max()) + 1 if seg.size else 1)
+    tested = [c for c, v in de.items() if np.isfinite(v) and c not in skip and 0 < count[c] <= max_px]
+    if tested and np.isfinite(max_width_px):
+        w = np.asarray(width, np.float64)
+        thin = []
+        for c in tested:
+            wc = w[judged & (seg == c)]
+            wc = wc[np.isfinite(wc)]
+            if not wc.size or float(np.median(wc)) < max_width_px:
+                thin.append(c)
+        tested = thin
+    m, n = skin.shape
+    if tested and lone_px > 0:
+        owner = np.full((m, n), -1, np.int64)
+        owner[pts[occupied, 0], pts[occupied, 1]] = seg[occupied]
+        r = int(math.ceil(lone_px))
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        lone = []
+        for c in tested:
+            p = pts[occupied & (seg == c)]
+            y0, x0 = max(0, int(p[:, 0].min()) - r), max(0, int(p[:, 1].min()) - r)
+            y1, x1 = min(m, int(p[:, 0].max()) + r + 1), min(n, int(p[:, 1].max()) + r + 1)
+            own = np.zeros((y1 - y0, x1 - x0), np.uint8)
+            own[p[:, 0] - y0, p[:, 1] - x0] = 1
+            near = cv2.dilate(own, disc) > 0
+            o = owner[y0:y1, x0:x1][near]
+            if not ((o >= 0) & (o != c)).any():
+                lone.append(c)
+        tested = lone
+    if not tested:
+        return []
+    free = np.asarray(skin, bool).copy()
+    occ = np.zeros((m, n), np.uint8)
+    occ[pts[occupied, 0], pts[occupied, 1]] = 1
+    free &= cv2.dilate(occ, np.ones((7, 7), np.uint8)) == 0
+    rng = np.random.default_rng(seed)
+    k = max(int(n_copies), int(math.ceil(4 * len(tested) / nfa)))
+    w_all = np.asarray(width, np.float64)
+    out = []
+    for c in tested:
+        sel = np.flatnonzero(judged & (seg == c))
+        p = pts[sel].astype(np.int64)
+        lo, hi = p.min(0), p.max(0)
+        if hi[0] - lo[0] >= m or hi[1] - lo[1] >= n:
+            continue
+        dy = rng.integers(-lo[0], m - hi[0], size=3 * k)
+        dx = rng.integers(-lo[1], n - hi[1], size=3 * k)
+        ok = free[p[None, :, 0] + dy[:, None], p[None, :, 1] + dx[:, None]].all(axis=1)
+        dy, dx = dy[ok][:k], dx[ok][:k]
+        if dy.size < k // 2:
+            continue  # too little free skin to say
+        moved = np.concatenate([p + np.array([a, b]) for a, b in zip(dy, dx)])
+        ids = np.repeat(np.arange(dy.size), sel.size)
+        d0 = chain_delta_e(rgb, moved, np.tile(np.asarray(normals_yx, np.float64)[sel], (dy.size, 1)), np.tile(w_all[sel], dy.size),
+                           ids, np.ones(ids.size, bool), skin, n_offsets=n_offsets)  # fmt: skip
+        null = np.array([v for v in d0.values() if np.isfinite(v)])
+        if null.size < k // 2:
+            continue
+        own = de[c] if n_offsets == 6 else chain_delta_e(rgb, p, np.asarray(normals_yx, np.float64)[sel], w_all[sel],
+                                                         np.zeros(sel.size, np.int64), np.ones(sel.size, bool), skin,
+                                                         n_offsets=n_offsets).get(0, np.nan)  # fmt: skip
+        if not np.isfinite(own):
+            continue
+        hits = int((null >= own).sum())
+        if len(tested) * (1 + hits) / (1 + null.size) >= nfa:
+            out.append(int(c))
+    return out
 
 
 _CHUNK_POINTS = 4096

@@ -71,6 +71,7 @@ def analyze(
     join_facing_widths: float | None = 3.0,
     length_once: bool = True,
     branch_melanin_widths: float | None = None,
+    short_chain_nfa: float | None = None,
     min_delta_e: float | None = 1.0,
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
@@ -196,6 +197,14 @@ def analyze(
         it and passes on the vessel's colour. A branch between junctions at least this many
         sample lengths long (one per diameter, at least 8 px) whose own colour is melanin-like
         is dropped. ``None`` (default): off (BENCHMARKS.md session 30, helper fp30).
+    short_chain_nfa : float or None
+        With ``min_delta_e``: a lone chain (no other within 1 mm) up to 5 mm long (at most 5 mm x
+        ``px_per_mm`` points) and under 1 mm wide (median) is kept only if its colour difference from the skin right beside
+        it (1.5 and 2.5 widths out) is one the photo's own skin texture seldom makes: the same chain moved whole to 200 or more random places on skin
+        clear of candidates and measured there the same way, its number of false alarms (the
+        short chains tested x the share of copies at least as different) must be under this
+        (:func:`veinscope.measure._texture_nfa`). ``None`` (default): off (BENCHMARKS.md
+        session 30, helper tex30).
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the
@@ -503,6 +512,11 @@ def analyze(
         and math.isfinite(branch_melanin_widths) and branch_melanin_widths > 0
     ):
         raise ValueError(f"branch_melanin_widths must be None or a positive number of sample lengths, got {branch_melanin_widths!r}")
+    if short_chain_nfa is not None and not (
+        isinstance(short_chain_nfa, (int, float)) and not isinstance(short_chain_nfa, bool)
+        and math.isfinite(short_chain_nfa) and short_chain_nfa > 0
+    ):
+        raise ValueError(f"short_chain_nfa must be None or a positive expected number of false chains, got {short_chain_nfa!r}")
     if not isinstance(length_once, (bool, np.bool_)):
         raise ValueError(f"length_once must be True or False, got {length_once!r}")
     if faint_length_mm is not None and not (
@@ -628,6 +642,7 @@ def analyze(
         "join_facing_widths": join_facing_widths,
         "length_once": bool(length_once),
         "branch_melanin_widths": branch_melanin_widths,
+        "short_chain_nfa": short_chain_nfa,
         "min_delta_e": min_delta_e,
         "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
@@ -837,6 +852,8 @@ def analyze(
         size_class_z=size_class_z,
         colour_runs_z=colour_runs_z,
         branch_melanin_widths=branch_melanin_widths,
+        short_chain_nfa=short_chain_nfa,
+        short_chain_px=5.0 * ppm,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

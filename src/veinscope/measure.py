@@ -1194,17 +1194,8 @@ def _chain_copies_lab(rgb, pts, normals_yx, wp, inv, nc, skin, *, n_offsets: int
     line has no sample on ``skin``), ``level`` (nc, 3): the copies' component-wise median, and
     ``valid`` (1 + 2 n_offsets, nc) bool.
     """
-    import warnings
-
-    from veinscope.colour import srgb8_to_lab
-
     m, n = skin.shape
-    step = np.maximum(wp, 2.0)
-    j = np.arange(1, n_offsets + 1, dtype=np.float64)[:, None]
-    d = 0.5 * wp + step * j  # (n_offsets, P): distance of each copy from the centreline
-    offsets = np.concatenate([np.zeros((1, wp.size)), d, -d])  # line 0 the chain, then the copies
-    n_lines = offsets.shape[0]
-    t = (offsets[None] + np.array([-0.25, 0.0, 0.25])[:, None, None] * wp).reshape(3 * n_lines, -1)
+    t, n_lines = _copy_line_offsets(wp, n_offsets)
     yy = np.rint(pts[:, 0] + t * normals_yx[:, 0]).astype(np.int64)
     xx = np.rint(pts[:, 1] + t * normals_yx[:, 1]).astype(np.int64)
     ok = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
@@ -1216,11 +1207,33 @@ def _chain_copies_lab(rgb, pts, normals_yx, wp, inv, nc, skin, *, n_offsets: int
     key = (line * nc + inv[None])[ok]
     col = np.asarray(rgb).reshape(-1, 3)[flat]
     cnt = np.bincount(key, minlength=n_lines * nc).reshape(n_lines, nc)
-    means = np.full((n_lines, nc, 3), np.nan)
+    sums = np.stack([np.bincount(key, weights=col[:, ch], minlength=n_lines * nc).reshape(n_lines, nc) for ch in range(3)], axis=-1)
+    return _lines_lab(sums, cnt)
+
+
+def _copy_line_offsets(wp, n_offsets):
+    """(3 (1 + 2 n_offsets), P) offsets (px, along each point's normal) of :func:`_chain_copies_lab`'s
+    samples, row ``s (1 + 2 n_offsets) + l`` the sample ``s`` (-w/4, 0, +w/4) of line ``l``, and the
+    number of lines."""
+    step = np.maximum(wp, 2.0)
+    j = np.arange(1, n_offsets + 1, dtype=np.float64)[:, None]
+    d = 0.5 * wp + step * j  # (n_offsets, P): distance of each copy from the centreline
+    offsets = np.concatenate([np.zeros((1, wp.size)), d, -d])  # line 0 the chain, then the copies
+    n_lines = offsets.shape[0]
+    return (offsets[None] + np.array([-0.25, 0.0, 0.25])[:, None, None] * wp).reshape(3 * n_lines, -1), n_lines
+
+
+def _lines_lab(sums, cnt):
+    """``lab``, ``level``, ``valid`` of :func:`_chain_copies_lab` from the colour ``sums``
+    (L, C, 3) and sample counts ``cnt`` (L, C) of its lines."""
+    import warnings
+
+    from veinscope.colour import srgb8_to_lab
+
+    means = np.full(sums.shape, np.nan)
     good = cnt > 0
     for ch in range(3):
-        sums = np.bincount(key, weights=col[:, ch], minlength=n_lines * nc).reshape(n_lines, nc)
-        means[..., ch][good] = sums[good] / cnt[good]
+        means[..., ch][good] = sums[..., ch][good] / cnt[good]
     valid = np.isfinite(means[..., 0])
     lab = srgb8_to_lab(np.nan_to_num(means))
     lab[~valid] = np.nan
@@ -1341,69 +1354,116 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
     """
     import cv2
 
+    from veinscope._kernels.colourdiff import clear_squares, delta_e_lab, moved_line_sums, moves_free
+    from veinscope._kernels.groups import group_medians
+
     judged = np.asarray(judged, bool)
     seg = np.asarray(segment)
     count = np.bincount(seg[judged], minlength=int(seg.max()) + 1 if seg.size else 1)
     tested = [c for c, v in de.items() if np.isfinite(v) and c not in skip and 0 < count[c] <= max_px]
-    if tested and np.isfinite(max_width_px):
-        w = np.asarray(width, np.float64)
+    if not tested:
+        return []
+    # each tested chain's judged points, in order (one pass over the points, not one a chain)
+    is_tested = np.zeros(count.size, bool)
+    is_tested[tested] = True
+    sel_all = np.flatnonzero(judged & is_tested[seg])
+    sel_all = sel_all[np.argsort(seg[sel_all], kind="stable")]
+    bounds = np.searchsorted(seg[sel_all], np.arange(count.size + 1))
+    members = {c: sel_all[bounds[c]: bounds[c + 1]] for c in tested}
+    w_all = np.asarray(width, np.float64)
+    if np.isfinite(max_width_px):
         thin = []
         for c in tested:
-            wc = w[judged & (seg == c)]
+            wc = w_all[members[c]]
             wc = wc[np.isfinite(wc)]
             if not wc.size or float(np.median(wc)) < max_width_px:
                 thin.append(c)
         tested = thin
     m, n = skin.shape
+    occupied = np.asarray(occupied, bool)
     if tested and lone_px > 0:
-        owner = np.full((m, n), -1, np.int64)
-        owner[pts[occupied, 0], pts[occupied, 1]] = seg[occupied]
+        by_row = np.argsort(pts[occupied, 0], kind="stable")
+        occ_pts = pts[occupied][by_row]
+        occ_seg = seg[occupied][by_row]
         r = int(math.ceil(lone_px))
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        own_idx = np.flatnonzero(occupied & is_tested[seg])
+        own_idx = own_idx[np.argsort(seg[own_idx], kind="stable")]
+        own_at = np.searchsorted(seg[own_idx], np.arange(count.size + 1))
         lone = []
         for c in tested:
-            p = pts[occupied & (seg == c)]
+            p = pts[own_idx[own_at[c]: own_at[c + 1]]]
             y0, x0 = max(0, int(p[:, 0].min()) - r), max(0, int(p[:, 1].min()) - r)
             y1, x1 = min(m, int(p[:, 0].max()) + r + 1), min(n, int(p[:, 1].max()) + r + 1)
-            own = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            own[p[:, 0] - y0, p[:, 1] - x0] = 1
-            near = cv2.dilate(own, disc) > 0
-            o = owner[y0:y1, x0:x1][near]
-            if not ((o >= 0) & (o != c)).any():
+            # another chain's point in the box within the disc around one of this chain's points
+            # (the chain's points dilated by ``disc``, as cv2.dilate takes it, at those points only)
+            i0, i1 = np.searchsorted(occ_pts[:, 0], [y0, y1])
+            q, qs = occ_pts[i0:i1], occ_seg[i0:i1]
+            q = q[(qs != c) & (q[:, 1] >= x0) & (q[:, 1] < x1)]
+            d = p[None, :, :] - q[:, None, :] + r  # (Q, P, 2)
+            inside = (np.abs(d - r) <= r).all(axis=2)
+            if not disc[np.where(inside, d[..., 0], 0), np.where(inside, d[..., 1], 0)][inside].any():
                 lone.append(c)
         tested = lone
     if not tested:
         return []
-    free = np.asarray(skin, bool).copy()
-    occ = np.zeros((m, n), np.uint8)
-    occ[pts[occupied, 0], pts[occupied, 1]] = 1
-    free &= cv2.dilate(occ, np.ones((7, 7), np.uint8)) == 0
+    free = np.array(skin, bool, order="C")  # skin at least 3 px (a 7 x 7 square) from any candidate
+    clear_squares(free, np.ascontiguousarray(pts[occupied, 0], np.int64), np.ascontiguousarray(pts[occupied, 1], np.int64), 3)
     rng = np.random.default_rng(seed)
     k = max(int(n_copies), int(math.ceil(4 * len(tested) / nfa)))
-    w_all = np.asarray(width, np.float64)
-    out = []
+    rgb_flat = np.ascontiguousarray(rgb).reshape(-1, 3)
+    skin_flat = np.ascontiguousarray(skin, bool).ravel()
+    nrm = np.asarray(normals_yx, np.float64)
+    chains, all_sums, all_cnt = [], [], []
     for c in tested:
-        sel = np.flatnonzero(judged & (seg == c))
+        sel = members[c]
         p = pts[sel].astype(np.int64)
         lo, hi = p.min(0), p.max(0)
         if hi[0] - lo[0] >= m or hi[1] - lo[1] >= n:
             continue
         dy = rng.integers(-lo[0], m - hi[0], size=3 * k)
         dx = rng.integers(-lo[1], n - hi[1], size=3 * k)
-        ok = free[p[None, :, 0] + dy[:, None], p[None, :, 1] + dx[:, None]].all(axis=1)
+        ok = np.empty(dy.size, bool)
+        moves_free(free, np.ascontiguousarray(p[:, 0]), np.ascontiguousarray(p[:, 1]), dy, dx, ok)
         dy, dx = dy[ok][:k], dx[ok][:k]
         if dy.size < k // 2:
             continue  # too little free skin to say
-        moved = np.concatenate([p + np.array([a, b]) for a, b in zip(dy, dx)])
-        ids = np.repeat(np.arange(dy.size), sel.size)
-        d0 = chain_delta_e(rgb, moved, np.tile(np.asarray(normals_yx, np.float64)[sel], (dy.size, 1)), np.tile(w_all[sel], dy.size),
-                           ids, np.ones(ids.size, bool), skin, n_offsets=n_offsets)  # fmt: skip
-        null = np.array([v for v in d0.values() if np.isfinite(v)])
+        # the chain itself (move 0) and its copies, sampled as :func:`chain_delta_e` samples them
+        w = w_all[sel]
+        fin = np.isfinite(w)
+        wp = 1.0
+        if fin.any():
+            wp = float(group_medians(w[fin].astype(np.float32), np.zeros(int(fin.sum()), np.int64), 1)[0])
+        t, n_lines = _copy_line_offsets(np.full(sel.size, wp), n_offsets)
+        dy = np.concatenate([[0], dy]).astype(np.int64)
+        dx = np.concatenate([[0], dx]).astype(np.int64)
+        sums = np.zeros((n_lines, dy.size, 3))
+        cnt = np.zeros((n_lines, dy.size), np.int64)
+        line = np.tile(np.arange(n_lines, dtype=np.int64), 3)
+        moved_line_sums(rgb_flat, skin_flat, m, n, np.ascontiguousarray(p[:, 0]), np.ascontiguousarray(p[:, 1]),
+                        np.ascontiguousarray(t * nrm[sel, 0]), np.ascontiguousarray(t * nrm[sel, 1]), line, dy, dx,
+                        sums, cnt)  # fmt: skip
+        chains.append(c)
+        all_sums.append(sums)
+        all_cnt.append(cnt)
+    if not chains:
+        return []
+    lab, level, valid = _lines_lab(np.concatenate(all_sums, axis=1), np.concatenate(all_cnt, axis=1))
+    dev = np.full(valid.shape[1], np.nan)
+    good = valid[0] & (valid[1:].sum(axis=0) >= 4)
+    if good.any():
+        v = np.empty(int(good.sum()))
+        delta_e_lab(np.ascontiguousarray(lab[0, good]), np.ascontiguousarray(level[good]), v)
+        dev[good] = v
+    out = []
+    start = 0
+    for c, sums in zip(chains, all_sums):
+        d = dev[start: start + sums.shape[1]]
+        start += sums.shape[1]
+        null = d[1:][np.isfinite(d[1:])]
         if null.size < k // 2:
             continue
-        own = de[c] if n_offsets == 6 else chain_delta_e(rgb, p, np.asarray(normals_yx, np.float64)[sel], w_all[sel],
-                                                         np.zeros(sel.size, np.int64), np.ones(sel.size, bool), skin,
-                                                         n_offsets=n_offsets).get(0, np.nan)  # fmt: skip
+        own = de[c] if n_offsets == 6 else d[0]
         if not np.isfinite(own):
             continue
         hits = int((null >= own).sum())

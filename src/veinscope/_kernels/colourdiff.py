@@ -135,3 +135,62 @@ def delta_e_lab(lab1, lab2, out):  # pragma: no cover - compiled
     ((K, 3) float64 each; ``out`` (K,) float64)."""
     for k in range(lab1.shape[0]):
         out[k] = _ciede2000(lab1[k, 0], lab1[k, 1], lab1[k, 2], lab2[k, 0], lab2[k, 1], lab2[k, 2])
+
+
+@nb.njit(cache=True, nogil=True)
+def moved_line_sums(rgb, skin, m, n, py, px, tny, tnx, line, dy, dx, sums, counts):  # pragma: no cover - compiled
+    """Colour sums along a chain's sampling lines, for copies of the chain moved whole.
+
+    ``rgb`` (M N, 3) uint8 and ``skin`` (M N,) bool: the photo and its skin mask, flattened;
+    ``py``, ``px`` (P,) int64 the chain's points; ``tny``, ``tnx`` (R, P) float64 each
+    sample's offset from its point (row r of the samples lies on line ``line[r]``); ``dy``,
+    ``dx`` (C,) int64 the moves. For copy ``j`` the sample of row ``r`` and point ``i`` is the
+    pixel ``rint(float(py[i] + dy[j]) + tny[r, i])`` (likewise the column), counted when it is
+    in the photo and on skin: ``sums[line[r], j]`` (L, C, 3) float64 and ``counts[line[r], j]``
+    (L, C) int64 are added to (as :func:`veinscope.measure._chain_copies_lab` samples a chain
+    whose points were moved).
+    """
+    for j in range(dy.shape[0]):
+        for r in range(tny.shape[0]):
+            li = line[r]
+            ty = tny[r]
+            tx = tnx[r]
+            for i in range(py.shape[0]):
+                y = np.rint(np.float64(py[i] + dy[j]) + ty[i])
+                x = np.rint(np.float64(px[i] + dx[j]) + tx[i])
+                if y < 0 or y >= m or x < 0 or x >= n:
+                    continue
+                f = np.int64(y) * n + np.int64(x)
+                if not skin[f]:
+                    continue
+                sums[li, j, 0] += rgb[f, 0]
+                sums[li, j, 1] += rgb[f, 1]
+                sums[li, j, 2] += rgb[f, 2]
+                counts[li, j] += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def clear_squares(mask, ys, xs, r):  # pragma: no cover - compiled
+    """Set ``mask`` (M, N) bool False on the (2 r + 1)-pixel square around each point (``ys``,
+    ``xs``) (K,) int64, clipped to the image: ``mask &= ~dilate(points, square)``."""
+    m, n = mask.shape
+    for k in range(ys.shape[0]):
+        y0, y1 = max(ys[k] - r, 0), min(ys[k] + r + 1, m)
+        x0, x1 = max(xs[k] - r, 0), min(xs[k] + r + 1, n)
+        for y in range(y0, y1):
+            row = mask[y]
+            for x in range(x0, x1):
+                row[x] = False
+
+
+@nb.njit(cache=True, nogil=True)
+def moves_free(free, py, px, dy, dx, ok):  # pragma: no cover - compiled
+    """``ok[j]`` = every point (``py``, ``px``) (P,) int64 moved by (``dy[j]``, ``dx[j]``) lies on
+    ``free`` (M, N) bool (the moves keep the points inside the image)."""
+    for j in range(dy.shape[0]):
+        good = True
+        for i in range(py.shape[0]):
+            if not free[py[i] + dy[j], px[i] + dx[j]]:
+                good = False
+                break
+        ok[j] = good

@@ -1327,6 +1327,38 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
     return {int(c): float(v) for c, v in zip(ids, de)}
 
 
+def _moved_sums(rgb_flat, skin_flat, m, n, p, tny, tnx, n_lines, dy, dx, sums, cnt):
+    """Add to ``sums`` (L, C, 3) and ``cnt`` (L, C) the colours of :func:`_chain_copies_lab`'s
+    samples of the chain ``p`` (P, 2) int64 moved by (``dy``, ``dx``) (C,): the sample of row r
+    and point i at ``rint(p + move + (tny, tnx)[r, i])``. Where an offset is not within 1e-9 px
+    of a half-integer, ``rint(p + move + t) = p + move + rint(t)`` (a float64 sum near 4 000 is
+    exact to 1e-12), so those samples are fixed pixels of the chain, moved whole, and taken
+    once with their multiplicity (compiled: :func:`veinscope._kernels.colourdiff.moved_pixel_sums`).
+    The sums are integers: the same in any order as :func:`_chain_copies_lab`'s."""
+    from veinscope._kernels.colourdiff import moved_pixel_sums
+
+    r_, p_ = tny.shape
+    line = np.broadcast_to(np.tile(np.arange(n_lines, dtype=np.int64), 3)[:, None], (r_, p_)).ravel()
+    py = np.broadcast_to(p[None, :, 0], (r_, p_)).ravel()
+    px = np.broadcast_to(p[None, :, 1], (r_, p_)).ravel()
+    ty, tx = tny.ravel(), tnx.ravel()
+    amb = (np.abs(np.abs(ty - np.floor(ty)) - 0.5) < 1e-9) | (np.abs(np.abs(tx - np.floor(tx)) - 0.5) < 1e-9)
+    fix = ~amb
+    ry = py[fix] + np.rint(ty[fix]).astype(np.int64)
+    rx = px[fix] + np.rint(tx[fix]).astype(np.int64)
+    # one entry per (line, pixel): keys over a box around the chain
+    y0, x0 = int(ry.min(initial=0)), int(rx.min(initial=0))
+    hh = int(ry.max(initial=0)) - y0 + 1
+    ww = int(rx.max(initial=0)) - x0 + 1
+    key = (line[fix] * hh + (ry - y0)) * ww + (rx - x0)
+    uk, wgt = np.unique(key, return_counts=True)
+    uline, rest = np.divmod(uk, hh * ww)
+    uy, ux = np.divmod(rest, ww)
+    moved_pixel_sums(rgb_flat, skin_flat, m, n, uy + y0, ux + x0, uline, wgt.astype(np.int64),
+                     np.ascontiguousarray(py[amb]), np.ascontiguousarray(px[amb]), np.ascontiguousarray(ty[amb]),
+                     np.ascontiguousarray(tx[amb]), np.ascontiguousarray(line[amb]), dy, dx, sums, cnt)  # fmt: skip
+
+
 def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, de, *, max_px, nfa, lone_px=0.0,
                  max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0, n_offsets: int = 2) -> list[int]:
     """Short chains whose colour difference from the skin the skin's own texture makes as often.
@@ -1354,7 +1386,7 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
     """
     import cv2
 
-    from veinscope._kernels.colourdiff import clear_squares, delta_e_lab, moved_line_sums, moves_free
+    from veinscope._kernels.colourdiff import clear_squares, delta_e_lab, moves_free
     from veinscope._kernels.groups import group_medians
 
     judged = np.asarray(judged, bool)
@@ -1439,10 +1471,7 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
         dx = np.concatenate([[0], dx]).astype(np.int64)
         sums = np.zeros((n_lines, dy.size, 3))
         cnt = np.zeros((n_lines, dy.size), np.int64)
-        line = np.tile(np.arange(n_lines, dtype=np.int64), 3)
-        moved_line_sums(rgb_flat, skin_flat, m, n, np.ascontiguousarray(p[:, 0]), np.ascontiguousarray(p[:, 1]),
-                        np.ascontiguousarray(t * nrm[sel, 0]), np.ascontiguousarray(t * nrm[sel, 1]), line, dy, dx,
-                        sums, cnt)  # fmt: skip
+        _moved_sums(rgb_flat, skin_flat, m, n, p, t * nrm[sel, 0], t * nrm[sel, 1], n_lines, dy, dx, sums, cnt)
         chains.append(c)
         all_sums.append(sums)
         all_cnt.append(cnt)

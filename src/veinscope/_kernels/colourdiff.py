@@ -138,38 +138,6 @@ def delta_e_lab(lab1, lab2, out):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def moved_line_sums(rgb, skin, m, n, py, px, tny, tnx, line, dy, dx, sums, counts):  # pragma: no cover - compiled
-    """Colour sums along a chain's sampling lines, for copies of the chain moved whole.
-
-    ``rgb`` (M N, 3) uint8 and ``skin`` (M N,) bool: the photo and its skin mask, flattened;
-    ``py``, ``px`` (P,) int64 the chain's points; ``tny``, ``tnx`` (R, P) float64 each
-    sample's offset from its point (row r of the samples lies on line ``line[r]``); ``dy``,
-    ``dx`` (C,) int64 the moves. For copy ``j`` the sample of row ``r`` and point ``i`` is the
-    pixel ``rint(float(py[i] + dy[j]) + tny[r, i])`` (likewise the column), counted when it is
-    in the photo and on skin: ``sums[line[r], j]`` (L, C, 3) float64 and ``counts[line[r], j]``
-    (L, C) int64 are added to (as :func:`veinscope.measure._chain_copies_lab` samples a chain
-    whose points were moved).
-    """
-    for j in range(dy.shape[0]):
-        for r in range(tny.shape[0]):
-            li = line[r]
-            ty = tny[r]
-            tx = tnx[r]
-            for i in range(py.shape[0]):
-                y = np.rint(np.float64(py[i] + dy[j]) + ty[i])
-                x = np.rint(np.float64(px[i] + dx[j]) + tx[i])
-                if y < 0 or y >= m or x < 0 or x >= n:
-                    continue
-                f = np.int64(y) * n + np.int64(x)
-                if not skin[f]:
-                    continue
-                sums[li, j, 0] += rgb[f, 0]
-                sums[li, j, 1] += rgb[f, 1]
-                sums[li, j, 2] += rgb[f, 2]
-                counts[li, j] += 1
-
-
-@nb.njit(cache=True, nogil=True)
 def clear_squares(mask, ys, xs, r):  # pragma: no cover - compiled
     """Set ``mask`` (M, N) bool False on the (2 r + 1)-pixel square around each point (``ys``,
     ``xs``) (K,) int64, clipped to the image: ``mask &= ~dilate(points, square)``."""
@@ -194,3 +162,41 @@ def moves_free(free, py, px, dy, dx, ok):  # pragma: no cover - compiled
                 good = False
                 break
         ok[j] = good
+
+
+@nb.njit(cache=True, nogil=True)
+def moved_pixel_sums(rgb, skin, m, n, ry, rx, line, weight, ay, ax, aty, atx, aline, dy, dx, sums, counts):  # pragma: no cover - compiled
+    """Colour sums along a chain's sampling lines for copies of it moved whole by (``dy``, ``dx``) (C,)
+    int64 (``rgb`` (M N, 3) uint8, ``skin`` (M N,) bool: the photo and skin mask, flattened), the samples that land on a fixed pixel whatever the move
+    given once: pixel (``ry``, ``rx``) (S,) int64 of line ``line`` taken ``weight`` times; the
+    others, whose offset is a half-integer (rint rounds them to the even pixel, which the move
+    decides), as point (``ay``, ``ax``) (A,) int64 plus offset (``aty``, ``atx``) float64 on line
+    ``aline``. Adds to ``sums`` (L, C, 3) float64 and ``counts`` (L, C) int64 as :func:`veinscope.measure._chain_copies_lab` counts a chain whose points were moved."""
+    for j in range(dy.shape[0]):
+        for s in range(ry.shape[0]):
+            y = ry[s] + dy[j]
+            x = rx[s] + dx[j]
+            if y < 0 or y >= m or x < 0 or x >= n:
+                continue
+            f = y * n + x
+            if not skin[f]:
+                continue
+            w = weight[s]
+            li = line[s]
+            sums[li, j, 0] += w * rgb[f, 0]
+            sums[li, j, 1] += w * rgb[f, 1]
+            sums[li, j, 2] += w * rgb[f, 2]
+            counts[li, j] += w
+        for s in range(ay.shape[0]):
+            yf = np.rint(np.float64(ay[s] + dy[j]) + aty[s])
+            xf = np.rint(np.float64(ax[s] + dx[j]) + atx[s])
+            if yf < 0 or yf >= m or xf < 0 or xf >= n:
+                continue
+            f = np.int64(yf) * n + np.int64(xf)
+            if not skin[f]:
+                continue
+            li = aline[s]
+            sums[li, j, 0] += rgb[f, 0]
+            sums[li, j, 1] += rgb[f, 1]
+            sums[li, j, 2] += rgb[f, 2]
+            counts[li, j] += 1

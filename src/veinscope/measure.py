@@ -1360,7 +1360,8 @@ def _moved_sums(rgb_flat, skin_flat, m, n, p, tny, tnx, n_lines, dy, dx, sums, c
 
 
 def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, de, *, max_px, nfa, lone_px=0.0,
-                 max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0, n_offsets: int = 2) -> list[int]:
+                 max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0, n_offsets: int = 2,
+                 info: dict | None = None) -> list[int]:
     """Short chains whose colour difference from the skin the skin's own texture makes as often.
 
     A-contrario (Desolneux, Moisan and Morel 2000, doi:10.1023/A:1008139401399), as
@@ -1382,7 +1383,10 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
     painting and the end links join; each piece alone is short and faint); a chain at or above ``nfa`` is returned (to be dropped). The random places come
     from ``numpy.random.default_rng(seed)``, so an analysis is repeatable.
 
-    ``judged`` (K,) bool: the points a chain is measured on; ``occupied`` (K,) bool.
+    ``judged`` (K,) bool: the points a chain is measured on; ``occupied`` (K,) bool. ``info``
+    (a dict, optional) receives, per chain judged, ``(its ΔE00, copies at least as different,
+    copies measured, number of false alarms, its points, the moves (dy, dx) of the copies at least
+    as different)`` (diagnostics).
     """
     import cv2
 
@@ -1446,7 +1450,7 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
     rgb_flat = np.ascontiguousarray(rgb).reshape(-1, 3)
     skin_flat = np.ascontiguousarray(skin, bool).ravel()
     nrm = np.asarray(normals_yx, np.float64)
-    chains, all_sums, all_cnt = [], [], []
+    chains, moves, all_sums, all_cnt = [], [], [], []
     for c in tested:
         sel = members[c]
         p = pts[sel].astype(np.int64)
@@ -1473,6 +1477,7 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
         cnt = np.zeros((n_lines, dy.size), np.int64)
         _moved_sums(rgb_flat, skin_flat, m, n, p, t * nrm[sel, 0], t * nrm[sel, 1], n_lines, dy, dx, sums, cnt)
         chains.append(c)
+        moves.append((dy, dx))
         all_sums.append(sums)
         all_cnt.append(cnt)
     if not chains:
@@ -1486,7 +1491,7 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
         dev[good] = v
     out = []
     start = 0
-    for c, sums in zip(chains, all_sums):
+    for c, sums, mv in zip(chains, all_sums, moves):
         d = dev[start: start + sums.shape[1]]
         start += sums.shape[1]
         null = d[1:][np.isfinite(d[1:])]
@@ -1496,7 +1501,12 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
         if not np.isfinite(own):
             continue
         hits = int((null >= own).sum())
-        if len(tested) * (1 + hits) / (1 + null.size) >= nfa:
+        nfa_c = len(tested) * (1 + hits) / (1 + null.size)
+        if info is not None:
+            at = np.flatnonzero(d >= own)
+            at = at[at > 0]
+            info[int(c)] = (float(own), hits, int(null.size), nfa_c, pts[members[c]], np.stack([mv[0][at], mv[1][at]], 1))
+        if nfa_c >= nfa:
             out.append(int(c))
     return out
 

@@ -272,8 +272,8 @@ def measure_vessels(
     short_chain_nfa, short_chain_px : float, optional
         With ``rgb`` and ``min_delta_e``: a chain of at most ``short_chain_px`` judged points is
         kept only if its :func:`chain_delta_e` stands out of the photo's own skin texture
-        (:func:`_texture_nfa`: its number of false alarms, over the short chains tested, under
-        ``short_chain_nfa``). ``None``: not judged.
+        (:func:`_texture_nfa` with ``symmetric_null``: its number of false alarms, over the
+        short chains tested, under ``short_chain_nfa``). ``None``: not judged.
     size_class_z : float, optional
         Judge each size-class piece's width with its error bar (:func:`_size_class_margin`):
         a piece whose mean diameter is less than this many standard errors on its side of the
@@ -486,7 +486,7 @@ def measure_vessels(
         if short_chain_nfa is not None and short_chain_px is not None:
             low += _texture_nfa(rgb, pts, det.normals_yx, width, det.segment, accepted & seen, accepted, skin, de,
                                 max_px=short_chain_px, nfa=short_chain_nfa, lone_px=ppm,
-                                max_width_px=1.0 * ppm, skip=set(low))  # fmt: skip
+                                max_width_px=1.0 * ppm, skip=set(low), symmetric_null=True)  # fmt: skip
         faint = np.array(low, np.int64)
         if faint.size:
             accepted &= ~np.isin(det.segment, faint)
@@ -1361,7 +1361,7 @@ def _moved_sums(rgb_flat, skin_flat, m, n, p, tny, tnx, n_lines, dy, dx, sums, c
 
 def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, de, *, max_px, nfa, lone_px=0.0,
                  max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0, n_offsets: int = 2,
-                 info: dict | None = None) -> list[int]:
+                 info: dict | None = None, symmetric_null: bool = False) -> list[int]:
     """Short chains whose colour difference from the skin the skin's own texture makes as often.
 
     A-contrario (Desolneux, Moisan and Morel 2000, doi:10.1023/A:1008139401399), as
@@ -1382,6 +1382,14 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
     ``lone_px`` of any of its points (a faint vessel's centreline comes in pieces that the
     painting and the end links join; each piece alone is short and faint); a chain at or above ``nfa`` is returned (to be dropped). The random places come
     from ``numpy.random.default_rng(seed)``, so an analysis is repeatable.
+
+    With ``symmetric_null`` (what :func:`measure_vessels` uses), a copy whose two sides differ
+    (ΔE00 between the mean CIELAB of the side copies on one side and on the other) by more than
+    the chain's own ΔE00, or than the chain's own sides differ, is left out: it lies across an
+    edge (a finger's or a fold's, clothing, the background), where the median of the sides is
+    halfway between two surfaces and the middle differs from it as much as a vessel does; on
+    the real leg veins_05 such copies (a hand's creases and edges, a nail, the shorts' border)
+    were the ones that outdid a faint thread vein (BENCHMARKS.md session 30, helper nfa30).
 
     ``judged`` (K,) bool: the points a chain is measured on; ``occupied`` (K,) bool. ``info``
     (a dict, optional) receives, per chain judged, ``(its ΔE00, copies at least as different,
@@ -1489,15 +1497,33 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
         v = np.empty(int(good.sum()))
         delta_e_lab(np.ascontiguousarray(lab[0, good]), np.ascontiguousarray(level[good]), v)
         dev[good] = v
+    asym = np.full(valid.shape[1], np.nan)
+    if symmetric_null and good.any():
+        # how much the skin on one side differs from the other: a step (an object's or a
+        # fold's edge) rather than a line
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            plus = np.nanmean(lab[1: 1 + n_lines // 2], axis=0)
+            minus = np.nanmean(lab[1 + n_lines // 2:], axis=0)
+        v = np.empty(int(good.sum()))
+        delta_e_lab(np.ascontiguousarray(plus[good]), np.ascontiguousarray(minus[good]), v)
+        asym[good] = v
     out = []
     start = 0
     for c, sums, mv in zip(chains, all_sums, moves):
         d = dev[start: start + sums.shape[1]]
         start += sums.shape[1]
+        own = de[c] if n_offsets == 6 else d[0]
+        if symmetric_null:
+            a = asym[start - sums.shape[1]: start]
+            if np.isfinite(own) and np.isfinite(a[0]):
+                # copies no more one-sided than the chain is, or than it differs from its sides
+                d = np.where(a <= max(own, a[0]), d, np.nan)
         null = d[1:][np.isfinite(d[1:])]
         if null.size < k // 2:
             continue
-        own = de[c] if n_offsets == 6 else d[0]
         if not np.isfinite(own):
             continue
         hits = int((null >= own).sum())

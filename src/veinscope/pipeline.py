@@ -208,7 +208,7 @@ def analyze(
         lie across an edge (a finger, a fold, clothing, the background) and are left out of
         the null. 1.0 (default; the house level, as ``tail_probe_nfa``): generated set A clDice
         0.829 -> 0.834, held-out set B 0.779 -> 0.784, no photo lower; issue 6's development
-        series unchanged; on the ten real legs it removes 6 marks, none a visible vessel
+        series unchanged; on the ten real legs it removes 5 marks, none a visible vessel
         (shading, a photo's edge, skin in a fold's shadow); about 2 % of a 12 MP analysis.
         ``None``: off (BENCHMARKS.md session 30, helpers tex30 and nfa30).
     min_delta_e : float or None

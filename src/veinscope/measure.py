@@ -272,8 +272,8 @@ def measure_vessels(
     short_chain_nfa, short_chain_px : float, optional
         With ``rgb`` and ``min_delta_e``: a chain of at most ``short_chain_px`` judged points is
         kept only if its :func:`chain_delta_e` stands out of the photo's own skin texture
-        (:func:`_texture_nfa`: its number of false alarms, over the short chains tested, under
-        ``short_chain_nfa``). ``None``: not judged.
+        (:func:`_texture_nfa` with ``symmetric_null``: its number of false alarms, over the
+        short chains tested, under ``short_chain_nfa``). ``None``: not judged.
     size_class_z : float, optional
         Judge each size-class piece's width with its error bar (:func:`_size_class_margin`):
         a piece whose mean diameter is less than this many standard errors on its side of the
@@ -486,7 +486,7 @@ def measure_vessels(
         if short_chain_nfa is not None and short_chain_px is not None:
             low += _texture_nfa(rgb, pts, det.normals_yx, width, det.segment, accepted & seen, accepted, skin, de,
                                 max_px=short_chain_px, nfa=short_chain_nfa, lone_px=ppm,
-                                max_width_px=1.0 * ppm, skip=set(low))  # fmt: skip
+                                max_width_px=1.0 * ppm, skip=set(low), symmetric_null=True)  # fmt: skip
         faint = np.array(low, np.int64)
         if faint.size:
             accepted &= ~np.isin(det.segment, faint)
@@ -1194,17 +1194,8 @@ def _chain_copies_lab(rgb, pts, normals_yx, wp, inv, nc, skin, *, n_offsets: int
     line has no sample on ``skin``), ``level`` (nc, 3): the copies' component-wise median, and
     ``valid`` (1 + 2 n_offsets, nc) bool.
     """
-    import warnings
-
-    from veinscope.colour import srgb8_to_lab
-
     m, n = skin.shape
-    step = np.maximum(wp, 2.0)
-    j = np.arange(1, n_offsets + 1, dtype=np.float64)[:, None]
-    d = 0.5 * wp + step * j  # (n_offsets, P): distance of each copy from the centreline
-    offsets = np.concatenate([np.zeros((1, wp.size)), d, -d])  # line 0 the chain, then the copies
-    n_lines = offsets.shape[0]
-    t = (offsets[None] + np.array([-0.25, 0.0, 0.25])[:, None, None] * wp).reshape(3 * n_lines, -1)
+    t, n_lines = _copy_line_offsets(wp, n_offsets)
     yy = np.rint(pts[:, 0] + t * normals_yx[:, 0]).astype(np.int64)
     xx = np.rint(pts[:, 1] + t * normals_yx[:, 1]).astype(np.int64)
     ok = (yy >= 0) & (yy < m) & (xx >= 0) & (xx < n)
@@ -1216,11 +1207,33 @@ def _chain_copies_lab(rgb, pts, normals_yx, wp, inv, nc, skin, *, n_offsets: int
     key = (line * nc + inv[None])[ok]
     col = np.asarray(rgb).reshape(-1, 3)[flat]
     cnt = np.bincount(key, minlength=n_lines * nc).reshape(n_lines, nc)
-    means = np.full((n_lines, nc, 3), np.nan)
+    sums = np.stack([np.bincount(key, weights=col[:, ch], minlength=n_lines * nc).reshape(n_lines, nc) for ch in range(3)], axis=-1)
+    return _lines_lab(sums, cnt)
+
+
+def _copy_line_offsets(wp, n_offsets):
+    """(3 (1 + 2 n_offsets), P) offsets (px, along each point's normal) of :func:`_chain_copies_lab`'s
+    samples, row ``s (1 + 2 n_offsets) + l`` the sample ``s`` (-w/4, 0, +w/4) of line ``l``, and the
+    number of lines."""
+    step = np.maximum(wp, 2.0)
+    j = np.arange(1, n_offsets + 1, dtype=np.float64)[:, None]
+    d = 0.5 * wp + step * j  # (n_offsets, P): distance of each copy from the centreline
+    offsets = np.concatenate([np.zeros((1, wp.size)), d, -d])  # line 0 the chain, then the copies
+    n_lines = offsets.shape[0]
+    return (offsets[None] + np.array([-0.25, 0.0, 0.25])[:, None, None] * wp).reshape(3 * n_lines, -1), n_lines
+
+
+def _lines_lab(sums, cnt):
+    """``lab``, ``level``, ``valid`` of :func:`_chain_copies_lab` from the colour ``sums``
+    (L, C, 3) and sample counts ``cnt`` (L, C) of its lines."""
+    import warnings
+
+    from veinscope.colour import srgb8_to_lab
+
+    means = np.full(sums.shape, np.nan)
     good = cnt > 0
     for ch in range(3):
-        sums = np.bincount(key, weights=col[:, ch], minlength=n_lines * nc).reshape(n_lines, nc)
-        means[..., ch][good] = sums[good] / cnt[good]
+        means[..., ch][good] = sums[..., ch][good] / cnt[good]
     valid = np.isfinite(means[..., 0])
     lab = srgb8_to_lab(np.nan_to_num(means))
     lab[~valid] = np.nan
@@ -1314,8 +1327,41 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
     return {int(c): float(v) for c, v in zip(ids, de)}
 
 
+def _moved_sums(rgb_flat, skin_flat, m, n, p, tny, tnx, n_lines, dy, dx, sums, cnt):
+    """Add to ``sums`` (L, C, 3) and ``cnt`` (L, C) the colours of :func:`_chain_copies_lab`'s
+    samples of the chain ``p`` (P, 2) int64 moved by (``dy``, ``dx``) (C,): the sample of row r
+    and point i at ``rint(p + move + (tny, tnx)[r, i])``. Where an offset is not within 1e-9 px
+    of a half-integer, ``rint(p + move + t) = p + move + rint(t)`` (a float64 sum near 4 000 is
+    exact to 1e-12), so those samples are fixed pixels of the chain, moved whole, and taken
+    once with their multiplicity (compiled: :func:`veinscope._kernels.colourdiff.moved_pixel_sums`).
+    The sums are integers: the same in any order as :func:`_chain_copies_lab`'s."""
+    from veinscope._kernels.colourdiff import moved_pixel_sums
+
+    r_, p_ = tny.shape
+    line = np.broadcast_to(np.tile(np.arange(n_lines, dtype=np.int64), 3)[:, None], (r_, p_)).ravel()
+    py = np.broadcast_to(p[None, :, 0], (r_, p_)).ravel()
+    px = np.broadcast_to(p[None, :, 1], (r_, p_)).ravel()
+    ty, tx = tny.ravel(), tnx.ravel()
+    amb = (np.abs(np.abs(ty - np.floor(ty)) - 0.5) < 1e-9) | (np.abs(np.abs(tx - np.floor(tx)) - 0.5) < 1e-9)
+    fix = ~amb
+    ry = py[fix] + np.rint(ty[fix]).astype(np.int64)
+    rx = px[fix] + np.rint(tx[fix]).astype(np.int64)
+    # one entry per (line, pixel): keys over a box around the chain
+    y0, x0 = int(ry.min(initial=0)), int(rx.min(initial=0))
+    hh = int(ry.max(initial=0)) - y0 + 1
+    ww = int(rx.max(initial=0)) - x0 + 1
+    key = (line[fix] * hh + (ry - y0)) * ww + (rx - x0)
+    uk, wgt = np.unique(key, return_counts=True)
+    uline, rest = np.divmod(uk, hh * ww)
+    uy, ux = np.divmod(rest, ww)
+    moved_pixel_sums(rgb_flat, skin_flat, m, n, uy + y0, ux + x0, uline, wgt.astype(np.int64),
+                     np.ascontiguousarray(py[amb]), np.ascontiguousarray(px[amb]), np.ascontiguousarray(ty[amb]),
+                     np.ascontiguousarray(tx[amb]), np.ascontiguousarray(line[amb]), dy, dx, sums, cnt)  # fmt: skip
+
+
 def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, de, *, max_px, nfa, lone_px=0.0,
-                 max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0, n_offsets: int = 2) -> list[int]:
+                 max_width_px=np.inf, skip=(), n_copies: int = 200, seed: int = 0, n_offsets: int = 2,
+                 info: dict | None = None, symmetric_null: bool = False) -> list[int]:
     """Short chains whose colour difference from the skin the skin's own texture makes as often.
 
     A-contrario (Desolneux, Moisan and Morel 2000, doi:10.1023/A:1008139401399), as
@@ -1337,77 +1383,156 @@ def _texture_nfa(rgb, pts, normals_yx, width, segment, judged, occupied, skin, d
     painting and the end links join; each piece alone is short and faint); a chain at or above ``nfa`` is returned (to be dropped). The random places come
     from ``numpy.random.default_rng(seed)``, so an analysis is repeatable.
 
-    ``judged`` (K,) bool: the points a chain is measured on; ``occupied`` (K,) bool.
+    With ``symmetric_null`` (what :func:`measure_vessels` uses), a copy whose two sides differ
+    (ΔE00 between the mean CIELAB of the side copies on one side and on the other) by more than
+    the chain's own ΔE00, or than the chain's own sides differ, is left out: it lies across an
+    edge (a finger's or a fold's, clothing, the background), where the median of the sides is
+    halfway between two surfaces and the middle differs from it as much as a vessel does; on
+    the real leg veins_05 such copies (a hand's creases and edges, a nail, the shorts' border)
+    were the ones that outdid a faint thread vein (BENCHMARKS.md session 30, helper nfa30).
+
+    ``judged`` (K,) bool: the points a chain is measured on; ``occupied`` (K,) bool. ``info``
+    (a dict, optional) receives, per chain judged, ``(its ΔE00, copies at least as different,
+    copies measured, number of false alarms, its points, the moves (dy, dx) of the copies at least
+    as different)`` (diagnostics).
     """
     import cv2
+
+    from veinscope._kernels.colourdiff import clear_squares, delta_e_lab, moves_free
+    from veinscope._kernels.groups import group_medians
 
     judged = np.asarray(judged, bool)
     seg = np.asarray(segment)
     count = np.bincount(seg[judged], minlength=int(seg.max()) + 1 if seg.size else 1)
     tested = [c for c, v in de.items() if np.isfinite(v) and c not in skip and 0 < count[c] <= max_px]
-    if tested and np.isfinite(max_width_px):
-        w = np.asarray(width, np.float64)
+    if not tested:
+        return []
+    # each tested chain's judged points, in order (one pass over the points, not one a chain)
+    is_tested = np.zeros(count.size, bool)
+    is_tested[tested] = True
+    sel_all = np.flatnonzero(judged & is_tested[seg])
+    sel_all = sel_all[np.argsort(seg[sel_all], kind="stable")]
+    bounds = np.searchsorted(seg[sel_all], np.arange(count.size + 1))
+    members = {c: sel_all[bounds[c]: bounds[c + 1]] for c in tested}
+    w_all = np.asarray(width, np.float64)
+    if np.isfinite(max_width_px):
         thin = []
         for c in tested:
-            wc = w[judged & (seg == c)]
+            wc = w_all[members[c]]
             wc = wc[np.isfinite(wc)]
             if not wc.size or float(np.median(wc)) < max_width_px:
                 thin.append(c)
         tested = thin
     m, n = skin.shape
+    occupied = np.asarray(occupied, bool)
     if tested and lone_px > 0:
-        owner = np.full((m, n), -1, np.int64)
-        owner[pts[occupied, 0], pts[occupied, 1]] = seg[occupied]
+        by_row = np.argsort(pts[occupied, 0], kind="stable")
+        occ_pts = pts[occupied][by_row]
+        occ_seg = seg[occupied][by_row]
         r = int(math.ceil(lone_px))
         disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        own_idx = np.flatnonzero(occupied & is_tested[seg])
+        own_idx = own_idx[np.argsort(seg[own_idx], kind="stable")]
+        own_at = np.searchsorted(seg[own_idx], np.arange(count.size + 1))
         lone = []
         for c in tested:
-            p = pts[occupied & (seg == c)]
+            p = pts[own_idx[own_at[c]: own_at[c + 1]]]
             y0, x0 = max(0, int(p[:, 0].min()) - r), max(0, int(p[:, 1].min()) - r)
             y1, x1 = min(m, int(p[:, 0].max()) + r + 1), min(n, int(p[:, 1].max()) + r + 1)
-            own = np.zeros((y1 - y0, x1 - x0), np.uint8)
-            own[p[:, 0] - y0, p[:, 1] - x0] = 1
-            near = cv2.dilate(own, disc) > 0
-            o = owner[y0:y1, x0:x1][near]
-            if not ((o >= 0) & (o != c)).any():
+            # another chain's point in the box within the disc around one of this chain's points
+            # (the chain's points dilated by ``disc``, as cv2.dilate takes it, at those points only)
+            i0, i1 = np.searchsorted(occ_pts[:, 0], [y0, y1])
+            q, qs = occ_pts[i0:i1], occ_seg[i0:i1]
+            q = q[(qs != c) & (q[:, 1] >= x0) & (q[:, 1] < x1)]
+            d = p[None, :, :] - q[:, None, :] + r  # (Q, P, 2)
+            inside = (np.abs(d - r) <= r).all(axis=2)
+            if not disc[np.where(inside, d[..., 0], 0), np.where(inside, d[..., 1], 0)][inside].any():
                 lone.append(c)
         tested = lone
     if not tested:
         return []
-    free = np.asarray(skin, bool).copy()
-    occ = np.zeros((m, n), np.uint8)
-    occ[pts[occupied, 0], pts[occupied, 1]] = 1
-    free &= cv2.dilate(occ, np.ones((7, 7), np.uint8)) == 0
+    free = np.array(skin, bool, order="C")  # skin at least 3 px (a 7 x 7 square) from any candidate
+    clear_squares(free, np.ascontiguousarray(pts[occupied, 0], np.int64), np.ascontiguousarray(pts[occupied, 1], np.int64), 3)
     rng = np.random.default_rng(seed)
     k = max(int(n_copies), int(math.ceil(4 * len(tested) / nfa)))
-    w_all = np.asarray(width, np.float64)
-    out = []
+    rgb_flat = np.ascontiguousarray(rgb).reshape(-1, 3)
+    skin_flat = np.ascontiguousarray(skin, bool).ravel()
+    nrm = np.asarray(normals_yx, np.float64)
+    chains, moves, all_sums, all_cnt = [], [], [], []
     for c in tested:
-        sel = np.flatnonzero(judged & (seg == c))
+        sel = members[c]
         p = pts[sel].astype(np.int64)
         lo, hi = p.min(0), p.max(0)
         if hi[0] - lo[0] >= m or hi[1] - lo[1] >= n:
             continue
         dy = rng.integers(-lo[0], m - hi[0], size=3 * k)
         dx = rng.integers(-lo[1], n - hi[1], size=3 * k)
-        ok = free[p[None, :, 0] + dy[:, None], p[None, :, 1] + dx[:, None]].all(axis=1)
+        ok = np.empty(dy.size, bool)
+        moves_free(free, np.ascontiguousarray(p[:, 0]), np.ascontiguousarray(p[:, 1]), dy, dx, ok)
         dy, dx = dy[ok][:k], dx[ok][:k]
         if dy.size < k // 2:
             continue  # too little free skin to say
-        moved = np.concatenate([p + np.array([a, b]) for a, b in zip(dy, dx)])
-        ids = np.repeat(np.arange(dy.size), sel.size)
-        d0 = chain_delta_e(rgb, moved, np.tile(np.asarray(normals_yx, np.float64)[sel], (dy.size, 1)), np.tile(w_all[sel], dy.size),
-                           ids, np.ones(ids.size, bool), skin, n_offsets=n_offsets)  # fmt: skip
-        null = np.array([v for v in d0.values() if np.isfinite(v)])
+        # the chain itself (move 0) and its copies, sampled as :func:`chain_delta_e` samples them
+        w = w_all[sel]
+        fin = np.isfinite(w)
+        wp = 1.0
+        if fin.any():
+            wp = float(group_medians(w[fin].astype(np.float32), np.zeros(int(fin.sum()), np.int64), 1)[0])
+        t, n_lines = _copy_line_offsets(np.full(sel.size, wp), n_offsets)
+        dy = np.concatenate([[0], dy]).astype(np.int64)
+        dx = np.concatenate([[0], dx]).astype(np.int64)
+        sums = np.zeros((n_lines, dy.size, 3))
+        cnt = np.zeros((n_lines, dy.size), np.int64)
+        _moved_sums(rgb_flat, skin_flat, m, n, p, t * nrm[sel, 0], t * nrm[sel, 1], n_lines, dy, dx, sums, cnt)
+        chains.append(c)
+        moves.append((dy, dx))
+        all_sums.append(sums)
+        all_cnt.append(cnt)
+    if not chains:
+        return []
+    lab, level, valid = _lines_lab(np.concatenate(all_sums, axis=1), np.concatenate(all_cnt, axis=1))
+    dev = np.full(valid.shape[1], np.nan)
+    good = valid[0] & (valid[1:].sum(axis=0) >= 4)
+    if good.any():
+        v = np.empty(int(good.sum()))
+        delta_e_lab(np.ascontiguousarray(lab[0, good]), np.ascontiguousarray(level[good]), v)
+        dev[good] = v
+    asym = np.full(valid.shape[1], np.nan)
+    if symmetric_null and good.any():
+        # how much the skin on one side differs from the other: a step (an object's or a
+        # fold's edge) rather than a line
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            plus = np.nanmean(lab[1: 1 + n_lines // 2], axis=0)
+            minus = np.nanmean(lab[1 + n_lines // 2:], axis=0)
+        v = np.empty(int(good.sum()))
+        delta_e_lab(np.ascontiguousarray(plus[good]), np.ascontiguousarray(minus[good]), v)
+        asym[good] = v
+    out = []
+    start = 0
+    for c, sums, mv in zip(chains, all_sums, moves):
+        d = dev[start: start + sums.shape[1]]
+        start += sums.shape[1]
+        own = de[c] if n_offsets == 6 else d[0]
+        if symmetric_null:
+            a = asym[start - sums.shape[1]: start]
+            if np.isfinite(own) and np.isfinite(a[0]):
+                # copies no more one-sided than the chain is, or than it differs from its sides
+                d = np.where(a <= max(own, a[0]), d, np.nan)
+        null = d[1:][np.isfinite(d[1:])]
         if null.size < k // 2:
             continue
-        own = de[c] if n_offsets == 6 else chain_delta_e(rgb, p, np.asarray(normals_yx, np.float64)[sel], w_all[sel],
-                                                         np.zeros(sel.size, np.int64), np.ones(sel.size, bool), skin,
-                                                         n_offsets=n_offsets).get(0, np.nan)  # fmt: skip
         if not np.isfinite(own):
             continue
         hits = int((null >= own).sum())
-        if len(tested) * (1 + hits) / (1 + null.size) >= nfa:
+        nfa_c = len(tested) * (1 + hits) / (1 + null.size)
+        if info is not None:
+            at = np.flatnonzero(d >= own)
+            at = at[at > 0]
+            info[int(c)] = (float(own), hits, int(null.size), nfa_c, pts[members[c]], np.stack([mv[0][at], mv[1][at]], 1))
+        if nfa_c >= nfa:
             out.append(int(c))
     return out
 
@@ -1920,3 +2045,5 @@ def warmup() -> None:
     from veinscope._kernels.ridges import value_runs
 
     value_runs(np.ascontiguousarray(key, np.int64), np.ascontiguousarray(pts[:, 1], np.int64), n, segment * 2)
+    # the short-chain rule's kernels (:func:`_texture_nfa`) are not loaded here: the rule is off by
+    # default (``analyze(short_chain_nfa=None)``), and an analysis with it loads them from the cache

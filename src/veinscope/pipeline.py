@@ -203,8 +203,17 @@ def analyze(
         it (1.5 and 2.5 widths out) is one the photo's own skin texture seldom makes: the same chain moved whole to 200 or more random places on skin
         clear of candidates and measured there the same way, its number of false alarms (the
         short chains tested x the share of copies at least as different) must be under this
-        (:func:`veinscope.measure._texture_nfa`). ``None`` (default): off (BENCHMARKS.md
-        session 30, helper tex30).
+        (:func:`veinscope.measure._texture_nfa`). Copies whose skin differs from one side to
+        the other by more than the chain differs from its skin (or than its own sides differ)
+        lie across an edge (a finger, a fold, clothing, the background) and are left out of
+        the null. With 1.0 (the house level, as ``tail_probe_nfa``): generated set A clDice
+        0.829 -> 0.834, held-out set B 0.779 -> 0.784, no photo lower; issue 6's development
+        series unchanged; on the ten real legs it removes 5 marks, none a visible vessel
+        (shading, a photo's edge, skin in a fold's shadow); about 2 % of a 12 MP analysis.
+        ``None`` (default): off, until the held-out and fresh series are measured with it and
+        a real self-comparison's flip is understood (veins_01 against a moved copy of itself:
+        a short mark kept in one photo, dropped in the other, false improvement 2.9 -> 6.8
+        points; BENCHMARKS.md session 30, helpers tex30 and nfa30).
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the

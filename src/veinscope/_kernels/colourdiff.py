@@ -135,3 +135,68 @@ def delta_e_lab(lab1, lab2, out):  # pragma: no cover - compiled
     ((K, 3) float64 each; ``out`` (K,) float64)."""
     for k in range(lab1.shape[0]):
         out[k] = _ciede2000(lab1[k, 0], lab1[k, 1], lab1[k, 2], lab2[k, 0], lab2[k, 1], lab2[k, 2])
+
+
+@nb.njit(cache=True, nogil=True)
+def clear_squares(mask, ys, xs, r):  # pragma: no cover - compiled
+    """Set ``mask`` (M, N) bool False on the (2 r + 1)-pixel square around each point (``ys``,
+    ``xs``) (K,) int64, clipped to the image: ``mask &= ~dilate(points, square)``."""
+    m, n = mask.shape
+    for k in range(ys.shape[0]):
+        y0, y1 = max(ys[k] - r, 0), min(ys[k] + r + 1, m)
+        x0, x1 = max(xs[k] - r, 0), min(xs[k] + r + 1, n)
+        for y in range(y0, y1):
+            row = mask[y]
+            for x in range(x0, x1):
+                row[x] = False
+
+
+@nb.njit(cache=True, nogil=True)
+def moves_free(free, py, px, dy, dx, ok):  # pragma: no cover - compiled
+    """``ok[j]`` = every point (``py``, ``px``) (P,) int64 moved by (``dy[j]``, ``dx[j]``) lies on
+    ``free`` (M, N) bool (the moves keep the points inside the image)."""
+    for j in range(dy.shape[0]):
+        good = True
+        for i in range(py.shape[0]):
+            if not free[py[i] + dy[j], px[i] + dx[j]]:
+                good = False
+                break
+        ok[j] = good
+
+
+@nb.njit(cache=True, nogil=True)
+def moved_pixel_sums(rgb, skin, m, n, ry, rx, line, weight, ay, ax, aty, atx, aline, dy, dx, sums, counts):  # pragma: no cover - compiled
+    """Colour sums along a chain's sampling lines for copies of it moved whole by (``dy``, ``dx``) (C,)
+    int64 (``rgb`` (M N, 3) uint8, ``skin`` (M N,) bool: the photo and skin mask, flattened), the samples that land on a fixed pixel whatever the move
+    given once: pixel (``ry``, ``rx``) (S,) int64 of line ``line`` taken ``weight`` times; the
+    others, whose offset is a half-integer (rint rounds them to the even pixel, which the move
+    decides), as point (``ay``, ``ax``) (A,) int64 plus offset (``aty``, ``atx``) float64 on line
+    ``aline``. Adds to ``sums`` (L, C, 3) float64 and ``counts`` (L, C) int64 as :func:`veinscope.measure._chain_copies_lab` counts a chain whose points were moved."""
+    for j in range(dy.shape[0]):
+        for s in range(ry.shape[0]):
+            y = ry[s] + dy[j]
+            x = rx[s] + dx[j]
+            if y < 0 or y >= m or x < 0 or x >= n:
+                continue
+            f = y * n + x
+            if not skin[f]:
+                continue
+            w = weight[s]
+            li = line[s]
+            sums[li, j, 0] += w * rgb[f, 0]
+            sums[li, j, 1] += w * rgb[f, 1]
+            sums[li, j, 2] += w * rgb[f, 2]
+            counts[li, j] += w
+        for s in range(ay.shape[0]):
+            yf = np.rint(np.float64(ay[s] + dy[j]) + aty[s])
+            xf = np.rint(np.float64(ax[s] + dx[j]) + atx[s])
+            if yf < 0 or yf >= m or xf < 0 or xf >= n:
+                continue
+            f = np.int64(yf) * n + np.int64(xf)
+            if not skin[f]:
+                continue
+            li = aline[s]
+            sums[li, j, 0] += rgb[f, 0]
+            sums[li, j, 1] += rgb[f, 1]
+            sums[li, j, 2] += rgb[f, 2]
+            counts[li, j] += 1

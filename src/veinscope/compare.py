@@ -461,7 +461,8 @@ def compare(
     o_f = skin_optics(aligned_n, skin=cmp_area, background_px=bg_px)
     mb, mf = _Maps(o_b), _Maps(o_f)
     # the baseline read against the same skin as the follow-up, for the patches' second reading
-    mb_same = _Maps(skin_optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check and not same_skin_background else None
+    # (built when a patch first reaches it: most comparisons have none)
+    mb_same = _LazyMaps(lambda: skin_optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check and not same_skin_background else None
     whole = m * n <= _WHOLE_MAX_PX
     tile = max(m, n) if whole else _TILE_PX
     tol_px = max(1.5, tolerance_mm * ppm)
@@ -705,6 +706,29 @@ def _local_scale(reg) -> float:
     j = np.array([q[1] - q[0], q[2] - q[0]])
     det = abs(float(np.linalg.det(j)))
     return 1.0 / math.sqrt(det) if det > 0 and math.isfinite(det) else 1.0
+
+
+class _LazyMaps:
+    """:class:`_Maps` of the optics ``make()`` returns, built when first read (``o`` or
+    :meth:`box`): ``compare``'s same-skin reading is needed only where a patch reaches its
+    check, and costs a ``skin_optics`` (20-60 ms) otherwise wasted."""
+
+    def __init__(self, make) -> None:
+        self._make = make
+        self._maps = None
+
+    def _get(self) -> _Maps:
+        if self._maps is None:
+            self._maps = _Maps(self._make())
+            self._make = None
+        return self._maps
+
+    @property
+    def o(self):
+        return self._get().o
+
+    def box(self, box) -> dict[str, np.ndarray]:
+        return self._get().box(box)
 
 
 class _Maps:
@@ -2154,7 +2178,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         mb2 = _Maps(_background_without(mb.o, b_skin, left_out, (y0, y1, x0, x1)))
         mf2 = _Maps(_background_without(mf.o, cmp_area, left_out, (y0, y1, x0, x1)))
         if mb_same is not None:
-            mb_same = _Maps(_background_without(mb_same.o, cmp_area, left_out, (y0, y1, x0, x1)))
+            mb_same = _LazyMaps(lambda prev=mb_same, lo=left_out, bb=(y0, y1, x0, x1): _background_without(prev.o, cmp_area, lo, bb))
         if tb is not None and left_out[tb[0][0] : tb[0][1], tb[1][0] : tb[1][1]].any():
             tex = texture(mb2, mf2, left_out)
             thr = max(min_delta_e, 1.5 * tex)

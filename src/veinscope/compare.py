@@ -300,7 +300,9 @@ def compare(
         backgrounds made it (:func:`_rise_from_other_backgrounds`). A stain patch then keeps
         only its pixels that still reach the seed level on the same-skin reading, in pieces of
         the minimum area, judged again (a true stain by the rim that grew into one patch with
-        the rim's false rise stays reported, at its own size); a matting patch is dropped whole.
+        the rim's false rise stays reported, at its own size); a matting patch keeps its new
+        redness that still rises past its gate (three times the pixel's noise) on the same-skin
+        reading, outlined again as a patch is, each piece judged again (:func:`_matting_cut`).
         A change of the skin rises about as far either way. Patches are still found and measured
         on the baseline's own background (unlike ``same_skin_background``, which changes the
         areas). BENCHMARKS.md, session 30: real photos against a moved copy of themselves,

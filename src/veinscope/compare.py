@@ -300,7 +300,9 @@ def compare(
         backgrounds made it (:func:`_rise_from_other_backgrounds`). A stain patch then keeps
         only its pixels that still reach the seed level on the same-skin reading, in pieces of
         the minimum area, judged again (a true stain by the rim that grew into one patch with
-        the rim's false rise stays reported, at its own size); a matting patch is dropped whole.
+        the rim's false rise stays reported, at its own size); a matting patch keeps its new
+        redness that still rises past its gate (three times the pixel's noise) on the same-skin
+        reading, outlined again as a patch is, each piece judged again (:func:`_matting_cut`).
         A change of the skin rises about as far either way. Patches are still found and measured
         on the baseline's own background (unlike ``same_skin_background``, which changes the
         areas). BENCHMARKS.md, session 30: real photos against a moved copy of themselves,
@@ -461,7 +463,8 @@ def compare(
     o_f = skin_optics(aligned_n, skin=cmp_area, background_px=bg_px)
     mb, mf = _Maps(o_b), _Maps(o_f)
     # the baseline read against the same skin as the follow-up, for the patches' second reading
-    mb_same = _Maps(skin_optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check and not same_skin_background else None
+    # (built when a patch first reaches it: most comparisons have none)
+    mb_same = _LazyMaps(lambda: skin_optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check and not same_skin_background else None
     whole = m * n <= _WHOLE_MAX_PX
     tile = max(m, n) if whole else _TILE_PX
     tol_px = max(1.5, tolerance_mm * ppm)
@@ -705,6 +708,29 @@ def _local_scale(reg) -> float:
     j = np.array([q[1] - q[0], q[2] - q[0]])
     det = abs(float(np.linalg.det(j)))
     return 1.0 / math.sqrt(det) if det > 0 and math.isfinite(det) else 1.0
+
+
+class _LazyMaps:
+    """:class:`_Maps` of the optics ``make()`` returns, built when first read (``o`` or
+    :meth:`box`): ``compare``'s same-skin reading is needed only where a patch reaches its
+    check, and costs a ``skin_optics`` (20-60 ms) otherwise wasted."""
+
+    def __init__(self, make) -> None:
+        self._make = make
+        self._maps = None
+
+    def _get(self) -> _Maps:
+        if self._maps is None:
+            self._maps = _Maps(self._make())
+            self._make = None
+        return self._maps
+
+    @property
+    def o(self):
+        return self._get().o
+
+    def box(self, box) -> dict[str, np.ndarray]:
+        return self._get().box(box)
 
 
 class _Maps:
@@ -2154,7 +2180,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
         mb2 = _Maps(_background_without(mb.o, b_skin, left_out, (y0, y1, x0, x1)))
         mf2 = _Maps(_background_without(mf.o, cmp_area, left_out, (y0, y1, x0, x1)))
         if mb_same is not None:
-            mb_same = _Maps(_background_without(mb_same.o, cmp_area, left_out, (y0, y1, x0, x1)))
+            mb_same = _LazyMaps(lambda prev=mb_same, lo=left_out, bb=(y0, y1, x0, x1): _background_without(prev.o, cmp_area, lo, bb))
         if tb is not None and left_out[tb[0][0] : tb[0][1], tb[1][0] : tb[1][1]].any():
             tex = texture(mb2, mf2, left_out)
             thr = max(min_delta_e, 1.5 * tex)
@@ -3020,7 +3046,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
         course = None  # the follow-up's new courses over the box (:func:`_new_courses`), when asked
         shifted = None  # the redness rise beyond the baseline's within ``shift_px`` (when asked)
         shifted_same = None  # the same on the baseline read against the follow-up's skin (``mb_same``)
-        for i in range(1, nl):
+        todo = list(range(1, nl))  # the patches, and the pieces a patch is cut into (below)
+        pieces = set()
+        for i in todo:
             area = int(stats[i, cv2.CC_STAT_AREA])
             if area < min_area_px:
                 continue
@@ -3062,6 +3090,15 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                     if shifted_same is None:
                         shifted_same = _rise_beyond_shift(mb_same.box(bx), cf, shift_px)
                     if _rise_from_other_backgrounds(_matting_rise_median(shifted, red_here, (y, x)), _matting_rise_median(shifted_same, red_here, (y, x))):
+                        if i not in pieces:
+                            # true matting the rim's false rise grew into one patch keeps its own
+                            # part: the new redness still rising past its gate on the same-skin
+                            # reading, outlined again, each piece judged again (session 30: fine
+                            # vessels painted beside veins_04's rim were dropped whole)
+                            gate = 3.0 * np.minimum(s_hb, s_red)[y : y + h, x : x + w]
+                            cut, stats = _matting_cut(lab, stats, i, red_here & (shifted_same[y : y + h, x : x + w] >= gate), new_red, faint, ker, vo)
+                            pieces.update(cut)
+                            todo.extend(cut)
                         continue
             if f_vessel is not None:
                 fv = f_vessel[BY0 + y : BY0 + y + h, BX0 + x : BX0 + x + w] & region & ~on_vessel[y : y + h, x : x + w]
@@ -3230,6 +3267,40 @@ def _matting_rise_median(rise: np.ndarray, red: np.ndarray, at) -> float | None:
     med = float(np.median(vals)) if vals.size else None
     log.debug("matting patch at %s: %d px of new redness, median rise beyond the shift %s", at, vals.size, med)
     return med
+
+
+def _matting_cut(lab: np.ndarray, stats: np.ndarray, i: int, keep: np.ndarray, new_red: np.ndarray, faint: np.ndarray, ker: np.ndarray, outline: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Part of :func:`_matting`'s ``same_skin_check``: the patch ``i`` of ``lab`` (the box's
+    labels, with ``stats`` from :func:`cv2.connectedComponentsWithStats`) cut down to the part
+    outlined around ``keep`` (bool, the patch's bounding box: its new redness that still rises
+    on the same-skin reading), grown, closed and filled as a patch is (``ker``, cut by
+    ``outline`` and by the patch). Each piece gets a new label; the rest of the patch loses its
+    label, its new redness and its faint pixels (``lab``, ``new_red`` and ``faint`` are changed
+    in place). Returns the new labels and ``stats`` with their rows added."""
+    x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    sub = lab[y : y + h, x : x + w]
+    region = sub == i
+    r = ker.shape[0] // 2
+    pad = np.pad(keep & region, 2 * r + 1)
+    grown = cv2.morphologyEx(cv2.dilate(pad.view(np.uint8), ker), cv2.MORPH_CLOSE, ker)
+    rebuilt = fill_holes(grown.astype(bool))[2 * r + 1 : 2 * r + 1 + h, 2 * r + 1 : 2 * r + 1 + w] & region & outline[y : y + h, x : x + w]
+    sub[region] = 0
+    new_red[y : y + h, x : x + w][region & ~(keep & rebuilt)] = False
+    faint[y : y + h, x : x + w][region & ~rebuilt] = False
+    nl_k, lab_k, st_k, _ = cv2.connectedComponentsWithStats(rebuilt.astype(np.uint8), connectivity=8)
+    ids = []
+    rows = []
+    for j in range(1, nl_k):
+        new_id = len(stats) + len(rows)
+        sub[lab_k == j] = new_id
+        row = st_k[j].copy()
+        row[cv2.CC_STAT_LEFT] += x
+        row[cv2.CC_STAT_TOP] += y
+        rows.append(row)
+        ids.append(new_id)
+    if rows:
+        stats = np.vstack([stats, np.asarray(rows, dtype=stats.dtype)])
+    return ids, stats
 
 
 def _ridge_faint(d_red, red_f, vb, vo, bv, on_vessel, red, guard, *, ppm, sigma_px, null_pct, bg_od, thr, offset, min_quiet_px=1000):

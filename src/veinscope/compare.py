@@ -2323,23 +2323,13 @@ def _explained_by_shift(mb, mf, box, region, shift_px: int, shape) -> bool:
     distance still rises: a stain along a treated vessel is not explained by the vessel (the
     vessel's colour is not the melanin-like map's, and it is where the stain is only, not
     all around). The allowance is ``compare``'s ``tolerance_mm``, the one a vessel has."""
-    m, n = shape
-    Y0, Y1, X0, X1 = box
-    p = shift_px + 4
-    ya, yb, xa, xb = max(0, Y0 - p), min(m, Y1 + p), max(0, X0 - p), min(n, X1 + p)
     return bool(_stain_rise_beyond(mb, mf, box, region, shift_px, shape) <= 0.0)
 
 
 def _stain_rise_beyond(mb, mf, box, region, shift_px: int, shape) -> float:
     """Part of :func:`_stain`: the median over a patch of the follow-up's melanin-like map
     less the baseline's greatest within ``shift_px`` (:func:`_explained_by_shift`'s reading)."""
-    m, n = shape
-    Y0, Y1, X0, X1 = box
-    p = shift_px + 4
-    ya, yb, xa, xb = max(0, Y0 - p), min(m, Y1 + p), max(0, X0 - p), min(n, X1 + p)
-    cb, cf = mb.box((ya, yb, xa, xb)), mf.box((ya, yb, xa, xb))
-    crop = (slice(Y0 - ya, Y0 - ya + (Y1 - Y0)), slice(X0 - xa, X0 - xa + (X1 - X0)))
-    return float(np.median(_rise_beyond(cb["melanin"], cf["melanin"], shift_px, 1.0)[crop][region]))
+    return float(np.median(_stain_rise_px(mb, mf, box, shift_px, shape)[region]))
 
 
 def _stain_rise_px(mb, mf, box, shift_px: int, shape) -> np.ndarray:

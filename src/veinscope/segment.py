@@ -477,8 +477,7 @@ def detect_vessels(
         ``"scale"``'s largest Hessian scale (px) at which the lowered level adds band pixels.
     """
     from veinscope._kernels.ridges import (
-        bridge_gaps, centreline_candidates, keep_in_labels, kept_points, mark_in_labels, ridge_regions, snap_to_crest,
-        strong_labels, thin_corners,
+        centreline_candidates, keep_in_labels, kept_points, mark_in_labels, ridge_regions, strong_labels,
     )  # fmt: skip
 
     skin = np.asarray(skin, dtype=bool)
@@ -573,16 +572,9 @@ def detect_vessels(
     else:
         keep_in_labels(cand, lab, keep)
     del lab
-    if snap:
-        from veinscope.vesselness import MIN_LEVEL_SIGMA_PX
-
-        snapped = np.zeros_like(cand)
-        snap_to_crest(cand, q, normal_y, normal_x, scale_px, float(MIN_LEVEL_SIGMA_PX), snapped)
-        cand = snapped
     # Thin to 8-connected one-pixel chains (drops the redundant pixel of L-corners) so that
     # chain lengths follow Kulpa's weights.
-    bridge_gaps(cand, int(max_gap_px))
-    thin_corners(cand)
+    cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)
     nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
     nlab -= 1
     empty = VesselDetection(
@@ -655,20 +647,11 @@ def detect_vessels(
     )
 
 
-def _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl, sig, use_signal, flank, min_symmetry,
-                       lab, keep, snap, max_gap_px, min_piece_px) -> np.ndarray:
-    """(M, N) bool: the centreline points :func:`detect_vessels` keeps with these levels and bands
-    (candidates, snapped, gaps bridged, thinned, pieces of ``min_piece_px``)."""
-    from veinscope._kernels.ridges import (
-        bridge_gaps, centreline_candidates, keep_in_labels, kept_points, snap_to_crest, thin_corners,
-    )  # fmt: skip
+def _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px) -> np.ndarray:
+    """Centreline candidates (uint8) moved onto the crest (when ``snap``), gaps of
+    ``max_gap_px`` bridged and thinned to 8-connected one-pixel chains (in place where it can)."""
+    from veinscope._kernels.ridges import bridge_gaps, snap_to_crest, thin_corners
 
-    cand = np.empty(q.shape, np.uint8)
-    centreline_candidates(
-        q, normal_y, normal_x, scale_px, np.ascontiguousarray(inner), noise_map,
-        lvl[0], lvl[1], lvl[1], lvl[3], sig, use_signal, flank, float(min_symmetry), cand,
-    )  # fmt: skip
-    keep_in_labels(cand, lab, keep)
     if snap:
         from veinscope.vesselness import MIN_LEVEL_SIGMA_PX
 
@@ -677,6 +660,24 @@ def _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl, s
         cand = snapped
     bridge_gaps(cand, int(max_gap_px))
     thin_corners(cand)
+    return cand
+
+
+def _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl, sig, use_signal, flank, min_symmetry,
+                       lab, keep, snap, max_gap_px, min_piece_px) -> np.ndarray:
+    """(M, N) bool: the centreline points :func:`detect_vessels` keeps with these levels and bands
+    (candidates, snapped, gaps bridged, thinned, pieces of ``min_piece_px``)."""
+    from veinscope._kernels.ridges import (
+        centreline_candidates, keep_in_labels, kept_points,
+    )  # fmt: skip
+
+    cand = np.empty(q.shape, np.uint8)
+    centreline_candidates(
+        q, normal_y, normal_x, scale_px, np.ascontiguousarray(inner), noise_map,
+        lvl[0], lvl[1], lvl[1], lvl[3], sig, use_signal, flank, float(min_symmetry), cand,
+    )  # fmt: skip
+    keep_in_labels(cand, lab, keep)
+    cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)
     nlab, clab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
     out = np.zeros(q.shape, np.uint8)
     if nlab > 1:

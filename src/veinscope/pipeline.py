@@ -210,10 +210,10 @@ def analyze(
         0.829 -> 0.834, held-out set B 0.779 -> 0.784, no photo lower; issue 6's development
         series unchanged; on the ten real legs it removes 5 marks, none a visible vessel
         (shading, a photo's edge, skin in a fold's shadow); about 2 % of a 12 MP analysis.
-        ``None`` (default): off, until the held-out and fresh series are measured with it and
-        a real self-comparison's flip is understood (veins_01 against a moved copy of itself:
-        a short mark kept in one photo, dropped in the other, false improvement 2.9 -> 6.8
-        points; BENCHMARKS.md session 30, helpers tex30 and nfa30).
+        Issue 6's held-out and fresh series are identical with it. ``None`` (default): off,
+        until a real self-comparison's flip is understood (veins_01 against a moved copy of
+        itself: a short mark kept in one photo, dropped in the other, false improvement 2.9 ->
+        6.8 points; BENCHMARKS.md session 30, helpers tex30 and nfa30).
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the

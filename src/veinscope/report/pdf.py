@@ -168,9 +168,10 @@ def patient_report(
             pdf.cell(c, 6, v, border=1, align="C")
         pdf.ln()
     pdf.set_font("Helvetica", "I", 8)
-    pdf.multi_cell(0, 4, _latin1("Vessel length: total centreline length of the visible thread and reticular veins in "
-                                 "the photo. Coverage: vessel area as a share of the skin in the photo. Improvement: "
-                                 "share of the first session's vessel length no longer visible. '-': not measured."),
+    pdf.multi_cell(0, 4, _latin1("Vessel length: total centreline length of the visible veins in the photo (thread "
+                                 "veins, reticular veins and veins over 3 mm). Coverage: vessel area as a share of the "
+                                 "skin in the photo. Improvement: share of the first session's vessel length no longer "
+                                 "visible. '-': not measured."),
                    new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     footer_note()

@@ -13,6 +13,7 @@ stays in the data folder on this computer; nothing is logged about patients.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -783,7 +784,8 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
     figures["photos"] = {"baseline": pa.original_name, "followup": pb.original_name}
     store.save_comparison(sa.id, sb.id, figures)
     cm = render_change_map(c)
-    sbs = render_side_by_side(c)
+    # titled with the session dates (the photos reach compare as bytes or arrays, named 'photo')
+    sbs = render_side_by_side(dataclasses.replace(c, names=(sa.session_date.isoformat(), sb.session_date.isoformat())))
     before, after = c.baseline_rgb, c.aligned_rgb
     f = min(1.0, DISPLAY_SIDE_PX / max(before.shape[:2]))
     if f < 1.0:

@@ -698,3 +698,20 @@ def test_cli_export_of_a_heic_photo_in_a_fresh_process(tmp_path):
         assert len(names) == 1 and names[0].endswith(".png")
         with Image.open(io.BytesIO(zf.read(names[0]))) as out:
             assert out.size == (320, 240) and not out.getexif() and not out.info.get("exif")
+
+
+def test_cli_unwritable_export_path_or_data_folder_is_a_message(tmp_path, capsys, monkeypatch):
+    """An export path or a data folder under a file: a message and exit 1, no traceback (found by hand,
+    session 31: Python's FileExistsError reached the practitioner)."""
+    monkeypatch.delenv("VEINSCOPE_DATABASE_URL", raising=False)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    data = tmp_path / "data"
+    assert main(["db", "init", "--data-dir", str(data)]) == 0
+    assert main(["patient", "add", "P-31", "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["export", "--patient", "P-31", "--out", str(blocker / "p31.zip"), "--data-dir", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not create or write") and str(blocker) in err, err
+    assert main(["db", "init", "--data-dir", str(blocker / "data")]) == 1
+    assert "could not create or write" in capsys.readouterr().err

@@ -124,6 +124,11 @@ def run_store(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a data folder or an export path that cannot be created or written
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: could not create or write{where} ({exc.strerror or exc}). Check the path: every folder "
+              "in it must exist or be creatable, and be writable.", file=sys.stderr)
+        return 1
 
 
 def _dispatch(args) -> int:

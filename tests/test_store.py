@@ -715,3 +715,24 @@ def test_cli_unwritable_export_path_or_data_folder_is_a_message(tmp_path, capsys
     assert err.startswith("error: could not create or write") and str(blocker) in err, err
     assert main(["db", "init", "--data-dir", str(blocker / "data")]) == 1
     assert "could not create or write" in capsys.readouterr().err
+
+
+def test_export_leaves_the_photos_file_names_out_of_comparisons(store, tmp_path):
+    """The app saves each comparison with its photos' original file names; an export without identity
+    leaves them out, as it does for the photos themselves (found by hand, session 31)."""
+    store.add_patient(CODE, name=NAME)
+    ids = []
+    for day, seed in (("2026-01-05", 41), ("2026-03-02", 42)):
+        r = store.import_photo(CODE, "left calf", day, make_photo(seed), original_name=f"{NAME} calf {day}.png",
+                               analyze=False)
+        ids.append(r.photo.session_id)
+    store.save_comparison(ids[0], ids[1], {"improvement_pct": 40.0, "photos": {
+        "baseline": f"{NAME} calf 2026-01-05.png", "followup": f"{NAME} calf 2026-03-02.png"}})
+    for identity in (False, True):
+        out = tmp_path / f"e{identity}.zip"
+        store.export_patient(CODE, out, include_identity=identity)
+        with zipfile.ZipFile(out) as zf:
+            text = zf.read("results.json").decode()
+        doc = json.loads(text)
+        assert doc["comparisons"][0]["result"]["improvement_pct"] == 40.0
+        assert (NAME in text) == identity, text[:400]

@@ -726,10 +726,9 @@ def test_before_after_titles_name_the_session_dates(tmp_path):
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a pair refused as different skin is not remembered: the Progress page keeps "
-                   "offering 'Compare them now' and the patient PDF says the session 'has not been compared with the "
-                   "first yet' (needs the refusal kept with the derived pictures or in the store)")
 def test_report_says_a_refused_session_cannot_be_compared(tmp_path):
+    """Two sessions whose photos were refused as different skin: the patient PDF says so instead of 'not
+    compared yet', and Progress does not offer to compare them again (found by hand, session 31)."""
     pdfium = pytest.importorskip("pypdfium2")
     from veinscope.synth import generate_photo
 
@@ -742,8 +741,13 @@ def test_report_says_a_refused_session_cannot_be_compared(tmp_path):
             [out] = sup.import_uploads(store, cache, "P-REF", "calf", day, [(f"{day}.jpg", ph.jpeg)], px_per_mm=8.0)
             assert out.ok, out.message
         a, b = store.list_sessions("P-REF", "calf")
+        assert sup.missing_comparisons(sup.progress_rows(store, "P-REF", "calf", cache=cache)) == [(a.id, b.id)]
         with pytest.raises(sup.NotComparable, match="do not seem to show the same area"):
             sup.compare_sessions(store, cache, a.id, b.id)
+        rows = sup.progress_rows(store, "P-REF", "calf", cache=cache)
+        assert "do not seem to show the same area" in rows[1]["refused"]
+        assert sup.missing_comparisons(rows) == []
+        assert sup.progress_csv("P-REF", "calf", rows).decode().count("\n") == 3  # header and two sessions
         doc = pdfium.PdfDocument(sup.site_report_pdf(store, cache, "P-REF", "calf"))
         try:
             text = " ".join(doc[0].get_textpage().get_text_range().split())

@@ -133,6 +133,9 @@ def patient_report(
             grade_text = {0: "under 25 %", 1: "25 to 50 %", 2: "50 to 75 %", 3: "over 75 %"}[last["grade"]]
             sentences.append(f"On the usual four-step scale this is {grade_text} clearance. Most courses of 2 to 6 "
                              "sessions reach 50 to 80 %; complete clearance is rare.")
+    elif last.get("refused"):
+        sentences.append(f"The latest session ({last['session_date']}) cannot be compared with the first: "
+                         f"{last['refused']}")
     else:
         sentences.append(f"The latest session ({last['session_date']}) has not been compared with the first yet.")
     st_ = last.get("staining_mm2")

@@ -88,7 +88,8 @@ def add_store_parsers(sub) -> None:
     )
     e.add_argument("--patient", required=True, metavar="CODE")
     e.add_argument("--out", required=True, type=Path, metavar="FILE.zip")
-    e.add_argument("--include-identity", action="store_true", help="also include name and date of birth")
+    e.add_argument("--include-identity", action="store_true",
+                   help="also include name, date of birth and the photos' original file names")
 
     r = sub.add_parser(
         "erase", parents=[where], help="erase a patient: all records and photo files",

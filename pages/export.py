@@ -15,7 +15,7 @@ site = common.site_choice(code, key="export_site")
 if site is None:
     st.stop()
 
-rows = sup.progress_rows(store, code, site)
+rows = sup.progress_rows(store, code, site, cache=cache)
 stem = f"veinscope_{code}_{site}".replace(" ", "_").replace("/", "_").replace(",", "")
 st.caption("Files are made on this computer; nothing is sent anywhere.")
 

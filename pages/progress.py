@@ -15,7 +15,7 @@ site = common.site_choice(code, key="progress_site")
 if site is None:
     st.stop()
 
-rows = sup.progress_rows(store, code, site)
+rows = sup.progress_rows(store, code, site, cache=cache)
 missing = sup.missing_comparisons(rows)
 if missing:
     st.info(f"{len(missing)} later session(s) not compared with the first yet: their improvement, staining and "
@@ -29,8 +29,11 @@ if missing:
                 st.warning(str(exc))
             bar.progress((i + 1) / len(missing), text=f"{i + 1} of {len(missing)} compared")
         bar.empty()
-        rows = sup.progress_rows(store, code, site)
+        rows = sup.progress_rows(store, code, site, cache=cache)
 
+for r in rows:
+    if r.get("refused"):
+        st.warning(f"{r['session_date']} cannot be compared with the first session: {r['refused']}")
 if len(rows) < 2:
     st.info("One session so far: the chart starts with the second session.")
 else:

@@ -692,3 +692,67 @@ def test_a_comparison_uses_the_analyses_of_photos_just_imported(tmp_path, monkey
         assert abs(again.figures["improvement_pct"] - view.figures["improvement_pct"]) < 15
     finally:
         store.close()
+
+
+def test_before_after_titles_name_the_session_dates(tmp_path):
+    """The side-by-side picture (app and patient PDF) titles each photo with its session's date, not
+    with the placeholder 'photo' that in-memory photos carry (found by hand, session 31)."""
+    import dataclasses
+
+    from veinscope.compare import compare
+    from veinscope.report.change_map import render_side_by_side
+    from veinscope.synth import generate_series
+
+    series = generate_series(seed=31, sessions=2, size=(960, 720), card=False)
+    days = ("2026-01-05", "2026-03-02")
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-SBS")
+        for day, ph in zip(days, series.photos):
+            [out] = sup.import_uploads(store, cache, "P-SBS", "calf", day, [(f"{day}.jpg", ph.jpeg)],
+                                       px_per_mm=8.0)
+            assert out.ok, out.message
+        a, b = store.list_sessions("P-SBS", "calf")
+        view = sup.compare_sessions(store, cache, a.id, b.id)
+        got = sup._from_png(view.side_by_side_png)
+        c = compare(*(store.read_photo(sup.session_photo(store, s.id).id) for s in (a, b)), px_per_mm=8.0)
+        rows = slice(0, 12)  # the title strip
+        dated = render_side_by_side(dataclasses.replace(c, names=days))[rows]
+        placeholder = render_side_by_side(dataclasses.replace(c, names=("photo", "photo")))[rows]
+        assert got.shape[1] == dated.shape[1] and not np.array_equal(dated, placeholder)
+        np.testing.assert_array_equal(got[rows], dated)
+    finally:
+        store.close()
+
+
+def test_report_says_a_refused_session_cannot_be_compared(tmp_path):
+    """Two sessions whose photos were refused as different skin: the patient PDF says so instead of 'not
+    compared yet', and Progress does not offer to compare them again (found by hand, session 31)."""
+    pdfium = pytest.importorskip("pypdfium2")
+    from veinscope.synth import generate_photo
+
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-REF")
+        for day, seed in (("2026-01-05", 31), ("2026-03-02", 77)):  # two different legs filed as one site
+            ph = generate_photo(seed=seed, size=(960, 720), card=False)
+            [out] = sup.import_uploads(store, cache, "P-REF", "calf", day, [(f"{day}.jpg", ph.jpeg)], px_per_mm=8.0)
+            assert out.ok, out.message
+        a, b = store.list_sessions("P-REF", "calf")
+        assert sup.missing_comparisons(sup.progress_rows(store, "P-REF", "calf", cache=cache)) == [(a.id, b.id)]
+        with pytest.raises(sup.NotComparable, match="do not seem to show the same area"):
+            sup.compare_sessions(store, cache, a.id, b.id)
+        rows = sup.progress_rows(store, "P-REF", "calf", cache=cache)
+        assert "do not seem to show the same area" in rows[1]["refused"]
+        assert sup.missing_comparisons(rows) == []
+        assert sup.progress_csv("P-REF", "calf", rows).decode().count("\n") == 3  # header and two sessions
+        doc = pdfium.PdfDocument(sup.site_report_pdf(store, cache, "P-REF", "calf"))
+        try:
+            text = " ".join(doc[0].get_textpage().get_text_range().split())
+        finally:
+            doc.close()
+        assert "not been compared with the first yet" not in text and "cannot be compared" in text, text[:600]
+    finally:
+        store.close()

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import sys
 import zipfile
 from pathlib import Path
 from datetime import date
@@ -666,3 +667,72 @@ def test_full_database_disk_is_reported_and_loses_nothing(tmp_path):
         event.remove(st.engine, "connect", cap)
         st.engine.dispose()
         _assert_untouched(st, before)
+
+
+def test_cli_export_of_a_heic_photo_in_a_fresh_process(tmp_path):
+    """`veinscope export` right after starting: the HEIC reader is not registered yet (found by hand,
+    session 31: the export stopped with Pillow's 'cannot identify image file' traceback)."""
+    import subprocess
+
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    exif = Image.Exif()
+    exif.get_ifd(0x8825).update({1: "N", 2: (48.0, 51.0, 29.6), 3: "E", 4: (2.0, 17.0, 40.2)})
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(make_photo(31, size=(240, 320)))).save(buf, format="HEIF", exif=exif.tobytes())
+    photo = tmp_path / "IMG_0001.HEIC"
+    photo.write_bytes(buf.getvalue())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEINSCOPE_")}
+    env.update(VEINSCOPE_DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT / "src"))
+    run = [sys.executable, "-m", "veinscope"]
+    for args in (["db", "init"], ["patient", "add", "P-31"],
+                 ["import", "--patient", "P-31", "--site", "left calf", "--date", "2026-03-02", "--no-analyze",
+                  str(photo)]):
+        p = subprocess.run([*run, *args], env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+    p = subprocess.run([*run, "export", "--patient", "P-31", "--out", str(tmp_path / "p31.zip")], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "Traceback" not in p.stderr, p.stderr
+    with zipfile.ZipFile(tmp_path / "p31.zip") as zf:
+        names = [n for n in zf.namelist() if n.startswith("photos/")]
+        assert len(names) == 1 and names[0].endswith(".png")
+        with Image.open(io.BytesIO(zf.read(names[0]))) as out:
+            assert out.size == (320, 240) and not out.getexif() and not out.info.get("exif")
+
+
+def test_cli_unwritable_export_path_or_data_folder_is_a_message(tmp_path, capsys, monkeypatch):
+    """An export path or a data folder under a file: a message and exit 1, no traceback (found by hand,
+    session 31: Python's FileExistsError reached the practitioner)."""
+    monkeypatch.delenv("VEINSCOPE_DATABASE_URL", raising=False)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    data = tmp_path / "data"
+    assert main(["db", "init", "--data-dir", str(data)]) == 0
+    assert main(["patient", "add", "P-31", "--data-dir", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["export", "--patient", "P-31", "--out", str(blocker / "p31.zip"), "--data-dir", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not create or write") and str(blocker) in err, err
+    assert main(["db", "init", "--data-dir", str(blocker / "data")]) == 1
+    assert "could not create or write" in capsys.readouterr().err
+
+
+def test_export_leaves_the_photos_file_names_out_of_comparisons(store, tmp_path):
+    """The app saves each comparison with its photos' original file names; an export without identity
+    leaves them out, as it does for the photos themselves (found by hand, session 31)."""
+    store.add_patient(CODE, name=NAME)
+    ids = []
+    for day, seed in (("2026-01-05", 41), ("2026-03-02", 42)):
+        r = store.import_photo(CODE, "left calf", day, make_photo(seed), original_name=f"{NAME} calf {day}.png",
+                               analyze=False)
+        ids.append(r.photo.session_id)
+    store.save_comparison(ids[0], ids[1], {"improvement_pct": 40.0, "photos": {
+        "baseline": f"{NAME} calf 2026-01-05.png", "followup": f"{NAME} calf 2026-03-02.png"}})
+    for identity in (False, True):
+        out = tmp_path / f"e{identity}.zip"
+        store.export_patient(CODE, out, include_identity=identity)
+        with zipfile.ZipFile(out) as zf:
+            text = zf.read("results.json").decode()
+        doc = json.loads(text)
+        assert doc["comparisons"][0]["result"]["improvement_pct"] == 40.0
+        assert (NAME in text) == identity, text[:400]

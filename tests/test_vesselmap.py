@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -90,3 +92,31 @@ def test_drive_floor():
         aucs.append(_auc(r.score[fov], gt[fov]))
         assert (r.mask[fov] == gt[fov]).mean() > 0.935
     assert np.mean(aucs) > 0.955
+
+
+def test_cli_reads_heic_and_says_plainly_what_is_wrong(tmp_path, rng):
+    """In a fresh process (the HEIC reader registered by nobody before): a phone's HEIC is read; an empty
+    or cut-off file gets a plain message, not an exception class name (found by hand, session 31)."""
+    import os
+    import subprocess
+    import sys
+
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    img, _, _ = _scene(rng)
+    rgb = np.repeat((img * 255).astype(np.uint8)[..., None], 3, axis=2)
+    Image.fromarray(rgb).save(tmp_path / "leg.heic", format="HEIF", quality=95)
+    Image.fromarray(rgb).save(tmp_path / "whole.jpg", quality=95)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+    p = subprocess.run([sys.executable, "-m", "veinscope", "vesselmap", *(str(tmp_path / n) for n in
+                        ("leg.heic", "empty.jpg", "cut.jpg")), "--out", str(out)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 1, p.stderr
+    assert (out / "leg_score.png").is_file() and (out / "leg_mask.png").is_file(), p.stderr
+    lines = dict(line.split(": ", 1) for line in p.stderr.strip().splitlines())
+    assert "empty" in lines["empty.jpg"] and "incomplete" in lines["cut.jpg"], lines
+    assert "Error" not in p.stderr and "Traceback" not in p.stderr, p.stderr

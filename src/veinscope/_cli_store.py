@@ -88,7 +88,8 @@ def add_store_parsers(sub) -> None:
     )
     e.add_argument("--patient", required=True, metavar="CODE")
     e.add_argument("--out", required=True, type=Path, metavar="FILE.zip")
-    e.add_argument("--include-identity", action="store_true", help="also include name and date of birth")
+    e.add_argument("--include-identity", action="store_true",
+                   help="also include name, date of birth and the photos' original file names")
 
     r = sub.add_parser(
         "erase", parents=[where], help="erase a patient: all records and photo files",
@@ -124,6 +125,11 @@ def run_store(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a data folder or an export path that cannot be created or written
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: could not create or write{where} ({exc.strerror or exc}). Check the path: every folder "
+              "in it must exist or be creatable, and be writable.", file=sys.stderr)
+        return 1
 
 
 def _dispatch(args) -> int:

@@ -13,7 +13,15 @@ __all__ = ["run_vesselmap"]
 def _read(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    from veinscope.io import _heif_available, _is_heif
+
     try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+        if not head:
+            raise ValueError("the file is empty (0 bytes)")
+        if _is_heif(head) and not _heif_available():
+            raise ValueError("a HEIC/HEIF image, and the HEIC reader (pillow-heif) is not installed")
         with Image.open(path) as im:
             im.seek(0)
             if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -21,8 +29,12 @@ def _read(path: Path) -> np.ndarray:
             return np.asarray(im.convert("RGB") if im.mode not in ("L", "1") else im.convert("L"))
     except FileNotFoundError:
         raise ValueError("the file does not exist") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(f"not an image that can be read ({exc.__class__.__name__})") from None
+    except IsADirectoryError:
+        raise ValueError("a folder, not an image") from None
+    except UnidentifiedImageError:
+        raise ValueError("not an image file that can be read (PNG, JPEG, TIFF, WebP, BMP, GIF or HEIC)") from None
+    except (OSError, SyntaxError):
+        raise ValueError("the image file is damaged or incomplete (cut off while copying?)") from None
 
 
 def run_vesselmap(args) -> int:

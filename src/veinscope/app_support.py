@@ -13,6 +13,7 @@ stays in the data folder on this computer; nothing is logged about patients.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -742,6 +743,17 @@ def cached_comparison(store, cache: DerivedCache, session_a: int, session_b: int
         return None
 
 
+def refused_comparison(store, cache: DerivedCache, session_a: int, session_b: int) -> str | None:
+    """The message with which the photos of two sessions were refused as not comparable, if they were."""
+    pa, pb = session_photo(store, session_a), session_photo(store, session_b)
+    if pa is None or pb is None:
+        return None
+    try:
+        return (cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}") / "refused.txt").read_text()
+    except OSError:
+        return None
+
+
 def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int) -> CompareView:
     """Compare session ``b`` (follow-up) with ``a`` (baseline) of the same site; kept once computed.
 
@@ -778,12 +790,16 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
                     kept_b.rgb if follow_a is not None else store.read_photo(pb.id),
                     px_per_mm=_given_scale(base_fig), baseline_analysis=base_a, followup_analysis=follow_a)
     except VeinScopeError as exc:  # RegistrationError and photo problems: plain-language messages
+        d = cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")
+        d.mkdir(parents=True, exist_ok=True)
+        cache._write(d / "refused.txt", str(exc).encode())  # not offered again for the same two photos
         raise NotComparable(f"These photos cannot be compared: {exc}") from None
     figures = c.to_dict()
     figures["photos"] = {"baseline": pa.original_name, "followup": pb.original_name}
     store.save_comparison(sa.id, sb.id, figures)
     cm = render_change_map(c)
-    sbs = render_side_by_side(c)
+    # titled with the session dates (the photos reach compare as bytes or arrays, named 'photo')
+    sbs = render_side_by_side(dataclasses.replace(c, names=(sa.session_date.isoformat(), sb.session_date.isoformat())))
     before, after = c.baseline_rgb, c.aligned_rgb
     f = min(1.0, DISPLAY_SIDE_PX / max(before.shape[:2]))
     if f < 1.0:
@@ -865,11 +881,12 @@ def registration_status(figures: dict) -> tuple[str, str]:
 
 # ----------------------------------------------------------------------------------------------
 # progress of a site
-def progress_rows(store, code: str, site: str) -> list[dict[str, Any]]:
+def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = None) -> list[dict[str, Any]]:
     """One row per session of a site, oldest first: date, figures of its photo, change vs the first session.
 
     Change figures (``improvement_pct``, per class, ``staining_mm2``, ``matting_mm2``) are
-    those of comparisons already saved; None where the comparison was not made yet.
+    those of comparisons already saved; None where the comparison was not made yet. With
+    ``cache``, a session whose photos were refused as not comparable has the message in ``refused``.
     """
     sessions = store.list_sessions(code, site)
     saved = {(c["session_a"], c["session_b"]): c["result"] for c in store.list_comparisons(code)}
@@ -898,6 +915,8 @@ def progress_rows(store, code: str, site: str) -> list[dict[str, Any]]:
                 row[f"{cls}_improvement_pct"] = (cmp_.get("improvement_by_class") or {}).get(cls)
         else:
             row.update(improvement_pct=None, grade=None, staining_mm2=None, matting_mm2=None, compared=False)
+            if cache is not None and base is not None:
+                row["refused"] = refused_comparison(store, cache, base.id, s.id)
             for cls in CLASSES:
                 row[f"{cls}_improvement_pct"] = None
         rows.append(row)
@@ -919,7 +938,7 @@ def missing_comparisons(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
     """(baseline session, follow-up session) pairs of a progress table not compared yet."""
     if not rows:
         return []
-    return [(rows[0]["session_id"], r["session_id"]) for r in rows[1:] if not r["compared"]]
+    return [(rows[0]["session_id"], r["session_id"]) for r in rows[1:] if not r["compared"] and not r.get("refused")]
 
 
 def progress_csv(code: str, site: str, rows: list[dict[str, Any]]) -> bytes:
@@ -927,7 +946,7 @@ def progress_csv(code: str, site: str, rows: list[dict[str, Any]]) -> bytes:
     buf = io.StringIO()
     if rows:
         fields = ["patient_code", "site", *rows[0].keys()]
-        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")  # not 'refused'
         w.writeheader()
         for r in rows:
             w.writerow({"patient_code": code, "site": site, **{k: ("" if v is None else v) for k, v in r.items()}})
@@ -947,7 +966,7 @@ def site_report_pdf(store, cache: DerivedCache, code: str, site: str) -> bytes:
     """The patient PDF of one site: figures, progress chart and before/after of every comparison made."""
     from veinscope.report.pdf import BeforeAfter, patient_report
 
-    rows = progress_rows(store, code, site)
+    rows = progress_rows(store, code, site, cache=cache)
     if not rows:
         raise ValueError(f"site {site!r} has no sessions yet")
     pairs = []

@@ -83,7 +83,7 @@ def progress_figure(rows: Sequence[dict[str, Any]], *, title: str = "", width_in
     ax2.set_ylabel("visible length (mm)")
     ax2.set_title("Visible vessel length in each session's photo", fontsize=10)
     if ax2.get_legend_handles_labels()[0]:
-        ax2.legend(fontsize=8, loc="upper right")
+        ax2.legend(fontsize=8, loc="best")  # lengths rise or fall: a fixed corner can hide the last session
     ax2.set_ylim(bottom=0)
 
     xs, ys = _series(rows, "staining_mm2")

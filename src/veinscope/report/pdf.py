@@ -133,6 +133,9 @@ def patient_report(
             grade_text = {0: "under 25 %", 1: "25 to 50 %", 2: "50 to 75 %", 3: "over 75 %"}[last["grade"]]
             sentences.append(f"On the usual four-step scale this is {grade_text} clearance. Most courses of 2 to 6 "
                              "sessions reach 50 to 80 %; complete clearance is rare.")
+    elif last.get("refused"):
+        sentences.append(f"The latest session ({last['session_date']}) cannot be compared with the first: "
+                         f"{last['refused']}")
     else:
         sentences.append(f"The latest session ({last['session_date']}) has not been compared with the first yet.")
     st_ = last.get("staining_mm2")
@@ -168,9 +171,10 @@ def patient_report(
             pdf.cell(c, 6, v, border=1, align="C")
         pdf.ln()
     pdf.set_font("Helvetica", "I", 8)
-    pdf.multi_cell(0, 4, _latin1("Vessel length: total centreline length of the visible thread and reticular veins in "
-                                 "the photo. Coverage: vessel area as a share of the skin in the photo. Improvement: "
-                                 "share of the first session's vessel length no longer visible. '-': not measured."),
+    pdf.multi_cell(0, 4, _latin1("Vessel length: total centreline length of the visible veins in the photo (thread "
+                                 "veins, reticular veins and veins over 3 mm). Coverage: vessel area as a share of the "
+                                 "skin in the photo. Improvement: share of the first session's vessel length no longer "
+                                 "visible. '-': not measured."),
                    new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     footer_note()

@@ -38,7 +38,7 @@ def image_info(data: bytes) -> tuple[str, str, datetime | None, int]:
 
     Raises ``ValueError`` for a format the photo store does not keep.
     """
-    with Image.open(io.BytesIO(data)) as im:
+    with _open(data) as im:
         fmt = im.format or ""
         if fmt not in _MEDIA:
             raise ValueError(f"unsupported image format {fmt or 'unknown'!r}")
@@ -56,6 +56,22 @@ def image_info(data: bytes) -> tuple[str, str, datetime | None, int]:
         except (ValueError, TypeError, OSError, SyntaxError, struct.error):
             pass  # damaged or odd metadata: no capture time, upright as stored
     return media_type, ext, capture, orientation if 1 <= orientation <= 8 else 1
+
+
+def _open(data: bytes) -> Image.Image:
+    """``Image.open`` with the optional decoders VeinScope reads registered (HEIC: pillow-heif).
+
+    Registering is lazy and process-wide; an export or an import started in a fresh process
+    must not depend on a photo having been decoded before.
+    """
+    from veinscope.io import _heif_available, _is_heif
+
+    if _is_heif(data) and not _heif_available():
+        raise ValueError("a HEIC/HEIF photo, and the HEIC reader (pillow-heif) is not installed")
+    try:
+        return Image.open(io.BytesIO(data))
+    except Image.UnidentifiedImageError as exc:
+        raise ValueError("not an image file VeinScope can read") from exc
 
 
 def strip_personal_metadata(data: bytes) -> tuple[bytes, str]:
@@ -177,7 +193,7 @@ def _strip_png(data: bytes) -> bytes:
 def _reencode_png(data: bytes) -> bytes:
     buf = io.BytesIO()
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with _open(data) as im:
             im.load()
             up = ImageOps.exif_transpose(im)
             if up.mode not in ("RGB", "RGBA", "L", "LA", "I;16", "P", "1"):

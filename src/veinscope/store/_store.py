@@ -977,8 +977,13 @@ class Store:
                                 rows.extend(_csv_rows(p.code, site.label, t.session_date, ph.id, aid, res))
                         site_doc["sessions"].append(sess_doc)
                     doc["sites"].append(site_doc)
+                # the photos' original file names (which a clinic may have made from the patient's name)
+                # go with the identity only, as they do for the photos themselves
                 doc["comparisons"] = [{"comparison_id": cid, "session_a": a, "session_b": b,
-                                       "created_at": at.isoformat(), "result": res} for cid, a, b, at, res in comps]
+                                       "created_at": at.isoformat(),
+                                       "result": res if include_identity or not isinstance(res, dict)
+                                       else {k: v for k, v in res.items() if k != "photos"}}
+                                      for cid, a, b, at, res in comps]
                 zf.writestr("results.json", json.dumps(doc, indent=2, ensure_ascii=False))
                 zf.writestr("results.csv", _csv_text(rows))
                 zf.writestr("README.txt", _EXPORT_README)

@@ -1,0 +1,52 @@
+"""The patient report's PDF and progress chart as a practitioner reads them (found by hand, session 31)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from veinscope.report.charts import CLASS_STYLE, progress_figure
+from veinscope.report.pdf import patient_report
+
+CLASSES = tuple(CLASS_STYLE)
+
+
+def _row(day, lengths, improvement=None):
+    r = {"session_date": day, "total_length_mm": float(sum(lengths)), "total_coverage_pct": 2.0,
+         "improvement_pct": improvement, "staining_mm2": None if improvement is None else 0.0,
+         "matting_mm2": None if improvement is None else 0.0}
+    for c, v in zip(CLASSES, lengths):
+        r[f"{c}_length_mm"] = v
+        r[f"{c}_improvement_pct"] = improvement
+    return r
+
+
+def test_pdf_vessel_length_caption_names_every_class_in_the_total():
+    """The table's 'Vessel length' is the total of all four classes, over 3 mm included: its caption says so."""
+    pdfium = pytest.importorskip("pypdfium2")
+    rows = [_row("2026-01-05", [90.0, 62.0, 111.0, 139.0], 0.0), _row("2026-02-05", [50.0, 40.0, 80.0, 100.0], 30.0)]
+    doc = pdfium.PdfDocument(patient_report(patient_code="P-1", site="left calf", rows=rows))
+    try:
+        text = " ".join(" ".join(doc[i].get_textpage().get_text_range().split()) for i in range(len(doc)))
+    finally:
+        doc.close()
+    assert "402" in text  # the total, over 3 mm included
+    caption = text[text.index("Vessel length:"):]
+    caption = caption[: caption.index("Coverage:")]
+    assert "over 3 mm" in caption, caption
+
+
+def test_progress_chart_legend_leaves_the_lengths_visible():
+    """A length that grows to the last session must not sit under the legend of the length panel."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rows = [_row("2026-01-05", [55.0, 64.0, 63.0, 131.0], 0.0), _row("2026-02-05", [257.0, 127.0, 128.0, 0.0])]
+    fig = progress_figure(rows, title="P-1 - thigh")
+    FigureCanvasAgg(fig).draw()
+    ax2 = fig.axes[1]
+    box = ax2.get_legend().get_window_extent()
+    hidden = []
+    for line in ax2.get_lines():
+        xy = ax2.transData.transform(np.column_stack(line.get_data(orig=False)).astype(float))
+        hidden += [tuple(p) for p in xy if box.contains(*p)]
+    assert not hidden, f"data points under the legend: {hidden}"

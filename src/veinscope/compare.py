@@ -490,7 +490,7 @@ def compare(
         # both photos have a card: when the follow-up's card, carried over by the alignment,
         # differs from the baseline's by more than _OWN_CARD_PCT, each photo is measured at its
         # own card's scale (the follow-up's card was found above, or by its analysis)
-        both = carried and scale_source == "baseline_card"
+        both = carried and scale_source == "baseline_card" and _card_info(a_b) is not None
         card_fb = None
         if both and found_cards is not None and found_cards[1] is not None:
             card_fb = (float(found_cards[1].px_per_mm), found_cards[1].residual_px)

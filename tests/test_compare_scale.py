@@ -149,7 +149,7 @@ def test_card_disagreement_tolerance_and_wording():
 
 
 def test_registration_with_scale_sets_mm_figures_and_residual_warning():
-    from tests.test_compare import _one_of_two_bars_cleared, _u8, _noise
+    from tests.test_compare import _noise, _one_of_two_bars_cleared, _u8
 
     base, fu = _one_of_two_bars_cleared()
     reg = register(_u8(_noise(base, 1)), _u8(_noise(fu, 2)))

@@ -164,6 +164,7 @@ class Comparison:
             "vessels": self.vessels,
             "registration": self.registration.to_dict(),
             "px_per_mm": ppm,
+            "scale_source": self.params.get("scale_source"),
             "photos": {"baseline": self.names[0], "followup": self.names[1]},
             "warnings": list(self.warnings),
             "note": _DISCLAIMER,
@@ -211,9 +212,20 @@ def compare(
     baseline, followup : path, bytes, ndarray (M, N, 3) uint8 or Photo
     px_per_mm : float, optional
         Scale of the baseline photo (the follow-up is measured on the baseline's grid after
-        alignment). Without it, figures are in pixels and millimetre figures are ``None``.
+        alignment). Without it the scale comes from a calibration card: the baseline's (the
+        follow-up is then analysed at it, carried over by the alignment), else the follow-up's
+        carried back to the baseline (its px/mm times the alignment's local scale, baseline
+        pixels per follow-up pixel, at the baseline's centre; the baseline is analysed at that
+        scale). ``params["scale_source"]`` (and ``scale_source`` in ``to_dict()``) says which:
+        ``"entered"``, ``"baseline_card"`` (``"baseline_manual"`` / ``"baseline_ruler"`` for a
+        ``baseline_analysis`` with a scale entered otherwise), ``"followup_card"`` or ``"none"``.
+        Without any, figures are in pixels and millimetre figures are ``None``. When both photos
+        show the card and the follow-up's, carried over, differs from the baseline's by more than
+        5 %, each photo is measured at its own card's scale, with a warning (saying whether the
+        cards' own precision explains the difference).
     baseline_analysis : Analysis, optional
-        The baseline's analysis, if already computed (at the same ``px_per_mm``).
+        The baseline's analysis, if already computed (at the same ``px_per_mm``). One without a
+        scale is analysed again when the follow-up's card gives one (a warning says so).
     followup_analysis : Analysis, optional
         The follow-up photo's own analysis (as photographed, before alignment), if already
         computed; its vessel labels are carried onto the baseline's grid. Without it the
@@ -385,7 +397,7 @@ def compare(
     from veinscope.chromophores import OD_LUT, skin_optics
     from veinscope.io import load_photo
     from veinscope.pipeline import NOMINAL_PX_PER_MM, analyze
-    from veinscope.register import card_of_analysis, register
+    from veinscope.register import _detect_card, card_of_analysis, register
 
     t0 = time.perf_counter()
     for name, v in (("tolerance_mm", tolerance_mm), ("near_mm", near_mm), ("min_patch_mm2", min_patch_mm2), ("min_new_length_mm", min_new_length_mm)):
@@ -401,34 +413,101 @@ def compare(
     f_photo = load_photo(followup)
     b_rgb = b_photo.rgb
     f_rgb = f_photo.rgb
-    a_b = baseline_analysis if baseline_analysis is not None else analyze(b_photo, px_per_mm=px_per_mm, **opts)
-    if a_b.labels.shape != b_rgb.shape[:2]:
-        raise ValueError(f"baseline_analysis has shape {a_b.labels.shape}, the baseline photo {b_rgb.shape[:2]}")
+    if baseline_analysis is not None and baseline_analysis.labels.shape != b_rgb.shape[:2]:
+        raise ValueError(f"baseline_analysis has shape {baseline_analysis.labels.shape}, the baseline photo {b_rgb.shape[:2]}")
     if followup_analysis is not None and followup_analysis.labels.shape != f_rgb.shape[:2]:
         raise ValueError(f"followup_analysis has shape {followup_analysis.labels.shape}, the follow-up photo {f_rgb.shape[:2]}")
+    scale_warnings: list[str] = []
+    # Without a scale from the user, the scale comes from a card: the baseline's (carried to the
+    # follow-up through the alignment) or, when the baseline has none, the follow-up's (carried
+    # back). The cards are looked for first (the same search register makes; it is given the
+    # cards found), so that a baseline without a card is analysed once, at the carried scale.
+    back = None  # the follow-up's analysis at its own scale, when that scale is carried back
+    found_cards = None  # (baseline card, follow-up card) searched here, for register
+    if px_per_mm is None and (baseline_analysis is None or baseline_analysis.px_per_mm is None):
+        card_b = _card_of(baseline_analysis, b_rgb)
+        card_f = None
+        if card_b is None:
+            if followup_analysis is not None and followup_analysis.px_per_mm is not None:
+                back = followup_analysis  # its own scale (its card, or one entered for it)
+            elif followup_analysis is None:
+                card_f = _detect_card(f_rgb)
+                if card_f is not None:
+                    back = analyze(f_photo, px_per_mm=None, **opts)
+                    if back.px_per_mm is None:  # pragma: no cover - the intake finds the card found here
+                        back = None
+        elif followup_analysis is None and registration is None:
+            card_f = _detect_card(f_rgb)
+        if followup_analysis is None:
+            found_cards = (card_b, card_f)
+    if back is not None:
+        a_b = None
+    else:
+        a_b = baseline_analysis if baseline_analysis is not None else analyze(b_photo, px_per_mm=px_per_mm, **opts)
     t_an = time.perf_counter()
-    carried = px_per_mm is None and a_b.px_per_mm is not None
-    if carried:
+    carried = a_b is not None and px_per_mm is None and a_b.px_per_mm is not None
+    if px_per_mm is not None:
+        scale_source = "entered"
+    elif carried:
         px_per_mm = float(a_b.px_per_mm)  # the baseline's calibration card (intake)
-    ppm = float(px_per_mm) if px_per_mm is not None else NOMINAL_PX_PER_MM
+        scale_source = f"baseline_{a_b.params.get('scale_source') or 'card'}"
+    elif back is not None:
+        scale_source = f"followup_{back.params.get('scale_source') or 'card'}"
+    else:
+        scale_source = "none"
     if registration is not None:
         reg = registration
     else:
         # the cards the intakes found (or did not find) need not be looked for again
-        cards = None
-        if followup_analysis is not None:
-            (known_b, card_b), (known_f, card_f) = card_of_analysis(a_b), card_of_analysis(followup_analysis)
+        cards = found_cards
+        ab_known = a_b if a_b is not None else baseline_analysis
+        if followup_analysis is not None and ab_known is not None:
+            (known_b, card_b), (known_f, card_f) = card_of_analysis(ab_known), card_of_analysis(followup_analysis)
             cards = (card_b, card_f) if known_b and known_f else None
         # the analyses' skin masks (card left out) spare register its own
-        reg = register(b_rgb, f_rgb, px_per_mm=px_per_mm, cards=cards, baseline_skin=a_b.skin,
-                       followup_skin=None if followup_analysis is None else followup_analysis.skin)
+        f_skin = back.skin if back is not None else (None if followup_analysis is None else followup_analysis.skin)
+        reg = register(b_rgb, f_rgb, px_per_mm=px_per_mm, cards=cards, baseline_skin=None if ab_known is None else ab_known.skin,
+                       followup_skin=f_skin)
     t_reg = time.perf_counter()
     # the follow-up's own analysis, carried onto the baseline's grid (follow-up pixels are
     # f_scale baseline pixels wide)
     f_scale = _local_scale(reg)
     a_f = followup_analysis
-    if a_f is None:
-        a_f = analyze(f_photo, px_per_mm=None if px_per_mm is None else float(px_per_mm) / f_scale, **opts)
+    if back is not None:
+        # the follow-up's scale carried back: a millimetre is px_per_mm(follow-up) follow-up
+        # pixels, f_scale baseline pixels each (the same local scale the other way)
+        a_f = back
+        px_per_mm = float(back.px_per_mm) * f_scale
+        if reg.px_per_mm is None:
+            reg = reg.with_scale(px_per_mm)
+        a_b = analyze(b_photo, px_per_mm=px_per_mm, **opts)
+        if baseline_analysis is not None:
+            scale_warnings.append(
+                f"The baseline photo has no scale; the follow-up's {'calibration card' if scale_source == 'followup_card' else 'scale'} "
+                f"was carried back to it through the alignment ({px_per_mm:.2f} px/mm) and the baseline was analysed again at that scale."
+            )
+    else:
+        # both photos have a card: when the follow-up's card, carried over by the alignment,
+        # differs from the baseline's by more than _OWN_CARD_PCT, each photo is measured at its
+        # own card's scale (the follow-up's card was found above, or by its analysis)
+        both = carried and scale_source == "baseline_card" and _card_info(a_b) is not None
+        card_fb = None
+        if both and found_cards is not None and found_cards[1] is not None:
+            card_fb = (float(found_cards[1].px_per_mm), found_cards[1].residual_px)
+        own = both and card_fb is not None and abs(_cards_disagreement(_card_info(a_b), card_fb, f_scale)[0]) > _OWN_CARD_PCT
+        if a_f is None:
+            a_f = analyze(f_photo, px_per_mm=None if (px_per_mm is None or own) else float(px_per_mm) / f_scale, **opts)
+            if both and card_fb is None and _card_info(a_f) is not None:  # the follow-up's card only its analysis found
+                card_fb = _card_info(a_f)
+                own = abs(_cards_disagreement(_card_info(a_b), card_fb, f_scale)[0]) > _OWN_CARD_PCT
+                if own:
+                    a_f = analyze(f_photo, px_per_mm=None, **opts)
+        elif both and _card_info(a_f) is not None:
+            card_fb = _card_info(a_f)
+            own = abs(_cards_disagreement(_card_info(a_b), card_fb, f_scale)[0]) > _OWN_CARD_PCT
+        if own:
+            scale_warnings.append(_cards_disagree_wording(_card_info(a_b), card_fb, f_scale, analysed=followup_analysis is None))
+    ppm = float(px_per_mm) if px_per_mm is not None else NOMINAL_PX_PER_MM
     t_an2 = time.perf_counter()
     # the follow-up's fine telangiectasia (under 0.3 mm at the baseline's scale)
     f_fine = ((a_f.labels == 1) | (a_f.labels == 2)) & (a_f.diameter_px > 0) & (a_f.diameter_px * np.float32(f_scale) <= 0.3 * ppm)
@@ -539,6 +618,7 @@ def compare(
     f_warnings = _carried_scale_wording(a_f) if carried and followup_analysis is None else {}
     warnings = list(dict.fromkeys(list(reg.warnings) + [w for w in a_b.warnings]
                                   + [f"follow-up: {f_warnings.get(w, w)}" for w in a_f.warnings if w not in a_b.warnings]))
+    warnings += scale_warnings
     if px_per_mm is None:
         warnings.append("No scale was given: lengths and areas are in pixels only; improvement percentages do not need a scale.")
     if max(abs(math.log(g)) for g in gains) > math.log(1.6):
@@ -579,6 +659,8 @@ def compare(
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
+        "scale_source": scale_source,
+        "followup_px_per_mm": None if a_f.px_per_mm is None else round(float(a_f.px_per_mm), 5),
         "analyze_options": opts,
         "seconds": {
             "baseline_analysis": round(t_an - t0, 3),
@@ -921,6 +1003,69 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
                 out[p, "hb"][qi] = hb[by, bx]
                 out[p, "ven"][qi] = ven[by, bx]
     return out
+
+
+#: When the follow-up's card, carried over by the alignment, gives a scale more than this (%)
+#: from the baseline's card, each photo is measured at its own card's scale (one card was not
+#: flat on the skin, or the alignment's scale at the baseline's centre is not the cards')
+_OWN_CARD_PCT = 5.0
+#: Smallest difference of two cards' scales (%) warned of: the intake's tolerance between a
+#: card and a scale entered by hand
+_CARD_TOLERANCE_PCT = 2.0
+
+
+def _card_info(a) -> tuple[float, float | None] | None:
+    """(px_per_mm, residual_px) of the calibration card an analysis' intake found, or None."""
+    card = ((getattr(a, "params", None) or {}).get("intake") or {}).get("card")
+    if not isinstance(card, dict) or card.get("px_per_mm") is None:
+        return None
+    r = card.get("residual_px")
+    return float(card["px_per_mm"]), None if r is None else float(r)
+
+
+def _card_precision_pct(card: tuple[float, float | None]) -> float:
+    """A card's own scale uncertainty (%): the RMS distance of its markers' corners from the
+    fitted card (``residual_px``, :func:`veinscope.calibrate.detect_card`) over the card's
+    short side in pixels (a corner that far off tilts or stretches the fitted card by about
+    that share of its size)."""
+    from veinscope.card import CARD
+
+    ppm, resid = card
+    return 0.0 if resid is None or not ppm > 0 else 100.0 * float(resid) / (float(CARD.height_mm) * ppm)
+
+
+def _cards_disagreement(card_b, card_f, f_scale: float) -> tuple[float, float]:
+    """(difference %, tolerance %) of the follow-up's card scale carried to the baseline's grid
+    (``card_f`` px/mm x ``f_scale`` baseline px per follow-up px) against the baseline's card;
+    the tolerance is twice the two cards' combined precision (:func:`_card_precision_pct`), at
+    least the intake's 2 %."""
+    diff = 100.0 * (card_f[0] * f_scale / card_b[0] - 1.0)
+    tol = max(_CARD_TOLERANCE_PCT, 2.0 * math.hypot(_card_precision_pct(card_b), _card_precision_pct(card_f)))
+    return diff, tol
+
+
+def _cards_disagree_wording(card_b, card_f, f_scale: float, *, analysed: bool) -> str:
+    """The warning when both photos' cards disagree by more than ``_OWN_CARD_PCT``."""
+    diff, tol = _cards_disagreement(card_b, card_f, f_scale)
+    why = (f"more than the cards' own precision explains (about {tol:.0f} %)" if abs(diff) > tol
+           else f"within what the cards' own precision allows (about {tol:.0f} %)")
+    own = "Each photo is measured at its own card's scale" if analysed else "The follow-up keeps the scale of its own analysis"
+    return (
+        f"The calibration cards disagree: the follow-up's card, carried over by the alignment, gives a scale "
+        f"{diff:+.1f} % from the baseline's card, {why}. {own}; check that both cards lay flat on the skin "
+        "beside the treated area (a card on a curved leg or lifted off the skin errs by several per cent)."
+    )
+
+
+def _card_of(analysis, rgb):
+    """The calibration card of a photo: the one its analysis' intake found, else searched."""
+    from veinscope.register import _detect_card, card_of_analysis
+
+    if analysis is not None:
+        known, card = card_of_analysis(analysis)
+        if known:
+            return card
+    return _detect_card(rgb)
 
 
 def _carried_scale_wording(a_f) -> dict[str, str]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import cv2
@@ -106,6 +106,19 @@ class Registration:
     warnings: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
     version: str = __version__
+
+    def with_scale(self, px_per_mm: float) -> Registration:
+        """The same alignment with the baseline's scale ``px_per_mm`` set (a registration made
+        before the scale was known, e.g. when :func:`veinscope.compare` carries the follow-up
+        card's scale back to a baseline without a card): ``residual_mm``, the overlap in mm² and
+        the residual's warning follow it. The refusal limit of :func:`register` (8 px, or half a
+        millimetre above 16 px/mm) stays the one in pixels it was registered with."""
+        if isinstance(px_per_mm, bool) or not (isinstance(px_per_mm, (int, float, np.number)) and math.isfinite(px_per_mm) and px_per_mm > 0):
+            raise ValueError(f"px_per_mm must be a positive number, got {px_per_mm!r}")
+        ppm = float(px_per_mm)
+        warnings = tuple(w for w in self.warnings if w != _residual_warning(self.residual_px, self.px_per_mm))
+        w = _residual_warning(self.residual_px, ppm)
+        return replace(self, px_per_mm=ppm, warnings=warnings + ((w,) if w is not None else ()))
 
     @property
     def residual_mm(self) -> float | None:
@@ -412,11 +425,8 @@ def register(
         )
     if residual_px is None:
         warnings.append("The alignment could not be checked (too little skin texture in common); look at the side-by-side image.")
-    elif px_per_mm is not None and residual_px / px_per_mm > 0.3:
-        warnings.append(
-            f"The alignment is uncertain (median residual {residual_px / px_per_mm:.2f} mm): fine vessels may be "
-            "counted as cleared or new by mistake; look at the side-by-side image."
-        )
+    elif _residual_warning(residual_px, px_per_mm) is not None:
+        warnings.append(_residual_warning(residual_px, px_per_mm))
     params = {
         "work_px": work_px,
         "scale_baseline": round(sb, 6),
@@ -541,6 +551,16 @@ def _feature_homography(b_grey, f_grey, b_skin, f_skin, *, ratio: float):
         if h2 is not None:
             h = h2
     return h / h[2, 2], len(good), n_in, dst[sel]
+
+
+def _residual_warning(residual_px: float | None, px_per_mm: float | None) -> str | None:
+    """The warning on an uncertain alignment (median residual over 0.3 mm), or None."""
+    if residual_px is None or px_per_mm is None or residual_px / px_per_mm <= 0.3:
+        return None
+    return (
+        f"The alignment is uncertain (median residual {residual_px / px_per_mm:.2f} mm): fine vessels may be "
+        "counted as cleared or new by mistake; look at the side-by-side image."
+    )
 
 
 def _detect_card(rgb: np.ndarray):

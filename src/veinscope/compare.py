@@ -619,6 +619,9 @@ def compare(
     warnings = list(dict.fromkeys(list(reg.warnings) + [w for w in a_b.warnings]
                                   + [f"follow-up: {f_warnings.get(w, w)}" for w in a_f.warnings if w not in a_b.warnings]))
     warnings += scale_warnings
+    if f_photo.rgb.shape == b_photo.rgb.shape and np.array_equal(f_photo.rgb, b_photo.rgb):
+        warnings.append("The baseline and the follow-up are the same photo (identical pixels): nothing can have "
+                        "changed between them. Check that the follow-up visit's photo was chosen.")
     if px_per_mm is None:
         warnings.append("No scale was given: lengths and areas are in pixels only; improvement percentages do not need a scale.")
     if max(abs(math.log(g)) for g in gains) > math.log(1.6):

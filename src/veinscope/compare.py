@@ -204,6 +204,7 @@ def compare(
     matting_vessels: bool = True,
     staining_above_skin: bool = True,
     same_skin_check: bool = True,
+    texture_by_place: bool = True,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -376,6 +377,17 @@ def compare(
         :func:`_near_cleared`): beside a vessel still there the rim's dip is in both photos and
         the rise is all new pigment (the session's review: a new stain along a persisting vein
         was dropped whole). On by default. False: such patches are kept.
+    texture_by_place : bool
+        Read the skin texture's ΔE00, which sets how far a baseline vessel must stand out to
+        count as perceptible (``min_delta_e`` and 1.5 times the texture's), on all the skin
+        samples (up to 200 000, chosen by place, :func:`_place_pick`) rather than on 4 000
+        taken as every k-th pixel of the list. Every k-th pixel shifts every sample when the
+        baseline's vessels gain or lose a few pixels, and 4 000 samples of a heavy-tailed ΔE00
+        read the texture a few per cent high or low: on the real photo veins_01 against a moved
+        copy of itself, dropping one 5-px short mark from the baseline (``analyze(
+        short_chain_nfa=1.0)``) moved the texture's ΔE00 4.23 -> 3.93 and the false improvement
+        2.9 -> 6.8 points; read by place on all samples the two read 4.8 and 5.2 (BENCHMARKS.md,
+        session 31, helper flip31). False: the earlier sample.
 
     Returns
     -------
@@ -589,7 +601,8 @@ def compare(
     # reported as new vessels or given back to matting is known only after the new-vessel
     # step, which needs this step's follow-up contrasts; either way their new fine redness
     # over a treated vessel's place is not that vessel persisting
-    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio)
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
+                  by_place=bool(texture_by_place))
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -659,6 +672,7 @@ def compare(
         "matting_vessels": bool(matting_vessels),
         "staining_above_skin": bool(staining_above_skin),
         "same_skin_check": bool(same_skin_check),
+        "texture_by_place": bool(texture_by_place),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -743,6 +757,28 @@ def _reach_of(box, ys, xs, reach: int) -> tuple[int, int, int, int]:
     cx0 = x0 + max(0, int(xs.min()) - reach - x0) // 64 * 64
     cx1 = x1 - max(0, x1 - (int(xs.max()) + reach + 64)) // 64 * 64
     return cy0, cy1, cx0, cx1
+
+
+#: Skin pixels sampled for the texture's ΔE00 in :func:`_fading` (chosen by place).
+_TEXTURE_SAMPLES = 200_000
+
+
+def _place_pick(ys: np.ndarray, xs: np.ndarray, n_max: int) -> np.ndarray:
+    """Indices (sorted) of at most ``n_max`` of the pixels ``(ys, xs)``, chosen by their place:
+    the ``n_max`` with the smallest hash of (y, x) (SplitMix64's finaliser, Steele, Lea and
+    Flood 2014, doi:10.1145/2714064.2660195). A pixel is picked or not by where it lies, not by
+    its rank in the list, so a mask that gains or loses a few pixels (a mark more or less in the
+    baseline's vessels) keeps all its other samples; every k-th pixel of the list
+    (``np.linspace`` over it) shifts every sample after the first change."""
+    k = ys.size
+    if k <= n_max:
+        return np.arange(k)
+    h = (np.asarray(ys, np.uint64) << np.uint64(32)) | np.asarray(xs, np.uint64)
+    h = h + np.uint64(0x9E3779B97F4A7C15)
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    h = h ^ (h >> np.uint64(31))
+    return np.sort(np.argpartition(h, n_max - 1)[:n_max])
 
 
 def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1826,7 +1862,8 @@ def _stands_out(a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area
     return stands
 
 
-def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5):
+def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5,
+            by_place=True):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -1837,7 +1874,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     # most 200 000 pixels
     tys, txs = _points_in(texture, windows)
     if tys.size > 200_000:
-        keep = np.linspace(0, tys.size - 1, 200_000).astype(np.int64)
+        keep = _place_pick(tys, txs, 200_000) if by_place else np.linspace(0, tys.size - 1, 200_000).astype(np.int64)
         tys, txs = tys[keep], txs[keep]
     # follow-up vessel pixels away from the baseline's (new-vessel candidates): contrast
     # before and after there
@@ -1850,9 +1887,11 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     wide_pt = a_b.diameter_px[ys, xs] >= _FLANK_MIN_MM * ppm
     widx = np.flatnonzero(wide_pt)
     # skin samples for the texture's ΔE00 and for the lift of the strongest-pixel selection
+    # (chosen by place: see :func:`_place_pick`; the texture's ΔE00 sets the threshold of
+    # "perceptible" for every centreline point)
     pick = np.arange(k1, k2)
     if pick.size:
-        pick = pick[np.linspace(0, pick.size - 1, min(4000, pick.size)).astype(np.int64)]
+        pick = pick[_place_pick(tys, txs, _TEXTURE_SAMPLES) if by_place else np.linspace(0, pick.size - 1, min(4000, pick.size)).astype(np.int64)]
     need_best = np.ones(k3, bool)
     need_best[k1:k2] = False
     need_best[pick] = True

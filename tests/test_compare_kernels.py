@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from veinscope._kernels.masks import best_of_3x3, block_counts, clipped_low, followup_code, max_at_points, unpack_code
+from veinscope._kernels.masks import best_of_3x3, clipped_low, followup_code, max_at_points, unpack_code
 from veinscope.compare import _disc
 
 
@@ -33,35 +33,6 @@ def test_followup_code_and_unpack_match_numpy(rng, shape):
         assert np.array_equal(valid, code > 0)
         assert np.array_equal(ffine, code >= 8)
         assert np.array_equal(flab, np.subtract(code & np.uint8(7), np.uint8(1), where=code > 0, out=np.zeros_like(code)))
-
-
-def _share_table(k):
-    kk = k * k
-    ramp = np.zeros((k, k * (kk + 1)), np.uint8)
-    for c in range(kk + 1):
-        blk = np.zeros(kk, np.uint8)
-        blk[:c] = 255
-        ramp[:, c * k : (c + 1) * k] = blk.reshape(k, k)
-    return cv2.resize(ramp, (kk + 1, 1), interpolation=cv2.INTER_AREA)[0]
-
-
-@pytest.mark.parametrize("k", [2, 3, 4, 7])
-@pytest.mark.parametrize("shape", [(7, 7), (31, 46), (300, 401)])
-def test_block_counts_give_opencvs_area_reduction(rng, k, shape):
-    """The counts through the table read off OpenCV equal OpenCV's reduction of the mask x 255
-    (as ``compare._candidate_boxes`` uses it), the last rows and columns left out."""
-    share = _share_table(k)
-    m, n = shape
-    size = (max(1, n // k), max(1, m // k))
-    if m < k or n < k:
-        pytest.skip("smaller than one block")
-    for mask in (rng.random(shape) < 0.5, rng.random(shape) < 0.03, np.ones(shape, bool), np.zeros(shape, bool),
-                 cv2.GaussianBlur(rng.random(shape).astype(np.float32), (0, 0), 3.0) > 0.5):
-        want = cv2.resize(np.multiply(mask.view(np.uint8), 255, dtype=np.uint8)[: size[1] * k, : size[0] * k], size, interpolation=cv2.INTER_AREA)
-        counts = np.empty((size[1], size[0]), np.uint8)
-        block_counts(mask, k, counts)
-        assert counts.max() <= k * k
-        assert np.array_equal(share[counts], want)
 
 
 @pytest.mark.parametrize("code", [1, 32, 63])

@@ -889,6 +889,7 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
     out = {(p, q): np.zeros(k, np.float32) for p in "bf" for q in keys}
     pad = r_mx + 6
     k_mx = _disc(r_mx)
+    n_ker = int(np.count_nonzero(k_mx))
     for ty, tx, idx in _groups(ys, xs, shape, tile):
         y0, y1, x0, x1 = _padded(ty, tx, tile, pad, shape)
         # the part of the padded tile within ``pad`` of its points: a point reads the blurred
@@ -903,6 +904,7 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
         py_c, px_c = np.ascontiguousarray(py, dtype=np.int64), np.ascontiguousarray(px, dtype=np.int64)
         qy_c, qx_c = np.ascontiguousarray(qy, dtype=np.int64), np.ascontiguousarray(qx, dtype=np.int64)
         mx = np.empty(py.size, np.float32)
+        at_points = py.size * n_ker <= 2 * (y1 - y0) * (x1 - x0)
         by, bx = np.empty(qy.size, np.int64), np.empty(qy.size, np.int64)
         for p, maps in (("b", mb), ("f", mf)):
             mp = maps.box(box)
@@ -910,11 +912,16 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
             ven = cv2.GaussianBlur(mp["venous"], (0, 0), 1.0)
             mel = cv2.GaussianBlur(mp["melanin"], (0, 0), 1.0)
             blood = hb + ven
-            # the dilation by the disc read at the points, and the strongest pixel within one
-            # pixel (clipped at the photo's edges), at the points only (``_kernels/masks.py``):
-            # the same values as the whole box's dilation and the 3 x 3 search in NumPy
-            max_at_points(blood, py_c, px_c, k_mx, mx)
-            out[p, "mx"][idx] = mx
+            # the dilation by the disc read at the points (computed at the points only when
+            # they are few: its loop costs more than OpenCV's whole-box dilation beyond about
+            # one point per 30 pixels of the box), and the strongest pixel within one pixel
+            # (clipped at the photo's edges) at the points only (``_kernels/masks.py``): the
+            # same values as the whole box's dilation and the 3 x 3 search in NumPy
+            if at_points:
+                max_at_points(blood, py_c, px_c, k_mx, mx)
+                out[p, "mx"][idx] = mx
+            else:
+                out[p, "mx"][idx] = cv2.dilate(blood, k_mx)[py, px]
             out[p, "hb0"][idx] = hb[py, px]
             out[p, "ven0"][idx] = ven[py, px]
             out[p, "mel0"][idx] = mel[py, px]
@@ -1074,7 +1081,6 @@ def _candidate_boxes(b_rgb, f_rgb, skin, valid, b_vessel, fine_new, *, bg_px, pp
     patches as wide as a matting patch (the low resolution widens them by about a pixel). Each box holds a candidate and the margin the
     full-resolution step grows into.
     """
-    from veinscope._kernels.masks import block_counts
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS, OD_LUT, skin_optics
 
     m, n = b_vessel.shape
@@ -1086,27 +1092,8 @@ def _candidate_boxes(b_rgb, f_rgb, skin, valid, b_vessel, fine_new, *, bg_px, pp
         # takes its general path, twice as slow)
         return cv2.resize(img[: size[1] * k, : size[0] * k], size, interpolation=cv2.INTER_AREA)
 
-    # a mask's share of each reduced pixel, in 1/255: OpenCV's area reduction of the mask x 255
-    # depends on each block's count of set pixels only; the value of each count is read off
-    # OpenCV itself (a row of blocks holding 0 .. k^2 set pixels), the counts taken in one
-    # pass over the mask (``_kernels/masks.py``) instead of a 255-scaled copy and its reduction
-    kk = k * k
-    share = None
-    if kk <= 255:
-        ramp = np.zeros((k, k * (kk + 1)), np.uint8)
-        for c in range(kk + 1):
-            blk = np.zeros(kk, np.uint8)
-            blk[:c] = 255
-            ramp[:, c * k : (c + 1) * k] = blk.reshape(k, k)
-        share = cv2.resize(ramp, (kk + 1, 1), interpolation=cv2.INTER_AREA)[0]
-
     def small_mask(mask, at_least=0.5):  # share of each reduced pixel covered, in 1/255 (None: the share)
-        if share is not None:
-            counts = np.empty((size[1], size[0]), np.uint8)
-            block_counts(np.ascontiguousarray(mask, dtype=bool), k, counts)
-            cover = share[counts]
-        else:
-            cover = small(np.multiply(np.asarray(mask, bool).view(np.uint8), 255, dtype=np.uint8))
+        cover = small(np.multiply(np.asarray(mask, bool).view(np.uint8), 255, dtype=np.uint8))
         return cover if at_least is None else cover >= 255 * at_least - 0.5
 
     bs, fs = small(b_rgb), small(f_rgb)

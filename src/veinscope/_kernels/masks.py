@@ -59,26 +59,6 @@ def unpack_code(code, valid, fine, labels):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def block_counts(mask, k, out):  # pragma: no cover - compiled
-    """``out[i, j]`` = number of True pixels of ``mask`` (M, N) bool in the block
-    ``[i k, (i + 1) k) x [j k, (j + 1) k)``, for ``out`` (P, Q) uint8 (``P k <= M``, ``Q k <= N``,
-    ``k * k <= 255``): the blocks OpenCV's area reduction by the whole factor ``k`` averages."""
-    p, q = out.shape
-    for i in range(p):
-        o = out[i]
-        for j in range(q):
-            o[j] = 0
-        for r in range(i * k, (i + 1) * k):
-            row = mask[r]
-            for j in range(q):
-                c = 0
-                for x in range(j * k, (j + 1) * k):
-                    if row[x]:
-                        c += 1
-                o[j] += np.uint8(c)
-
-
-@nb.njit(cache=True, nogil=True)
 def clipped_low(rgb, code, out):  # pragma: no cover - compiled
     """``out = (min(G, B) < code) & (R >= 4 code)`` for ``rgb`` (M, N, 3) uint8, ``code`` int;
     ``out`` (M, N) bool is written. Returns the number of True pixels."""
@@ -159,7 +139,6 @@ def warmup() -> None:
     code = np.empty_like(lab)
     followup_code(lab, np.ones(lab.shape, np.float32), np.float32(1.0), np.float32(2.0), code)
     unpack_code(code, np.empty(lab.shape, np.bool_), np.empty(lab.shape, np.bool_), np.empty_like(lab))
-    block_counts(lab > 0, 2, np.empty((2, 3), np.uint8))
     clipped_low(np.zeros((4, 6, 3), np.uint8), 32, np.empty(lab.shape, np.bool_))
     img = np.zeros(lab.shape, np.float32)
     pts = np.array([0, 2], np.int64)

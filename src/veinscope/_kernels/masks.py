@@ -1,9 +1,10 @@
-"""Whole-photo mask passes of :func:`veinscope.compare.compare`, each fused into one loop.
+"""Whole-photo mask passes of :func:`veinscope.compare.compare`, each fused into one loop, and
+two reads of a map at points (``compare._point_values``).
 
 At 12 MP every NumPy comparison or logical operation writes a 12 MB temporary; the chains of
-them below cost tens of milliseconds each. Each kernel computes the same values as the NumPy
-expression its docstring gives (the references in ``tests/test_compare_kernels.py``), to the
-bit.
+them below cost tens of milliseconds each. Each kernel computes the same values as the NumPy or
+OpenCV expression its docstring gives (the references in ``tests/test_compare_kernels.py``), to
+the bit: comparisons, maxima and integer codes only, no float sums.
 """
 
 from __future__ import annotations

@@ -522,16 +522,19 @@ def compare(
     ppm = float(px_per_mm) if px_per_mm is not None else NOMINAL_PX_PER_MM
     t_an2 = time.perf_counter()
     # the follow-up's fine telangiectasia (under 0.3 mm at the baseline's scale)
-    f_fine = ((a_f.labels == 1) | (a_f.labels == 2)) & (a_f.diameter_px > 0) & (a_f.diameter_px * np.float32(f_scale) <= 0.3 * ppm)
     # labels, fine vessels and the follow-up's frame carried over in one nearest-neighbour
-    # warp: code 1 + label (0-4) + 8 x fine, 0 outside the follow-up photo
-    code = a_f.labels.astype(np.uint8) + np.uint8(1)
-    code[f_fine] += np.uint8(8)
-    del f_fine
+    # warp: code 1 + label (0-4) + 8 x fine, 0 outside the follow-up photo (each packed and
+    # unpacked in one pass: ``_kernels/masks.py``)
+    from veinscope._kernels.masks import followup_code, unpack_code
+
+    code = np.empty(a_f.labels.shape, np.uint8)
+    followup_code(np.ascontiguousarray(a_f.labels, dtype=np.uint8), np.ascontiguousarray(a_f.diameter_px, dtype=np.float32),
+                  np.float32(f_scale), np.float32(0.3 * ppm), code)
     code = reg.warp(code, interpolation="nearest", fill=0)
-    valid_f = code > 0
-    f_fine = code >= 8
-    f_labels = np.subtract(code & np.uint8(7), np.uint8(1), where=valid_f, out=np.zeros_like(code))
+    valid_f = np.empty(code.shape, bool)
+    f_fine = np.empty(code.shape, bool)
+    f_labels = np.empty_like(code)
+    unpack_code(np.ascontiguousarray(code), valid_f, f_fine, f_labels)
     del code
     # colours: the baseline as its card's colour normalisation made it (when it had a card),
     # the follow-up matched to it on the registered skin
@@ -565,11 +568,11 @@ def compare(
         pts = np.c_[ys, xs]
         return OD_LUT[b_rgb[ys, xs]].astype(np.float64) - o_b.relative_od_at(pts)
 
-    texture = a_b.skin & ~cv2.dilate(b_vessel.astype(np.uint8), _disc(3)).astype(bool) & cmp_area
+    texture = a_b.skin & ~cv2.dilate(b_vessel.view(np.uint8), _disc(3)).view(bool) & cmp_area
     windows = [(0, m, 0, n)] if whole else _sample_windows(cmp_area, tile)
     f_vessel = (f_labels > 0) & cmp_area
     # follow-up vessels farther than the tolerance from every baseline vessel may be new
-    near_b = cv2.dilate(b_vessel.astype(np.uint8), _disc(int(math.floor(tol_px + 1.0)))).astype(bool)
+    near_b = cv2.dilate(b_vessel.view(np.uint8), _disc(int(math.floor(tol_px + 1.0)))).view(bool)
     # ---- staining, matting, new vessels -------------------------------------------------------
     # patches are looked for a little inside the compared area (edges of the overlap carry
     # interpolation and background-estimation artefacts)
@@ -723,9 +726,10 @@ def _clipped_red(rgb: np.ndarray, skin: np.ndarray, code: int, *, rel: float = 0
     under ``rel`` times the same ratio's median over ``skin`` (so a whole skin whose blue is low,
     dark skin under a warm light, is not taken for clipping: its stains and matting are read as
     anywhere else; a painted nail's green / red is a small fraction of any skin's)."""
-    g_b = np.minimum(rgb[..., 1], rgb[..., 2])
-    low = (g_b < code) & (rgb[..., 0] >= 4 * code)
-    if not low.any():
+    from veinscope._kernels.masks import clipped_low
+
+    low = np.empty(rgb.shape[:2], bool)
+    if clipped_low(np.ascontiguousarray(rgb), int(code), low) == 0:  # (min(G, B) < code) & (R >= 4 code)
         return low
     st = max(1, int(math.sqrt(skin.size / 200_000.0)))  # about 200 000 skin samples at most
     sk = rgb[::st, ::st][skin[::st, ::st]]
@@ -999,11 +1003,14 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
     ``mel0`` the blurred maps at the pixel; where ``need_best``, ``hb``/``ven`` the blurred
     maps at the strongest blood pixel within one pixel (centrelines of label masks wander).
     """
+    from veinscope._kernels.masks import best_of_3x3, max_at_points
+
     k = len(ys)
     keys = ("mx", "hb", "ven", "hb0", "ven0", "mel0")
     out = {(p, q): np.zeros(k, np.float32) for p in "bf" for q in keys}
     pad = r_mx + 6
     k_mx = _disc(r_mx)
+    n_ker = int(np.count_nonzero(k_mx))
     for ty, tx, idx in _groups(ys, xs, shape, tile):
         y0, y1, x0, x1 = _padded(ty, tx, tile, pad, shape)
         # the part of the padded tile within ``pad`` of its points: a point reads the blurred
@@ -1012,33 +1019,35 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
         # values are bit for bit those of the whole padded tile (vessels cross tiles in bands)
         box = _reach_of((y0, y1, x0, x1), ys[idx], xs[idx], pad)
         y0, y1, x0, x1 = box
-        h, w = y1 - y0, x1 - x0
         py, px = ys[idx] - y0, xs[idx] - x0
         nb = need_best[idx]
         qy, qx, qi = py[nb], px[nb], idx[nb]
-        if qi.size:  # the 3 x 3 neighbours (clipped at the photo's edges), shared by both photos
-            nys = [np.clip(qy + dy, 0, h - 1) for dy in (-1, 0, 1)]
-            nxs = [np.clip(qx + dx, 0, w - 1) for dx in (-1, 0, 1)]
+        py_c, px_c = np.ascontiguousarray(py, dtype=np.int64), np.ascontiguousarray(px, dtype=np.int64)
+        qy_c, qx_c = np.ascontiguousarray(qy, dtype=np.int64), np.ascontiguousarray(qx, dtype=np.int64)
+        mx = np.empty(py.size, np.float32)
+        at_points = py.size * n_ker <= 2 * (y1 - y0) * (x1 - x0)
+        by, bx = np.empty(qy.size, np.int64), np.empty(qy.size, np.int64)
         for p, maps in (("b", mb), ("f", mf)):
             mp = maps.box(box)
             hb = cv2.GaussianBlur(mp["haemoglobin"], (0, 0), 1.0)
             ven = cv2.GaussianBlur(mp["venous"], (0, 0), 1.0)
             mel = cv2.GaussianBlur(mp["melanin"], (0, 0), 1.0)
             blood = hb + ven
-            out[p, "mx"][idx] = cv2.dilate(blood, k_mx)[py, px]
+            # the dilation by the disc read at the points (computed at the points only when
+            # they are few: its loop costs more than OpenCV's whole-box dilation beyond about
+            # one point per 30 pixels of the box), and the strongest pixel within one pixel
+            # (clipped at the photo's edges) at the points only (``_kernels/masks.py``): the
+            # same values as the whole box's dilation and the 3 x 3 search in NumPy
+            if at_points:
+                max_at_points(blood, py_c, px_c, k_mx, mx)
+                out[p, "mx"][idx] = mx
+            else:
+                out[p, "mx"][idx] = cv2.dilate(blood, k_mx)[py, px]
             out[p, "hb0"][idx] = hb[py, px]
             out[p, "ven0"][idx] = ven[py, px]
             out[p, "mel0"][idx] = mel[py, px]
             if qi.size:
-                by, bx = qy.copy(), qx.copy()
-                best = blood[qy, qx].copy()
-                for yy in nys:
-                    for xx in nxs:
-                        v = blood[yy, xx]
-                        better = v > best
-                        best[better] = v[better]
-                        by[better] = yy[better]
-                        bx[better] = xx[better]
+                best_of_3x3(blood, qy_c, qx_c, by, bx)
                 out[p, "hb"][qi] = hb[by, bx]
                 out[p, "ven"][qi] = ven[by, bx]
     return out

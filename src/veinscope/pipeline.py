@@ -918,6 +918,9 @@ def warmup(*, full_size: bool = False, retain_memory: bool = True) -> float:
     from veinscope.extend import warmup as _extend_warmup
 
     _extend_warmup()  # the end-face pruning's kernel, which that photo does not reach
+    from veinscope._kernels.masks import warmup as _compare_masks_warmup
+
+    _compare_masks_warmup()  # compare's whole-photo mask passes (a comparison's first call)
     if full_size:
         big = np.full((3000, 4000, 3), (200, 150, 130), np.uint8)
         big[1500:1506, :] = (170, 120, 130)

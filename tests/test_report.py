@@ -69,3 +69,11 @@ def test_progress_chart_legend_leaves_the_lengths_visible():
         xy = ax2.transData.transform(np.column_stack(line.get_data(orig=False)).astype(float))
         hidden += [tuple(p) for p in xy if box.contains(*p)]
     assert not hidden, f"data points under the legend: {hidden}"
+
+
+def test_progress_chart_titles_say_what_the_improvement_and_the_lengths_count():
+    """The chart puts the improvement above the whole-photo lengths: each panel says what it counts."""
+    rows = [_row("2026-01-05", [140.0, 130.0, 180.0, 93.0], 0.0), _row("2026-04-12", [60.0, 50.0, 70.0, 30.0], 71.0)]
+    fig = progress_figure(rows, title="P-1 - calf")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "both photos show" in titles[0] and "whole photo" in titles[1], titles

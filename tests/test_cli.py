@@ -215,3 +215,19 @@ def test_readme_names_every_column_of_summary_csv_and_track_csv():
     assert not missing and per_class <= named_batch, (missing, per_class - named_batch)
     named_track = set(re.findall(r"`([a-z0-9_]+)`", track))
     assert set(_CSV_FIELDS) <= named_track, set(_CSV_FIELDS) - named_track
+
+
+def test_track_json_records_the_scale_the_card_gave(tmp_path):
+    """Without --px-per-mm the baseline's card gives the scale of every comparison: track.json said
+    "px_per_mm": null beside figures in millimetres."""
+    import json
+    from pathlib import Path
+
+    site = Path(__file__).resolve().parents[1] / "sample_images" / "demo_patient" / "site_a"
+    if not (site / "session1.jpg").is_file():
+        pytest.skip("sample_images/demo_patient is missing (run scripts/make_samples.py)")
+    out = tmp_path / "track"
+    assert main(["track", str(site / "session0.jpg"), str(site / "session1.jpg"), "--out", str(out)]) == 0
+    series = json.loads((out / "track.json").read_text())
+    assert series["scale_source"] == "card" and 5 < series["px_per_mm"] < 20, series
+    assert series["sessions"][0]["baseline_length_mm"] > 0

@@ -379,15 +379,16 @@ def compare(
         was dropped whole). On by default. False: such patches are kept.
     texture_by_place : bool
         Read the skin texture's ΔE00, which sets how far a baseline vessel must stand out to
-        count as perceptible (``min_delta_e`` and 1.5 times the texture's), on all the skin
-        samples (up to 200 000, chosen by place, :func:`_place_pick`) rather than on 4 000
-        taken as every k-th pixel of the list. Every k-th pixel shifts every sample when the
+        count as perceptible (``min_delta_e`` and 1.5 times the texture's), on 20 000 skin
+        samples chosen by place (:func:`_place_pick`) rather than on 4 000 taken as every k-th
+        pixel of the list. Every k-th pixel shifts every sample when the
         baseline's vessels gain or lose a few pixels, and 4 000 samples of a heavy-tailed ΔE00
         read the texture a few per cent high or low: on the real photo veins_01 against a moved
         copy of itself, dropping one 5-px short mark from the baseline (``analyze(
         short_chain_nfa=1.0)``) moved the texture's ΔE00 4.23 -> 3.93 and the false improvement
-        2.9 -> 6.8 points; read by place on all samples the two read 4.8 and 5.2 (BENCHMARKS.md,
-        session 31, helper flip31). False: the earlier sample.
+        2.9 -> 6.8 points; read by place the two read 6.2 and 6.2 (4.8 and 5.2 on 200 000
+        samples, which cost 0.7 s CPU of a 12 MP comparison; BENCHMARKS.md, session 31, helper
+        flip31 and the lead). False: the earlier sample.
 
     Returns
     -------
@@ -763,8 +764,9 @@ def _reach_of(box, ys, xs, reach: int) -> tuple[int, int, int, int]:
     return cy0, cy1, cx0, cx1
 
 
-#: Skin pixels sampled for the texture's ΔE00 in :func:`_fading` (chosen by place).
-_TEXTURE_SAMPLES = 200_000
+#: Skin pixels sampled for the texture's ΔE00 in :func:`_fading` (chosen by place; 200 000 cost
+#: 0.7 s more CPU on a 12 MP comparison than the earlier 4 000, 20 000 nothing measurable: session 31).
+_TEXTURE_SAMPLES = 20_000
 
 
 def _place_pick(ys: np.ndarray, xs: np.ndarray, n_max: int) -> np.ndarray:

@@ -10,6 +10,8 @@ near 0 %. The photos are third-party: they are read where they lie, never copied
     .venv/bin/python benchmarks/bench_self_compare.py
     .venv/bin/python benchmarks/bench_self_compare.py veins_01 --compare-set matting_shift_check=false
         # one photo, with a compare keyword set (repeatable; true / false / none or a number)
+    .venv/bin/python benchmarks/bench_self_compare.py --set short_chain_nfa=1.0
+        # an analyze keyword for both photos (repeatable)
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def main(argv=None) -> int:
     ap.add_argument("names", nargs="*", help="photo names (stems) to run; all by default")
     ap.add_argument("--compare-set", action="append", default=[], metavar="KEY=VALUE",
                     help="a compare keyword (repeatable; true/false/none or a number)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an analyze keyword for both photos (repeatable; true/false/none or a number)")
     ap.add_argument("--json", type=Path, default=None, help="write the per-photo rows here")
     ap.add_argument("--overlays", type=Path, default=None,
                     help="write each photo's change map over the baseline to this folder (PNG)")
@@ -61,6 +65,8 @@ def main(argv=None) -> int:
     from veinscope.errors import RegistrationError
 
     kw = analyze_options(args.compare_set)
+    if args.set:
+        kw["analyze_options"] = analyze_options(args.set)
     veinscope.warmup()
     rows = []
     print(f"{'set':>9} {'photo':>10} {'size':>10} | {'imp %':>6} {'base px':>7} | {'stain px2':>9} {'n':>2} | {'matt px2':>9} {'n':>2} | {'new':>3} {'s':>6}", flush=True)

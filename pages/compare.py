@@ -83,4 +83,4 @@ with tab4:
     st.dataframe([{"vessels": sup.CLASS_INFO[c][0],
                    "improvement (%)": None if by.get(c) is None else round(by[c], 1),
                    "baseline length (mm)": ((fig.get("lengths") or {}).get("by_class_mm") or {}).get(c, {}).get("baseline")}
-                  for c in sup.CLASSES], hide_index=True, width="stretch", key="compare_table")
+                  for c in sup.CLASSES], hide_index=True, width="stretch", key="compare_table", placeholder="-")

@@ -38,6 +38,5 @@ if len(rows) < 2:
     st.info("One session so far: the chart starts with the second session.")
 else:
     st.image(common.chart_png(json.dumps(rows), f"{code} - {site}"), width="stretch")
-st.dataframe(sup.progress_table(rows), hide_index=True, width="stretch", key="progress_table")
-st.caption("Improvement: share of the first session's vessel length no longer visible. Grades: 0 under 25 %, "
-           "1 25-50 %, 2 50-75 %, 3 over 75 % clearance.")
+st.dataframe(sup.progress_table(rows), hide_index=True, width="stretch", key="progress_table", placeholder="-")  # not yet compared: "-", as in the PDF
+st.caption(sup.IMPROVEMENT_NOTE + " Grades: 0 under 25 %, 1 25-50 %, 2 50-75 %, 3 over 75 % clearance.")

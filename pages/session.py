@@ -98,7 +98,7 @@ with left:
     sup.trace("overlay shown")
 
 st.subheader("Figures")
-st.dataframe(sup.class_table(view.figures), hide_index=True, width="stretch", key="session_table")
+st.dataframe(sup.class_table(view.figures), hide_index=True, width="stretch", key="session_table", placeholder="-")
 st.caption("Coverage: vessel area as a share of the skin in the photo. Length: along the vessel's centre line. "
            "Diameter: visible width (mean and the widest 10 %). Count: separate vessel segments. "
            "Millimetre figures need the calibration card or a scale.")

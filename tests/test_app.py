@@ -360,6 +360,13 @@ def test_progress_page_offers_to_compare_missing_sessions(app):
     assert any("not compared with the first yet" in i.value for i in app.info)
     assert app.button(key="progress_compare") is not None
     assert len(app.get("image")) == 1  # the chart
+    # the table shows whole-photo lengths beside the improvement: the caption says what the improvement counts
+    assert any("both photos show" in c.value and "whole photo" in c.value for c in app.caption), \
+        [c.value for c in app.caption]
+    # sessions not compared yet: their cells read "-" (as in the PDF), not Streamlit's "None"
+    table = app.dataframe[0]
+    assert table.value["improvement (%)"].isna().any()
+    assert table.proto.placeholder == "-"
 
 
 def test_config_binds_to_localhost_and_sets_the_upload_limit():

@@ -170,6 +170,15 @@ def test_cli_batch_in_worker_processes_matches_one_process(legs, tmp_path, capsy
     assert main(["batch", str(good), "--out", str(tmp_path / "o"), "--px-per-mm", "-3"]) == 2
 
 
+def test_cli_batch_out_under_a_file_says_what_to_do(legs, tmp_path, capsys):
+    """--out inside an existing file: a practitioner's message (was "[Errno 20] Not a directory")."""
+    a_file = tmp_path / "results.csv"
+    a_file.write_text("x")
+    assert main(["batch", str(legs / "leg_a.jpg"), "--out", str(a_file / "out" / "today"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Errno" not in err and f"{a_file} is a file, not a folder" in err, err
+
+
 def test_batch_on_dask_cluster_matches_local_run(legs, tmp_path):
     distributed = pytest.importorskip("distributed")
     photos = [legs / "leg_a.jpg", legs / "leg_b.png", legs / "visit2" / "leg_c.jpg", legs / "corrupt.jpg"]

@@ -1,6 +1,7 @@
 """Card detection (px/mm, tilt, region), scales by hand and from a ruler, the printable PDF."""
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -193,6 +194,34 @@ def test_card_pdf_page_and_marker_sizes(tmp_path, page, size_mm):
     cal = detect_card(np.ascontiguousarray(img[: img.shape[0] // 2]))  # two cards in view: one is chosen
     assert len(cal.marker_ids) == 4 and not cal.warnings
     assert cal.px_per_mm == pytest.approx(px_per_mm, rel=0.003)
+
+
+def test_card_readme_and_notebook_give_the_same_distance(tmp_path):
+    """The printed card sheet said 20-40 cm, the README 20-50 cm: one distance everywhere, and its far end keeps
+    a 12 MP phone above the scale at which the app warns (6 px/mm, reached at about 50 cm)."""
+    import json
+    import re
+
+    pdfium = pytest.importorskip("pypdfium2")
+    from veinscope.pipeline import MIN_FINE_PX_PER_MM
+    from veinscope.synth import FOCAL_PX_12MP
+
+    root = Path(__file__).resolve().parents[1]
+    doc = pdfium.PdfDocument(write_card_pdf(tmp_path / "card.pdf"))
+    try:
+        card_text = " ".join(doc[i].get_textpage().get_text_range() for i in range(len(doc)))
+    finally:
+        doc.close()
+    readme = (root / "README.md").read_text()
+    readme = readme[readme.index("**Distance and angle**"):][:400]
+    nb = json.loads((root / "notebooks" / "02_calibration_and_quality.ipynb").read_text())
+    nb_text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    nb_text = nb_text[nb_text.index("square to the skin"):][:80]
+    found = {name: re.findall(r"(\d+)-(\d+) cm", text)[:1] for name, text in
+             (("card", card_text), ("README", readme), ("notebook 02", nb_text))}
+    assert len({tuple(v) for v in found.values()}) == 1 and found["card"], found
+    far_mm = 10 * float(found["card"][0][1])
+    assert FOCAL_PX_12MP / far_mm > MIN_FINE_PX_PER_MM * 1.2, far_mm
 
 
 def test_card_pdf_rejects_bad_options(tmp_path):

@@ -194,3 +194,40 @@ def test_overlay_outlines_the_skin_in_white():
     legend[:120] = True  # the legend is drawn after the outline
     assert (edge & ~legend).any() and (ov[edge & ~legend] == 255).all()
     assert np.array_equal(ov[~edge], plain[~edge])
+
+
+def test_readme_names_every_column_of_summary_csv_and_track_csv():
+    """The README lists the columns of batch's summary.csv and track's track.csv (track's were not listed,
+    summary.csv's only in part); the files are written with exactly these field lists."""
+    import re
+    from pathlib import Path
+
+    from veinscope._cli_compare import _CSV_FIELDS
+    from veinscope.batch import SUMMARY_COLUMNS, _CLASS_FIELDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    batch = readme[readme.index("`DIR/summary.csv` one row per photo"):][:900]
+    track = readme[readme.index("`DIR/track.csv` / `DIR/track.json`, one row"):][:900]
+    named_batch = set(re.findall(r"`(?:<class>)?_?([a-z0-9_]+)`", batch))
+    per_class = set(_CLASS_FIELDS)
+    missing = [c for c in SUMMARY_COLUMNS if c not in named_batch and c.split("_", 2)[-1] not in per_class
+               and not any(c.endswith("_" + f) for f in per_class)]
+    assert not missing and per_class <= named_batch, (missing, per_class - named_batch)
+    named_track = set(re.findall(r"`([a-z0-9_]+)`", track))
+    assert set(_CSV_FIELDS) <= named_track, set(_CSV_FIELDS) - named_track
+
+
+def test_track_json_records_the_scale_the_card_gave(tmp_path):
+    """Without --px-per-mm the baseline's card gives the scale of every comparison: track.json said
+    "px_per_mm": null beside figures in millimetres."""
+    import json
+    from pathlib import Path
+
+    site = Path(__file__).resolve().parents[1] / "sample_images" / "demo_patient" / "site_a"
+    if not (site / "session1.jpg").is_file():
+        pytest.skip("sample_images/demo_patient is missing (run scripts/make_samples.py)")
+    out = tmp_path / "track"
+    assert main(["track", str(site / "session0.jpg"), str(site / "session1.jpg"), "--out", str(out)]) == 0
+    series = json.loads((out / "track.json").read_text())
+    assert series["scale_source"] == "card" and 5 < series["px_per_mm"] < 20, series
+    assert series["sessions"][0]["baseline_length_mm"] > 0

@@ -41,3 +41,14 @@ def test_notebook_runs(path, monkeypatch, tmp_path):
     client.execute()
     seconds = time.perf_counter() - t0
     assert seconds < BUDGET_S, f"{path.name} took {seconds:.0f} s"
+
+
+def test_notebook_03_charts_each_sessions_own_length():
+    """Notebook 03's progress chart put the first session's whole-photo length beside the later sessions'
+    visible baseline length over the overlap only (blue: 249 -> 104 mm where the photos show 249 -> 131 mm);
+    its rows are made as the app's Progress rows are: each session's own analysis."""
+    nbformat = pytest.importorskip("nbformat")
+    nb = nbformat.read(ROOT / "notebooks" / "03_comparing_sessions.ipynb", as_version=4)
+    src = next(c.source for c in nb.cells if c.cell_type == "code" and "progress_figure(rows" not in c.source
+               and "rows = [" in c.source)
+    assert 'cd["lengths"]' not in src and "veinscope.analyze(sessions[k])" in src, src

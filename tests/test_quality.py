@@ -143,6 +143,24 @@ def test_little_and_no_skin():
     assert not {"little_skin", "no_skin"} & codes(base, px_per_mm=PPM)
 
 
+def test_an_over_exposed_photo_is_not_told_to_come_closer():
+    """The demo photo brightened 1.7x (notebook 02): its burnt-out skin is not found as skin, which read as
+    'Skin fills only 13 % of the photo. Come closer' beside the over-exposure warning; only the exposure is
+    the problem."""
+    from pathlib import Path
+
+    import veinscope
+
+    path = Path(__file__).resolve().parents[1] / "sample_images" / "demo_patient" / "site_a" / "session0.jpg"
+    if not path.is_file():
+        pytest.skip("sample_images/demo_patient is missing (run scripts/make_samples.py)")
+    rgb = veinscope.load_photo(path).rgb
+    bright = np.clip(rgb.astype(np.float32) * 1.7, 0, 255).astype(np.uint8)
+    found = codes(bright)
+    assert "overexposed" in found and "little_skin" not in found, found
+    assert not {"little_skin", "overexposed"} & codes(rgb)
+
+
 def test_every_warning_is_plain_language_with_a_fix():
     photo = light(blur(leg_photo(tilt=28.0), 2.5), (0.12, 0.12, 0.12))
     issues = assess_quality(photo, calibration=manual_calibration(4.0))

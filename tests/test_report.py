@@ -36,6 +36,25 @@ def test_pdf_vessel_length_caption_names_every_class_in_the_total():
     assert "over 3 mm" in caption, caption
 
 
+def test_pdf_says_the_improvement_is_not_the_change_of_the_whole_photo_lengths():
+    """543 -> 210 mm of whole-photo length reads as 61 % beside an improvement of 71 % that counts only the
+    skin both photos show and the first session's veins: the caption says what each figure counts."""
+    pdfium = pytest.importorskip("pypdfium2")
+    rows = [_row("2026-01-05", [140.0, 130.0, 180.0, 93.0], 0.0), _row("2026-04-12", [60.0, 50.0, 70.0, 30.0], 71.0)]
+    doc = pdfium.PdfDocument(patient_report(patient_code="P-1", site="left calf", rows=rows))
+    try:
+        text = " ".join(" ".join(doc[i].get_textpage().get_text_range().split()) for i in range(len(doc)))
+    finally:
+        doc.close()
+    assert "543" in text and "210" in text and "71" in text
+    lengths = text[text.index("Vessel length:"):text.index("Coverage:")]
+    assert "whole photo" in lengths, lengths
+    improvement = text[text.index("Improvement:"):]
+    improvement = improvement[: improvement.index("'-'")]
+    assert "both photos show" in improvement, improvement
+    assert "first session" in improvement and "not the change" in improvement, improvement
+
+
 def test_progress_chart_legend_leaves_the_lengths_visible():
     """A length that grows to the last session must not sit under the legend of the length panel."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -50,3 +69,11 @@ def test_progress_chart_legend_leaves_the_lengths_visible():
         xy = ax2.transData.transform(np.column_stack(line.get_data(orig=False)).astype(float))
         hidden += [tuple(p) for p in xy if box.contains(*p)]
     assert not hidden, f"data points under the legend: {hidden}"
+
+
+def test_progress_chart_titles_say_what_the_improvement_and_the_lengths_count():
+    """The chart puts the improvement above the whole-photo lengths: each panel says what it counts."""
+    rows = [_row("2026-01-05", [140.0, 130.0, 180.0, 93.0], 0.0), _row("2026-04-12", [60.0, 50.0, 70.0, 30.0], 71.0)]
+    fig = progress_figure(rows, title="P-1 - calf")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert "both photos show" in titles[0] and "whole photo" in titles[1], titles

@@ -93,8 +93,8 @@ def test_analyze_keeps_a_short_vein_and_records_the_option(seed):
     shape = (240, 320)
     vein = _bar(shape, (120, 140), (122, 175), 5.0, 0.25)  # a 3.5 mm, 0.5 mm wide blue vessel alone
     rgb = _render([(VEN, vein)], rng, noise=2.0)
-    off = veinscope.analyze(rgb, px_per_mm=10.0)  # off by default
-    on = veinscope.analyze(rgb, px_per_mm=10.0, short_chain_nfa=1.0)
+    off = veinscope.analyze(rgb, px_per_mm=10.0, short_chain_nfa=None)
+    on = veinscope.analyze(rgb, px_per_mm=10.0)  # on by default
     assert off.params["short_chain_nfa"] is None and on.params["short_chain_nfa"] == 1.0
     px = vein > 0.12
     assert (off.labels[px] > 0).mean() > 0.8

@@ -108,6 +108,23 @@ def test_out_of_date_database_is_refused_without_upgrade(tmp_path):
         open_store(url, data_dir=tmp_path, upgrade=False)
 
 
+def test_tables_without_a_schema_version_are_refused_with_a_message(target, capsys):
+    """VeinScope's tables made without Alembic (or copied without alembic_version): 'db upgrade' stopped with
+    the driver's 'relation "audit_log" already exists' (a traceback on PostgreSQL)."""
+    from veinscope.store._config import make_engine
+    from veinscope.store.models import Base
+
+    target.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(target.url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    assert main(["db", "upgrade", *target.cli_args()]) == 1
+    err = capsys.readouterr().err
+    assert "no schema version" in err and "backup" in err and "already exists" not in err, err
+    with pytest.raises(SchemaError, match="no schema version"):
+        target.open()
+
+
 def test_database_from_a_newer_version_is_refused(tmp_path):
     with open_store(tmp_path) as st, st._writer.connect() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")

@@ -135,6 +135,11 @@ def _run_batch(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         print(f"error: --out {args.out} is a file, not a folder.", file=sys.stderr)
         return 2
+    above = next((p for p in args.out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        print(f"error: --out {args.out} cannot be made: {above} is a file, not a folder. Give a folder path whose "
+              "parts are folders (or do not exist yet).", file=sys.stderr)
+        return 2
     bar = _Bar(not args.no_progress)
     try:
         report = run_batch(
@@ -144,8 +149,10 @@ def _run_batch(args) -> int:
     except ImportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except OSError as exc:  # the output folder or its files cannot be created or written
+        where = exc.filename or args.out
+        print(f"error: could not create or write {where} ({exc.strerror or exc}). Check --out: every folder in it "
+              "must exist or be creatable, and be writable.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         bar.close()

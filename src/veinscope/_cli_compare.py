@@ -173,7 +173,9 @@ def run_track(args) -> int:
                 w.writerow({k: ("" if v is None else v) for k, v in r.items()})
         from veinscope._version import __version__
 
-        series = {"baseline": photos[0].name, "px_per_mm": args.px_per_mm, "sessions": rows, "version": __version__}
+        # the scale every comparison used: the baseline's (given, or from its card), not only the option
+        series = {"baseline": photos[0].name, "px_per_mm": a_b.px_per_mm,
+                  "scale_source": a_b.params.get("scale_source"), "sessions": rows, "version": __version__}
         _atomic_bytes(args.out / "track.json", (json.dumps(series, indent=2, default=_json_default) + "\n").encode())
     except OSError as exc:
         print(f"could not write the time series to {args.out} ({exc.strerror or exc}).", file=sys.stderr)

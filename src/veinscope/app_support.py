@@ -31,11 +31,14 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from veinscope.report.pdf import IMPROVEMENT_NOTE
+
 __all__ = [
     "CLASSES",
     "CLASS_INFO",
     "DEMO_CODE",
     "DISPLAY_SIDE_PX",
+    "IMPROVEMENT_NOTE",
     "MAX_UPLOAD_MB",
     "PHOTO_TYPES",
     "CompareView",

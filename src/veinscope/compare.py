@@ -204,6 +204,7 @@ def compare(
     matting_vessels: bool = True,
     staining_above_skin: bool = True,
     same_skin_check: bool = True,
+    texture_by_place: bool = True,
     background_continuous: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
@@ -387,6 +388,18 @@ def compare(
         :func:`_near_cleared`): beside a vessel still there the rim's dip is in both photos and
         the rise is all new pigment (the session's review: a new stain along a persisting vein
         was dropped whole). On by default. False: such patches are kept.
+    texture_by_place : bool
+        Read the skin texture's ΔE00, which sets how far a baseline vessel must stand out to
+        count as perceptible (``min_delta_e`` and 1.5 times the texture's), on 20 000 skin
+        samples chosen by place (:func:`_place_pick`) rather than on 4 000 taken as every k-th
+        pixel of the list. Every k-th pixel shifts every sample when the
+        baseline's vessels gain or lose a few pixels, and 4 000 samples of a heavy-tailed ΔE00
+        read the texture a few per cent high or low: on the real photo veins_01 against a moved
+        copy of itself, dropping one 5-px short mark from the baseline (``analyze(
+        short_chain_nfa=1.0)``) moved the texture's ΔE00 4.23 -> 3.93 and the false improvement
+        2.9 -> 6.8 points; read by place the two read 6.2 and 6.2 (4.8 and 5.2 on 200 000
+        samples, which cost 0.7 s CPU of a 12 MP comparison; BENCHMARKS.md, session 31, helper
+        flip31 and the lead). False: the earlier sample.
 
     Returns
     -------
@@ -521,16 +534,19 @@ def compare(
     ppm = float(px_per_mm) if px_per_mm is not None else NOMINAL_PX_PER_MM
     t_an2 = time.perf_counter()
     # the follow-up's fine telangiectasia (under 0.3 mm at the baseline's scale)
-    f_fine = ((a_f.labels == 1) | (a_f.labels == 2)) & (a_f.diameter_px > 0) & (a_f.diameter_px * np.float32(f_scale) <= 0.3 * ppm)
     # labels, fine vessels and the follow-up's frame carried over in one nearest-neighbour
-    # warp: code 1 + label (0-4) + 8 x fine, 0 outside the follow-up photo
-    code = a_f.labels.astype(np.uint8) + np.uint8(1)
-    code[f_fine] += np.uint8(8)
-    del f_fine
+    # warp: code 1 + label (0-4) + 8 x fine, 0 outside the follow-up photo (each packed and
+    # unpacked in one pass: ``_kernels/masks.py``)
+    from veinscope._kernels.masks import followup_code, unpack_code
+
+    code = np.empty(a_f.labels.shape, np.uint8)
+    followup_code(np.ascontiguousarray(a_f.labels, dtype=np.uint8), np.ascontiguousarray(a_f.diameter_px, dtype=np.float32),
+                  np.float32(f_scale), np.float32(0.3 * ppm), code)
     code = reg.warp(code, interpolation="nearest", fill=0)
-    valid_f = code > 0
-    f_fine = code >= 8
-    f_labels = np.subtract(code & np.uint8(7), np.uint8(1), where=valid_f, out=np.zeros_like(code))
+    valid_f = np.empty(code.shape, bool)
+    f_fine = np.empty(code.shape, bool)
+    f_labels = np.empty_like(code)
+    unpack_code(np.ascontiguousarray(code), valid_f, f_fine, f_labels)
     del code
     # colours: the baseline as its card's colour normalisation made it (when it had a card),
     # the follow-up matched to it on the registered skin
@@ -565,11 +581,11 @@ def compare(
         pts = np.c_[ys, xs]
         return OD_LUT[b_rgb[ys, xs]].astype(np.float64) - o_b.relative_od_at(pts)
 
-    texture = a_b.skin & ~cv2.dilate(b_vessel.astype(np.uint8), _disc(3)).astype(bool) & cmp_area
+    texture = a_b.skin & ~cv2.dilate(b_vessel.view(np.uint8), _disc(3)).view(bool) & cmp_area
     windows = [(0, m, 0, n)] if whole else _sample_windows(cmp_area, tile)
     f_vessel = (f_labels > 0) & cmp_area
     # follow-up vessels farther than the tolerance from every baseline vessel may be new
-    near_b = cv2.dilate(b_vessel.astype(np.uint8), _disc(int(math.floor(tol_px + 1.0)))).astype(bool)
+    near_b = cv2.dilate(b_vessel.view(np.uint8), _disc(int(math.floor(tol_px + 1.0)))).view(bool)
     # ---- staining, matting, new vessels -------------------------------------------------------
     # patches are looked for a little inside the compared area (edges of the overlap carry
     # interpolation and background-estimation artefacts)
@@ -601,7 +617,8 @@ def compare(
     # reported as new vessels or given back to matting is known only after the new-vessel
     # step, which needs this step's follow-up contrasts; either way their new fine redness
     # over a treated vessel's place is not that vessel persisting
-    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio)
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
+                  by_place=bool(texture_by_place))
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -631,6 +648,9 @@ def compare(
     warnings = list(dict.fromkeys(list(reg.warnings) + [w for w in a_b.warnings]
                                   + [f"follow-up: {f_warnings.get(w, w)}" for w in a_f.warnings if w not in a_b.warnings]))
     warnings += scale_warnings
+    if f_photo.rgb.shape == b_photo.rgb.shape and np.array_equal(f_photo.rgb, b_photo.rgb):
+        warnings.append("The baseline and the follow-up are the same photo (identical pixels): nothing can have "
+                        "changed between them. Check that the follow-up visit's photo was chosen.")
     if px_per_mm is None:
         warnings.append("No scale was given: lengths and areas are in pixels only; improvement percentages do not need a scale.")
     if max(abs(math.log(g)) for g in gains) > math.log(1.6):
@@ -668,6 +688,7 @@ def compare(
         "matting_vessels": bool(matting_vessels),
         "staining_above_skin": bool(staining_above_skin),
         "same_skin_check": bool(same_skin_check),
+        "texture_by_place": bool(texture_by_place),
         "background_continuous": bool(background_continuous),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
@@ -719,9 +740,10 @@ def _clipped_red(rgb: np.ndarray, skin: np.ndarray, code: int, *, rel: float = 0
     under ``rel`` times the same ratio's median over ``skin`` (so a whole skin whose blue is low,
     dark skin under a warm light, is not taken for clipping: its stains and matting are read as
     anywhere else; a painted nail's green / red is a small fraction of any skin's)."""
-    g_b = np.minimum(rgb[..., 1], rgb[..., 2])
-    low = (g_b < code) & (rgb[..., 0] >= 4 * code)
-    if not low.any():
+    from veinscope._kernels.masks import clipped_low
+
+    low = np.empty(rgb.shape[:2], bool)
+    if clipped_low(np.ascontiguousarray(rgb), int(code), low) == 0:  # (min(G, B) < code) & (R >= 4 code)
         return low
     st = max(1, int(math.sqrt(skin.size / 200_000.0)))  # about 200 000 skin samples at most
     sk = rgb[::st, ::st][skin[::st, ::st]]
@@ -753,6 +775,29 @@ def _reach_of(box, ys, xs, reach: int) -> tuple[int, int, int, int]:
     cx0 = x0 + max(0, int(xs.min()) - reach - x0) // 64 * 64
     cx1 = x1 - max(0, x1 - (int(xs.max()) + reach + 64)) // 64 * 64
     return cy0, cy1, cx0, cx1
+
+
+#: Skin pixels sampled for the texture's ΔE00 in :func:`_fading` (chosen by place; 200 000 cost
+#: 0.7 s more CPU on a 12 MP comparison than the earlier 4 000, 20 000 nothing measurable: session 31).
+_TEXTURE_SAMPLES = 20_000
+
+
+def _place_pick(ys: np.ndarray, xs: np.ndarray, n_max: int) -> np.ndarray:
+    """Indices (sorted) of at most ``n_max`` of the pixels ``(ys, xs)``, chosen by their place:
+    the ``n_max`` with the smallest hash of (y, x) (SplitMix64's finaliser, Steele, Lea and
+    Flood 2014, doi:10.1145/2714064.2660195). A pixel is picked or not by where it lies, not by
+    its rank in the list, so a mask that gains or loses a few pixels (a mark more or less in the
+    baseline's vessels) keeps all its other samples; every k-th pixel of the list
+    (``np.linspace`` over it) shifts every sample after the first change."""
+    k = ys.size
+    if k <= n_max:
+        return np.arange(k)
+    h = (np.asarray(ys, np.uint64) << np.uint64(32)) | np.asarray(xs, np.uint64)
+    h = h + np.uint64(0x9E3779B97F4A7C15)
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    h = h ^ (h >> np.uint64(31))
+    return np.sort(np.argpartition(h, n_max - 1)[:n_max])
 
 
 def _nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -987,11 +1032,14 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
     ``mel0`` the blurred maps at the pixel; where ``need_best``, ``hb``/``ven`` the blurred
     maps at the strongest blood pixel within one pixel (centrelines of label masks wander).
     """
+    from veinscope._kernels.masks import best_of_3x3, max_at_points
+
     k = len(ys)
     keys = ("mx", "hb", "ven", "hb0", "ven0", "mel0")
     out = {(p, q): np.zeros(k, np.float32) for p in "bf" for q in keys}
     pad = r_mx + 6
     k_mx = _disc(r_mx)
+    n_ker = int(np.count_nonzero(k_mx))
     for ty, tx, idx in _groups(ys, xs, shape, tile):
         y0, y1, x0, x1 = _padded(ty, tx, tile, pad, shape)
         # the part of the padded tile within ``pad`` of its points: a point reads the blurred
@@ -1000,33 +1048,35 @@ def _point_values(mb: _Maps, mf: _Maps, ys, xs, need_best, *, shape, tile, r_mx:
         # values are bit for bit those of the whole padded tile (vessels cross tiles in bands)
         box = _reach_of((y0, y1, x0, x1), ys[idx], xs[idx], pad)
         y0, y1, x0, x1 = box
-        h, w = y1 - y0, x1 - x0
         py, px = ys[idx] - y0, xs[idx] - x0
         nb = need_best[idx]
         qy, qx, qi = py[nb], px[nb], idx[nb]
-        if qi.size:  # the 3 x 3 neighbours (clipped at the photo's edges), shared by both photos
-            nys = [np.clip(qy + dy, 0, h - 1) for dy in (-1, 0, 1)]
-            nxs = [np.clip(qx + dx, 0, w - 1) for dx in (-1, 0, 1)]
+        py_c, px_c = np.ascontiguousarray(py, dtype=np.int64), np.ascontiguousarray(px, dtype=np.int64)
+        qy_c, qx_c = np.ascontiguousarray(qy, dtype=np.int64), np.ascontiguousarray(qx, dtype=np.int64)
+        mx = np.empty(py.size, np.float32)
+        at_points = py.size * n_ker <= 2 * (y1 - y0) * (x1 - x0)
+        by, bx = np.empty(qy.size, np.int64), np.empty(qy.size, np.int64)
         for p, maps in (("b", mb), ("f", mf)):
             mp = maps.box(box)
             hb = cv2.GaussianBlur(mp["haemoglobin"], (0, 0), 1.0)
             ven = cv2.GaussianBlur(mp["venous"], (0, 0), 1.0)
             mel = cv2.GaussianBlur(mp["melanin"], (0, 0), 1.0)
             blood = hb + ven
-            out[p, "mx"][idx] = cv2.dilate(blood, k_mx)[py, px]
+            # the dilation by the disc read at the points (computed at the points only when
+            # they are few: its loop costs more than OpenCV's whole-box dilation beyond about
+            # one point per 30 pixels of the box), and the strongest pixel within one pixel
+            # (clipped at the photo's edges) at the points only (``_kernels/masks.py``): the
+            # same values as the whole box's dilation and the 3 x 3 search in NumPy
+            if at_points:
+                max_at_points(blood, py_c, px_c, k_mx, mx)
+                out[p, "mx"][idx] = mx
+            else:
+                out[p, "mx"][idx] = cv2.dilate(blood, k_mx)[py, px]
             out[p, "hb0"][idx] = hb[py, px]
             out[p, "ven0"][idx] = ven[py, px]
             out[p, "mel0"][idx] = mel[py, px]
             if qi.size:
-                by, bx = qy.copy(), qx.copy()
-                best = blood[qy, qx].copy()
-                for yy in nys:
-                    for xx in nxs:
-                        v = blood[yy, xx]
-                        better = v > best
-                        best[better] = v[better]
-                        by[better] = yy[better]
-                        bx[better] = xx[better]
+                best_of_3x3(blood, qy_c, qx_c, by, bx)
                 out[p, "hb"][qi] = hb[by, bx]
                 out[p, "ven"][qi] = ven[by, bx]
     return out
@@ -1850,7 +1900,8 @@ def _stands_out(a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area
     return stands
 
 
-def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5):
+def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5,
+            by_place=True):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -1861,7 +1912,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     # most 200 000 pixels
     tys, txs = _points_in(texture, windows)
     if tys.size > 200_000:
-        keep = np.linspace(0, tys.size - 1, 200_000).astype(np.int64)
+        keep = _place_pick(tys, txs, 200_000) if by_place else np.linspace(0, tys.size - 1, 200_000).astype(np.int64)
         tys, txs = tys[keep], txs[keep]
     # follow-up vessel pixels away from the baseline's (new-vessel candidates): contrast
     # before and after there
@@ -1874,9 +1925,11 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     wide_pt = a_b.diameter_px[ys, xs] >= _FLANK_MIN_MM * ppm
     widx = np.flatnonzero(wide_pt)
     # skin samples for the texture's ΔE00 and for the lift of the strongest-pixel selection
+    # (chosen by place: see :func:`_place_pick`; the texture's ΔE00 sets the threshold of
+    # "perceptible" for every centreline point)
     pick = np.arange(k1, k2)
     if pick.size:
-        pick = pick[np.linspace(0, pick.size - 1, min(4000, pick.size)).astype(np.int64)]
+        pick = pick[_place_pick(tys, txs, _TEXTURE_SAMPLES) if by_place else np.linspace(0, pick.size - 1, min(4000, pick.size)).astype(np.int64)]
     need_best = np.ones(k3, bool)
     need_best[k1:k2] = False
     need_best[pick] = True

@@ -2045,5 +2045,12 @@ def warmup() -> None:
     from veinscope._kernels.ridges import value_runs
 
     value_runs(np.ascontiguousarray(key, np.int64), np.ascontiguousarray(pts[:, 1], np.int64), n, segment * 2)
-    # the short-chain rule's kernels (:func:`_texture_nfa`) are not loaded here: the rule is off by
-    # default (``analyze(short_chain_nfa=None)``), and an analysis with it loads them from the cache
+    # the short-chain rule's kernels (:func:`_texture_nfa`), which the warm-up photo's long line skips
+    from veinscope._kernels.colourdiff import clear_squares, moved_pixel_sums, moves_free
+
+    free = np.ones((8, 8), bool)
+    i1, f1 = np.zeros(1, np.int64), np.zeros(1)
+    clear_squares(free, i1, i1, 1)
+    moves_free(free, i1, i1, i1, i1, np.empty(1, bool))
+    moved_pixel_sums(np.zeros((64, 3), np.uint8), free.ravel(), 8, 8, i1, i1, i1, np.ones(1, np.int64), i1, i1, f1, f1, i1,
+                     i1, i1, np.zeros((1, 1, 3)), np.zeros((1, 1), np.int64))  # fmt: skip

@@ -74,7 +74,7 @@ def analyze(
     join_facing_widths: float | None = 3.0,
     length_once: bool = True,
     branch_melanin_widths: float | None = None,
-    short_chain_nfa: float | None = None,
+    short_chain_nfa: float | None = 1.0,
     min_delta_e: float | None = 1.0,
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
@@ -210,14 +210,18 @@ def analyze(
         (:func:`veinscope.measure._texture_nfa`). Copies whose skin differs from one side to
         the other by more than the chain differs from its skin (or than its own sides differ)
         lie across an edge (a finger, a fold, clothing, the background) and are left out of
-        the null. With 1.0 (the house level, as ``tail_probe_nfa``): generated set A clDice
-        0.829 -> 0.834, held-out set B 0.779 -> 0.784, no photo lower; issue 6's development
-        series unchanged; on the ten real legs it removes 5 marks, none a visible vessel
-        (shading, a photo's edge, skin in a fold's shadow); about 2 % of a 12 MP analysis.
-        Issue 6's held-out and fresh series are identical with it. ``None`` (default): off,
-        until a real self-comparison's flip is understood (veins_01 against a moved copy of
-        itself: a short mark kept in one photo, dropped in the other, false improvement 2.9 ->
-        6.8 points; BENCHMARKS.md session 30, helpers tex30 and nfa30).
+        the null. 1.0 (default; the house level, as ``tail_probe_nfa``): generated set A clDice
+        0.829 -> 0.834, held-out set B 0.779 -> 0.784, no photo lower; issue 6's development,
+        held-out and fresh series identical with it and without (session 30; the development
+        series again in session 31); on the ten real legs it removes 5 marks,
+        none a visible vessel (shading, a photo's edge, skin in a fold's shadow); about 2 % of
+        a 12 MP analysis (BENCHMARKS.md session 30, helpers tex30 and nfa30). A chain near the
+        level can be kept in one photo and dropped in another photo of the same leg (other
+        random places, its own ΔE00 moved by the warp and the JPEG); with
+        :func:`veinscope.compare.compare`'s ``texture_by_place`` such a flip moves a
+        comparison's improvement by the mark's own length only (veins_01 against a moved copy
+        of itself 4.8 -> 5.2 points; on main's sample 2.9 -> 6.8; session 31, helper flip31).
+        ``None``: off.
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the
@@ -931,6 +935,9 @@ def warmup(*, full_size: bool = False, retain_memory: bool = True) -> float:
     from veinscope.extend import warmup as _extend_warmup
 
     _extend_warmup()  # the end-face pruning's kernel, which that photo does not reach
+    from veinscope._kernels.masks import warmup as _compare_masks_warmup
+
+    _compare_masks_warmup()  # compare's whole-photo mask passes (a comparison's first call)
     if full_size:
         big = np.full((3000, 4000, 3), (200, 150, 130), np.uint8)
         big[1500:1506, :] = (170, 120, 130)

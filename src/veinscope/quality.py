@@ -291,4 +291,7 @@ def assess_quality(
                 "no flash glare) or raise the exposure.",
                 med_luma, UNDEREXPOSED_LUMA,
             ))
+    if any(w.code == "overexposed" for w in out):
+        # burnt-out skin is not found as skin: the photo is too bright, not taken from too far
+        out = [w for w in out if w.code != "little_skin"]
     return tuple(out)

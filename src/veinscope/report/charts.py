@@ -70,7 +70,8 @@ def progress_figure(rows: Sequence[dict[str, Any]], *, title: str = "", width_in
     ax1.set_ylabel("vessel length gone\nsince first session (%)")
     ax1.set_ylim(min([-10.0, *[v for v in ys if v < 0]]) - 5, 105)
     ax1.legend(fontsize=8, loc="upper left")
-    ax1.set_title("Improvement (share of the first session's vessel length no longer visible)", fontsize=10)
+    ax1.set_title("Improvement: share of the first session's vessel length no longer visible, on the skin both "
+                  "photos show", fontsize=10)
     missing = [r["session_date"] for r in rows[1:] if r.get("improvement_pct") is None]
     if missing:
         ax1.text(0.99, 0.02, f"not compared yet: {', '.join(missing)}", transform=ax1.transAxes, ha="right",
@@ -81,7 +82,7 @@ def progress_figure(rows: Sequence[dict[str, Any]], *, title: str = "", width_in
         if y and max(y) > 0:
             ax2.plot(x, y, "-o", color=colour, lw=1.8, ms=4, label=name)
     ax2.set_ylabel("visible length (mm)")
-    ax2.set_title("Visible vessel length in each session's photo", fontsize=10)
+    ax2.set_title("Visible vessel length in each session's whole photo", fontsize=10)
     if ax2.get_legend_handles_labels()[0]:
         ax2.legend(fontsize=8, loc="best")  # lengths rise or fall: a fixed corner can hide the last session
     ax2.set_ylim(bottom=0)

@@ -12,10 +12,21 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Sequence
 
-__all__ = ["BeforeAfter", "DISCLAIMER", "patient_report"]
+__all__ = ["BeforeAfter", "DISCLAIMER", "IMPROVEMENT_NOTE", "patient_report"]
 
 DISCLAIMER = ("VeinScope measures and documents; it does not diagnose. The figures describe what is visible in the "
               "photographs and are meant to support, not replace, the judgement of your practitioner.")
+
+#: What the improvement counts, and why it differs from the change between two sessions' lengths
+#: (the PDF's table and the app's Progress page show both, side by side).
+IMPROVEMENT_NOTE = ("Improvement: share of the first session's vessel length no longer visible, counted only on the "
+                    "skin both photos show and only on the veins seen at the first session, so it is not the change "
+                    "between two vessel lengths of the table (those count each whole photo).")
+
+#: The caption under the PDF's "Figures by session" table.
+_FIGURES_NOTE = ("Vessel length: total centreline length of the visible veins in the whole photo (thread veins, "
+                "reticular veins and veins over 3 mm). Coverage: vessel area as a share of the skin in the photo. "
+                + IMPROVEMENT_NOTE + " '-': not measured.")
 
 
 @dataclass(frozen=True)
@@ -171,11 +182,7 @@ def patient_report(
             pdf.cell(c, 6, v, border=1, align="C")
         pdf.ln()
     pdf.set_font("Helvetica", "I", 8)
-    pdf.multi_cell(0, 4, _latin1("Vessel length: total centreline length of the visible veins in the photo (thread "
-                                 "veins, reticular veins and veins over 3 mm). Coverage: vessel area as a share of the "
-                                 "skin in the photo. Improvement: share of the first session's vessel length no longer "
-                                 "visible. '-': not measured."),
-                   new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(0, 4, _latin1(_FIGURES_NOTE), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(3)
     footer_note()
 

@@ -79,6 +79,27 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
         raise StoreError(f"Cannot open the database {redact_url(engine.url)}: {exc.orig}") from None
 
 
+def _refuse_unversioned_tables(conn, before: str | None) -> None:
+    """A database with VeinScope's tables but no schema version cannot be migrated (creating the
+    tables again fails half-way with the driver's error): say so instead."""
+    if before is not None:
+        return
+    from sqlalchemy import inspect
+
+    from veinscope.store._config import redact_url
+    from veinscope.store.errors import SchemaError
+    from veinscope.store.models import Base
+
+    found = sorted(set(inspect(conn).get_table_names()) & set(Base.metadata.tables))
+    if found:
+        raise SchemaError(
+            f"The database {redact_url(conn.engine.url)} already holds VeinScope tables ({', '.join(found)}) but no "
+            "schema version (its alembic_version table is missing): it was not made by `veinscope db init`, or was "
+            "copied without that table. It cannot be upgraded safely: restore it from a backup, or give an empty "
+            "database."
+        )
+
+
 def _upgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
     cfg = alembic_config()
     writer = engine.execution_options(**{WRITE_OPTION: True})
@@ -88,6 +109,7 @@ def _upgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
             conn.commit()
             try:
                 before = MigrationContext.configure(conn).get_current_revision()
+                _refuse_unversioned_tables(conn, before)
                 conn.commit()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
@@ -103,6 +125,7 @@ def _upgrade(engine: Engine, revision: str) -> tuple[str | None, str | None]:
             # so two processes opening a new store at once cannot both create the tables.
             with conn.begin():
                 before = MigrationContext.configure(conn).get_current_revision()
+                _refuse_unversioned_tables(conn, before)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, revision)
                 after = MigrationContext.configure(conn).get_current_revision()

@@ -26,6 +26,7 @@ Figures: |improvement - truth| (points), staining and matting area error (%), fa
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -44,16 +45,16 @@ from veinscope.compare import compare  # noqa: E402
 from veinscope.errors import RegistrationError  # noqa: E402
 
 
-def compare_pair(b, f, ppm, opts=None, b_opts=None, c_opts=None):
+def compare_pair(b, f, ppm, opts=None, b_opts=None, c_opts=None, baseline_ppm=None):
     """``compare`` for one pair of the benchmark: ``opts`` analyze options for both photos;
     ``b_opts`` analyze options for the baseline only, over ``opts`` (the baseline is analysed
     here and given to ``compare``, the follow-up analysed by ``compare`` with ``opts``);
     ``c_opts`` compare keywords."""
     kw = dict(c_opts or {})
-    if b_opts:
+    if b_opts or baseline_ppm is not None:
         from veinscope.pipeline import analyze
 
-        kw["baseline_analysis"] = analyze(b, px_per_mm=ppm, **{**(opts or {}), **b_opts})
+        kw["baseline_analysis"] = analyze(b, px_per_mm=ppm if baseline_ppm is None else baseline_ppm, **{**(opts or {}), **(b_opts or {})})
     return compare(b, f, px_per_mm=ppm, analyze_options=opts or None, **kw)
 
 
@@ -126,6 +127,13 @@ def main(argv=None) -> int:
                     "analysed with it and given to compare, the follow-up read as --set has it")
     ap.add_argument("--compare-set", action="append", default=[], metavar="KEY=VALUE",
                     help="a compare keyword (repeatable; true/false/none or a number), e.g. matting_vessel_ends=false")
+    ap.add_argument("--scale-factor", type=float, default=1.0, metavar="F",
+                    help="enter the scale as the true px/mm times F (0.99, 1.01: a card or a hand-entered scale "
+                    "off by 1 %%); the truth's areas stay at the true scale")
+    ap.add_argument("--baseline-true-scale", action="store_true",
+                    help="with --scale-factor: the baseline analysed at the true scale and given to compare "
+                    "(what of the change with the scale the baseline's own analysis makes)")
+    ap.add_argument("--json", metavar="PATH", help="write the per-pair rows to PATH")
     args = ap.parse_args(argv)
     import veinscope
 
@@ -143,7 +151,7 @@ def main(argv=None) -> int:
     for case, b, f, ppm, truth, extra in cases:
         t0 = time.perf_counter()
         try:
-            c = compare_pair(b, f, ppm, opts, b_opts, c_opts)
+            c = compare_pair(b, f, ppm * args.scale_factor, opts, b_opts, c_opts, baseline_ppm=ppm if args.baseline_true_scale else None)
         except RegistrationError as exc:
             print(f"{case!s:>8} refused: {exc}")
             rows.append({"case": case, "refused": True})
@@ -174,6 +182,8 @@ def main(argv=None) -> int:
         f1 = (lambda v: "  -" if v is None else f"{v:6.1f}")
         err = None if r["imp"] is None or r["imp_truth"] is None else r["imp"] - r["imp_truth"]
         print(f"{case!s:>8} {ppm:5.1f} {f1(r['imp'])} {f1(r['imp_truth'])} {f1(err)} | {f1(r['stain'])} {f1(r['stain_truth'])} | {f1(r['matt'])} {f1(r['matt_truth'])} | {r['new']:3d} {res:7.4f} {dt:5.2f}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
     ok = [r for r in rows if not r["refused"]]
     print(f"\ncases {len(rows)}, refused {len(rows) - len(ok)}")
     errs = [abs(r["imp"] - r["imp_truth"]) for r in ok if r["imp"] is not None and r["imp_truth"] is not None]

@@ -38,10 +38,13 @@ def _add_background(signal: np.ndarray, optics, weights) -> None:
     from veinscope.chromophores import _bilinear_index
 
     m, n = signal.shape
-    coarse = (optics.background_od.astype(np.float32) @ np.asarray(weights, np.float32)).astype(np.float32)
-    y0, wy = _bilinear_index(m, coarse.shape[0], optics.cell_px)
-    x0, wx = _bilinear_index(n, coarse.shape[1], optics.cell_px)
-    add_upsampled(signal, np.ascontiguousarray(coarse), y0, wy, x0, wx)
+    for o, wt in getattr(optics, "parts", ((optics, 1.0),)):  # one background or a blend of two
+        coarse = (o.background_od.astype(np.float32) @ np.asarray(weights, np.float32)).astype(np.float32)
+        if wt != 1.0:
+            coarse *= np.float32(wt)
+        y0, wy = _bilinear_index(m, coarse.shape[0], o.cell_px)
+        x0, wx = _bilinear_index(n, coarse.shape[1], o.cell_px)
+        add_upsampled(signal, np.ascontiguousarray(coarse), y0, wy, x0, wx)
 
 
 def analyze(
@@ -96,6 +99,7 @@ def analyze(
     deep_veins_weak_hold_delta_e: float | None = None,
     deep_veins_hold_share: float = 0.0,
     off_bands_guard: str | None = None,
+    background_continuous: bool = False,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -481,6 +485,13 @@ def analyze(
         clDice 0.829 -> 0.832, recall 0.838 -> 0.850, but the per-photo means barely move
         (recall +0.000, class right -0.004), issue 6's development series is no better, and
         it still adds false marks on two normal legs and one other real leg; still off.
+    background_continuous : bool
+        The skin background (cells of ``background_px / 8`` px, rounded) read as the blend of
+        the backgrounds on the two whole cell sizes either side
+        (:func:`veinscope.chromophores.blended_skin_optics`), so that the analysis moves
+        continuously with the scale instead of jumping where the rounded cell does (every
+        0.4 px/mm at the default ``max_diameter_mm``). Off (BENCHMARKS.md, session 31, helper
+        "mat31").
 
     Returns
     -------
@@ -636,6 +647,7 @@ def analyze(
         "max_diameter_mm": max_diameter_mm,
         "sigmas_px": [round(s, 3) for s in sigmas],
         "background_px": background_px,
+        "background_continuous": bool(background_continuous),
         "high_noise": high_noise,
         "low_noise": low_noise,
         "min_length_mm": min_length_mm,
@@ -695,7 +707,12 @@ def analyze(
             "Little or no skin was found in this photo, so nothing was measured. Photograph the treated "
             "area so that skin fills most of the picture."
         )
-    optics = skin_optics(rgb, skin=skin, background_px=background_px)
+    if background_continuous:
+        from veinscope.chromophores import blended_skin_optics
+
+        optics = blended_skin_optics(rgb, skin=skin, background_px=background_px)
+    else:
+        optics = skin_optics(rgb, skin=skin, background_px=background_px)
     if matched_signal:
         from veinscope.chromophores import matched_vessel_weights
 

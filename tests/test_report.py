@@ -21,15 +21,20 @@ def _row(day, lengths, improvement=None):
     return r
 
 
+def _pdf_text(pdfium, data: bytes) -> str:
+    """The text of every page of a PDF, whitespace collapsed."""
+    doc = pdfium.PdfDocument(data)
+    try:
+        return " ".join(" ".join(doc[i].get_textpage().get_text_range().split()) for i in range(len(doc)))
+    finally:
+        doc.close()
+
+
 def test_pdf_vessel_length_caption_names_every_class_in_the_total():
     """The table's 'Vessel length' is the total of all four classes, over 3 mm included: its caption says so."""
     pdfium = pytest.importorskip("pypdfium2")
     rows = [_row("2026-01-05", [90.0, 62.0, 111.0, 139.0], 0.0), _row("2026-02-05", [50.0, 40.0, 80.0, 100.0], 30.0)]
-    doc = pdfium.PdfDocument(patient_report(patient_code="P-1", site="left calf", rows=rows))
-    try:
-        text = " ".join(" ".join(doc[i].get_textpage().get_text_range().split()) for i in range(len(doc)))
-    finally:
-        doc.close()
+    text = _pdf_text(pdfium, patient_report(patient_code="P-1", site="left calf", rows=rows))
     assert "402" in text  # the total, over 3 mm included
     caption = text[text.index("Vessel length:"):]
     caption = caption[: caption.index("Coverage:")]
@@ -41,11 +46,7 @@ def test_pdf_says_the_improvement_is_not_the_change_of_the_whole_photo_lengths()
     skin both photos show and the first session's veins: the caption says what each figure counts."""
     pdfium = pytest.importorskip("pypdfium2")
     rows = [_row("2026-01-05", [140.0, 130.0, 180.0, 93.0], 0.0), _row("2026-04-12", [60.0, 50.0, 70.0, 30.0], 71.0)]
-    doc = pdfium.PdfDocument(patient_report(patient_code="P-1", site="left calf", rows=rows))
-    try:
-        text = " ".join(" ".join(doc[i].get_textpage().get_text_range().split()) for i in range(len(doc)))
-    finally:
-        doc.close()
+    text = _pdf_text(pdfium, patient_report(patient_code="P-1", site="left calf", rows=rows))
     assert "543" in text and "210" in text and "71" in text
     lengths = text[text.index("Vessel length:"):text.index("Coverage:")]
     assert "whole photo" in lengths, lengths

@@ -81,8 +81,8 @@ def test_the_command_line_passes_the_options_on(monkeypatch):
 
     got = {}
 
-    def stop(b, f, ppm, opts, b_opts, c_opts):
-        got.update(opts=opts, b_opts=b_opts, c_opts=c_opts)
+    def stop(b, f, ppm, opts, b_opts, c_opts, baseline_ppm=None):
+        got.update(opts=opts, b_opts=b_opts, c_opts=c_opts, baseline_ppm=baseline_ppm)
         raise _Stop
 
     monkeypatch.setattr(bench_compare, "compare_pair", stop)
@@ -90,4 +90,5 @@ def test_the_command_line_passes_the_options_on(monkeypatch):
     with pytest.raises(_Stop):
         bench_compare.main(["--n", "1", "--size", "160", "120", "--set", "paint_links=true", "--set-baseline", "noise_off_bands=true",
                             "--set-baseline", "low_noise=2.5", "--compare-set", "matting_vessel_ends=false"])
-    assert got == {"opts": {"paint_links": True}, "b_opts": {"noise_off_bands": True, "low_noise": 2.5}, "c_opts": {"matting_vessel_ends": False}}
+    assert got == {"opts": {"paint_links": True}, "b_opts": {"noise_off_bands": True, "low_noise": 2.5}, "c_opts": {"matting_vessel_ends": False},
+                   "baseline_ppm": None}

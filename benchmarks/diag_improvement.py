@@ -31,6 +31,13 @@ telangiectasia, 3 reticular, 4 over 3 mm) added to the baseline's centrelines, r
 ``compare``'s own measurement in both photos (column ``+miss``): what the engine's baseline
 recall of those classes would give, with today's reading and decision (session 23).
 
+``--dump DIR`` writes each pair's centreline points to ``DIR/SEED_K.npz``: their status, class,
+blood ΔE00 in both photos and thresholds, whether they were read as stain or matting before and
+after the test that the vessel still stands out (``brown0``, ``brown``), and the matched truth
+point (kept or not, class, the truth's own ΔE00 and threshold in both photos, distance): the
+input of ``diag_improvement_split.py``, which takes the class errors apart by what lies on the
+vessel in the follow-up (session 32).
+
 Reads the generator's internal record of each vessel point (``veinscope.synth._changes`` is
 wrapped to keep it) and ``compare``'s centreline status (``veinscope.compare._fading`` wrapped):
 a diagnostic, not an API. Same photos and ``compare`` call as ``bench_compare.py --source
@@ -70,6 +77,7 @@ def _wrap():
 
     def cap_fading(a_b, *a, **kw):
         _CAP["cmp_area"] = a[2]
+        _CAP["labels"] = a_b.labels
         extra = _CAP.get("extra")
         if extra is None:
             _CAP["fad"] = fading(a_b, *a, **kw)
@@ -102,8 +110,12 @@ def _truth_points(plan, rec0, reck):
     # the points the generator's truth counts (synth._changes), so that the split stays its
     for _sid, a, b, share, base in synth._counted_baseline_vessels(plan, rec0, reck):
         for i in np.flatnonzero(base):
-            rows.append((a["pts_photo"][i, 0], a["pts_photo"][i, 1], share[i], bool(b["visible"][i]), a["code"][i], _sid))
-    return np.array(rows, float).reshape(-1, 6)
+            de0 = a.get("delta_e")
+            de1 = b.get("delta_e")
+            rows.append((a["pts_photo"][i, 0], a["pts_photo"][i, 1], share[i], bool(b["visible"][i]), a["code"][i], _sid,
+                         np.nan if de0 is None else de0[i], np.nan if de1 is None else de1[i],
+                         np.nan if a.get("thr") is None else a["thr"][i], np.nan if b.get("thr") is None else b["thr"][i]))
+    return np.array(rows, float).reshape(-1, 10)
 
 
 # a class's typical visible diameter (mm) for the missed points put on the centrelines (the
@@ -111,7 +123,7 @@ def _truth_points(plan, rec0, reck):
 _CLASS_DIAMETER_MM = {1: 0.2, 2: 0.4, 3: 1.5, 4: 3.5}
 
 
-def pair(ser, k, count_missed=(), opts=None, b_opts=None, c_opts=None):
+def pair(ser, k, count_missed=(), opts=None, b_opts=None, c_opts=None, dump=None):
     b = ser.photos[0]
     ppm = float(b.px_per_mm)
     from bench_compare import compare_pair
@@ -168,6 +180,12 @@ def pair(ser, k, count_missed=(), opts=None, b_opts=None, c_opts=None):
     out["b_edge"] = 100.0 * (b_err & (edge_mm < 1.0)).sum() / nb if b_err.any() else None
     out["b_cross"] = 100.0 * (b_err & (other_mm < 1.0)).sum() / nb if b_err.any() else None
     out["with_miss"] = None
+    if dump is not None:
+        de_b, de_f, thr_b, thr_f = fad["de_bf"]
+        np.savez_compressed(dump, ys=ys, xs=xs, st=st, cls=_CAP["labels"][ys, xs], de_b=de_b, de_f=de_f, thr_b=thr_b, thr_f=thr_f,
+                            brown=fad["brown"], brown0=fad["brown0"], dist=d, tkept=T[j, 3], tcode=T[j, 4], tsid=T[j, 5], tde_b=T[j, 6], tde_f=T[j, 7], tthr_b=T[j, 8], tthr_f=T[j, 9], T=T, imp=np.nan if c.improvement_pct is None else c.improvement_pct,
+                            truth=np.nan if truth is None else truth, ppm=ppm, skin=int(b.params.get("skin_type", 0)), shape=np.array([m, n]),
+                            edge_mm=edge_mm, other_mm=other_mm)
     if count_missed:
         sel = miss & np.isin(T[:, 4].astype(int), list(count_missed))
         ey, ex = np.round(T[sel, 0]).astype(np.int64), np.round(T[sel, 1]).astype(np.int64)
@@ -196,6 +214,7 @@ def main(argv=None) -> int:
                     help="an analyze option for the baseline only (as bench_compare.py's)")
     ap.add_argument("--compare-set", action="append", default=[], metavar="KEY=VALUE",
                     help="a compare keyword (as bench_compare.py's)")
+    ap.add_argument("--dump", default=None, metavar="DIR", help="write each pair's centreline points and their matched truth to DIR/SEED_K.npz")
     args = ap.parse_args(argv)
     import sys
     from pathlib import Path
@@ -217,7 +236,11 @@ def main(argv=None) -> int:
         seed = args.seed0 + i
         ser = synth.generate_series(seed=seed, sessions=args.sessions, size=(800, 600), px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)), jpeg_quality=jpeg)
         for k in range(1, len(ser.photos)):
-            o = pair(ser, k, tuple(args.count_missed), opts, b_opts, c_opts)
+            dump = None
+            if args.dump:
+                Path(args.dump).mkdir(parents=True, exist_ok=True)
+                dump = str(Path(args.dump) / f"{seed}_{k}.npz")
+            o = pair(ser, k, tuple(args.count_missed), opts, b_opts, c_opts, dump)
             imp, tr, orc = o["imp"], o["truth"], o["oracle"]
             err = None if imp is None or tr is None else imp - tr
             cover = None if orc is None or tr is None else orc - tr

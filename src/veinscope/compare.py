@@ -2021,6 +2021,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         # matting patch the vessel persists only where it still stands out (as below)
         in_matting = matting[ys, xs] & (de_f >= thr_f)
         brown |= in_matting
+    brown0 = brown.copy()
     # ... unless the vessel still shows there (perceptible, above its surroundings)
     if brown.any():
         stands = _stands_out(
@@ -2106,6 +2107,12 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         "f_contrast_f": c_f[fv],
         "f_seen_b": f_seen_b,
         "f_seen_f": f_seen_f,
+        # per centreline point, for benchmarks/diag_improvement.py (diagnosis): the blood ΔE00
+        # in each photo and the thresholds, and the points read as stain or matting before and
+        # after the test that the vessel still stands out there
+        "de_bf": (de_b, de_f, thr_b, thr_f),
+        "brown0": brown0,
+        "brown": brown,
     }
 
 

@@ -1510,6 +1510,7 @@ def _render_session(site: _Site, plan: _Course, k: int, hpx, hmm, size, foot_mm,
         (it["sid"], it["bi"]): {
             "visible": it["visible"], "inside": it["inside"], "code": it["code"],
             "pts_photo": it["pts_photo"], "pts_mm": it["pts_mm"],
+            "delta_e": it.get("delta_e"), "thr": it.get("thr"),
         }
         for it in items
     }
@@ -2206,6 +2207,7 @@ def _visibility(
         k = len(it["iy"])
         it["seen"] = it["on_skin"] & ok[k0 : k0 + k] & (it["amp"] > 0)
         it["delta_e"] = de[k0 : k0 + k]
+        it["thr"] = thr[k0 : k0 + k]
         k0 += k
 
 

@@ -92,3 +92,32 @@ def test_the_command_line_passes_the_options_on(monkeypatch):
                             "--set-baseline", "low_noise=2.5", "--compare-set", "matting_vessel_ends=false"])
     assert got == {"opts": {"paint_links": True}, "b_opts": {"noise_off_bands": True, "low_noise": 2.5}, "c_opts": {"matting_vessel_ends": False},
                    "baseline_ppm": None}
+
+
+# ---- --skin-type and the improvement by skin type (session 32) --------------------------------
+def test_series_on_one_skin_type_report_the_improvement_by_type(tmp_path, capsys):
+    """``--skin-type 6`` generates every series on skin type 6 (the generator's own draw gave no
+    type 6 series among seeds 300-333, helper imp32) and the summary gives the improvement's error
+    per skin type; each JSON row names its type."""
+    import json
+
+    import bench_compare
+
+    from veinscope.synth import generate_series
+
+    out = tmp_path / "rows.json"
+    assert bench_compare.main(["--source", "series", "--n", "1", "--seed0", "300", "--size", "400", "300", "--sessions", "2",
+                               "--skin-type", "6", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r.get("skin_type") for r in rows if not r["refused"]] == [6]
+    text = capsys.readouterr().out
+    # (a 400 x 300 photo of type 6 skin may show the engine no vessel: then "not measured")
+    assert "improvement |error| by skin type: type 6: " in text
+    line = next(t for t in text.splitlines() if t.startswith("improvement |error| by skin type"))
+    assert ("median" in line) != ("1 not measured" in line)
+    # without --skin-type the row carries the generator's own draw
+    drawn = int(generate_series(seed=300, sessions=2, size=(400, 300), px_per_mm=10.0).params["skin_type"])
+    assert drawn != 6
+    assert bench_compare.main(["--source", "series", "--n", "1", "--seed0", "300", "--size", "400", "300", "--sessions", "2",
+                               "--json", str(out)]) == 0
+    assert [r.get("skin_type") for r in json.loads(out.read_text()) if not r["refused"]] == [drawn]

@@ -93,3 +93,26 @@ def test_a_faint_line_on_mottled_skin_is_found_at_the_skins_rates():
     assert int((fixed.labels[band] > 0).sum()) == 0
     assert int((rated.labels[band] > 0).sum()) > 200  # most of the 260 px line's length
     assert int((rated.labels[~band] > 0).sum()) == int((fixed.labels[~band] > 0).sum()) == 0
+
+
+def test_a_chain_under_the_fixed_high_level_does_not_hold_the_deep_search_off():
+    """With ``level_rates``, a thin chain the lowered levels alone find along a soft wide vein
+    does not take the deep pass's piece away (set A 410: the thin chains held 0.06 of its length
+    off, session 32); a chain that reaches the fixed level still does."""
+    import importlib.util
+    from pathlib import Path
+
+    from veinscope.segment import add_deep_veins
+
+    spec = importlib.util.spec_from_file_location("_deep_veins_scenes", Path(__file__).with_name("test_deep_veins.py"))
+    tdv = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tdv)  # its drawn vein and detection helpers
+
+    skin = np.ones((200, 400), bool)
+    red = tdv._bar_signal(100, (40, 360))
+    det = tdv._det([(100, x) for x in range(40, 360)], [0] * 320, 8.0)  # strength 1 at every point
+    assert add_deep_veins(det, red.copy(), skin, **tdv._KW) is det  # held off, as on main
+    assert add_deep_veins(det, red.copy(), skin, hold_min_strength=0.5, **tdv._KW) is det  # reaches it: holds
+    out = add_deep_veins(det, red.copy(), skin, hold_min_strength=2.0, **tdv._KW)
+    new = out.segment >= det.n_segments
+    assert new.sum() > 200  # the course is added beside the thin chain

@@ -235,7 +235,13 @@ def analyze(
         fixed levels a dark photo's faint vessels are asked for more. ``(0.04, 0.01)`` is just
         under the rates that 3 and 5 units give on the lightest-tailed light photo of set A
         (seed 421, 0.047 and 0.011 of its skin including vessels), so set A's types 1-4 keep
-        their levels. ``None`` (default): the fixed levels (BENCHMARKS.md session 32, helper fine32).
+        their levels. Where the high level is lowered, a chain that does not reach the fixed one
+        (at the photo's median unit) does not hold the deep pass off a soft vein it lies along
+        (``veinscope.segment.add_deep_veins``' ``hold_min_strength``). Generated set A: type 6
+        clDice 0.525 -> 0.608, recall 0.413 -> 0.530, but type 5 0.834 -> 0.812 and the median
+        0.834 -> 0.820 (precision 0.908 -> 0.895); held-out set B clDice 0.784 both, precision
+        0.882 -> 0.862, class right 0.963 -> 0.946. ``None`` (default): the fixed levels
+        (BENCHMARKS.md session 32, helper fine32).
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the
@@ -770,6 +776,8 @@ def analyze(
         level_rates=None if level_rates is None else tuple(float(v) for v in level_rates),
     )
     params["noise"] = round(det.noise, 6)
+    # level_rates: the fixed high level at the median unit, when the rates lowered it (the deep pass's hold)
+    fixed_high = float(high_noise) * det.noise if det.thresholds[1] < float(high_noise) * det.noise * (1 - 1e-6) else None
     params["thresholds"] = [round(t, 6) for t in det.thresholds]
     if end_faces and det.points_yx.shape[0]:
         # carry each crest on to its vessel's end face, where the line filter's answer fell
@@ -816,7 +824,8 @@ def analyze(
                              over_weak=bool(deep_veins_over_weak),
                              weak_delta_e=None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
                              weak_max_width_px=1.0 * ppm,
-                             hold_scale_share=float(deep_veins_hold_share))  # fmt: skip
+                             hold_scale_share=float(deep_veins_hold_share),
+                             hold_min_strength=fixed_high)  # fmt: skip
         del red
     widths = shift = None
     if det.points_yx.shape[0]:

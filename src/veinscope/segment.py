@@ -888,7 +888,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
                    min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False,
                    weak_delta_e: float | None = None, weak_max_width_px: float = np.inf,
-                   hold_scale_share: float = 0.0) -> VesselDetection:
+                   hold_scale_share: float = 0.0, hold_min_strength: float | None = None) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -974,6 +974,12 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     weak_max_width_px : float
         See ``weak_delta_e``: the caller drops a wider weak chain whatever its colour, unless it
         continues a wide vein (inf: every width).
+    hold_min_strength : float, optional
+        A chain of ``det`` whose strongest point is under this (strength units) does not hold
+        the search off: with :func:`detect_vessels`' ``level_rates`` the caller passes the fixed
+        high level (``high_noise`` times the photo's median noise unit), so that the thin chains
+        only the lowered levels find along a soft vein do not take its deep pieces away
+        (BENCHMARKS.md session 32). None: every chain may hold it.
     hold_scale_share : float
         0 (the default): every holding point of ``det`` holds the search off, whatever its scale.
         Above 0: a point of ``det`` holds a deep point off only if its own scale is at least this
@@ -1033,6 +1039,10 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                                lifted[det.segment], skin)  # fmt: skip
             wide = 2.0 * _median_per_label(det.segment, det.scale_px, det.n_segments) >= weak_max_width_px
             lifted[[c for c, v in de.items() if v >= weak_delta_e and not wide[c]]] = False
+    if hold_min_strength is not None and det.points_yx.shape[0]:
+        top = np.full(det.n_segments, -np.inf)
+        np.maximum.at(top, det.segment, det.strength.astype(np.float64))
+        lifted = lifted | (top < float(hold_min_strength))
     sel = ~lifted[det.segment] if det.points_yx.shape[0] else np.zeros(0, bool)
     if hold_scale_share > 0 and sel.any():
         # per deep scale: only the ordinary points at least hold_scale_share of it wide hold it

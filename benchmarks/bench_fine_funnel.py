@@ -1,7 +1,7 @@
 """Where the fine red telangiectasia's visible length is lost, stage by stage (issue 4).
 
 Run:  .venv/bin/python benchmarks/bench_fine_funnel.py [--n 24] [--seed0 400] [--size 1600x1200]
-      [--cache DIR] [--set key=value ...] [--max-mm 0.2] [--json OUT]
+      [--cache DIR] [--set key=value ...] [--max-mm 0.2] [--json OUT] [--every-class] [--types 4 5 6]
 
 Same photos as ``bench_synth_accuracy.py`` (photo i: seed seed0 + i, skin type 1 + i % 6, the
 rotating scales), the engine given the true scale. The population: every visible point of a true
@@ -36,6 +36,11 @@ levels (``>= high``, ``low - high``, ``< low``), and, for the points that reach 
 whether it is in a strong or a weak band.
 
 Tables by visible width, by contrast (the truth's ΔE00 at the point) and by scale (px/mm).
+
+``--every-class`` (session 32): every class's visible points instead of the red ones, stage 0
+meaning painted as any vessel class (the recall figure's hit), and the tables the recall figure's
+population (visible width >= 0.2 mm) by skin type and by contrast, all types and types 4-6. The
+``--json`` rows end with the seed and the skin type.
 
 The recomputed detection stages use ``detect_vessels``' defaults that ``analyze`` does not pass
 (skin border 3 px, strength floor 0.015, symmetry 0.35) and one noise pass: with ``--set
@@ -175,9 +180,12 @@ def _mask_near(mask):
     return distance_transform_edt(~mask) if mask.any() else np.full(mask.shape, np.inf)
 
 
-def funnel_points(photo, analysis, seen, *, red_code=1):
+def funnel_points(photo, analysis, seen, *, red_code=1, every_class=False):
     """Per visible true red point: (diameter_mm, length_mm, delta_e, stage index, level index,
-    band: 0 none, 1 strong, 2 weak)."""
+    band: 0 none, 1 strong, 2 weak).
+
+    With ``every_class``, every visible true point of every class (the recall figure's vessels when
+    its width is >= 0.2 mm), and stage 0 (``painted red``) is painted as any vessel class."""
     from scipy.ndimage import maximum_filter
 
     m, n = analysis.labels.shape
@@ -196,7 +204,7 @@ def funnel_points(photo, analysis, seen, *, red_code=1):
     lo, hi, floor = seen["levels"]
     rows = []
     for c in photo.centrelines:
-        if c["class"] != "red_telangiectasia":
+        if c["class"] != "red_telangiectasia" and not every_class:
             continue
         v = c["visible"]
         if not v.any():
@@ -214,7 +222,7 @@ def funnel_points(photo, analysis, seen, *, red_code=1):
         stage = np.full(len(y), -1)
         for i in range(len(y)):
             yy, xx = y[i], x[i]
-            if lab[i] == red_code:
+            if lab[i] == red_code or (every_class and lab[i] > 0):
                 k = 0
             elif lab[i] > 0:
                 k = 1
@@ -263,7 +271,10 @@ def _table(rows, groups, title, stages=STAGES, col=3):
     return "\n".join(lines)
 
 
-def report(rows, max_mm):
+def report(rows, max_mm, every_class=False):
+    stages = STAGES if not every_class else ("painted (any class)",) + STAGES[1:]
+    if every_class:
+        return _report_every_class(rows, stages)
     fine = rows[:, 0] < max_mm
     groups_w = [(name, (rows[:, 0] >= a) & (rows[:, 0] < b)) for a, b, name in WIDTHS]
     groups_w.insert(3, (f"all < {max_mm:g} mm", fine))
@@ -283,33 +294,62 @@ def report(rows, max_mm):
     return "\n".join(out)
 
 
+TYPE_GROUPS = (("types 1-3", (1, 2, 3)), ("type 4", (4,)), ("type 5", (5,)), ("type 6", (6,)), ("types 4-6", (4, 5, 6)))
+CONTRASTS_DARK = ((0.0, 2.0, "ΔE00 < 2"), (2.0, 3.0, "2-3"), (3.0, 5.0, "3-5"), (5.0, 10.0, "5-10"),
+                  (10.0, np.inf, ">= 10"))  # fmt: skip
+
+
+def _report_every_class(rows, stages):
+    """Every class (``--every-class``): the recall figure's population (visible width >= 0.2 mm) by
+    skin type (column 8, when the run wrote it) and by contrast, all and on types 4-6."""
+    wide = rows[:, 0] >= 0.2
+    typ = rows[:, 8] if rows.shape[1] > 8 else np.zeros(len(rows))
+    groups_t = [("all", wide)] + [(name, wide & np.isin(typ, t)) for name, t in TYPE_GROUPS]
+    groups_c = [(name, wide & (rows[:, 2] >= a) & (rows[:, 2] < b)) for a, b, name in CONTRASTS_DARK]
+    dark = wide & np.isin(typ, (4, 5, 6))
+    groups_cd = [(name, dark & (rows[:, 2] >= a) & (rows[:, 2] < b)) for a, b, name in CONTRASTS_DARK]
+    out = [
+        _table(rows, groups_t, "Every class, visible width >= 0.2 mm: stage that still has the point, by skin type",
+               stages=stages),
+        _table(rows, groups_c, "... all types, by contrast (truth's ΔE00 at the point)", stages=stages),
+        _table(rows, groups_cd, "... types 4-6, by contrast", stages=stages),
+        _table(rows, groups_t, "Ridge strength's maximum within 1 px against the local levels, by skin type",
+               stages=LEVELS, col=4),
+        _table(rows, groups_cd, "... types 4-6, by contrast", stages=LEVELS, col=4),
+    ]  # fmt: skip
+    return "\n".join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     set_a_arguments(ap, cache=True)
     ap.add_argument("--max-mm", type=float, default=0.2)
     ap.add_argument("--json", type=Path, default=None, help="write the per-point rows here (.npy; a seed column last)")
     ap.add_argument("--rows", type=Path, default=None, help="only report the rows a --json run wrote")
+    ap.add_argument("--every-class", action="store_true",
+                    help="every class's visible points (the recall population), tables by skin type and contrast")
     args = ap.parse_known_args(argv)[0]
     if args.rows is not None:
-        print(report(np.load(args.rows), args.max_mm))
+        print(report(np.load(args.rows), args.max_mm, args.every_class))
         return 0
     args, (w, h), kw = set_a_start(ap, argv)
     rec = Watcher()
     allrows = []
     try:
         for i, seed, photo, a in set_a_analysed(args, (w, h), kw, rec):
-            r = funnel_points(photo, a, rec.seen)
-            allrows.append(np.c_[r, np.full(len(r), seed)])
+            r = funnel_points(photo, a, rec.seen, every_class=args.every_class)
+            allrows.append(np.c_[r, np.full(len(r), seed), np.full(len(r), 1 + i % 6)])
             fine = r[:, 0] < args.max_mm
             got = r[fine & (r[:, 3] <= 1), 1].sum() / max(r[fine, 1].sum(), 1e-9)
-            print(f"seed {seed} type {1 + i % 6} {photo.px_per_mm:g} px/mm: fine red {r[fine, 1].sum():.0f} mm, "
+            what = "fine, every class," if args.every_class else "fine red"
+            print(f"seed {seed} type {1 + i % 6} {photo.px_per_mm:g} px/mm: {what} {r[fine, 1].sum():.0f} mm, "
                   f"painted {got:.3f}; rule steps reproduce the engine: {rec.seen['steps_same']}", flush=True)  # fmt: skip
     finally:
         rec.close()
     rows = np.concatenate(allrows)
     if args.json is not None:
         np.save(args.json, rows)
-    print(report(rows, args.max_mm))
+    print(report(rows, args.max_mm, args.every_class))
     return 0
 
 

@@ -100,7 +100,8 @@ WORD_OPTIONS = frozenset({"off_bands_guard"})
 def analyze_options(items: list[str]) -> dict:
     """``--set`` items as analyze keywords: ``["noise_off_bands=true", "size_class_z=none",
     "low_noise=2.2"]`` -> ``{"noise_off_bands": True, "size_class_z": None, "low_noise": 2.2}``
-    (true / false / none, else a number, or the word itself for the keywords in ``WORD_OPTIONS``;
+    (true / false / none, else a number, numbers separated by commas as a tuple, or the word
+    itself for the keywords in ``WORD_OPTIONS``;
     anything else stops with a message)."""
     words = {"true": True, "false": False, "none": None}
     out = {}
@@ -111,6 +112,12 @@ def analyze_options(items: list[str]) -> dict:
         low = raw.strip().lower()
         if key.strip() in WORD_OPTIONS and low not in words:
             out[key.strip()] = raw.strip()
+            continue
+        if "," in low:  # a pair (or more) of numbers: ``level_rates=0.04,0.01``
+            try:
+                out[key.strip()] = tuple(float(v) for v in raw.split(","))
+            except ValueError:
+                raise SystemExit(f"--set {key}: {raw!r} is not a list of numbers") from None
             continue
         try:
             out[key.strip()] = words[low] if low in words else float(raw)

@@ -32,7 +32,12 @@ def test_a_word_option_is_passed_on_as_written():
     assert _analyze_options(["off_bands_guard=none"]) == {"off_bands_guard": None}
 
 
-@pytest.mark.parametrize("item", ["noise_off_bands", "=1", "low_noise=high", "end_faces=attached"])
+def test_numbers_joined_by_commas_are_a_tuple():
+    # level_rates takes a pair (session 32)
+    assert _analyze_options(["level_rates=0.04,0.01"]) == {"level_rates": (0.04, 0.01)}
+
+
+@pytest.mark.parametrize("item", ["noise_off_bands", "=1", "low_noise=high", "end_faces=attached", "level_rates=0.04,x"])
 def test_a_malformed_option_stops_with_a_message(item):
     with pytest.raises(SystemExit):
         _analyze_options([item])

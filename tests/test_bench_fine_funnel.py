@@ -86,3 +86,51 @@ def test_the_report_shares_add_up(funnel):
     first = text.split("\n\n")[1].splitlines()
     shares = [float(line.split("|")[5]) for line in first[3:]]  # the "all < 0.2 mm" column
     assert sum(shares) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.fixture(scope="module")
+def funnel_every_class():
+    """The same drawn photo with the funnel counting every class (``--every-class``)."""
+    import veinscope
+    import veinscope.pipeline as pl
+
+    rng = np.random.default_rng(0)
+    rgb = np.full((160, 240, 3), (205, 160, 140), np.float64)
+    rgb[79:81, 20:120] = (175, 115, 115)  # red, clear
+    rgb[79:81, 130:220] = (204, 159, 139)  # 1 level under the skin
+    rgb = np.clip(rgb + rng.normal(0, 1.5, rgb.shape), 0, 255).astype(np.uint8)
+    w = Watcher()
+    try:
+        a = veinscope.analyze(rgb, px_per_mm=10.0)
+    finally:
+        w.close()
+    xs = np.arange(20.0, 220.0, 1.0)
+    line = {"points_yx": np.c_[np.full(xs.size, 79.5), xs], "visible": np.ones(xs.size, bool),
+            "diameter_mm": np.full(xs.size, 0.25), "length_mm": np.full(xs.size, 0.1),
+            "delta_e": np.full(xs.size, 5.0)}  # fmt: skip
+    lines = [dict(line, **{"class": "blue_telangiectasia"}), dict(line, **{"class": "reticular"})]
+    photo = SimpleNamespace(centrelines=lines, px_per_mm=10.0)
+    return funnel_points(photo, a, w.seen), funnel_points(photo, a, w.seen, every_class=True), xs
+
+
+def test_every_class_counts_every_class_and_any_painted_class_as_a_hit(funnel_every_class):
+    red_only, every, xs = funnel_every_class
+    assert red_only.shape == (0, 7)  # no red line given
+    assert every.shape == (2 * xs.size, 7)
+    sel = (xs >= 25) & (xs < 115)
+    for part in (every[: xs.size], every[xs.size:]):
+        assert set(part[sel, 3]) == {0}  # painted, whatever class it was given
+        assert set(part[(xs >= 135) & (xs < 215), 3]) <= set(range(STAGES.index("piece < min_piece"), len(STAGES)))  # lost at detection
+
+
+def test_every_class_report_by_skin_type_adds_up(funnel_every_class):
+    _, every, _ = funnel_every_class
+    typ = np.r_[np.full(len(every) // 2, 2), np.full(len(every) - len(every) // 2, 5)]
+    text = report(np.c_[every, np.zeros(len(every)), typ], 0.2, every_class=True)
+    table = text.split("\n\n")[1].splitlines()
+    assert table[0].startswith("| | all | types 1-3 | type 4 | type 5 | type 6 |")
+    assert table[3].startswith("| painted (any class) |")
+    for col in (2, 3, 5):  # all, types 1-3, type 5
+        shares = [float(line.split("|")[col]) for line in table[3:]]
+        assert sum(shares) == pytest.approx(1.0, abs=0.01)
+    assert table[3].split("|")[4].strip() == ""  # type 4: no length

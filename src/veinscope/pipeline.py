@@ -75,6 +75,7 @@ def analyze(
     length_once: bool = True,
     branch_melanin_widths: float | None = None,
     short_chain_nfa: float | None = 1.0,
+    level_rates: tuple[float, float] | None = None,
     min_delta_e: float | None = 1.0,
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
@@ -223,6 +224,24 @@ def analyze(
         of itself 6.2 points with the rule and without, 20 000 samples by place; 2.9 -> 6.8 on
         the earlier sample; session 31, helper flip31 and the lead).
         ``None``: off.
+    level_rates : (float, float) or None
+        The hysteresis levels (``low_noise``, ``high_noise``, in units of the skin's local
+        mean line strength) each lowered, never raised, to the photo's own quantile of that
+        strength over its skin at these shares (low, high) of the skin's pixels
+        (:func:`veinscope.segment._rate_levels`): a constant false-alarm rate where the skin's
+        strength is less heavy-tailed than the skin the levels were set on. Light skin's
+        texture is heavy-tailed (1-2 % of its pixels off the vessels pass 5 units on generated
+        set A), the camera noise that dominates dark skin is not (0.2-0.3 % on types 5-6): at
+        fixed levels a dark photo's faint vessels are asked for more. ``(0.04, 0.01)`` is just
+        under the rates that 3 and 5 units give on the lightest-tailed light photo of set A
+        (seed 421, 0.047 and 0.011 of its skin including vessels), so set A's types 1-4 keep
+        their levels. Where the high level is lowered, a chain that does not reach the fixed one
+        (at the photo's median unit) does not hold the deep pass off a soft vein it lies along
+        (``veinscope.segment.add_deep_veins``' ``hold_min_strength``). Generated set A: type 6
+        clDice 0.525 -> 0.608, recall 0.413 -> 0.530, but type 5 0.834 -> 0.812 and the median
+        0.834 -> 0.820 (precision 0.908 -> 0.895); held-out set B clDice 0.784 both, precision
+        0.882 -> 0.862, class right 0.963 -> 0.946. ``None`` (default): the fixed levels
+        (BENCHMARKS.md session 32, helper fine32).
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the
@@ -537,6 +556,11 @@ def analyze(
         and math.isfinite(branch_melanin_widths) and branch_melanin_widths > 0
     ):
         raise ValueError(f"branch_melanin_widths must be None or a positive number of sample lengths, got {branch_melanin_widths!r}")
+    if level_rates is not None and not (
+        isinstance(level_rates, (tuple, list)) and len(level_rates) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in level_rates)
+    ):  # fmt: skip
+        raise ValueError(f"level_rates must be None or (low, high) shares of the skin between 0 and 1, got {level_rates!r}")
     if short_chain_nfa is not None and not (
         isinstance(short_chain_nfa, (int, float)) and not isinstance(short_chain_nfa, bool)
         and math.isfinite(short_chain_nfa) and short_chain_nfa > 0
@@ -669,6 +693,7 @@ def analyze(
         "length_once": bool(length_once),
         "branch_melanin_widths": branch_melanin_widths,
         "short_chain_nfa": short_chain_nfa,
+        "level_rates": None if level_rates is None else [float(v) for v in level_rates],
         "min_delta_e": min_delta_e,
         "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
@@ -748,8 +773,11 @@ def analyze(
         noise_off_bands=bool(noise_off_bands),
         off_bands_guard=off_bands_guard,
         off_bands_max_scale_px=0.5 * ppm,
+        level_rates=None if level_rates is None else tuple(float(v) for v in level_rates),
     )
     params["noise"] = round(det.noise, 6)
+    # level_rates: the fixed high level at the median unit, when the rates lowered it (the deep pass's hold)
+    fixed_high = float(high_noise) * det.noise if det.thresholds[1] < float(high_noise) * det.noise * (1 - 1e-6) else None
     params["thresholds"] = [round(t, 6) for t in det.thresholds]
     if end_faces and det.points_yx.shape[0]:
         # carry each crest on to its vessel's end face, where the line filter's answer fell
@@ -796,7 +824,8 @@ def analyze(
                              over_weak=bool(deep_veins_over_weak),
                              weak_delta_e=None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
                              weak_max_width_px=1.0 * ppm,
-                             hold_scale_share=float(deep_veins_hold_share))  # fmt: skip
+                             hold_scale_share=float(deep_veins_hold_share),
+                             hold_min_strength=fixed_high)  # fmt: skip
         del red
     widths = shift = None
     if det.points_yx.shape[0]:

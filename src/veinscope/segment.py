@@ -387,6 +387,7 @@ def detect_vessels(
     noise_off_bands: bool = False,
     off_bands_guard: str | None = None,
     off_bands_max_scale_px: float = math.inf,
+    level_rates: tuple[float, float] | None = None,
 ) -> VesselDetection:
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
@@ -439,6 +440,10 @@ def detect_vessels(
         The caller hands ``ridge`` over: its ``strength`` array is overwritten and the arrays
         not needed any more are released as soon as possible (saves two image-sized float32
         maps at the memory peak of a 12 MP analysis when ``ridge`` is passed as a temporary).
+    level_rates : (float, float) or None
+        Lower ``low_noise`` and ``high_noise`` (never raise them) to the skin's own quantiles of
+        the line strength in local units at these shares of its pixels (:func:`_rate_levels`).
+        ``None``: the fixed levels.
     weak_bands : bool
         Keep the centrelines of the bands that fail the hysteresis and the long-band rule too
         (bands at least ``min_length_px`` long; their pieces ``min_piece_px`` like any), marked in
@@ -500,6 +505,8 @@ def detect_vessels(
     del closed
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
+    if level_rates is not None:
+        low_noise, high_noise = _rate_levels(q, inner, noise_map, noise_cell_px, low_noise, high_noise, level_rates)
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
     # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
     # connected band of pixels above the low level rather than to the 1-pixel centreline): a
@@ -815,6 +822,39 @@ def _sample(img: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return (img[y0, x0] * (1 - fx) + img[y0, x1] * fx) * (1 - fy) + (img[y1, x0] * (1 - fx) + img[y1, x1] * fx) * fy
 
 
+def _rate_levels(q, inner, noise_map, cell_px, low_noise, high_noise, rates, *, stride=4):
+    """The hysteresis levels (in local noise units) lowered to the photo's own false-alarm rates.
+
+    The levels are fixed multiples of the local noise unit, the mean line strength of the skin
+    around each place (:func:`_local_noise`). How often the skin's own strength passes a fixed
+    multiple of its mean depends on the shape of its distribution: light skin's texture (pores,
+    hair, mottling: a few strong lines among many weak ones) is heavy-tailed, the camera noise
+    that dominates dark skin (the OD's noise grows as the light falls) is not. On set A's
+    generated photos, off the vessels, 1-2 % of light skin's pixels pass 5 units and 4-6 % pass
+    3, against 0.2-0.3 % and 2-3 % on skin types 5-6 (BENCHMARKS.md session 32): at the same
+    levels the engine asks more of a dark photo's vessels than of a light photo's.
+
+    ``rates`` (low, high): the share of the inner skin's pixels (every ``stride``-th pixel in
+    each direction; vessels included, so a photo full of strong vessels reads heavier-tailed and
+    keeps its levels) whose strength in local units is at least the level. Each level becomes the
+    smaller of its own and the skin's quantile at that share: never stricter than the fixed one,
+    and lower only where the skin false-alarms less than that. The low level stays at most the high.
+    """
+    ys, xs = np.nonzero(inner[::stride, ::stride])
+    if ys.size < 1000:
+        return low_noise, high_noise
+    ys, xs = ys * stride, xs * stride
+    unit = _upsample_at(noise_map, cell_px, ys.astype(np.float64), xs.astype(np.float64))
+    ok = unit > 0
+    if ok.sum() < 1000:
+        return low_noise, high_noise
+    z = q[ys[ok], xs[ok]] / unit[ok]
+    q_lo, q_hi = np.quantile(z, [1.0 - rates[0], 1.0 - rates[1]])
+    high = min(float(high_noise), float(q_hi))
+    low = min(float(low_noise), float(q_lo), high)
+    return low, high
+
+
 def _local_noise(q: np.ndarray, where: np.ndarray, *, cell_px: int) -> np.ndarray:
     """Coarse map of the typical line strength of the skin texture around each place.
 
@@ -848,7 +888,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
                    min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False,
                    weak_delta_e: float | None = None, weak_max_width_px: float = np.inf,
-                   hold_scale_share: float = 0.0) -> VesselDetection:
+                   hold_scale_share: float = 0.0, hold_min_strength: float | None = None) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -934,6 +974,12 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     weak_max_width_px : float
         See ``weak_delta_e``: the caller drops a wider weak chain whatever its colour, unless it
         continues a wide vein (inf: every width).
+    hold_min_strength : float, optional
+        A chain of ``det`` whose strongest point is under this (strength units) does not hold
+        the search off: with :func:`detect_vessels`' ``level_rates`` the caller passes the fixed
+        high level (``high_noise`` times the photo's median noise unit), so that the thin chains
+        only the lowered levels find along a soft vein do not take its deep pieces away
+        (BENCHMARKS.md session 32). None: every chain may hold it.
     hold_scale_share : float
         0 (the default): every holding point of ``det`` holds the search off, whatever its scale.
         Above 0: a point of ``det`` holds a deep point off only if its own scale is at least this
@@ -993,6 +1039,10 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                                lifted[det.segment], skin)  # fmt: skip
             wide = 2.0 * _median_per_label(det.segment, det.scale_px, det.n_segments) >= weak_max_width_px
             lifted[[c for c, v in de.items() if v >= weak_delta_e and not wide[c]]] = False
+    if hold_min_strength is not None and det.points_yx.shape[0]:
+        top = np.full(det.n_segments, -np.inf)
+        np.maximum.at(top, det.segment, det.strength.astype(np.float64))
+        lifted = lifted | (top < float(hold_min_strength))
     sel = ~lifted[det.segment] if det.points_yx.shape[0] else np.zeros(0, bool)
     if hold_scale_share > 0 and sel.any():
         # per deep scale: only the ordinary points at least hold_scale_share of it wide hold it

@@ -665,7 +665,11 @@ def test_the_session_page_shows_the_photo_just_imported(app, data_dir):
 
 
 def test_a_comparison_uses_the_analyses_of_photos_just_imported(tmp_path, monkeypatch):
-    """Two sessions imported in this run of the app: compare neither decodes nor analyses them again."""
+    """Two sessions imported in this run of the app: compare decodes neither photo again and
+    reuses the baseline's analysis; the follow-up is measured at the baseline card's scale carried
+    over, as for photos imported before this run, so both give the same figures (session 31's
+    app differed by 0.3 points on this pair: 26.99 % with the follow-up's own analysis reused,
+    26.70 % re-analysed at the carried scale)."""
     if not DEMO.is_dir():
         pytest.skip("sample_images/demo_patient is missing")
     import veinscope.pipeline
@@ -684,19 +688,23 @@ def test_a_comparison_uses_the_analyses_of_photos_just_imported(tmp_path, monkey
 
         calls = []
         real = veinscope.pipeline.analyze
-        monkeypatch.setattr(veinscope.pipeline, "analyze", lambda *args, **kw: calls.append(1) or real(*args, **kw))
+        monkeypatch.setattr(veinscope.pipeline, "analyze", lambda *args, **kw: calls.append(kw.get("px_per_mm")) or real(*args, **kw))
         view = sup.compare_sessions(store, cache, a.id, b.id)
-        assert calls == []  # both analyses came from memory
+        # the baseline's analysis came from memory; the follow-up is analysed once, at the carried scale
+        assert len(calls) == 1 and calls[0] is not None
         assert view.computed_now and isinstance(view.figures.get("improvement_pct"), (int, float))
         assert view.figures["photos"] == {"baseline": "session0.jpg", "followup": "session1.jpg"}
+        assert view.figures["scale_source"] == "baseline_card"
 
-        # the same two sessions once the photos have left memory: analysed again, same kind of result
+        # the same two sessions once the photos have left memory: both analysed again, the same figures
         for d in cache.root.glob("cmp_*"):
             shutil.rmtree(d)
         cache.forget()
         again = sup.compare_sessions(store, cache, a.id, b.id)
-        assert len(calls) == 2
-        assert abs(again.figures["improvement_pct"] - view.figures["improvement_pct"]) < 15
+        assert len(calls) == 3
+        assert again.figures["improvement_pct"] == view.figures["improvement_pct"]
+        assert again.figures["improvement_by_class"] == view.figures["improvement_by_class"]
+        assert again.figures["px_per_mm"] == view.figures["px_per_mm"]
     finally:
         store.close()
 

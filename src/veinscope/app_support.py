@@ -788,9 +788,16 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
     kept_a, kept_b = cache.recent(pa.id), cache.recent(pb.id)
     base_a = kept_a.analysis if kept_a is not None else None
     follow_a = kept_b.analysis if kept_b is not None else None
+    base_scale = base_a.px_per_mm if base_a is not None else (base_fig or {}).get("px_per_mm")
+    if follow_a is not None and base_scale is not None:
+        # the baseline has a scale: compare measures the follow-up at it, carried over by the
+        # alignment, and analyses it again there. Its own analysis (at its own card's scale) is
+        # not given, or the figures would depend on whether it was imported in this run
+        # (0.3-0.4 points of improvement on the demo pairs)
+        follow_a = None
     try:
-        c = compare(kept_a.rgb if base_a is not None else store.read_photo(pa.id),
-                    kept_b.rgb if follow_a is not None else store.read_photo(pb.id),
+        c = compare(kept_a.rgb if kept_a is not None else store.read_photo(pa.id),
+                    kept_b.rgb if kept_b is not None else store.read_photo(pb.id),
                     px_per_mm=_given_scale(base_fig), baseline_analysis=base_a, followup_analysis=follow_a)
     except VeinScopeError as exc:  # RegistrationError and photo problems: plain-language messages
         d = cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")

@@ -123,6 +123,27 @@ def test_underexposed(seed, skin_type):
     assert "underexposed" in {i.code for i in it.issues}
 
 
+def test_a_photo_too_dark_to_find_skin_is_told_to_use_more_light():
+    """A leg photographed in a dim room (the pixel values x 0.12, seven stops under): no skin is
+    found in it, which read "Little or no skin was found ... Photograph the treated area so that
+    skin fills most of the picture" (session 32's walk, legs-dev veins_03 and the demo photo);
+    the light is what is wrong."""
+    import veinscope
+
+    base = leg_photo(card=False)
+    for f in (0.2, 0.12, 0.06):
+        dark = (base.astype(np.float32) * f).astype(np.uint8)
+        it = prepare(dark, px_per_mm=PPM)
+        found = {i.code for i in it.issues}
+        assert "underexposed" in found and not {"no_skin", "little_skin"} & found, (f, found)
+        a = veinscope.analyze(dark, px_per_mm=PPM)
+        assert any("too dark" in w for w in a.warnings) and not any("Little or no skin" in w for w in a.warnings), a.warnings
+    # not too dark: a scene without skin is still told to show skin
+    none = base.copy()
+    none[:] = (40, 60, 150)
+    assert "underexposed" not in codes(none, px_per_mm=PPM)
+
+
 def test_card_strongly_tilted():
     assert "card_tilted" not in codes(leg_photo(tilt=12.0))
     it = prepare(leg_photo(tilt=28.0))

@@ -280,6 +280,26 @@ def test_compare_page_shows_improvement_and_side_effects(app):
     assert len(app.tabs) == 4
 
 
+def test_side_effect_metrics_without_a_scale_give_the_area_in_pixels():
+    """A comparison without any scale (real legs without the card, session 32's walk) showed
+    Staining "-" above "1 patch(es), marked S1, S2... on the change map", and "Grid: 1 cm" under
+    a grid that was not 1 cm."""
+    no_scale = {"px_per_mm": None, "staining": {"area_mm2": None, "area_px2": 58.0, "patches": 1},
+                "matting": {"area_mm2": None, "area_px2": 1416.0, "patches": 3}}
+    assert sup.side_effect_metric(no_scale, "staining") == ("58 px²", "1 patch, marked S1 on the change map (no scale: area in pixels)")
+    value, caption = sup.side_effect_metric(no_scale, "matting")
+    assert value == "1416 px²" and caption.startswith("3 patches, marked M1-M3")
+    scaled = {"px_per_mm": 9.9, "staining": {"area_mm2": 12.4, "area_px2": 1215.0, "patches": 2},
+              "matting": {"area_mm2": 0.0, "area_px2": 0.0, "patches": 0}}
+    assert sup.side_effect_metric(scaled, "staining") == ("12 mm²", "2 patches, marked S1-S2 on the change map")
+    assert sup.side_effect_metric(scaled, "matting") == ("0 mm²", "none found")
+    assert sup.side_effect_metric({}, "staining") == ("-", "none found")
+    with pytest.raises(ValueError, match="kind"):
+        sup.side_effect_metric(scaled, "bruise")
+    assert "Grid: 1 cm" in sup.side_by_side_caption(scaled)
+    assert "Grid: 1 cm" not in sup.side_by_side_caption(no_scale) and "not 1 cm" in sup.side_by_side_caption(no_scale)
+
+
 def test_sessions_that_cannot_be_compared_are_refused_with_a_reason(data_dir):
     store = sup.open_app_store(data_dir)
     try:

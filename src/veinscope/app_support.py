@@ -848,6 +848,43 @@ def _patches_sentence(block, what: str, none: str) -> str:
     return f"{what}: {n} patch{'es' if n != 1 else ''}" + (f", {area:.0f} mm² in all." if isinstance(area, (int, float)) else ".")
 
 
+def side_effect_metric(figures: dict, kind: str) -> tuple[str, str]:
+    """(value, caption) of the Compare page's staining or matting metric (``kind``).
+
+    The area in mm² with a scale, else in px² (a comparison without any scale used to show "-"
+    above "1 patch(es), marked S1, S2..."); the caption counts the patches as they are marked.
+    """
+    if kind not in ("staining", "matting"):
+        raise ValueError(f"kind must be 'staining' or 'matting', got {kind!r}")
+    block = figures.get(kind) or {}
+    n = block.get("patches") or 0
+    mm2, px2 = block.get("area_mm2"), block.get("area_px2")
+    if isinstance(mm2, (int, float)):
+        value = f"{mm2:.0f} mm²" if mm2 >= 1 or mm2 == 0 else f"{mm2:.1f} mm²"
+    elif isinstance(px2, (int, float)):
+        value = f"{px2:.0f} px²"
+    else:
+        value = "-"
+    letter = "S" if kind == "staining" else "M"
+    if not n:
+        caption = "none found"
+    elif n == 1:
+        caption = f"1 patch, marked {letter}1 on the change map"
+    else:
+        caption = f"{n} patches, marked {letter}1-{letter}{n} on the change map"
+    if value.endswith("px²"):
+        caption += " (no scale: area in pixels)"
+    return value, caption
+
+
+def side_by_side_caption(figures: dict) -> str:
+    """The caption under the before / after pair: the grid is 1 cm only with a scale."""
+    grid = ("Grid: 1 cm." if isinstance(figures.get("px_per_mm"), (int, float))
+            else "The grid only helps find the same place (no scale: its squares are not 1 cm).")
+    return ("Left: before. Right: after, aligned onto the first photo and with its light matched "
+            f"(grey: not in the later photo). {grid}")
+
+
 def comparison_summary(figures: dict) -> list[str]:
     """The comparison in plain sentences (for the app and the patient report)."""
     out = []

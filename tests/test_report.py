@@ -101,3 +101,18 @@ def test_progress_chart_without_a_scale_says_why_panels_have_no_millimetres():
               dict(_row("2026-02-05", [50.0, 60.0, 60.0, 100.0], 20.0), compared=True)]
     fig = progress_figure(scaled)
     assert not any("no scale" in t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_pdf_without_a_scale_points_to_the_side_effects_found():
+    """Compared without a scale, page 1 said nothing of the staining and matting patches found (their
+    areas are '-', explained as 'not measured'); it now says why and where they are described."""
+    pdfium = pytest.importorskip("pypdfium2")
+    rows = [_row("2026-12-07", [0.0, 0.0, 0.0, 0.0], 0.0), _row("2027-01-20", [0.0, 0.0, 0.0, 0.0], 10.0)]
+    for r in rows:
+        r["total_length_mm"] = None
+    rows[1].update(staining_mm2=None, matting_mm2=None)
+    text = _pdf_text(pdfium, patient_report(patient_code="P-1", site="left calf", rows=rows))
+    assert "no scale" in text and "described with the before and after photos" in text
+    assert "need the calibration card" in text
+    scaled = [_row("2026-01-05", [90.0, 62.0, 111.0, 139.0], 0.0), _row("2026-02-05", [50.0, 40.0, 80.0, 100.0], 30.0)]
+    assert "no scale" not in _pdf_text(pdfium, patient_report(patient_code="P-1", site="left calf", rows=scaled))

@@ -227,6 +227,30 @@ def test_bad_and_oversized_uploads_get_a_message(app, data_dir):
     assert f"{sup.MAX_UPLOAD_MB} MB" in app.file_uploader(key="session_upload").label
 
 
+def test_a_photo_with_quality_problems_is_flagged_at_import(app, data_dir):
+    """A dark photo was "imported as photo 9" in green (session 32's walk): its warnings appeared only once
+    it was chosen below. The import now shows them at once, as a warning; a good photo stays green."""
+    from PIL import Image
+
+    import veinscope
+
+    rgb = veinscope.load_photo(DEMO / "site_b" / "session0.jpg").rgb
+    dark = (rgb.astype(np.float32) * 0.15).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(dark).save(buf, "JPEG", quality=92)
+    _open_demo(app, "pages/session.py")
+    app.toggle(key="session_add_open").set_value(True)
+    app.run()
+    app.selectbox(key="session_site_pick").set_value("site b")
+    app.file_uploader(key="session_upload").set_value([("dim_room.jpg", buf.getvalue(), "image/jpeg")])
+    app.button(key="session_import").click()
+    app.run()
+    _ok(app)
+    flagged = [w.value for w in app.warning if "dim_room.jpg" in w.value]
+    assert flagged and "too dark" in flagged[0] and "imported" in flagged[0], [w.value for w in app.warning]
+    assert not any("dim_room.jpg" in s.value for s in app.success)
+
+
 def test_upload_a_heic_photo_imports_and_analyses_it_once(app, data_dir):
     """A HEIC photo (as an iPhone sends it) through the uploader: stored, analysed once, overlay shown."""
     pillow_heif = pytest.importorskip("pillow_heif")

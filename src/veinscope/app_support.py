@@ -384,6 +384,15 @@ class UploadOutcome:
     ok: bool
     message: str
     photo_id: int | None = None
+    #: what the analysis found wrong with the photo (too dark, blurred, too far...), to show at once:
+    #: a green "imported" hid them until the photo was chosen below (the scale's absence is left out:
+    #: the calibration status says it)
+    warnings: tuple[str, ...] = ()
+
+
+def _photo_warnings(analysis) -> tuple[str, ...]:
+    """The analysis' warnings worth showing at import (not the missing scale)."""
+    return tuple(w for w in getattr(analysis, "warnings", ()) or () if not w.startswith("No scale"))
 
 
 def import_uploads(store, cache: DerivedCache, code: str, site: str, session_date: date | str,
@@ -407,7 +416,8 @@ def import_uploads(store, cache: DerivedCache, code: str, site: str, session_dat
                 trace("import start")
                 r = store.import_photo(code, site, session_date, data, original_name=name, px_per_mm=px_per_mm,
                                        analyze=cache.analyzer(kept))
-                res = UploadOutcome(name, r.ok, r.message, r.photo.id if r.photo is not None else None)
+                res = UploadOutcome(name, r.ok, r.message, r.photo.id if r.photo is not None else None,
+                                    _photo_warnings(kept.get("analysis")) if r.ok else ())
                 trace("import stored")
                 if res.ok and res.photo_id is not None and kept:
                     _remember_import(store, cache, res.photo_id, name, kept)

@@ -50,13 +50,11 @@ m1.metric("Improvement", "-" if imp is None else f"{imp:.0f} %",
 m2.metric("Grade", "-" if fig.get("grade") is None else f"{fig['grade']} of 3",
           help="Quartiles of clearance: 0 under 25 %, 1 25-50 %, 2 50-75 %, 3 over 75 %.")
 m2.caption(fig.get("grade_text") or "")
-stn, mat = fig.get("staining") or {}, fig.get("matting") or {}
-m3.metric("Staining", f"{stn['area_mm2']:.0f} mm²" if stn.get("area_mm2") is not None else "-",
-          help="Brownish marks along treated vessels (haemosiderin), compared with the first photo.")
-m3.caption(f"{stn.get('patches', 0)} patch(es), marked S1, S2... on the change map")
-m4.metric("Matting", f"{mat['area_mm2']:.0f} mm²" if mat.get("area_mm2") is not None else "-",
-          help="A blush of new, very fine red vessels near treated sites.")
-m4.caption(f"{mat.get('patches', 0)} patch(es), marked M1, M2... on the change map")
+for col, kind, what, help_ in ((m3, "staining", "Staining", "Brownish marks along treated vessels (haemosiderin), compared with the first photo."),
+                               (m4, "matting", "Matting", "A blush of new, very fine red vessels near treated sites.")):
+    value, caption = sup.side_effect_metric(fig, kind)
+    col.metric(what, value, help=help_)
+    col.caption(caption)
 level, text = sup.registration_status(fig)
 (st.success if level == "ok" else st.warning)(text)
 notes = fig.get("warnings") or []
@@ -67,8 +65,7 @@ if notes:
 
 tab1, tab2, tab3, tab4 = st.tabs(["Side by side", "Swipe", "Change map", "Figures"])
 with tab1:
-    st.image(view.side_by_side_png, caption="Left: before. Right: after, aligned onto the first photo and with its "
-             "light matched (grey: not in the later photo). Grid: 1 cm.", width="stretch")
+    st.image(view.side_by_side_png, caption=sup.side_by_side_caption(fig), width="stretch")
 with tab2:
     split = st.slider("Drag: before on the left, after on the right", 0, 100, 50, key="compare_swipe")
     st.image(sup.swipe_image(view.before, view.after, split / 100), width="stretch")

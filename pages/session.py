@@ -46,7 +46,10 @@ if st.toggle("Add photos to a session", value=not sites, key="session_add_open")
             bar.empty()
             sup.trace("import done")
             for r in outcomes:
-                (st.success if r.ok else st.error)(r.message)
+                if r.ok and r.warnings:
+                    st.warning("\n\n".join([f"{r.message}; check this photo:", *r.warnings]))
+                else:
+                    (st.success if r.ok else st.error)(r.message)
             st.session_state["site"] = site.strip()
             shown = [r.photo_id for r in outcomes if r.ok and r.photo_id is not None]
             if shown:  # show the photo just imported (its session and site) below

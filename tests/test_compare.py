@@ -240,6 +240,9 @@ def test_cli_compare_failures_are_messages_not_tracebacks(bars, tmp_path, capsys
     assert main(["compare", str(tmp_path / "a.png"), str(tmp_path / "other.png"), "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err
     assert "do not seem to show the same area" in err and "Traceback" not in err
+    # named as on success, follow-up first ("after.png vs before.png: improvement ..."); the refusal named
+    # them the other way round (session 32's walk)
+    assert err.startswith("other.png vs a.png: "), err
     assert main(["compare", str(tmp_path / "a.png"), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")]) == 1
     assert main(["compare", str(tmp_path / "a.png"), "--out", str(tmp_path / "o")]) == 2
     assert main(["compare", str(tmp_path / "a.png"), str(tmp_path / "a.png"), "--out", str(tmp_path / "o"), "--px-per-mm", "-3"]) == 2

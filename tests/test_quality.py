@@ -123,6 +123,47 @@ def test_underexposed(seed, skin_type):
     assert "underexposed" in {i.code for i in it.issues}
 
 
+def test_a_photo_too_dark_to_find_skin_is_told_to_use_more_light():
+    """A leg photographed in a dim room (the pixel values x 0.12, seven stops under): no skin is
+    found in it, which read "Little or no skin was found ... Photograph the treated area so that
+    skin fills most of the picture" (session 32's walk, legs-dev veins_03 and the demo photo);
+    the light is what is wrong."""
+    import veinscope
+
+    base = leg_photo(card=False)
+    for f in (0.2, 0.12, 0.06):
+        dark = (base.astype(np.float32) * f).astype(np.uint8)
+        it = prepare(dark, px_per_mm=PPM)
+        found = {i.code for i in it.issues}
+        assert "underexposed" in found and not {"no_skin", "little_skin"} & found, (f, found)
+        a = veinscope.analyze(dark, px_per_mm=PPM)
+        assert any("too dark" in w for w in a.warnings) and not any("Little or no skin" in w for w in a.warnings), a.warnings
+    # not too dark: a scene without skin is still told to show skin
+    none = base.copy()
+    none[:] = (40, 60, 150)
+    assert "underexposed" not in codes(none, px_per_mm=PPM)
+
+
+def test_a_very_dark_photo_with_the_card_is_analysed_not_crashed():
+    """The demo photo of site b at 0.15 x its pixel values, as a JPEG: the half-maximum kernel divided by
+    zero on its flat, quantised profiles (ZeroDivisionError; the app said "this file could not be read as
+    a photo", session 32's walk). Now it is analysed and told to use more light."""
+    from pathlib import Path
+
+    import veinscope
+
+    path = Path(__file__).resolve().parents[1] / "sample_images" / "demo_patient" / "site_b" / "session0.jpg"
+    if not path.is_file():
+        pytest.skip("sample_images/demo_patient is missing (run scripts/make_samples.py)")
+    from PIL import Image
+
+    rgb = veinscope.load_photo(path).rgb
+    buf = __import__("io").BytesIO()
+    Image.fromarray((rgb.astype(np.float32) * 0.15).astype(np.uint8)).save(buf, "JPEG", quality=92)
+    a = veinscope.analyze(buf.getvalue())
+    assert any("too dark" in w for w in a.warnings), a.warnings
+
+
 def test_card_strongly_tilted():
     assert "card_tilted" not in codes(leg_photo(tilt=12.0))
     it = prepare(leg_photo(tilt=28.0))

@@ -78,3 +78,41 @@ def test_progress_chart_titles_say_what_the_improvement_and_the_lengths_count():
     fig = progress_figure(rows, title="P-1 - calf")
     titles = [ax.get_title() for ax in fig.axes]
     assert "both photos show" in titles[0] and "whole photo" in titles[1], titles
+
+
+def test_progress_chart_without_a_scale_says_why_panels_have_no_millimetres():
+    """Real legs without the card (session 32's walk): the length panel was empty, and the side-effect panel
+    showed 0 mm² at the first session and nothing at the follow-up, which had a staining and a matting
+    patch: it read as "no side effects". Each panel now says that without a scale there is no area."""
+    def no_scale(day, improvement):
+        r = _row(day, [0.0, 0.0, 0.0, 0.0], improvement)
+        r.update({f"{c}_length_mm": None for c in CLASSES})
+        r.update(total_length_mm=None, compared=improvement is not None,
+                 staining_mm2=0.0 if improvement == 0.0 else None, matting_mm2=0.0 if improvement == 0.0 else None)
+        return r
+
+    rows = [no_scale("2026-12-07", 0.0), no_scale("2027-01-20", 10.0)]
+    fig = progress_figure(rows, title="QA - left calf")
+    texts = [[t.get_text() for t in ax.texts] for ax in fig.axes]
+    assert any("no scale" in t and "calibration card" in t for t in texts[1]), texts[1]
+    assert any("no scale" in t and "2027-01-20" in t for t in texts[2]), texts[2]
+    # with a scale nothing of the sort is written
+    scaled = [dict(_row("2026-01-05", [55.0, 64.0, 63.0, 131.0], 0.0), compared=True),
+              dict(_row("2026-02-05", [50.0, 60.0, 60.0, 100.0], 20.0), compared=True)]
+    fig = progress_figure(scaled)
+    assert not any("no scale" in t.get_text() for ax in fig.axes for t in ax.texts)
+
+
+def test_pdf_without_a_scale_points_to_the_side_effects_found():
+    """Compared without a scale, page 1 said nothing of the staining and matting patches found (their
+    areas are '-', explained as 'not measured'); it now says why and where they are described."""
+    pdfium = pytest.importorskip("pypdfium2")
+    rows = [_row("2026-12-07", [0.0, 0.0, 0.0, 0.0], 0.0), _row("2027-01-20", [0.0, 0.0, 0.0, 0.0], 10.0)]
+    for r in rows:
+        r["total_length_mm"] = None
+    rows[1].update(staining_mm2=None, matting_mm2=None)
+    text = _pdf_text(pdfium, patient_report(patient_code="P-1", site="left calf", rows=rows))
+    assert "no scale" in text and "described with the before and after photos" in text
+    assert "need the calibration card" in text
+    scaled = [_row("2026-01-05", [90.0, 62.0, 111.0, 139.0], 0.0), _row("2026-02-05", [50.0, 40.0, 80.0, 100.0], 30.0)]
+    assert "no scale" not in _pdf_text(pdfium, patient_report(patient_code="P-1", site="left calf", rows=scaled))

@@ -753,3 +753,23 @@ def test_export_leaves_the_photos_file_names_out_of_comparisons(store, tmp_path)
         doc = json.loads(text)
         assert doc["comparisons"][0]["result"]["improvement_pct"] == 40.0
         assert (NAME in text) == identity, text[:400]
+
+
+def test_cli_check_export_erase_of_a_database_that_does_not_exist_say_so(tmp_path, capsys, monkeypatch):
+    """A mistyped data folder or SQLite URL: `db check` created an empty store there and said "store is
+    consistent", export and erase created one before saying the patient does not exist (found in session
+    32's walk). Now: a message naming the path, exit 1, nothing created."""
+    monkeypatch.delenv("VEINSCOPE_DATABASE_URL", raising=False)
+    nowhere = tmp_path / "typo" / "data"
+    url = f"sqlite:///{tmp_path / 'typo2' / 'x.db'}"
+    for args in (["db", "check", "--data-dir", str(nowhere)], ["db", "check", "--database-url", url],
+                 ["export", "--patient", "P-1", "--out", str(tmp_path / "p.zip"), "--data-dir", str(nowhere)],
+                 ["erase", "--patient", "P-1", "--yes", "--data-dir", str(nowhere)]):
+        assert main(args) == 1, args
+        err = capsys.readouterr().err
+        assert err.startswith("error: there is no VeinScope database at") and "db init" in err, err
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "typo2").exists()
+    # once created, the same check passes
+    assert main(["db", "init", "--data-dir", str(nowhere)]) == 0
+    assert main(["db", "check", "--data-dir", str(nowhere)]) == 0
+    assert "store is consistent" in capsys.readouterr().out

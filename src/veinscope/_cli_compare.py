@@ -77,7 +77,7 @@ def run_compare(args) -> int:
         c = compare(b, f, px_per_mm=args.px_per_mm)
         write_comparison(c, args.out)
     except VeinScopeError as exc:
-        print(f"{base.name} vs {fu.name}: {exc}", file=sys.stderr)
+        print(f"{fu.name} vs {base.name}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"could not write the results to {args.out} ({exc.strerror or exc}).", file=sys.stderr)

@@ -114,6 +114,24 @@ def _open(args, *, upgrade: bool = True):
     return open_store(args.database_url, data_dir=args.data_dir, upgrade=upgrade)
 
 
+def _missing_store(args) -> str | None:
+    """The message when a command that reads records points at a SQLite database that does not
+    exist (a mistyped --data-dir or URL would otherwise create an empty store and report on it)."""
+    from sqlalchemy.engine import make_url
+
+    from veinscope.store._config import resolve_location
+
+    url, _ = resolve_location(args.database_url, data_dir=args.data_dir)
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or u.database in (None, "", ":memory:"):
+        return None
+    path = Path(u.database).expanduser()
+    if path.is_file():
+        return None
+    return (f"there is no VeinScope database at {path}. Check --data-dir / --database-url (or "
+            "$VEINSCOPE_DATA_DIR, $VEINSCOPE_DATABASE_URL); `veinscope db init` creates a new, empty one.")
+
+
 def run_store(args: argparse.Namespace) -> int:
     from veinscope.errors import VeinScopeError
 
@@ -134,6 +152,11 @@ def run_store(args: argparse.Namespace) -> int:
 
 def _dispatch(args) -> int:
     cmd = args.command
+    if cmd in ("export", "erase") or (cmd == "db" and args.db_command == "check"):
+        missing = _missing_store(args)
+        if missing is not None:
+            print(f"error: {missing}", file=sys.stderr)
+            return 1
     if cmd == "db":
         return _db(args)
     if cmd == "patient":

@@ -526,6 +526,7 @@ def analyze(
     px_per_mm = intake.px_per_mm
     rgb = intake.rgb
     warnings: list[str] = list(photo.warnings) + list(intake.pipeline_warnings())
+    too_dark = any(i.code == "underexposed" for i in intake.issues)
     # --- end intake ---
     if px_per_mm is not None:
         if not (isinstance(px_per_mm, (int, float)) and math.isfinite(px_per_mm) and px_per_mm > 0):
@@ -728,7 +729,7 @@ def analyze(
     # before the ridge filter's peak (issue 3's memory limit; its corrected rgb lives on as rgb)
     del intake
     skin_frac = float(np.count_nonzero(skin) / skin.size)  # = skin.mean(), without a float pass over 12 MP
-    if skin_frac < 0.02:
+    if skin_frac < 0.02 and not too_dark:  # too dark: said by the intake
         warnings.append(
             "Little or no skin was found in this photo, so nothing was measured. Photograph the treated "
             "area so that skin fills most of the picture."

@@ -291,6 +291,23 @@ def assess_quality(
                 "no flash glare) or raise the exposure.",
                 med_luma, UNDEREXPOSED_LUMA,
             ))
+    else:
+        # too dark to tell skin from the rest: the photo as a whole (card left out) is judged, and
+        # the practitioner is told to light it, not to photograph skin or to come closer
+        step = max(1, int(np.ceil(np.sqrt(a.shape[0] * a.shape[1] / 1.5e6))))
+        a_s = a[::step, ::step].astype(np.float32)
+        luma = 0.299 * a_s[..., 0] + 0.587 * a_s[..., 1] + 0.114 * a_s[..., 2]
+        if card_mask is not None:
+            luma = luma[~np.asarray(card_mask, dtype=bool)[::step, ::step]]
+        med_luma = float(np.median(luma)) if luma.size else 0.0
+        if med_luma < UNDEREXPOSED_LUMA:
+            out = [w for w in out if w.code not in ("no_skin", "little_skin")]
+            out.append(QualityWarning(
+                "underexposed",
+                "The photo is too dark (under-exposed): the skin cannot be told apart, so little or nothing can be "
+                "measured. Use more light (daylight or a lamp, no flash glare) or raise the exposure, and take it again.",
+                med_luma, UNDEREXPOSED_LUMA,
+            ))
     if any(w.code == "overexposed" for w in out):
         # burnt-out skin is not found as skin: the photo is too bright, not taken from too far
         out = [w for w in out if w.code != "little_skin"]

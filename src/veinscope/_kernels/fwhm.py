@@ -201,6 +201,11 @@ def _crossings(img, prof, have, ic, half, gap, py, px, ny, nx, n_side, sp, ns, s
             _fill_missing(img, prof, have, j, min(nt, j + _RUN), py, px, ny, nx, n_side, sp, ns, step)
     if prof[i] >= half or prof[j] >= half:
         return 0.0, 0.0, 0.0, False
+    if prof[i + 1] == prof[i] or prof[j - 1] == prof[j]:
+        # the sample at ic is itself below half (the fitted peak lies beside it) and its
+        # neighbour equals it: no crossing to interpolate (a very dark photo's flat, quantised
+        # profiles raised ZeroDivisionError here, session 32)
+        return 0.0, 0.0, 0.0, False
     xl = (i + (half - prof[i]) / (prof[i + 1] - prof[i]) - ns) * step
     xr = (j - 1 + (prof[j - 1] - half) / (prof[j - 1] - prof[j]) - ns) * step
     xm = 0.5 * (xl + xr)

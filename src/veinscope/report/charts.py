@@ -23,6 +23,10 @@ CLASS_STYLE = {
 }
 
 
+_NO_SCALE_TEXT = ("no scale in these photos: visible lengths need the calibration card on the skin\n"
+                  "(or a scale entered at import); improvement percentages above do not need one")
+
+
 def _dates(rows: Sequence[dict[str, Any]]) -> list[date]:
     return [date.fromisoformat(r["session_date"]) for r in rows]
 
@@ -85,6 +89,10 @@ def progress_figure(rows: Sequence[dict[str, Any]], *, title: str = "", width_in
     ax2.set_title("Visible vessel length in each session's whole photo", fontsize=10)
     if ax2.get_legend_handles_labels()[0]:
         ax2.legend(fontsize=8, loc="best")  # lengths rise or fall: a fixed corner can hide the last session
+    else:  # an empty panel read as "no vessels"; without a scale there are no millimetres to draw
+        no_scale = [r["session_date"] for r in rows if not isinstance(r.get("total_length_mm"), (int, float))]
+        ax2.text(0.5, 0.5, _NO_SCALE_TEXT if no_scale else "no visible vessels measured", transform=ax2.transAxes,
+                 ha="center", va="center", fontsize=9, color="0.35", wrap=True)
     ax2.set_ylim(bottom=0)
 
     xs, ys = _series(rows, "staining_mm2")
@@ -93,6 +101,12 @@ def progress_figure(rows: Sequence[dict[str, Any]], *, title: str = "", width_in
     ax3.plot(xs, ys, "-^", color="#d000d0", lw=2, label="matting (new fine red vessels)")
     ax3.set_ylabel("area (mm²)")
     ax3.set_ylim(bottom=0)
+    # compared, but no area without a scale: said on the panel (an empty panel read as "no side effects")
+    unsized = [r["session_date"] for r in rows[1:] if r.get("compared") and r.get("improvement_pct") is not None
+               and not isinstance(r.get("staining_mm2"), (int, float))]
+    if unsized:
+        ax3.text(0.99, 0.95, f"no scale, so no area for {', '.join(unsized)} (patches found are marked on its change map)",
+                 transform=ax3.transAxes, ha="right", va="top", fontsize=8, color="0.35")
     ax3.legend(fontsize=8, loc="upper left")
     ax3.set_title("Side effects compared with the first session", fontsize=10)
     ax3.set_xlabel("session date")

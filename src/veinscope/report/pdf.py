@@ -26,7 +26,7 @@ IMPROVEMENT_NOTE = ("Improvement: share of the first session's vessel length no 
 #: The caption under the PDF's "Figures by session" table.
 _FIGURES_NOTE = ("Vessel length: total centreline length of the visible veins in the whole photo (thread veins, "
                 "reticular veins and veins over 3 mm). Coverage: vessel area as a share of the skin in the photo. "
-                + IMPROVEMENT_NOTE + " '-': not measured.")
+                + IMPROVEMENT_NOTE + " '-': not measured (millimetres need the calibration card on the skin or a scale).")
 
 
 @dataclass(frozen=True)
@@ -159,6 +159,11 @@ def patient_report(
         sentences.append("No matting (new very fine red vessels) was measured." if mt <= 0 else
                          f"A blush of new very fine red vessels (matting) covers about {mt:.0f} mm². It usually "
                          "clears within 3 to 12 months.")
+    if len(rows) > 1 and isinstance(last.get("improvement_pct"), (int, float)) and not isinstance(st_, (int, float)):
+        # compared without a scale: the side effects have no area, and nothing above would mention them
+        sentences.append("These photos carry no scale (no calibration card on the skin), so lengths and areas are "
+                         "not given in millimetres; any staining or matting found is described with the before and "
+                         "after photos below.")
     for s in sentences:
         pdf.multi_cell(0, 6, _latin1(s), new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1)

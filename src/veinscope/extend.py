@@ -46,7 +46,6 @@ def extend_ends(
     short_chain_px: int = 0,
     not_ends_yx=None,
     from_segment: int = 0,
-    probe_shift_px: float = 0.0,
 ) -> VesselDetection:
     """The detection with each chain followed on past its free ends where its vessel continues.
 
@@ -145,15 +144,6 @@ def extend_ends(
     from_segment : int
         Only the ends of chains numbered this or higher are followed (those :func:`probe_sides`
         added after the others were followed).
-    probe_shift_px : float
-        With the probe on and this above 0, each probe (and its null on the skin) also starts
-        from points shifted across the way, ``_PROBE_SHIFTS`` of them spread evenly from
-        ``-probe_shift_px`` to ``+probe_shift_px``, and takes the largest; an accepted probe's
-        points start from its shifted start. The probe's yes / no then barely moves when the
-        place the window lost the vessel moves across it by a fraction of this (a chain's end
-        moved by a pixel when the entered scale moves by 0.1 %: BENCHMARKS.md, session 31,
-        helper "knife31"), where a single start's value can cross the level. The offsets are
-        not rounded: they move continuously with the scale. 0: a single start (the default).
 
     Returns
     -------
@@ -218,10 +208,6 @@ def extend_ends(
         sig = np.ascontiguousarray(sig, np.float32)
     if int(probe_px) < 0 or int(max_probes) < 0 or not (isinstance(probe_nfa, (int, float)) and probe_nfa > 0):
         raise ValueError(f"probe_px and max_probes must be >= 0 and probe_nfa > 0, got {probe_px!r}, {max_probes!r}, {probe_nfa!r}")
-    if not (isinstance(probe_shift_px, (int, float)) and math.isfinite(probe_shift_px) and probe_shift_px >= 0):
-        raise ValueError(f"probe_shift_px must be a non-negative number of pixels, got {probe_shift_px!r}")
-    offs = (np.linspace(-float(probe_shift_px), float(probe_shift_px), _PROBE_SHIFTS) if probe_shift_px > 0
-            else np.zeros(1))  # fmt: skip
     z_probe = math.inf
     null_hw = null_med = null_sp = np.zeros(0)
     if probe_px > 0 and max_probes > 0:
@@ -232,7 +218,7 @@ def extend_ends(
         # few dozen ends would otherwise accept a probe at z 2
         tests = max(ends.size * max_probes, _MIN_PROBE_TESTS)
         z_probe = NormalDist().inv_cdf(max(1.0 - probe_nfa / tests, 1e-12))
-        null_hw, null_med, null_sp = _probe_nulls(sig, skin, ys, xs, seg, det.scale_px, int(probe_px), offs)
+        null_hw, null_med, null_sp = _probe_nulls(sig, skin, ys, xs, seg, det.scale_px, int(probe_px))
     out_yx = np.zeros((ends.size, max_steps, 2), np.float32)
     out_skip = np.zeros((ends.size, max_steps), bool)
     out_n = np.zeros(ends.size, np.int64)
@@ -240,7 +226,7 @@ def extend_ends(
     follow_ends(sig, skin.view(np.uint8), ys, xs, seg, np.ascontiguousarray(det.scale_px, np.float64), ends, n,
                 max_steps, int(window_px), float(k_noise), math.cos(math.radians(max_turn_deg)), out_yx, out_skip, out_n,
                 info, int(window_px), 0.8, int(long_window_px), int(max_through_px), int(probe_px), float(z_probe),
-                int(max_probes), null_hw, null_med, null_sp, first, offs)  # fmt: skip
+                int(max_probes), null_hw, null_med, null_sp, first)  # fmt: skip
     tracks = []
     buf = np.empty((max_steps, 2), np.int64)
     for a in np.flatnonzero(out_n > 0):
@@ -265,9 +251,6 @@ def extend_ends(
             return det
     return _with_points(det, new_yx, ends[owner], owner, det.scale_px[ends[owner]], n, tracked=True)
 
-
-# the starts of a probe spread across the way with ``probe_shift_px`` (odd: the end's own among them)
-_PROBE_SHIFTS = 9
 
 # the fewest probes a photo's a-contrario level counts (a 1600 x 1200 photo of a leg has a few
 # hundred followed ends, a 12 MP photo about a thousand, each with up to three probes)
@@ -302,13 +285,12 @@ def _tail_level(null, p: float) -> float:
     return max(q + beta * math.log(_TAIL_FRAC / min(p, _TAIL_FRAC)), 0.0)
 
 
-def _probe_nulls(sig, skin, ys, xs, seg, scale_px, probe_px: int, offs=None):
+def _probe_nulls(sig, skin, ys, xs, seg, scale_px, probe_px: int):
     """The probe's null on this photo: its largest contrast over ``probe_px`` points (the fan and
     the two half-widths, :func:`veinscope._kernels.track.probe_nulls`) from starting points on a
     lattice over the photo, on the skin and off the detected centrelines, in directions spread
     by the golden angle; for each half-width an end may have (the chains' Hessian scales, at
-    least 0.75 px, to a quarter pixel): (half-widths, medians, robust spreads), each (H,). ``offs``:
-    the starts' shifts across the way in px (:func:`extend_ends`' ``probe_shift_px``; None: none)."""
+    least 0.75 px, to a quarter pixel): (half-widths, medians, robust spreads), each (H,)."""
     from veinscope._kernels.track import probe_nulls
 
     m, n = skin.shape
@@ -323,7 +305,7 @@ def _probe_nulls(sig, skin, ys, xs, seg, scale_px, probe_px: int, offs=None):
     sp = np.full(hw.size, np.nan)
     f64 = (lambda v: np.ascontiguousarray(v, np.float64))
     probe_nulls(sig, skin.view(np.uint8), ys, xs, seg, skin.shape[1], f64(gy), f64(gx), f64(np.sin(ang)), f64(np.cos(ang)),
-                hw, int(probe_px), med, sp, f64(np.zeros(1) if offs is None else offs))  # fmt: skip
+                hw, int(probe_px), med, sp)  # fmt: skip
     return hw, med, sp
 
 

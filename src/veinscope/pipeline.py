@@ -100,7 +100,7 @@ def analyze(
     deep_veins_hold_share: float = 0.0,
     off_bands_guard: str | None = None,
     background_continuous: bool = False,
-    tail_probe_shift_mm: float | None = None,
+    cover_chain_widths: float | None = None,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -494,14 +494,13 @@ def analyze(
         continuously with the scale instead of jumping where the rounded cell does (every
         0.4 px/mm at the default ``max_diameter_mm``). Off (BENCHMARKS.md, session 31, helper
         "mat31").
-    tail_probe_shift_mm : float or None
-        With ``tail_probe_nfa``, each tail probe (and its null on the skin) also starts from
-        points shifted across the way by up to this many mm either side (nine starts, the
-        largest answer; :func:`veinscope.extend.extend_ends`, ``probe_shift_px``, not rounded to
-        whole pixels), so that its yes / no, which decides whether a track runs on for
-        centimetres, does not flip when the place the window lost the vessel moves by a pixel
-        (as a 0.1 % change of the entered scale moves it: BENCHMARKS.md, sessions 31 and 32,
-        helpers "knife31" and "knife32"). ``None``: one start (off).
+    cover_chain_widths : float or None
+        For ``max_covered``'s share, each point's disc at most this many times its chain's
+        median radius (:func:`veinscope.measure.measure_vessels`): a 4 px vessel whose last
+        points lie on a 5.6 mm vein reads the vein's width there, and a 12-point chain of the
+        vein went as covered when the fine vessel ran 5 px further along it (series 310 between
+        10.6244 and 10.6259 px/mm). ``None``: each point's own width (off; BENCHMARKS.md,
+        session 32, helper "knife32").
 
     Returns
     -------
@@ -591,10 +590,11 @@ def analyze(
         isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
     ):
         raise ValueError(f"tail_probe_nfa must be None or a positive expected number of false probes, got {tail_probe_nfa!r}")
-    if tail_probe_shift_mm is not None and not (
-        isinstance(tail_probe_shift_mm, (int, float)) and math.isfinite(tail_probe_shift_mm) and tail_probe_shift_mm >= 0
+    if cover_chain_widths is not None and not (
+        isinstance(cover_chain_widths, (int, float)) and not isinstance(cover_chain_widths, bool)
+        and math.isfinite(cover_chain_widths) and cover_chain_widths > 0
     ):
-        raise ValueError(f"tail_probe_shift_mm must be None or a non-negative size in mm, got {tail_probe_shift_mm!r}")
+        raise ValueError(f"cover_chain_widths must be None or a positive number of the chain's widths, got {cover_chain_widths!r}")
     if wide_weak_delta_e is not None and not (
         isinstance(wide_weak_delta_e, (int, float)) and math.isfinite(wide_weak_delta_e) and wide_weak_delta_e >= 0
     ):
@@ -687,7 +687,7 @@ def analyze(
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
         "tail_probe_nfa": tail_probe_nfa,
-        "tail_probe_shift_mm": tail_probe_shift_mm,
+        "cover_chain_widths": cover_chain_widths,
         "side_probe_nfa": side_probe_nfa,
         "short_chain_probe": bool(short_chain_probe),
         "wide_weak_delta_e": wide_weak_delta_e,
@@ -777,8 +777,7 @@ def analyze(
         win = max(5, round(ppm))  # 1 mm
         follow = dict(max_length_px=extend_ends_mm * ppm, window_px=win, long_window_px=3 * win, max_through_px=2 * win,
                       min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e,
-                      probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0,
-                      probe_shift_px=0.0 if tail_probe_shift_mm is None else tail_probe_shift_mm * ppm)  # fmt: skip
+                      probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0)  # fmt: skip
         det = extend_ends(det, signal, skin, short_chain_px=win if short_chain_probe else 0, **follow)
         if side_probe_nfa is not None and det.points_yx.shape[0]:
             # the branches that leave a chain's side where no end is (a fork the chain runs
@@ -882,6 +881,7 @@ def analyze(
         max_contrast_od=max_contrast_od,
         min_elongation=min_elongation,
         max_covered=max_covered,
+        cover_chain_widths=cover_chain_widths,
         centre_shift_px=shift if widths is not None and paint_at_centre else None,
         paint_links_between=bool(paint_links),
         join_ends=bool(join_ends),

@@ -247,39 +247,14 @@ def _fan_best(sig, skin, y, x, ty, tx, hws, length):  # pragma: no cover - compi
     return best, by, bx, bh
 
 
-@nb.njit(cache=True, nogil=True)
-def _fan_best_off(sig, skin, y, x, ty, tx, hws, length, offs):  # pragma: no cover - compiled
-    """:func:`_fan_best` from each start shifted across (ty, tx) by ``offs`` (px), the largest:
-    (value, direction y, direction x, half-width, offset). With offsets spread over a pixel or
-    two, the value barely moves when the start moves by a sub-pixel or a pixel across the way
-    (the largest over a range that moves by a small part of itself), where one start's value
-    can cross the probe's level."""
-    best = -np.inf
-    by = ty
-    bx = tx
-    bh = hws[0]
-    bo = 0.0
-    for o in offs:
-        v, dy, dx, h = _fan_best(sig, skin, y + o * tx, x - o * ty, ty, tx, hws, length)
-        if v > best:
-            best = v
-            by = dy
-            bx = dx
-            bh = h
-            bo = o
-    return best, by, bx, bh, bo
-
-
 @nb.njit(cache=True, nogil=True, parallel=True)
-def probe_nulls(sig, skin, ys, xs, seg, n_cols, start_y, start_x, start_ty, start_tx, hw_vals, length, out_med, out_sp,
-                offs=np.zeros(1)):  # pragma: no cover - compiled
+def probe_nulls(sig, skin, ys, xs, seg, n_cols, start_y, start_x, start_ty, start_tx, hw_vals, length, out_med, out_sp):  # pragma: no cover - compiled
     """The null of :func:`_fan_best` over ``length`` points on the skin off the detected
     centrelines, for each half-width in ``hw_vals`` (H,): the statistic from each start
     (``start_y``, ``start_x``, along (``start_ty``, ``start_tx``), (S,)) that lies on the skin
     farther than the template's reach from every centreline point, with the half-widths
     (hw, min(hw, ``_FINE_HW``)) a probe from an end of that half-width tries; ``out_med``,
-    ``out_sp`` (H,) its median and robust spread (1.4826 MAD), NaN with fewer than 16 values.
-    ``offs``: the starts' shifts across the way (px; :func:`_fan_best_off`), as the ends' probes."""
+    ``out_sp`` (H,) its median and robust spread (1.4826 MAD), NaN with fewer than 16 values."""
     keys = ys.astype(np.int64) * n_cols + xs
     for h in nb.prange(hw_vals.size):
         hw = hw_vals[h]
@@ -287,7 +262,7 @@ def probe_nulls(sig, skin, ys, xs, seg, n_cols, start_y, start_x, start_ty, star
         hws[0] = hw
         hws[1] = min(hw, _FINE_HW)
         foot = max(2.0 * hw, 2.0)
-        reach = int(math.ceil(hw + 2.0 * foot + np.max(np.abs(offs)))) + 1
+        reach = int(math.ceil(hw + 2.0 * foot)) + 1
         buf = np.empty(start_y.size, np.float64)
         nc = 0
         for i in range(start_y.size):
@@ -295,7 +270,7 @@ def probe_nulls(sig, skin, ys, xs, seg, n_cols, start_y, start_x, start_ty, star
             x = start_x[i]
             if _other_chain_near(keys, seg, n_cols, int(y + 0.5), int(x + 0.5), reach + length, -1):
                 continue  # off the vessels found: the skin's own answer
-            v, _, _, _, _ = _fan_best_off(sig, skin, y, x, start_ty[i], start_tx[i], hws, length, offs)
+            v, _, _, _ = _fan_best(sig, skin, y, x, start_ty[i], start_tx[i], hws, length)
             if v > -np.inf and not np.isnan(v):
                 buf[nc] = v
                 nc += 1
@@ -327,7 +302,7 @@ def _nearest_null(null_hw, null_med, null_sp, hw):  # pragma: no cover - compile
 def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, window, k_noise, min_turn_cos,
                 out_yx, out_skip, out_n, out_info, ahead=3, inertia=0.5, long_window=0, through=0,
                 probe=0, z_probe=np.inf, max_probes=0, null_hw=np.zeros(0), null_med=np.zeros(0), null_sp=np.zeros(0),
-                probe_first=np.zeros(0, np.uint8), probe_offs=np.zeros(1)):  # pragma: no cover - compiled
+                probe_first=np.zeros(0, np.uint8)):  # pragma: no cover - compiled
     """Follow each chain end in ``ends`` along its vessel; see :func:`veinscope.extend.extend_ends`.
 
     ``out_yx`` (E, max_steps, 2) float32 receives each end's track (one point per pixel of
@@ -341,9 +316,7 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
     (``null_med``, ``null_sp`` (H,) at the half-widths ``null_hw``: :func:`probe_nulls`; the
     one nearest the end's), at most ``max_probes`` per end. ``probe_first`` (E,) uint8, optional:
     the ends (non-zero) whose first step must be an accepted probe (the window rule alone does
-    not carry them: ends of chains too short to be trusted on their own). ``probe_offs``: the
-    probe's starts shifted across the way (px; :func:`_fan_best_off`; the null's the same); an
-    accepted probe's track starts from its shifted start.
+    not carry them: ends of chains too short to be trusted on their own).
     """
     keys = ys.astype(np.int64) * n_cols + xs
     for a in nb.prange(ends.size):  # ends are independent: the same result on any number of threads
@@ -452,14 +425,12 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
                     break  # no evidence of the vessel ahead
                 # the window ahead lost it: probe a fan of directions and the finest width over
                 # a longer stretch, judged against the same probe on the skin beside the end
-                v, pty, ptx, ph, po = _fan_best_off(sig, skin, py, px, ty, tx, hws, probe, probe_offs)
+                v, pty, ptx, ph = _fan_best(sig, skin, py, px, ty, tx, hws, probe)
                 if not (n_sp > 0.0) or not (v > floor) or not ((v - n_med) >= z_probe * n_sp):
                     why = 4.0
                     break  # nothing stands out of the skin's own fan either
                 probes += 1
                 out_info[a, 3] = probes
-                py += po * tx  # from the probe's (shifted) start
-                px -= po * ty
                 stop = False
                 for t in range(probe):
                     qy = py + pty

@@ -450,7 +450,8 @@ def measure_vessels(
             order = order[np.argsort(np.asarray(parent)[order] >= 0, kind="stable")]
         radius = np.where(np.isfinite(width), np.maximum(0.5 * width, 0.5), 0.0).astype(np.float64)
         if cover_chain_widths is not None:
-            # a point's disc no wider than its chain's (a fine vessel's points on a wide vein)
+            # a point's disc no wider than its chain's (a fine vessel's points on a wide vein);
+            # the median over all the chain's points, failed fits (radius 0) among them
             cap = group_medians(radius.astype(np.float32), det.segment.astype(np.int64), det.n_segments)
             radius = np.minimum(radius, float(cover_chain_widths) * cap[det.segment].astype(np.float64))
         cover = np.zeros((m, n), np.uint8)

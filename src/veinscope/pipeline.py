@@ -101,6 +101,7 @@ def analyze(
     deep_veins_hold_share: float = 0.0,
     off_bands_guard: str | None = None,
     background_continuous: bool = False,
+    cover_chain_widths: float | None = None,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -512,6 +513,13 @@ def analyze(
         continuously with the scale instead of jumping where the rounded cell does (every
         0.4 px/mm at the default ``max_diameter_mm``). Off (BENCHMARKS.md, session 31, helper
         "mat31").
+    cover_chain_widths : float or None
+        For ``max_covered``'s share, each point's disc at most this many times its chain's
+        median radius (:func:`veinscope.measure.measure_vessels`): a 4 px vessel whose last
+        points lie on a 5.6 mm vein reads the vein's width there, and a 12-point chain of the
+        vein went as covered when the fine vessel ran 5 px further along it (series 310 between
+        10.6244 and 10.6259 px/mm). ``None``: each point's own width (off; BENCHMARKS.md,
+        session 32, helper "knife32").
 
     Returns
     -------
@@ -607,6 +615,11 @@ def analyze(
         isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
     ):
         raise ValueError(f"tail_probe_nfa must be None or a positive expected number of false probes, got {tail_probe_nfa!r}")
+    if cover_chain_widths is not None and not (
+        isinstance(cover_chain_widths, (int, float)) and not isinstance(cover_chain_widths, bool)
+        and math.isfinite(cover_chain_widths) and cover_chain_widths > 0
+    ):
+        raise ValueError(f"cover_chain_widths must be None or a positive number of the chain's widths, got {cover_chain_widths!r}")
     if wide_weak_delta_e is not None and not (
         isinstance(wide_weak_delta_e, (int, float)) and math.isfinite(wide_weak_delta_e) and wide_weak_delta_e >= 0
     ):
@@ -700,6 +713,7 @@ def analyze(
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
         "tail_probe_nfa": tail_probe_nfa,
+        "cover_chain_widths": cover_chain_widths,
         "side_probe_nfa": side_probe_nfa,
         "short_chain_probe": bool(short_chain_probe),
         "wide_weak_delta_e": wide_weak_delta_e,
@@ -897,6 +911,7 @@ def analyze(
         max_contrast_od=max_contrast_od,
         min_elongation=min_elongation,
         max_covered=max_covered,
+        cover_chain_widths=cover_chain_widths,
         centre_shift_px=shift if widths is not None and paint_at_centre else None,
         paint_links_between=bool(paint_links),
         join_ends=bool(join_ends),

@@ -1,0 +1,83 @@
+"""The engine's decisions against a hair's change of the entered scale (issues 4 and 6, session 32,
+helper "knife32"): ``analyze(cover_chain_widths=...)``, the scale-knife counting rule of
+``benchmarks/count_scale_moves.py``, and the knife edges left (strict xfails)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import veinscope
+from veinscope.synth import generate_series
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import count_scale_moves as csm  # noqa: E402
+
+
+def _baseline(seed):
+    """The development series' baseline photo, as ``bench_compare.py --source series``."""
+    ser = generate_series(seed=seed, sessions=3, size=(800, 600), px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)))
+    return ser.photos[0].rgb, float(ser.photos[0].px_per_mm)
+
+
+def _differ_share(rgb, p0, p1, **kw):
+    """Pixels painted at one scale only, as a share of those painted at the first."""
+    a = veinscope.analyze(rgb, px_per_mm=p0, **kw).labels > 0
+    b = veinscope.analyze(rgb, px_per_mm=p1, **kw).labels > 0
+    return float((a != b).sum()) / max(int(a.sum()), 1)
+
+
+def test_a_fine_vessels_wide_read_points_do_not_cover_a_wide_veins_chain():
+    # series 310's baseline, the skin background continuous in the scale (mat31): between 10.6244
+    # and 10.6259 px/mm a 4 px vessel's chain runs 5 px further along a 5.6 mm vein; its points
+    # there read the vein's width, and their discs covered the vein's own 12-point chain over
+    # max_covered (5 734 px painted at one scale only, half the photo's vessels). With each
+    # point's disc at most twice its chain's median radius the vein stays at both scales
+    rgb, _ = _baseline(310)
+    share = _differ_share(rgb, 10.6244, 10.6259, background_continuous=True, cover_chain_widths=2.0)
+    assert share < 0.05
+
+
+@pytest.mark.xfail(strict=True, reason="main's cover rule: the vein's chain goes between 10.6244 and 10.6259 px/mm")
+def test_the_wide_vein_without_the_chain_width_cap_goes_with_a_hair_of_scale():
+    rgb, _ = _baseline(310)
+    assert _differ_share(rgb, 10.6244, 10.6259, background_continuous=True) < 0.05
+
+
+@pytest.mark.xfail(strict=True, reason="the tail probes' and the walk's yes / no at an ambiguous wide vein's end (knife31, "
+                   "knife32): series 307's baseline paints 3 645 px (19 %) at one scale only at x1.001; not fixed")
+def test_a_hair_of_scale_moves_the_painted_vessels_little():
+    rgb, ppm = _baseline(307)
+    assert _differ_share(rgb, ppm, ppm * 1.001) < 0.05
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), True, "2"])
+def test_a_bad_cover_chain_widths_is_refused(bad):
+    with pytest.raises(ValueError, match="cover_chain_widths"):
+        veinscope.analyze(np.zeros((64, 64, 3), np.uint8), px_per_mm=10.0, cover_chain_widths=bad)
+
+
+def test_cover_chain_widths_is_recorded_and_off_by_default():
+    rgb = np.full((64, 64, 3), 200, np.uint8)
+    assert veinscope.analyze(rgb, px_per_mm=10.0).params["cover_chain_widths"] is None
+    assert veinscope.analyze(rgb, px_per_mm=10.0, cover_chain_widths=2.0).params["cover_chain_widths"] == 2.0
+
+
+def test_the_counting_rule_is_knife31s(tmp_path):
+    row = lambda case, imp, stain, matt: {"case": case, "refused": False, "imp": imp, "stain": stain, "matt": matt}  # noqa: E731
+    a = [row("1/1", 50.0, 10.0, 30.0), row("1/2", 60.0, 1.0, 0.0), row("2/1", None, 0.0, 5.0), row("2/2", 40.0, 0.0, 0.0)]
+    b = [row("1/1", 51.9, 10.9, 33.5),  # 1.9 points; 0.9 mm2 (under 2); 3.5 mm2 is 10.4 %: matting moves
+         row("1/2", 62.1, 2.9, 1.9),  # 2.1 points: moves; 1.9 mm2 (under 2 mm2) and 1.9 mm2: not
+         row("2/1", 10.0, 0.0, 7.2),  # found in one run only: moves; 2.2 mm2 but 31 %: moves
+         {"case": "2/2", "refused": True}]  # refused in one run only: counts in all three
+    m = csm.moves(a, b)
+    assert m == {"matting": ["1/1", "2/1", "2/2"], "staining": ["2/2"], "improvement": ["1/2", "2/1", "2/2"]}
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(a))
+    pb.write_text(json.dumps(b))
+    assert csm.main([str(pa), str(pb)]) == 0

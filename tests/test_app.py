@@ -515,11 +515,12 @@ def test_overlay_is_display_sized_and_streamlit_sends_it_unchanged():
                                               for c in (*sup.CLASSES, "total")}}
     view = sup.PhotoView(1, "big", rgb, labels, np.ones_like(labels, bool), figures)
     img = sup.overlay_image(view)
-    assert img.shape == (1050, 1400, 3)
+    assert img.shape[1:] == (1400, 3) and 1050 < img.shape[0] <= 1050 + 250  # the photo, the legend strip beneath
     assert (img[520:530, 700, 1] < 100).any()  # the red class colour (little green) on the vessel's row
     assert (img[800, 300:1100, 1] == 153).all()  # plain photo, dimmed to 85 %, elsewhere
+    assert (img[:1050, :600, 1] == 153).all()  # its top-left corner too: no legend over the photo
     zoom = sup.overlay_image(view, zoom=4.0, centre_frac=(0.5, 0.5))
-    assert zoom.shape == (750, 1000, 3)  # a quarter of the photo at full resolution
+    assert zoom.shape[1] == 1000 and zoom.shape[0] > 750  # a quarter of the photo at full resolution, and the legend
     jpeg = sup.overlay_jpeg(view)
     layout = LayoutConfig(width="stretch")  # as st.image(..., width="stretch") on the Session page
     assert image_utils._ensure_image_size_and_format(jpeg, layout, "JPEG") is jpeg

@@ -599,8 +599,9 @@ def overlay_image(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: fl
 
     The browser gets a display-sized picture: the whole photo shrunk to ``max_side_px`` (made
     once per photo), or, zoomed in, the region cut from the full-resolution photo (shrunk only
-    when still larger than ``max_side_px``). Returns an (H, W, 3) uint8 picture no larger than
-    ``max_side_px``. The view's arrays are not modified (the display-sized copy is kept with it).
+    when still larger than ``max_side_px``). Returns an (H, W, 3) uint8 picture: the photo part
+    no larger than ``max_side_px``, the legend strip beneath it (W wide, so Streamlit still sends
+    it unchanged). The view's arrays are not modified (the display-sized copy is kept with it).
     """
     from veinscope.report.overlay import render_overlay
     from veinscope.segment import CLASS_CODES

@@ -518,7 +518,7 @@ def test_overlay_is_display_sized_and_streamlit_sends_it_unchanged():
     assert img.shape[1:] == (1400, 3) and 1050 < img.shape[0] <= 1050 + 250  # the photo, the legend strip beneath
     assert (img[520:530, 700, 1] < 100).any()  # the red class colour (little green) on the vessel's row
     assert (img[800, 300:1100, 1] == 153).all()  # plain photo, dimmed to 85 %, elsewhere
-    assert (img[:1050, :600, 1] == 153).all()  # its top-left corner too: no legend over the photo
+    assert (img[:500, :600, 1] == 153).all()  # its top-left corner too (above the vessel): no legend over the photo
     zoom = sup.overlay_image(view, zoom=4.0, centre_frac=(0.5, 0.5))
     assert zoom.shape[1] == 1000 and zoom.shape[0] > 750  # a quarter of the photo at full resolution, and the legend
     jpeg = sup.overlay_jpeg(view)

@@ -515,11 +515,12 @@ def test_overlay_is_display_sized_and_streamlit_sends_it_unchanged():
                                               for c in (*sup.CLASSES, "total")}}
     view = sup.PhotoView(1, "big", rgb, labels, np.ones_like(labels, bool), figures)
     img = sup.overlay_image(view)
-    assert img.shape == (1050, 1400, 3)
+    assert img.shape[1:] == (1400, 3) and 1050 < img.shape[0] <= 1050 + 250  # the photo, the legend strip beneath
     assert (img[520:530, 700, 1] < 100).any()  # the red class colour (little green) on the vessel's row
     assert (img[800, 300:1100, 1] == 153).all()  # plain photo, dimmed to 85 %, elsewhere
+    assert (img[:500, :600, 1] == 153).all()  # its top-left corner too (above the vessel): no legend over the photo
     zoom = sup.overlay_image(view, zoom=4.0, centre_frac=(0.5, 0.5))
-    assert zoom.shape == (750, 1000, 3)  # a quarter of the photo at full resolution
+    assert zoom.shape[1] == 1000 and zoom.shape[0] > 750  # a quarter of the photo at full resolution, and the legend
     jpeg = sup.overlay_jpeg(view)
     layout = LayoutConfig(width="stretch")  # as st.image(..., width="stretch") on the Session page
     assert image_utils._ensure_image_size_and_format(jpeg, layout, "JPEG") is jpeg
@@ -609,6 +610,80 @@ def test_an_unexpected_failure_in_an_upload_becomes_a_message(tmp_path, caplog):
     assert len(out) == 1 and not out[0].ok
     assert out[0].message.startswith("leg.jpg: this file could not be read")
     assert "jane" not in caplog.text and "leg.jpg" not in caplog.text  # nothing personal in the log
+
+
+def _small_png(seed: int) -> bytes:
+    from PIL import Image
+
+    from veinscope.synth import generate_photo
+
+    buf = io.BytesIO()
+    Image.fromarray(generate_photo(seed=seed, size=(320, 240), px_per_mm=8.0, card=False, n_vessels=4).rgb).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_a_failed_analysis_is_told_as_such_and_loses_nothing_saved(tmp_path, monkeypatch, caplog):
+    """The photo was read and the analysis raised (as the half-maximum kernel's ZeroDivisionError
+    did until session 32): the message says so, and what to do, not "could not be read as a
+    photo"; no traceback; the photo saved before, its figures and masks are untouched; importing
+    the photo again once the fault is gone works."""
+    import veinscope.pipeline
+
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-FAIL")
+        first, second = _small_png(7), _small_png(8)
+        [ok] = sup.import_uploads(store, cache, "P-FAIL", "calf", "2026-01-01", [("a.png", first)], px_per_mm=8.0)
+        assert ok.ok
+        cache.flush()
+        figures = store.get_analysis(ok.photo_id)
+        masks = sorted((p.name, p.read_bytes()) for p in cache.root.glob("masks_*"))
+        assert figures is not None and masks
+
+        def broken(*args, **kwargs):
+            raise ZeroDivisionError("float division by zero in /home/jane.doe/b.png")
+
+        monkeypatch.setattr(veinscope.pipeline, "analyze", broken)
+        [bad] = sup.import_uploads(store, cache, "P-FAIL", "calf", "2026-01-01", [("b.png", second)], px_per_mm=8.0)
+        assert not bad.ok and bad.photo_id is None
+        msg = bad.message
+        assert msg.startswith("b.png: the photo was read, but VeinScope's analysis of it failed")
+        assert "could not be read" not in msg
+        assert "not kept" in msg and "already saved are unchanged" in msg  # what happened to it and to the rest
+        assert "Try importing it again" in msg and "report the problem" in msg  # what to do
+        assert "Traceback" not in msg and "ZeroDivision" not in msg and "jane" not in msg
+        assert "jane" not in caplog.text and "b.png" not in caplog.text  # nothing personal in the log
+        # nothing saved is lost: the first photo, its bytes, figures and masks as they were; no record of the second
+        cache.flush()
+        [rec] = store.list_photos(code="P-FAIL")
+        assert rec.id == ok.photo_id and store.read_photo(rec.id) == first
+        assert store.get_analysis(rec.id) == figures
+        assert sorted((p.name, p.read_bytes()) for p in cache.root.glob("masks_*")) == masks
+        # try again, the fault gone: imported
+        monkeypatch.undo()
+        [again] = sup.import_uploads(store, cache, "P-FAIL", "calf", "2026-01-01", [("b.png", second)], px_per_mm=8.0)
+        assert again.ok and len(store.list_photos(code="P-FAIL")) == 2
+    finally:
+        store.close()
+
+
+def test_a_photo_analysed_but_not_saved_is_told_as_such(tmp_path):
+    """A failure after the analysis (saving) is not told as an unreadable photo either."""
+    photo_bytes = _small_png(7)
+
+    class SaveFails:
+        def import_photo(self, code, site, day, data, *, original_name=None, px_per_mm=None, analyze=None):
+            from veinscope.io import load_photo
+
+            analyze(load_photo(data), px_per_mm=px_per_mm)
+            raise OSError("database is locked")
+
+    cache = sup.DerivedCache(tmp_path / "d")
+    [out] = sup.import_uploads(SaveFails(), cache, "P-1", "calf", "2026-01-01", [("c.png", photo_bytes)], px_per_mm=8.0)
+    cache.flush()
+    assert not out.ok and out.message.startswith("c.png: the photo was read and analysed, but saving it failed")
+    assert "Try importing it again" in out.message and "database" not in out.message
 
 
 def test_erasing_a_patient_removes_the_derived_pictures_too(tmp_path):

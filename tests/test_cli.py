@@ -62,6 +62,9 @@ def test_written_files_hold_exactly_the_analysis(tmp_path):
 
 
 def test_overlay_colours_vessels_by_class_and_leaves_the_rest_dimmed():
+    """Every photo pixel of the overlay is the photo dimmed or blended with its vessel class's colour:
+    the legend is a strip under the photo and covers none of it (it covered the top-left corner,
+    and a vessel there, until session 32)."""
     import numpy as np
     import pytest
 
@@ -70,18 +73,61 @@ def test_overlay_colours_vessels_by_class_and_leaves_the_rest_dimmed():
 
     rgb, a = _small_analysis()
     ov = render_overlay(rgb, a, outline_skin=False)
-    assert ov.shape == rgb.shape and ov.dtype == np.uint8
-    legend_h = 120  # below the legend box
+    m, n = rgb.shape[:2]
+    photo, strip = ov[:m], ov[m:]
+    want = np.rint(0.85 * rgb.astype(float))
     for name, code in CLASS_CODES.items():
-        ys, xs = np.nonzero(a.labels[legend_h:] == code)
-        if ys.size:
-            want = np.rint(0.3 * rgb[legend_h + ys, xs].astype(float) + 0.7 * np.array(CLASS_COLOURS[name]))
-            assert np.abs(ov[legend_h + ys, xs].astype(float) - want).max() <= 1
-    plain = a.labels[legend_h:] == 0
-    dimmed = np.rint(0.85 * rgb[legend_h:][plain].astype(float))
-    assert np.abs(ov[legend_h:][plain].astype(float) - dimmed).max() <= 1
+        sel = a.labels == code
+        want[sel] = np.rint(0.3 * rgb[sel].astype(float) + 0.7 * np.array(CLASS_COLOURS[name]))
+    assert np.abs(photo.astype(float) - want).max() <= 1  # the whole photo, its top-left corner included
+    assert ov.dtype == np.uint8 and ov.shape[1:] == rgb.shape[1:] and ov.shape[0] > m
+    # the legend: a black strip with the class colours' squares and white text
+    assert (strip == 0).all(axis=2).mean() > 0.5 and (strip == 255).all(axis=2).any()
+    for colour in CLASS_COLOURS.values():
+        assert (strip == colour).all(axis=2).sum() >= 100
     with pytest.raises(ValueError, match="shape"):
         render_overlay(rgb[:100], a)
+
+
+def test_overlay_shows_a_vessel_in_the_photos_top_left_corner():
+    """A vessel in the corner where the legend box was drawn until session 32 is drawn in its class
+    colour, and every other photo pixel is the photo dimmed."""
+    import numpy as np
+
+    from veinscope.report.overlay import CLASS_COLOURS, render_overlay
+    from veinscope.segment import CLASS_CODES
+
+    rgb = np.full((600, 800, 3), 170, np.uint8)
+    labels = np.zeros((600, 800), np.uint8)
+    labels[8:12, 5:300] = CLASS_CODES["red_telangiectasia"]
+    figures = {"classes": {c: {"segments": 1, "length_mm": 30.0, "coverage_pct": 0.2}
+                           for c in (*CLASS_COLOURS, "total")}}
+    stub = type("A", (), {"labels": labels, "skin": np.ones_like(labels, bool), "px_per_mm": 10.0,
+                          "to_dict": lambda self: figures})()
+    ov = render_overlay(rgb, stub, outline_skin=False)
+    red = np.rint(0.3 * 170 + 0.7 * np.array(CLASS_COLOURS["red_telangiectasia"]))
+    assert (ov[8:12, 5:300] == red).all()
+    plain = labels == 0
+    assert (ov[:600][plain] == round(0.85 * 170)).all()
+    assert ov.shape[0] > 600 and (ov[600:] == CLASS_COLOURS["red_telangiectasia"]).all(axis=2).any()
+
+
+def test_overlay_legend_fits_a_narrow_photo():
+    """A narrow photo's legend is one column, its long lines wrapped: nothing drawn past the width."""
+    import numpy as np
+
+    from veinscope.report.overlay import CLASS_COLOURS, render_overlay
+
+    rgb, a = _small_analysis()
+    wide = render_overlay(rgb, a, outline_skin=False)
+    narrow_a = type("A", (), {"labels": a.labels[:, :150], "skin": a.skin[:, :150], "px_per_mm": a.px_per_mm,
+                              "to_dict": lambda self: a.to_dict()})()
+    narrow = render_overlay(rgb[:, :150], narrow_a, outline_skin=False)
+    m = rgb.shape[0]
+    assert narrow.shape[1] == 150 and narrow.shape[0] - m > wide.shape[0] - m  # more rows than the wide one
+    for colour in CLASS_COLOURS.values():
+        assert (narrow[m:] == colour).all(axis=2).any()
+    assert np.array_equal(narrow[:m], wide[:m, :150])
 
 
 def test_uncalibrated_diameter_map_is_nan_on_vessels(tmp_path):
@@ -190,10 +236,9 @@ def test_overlay_outlines_the_skin_in_white():
     ov = render_overlay(rgb, a)
     edge = cv2.morphologyEx(a.skin.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
     assert edge.any() and not edge.all()
-    legend = np.zeros(edge.shape, bool)
-    legend[:120] = True  # the legend is drawn after the outline
-    assert (edge & ~legend).any() and (ov[edge & ~legend] == 255).all()
-    assert np.array_equal(ov[~edge], plain[~edge])
+    m = edge.shape[0]
+    assert (ov[:m][edge] == 255).all()  # the whole border: the legend is under the photo, not over it
+    assert np.array_equal(ov[:m][~edge], plain[:m][~edge]) and np.array_equal(ov[m:], plain[m:])
 
 
 def test_readme_names_every_column_of_summary_csv_and_track_csv():

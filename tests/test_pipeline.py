@@ -165,7 +165,7 @@ def test_cli_writes_the_contract(tmp_path, leg_photo, capsys):
     assert diam.dtype == np.float32 and diam.shape == rgb.shape[:2]
     assert np.all((diam > 0) == (labels > 0))
     overlay = np.asarray(Image.open(out / "overlay.png"))
-    assert overlay.shape == rgb.shape
+    assert overlay.shape[1:] == rgb.shape[1:] and overlay.shape[0] > rgb.shape[0]  # the legend strip beneath
     assert "vessel segments" in capsys.readouterr().out
 
 

@@ -314,11 +314,21 @@ class DerivedCache:
         """
 
         def run(photo, *, px_per_mm=None):
+            from veinscope.errors import VeinScopeError
             from veinscope.pipeline import analyze
 
             trace("analyze start")
-            a = analyze(photo, px_per_mm=px_per_mm)
+            try:
+                a = analyze(photo, px_per_mm=px_per_mm)
+            except VeinScopeError:  # a photo problem the store reports itself ("not analysed: ...")
+                raise
+            except Exception:  # a fault of the analysis, not of the photo: the upload's message says so
+                if keep is not None:
+                    keep["analysis_failed"] = True
+                raise
             trace("analyze end")
+            if keep is not None:
+                keep["analysed"] = True
             rgb = getattr(photo, "rgb", None)
             if rgb is not None and a.labels.shape == rgb.shape[:2]:
                 if keep is not None:  # the display-sized copy is made while the store saves the photo
@@ -426,12 +436,33 @@ def import_uploads(store, cache: DerivedCache, code: str, site: str, session_dat
                 res = UploadOutcome(name, False, str(exc))
             except Exception as exc:  # never a traceback in front of the practitioner
                 log.error("upload import failed (%s)", type(exc).__name__)  # no file names: they may identify
-                res = UploadOutcome(name, False, f"{name}: this file could not be read as a photo. "
-                                                 "Use a JPEG or HEIC straight from the phone.")
+                res = UploadOutcome(name, False, _import_failure_message(name, kept))
         out.append(res)
         if progress is not None:
             progress(i, res)
     return out
+
+
+def _import_failure_message(name: str, kept: dict) -> str:
+    """What to tell the practitioner when an import failed unexpectedly, by how far it got.
+
+    The store analyses a photo before it saves anything, so an analysis that fails leaves this
+    photo out and everything saved before as it was. Until session 32 every such failure read
+    "could not be read as a photo", even when the photo was read and the analysis failed.
+    """
+    unchanged = "The photo was not kept; the photos and figures already saved are unchanged."
+    if kept.get("analysis_failed"):
+        return (f"{name}: the photo was read, but VeinScope's analysis of it failed (a fault in "
+                f"VeinScope, not in the photo). {unchanged} Try importing it again; if it fails again, "
+                "keep the photo and report the problem to whoever looks after VeinScope (the app's log "
+                "names the error).")
+    if kept.get("analysed"):
+        return (f"{name}: the photo was read and analysed, but saving it failed. The photos and figures "
+                "already saved are unchanged. Try importing it again (a photo already kept is recognised, "
+                "not kept twice); if it fails again, report the problem to whoever looks after VeinScope "
+                "(the app's log names the error).")
+    return (f"{name}: this file could not be read as a photo. "
+            "Use a JPEG or HEIC straight from the phone.")
 
 
 def _remember_import(store, cache: DerivedCache, photo_id: int, name: str, kept: dict) -> None:
@@ -599,8 +630,9 @@ def overlay_image(view: PhotoView, *, classes: Sequence[str] = CLASSES, zoom: fl
 
     The browser gets a display-sized picture: the whole photo shrunk to ``max_side_px`` (made
     once per photo), or, zoomed in, the region cut from the full-resolution photo (shrunk only
-    when still larger than ``max_side_px``). Returns an (H, W, 3) uint8 picture no larger than
-    ``max_side_px``. The view's arrays are not modified (the display-sized copy is kept with it).
+    when still larger than ``max_side_px``). Returns an (H, W, 3) uint8 picture: the photo part
+    no larger than ``max_side_px``, the legend strip beneath it (W wide, so Streamlit still sends
+    it unchanged). The view's arrays are not modified (the display-sized copy is kept with it).
     """
     from veinscope.report.overlay import render_overlay
     from veinscope.segment import CLASS_CODES

@@ -1,4 +1,4 @@
-"""The analysis overlay: the photo with the vessel classes drawn and a legend."""
+"""The analysis overlay: the photo with the vessel classes drawn, and a legend strip beneath it."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ _LABELS = {
 def render_overlay(
     rgb, analysis, *, alpha: float = 0.7, outline_skin: bool = True, figures: dict | None = None
 ) -> np.ndarray:
-    """Photo with the detected vessels coloured by class and a legend with the figures.
+    """Photo with the detected vessels coloured by class, and a legend with the figures beneath it.
 
     Parameters
     ----------
@@ -45,8 +45,10 @@ def render_overlay(
 
     Returns
     -------
-    ndarray (M, N, 3) uint8
-        A new picture: the photo dimmed to 85 %, vessel pixels blended with their class colour.
+    ndarray (M + H, N, 3) uint8
+        A new picture: rows ``[:M]`` are the photo dimmed to 85 %, vessel pixels blended with
+        their class colour (and the skin's border); rows ``[M:]`` are the legend, a black strip
+        ``H`` px high (the returned height less ``M``) that hides no part of the photo.
 
     Notes
     -----
@@ -76,8 +78,8 @@ def render_overlay(
         skin = np.ascontiguousarray(analysis.skin, dtype=bool).view(np.uint8)
         edge = cv2.morphologyEx(skin, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
         cv2.bitwise_or(out, (255, 255, 255, 0), dst=out, mask=edge)  # white where edge != 0
-    _legend(out, analysis, analysis.to_dict() if figures is None else figures)
-    return out
+    strip = _legend(out.shape[:2], analysis, analysis.to_dict() if figures is None else figures)
+    return np.concatenate([out, strip], axis=0)
 
 
 def _flat_nonzero(img: np.ndarray) -> np.ndarray:
@@ -94,10 +96,14 @@ def _flat_nonzero(img: np.ndarray) -> np.ndarray:
     return yx[:, 1].astype(np.intp) * img.shape[1] + yx[:, 0]
 
 
-def _legend(out: np.ndarray, analysis, figures: dict) -> None:
-    """Draw the legend box in the top-left corner of ``out`` (in place; only that corner is touched);
-    ``figures`` is ``analysis.to_dict()``."""
-    h, w = out.shape[:2]
+def _legend(photo_shape: tuple[int, int], analysis, figures: dict) -> np.ndarray:
+    """The legend strip to put under a photo of ``photo_shape`` (M, N): an (H, N, 3) uint8 picture.
+
+    ``figures`` is ``analysis.to_dict()``. The entries go in as many columns (at most two) as
+    the photo's width takes, a line too long for the width wrapped at spaces. The legend used to
+    be drawn over the photo's top-left corner, hiding any vessel there (session 32).
+    """
+    h, w = photo_shape
     size = max(11, int(min(w, h) / 45))
     font = ImageFont.load_default(size=size)
     figs = figures["classes"]
@@ -114,19 +120,37 @@ def _legend(out: np.ndarray, analysis, figures: dict) -> None:
     lines.append((None, f"vessel coverage {tot['coverage_pct']:.2f} % of skin" + ("" if calibrated else " (no scale)")))
     pad = size // 2
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
-    box_w = max(measure.textlength(t, font=font) for _, t in lines) + 3 * pad + size
-    box_h = len(lines) * (size + pad) + pad
-    cw, ch = min(w, int(box_w) + 2), min(h, int(box_h) + 2)
-    corner = Image.fromarray(np.ascontiguousarray(out[:ch, :cw]))
-    d = ImageDraw.Draw(corner)
-    d.rectangle([0, 0, box_w, box_h], fill=(0, 0, 0))
-    y = pad
+    indent = 2 * pad + size  # the text starts after the colour square
+    text_w = max(measure.textlength(t, font=font) for _, t in lines)
+    col_w = int(np.ceil(indent + text_w + 2 * pad))
+    cols = 2 if 2 * col_w <= w else 1
+    room = max(1.0, (w if cols == 1 else col_w) - indent - pad)  # width the text may take
+    entries = []  # one list of (colour, text) rows per entry, wrapped to the room
     for colour, text in lines:
-        if colour is not None:
-            d.rectangle([pad, y, pad + size, y + size], fill=colour)
-        d.text((2 * pad + size, y), text, fill=(255, 255, 255), font=font)
-        y += size + pad
-    out[:ch, :cw] = np.asarray(corner)
+        rows, cur = [], ""
+        for word in text.split(" "):
+            trial = (cur + " " + word).strip()
+            if cur and measure.textlength(trial, font=font) > room:
+                rows.append(cur)
+                cur = word
+            else:
+                cur = trial
+        rows.append(cur)
+        entries.append([(colour if k == 0 else None, r) for k, r in enumerate(rows)])
+    per_col = -(-len(entries) // cols)
+    columns = [sum(entries[c * per_col:(c + 1) * per_col], []) for c in range(cols)]
+    n_rows = max(len(col) for col in columns)
+    strip = Image.new("RGB", (w, n_rows * (size + pad) + pad), (0, 0, 0))
+    d = ImageDraw.Draw(strip)
+    for c, col in enumerate(columns):
+        x = c * col_w + pad
+        y = pad
+        for colour, text in col:
+            if colour is not None:
+                d.rectangle([x, y, x + size, y + size], fill=colour)
+            d.text((x + pad + size, y), text, fill=(255, 255, 255), font=font)
+            y += size + pad
+    return np.asarray(strip)
 
 
 def _deflate():

@@ -133,6 +133,11 @@ def _pixels_at(a: np.ndarray, mask_s: np.ndarray, step: int) -> np.ndarray:
     return a.reshape(-1, 3).take((i // w) * (step * a.shape[1]) + (i % w) * step, axis=0)
 
 
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """BT.601 luma of float RGB values (last axis R, G, B), 0-255 in, 0-255 out."""
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
 def assess_quality(
     rgb,
     *,
@@ -235,11 +240,11 @@ def assess_quality(
                 b, BLUR_SKIN_SIGMA_PX,
             ))
     # exposure and glare, judged on the skin region (on a copy of at most ~1.5 MP: fractions only)
+    step = max(1, int(np.ceil(np.sqrt(a.shape[0] * a.shape[1] / 1.5e6))))
+    a_s = a[::step, ::step]
+    card_s = None if card_mask is None else np.asarray(card_mask, dtype=bool)[::step, ::step]
     if frac >= NO_SKIN_FRAC:
-        step = max(1, int(np.ceil(np.sqrt(a.shape[0] * a.shape[1] / 1.5e6))))
-        a_s = a[::step, ::step]
         skin_s = skin[::step, ::step]
-        card_s = None if card_mask is None else np.asarray(card_mask, dtype=bool)[::step, ::step]
         # channel by channel: NumPy's reduction over a 3-long last axis is ~10x slower
         mx = np.maximum(np.maximum(a_s[..., 0], a_s[..., 1]), a_s[..., 2])
         mn = np.minimum(np.minimum(a_s[..., 0], a_s[..., 1]), a_s[..., 2])
@@ -252,7 +257,7 @@ def assess_quality(
         n_region = max(1, int(region.sum()))
         any_clipped = float(((mx >= 250) & region).sum()) / n_region
         px = _pixels_at(a, skin_s, step).astype(np.float32)  # = a_s[skin_s]
-        luma = 0.299 * px[:, 0] + 0.587 * px[:, 1] + 0.114 * px[:, 2]
+        luma = _luma(px)
         med_luma = float(np.median(luma)) if luma.size else 0.0
         paper = None
         if colour is not None and colour.source == "card":
@@ -294,11 +299,9 @@ def assess_quality(
     else:
         # too dark to tell skin from the rest: the photo as a whole (card left out) is judged, and
         # the practitioner is told to light it, not to photograph skin or to come closer
-        step = max(1, int(np.ceil(np.sqrt(a.shape[0] * a.shape[1] / 1.5e6))))
-        a_s = a[::step, ::step].astype(np.float32)
-        luma = 0.299 * a_s[..., 0] + 0.587 * a_s[..., 1] + 0.114 * a_s[..., 2]
-        if card_mask is not None:
-            luma = luma[~np.asarray(card_mask, dtype=bool)[::step, ::step]]
+        luma = _luma(a_s.astype(np.float32))
+        if card_s is not None:
+            luma = luma[~card_s]
         med_luma = float(np.median(luma)) if luma.size else 0.0
         if med_luma < UNDEREXPOSED_LUMA:
             out = [w for w in out if w.code not in ("no_skin", "little_skin")]

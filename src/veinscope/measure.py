@@ -142,6 +142,7 @@ def measure_vessels(
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
     branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None, cover_chain_widths=None,
+    smooth_widths=None, valley_sides=False,
 ):
     """Classify and measure detected centrelines.
 
@@ -173,6 +174,18 @@ def measure_vessels(
         Whether ``ppm`` is a real calibration (else millimetre values are not reported).
     smooth_mm : float
         Length along the vessel over which diameters are averaged.
+    smooth_widths : float, optional
+        A run of one size class shorter than its own smoothed diameter (and wider than the
+        ``smooth_mm`` window) takes the median width of its chain's own points within this
+        many times that diameter (:func:`_smooth_wide`): a vessel's width does not change over
+        less than its width, so a chain's last few points read as a disc three times its width
+        are its end's profile (shading, a crease), not a wider vessel. ``None``: the
+        ``smooth_mm`` window only.
+    valley_sides : bool
+        Keep a chain only where the skin on both its sides is lighter than it (a dark line: a
+        valley of lightness), not on one side only (a one-sided step: a shadow's edge, the
+        leg's outline, a fold's shaded flank): :func:`_one_sided_chains`, read against the
+        skin's own slope across the chain; chains under 1 mm wide only. Needs ``rgb``.
     min_elongation : float
         A chain shorter than this many times its diameter is a patch, not a vessel.
     max_covered : float
@@ -501,6 +514,11 @@ def measure_vessels(
         faint = np.array(low, np.int64)
         if faint.size:
             accepted &= ~np.isin(det.segment, faint)
+    if valley_sides and rgb is not None and accepted.any():
+        steps = _one_sided_chains(rgb, pts, det.normals_yx, width, det.segment, accepted & seen, skin,
+                                  max_width_px=1.0 * ppm)  # fmt: skip
+        if steps.size:
+            accepted &= ~np.isin(det.segment, steps)
     accepted = _with_parents(accepted, det)
     width[~accepted] = np.nan
     if not accepted.any():
@@ -511,6 +529,8 @@ def measure_vessels(
     a_pts = pts[accepted]
     smooth = np.full(k, np.nan, np.float32)
     smooth[accepted] = window_median(a_pts[:, 0], a_pts[:, 1], width[accepted], r, m)
+    if smooth_widths is not None:
+        smooth = _smooth_wide(pts, det.segment, accepted, width, smooth, r, m, float(smooth_widths), ppm)
     raw_width = width
     width = smooth  # the diameter reported and painted is the smoothed one
     d_mm = smooth / ppm
@@ -954,6 +974,51 @@ def _size_class_margin(pts, key, m, n, segment, accepted, point_class, raw_width
     return out
 
 
+def _smooth_wide(pts, segment, accepted, width, smooth, r, m, widths, ppm):
+    """``smooth`` (K,) with the points of a short wide run given their own chain's width: a run
+    of points of one size class (by ``smooth``, :data:`veinscope.segment.CLASS_CODES`'s 1 and
+    3 mm bounds at ``ppm``) shorter (in points) than its median smoothed diameter, and wider
+    than the first window (diameter over ``2 r / widths``), takes the median of its chain's
+    ``width`` within ``widths`` times the chain's widest smoothed diameter (a (2R+1)^2 window,
+    R = ceil(widths x diameter / 2), over the chain's own points only).
+
+    A vessel's diameter changes over lengths longer than the diameter: a class run shorter
+    than its own width (a chain's last few points read on a crease or a shading edge, an
+    "over 3 mm" disc on a reticular chain) is outvoted by the rest of its chain. A wide run as
+    long as its width or longer (a wide vein, also one joined to a narrower branch) is left as
+    it is. The first window (``r``) spans every chain near the point, this one only the
+    point's own chain (a fine vessel beside a wide vein keeps its width).
+    """
+    from veinscope._kernels.groups import group_medians
+    from veinscope._kernels.ridges import same_class_pieces, window_median
+
+    out = smooth.copy()
+    ok = accepted & np.isfinite(smooth)
+    if not ok.any():
+        return out
+    d_mm = np.where(ok, smooth, 0.0) / ppm
+    cls = np.where(~ok, 0, np.where(d_mm > 3.0, 3, np.where(d_mm >= 1.0, 2, 1))).astype(np.int64)
+    piece, n_piece = same_class_pieces(pts[:, 0].astype(np.int64), pts[:, 1].astype(np.int64), cls,
+                                       np.array([1, 2, 3], np.int64), m)  # fmt: skip
+    if n_piece == 0:
+        return out
+    in_p = piece >= 0
+    count = np.bincount(piece[in_p], minlength=n_piece)
+    p_width = group_medians(smooth[in_p].astype(np.float32), piece[in_p].astype(np.int64), n_piece).astype(np.float64)
+    short = (count < p_width) & (p_width * widths > 2.0 * r)
+    wide = in_p & short[np.maximum(piece, 0)]
+    if not wide.any():
+        return out
+    for c in np.unique(segment[wide]):
+        own = np.flatnonzero(accepted & (segment == c))
+        sel = wide[own]
+        big = int(math.ceil(0.5 * widths * float(np.nanmax(smooth[own]))))
+        med = window_median(pts[own, 0], pts[own, 1], width[own], big, m)
+        # a point whose window holds no finite width keeps its first median
+        out[own[sel]] = np.where(np.isfinite(med[sel]), med[sel], smooth[own[sel]])
+    return out
+
+
 def _isolated_patches(pts: np.ndarray, segment: np.ndarray, accepted: np.ndarray, width: np.ndarray) -> np.ndarray:
     """Points of accepted chains that are a lone patch, not a vessel: the chain is shorter than
     its own median diameter and no other accepted chain comes within 1.5 diameters of its ends
@@ -1336,6 +1401,57 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
         delta_e_lab(np.ascontiguousarray(lab[0, ok]), np.ascontiguousarray(level[ok]), out)
         de[ok] = out
     return {int(c): float(v) for c, v in zip(ids, de)}
+
+
+def _one_sided_chains(rgb, pts, normals_yx, width, segment, accepted, skin, *, min_ratio: float = 0.25,
+                      max_width_px: float = np.inf) -> np.ndarray:
+    """Chains (ids) whose lightness rises off them on one side only: a one-sided step.
+
+    Lightness (CIELAB L*) along the chain and along :func:`chain_delta_e`'s parallel copies
+    (``w/2 + max(w, 2 px) j`` from the centreline, j = 1 .. 6, both sides; w the chain's median
+    diameter), means along the whole chain. The skin's own slope across the chain (a curved
+    leg's shading) is the line through the two far copies' pairs (j = 5, 6); read against it,
+    the rise from the chain to the near copies (j = 1, 2) on each side. A vessel is a valley:
+    both sides rise about alike, whatever the slope. At a shading's edge (a finger's shadow on
+    the leg, a fold's shaded flank, the leg's outline) the line filter answers at the step's
+    foot, and the dark side rises only by the slope's share, 1/6 of the bright side's for an
+    ideal step: a chain whose smaller rise is under ``min_ratio`` of its larger one (or not a
+    rise at all) is such a step. A chain without all the copies on ``skin`` is not judged, nor
+    one whose median diameter is ``max_width_px`` or more (a wide vein is soft-edged and lies in
+    its own broad shading: on the generated set A, judging them cost 9 points of reticular
+    length, BENCHMARKS.md, session 33).
+    """
+    from veinscope._kernels.groups import group_medians
+
+    idx = np.flatnonzero(accepted)
+    if idx.size == 0:
+        return np.zeros(0, np.int64)
+    ids, inv = np.unique(np.asarray(segment)[idx].astype(np.int64), return_inverse=True)
+    nc = ids.size
+    w = np.asarray(width, np.float64)[idx]
+    fin = np.isfinite(w)
+    wc = np.ones(nc)
+    if fin.any():
+        med = group_medians(w[fin].astype(np.float32), inv[fin].astype(np.int64), nc).astype(np.float64)
+        has = np.bincount(inv[fin], minlength=nc) > 0
+        wc[has] = med[has]
+    n_off = 6
+    lab, _, _ = _chain_copies_lab(rgb, pts[idx], np.asarray(normals_yx, np.float64)[idx], wc[inv], inv, nc, skin,
+                                  n_offsets=n_off)  # fmt: skip
+    light = lab[..., 0]  # (1 + 2 n_off, nc)
+    plus, minus = light[1 : 1 + n_off], light[1 + n_off :]
+    step = np.maximum(wc, 2.0)
+    t_near = 0.5 * wc + 1.5 * step  # the mean distance of copies 1 and 2
+    t_far = 0.5 * wc + 5.5 * step  # ... of copies 5 and 6
+    far_p, far_m = 0.5 * (plus[4] + plus[5]), 0.5 * (minus[4] + minus[5])
+    slope = (far_p - far_m) / (2.0 * t_far)
+    mid = 0.5 * (far_p + far_m)
+    r0 = light[0] - mid
+    rise_p = 0.5 * (plus[0] + plus[1]) - (mid + slope * t_near) - r0
+    rise_m = 0.5 * (minus[0] + minus[1]) - (mid - slope * t_near) - r0
+    lo, hi = np.minimum(rise_p, rise_m), np.maximum(rise_p, rise_m)
+    one_sided = np.isfinite(lo) & np.isfinite(hi) & (lo < min_ratio * np.maximum(hi, 0.0)) & (wc < max_width_px)
+    return ids[one_sided]
 
 
 def _moved_sums(rgb_flat, skin_flat, m, n, p, tny, tnx, n_lines, dy, dx, sums, cnt):

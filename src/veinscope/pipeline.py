@@ -102,6 +102,8 @@ def analyze(
     off_bands_guard: str | None = None,
     background_continuous: bool = False,
     cover_chain_widths: float | None = None,
+    smooth_widths: float | None = None,
+    valley_sides: bool = False,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -520,6 +522,19 @@ def analyze(
         vein went as covered when the fine vessel ran 5 px further along it (series 310 between
         10.6244 and 10.6259 px/mm). ``None``: each point's own width (off; BENCHMARKS.md,
         session 32, helper "knife32").
+    smooth_widths : float or None
+        A run of one size class shorter than its own smoothed diameter (and wider than the 1 mm
+        smoothing window) takes the median width of its chain within this many times that
+        diameter (:func:`veinscope.measure.measure_vessels`): a vessel's width does not change
+        over less than its width, so the round "over 3 mm" discs a chain's last few points drew
+        on a shading or a crease (veins_02, veins_04) take the chain's width. ``None``: the 1 mm
+        window only (BENCHMARKS.md, session 33, helper "real33").
+    valley_sides : bool
+        Keep a chain only where the skin on both its sides is lighter than it (a valley of
+        lightness), not on one side only: a shadow's edge (a finger's shadow on veins_03), the
+        leg's outline, a nail's rim (veins_05) are one-sided steps the line filter answers
+        beside (:func:`veinscope.measure.measure_vessels`). Off (BENCHMARKS.md, session 33,
+        helper "real33").
 
     Returns
     -------
@@ -620,6 +635,11 @@ def analyze(
         and math.isfinite(cover_chain_widths) and cover_chain_widths > 0
     ):
         raise ValueError(f"cover_chain_widths must be None or a positive number of the chain's widths, got {cover_chain_widths!r}")
+    if smooth_widths is not None and not (
+        isinstance(smooth_widths, (int, float)) and not isinstance(smooth_widths, bool)
+        and math.isfinite(smooth_widths) and smooth_widths > 0
+    ):
+        raise ValueError(f"smooth_widths must be None or a positive number of diameters, got {smooth_widths!r}")
     if wide_weak_delta_e is not None and not (
         isinstance(wide_weak_delta_e, (int, float)) and math.isfinite(wide_weak_delta_e) and wide_weak_delta_e >= 0
     ):
@@ -714,6 +734,8 @@ def analyze(
         "extend_ends_mm": extend_ends_mm,
         "tail_probe_nfa": tail_probe_nfa,
         "cover_chain_widths": cover_chain_widths,
+        "smooth_widths": smooth_widths,
+        "valley_sides": bool(valley_sides),
         "side_probe_nfa": side_probe_nfa,
         "short_chain_probe": bool(short_chain_probe),
         "wide_weak_delta_e": wide_weak_delta_e,
@@ -912,6 +934,8 @@ def analyze(
         min_elongation=min_elongation,
         max_covered=max_covered,
         cover_chain_widths=cover_chain_widths,
+        smooth_widths=smooth_widths,
+        valley_sides=bool(valley_sides),
         centre_shift_px=shift if widths is not None and paint_at_centre else None,
         paint_links_between=bool(paint_links),
         join_ends=bool(join_ends),

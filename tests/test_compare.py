@@ -2962,6 +2962,13 @@ def test_clipped_code_is_checked():
             compare(b, f, px_per_mm=10.0, clipped_code=bad)
 
 
+
+def test_cleared_drop_frac_is_checked():
+    b, f = _finger_on_leg()
+    for bad in (-0.1, 1.0, 1.5, "0.1", True, float("nan")):
+        with pytest.raises(ValueError, match="cleared_drop_frac"):
+            compare(b, f, px_per_mm=10.0, cleared_drop_frac=bad)
+
 def test_an_improvement_on_a_few_millimetres_of_baseline_vessel_comes_with_a_warning():
     # a 3 mm vessel is all the baseline shows: whether it reads cleared or not swings the
     # improvement between 0 and 100 %, so it is reported with a warning; an 18 mm vessel is not

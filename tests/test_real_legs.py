@@ -264,3 +264,83 @@ def test_true_matting_beside_the_rim_is_kept_by_the_same_skin_check():
     assert kept, "the default dropped true matting beside the rim"
     assert 0.5 * truth.sum() <= sum(loc["area_px2"] for loc in kept) <= 2.0 * truth.sum()
     assert c.matting["area_px2"] == sum(loc["area_px2"] for loc in kept)  # none of the rim's false rise
+
+
+
+# veins_01 against two different moves of itself (the benchmark's, and another rotation and
+# scale): nothing changed, so the improvement must read near 0 %. Main (session 32) read 6.2
+# and 6.5 points: 50-65 of its ~650 counted centreline points sit within 12 % above the
+# threshold of "perceptible", and the copy's 4:2:0 JPEG chroma and relighting tip them under it
+# with 90-98 % of their ΔE00 kept (BENCHMARKS.md, session 33, helper self33). With
+# cleared_drop_frac=0.1 such a point is not cleared; off by default (the development series
+# 3.7 -> 3.8 points), hence the strict xfail with the defaults.
+_MOVES = {
+    "bench": {},
+    "turned": {"deg": -2.0, "scale": 1.03},
+}
+
+
+def _veins_01_and_copy(move):
+    from tests._followup import moved_copy
+
+    rgb = _load("veins_01.jpg")
+    return rgb, moved_copy(rgb, **_MOVES[move])
+
+
+@pytest.mark.parametrize("move", sorted(_MOVES))
+def test_veins_01_against_a_moved_copy_reads_no_improvement_with_the_drop_rule(move):
+    from veinscope.compare import compare
+
+    b, f = _veins_01_and_copy(move)
+    c = compare(b, f, cleared_drop_frac=0.1)
+    assert c.params["cleared_drop_frac"] == 0.1
+    assert c.improvement_pct is not None and abs(c.improvement_pct) <= 3.0
+    assert c.staining["patches"] == 0 and c.new_vessels["count"] == 0
+
+
+@pytest.mark.xfail(strict=True, reason="the defaults read 6.2 points of false improvement (sessions 31-33)")
+def test_veins_01_against_a_moved_copy_reads_no_improvement_with_the_defaults():
+    from veinscope.compare import compare
+
+    b, f = _veins_01_and_copy("bench")
+    c = compare(b, f)
+    assert abs(c.improvement_pct) <= 5.0
+
+
+@pytest.mark.xfail(strict=True, reason="a 2 029 px² matting patch on the out-of-focus leg by the front leg's edge (sessions 30-33)")
+def test_veins_01_against_a_moved_copy_at_10_px_per_mm_reads_no_matting():
+    from veinscope.compare import compare
+
+    b, f = _veins_01_and_copy("bench")
+    assert compare(b, f, px_per_mm=10.0).matting["patches"] == 0
+
+
+def test_the_app_and_compare_read_the_same_figures_for_a_moved_copy(tmp_path):
+    # without a scale the app gave compare the follow-up's own analysis (imported in this run),
+    # and register then aligned on its skin mask; compare alone registers on the photos:
+    # veins_01 against its moved copy read 6.74 % and no matting in the app, 6.25 % and a
+    # 2 029 px² matting patch from compare (main, session 32). The app now lets compare analyse
+    # the follow-up when neither photo has a scale, and both read the same
+    from veinscope import app_support as sup
+    from veinscope.compare import compare
+
+    b, f = _veins_01_and_copy("bench")
+    buf = io.BytesIO()
+    Image.fromarray(f).save(buf, "PNG")
+    raw_b = (LEGS / "veins_01.jpg").read_bytes()
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-SELF")
+        [o1] = sup.import_uploads(store, cache, "P-SELF", "calf", "2026-01-01", [("a.jpg", raw_b)])
+        [o2] = sup.import_uploads(store, cache, "P-SELF", "calf", "2026-02-01", [("b.png", buf.getvalue())])
+        assert o1.ok and o2.ok
+        sa, sb = (p.session_id for p in store.list_photos(code="P-SELF"))
+        app = sup.compare_sessions(store, cache, sa, sb).figures
+    finally:
+        store.close()
+    c = compare(raw_b, f).to_dict()
+    for key in ("improvement_pct",):
+        assert app[key] == pytest.approx(c[key], abs=0.01)
+    for key in ("staining", "matting"):
+        assert app[key]["area_px2"] == c[key]["area_px2"]

@@ -831,11 +831,15 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
     base_a = kept_a.analysis if kept_a is not None else None
     follow_a = kept_b.analysis if kept_b is not None else None
     base_scale = base_a.px_per_mm if base_a is not None else (base_fig or {}).get("px_per_mm")
-    if follow_a is not None and base_scale is not None:
+    if follow_a is not None and (base_scale is not None or follow_a.px_per_mm is None):
         # the baseline has a scale: compare measures the follow-up at it, carried over by the
         # alignment, and analyses it again there. Its own analysis (at its own card's scale) is
         # not given, or the figures would depend on whether it was imported in this run
-        # (0.3-0.4 points of improvement on the demo pairs)
+        # (0.3-0.4 points of improvement on the demo pairs). Neither photo has a scale: compare
+        # analyses the follow-up itself (the same call), after the alignment found on the
+        # photos alone; given the analysis, register aligns on its skin mask instead and the
+        # figures moved with it (veins_01 against a moved copy of itself: 6.74 % and no
+        # matting against compare's 6.25 % and a 2 029 px² patch; BENCHMARKS.md, session 33)
         follow_a = None
     try:
         c = compare(kept_a.rgb if kept_a is not None else store.read_photo(pa.id),

@@ -76,6 +76,9 @@ def analyze(
     branch_melanin_widths: float | None = None,
     short_chain_nfa: float | None = 1.0,
     level_rates: tuple[float, float] | None = None,
+    level_rates_guard: str | None = None,
+    level_rates_gap_mm: float = 2.0,
+    level_rates_long_mm: float | None = None,
     min_delta_e: float | None = 1.0,
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
@@ -243,6 +246,18 @@ def analyze(
         0.834 -> 0.820 (precision 0.908 -> 0.895); held-out set B clDice 0.784 both, precision
         0.882 -> 0.862, class right 0.963 -> 0.946. ``None`` (default): the fixed levels
         (BENCHMARKS.md session 32, helper fine32).
+    level_rates_guard : str or None
+        With ``level_rates``, where a level was lowered, how a chain only the lowered levels find
+        (no point in a band the fixed levels keep) is judged
+        (:func:`veinscope.segment.detect_vessels`' ``rates_guard``): words joined by ``+``,
+        ``"weak"`` (judged by its colour as a band the hysteresis drops is, ``faint_delta_e``),
+        ``"drop"`` (dropped), ``"long"`` (kept when its centreline extends ``faint_length_mm``),
+        ``"near"`` (kept when it comes within ``level_rates_gap_mm`` of a chain the fixed levels
+        find: the same vessel on across a gap). A chain that extends one the fixed levels find is
+        kept.
+    level_rates_gap_mm : float
+        ``level_rates_guard``'s ``"near"`` distance, mm. ``None`` (default): every chain
+        the lowered levels find is kept (BENCHMARKS.md session 33, helper lev33).
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the
@@ -570,6 +585,13 @@ def analyze(
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in level_rates)
     ):  # fmt: skip
         raise ValueError(f"level_rates must be None or (low, high) shares of the skin between 0 and 1, got {level_rates!r}")
+    if level_rates_guard is not None and (
+        not isinstance(level_rates_guard, str) or not set(level_rates_guard.split("+")) <= {"weak", "drop", "long", "near", "group"}
+        or {"weak", "drop"} <= set(level_rates_guard.split("+")) or not {"weak", "drop"} & set(level_rates_guard.split("+"))
+    ):  # fmt: skip
+        raise ValueError(
+            f"level_rates_guard must be None or 'weak' or 'drop', optionally with '+long' and '+near', got {level_rates_guard!r}"
+        )
     if short_chain_nfa is not None and not (
         isinstance(short_chain_nfa, (int, float)) and not isinstance(short_chain_nfa, bool)
         and math.isfinite(short_chain_nfa) and short_chain_nfa > 0
@@ -708,6 +730,9 @@ def analyze(
         "branch_melanin_widths": branch_melanin_widths,
         "short_chain_nfa": short_chain_nfa,
         "level_rates": None if level_rates is None else [float(v) for v in level_rates],
+        "level_rates_guard": level_rates_guard,
+        "level_rates_gap_mm": float(level_rates_gap_mm),
+        "level_rates_long_mm": level_rates_long_mm,
         "min_delta_e": min_delta_e,
         "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
@@ -789,6 +814,9 @@ def analyze(
         off_bands_guard=off_bands_guard,
         off_bands_max_scale_px=0.5 * ppm,
         level_rates=None if level_rates is None else tuple(float(v) for v in level_rates),
+        rates_guard=level_rates_guard,
+        rates_gap_px=float(level_rates_gap_mm) * ppm,
+        rates_long_px=None if level_rates_long_mm is None else float(level_rates_long_mm) * ppm,
     )
     params["noise"] = round(det.noise, 6)
     # level_rates: the fixed high level at the median unit, when the rates lowered it (the deep pass's hold)

@@ -927,18 +927,19 @@ def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard
         np.maximum.at(y1, seg, ys)
         np.maximum.at(x1, seg, xs)
         judged &= np.hypot(y1 - y0 + 1, x1 - x0 + 1) < long_px
-    if "near" in words and gap_px > 0 and judged.any() and on_kept.any():
+    if "near" in words and gap_px > 0 and judged.any() and (~judged).any():
         from scipy.spatial import cKDTree
 
         pts = np.stack([ys, xs], axis=1).astype(np.float64)
-        ref = on_kept | ~judged
-        while True:  # with "group", on from each chain kept so: pieces of one vessel in a row
+        ref = (~judged) if "grow" in words else on_kept  # "grow": from the long chains too
+        while ref.any():
             at = judged[seg]
             d, _ = cKDTree(pts[ref[seg]]).query(pts[at], distance_upper_bound=float(gap_px))
             close = np.zeros(kept, bool)
             close[seg[at][np.isfinite(d)]] = True
             judged &= ~close
-            if "group" not in words or not close.any() or not judged.any():
+            # "grow": on from each chain kept so, pieces of one vessel in a row
+            if "grow" not in words or not close.any() or not judged.any():
                 break
             ref = close
     new = judged & ~on_weak

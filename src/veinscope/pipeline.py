@@ -252,7 +252,8 @@ def analyze(
         (:func:`veinscope.segment.detect_vessels`' ``rates_guard``). Words joined by ``+``:
         ``"near"``, kept when one of its points lies within ``level_rates_gap_mm`` of a chain
         the fixed levels find (the same vessel on across a stretch where its ridge dips under the
-        fixed low level); ``"long"``, kept when its centreline extends ``level_rates_long_mm``
+        fixed low level; with ``"grow"``, also of a chain kept so, piece by piece, and of a long
+        one); ``"long"``, kept when its centreline extends ``level_rates_long_mm``
         (the diagonal of its bounding box): the dark skin's speckle and red blotches make short
         lone pieces; otherwise, a chain in a band the fixed levels would have judged weak is
         judged by its colour as there (``faint_delta_e``) and any other is dropped (``"drop"``) or
@@ -597,7 +598,8 @@ def analyze(
         or {"weak", "drop"} <= set(level_rates_guard.split("+")) or not {"weak", "drop"} & set(level_rates_guard.split("+"))
     ):  # fmt: skip
         raise ValueError(
-            f"level_rates_guard must be None or 'weak' or 'drop', optionally with '+long' and '+near', got {level_rates_guard!r}"
+            "level_rates_guard must be None or words from weak, drop, long, near, grow joined by '+' "
+            f"(one of weak and drop), got {level_rates_guard!r}"
         )
     for name, v in (("level_rates_gap_mm", level_rates_gap_mm), ("level_rates_long_mm", level_rates_long_mm)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):

@@ -456,8 +456,9 @@ def detect_vessels(
         ``rates_long_px`` (the diagonal of its bounding box), evidence from length; ``"near"``, it
         is kept as any chain when one of its points lies within ``rates_gap_px`` of a point of a
         chain the fixed levels find (the same vessel on across a gap where its ridge dips under
-        the fixed low level: good continuation). A chain in a band the fixed levels would have
-        judged weak stays weak. ``None``: every chain kept as the lowered levels find it.
+        the fixed low level: good continuation); ``"grow"`` (with ``"near"``), also of a chain
+        kept by ``"long"`` or by ``"near"`` itself, piece by piece. A chain in a band the fixed
+        levels would have judged weak stays weak. ``None``: every chain kept as the lowered levels find it.
     rates_gap_px : float
         ``rates_guard``'s ``"near"`` distance, in pixels.
     rates_long_px : float or None
@@ -909,7 +910,8 @@ def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard
     A chain with a point in ``fixed_kept`` (the fixed levels' kept bands) stays as it is. Any
     other is kept as it is too when ``"long"`` and its centreline's bounding box's diagonal is at
     least ``long_px``, or ``"near"`` and one of its points lies within ``gap_px`` of a point of a
-    chain on ``fixed_kept``. Otherwise a chain with a point in ``fixed_weak`` is weak (as the fixed
+    chain on ``fixed_kept`` (with ``"grow"``: of any chain kept, repeated from each chain so kept).
+    Otherwise a chain with a point in ``fixed_weak`` is weak (as the fixed
     levels would have had it) and the others, found only because a level was lowered, are weak
     (``"weak"``) or dropped (``"drop"``). Returns ``ys, xs, seg, kept, weak_seg``.
     """

@@ -94,7 +94,7 @@ def set_a_options(args) -> tuple[tuple[int, int], dict]:
 
 
 # analyze keywords whose value is a word (``off_bands_guard=attached+drop``), passed on as written
-WORD_OPTIONS = frozenset({"off_bands_guard"})
+WORD_OPTIONS = frozenset({"off_bands_guard", "level_rates_guard"})
 
 
 def analyze_options(items: list[str]) -> dict:

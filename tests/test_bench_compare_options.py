@@ -30,6 +30,10 @@ def test_a_word_option_is_passed_on_as_written():
         "off_bands_guard": "attached+drop+split+chains+parent",
     }
     assert _analyze_options(["off_bands_guard=none"]) == {"off_bands_guard": None}
+    # level_rates_guard too (session 33)
+    assert _analyze_options(["level_rates=0.04,0.01", "level_rates_guard=drop+near+long"]) == {
+        "level_rates": (0.04, 0.01), "level_rates_guard": "drop+near+long",
+    }
 
 
 def test_numbers_joined_by_commas_are_a_tuple():

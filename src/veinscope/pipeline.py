@@ -76,6 +76,9 @@ def analyze(
     branch_melanin_widths: float | None = None,
     short_chain_nfa: float | None = 1.0,
     level_rates: tuple[float, float] | None = None,
+    level_rates_guard: str | None = None,
+    level_rates_gap_mm: float = 2.0,
+    level_rates_long_mm: float = 2.5,
     min_delta_e: float | None = 1.0,
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
@@ -245,6 +248,26 @@ def analyze(
         0.834 -> 0.820 (precision 0.908 -> 0.895); held-out set B clDice 0.784 both, precision
         0.882 -> 0.862, class right 0.963 -> 0.946. ``None`` (default): the fixed levels
         (BENCHMARKS.md session 32, helper fine32).
+    level_rates_guard : str or None
+        With ``level_rates``, where a level was lowered, how a chain that only the lowered levels
+        find is judged: a chain with no point in a band the fixed levels keep
+        (:func:`veinscope.segment.detect_vessels`' ``rates_guard``). Words joined by ``+``:
+        ``"near"``, kept when one of its points lies within ``level_rates_gap_mm`` of a chain
+        the fixed levels find (the same vessel on across a stretch where its ridge dips under the
+        fixed low level; with ``"grow"``, also of a chain kept so, piece by piece, and of a long
+        one); ``"long"``, kept when its centreline extends ``level_rates_long_mm``
+        (the diagonal of its bounding box): the dark skin's speckle and red blotches make short
+        lone pieces; otherwise, a chain in a band the fixed levels would have judged weak is
+        judged by its colour as there (``faint_delta_e``) and any other is dropped (``"drop"``) or
+        judged by its colour too (``"weak"``). Generated set A, types 5-6 (BENCHMARKS.md
+        session 33, helper lev33): ``"drop+near+long"`` keeps type 6's gain (clDice 0.525 ->
+        0.615) without type 5's false pieces (0.834 -> 0.843; ``level_rates`` alone 0.812).
+        ``None`` (default): every chain the lowered levels find is kept.
+    level_rates_gap_mm : float
+        ``level_rates_guard``'s ``"near"`` distance, mm (2.0: twice ``min_length_mm``).
+    level_rates_long_mm : float
+        ``level_rates_guard``'s ``"long"`` length, mm (2.5, of 2.0 / 2.5 / 3.0 on set A's types
+        5-6).
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the
@@ -585,6 +608,17 @@ def analyze(
         and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in level_rates)
     ):  # fmt: skip
         raise ValueError(f"level_rates must be None or (low, high) shares of the skin between 0 and 1, got {level_rates!r}")
+    if level_rates_guard is not None and (
+        not isinstance(level_rates_guard, str) or not set(level_rates_guard.split("+")) <= {"weak", "drop", "long", "near", "grow"}
+        or {"weak", "drop"} <= set(level_rates_guard.split("+")) or not {"weak", "drop"} & set(level_rates_guard.split("+"))
+    ):  # fmt: skip
+        raise ValueError(
+            "level_rates_guard must be None or words from weak, drop, long, near, grow joined by '+' "
+            f"(one of weak and drop), got {level_rates_guard!r}"
+        )
+    for name, v in (("level_rates_gap_mm", level_rates_gap_mm), ("level_rates_long_mm", level_rates_long_mm)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive number of millimetres, got {v!r}")
     if short_chain_nfa is not None and not (
         isinstance(short_chain_nfa, (int, float)) and not isinstance(short_chain_nfa, bool)
         and math.isfinite(short_chain_nfa) and short_chain_nfa > 0
@@ -728,6 +762,9 @@ def analyze(
         "branch_melanin_widths": branch_melanin_widths,
         "short_chain_nfa": short_chain_nfa,
         "level_rates": None if level_rates is None else [float(v) for v in level_rates],
+        "level_rates_guard": level_rates_guard,
+        "level_rates_gap_mm": float(level_rates_gap_mm),
+        "level_rates_long_mm": float(level_rates_long_mm),
         "min_delta_e": min_delta_e,
         "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
@@ -811,6 +848,9 @@ def analyze(
         off_bands_guard=off_bands_guard,
         off_bands_max_scale_px=0.5 * ppm,
         level_rates=None if level_rates is None else tuple(float(v) for v in level_rates),
+        rates_guard=level_rates_guard,
+        rates_gap_px=float(level_rates_gap_mm) * ppm,
+        rates_long_px=float(level_rates_long_mm) * ppm,
     )
     params["noise"] = round(det.noise, 6)
     # level_rates: the fixed high level at the median unit, when the rates lowered it (the deep pass's hold)

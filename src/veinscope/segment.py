@@ -388,6 +388,9 @@ def detect_vessels(
     off_bands_guard: str | None = None,
     off_bands_max_scale_px: float = math.inf,
     level_rates: tuple[float, float] | None = None,
+    rates_guard: str | None = None,
+    rates_gap_px: float = 0.0,
+    rates_long_px: float | None = None,
 ) -> VesselDetection:
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
@@ -444,6 +447,22 @@ def detect_vessels(
         Lower ``low_noise`` and ``high_noise`` (never raise them) to the skin's own quantiles of
         the line strength in local units at these shares of its pixels (:func:`_rate_levels`).
         ``None``: the fixed levels.
+    rates_guard : str or None
+        Where ``level_rates`` lowered a level, how a chain that only the lowered levels find is
+        judged: one with no point in (1 px from) a band the fixed levels keep. Words joined by
+        ``+``: ``"weak"``, such a chain is marked weak (``weak``; with ``weak_bands`` the caller
+        judges it by its colour, as a band that fails the fixed hysteresis is); ``"drop"``, it is
+        dropped; ``"long"``, it is kept as any chain when its centreline extends
+        ``rates_long_px`` (the diagonal of its bounding box), evidence from length; ``"near"``, it
+        is kept as any chain when one of its points lies within ``rates_gap_px`` of a point of a
+        chain the fixed levels find (the same vessel on across a gap where its ridge dips under
+        the fixed low level: good continuation); ``"grow"`` (with ``"near"``), also of a chain
+        kept by ``"long"`` or by ``"near"`` itself, piece by piece. A chain in a band the fixed
+        levels would have judged weak stays weak. ``None``: every chain kept as the lowered levels find it.
+    rates_gap_px : float
+        ``rates_guard``'s ``"near"`` distance, in pixels.
+    rates_long_px : float or None
+        ``rates_guard``'s ``"long"`` length, in pixels; ``None``: ``long_length_px``.
     weak_bands : bool
         Keep the centrelines of the bands that fail the hysteresis and the long-band rule too
         (bands at least ``min_length_px`` long; their pieces ``min_piece_px`` like any), marked in
@@ -505,8 +524,13 @@ def detect_vessels(
     del closed
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
+    fixed_kept = fixed_weak = None  # the fixed levels' kept and weak bands, when rates_guard judges the gains
     if level_rates is not None:
+        low0, high0 = float(low_noise), float(high_noise)
         low_noise, high_noise = _rate_levels(q, inner, noise_map, noise_cell_px, low_noise, high_noise, level_rates)
+        if rates_guard and (low_noise < low0 or high_noise < high0):
+            fixed_kept, fixed_weak = _fixed_bands(q, inner, noise_map, noise_cell_px, low0, high0, min_strength,
+                                                  min_length_px, long_length_px)
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
     # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
     # connected band of pixels above the low level rather than to the 1-pixel centreline): a
@@ -606,6 +630,13 @@ def detect_vessels(
         # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
         weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
     del cand
+    if fixed_kept is not None:
+        ys, xs, seg, kept, weak_seg = _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak,
+                                                        rates_guard,
+                                                        long_length_px if rates_long_px is None else rates_long_px,
+                                                        rates_gap_px)
+        if kept == 0:
+            return empty
     if first is not None and "attached" in (off_bands_guard or ""):
         # a chain with no point in the first pass's kept bands is judged as a weak band is
         exact = "chains" in off_bands_guard  # the first pass's own points, else 1 px round its bands
@@ -853,6 +884,79 @@ def _rate_levels(q, inner, noise_map, cell_px, low_noise, high_noise, rates, *, 
     high = min(float(high_noise), float(q_hi))
     low = min(float(low_noise), float(q_lo), high)
     return low, high
+
+
+def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_strength, min_length_px, long_length_px):
+    """(M, N) bool twice: the bands :func:`detect_vessels` keeps at the fixed levels, 1 px round
+    them (the crest's snap and bridged gaps), and the bands it would mark weak there (at least
+    ``min_length_px`` long but kept by neither the hysteresis nor their length)."""
+    from veinscope._kernels.ridges import ridge_regions
+
+    region = np.empty(q.shape, np.uint8)
+    ridge_regions(q, np.ascontiguousarray(inner), noise_map, float(cell_px), float(low_noise), float(high_noise),
+                  float(min_strength), region)  # fmt: skip
+    nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
+    keep = _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px)
+    del region
+    weak = ~keep & (np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= min_length_px)
+    weak[0] = False
+    kept = cv2.dilate(keep[lab].view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    return kept, weak[lab]
+
+
+def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard, long_px, gap_px=0.0):
+    """The chains of :func:`detect_vessels` with ``level_rates`` judged by ``rates_guard``.
+
+    A chain with a point in ``fixed_kept`` (the fixed levels' kept bands) stays as it is. Any
+    other is kept as it is too when ``"long"`` and its centreline's bounding box's diagonal is at
+    least ``long_px``, or ``"near"`` and one of its points lies within ``gap_px`` of a point of a
+    chain on ``fixed_kept`` (with ``"grow"``: of any chain kept, repeated from each chain so kept).
+    Otherwise a chain with a point in ``fixed_weak`` is weak (as the fixed
+    levels would have had it) and the others, found only because a level was lowered, are weak
+    (``"weak"``) or dropped (``"drop"``). Returns ``ys, xs, seg, kept, weak_seg``.
+    """
+    words = set(guard.split("+"))
+    on_kept = np.bincount(seg, weights=fixed_kept[ys, xs], minlength=kept)[:kept] > 0
+    on_weak = np.bincount(seg, weights=fixed_weak[ys, xs], minlength=kept)[:kept] > 0
+    judged = ~on_kept
+    if "long" in words and long_px is not None and judged.any():
+        y0 = np.full(kept, np.iinfo(np.int64).max)
+        x0 = y0.copy()
+        y1 = np.full(kept, -1)
+        x1 = y1.copy()
+        np.minimum.at(y0, seg, ys)
+        np.minimum.at(x0, seg, xs)
+        np.maximum.at(y1, seg, ys)
+        np.maximum.at(x1, seg, xs)
+        judged &= np.hypot(y1 - y0 + 1, x1 - x0 + 1) < long_px
+    if "near" in words and gap_px > 0 and judged.any() and (~judged).any():
+        from scipy.spatial import cKDTree
+
+        pts = np.stack([ys, xs], axis=1).astype(np.float64)
+        ref = (~judged) if "grow" in words else on_kept  # "grow": from the long chains too
+        while ref.any():
+            at = judged[seg]
+            d, _ = cKDTree(pts[ref[seg]]).query(pts[at], distance_upper_bound=float(gap_px))
+            close = np.zeros(kept, bool)
+            close[seg[at][np.isfinite(d)]] = True
+            judged &= ~close
+            # "grow": on from each chain kept so, pieces of one vessel in a row
+            if "grow" not in words or not close.any() or not judged.any():
+                break
+            ref = close
+    new = judged & ~on_weak
+    weak = np.zeros(kept, bool) if weak_seg is None else weak_seg.copy()
+    weak |= judged & on_weak
+    if "drop" in words:
+        if new.any():
+            sel = ~new[seg]
+            ids = np.cumsum(~new) - 1
+            ys, xs, seg = ys[sel], xs[sel], ids[seg[sel]].astype(np.int32)
+            weak = weak[~new]
+            kept = int((~new).sum())
+    else:
+        weak |= new
+    return ys, xs, seg, kept, (weak if weak_seg is not None or weak.any() else weak_seg)
 
 
 def _local_noise(q: np.ndarray, where: np.ndarray, *, cell_px: int) -> np.ndarray:

@@ -182,6 +182,7 @@ def main(argv=None) -> int:
             "stain": d["staining"]["area_mm2"], "stain_truth": truth["stain_mm2"],
             "matt": d["matting"]["area_mm2"], "matt_truth": truth["matting_mm2"],
             "new": d["new_vessels"]["count"], "res": res, "s": dt, "skin_type": truth.get("skin_type"),
+            "baseline_found_mm": c.lengths_px["baseline"] / (ppm * args.scale_factor),  # compare's baseline length (mm)
         }
         rows.append(r)
         f1 = (lambda v: "  -" if v is None else f"{v:6.1f}")

@@ -108,3 +108,20 @@ def test_a_freckle_on_skin_type_6_is_not_matting():
     assert not f.matting.any() or ser.changes[0]["matting"]["area_mm2"] < 1.0  # nothing visible to find
     c = compare(b.rgb, f.rgb, px_per_mm=float(b.px_per_mm))
     assert c.matting["patches"] == 0
+
+
+def test_by_default_no_percentage_from_a_vessel_under_5_mm():
+    from tests.test_compare import _bar, _noise, _skin, _u8
+
+    base = _skin()
+    fu = base.copy()
+    _bar(base, 120, 140, 180)  # 4 mm at 10 px/mm, cleared at the follow-up
+    b, f = _u8(_noise(base, 1)), _u8(_noise(fu, 2))
+    c = compare(b, f, px_per_mm=PPM)
+    assert 0 < c.lengths_px["baseline"] < 5.0 * PPM
+    assert c.improvement_pct is None and c.grade is None and c.params["min_baseline_mm"] == 5.0
+    assert any(w.startswith("Not enough vessels to measure") for w in c.warnings)
+    # the earlier reading: a figure, with the warning that it may swing widely
+    c0 = compare(b, f, px_per_mm=PPM, min_baseline_mm=None)
+    assert c0.improvement_pct == pytest.approx(100.0, abs=10.0)
+    assert any("may swing widely" in w for w in c0.warnings)

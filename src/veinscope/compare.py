@@ -420,8 +420,8 @@ def compare(
         measure"). On dark skin the engine may find a few millimetres of the vessels a careful
         observer sees, and a percentage of those says nothing of the rest: skin type 6, series
         300-305, six of twelve pairs read from 1-4.7 mm (errors 0-43 points), while every
-        development, held-out and skin type 5 pair had 14.7 mm or more (BENCHMARKS.md, session
-        33, helper dark33). 5 mm (default): the length under which the figure was already
+        development and held-out pair with a vessel found had 10 mm or more (BENCHMARKS.md,
+        session 33, helper dark33). 5 mm (default): the length under which the figure was already
         called one that "may swing widely". None: a figure from whatever was found, with that
         warning under 5 mm. Without a scale there are no millimetres to judge: the figure is
         given.

@@ -182,6 +182,7 @@ def main(argv=None) -> int:
             "stain": d["staining"]["area_mm2"], "stain_truth": truth["stain_mm2"],
             "matt": d["matting"]["area_mm2"], "matt_truth": truth["matting_mm2"],
             "new": d["new_vessels"]["count"], "res": res, "s": dt, "skin_type": truth.get("skin_type"),
+            "baseline_found_mm": c.lengths_px["baseline"] / (ppm * args.scale_factor),  # compare's baseline length (mm)
         }
         rows.append(r)
         f1 = (lambda v: "  -" if v is None else f"{v:6.1f}")
@@ -197,7 +198,7 @@ def main(argv=None) -> int:
     by_type = {}
     for r in ok:
         if r["skin_type"] is not None and r["imp_truth"] is not None:
-            # None: no improvement measured (no baseline vessel found) where the truth has one
+            # None: no improvement measured (no or too little baseline vessel found) where the truth has one
             by_type.setdefault(r["skin_type"], []).append(None if r["imp"] is None else abs(r["imp"] - r["imp_truth"]))
     if by_type:
         def _type_row(t, v):
@@ -207,7 +208,8 @@ def main(argv=None) -> int:
         print("improvement |error| by skin type: " + "; ".join(_type_row(t, v) for t, v in sorted(by_type.items())))
     unmeasured = sum(r["imp"] is None and r["imp_truth"] is not None for r in ok)
     if unmeasured:
-        print(f"improvement not measured where the truth has one (no baseline vessel found): {unmeasured} pairs, left out of the median above")
+        print(f"improvement not measured where the truth has one (no baseline vessel found, or less than compare's "
+              f"min_baseline_mm): {unmeasured} pairs, left out of the median above")
     st = [abs(r["stain"] - r["stain_truth"]) / r["stain_truth"] * 100 for r in ok if r["stain_truth"] > 1.0]
     if st:
         print(f"staining area |error| where present: median {np.median(st):.1f} %, max {max(st):.1f} % (n={len(st)})")

@@ -1,0 +1,127 @@
+"""Session comparison on dark skin (issue 6, session 33): a stain read where the optical density
+is noisy, and no improvement percentage from a few millimetres of vessel."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.test_compare import PPM, bars  # noqa: F401  (the fixture)
+from veinscope.compare import _rise_from_below_skin, compare
+
+
+# ---- too few baseline vessels: say so, give no number -----------------------------------------
+def test_too_little_baseline_vessel_gives_no_improvement_and_says_so(bars):  # noqa: F811
+    b, f = bars  # two bars of 24 mm at 10 px/mm, one cleared: 50 %
+    c = compare(b, f, px_per_mm=PPM, min_baseline_mm=60.0)
+    assert c.improvement_pct is None and c.grade is None
+    assert set(c.improvement_by_class.values()) == {None}
+    assert any(w.startswith("Not enough vessels to measure: only ") and "at least 60 mm" in w for w in c.warnings)
+    d = json.loads(json.dumps(c.to_dict()))
+    assert d["improvement_pct"] is None and d["grade"] is None and d["parameters"]["min_baseline_mm"] == 60.0
+    # the lengths and the vessels' own readings are still given
+    assert c.lengths_px["baseline"] > 400 and sorted(v["status"] for v in c.vessels) == ["cleared", "persisting"]
+    # enough vessel: the figure as without the rule, and no such warning
+    c2 = compare(b, f, px_per_mm=PPM, min_baseline_mm=30.0)
+    c0 = compare(b, f, px_per_mm=PPM)
+    assert c2.improvement_pct == c0.improvement_pct == pytest.approx(50.0, abs=5.0)
+    assert not any(w.startswith("Not enough vessels") for w in c2.warnings)
+    # without a scale there are no millimetres to judge: the figure is given
+    c3 = compare(b, f, px_per_mm=None, min_baseline_mm=60.0)
+    assert c3.improvement_pct == pytest.approx(c0.improvement_pct, abs=1.0)
+
+
+@pytest.mark.parametrize("bad", [0.0, -5.0, float("nan"), float("inf"), True, "10"])
+def test_min_baseline_mm_must_be_a_positive_length(bars, bad):  # noqa: F811
+    b, f = bars
+    with pytest.raises(ValueError, match="min_baseline_mm"):
+        compare(b, f, px_per_mm=PPM, min_baseline_mm=bad)
+
+
+# ---- a stain's rise from below the skin, judged against the change's noise --------------------
+def test_a_rise_at_the_seed_levels_knife_edge_is_not_taken_for_a_rim_come_back():
+    # session 33, type 6 series 304/1: the stain's rise 0.592 (95th percentile), above the skin
+    # 0.570, the seed level 0.570, the baseline at its skin's level (median 0.001), the change's
+    # noise 0.095: without a margin the percentile's wobble drops a stain the eye sees
+    rng = np.random.default_rng(0)
+    region = np.ones((40, 40), bool)
+    d_mel = rng.normal(0.36, 0.13, region.shape)
+    base = np.zeros(region.shape)
+    base[::2] = -0.02  # a few hundredths below the skin's level here and there
+    mel_f = d_mel + base
+    rise = np.percentile(d_mel[region], 95)
+    above = np.percentile(np.minimum(d_mel, mel_f)[region], 95)
+    assert 0 < rise - above < 0.095
+    level = 0.5 * (rise + above)
+    assert _rise_from_below_skin(d_mel, mel_f, region, level)  # as on main: dropped
+    assert not _rise_from_below_skin(d_mel, mel_f, region, level, margin=0.095)
+    # a vessel's rim come back (the baseline well below the skin's level, session 29's 369/2:
+    # rise 0.149, above the skin 0.121, seed level 0.135, noise 0.0225) is still dropped
+    d2 = np.full(region.shape, 0.149)
+    f2 = np.full(region.shape, 0.121)
+    assert _rise_from_below_skin(d2, f2, region, 0.135, margin=0.0225)
+
+
+# ---- a stain on skin type 6, generated --------------------------------------------------------
+@pytest.fixture(scope="module")
+def type6_stain():
+    """Series 304 on skin type 6 (bench_compare's series case 304/1): a 68 mm² stain on the
+    baseline's frame (ΔE00 2.4 median against the same photo rendered without it)."""
+    from veinscope.synth import generate_series
+
+    seed = 304
+    ppm = float(np.random.default_rng(seed).uniform(8, 13))
+    ser = generate_series(seed=seed, sessions=3, size=(800, 600), px_per_mm=ppm, skin_type=6)
+    return ser
+
+
+@pytest.mark.slow
+def test_a_stain_the_eye_sees_on_skin_type_6_is_found_with_coarse_seeds(type6_stain):
+    import cv2
+
+    ser = type6_stain
+    b, f = ser.photos[0], ser.photos[1]
+    h = np.linalg.inv(np.asarray(ser.changes[0]["homography_baseline_to_session"]))
+    m, n = b.rgb.shape[:2]
+    truth_mm2 = (cv2.warpPerspective(f.staining.astype(np.uint8), h, (n, m), flags=cv2.INTER_NEAREST) > 0).sum() / b.px_per_mm**2
+    assert truth_mm2 > 50
+    c = compare(b.rgb, f.rgb, px_per_mm=float(b.px_per_mm), staining_coarse_seeds=True)
+    # main (and the option off) reads no staining at all here: the change's noise 0.095 puts the
+    # seed level (0.57) above the stain's peak at the first blur (0.56)
+    assert c.staining["detected"] and c.staining["area_mm2"] == pytest.approx(truth_mm2, rel=0.5)
+    assert c.params["staining_coarse_seeds"] is True
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="session 33: a freckle on skin type 6 read as a 10 mm² matting patch (series 303/1: "
+                   "its melanin-like map falls 0.204 -> 0.169 and the haemoglobin-like one rises 0.026 -> 0.037 under the "
+                   "new light, redness increase 0.19 at its 95th percentile, new-vessel share 0.10); not fixed")
+def test_a_freckle_on_skin_type_6_is_not_matting():
+    from veinscope.synth import generate_series
+
+    seed = 303
+    ppm = float(np.random.default_rng(seed).uniform(8, 13))
+    ser = generate_series(seed=seed, sessions=3, size=(800, 600), px_per_mm=ppm, skin_type=6)
+    b, f = ser.photos[0], ser.photos[1]
+    assert not f.matting.any() or ser.changes[0]["matting"]["area_mm2"] < 1.0  # nothing visible to find
+    c = compare(b.rgb, f.rgb, px_per_mm=float(b.px_per_mm))
+    assert c.matting["patches"] == 0
+
+
+def test_by_default_no_percentage_from_a_vessel_under_5_mm():
+    from tests.test_compare import _bar, _noise, _skin, _u8
+
+    base = _skin()
+    fu = base.copy()
+    _bar(base, 120, 140, 180)  # 4 mm at 10 px/mm, cleared at the follow-up
+    b, f = _u8(_noise(base, 1)), _u8(_noise(fu, 2))
+    c = compare(b, f, px_per_mm=PPM)
+    assert 0 < c.lengths_px["baseline"] < 5.0 * PPM
+    assert c.improvement_pct is None and c.grade is None and c.params["min_baseline_mm"] == 5.0
+    assert any(w.startswith("Not enough vessels to measure") for w in c.warnings)
+    # the earlier reading: a figure, with the warning that it may swing widely
+    c0 = compare(b, f, px_per_mm=PPM, min_baseline_mm=None)
+    assert c0.improvement_pct == pytest.approx(100.0, abs=10.0)
+    assert any("may swing widely" in w for w in c0.warnings)

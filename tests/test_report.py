@@ -116,3 +116,30 @@ def test_pdf_without_a_scale_points_to_the_side_effects_found():
     assert "need the calibration card" in text
     scaled = [_row("2026-01-05", [90.0, 62.0, 111.0, 139.0], 0.0), _row("2026-02-05", [50.0, 40.0, 80.0, 100.0], 30.0)]
     assert "no scale" not in _pdf_text(pdfium, patient_report(patient_code="P-1", site="left calf", rows=scaled))
+
+
+def test_progress_chart_tells_too_few_vessels_from_not_compared_yet():
+    """Session 33: compare gives no improvement percentage from under 5 mm of baseline vessel (dark skin, helper
+    dark33). The chart called such a compared session "not compared yet", which sends the practitioner to
+    compare it again; it now says there were too few vessels to measure, and keeps "not compared yet" for the
+    sessions still waiting."""
+    rows = [dict(_row("2026-12-07", [2.0, 1.0, 0.0, 0.0], 0.0), compared=True),
+            dict(_row("2027-01-20", [1.0, 1.0, 0.0, 0.0], None), compared=True),
+            dict(_row("2027-03-02", [1.0, 0.5, 0.0, 0.0], None), compared=False)]
+    fig = progress_figure(rows, title="QA - left calf")
+    text = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "too few vessels at the first session to measure: 2027-01-20" in text, text
+    assert "not compared yet: 2027-03-02" in text, text
+    assert "not compared yet: 2027-01-20" not in text, text
+
+
+def test_pdf_caption_says_an_improvement_needs_enough_vessels():
+    """The PDF's '-' was explained only by a missing scale; since session 33 it is also an improvement measured
+    on too little vessel (compare's min_baseline_mm)."""
+    from veinscope.compare import compare
+    import inspect
+
+    from veinscope.report import pdf
+
+    floor = inspect.signature(compare).parameters["min_baseline_mm"].default
+    assert f"at least {floor:g} mm of vessel" in pdf._FIGURES_NOTE

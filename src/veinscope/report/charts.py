@@ -76,9 +76,14 @@ def progress_figure(rows: Sequence[dict[str, Any]], *, title: str = "", width_in
     ax1.legend(fontsize=8, loc="upper left")
     ax1.set_title("Improvement: share of the first session's vessel length no longer visible, on the skin both "
                   "photos show", fontsize=10)
-    missing = [r["session_date"] for r in rows[1:] if r.get("improvement_pct") is None]
-    if missing:
-        ax1.text(0.99, 0.02, f"not compared yet: {', '.join(missing)}", transform=ax1.transAxes, ha="right",
+    # A session compared but with no percentage (compare's "Not enough vessels to measure": under
+    # min_baseline_mm of vessel found at the first session) is not one waiting to be compared.
+    missing = [r["session_date"] for r in rows[1:] if r.get("improvement_pct") is None and not r.get("compared")]
+    too_few = [r["session_date"] for r in rows[1:] if r.get("improvement_pct") is None and r.get("compared")]
+    notes = ([f"not compared yet: {', '.join(missing)}"] if missing else []) + (
+        [f"too few vessels at the first session to measure: {', '.join(too_few)}"] if too_few else [])
+    if notes:
+        ax1.text(0.99, 0.02, "\n".join(notes), transform=ax1.transAxes, ha="right",
                  va="bottom", fontsize=8, color="0.4")
 
     for cls, (colour, name) in CLASS_STYLE.items():

@@ -26,7 +26,8 @@ IMPROVEMENT_NOTE = ("Improvement: share of the first session's vessel length no 
 #: The caption under the PDF's "Figures by session" table.
 _FIGURES_NOTE = ("Vessel length: total centreline length of the visible veins in the whole photo (thread veins, "
                 "reticular veins and veins over 3 mm). Coverage: vessel area as a share of the skin in the photo. "
-                + IMPROVEMENT_NOTE + " '-': not measured (millimetres need the calibration card on the skin or a scale).")
+                + IMPROVEMENT_NOTE + " '-': not measured (millimetres need the calibration card on the skin or a scale; an "
+                "improvement also needs at least 5 mm of vessel found at the first session).")
 
 
 @dataclass(frozen=True)

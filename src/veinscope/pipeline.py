@@ -106,7 +106,7 @@ def analyze(
     background_continuous: bool = False,
     cover_chain_widths: float | None = None,
     smooth_widths: float | None = None,
-    valley_sides: bool = False,
+    valley_sides: bool = True,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -556,8 +556,9 @@ def analyze(
         Keep a chain only where the skin on both its sides is lighter than it (a valley of
         lightness), not on one side only: a shadow's edge (a finger's shadow on veins_03), the
         leg's outline, a nail's rim (veins_05) are one-sided steps the line filter answers
-        beside (:func:`veinscope.measure.measure_vessels`). Off (BENCHMARKS.md, session 33,
-        helper "real33").
+        beside (:func:`veinscope.measure.measure_vessels`). Added off in session 33 (helper
+        "real33"), on since session 33 (helper "val33": set A's precision up, set B, issue 6's
+        series and the real self-comparisons unchanged or better; BENCHMARKS.md).
 
     Returns
     -------

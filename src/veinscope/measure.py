@@ -1379,11 +1379,28 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
     27.3
     """
     from veinscope._kernels.colourdiff import delta_e_lab
-    from veinscope._kernels.groups import group_medians
 
     idx = np.flatnonzero(accepted)
     if idx.size == 0:
         return {}
+    ids, inv, wc = _chain_widths(width, segment, idx)
+    nc = ids.size
+    lab, level, valid = _chain_copies_lab(rgb, pts[idx], np.asarray(normals_yx, np.float64)[idx], wc[inv], inv, nc, skin, n_offsets=n_offsets)
+    de = np.full(nc, np.nan)
+    ok = valid[0] & (valid[1:].sum(axis=0) >= 4)
+    if ok.any():
+        out = np.empty(int(ok.sum()))
+        delta_e_lab(np.ascontiguousarray(lab[0, ok]), np.ascontiguousarray(level[ok]), out)
+        de[ok] = out
+    return {int(c): float(v) for c, v in zip(ids, de)}
+
+
+def _chain_widths(width, segment, idx):
+    """The chains of the points ``idx`` (their ids, each point's index into them) and each chain's
+    median finite width (1 px where it has none): the parallel copies' spacing of
+    :func:`chain_delta_e` and :func:`_one_sided_chains`."""
+    from veinscope._kernels.groups import group_medians
+
     ids, inv = np.unique(np.asarray(segment)[idx].astype(np.int64), return_inverse=True)
     nc = ids.size
     w = np.asarray(width, np.float64)[idx]
@@ -1393,14 +1410,7 @@ def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_off
         med = group_medians(w[fin].astype(np.float32), inv[fin].astype(np.int64), nc).astype(np.float64)
         has = np.bincount(inv[fin], minlength=nc) > 0
         wc[has] = med[has]
-    lab, level, valid = _chain_copies_lab(rgb, pts[idx], np.asarray(normals_yx, np.float64)[idx], wc[inv], inv, nc, skin, n_offsets=n_offsets)
-    de = np.full(nc, np.nan)
-    ok = valid[0] & (valid[1:].sum(axis=0) >= 4)
-    if ok.any():
-        out = np.empty(int(ok.sum()))
-        delta_e_lab(np.ascontiguousarray(lab[0, ok]), np.ascontiguousarray(level[ok]), out)
-        de[ok] = out
-    return {int(c): float(v) for c, v in zip(ids, de)}
+    return ids, inv, wc
 
 
 def _one_sided_chains(rgb, pts, normals_yx, width, segment, accepted, skin, *, min_ratio: float = 0.25,
@@ -1421,20 +1431,11 @@ def _one_sided_chains(rgb, pts, normals_yx, width, segment, accepted, skin, *, m
     its own broad shading: on the generated set A, judging them cost 9 points of reticular
     length, BENCHMARKS.md, session 33).
     """
-    from veinscope._kernels.groups import group_medians
-
     idx = np.flatnonzero(accepted)
     if idx.size == 0:
         return np.zeros(0, np.int64)
-    ids, inv = np.unique(np.asarray(segment)[idx].astype(np.int64), return_inverse=True)
+    ids, inv, wc = _chain_widths(width, segment, idx)
     nc = ids.size
-    w = np.asarray(width, np.float64)[idx]
-    fin = np.isfinite(w)
-    wc = np.ones(nc)
-    if fin.any():
-        med = group_medians(w[fin].astype(np.float32), inv[fin].astype(np.int64), nc).astype(np.float64)
-        has = np.bincount(inv[fin], minlength=nc) > 0
-        wc[has] = med[has]
     n_off = 6
     lab, _, _ = _chain_copies_lab(rgb, pts[idx], np.asarray(normals_yx, np.float64)[idx], wc[inv], inv, nc, skin,
                                   n_offsets=n_off)  # fmt: skip

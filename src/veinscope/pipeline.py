@@ -255,7 +255,9 @@ def analyze(
         ``"near"``, kept when one of its points lies within ``level_rates_gap_mm`` of a chain
         the fixed levels find (the same vessel on across a stretch where its ridge dips under the
         fixed low level; with ``"grow"``, also of a chain kept so, piece by piece, and of a long
-        one); ``"long"``, kept when its centreline extends ``level_rates_long_mm``
+        one; with ``"follow"``, such a chain takes the class, colour and size, of the nearest point
+        of the fixed levels' chain it continues, not its own colour and width read at the noise);
+        ``"long"``, kept when its centreline extends ``level_rates_long_mm``
         (the diagonal of its bounding box): the dark skin's speckle and red blotches make short
         lone pieces; otherwise, a chain in a band the fixed levels would have judged weak is
         judged by its colour as there (``faint_delta_e``) and any other is dropped (``"drop"``) or

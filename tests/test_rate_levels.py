@@ -175,7 +175,7 @@ def test_analyze_checks_level_rates_guard():
     import veinscope
 
     rgb = np.full((64, 64, 3), 180, np.uint8)
-    for bad in ("near", "drop+weak", "drop+far", "", 1, "drop+near+long+"):
+    for bad in ("near", "drop+weak", "drop+far", "", 1, "drop+near+long+", "drop+long+follow"):
         with pytest.raises(ValueError, match="level_rates_guard"):
             veinscope.analyze(rgb, px_per_mm=10.0, level_rates=(0.04, 0.01), level_rates_guard=bad)
     for name in ("level_rates_gap_mm", "level_rates_long_mm"):
@@ -233,3 +233,82 @@ def test_the_guard_keeps_a_long_faint_line_the_lowered_levels_find():
         a = veinscope.analyze(rgb, px_per_mm=10.0, level_rates=(0.04, 0.01), level_rates_guard=guard)
         assert int((a.labels[band] > 0).sum()) > least
         assert int((a.labels[~band] > 0).sum()) == 0
+
+
+# --- session 33 (cls33): a gain kept as "near" takes the class of the chain it continues ---
+
+
+def test_guard_records_the_chain_each_near_gain_follows():
+    from veinscope.segment import _guard_rate_gains
+
+    ys, xs, seg, kept, fk, fw = _chains()
+    args = (ys.copy(), xs.copy(), seg.copy(), kept, np.zeros(kept, bool), fk, fw)
+    y2, x2, s2, k2, w2, follows = _guard_rate_gains(*args, "drop+near+long+follow", 40.0, 10.0, return_follows=True)
+    assert k2 == 4 and follows.shape == (4,)
+    at = {y: int(s2[np.nonzero(y2 == y)[0][0]]) for y in (10, 14, 150, 180)}
+    # chain 1 (8 px past chain 0's end) follows chain 0; the fixed chain, the long one and the weak one none
+    assert follows[at[14]] == at[10]
+    assert [int(follows[at[y]]) for y in (10, 150, 180)] == [-1, -1, -1]
+    # the five-value answer is unchanged without return_follows
+    assert len(_guard_rate_gains(*args, "drop+near+long", 40.0, 10.0)) == 5
+    # "grow": a piece kept from a piece kept from a long chain follows the long chain
+    runs = [(50, range(10, 60)), (50, range(66, 74)), (50, range(80, 88))]
+    ys = np.concatenate([np.full(len(r), y) for y, r in runs]).astype(np.int64)
+    xs = np.concatenate([np.array(r) for _, r in runs]).astype(np.int64)
+    seg = np.concatenate([np.full(len(r), i) for i, (_, r) in enumerate(runs)]).astype(np.int32)
+    none = np.zeros((100, 100), bool)
+    out = _guard_rate_gains(ys, xs, seg, 3, None, none, none, "drop+near+long+grow", 40.0, 8.0, return_follows=True)
+    assert out[5].tolist() == [-1, 0, 0]
+
+
+def test_a_following_chain_takes_the_class_of_the_nearest_point_it_follows():
+    from veinscope.measure import _followed_class
+
+    # chain 0: red (1) then blue (2) along a row; chain 1 just past its blue end, read red; chain 2 alone
+    pts = np.array([[5, x] for x in range(10)] + [[5, x] for x in range(13, 18)] + [[30, x] for x in range(5)])
+    seg = np.array([0] * 10 + [1] * 5 + [2] * 5)
+    cls = np.array([1] * 5 + [2] * 5 + [1] * 5 + [1] * 5)
+    accepted = np.ones(seg.size, bool)
+    out = _followed_class(pts, seg, accepted, cls, np.array([-1, 0, -1]))
+    assert out[10:15].tolist() == [2] * 5  # the blue end's class, not the chain's majority
+    assert (out[:10] == cls[:10]).all() and (out[15:] == 1).all() and (cls[10:15] == 1).all()  # input kept
+    # a followed chain not accepted lends nothing
+    accepted[:10] = False
+    assert _followed_class(pts, seg, accepted, cls, np.array([-1, 0, -1]))[10:15].tolist() == [1] * 5
+
+
+def _blue_then_faint(seed):
+    """The mottled skin of ``test_the_guard_keeps_a_long_faint_line_the_lowered_levels_find`` with a
+    blue vessel (rows 119-121, columns 30-149: red darkened most) and, 10 px on, its faint stretch
+    (columns 160-289) whose own colour, at the noise, reads red (green darkened most)."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    rgb = np.full((240, 320, 3), (110, 72, 55), np.float64)
+    noise = rng.normal(0, 3.0, rgb.shape)
+    noise += (gaussian_filter(rng.normal(0, 1, rgb.shape[:2]), 6) * 40)[..., None] * np.array([0.6, 1.0, 0.8])
+    rgb[119:122, 30:150] -= (14.0, 9.0, 4.0)
+    rgb[119:122, 160:290] -= (2.4, 4.6, 3.2)
+    return np.clip(rgb + noise, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_a_faint_continuation_of_a_blue_vessel_keeps_blue(seed):
+    """Set B photo 611 (session 33): a faint stretch the lowered levels find beside a vessel the
+    fixed levels find, classed by its own colour at the noise, came out red on a blue vessel.
+    With ``"follow"`` it takes the class of the vessel it continues (main: no such word, a
+    ValueError; ``"drop+near+long"``: red)."""
+    import veinscope
+
+    rgb = _blue_then_faint(seed)
+    blue, red = 2, 1
+    fixed = veinscope.analyze(rgb, px_per_mm=10.0)
+    near = veinscope.analyze(rgb, px_per_mm=10.0, level_rates=(0.04, 0.01), level_rates_guard="drop+near+long")
+    follow = veinscope.analyze(rgb, px_per_mm=10.0, level_rates=(0.04, 0.01), level_rates_guard="drop+near+long+follow")
+    strong, faint = (slice(112, 129), slice(30, 150)), (slice(112, 129), slice(160, 290))
+    assert not (fixed.labels[faint] > 0).any()  # the fixed levels miss the faint stretch
+    assert (near.labels[faint] == red).sum() >= 40 and not (near.labels[faint] == blue).any()
+    assert (follow.labels[faint] > 0).sum() == (near.labels[faint] > 0).sum()  # the same pixels
+    assert ((follow.labels[faint] == blue) | (follow.labels[faint] == 0)).all()  # blue where marked
+    assert (follow.labels[strong] == near.labels[strong]).all() and (near.labels[strong] == blue).sum() > 300
+    assert follow.params["level_rates_guard"] == "drop+near+long+follow"

@@ -574,6 +574,7 @@ def probe_sides(
         weak=None if det.weak is None else np.concatenate([np.asarray(det.weak, bool), np.zeros(ids.size, bool)]),
         parent=np.concatenate([np.full(det.n_segments, -1, np.int64) if det.parent is None else np.asarray(det.parent, np.int64),
                                seg[starts[ids]]]),
+        follows=None if det.follows is None else np.concatenate([np.asarray(det.follows), np.full(ids.size, -1)]),
         **flags,
     )
     log.info("side probes: %d chains of %d points added (%d before)", ids.size, new_yx.shape[0], k)

@@ -540,6 +540,9 @@ def measure_vessels(
     if size_class_z is not None:
         point_class = _size_class_margin(pts, key, m, n, det.segment, accepted, point_class, raw_width, smooth, ppm,
                                          z=size_class_z)  # fmt: skip
+    follows = getattr(det, "follows", None)
+    if follows is not None:
+        point_class = _followed_class(pts, det.segment, accepted, point_class, np.asarray(follows))
     # Pieces: 8-connected runs of centreline points of the same class.
     piece, n_piece = same_class_pieces(
         pts[:, 0], pts[:, 1], point_class.astype(np.int64), np.array([red, blue, ret, big], np.int64), m
@@ -628,6 +631,34 @@ def measure_vessels(
             }
         )
     return MeasuredVessels(pts, width, point_class, piece, piece_class, piece_len, labels, diameter, table)
+
+
+def _followed_class(pts, segment, accepted, point_class, follows):
+    """``point_class`` with each chain that continues another (``follows`` >= 0, see
+    :class:`veinscope.segment.VesselDetection`) given the class of the followed chain's
+    accepted point nearest to it, where both are accepted.
+
+    Such a chain is the faint stretch of a vessel found only with lowered detection levels, near
+    a chain the fixed levels find: the same vessel on, so of its colour and size. Its own colour
+    is a mean over a contrast near the noise (a ΔE00 of about 2), and its width a profile at the
+    noise, where the red/blue and 1 mm rules are read off it. Returns a new (K,) array.
+    """
+    from scipy.spatial import cKDTree
+
+    out = point_class.copy()
+    order = np.argsort(segment, kind="stable")
+    bounds = np.searchsorted(segment[order], np.arange(follows.shape[0] + 1))
+    for c in np.flatnonzero(follows >= 0):
+        a = int(follows[c])
+        own = order[bounds[c]:bounds[c + 1]]
+        own = own[accepted[own]]
+        ref = order[bounds[a]:bounds[a + 1]]
+        ref = ref[accepted[ref]]
+        if own.size == 0 or ref.size == 0:
+            continue
+        d, j = cKDTree(pts[ref].astype(np.float64)).query(pts[own].astype(np.float64))
+        out[own] = point_class[ref[j[int(np.argmin(d))]]]
+    return out
 
 
 def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_yx: np.ndarray, m: int, *, dir_px: int = 4,

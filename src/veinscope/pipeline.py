@@ -255,7 +255,9 @@ def analyze(
         ``"near"``, kept when one of its points lies within ``level_rates_gap_mm`` of a chain
         the fixed levels find (the same vessel on across a stretch where its ridge dips under the
         fixed low level; with ``"grow"``, also of a chain kept so, piece by piece, and of a long
-        one); ``"long"``, kept when its centreline extends ``level_rates_long_mm``
+        one; with ``"follow"``, such a chain takes the class, colour and size, of the nearest point
+        of the fixed levels' chain it continues, not its own colour and width read at the noise);
+        ``"long"``, kept when its centreline extends ``level_rates_long_mm``
         (the diagonal of its bounding box): the dark skin's speckle and red blotches make short
         lone pieces; otherwise, a chain in a band the fixed levels would have judged weak is
         judged by its colour as there (``faint_delta_e``) and any other is dropped (``"drop"``) or
@@ -610,12 +612,13 @@ def analyze(
     ):  # fmt: skip
         raise ValueError(f"level_rates must be None or (low, high) shares of the skin between 0 and 1, got {level_rates!r}")
     if level_rates_guard is not None and (
-        not isinstance(level_rates_guard, str) or not set(level_rates_guard.split("+")) <= {"weak", "drop", "long", "near", "grow"}
+        not isinstance(level_rates_guard, str) or not set(level_rates_guard.split("+")) <= {"weak", "drop", "long", "near", "grow", "follow"}
         or {"weak", "drop"} <= set(level_rates_guard.split("+")) or not {"weak", "drop"} & set(level_rates_guard.split("+"))
+        or ("follow" in level_rates_guard.split("+") and "near" not in level_rates_guard.split("+"))
     ):  # fmt: skip
         raise ValueError(
-            "level_rates_guard must be None or words from weak, drop, long, near, grow joined by '+' "
-            f"(one of weak and drop), got {level_rates_guard!r}"
+            "level_rates_guard must be None or words from weak, drop, long, near, grow, follow joined by '+' "
+            f"(one of weak and drop; follow with near), got {level_rates_guard!r}"
         )
     for name, v in (("level_rates_gap_mm", level_rates_gap_mm), ("level_rates_long_mm", level_rates_long_mm)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):

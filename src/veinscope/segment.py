@@ -323,6 +323,11 @@ class VesselDetection:
         Chains added as branches beside another (:func:`veinscope.extend.probe_sides`): the
         chain each leaves, -1 for the others; a branch is kept only with its parent
         (:func:`veinscope.measure.measure_vessels`). None: none added.
+    follows : ndarray (n_segments,) int or None
+        With ``detect_vessels(rates_guard=...+"follow")``: for a chain that only the lowered
+        levels find and that is kept because it lies near a chain the fixed levels find
+        (``"near"``), that chain (the vessel it continues, whose class it takes in
+        :func:`veinscope.measure.measure_vessels`); -1 for the others. None: none recorded.
     """
 
     points_yx: np.ndarray
@@ -337,6 +342,7 @@ class VesselDetection:
     tracked: np.ndarray | None = None
     reached: np.ndarray | None = None
     parent: np.ndarray | None = None
+    follows: np.ndarray | None = None
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:
@@ -457,7 +463,10 @@ def detect_vessels(
         is kept as any chain when one of its points lies within ``rates_gap_px`` of a point of a
         chain the fixed levels find (the same vessel on across a gap where its ridge dips under
         the fixed low level: good continuation); ``"grow"`` (with ``"near"``), also of a chain
-        kept by ``"long"`` or by ``"near"`` itself, piece by piece. A chain in a band the fixed
+        kept by ``"long"`` or by ``"near"`` itself, piece by piece; ``"follow"`` (with ``"near"``),
+        such a chain kept by ``"near"`` records the fixed levels' chain nearest it
+        (``VesselDetection.follows``): it is that vessel's faint stretch, and takes its class.
+        A chain in a band the fixed
         levels would have judged weak stays weak. ``None``: every chain kept as the lowered levels find it.
     rates_gap_px : float
         ``rates_guard``'s ``"near"`` distance, in pixels.
@@ -625,18 +634,20 @@ def detect_vessels(
     del lab
     if kept == 0:
         return empty
-    weak_seg = parent = None
+    weak_seg = parent = follows = None
     if weak_bands:
         # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
         weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
     del cand
     if fixed_kept is not None:
-        ys, xs, seg, kept, weak_seg = _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak,
-                                                        rates_guard,
-                                                        long_length_px if rates_long_px is None else rates_long_px,
-                                                        rates_gap_px)
+        ys, xs, seg, kept, weak_seg, follows = _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak,
+                                                                 rates_guard,
+                                                                 long_length_px if rates_long_px is None else rates_long_px,
+                                                                 rates_gap_px, return_follows=True)
         if kept == 0:
             return empty
+        if "follow" not in rates_guard.split("+") or not (follows >= 0).any():
+            follows = None
     if first is not None and "attached" in (off_bands_guard or ""):
         # a chain with no point in the first pass's kept bands is judged as a weak band is
         exact = "chains" in off_bands_guard  # the first pass's own points, else 1 px round its bands
@@ -658,6 +669,9 @@ def detect_vessels(
                 ids = np.cumsum(~gone) - 1
                 ys, xs, seg = ys[sel], xs[sel], ids[seg[sel]].astype(np.int32)
                 weak_seg = weak_seg[~gone]
+                if follows is not None:
+                    follows = np.where(follows >= 0, np.where(gone[np.maximum(follows, 0)], -1, ids[np.maximum(follows, 0)]),
+                                       -1)[~gone]
                 kept = int((~gone).sum())
                 if kept == 0:
                     return empty
@@ -670,6 +684,7 @@ def detect_vessels(
             return empty
         if "parent" not in off_bands_guard or not (parent >= 0).any():
             parent = None
+        follows = None  # the chains were cut and numbered anew: the fixed chains' numbers are lost
     s = q[ys, xs]
     return VesselDetection(
         points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
@@ -682,6 +697,7 @@ def detect_vessels(
         thresholds=(float(low_noise * noise), float(high_noise * noise)),
         weak=weak_seg,
         parent=parent,
+        follows=follows,
     )
 
 
@@ -904,7 +920,8 @@ def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_streng
     return kept, weak[lab]
 
 
-def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard, long_px, gap_px=0.0):
+def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard, long_px, gap_px=0.0, *,
+                      return_follows=False):
     """The chains of :func:`detect_vessels` with ``level_rates`` judged by ``rates_guard``.
 
     A chain with a point in ``fixed_kept`` (the fixed levels' kept bands) stays as it is. Any
@@ -913,12 +930,15 @@ def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard
     chain on ``fixed_kept`` (with ``"grow"``: of any chain kept, repeated from each chain so kept).
     Otherwise a chain with a point in ``fixed_weak`` is weak (as the fixed
     levels would have had it) and the others, found only because a level was lowered, are weak
-    (``"weak"``) or dropped (``"drop"``). Returns ``ys, xs, seg, kept, weak_seg``.
+    (``"weak"``) or dropped (``"drop"``). Returns ``ys, xs, seg, kept, weak_seg`` and, with
+    ``return_follows``, ``follows``: (kept,) int, for a chain kept by ``"near"`` the chain on ``fixed_kept`` its points
+    come nearest to (with ``"grow"``, that of the chain it was kept from), -1 for the others.
     """
     words = set(guard.split("+"))
     on_kept = np.bincount(seg, weights=fixed_kept[ys, xs], minlength=kept)[:kept] > 0
     on_weak = np.bincount(seg, weights=fixed_weak[ys, xs], minlength=kept)[:kept] > 0
     judged = ~on_kept
+    follows = np.full(kept, -1, np.int64)
     if "long" in words and long_px is not None and judged.any():
         y0 = np.full(kept, np.iinfo(np.int64).max)
         x0 = y0.copy()
@@ -936,9 +956,19 @@ def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard
         ref = (~judged) if "grow" in words else on_kept  # "grow": from the long chains too
         while ref.any():
             at = judged[seg]
-            d, _ = cKDTree(pts[ref[seg]]).query(pts[at], distance_upper_bound=float(gap_px))
+            on_ref = np.flatnonzero(ref[seg])
+            d, j = cKDTree(pts[on_ref]).query(pts[at], distance_upper_bound=float(gap_px))
             close = np.zeros(kept, bool)
-            close[seg[at][np.isfinite(d)]] = True
+            near = np.isfinite(d)
+            close[seg[at][near]] = True
+            # each chain so kept follows the reference chain its nearest point lies by (one that
+            # is itself a gain passes on the fixed chain it follows)
+            c_near, r_near = seg[at][near], seg[on_ref[j[near]]]
+            first = np.lexsort((d[near], c_near))
+            c_near, r_near = c_near[first], r_near[first]
+            u, at_first = np.unique(c_near, return_index=True)
+            anchor = r_near[at_first]
+            follows[u] = np.where(follows[anchor] >= 0, follows[anchor], anchor)
             judged &= ~close
             # "grow": on from each chain kept so, pieces of one vessel in a row
             if "grow" not in words or not close.any() or not judged.any():
@@ -953,10 +983,12 @@ def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard
             ids = np.cumsum(~new) - 1
             ys, xs, seg = ys[sel], xs[sel], ids[seg[sel]].astype(np.int32)
             weak = weak[~new]
+            follows = np.where(follows >= 0, ids[np.maximum(follows, 0)], -1)[~new]  # the followed are never new
             kept = int((~new).sum())
     else:
         weak |= new
-    return ys, xs, seg, kept, (weak if weak_seg is not None or weak.any() else weak_seg)
+    weak = weak if weak_seg is not None or weak.any() else weak_seg
+    return (ys, xs, seg, kept, weak, follows) if return_follows else (ys, xs, seg, kept, weak)
 
 
 def _local_noise(q: np.ndarray, where: np.ndarray, *, cell_px: int) -> np.ndarray:
@@ -1279,6 +1311,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         n_segments=det.n_segments + n_new,
         weak=None if det.weak is None else np.concatenate([det.weak, np.zeros(n_new, bool)]),
         parent=None if det.parent is None else np.concatenate([np.asarray(det.parent), np.full(n_new, -1)]),
+        follows=None if det.follows is None else np.concatenate([np.asarray(det.follows), np.full(n_new, -1)]),
         **flags,
     )
 

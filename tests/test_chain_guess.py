@@ -1,5 +1,5 @@
 """The half-maximum window of a wide vein where the bar fit failed or fell far short
-(``veinscope.pipeline._chain_guess``, ``analyze(chain_guess_widths=True)``, issue 4, session 34).
+(``veinscope.pipeline._chain_guess``, ``analyze(chain_guess_widths=...)``, issue 4, session 34).
 
 The visible width is the full width at half maximum of the vessel's profile, read in a window
 across it that the bar fit's first width sets (``half_max_widths``: ``max(1.5 g, g / 2 + 12)``
@@ -62,20 +62,25 @@ def _painted(a, fwhm, centre, cols):
     return painted.sum() / drawn, float(np.mean(a.labels[painted] == 4)) if painted.any() else 0.0
 
 
-def test_chain_guess_fills_a_wide_chains_failed_and_short_first_widths():
-    g = np.array([30.0, 31, np.nan, 29, 3, 30, 4.0, np.nan, 6.0, 5.0, np.nan, 1.0])
-    seg = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
-    scale = np.array([15.0, 15, 15, 15, 14, 15, 2, 2, 3, 3, 3, 3])
+def test_chain_guess_fills_a_wide_courses_failed_and_short_first_widths():
+    # a wide course of 100 points read 30 px by the bar fit but for a failed (NaN) and a far
+    # short (3 px) point at its scale and two points of a fine branch at its own small scale;
+    # a fine chain; a wide blob (10 points, a third of its width long)
+    g = np.r_[np.full(100, 30.0), np.nan, 3.0, 4.0, np.nan, [6.0, 5.0, np.nan, 1.0], np.full(8, 30.0), np.nan, 3.0]
+    seg = np.r_[np.zeros(104, np.int64), np.ones(4, np.int64), np.full(10, 2)]
+    scale = np.r_[np.full(102, 15.0), 2.0, 2.0, np.full(4, 3.0), np.full(10, 15.0)]
     before = g.copy()
     out = _chain_guess(g, seg, scale)
     assert np.array_equal(g, before, equal_nan=True)  # the input is left alone
-    # the wide chain (median 29.5 px): its failed (NaN) and far short (3 px) points at the
-    # chain's scale take the median; a fine branch at its own small scale keeps its own
-    assert out[2] == out[4] == 29.5
-    assert out[6] == 4.0 and np.isnan(out[7])
-    np.testing.assert_array_equal(out[[0, 1, 3, 5]], g[[0, 1, 3, 5]])
-    # a chain whose median is under the window's fixed reach (12 px) is left as it is
-    np.testing.assert_array_equal(out[8:], g[8:])
+    # the course's failed and far short points at its scale take its median; the fine branch
+    # at its own small scale keeps its own
+    assert out[100] == out[101] == 30.0
+    assert out[102] == 4.0 and np.isnan(out[103])
+    np.testing.assert_array_equal(out[:100], g[:100])
+    # a chain whose median is under the window's fixed reach (12 px) and a blob shorter than
+    # three of its widths are left as they are
+    np.testing.assert_array_equal(out[104:], g[104:])
+    np.testing.assert_array_equal(_chain_guess(g, seg, scale, min_course=0.2)[[116, 117]], [30.0, 30.0])
     assert _chain_guess(np.zeros(0), np.zeros(0, np.int64), np.zeros(0)).shape == (0,)
     assert np.isnan(_chain_guess(np.full(3, np.nan), np.zeros(3, np.int64), np.full(3, 10.0))).all()
 
@@ -84,13 +89,13 @@ def test_chain_guess_fills_a_wide_chains_failed_and_short_first_widths():
 def test_a_soft_vein_over_3_mm_keeps_its_class_and_area(ppm, seed):
     rgb, fwhm, centre, cols = _soft_vein(seed, ppm)
     assert 3.45 < fwhm / ppm < 3.55
-    a = veinscope.analyze(rgb, px_per_mm=ppm, chain_guess_widths=True)
+    a = veinscope.analyze(rgb, px_per_mm=ppm, chain_guess_widths=0.0)
     area, over3 = _painted(a, fwhm, centre, cols)
     # painted 0.96-1.10 of the drawn area, 0.99-1.00 of it over 3 mm when written; the default
     # reads 0.72-0.89 over 3 mm on (14, 4), (14, 2), (8, 5), (8, 2)
     assert 0.85 <= area <= 1.15
     assert over3 >= 0.85
-    assert a.params["chain_guess_widths"] is True
+    assert a.params["chain_guess_widths"] == 0.0
 
 
 @pytest.mark.xfail(
@@ -109,19 +114,33 @@ def test_a_soft_vein_over_3_mm_keeps_its_class_by_default(seed):
 
 @pytest.mark.xfail(
     strict=True,
+    reason="not fixed with the course rule (chain_guess_widths=3): this vein's crest comes in pieces "
+    "of one or two of its widths (14-74 points at 49 px), none a course of three widths, so none "
+    "is filled (0.80 and 0.72 over 3 mm, as the default; BENCHMARKS.md session 34, helper wide34)",
+)
+@pytest.mark.parametrize("seed", [2, 4])
+def test_a_soft_vein_in_pieces_keeps_its_class_with_the_course_rule(seed):
+    rgb, fwhm, centre, cols = _soft_vein(seed, 14.0)
+    a = veinscope.analyze(rgb, px_per_mm=14.0, chain_guess_widths=3.0)
+    assert _painted(a, fwhm, centre, cols)[1] >= 0.85
+
+
+@pytest.mark.xfail(
+    strict=True,
     reason="not fixed: a fainter soft vein (OD 0.10 in red) at 14 px/mm is found along about half "
-    "its length (detection, not width: painted 0.44 of the drawn area with chain_guess_widths; "
+    "its length (detection, not width: painted 0.44 of the drawn area with chain_guess_widths=0; "
     "BENCHMARKS.md session 34, helper wide34)",
 )
 def test_a_fainter_soft_vein_over_3_mm_is_painted_whole():
     rgb, fwhm, centre, cols = _soft_vein(2, 14.0, od=0.10)
-    a = veinscope.analyze(rgb, px_per_mm=14.0, chain_guess_widths=True)
+    a = veinscope.analyze(rgb, px_per_mm=14.0, chain_guess_widths=0.0)
     assert _painted(a, fwhm, centre, cols)[0] >= 0.85
 
 
-@pytest.mark.parametrize("bad", ["yes", 1, None, 0.5])
+@pytest.mark.parametrize("bad", ["3", True, -1.0, float("nan"), float("inf")])
 def test_chain_guess_widths_off_by_default_recorded_and_checked(bad):
     rgb = np.full((200, 300, 3), (205, 150, 135), np.uint8)
-    assert veinscope.analyze(rgb, px_per_mm=10.0).params["chain_guess_widths"] is False
+    assert veinscope.analyze(rgb, px_per_mm=10.0).params["chain_guess_widths"] is None
+    assert veinscope.analyze(rgb, px_per_mm=10.0, chain_guess_widths=3).params["chain_guess_widths"] == 3.0
     with pytest.raises(ValueError, match="chain_guess_widths"):
         veinscope.analyze(rgb, px_per_mm=10.0, chain_guess_widths=bad)

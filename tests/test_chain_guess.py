@@ -4,9 +4,9 @@
 The visible width is the full width at half maximum of the vessel's profile, read in a window
 across it that the bar fit's first width sets (``half_max_widths``: ``max(1.5 g, g / 2 + 12)``
 px either side, the skin's level beyond 0.75 of it). On a wide, soft vein the bar fit fails at
-a tenth of the points and reads others at a tenth of the width; a window set by such a width
-takes the vein's own shoulders for the skin, the half maximum sits high and the vein reads
-narrow: a 3.5 mm vein then reads under 3 mm in stretches (reticular). The analytic scene:
+up to a fifth of the points and reads about as many under half the width; a window set by such
+a width takes the vein's own shoulders for the skin, the half maximum sits high and the vein
+reads narrow: a 3.5 mm vein then reads under 3 mm in stretches (reticular). The analytic scene:
 textured pink skin and a long, gently sloping soft blue-green vein (a 4.25 mm cylinder under
 0.6 mm of blurring skin: 3.50 mm at half maximum), its optical density mostly in red.
 """

@@ -56,14 +56,15 @@ def _chain_guess(guess_px, segment, scale_px, *, short=0.5, min_px=12.0, min_cou
     ``g`` long (in points; a shorter one is a blob, a cluster of fine vessels read as one, whose
     width means little) and the point's detection scale says it belongs to the wide part of the
     chain (``2 scale_px >= short * g``: a bar of width w answers most at sigma w / 2), the
-    first width is ``g``; elsewhere it is left as it is. ``min_px`` is
-    :func:`veinscope.diameter.half_max_widths`' fixed reach (``reach[1]``, 12 px): the window
-    reaches ``max(1.5 guess, guess / 2 + 12)`` px either side, so only above 12 px does it
-    shrink with the guess. The bar fit fails on a wide, soft
-    profile at a tenth of its points and reads others at a tenth of their width (a crest of
-    texture on the vein's top), and a window set by such a width reads the vessel's own
-    shoulders as its skin; a fine branch of the chain answers at its own, small scale and keeps
-    its own first width.
+    first width is ``g``; elsewhere it is left as it is.
+
+    ``min_px`` is :func:`veinscope.diameter.half_max_widths`' fixed reach (``reach[1]``, 12 px):
+    its window reaches ``max(1.5 guess, guess / 2 + 12)`` px either side, so only above 12 px
+    does the window shrink with the first width. On a wide, soft vein the bar fit fails at up to
+    a fifth of the points and reads about as many under half the width (a crest of texture on
+    the vein's top); a window set by such a width takes the vein's own shoulders for the skin
+    and the half maximum reads it narrow. A fine branch of the chain answers at its own, small
+    scale and keeps its own first width.
 
     Examples
     --------

@@ -627,8 +627,9 @@ def analyze(
         over-3-mm length / area -17.6 / -31.3 -> -11.9 / -28.4 %, clDice, recall, precision,
         diameter unchanged, class right 0.959 -> 0.960; held-out set B over-3-mm area -35.1 ->
         -12.2 % (length -31.6 % both), clDice, recall, precision unchanged, class right 0.962 ->
-        0.963, but the diameter error 0.0493 -> 0.0496 mm; the real legs: veins_02 at 6 px/mm
-        +1 746 px over 3 mm on its marks at the knee. At 0: also a soft vein whose crest comes in
+        0.963, but the diameter error 0.0493 -> 0.0496 mm; issue 6's development series:
+        improvement median error 3.5 -> 3.9 points; the real legs: veins_02 at 6 px/mm +1 746 px
+        over 3 mm on its marks at the knee. At 0: also a soft vein whose crest comes in
         pieces of one or two widths, but set B's precision 0.882 -> 0.881 and diameter error 0.049
         -> 0.052 mm, and a cluster of fine vessels on veins_01 painted as an over-3-mm disc. None
         (default): off (BENCHMARKS.md session 34, helper "wide34").

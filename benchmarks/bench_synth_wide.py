@@ -342,6 +342,21 @@ def main(argv=None) -> int:
                   f"{_ratio(rows[s], 2):.3f}, photo {_ratio(rows[s], 3):.3f}, photo engine guess {_ratio(rows[s], 4):.3f}, "
                   f"share reported > 3 mm {rows[s, 6][rows[s, 1] > 3.0 * rows[s, 8]].sum() / rows[s, 6].sum():.3f}, "
                   f"photo FWHM > 3 mm {rows[s, 6][rows[s, 3] > 3.0 * rows[s, 8]].sum() / rows[s, 6].sum():.3f}")
+    if len(rows):
+        # the half-maximum window's first width (the bar fit's, analyze's guess) against the
+        # true width: where it failed or fell far short, the window reads the vein's shoulders
+        # as skin (session 34); and what the photo's own half maximum supports
+        g = rows[:, 7] / rows[:, 0]
+        print("\nFirst width (the bar fit's, which sets the half-maximum window) at the matched points, against the "
+              "true width (share of the matched length; reported / true, median; share reported over 3 mm):")
+        for name, s in (("failed (NaN)", ~np.isfinite(g)), ("under half", np.isfinite(g) & (g < 0.5)),
+                        ("half or more", np.isfinite(g) & (g >= 0.5))):
+            if s.any():
+                print(f"  {name}: {rows[s, 6].sum() / rows[:, 6].sum():.3f}; {np.nanmedian(rows[s, 1] / rows[s, 0]):.3f}; "
+                      f"{rows[s, 6][rows[s, 1] > 3.0 * rows[s, 8]].sum() / rows[s, 6].sum():.3f}")
+        over = lambda c: rows[:, 6][rows[:, c] > 3.0 * rows[:, 8]].sum() / rows[:, 6].sum()  # noqa: E731
+        print(f"Share of the matched length read over 3 mm: reported {over(1):.3f}, raw {over(2):.3f}, the photo's FWHM at "
+              f"the true centreline with the true window {over(3):.3f}, with the engine's window {over(4):.3f}")
     if args.json:
         args.json.write_text(json.dumps([{**{k: v for k, v in r.items() if k != "rows"}, "area": r["area"].tolist(),
                                           "rows": r["rows"].tolist()} for r in res], default=float))

@@ -47,6 +47,57 @@ def _add_background(signal: np.ndarray, optics, weights) -> None:
         add_upsampled(signal, np.ascontiguousarray(coarse), y0, wy, x0, wx)
 
 
+def _chain_guess(guess_px, segment, scale_px, *, short=0.5, min_px=12.0, min_course=3.0):
+    """First widths (the half-maximum window's) where the bar fit failed or fell far short on a
+    wide vessel, from its chain: (K,) float64.
+
+    Where ``guess_px`` is NaN or under ``short`` times the median ``g`` of its chain's finite
+    first widths, ``g`` is over ``min_px``, the chain is a course at least ``min_course`` times
+    ``g`` long (in points; a shorter one is a blob, a cluster of fine vessels read as one, whose
+    width means little) and the point's detection scale says it belongs to the wide part of the
+    chain (``2 scale_px >= short * g``: a bar of width w answers most at sigma w / 2), the
+    first width is ``g``; elsewhere it is left as it is.
+
+    ``min_px`` is :func:`veinscope.diameter.half_max_widths`' fixed reach (``reach[1]``, 12 px):
+    its window reaches ``max(1.5 guess, guess / 2 + 12)`` px either side, so only above 12 px
+    does the window shrink with the first width. On a wide, soft vein the bar fit fails at up to
+    a fifth of the points and reads about as many under half the width (a crest of texture on
+    the vein's top); a window set by such a width takes the vein's own shoulders for the skin
+    and the half maximum reads it narrow. A fine branch of the chain answers at its own, small
+    scale and keeps its own first width.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = np.array([30.0, 31, np.nan, 29, 3, 30, 4.0, np.nan])
+    >>> seg = np.zeros(8, np.int64)
+    >>> scale = np.array([15.0, 15, 15, 15, 14, 15, 2, 2])
+    >>> _chain_guess(g, seg, scale, min_course=0.2).round(1).tolist()
+    [30.0, 31.0, 29.5, 29.0, 29.5, 30.0, 4.0, nan]
+    >>> _chain_guess(g, seg, scale).round(1).tolist()  # 8 points: a blob, not a course of 3 widths
+    [30.0, 31.0, nan, 29.0, 3.0, 30.0, 4.0, nan]
+    """
+    g = np.asarray(guess_px, np.float64)
+    seg = np.asarray(segment, np.int64)
+    out = g.copy()
+    if g.size == 0:
+        return out
+    fin = np.isfinite(g)
+    n = int(seg.max()) + 1
+    med = np.full(n, np.nan)
+    if fin.any():
+        from veinscope._kernels.groups import group_medians
+
+        cnt = np.bincount(seg[fin], minlength=n)
+        gm = np.asarray(group_medians(g[fin].astype(np.float32), seg[fin], n), np.float64)
+        med = np.where(cnt > 0, gm, np.nan)
+    cm = med[seg]
+    fill = (cm > min_px) & ~(g >= short * cm) & (2.0 * np.asarray(scale_px, np.float64) >= short * cm)
+    fill &= np.bincount(seg, minlength=n)[seg] >= min_course * cm
+    out[fill] = cm[fill]
+    return out
+
+
 def analyze(
     photo,
     *,
@@ -107,6 +158,7 @@ def analyze(
     cover_chain_widths: float | None = None,
     smooth_widths: float | None = None,
     valley_sides: bool = True,
+    chain_guess_widths: float | None = None,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -561,6 +613,26 @@ def analyze(
         beside (:func:`veinscope.measure.measure_vessels`). Added off in session 33 (helper
         "real33"), on since session 33 (helper "val33": set A's precision up, set B, issue 6's
         series and the real self-comparisons unchanged or better; BENCHMARKS.md).
+    chain_guess_widths : float or None
+        Where the bar fit's first width, which sets the window the half-maximum width is read in,
+        failed (NaN) or is under half the median first width of its chain, and the point's
+        detection scale is the wide part's (twice the scale at least half that median), take that
+        median as its first width (:func:`veinscope.pipeline._chain_guess`), in chains whose
+        median is over the window's fixed 12 px reach and that are at least this many of their
+        widths long (in points; 0: any). The bar fit fails on a wide, soft vein at a fifth of its
+        points and reads another fifth under half its width; a window set by such a width takes the
+        vein's shoulders for the skin, and stretches of a vein over 3 mm read under 3 mm (generated
+        set A: 0.57 of the length read over 3 mm where the first width was under half the true
+        width, 0.92 where it was not). At 3 (the deep pass's course rule): generated set A
+        over-3-mm length / area -17.6 / -31.3 -> -11.9 / -28.4 %, clDice, recall, precision,
+        diameter unchanged, class right 0.959 -> 0.960; held-out set B over-3-mm area -35.1 ->
+        -12.2 % (length -31.6 % both), clDice, recall, precision unchanged, class right 0.962 ->
+        0.963, but the diameter error 0.0493 -> 0.0496 mm; issue 6's development series:
+        improvement median error 3.5 -> 3.9 points; the real legs: veins_02 at 6 px/mm +1 746 px
+        over 3 mm on its marks at the knee. At 0: also a soft vein whose crest comes in
+        pieces of one or two widths, but set B's precision 0.882 -> 0.881 and diameter error 0.049
+        -> 0.052 mm, and a cluster of fine vessels on veins_01 painted as an over-3-mm disc. None
+        (default): off (BENCHMARKS.md session 34, helper "wide34").
 
     Returns
     -------
@@ -678,6 +750,11 @@ def analyze(
         and math.isfinite(smooth_widths) and smooth_widths > 0
     ):
         raise ValueError(f"smooth_widths must be None or a positive number of diameters, got {smooth_widths!r}")
+    if chain_guess_widths is not None and (
+        isinstance(chain_guess_widths, (bool, np.bool_)) or not isinstance(chain_guess_widths, (int, float))
+        or not math.isfinite(chain_guess_widths) or chain_guess_widths < 0
+    ):
+        raise ValueError(f"chain_guess_widths must be None or a number of widths >= 0, got {chain_guess_widths!r}")
     if wide_weak_delta_e is not None and not (
         isinstance(wide_weak_delta_e, (int, float)) and math.isfinite(wide_weak_delta_e) and wide_weak_delta_e >= 0
     ):
@@ -776,6 +853,7 @@ def analyze(
         "tail_probe_nfa": tail_probe_nfa,
         "cover_chain_widths": cover_chain_widths,
         "smooth_widths": smooth_widths,
+        "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
         "valley_sides": bool(valley_sides),
         "side_probe_nfa": side_probe_nfa,
         "short_chain_probe": bool(short_chain_probe),
@@ -919,6 +997,10 @@ def analyze(
             segment=det.segment.astype(np.int64),  # pool thin vessels' profiles along their own chain only
         )
         guess = np.where(est.ok & (est.width_px >= 0.5), est.width_px, np.nan)
+        if chain_guess_widths is not None:
+            # where the bar fit failed or fell far short on a wide vessel, the half-maximum
+            # window is set by its chain's first widths instead
+            guess = _chain_guess(guess, det.segment, det.scale_px, min_course=float(chain_guess_widths))
         # the visible width is the full width at half maximum of the vessel's own profile: the
         # bar fit sets the window, the half-maximum crossings give the width (camera blur out)
         psf = est.psf_sigma_px if np.isfinite(est.psf_sigma_px) else 0.0

@@ -185,7 +185,9 @@ def pair(ser, k, count_missed=(), opts=None, b_opts=None, c_opts=None, dump=None
         np.savez_compressed(dump, ys=ys, xs=xs, st=st, cls=_CAP["labels"][ys, xs], de_b=de_b, de_f=de_f, thr_b=thr_b, thr_f=thr_f,
                             brown=fad["brown"], brown0=fad["brown0"], dist=d, tkept=T[j, 3], tcode=T[j, 4], tsid=T[j, 5], tde_b=T[j, 6], tde_f=T[j, 7], tthr_b=T[j, 8], tthr_f=T[j, 9], T=T, imp=np.nan if c.improvement_pct is None else c.improvement_pct,
                             truth=np.nan if truth is None else truth, ppm=ppm, skin=int(b.params.get("skin_type", 0)), shape=np.array([m, n]),
-                            edge_mm=edge_mm, other_mm=other_mm)
+                            edge_mm=edge_mm, other_mm=other_mm,
+                            skin_de_b=np.asarray(fad["tde_bf"][0], float) if fad["tde_bf"][0] is not None else np.zeros(0),
+                            skin_de_f=np.asarray(fad["tde_bf"][1], float) if fad["tde_bf"][1] is not None else np.zeros(0))
     if count_missed:
         sel = miss & np.isin(T[:, 4].astype(int), list(count_missed))
         ey, ex = np.round(T[sel, 0]).astype(np.int64), np.round(T[sel, 1]).astype(np.int64)

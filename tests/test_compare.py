@@ -2981,3 +2981,78 @@ def test_an_improvement_on_a_few_millimetres_of_baseline_vessel_comes_with_a_war
     long = _compared(long_b, long_b.copy())
     assert not any("of vessel was found in the baseline" in w for w in long.warnings)
     assert long.improvement_pct == pytest.approx(0.0, abs=5.0)
+
+
+def _near_threshold_pair(follow_up_noise):
+    """Three bars at baseline: a strong one kept as it is, and two faint ones (ΔE00 about 7.6
+    against the skin) of which the follow-up keeps 90 % (a loss of about 0.8 ΔE00) and 50 %
+    (a loss of about 4) of the optical density; the follow-up carries camera noise of
+    ``follow_up_noise`` (8-bit units, the baseline 1.5)."""
+    col = (160, 110, 150)
+    b = _skin()
+    f = b.copy()
+    _bar(b, 60, 40, 280, col)
+    _bar(f, 60, 40, 280, col)
+    for y, keep in ((120, 0.9), (180, 0.5)):
+        _bar(b, y, 40, 280, _faded(col, 0.3))
+        _bar(f, y, 40, 280, _faded(col, 0.3 * keep))
+    fn = f + np.random.default_rng(2).normal(0, follow_up_noise, f.shape).astype(np.float32)
+    return _u8(_noise(b, 1)), _u8(fn)
+
+
+def _status_of_bar(c, y):
+    (v,) = [v for v in c.vessels if abs(v["centre_yx"][0] - y) <= 4]
+    return v["status"]
+
+
+def test_a_vessel_losing_less_than_the_pairs_own_noise_persists():
+    # with the threshold of "perceptible" at ΔE00 7.2 (``min_delta_e``), both faint bars fall
+    # under it in the follow-up: the one that lost ~0.8 (7.62 -> 6.86, a median over its
+    # points) and the one that lost ~4 (7.77 -> 3.61). The pair's own noise, read on its skin
+    # samples, is ~0.5 ΔE00 with the follow-up's camera noise at 4 (~0.29 at 1.5). At three
+    # times that noise, the first bar's drop is within what unchanged skin shows between these
+    # two photos and it persists; the second's is not, and it is cleared. Without the margin
+    # (the default) both read cleared: 61.7 % for the true 33.3 %, with it 35.0 %.
+    b, f = _near_threshold_pair(4.0)
+    c0 = compare(b, f, px_per_mm=PPM, min_delta_e=7.2)
+    c1 = compare(b, f, px_per_mm=PPM, min_delta_e=7.2, cleared_noise_margin=3.0)
+    assert c1.params["cleared_noise_margin"] == 3.0
+    assert c0.params["pair_noise_delta_e"] == c1.params["pair_noise_delta_e"]
+    assert 0.35 < c1.params["pair_noise_delta_e"] < 0.7
+    assert _status_of_bar(c0, 120) == "cleared"
+    assert _status_of_bar(c1, 120) == "persisting"
+    assert _status_of_bar(c0, 180) == _status_of_bar(c1, 180) == "cleared"
+    assert _status_of_bar(c1, 60) == "persisting"
+    assert c0.improvement_pct > 55.0
+    assert c1.improvement_pct == pytest.approx(100.0 / 3.0, abs=5.0)
+
+
+def test_the_pairs_noise_follows_the_follow_ups_noise():
+    # the same scenes, the follow-up's camera noise 1.5 and 4: the noise read on the pair rises
+    # with it (about 0.29 and 0.50 ΔE00), so the drop asked of a cleared vessel does too
+    quiet = compare(*_near_threshold_pair(1.5), px_per_mm=PPM, min_delta_e=7.2)
+    noisy = compare(*_near_threshold_pair(4.0), px_per_mm=PPM, min_delta_e=7.2)
+    assert 0.15 < quiet.params["pair_noise_delta_e"] < 0.4
+    assert noisy.params["pair_noise_delta_e"] > 1.4 * quiet.params["pair_noise_delta_e"]
+
+
+def test_pair_noise_delta_e_is_a_robust_spread():
+    from veinscope.compare import _pair_noise_delta_e
+
+    rng = np.random.default_rng(0)
+    de_b = rng.uniform(0, 5, 4000)
+    assert _pair_noise_delta_e(de_b, de_b) == 0.0
+    assert _pair_noise_delta_e(de_b, de_b + rng.normal(0.3, 0.5, de_b.size)) == pytest.approx(0.5, rel=0.05)
+    # a stain among the samples (a tenth of them, far off) barely moves it
+    d = rng.normal(0, 0.5, de_b.size)
+    d[:400] += 8.0
+    assert _pair_noise_delta_e(de_b, de_b + d) == pytest.approx(0.5, rel=0.15)
+    assert _pair_noise_delta_e(de_b[:49], de_b[:49] + 1.0) == 0.0
+    assert _pair_noise_delta_e(None, None) == 0.0
+
+
+def test_cleared_noise_margin_is_checked():
+    b, f = _finger_on_leg()
+    for bad in (-0.1, float("inf"), float("nan"), "1", True):
+        with pytest.raises(ValueError, match="cleared_noise_margin"):
+            compare(b, f, px_per_mm=10.0, cleared_noise_margin=bad)

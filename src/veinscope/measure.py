@@ -730,7 +730,7 @@ def _followed_class(pts, segment, accepted, point_class, follows):
 
 
 def _undecided_colour(pts, segment, chains, od, judged, width, *, z, min_sample_px=8.0):
-    """The ``chains`` whose red / blue colour is undecided: (U,) int, a subset of ``chains``.
+    """The ``chains`` whose red / blue colour is undecided: (U,) int, a sorted subset of ``chains``.
 
     A chain is red when the unmixed mean OD's haemoglobin part is at least its venous part
     (:func:`measure_vessels`), i.e. when the mean of the per-point colour signal ``d`` (the
@@ -746,7 +746,7 @@ def _undecided_colour(pts, segment, chains, od, judged, width, *, z, min_sample_
     from veinscope._kernels.groups import group_medians
     from veinscope.chromophores import unmix
 
-    chains = np.asarray(chains, np.int64)
+    chains = np.unique(np.asarray(chains, np.int64))
     if chains.size == 0:
         return chains
     sel = np.flatnonzero(judged & np.isin(segment, chains))

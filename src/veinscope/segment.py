@@ -330,7 +330,8 @@ class VesselDetection:
         :func:`veinscope.measure.measure_vessels`); -1 for the others. None: none recorded.
     fixed_points : ndarray (n_segments,) int or None
         With ``detect_vessels(rates_guard=...+"colour")``, where a level was lowered: how many of
-        each chain's points lie on (within 1 px of) the centreline the fixed levels find; -1 for
+        each chain's points lie on (within 1 px of) the centreline the fixed levels find in the
+        bands they keep; -1 for
         the chains added after detection (side probes, deep veins). The chain's other points,
         and those followed on past its ends (``tracked``) because it grew long enough, are there
         only because a level was lowered: :func:`veinscope.measure.measure_vessels` judges the
@@ -554,9 +555,11 @@ def detect_vessels(
                                  long_length_px, bands=colour)  # fmt: skip
             fixed_kept, fixed_weak = fixed[:2]
             if colour:
-                # the centreline the fixed levels find, 1 px round it (the same crest stepped by
-                # the snap or the pixel grid): points of the lowered levels' chains off it are
-                # the lowered levels' own
+                # the centreline the fixed levels find in the bands they keep, 1 px round it (the
+                # same crest stepped by the snap or the pixel grid): points of the lowered levels'
+                # chains off it are the lowered levels' own. (A chain in a band they would judge
+                # weak counts as the lowered levels' too: counting those bands as theirs keeps
+                # more undecided chains, set A's precision 0.912 -> 0.911; BENCHMARKS.md session 34)
                 sig0 = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
                 lvl0 = (float(noise_cell_px), low0, high0, float(min_strength))
                 fixed_band = _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl0, sig0,

@@ -312,3 +312,205 @@ def test_a_faint_continuation_of_a_blue_vessel_keeps_blue(seed):
     assert ((follow.labels[faint] == blue) | (follow.labels[faint] == 0)).all()  # blue where marked
     assert (follow.labels[strong] == near.labels[strong]).all() and (near.labels[strong] == blue).sum() > 300
     assert follow.params["level_rates_guard"] == "drop+near+long+follow"
+
+
+# --- session 34 (cls34): the colour of a chain of lowered-level points judged with its error bar ---
+
+
+def _od_of(conc):
+    """Relative OD rows whose unmixed parts (haemoglobin, venous, melanin) are ``conc`` (K, 3)."""
+    from veinscope.chromophores import _MIX
+
+    return (np.asarray(conc, np.float64) @ _MIX.T).astype(np.float32)
+
+
+def test_a_colour_at_the_cut_is_undecided_and_a_clear_one_is_not():
+    from veinscope.chromophores import unmix
+    from veinscope.measure import _undecided_colour
+
+    rng = np.random.default_rng(0)
+    n = 80  # points per chain, along rows 10, 20, 30, 40
+    pts = np.array([[10 * (c + 1), x] for c in range(4) for x in range(n)])
+    seg = np.repeat(np.arange(4), n)
+    conc = np.zeros((4 * n, 3))
+    conc[:, 2] = 0.01
+    # chain 0: haemoglobin and venous parts equal on average (red share 0.5), each point's noisy
+    conc[:n, :2] = 0.06 + rng.normal(0, 0.03, (n, 2))
+    # chain 1: clearly red (share 0.8), chain 2: clearly blue (0.2), with the same noise
+    conc[n : 2 * n, :2] = np.array([0.096, 0.024]) + rng.normal(0, 0.03, (n, 2))
+    conc[2 * n : 3 * n, :2] = np.array([0.024, 0.096]) + rng.normal(0, 0.03, (n, 2))
+    # chain 3: red share 0.55, no noise at all: decided (its error bar is nil)
+    conc[3 * n :, :2] = (0.066, 0.054)
+    od = _od_of(conc)
+    assert np.allclose(unmix(od), conc, atol=1e-5)
+    width = np.full(4 * n, 3.0, np.float32)
+    judged = np.ones(4 * n, bool)
+    out = _undecided_colour(pts, seg, np.arange(4), od, judged, width, z=2.0)
+    assert out.tolist() == [0]
+    # the error bar counts one sample per diameter (at least 8 px): a red share 0.55 with the
+    # noise above is decided along 80 points at one sample per 8 px only when z is small
+    conc[3 * n :, :2] = np.array([0.066, 0.054]) + rng.normal(0, 0.03, (n, 2))
+    od = _od_of(conc)
+    assert 3 in _undecided_colour(pts, seg, np.arange(4), od, judged, width, z=2.0)
+    assert 1 not in _undecided_colour(pts, seg, np.arange(4), od, judged, width, z=3.0)
+    wide = np.full(4 * n, 40.0, np.float32)  # one sample per 40 px: two samples, undecided at 3 errors
+    assert 1 in _undecided_colour(pts, seg, np.arange(4), od, judged, wide, z=3.0)
+    # only the chains asked about, only the judged points
+    assert _undecided_colour(pts, seg, np.array([1, 2]), od, judged, width, z=2.0).size == 0
+    assert _undecided_colour(pts, seg, np.array([0]), od, seg != 0, width, z=2.0).size == 0
+
+
+def _s2l(v):
+    v = np.asarray(v, np.float64) / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def _l2s(v):
+    return 255.0 * np.where(v <= 0.0031308, v * 12.92, 1.055 * np.maximum(v, 0.0) ** (1 / 2.4) - 0.055)
+
+
+def _faint_line(seed, red_share, od_norm):
+    """The mottled skin of ``test_the_guard_keeps_a_long_faint_line_the_lowered_levels_find`` with a
+    26 mm line (rows 119-121) whose optical density is ``od_norm`` x (red_share haemoglobin +
+    (1 - red_share) venous directions): at a red share of 0.5 its colour lies on the red/blue cut."""
+    from scipy.ndimage import gaussian_filter
+
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
+
+    rng = np.random.default_rng(seed)
+    base = np.array((110, 72, 55), np.float64)
+    rgb = np.full((240, 320, 3), base)
+    noise = rng.normal(0, 3.0, rgb.shape)
+    noise += (gaussian_filter(rng.normal(0, 1, rgb.shape[:2]), 6) * 40)[..., None] * np.array([0.6, 1.0, 0.8])
+    od = od_norm * (red_share * CHROMOPHORE_DIRECTIONS["haemoglobin"] + (1 - red_share) * CHROMOPHORE_DIRECTIONS["venous"])
+    rgb[119:122, 30:290] = _l2s(_s2l(base) * np.exp(-od))
+    return np.clip(rgb + noise, 0, 255).astype(np.uint8)
+
+
+def _colour_runs_of(rgb, guard, **kw):
+    import veinscope
+
+    return veinscope.analyze(rgb, px_per_mm=10.0, level_rates=(0.04, 0.01), level_rates_guard=guard, **kw)
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_faint_line_whose_colour_is_at_the_cut_is_left_unmarked(seed):
+    """Set B photo 611 (sessions 33-34): a chain made mostly of points only the lowered levels find
+    (and points followed on from it) read red at a red share of 0.505 on a blue vessel. A drawn
+    line on the cut (red share 0.5) that the fixed levels do not find: ``"drop+near+long"``
+    marks 190-560 px of it in either colour; with ``"colour"`` the chains whose colour is within
+    2 standard errors of the cut are left unmarked (here all of them), and with ``"nearest"``
+    such a chain takes a decided neighbour's colour or is left unmarked. Main: no such word
+    (ValueError)."""
+    rgb = _faint_line(seed, 0.5, 0.14)
+    band = (slice(112, 129), slice(30, 290))
+    near = _colour_runs_of(rgb, "drop+near+long")
+    colour = _colour_runs_of(rgb, "drop+near+long+colour")
+    nearest = _colour_runs_of(rgb, "drop+near+long+colour+nearest")
+    n_near, n_colour = int((near.labels[band] > 0).sum()), int((colour.labels[band] > 0).sum())
+    assert n_near >= 150
+    assert n_colour < 0.5 * n_near
+    # nothing new is marked, and what stays keeps its class
+    kept = colour.labels > 0
+    assert (near.labels[kept] == colour.labels[kept]).all()
+    assert n_colour <= int((nearest.labels[band] > 0).sum()) <= n_near
+    assert colour.params["level_rates_guard"] == "drop+near+long+colour" and colour.params["level_rates_colour_z"] == 2.0
+
+
+@pytest.mark.parametrize(("seed", "red_share", "od_norm", "code"), [(3, 0.0, 0.15, 2), (0, 1.0, 0.2, 1)])
+def test_a_clearly_blue_or_red_faint_line_keeps_its_colour(seed, red_share, od_norm, code):
+    """A drawn line of plain venous (blue) or plain haemoglobin (red) colour on the same skin: the
+    chains the lowered levels add whose colour is clear (more than 2 standard errors from the
+    cut) are kept, in that colour; those that are not (a few samples each on mottled skin)
+    are left unmarked, more of them with a far stricter error bar (4)."""
+    rgb = _faint_line(seed, red_share, od_norm)
+    band = (slice(112, 129), slice(30, 290))
+    near = _colour_runs_of(rgb, "drop+near+long")
+    colour = _colour_runs_of(rgb, "drop+near+long+colour")
+    other = 3 - code
+    assert not (near.labels[band] == other).any() and not (colour.labels[band] == other).any()
+    assert int((colour.labels[band] == code).sum()) >= 200
+    # and some of it is a chain the rule judged: with a far stricter error bar it goes
+    strict = _colour_runs_of(rgb, "drop+near+long+colour", level_rates_colour_z=4.0)
+    assert int((strict.labels[band] == code).sum()) < int((colour.labels[band] == code).sum())
+
+
+def test_analyze_checks_the_colour_words():
+    import veinscope
+
+    rgb = np.full((64, 64, 3), 180, np.uint8)
+    for bad in ("drop+nearest", "drop+colour+near+nearest+far"):
+        with pytest.raises(ValueError, match="level_rates_guard"):
+            veinscope.analyze(rgb, px_per_mm=10.0, level_rates=(0.04, 0.01), level_rates_guard=bad)
+    for bad in (0.0, -1.0, float("nan"), True, "2"):
+        with pytest.raises(ValueError, match="level_rates_colour_z"):
+            veinscope.analyze(rgb, px_per_mm=10.0, level_rates_colour_z=bad)
+
+
+def test_the_detection_counts_each_chains_points_on_the_fixed_levels_centreline(monkeypatch):
+    """``"colour"`` records, per chain, its points on (1 px from) the fixed levels' centreline
+    (``VesselDetection.fixed_points``); without the word, or where no level was lowered, none."""
+    import veinscope
+    import veinscope.pipeline as pipeline
+
+    seen = []
+    real = pipeline.measure_vessels
+
+    def spy(det, *a, **k):
+        seen.append(det)
+        return real(det, *a, **k)
+
+    monkeypatch.setattr(pipeline, "measure_vessels", spy)
+    rgb = _faint_line(3, 0.5, 0.16)
+    veinscope.analyze(rgb, px_per_mm=10.0, level_rates=(0.04, 0.01), level_rates_guard="drop+near+long+colour")
+    veinscope.analyze(rgb, px_per_mm=10.0, level_rates=(0.04, 0.01), level_rates_guard="drop+near+long")
+    veinscope.analyze(rgb, px_per_mm=10.0)
+    det, without, fixed = seen
+    assert without.fixed_points is None and fixed.fixed_points is None
+    fp = det.fixed_points
+    assert fp.shape == (det.n_segments,) and fp.dtype == np.int64
+    size = np.bincount(det.segment, minlength=det.n_segments)
+    assert ((fp == -1) | ((fp >= 0) & (fp <= size))).all()
+    # some chains are the lowered levels' own (no point on the fixed centreline), some the fixed levels'
+    assert (fp == 0).any() and (fp > 0).any()
+    # the fixed levels' points lie where the fixed levels find a chain
+    fixed_pts = {tuple(p) for p in fixed.points_yx}
+    for c in np.flatnonzero(fp > 0)[:3]:
+        pts = det.points_yx[det.segment == c]
+        near = [any((y + dy, x + dx) in fixed_pts for dy in (-1, 0, 1) for dx in (-1, 0, 1)) for y, x in pts]
+        assert sum(near) >= 1
+
+
+@pytest.mark.xfail(strict=True, reason="known (session 34, cls34): a chain the fixed levels find in a weak band (kept by "
+                   "its colour) counts as the lowered levels' own, and is left unmarked when its red/blue colour is undecided")
+def test_what_the_fixed_levels_mark_stays_marked_under_the_colour_rule():
+    """The plain red line of ``test_a_clearly_blue_or_red_faint_line_keeps_its_colour`` (seed 0): the
+    fixed levels mark 436 px of it, the guard 371, ``+colour`` 290: a 24-point chain (columns
+    88-111) the fixed levels find in a weak band, kept on main by its ΔE00, is judged as the
+    lowered levels' own (no point on the centreline of the bands they keep) and, 1.97 standard
+    errors from the cut, left unmarked (80 px both mark). Counting the weak bands' centreline
+    as the fixed levels' passes this test but costs set A's precision (0.912 -> 0.911)."""
+    import veinscope
+
+    rgb = _faint_line(0, 1.0, 0.2)
+    fixed = veinscope.analyze(rgb, px_per_mm=10.0)
+    near = _colour_runs_of(rgb, "drop+near+long")
+    colour = _colour_runs_of(rgb, "drop+near+long+colour")
+    both = (fixed.labels > 0) & (near.labels > 0)
+    assert both.sum() > 200
+    assert (colour.labels[both] > 0).all()
+
+
+def test_the_undecided_colour_takes_the_chains_in_any_order():
+    from veinscope.measure import _undecided_colour
+
+    rng = np.random.default_rng(1)
+    pts = np.array([[10 * (c + 1), x] for c in range(3) for x in range(40)])
+    seg = np.repeat(np.arange(3), 40)
+    conc = np.zeros((120, 3))
+    conc[:, :2] = np.array([0.06, 0.06]) + rng.normal(0, 0.03, (120, 2))
+    conc[40:80, :2] = np.array([0.12, 0.0]) + rng.normal(0, 0.01, (40, 2))  # chain 1 plainly red
+    od = _od_of(conc)
+    width = np.full(120, 3.0, np.float32)
+    out = _undecided_colour(pts, seg, np.array([2, 1, 0]), od, np.ones(120, bool), width, z=2.0)
+    assert out.tolist() == [0, 2]

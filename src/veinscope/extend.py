@@ -575,6 +575,7 @@ def probe_sides(
         parent=np.concatenate([np.full(det.n_segments, -1, np.int64) if det.parent is None else np.asarray(det.parent, np.int64),
                                seg[starts[ids]]]),
         follows=None if det.follows is None else np.concatenate([np.asarray(det.follows), np.full(ids.size, -1)]),
+        fixed_points=None if det.fixed_points is None else np.concatenate([np.asarray(det.fixed_points), np.full(ids.size, -1)]),
         **flags,
     )
     log.info("side probes: %d chains of %d points added (%d before)", ids.size, new_yx.shape[0], k)

@@ -9,6 +9,7 @@ are given.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ import numpy as np
 
 from veinscope._version import __version__
 from veinscope.segment import CLASS_CODES, CLASS_NAMES
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Analysis", "ClassFigures", "MeasuredVessels", "chain_delta_e", "chroma_restored_od", "chain_lengths", "class_figures", "measure_vessels"]
 
@@ -142,7 +145,7 @@ def measure_vessels(
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
     branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None, cover_chain_widths=None,
-    smooth_widths=None, valley_sides=False,
+    smooth_widths=None, valley_sides=False, undecided_z=None, undecided_gap_px=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -300,6 +303,21 @@ def measure_vessels(
         touches that is decided. A vein about 1 mm wide otherwise breaks into short pieces of
         alternating class where its measured width dithers about the boundary. ``None``: each
         point's class from its own smoothed diameter.
+    undecided_z : float, optional
+        Judge the colour of each chain made mostly of points the fixed detection levels do not
+        find (fewer than half its points, tracked ones included, on their centreline:
+        ``det.fixed_points``, :func:`veinscope.segment.detect_vessels`' ``rates_guard`` word
+        ``"colour"``) with its error bar (:func:`_undecided_colour`): a chain under 1 mm
+        wide whose mean colour signal (haemoglobin part minus venous part) lies within this many
+        standard errors of the red/blue boundary is undecided, and is left unmarked: its
+        contrast is at the noise (a ΔE00 of about 2) and its colour reads either way. A chain
+        that follows another (``det.follows``, the followed chain accepted) takes that chain's
+        class instead and is not judged; one that follows an undecided chain goes with it.
+        ``None``: every chain's colour from its mean.
+    undecided_gap_px : float, optional
+        With ``undecided_z``: an undecided chain takes the colour of the nearest accepted point
+        of a decided chain within this many pixels instead, and is left unmarked only where
+        there is none. ``None``: left unmarked.
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median
@@ -519,6 +537,56 @@ def measure_vessels(
                                   max_width_px=1.0 * ppm)  # fmt: skip
         if steps.size:
             accepted &= ~np.isin(det.segment, steps)
+    fixed_points = getattr(det, "fixed_points", None)
+    if undecided_z is not None and fixed_points is not None and accepted.any():
+        # chains made mostly of points the fixed levels do not find (found at the lowered levels,
+        # or followed on past the ends of a chain that only they made long enough)
+        fixed_points = np.asarray(fixed_points, np.int64)
+        total = np.bincount(det.segment, minlength=det.n_segments)[: det.n_segments]
+        follows = getattr(det, "follows", None)
+        ids = np.unique(det.segment[accepted])
+        ids = ids[(fixed_points[ids] >= 0) & (fixed_points[ids] < 0.5 * total[ids])
+                  & ~np.isin(ids, np.array(list(part_of), np.int64))]  # fmt: skip
+        if follows is not None and ids.size:
+            # a follower whose followed chain is kept takes that chain's class (_followed_class)
+            f = np.asarray(follows)[ids]
+            led = np.zeros(det.n_segments, bool)
+            led[np.unique(det.segment[accepted])] = True
+            ids = ids[~((f >= 0) & led[np.maximum(f, 0)])]
+        if ids.size:
+            raw_median = np.full(det.n_segments, np.nan)
+            sel = accepted & np.isfinite(width)
+            if sel.any():
+                raw_median = group_medians(width[sel].astype(np.float32), det.segment[sel], det.n_segments).astype(np.float64)
+            ids = ids[~(raw_median[ids] >= ppm * 1.0)]  # telangiectasia: its class hangs on its colour
+        unsure = _undecided_colour(pts, det.segment, ids, od, accepted & seen, width, z=float(undecided_z)) if ids.size else ids
+        if unsure.size and follows is not None:
+            # a chain that follows an undecided one is the same vessel on: undecided with it
+            f = np.asarray(follows)
+            on = np.unique(det.segment[accepted])
+            unsure = np.union1d(unsure, on[np.isin(f[on], unsure)])
+        if unsure.size:
+            gone = np.isin(det.segment, unsure)
+            if undecided_gap_px is not None:
+                from scipy.spatial import cKDTree
+
+                ref = np.flatnonzero(accepted & ~gone)
+                if ref.size:
+                    d, j = cKDTree(pts[ref].astype(np.float64)).query(pts[gone].astype(np.float64),
+                                                                     distance_upper_bound=float(undecided_gap_px))  # fmt: skip
+                    sub = np.flatnonzero(gone)
+                    order_g = np.argsort(det.segment[sub], kind="stable")
+                    for c in unsure:
+                        own = order_g[det.segment[sub[order_g]] == c]
+                        near = own[np.isfinite(d[own])]
+                        if near.size:
+                            # the whole chain takes the colour of the decided point nearest it
+                            best_i = near[int(np.argmin(d[near]))]
+                            red_chain[sub[own]] = red_chain[ref[j[best_i]]]
+                            gone[sub[own]] = False
+            log.info("colour undecided: %d chains of lowered-level points left unmarked, %d given a neighbour's colour",
+                     int(np.unique(det.segment[gone]).size), int(unsure.size - np.unique(det.segment[gone]).size))
+            accepted &= ~gone
     accepted = _with_parents(accepted, det)
     width[~accepted] = np.nan
     if not accepted.any():
@@ -659,6 +727,48 @@ def _followed_class(pts, segment, accepted, point_class, follows):
         d, j = cKDTree(pts[ref].astype(np.float64)).query(pts[own].astype(np.float64))
         out[own] = point_class[ref[j[int(np.argmin(d))]]]
     return out
+
+
+def _undecided_colour(pts, segment, chains, od, judged, width, *, z, min_sample_px=8.0):
+    """The ``chains`` whose red / blue colour is undecided: (U,) int, a sorted subset of ``chains``.
+
+    A chain is red when the unmixed mean OD's haemoglobin part is at least its venous part
+    (:func:`measure_vessels`), i.e. when the mean of the per-point colour signal ``d`` (the
+    haemoglobin part minus the venous part of each ``judged`` point's relative OD ``od``
+    (K, 3)) is at least 0. Its error bar is the spread of ``d`` about that mean over the chain's
+    points with one independent sample per diameter (its median ``width``, px) but no closer
+    than ``min_sample_px`` (a JPEG chroma block), as :func:`_colour_runs` counts samples: a
+    chain is undecided when its mean lies within ``z`` such standard errors of 0. At the cut
+    this is the red share ``H / (H + V)`` within ``z`` of its own standard errors of 0.5 (the
+    delta method: the share moves by ``d / (2 (H + V))``); a chain with fewer than two
+    judged points, or no spread, is decided.
+    """
+    from veinscope._kernels.groups import group_medians
+    from veinscope.chromophores import unmix
+
+    chains = np.unique(np.asarray(chains, np.int64))
+    if chains.size == 0:
+        return chains
+    sel = np.flatnonzero(judged & np.isin(segment, chains))
+    if sel.size == 0:
+        return chains[:0]
+    inv = np.searchsorted(chains, segment[sel])
+    u = unmix(od[sel].astype(np.float64)).astype(np.float64)
+    d = u[:, 0] - u[:, 1]
+    cnt = np.bincount(inv, minlength=chains.size).astype(np.float64)
+    s1 = np.bincount(inv, weights=d, minlength=chains.size)
+    s2 = np.bincount(inv, weights=d * d, minlength=chains.size)
+    fin = np.isfinite(width[sel])
+    w = np.full(chains.size, np.nan)
+    if fin.any():
+        w = group_medians(width[sel][fin].astype(np.float32), inv[fin], chains.size).astype(np.float64)
+    w = np.maximum(np.where(np.isfinite(w), w, 1.0), min_sample_px)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = s1 / cnt
+        var = np.maximum(s2 / cnt - mean**2, 0.0) * cnt / np.maximum(cnt - 1.0, 1.0)
+        se = np.sqrt(w * var / cnt)
+        unsure = (cnt >= 2) & (se > 0) & (np.abs(mean) < z * se)
+    return chains[unsure]
 
 
 def _end_links(a_pts: np.ndarray, chain: np.ndarray, width: np.ndarray, normals_yx: np.ndarray, m: int, *, dir_px: int = 4,

@@ -130,6 +130,7 @@ def analyze(
     level_rates_guard: str | None = None,
     level_rates_gap_mm: float = 2.0,
     level_rates_long_mm: float = 2.5,
+    level_rates_colour_z: float = 2.0,
     min_delta_e: float | None = 1.0,
     max_red_diameter_mm: float | None = 1.0,
     faint_delta_e: float | None = 3.0,
@@ -316,12 +317,27 @@ def analyze(
         judged by its colour too (``"weak"``). Generated set A, types 5-6 (BENCHMARKS.md
         session 33, helper lev33): ``"drop+near+long"`` keeps type 6's gain (clDice 0.525 ->
         0.615) without type 5's false pieces (0.834 -> 0.843; ``level_rates`` alone 0.812).
+        ``"colour"``: a chain under 1 mm wide made mostly of points the fixed levels do not find
+        (fewer than half its points on their centreline, counting those followed on past its
+        ends) has its red / blue colour judged with its error bar (the spread of its points'
+        colour signal, one sample per diameter but no closer than 8 px): within
+        ``level_rates_colour_z`` standard errors of the red/blue cut it is undecided and left
+        unmarked (with ``"nearest"``: it takes the colour of the nearest point of a decided
+        chain within ``level_rates_gap_mm``, and is left unmarked where there is none); a
+        chain following another (``"follow"``) goes with the chain it follows. Set B photo 611:
+        a blue telangiectasia's faint stretch read red at a red share of 0.505 +- 0.058
+        (BENCHMARKS.md session 34, helper cls34).
         ``None`` (default): every chain the lowered levels find is kept.
     level_rates_gap_mm : float
-        ``level_rates_guard``'s ``"near"`` distance, mm (2.0: twice ``min_length_mm``).
+        ``level_rates_guard``'s ``"near"`` (and ``"nearest"``) distance, mm (2.0: twice
+        ``min_length_mm``).
     level_rates_long_mm : float
         ``level_rates_guard``'s ``"long"`` length, mm (2.5, of 2.0 / 2.5 / 3.0 on set A's types
         5-6).
+    level_rates_colour_z : float
+        ``level_rates_guard``'s ``"colour"`` error bar, in standard errors (2.0, as
+        ``size_class_z``'s undecided width; 2 and 3 give the same set A, 1 keeps more chains
+        whose colour reads either way).
     min_delta_e : float or None
         A centreline chain whose mean colour along its whole length differs from the skin
         beside it (parallel copies of it on both sides) by less than this CIEDE2000 on the
@@ -684,17 +700,21 @@ def analyze(
     ):  # fmt: skip
         raise ValueError(f"level_rates must be None or (low, high) shares of the skin between 0 and 1, got {level_rates!r}")
     if level_rates_guard is not None and (
-        not isinstance(level_rates_guard, str) or not set(level_rates_guard.split("+")) <= {"weak", "drop", "long", "near", "grow", "follow"}
+        not isinstance(level_rates_guard, str)
+        or not set(level_rates_guard.split("+")) <= {"weak", "drop", "long", "near", "grow", "follow", "colour", "nearest"}
         or {"weak", "drop"} <= set(level_rates_guard.split("+")) or not {"weak", "drop"} & set(level_rates_guard.split("+"))
         or ("follow" in level_rates_guard.split("+") and "near" not in level_rates_guard.split("+"))
+        or ("nearest" in level_rates_guard.split("+") and "colour" not in level_rates_guard.split("+"))
     ):  # fmt: skip
         raise ValueError(
-            "level_rates_guard must be None or words from weak, drop, long, near, grow, follow joined by '+' "
-            f"(one of weak and drop; follow with near), got {level_rates_guard!r}"
+            "level_rates_guard must be None or words from weak, drop, long, near, grow, follow, colour, nearest joined "
+            f"by '+' (one of weak and drop; follow with near; nearest with colour), got {level_rates_guard!r}"
         )
-    for name, v in (("level_rates_gap_mm", level_rates_gap_mm), ("level_rates_long_mm", level_rates_long_mm)):
+    for name, v in (("level_rates_gap_mm", level_rates_gap_mm), ("level_rates_long_mm", level_rates_long_mm),
+                    ("level_rates_colour_z", level_rates_colour_z)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive number of millimetres, got {v!r}")
+            unit = "standard errors" if name == "level_rates_colour_z" else "millimetres"
+            raise ValueError(f"{name} must be a positive number of {unit}, got {v!r}")
     if short_chain_nfa is not None and not (
         isinstance(short_chain_nfa, (int, float)) and not isinstance(short_chain_nfa, bool)
         and math.isfinite(short_chain_nfa) and short_chain_nfa > 0
@@ -846,6 +866,7 @@ def analyze(
         "level_rates_guard": level_rates_guard,
         "level_rates_gap_mm": float(level_rates_gap_mm),
         "level_rates_long_mm": float(level_rates_long_mm),
+        "level_rates_colour_z": float(level_rates_colour_z),
         "min_delta_e": min_delta_e,
         "max_red_diameter_mm": max_red_diameter_mm,
         "faint_delta_e": faint_delta_e,
@@ -1080,6 +1101,8 @@ def analyze(
         branch_melanin_widths=branch_melanin_widths,
         short_chain_nfa=short_chain_nfa,
         short_chain_px=5.0 * ppm,
+        undecided_z=float(level_rates_colour_z) if "colour" in (level_rates_guard or "").split("+") else None,
+        undecided_gap_px=float(level_rates_gap_mm) * ppm if "nearest" in (level_rates_guard or "").split("+") else None,
     )
     classes = class_figures(vessels, skin, px_per_mm)
     params["seconds"] = round(time.perf_counter() - t0, 3)

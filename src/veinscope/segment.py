@@ -328,6 +328,14 @@ class VesselDetection:
         levels find and that is kept because it lies near a chain the fixed levels find
         (``"near"``), that chain (the vessel it continues, whose class it takes in
         :func:`veinscope.measure.measure_vessels`); -1 for the others. None: none recorded.
+    fixed_points : ndarray (n_segments,) int or None
+        With ``detect_vessels(rates_guard=...+"colour")``, where a level was lowered: how many of
+        each chain's points lie on (within 1 px of) the centreline the fixed levels find in the
+        bands they keep; -1 for
+        the chains added after detection (side probes, deep veins). The chain's other points,
+        and those followed on past its ends (``tracked``) because it grew long enough, are there
+        only because a level was lowered: :func:`veinscope.measure.measure_vessels` judges the
+        colour of a chain made mostly of them with its error bar. None: not recorded.
     """
 
     points_yx: np.ndarray
@@ -343,6 +351,7 @@ class VesselDetection:
     reached: np.ndarray | None = None
     parent: np.ndarray | None = None
     follows: np.ndarray | None = None
+    fixed_points: np.ndarray | None = None
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:
@@ -465,7 +474,10 @@ def detect_vessels(
         the fixed low level: good continuation); ``"grow"`` (with ``"near"``), also of a chain
         kept by ``"long"`` or by ``"near"`` itself, piece by piece; ``"follow"`` (with ``"near"``),
         such a chain kept by ``"near"`` records the fixed levels' chain nearest it
-        (``VesselDetection.follows``): it is that vessel's faint stretch, and takes its class.
+        (``VesselDetection.follows``): it is that vessel's faint stretch, and takes its class;
+        ``"colour"``, each chain records how many of its points lie on the fixed levels'
+        centreline (``VesselDetection.fixed_points``; one more centreline pass at the fixed
+        levels), and the colour of a chain made mostly of other points is judged with its error bar.
         A chain in a band the fixed
         levels would have judged weak stays weak. ``None``: every chain kept as the lowered levels find it.
     rates_gap_px : float
@@ -533,13 +545,29 @@ def detect_vessels(
     del closed
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
-    fixed_kept = fixed_weak = None  # the fixed levels' kept and weak bands, when rates_guard judges the gains
+    fixed_kept = fixed_weak = fixed_band = None  # the fixed levels' kept and weak bands, when rates_guard judges the gains
     if level_rates is not None:
         low0, high0 = float(low_noise), float(high_noise)
         low_noise, high_noise = _rate_levels(q, inner, noise_map, noise_cell_px, low_noise, high_noise, level_rates)
         if rates_guard and (low_noise < low0 or high_noise < high0):
-            fixed_kept, fixed_weak = _fixed_bands(q, inner, noise_map, noise_cell_px, low0, high0, min_strength,
-                                                  min_length_px, long_length_px)
+            colour = "colour" in rates_guard.split("+")
+            fixed = _fixed_bands(q, inner, noise_map, noise_cell_px, low0, high0, min_strength, min_length_px,
+                                 long_length_px, bands=colour)  # fmt: skip
+            fixed_kept, fixed_weak = fixed[:2]
+            if colour:
+                # the centreline the fixed levels find in the bands they keep, 1 px round it (the
+                # same crest stepped by the snap or the pixel grid): points of the lowered levels'
+                # chains off it are the lowered levels' own. (A chain in a band they would judge
+                # weak counts as the lowered levels' too: counting those bands as theirs keeps
+                # more undecided chains, set A's precision 0.912 -> 0.911; BENCHMARKS.md session 34)
+                sig0 = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
+                lvl0 = (float(noise_cell_px), low0, high0, float(min_strength))
+                fixed_band = _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl0, sig0,
+                                                signal is not None, flank, float(min_symmetry), fixed[2], fixed[3], snap,
+                                                int(max_gap_px), int(min_piece_px))  # fmt: skip
+                fixed_band = cv2.dilate(fixed_band.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+                del sig0
+            del fixed
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
     # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
     # connected band of pixels above the low level rather than to the 1-pixel centreline): a
@@ -685,6 +713,10 @@ def detect_vessels(
         if "parent" not in off_bands_guard or not (parent >= 0).any():
             parent = None
         follows = None  # the chains were cut and numbered anew: the fixed chains' numbers are lost
+    fixed_points = None
+    if fixed_band is not None:
+        # after every renumbering above: each final chain's points on the fixed levels' centreline
+        fixed_points = np.bincount(seg, weights=fixed_band[ys, xs], minlength=kept)[:kept].astype(np.int64)
     s = q[ys, xs]
     return VesselDetection(
         points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
@@ -698,6 +730,7 @@ def detect_vessels(
         weak=weak_seg,
         parent=parent,
         follows=follows,
+        fixed_points=fixed_points,
     )
 
 
@@ -902,10 +935,12 @@ def _rate_levels(q, inner, noise_map, cell_px, low_noise, high_noise, rates, *, 
     return low, high
 
 
-def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_strength, min_length_px, long_length_px):
+def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_strength, min_length_px, long_length_px, *,
+                 bands=False):
     """(M, N) bool twice: the bands :func:`detect_vessels` keeps at the fixed levels, 1 px round
     them (the crest's snap and bridged gaps), and the bands it would mark weak there (at least
-    ``min_length_px`` long but kept by neither the hysteresis nor their length)."""
+    ``min_length_px`` long but kept by neither the hysteresis nor their length); with ``bands``,
+    also the bands' labels (M, N) int32 and which labels are kept (nreg,) bool."""
     from veinscope._kernels.ridges import ridge_regions
 
     region = np.empty(q.shape, np.uint8)
@@ -917,7 +952,7 @@ def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_streng
     weak = ~keep & (np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= min_length_px)
     weak[0] = False
     kept = cv2.dilate(keep[lab].view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-    return kept, weak[lab]
+    return (kept, weak[lab], lab, keep) if bands else (kept, weak[lab])
 
 
 def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard, long_px, gap_px=0.0, *,
@@ -1312,6 +1347,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         weak=None if det.weak is None else np.concatenate([det.weak, np.zeros(n_new, bool)]),
         parent=None if det.parent is None else np.concatenate([np.asarray(det.parent), np.full(n_new, -1)]),
         follows=None if det.follows is None else np.concatenate([np.asarray(det.follows), np.full(n_new, -1)]),
+        fixed_points=None if det.fixed_points is None else np.concatenate([np.asarray(det.fixed_points), np.full(n_new, -1)]),
         **flags,
     )
 

@@ -199,3 +199,50 @@ def test_matting_pigment_spots_is_recorded_and_changes_nothing_without_a_spot(ba
     assert on.params["matting_pigment_spots"] is True and off.params["matting_pigment_spots"] is False
     assert json.loads(json.dumps(on.to_dict()))["parameters"]["matting_pigment_spots"] is True
     assert on.matting == off.matting and on.improvement_pct == off.improvement_pct
+
+
+# ---- a matting patch must show a new fine vessel, not a blush alone (option, off) -------------
+def test_shows_a_vessel_asks_for_a_fine_vessel_lines_or_a_visible_vessel_of_1_mm():
+    import cv2
+
+    from veinscope.compare import _disc, _shows_a_vessel
+
+    ppm = 10.0
+    m, n = 120, 160
+    patch = np.zeros((m, n), np.uint8)
+    cv2.circle(patch, (80, 60), 25, 1, -1)
+    nl, lab, stats, _ = cv2.connectedComponentsWithStats(patch, connectivity=8)
+    i = 1
+    ker = _disc(8)
+    kw = dict(ppm=ppm, fine_mm=0.3, min_len_mm=1.0)
+    blush = np.zeros((m, n), bool)
+    blush[50:70, 70:90] = True  # a blob of new redness: no line
+    none = np.zeros((m, n), bool)
+    assert not _shows_a_vessel(lab, stats, i, blush, None, None, ker, **kw)
+    assert not _shows_a_vessel(lab, stats, i, blush, none, none, ker, **kw)
+    # a new fine vessel of the engine's line detector in the patch
+    fine = none.copy()
+    fine[60, 75:78] = True
+    assert _shows_a_vessel(lab, stats, i, blush, fine, None, ker, **kw)
+    # most of the new redness in lines
+    lines = none.copy()
+    lines[45, 60:100] = lines[75, 60:100] = True
+    assert _shows_a_vessel(lab, stats, i, lines, None, None, ker, **kw)
+    # a visible new vessel piece within reach (just outside the outline), 1.5 mm long: yes;
+    # 0.6 mm long: no; 1.5 mm long but beyond the reach: no
+    vis = none.copy()
+    vis[60, 106:121] = True
+    assert _shows_a_vessel(lab, stats, i, blush, None, vis, ker, **kw)
+    short = none.copy()
+    short[60, 106:112] = True
+    assert not _shows_a_vessel(lab, stats, i, blush, None, short, ker, **kw)
+    far = none.copy()
+    far[60, 140:155] = True
+    assert not _shows_a_vessel(lab, stats, i, blush, None, far, ker, **kw)
+
+
+def test_matting_needs_vessel_is_recorded_and_off_by_default(bars):  # noqa: F811
+    b, f = bars
+    c = compare(b, f, px_per_mm=PPM)
+    assert c.params["matting_needs_vessel"] is False
+    assert compare(b, f, px_per_mm=PPM, matting_needs_vessel=True).params["matting_needs_vessel"] is True

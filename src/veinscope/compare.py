@@ -210,6 +210,7 @@ def compare(
     staining_coarse_seeds: bool = False,
     min_baseline_mm: float | None = 5.0,
     matting_pigment_spots: bool = True,
+    matting_needs_vessel: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -462,6 +463,15 @@ def compare(
         unseen 409/1 and 411/2 (false alarms), the type 6 freckle, and on a real photo against a
         moved copy of itself veins_01's 2 029 px² patch by the front leg's dark edge
         (BENCHMARKS.md, session 34, helper mat34). False reads every patch as before.
+    matting_needs_vessel : bool
+        A matting patch must show at least one new fine vessel, not a blush alone: a new fine
+        vessel the engine's line detector finds in it, or most of its new redness in lines, or a
+        new vessel visible by its own contrast within its reach (``matting_vessels``' pieces)
+        spanning 1 mm or more (the engine's shortest structure, ``min_length_mm``). On skin type 6
+        the generator's matting vessels can all be under the visibility rule while their blush is
+        perceptible (unseen series 389/2, 400/1, 401/1: 19-50 mm² read where the truth, the
+        area round visible matting vessels, is empty). Off by default (BENCHMARKS.md, session 34,
+        helper mat34).
 
     Returns
     -------
@@ -676,7 +686,7 @@ def compare(
     else:
         inner_m = inner
     matt = _matting(mb, mf, inner_m, b_vessel, boxes, windows, b_red=(a_b.labels == 1) if (matting_across_cleared or matting_vessel_ends) else None, across_cleared=bool(matting_across_cleared), vessel_ends=bool(matting_vessel_ends), ridges=bool(matting_ridges), vessels=bool(matting_vessels), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned,
-                    shift_px=max(1, int(round(tol_px))) if matting_shift_check else 0, mb_same=mb_same, pigment_spots=bool(matting_pigment_spots))
+                    shift_px=max(1, int(round(tol_px))) if matting_shift_check else 0, mb_same=mb_same, pigment_spots=bool(matting_pigment_spots), needs_vessel=bool(matting_needs_vessel))
     del aligned
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
@@ -779,6 +789,7 @@ def compare(
         "staining_coarse_seeds": bool(staining_coarse_seeds),
         "min_baseline_mm": None if min_baseline_mm is None else float(min_baseline_mm),
         "matting_pigment_spots": bool(matting_pigment_spots),
+        "matting_needs_vessel": bool(matting_needs_vessel),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -3097,7 +3108,7 @@ def _hb_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0, vessel_red_ratio=0.3, vessel_null_mm=3.0, vessel_shift_check=True, vessel_shift_px=1, mb_same=None, pigment_spots=False):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0, vessel_red_ratio=0.3, vessel_null_mm=3.0, vessel_shift_check=True, vessel_shift_px=1, mb_same=None, pigment_spots=False, needs_vessel=False, vessel_min_mm=1.0):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -3568,6 +3579,8 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 x, y, w, h = (int(st_s[j, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
                 region = lab_s[y : y + h, x : x + w] == j
                 spiders.append(_patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, red_s[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], looked=vb[y : y + h, x : x + w], **fig_kw))
+        if needs_vessel and accepted:
+            accepted = [i for i in accepted if _shows_a_vessel(lab, stats, i, new_red | faint, fine_added, vis, ker, ppm=ppm, fine_mm=fine_mm, min_len_mm=vessel_min_mm)]
         if not accepted:
             continue
         patch = np.isin(lab, accepted)
@@ -4163,6 +4176,35 @@ def _own_colour_scaled(cb, cf, where, redness_b, *, ppm, spot_mm, bg_od, thr, of
         o[ys, xs] = k * np.maximum(r[ys, xs], 0)
         out.append(o)
     return tuple(out)
+
+
+def _shows_a_vessel(lab, stats, i, red, fine_added, vis, ker, *, ppm, fine_mm, min_len_mm) -> bool:
+    """Part of :func:`_matting`'s ``needs_vessel``: whether the patch ``i`` of ``lab`` (its
+    ``stats`` row) shows at least one new fine vessel: a new fine vessel of the engine's line
+    detector in it (``fine_added``), or most of its new redness ``red`` (perceptible and faint)
+    in lines no wider than ``fine_mm`` (:func:`_line_share`), or a new vessel visible by its own
+    contrast (``vis``, :func:`_visible_new_vessels`) within the patch's reach (``ker``) spanning
+    ``min_len_mm`` or more (the engine's shortest structure): not a blush alone."""
+    x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    region = lab[y : y + h, x : x + w] == i
+    if fine_added is not None and fine_added[y : y + h, x : x + w][region].any():
+        return True
+    if _line_share(red[y : y + h, x : x + w] & region, max(2.0, fine_mm * ppm)) >= 0.5:
+        return True
+    if vis is None:
+        return False
+    r = ker.shape[0] // 2
+    m, n = lab.shape
+    y0, y1, x0, x1 = max(0, y - r), min(m, y + h + r), max(0, x - r), min(n, x + w + r)
+    reach = cv2.dilate(np.pad(region, ((y - y0, y1 - y - h), (x - x0, x1 - x - w))).astype(np.uint8), ker).astype(bool)
+    nl_v, lab_v, st_v, _ = cv2.connectedComponentsWithStats(vis.astype(np.uint8), connectivity=8)  # whole pieces
+    ids = np.unique(lab_v[y0:y1, x0:x1][reach])
+    ids = ids[ids > 0]
+    if not ids.size:
+        return False
+    span = np.hypot(st_v[ids, cv2.CC_STAT_WIDTH], st_v[ids, cv2.CC_STAT_HEIGHT])
+    log.debug("matting patch at %s: visible new vessels spanning up to %.2f mm", (y, x), float(span.max()) / ppm)
+    return bool(span.max() >= min_len_mm * ppm)
 
 
 def _on_pigment_spot(cb, red, box, *, ppm, spot_mm, bg_od, thr, offset) -> np.ndarray:

@@ -457,8 +457,8 @@ def compare(
         series 303/1: a freckle read as a 10 mm² patch, its melanin-like change -0.29 against a
         haemoglobin-like rise of 0.22 over its new redness). New matting beside a freckle keeps
         most of its redness off it and is kept whole. On by default: the development and
-        held-out series' figures are unchanged (no true patch there has more than 0.3 % of its
-        new redness on a spot); every square millimetre it removes elsewhere lies outside the
+        held-out series' figures are unchanged (no true development patch has more than 0.3 % of
+        its new redness on a spot); every square millimetre it removes elsewhere lies outside the
         truth's matting: naevi read as patches on fresh series 369/1-2 (11.8 and 12.7 mm²) and
         unseen 409/1 and 411/2 (false alarms), the type 6 freckle, and on a real photo against a
         moved copy of itself veins_01's 2 029 px² patch by the front leg's dark edge

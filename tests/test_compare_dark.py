@@ -32,7 +32,7 @@ def test_too_little_baseline_vessel_gives_no_improvement_and_says_so(bars):  # n
     # the photos are then analysed at (session 34; before, the figure was given)
     c3 = compare(b, f, px_per_mm=None, min_baseline_mm=60.0)
     assert c3.improvement_pct is None and c3.lengths_px["baseline"] < 600
-    assert any(w.startswith("Not enough vessels to measure: only ") and "at least 600 px, no scale being known" in w for w in c3.warnings)
+    assert any(w.startswith("Not enough vessels to measure: only ") and "at least 600 px without a scale" in w for w in c3.warnings)
     c4 = compare(b, f, px_per_mm=None, min_baseline_mm=30.0)
     assert c4.improvement_pct == pytest.approx(c0.improvement_pct, abs=1.0)
 
@@ -145,7 +145,7 @@ def test_without_a_scale_no_percentage_from_a_vessel_under_50_px():
     c = compare(b, f)
     assert c.params["scale_source"] == "none" and 0 < c.lengths_px["baseline"] < 50
     assert c.improvement_pct is None and c.grade is None and set(c.improvement_by_class.values()) == {None}
-    assert any(w.startswith("Not enough vessels to measure: only ") and "at least 50 px, no scale being known" in w for w in c.warnings)
+    assert any(w.startswith("Not enough vessels to measure: only ") and "at least 50 px without a scale" in w for w in c.warnings)
     assert not any("mm of vessel" in w for w in c.warnings)
     c0 = compare(b, f, min_baseline_mm=None)
     assert c0.improvement_pct == pytest.approx(100.0, abs=10.0)

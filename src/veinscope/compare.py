@@ -749,7 +749,7 @@ def compare(
         if calibrated:
             found, needed = f"{lengths['baseline'] / ppm:.1f} mm", f"{min_baseline_mm:g} mm"
         else:
-            found, needed = f"{lengths['baseline']:.0f} px", f"{min_baseline_mm * ppm:.0f} px, no scale being known"
+            found, needed = f"{lengths['baseline']:.0f} px", f"{min_baseline_mm * ppm:.0f} px without a scale"
         warnings.append(
             f"Not enough vessels to measure: only {found} of vessel was found in the baseline "
             f"within the part both photos show (at least {needed} are needed), so no improvement "

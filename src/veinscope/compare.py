@@ -3206,7 +3206,9 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
 
     With ``pigment_spots``, a patch at least half of whose perceptible new redness lies on a
     pigment spot the baseline already shows (:func:`_on_pigment_spot`) is that spot read in
-    another light, not matting.
+    another light, not matting. With ``needs_vessel``, a patch must show a new fine vessel
+    (:func:`_shows_a_vessel`: the engine's, lines, or a visible new vessel of ``vessel_min_mm``
+    within reach), not a blush alone.
 
     New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
     edges carry interpolation and background artefacts), but the outline drawn around it is

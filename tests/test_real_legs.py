@@ -164,9 +164,11 @@ def test_the_red_nails_on_veins_01_read_no_matting_against_a_moved_copy():
 
     rgb = _load("veins_01.jpg")
     f = moved_copy(rgb)
-    # (same_skin_check off in both: it drops the nail's patch too, session 30)
-    off = compare(rgb, f, clipped_code=0, same_skin_check=False)
-    on = compare(rgb, f, same_skin_check=False)
+    # (same_skin_check off in both: it drops the nail's patch too, session 30; and
+    # matting_pigment_spots off in both: it drops the nail's and the leg edge's patches too,
+    # 0 patches with or without the clipped channels, session 34)
+    off = compare(rgb, f, clipped_code=0, same_skin_check=False, matting_pigment_spots=False)
+    on = compare(rgb, f, same_skin_check=False, matting_pigment_spots=False)
     assert on.matting["patches"] < off.matting["patches"]
     assert on.matting["area_px2"] < 0.5 * off.matting["area_px2"]
 
@@ -323,12 +325,15 @@ def test_veins_01_against_a_moved_copy_reads_no_improvement_with_the_defaults():
     assert abs(c.improvement_pct) <= 5.0
 
 
-@pytest.mark.xfail(strict=True, reason="a 2 029 px² matting patch on the out-of-focus leg by the front leg's edge (sessions 30-33)")
 def test_veins_01_against_a_moved_copy_at_10_px_per_mm_reads_no_matting():
+    # a 2 029 px² matting patch on the out-of-focus leg by the front leg's edge (sessions 30-33,
+    # a strict xfail until session 34): all of its new redness lies on the dark, brownish edge
+    # the baseline already shows (``matting_pigment_spots``, on)
     from veinscope.compare import compare
 
     b, f = _veins_01_and_copy("bench")
     assert compare(b, f, px_per_mm=10.0).matting["patches"] == 0
+    assert compare(b, f, px_per_mm=10.0, matting_pigment_spots=False).matting["patches"] == 1
 
 
 def test_the_app_and_compare_read_the_same_figures_for_a_moved_copy(tmp_path):

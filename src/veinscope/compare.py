@@ -210,6 +210,8 @@ def compare(
     staining_coarse_seeds: bool = False,
     min_baseline_mm: float | None = 5.0,
     cleared_noise_margin: float = 0.0,
+    matting_pigment_spots: bool = True,
+    matting_needs_vessel: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -437,8 +439,15 @@ def compare(
         development and held-out pair with a vessel found had 10 mm or more (BENCHMARKS.md,
         session 33, helper dark33). 5 mm (default): the length under which the figure was already
         called one that "may swing widely". None: a figure from whatever was found, with that
-        warning under 5 mm. Without a scale there are no millimetres to judge: the figure is
-        given.
+        warning under 5 mm. Without a scale the floor is in pixels: this length at the nominal
+        scale both photos are then analysed at (``pipeline.NOMINAL_PX_PER_MM``, 10 px/mm: 50 px
+        for 5 mm). The engine's own lengths are in those pixels (a structure under 1 mm, 10 px,
+        is dropped; a lone chain up to 5 mm, 50 px, is kept or dropped whole by the short-chain
+        test), so under 50 px the whole baseline may be one or two chains that one decision finds
+        or misses, and one chain of the shortest kept length (10 px) swings the percentage by 20
+        points or more: real photos against a moved copy of themselves read 100 % from 6 and
+        10 px of vessel (legs-dev veins_03 and normal_09; BENCHMARKS.md, session 34, helper
+        mat34). A phone photo of a leg is at 6-15 px/mm, so 50 px is 3.3-8.3 mm of skin.
     cleared_noise_margin : float
         A baseline centreline point perceptible at baseline counts as cleared only when, besides
         falling under the follow-up's threshold of "perceptible", its blood ΔE00 fell by more
@@ -453,6 +462,31 @@ def compare(
         5.06 -> 6.11: there the points it keeps are as often truly cleared as truly kept (their
         noise is a fifth of the threshold against a tenth on the real photos) and the figures
         are already low, so it is off (BENCHMARKS.md, session 34, helper imp34).
+    matting_pigment_spots : bool
+        A matting patch at least half of whose perceptible new redness lies on a pigment spot
+        the baseline already shows (over 0.5 mm the baseline differs from the skin around it by
+        the ΔE00 threshold, and its colour there is mostly the melanin-like chromophore: a
+        freckle, a naevus) is no new vessels but the spot read in another light: a dark spot's
+        colour, relative to the skin around it, re-mixes between two lights and JPEGs into a
+        rise of the haemoglobin-like map, often with a fall of the melanin-like one (skin type 6
+        series 303/1: a freckle read as a 10 mm² patch, its melanin-like change -0.29 against a
+        haemoglobin-like rise of 0.22 over its new redness). New matting beside a freckle keeps
+        most of its redness off it and is kept whole. On by default: the development and
+        held-out series' figures are unchanged (no true development patch has more than 0.3 % of
+        its new redness on a spot); every square millimetre it removes elsewhere lies outside the
+        truth's matting: naevi read as patches on fresh series 369/1-2 (11.8 and 12.7 mm²) and
+        unseen 409/1 and 411/2 (false alarms), the type 6 freckle, and on a real photo against a
+        moved copy of itself veins_01's 2 029 px² patch by the front leg's dark edge
+        (BENCHMARKS.md, session 34, helper mat34). False reads every patch as before.
+    matting_needs_vessel : bool
+        A matting patch must show at least one new fine vessel, not a blush alone: a new fine
+        vessel the engine's line detector finds in it, or most of its new redness in lines, or a
+        new vessel visible by its own contrast within its reach (``matting_vessels``' pieces)
+        spanning 1 mm or more (the engine's shortest structure, ``min_length_mm``). On skin type 6
+        the generator's matting vessels can all be under the visibility rule while their blush is
+        perceptible (unseen series 389/2, 400/1, 401/1: 19-50 mm² read where the truth, the
+        area round visible matting vessels, is empty). Off by default (BENCHMARKS.md, session 34,
+        helper mat34).
 
     Returns
     -------
@@ -669,7 +703,7 @@ def compare(
     else:
         inner_m = inner
     matt = _matting(mb, mf, inner_m, b_vessel, boxes, windows, b_red=(a_b.labels == 1) if (matting_across_cleared or matting_vessel_ends) else None, across_cleared=bool(matting_across_cleared), vessel_ends=bool(matting_vessel_ends), ridges=bool(matting_ridges), vessels=bool(matting_vessels), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned,
-                    shift_px=max(1, int(round(tol_px))) if matting_shift_check else 0, mb_same=mb_same)
+                    shift_px=max(1, int(round(tol_px))) if matting_shift_check else 0, mb_same=mb_same, pigment_spots=bool(matting_pigment_spots), needs_vessel=bool(matting_needs_vessel))
     del aligned
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
@@ -682,7 +716,9 @@ def compare(
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
-    too_few = (min_baseline_mm is not None and calibrated and 0 < lengths["baseline"] < min_baseline_mm * ppm)
+    # without a scale the floor is the same length at the nominal scale the analyses were read at
+    # (``ppm`` is NOMINAL_PX_PER_MM then: 50 px for 5 mm), the unit of the engine's own lengths
+    too_few = (min_baseline_mm is not None and 0 < lengths["baseline"] < min_baseline_mm * ppm)
     if too_few:  # no percentage from a few millimetres of vessel (the figure says nothing)
         imp = None
         by_class = dict.fromkeys(by_class)
@@ -727,9 +763,13 @@ def compare(
     if lengths["baseline"] == 0:
         warnings.append("No vessels were found in the baseline within the part both photos show: no improvement can be computed.")
     elif too_few:
+        if calibrated:
+            found, needed = f"{lengths['baseline'] / ppm:.1f} mm", f"{min_baseline_mm:g} mm"
+        else:
+            found, needed = f"{lengths['baseline']:.0f} px", f"{min_baseline_mm * ppm:.0f} px without a scale"
         warnings.append(
-            f"Not enough vessels to measure: only {lengths['baseline'] / ppm:.1f} mm of vessel was found in the baseline "
-            f"within the part both photos show (at least {min_baseline_mm:g} mm are needed), so no improvement "
+            f"Not enough vessels to measure: only {found} of vessel was found in the baseline "
+            f"within the part both photos show (at least {needed} are needed), so no improvement "
             "percentage is given. On dark skin fine vessels are often too faint for the engine to follow: "
             "judge the change on the photos, or photograph the treated area closer and in even light."
         )
@@ -767,6 +807,8 @@ def compare(
         "pair_noise_delta_e": fad["pair_noise_delta_e"],
         "staining_coarse_seeds": bool(staining_coarse_seeds),
         "min_baseline_mm": None if min_baseline_mm is None else float(min_baseline_mm),
+        "matting_pigment_spots": bool(matting_pigment_spots),
+        "matting_needs_vessel": bool(matting_needs_vessel),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -3112,7 +3154,7 @@ def _hb_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0, vessel_red_ratio=0.3, vessel_null_mm=3.0, vessel_shift_check=True, vessel_shift_px=1, mb_same=None):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0, vessel_red_ratio=0.3, vessel_null_mm=3.0, vessel_shift_check=True, vessel_shift_px=1, mb_same=None, pigment_spots=False, needs_vessel=False, vessel_min_mm=1.0):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -3207,6 +3249,12 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     ``vessel_shift_px`` (:func:`_rise_beyond`, :func:`_pieces_explained`: a skin's edge or a
     fold shifted and softened by the warp) is not taken either. Like the faint pixels they
     never start a patch.
+
+    With ``pigment_spots``, a patch at least half of whose perceptible new redness lies on a
+    pigment spot the baseline already shows (:func:`_on_pigment_spot`) is that spot read in
+    another light, not matting. With ``needs_vessel``, a patch must show a new fine vessel
+    (:func:`_shows_a_vessel`: the engine's, lines, or a visible new vessel of ``vessel_min_mm``
+    within reach), not a blush alone.
 
     New redness is looked for inside ``valid`` only (a margin inside the compared skin, whose
     edges carry interpolation and background artefacts), but the outline drawn around it is
@@ -3456,6 +3504,15 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                     # colour pass as blobs and specks (the 12 MP timing pair: two patches of
                     # 31 and 34 mm² on plain skin, none of a vessel); those are no new vessels
                     continue
+            if pigment_spots and spot_mm > 0:
+                red_here = new_red[y : y + h, x : x + w] & region
+                on_spot = float(_on_pigment_spot(cb, red_here, (y, x, h, w), ppm=ppm, spot_mm=spot_mm, bg_od=bg_od, thr=thr, offset=(BY0, BX0))[red_here].mean()) if red_here.any() else 0.0
+                log.debug("matting patch at %s: %.3f of its %d px of new redness on a pigment spot", (BY0 + y, BX0 + x), on_spot, int(red_here.sum()))
+                if on_spot >= 0.5:
+                    # a pigment spot the baseline already shows (a freckle, a naevus) read in
+                    # another light: its colour re-mixes into a rise of the haemoglobin-like map
+                    # (and a fall of the melanin-like one); no new vessels (session 34)
+                    continue
             if shift_px > 0:
                 if shifted is None:
                     shifted = _rise_beyond_shift(cb, cf, shift_px)
@@ -3570,6 +3627,8 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                 x, y, w, h = (int(st_s[j, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
                 region = lab_s[y : y + h, x : x + w] == j
                 spiders.append(_patch_part((y + BY0, y + h + BY0, x + BX0, x + w + BX0), region, red_s[y : y + h, x : x + w], d_hb[y : y + h, x : x + w], looked=vb[y : y + h, x : x + w], **fig_kw))
+        if needs_vessel and accepted:
+            accepted = [i for i in accepted if _shows_a_vessel(lab, stats, i, new_red | faint, fine_added, vis, ker, ppm=ppm, fine_mm=fine_mm, min_len_mm=vessel_min_mm)]
         if not accepted:
             continue
         patch = np.isin(lab, accepted)
@@ -4165,6 +4224,64 @@ def _own_colour_scaled(cb, cf, where, redness_b, *, ppm, spot_mm, bg_od, thr, of
         o[ys, xs] = k * np.maximum(r[ys, xs], 0)
         out.append(o)
     return tuple(out)
+
+
+def _shows_a_vessel(lab, stats, i, red, fine_added, vis, ker, *, ppm, fine_mm, min_len_mm) -> bool:
+    """Part of :func:`_matting`'s ``needs_vessel``: whether the patch ``i`` of ``lab`` (its
+    ``stats`` row) shows at least one new fine vessel: a new fine vessel of the engine's line
+    detector in it (``fine_added``), or most of its new redness ``red`` (perceptible and faint)
+    in lines no wider than ``fine_mm`` (:func:`_line_share`), or a new vessel visible by its own
+    contrast (``vis``, :func:`_visible_new_vessels`) within the patch's reach (``ker``) spanning
+    ``min_len_mm`` or more (the engine's shortest structure): not a blush alone."""
+    x, y, w, h = (int(stats[i, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT))
+    region = lab[y : y + h, x : x + w] == i
+    if fine_added is not None and fine_added[y : y + h, x : x + w][region].any():
+        return True
+    if _line_share(red[y : y + h, x : x + w] & region, max(2.0, fine_mm * ppm)) >= 0.5:
+        return True
+    if vis is None:
+        return False
+    r = ker.shape[0] // 2
+    m, n = lab.shape
+    y0, y1, x0, x1 = max(0, y - r), min(m, y + h + r), max(0, x - r), min(n, x + w + r)
+    reach = cv2.dilate(np.pad(region, ((y - y0, y1 - y - h), (x - x0, x1 - x - w))).astype(np.uint8), ker).astype(bool)
+    nl_v, lab_v, st_v, _ = cv2.connectedComponentsWithStats(vis.astype(np.uint8), connectivity=8)  # whole pieces
+    ids = np.unique(lab_v[y0:y1, x0:x1][reach])
+    ids = ids[ids > 0]
+    if not ids.size:
+        return False
+    span = np.hypot(st_v[ids, cv2.CC_STAT_WIDTH], st_v[ids, cv2.CC_STAT_HEIGHT])
+    log.debug("matting patch at %s: visible new vessels spanning up to %.2f mm", (y, x), float(span.max()) / ppm)
+    return bool(span.max() >= min_len_mm * ppm)
+
+
+def _on_pigment_spot(cb, red, box, *, ppm, spot_mm, bg_od, thr, offset) -> np.ndarray:
+    """Part of :func:`_matting`: which of the pixels ``red`` (bool, over the patch's ``box``
+    ``(y, x, h, w)`` of the maps ``cb``) lie on a pigment spot the baseline already shows: over
+    ``spot_mm`` (the maps blurred over that scale, as :func:`_own_colour_scaled` reads a spot),
+    the baseline differs from the skin around it by at least ``thr`` (ΔE00) and its colour there
+    is mostly the melanin-like chromophore (at least the haemoglobin- and venous-like together:
+    a freckle, a naevus, a mole; not a vessel's place or a red mark). Returns a bool array of
+    ``red``'s shape."""
+    from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
+
+    y, x, h, w = box
+    out = np.zeros(red.shape, bool)
+    if not red.any():
+        return out
+    sp = max(1.0, spot_mm * ppm)
+    e = int(math.ceil(3.0 * sp))
+    mm_, nn_ = cb["melanin"].shape
+    ey0, ey1, ex0, ex1 = max(0, y - e), min(mm_, y + h + e), max(0, x - e), min(nn_, x + w + e)
+    ys, xs = _nonzero(red)
+    keys = ("haemoglobin", "venous", "melanin")
+    c = np.stack([cv2.GaussianBlur(np.ascontiguousarray(cb[k][ey0:ey1, ex0:ex1]), (0, 0), sp)[ys + y - ey0, xs + x - ex0] for k in keys], 1).astype(np.float64)
+    dirs = np.stack([CHROMOPHORE_DIRECTIONS[k] for k in keys]).astype(np.float64)
+    od = c @ dirs
+    seen = delta_e_of_od(bg_od(ys + y + offset[0], xs + x + offset[1]), np.maximum(od, 0.0)) >= thr
+    pigment = c[:, 2] >= np.maximum(c[:, 0], 0.0) + np.maximum(c[:, 1], 0.0)
+    out[ys, xs] = seen & pigment & (c[:, 2] > 0)
+    return out
 
 
 def _grown_over_faint(patch: np.ndarray, new_red: np.ndarray, faint: np.ndarray, ker: np.ndarray, outline: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:

@@ -626,9 +626,11 @@ def analyze(
     smooth_along_chain : bool
         Take each point's 1 mm width median over the points of its own chain only, not over
         every point in the window (:func:`veinscope.measure.measure_vessels`): a vessel running
-        within 1 mm of another keeps its own width, where the window mixed in its neighbour's
-        (photo 417 of set A under ``level_rates``, whose lowered levels add nearby points).
-        Off (BENCHMARKS.md, session 34, helper "sm34").
+        within 1 mm of another keeps its own width, where the window mixes in its neighbour's.
+        Off: set A's diameter error 0.050 -> 0.059 mm with it (the other chains in a window are
+        mostly the same vessel's other pieces), and photo 417's wider reading under
+        ``level_rates`` comes from its centreline redrawn 1-3 px off, not from the window
+        (BENCHMARKS.md, session 34, helper "sm34").
     valley_sides : bool
         Keep a chain only where the skin on both its sides is lighter than it (a valley of
         lightness), not on one side only: a shadow's edge (a finger's shadow on veins_03), the

@@ -317,3 +317,22 @@ def test_generated_series_503_registers_with_a_margin():
         r = register(ser.photos[0].rgb, ser.photos[k].rgb, px_per_mm=10.0)
         assert r.n_inliers >= 3 * r.params["min_inliers"], (k, r.n_inliers)
         assert r.residual_mm < 0.2
+
+
+def test_uncovered_skin_in_one_place_is_named_once_with_its_shares_added():
+    # Two separate pieces of uncovered skin in the upper right corner (400 and 100 px of a
+    # 10 000 px skin) and one at the bottom edge (300 px): the warning names the corner once
+    # with 5 %, not "the upper right corner (4 %); the bottom edge (3 %); the upper right
+    # corner (1 %)" (the demo patient's site_a, sessions 0 and 2, read so before).
+    from veinscope.register import _describe_uncovered
+
+    skin = np.ones((100, 100), bool)
+    uncovered = np.zeros_like(skin)
+    uncovered[0:20, 80:100] = True  # 400 px
+    uncovered[0:10, 67:77] = True  # 100 px, apart from the first
+    uncovered[95:98, :] = True  # 300 px
+    parts = _describe_uncovered(uncovered, skin)
+    assert parts == [
+        "the upper right corner of the baseline photo (5 % of its skin)",
+        "the bottom edge of the baseline photo (3 % of its skin)",
+    ]

@@ -758,16 +758,14 @@ def _describe_uncovered(uncovered: np.ndarray, skin: np.ndarray) -> list[str]:
     if total == 0 or not uncovered.any():
         return []
     m, n = skin.shape
-    out = []
     nl, lab, stats, cents = cv2.connectedComponentsWithStats(uncovered.astype(np.uint8), connectivity=8)
-    order = np.argsort(-stats[1:, cv2.CC_STAT_AREA]) + 1
-    for i in order[:3]:
-        share = stats[i, cv2.CC_STAT_AREA] / total
-        if share < 0.01:
-            continue
+    shares: dict[str, float] = {}  # pieces in the same place are named once, their shares added
+    for i in range(1, nl):
         cx, cy = cents[i]
-        out.append(f"{_where(cx / n, cy / m)} of the baseline photo ({100 * share:.0f} % of its skin)")
-    return out
+        place = _where(cx / n, cy / m)
+        shares[place] = shares.get(place, 0.0) + stats[i, cv2.CC_STAT_AREA] / total
+    ranked = sorted(shares.items(), key=lambda kv: -kv[1])[:3]
+    return [f"{place} of the baseline photo ({100 * share:.0f} % of its skin)" for place, share in ranked if share >= 0.01]
 
 
 def _where(fx: float, fy: float) -> str:

@@ -145,7 +145,7 @@ def measure_vessels(
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
     branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None, cover_chain_widths=None,
-    smooth_widths=None, valley_sides=False, undecided_z=None, undecided_gap_px=None, smooth_along_chain=False,
+    smooth_widths=None, valley_sides=False, undecided_z=None, undecided_gap_px=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -184,11 +184,6 @@ def measure_vessels(
         less than its width, so a chain's last few points read as a disc three times its width
         are its end's profile (shading, a crease), not a wider vessel. ``None``: the
         ``smooth_mm`` window only.
-    smooth_along_chain : bool
-        Take each point's ``smooth_mm`` median over the points of its own chain only
-        (``det.segment``; :func:`veinscope._kernels.ridges.window_median_chain`), not over every
-        accepted point in the window: a parallel vessel within ``smooth_mm`` keeps its own width.
-        False: every accepted point in the window.
     valley_sides : bool
         Keep a chain only where the skin on both its sides is lighter than it (a dark line: a
         valley of lightness), not on one side only (a one-sided step: a shadow's edge, the
@@ -326,7 +321,7 @@ def measure_vessels(
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import (
-        drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median, window_median_chain,
+        drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median,
     )
     from veinscope.chromophores import unmix
 
@@ -603,12 +598,7 @@ def measure_vessels(
     r = max(1, int(round(smooth_mm * ppm)))
     a_pts = pts[accepted]
     smooth = np.full(k, np.nan, np.float32)
-    if smooth_along_chain:
-        # only the point's own chain: a parallel vessel within the window keeps its own width
-        smooth[accepted] = window_median_chain(a_pts[:, 0], a_pts[:, 1], width[accepted],
-                                               np.asarray(det.segment)[accepted].astype(np.int64), r, m)
-    else:
-        smooth[accepted] = window_median(a_pts[:, 0], a_pts[:, 1], width[accepted], r, m)
+    smooth[accepted] = window_median(a_pts[:, 0], a_pts[:, 1], width[accepted], r, m)
     if smooth_widths is not None:
         smooth = _smooth_wide(pts, det.segment, accepted, width, smooth, r, m, float(smooth_widths), ppm)
     raw_width = width

@@ -158,7 +158,6 @@ def analyze(
     background_continuous: bool = False,
     cover_chain_widths: float | None = None,
     smooth_widths: float | None = None,
-    smooth_along_chain: bool = False,
     valley_sides: bool = True,
     chain_guess_widths: float | None = None,
 ) -> Analysis:
@@ -623,14 +622,6 @@ def analyze(
         over less than its width, so the round "over 3 mm" discs a chain's last few points drew
         on a shading or a crease (veins_02, veins_04) take the chain's width. ``None``: the 1 mm
         window only (BENCHMARKS.md, session 33, helper "real33").
-    smooth_along_chain : bool
-        Take each point's 1 mm width median over the points of its own chain only, not over
-        every point in the window (:func:`veinscope.measure.measure_vessels`): a vessel running
-        within 1 mm of another keeps its own width, where the window mixes in its neighbour's.
-        Off: set A's diameter error 0.050 -> 0.059 mm with it (the other chains in a window are
-        mostly the same vessel's other pieces), and photo 417's wider reading under
-        ``level_rates`` comes from its centreline redrawn 1-3 px off, not from the window
-        (BENCHMARKS.md, session 34, helper "sm34").
     valley_sides : bool
         Keep a chain only where the skin on both its sides is lighter than it (a valley of
         lightness), not on one side only: a shadow's edge (a finger's shadow on veins_03), the
@@ -883,7 +874,6 @@ def analyze(
         "tail_probe_nfa": tail_probe_nfa,
         "cover_chain_widths": cover_chain_widths,
         "smooth_widths": smooth_widths,
-        "smooth_along_chain": bool(smooth_along_chain),
         "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
         "valley_sides": bool(valley_sides),
         "side_probe_nfa": side_probe_nfa,
@@ -1092,7 +1082,6 @@ def analyze(
         max_covered=max_covered,
         cover_chain_widths=cover_chain_widths,
         smooth_widths=smooth_widths,
-        smooth_along_chain=bool(smooth_along_chain),
         valley_sides=bool(valley_sides),
         centre_shift_px=shift if widths is not None and paint_at_centre else None,
         paint_links_between=bool(paint_links),

@@ -143,7 +143,6 @@ def analyze(
     size_class_z: float | None = 2.0,
     end_faces: bool = True,
     colour_runs_z: float | None = 3.0,
-    noise_off_bands: bool = False,
     wide_profile_mm: float | None = 0.6,
     deep_veins: bool = True,
     deep_veins_step: int | None = None,
@@ -154,7 +153,6 @@ def analyze(
     deep_veins_over_weak: bool = True,
     deep_veins_weak_hold_delta_e: float | None = None,
     deep_veins_hold_share: float = 0.0,
-    off_bands_guard: str | None = None,
     background_continuous: bool = False,
     cover_chain_widths: float | None = None,
     smooth_widths: float | None = None,
@@ -457,17 +455,6 @@ def analyze(
         3.0 is ``colour_split_z``'s level, set before measuring (BENCHMARKS.md, session 25,
         helper "cross"); on by default since: class right 0.951 -> 0.952 (set A), 0.958 ->
         0.962 (set B), detection unchanged. ``None``: off.
-    noise_off_bands : bool
-        Measure the skin's texture noise (the hysteresis levels' unit) a second time off the bands
-        of ridge pixels the first pass keeps, and take the low level from it, the high level from
-        the first pass (:func:`veinscope.segment.detect_vessels`): the vessels' own ridge strength
-        raises the noise unit where they are dense, by a median 13 % at the fine red vessels of
-        the generated photos and 30-85 % beside wide veins and in dense spiders. Recall rises,
-        centreline precision falls on most generated photos and new false marks appear on real
-        legs, so it is off (BENCHMARKS.md, session 25, helper "fine"). Re-measured in session 30
-        (helper "sweep30"): set A recall 0.838 -> 0.874, but clDice 0.829 -> 0.821, precision
-        0.908 -> 0.904 (down on 18 of 24 photos), class right 0.958 -> 0.952, and new marks on
-        normal_08; still off. False: one pass.
     wide_profile_mm : float or None
         Points whose half-maximum width (measured first as for every point) is at least this
         wide (mm) and whose profile stands under 20 times its noise above the skin have their
@@ -578,29 +565,6 @@ def analyze(
         whose ΔE00 sits on the gate, 2.20, falls under it); set B clDice +0.006 (4 up, 1 down),
         medians unchanged; on the real legs a 2 000 px blob on veins_01's lower calf. Hence off
         (BENCHMARKS.md, session 30, helper "hold30").
-    off_bands_guard : str or None
-        With ``noise_off_bands``, what the lowered low level may add, judged against the first
-        pass (:func:`veinscope.segment.detect_vessels`); words joined by ``+``: ``"attached"``, a
-        chain with no point in a band the first pass kept is judged by its colour as a band the
-        hysteresis drops is (``faint_delta_e``); ``"drop"`` (with ``"attached"``), such a chain
-        that lies in no band of the first pass at all (kept or weak) is dropped; ``"scale"``, the
-        lowered level adds band pixels only where the ridge's scale is a telangiectasia's (sigma
-        at most 0.5 mm, a bar under 1 mm); ``"split"``, a chain is cut where it leaves the first
-        pass's kept bands, the runs outside them chains of their own (their own colour, class and
-        rules); ``"weak"``, as ``"split"`` with those runs judged as weak bands; ``"long"`` (with
-        ``"split"``), those runs judged as weak bands unless they extend ``faint_length_mm`` (the
-        two ways a band that never reaches the high level is kept); ``"chains"``, the first pass
-        judged by its own centreline points, exactly, not its bands (and ``"drop"`` then drops a
-        chain off them unless it is a weak band's); ``"parent"`` (with ``"split"``), a run cut off
-        is kept only with the first-pass run it leaves. ``None``: no guard. Tried on the generated
-        photos and the real legs, none is on (BENCHMARKS.md, session 26, helper "tel"):
-        ``"attached+drop+split+chains+parent"`` holds centreline precision (set A mean +0.003,
-        set B +0.007) and the normal legs nearly empty, but keeps a third of the option's recall
-        (set A 0.808 -> 0.819), little red length and class right falls 0.004 (mean).
-        Re-measured on session 30's engine (BENCHMARKS.md, session 30, helper "sweep30"): set A
-        clDice 0.829 -> 0.832, recall 0.838 -> 0.850, but the per-photo means barely move
-        (recall +0.000, class right -0.004), issue 6's development series is no better, and
-        it still adds false marks on two normal legs and one other real leg; still off.
     background_continuous : bool
         The skin background (cells of ``background_px / 8`` px, rounded) read as the blend of
         the backgrounds on the two whole cell sizes either side
@@ -817,15 +781,6 @@ def analyze(
         if (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))
                 or not math.isfinite(v) or not v >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    if off_bands_guard is not None and (
-        not isinstance(off_bands_guard, str) or not off_bands_guard
-        or not set(off_bands_guard.split("+")) <= {"attached", "drop", "scale", "split", "weak", "long", "chains", "parent"}
-        or ("drop" in off_bands_guard.split("+") and "attached" not in off_bands_guard.split("+"))
-    ):
-        raise ValueError(
-            "off_bands_guard must be None or words from attached, drop, scale, split, weak, long, chains, parent joined by '+' "
-            f"(drop only with attached), got {off_bands_guard!r}"
-        )
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -884,7 +839,6 @@ def analyze(
         "end_faces": bool(end_faces),
         "colour_runs_z": colour_runs_z,
         "wide_profile_mm": wide_profile_mm,
-        "noise_off_bands": bool(noise_off_bands),
         "deep_veins": bool(deep_veins),
         "deep_veins_step": None if deep_veins_step is None else int(deep_veins_step),
         "deep_veins_delta_e": float(deep_veins_delta_e),
@@ -894,7 +848,6 @@ def analyze(
         "deep_veins_over_weak": bool(deep_veins_over_weak),
         "deep_veins_hold_share": float(deep_veins_hold_share),
         "deep_veins_weak_hold_delta_e": None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
-        "off_bands_guard": off_bands_guard,
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -947,9 +900,6 @@ def analyze(
         noise_cell_px=max(16, int(round(background_px / 4))),
         consume=True,
         weak_bands=faint_delta_e is not None,
-        noise_off_bands=bool(noise_off_bands),
-        off_bands_guard=off_bands_guard,
-        off_bands_max_scale_px=0.5 * ppm,
         level_rates=None if level_rates is None else tuple(float(v) for v in level_rates),
         rates_guard=level_rates_guard,
         rates_gap_px=float(level_rates_gap_mm) * ppm,

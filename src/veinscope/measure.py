@@ -452,9 +452,6 @@ def measure_vessels(
         accepted[idx] = True
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)
-    # a branch whose chain is dropped goes with it before the rules that look at the neighbours
-    # kept (overlap, lone patches), and again after them
-    accepted = _with_parents(accepted, det)
     if branch_melanin_widths is not None and chain_info:
         ids = np.array([c for c in chain_info if c not in part_of], np.int64)
         if ids.size:
@@ -476,11 +473,6 @@ def measure_vessels(
         chain_ok = np.zeros(det.n_segments, bool)
         chain_ok[np.unique(det.segment[accepted])] = True
         order = np.flatnonzero(chain_ok)[np.argsort(-sizes[chain_ok], kind="stable")].astype(np.int64)
-        parent = getattr(det, "parent", None)
-        if parent is not None:
-            # branches found beside a chain (:func:`veinscope.extend.probe_sides`) after every
-            # detected chain: judged against them, never covering the chain they leave
-            order = order[np.argsort(np.asarray(parent)[order] >= 0, kind="stable")]
         radius = np.where(np.isfinite(width), np.maximum(0.5 * width, 0.5), 0.0).astype(np.float64)
         if cover_chain_widths is not None:
             # a point's disc no wider than its chain's (a fine vessel's points on a wide vein);
@@ -589,7 +581,6 @@ def measure_vessels(
             log.info("colour undecided: %d chains of lowered-level points left unmarked, %d given a neighbour's colour",
                      int(np.unique(det.segment[gone]).size), int(unsure.size - np.unique(det.segment[gone]).size))
             accepted &= ~gone
-    accepted = _with_parents(accepted, det)
     width[~accepted] = np.nan
     if not accepted.any():
         return MeasuredVessels(pts, width, point_class, np.full(k, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
@@ -1460,22 +1451,6 @@ def _lines_lab(sums, cnt):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN copies of a chain: judged below
         level = np.nanmedian(lab[1:], axis=0)
     return lab, level, valid
-
-
-def _with_parents(accepted: np.ndarray, det) -> np.ndarray:
-    """``accepted`` (K,) bool without the points of branches (``det.parent``: chains added beside
-    another, :func:`veinscope.extend.probe_sides`) whose parent chain has none accepted: a branch
-    found beside a chain is kept only with the chain it leaves (a branch of a false mark would
-    be a new false mark). Parents are numbered before their branches."""
-    parent = getattr(det, "parent", None)
-    if parent is None or not accepted.any():
-        return accepted
-    kept = np.zeros(det.n_segments, bool)
-    kept[np.unique(det.segment[accepted])] = True
-    for c_id in np.flatnonzero(np.asarray(parent) >= 0):
-        if kept[c_id] and not kept[parent[c_id]]:
-            kept[c_id] = False
-    return accepted & kept[det.segment]
 
 
 def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_offsets: int = 6) -> dict[int, float]:

@@ -136,8 +136,6 @@ def analyze(
     faint_delta_e: float | None = 3.0,
     extend_ends_mm: float | None = 20.0,
     tail_probe_nfa: float | None = 1.0,
-    side_probe_nfa: float | None = None,
-    short_chain_probe: bool = False,
     wide_weak_delta_e: float | None = 1.0,
     colour_split_z: float | None = 3.0,
     size_class_z: float | None = 2.0,
@@ -387,23 +385,6 @@ def analyze(
         a-contrario number of false alarms:
         :func:`veinscope.extend.extend_ends`, ``probe_nfa``); up to three probes per end. 1.0,
         the conventional a-contrario level, not tuned (BENCHMARKS.md, session 23). ``None``: off.
-    side_probe_nfa : float or None
-        Start where no end is: after ``extend_ends_mm``, from points along each chain (2 mm or
-        longer, one every 6 px) probe 2 mm off its side at the finest width (20 to 80 degrees
-        off the chain, both ways, both sides: a branch that leaves at a fork the chain runs
-        past), and add the branch as a chain of its own where the probe's contrast stands out of
-        the same probe on this photo's own skin off the vessels found, so that at most this many
-        branches per photo are expected on skin alone (a-contrario, the level read from the
-        null's upper tail: :func:`veinscope.extend.probe_sides`); each branch is then followed
-        on from its far end as every end. ``None``: off (BENCHMARKS.md, session 24).
-    short_chain_probe : bool
-        With ``tail_probe_nfa``, also follow the ends of chains shorter than 2 mm (1 mm or
-        more), but only where the probe past the end is accepted first (the window rule alone
-        follows chains of 2 mm or more): :func:`veinscope.extend.extend_ends`,
-        ``short_chain_px``. False: off (BENCHMARKS.md, session 24). Re-measured with
-        ``side_probe_nfa=1.0`` in session 30 (helper "sweep30"): set A recall 0.838 -> 0.852,
-        clDice 0.829 -> 0.819 (median; mean +0.004), held-out set B unchanged at the median,
-        existing false marks grow on real legs (normal_09, veins_07); still off.
     wide_weak_delta_e : float or None
         Hysteresis along a wide vein: a band the hysteresis drops whose centreline is 1 mm
         wide or more (dropped by ``faint_delta_e``'s rule: on its own, a wide faint band is
@@ -716,10 +697,6 @@ def analyze(
         and size_class_z > 0
     ):
         raise ValueError(f"size_class_z must be None or a positive number of standard errors, got {size_class_z!r}")
-    if side_probe_nfa is not None and not (
-        isinstance(side_probe_nfa, (int, float)) and math.isfinite(side_probe_nfa) and side_probe_nfa > 0
-    ):
-        raise ValueError(f"side_probe_nfa must be None or a positive expected number of false branches, got {side_probe_nfa!r}")
     if tail_probe_nfa is not None and not (
         isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
     ):
@@ -831,8 +808,6 @@ def analyze(
         "smooth_widths": smooth_widths,
         "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
         "valley_sides": bool(valley_sides),
-        "side_probe_nfa": side_probe_nfa,
-        "short_chain_probe": bool(short_chain_probe),
         "wide_weak_delta_e": wide_weak_delta_e,
         "colour_split_z": colour_split_z,
         "size_class_z": size_class_z,
@@ -922,17 +897,7 @@ def analyze(
         follow = dict(max_length_px=extend_ends_mm * ppm, window_px=win, long_window_px=3 * win, max_through_px=2 * win,
                       min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e,
                       probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0)  # fmt: skip
-        det = extend_ends(det, signal, skin, short_chain_px=win if short_chain_probe else 0, **follow)
-        if side_probe_nfa is not None and det.points_yx.shape[0]:
-            # the branches that leave a chain's side where no end is (a fork the chain runs
-            # past), each a chain of its own, followed on from its far end
-            from veinscope.extend import probe_sides
-
-            n_before = det.n_segments
-            det, roots = probe_sides(det, signal, skin, probe_px=2 * win, nfa=side_probe_nfa, min_chain_px=2 * win,
-                                     rgb=rgb, min_delta_e=min_delta_e, return_roots=True)  # fmt: skip
-            if det.n_segments > n_before:
-                det = extend_ends(det, signal, skin, not_ends_yx=roots, from_segment=n_before, **follow)
+        det = extend_ends(det, signal, skin, **follow)
 
     deep_lo_px, deep_hi_px = 1.0 * ppm, 0.5 * max_diameter_mm * ppm
     n_ordinary = det.n_segments  # chains numbered from here on are the red channel's

@@ -319,10 +319,6 @@ class VesselDetection:
         colour, its own overlap with longer chains and the lone-patch rule are judged without
         them, and they take the chain's width (at the end face the profile is the end's);
         None: none added.
-    parent : ndarray (n_segments,) int or None
-        Chains added as branches beside another (:func:`veinscope.extend.probe_sides`): the
-        chain each leaves, -1 for the others; a branch is kept only with its parent
-        (:func:`veinscope.measure.measure_vessels`). None: none added.
     follows : ndarray (n_segments,) int or None
         With ``detect_vessels(rates_guard=...+"follow")``: for a chain that only the lowered
         levels find and that is kept because it lies near a chain the fixed levels find
@@ -349,7 +345,6 @@ class VesselDetection:
     weak: np.ndarray | None = None
     tracked: np.ndarray | None = None
     reached: np.ndarray | None = None
-    parent: np.ndarray | None = None
     follows: np.ndarray | None = None
     fixed_points: np.ndarray | None = None
 
@@ -1137,7 +1132,6 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         scale_px=joined(det.scale_px, step * deep.scale_px[src], np.float32),
         n_segments=det.n_segments + n_new,
         weak=None if det.weak is None else np.concatenate([det.weak, np.zeros(n_new, bool)]),
-        parent=None if det.parent is None else np.concatenate([np.asarray(det.parent), np.full(n_new, -1)]),
         follows=None if det.follows is None else np.concatenate([np.asarray(det.follows), np.full(n_new, -1)]),
         fixed_points=None if det.fixed_points is None else np.concatenate([np.asarray(det.fixed_points), np.full(n_new, -1)]),
         **flags,

@@ -149,8 +149,6 @@ def analyze(
     deep_veins_straight: float = 0.7,
     deep_veins_join_widths: float = 3.0,
     deep_veins_over_weak: bool = True,
-    deep_veins_weak_hold_delta_e: float | None = None,
-    deep_veins_hold_share: float = 0.0,
     background_continuous: bool = False,
     cover_chain_widths: float | None = None,
     smooth_widths: float | None = None,
@@ -526,26 +524,6 @@ def analyze(
         0.784 -> 0.817, reticular length / area -14.9 / -12.3 -> -8.2 / -5.2 % (none down); the
         real legs at their nominal scale unchanged. False: the engine of before
         (BENCHMARKS.md, session 29, helper "ret29").
-    deep_veins_weak_hold_delta_e : float or None
-        With ``deep_veins_over_weak``: a weak chain under 1 mm wide (twice its median scale)
-        whose colour differs from the skin beside it by at least this CIEDE2000
-        (``faint_delta_e``'s rule, which keeps it) still holds the deep search off, so that a
-        vessel the ordinary detection keeps is not drawn twice nor taken from its chain. None
-        (the default): no weak chain does. At 3.0 (``faint_delta_e``) generated set A's clDice
-        fell 0.829 -> 0.814 and recall 0.838 -> 0.829 (400, 416, 422 down; 416's reticular
-        length -19.6 -> -33.4 %), set B's recall 0.817 -> 0.813, hence off (BENCHMARKS.md,
-        session 29, helper "ret29b").
-    deep_veins_hold_share : float
-        With ``deep_veins``: 0 (the default) lets every ordinary point the deep search respects
-        hold it off (two of the deep point's scales around it). Above 0: only an ordinary point
-        whose own scale is at least this share of the deep point's, so that a thin chain along a
-        wide soft vein does not take the deep piece away
-        (:func:`veinscope.segment.add_deep_veins`, ``hold_scale_share``). At 0.5, generated set
-        A: per-photo mean clDice +0.004 (9 photos up, 1 down), recall +0.003, precision +0.003,
-        class right -0.003, but the clDice median 0.829 -> 0.821 (416 -0.036: a joined course
-        whose ΔE00 sits on the gate, 2.20, falls under it); set B clDice +0.006 (4 up, 1 down),
-        medians unchanged; on the real legs a 2 000 px blob on veins_01's lower calf. Hence off
-        (BENCHMARKS.md, session 30, helper "hold30").
     background_continuous : bool
         The skin background (cells of ``background_px / 8`` px, rounded) read as the blend of
         the backgrounds on the two whole cell sizes either side
@@ -729,22 +707,6 @@ def analyze(
         raise ValueError(f"deep_veins must be True or False, got {deep_veins!r}")
     if not isinstance(deep_veins_over_weak, (bool, np.bool_)):
         raise ValueError(f"deep_veins_over_weak must be True or False, got {deep_veins_over_weak!r}")
-    if deep_veins_weak_hold_delta_e is not None and (
-        isinstance(deep_veins_weak_hold_delta_e, (bool, np.bool_))
-        or not isinstance(deep_veins_weak_hold_delta_e, (int, float, np.integer, np.floating))
-        or not math.isfinite(deep_veins_weak_hold_delta_e)
-        or not deep_veins_weak_hold_delta_e >= 0
-    ):
-        raise ValueError(
-            f"deep_veins_weak_hold_delta_e must be None or a CIEDE2000 difference >= 0, got {deep_veins_weak_hold_delta_e!r}"
-        )
-    if (
-        isinstance(deep_veins_hold_share, (bool, np.bool_))
-        or not isinstance(deep_veins_hold_share, (int, float, np.integer, np.floating))
-        or not math.isfinite(deep_veins_hold_share)
-        or not 0 <= deep_veins_hold_share <= 4
-    ):
-        raise ValueError(f"deep_veins_hold_share must be a share from 0 to 4, got {deep_veins_hold_share!r}")
     if deep_veins_step is not None and (
         isinstance(deep_veins_step, (bool, np.bool_))
         or not isinstance(deep_veins_step, (int, float, np.integer, np.floating))
@@ -821,8 +783,6 @@ def analyze(
         "deep_veins_straight": float(deep_veins_straight),
         "deep_veins_join_widths": float(deep_veins_join_widths),
         "deep_veins_over_weak": bool(deep_veins_over_weak),
-        "deep_veins_hold_share": float(deep_veins_hold_share),
-        "deep_veins_weak_hold_delta_e": None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -917,9 +877,6 @@ def analyze(
                              min_straight=float(deep_veins_straight),
                              join_widths=float(deep_veins_join_widths),
                              over_weak=bool(deep_veins_over_weak),
-                             weak_delta_e=None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
-                             weak_max_width_px=1.0 * ppm,
-                             hold_scale_share=float(deep_veins_hold_share),
                              hold_min_strength=fixed_high)  # fmt: skip
         del red
     widths = shift = None

@@ -845,8 +845,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
                    min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False,
-                   weak_delta_e: float | None = None, weak_max_width_px: float = np.inf,
-                   hold_scale_share: float = 0.0, hold_min_strength: float | None = None) -> VesselDetection:
+                   hold_min_strength: float | None = None) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -918,32 +917,16 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         of a short piece is a noisy median.
     over_weak : bool
         False (the default): every point of ``det`` holds the search off (two of the deep
-        point's scales). True: only the points of chains not ``det.weak`` (and of the weak chains
-        ``weak_delta_e`` keeps); a weak chain (a band that did not reach the high level, kept by
+        point's scales). True: only the points of chains not ``det.weak``; a weak chain (a band that did not reach the high level, kept by
         the caller only if its colour passes the ΔE00 gate) does not, and a deep point on a pixel
         of such a chain takes it from the chain. A soft vein's ordinary detection is often such a
         chain, dropped later, and the deep piece along it was lost with it.
-    weak_delta_e : float, optional
-        With ``over_weak`` and ``rgb``: a weak chain under ``weak_max_width_px`` wide (twice its
-        median scale) whose colour differs from the skin beside it by at least this CIEDE2000
-        (:func:`veinscope.measure.chain_delta_e`, its width twice each point's scale) still
-        holds the search off, as the caller will keep it: the vessel is not drawn twice nor taken
-        from the chain that has it. None: no weak chain does.
-    weak_max_width_px : float
-        See ``weak_delta_e``: the caller drops a wider weak chain whatever its colour, unless it
-        continues a wide vein (inf: every width).
     hold_min_strength : float, optional
         A chain of ``det`` whose strongest point is under this (strength units) does not hold
         the search off: with :func:`detect_vessels`' ``level_rates`` the caller passes the fixed
         high level (``high_noise`` times the photo's median noise unit), so that the thin chains
         only the lowered levels find along a soft vein do not take its deep pieces away
         (BENCHMARKS.md session 32). None: every chain may hold it.
-    hold_scale_share : float
-        0 (the default): every holding point of ``det`` holds the search off, whatever its scale.
-        Above 0: a point of ``det`` holds a deep point off only if its own scale is at least this
-        share of the deep point's: a thin chain along a wide soft vein (a vein's edge, or its
-        texture, followed by the ordinary detection) covers a small part of the vein's width and
-        no longer takes the deep piece away; where both are kept the caller paints both.
 
     Returns
     -------
@@ -990,38 +973,17 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     lifted = np.zeros(det.n_segments, bool)
     if over_weak and det.weak is not None and det.points_yx.shape[0]:
         lifted = np.asarray(det.weak, bool).copy()
-        if weak_delta_e is not None and rgb is not None and lifted.any():
-            from veinscope.measure import chain_delta_e
-
-            de = chain_delta_e(rgb, det.points_yx, det.normals_yx, 2.0 * det.scale_px.astype(np.float64), det.segment,
-                               lifted[det.segment], skin)  # fmt: skip
-            wide = 2.0 * _median_per_label(det.segment, det.scale_px, det.n_segments) >= weak_max_width_px
-            lifted[[c for c, v in de.items() if v >= weak_delta_e and not wide[c]]] = False
     if hold_min_strength is not None and det.points_yx.shape[0]:
         top = np.full(det.n_segments, -np.inf)
         np.maximum.at(top, det.segment, det.strength.astype(np.float64))
         lifted = lifted | (top < float(hold_min_strength))
     sel = ~lifted[det.segment] if det.points_yx.shape[0] else np.zeros(0, bool)
-    if hold_scale_share > 0 and sel.any():
-        # per deep scale: only the ordinary points at least hold_scale_share of it wide hold it
-        # off (the search's scales are a few, so a few distance maps at its resolution)
-        far = np.zeros(p.shape[0], bool)
-        o_scale = det.scale_px.astype(np.float64) / step
-        for s_deep in np.unique(deep.scale_px):
-            at = deep.scale_px == s_deep
-            occupied[:] = 255
-            hold = sel & (o_scale >= hold_scale_share * float(s_deep))
-            occupied[det.points_yx[hold, 0] // step, det.points_yx[hold, 1] // step] = 0
-            dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
-            far[at] = dist[p[at, 0], p[at, 1]] > 2.0 * s_deep
-        del dist, occupied
-    else:
-        if sel.any():
-            occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
-        dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
-        del occupied
-        far = dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
-        del dist
+    if sel.any():
+        occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
+    dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
+    del occupied
+    far = dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
+    del dist
     if not far.any():
         return det
     # the pieces left, each at least min_piece_px long, numbered after det's chains
@@ -1091,9 +1053,9 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         new_p, new_piece, src = new_p[on], new_piece[on], src[on]
         if new_p.shape[0] == 0:
             return det
-    if (over_weak or hold_scale_share > 0) and det.points_yx.shape[0]:
+    if over_weak and det.points_yx.shape[0]:
         # a pixel both have: the deep course's (its chain runs on through it), but never a pixel
-        # of a chain that is not weak (with hold_scale_share, a thin chain the course runs along)
+        # of a chain that is not weak
         taken = np.zeros((m, n), np.uint8)
         taken[new_p[:, 0], new_p[:, 1]] = 1
         weak_pt = lifted[det.segment]

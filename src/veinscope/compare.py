@@ -205,7 +205,6 @@ def compare(
     staining_above_skin: bool = True,
     same_skin_check: bool = True,
     texture_by_place: bool = True,
-    background_continuous: bool = False,
     cleared_drop_frac: float = 0.0,
     staining_coarse_seeds: bool = False,
     min_baseline_mm: float | None = 5.0,
@@ -328,84 +327,6 @@ def compare(
         areas). BENCHMARKS.md, session 30: real photos against a moved copy of themselves,
         veins_04 1 828 / 7 657 px² staining / matting -> 0 / 0, veins_05 8 210 / 8 724 -> 90 / 0.
         Needs the shift checks on; nothing to do with ``same_skin_background``.
-    background_continuous : bool
-        Both photos' skin backgrounds (:func:`~veinscope.chromophores.skin_optics`, cells of
-        ``background_px / 8`` rounded to whole pixels) read as the blend of the backgrounds on
-        the two whole cell sizes either side of ``background_px / 8``, weighted by its
-        fraction (:class:`~veinscope.chromophores.BlendedOptics`), so that the change maps move continuously with the
-        scale: with one rounded cell the grid jumps by a pixel per cell (1/20 of the
-        background) at the knife edge, the two backgrounds' difference moves by about half the
-        redness reading's noise there, and a matting patch near its gate comes and goes with a
-        0.7 % change of scale (session 31, series 305 at 1600 x 1200: 46.5 mm² at 8.180 px/mm,
-        none at 8.234).
-    clipped_code : int
-        Pixels whose green or blue channel is below this code value while red is at least
-        ``4 x clipped_code`` (128 by default), in either photo, and whose green or blue to red
-        ratio (linear light) is under a quarter of the same ratio's median over the compared
-        skin (a saturated red: a painted nail, a red mark; not a whole dark skin under a warm
-        light, whose blue is low everywhere), and 2 px around them, are left out of the
-        staining and matting search and of the statistics those figures are read on: a channel
-        near code 0 carries no colour information, and a few codes of relighting and JPEG there
-        read as a large change of optical density (session 28: four RGB 200 / 25 / 45 spots on
-        a generated leg against its moved copy, 3 matting patches -> none; veins_01's patch by
-        a red nail gone; no series pair changed; type-6 skin under a warm cast, R / G / B gains
-        1.4 / 0.85 / 0.5: stains and matting read as with the rule off). 0 turns this off.
-    matting_ridges : bool
-        Also read a matting patch's faint fine vessels as ridges of the redness change, gated
-        against the photo's own falls of redness (:func:`_ridge_faint`): they extend a patch
-        already perceptible, as the faint pixels do (BENCHMARKS.md, sessions 26-27: matting's
-        median area error development 25.2 -> 23.8 %, fresh series 22.6 -> 19.2 %, held-out
-        26.0 -> 26.2 %, no new false alarm). Off by default: the held-out median pairs are
-        over-measured blushes that any growth of the outline pushes further out.
-    matting_vessels : bool
-        Also outline a matting patch around the new fine vessels its outline reaches that stand
-        out of the skin beside them, read along their course by oriented line filters on the
-        change of the photo's whole haemoglobin-like density (lightness included, which a JPEG
-        keeps at full resolution, where the redness alone is read at the chroma's halved
-        resolution) (:func:`_visible_new_vessels`): the truth's patch is the area within
-        0.75 mm of the visible fine vessels, and a patch's periphery has its vessels without the
-        blush that makes its core perceptible. They extend a patch already perceptible, never
-        start one, one step of the outline; pieces on a perceptible stain and pieces of a long
-        new vessel (which the new-vessel step reports) are not taken (BENCHMARKS.md, sessions
-        28-29: matting's median area error development 25.2 -> 22.4 %, held-out series 26.0 ->
-        23.2 %, fresh series 22.6 -> 15.8 %, no new false alarm, improvement and staining
-        unchanged). The review of session 28 found faint hairs taken in as vessels, the
-        whole-photo and tiled paths reading different areas, and a piece beyond a gap in the
-        compared skin outlined as a patch of its own; all three are fixed (a piece's redness over
-        it grown by 2 px must reach 0.3 of its darkening; the gate is read over the skin within
-        3 mm of each patch and the filters over the box grown by their reach; only what stays
-        joined to a patch is kept), and a piece the baseline's own density explains once shifted
-        by a pixel (an edge of the skin softened by the warp) is not taken. On by default since
-        session 29 (with the engine's session 29 deep pass: development 21.4 %, held-out 26.0 ->
-        23.2 %, fresh 22.6 -> 15.8 %); on the real photos against a moved copy of themselves no
-        patch more, but three false patches 0.2-12 % larger. False: the pixel reading alone.
-    staining_above_skin : bool
-        Drop a staining patch whose melanin-like rise reaches a seed's strength only because the
-        baseline lay below its skin's level there: the rise counted from the skin's level or the
-        baseline's, whichever is higher (the smaller of the rise and the follow-up's own level),
-        stays under the seed level over the patch while the rise itself passes it
-        (:func:`_rise_from_below_skin`). A blue vessel's soft rim unmixes into a negative
-        melanin-like value; when the vessel fades it comes back to the skin's level, and with a
-        pigment too faint to see beside it (a stain fading out) reads as a new stain
-        (BENCHMARKS.md, session 29: fresh series 369/2's 0.9 mm² staining false alarm, a stain at
-        88 % of its visible level beside a cleared twig; development unchanged, held-out 318/2
-        64.5 -> 62.9 mm² against 62.4 and 320/1 292.5 -> 291.3 against 295.8, medians unchanged).
-        Only beside a baseline vessel that cleared (a centreline point within 1.5 mm,
-        :func:`_near_cleared`): beside a vessel still there the rim's dip is in both photos and
-        the rise is all new pigment (the session's review: a new stain along a persisting vein
-        was dropped whole). On by default. False: such patches are kept.
-    texture_by_place : bool
-        Read the skin texture's ΔE00, which sets how far a baseline vessel must stand out to
-        count as perceptible (``min_delta_e`` and 1.5 times the texture's), on 20 000 skin
-        samples chosen by place (:func:`_place_pick`) rather than on 4 000 taken as every k-th
-        pixel of the list. Every k-th pixel shifts every sample when the
-        baseline's vessels gain or lose a few pixels, and 4 000 samples of a heavy-tailed ΔE00
-        read the texture a few per cent high or low: on the real photo veins_01 against a moved
-        copy of itself, dropping one 5-px short mark from the baseline (``analyze(
-        short_chain_nfa=1.0)``) moved the texture's ΔE00 4.23 -> 3.93 and the false improvement
-        2.9 -> 6.8 points; read by place the two read 6.2 and 6.2 (4.8 and 5.2 on 200 000
-        samples, which cost 0.7 s CPU of a 12 MP comparison; BENCHMARKS.md, session 31, helper
-        flip31 and the lead). False: the earlier sample.
     cleared_drop_frac : float
         A baseline centreline point perceptible at baseline counts as cleared only when, besides
         falling under the follow-up's threshold of "perceptible", its blood ΔE00 in the follow-up
@@ -505,7 +426,7 @@ def compare(
     measured at full resolution in a box around it; the skin statistics (noise, texture)
     come from tiles spread over the compared skin.
     """
-    from veinscope.chromophores import OD_LUT, blended_skin_optics, skin_optics
+    from veinscope.chromophores import OD_LUT, skin_optics
     from veinscope.io import load_photo
     from veinscope.pipeline import NOMINAL_PX_PER_MM, analyze
     from veinscope.register import _detect_card, card_of_analysis, register
@@ -659,13 +580,12 @@ def compare(
     # the skin the backgrounds are estimated on: the compared skin in both photos (so that the
     # change is read against the same skin around each pixel), or the baseline's own skin
     bg_skin = cmp_area if same_skin_background else a_b.skin
-    optics = blended_skin_optics if background_continuous else skin_optics
-    o_b = optics(b_rgb, skin=bg_skin, background_px=bg_px)
-    o_f = optics(aligned_n, skin=cmp_area, background_px=bg_px)
+    o_b = skin_optics(b_rgb, skin=bg_skin, background_px=bg_px)
+    o_f = skin_optics(aligned_n, skin=cmp_area, background_px=bg_px)
     mb, mf = _Maps(o_b), _Maps(o_f)
     # the baseline read against the same skin as the follow-up, for the patches' second reading
     # (built when a patch first reaches it: most comparisons have none)
-    mb_same = _LazyMaps(lambda: optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check and not same_skin_background else None
+    mb_same = _LazyMaps(lambda: skin_optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check and not same_skin_background else None
     whole = m * n <= _WHOLE_MAX_PX
     tile = max(m, n) if whole else _TILE_PX
     tol_px = max(1.5, tolerance_mm * ppm)
@@ -801,7 +721,6 @@ def compare(
         "staining_above_skin": bool(staining_above_skin),
         "same_skin_check": bool(same_skin_check),
         "texture_by_place": bool(texture_by_place),
-        "background_continuous": bool(background_continuous),
         "cleared_drop_frac": float(cleared_drop_frac),
         "cleared_noise_margin": float(cleared_noise_margin),
         "pair_noise_delta_e": fad["pair_noise_delta_e"],
@@ -1005,13 +924,9 @@ class _Maps:
 
         self.o = optics
         m, n = optics.shape
-        # one background, or the blend of two (:class:`~veinscope.chromophores.BlendedOptics`): (optics, weight,
-        # row and column interpolation indices) each
-        self._parts = []
-        for o, wt in getattr(optics, "parts", ((optics, 1.0),)):
-            bg = o.background_od
-            self._parts.append((o, wt, _bilinear_index(m, bg.shape[0], o.cell_px), _bilinear_index(n, bg.shape[1], o.cell_px)))
-        _, _, (self.y0, self.wy), (self.x0, self.wx) = self._parts[0]
+        bg = optics.background_od
+        self.y0, self.wy = _bilinear_index(m, bg.shape[0], optics.cell_px)
+        self.x0, self.wx = _bilinear_index(n, bg.shape[1], optics.cell_px)
         self.w = np.ascontiguousarray(_UNMIX, dtype=np.float32)
         self._whole = None
         self._kept: dict = {}
@@ -1058,20 +973,11 @@ class _Maps:
 
     def _project(self, out, y0, y1, x0, x1, project_relative_od, OD_LUT) -> None:
         rgb = np.ascontiguousarray(self.o.rgb[y0:y1, x0:x1])
-        part = out if len(self._parts) == 1 else np.empty_like(out)
-        for k, (o, wt, (iy, wy), (ix, wx)) in enumerate(self._parts):
-            project_relative_od(
-                rgb, OD_LUT, o.background_od,
-                np.ascontiguousarray(iy[y0:y1]), np.ascontiguousarray(wy[y0:y1]),
-                np.ascontiguousarray(ix[x0:x1]), np.ascontiguousarray(wx[x0:x1]), self.w, part,
-            )
-            if len(self._parts) > 1:
-                # the relative OD is linear in the background: the blend of the two readings
-                # is the reading against the blended background
-                if k == 0:
-                    np.multiply(part, np.float32(wt), out=out)
-                else:
-                    out += np.float32(wt) * part
+        project_relative_od(
+            rgb, OD_LUT, self.o.background_od,
+            np.ascontiguousarray(self.y0[y0:y1]), np.ascontiguousarray(self.wy[y0:y1]),
+            np.ascontiguousarray(self.x0[x0:x1]), np.ascontiguousarray(self.wx[x0:x1]), self.w, out,
+        )
 
 
 def _groups(ys: np.ndarray, xs: np.ndarray, shape, tile: int):
@@ -2418,10 +2324,8 @@ def _background_without(optics, skin: np.ndarray, left_out: np.ndarray, box):
     context each side), the rest kept."""
     import dataclasses
 
-    from veinscope.chromophores import BlendedOptics, skin_optics
+    from veinscope.chromophores import skin_optics
 
-    if isinstance(optics, BlendedOptics):
-        return BlendedOptics(tuple((_background_without(o, skin, left_out, box), wt) for o, wt in optics.parts))
     cell = optics.cell_px
     m, n = optics.shape
     gm, gn = optics.background_od.shape[:2]

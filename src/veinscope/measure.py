@@ -144,7 +144,7 @@ def measure_vessels(
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
-    branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None, cover_chain_widths=None,
+    branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None,
     smooth_widths=None, valley_sides=False, undecided_z=None, undecided_gap_px=None,
 ):
     """Classify and measure detected centrelines.
@@ -290,12 +290,6 @@ def measure_vessels(
         kept only if its :func:`chain_delta_e` stands out of the photo's own skin texture
         (:func:`_texture_nfa` with ``symmetric_null``: its number of false alarms, over the
         short chains tested, under ``short_chain_nfa``). ``None``: not judged.
-    cover_chain_widths : float, optional
-        For ``max_covered``'s share, each point's disc is at most this many times its chain's
-        median radius: a fine vessel whose last points lie on a wide vein reads the vein's
-        profile there, and those discs would cover the vein's own few centreline points as if
-        it repeated the fine vessel (the painting smooths them away along the chain). ``None``:
-        each point's own width.
     size_class_z : float, optional
         Judge each size-class piece's width with its error bar (:func:`_size_class_margin`):
         a piece whose mean diameter is less than this many standard errors on its side of the
@@ -474,11 +468,6 @@ def measure_vessels(
         chain_ok[np.unique(det.segment[accepted])] = True
         order = np.flatnonzero(chain_ok)[np.argsort(-sizes[chain_ok], kind="stable")].astype(np.int64)
         radius = np.where(np.isfinite(width), np.maximum(0.5 * width, 0.5), 0.0).astype(np.float64)
-        if cover_chain_widths is not None:
-            # a point's disc no wider than its chain's (a fine vessel's points on a wide vein);
-            # the median over all the chain's points, failed fits (radius 0) among them
-            cap = group_medians(radius.astype(np.float32), det.segment.astype(np.int64), det.n_segments)
-            radius = np.minimum(radius, float(cover_chain_widths) * cap[det.segment].astype(np.float64))
         cover = np.zeros((m, n), np.uint8)
         keep = drop_covered_chains(
             pts[:, 0].astype(np.int64), pts[:, 1].astype(np.int64), radius, members.astype(np.int64), starts, order,

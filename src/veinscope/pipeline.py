@@ -149,8 +149,6 @@ def analyze(
     deep_veins_straight: float = 0.7,
     deep_veins_join_widths: float = 3.0,
     deep_veins_over_weak: bool = True,
-    background_continuous: bool = False,
-    cover_chain_widths: float | None = None,
     smooth_widths: float | None = None,
     valley_sides: bool = True,
     chain_guess_widths: float | None = None,
@@ -524,20 +522,6 @@ def analyze(
         0.784 -> 0.817, reticular length / area -14.9 / -12.3 -> -8.2 / -5.2 % (none down); the
         real legs at their nominal scale unchanged. False: the engine of before
         (BENCHMARKS.md, session 29, helper "ret29").
-    background_continuous : bool
-        The skin background (cells of ``background_px / 8`` px, rounded) read as the blend of
-        the backgrounds on the two whole cell sizes either side
-        (:func:`veinscope.chromophores.blended_skin_optics`), so that the analysis moves
-        continuously with the scale instead of jumping where the rounded cell does (every
-        0.4 px/mm at the default ``max_diameter_mm``). Off (BENCHMARKS.md, session 31, helper
-        "mat31").
-    cover_chain_widths : float or None
-        For ``max_covered``'s share, each point's disc at most this many times its chain's
-        median radius (:func:`veinscope.measure.measure_vessels`): a 4 px vessel whose last
-        points lie on a 5.6 mm vein reads the vein's width there, and a 12-point chain of the
-        vein went as covered when the fine vessel ran 5 px further along it (series 310 between
-        10.6244 and 10.6259 px/mm). ``None``: each point's own width (off; BENCHMARKS.md,
-        session 32, helper "knife32").
     smooth_widths : float or None
         A run of one size class shorter than its own smoothed diameter (and wider than the 1 mm
         smoothing window) takes the median width of its chain within this many times that
@@ -679,11 +663,6 @@ def analyze(
         isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
     ):
         raise ValueError(f"tail_probe_nfa must be None or a positive expected number of false probes, got {tail_probe_nfa!r}")
-    if cover_chain_widths is not None and not (
-        isinstance(cover_chain_widths, (int, float)) and not isinstance(cover_chain_widths, bool)
-        and math.isfinite(cover_chain_widths) and cover_chain_widths > 0
-    ):
-        raise ValueError(f"cover_chain_widths must be None or a positive number of the chain's widths, got {cover_chain_widths!r}")
     if smooth_widths is not None and not (
         isinstance(smooth_widths, (int, float)) and not isinstance(smooth_widths, bool)
         and math.isfinite(smooth_widths) and smooth_widths > 0
@@ -735,7 +714,6 @@ def analyze(
         "max_diameter_mm": max_diameter_mm,
         "sigmas_px": [round(s, 3) for s in sigmas],
         "background_px": background_px,
-        "background_continuous": bool(background_continuous),
         "high_noise": high_noise,
         "low_noise": low_noise,
         "min_length_mm": min_length_mm,
@@ -766,7 +744,6 @@ def analyze(
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
         "tail_probe_nfa": tail_probe_nfa,
-        "cover_chain_widths": cover_chain_widths,
         "smooth_widths": smooth_widths,
         "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
         "valley_sides": bool(valley_sides),
@@ -798,12 +775,7 @@ def analyze(
             "Little or no skin was found in this photo, so nothing was measured. Photograph the treated "
             "area so that skin fills most of the picture."
         )
-    if background_continuous:
-        from veinscope.chromophores import blended_skin_optics
-
-        optics = blended_skin_optics(rgb, skin=skin, background_px=background_px)
-    else:
-        optics = skin_optics(rgb, skin=skin, background_px=background_px)
+    optics = skin_optics(rgb, skin=skin, background_px=background_px)
     if matched_signal:
         from veinscope.chromophores import matched_vessel_weights
 
@@ -952,7 +924,6 @@ def analyze(
         max_contrast_od=max_contrast_od,
         min_elongation=min_elongation,
         max_covered=max_covered,
-        cover_chain_widths=cover_chain_widths,
         smooth_widths=smooth_widths,
         valley_sides=bool(valley_sides),
         centre_shift_px=shift if widths is not None and paint_at_centre else None,

@@ -198,14 +198,12 @@ def compare(
     staining_shift_check: bool = True,
     matting_vessel_ends: bool = True,
     matting_shift_check: bool = True,
-    same_skin_background: bool = False,
     clipped_code: int = 32,
     matting_ridges: bool = False,
     matting_vessels: bool = True,
     staining_above_skin: bool = True,
     same_skin_check: bool = True,
     texture_by_place: bool = True,
-    cleared_drop_frac: float = 0.0,
     staining_coarse_seeds: bool = False,
     min_baseline_mm: float | None = 5.0,
     cleared_noise_margin: float = 0.0,
@@ -293,18 +291,6 @@ def compare(
         recompressed copy of themselves, matting on 5 of 9 photos -> 3, veins_01's five patches
         along the fingers -> two). On by default: no development, held-out or fresh series
         figure moved. False: every such patch is matting.
-    same_skin_background : bool
-        Estimate both photos' local skin backgrounds on the same pixels, the compared skin. The
-        baseline's is otherwise estimated on its own skin mask and the follow-up's on the
-        compared skin; where the baseline's mask takes in pixels the follow-up's does not
-        (background between the legs, the rim of a hand, a finger), the backgrounds differ
-        there and the skin reads redder or browner in broad blobs (BENCHMARKS.md, session 27:
-        with ``matting_shift_check``, no staining or matting on any of the 9 real photos
-        against their moved copies; development staining 18.0 -> 12.4 %, held-out 10.3 -> 9.7 %,
-        but the fresh series' staining false alarms 0/3 -> 1/3 and matting 22.6 -> 25.6 %;
-        session 28: the fresh false alarm, 369/2, is on main too now; held-out 319/2 and
-        332/1 read their stains 3-11 times too large, a false strip along the follow-up's
-        frame edge on 332/1). Off by default for that.
     same_skin_check : bool
         A staining or matting patch is reported only if its rise holds on the baseline read
         against the same skin as the follow-up. The baseline's background is estimated on its
@@ -323,22 +309,9 @@ def compare(
         redness that still rises past its gate (three times the pixel's noise) on the same-skin
         reading, outlined again as a patch is, each piece judged again (:func:`_matting_cut`).
         A change of the skin rises about as far either way. Patches are still found and measured
-        on the baseline's own background (unlike ``same_skin_background``, which changes the
-        areas). BENCHMARKS.md, session 30: real photos against a moved copy of themselves,
-        veins_04 1 828 / 7 657 px² staining / matting -> 0 / 0, veins_05 8 210 / 8 724 -> 90 / 0.
-        Needs the shift checks on; nothing to do with ``same_skin_background``.
-    cleared_drop_frac : float
-        A baseline centreline point perceptible at baseline counts as cleared only when, besides
-        falling under the follow-up's threshold of "perceptible", its blood ΔE00 in the follow-up
-        fell by more than this fraction of its baseline ΔE00 (0-1; 0: the threshold alone). Many
-        of a leg's centreline points read within a few per cent of that threshold; a follow-up
-        in another light (its skin texture, hence its threshold, read 3 % higher) and saved
-        again as a JPEG (its noise, and 4:2:0 chroma softening a fine vessel's colour by a few
-        per cent) tips those points under it although nothing changed. On the real photo
-        veins_01 against a moved copy of itself the 65 points read cleared (6.2 %) lay 0-12 %
-        above the baseline's threshold and kept 90-98 % of their ΔE00; 0.1 reads 0.1 %, but
-        moves the development series 3.7 -> 3.8 points, so it is off (BENCHMARKS.md, session 33,
-        helper self33). A vessel that faded keeps its course but loses more than that.
+        on the baseline's own background. BENCHMARKS.md, session 30: real photos against a moved
+        copy of themselves, veins_04 1 828 / 7 657 px² staining / matting -> 0 / 0, veins_05 8 210 / 8 724 -> 90 / 0.
+        Needs the shift checks on.
     staining_coarse_seeds : bool
         Also look for staining seeds on the melanin-like change blurred over 0.5 mm (at least
         twice the first blur), against that map's own noise, where the first blur's seed level
@@ -376,7 +349,7 @@ def compare(
         measured on the pair: the robust spread (1.4826 x MAD) of the change of the same skin
         samples' ΔE00 between the baseline and the aligned follow-up (the photos' light, JPEG,
         camera noise and the registration's residual; the skin did not change), recorded as
-        ``params["pair_noise_delta_e"]``. Unlike ``cleared_drop_frac`` (a fixed share) it
+        ``params["pair_noise_delta_e"]``. Unlike a fixed share (session 33's ``cleared_drop_frac``) it
         follows the pair: a noisier follow-up asks for a larger drop. At 1 the real photos
         against a moved copy of themselves read near 0 (veins_01 6.2 -> 0.3 %, veins_06 2.2 ->
         0.5 %), but the generated development series moves 3.55 -> 3.93 points and the held-out
@@ -437,8 +410,6 @@ def compare(
             raise ValueError(f"{name} must be a positive number, got {v!r}")
     if not (0 < visible_ratio < 1):
         raise ValueError(f"visible_ratio must be between 0 and 1, got {visible_ratio!r}")
-    if isinstance(cleared_drop_frac, (bool, np.bool_)) or not (isinstance(cleared_drop_frac, (int, float, np.integer, np.floating)) and 0 <= cleared_drop_frac < 1):
-        raise ValueError(f"cleared_drop_frac must be a number from 0 to below 1, got {cleared_drop_frac!r}")
     if isinstance(cleared_noise_margin, (bool, np.bool_)) or not (isinstance(cleared_noise_margin, (int, float, np.integer, np.floating)) and 0 <= cleared_noise_margin < math.inf):
         raise ValueError(f"cleared_noise_margin must be a finite number of 0 or more, got {cleared_noise_margin!r}")
     if min_baseline_mm is not None and (isinstance(min_baseline_mm, (bool, np.bool_)) or not isinstance(min_baseline_mm, (int, float, np.integer, np.floating))
@@ -577,15 +548,15 @@ def compare(
     # the follow-up's own skin at its working resolution)
     cmp_area = ref
     bg_px = float(a_b.params.get("background_px", max(40.0, 20.0 * ppm)))
-    # the skin the backgrounds are estimated on: the compared skin in both photos (so that the
-    # change is read against the same skin around each pixel), or the baseline's own skin
-    bg_skin = cmp_area if same_skin_background else a_b.skin
+    # the skin the backgrounds are estimated on: the baseline's own skin, and the compared skin
+    # for the follow-up
+    bg_skin = a_b.skin
     o_b = skin_optics(b_rgb, skin=bg_skin, background_px=bg_px)
     o_f = skin_optics(aligned_n, skin=cmp_area, background_px=bg_px)
     mb, mf = _Maps(o_b), _Maps(o_f)
     # the baseline read against the same skin as the follow-up, for the patches' second reading
     # (built when a patch first reaches it: most comparisons have none)
-    mb_same = _LazyMaps(lambda: skin_optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check and not same_skin_background else None
+    mb_same = _LazyMaps(lambda: skin_optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check else None
     whole = m * n <= _WHOLE_MAX_PX
     tile = max(m, n) if whole else _TILE_PX
     tol_px = max(1.5, tolerance_mm * ppm)
@@ -632,7 +603,7 @@ def compare(
     # step, which needs this step's follow-up contrasts; either way their new fine redness
     # over a treated vessel's place is not that vessel persisting
     fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
-                  by_place=bool(texture_by_place), drop_frac=float(cleared_drop_frac), noise_margin=float(cleared_noise_margin))
+                  by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin))
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -714,14 +685,12 @@ def compare(
         "staining_shift_check": bool(staining_shift_check),
         "matting_vessel_ends": bool(matting_vessel_ends),
         "matting_shift_check": bool(matting_shift_check),
-        "same_skin_background": bool(same_skin_background),
         "clipped_code": int(clipped_code),
         "matting_ridges": bool(matting_ridges),
         "matting_vessels": bool(matting_vessels),
         "staining_above_skin": bool(staining_above_skin),
         "same_skin_check": bool(same_skin_check),
         "texture_by_place": bool(texture_by_place),
-        "cleared_drop_frac": float(cleared_drop_frac),
         "cleared_noise_margin": float(cleared_noise_margin),
         "pair_noise_delta_e": fad["pair_noise_delta_e"],
         "staining_coarse_seeds": bool(staining_coarse_seeds),
@@ -1940,7 +1909,7 @@ def _pair_noise_delta_e(de_b, de_f) -> float:
 
 
 def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5,
-            by_place=True, drop_frac=0.0, noise_margin=0.0):
+            by_place=True, noise_margin=0.0):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -2076,10 +2045,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         )
         brown &= ~stands
     seen_b = de_b >= thr_b
-    # a point under the follow-up's threshold that kept all but ``drop_frac`` of its baseline
-    # ΔE00 has not cleared: it sat by the threshold and the follow-up's reading (its light, its
-    # JPEG, its texture's threshold) tipped it under (compare's ``cleared_drop_frac``)
-    vis = ((de_f >= thr_f) | ((drop_frac > 0) & (de_f > (1.0 - drop_frac) * de_b))) & ~brown
+    vis = (de_f >= thr_f) & ~brown
     if noise_margin > 0:
         # ... nor one whose ΔE00 fell by no more than ``noise_margin`` times the pair's own noise
         # (compare's ``cleared_noise_margin``)

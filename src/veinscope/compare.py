@@ -204,7 +204,6 @@ def compare(
     staining_above_skin: bool = True,
     same_skin_check: bool = True,
     texture_by_place: bool = True,
-    staining_coarse_seeds: bool = False,
     min_baseline_mm: float | None = 5.0,
     cleared_noise_margin: float = 0.0,
     matting_pigment_spots: bool = True,
@@ -312,17 +311,6 @@ def compare(
         on the baseline's own background. BENCHMARKS.md, session 30: real photos against a moved
         copy of themselves, veins_04 1 828 / 7 657 px² staining / matting -> 0 / 0, veins_05 8 210 / 8 724 -> 90 / 0.
         Needs the shift checks on.
-    staining_coarse_seeds : bool
-        Also look for staining seeds on the melanin-like change blurred over 0.5 mm (at least
-        twice the first blur), against that map's own noise, where the first blur's seed level
-        asks for more than the eye needs (a rise of that level makes more than the ΔE00 gate on
-        the skin there) and not on a pigment spot the baseline already shows; judge each patch's
-        rise from below the skin at its seed's blur and level, the baseline's dip having to take
-        more than the change's noise from it. On dark skin each pixel's optical density is noisy (a code
-        step of a dark pixel is a large step in OD, and the glare of the moved light shifts it):
-        the change's noise reads 0.07-0.10 on skin type 6 against 0.02-0.03 on types 2-3, and a
-        stain the eye sees (ΔE00 2.3-2.5 against the same photo without it) peaks under six
-        times that at the first blur (BENCHMARKS.md, session 33, helper dark33). Off by default.
     min_baseline_mm : float or None
         With a scale: when less than this length of vessel (mm) is found in the baseline within
         the part both photos show, give no improvement percentage (``improvement_pct``, the
@@ -615,8 +603,7 @@ def compare(
         by_class = dict.fromkeys(by_class)
     stain = _stain(mb, mf, aligned_n, inner_m, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist, b_skin=bg_skin,
                    cleared_yx=tuple(a[fad["status"] == 1] for a in fad["skel_yx"]),
-                   shift_px=max(1, int(round(tol_px))) if staining_shift_check else 0, above_skin=bool(staining_above_skin), mb_same=mb_same,
-                   coarse_seeds=bool(staining_coarse_seeds))
+                   shift_px=max(1, int(round(tol_px))) if staining_shift_check else 0, above_skin=bool(staining_above_skin), mb_same=mb_same)
     mb.release()
     mf.release()
     newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
@@ -693,7 +680,6 @@ def compare(
         "texture_by_place": bool(texture_by_place),
         "cleared_noise_margin": float(cleared_noise_margin),
         "pair_noise_delta_e": fad["pair_noise_delta_e"],
-        "staining_coarse_seeds": bool(staining_coarse_seeds),
         "min_baseline_mm": None if min_baseline_mm is None else float(min_baseline_mm),
         "matting_pigment_spots": bool(matting_pigment_spots),
         "matting_needs_vessel": bool(matting_needs_vessel),
@@ -2264,10 +2250,6 @@ def _pixel_noise(pred: np.ndarray, curve: tuple[np.ndarray, np.ndarray], floor: 
 
 #: Holes in a stain at most this wide (mm) are filled (a vessel under the stain, noise).
 _STAIN_HOLE_MAX_MM = 3.0
-#: ``compare(staining_coarse_seeds=True)``: the second blur (mm, Gaussian sigma) staining seeds
-#: are looked for on. Half the narrowest stain band's width (a band along a vessel is 1 mm or more
-#: across where it is visible); not tuned on the benchmark series.
-_STAIN_COARSE_SIGMA_MM = 0.5
 
 
 def _fill_narrow_holes(mask: np.ndarray, r_px: int) -> np.ndarray:
@@ -2306,17 +2288,14 @@ def _background_without(optics, skin: np.ndarray, left_out: np.ndarray, box):
     return dataclasses.replace(optics, background_od=bg)
 
 
-def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, shift_px=0, above_skin=False, cleared_yx=None, mb_same=None, coarse_seeds=False):
+def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, shift_px=0, above_skin=False, cleared_yx=None, mb_same=None):
     """New brown pigmentation: seeds where the melanin-like map rose clearly, grown to where
     the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown; then
     grown again on maps whose skin backgrounds leave the stains found out (``b_skin``: the
     baseline's skin mask its background was estimated on). With ``shift_px``, a patch whose
     rise the baseline's own pigment explains once it may lie up to ``shift_px`` away (the
     registration's allowance) is a spot the baseline already shows, seen shifted, not a new
-    stain (:func:`_explained_by_shift`). With ``coarse_seeds``, seeds are also looked for on
-    the maps blurred over 0.5 mm (at least twice the first blur), against the noise of the maps
-    blurred alike (:data:`_STAIN_COARSE_SIGMA_MM`), where the first blur's level is above what
-    is seen and the baseline shows no pigment spot (``compare(staining_coarse_seeds=True)``)."""
+    stain (:func:`_explained_by_shift`)."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
@@ -2338,18 +2317,6 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     noise = _robust_sigma(d_s[::step])
     noise_f = _robust_sigma(f_s[::step])
     del d_s, f_s
-    # a second scale for the seeds: on dark skin the optical density of each pixel is noisy (a
-    # code value of a dark pixel is a large step in OD; session 33: the melanin-like change's
-    # noise 0.095 on type 6 against 0.02-0.03 on types 2-3), so that a stain the eye sees
-    # (ΔE00 2.3-2.5 against the same photo without it) peaks under six times the noise at the
-    # first blur; over 0.5 mm the noise falls further than a stain a millimetre or more wide does
-    sig2 = max(2.0 * sig, _STAIN_COARSE_SIGMA_MM * ppm) if coarse_seeds else None
-    if coarse_seeds:
-        bpad2 = int(math.ceil(4 * sig2)) + 2
-        d_s, f_s = _window_values(mb, mf, windows, valid, bpad2, lambda cb, cf, core: blurred(cb, cf, core, sig2))
-        noise2 = _robust_sigma(d_s[::step])
-        noise_f2 = _robust_sigma(f_s[::step])
-        del d_s, f_s
 
     # the extent is judged on finer maps (a blur would widen a sharp-edged stain), and on the
     # whole colour change the stain makes: haemosiderin is not exactly the melanin direction,
@@ -2405,30 +2372,6 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
             # stain); each patch reports its distance to the nearest baseline vessel
             cand = vb & (d_mel > 3.0 * noise) & (mel_f > 3.0 * noise_f) & brown
             seeds = [(*sd, sig, min_peak, noise) for sd in _patches(d_mel, cand, lambda p: p >= min_peak, vb & brown & (mel_f > 2.0 * noise_f), min_area_px=0.5 * min_area_px)]
-            if coarse_seeds:
-                d_mel2, mel_f2 = blurred(cb, cf, s=sig2)
-                d_blood2 = cv2.GaussianBlur(cf["haemoglobin"] + cf["venous"] - cb["haemoglobin"] - cb["venous"], (0, 0), sig2)
-                brown2 = d_mel2 >= 1.5 * np.maximum(d_blood2, 0.0)
-                cand2 = vb & (d_mel2 > 3.0 * noise2) & (mel_f2 > 3.0 * noise_f2) & brown2
-                min_peak2 = max(6.0 * noise2, 0.04)
-                for sd in _patches(d_mel2, cand2, lambda p: p >= min_peak2, vb & brown2 & (mel_f2 > 2.0 * noise_f2), min_area_px=0.5 * min_area_px):
-                    # only where the first blur's seed level asks for more than the eye needs: a
-                    # melanin-like rise of ``min_peak`` makes more than ``thr`` on the skin there
-                    # (dark skin; on light skin the first blur's level is below what is seen, and
-                    # the second blur would only add broad faint changes: session 33, development
-                    # series 303/1, a 13 mm² band along the photo's lower edge)
-                    ys_s, xs_s = _nonzero(sd[1])
-                    cy, cx = int(np.median(ys_s)) + sd[0][0] + BY0, int(np.median(xs_s)) + sd[0][2] + BX0
-                    if delta_e_of_od(bg_od(np.array([cy]), np.array([cx])), min_peak * d_dir[None, :])[0] <= thr:
-                        continue
-                    # ... and not on a pigment spot the baseline already shows (its melanin-like
-                    # map over the seed at the skin's level, 95th percentile under three times the
-                    # follow-up map's noise): a naevus darker under the other light is no new
-                    # stain (session 33, held-out series 323/1: a coarse seed beside a naevus in
-                    # both photos moved the second pass's backgrounds, and 6.8 mm² were read there)
-                    (a0, a1, b0, b1), reg_s = sd[0], sd[1]
-                    if np.percentile((mel_f2 - d_mel2)[a0:a1, b0:b1][reg_s], 95) < 3.0 * noise_f2:
-                        seeds.append((*sd, sig2, min_peak2, noise2))
             bm, bn = d_mel.shape
             for (y0, y1, x0, x1), region, peak, s_seed, peak_min, noise_s in seeds:
                 pad = int(3.0 * ppm) + 2
@@ -2520,7 +2463,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
                     continue
                 mask[Y0:Y1, X0:X1] &= ~(region & ~keep)
                 region = keep
-        if above_skin and _near_cleared(cleared_yx, box, region, int(math.ceil(1.5 * ppm))) and _rise_from_below_skin(*blurred(*(mp.box(box) for mp in maps), s=s_seed), region, peak_min, margin=noise_s if coarse_seeds else 0.0):
+        if above_skin and _near_cleared(cleared_yx, box, region, int(math.ceil(1.5 * ppm))) and _rise_from_below_skin(*blurred(*(mp.box(box) for mp in maps), s=s_seed), region, peak_min):
             mask[Y0:Y1, X0:X1] &= ~region  # a vessel's rim come back to the skin's level
             continue
         area = float(region.sum())
@@ -2599,8 +2542,8 @@ def _rise_from_below_skin(d_mel: np.ndarray, mel_f: np.ndarray, region: np.ndarr
     map -0.05 there). A new stain on plain skin rises as far above the skin as above the
     baseline. A patch whose rise itself stays under the seed's level over the grown patch is
     left as it is (its seed had the strength). ``margin``: the baseline's dip must also take
-    more than this from the rise (``compare(staining_coarse_seeds=True)`` gives the change's
-    noise: a rise at the seed level's knife edge is not lost to the percentile's wobble; session
+    more than this from the rise (session 33's coarse staining seeds, removed in session 35, gave
+    the change's noise: a rise at the seed level's knife edge is not lost to the percentile's wobble; session
     33, type 6 series 304/1: rise 0.592, above the skin 0.570, level 0.570, noise 0.095, the
     baseline's median 0.001 there, a stain the eye sees dropped)."""
     if not region.any():

@@ -140,7 +140,7 @@ class MeasuredVessels:
 
 
 def measure_vessels(
-    det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
+    det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
@@ -189,8 +189,6 @@ def measure_vessels(
         valley of lightness), not on one side only (a one-sided step: a shadow's edge, the
         leg's outline, a fold's shaded flank): :func:`_one_sided_chains`, read against the
         skin's own slope across the chain; chains under 1 mm wide only. Needs ``rgb``.
-    min_elongation : float
-        A chain shorter than this many times its diameter is a patch, not a vessel.
     max_covered : float
         A chain with more than this share of its points inside the width of longer chains
         repeats a vessel already found and is dropped (1 keeps every chain).
@@ -434,8 +432,6 @@ def measure_vessels(
         # fit (very faint or tangled) falls back to the Hessian scale (a bar of width w
         # responds most at sigma = w / 2).
         fallback = w_median[c_id] if n_fitted[c_id] else 2.0 * float(np.median(det.scale_px[idx]))
-        if idx.size < min_elongation * fallback:
-            continue  # a patch (blotchy redness, a bruise, a naevus), not a line
         if max_red_width_px is not None and red_frac >= 0.5 and fallback >= max_red_width_px:
             # red and wider than a telangiectasia: redness of the skin, not a vein; dropped after
             # the overlap rule, so that the chains repeating it go with it

@@ -114,7 +114,6 @@ def analyze(
     snap_crest: bool = True,
     max_covered: float = 0.8,
     matched_signal: bool = True,
-    min_elongation: float = 0.0,
     max_melanin_frac: float = 0.45,
     max_contrast_od: float = 1.0,
     line_gamma: float = 0.01,
@@ -196,9 +195,6 @@ def analyze(
         Detect on the OD projection that sees the vessel colour with unit gain and the least
         skin texture of this photo (:func:`veinscope.chromophores.matched_vessel_weights`)
         rather than on the fixed vessel direction.
-    min_elongation : float
-        Chains shorter than this many times their own diameter are patches (blotches, naevi,
-        pores), not vessels, and are dropped; 0 keeps every chain.
     max_melanin_frac : float
         Structures whose colour is more than this fraction melanin-like (freckles, naevi,
         hair, brown stains) are not vessels.
@@ -723,7 +719,6 @@ def analyze(
         "snap_crest": bool(snap_crest),
         "max_covered": max_covered,
         "matched_signal": bool(matched_signal),
-        "min_elongation": min_elongation,
         "max_melanin_frac": max_melanin_frac,
         "max_contrast_od": max_contrast_od,
         "line_gamma": line_gamma,
@@ -922,7 +917,6 @@ def analyze(
         calibrated=px_per_mm is not None,
         max_melanin_frac=max_melanin_frac,
         max_contrast_od=max_contrast_od,
-        min_elongation=min_elongation,
         max_covered=max_covered,
         smooth_widths=smooth_widths,
         valley_sides=bool(valley_sides),

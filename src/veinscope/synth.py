@@ -1672,13 +1672,29 @@ def _matting_margin(blush: np.ndarray, m_idx: np.ndarray, m_val: np.ndarray, ski
     mc, nc = skin.shape[:2]
     m, n = blush.shape
     out = np.full((mc, nc), -10.0, np.float32)
-    trans = np.empty((mc, nc, 3), np.float32)
+    trans = np.ones((mc, nc, 3), np.float32)
+    # only the box of the blush and the vessels, grown by the blur's reach (light passes
+    # untouched elsewhere), its corner on the coarse grid
+    rows, cols = blush.any(1), blush.any(0)
+    if m_idx.size:
+        rows[np.unique(m_idx // n)] = True
+        cols[np.unique(m_idx % n)] = True
+    if not rows.any():
+        return cv2.resize(out, (nc * st, mc * st), interpolation=cv2.INTER_NEAREST)[:m, :n] if st > 1 else out
+    pad = int(math.ceil(4.0 * ppm)) + 2
+    ry, rx = np.flatnonzero(rows), np.flatnonzero(cols)
+    y0, x0 = max(0, ry[0] - pad) // st * st, max(0, rx[0] - pad) // st * st
+    y1, x1 = min(m, ry[-1] + pad + 1), min(n, rx[-1] + pad + 1)
+    if m_idx.size:
+        iy, ix = m_idx // n - y0, m_idx % n - x0
     for c in range(3):
-        od = blush * _EPS_BLOOD[c]
+        od = blush[y0:y1, x0:x1] * _EPS_BLOOD[c]
         if m_idx.size:
-            od.reshape(-1)[m_idx] += m_val[:, c]
-        t = _gauss(np.power(np.float32(10.0), -od).astype(np.float32), 1.0 * ppm)
-        trans[..., c] = t[::st, ::st][:mc, :nc]
+            od[iy, ix] += m_val[:, c]  # (the indices are unique)
+        t = _gauss(np.power(np.float32(10.0), -od).astype(np.float32), 1.0 * ppm)[::st, ::st]
+        cy, cx = y0 // st, x0 // st
+        hh, ww = min(t.shape[0], mc - cy), min(t.shape[1], nc - cx)
+        trans[cy : cy + hh, cx : cx + ww, c] = t[:hh, :ww]
     cells = trans.min(-1) < 1.0 - 1e-4
     if cells.any():
         base = skin[cells]

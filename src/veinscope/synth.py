@@ -70,7 +70,11 @@ Truth
   pixel counts with the fraction of its contrast that reaches the photo (its diameter stays
   the visible diameter above, free of the camera).
 * Staining is marked where its colour difference from the skin around it passes the same
-  test; matting is the area within 0.75 mm of its visible fine vessels, closed and filled.
+  test; matting is the area within 0.75 mm of its visible fine vessels and where the patch's
+  redness read over 1 mm (its blush and its fine vessels together, as light averaged over a
+  1 mm Gaussian) passes the same test against the skin around it, closed and filled: a
+  visible red blush of new fine vessels is matting whether or not one of them is visible on
+  its own (issue 6: the truth is what a careful observer marks in the photo).
 * Lengths come from the centrelines in millimetres on the skin plane (each point carries its
   share of the arc length, ``length_mm``); areas are the skin-plane area each labelled pixel
   sees (:meth:`SynthPhoto.px_area_mm2`; about ``1 / px_per_mm**2`` near the photo centre).
@@ -1408,6 +1412,8 @@ def _render_session(site: _Site, plan: _Course, k: int, hpx, hmm, size, foot_mm,
     lit["texture_rms"] = _texture_threshold(lit["texture"], ppm, lit["texture_stride"], gain0)
     lit["texture_rms_coarse"] = _texture_threshold(lit["texture"], ppm, lit["texture_stride"], gain0, coarse=True)
     stain_margin = _stain_margin(stain, lit, ppm, gain0) if stain is not None else None
+    # the skin smoothed over 1 mm before the blush, what matting's redness is seen against
+    blush_skin = _skin_over_1mm(lit, ppm, gain0) if blush is not None else None
     if stain is not None or blush is not None:
         st = lit["texture_stride"]
         for c in range(3):
@@ -1428,6 +1434,12 @@ def _render_session(site: _Site, plan: _Course, k: int, hpx, hmm, size, foot_mm,
     cam_settings = _camera_settings(r_cam)
     _visibility(items, ppm, alpha, lit, gain0, h_px=hpx, defocus_px=cam_settings["defocus"])
     od_idx, od_val = _render_od(items, len(plan.structures), shape, ppm, alpha)
+    matting_margin = None
+    if blush_skin is not None:
+        live = set(plan.matting_sids)
+        m_idx, m_val = _render_od([it for it in items if it["sid"] in live], len(plan.structures), shape, ppm, alpha)
+        matting_margin = _matting_margin(blush, m_idx, m_val, blush_skin, lit, ppm)
+    del blush_skin
 
     # compose the canvas in place, channel by channel (linear RGB relative to a white
     # reflector under the light): skin x vessels + glare, hair, card, background
@@ -1492,10 +1504,16 @@ def _render_session(site: _Site, plan: _Course, k: int, hpx, hmm, size, foot_mm,
                 yx = np.round(it["pts_photo"][it["visible"]]).astype(int)
                 seen_m[yx[:, 0].clip(0, m - 1), yx[:, 1].clip(0, n - 1)] = True
         seen_m &= skin_mask
-        if seen_m.any():
+        # and where the patch's redness read over 1 mm (its blush and its fine vessels
+        # together) is visible by the staining's test, whether or not one of its vessels is
+        # visible on its own: a careful observer marks a visible red blush of matting
+        blush_seen = (_warp(matting_margin, hpx, size) > 0) & skin_mask if matting_margin is not None else None
+        if seen_m.any() or (blush_seen is not None and blush_seen.any()):
             r = max(1, int(round(_MATTING_REACH_MM * s_ph)))
             ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
             mm = cv2.dilate(seen_m.astype(np.uint8), ker)
+            if blush_seen is not None:
+                mm[blush_seen] = 1
             mm = cv2.morphologyEx(mm, cv2.MORPH_CLOSE, ker)
             matting = ndi.binary_fill_holes(mm.astype(bool)) & skin_mask
     confounders = {
@@ -1634,6 +1652,57 @@ def _stain_margin(stain: np.ndarray, lit: dict, ppm: float, gain0: float) -> np.
     full = cv2.resize(need, (stain.shape[1], stain.shape[0]), interpolation=cv2.INTER_NEAREST) if st > 1 else need
     full = full[: stain.shape[0], : stain.shape[1]]
     return stain - full
+
+
+def _skin_over_1mm(lit: dict, ppm: float, gain0: float) -> np.ndarray:
+    """The skin texture smoothed over 1 mm at the nominal exposure, (mc, nc, 3) on the
+    texture's coarse grid: the skin a diffuse change of colour is seen against."""
+    st = lit["texture_stride"]
+    return np.stack([_gauss(np.ascontiguousarray(c), 1.0 * ppm / st) for c in lit["texture"]], axis=-1) * np.float32(gain0)
+
+
+def _matting_margin(blush: np.ndarray, m_idx: np.ndarray, m_val: np.ndarray, skin: np.ndarray, lit: dict, ppm: float) -> np.ndarray:
+    """How far matting's redness read over 1 mm (its blush, ``blush`` in units of
+    ``_EPS_BLOOD``, and its fine vessels' OD, sparse ``m_idx`` / ``m_val`` (P, 3) on the
+    canvas, averaged as light over a Gaussian of 1 mm) stands out from the skin ``skin``
+    (:func:`_skin_over_1mm`) around it: ΔE00 minus the staining's threshold (at least 2 and
+    1.5 x the skin texture's RMS variation). Canvas-sized float32; positive where the patch
+    is visible as a whole, whether or not any of its vessels is on its own."""
+    st = lit["texture_stride"]
+    mc, nc = skin.shape[:2]
+    m, n = blush.shape
+    out = np.full((mc, nc), -10.0, np.float32)
+    trans = np.ones((mc, nc, 3), np.float32)
+    # only the box of the blush and the vessels, grown by the blur's reach (light passes
+    # untouched elsewhere), its corner on the coarse grid
+    rows, cols = blush.any(1), blush.any(0)
+    if m_idx.size:
+        rows[np.unique(m_idx // n)] = True
+        cols[np.unique(m_idx % n)] = True
+    if not rows.any():
+        return cv2.resize(out, (nc * st, mc * st), interpolation=cv2.INTER_NEAREST)[:m, :n] if st > 1 else out
+    pad = int(math.ceil(4.0 * ppm)) + 2
+    ry, rx = np.flatnonzero(rows), np.flatnonzero(cols)
+    y0, x0 = max(0, ry[0] - pad) // st * st, max(0, rx[0] - pad) // st * st
+    y1, x1 = min(m, ry[-1] + pad + 1), min(n, rx[-1] + pad + 1)
+    if m_idx.size:
+        iy, ix = m_idx // n - y0, m_idx % n - x0
+    for c in range(3):
+        od = blush[y0:y1, x0:x1] * _EPS_BLOOD[c]
+        if m_idx.size:
+            od[iy, ix] += m_val[:, c]  # (the indices are unique)
+        t = _gauss(np.power(np.float32(10.0), -od).astype(np.float32), 1.0 * ppm)[::st, ::st]
+        cy, cx = y0 // st, x0 // st
+        hh, ww = min(t.shape[0], mc - cy), min(t.shape[1], nc - cx)
+        trans[cy : cy + hh, cx : cx + ww, c] = t[:hh, :ww]
+    cells = trans.min(-1) < 1.0 - 1e-4
+    if cells.any():
+        base = skin[cells]
+        de = deltaE_ciede2000(rgb2lab(_srgb_encode(base)[None]), rgb2lab(_srgb_encode(base * trans[cells])[None]), channel_axis=-1)[0]
+        thr = np.maximum(_DELTA_E_MIN, _TEXTURE_FACTOR * lit["texture_rms"])[:mc, :nc][cells]
+        out[cells] = de - thr
+    full = cv2.resize(out, (nc * st, mc * st), interpolation=cv2.INTER_NEAREST) if st > 1 else out
+    return full[:m, :n]
 
 
 def _lay_card(diffuse: np.ndarray, card: dict, shade: np.ndarray, glare: np.ndarray, ppm: float, hmm: np.ndarray):

@@ -161,6 +161,7 @@ def analyze(
     smooth_along_chain: bool = False,
     valley_sides: bool = True,
     chain_guess_widths: float | None = None,
+    wide_first_widths: bool = False,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -658,6 +659,13 @@ def analyze(
         pieces of one or two widths, but set B's precision 0.882 -> 0.881 and diameter error 0.049
         -> 0.052 mm, and a cluster of fine vessels on veins_01 painted as an over-3-mm disc. None
         (default): off (BENCHMARKS.md session 34, helper "wide34").
+    wide_first_widths : bool
+        The bar fit's initial estimate, which sets the fit's window and so the first width, is
+        read on the whole profile instead of its inner +-12 px where it comes out under half of
+        twice the point's detection scale (a bar of width w answers most at sigma w / 2;
+        :func:`veinscope.diameter.profile_diameters`' ``width_hint_px``): inside a wide, soft
+        vein the inner part lies on the vein's top and a crest of skin texture there passed
+        for the vessel. False (default): off (BENCHMARKS.md session 35, helper "wide35").
 
     Returns
     -------
@@ -885,6 +893,7 @@ def analyze(
         "smooth_widths": smooth_widths,
         "smooth_along_chain": bool(smooth_along_chain),
         "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
+        "wide_first_widths": bool(wide_first_widths),
         "valley_sides": bool(valley_sides),
         "side_probe_nfa": side_probe_nfa,
         "short_chain_probe": bool(short_chain_probe),
@@ -1026,6 +1035,7 @@ def analyze(
             max_width_px=1.5 * max_diameter_mm * ppm,
             psf_sigma_px=psf_sigma_px,
             segment=det.segment.astype(np.int64),  # pool thin vessels' profiles along their own chain only
+            width_hint_px=2.0 * det.scale_px if wide_first_widths else None,
         )
         guess = np.where(est.ok & (est.width_px >= 0.5), est.width_px, np.nan)
         if chain_guess_widths is not None:

@@ -111,7 +111,7 @@ def run_fit(img, pts, nrm, s, *, a_prior=None, wa=None, fit_s=False, refine_tilt
     index = np.arange(k, dtype=np.int64)
     ini = np.full((k, K.NINI), np.nan)
     st0 = np.full(k, K.STATUS_NOT_RUN, np.int8)
-    K.initial_profiles(img, pts, nrm, index, 30.0, 1.0, s, ini, st0)
+    K.initial_profiles(img, pts, nrm, index, 30.0, 1.0, s, ini, st0, K.INNER_HALF_LEN)
     theta = np.full((k, K.NPAR), np.nan)
     status = np.full(k, K.STATUS_NOT_RUN, np.int8)
     rms = np.full(k, np.nan)

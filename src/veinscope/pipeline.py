@@ -151,6 +151,7 @@ def analyze(
     smooth_widths: float | None = None,
     valley_sides: bool = True,
     chain_guess_widths: float | None = None,
+    wide_first_widths: bool = False,
 ) -> Analysis:
     """Find, classify and measure the veins in a colour photo of a leg.
 
@@ -552,6 +553,13 @@ def analyze(
         pieces of one or two widths, but set B's precision 0.882 -> 0.881 and diameter error 0.049
         -> 0.052 mm, and a cluster of fine vessels on veins_01 painted as an over-3-mm disc. None
         (default): off (BENCHMARKS.md session 34, helper "wide34").
+    wide_first_widths : bool
+        The bar fit's initial estimate, which sets the fit's window and so the first width, is
+        read on the whole profile instead of its inner +-12 px where it comes out under half of
+        twice the point's detection scale (a bar of width w answers most at sigma w / 2;
+        :func:`veinscope.diameter.profile_diameters`' ``width_hint_px``): inside a wide, soft
+        vein the inner part lies on the vein's top and a crest of skin texture there passed
+        for the vessel. False (default): off (BENCHMARKS.md session 35, helper "wide35").
 
     Returns
     -------
@@ -741,6 +749,7 @@ def analyze(
         "tail_probe_nfa": tail_probe_nfa,
         "smooth_widths": smooth_widths,
         "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
+        "wide_first_widths": bool(wide_first_widths),
         "valley_sides": bool(valley_sides),
         "wide_weak_delta_e": wide_weak_delta_e,
         "colour_split_z": colour_split_z,
@@ -855,6 +864,7 @@ def analyze(
             max_width_px=1.5 * max_diameter_mm * ppm,
             psf_sigma_px=psf_sigma_px,
             segment=det.segment.astype(np.int64),  # pool thin vessels' profiles along their own chain only
+            width_hint_px=2.0 * det.scale_px if wide_first_widths else None,
         )
         guess = np.where(est.ok & (est.width_px >= 0.5), est.width_px, np.nan)
         if chain_guess_widths is not None:

@@ -729,7 +729,7 @@ def _initial_point(img, py, px, ny, nx, inner, prof, var, sm, h, s_guess, ini): 
 
 
 @njit(cache=True, nogil=True)
-def initial_profiles(img, points, normals, index, half_len, h, s_guess, ini, status):  # pragma: no cover - compiled
+def initial_profiles(img, points, normals, index, half_len, h, s_guess, ini, status, inner_half_len):  # pragma: no cover - compiled
     """Initial estimates of the profiles through ``points[index]`` (no fitting).
 
     Parameters
@@ -742,7 +742,7 @@ def initial_profiles(img, points, normals, index, half_len, h, s_guess, ini, sta
         Points to process; the other rows of the outputs are left untouched.
     half_len, h : float
         Longest profile half-length and sampling step along the normal (px). The inner
-        ``INNER_HALF_LEN`` px are sampled first, the rest only when the edges or the
+        ``inner_half_len`` px are sampled first, the rest only when the edges or the
         background are not inside.
     s_guess : float
         Largest PSF sigma (px) expected: the background is measured just beyond the edge foot
@@ -753,9 +753,12 @@ def initial_profiles(img, points, normals, index, half_len, h, s_guess, ini, sta
         blurred full width at half maximum), peak, background levels and positions, limits.
     status : ndarray (K,) int8, out
         ``STATUS_OK`` or the reason why there is no estimate.
+    inner_half_len : float
+        Half-length (px) sampled first, normally ``INNER_HALF_LEN``; ``half_len`` or more: the
+        whole profile at once (the estimate then sees the skin beyond a wide vessel).
     """
     n = 2 * int(math.ceil(half_len / h)) + 1
-    inner = int(math.ceil(INNER_HALF_LEN / h))
+    inner = int(math.ceil(inner_half_len / h))
     prof = np.empty(n, np.float64)
     var = np.empty(n, np.float64)
     sm = np.empty(n, np.float64)

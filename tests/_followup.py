@@ -407,8 +407,9 @@ def _paint_matting(od, scene, s, rng, ppm, mg, hw, avoid, *, at=None, off_mm=(3.
     soft *= ~avoid
     amp = rng.uniform(*amp_od)
     od = od + (amp * np.minimum(lines, 1.0) * soft)[..., None] * _EPS_HB + (0.35 * soft)[..., None] * _EPS_BLUSH
-    # truth as the generator defines matting: within 0.75 mm of its visible fine vessels,
-    # closed and filled (the vessels drawn inside the ellipse)
+    # truth as the vessels' part of the generator's matting truth: within 0.75 mm of its
+    # visible fine vessels, closed and filled (the vessels drawn inside the ellipse; the
+    # generator since session 35 also marks a visible blush, these sim follow-ups do not)
     from scipy import ndimage as ndi
 
     seen = (np.minimum(lines, 1.0) * soft) >= 0.3

@@ -1245,8 +1245,8 @@ def _mesh_in(img, cy, cx, rng, a, b, od_scale, *, n, hole=None, blur=0.6, blush=
 
 
 def _matting_truth(visible, ppm=PPM, reach_mm=0.75):
-    """The generator's matting truth: within ``reach_mm`` of the visible fine vessels, closed
-    and filled."""
+    """The vessels' part of the generator's matting truth: within ``reach_mm`` of the visible
+    fine vessels, closed and filled (the generator also marks a visible blush, session 35)."""
     from scipy import ndimage as ndi
 
     r = max(1, int(round(reach_mm * ppm)))

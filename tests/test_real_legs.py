@@ -187,8 +187,8 @@ def _painted_matting(rgb, cy, cx, *, half_axes_px=(12, 8), amp_od=0.22, seed=5):
     """``rgb`` with a small matting patch painted at (``cy``, ``cx``) as ``tests._followup``
     paints the series' matting (fine 1 px red vessels of the given optical density, blurred by
     0.6 px, and a faint blush, inside an ellipse of ``half_axes_px`` (rows, columns)), and its
-    truth as the generator outlines matting (within 0.75 mm of the visible vessels at the
-    nominal 10 px/mm, closed and filled)."""
+    truth as the vessels' part of the generator's matting truth (within 0.75 mm of the
+    visible vessels at the nominal 10 px/mm, closed and filled)."""
     import math
 
     import cv2

@@ -311,6 +311,74 @@ def compare(
         on the baseline's own background. BENCHMARKS.md, session 30: real photos against a moved
         copy of themselves, veins_04 1 828 / 7 657 px² staining / matting -> 0 / 0, veins_05 8 210 / 8 724 -> 90 / 0.
         Needs the shift checks on.
+    clipped_code : int
+        Pixels whose green or blue channel is below this code value while red is at least
+        ``4 x clipped_code`` (128 by default), in either photo, and whose green or blue to red
+        ratio (linear light) is under a quarter of the same ratio's median over the compared
+        skin (a saturated red: a painted nail, a red mark; not a whole dark skin under a warm
+        light, whose blue is low everywhere), and 2 px around them, are left out of the
+        staining and matting search and of the statistics those figures are read on: a channel
+        near code 0 carries no colour information, and a few codes of relighting and JPEG there
+        read as a large change of optical density (session 28: four RGB 200 / 25 / 45 spots on
+        a generated leg against its moved copy, 3 matting patches -> none; veins_01's patch by
+        a red nail gone; no series pair changed; type-6 skin under a warm cast, R / G / B gains
+        1.4 / 0.85 / 0.5: stains and matting read as with the rule off). 0 turns this off.
+    matting_ridges : bool
+        Also read a matting patch's faint fine vessels as ridges of the redness change, gated
+        against the photo's own falls of redness (:func:`_ridge_faint`): they extend a patch
+        already perceptible, as the faint pixels do (BENCHMARKS.md, sessions 26-27: matting's
+        median area error development 25.2 -> 23.8 %, fresh series 22.6 -> 19.2 %, held-out
+        26.0 -> 26.2 %, no new false alarm). Off by default: the held-out median pairs are
+        over-measured blushes that any growth of the outline pushes further out.
+    matting_vessels : bool
+        Also outline a matting patch around the new fine vessels its outline reaches that stand
+        out of the skin beside them, read along their course by oriented line filters on the
+        change of the photo's whole haemoglobin-like density (lightness included, which a JPEG
+        keeps at full resolution, where the redness alone is read at the chroma's halved
+        resolution) (:func:`_visible_new_vessels`): the truth's patch is the area within
+        0.75 mm of the visible fine vessels, and a patch's periphery has its vessels without the
+        blush that makes its core perceptible. They extend a patch already perceptible, never
+        start one, one step of the outline; pieces on a perceptible stain and pieces of a long
+        new vessel (which the new-vessel step reports) are not taken (BENCHMARKS.md, sessions
+        28-29: matting's median area error development 25.2 -> 22.4 %, held-out series 26.0 ->
+        23.2 %, fresh series 22.6 -> 15.8 %, no new false alarm, improvement and staining
+        unchanged). The review of session 28 found faint hairs taken in as vessels, the
+        whole-photo and tiled paths reading different areas, and a piece beyond a gap in the
+        compared skin outlined as a patch of its own; all three are fixed (a piece's redness over
+        it grown by 2 px must reach 0.3 of its darkening; the gate is read over the skin within
+        3 mm of each patch and the filters over the box grown by their reach; only what stays
+        joined to a patch is kept), and a piece the baseline's own density explains once shifted
+        by a pixel (an edge of the skin softened by the warp) is not taken. On by default since
+        session 29 (with the engine's session 29 deep pass: development 21.4 %, held-out 26.0 ->
+        23.2 %, fresh 22.6 -> 15.8 %); on the real photos against a moved copy of themselves no
+        patch more, but three false patches 0.2-12 % larger. False: the pixel reading alone.
+    staining_above_skin : bool
+        Drop a staining patch whose melanin-like rise reaches a seed's strength only because the
+        baseline lay below its skin's level there: the rise counted from the skin's level or the
+        baseline's, whichever is higher (the smaller of the rise and the follow-up's own level),
+        stays under the seed level over the patch while the rise itself passes it
+        (:func:`_rise_from_below_skin`). A blue vessel's soft rim unmixes into a negative
+        melanin-like value; when the vessel fades it comes back to the skin's level, and with a
+        pigment too faint to see beside it (a stain fading out) reads as a new stain
+        (BENCHMARKS.md, session 29: fresh series 369/2's 0.9 mm² staining false alarm, a stain at
+        88 % of its visible level beside a cleared twig; development unchanged, held-out 318/2
+        64.5 -> 62.9 mm² against 62.4 and 320/1 292.5 -> 291.3 against 295.8, medians unchanged).
+        Only beside a baseline vessel that cleared (a centreline point within 1.5 mm,
+        :func:`_near_cleared`): beside a vessel still there the rim's dip is in both photos and
+        the rise is all new pigment (the session's review: a new stain along a persisting vein
+        was dropped whole). On by default. False: such patches are kept.
+    texture_by_place : bool
+        Read the skin texture's ΔE00, which sets how far a baseline vessel must stand out to
+        count as perceptible (``min_delta_e`` and 1.5 times the texture's), on 20 000 skin
+        samples chosen by place (:func:`_place_pick`) rather than on 4 000 taken as every k-th
+        pixel of the list. Every k-th pixel shifts every sample when the
+        baseline's vessels gain or lose a few pixels, and 4 000 samples of a heavy-tailed ΔE00
+        read the texture a few per cent high or low: on the real photo veins_01 against a moved
+        copy of itself, dropping one 5-px short mark from the baseline (``analyze(
+        short_chain_nfa=1.0)``) moved the texture's ΔE00 4.23 -> 3.93 and the false improvement
+        2.9 -> 6.8 points; read by place the two read 6.2 and 6.2 (4.8 and 5.2 on 200 000
+        samples, which cost 0.7 s CPU of a 12 MP comparison; BENCHMARKS.md, session 31, helper
+        flip31 and the lead). False: the earlier sample.
     min_baseline_mm : float or None
         With a scale: when less than this length of vessel (mm) is found in the baseline within
         the part both photos show, give no improvement percentage (``improvement_pct``, the

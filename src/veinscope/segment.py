@@ -328,7 +328,7 @@ class VesselDetection:
         With ``detect_vessels(rates_guard=...+"colour")``, where a level was lowered: how many of
         each chain's points lie on (within 1 px of) the centreline the fixed levels find in the
         bands they keep; -1 for
-        the chains added after detection (side probes, deep veins). The chain's other points,
+        the chains added after detection (deep veins). The chain's other points,
         and those followed on past its ends (``tracked``) because it grew long enough, are there
         only because a level was lowered: :func:`veinscope.measure.measure_vessels` judges the
         colour of a chain made mostly of them with its error bar. None: not recorded.

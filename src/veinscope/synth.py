@@ -72,7 +72,8 @@ Truth
 * Staining is marked where its colour difference from the skin around it passes the same
   test; matting is the area within 0.75 mm of its visible fine vessels and where the patch's
   redness read over 1 mm (its blush and its fine vessels together, as light averaged over a
-  1 mm Gaussian) passes the same test against the skin around it, closed and filled: a
+  1 mm Gaussian) passes the same test against the skin around it (a spot of it apart from
+  the vessels' reach counts from the area of that reach's disc up), closed and filled: a
   visible red blush of new fine vessels is matting whether or not one of them is visible on
   its own (issue 6: the truth is what a careful observer marks in the photo).
 * Lengths come from the centrelines in millimetres on the skin plane (each point carries its
@@ -1513,7 +1514,15 @@ def _render_session(site: _Site, plan: _Course, k: int, hpx, hmm, size, foot_mm,
             ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
             mm = cv2.dilate(seen_m.astype(np.uint8), ker)
             if blush_seen is not None:
-                mm[blush_seen] = 1
+                # a visible blush apart from the visible vessels' reach counts where it is at
+                # least as large as that reach's own disc: a speck no observer marks does not
+                lab, nlab = ndi.label(blush_seen)
+                if nlab:
+                    idx = np.arange(1, nlab + 1)
+                    big = np.asarray(ndi.sum(blush_seen, lab, idx)) >= np.pi * r * r
+                    on_reach = np.asarray(ndi.maximum(mm, lab, idx)) > 0
+                    keep = np.concatenate([[False], big | on_reach])
+                    mm[keep[lab]] = 1
             mm = cv2.morphologyEx(mm, cv2.MORPH_CLOSE, ker)
             matting = ndi.binary_fill_holes(mm.astype(bool)) & skin_mask
     confounders = {

@@ -975,16 +975,17 @@ def analyze(
         rates_gap_px=float(level_rates_gap_mm) * ppm,
         rates_long_px=float(level_rates_long_mm) * ppm,
     )
+    det_fixed = None
     if keep_fixed:
-        # the fixed levels' chains first, from the same ridge map (kept: the second pass takes it)
+        # the lowered levels' chains, then, where a level was lowered, the fixed levels' chains
+        # from the same ridge map (kept for it: the second pass takes it)
         ridge = ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True)
-        det_fixed = detect_vessels(ridge, skin, signal, consume=False, **det_options)
-        det = detect_vessels(ridge, skin, signal, consume=True, **det_options, **rate_options)
+        det = detect_vessels(ridge, skin, signal, consume=False, **det_options, **rate_options)
+        fixed_levels = (float(low_noise) * det.noise, float(high_noise) * det.noise)
+        if det.thresholds != fixed_levels:
+            det_fixed = detect_vessels(ridge, skin, signal, consume=True, **det_options)
         del ridge
-        if det.thresholds == det_fixed.thresholds:  # no level lowered: the same chains
-            det, det_fixed = det_fixed, None
     else:
-        det_fixed = None
         det = detect_vessels(
             # passed as a temporary so that detect_vessels can release its maps early (memory)
             ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True),

@@ -17,9 +17,9 @@ Figures: |improvement - truth| (points), staining and matting area error (%), fa
     .venv/bin/python benchmarks/bench_compare.py --n 20
     .venv/bin/python benchmarks/bench_compare.py --source series --n 8
     .venv/bin/python benchmarks/bench_compare.py --big --runs 5   # one 12 MP pair, timing only
-    .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --set noise_off_bands=true
+    .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --set level_rates=0.04,0.01
         # the change figures with an engine variant (analyze's keyword for both photos)
-    .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --set-baseline noise_off_bands=true
+    .venv/bin/python benchmarks/bench_compare.py --source series --n 12 --set-baseline level_rates=0.04,0.01
         # the same for the baseline only (the follow-up read by the default engine)
 """
 

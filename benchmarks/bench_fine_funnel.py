@@ -43,9 +43,7 @@ population (visible width >= 0.2 mm) by skin type and by contrast, all types and
 ``--json`` rows end with the seed and the skin type.
 
 The recomputed detection stages use ``detect_vessels``' defaults that ``analyze`` does not pass
-(skin border 3 px, strength floor 0.015, symmetry 0.35) and one noise pass: with ``--set
-noise_off_bands=1`` the ``band``/``candidate``/ridge-level stages are the first pass's, the rest the
-engine's.
+(skin border 3 px, strength floor 0.015, symmetry 0.35) and one noise pass.
 """
 
 from __future__ import annotations

@@ -93,13 +93,13 @@ def set_a_options(args) -> tuple[tuple[int, int], dict]:
     return (w, h), analyze_options(args.set)
 
 
-# analyze keywords whose value is a word (``off_bands_guard=attached+drop``), passed on as written
-WORD_OPTIONS = frozenset({"off_bands_guard", "level_rates_guard"})
+# analyze keywords whose value is a word (``level_rates_guard=drop+near+long``), passed on as written
+WORD_OPTIONS = frozenset({"level_rates_guard"})
 
 
 def analyze_options(items: list[str]) -> dict:
-    """``--set`` items as analyze keywords: ``["noise_off_bands=true", "size_class_z=none",
-    "low_noise=2.2"]`` -> ``{"noise_off_bands": True, "size_class_z": None, "low_noise": 2.2}``
+    """``--set`` items as analyze keywords: ``["valley_sides=true", "size_class_z=none",
+    "low_noise=2.2"]`` -> ``{"valley_sides": True, "size_class_z": None, "low_noise": 2.2}``
     (true / false / none, else a number, numbers separated by commas as a tuple, or the word
     itself for the keywords in ``WORD_OPTIONS``;
     anything else stops with a message)."""

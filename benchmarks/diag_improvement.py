@@ -46,7 +46,7 @@ series``::
     PYTHONPATH=src .venv/bin/python benchmarks/diag_improvement.py --n 22 --seed0 312
     PYTHONPATH=src .venv/bin/python benchmarks/diag_improvement.py --n 22 --seed0 312 --jpeg-quality none
     PYTHONPATH=src .venv/bin/python benchmarks/diag_improvement.py --n 22 --seed0 312 --count-missed 1 2 3 4
-    PYTHONPATH=src .venv/bin/python benchmarks/diag_improvement.py --n 22 --seed0 312 --set-baseline noise_off_bands=true
+    PYTHONPATH=src .venv/bin/python benchmarks/diag_improvement.py --n 22 --seed0 312 --set-baseline level_rates=0.04,0.01
 """
 
 from __future__ import annotations

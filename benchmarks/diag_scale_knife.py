@@ -7,11 +7,10 @@ and their largest connected pieces, and the first stage whose output differs (th
 the detection after ``detect_vessels`` (also the deep pass's own call), ``reach_end_faces``,
 ``extend_ends`` and ``add_deep_veins``), the stage that grew the difference of point counts
 most (the amplifier) and the skin background's cell at both scales. With ``--set KEY=VALUE``
-(repeatable) an analyze option for both analyses (e.g. ``background_continuous=true``,
-``tail_probe_nfa=none``).
+(repeatable) an analyze option for both analyses (e.g. ``tail_probe_nfa=none``).
 
     .venv/bin/python benchmarks/diag_scale_knife.py --n 12
-    .venv/bin/python benchmarks/diag_scale_knife.py --n 12 --set background_continuous=true --factor 0.999
+    .venv/bin/python benchmarks/diag_scale_knife.py --n 12 --set tail_probe_nfa=none --factor 0.999
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ from bench_synth_accuracy import analyze_options as _analyze_options  # noqa: E4
 
 
 def test_words_and_numbers_become_analyze_keywords():
-    assert _analyze_options(["noise_off_bands=true", "size_class_z=None", "end_faces=False", "low_noise=2.25"]) == {
-        "noise_off_bands": True,
+    assert _analyze_options(["valley_sides=true", "size_class_z=None", "end_faces=False", "low_noise=2.25"]) == {
+        "valley_sides": True,
         "size_class_z": None,
         "end_faces": False,
         "low_noise": 2.25,
@@ -24,16 +24,11 @@ def test_words_and_numbers_become_analyze_keywords():
 
 
 def test_a_word_option_is_passed_on_as_written():
-    # off_bands_guard takes words joined by "+" (session 30 re-measured it with --set)
-    assert _analyze_options(["noise_off_bands=true", "off_bands_guard=attached+drop+split+chains+parent"]) == {
-        "noise_off_bands": True,
-        "off_bands_guard": "attached+drop+split+chains+parent",
-    }
-    assert _analyze_options(["off_bands_guard=none"]) == {"off_bands_guard": None}
-    # level_rates_guard too (session 33)
+    # level_rates_guard takes words joined by "+" (session 33)
     assert _analyze_options(["level_rates=0.04,0.01", "level_rates_guard=drop+near+long"]) == {
         "level_rates": (0.04, 0.01), "level_rates_guard": "drop+near+long",
     }
+    assert _analyze_options(["level_rates_guard=none"]) == {"level_rates_guard": None}
 
 
 def test_numbers_joined_by_commas_are_a_tuple():
@@ -41,7 +36,7 @@ def test_numbers_joined_by_commas_are_a_tuple():
     assert _analyze_options(["level_rates=0.04,0.01"]) == {"level_rates": (0.04, 0.01)}
 
 
-@pytest.mark.parametrize("item", ["noise_off_bands", "=1", "low_noise=high", "end_faces=attached", "level_rates=0.04,x"])
+@pytest.mark.parametrize("item", ["valley_sides", "=1", "low_noise=high", "end_faces=attached", "level_rates=0.04,x"])
 def test_a_malformed_option_stops_with_a_message(item):
     with pytest.raises(SystemExit):
         _analyze_options([item])
@@ -67,13 +62,13 @@ def test_baseline_options_reach_the_baseline_only_and_compare_keywords_reach_com
         return analyze(photo, **kw)
 
     monkeypatch.setattr(pipeline, "analyze", recording)
-    c = bench_compare.compare_pair(s.baseline_rgb, s.followup_rgb, s.px_per_mm, {"paint_links": True}, {"noise_off_bands": True}, {"matting_vessel_ends": False})
+    c = bench_compare.compare_pair(s.baseline_rgb, s.followup_rgb, s.px_per_mm, {"paint_links": True}, {"valley_sides": False}, {"matting_vessel_ends": False})
     # the baseline analysed with both option sets, the follow-up with the shared ones only
-    assert [kw for _, kw in seen] == [{"paint_links": True, "noise_off_bands": True}, {"paint_links": True}]
+    assert [kw for _, kw in seen] == [{"paint_links": True, "valley_sides": False}, {"paint_links": True}]
     assert seen[0][0] == s.baseline_rgb.shape and seen[1][0] == s.followup_rgb.shape
     assert c.params["analyze_options"] == {"paint_links": True} and c.params["matting_vessel_ends"] is False
     # ... and the comparison is the one that baseline analysis gives
-    a_b = analyze(s.baseline_rgb, px_per_mm=s.px_per_mm, paint_links=True, noise_off_bands=True)
+    a_b = analyze(s.baseline_rgb, px_per_mm=s.px_per_mm, paint_links=True, valley_sides=False)
     c2 = bench_compare.compare(s.baseline_rgb, s.followup_rgb, px_per_mm=s.px_per_mm, baseline_analysis=a_b,
                                analyze_options={"paint_links": True}, matting_vessel_ends=False)
     assert c2.lengths_px == c.lengths_px and np.array_equal(c2.change_map, c.change_map)
@@ -97,9 +92,9 @@ def test_the_command_line_passes_the_options_on(monkeypatch):
     monkeypatch.setattr(bench_compare, "compare_pair", stop)
     monkeypatch.setattr(veinscope, "warmup", lambda: None)
     with pytest.raises(_Stop):
-        bench_compare.main(["--n", "1", "--size", "160", "120", "--set", "paint_links=true", "--set-baseline", "noise_off_bands=true",
+        bench_compare.main(["--n", "1", "--size", "160", "120", "--set", "paint_links=true", "--set-baseline", "valley_sides=false",
                             "--set-baseline", "low_noise=2.5", "--compare-set", "matting_vessel_ends=false"])
-    assert got == {"opts": {"paint_links": True}, "b_opts": {"noise_off_bands": True, "low_noise": 2.5}, "c_opts": {"matting_vessel_ends": False},
+    assert got == {"opts": {"paint_links": True}, "b_opts": {"valley_sides": False, "low_noise": 2.5}, "c_opts": {"matting_vessel_ends": False},
                    "baseline_ppm": None}
 
 

@@ -82,7 +82,10 @@ def type6_stain():
 
 
 @pytest.mark.slow
-def test_a_stain_the_eye_sees_on_skin_type_6_is_found_with_coarse_seeds(type6_stain):
+@pytest.mark.xfail(strict=True, reason="the change's noise on skin type 6 (0.095) puts the seed level (0.57) above the "
+                   "stain's peak at the first blur (0.56): no staining read (session 33, helper dark33; its second "
+                   "blur for the seeds, staining_coarse_seeds, was measured off and removed in session 35)")
+def test_a_stain_the_eye_sees_on_skin_type_6_is_found(type6_stain):
     import cv2
 
     ser = type6_stain
@@ -91,11 +94,8 @@ def test_a_stain_the_eye_sees_on_skin_type_6_is_found_with_coarse_seeds(type6_st
     m, n = b.rgb.shape[:2]
     truth_mm2 = (cv2.warpPerspective(f.staining.astype(np.uint8), h, (n, m), flags=cv2.INTER_NEAREST) > 0).sum() / b.px_per_mm**2
     assert truth_mm2 > 50
-    c = compare(b.rgb, f.rgb, px_per_mm=float(b.px_per_mm), staining_coarse_seeds=True)
-    # main (and the option off) reads no staining at all here: the change's noise 0.095 puts the
-    # seed level (0.57) above the stain's peak at the first blur (0.56)
+    c = compare(b.rgb, f.rgb, px_per_mm=float(b.px_per_mm))
     assert c.staining["detected"] and c.staining["area_mm2"] == pytest.approx(truth_mm2, rel=0.5)
-    assert c.params["staining_coarse_seeds"] is True
 
 
 @pytest.mark.slow

@@ -696,39 +696,3 @@ def test_one_coloured_lines_are_not_split_by_noise():
     top, bottom = np.bincount(lab[50:100].ravel(), minlength=5), np.bincount(lab[160:210].ravel(), minlength=5)
     assert top[2] == 0 and top[1] > 1000
     assert bottom[1] == 0 and bottom[2] > 1000
-
-
-def _parallel_pair(seed, *, fine=True, wide=True):
-    """A 0.3 mm and a 0.7 mm blue vessel side by side, their centrelines 1 mm apart (10 px/mm)."""
-    shape = (200, 420)
-    od = np.zeros(shape)
-    if fine:
-        od += _bar(shape, (95, 30), (95, 390), 3.0, 0.35)
-    if wide:
-        od += _bar(shape, (105, 30), (105, 390), 7.0, 0.30)
-    return _render([(CHROMOPHORE_DIRECTIONS["venous"], od)], np.random.default_rng(seed))
-
-
-def _painted_width(a, row):
-    d = a.diameter_px[row, 100:330]
-    return float(np.median(d[d > 0]))
-
-
-@pytest.mark.parametrize("seed", [4, 5])
-def test_two_parallel_vessels_1mm_apart_keep_their_own_widths_smoothed_along_each_chain(seed):
-    # the 1 mm width-smoothing window holds the other vessel's centreline too: without
-    # smooth_along_chain both read one mixed width (about 4.4 px, main at 61abb09); with it the
-    # wide one reads the width it reads alone (6.9 px) and the fine one (2.5 px alone) about
-    # 1.7 px: its own fit, which the neighbour's shoulder narrows, not the wide one's width
-    # (session 34, helper "sm34")
-    rgb = _parallel_pair(seed)
-    fine_alone = _painted_width(veinscope.analyze(_parallel_pair(seed, wide=False), px_per_mm=10.0), 95)
-    wide_alone = _painted_width(veinscope.analyze(_parallel_pair(seed, fine=False), px_per_mm=10.0), 105)
-    along = veinscope.analyze(rgb, px_per_mm=10.0, smooth_along_chain=True)
-    mixed = veinscope.analyze(rgb, px_per_mm=10.0)
-    assert along.params["smooth_along_chain"] is True and mixed.params["smooth_along_chain"] is False
-    assert _painted_width(along, 105) == pytest.approx(wide_alone, rel=0.1)
-    assert _painted_width(along, 95) < 0.5 * (fine_alone + wide_alone)  # the fine one stays the finer
-    assert abs(_painted_width(along, 95) - fine_alone) < 0.5 * abs(_painted_width(mixed, 95) - fine_alone)
-    # without the option the wide vessel's width is pulled towards the fine one's
-    assert abs(_painted_width(mixed, 105) - wide_alone) > 0.2 * wide_alone

@@ -102,31 +102,12 @@ def test_the_faint_rule_draws_nothing_on_a_floor():
     assert _total(a)["coverage_pct"] < 0.1
 
 
-@pytest.mark.parametrize("name", ["veins_02.jpg", "veins_03.jpg", "normal_09.jpg"])
-def test_the_side_probe_adds_no_new_mark_and_takes_none_away(name):
-    # a branch found beside a chain is kept only with that chain and never covers it
-    # (veins_03: branches of two dropped false chains on a knee's shadow and a finger's crease
-    # drew two new marks, 1769 px, before that rule; veins_02: a longer branch covered its own
-    # short chain, 1501 px, before the branches were judged after the detected chains)
-    import cv2
-
-    rgb = _load(name)
-    base = veinscope.analyze(rgb).labels > 0
-    side = veinscope.analyze(rgb, side_probe_nfa=1.0).labels > 0
-    assert not np.any(base & ~side)
-    near = cv2.dilate(base.astype(np.uint8), np.ones((41, 41), np.uint8)) > 0
-    assert not np.any(side & ~near)
-
-
 @pytest.mark.parametrize(
     "name, kw",
     [
         ("normal_10.png", {}),
         ("veins_03.jpg", {}),
         ("veins_04.jpg", {}),
-        ("veins_01.jpg", {"same_skin_background": True}),
-        ("veins_04.jpg", {"same_skin_background": True}),
-        ("veins_05.jpg", {"same_skin_background": True}),
     ],
 )
 def test_a_moved_relit_copy_reports_no_matting_or_staining(name, kw):
@@ -273,9 +254,9 @@ def test_true_matting_beside_the_rim_is_kept_by_the_same_skin_check():
 # scale): nothing changed, so the improvement must read near 0 %. Main (session 32) read 6.2
 # and 6.5 points: 50-65 of its ~650 counted centreline points sit within 12 % above the
 # threshold of "perceptible", and the copy's 4:2:0 JPEG chroma and relighting tip them under it
-# with 90-98 % of their ΔE00 kept (BENCHMARKS.md, session 33, helper self33). With
-# cleared_drop_frac=0.1 such a point is not cleared; off by default (the development series
-# 3.7 -> 3.8 points), hence the strict xfail with the defaults.
+# with 90-98 % of their ΔE00 kept (BENCHMARKS.md, session 33, helper self33). Session 33's
+# cleared_drop_frac (a fixed share of the ΔE00 kept) was measured off and removed in session 35;
+# session 34's margin measured on the pair is below (off), hence the strict xfail with the defaults.
 _MOVES = {
     "bench": {},
     "turned": {"deg": -2.0, "scale": 1.03},
@@ -287,17 +268,6 @@ def _veins_01_and_copy(move):
 
     rgb = _load("veins_01.jpg")
     return rgb, moved_copy(rgb, **_MOVES[move])
-
-
-@pytest.mark.parametrize("move", sorted(_MOVES))
-def test_veins_01_against_a_moved_copy_reads_no_improvement_with_the_drop_rule(move):
-    from veinscope.compare import compare
-
-    b, f = _veins_01_and_copy(move)
-    c = compare(b, f, cleared_drop_frac=0.1)
-    assert c.params["cleared_drop_frac"] == 0.1
-    assert c.improvement_pct is not None and abs(c.improvement_pct) <= 3.0
-    assert c.staining["patches"] == 0 and c.new_vessels["count"] == 0
 
 
 @pytest.mark.parametrize("move", sorted(_MOVES))

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import math
-
 import cv2
 
 import numpy as np
@@ -220,65 +218,6 @@ def skin_optics(rgb, *, skin=None, background_px: float = 150.0) -> SkinOptics:
     return SkinOptics(
         rgb=rgb, background_od=np.ascontiguousarray(bg, dtype=np.float32), background_px=float(background_px), cell_px=cell
     )
-
-
-class BlendedOptics:
-    """A photo's relative optical density against the blend of two skin backgrounds: ``parts``,
-    (``SkinOptics``, weight) pairs whose weights sum to 1, on cells of whole pixels either side
-    of ``background_px / 8`` (:func:`blended_skin_optics`). The relative OD is linear in the
-    background, so each reading is the weighted sum of the parts' readings. ``cell_px`` is the
-    rounded cell (what a single background would use), for the sizes that count in cells."""
-
-    def __init__(self, parts) -> None:
-        self.parts = tuple(parts)
-        o = self.parts[0][0]
-        self.rgb = o.rgb
-        self.background_px = float(sum(p.background_px * wt for p, wt in self.parts))
-        self.cell_px = max(1, int(round(self.background_px / 8.0)))
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.rgb.shape[:2]
-
-    def project(self, weights) -> np.ndarray:
-        """:meth:`SkinOptics.project` against the blended background."""
-        out = None
-        for o, wt in self.parts:
-            v = o.project(weights)
-            if out is None:
-                out = v * np.float32(wt)
-            else:
-                out += np.float32(wt) * v
-        return out
-
-    def vessel_signal(self) -> np.ndarray:
-        return self.project(VESSEL_DIRECTION)
-
-    def chromophore_maps(self) -> dict[str, np.ndarray]:
-        maps = self.project(_UNMIX)
-        return {name: maps[i] for i, name in enumerate(_NAMES)}
-
-    def relative_od_at(self, points_yx) -> np.ndarray:
-        out = None
-        for o, wt in self.parts:
-            v = np.float32(wt) * o.relative_od_at(points_yx)
-            out = v if out is None else out + v
-        return out
-
-
-def blended_skin_optics(rgb, *, skin=None, background_px: float):
-    """``skin_optics`` whose background moves continuously with ``background_px``: with cells
-    of ``c = background_px / 8`` px not a whole number, the backgrounds on cells of floor(c)
-    and floor(c) + 1 px, weighted 1 - frac(c) and frac(c) (:class:`BlendedOptics`); a whole
-    ``c`` gives ``skin_optics`` itself. At each whole cell size the blend is the single
-    background, so the readings change with the scale without the rounded cell's jump."""
-    c = float(background_px) / 8.0
-    c0 = math.floor(c)
-    t = c - c0
-    if c0 < 1 or t < 1e-6 or t > 1.0 - 1e-6:
-        return skin_optics(rgb, skin=skin, background_px=background_px)
-    return BlendedOptics(((skin_optics(rgb, skin=skin, background_px=8.0 * c0), 1.0 - t), (skin_optics(rgb, skin=skin, background_px=8.0 * (c0 + 1)), t)))
-
 
 
 def _bilinear_index(full: int, coarse: int, cell: int) -> tuple[np.ndarray, np.ndarray]:

@@ -198,16 +198,12 @@ def compare(
     staining_shift_check: bool = True,
     matting_vessel_ends: bool = True,
     matting_shift_check: bool = True,
-    same_skin_background: bool = False,
     clipped_code: int = 32,
     matting_ridges: bool = False,
     matting_vessels: bool = True,
     staining_above_skin: bool = True,
     same_skin_check: bool = True,
     texture_by_place: bool = True,
-    background_continuous: bool = False,
-    cleared_drop_frac: float = 0.0,
-    staining_coarse_seeds: bool = False,
     min_baseline_mm: float | None = 5.0,
     cleared_noise_margin: float = 0.0,
     matting_pigment_spots: bool = True,
@@ -294,18 +290,6 @@ def compare(
         recompressed copy of themselves, matting on 5 of 9 photos -> 3, veins_01's five patches
         along the fingers -> two). On by default: no development, held-out or fresh series
         figure moved. False: every such patch is matting.
-    same_skin_background : bool
-        Estimate both photos' local skin backgrounds on the same pixels, the compared skin. The
-        baseline's is otherwise estimated on its own skin mask and the follow-up's on the
-        compared skin; where the baseline's mask takes in pixels the follow-up's does not
-        (background between the legs, the rim of a hand, a finger), the backgrounds differ
-        there and the skin reads redder or browner in broad blobs (BENCHMARKS.md, session 27:
-        with ``matting_shift_check``, no staining or matting on any of the 9 real photos
-        against their moved copies; development staining 18.0 -> 12.4 %, held-out 10.3 -> 9.7 %,
-        but the fresh series' staining false alarms 0/3 -> 1/3 and matting 22.6 -> 25.6 %;
-        session 28: the fresh false alarm, 369/2, is on main too now; held-out 319/2 and
-        332/1 read their stains 3-11 times too large, a false strip along the follow-up's
-        frame edge on 332/1). Off by default for that.
     same_skin_check : bool
         A staining or matting patch is reported only if its rise holds on the baseline read
         against the same skin as the follow-up. The baseline's background is estimated on its
@@ -324,111 +308,9 @@ def compare(
         redness that still rises past its gate (three times the pixel's noise) on the same-skin
         reading, outlined again as a patch is, each piece judged again (:func:`_matting_cut`).
         A change of the skin rises about as far either way. Patches are still found and measured
-        on the baseline's own background (unlike ``same_skin_background``, which changes the
-        areas). BENCHMARKS.md, session 30: real photos against a moved copy of themselves,
-        veins_04 1 828 / 7 657 px² staining / matting -> 0 / 0, veins_05 8 210 / 8 724 -> 90 / 0.
-        Needs the shift checks on; nothing to do with ``same_skin_background``.
-    background_continuous : bool
-        Both photos' skin backgrounds (:func:`~veinscope.chromophores.skin_optics`, cells of
-        ``background_px / 8`` rounded to whole pixels) read as the blend of the backgrounds on
-        the two whole cell sizes either side of ``background_px / 8``, weighted by its
-        fraction (:class:`~veinscope.chromophores.BlendedOptics`), so that the change maps move continuously with the
-        scale: with one rounded cell the grid jumps by a pixel per cell (1/20 of the
-        background) at the knife edge, the two backgrounds' difference moves by about half the
-        redness reading's noise there, and a matting patch near its gate comes and goes with a
-        0.7 % change of scale (session 31, series 305 at 1600 x 1200: 46.5 mm² at 8.180 px/mm,
-        none at 8.234).
-    clipped_code : int
-        Pixels whose green or blue channel is below this code value while red is at least
-        ``4 x clipped_code`` (128 by default), in either photo, and whose green or blue to red
-        ratio (linear light) is under a quarter of the same ratio's median over the compared
-        skin (a saturated red: a painted nail, a red mark; not a whole dark skin under a warm
-        light, whose blue is low everywhere), and 2 px around them, are left out of the
-        staining and matting search and of the statistics those figures are read on: a channel
-        near code 0 carries no colour information, and a few codes of relighting and JPEG there
-        read as a large change of optical density (session 28: four RGB 200 / 25 / 45 spots on
-        a generated leg against its moved copy, 3 matting patches -> none; veins_01's patch by
-        a red nail gone; no series pair changed; type-6 skin under a warm cast, R / G / B gains
-        1.4 / 0.85 / 0.5: stains and matting read as with the rule off). 0 turns this off.
-    matting_ridges : bool
-        Also read a matting patch's faint fine vessels as ridges of the redness change, gated
-        against the photo's own falls of redness (:func:`_ridge_faint`): they extend a patch
-        already perceptible, as the faint pixels do (BENCHMARKS.md, sessions 26-27: matting's
-        median area error development 25.2 -> 23.8 %, fresh series 22.6 -> 19.2 %, held-out
-        26.0 -> 26.2 %, no new false alarm). Off by default: the held-out median pairs are
-        over-measured blushes that any growth of the outline pushes further out.
-    matting_vessels : bool
-        Also outline a matting patch around the new fine vessels its outline reaches that stand
-        out of the skin beside them, read along their course by oriented line filters on the
-        change of the photo's whole haemoglobin-like density (lightness included, which a JPEG
-        keeps at full resolution, where the redness alone is read at the chroma's halved
-        resolution) (:func:`_visible_new_vessels`): the truth's patch is the area within
-        0.75 mm of the visible fine vessels, and a patch's periphery has its vessels without the
-        blush that makes its core perceptible. They extend a patch already perceptible, never
-        start one, one step of the outline; pieces on a perceptible stain and pieces of a long
-        new vessel (which the new-vessel step reports) are not taken (BENCHMARKS.md, sessions
-        28-29: matting's median area error development 25.2 -> 22.4 %, held-out series 26.0 ->
-        23.2 %, fresh series 22.6 -> 15.8 %, no new false alarm, improvement and staining
-        unchanged). The review of session 28 found faint hairs taken in as vessels, the
-        whole-photo and tiled paths reading different areas, and a piece beyond a gap in the
-        compared skin outlined as a patch of its own; all three are fixed (a piece's redness over
-        it grown by 2 px must reach 0.3 of its darkening; the gate is read over the skin within
-        3 mm of each patch and the filters over the box grown by their reach; only what stays
-        joined to a patch is kept), and a piece the baseline's own density explains once shifted
-        by a pixel (an edge of the skin softened by the warp) is not taken. On by default since
-        session 29 (with the engine's session 29 deep pass: development 21.4 %, held-out 26.0 ->
-        23.2 %, fresh 22.6 -> 15.8 %); on the real photos against a moved copy of themselves no
-        patch more, but three false patches 0.2-12 % larger. False: the pixel reading alone.
-    staining_above_skin : bool
-        Drop a staining patch whose melanin-like rise reaches a seed's strength only because the
-        baseline lay below its skin's level there: the rise counted from the skin's level or the
-        baseline's, whichever is higher (the smaller of the rise and the follow-up's own level),
-        stays under the seed level over the patch while the rise itself passes it
-        (:func:`_rise_from_below_skin`). A blue vessel's soft rim unmixes into a negative
-        melanin-like value; when the vessel fades it comes back to the skin's level, and with a
-        pigment too faint to see beside it (a stain fading out) reads as a new stain
-        (BENCHMARKS.md, session 29: fresh series 369/2's 0.9 mm² staining false alarm, a stain at
-        88 % of its visible level beside a cleared twig; development unchanged, held-out 318/2
-        64.5 -> 62.9 mm² against 62.4 and 320/1 292.5 -> 291.3 against 295.8, medians unchanged).
-        Only beside a baseline vessel that cleared (a centreline point within 1.5 mm,
-        :func:`_near_cleared`): beside a vessel still there the rim's dip is in both photos and
-        the rise is all new pigment (the session's review: a new stain along a persisting vein
-        was dropped whole). On by default. False: such patches are kept.
-    texture_by_place : bool
-        Read the skin texture's ΔE00, which sets how far a baseline vessel must stand out to
-        count as perceptible (``min_delta_e`` and 1.5 times the texture's), on 20 000 skin
-        samples chosen by place (:func:`_place_pick`) rather than on 4 000 taken as every k-th
-        pixel of the list. Every k-th pixel shifts every sample when the
-        baseline's vessels gain or lose a few pixels, and 4 000 samples of a heavy-tailed ΔE00
-        read the texture a few per cent high or low: on the real photo veins_01 against a moved
-        copy of itself, dropping one 5-px short mark from the baseline (``analyze(
-        short_chain_nfa=1.0)``) moved the texture's ΔE00 4.23 -> 3.93 and the false improvement
-        2.9 -> 6.8 points; read by place the two read 6.2 and 6.2 (4.8 and 5.2 on 200 000
-        samples, which cost 0.7 s CPU of a 12 MP comparison; BENCHMARKS.md, session 31, helper
-        flip31 and the lead). False: the earlier sample.
-    cleared_drop_frac : float
-        A baseline centreline point perceptible at baseline counts as cleared only when, besides
-        falling under the follow-up's threshold of "perceptible", its blood ΔE00 in the follow-up
-        fell by more than this fraction of its baseline ΔE00 (0-1; 0: the threshold alone). Many
-        of a leg's centreline points read within a few per cent of that threshold; a follow-up
-        in another light (its skin texture, hence its threshold, read 3 % higher) and saved
-        again as a JPEG (its noise, and 4:2:0 chroma softening a fine vessel's colour by a few
-        per cent) tips those points under it although nothing changed. On the real photo
-        veins_01 against a moved copy of itself the 65 points read cleared (6.2 %) lay 0-12 %
-        above the baseline's threshold and kept 90-98 % of their ΔE00; 0.1 reads 0.1 %, but
-        moves the development series 3.7 -> 3.8 points, so it is off (BENCHMARKS.md, session 33,
-        helper self33). A vessel that faded keeps its course but loses more than that.
-    staining_coarse_seeds : bool
-        Also look for staining seeds on the melanin-like change blurred over 0.5 mm (at least
-        twice the first blur), against that map's own noise, where the first blur's seed level
-        asks for more than the eye needs (a rise of that level makes more than the ΔE00 gate on
-        the skin there) and not on a pigment spot the baseline already shows; judge each patch's
-        rise from below the skin at its seed's blur and level, the baseline's dip having to take
-        more than the change's noise from it. On dark skin each pixel's optical density is noisy (a code
-        step of a dark pixel is a large step in OD, and the glare of the moved light shifts it):
-        the change's noise reads 0.07-0.10 on skin type 6 against 0.02-0.03 on types 2-3, and a
-        stain the eye sees (ΔE00 2.3-2.5 against the same photo without it) peaks under six
-        times that at the first blur (BENCHMARKS.md, session 33, helper dark33). Off by default.
+        on the baseline's own background. BENCHMARKS.md, session 30: real photos against a moved
+        copy of themselves, veins_04 1 828 / 7 657 px² staining / matting -> 0 / 0, veins_05 8 210 / 8 724 -> 90 / 0.
+        Needs the shift checks on.
     min_baseline_mm : float or None
         With a scale: when less than this length of vessel (mm) is found in the baseline within
         the part both photos show, give no improvement percentage (``improvement_pct``, the
@@ -455,7 +337,7 @@ def compare(
         measured on the pair: the robust spread (1.4826 x MAD) of the change of the same skin
         samples' ΔE00 between the baseline and the aligned follow-up (the photos' light, JPEG,
         camera noise and the registration's residual; the skin did not change), recorded as
-        ``params["pair_noise_delta_e"]``. Unlike ``cleared_drop_frac`` (a fixed share) it
+        ``params["pair_noise_delta_e"]``. Unlike a fixed share (session 33's ``cleared_drop_frac``) it
         follows the pair: a noisier follow-up asks for a larger drop. At 1 the real photos
         against a moved copy of themselves read near 0 (veins_01 6.2 -> 0.3 %, veins_06 2.2 ->
         0.5 %), but the generated development series moves 3.55 -> 3.93 points and the held-out
@@ -505,7 +387,7 @@ def compare(
     measured at full resolution in a box around it; the skin statistics (noise, texture)
     come from tiles spread over the compared skin.
     """
-    from veinscope.chromophores import OD_LUT, blended_skin_optics, skin_optics
+    from veinscope.chromophores import OD_LUT, skin_optics
     from veinscope.io import load_photo
     from veinscope.pipeline import NOMINAL_PX_PER_MM, analyze
     from veinscope.register import _detect_card, card_of_analysis, register
@@ -516,8 +398,6 @@ def compare(
             raise ValueError(f"{name} must be a positive number, got {v!r}")
     if not (0 < visible_ratio < 1):
         raise ValueError(f"visible_ratio must be between 0 and 1, got {visible_ratio!r}")
-    if isinstance(cleared_drop_frac, (bool, np.bool_)) or not (isinstance(cleared_drop_frac, (int, float, np.integer, np.floating)) and 0 <= cleared_drop_frac < 1):
-        raise ValueError(f"cleared_drop_frac must be a number from 0 to below 1, got {cleared_drop_frac!r}")
     if isinstance(cleared_noise_margin, (bool, np.bool_)) or not (isinstance(cleared_noise_margin, (int, float, np.integer, np.floating)) and 0 <= cleared_noise_margin < math.inf):
         raise ValueError(f"cleared_noise_margin must be a finite number of 0 or more, got {cleared_noise_margin!r}")
     if min_baseline_mm is not None and (isinstance(min_baseline_mm, (bool, np.bool_)) or not isinstance(min_baseline_mm, (int, float, np.integer, np.floating))
@@ -656,16 +536,15 @@ def compare(
     # the follow-up's own skin at its working resolution)
     cmp_area = ref
     bg_px = float(a_b.params.get("background_px", max(40.0, 20.0 * ppm)))
-    # the skin the backgrounds are estimated on: the compared skin in both photos (so that the
-    # change is read against the same skin around each pixel), or the baseline's own skin
-    bg_skin = cmp_area if same_skin_background else a_b.skin
-    optics = blended_skin_optics if background_continuous else skin_optics
-    o_b = optics(b_rgb, skin=bg_skin, background_px=bg_px)
-    o_f = optics(aligned_n, skin=cmp_area, background_px=bg_px)
+    # the skin the backgrounds are estimated on: the baseline's own skin, and the compared skin
+    # for the follow-up
+    bg_skin = a_b.skin
+    o_b = skin_optics(b_rgb, skin=bg_skin, background_px=bg_px)
+    o_f = skin_optics(aligned_n, skin=cmp_area, background_px=bg_px)
     mb, mf = _Maps(o_b), _Maps(o_f)
     # the baseline read against the same skin as the follow-up, for the patches' second reading
     # (built when a patch first reaches it: most comparisons have none)
-    mb_same = _LazyMaps(lambda: optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check and not same_skin_background else None
+    mb_same = _LazyMaps(lambda: skin_optics(b_rgb, skin=cmp_area, background_px=bg_px)) if same_skin_check else None
     whole = m * n <= _WHOLE_MAX_PX
     tile = max(m, n) if whole else _TILE_PX
     tol_px = max(1.5, tolerance_mm * ppm)
@@ -712,7 +591,7 @@ def compare(
     # step, which needs this step's follow-up contrasts; either way their new fine redness
     # over a treated vessel's place is not that vessel persisting
     fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
-                  by_place=bool(texture_by_place), drop_frac=float(cleared_drop_frac), noise_margin=float(cleared_noise_margin))
+                  by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin))
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -724,8 +603,7 @@ def compare(
         by_class = dict.fromkeys(by_class)
     stain = _stain(mb, mf, aligned_n, inner_m, b_vessel, f_vessel, boxes, windows, ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, skel=fad["skel"], cmp_area=cmp_area, bg_od=bg_od, min_delta_e=min_delta_e, dist=dist, b_skin=bg_skin,
                    cleared_yx=tuple(a[fad["status"] == 1] for a in fad["skel_yx"]),
-                   shift_px=max(1, int(round(tol_px))) if staining_shift_check else 0, above_skin=bool(staining_above_skin), mb_same=mb_same,
-                   coarse_seeds=bool(staining_coarse_seeds))
+                   shift_px=max(1, int(round(tol_px))) if staining_shift_check else 0, above_skin=bool(staining_above_skin), mb_same=mb_same)
     mb.release()
     mf.release()
     newv = _new_vessels(f_labels, fad, inner, stain["mask"] | matt["mask"], ppm=ppm, tol_px=tol_px, min_len_px=min_new_length_mm * ppm, calibrated=calibrated, visible_ratio=visible_ratio)
@@ -794,18 +672,14 @@ def compare(
         "staining_shift_check": bool(staining_shift_check),
         "matting_vessel_ends": bool(matting_vessel_ends),
         "matting_shift_check": bool(matting_shift_check),
-        "same_skin_background": bool(same_skin_background),
         "clipped_code": int(clipped_code),
         "matting_ridges": bool(matting_ridges),
         "matting_vessels": bool(matting_vessels),
         "staining_above_skin": bool(staining_above_skin),
         "same_skin_check": bool(same_skin_check),
         "texture_by_place": bool(texture_by_place),
-        "background_continuous": bool(background_continuous),
-        "cleared_drop_frac": float(cleared_drop_frac),
         "cleared_noise_margin": float(cleared_noise_margin),
         "pair_noise_delta_e": fad["pair_noise_delta_e"],
-        "staining_coarse_seeds": bool(staining_coarse_seeds),
         "min_baseline_mm": None if min_baseline_mm is None else float(min_baseline_mm),
         "matting_pigment_spots": bool(matting_pigment_spots),
         "matting_needs_vessel": bool(matting_needs_vessel),
@@ -1005,13 +879,9 @@ class _Maps:
 
         self.o = optics
         m, n = optics.shape
-        # one background, or the blend of two (:class:`~veinscope.chromophores.BlendedOptics`): (optics, weight,
-        # row and column interpolation indices) each
-        self._parts = []
-        for o, wt in getattr(optics, "parts", ((optics, 1.0),)):
-            bg = o.background_od
-            self._parts.append((o, wt, _bilinear_index(m, bg.shape[0], o.cell_px), _bilinear_index(n, bg.shape[1], o.cell_px)))
-        _, _, (self.y0, self.wy), (self.x0, self.wx) = self._parts[0]
+        bg = optics.background_od
+        self.y0, self.wy = _bilinear_index(m, bg.shape[0], optics.cell_px)
+        self.x0, self.wx = _bilinear_index(n, bg.shape[1], optics.cell_px)
         self.w = np.ascontiguousarray(_UNMIX, dtype=np.float32)
         self._whole = None
         self._kept: dict = {}
@@ -1058,20 +928,11 @@ class _Maps:
 
     def _project(self, out, y0, y1, x0, x1, project_relative_od, OD_LUT) -> None:
         rgb = np.ascontiguousarray(self.o.rgb[y0:y1, x0:x1])
-        part = out if len(self._parts) == 1 else np.empty_like(out)
-        for k, (o, wt, (iy, wy), (ix, wx)) in enumerate(self._parts):
-            project_relative_od(
-                rgb, OD_LUT, o.background_od,
-                np.ascontiguousarray(iy[y0:y1]), np.ascontiguousarray(wy[y0:y1]),
-                np.ascontiguousarray(ix[x0:x1]), np.ascontiguousarray(wx[x0:x1]), self.w, part,
-            )
-            if len(self._parts) > 1:
-                # the relative OD is linear in the background: the blend of the two readings
-                # is the reading against the blended background
-                if k == 0:
-                    np.multiply(part, np.float32(wt), out=out)
-                else:
-                    out += np.float32(wt) * part
+        project_relative_od(
+            rgb, OD_LUT, self.o.background_od,
+            np.ascontiguousarray(self.y0[y0:y1]), np.ascontiguousarray(self.wy[y0:y1]),
+            np.ascontiguousarray(self.x0[x0:x1]), np.ascontiguousarray(self.wx[x0:x1]), self.w, out,
+        )
 
 
 def _groups(ys: np.ndarray, xs: np.ndarray, shape, tile: int):
@@ -2034,7 +1895,7 @@ def _pair_noise_delta_e(de_b, de_f) -> float:
 
 
 def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5,
-            by_place=True, drop_frac=0.0, noise_margin=0.0):
+            by_place=True, noise_margin=0.0):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -2170,10 +2031,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         )
         brown &= ~stands
     seen_b = de_b >= thr_b
-    # a point under the follow-up's threshold that kept all but ``drop_frac`` of its baseline
-    # ΔE00 has not cleared: it sat by the threshold and the follow-up's reading (its light, its
-    # JPEG, its texture's threshold) tipped it under (compare's ``cleared_drop_frac``)
-    vis = ((de_f >= thr_f) | ((drop_frac > 0) & (de_f > (1.0 - drop_frac) * de_b))) & ~brown
+    vis = (de_f >= thr_f) & ~brown
     if noise_margin > 0:
         # ... nor one whose ΔE00 fell by no more than ``noise_margin`` times the pair's own noise
         # (compare's ``cleared_noise_margin``)
@@ -2392,10 +2250,6 @@ def _pixel_noise(pred: np.ndarray, curve: tuple[np.ndarray, np.ndarray], floor: 
 
 #: Holes in a stain at most this wide (mm) are filled (a vessel under the stain, noise).
 _STAIN_HOLE_MAX_MM = 3.0
-#: ``compare(staining_coarse_seeds=True)``: the second blur (mm, Gaussian sigma) staining seeds
-#: are looked for on. Half the narrowest stain band's width (a band along a vessel is 1 mm or more
-#: across where it is visible); not tuned on the benchmark series.
-_STAIN_COARSE_SIGMA_MM = 0.5
 
 
 def _fill_narrow_holes(mask: np.ndarray, r_px: int) -> np.ndarray:
@@ -2418,10 +2272,8 @@ def _background_without(optics, skin: np.ndarray, left_out: np.ndarray, box):
     context each side), the rest kept."""
     import dataclasses
 
-    from veinscope.chromophores import BlendedOptics, skin_optics
+    from veinscope.chromophores import skin_optics
 
-    if isinstance(optics, BlendedOptics):
-        return BlendedOptics(tuple((_background_without(o, skin, left_out, box), wt) for o, wt in optics.parts))
     cell = optics.cell_px
     m, n = optics.shape
     gm, gn = optics.background_od.shape[:2]
@@ -2436,17 +2288,14 @@ def _background_without(optics, skin: np.ndarray, left_out: np.ndarray, box):
     return dataclasses.replace(optics, background_od=bg)
 
 
-def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, shift_px=0, above_skin=False, cleared_yx=None, mb_same=None, coarse_seeds=False):
+def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, min_area_px, calibrated, skel, cmp_area, bg_od, min_delta_e, dist, b_skin, shift_px=0, above_skin=False, cleared_yx=None, mb_same=None):
     """New brown pigmentation: seeds where the melanin-like map rose clearly, grown to where
     the rise is perceptible (ΔE00 >= 2 and >= 1.5 x the map's texture) and stays brown; then
     grown again on maps whose skin backgrounds leave the stains found out (``b_skin``: the
     baseline's skin mask its background was estimated on). With ``shift_px``, a patch whose
     rise the baseline's own pigment explains once it may lie up to ``shift_px`` away (the
     registration's allowance) is a spot the baseline already shows, seen shifted, not a new
-    stain (:func:`_explained_by_shift`). With ``coarse_seeds``, seeds are also looked for on
-    the maps blurred over 0.5 mm (at least twice the first blur), against the noise of the maps
-    blurred alike (:data:`_STAIN_COARSE_SIGMA_MM`), where the first blur's level is above what
-    is seen and the baseline shows no pigment spot (``compare(staining_coarse_seeds=True)``)."""
+    stain (:func:`_explained_by_shift`)."""
     from skimage.color import deltaE_ciede2000, rgb2lab
 
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
@@ -2468,18 +2317,6 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     noise = _robust_sigma(d_s[::step])
     noise_f = _robust_sigma(f_s[::step])
     del d_s, f_s
-    # a second scale for the seeds: on dark skin the optical density of each pixel is noisy (a
-    # code value of a dark pixel is a large step in OD; session 33: the melanin-like change's
-    # noise 0.095 on type 6 against 0.02-0.03 on types 2-3), so that a stain the eye sees
-    # (ΔE00 2.3-2.5 against the same photo without it) peaks under six times the noise at the
-    # first blur; over 0.5 mm the noise falls further than a stain a millimetre or more wide does
-    sig2 = max(2.0 * sig, _STAIN_COARSE_SIGMA_MM * ppm) if coarse_seeds else None
-    if coarse_seeds:
-        bpad2 = int(math.ceil(4 * sig2)) + 2
-        d_s, f_s = _window_values(mb, mf, windows, valid, bpad2, lambda cb, cf, core: blurred(cb, cf, core, sig2))
-        noise2 = _robust_sigma(d_s[::step])
-        noise_f2 = _robust_sigma(f_s[::step])
-        del d_s, f_s
 
     # the extent is judged on finer maps (a blur would widen a sharp-edged stain), and on the
     # whole colour change the stain makes: haemosiderin is not exactly the melanin direction,
@@ -2535,30 +2372,6 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
             # stain); each patch reports its distance to the nearest baseline vessel
             cand = vb & (d_mel > 3.0 * noise) & (mel_f > 3.0 * noise_f) & brown
             seeds = [(*sd, sig, min_peak, noise) for sd in _patches(d_mel, cand, lambda p: p >= min_peak, vb & brown & (mel_f > 2.0 * noise_f), min_area_px=0.5 * min_area_px)]
-            if coarse_seeds:
-                d_mel2, mel_f2 = blurred(cb, cf, s=sig2)
-                d_blood2 = cv2.GaussianBlur(cf["haemoglobin"] + cf["venous"] - cb["haemoglobin"] - cb["venous"], (0, 0), sig2)
-                brown2 = d_mel2 >= 1.5 * np.maximum(d_blood2, 0.0)
-                cand2 = vb & (d_mel2 > 3.0 * noise2) & (mel_f2 > 3.0 * noise_f2) & brown2
-                min_peak2 = max(6.0 * noise2, 0.04)
-                for sd in _patches(d_mel2, cand2, lambda p: p >= min_peak2, vb & brown2 & (mel_f2 > 2.0 * noise_f2), min_area_px=0.5 * min_area_px):
-                    # only where the first blur's seed level asks for more than the eye needs: a
-                    # melanin-like rise of ``min_peak`` makes more than ``thr`` on the skin there
-                    # (dark skin; on light skin the first blur's level is below what is seen, and
-                    # the second blur would only add broad faint changes: session 33, development
-                    # series 303/1, a 13 mm² band along the photo's lower edge)
-                    ys_s, xs_s = _nonzero(sd[1])
-                    cy, cx = int(np.median(ys_s)) + sd[0][0] + BY0, int(np.median(xs_s)) + sd[0][2] + BX0
-                    if delta_e_of_od(bg_od(np.array([cy]), np.array([cx])), min_peak * d_dir[None, :])[0] <= thr:
-                        continue
-                    # ... and not on a pigment spot the baseline already shows (its melanin-like
-                    # map over the seed at the skin's level, 95th percentile under three times the
-                    # follow-up map's noise): a naevus darker under the other light is no new
-                    # stain (session 33, held-out series 323/1: a coarse seed beside a naevus in
-                    # both photos moved the second pass's backgrounds, and 6.8 mm² were read there)
-                    (a0, a1, b0, b1), reg_s = sd[0], sd[1]
-                    if np.percentile((mel_f2 - d_mel2)[a0:a1, b0:b1][reg_s], 95) < 3.0 * noise_f2:
-                        seeds.append((*sd, sig2, min_peak2, noise2))
             bm, bn = d_mel.shape
             for (y0, y1, x0, x1), region, peak, s_seed, peak_min, noise_s in seeds:
                 pad = int(3.0 * ppm) + 2
@@ -2650,7 +2463,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
                     continue
                 mask[Y0:Y1, X0:X1] &= ~(region & ~keep)
                 region = keep
-        if above_skin and _near_cleared(cleared_yx, box, region, int(math.ceil(1.5 * ppm))) and _rise_from_below_skin(*blurred(*(mp.box(box) for mp in maps), s=s_seed), region, peak_min, margin=noise_s if coarse_seeds else 0.0):
+        if above_skin and _near_cleared(cleared_yx, box, region, int(math.ceil(1.5 * ppm))) and _rise_from_below_skin(*blurred(*(mp.box(box) for mp in maps), s=s_seed), region, peak_min):
             mask[Y0:Y1, X0:X1] &= ~region  # a vessel's rim come back to the skin's level
             continue
         area = float(region.sum())
@@ -2729,8 +2542,8 @@ def _rise_from_below_skin(d_mel: np.ndarray, mel_f: np.ndarray, region: np.ndarr
     map -0.05 there). A new stain on plain skin rises as far above the skin as above the
     baseline. A patch whose rise itself stays under the seed's level over the grown patch is
     left as it is (its seed had the strength). ``margin``: the baseline's dip must also take
-    more than this from the rise (``compare(staining_coarse_seeds=True)`` gives the change's
-    noise: a rise at the seed level's knife edge is not lost to the percentile's wobble; session
+    more than this from the rise (session 33's coarse staining seeds, removed in session 35, gave
+    the change's noise: a rise at the seed level's knife edge is not lost to the percentile's wobble; session
     33, type 6 series 304/1: rise 0.592, above the skin 0.570, level 0.570, noise 0.095, the
     baseline's median 0.001 there, a stain the eye sees dropped)."""
     if not region.any():

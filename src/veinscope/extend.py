@@ -21,7 +21,7 @@ import numpy as np
 
 from veinscope.segment import VesselDetection
 
-__all__ = ["extend_ends", "probe_sides", "reach_end_faces"]
+__all__ = ["extend_ends", "reach_end_faces"]
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,6 @@ def extend_ends(
     probe_px: int = 0,
     max_probes: int = 3,
     probe_nfa: float = 1.0,
-    short_chain_px: int = 0,
-    not_ends_yx=None,
-    from_segment: int = 0,
 ) -> VesselDetection:
     """The detection with each chain followed on past its free ends where its vessel continues.
 
@@ -133,17 +130,6 @@ def extend_ends(
     probe_nfa : float
         The expected number of probes accepted on the skin alone, per photo (the a-contrario
         number of false alarms).
-    short_chain_px : int
-        With the probe on, the ends of chains of at least this many detected points but fewer
-        than ``min_chain_px`` are followed too, but only through an accepted probe first: a
-        short chain is not trusted to be a vessel, so its window rule alone does not carry it;
-        the probe's a-contrario level does (its ends count among the probes). 0: not followed.
-    not_ends_yx : ndarray (R, 2) int, optional
-        Points that are not followed though they end a chain (the roots of branches
-        :func:`probe_sides` added, next to the chain they leave).
-    from_segment : int
-        Only the ends of chains numbered this or higher are followed (those :func:`probe_sides`
-        added after the others were followed).
 
     Returns
     -------
@@ -184,24 +170,13 @@ def extend_ends(
     xs = np.ascontiguousarray(det.points_yx[:, 1], np.int64)
     seg = np.ascontiguousarray(det.segment, np.int64)
     ends = chain_ends(ys, xs, seg, n)
-    first = np.zeros(0, np.uint8)
-    if from_segment > 0:
-        ends = ends[seg[ends] >= int(from_segment)]
-    if not_ends_yx is not None and len(not_ends_yx):
-        nk = np.asarray(not_ends_yx, np.int64)
-        ends = ends[~np.isin(ys[ends] * n + xs[ends], nk[:, 0] * n + nk[:, 1])]
     if min_chain_px > 0:
         # the chain's own detected points: those carried to an end face (``reached``) are
         # inferred from the chain, not evidence that it is a vessel rather than a speck
         found = seg if det.reached is None else seg[~np.asarray(det.reached, bool)]
         size = np.bincount(found, minlength=det.n_segments)[seg[ends]]
         keep = size >= min_chain_px
-        short = int(short_chain_px) > 0 and int(probe_px) > 0 and int(max_probes) > 0
-        if short:  # ... and those of shorter chains, through a probe first
-            keep |= size >= int(short_chain_px)
         ends, size = ends[keep], size[keep]
-        if short:
-            first = (size < min_chain_px).astype(np.uint8)
     if ends.size == 0:
         return det
     if sig.dtype != np.float32 or not sig.flags.c_contiguous:
@@ -226,7 +201,7 @@ def extend_ends(
     follow_ends(sig, skin.view(np.uint8), ys, xs, seg, np.ascontiguousarray(det.scale_px, np.float64), ends, n,
                 max_steps, int(window_px), float(k_noise), math.cos(math.radians(max_turn_deg)), out_yx, out_skip, out_n,
                 info, int(window_px), 0.8, int(long_window_px), int(max_through_px), int(probe_px), float(z_probe),
-                int(max_probes), null_hw, null_med, null_sp, first)  # fmt: skip
+                int(max_probes), null_hw, null_med, null_sp)  # fmt: skip
     tracks = []
     buf = np.empty((max_steps, 2), np.int64)
     for a in np.flatnonzero(out_n > 0):
@@ -259,30 +234,6 @@ _MIN_PROBE_TESTS = 1000
 # starting points of the probe's null on a photo (a lattice over it; those on the skin and off
 # the vessels found count)
 _NULL_STARTS = 512
-# ... of the side probe's null: its level is read from the null's upper tail (_tail_level)
-_SIDE_NULL_STARTS = 1024
-# turns (radians) of an accepted side probe tried when centring it on its branch (within half the
-# fan's 10-degree step)
-_SIDE_TURNS = tuple(math.radians(d) for d in (-5.0, -2.5, 0.0, 2.5, 5.0))
-# the share of the null whose excesses over its quantile fit the tail
-_TAIL_FRAC = 0.1
-
-
-def _tail_level(null, p: float) -> float:
-    """The level a value of the null distribution (sample ``null``) exceeds with probability ``p``:
-    above its ``1 - _TAIL_FRAC`` quantile the tail is taken as exponential (peaks over a
-    threshold, Pickands 1975, doi:10.1214/aos/1176343003: the largest of many correlated
-    Gaussian contrasts has a Gumbel-like tail, which a Gaussian fitted to the median and MAD
-    makes far too light: at 3.09 spreads 3 times the false alarms it claims, at 4 spreads 12
-    times), its scale the mean excess; at least 0; NaN with fewer than 16 excesses."""
-    null = np.asarray(null, np.float64)
-    if null.size * _TAIL_FRAC < 16:
-        return math.nan
-    q = float(np.quantile(null, 1.0 - _TAIL_FRAC))
-    beta = float(np.mean(null[null > q] - q)) if np.any(null > q) else 0.0
-    if not beta > 0:
-        return math.nan
-    return max(q + beta * math.log(_TAIL_FRAC / min(p, _TAIL_FRAC)), 0.0)
 
 
 def _probe_nulls(sig, skin, ys, xs, seg, scale_px, probe_px: int):
@@ -307,279 +258,6 @@ def _probe_nulls(sig, skin, ys, xs, seg, scale_px, probe_px: int):
     probe_nulls(sig, skin.view(np.uint8), ys, xs, seg, skin.shape[1], f64(gy), f64(gx), f64(np.sin(ang)), f64(np.cos(ang)),
                 hw, int(probe_px), med, sp)  # fmt: skip
     return hw, med, sp
-
-
-def probe_sides(
-    det: VesselDetection,
-    signal,
-    skin,
-    *,
-    probe_px: int,
-    nfa: float = 1.0,
-    min_chain_px: int = 0,
-    step_px: float = 6.0,
-    hw_px: float = 0.75,
-    rgb=None,
-    min_delta_e: float | None = None,
-    return_roots: bool = False,
-):
-    """The detection with the branches that leave its chains' sides, found a-contrario.
-
-    At a fork the line filter and its hysteresis often keep one branch and lose the others
-    where they leave (a faint branch is finer than the vessel it leaves); the chain runs on past
-    the fork and no end is there for :func:`extend_ends` to follow. From points along each chain
-    of at least ``min_chain_px`` points (not counting those carried to an end face), one every
-    ``step_px`` px (one per lattice cell of that pitch and chain), a probe looks off the chain
-    along straight lines in 24 directions, 20 to 80 degrees off it in steps of 12 degrees (both
-    ways along it, on both sides): the mean contrast across a line of half-width ``hw_px`` (the tracker's statistic,
-    :func:`veinscope._kernels.track.cross_contrast`) over ``probe_px`` points, counted from
-    where the template's far flank is clear of the chain's edge (twice its half-width and a
-    pixel); each direction screened over its first quarter, the three best measured over the
-    whole length, the largest is the statistic. A probe that comes within reach of a
-    centreline (its own chain's or another's) is not counted.
-
-    The statistic's null is the same statistic from about 1000 points on a lattice over the
-    skin clear of the detected centrelines (farther than the probe reaches from every one:
-    :func:`veinscope._kernels.track.side_nulls`). A probe is accepted when the null exceeds
-    its value with probability at most ``nfa / S`` (S the starting points, counted as at least
-    1000 as :func:`extend_ends`' probes): the a-contrario number of false alarms (Desolneux,
-    Moisan and Morel 2000, doi:10.1023/A:1008325632327), at most ``nfa`` branches per photo on
-    skin alone. The largest of many correlated Gaussian contrasts has a far heavier upper tail
-    than a Gaussian fitted to its median and spread, so the level is read from the null's tail
-    (:func:`_tail_level`). Of accepted probes that overlap, the strongest is kept; each is
-    centred on its branch (moved along the chain by up to half the spacing and turned by up to
-    5 degrees, the most contrast kept), rasterised from its chain point as an 8-connected line
-    and, with ``rgb`` and ``min_delta_e``, kept only when its colour differs from the skin beside
-    it by at least ``min_delta_e`` CIEDE2000 beyond the chain's width
-    (:func:`veinscope.measure.chain_delta_e`). Each branch becomes a chain of its own (judged by
-    its own colour in :func:`veinscope.measure.measure_vessels`, as a detected chain is: a hair
-    or a crease met beside a vessel is not that vessel's) and kept only with the chain it leaves
-    (``parent``: a branch of a false mark is not a new mark).
-
-    Parameters
-    ----------
-    det : VesselDetection
-    signal : ndarray (M, N) float
-        The map the ridges were found on (vessels bright, 0 off the skin).
-    skin : ndarray (M, N) bool
-    probe_px : int
-        The probe's length in points (pixels); 0 adds nothing.
-    nfa : float
-        The expected number of branches accepted on the skin alone, per photo.
-    min_chain_px : int
-        Chains with fewer points (not counting those carried to an end face) start no probe.
-    step_px : float
-        The spacing of the starting points along a chain, px.
-    hw_px : float
-        The probe's half-width, px (a branch that a detection loses is a fine one).
-    rgb, min_delta_e
-        As :func:`extend_ends`.
-    return_roots : bool
-        Also return each new chain's root, the point next to the chain it leaves (R, 2) int:
-        not a free end for :func:`extend_ends` (``not_ends_yx``), which follows the branches on
-        from their far ends (``from_segment``).
-
-    Returns
-    -------
-    VesselDetection
-        A new detection with each accepted branch a new chain (numbered from ``det.n_segments``,
-        ``weak`` False, neither ``tracked`` nor ``reached``, its ``parent`` the chain it leaves:
-        kept only with it); the input is not modified. With
-        ``return_roots``, (detection, roots).
-
-    Examples
-    --------
-    A faint fine branch leaving a strong bar's side at 45 degrees, on pixel noise:
-
-    >>> from veinscope.segment import VesselDetection
-    >>> rng = np.random.default_rng(0)
-    >>> sig = rng.normal(0, 0.05, (120, 320)).astype(np.float32); sig[59:63, 20:300] += 1.0
-    >>> for s in range(0, 55):
-    ...     sig[62 + s, 152 + s] += 0.4
-    >>> k = 280; pts = np.stack([np.full(k, 60), np.arange(20, 20 + k)], axis=1)
-    >>> det = VesselDetection(pts.astype(np.int32), np.zeros(k, np.int32), np.ones(k, np.float32),
-    ...                       np.tile(np.float32([1, 0]), (k, 1)), np.full(k, 2.0, np.float32), 1, 0.01, (0.0, 0.0))
-    >>> out = probe_sides(det, sig, np.ones(sig.shape, bool), probe_px=20)
-    >>> out.n_segments, int(out.points_yx[out.segment == 1][:, 0].max()) > 80
-    (2, True)
-    """
-    from veinscope._kernels.track import raster_track, side_nulls, side_probes, window_contrast
-
-    if int(probe_px) < 0 or not (isinstance(nfa, (int, float)) and math.isfinite(nfa) and nfa > 0):
-        raise ValueError(f"probe_px must be >= 0 and nfa a positive number, got {probe_px!r}, {nfa!r}")
-    if not (isinstance(step_px, (int, float)) and step_px >= 1) or not (isinstance(hw_px, (int, float)) and hw_px > 0):
-        raise ValueError(f"step_px must be >= 1 and hw_px > 0, got {step_px!r}, {hw_px!r}")
-    skin = np.asarray(skin, dtype=bool)
-    sig = np.asarray(signal)
-    if sig.shape != skin.shape:
-        raise ValueError(f"signal and skin must have the same shape, got {sig.shape} and {skin.shape}")
-    length = int(probe_px)
-    k = det.points_yx.shape[0]
-    if k == 0 or length < 1:
-        return (det, np.zeros((0, 2), np.int64)) if return_roots else det
-    if sig.dtype != np.float32 or not sig.flags.c_contiguous:
-        sig = np.ascontiguousarray(sig, np.float32)
-    m, n = skin.shape
-    ys = np.ascontiguousarray(det.points_yx[:, 0], np.int64)
-    xs = np.ascontiguousarray(det.points_yx[:, 1], np.int64)
-    seg = np.ascontiguousarray(det.segment, np.int64)
-    # the starting points: detected points of chains long enough, one per lattice cell and chain
-    own = np.ones(k, bool)
-    if det.reached is not None:
-        own &= ~np.asarray(det.reached, bool)
-    size = np.bincount(seg[own], minlength=det.n_segments)
-    cand = np.flatnonzero(own & (size[seg] >= max(int(min_chain_px), 1)))
-    if cand.size == 0:
-        return (det, np.zeros((0, 2), np.int64)) if return_roots else det
-    cy = (ys[cand] / step_px).astype(np.int64)
-    cx = (xs[cand] / step_px).astype(np.int64)
-    cell = (cy * (int(n / step_px) + 2) + cx) * (det.n_segments + 1) + seg[cand]
-    _, first = np.unique(cell, return_index=True)
-    starts = np.ascontiguousarray(cand[np.sort(first)], np.int64)
-    nrm = det.normals_yx[starts].astype(np.float64)
-    tys = np.ascontiguousarray(-nrm[:, 1])
-    txs = np.ascontiguousarray(nrm[:, 0])
-    # the chain's edge: twice its half-width (the Hessian scale; a vessel's blurred profile
-    # reaches about that far), the larger of the point's and its chain's median, and a pixel
-    from veinscope._kernels.groups import group_medians
-
-    chain_hw = group_medians(det.scale_px[own].astype(np.float32), seg[own], det.n_segments).astype(np.float64)
-    offs = np.ascontiguousarray(2.0 * np.maximum(np.maximum(det.scale_px[starts].astype(np.float64), chain_hw[seg[starts]]), 0.75) + 1.0)
-    # the null: the same statistic on the skin off the centrelines, from a lattice over the
-    # skin clear of them (cells of the probe's reach with no centreline point in or beside them)
-    f64 = (lambda v: np.ascontiguousarray(v, np.float64))
-    far = int(math.ceil(hw_px + 2.0 * max(2.0 * hw_px, 2.0))) + 1 + length
-    occ = np.zeros((m // far + 3, n // far + 3), bool)
-    occ[ys // far + 1, xs // far + 1] = True
-    occ = occ[:-2, :-2] | occ[1:-1, :-2] | occ[2:, :-2] | occ[:-2, 1:-1] | occ[1:-1, 1:-1] | occ[2:, 1:-1] | occ[:-2, 2:] | occ[1:-1, 2:] | occ[2:, 2:]
-    free = float(np.count_nonzero(skin)) / skin.size * max(1.0 - float(occ.mean()), 0.0)
-    step = max(math.sqrt(m * n * max(free, 1e-3) / _SIDE_NULL_STARTS), 4.0)
-    gy, gx = np.meshgrid(np.arange(step / 2, m, step), np.arange(step / 2, n, step), indexing="ij")
-    gy, gx = gy.ravel(), gx.ravel()
-    gyi, gxi = gy.astype(np.int64), gx.astype(np.int64)
-    on = skin[gyi, gxi] & ~occ[gyi // far, gxi // far]
-    gy, gx = gy[on], gx[on]
-    ang = (np.arange(gy.size) * math.pi * (3.0 - math.sqrt(5.0))) % math.pi  # the golden angle
-    null = np.empty(gy.size, np.float64)
-    side_nulls(sig, skin.view(np.uint8), ys, xs, seg, n, f64(gy), f64(gx), f64(np.sin(ang)), f64(np.cos(ang)),
-               float(hw_px), length, null)  # fmt: skip
-    null = null[np.isfinite(null)]
-    thresh = _tail_level(null, nfa / max(starts.size, _MIN_PROBE_TESTS))
-    if not np.isfinite(thresh):
-        log.info("side probes: %d starts, too few null values (%d): none", starts.size, null.size)
-        return (det, np.zeros((0, 2), np.int64)) if return_roots else det
-    val = np.empty(starts.size, np.float64)
-    geo = np.empty((starts.size, 3), np.float64)
-    side_probes(sig, skin.view(np.uint8), ys, xs, seg, n, starts, tys, txs, offs, float(hw_px), length, float(thresh),
-                val, geo)  # fmt: skip
-    hit = np.flatnonzero(val >= thresh)
-    log.info("side probes: %d starts, level %.4g from %d null values, %d accepted", starts.size, thresh, null.size, hit.size)
-    if hit.size == 0:
-        return (det, np.zeros((0, 2), np.int64)) if return_roots else det
-    hit = hit[np.argsort(-val[hit], kind="stable")]
-    # the strongest of overlapping probes (a branch is seen from several starting points)
-    taken = np.zeros((m // 2 + 3, n // 2 + 3), bool)
-    branches = []
-    foot = max(2.0 * hw_px, 2.0)
-    skin_u8 = skin.view(np.uint8)
-    for i in hit:
-        p = starts[i]
-        dy, dx, k0 = geo[i]
-        k0 = int(k0)
-        # centred on the branch: the probe's line moved along the chain by up to half the
-        # starting points' spacing and turned by up to half the fan's step, the most contrast kept (a
-        # line a pixel off a fine branch paints skin and reads the skin's colour)
-        y0, x0 = float(ys[p]), float(xs[p])
-        best = val[i]
-        for da in _SIDE_TURNS:
-            c, s_ = math.cos(da), math.sin(da)
-            ry, rx = c * geo[i, 0] + s_ * geo[i, 1], -s_ * geo[i, 0] + c * geo[i, 1]
-            for sh in np.arange(-(step_px // 2), step_px // 2 + 1):
-                sy, sx = ys[p] + sh * tys[i], xs[p] + sh * txs[i]
-                v = window_contrast(sig, skin_u8, sy + k0 * ry, sx + k0 * rx, ry, rx, float(hw_px), hw_px + foot,
-                                    hw_px + 2 * foot, length)  # fmt: skip
-                if v > best:
-                    best, dy, dx, y0, x0 = v, ry, rx, sy, sx
-        t = np.arange(1, k0 + length + 1, dtype=np.float64)
-        track = np.stack([y0 + t * dy, x0 + t * dx], axis=1).astype(np.float32)
-        buf = np.empty((track.shape[0] + 1, 2), np.int64)
-        c = raster_track(ys[p], xs[p], track, np.zeros(track.shape[0], bool), m, n, buf)
-        if c == 0:
-            continue
-        pts = buf[:c].copy()
-        # the counted part (beyond the chain's own width)
-        counted = np.hypot(pts[:, 0] - ys[p], pts[:, 1] - xs[p]) >= k0
-        off_chain = pts[counted]
-        if off_chain.shape[0] == 0 or np.count_nonzero(taken[off_chain[:, 0] // 2 + 1, off_chain[:, 1] // 2 + 1]) * 3 > off_chain.shape[0]:
-            continue  # mostly on a stronger probe's branch
-        for dyc in (0, 1, 2):
-            for dxc in (0, 1, 2):
-                taken[pts[:, 0] // 2 + dyc, pts[:, 1] // 2 + dxc] = True
-        branches.append((i, pts, counted))
-    log.info("side probes: %d branches after overlaps", len(branches))
-    if not branches:
-        return (det, np.zeros((0, 2), np.int64)) if return_roots else det
-    new_yx = np.concatenate([b for _, b, _ in branches])
-    owner = np.concatenate([np.full(b.shape[0], i) for i, b, _ in branches])
-    if rgb is not None and min_delta_e is not None:
-        from veinscope.measure import chain_delta_e
-
-        # judged beyond the chain's own width (the joining pixels are the chain's colour)
-        beyond = np.concatenate([f for _, _, f in branches])
-        tan = _tangents(new_yx, owner)
-        nrm_new = np.stack([tan[:, 1], -tan[:, 0]], axis=1)
-        de = chain_delta_e(rgb, new_yx, nrm_new, np.full(owner.size, 2.0 * hw_px), owner, beyond, skin)
-        keep = np.array([not (de.get(int(a), np.nan) < min_delta_e) for a in owner])
-        new_yx, owner = new_yx[keep], owner[keep]
-        if new_yx.shape[0] == 0:
-            return (det, np.zeros((0, 2), np.int64)) if return_roots else det
-    log.info("side probes: %d branches kept, %d points", np.unique(owner).size, new_yx.shape[0])
-    # each branch a chain of its own, judged by its own colour as every detected chain (a hair
-    # or a crease met beside a vessel is not that vessel's); its root (the point next to the
-    # chain it leaves) is not a free end
-    old_key = ys * n + xs
-    new_key = new_yx[:, 0] * n + new_yx[:, 1]
-    fresh = ~np.isin(new_key, old_key)
-    _, first = np.unique(new_key, return_index=True)
-    uniq = np.zeros(new_key.size, bool)
-    uniq[first] = True
-    sel = fresh & uniq
-    new_yx, owner = new_yx[sel], owner[sel]
-    if new_yx.shape[0] == 0:
-        return (det, np.zeros((0, 2), np.int64)) if return_roots else det
-    ids = np.unique(owner)
-    roots = np.array([new_yx[owner == a][0] for a in ids], np.int64).reshape(-1, 2)
-    new_seg = det.n_segments + np.searchsorted(ids, owner)
-    tan = _tangents(new_yx, owner)
-    pts = np.concatenate([det.points_yx.astype(np.int64), new_yx])
-    order = np.argsort(pts[:, 0] * n + pts[:, 1], kind="stable")
-    k = det.points_yx.shape[0]
-
-    def grow(old, new):
-        return np.concatenate([old, new])[order]
-
-    flags = {}
-    for name in ("tracked", "reached"):
-        old = getattr(det, name)
-        flags[name] = None if old is None else grow(np.asarray(old, bool), np.zeros(new_yx.shape[0], bool))
-    out = replace(
-        det,
-        points_yx=pts[order].astype(np.int32),
-        segment=grow(det.segment, new_seg).astype(np.int32),
-        strength=grow(det.strength, det.strength[starts[owner]]).astype(np.float32),
-        normals_yx=grow(det.normals_yx, np.stack([tan[:, 1], -tan[:, 0]], axis=1)).astype(np.float32),
-        scale_px=grow(det.scale_px, np.full(owner.size, hw_px)).astype(np.float32),
-        n_segments=det.n_segments + ids.size,
-        # judged by the rules of every detected chain (not as a weak band: those need a ΔE00 of 3)
-        weak=None if det.weak is None else np.concatenate([np.asarray(det.weak, bool), np.zeros(ids.size, bool)]),
-        parent=np.concatenate([np.full(det.n_segments, -1, np.int64) if det.parent is None else np.asarray(det.parent, np.int64),
-                               seg[starts[ids]]]),
-        follows=None if det.follows is None else np.concatenate([np.asarray(det.follows), np.full(ids.size, -1)]),
-        fixed_points=None if det.fixed_points is None else np.concatenate([np.asarray(det.fixed_points), np.full(ids.size, -1)]),
-        **flags,
-    )
-    log.info("side probes: %d chains of %d points added (%d before)", ids.size, new_yx.shape[0], k)
-    return (out, roots) if return_roots else out
 
 
 def reach_end_faces(det: VesselDetection, signal, skin, *, max_widths: float = 2.0, k_noise: float = 1.0) -> VesselDetection:
@@ -722,19 +400,14 @@ def reach_end_faces(det: VesselDetection, signal, skin, *, max_widths: float = 2
 
 
 def warmup() -> None:
-    """Compile (or load from the Numba cache) the kernel of :func:`reach_end_faces`' pruning and
-    those of :func:`probe_sides` on tiny inputs: the first runs only where a walk found an end
-    face, which :func:`veinscope.warmup`'s small photo need not show; the others are off by default."""
-    from veinscope._kernels.track import end_clutter, side_nulls, side_probes
+    """Compile (or load from the Numba cache) the kernel of :func:`reach_end_faces`' pruning on
+    tiny inputs: it runs only where a walk found an end face, which :func:`veinscope.warmup`'s
+    small photo need not show."""
+    from veinscope._kernels.track import end_clutter
 
     z = np.zeros(1)
     i = np.zeros(1, np.int64)
     end_clutter(z, z, i, np.array([0, 1], np.int64), z, z, z, z, np.ones(1), i, np.zeros(1, bool))
-    # ... and the side probe's (off by default, so the small photo does not reach them)
-    sig = np.zeros((8, 8), np.float32)
-    skin = np.ones((8, 8), np.uint8)
-    side_nulls(sig, skin, i, i, i, 8, z, z, z, np.ones(1), 0.75, 2, np.zeros(1))
-    side_probes(sig, skin, i, i, i, 8, i, z, np.ones(1), np.ones(1), 0.75, 2, 0.0, np.zeros(1), np.zeros((1, 3)))
 
 
 def _end_clutter(det: VesselDetection, fy, fx, ty, tx, hw, own) -> np.ndarray:

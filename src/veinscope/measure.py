@@ -140,12 +140,12 @@ class MeasuredVessels:
 
 
 def measure_vessels(
-    det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0, min_elongation=0.0,
+    det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
-    branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None, cover_chain_widths=None,
-    smooth_widths=None, valley_sides=False, undecided_z=None, undecided_gap_px=None, smooth_along_chain=False,
+    branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None,
+    smooth_widths=None, valley_sides=False, undecided_z=None, undecided_gap_px=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -184,18 +184,11 @@ def measure_vessels(
         less than its width, so a chain's last few points read as a disc three times its width
         are its end's profile (shading, a crease), not a wider vessel. ``None``: the
         ``smooth_mm`` window only.
-    smooth_along_chain : bool
-        Take each point's ``smooth_mm`` median over the points of its own chain only
-        (``det.segment``; :func:`veinscope._kernels.ridges.window_median_chain`), not over every
-        accepted point in the window: a parallel vessel within ``smooth_mm`` keeps its own width.
-        False: every accepted point in the window.
     valley_sides : bool
         Keep a chain only where the skin on both its sides is lighter than it (a dark line: a
         valley of lightness), not on one side only (a one-sided step: a shadow's edge, the
         leg's outline, a fold's shaded flank): :func:`_one_sided_chains`, read against the
         skin's own slope across the chain; chains under 1 mm wide only. Needs ``rgb``.
-    min_elongation : float
-        A chain shorter than this many times its diameter is a patch, not a vessel.
     max_covered : float
         A chain with more than this share of its points inside the width of longer chains
         repeats a vessel already found and is dropped (1 keeps every chain).
@@ -295,12 +288,6 @@ def measure_vessels(
         kept only if its :func:`chain_delta_e` stands out of the photo's own skin texture
         (:func:`_texture_nfa` with ``symmetric_null``: its number of false alarms, over the
         short chains tested, under ``short_chain_nfa``). ``None``: not judged.
-    cover_chain_widths : float, optional
-        For ``max_covered``'s share, each point's disc is at most this many times its chain's
-        median radius: a fine vessel whose last points lie on a wide vein reads the vein's
-        profile there, and those discs would cover the vein's own few centreline points as if
-        it repeated the fine vessel (the painting smooths them away along the chain). ``None``:
-        each point's own width.
     size_class_z : float, optional
         Judge each size-class piece's width with its error bar (:func:`_size_class_margin`):
         a piece whose mean diameter is less than this many standard errors on its side of the
@@ -326,7 +313,7 @@ def measure_vessels(
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import (
-        drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median, window_median_chain,
+        drop_covered_chains, paint_discs, paint_links, same_class_pieces, window_median,
     )
     from veinscope.chromophores import unmix
 
@@ -445,8 +432,6 @@ def measure_vessels(
         # fit (very faint or tangled) falls back to the Hessian scale (a bar of width w
         # responds most at sigma = w / 2).
         fallback = w_median[c_id] if n_fitted[c_id] else 2.0 * float(np.median(det.scale_px[idx]))
-        if idx.size < min_elongation * fallback:
-            continue  # a patch (blotchy redness, a bruise, a naevus), not a line
         if max_red_width_px is not None and red_frac >= 0.5 and fallback >= max_red_width_px:
             # red and wider than a telangiectasia: redness of the skin, not a vein; dropped after
             # the overlap rule, so that the chains repeating it go with it
@@ -457,9 +442,6 @@ def measure_vessels(
         accepted[idx] = True
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)
-    # a branch whose chain is dropped goes with it before the rules that look at the neighbours
-    # kept (overlap, lone patches), and again after them
-    accepted = _with_parents(accepted, det)
     if branch_melanin_widths is not None and chain_info:
         ids = np.array([c for c in chain_info if c not in part_of], np.int64)
         if ids.size:
@@ -481,17 +463,7 @@ def measure_vessels(
         chain_ok = np.zeros(det.n_segments, bool)
         chain_ok[np.unique(det.segment[accepted])] = True
         order = np.flatnonzero(chain_ok)[np.argsort(-sizes[chain_ok], kind="stable")].astype(np.int64)
-        parent = getattr(det, "parent", None)
-        if parent is not None:
-            # branches found beside a chain (:func:`veinscope.extend.probe_sides`) after every
-            # detected chain: judged against them, never covering the chain they leave
-            order = order[np.argsort(np.asarray(parent)[order] >= 0, kind="stable")]
         radius = np.where(np.isfinite(width), np.maximum(0.5 * width, 0.5), 0.0).astype(np.float64)
-        if cover_chain_widths is not None:
-            # a point's disc no wider than its chain's (a fine vessel's points on a wide vein);
-            # the median over all the chain's points, failed fits (radius 0) among them
-            cap = group_medians(radius.astype(np.float32), det.segment.astype(np.int64), det.n_segments)
-            radius = np.minimum(radius, float(cover_chain_widths) * cap[det.segment].astype(np.float64))
         cover = np.zeros((m, n), np.uint8)
         keep = drop_covered_chains(
             pts[:, 0].astype(np.int64), pts[:, 1].astype(np.int64), radius, members.astype(np.int64), starts, order,
@@ -594,7 +566,6 @@ def measure_vessels(
             log.info("colour undecided: %d chains of lowered-level points left unmarked, %d given a neighbour's colour",
                      int(np.unique(det.segment[gone]).size), int(unsure.size - np.unique(det.segment[gone]).size))
             accepted &= ~gone
-    accepted = _with_parents(accepted, det)
     width[~accepted] = np.nan
     if not accepted.any():
         return MeasuredVessels(pts, width, point_class, np.full(k, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
@@ -603,12 +574,7 @@ def measure_vessels(
     r = max(1, int(round(smooth_mm * ppm)))
     a_pts = pts[accepted]
     smooth = np.full(k, np.nan, np.float32)
-    if smooth_along_chain:
-        # only the point's own chain: a parallel vessel within the window keeps its own width
-        smooth[accepted] = window_median_chain(a_pts[:, 0], a_pts[:, 1], width[accepted],
-                                               np.asarray(det.segment)[accepted].astype(np.int64), r, m)
-    else:
-        smooth[accepted] = window_median(a_pts[:, 0], a_pts[:, 1], width[accepted], r, m)
+    smooth[accepted] = window_median(a_pts[:, 0], a_pts[:, 1], width[accepted], r, m)
     if smooth_widths is not None:
         smooth = _smooth_wide(pts, det.segment, accepted, width, smooth, r, m, float(smooth_widths), ppm)
     raw_width = width
@@ -1470,22 +1436,6 @@ def _lines_lab(sums, cnt):
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN copies of a chain: judged below
         level = np.nanmedian(lab[1:], axis=0)
     return lab, level, valid
-
-
-def _with_parents(accepted: np.ndarray, det) -> np.ndarray:
-    """``accepted`` (K,) bool without the points of branches (``det.parent``: chains added beside
-    another, :func:`veinscope.extend.probe_sides`) whose parent chain has none accepted: a branch
-    found beside a chain is kept only with the chain it leaves (a branch of a false mark would
-    be a new false mark). Parents are numbered before their branches."""
-    parent = getattr(det, "parent", None)
-    if parent is None or not accepted.any():
-        return accepted
-    kept = np.zeros(det.n_segments, bool)
-    kept[np.unique(det.segment[accepted])] = True
-    for c_id in np.flatnonzero(np.asarray(parent) >= 0):
-        if kept[c_id] and not kept[parent[c_id]]:
-            kept[c_id] = False
-    return accepted & kept[det.segment]
 
 
 def chain_delta_e(rgb, pts, normals_yx, width, segment, accepted, skin, *, n_offsets: int = 6) -> dict[int, float]:

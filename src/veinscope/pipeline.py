@@ -114,7 +114,6 @@ def analyze(
     snap_crest: bool = True,
     max_covered: float = 0.8,
     matched_signal: bool = True,
-    min_elongation: float = 0.0,
     max_melanin_frac: float = 0.45,
     max_contrast_od: float = 1.0,
     line_gamma: float = 0.01,
@@ -136,14 +135,11 @@ def analyze(
     faint_delta_e: float | None = 3.0,
     extend_ends_mm: float | None = 20.0,
     tail_probe_nfa: float | None = 1.0,
-    side_probe_nfa: float | None = None,
-    short_chain_probe: bool = False,
     wide_weak_delta_e: float | None = 1.0,
     colour_split_z: float | None = 3.0,
     size_class_z: float | None = 2.0,
     end_faces: bool = True,
     colour_runs_z: float | None = 3.0,
-    noise_off_bands: bool = False,
     wide_profile_mm: float | None = 0.6,
     deep_veins: bool = True,
     deep_veins_step: int | None = None,
@@ -152,13 +148,7 @@ def analyze(
     deep_veins_straight: float = 0.7,
     deep_veins_join_widths: float = 3.0,
     deep_veins_over_weak: bool = True,
-    deep_veins_weak_hold_delta_e: float | None = None,
-    deep_veins_hold_share: float = 0.0,
-    off_bands_guard: str | None = None,
-    background_continuous: bool = False,
-    cover_chain_widths: float | None = None,
     smooth_widths: float | None = None,
-    smooth_along_chain: bool = False,
     valley_sides: bool = True,
     chain_guess_widths: float | None = None,
 ) -> Analysis:
@@ -205,9 +195,6 @@ def analyze(
         Detect on the OD projection that sees the vessel colour with unit gain and the least
         skin texture of this photo (:func:`veinscope.chromophores.matched_vessel_weights`)
         rather than on the fixed vessel direction.
-    min_elongation : float
-        Chains shorter than this many times their own diameter are patches (blotches, naevi,
-        pores), not vessels, and are dropped; 0 keeps every chain.
     max_melanin_frac : float
         Structures whose colour is more than this fraction melanin-like (freckles, naevi,
         hair, brown stains) are not vessels.
@@ -400,23 +387,6 @@ def analyze(
         a-contrario number of false alarms:
         :func:`veinscope.extend.extend_ends`, ``probe_nfa``); up to three probes per end. 1.0,
         the conventional a-contrario level, not tuned (BENCHMARKS.md, session 23). ``None``: off.
-    side_probe_nfa : float or None
-        Start where no end is: after ``extend_ends_mm``, from points along each chain (2 mm or
-        longer, one every 6 px) probe 2 mm off its side at the finest width (20 to 80 degrees
-        off the chain, both ways, both sides: a branch that leaves at a fork the chain runs
-        past), and add the branch as a chain of its own where the probe's contrast stands out of
-        the same probe on this photo's own skin off the vessels found, so that at most this many
-        branches per photo are expected on skin alone (a-contrario, the level read from the
-        null's upper tail: :func:`veinscope.extend.probe_sides`); each branch is then followed
-        on from its far end as every end. ``None``: off (BENCHMARKS.md, session 24).
-    short_chain_probe : bool
-        With ``tail_probe_nfa``, also follow the ends of chains shorter than 2 mm (1 mm or
-        more), but only where the probe past the end is accepted first (the window rule alone
-        follows chains of 2 mm or more): :func:`veinscope.extend.extend_ends`,
-        ``short_chain_px``. False: off (BENCHMARKS.md, session 24). Re-measured with
-        ``side_probe_nfa=1.0`` in session 30 (helper "sweep30"): set A recall 0.838 -> 0.852,
-        clDice 0.829 -> 0.819 (median; mean +0.004), held-out set B unchanged at the median,
-        existing false marks grow on real legs (normal_09, veins_07); still off.
     wide_weak_delta_e : float or None
         Hysteresis along a wide vein: a band the hysteresis drops whose centreline is 1 mm
         wide or more (dropped by ``faint_delta_e``'s rule: on its own, a wide faint band is
@@ -468,17 +438,6 @@ def analyze(
         3.0 is ``colour_split_z``'s level, set before measuring (BENCHMARKS.md, session 25,
         helper "cross"); on by default since: class right 0.951 -> 0.952 (set A), 0.958 ->
         0.962 (set B), detection unchanged. ``None``: off.
-    noise_off_bands : bool
-        Measure the skin's texture noise (the hysteresis levels' unit) a second time off the bands
-        of ridge pixels the first pass keeps, and take the low level from it, the high level from
-        the first pass (:func:`veinscope.segment.detect_vessels`): the vessels' own ridge strength
-        raises the noise unit where they are dense, by a median 13 % at the fine red vessels of
-        the generated photos and 30-85 % beside wide veins and in dense spiders. Recall rises,
-        centreline precision falls on most generated photos and new false marks appear on real
-        legs, so it is off (BENCHMARKS.md, session 25, helper "fine"). Re-measured in session 30
-        (helper "sweep30"): set A recall 0.838 -> 0.874, but clDice 0.829 -> 0.821, precision
-        0.908 -> 0.904 (down on 18 of 24 photos), class right 0.958 -> 0.952, and new marks on
-        normal_08; still off. False: one pass.
     wide_profile_mm : float or None
         Points whose half-maximum width (measured first as for every point) is at least this
         wide (mm) and whose profile stands under 20 times its noise above the skin have their
@@ -569,63 +528,6 @@ def analyze(
         0.784 -> 0.817, reticular length / area -14.9 / -12.3 -> -8.2 / -5.2 % (none down); the
         real legs at their nominal scale unchanged. False: the engine of before
         (BENCHMARKS.md, session 29, helper "ret29").
-    deep_veins_weak_hold_delta_e : float or None
-        With ``deep_veins_over_weak``: a weak chain under 1 mm wide (twice its median scale)
-        whose colour differs from the skin beside it by at least this CIEDE2000
-        (``faint_delta_e``'s rule, which keeps it) still holds the deep search off, so that a
-        vessel the ordinary detection keeps is not drawn twice nor taken from its chain. None
-        (the default): no weak chain does. At 3.0 (``faint_delta_e``) generated set A's clDice
-        fell 0.829 -> 0.814 and recall 0.838 -> 0.829 (400, 416, 422 down; 416's reticular
-        length -19.6 -> -33.4 %), set B's recall 0.817 -> 0.813, hence off (BENCHMARKS.md,
-        session 29, helper "ret29b").
-    deep_veins_hold_share : float
-        With ``deep_veins``: 0 (the default) lets every ordinary point the deep search respects
-        hold it off (two of the deep point's scales around it). Above 0: only an ordinary point
-        whose own scale is at least this share of the deep point's, so that a thin chain along a
-        wide soft vein does not take the deep piece away
-        (:func:`veinscope.segment.add_deep_veins`, ``hold_scale_share``). At 0.5, generated set
-        A: per-photo mean clDice +0.004 (9 photos up, 1 down), recall +0.003, precision +0.003,
-        class right -0.003, but the clDice median 0.829 -> 0.821 (416 -0.036: a joined course
-        whose ΔE00 sits on the gate, 2.20, falls under it); set B clDice +0.006 (4 up, 1 down),
-        medians unchanged; on the real legs a 2 000 px blob on veins_01's lower calf. Hence off
-        (BENCHMARKS.md, session 30, helper "hold30").
-    off_bands_guard : str or None
-        With ``noise_off_bands``, what the lowered low level may add, judged against the first
-        pass (:func:`veinscope.segment.detect_vessels`); words joined by ``+``: ``"attached"``, a
-        chain with no point in a band the first pass kept is judged by its colour as a band the
-        hysteresis drops is (``faint_delta_e``); ``"drop"`` (with ``"attached"``), such a chain
-        that lies in no band of the first pass at all (kept or weak) is dropped; ``"scale"``, the
-        lowered level adds band pixels only where the ridge's scale is a telangiectasia's (sigma
-        at most 0.5 mm, a bar under 1 mm); ``"split"``, a chain is cut where it leaves the first
-        pass's kept bands, the runs outside them chains of their own (their own colour, class and
-        rules); ``"weak"``, as ``"split"`` with those runs judged as weak bands; ``"long"`` (with
-        ``"split"``), those runs judged as weak bands unless they extend ``faint_length_mm`` (the
-        two ways a band that never reaches the high level is kept); ``"chains"``, the first pass
-        judged by its own centreline points, exactly, not its bands (and ``"drop"`` then drops a
-        chain off them unless it is a weak band's); ``"parent"`` (with ``"split"``), a run cut off
-        is kept only with the first-pass run it leaves. ``None``: no guard. Tried on the generated
-        photos and the real legs, none is on (BENCHMARKS.md, session 26, helper "tel"):
-        ``"attached+drop+split+chains+parent"`` holds centreline precision (set A mean +0.003,
-        set B +0.007) and the normal legs nearly empty, but keeps a third of the option's recall
-        (set A 0.808 -> 0.819), little red length and class right falls 0.004 (mean).
-        Re-measured on session 30's engine (BENCHMARKS.md, session 30, helper "sweep30"): set A
-        clDice 0.829 -> 0.832, recall 0.838 -> 0.850, but the per-photo means barely move
-        (recall +0.000, class right -0.004), issue 6's development series is no better, and
-        it still adds false marks on two normal legs and one other real leg; still off.
-    background_continuous : bool
-        The skin background (cells of ``background_px / 8`` px, rounded) read as the blend of
-        the backgrounds on the two whole cell sizes either side
-        (:func:`veinscope.chromophores.blended_skin_optics`), so that the analysis moves
-        continuously with the scale instead of jumping where the rounded cell does (every
-        0.4 px/mm at the default ``max_diameter_mm``). Off (BENCHMARKS.md, session 31, helper
-        "mat31").
-    cover_chain_widths : float or None
-        For ``max_covered``'s share, each point's disc at most this many times its chain's
-        median radius (:func:`veinscope.measure.measure_vessels`): a 4 px vessel whose last
-        points lie on a 5.6 mm vein reads the vein's width there, and a 12-point chain of the
-        vein went as covered when the fine vessel ran 5 px further along it (series 310 between
-        10.6244 and 10.6259 px/mm). ``None``: each point's own width (off; BENCHMARKS.md,
-        session 32, helper "knife32").
     smooth_widths : float or None
         A run of one size class shorter than its own smoothed diameter (and wider than the 1 mm
         smoothing window) takes the median width of its chain within this many times that
@@ -633,14 +535,6 @@ def analyze(
         over less than its width, so the round "over 3 mm" discs a chain's last few points drew
         on a shading or a crease (veins_02, veins_04) take the chain's width. ``None``: the 1 mm
         window only (BENCHMARKS.md, session 33, helper "real33").
-    smooth_along_chain : bool
-        Take each point's 1 mm width median over the points of its own chain only, not over
-        every point in the window (:func:`veinscope.measure.measure_vessels`): a vessel running
-        within 1 mm of another keeps its own width, where the window mixes in its neighbour's.
-        Off: set A's diameter error 0.050 -> 0.059 mm with it (the other chains in a window are
-        mostly the same vessel's other pieces), and photo 417's wider reading under
-        ``level_rates`` comes from its centreline redrawn 1-3 px off, not from the window
-        (BENCHMARKS.md, session 34, helper "sm34").
     valley_sides : bool
         Keep a chain only where the skin on both its sides is lighter than it (a valley of
         lightness), not on one side only: a shadow's edge (a finger's shadow on veins_03), the
@@ -772,19 +666,10 @@ def analyze(
         and size_class_z > 0
     ):
         raise ValueError(f"size_class_z must be None or a positive number of standard errors, got {size_class_z!r}")
-    if side_probe_nfa is not None and not (
-        isinstance(side_probe_nfa, (int, float)) and math.isfinite(side_probe_nfa) and side_probe_nfa > 0
-    ):
-        raise ValueError(f"side_probe_nfa must be None or a positive expected number of false branches, got {side_probe_nfa!r}")
     if tail_probe_nfa is not None and not (
         isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
     ):
         raise ValueError(f"tail_probe_nfa must be None or a positive expected number of false probes, got {tail_probe_nfa!r}")
-    if cover_chain_widths is not None and not (
-        isinstance(cover_chain_widths, (int, float)) and not isinstance(cover_chain_widths, bool)
-        and math.isfinite(cover_chain_widths) and cover_chain_widths > 0
-    ):
-        raise ValueError(f"cover_chain_widths must be None or a positive number of the chain's widths, got {cover_chain_widths!r}")
     if smooth_widths is not None and not (
         isinstance(smooth_widths, (int, float)) and not isinstance(smooth_widths, bool)
         and math.isfinite(smooth_widths) and smooth_widths > 0
@@ -808,22 +693,6 @@ def analyze(
         raise ValueError(f"deep_veins must be True or False, got {deep_veins!r}")
     if not isinstance(deep_veins_over_weak, (bool, np.bool_)):
         raise ValueError(f"deep_veins_over_weak must be True or False, got {deep_veins_over_weak!r}")
-    if deep_veins_weak_hold_delta_e is not None and (
-        isinstance(deep_veins_weak_hold_delta_e, (bool, np.bool_))
-        or not isinstance(deep_veins_weak_hold_delta_e, (int, float, np.integer, np.floating))
-        or not math.isfinite(deep_veins_weak_hold_delta_e)
-        or not deep_veins_weak_hold_delta_e >= 0
-    ):
-        raise ValueError(
-            f"deep_veins_weak_hold_delta_e must be None or a CIEDE2000 difference >= 0, got {deep_veins_weak_hold_delta_e!r}"
-        )
-    if (
-        isinstance(deep_veins_hold_share, (bool, np.bool_))
-        or not isinstance(deep_veins_hold_share, (int, float, np.integer, np.floating))
-        or not math.isfinite(deep_veins_hold_share)
-        or not 0 <= deep_veins_hold_share <= 4
-    ):
-        raise ValueError(f"deep_veins_hold_share must be a share from 0 to 4, got {deep_veins_hold_share!r}")
     if deep_veins_step is not None and (
         isinstance(deep_veins_step, (bool, np.bool_))
         or not isinstance(deep_veins_step, (int, float, np.integer, np.floating))
@@ -837,15 +706,6 @@ def analyze(
         if (isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating))
                 or not math.isfinite(v) or not v >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    if off_bands_guard is not None and (
-        not isinstance(off_bands_guard, str) or not off_bands_guard
-        or not set(off_bands_guard.split("+")) <= {"attached", "drop", "scale", "split", "weak", "long", "chains", "parent"}
-        or ("drop" in off_bands_guard.split("+") and "attached" not in off_bands_guard.split("+"))
-    ):
-        raise ValueError(
-            "off_bands_guard must be None or words from attached, drop, scale, split, weak, long, chains, parent joined by '+' "
-            f"(drop only with attached), got {off_bands_guard!r}"
-        )
     if n_scales < 2:
         raise ValueError(f"n_scales must be >= 2, got {n_scales!r}")
     sigma_lo = max(1.0, 0.5 * min_diameter_mm * ppm)
@@ -861,7 +721,6 @@ def analyze(
         "max_diameter_mm": max_diameter_mm,
         "sigmas_px": [round(s, 3) for s in sigmas],
         "background_px": background_px,
-        "background_continuous": bool(background_continuous),
         "high_noise": high_noise,
         "low_noise": low_noise,
         "min_length_mm": min_length_mm,
@@ -871,7 +730,6 @@ def analyze(
         "snap_crest": bool(snap_crest),
         "max_covered": max_covered,
         "matched_signal": bool(matched_signal),
-        "min_elongation": min_elongation,
         "max_melanin_frac": max_melanin_frac,
         "max_contrast_od": max_contrast_od,
         "line_gamma": line_gamma,
@@ -892,20 +750,15 @@ def analyze(
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
         "tail_probe_nfa": tail_probe_nfa,
-        "cover_chain_widths": cover_chain_widths,
         "smooth_widths": smooth_widths,
-        "smooth_along_chain": bool(smooth_along_chain),
         "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
         "valley_sides": bool(valley_sides),
-        "side_probe_nfa": side_probe_nfa,
-        "short_chain_probe": bool(short_chain_probe),
         "wide_weak_delta_e": wide_weak_delta_e,
         "colour_split_z": colour_split_z,
         "size_class_z": size_class_z,
         "end_faces": bool(end_faces),
         "colour_runs_z": colour_runs_z,
         "wide_profile_mm": wide_profile_mm,
-        "noise_off_bands": bool(noise_off_bands),
         "deep_veins": bool(deep_veins),
         "deep_veins_step": None if deep_veins_step is None else int(deep_veins_step),
         "deep_veins_delta_e": float(deep_veins_delta_e),
@@ -913,9 +766,6 @@ def analyze(
         "deep_veins_straight": float(deep_veins_straight),
         "deep_veins_join_widths": float(deep_veins_join_widths),
         "deep_veins_over_weak": bool(deep_veins_over_weak),
-        "deep_veins_hold_share": float(deep_veins_hold_share),
-        "deep_veins_weak_hold_delta_e": None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
-        "off_bands_guard": off_bands_guard,
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -931,12 +781,7 @@ def analyze(
             "Little or no skin was found in this photo, so nothing was measured. Photograph the treated "
             "area so that skin fills most of the picture."
         )
-    if background_continuous:
-        from veinscope.chromophores import blended_skin_optics
-
-        optics = blended_skin_optics(rgb, skin=skin, background_px=background_px)
-    else:
-        optics = skin_optics(rgb, skin=skin, background_px=background_px)
+    optics = skin_optics(rgb, skin=skin, background_px=background_px)
     if matched_signal:
         from veinscope.chromophores import matched_vessel_weights
 
@@ -965,9 +810,6 @@ def analyze(
         snap=bool(snap_crest),
         noise_cell_px=max(16, int(round(background_px / 4))),
         weak_bands=faint_delta_e is not None,
-        noise_off_bands=bool(noise_off_bands),
-        off_bands_guard=off_bands_guard,
-        off_bands_max_scale_px=0.5 * ppm,
     )
     rate_options = dict(
         level_rates=None if level_rates is None else tuple(float(v) for v in level_rates),
@@ -1011,17 +853,7 @@ def analyze(
             follow = dict(max_length_px=extend_ends_mm * ppm, window_px=win, long_window_px=3 * win,
                           max_through_px=2 * win, min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e,
                           probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0)  # fmt: skip
-            det = extend_ends(det, signal, skin, short_chain_px=win if short_chain_probe else 0, **follow)
-            if side_probe_nfa is not None and det.points_yx.shape[0]:
-                # the branches that leave a chain's side where no end is (a fork the chain runs
-                # past), each a chain of its own, followed on from its far end
-                from veinscope.extend import probe_sides
-
-                n_before = det.n_segments
-                det, roots = probe_sides(det, signal, skin, probe_px=2 * win, nfa=side_probe_nfa, min_chain_px=2 * win,
-                                         rgb=rgb, min_delta_e=min_delta_e, return_roots=True)  # fmt: skip
-                if det.n_segments > n_before:
-                    det = extend_ends(det, signal, skin, not_ends_yx=roots, from_segment=n_before, **follow)
+            det = extend_ends(det, signal, skin, **follow)
         return det
 
     det = carried(det)
@@ -1052,9 +884,6 @@ def analyze(
                              min_straight=float(deep_veins_straight),
                              join_widths=float(deep_veins_join_widths),
                              over_weak=bool(deep_veins_over_weak),
-                             weak_delta_e=None if deep_veins_weak_hold_delta_e is None else float(deep_veins_weak_hold_delta_e),
-                             weak_max_width_px=1.0 * ppm,
-                             hold_scale_share=float(deep_veins_hold_share),
                              hold_min_strength=fixed_high)  # fmt: skip
         del red
     widths = shift = None
@@ -1128,11 +957,8 @@ def analyze(
         calibrated=px_per_mm is not None,
         max_melanin_frac=max_melanin_frac,
         max_contrast_od=max_contrast_od,
-        min_elongation=min_elongation,
         max_covered=max_covered,
-        cover_chain_widths=cover_chain_widths,
         smooth_widths=smooth_widths,
-        smooth_along_chain=bool(smooth_along_chain),
         valley_sides=bool(valley_sides),
         centre_shift_px=shift if widths is not None and paint_at_centre else None,
         paint_links_between=bool(paint_links),

@@ -319,10 +319,6 @@ class VesselDetection:
         colour, its own overlap with longer chains and the lone-patch rule are judged without
         them, and they take the chain's width (at the end face the profile is the end's);
         None: none added.
-    parent : ndarray (n_segments,) int or None
-        Chains added as branches beside another (:func:`veinscope.extend.probe_sides`): the
-        chain each leaves, -1 for the others; a branch is kept only with its parent
-        (:func:`veinscope.measure.measure_vessels`). None: none added.
     follows : ndarray (n_segments,) int or None
         With ``detect_vessels(rates_guard=...+"follow")``: for a chain that only the lowered
         levels find and that is kept because it lies near a chain the fixed levels find
@@ -349,7 +345,6 @@ class VesselDetection:
     weak: np.ndarray | None = None
     tracked: np.ndarray | None = None
     reached: np.ndarray | None = None
-    parent: np.ndarray | None = None
     follows: np.ndarray | None = None
     fixed_points: np.ndarray | None = None
 
@@ -399,9 +394,6 @@ def detect_vessels(
     noise_cell_px: int = 64,
     consume: bool = False,
     weak_bands: bool = False,
-    noise_off_bands: bool = False,
-    off_bands_guard: str | None = None,
-    off_bands_max_scale_px: float = math.inf,
     level_rates: tuple[float, float] | None = None,
     rates_guard: str | None = None,
     rates_gap_px: float = 0.0,
@@ -490,36 +482,6 @@ def detect_vessels(
         ``VesselDetection.weak``: the caller judges them by other evidence (their colour against
         the skin beside them, :func:`veinscope.measure.measure_vessels`' ``weak_min_delta_e``).
         A chain that joins a kept band's centreline (a gap bridged) is not weak.
-    noise_off_bands : bool
-        Measure the texture noise a second time on the skin off the bands the first pass keeps
-        (the hysteresis' and the long-band rule's), and take the low level (the bands' extent,
-        the centreline candidates) from that: the first pass's cell means count the vessels' own
-        ridge strength, which raises the levels where vessels are dense (a spider's arms, fine
-        vessels beside a wide vein) more than the 5 x 5-cell median takes out. The high level, the
-        strong point a band must reach, stays the first pass's. ``noise`` and ``thresholds`` are
-        then the second pass's. False: one pass.
-    off_bands_guard : str or None
-        With ``noise_off_bands``, a guard on what the lowered low level adds, judged against the
-        first pass's bands; words joined by ``+``. ``"attached"``: a chain with no point in (1 px
-        from) a band the first pass kept is marked weak (``weak``), judged by its colour as a
-        dropped band is. ``"drop"`` (with ``"attached"`` and ``weak_bands``): such a chain with no
-        point in any band of the first pass, kept or weak (a band at least ``min_length_px`` long),
-        is dropped: it exists only because the level was lowered. ``"scale"``: the second pass adds
-        band pixels only where ``scale_px`` is at most ``off_bands_max_scale_px``. ``"split"``: the
-        chains are cut where they leave the first pass's kept bands, the runs outside them (and the
-        runs inside them shorter than ``min_piece_px`` that only they joined to a chain) chains of
-        their own; ``"weak"``: as ``"split"``, those runs marked weak; ``"long"`` (with
-        ``"split"``): those runs marked weak unless they extend ``long_length_px`` (the diagonal of
-        their bounding box), the two ways a band that never reaches the high level is kept (its
-        length, or its colour); ``"chains"``: the first pass is its centreline points (the same
-        candidates, snap, bridging and pieces on its levels and kept bands) rather than its kept
-        bands, exactly (a band the first pass kept holds candidates only the lowered level brings,
-        and a chain one point longer can tip a later rule), and with ``"drop"`` a chain off them
-        that is not a weak band's anyway is dropped; ``"parent"`` (with ``"split"``): each run cut
-        off records the first-pass run it leaves in ``parent``, so that it is kept only with it
-        (:func:`veinscope.measure.measure_vessels`, as a side branch). ``None``: no guard.
-    off_bands_max_scale_px : float
-        ``"scale"``'s largest Hessian scale (px) at which the lowered level adds band pixels.
     """
     from veinscope._kernels.ridges import (
         centreline_candidates, keep_in_labels, kept_points, mark_in_labels, ridge_regions, strong_labels,
@@ -580,45 +542,6 @@ def detect_vessels(
     # scan 2x2 blocks, but with the statistics about 3x faster on one thread (0.03 vs 0.09 s, 12 MP)
     nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
     keep = _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px)
-    first = first_any = None  # the first pass's kept (and weak) bands, when the second pass's gains are judged
-    if noise_off_bands and keep[1:].any():
-        # the texture measured again without the vessels the first pass found (their bands);
-        # the low level (a band's extent, the centreline candidates) from it, the high level
-        # (the one strong point a band must reach) as the first pass had it
-        first = keep[lab]
-        if off_bands_guard and "chains" in off_bands_guard:
-            # what the first pass found: its centreline points, not its bands
-            # (a band the first pass kept holds candidates only the lowered level brings)
-            sig1 = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
-            found = _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl, sig1, signal is not None,
-                                       flank, float(min_symmetry), lab, keep, snap, int(max_gap_px), int(min_piece_px))
-            del sig1
-        else:
-            found = first
-        if weak_bands and "drop" in (off_bands_guard or ""):
-            ext1 = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-            was_band = keep | (ext1 >= min_length_px)  # kept or weak bands of the first pass
-            was_band[0] = False
-            first_any = was_band[lab]
-            del ext1, was_band
-        off = inner & ~first
-        first = found
-        del found
-        noise_map = _local_noise(q, off, cell_px=noise_cell_px)
-        del off, lab
-        noise = float(np.median(noise_map)) if noise_map.size else 0.0
-        strong = region == 2
-        was = region > 0 if "scale" in (off_bands_guard or "") else None
-        ridge_regions(q, np.ascontiguousarray(inner), noise_map, lvl[0], lvl[1], lvl[2], lvl[3], region)
-        region[region == 2] = 1
-        region[strong] = 2
-        del strong
-        if was is not None:
-            # the lowered level adds band pixels only at the finest scales
-            region[~was & (scale_px > off_bands_max_scale_px)] = 0
-            del was
-        nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
-        keep = _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px)
     del region
     extent = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
     # One pass: ridge non-maximum suppression, the low level relative to the skin texture
@@ -662,7 +585,7 @@ def detect_vessels(
     del lab
     if kept == 0:
         return empty
-    weak_seg = parent = follows = None
+    weak_seg = follows = None
     if weak_bands:
         # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
         weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
@@ -676,43 +599,6 @@ def detect_vessels(
             return empty
         if "follow" not in rates_guard.split("+") or not (follows >= 0).any():
             follows = None
-    if first is not None and "attached" in (off_bands_guard or ""):
-        # a chain with no point in the first pass's kept bands is judged as a weak band is
-        exact = "chains" in off_bands_guard  # the first pass's own points, else 1 px round its bands
-        inside = (first if exact else cv2.dilate(first.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool))[ys, xs]
-        alone = np.bincount(seg, weights=inside, minlength=kept)[:kept] == 0
-        weak_before = np.zeros(kept, bool) if weak_seg is None else weak_seg.copy()
-        weak_seg = alone if weak_seg is None else weak_seg | alone
-        if "drop" in off_bands_guard:
-            # a chain with no point in any band of the first pass (kept or weak) is dropped; with
-            # "chains", one off the first pass's chains that is not a weak band's chain anyway
-            if "chains" in off_bands_guard:
-                was = weak_before
-            else:
-                was = np.zeros(kept, bool) if first_any is None else (
-                    np.bincount(seg, weights=first_any[ys, xs], minlength=kept)[:kept] > 0)
-            gone = alone & ~was
-            if gone.any():
-                sel = ~gone[seg]
-                ids = np.cumsum(~gone) - 1
-                ys, xs, seg = ys[sel], xs[sel], ids[seg[sel]].astype(np.int32)
-                weak_seg = weak_seg[~gone]
-                if follows is not None:
-                    follows = np.where(follows >= 0, np.where(gone[np.maximum(follows, 0)], -1, ids[np.maximum(follows, 0)]),
-                                       -1)[~gone]
-                kept = int((~gone).sum())
-                if kept == 0:
-                    return empty
-    if first is not None and ("weak" in (off_bands_guard or "") or "split" in (off_bands_guard or "")):
-        ys, xs, seg, kept, weak_seg, parent = _gains_as_weak(ys, xs, seg, kept, weak_seg, first, int(min_piece_px),
-                                                     mark="weak" in off_bands_guard,
-                                                     long_px=long_length_px if "long" in off_bands_guard else None,
-                                                     scale=scale_px, exact="chains" in off_bands_guard)
-        if kept == 0:
-            return empty
-        if "parent" not in off_bands_guard or not (parent >= 0).any():
-            parent = None
-        follows = None  # the chains were cut and numbered anew: the fixed chains' numbers are lost
     fixed_points = None
     if fixed_band is not None:
         # after every renumbering above: each final chain's points on the fixed levels' centreline
@@ -728,7 +614,6 @@ def detect_vessels(
         noise=float(noise),
         thresholds=(float(low_noise * noise), float(high_noise * noise)),
         weak=weak_seg,
-        parent=parent,
         follows=follows,
         fixed_points=fixed_points,
     )
@@ -783,7 +668,7 @@ def keep_fixed_centreline(fixed: VesselDetection, lowered: VesselDetection, *, m
     redraw its crest a pixel or two off the fixed levels' one and follow it on past its end
     themselves; and a chain they make longer pools the profiles of its faint stretch into the
     widths of its strong one (:func:`veinscope.diameter.profile_diameters` pools along a chain).
-    Here every fixed chain keeps its points and its number, and a lowered point is kept only
+    Here every fixed chain keeps its points (one chain, as before), and a lowered point is kept only
     beyond the fixed centreline: farther than ``max(near_px, 2 sqrt(3) scale)`` across the
     nearest fixed point's chain (``scale`` its Hessian scale: a bar of width ``w`` answers
     most at ``w / (2 sqrt 3)``, so this is one width) or more than 0.75 px along it (past
@@ -878,13 +763,6 @@ def keep_fixed_centreline(fixed: VesselDetection, lowered: VesselDetection, *, m
         follows = chains(np.where(fl >= 0, to_fixed, -1), np.full(nf, -1, np.int64), f_run)
         if not (follows >= 0).any():
             follows = None
-    parent = None
-    if lowered.parent is not None or fixed.parent is not None:
-        lp = np.full(nl, -1, np.int64) if lowered.parent is None else np.asarray(lowered.parent, np.int64)
-        fp = np.full(nf, -1, np.int64) if fixed.parent is None else np.asarray(fixed.parent, np.int64)
-        links = chains(lp, np.where(fp >= 0, nl + fp, -1), np.full(nrun, -1, np.int64))
-        ok = (links >= 0) & used[np.maximum(links, 0)]
-        parent = np.where(ok, new_id[np.maximum(links, 0)], -1)
     fixed_points = None
     if lowered.fixed_points is not None:
         fixed_points = chains(np.asarray(lowered.fixed_points, np.int64), np.bincount(fixed.segment, minlength=nf)[:nf],
@@ -901,108 +779,9 @@ def keep_fixed_centreline(fixed: VesselDetection, lowered: VesselDetection, *, m
         weak=weak,
         tracked=per_point("tracked"),
         reached=per_point("reached"),
-        parent=parent,
         follows=follows,
         fixed_points=fixed_points,
     )
-
-
-def _gains_as_weak(ys, xs, seg, kept, weak_seg, first, min_piece_px, *, mark=True, long_px=None, scale=None,
-                   exact=False):
-    """The chains of the second pass (``noise_off_bands``) cut where they leave the first pass's
-    kept bands (``first``, (M, N) bool; dilated by 1 px for the crest's snap and bridged gaps):
-    the runs outside them, and the runs inside them shorter than ``min_piece_px`` that only those
-    runs joined to a chain, become chains of their own; with ``mark`` they are marked weak,
-    judged by their colour as the bands the hysteresis drops are
-    (:func:`veinscope.measure.measure_vessels`, ``weak_min_delta_e``), else only those holding a
-    weak chain's points are, and with ``long_px`` those whose bounding box's diagonal is under it. Runs inside them of ``min_piece_px`` or more keep the first pass's
-    standing; runs of either kind shorter than ``min_piece_px`` are dropped. Returns
-    ``(ys, xs, seg, kept, weak)``, points row-major, segments numbered in order of first
-    appearance."""
-    m, n = first.shape
-    y0, y1 = int(ys.min()), int(ys.max()) + 1
-    x0, x1 = int(xs.min()), int(xs.max()) + 1
-    box = np.ascontiguousarray(first[max(0, y0 - 1) : y1 + 1, max(0, x0 - 1) : x1 + 1]).view(np.uint8)
-    if not exact:
-        box = cv2.dilate(box, np.ones((3, 3), np.uint8))
-    inside = box[y0 - max(0, y0 - 1) :, x0 - max(0, x0 - 1) :][: y1 - y0, : x1 - x0]
-    ly, lx = ys - y0, xs - x0
-    gained = inside[ly, lx] == 0
-    was_weak = np.zeros(ys.shape[0], bool) if weak_seg is None else weak_seg[seg]
-    gained |= was_weak
-    if not gained.any():
-        return ys, xs, seg, kept, (np.zeros(kept, bool) if weak_seg is None else weak_seg), np.full(kept, -1, np.int64)
-    img = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    img[ly[~gained], lx[~gained]] = 1
-    nl, lab = cv2.connectedComponents(img, connectivity=8, ltype=cv2.CV_32S)
-    size = np.bincount(lab[ly, lx], minlength=nl)
-    gained |= size[lab[ly, lx]] < min_piece_px  # short first-pass runs go with the gains
-    out_y, out_x, out_seg, out_weak, start = [], [], [], [], 0
-    h, w_img = img.shape
-    owner = np.zeros(img.shape, np.int64)  # 1 + the id of the first pass's run at each of its points
-    parents = []
-    for flag in (False, True):
-        img[:] = 0
-        sel = gained == flag
-        img[ly[sel], lx[sel]] = 1
-        nl, lab, st, _ = cv2.connectedComponentsWithStats(img, connectivity=8, ltype=cv2.CV_32S)
-        size = np.bincount(lab.ravel(), minlength=nl)
-        ok = size >= min_piece_px
-        ok[0] = False
-        new_id = np.full(nl, -1, np.int64)
-        new_id[ok] = start + np.arange(int(ok.sum()))
-        yy, xx = np.nonzero(img)
-        ids = new_id[lab[yy, xx]]
-        good = ids >= 0
-        out_y.append(yy[good] + y0)
-        out_x.append(xx[good] + x0)
-        out_seg.append(ids[good])
-        if not flag:
-            owner[yy[good], xx[good]] = ids[good] + 1
-            parents.append(np.full(int(ok.sum()), -1, np.int64))
-        else:
-            # the first pass's run each gained run leaves (any one it touches), -1 for none
-            par = np.zeros(nl, np.int64)
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    if dy or dx:
-                        nb = owner[np.clip(yy[good] + dy, 0, h - 1), np.clip(xx[good] + dx, 0, w_img - 1)]
-                        np.maximum.at(par, lab[yy[good], xx[good]], nb)
-            parents.append(par[ok] - 1)
-        if flag and not mark:  # a gained run is weak only when it holds a weak chain's points
-            img[:] = 0
-            img[ly[was_weak], lx[was_weak]] = 1
-            w = np.bincount(lab[img > 0], minlength=nl) > 0
-            if long_px is not None:
-                # ... or when it is shorter than a band must be to stand on its length alone, or
-                # than three of its own widths (a ridge's scale is half its width: Lindeberg 1998):
-                # a round blob of shading is about as long as it is wide
-                ext = np.hypot(st[:, cv2.CC_STAT_WIDTH], st[:, cv2.CC_STAT_HEIGHT])
-                sc = np.zeros(nl)
-                if scale is not None:
-                    sc = np.bincount(lab[yy, xx], weights=scale[yy + y0, xx + x0], minlength=nl) / np.maximum(size, 1)
-                w |= (ext < long_px) | (ext < 6.0 * sc)
-            out_weak.append(w[ok])
-        else:
-            out_weak.append(np.full(int(ok.sum()), flag))
-        start += int(ok.sum())
-    ys = np.concatenate(out_y).astype(np.int32)
-    xs = np.concatenate(out_x).astype(np.int32)
-    seg = np.concatenate(out_seg).astype(np.int32)
-    order = np.lexsort((xs, ys))
-    ys, xs, seg = ys[order], xs[order], seg[order]
-    weak = np.concatenate(out_weak).astype(bool)
-    # segment ids in order of first appearance, as kept_points numbers them
-    _, first_at = np.unique(seg, return_index=True)
-    rank = np.empty(start, np.int64)
-    rank[np.argsort(first_at, kind="stable")] = np.arange(start)
-    renumbered = np.empty(start, bool)
-    renumbered[rank] = weak
-    parent = np.concatenate(parents)
-    parent = np.where(parent >= 0, rank[np.maximum(parent, 0)], -1)
-    new_parent = np.empty(start, np.int64)
-    new_parent[rank] = parent
-    return ys, xs, rank[seg].astype(np.int32), start, renumbered, new_parent
 
 
 def _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px) -> np.ndarray:
@@ -1192,8 +971,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
                    min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False,
-                   weak_delta_e: float | None = None, weak_max_width_px: float = np.inf,
-                   hold_scale_share: float = 0.0, hold_min_strength: float | None = None) -> VesselDetection:
+                   hold_min_strength: float | None = None) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -1265,32 +1043,16 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         of a short piece is a noisy median.
     over_weak : bool
         False (the default): every point of ``det`` holds the search off (two of the deep
-        point's scales). True: only the points of chains not ``det.weak`` (and of the weak chains
-        ``weak_delta_e`` keeps); a weak chain (a band that did not reach the high level, kept by
+        point's scales). True: only the points of chains not ``det.weak``; a weak chain (a band that did not reach the high level, kept by
         the caller only if its colour passes the ΔE00 gate) does not, and a deep point on a pixel
         of such a chain takes it from the chain. A soft vein's ordinary detection is often such a
         chain, dropped later, and the deep piece along it was lost with it.
-    weak_delta_e : float, optional
-        With ``over_weak`` and ``rgb``: a weak chain under ``weak_max_width_px`` wide (twice its
-        median scale) whose colour differs from the skin beside it by at least this CIEDE2000
-        (:func:`veinscope.measure.chain_delta_e`, its width twice each point's scale) still
-        holds the search off, as the caller will keep it: the vessel is not drawn twice nor taken
-        from the chain that has it. None: no weak chain does.
-    weak_max_width_px : float
-        See ``weak_delta_e``: the caller drops a wider weak chain whatever its colour, unless it
-        continues a wide vein (inf: every width).
     hold_min_strength : float, optional
         A chain of ``det`` whose strongest point is under this (strength units) does not hold
         the search off: with :func:`detect_vessels`' ``level_rates`` the caller passes the fixed
         high level (``high_noise`` times the photo's median noise unit), so that the thin chains
         only the lowered levels find along a soft vein do not take its deep pieces away
         (BENCHMARKS.md session 32). None: every chain may hold it.
-    hold_scale_share : float
-        0 (the default): every holding point of ``det`` holds the search off, whatever its scale.
-        Above 0: a point of ``det`` holds a deep point off only if its own scale is at least this
-        share of the deep point's: a thin chain along a wide soft vein (a vein's edge, or its
-        texture, followed by the ordinary detection) covers a small part of the vein's width and
-        no longer takes the deep piece away; where both are kept the caller paints both.
 
     Returns
     -------
@@ -1337,38 +1099,17 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     lifted = np.zeros(det.n_segments, bool)
     if over_weak and det.weak is not None and det.points_yx.shape[0]:
         lifted = np.asarray(det.weak, bool).copy()
-        if weak_delta_e is not None and rgb is not None and lifted.any():
-            from veinscope.measure import chain_delta_e
-
-            de = chain_delta_e(rgb, det.points_yx, det.normals_yx, 2.0 * det.scale_px.astype(np.float64), det.segment,
-                               lifted[det.segment], skin)  # fmt: skip
-            wide = 2.0 * _median_per_label(det.segment, det.scale_px, det.n_segments) >= weak_max_width_px
-            lifted[[c for c, v in de.items() if v >= weak_delta_e and not wide[c]]] = False
     if hold_min_strength is not None and det.points_yx.shape[0]:
         top = np.full(det.n_segments, -np.inf)
         np.maximum.at(top, det.segment, det.strength.astype(np.float64))
         lifted = lifted | (top < float(hold_min_strength))
     sel = ~lifted[det.segment] if det.points_yx.shape[0] else np.zeros(0, bool)
-    if hold_scale_share > 0 and sel.any():
-        # per deep scale: only the ordinary points at least hold_scale_share of it wide hold it
-        # off (the search's scales are a few, so a few distance maps at its resolution)
-        far = np.zeros(p.shape[0], bool)
-        o_scale = det.scale_px.astype(np.float64) / step
-        for s_deep in np.unique(deep.scale_px):
-            at = deep.scale_px == s_deep
-            occupied[:] = 255
-            hold = sel & (o_scale >= hold_scale_share * float(s_deep))
-            occupied[det.points_yx[hold, 0] // step, det.points_yx[hold, 1] // step] = 0
-            dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
-            far[at] = dist[p[at, 0], p[at, 1]] > 2.0 * s_deep
-        del dist, occupied
-    else:
-        if sel.any():
-            occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
-        dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
-        del occupied
-        far = dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
-        del dist
+    if sel.any():
+        occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
+    dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
+    del occupied
+    far = dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
+    del dist
     if not far.any():
         return det
     # the pieces left, each at least min_piece_px long, numbered after det's chains
@@ -1438,9 +1179,9 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         new_p, new_piece, src = new_p[on], new_piece[on], src[on]
         if new_p.shape[0] == 0:
             return det
-    if (over_weak or hold_scale_share > 0) and det.points_yx.shape[0]:
+    if over_weak and det.points_yx.shape[0]:
         # a pixel both have: the deep course's (its chain runs on through it), but never a pixel
-        # of a chain that is not weak (with hold_scale_share, a thin chain the course runs along)
+        # of a chain that is not weak
         taken = np.zeros((m, n), np.uint8)
         taken[new_p[:, 0], new_p[:, 1]] = 1
         weak_pt = lifted[det.segment]
@@ -1479,7 +1220,6 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         scale_px=joined(det.scale_px, step * deep.scale_px[src], np.float32),
         n_segments=det.n_segments + n_new,
         weak=None if det.weak is None else np.concatenate([det.weak, np.zeros(n_new, bool)]),
-        parent=None if det.parent is None else np.concatenate([np.asarray(det.parent), np.full(n_new, -1)]),
         follows=None if det.follows is None else np.concatenate([np.asarray(det.follows), np.full(n_new, -1)]),
         fixed_points=None if det.fixed_points is None else np.concatenate([np.asarray(det.fixed_points), np.full(n_new, -1)]),
         **flags,

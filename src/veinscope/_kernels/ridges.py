@@ -620,45 +620,6 @@ def window_median(ys, xs, vals, r, m):  # pragma: no cover - compiled
 
 
 @nb.njit(cache=True, nogil=True)
-def window_median_chain(ys, xs, vals, chain, r, m):  # pragma: no cover - compiled
-    """:func:`window_median` over the points of each point's own chain only.
-
-    As :func:`window_median`, but a point's window takes only the points whose ``chain`` id is
-    its own: a nearby vessel's width does not enter its median. A point whose own-chain window
-    holds no finite value takes the median of all the points in its window (as
-    :func:`window_median`), NaN if none.
-    """
-    k = ys.shape[0]
-    starts = _row_starts(ys, m)
-    out = np.empty(k, np.float32)
-    buf = np.empty(max(1, (2 * r + 1) * (2 * r + 1)), np.float64)
-    alt = np.empty(max(1, (2 * r + 1) * (2 * r + 1)), np.float64)
-    for i in range(k):
-        y = ys[i]
-        x = xs[i]
-        c = chain[i]
-        cnt = 0
-        cnt_all = 0
-        for yy in range(max(0, y - r), min(m - 1, y + r) + 1):
-            lo, hi = _row_span(xs, starts, yy, x - r, x + r)
-            for p in range(lo, hi):
-                v = vals[p]
-                if v == v:
-                    alt[cnt_all] = v
-                    cnt_all += 1
-                    if chain[p] == c:
-                        buf[cnt] = v
-                        cnt += 1
-        if cnt > 0:
-            out[i] = np.median(buf[:cnt])
-        elif cnt_all > 0:
-            out[i] = np.median(alt[:cnt_all])
-        else:
-            out[i] = np.nan
-    return out
-
-
-@nb.njit(cache=True, nogil=True)
 def free_ends(ys, xs, chain, m, dir_px):  # pragma: no cover - compiled
     """Free chain ends and their outward directions.
 

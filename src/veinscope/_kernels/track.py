@@ -301,8 +301,7 @@ def _nearest_null(null_hw, null_med, null_sp, hw):  # pragma: no cover - compile
 @nb.njit(cache=True, nogil=True, parallel=True)
 def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, window, k_noise, min_turn_cos,
                 out_yx, out_skip, out_n, out_info, ahead=3, inertia=0.5, long_window=0, through=0,
-                probe=0, z_probe=np.inf, max_probes=0, null_hw=np.zeros(0), null_med=np.zeros(0), null_sp=np.zeros(0),
-                probe_first=np.zeros(0, np.uint8)):  # pragma: no cover - compiled
+                probe=0, z_probe=np.inf, max_probes=0, null_hw=np.zeros(0), null_med=np.zeros(0), null_sp=np.zeros(0)):  # pragma: no cover - compiled
     """Follow each chain end in ``ends`` along its vessel; see :func:`veinscope.extend.extend_ends`.
 
     ``out_yx`` (E, max_steps, 2) float32 receives each end's track (one point per pixel of
@@ -314,9 +313,7 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
     re-centring; ``inertia``: the share of the old direction in the new one. ``probe``: the
     probe's length in points (0: none), accepted ``z_probe`` robust spreads above the null
     (``null_med``, ``null_sp`` (H,) at the half-widths ``null_hw``: :func:`probe_nulls`; the
-    one nearest the end's), at most ``max_probes`` per end. ``probe_first`` (E,) uint8, optional:
-    the ends (non-zero) whose first step must be an accepted probe (the window rule alone does
-    not carry them: ends of chains too short to be trusted on their own).
+    one nearest the end's), at most ``max_probes`` per end.
     """
     keys = ys.astype(np.int64) * n_cols + xs
     for a in nb.prange(ends.size):  # ends are independent: the same result on any number of threads
@@ -419,7 +416,7 @@ def follow_ends(sig, skin, ys, xs, seg, scale_px, ends, n_cols, max_steps, windo
                     level2, _ = _level(sig, skin, ys[e], xs[e], a_ty, a_tx, hw, d1, d2, long_window, k_noise, copies)
                 if w2 > floor and w2 >= level2:
                     w = level  # a dip of the vessel's contrast: the longer window ahead still sees it
-            if (probes == 0 and probe_first.size > 0 and probe_first[a] != 0) or not (w >= level):
+            if not (w >= level):
                 if np.isnan(w) or probes >= max_probes or probe < 1 or s + probe > max_steps:
                     why = 2.0 if np.isnan(w) else 4.0
                     break  # no evidence of the vessel ahead
@@ -710,146 +707,3 @@ def end_clutter(y, x, order, bounds, fy, fx, ty, tx, hw, own, drop):  # pragma: 
                     break
             if inside:
                 drop[c] = True
-
-
-# the side probe (:func:`veinscope.extend.probe_sides`): the directions it looks in, in degrees
-# off the chain's tangent, both ways along the chain and on both sides of it (a branch leaves a
-# fork at 30-60 degrees; one nearly along the chain runs within its template for millimetres;
-# 12 degrees apart: a 2 mm line of a fine branch 6 degrees off stays within about a pixel of it
-# over its first millimetre)
-_SIDE_ANGLES = (20.0, 32.0, 44.0, 56.0, 68.0, 80.0)
-# every direction is first screened over this share of the probe's length (1 / _SIDE_SCREEN),
-# and the _SIDE_KEEP best are measured over the full length: the statistic is the largest of those
-_SIDE_SCREEN = 4
-_SIDE_KEEP = 3
-_SIDE_DIRS = 4 * len(_SIDE_ANGLES)
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _side_skip(off, d2, sin_a):  # pragma: no cover - compiled
-    """Points a side probe leaving a chain at an angle of sine ``sin_a`` skips before it counts: until
-    its far flank (``d2`` from its centre) is ``off`` px off the chain's centreline."""
-    return int(math.ceil((off + d2) / sin_a))
-
-
-@nb.njit(cache=True, nogil=True)
-def _side_best(sig, skin, y, x, ty, tx, off, hw, length, keys, seg, n_cols, check, thresh, vals, dys, dxs, skips):  # pragma: no cover - compiled
-    """The side probe's statistic from a chain point (y, x) whose chain runs along (ty, tx): the
-    largest :func:`window_contrast` over ``length`` points, half-width ``hw``, along a line from
-    the point in each of the ``_SIDE_DIRS`` directions ``_SIDE_ANGLES`` off the chain (both ways,
-    both sides), counted from where the template's far flank is ``off`` px off the chain (the
-    chain's half-width and a pixel: the chain's own contrast is not counted): each direction
-    screened over its first ``length // _SIDE_SCREEN`` points, the ``_SIDE_KEEP`` best measured
-    over the full length. With ``check``, a candidate reaching ``thresh`` counts only when none
-    of its counted points lies within ``r = ceil(hw) + 1`` px of a detected centreline point (of
-    any chain: it neither runs along its own chain nor into another). Returns (value, index of
-    its direction in ``dys``, ``dxs``, ``skips``; -1 when none): value -inf when every candidate
-    is off the skin (or fails the check)."""
-    ny = tx
-    nx = -ty
-    foot = max(2.0 * hw, 2.0)
-    d1 = hw + foot
-    d2 = d1 + foot
-    short = max(length // _SIDE_SCREEN, 1)
-    nc = 0
-    for side in (-1.0, 1.0):
-        for way in (-1.0, 1.0):
-            for deg in _SIDE_ANGLES:
-                c = math.cos(math.radians(deg))
-                s_ = math.sin(math.radians(deg))
-                dy = c * way * ty + s_ * side * ny
-                dx = c * way * tx + s_ * side * nx
-                k = _side_skip(off, d2, s_)
-                v = window_contrast(sig, skin, y + k * dy, x + k * dx, dy, dx, hw, d1, d2, short)
-                vals[nc] = -np.inf if np.isnan(v) else v
-                dys[nc] = dy
-                dxs[nc] = dx
-                skips[nc] = k
-                nc += 1
-    best = -np.inf
-    bi = -1
-    r = int(math.ceil(hw)) + 1
-    for _ in range(_SIDE_KEEP):
-        j = -1
-        top = -np.inf
-        for t in range(nc):
-            if vals[t] > top:
-                top = vals[t]
-                j = t
-        if j < 0:
-            break
-        vals[j] = -np.inf
-        k = skips[j]
-        v = window_contrast(sig, skin, y + k * dys[j], x + k * dxs[j], dys[j], dxs[j], hw, d1, d2, length)
-        if np.isnan(v) or not (v > best):
-            continue
-        if check:
-            if not (v >= thresh):
-                continue
-            clear = True
-            for t in range(k, k + length):
-                qy = y + t * dys[j]
-                qx = x + t * dxs[j]
-                if _other_chain_near(keys, seg, n_cols, int(qy + 0.5), int(qx + 0.5), r, -1):
-                    clear = False
-                    break
-            if not clear:
-                continue
-        best = v
-        bi = j
-    return best, bi
-
-
-@nb.njit(cache=True, nogil=True, parallel=True)
-def side_probes(sig, skin, ys, xs, seg, n_cols, starts, tys, txs, offs, hw, length, thresh, out_val, out_geo):  # pragma: no cover - compiled
-    """:func:`_side_best` from each chain point ``starts`` (S,) (indices into ``ys``, ``xs``), its
-    chain running along (``tys``, ``txs``) (S,), counted from ``offs`` (S,) px off the chain (its
-    half-width and a pixel), with the check against the centrelines at ``thresh``: ``out_val``
-    (S,) the value (-inf: none), ``out_geo`` (S, 3) the direction (dy, dx) of the probe kept and
-    the points it skipped."""
-    keys = ys.astype(np.int64) * n_cols + xs
-    for i in nb.prange(starts.size):
-        vals = np.empty(_SIDE_DIRS, np.float64)
-        dys = np.empty(_SIDE_DIRS, np.float64)
-        dxs = np.empty(_SIDE_DIRS, np.float64)
-        skips = np.empty(_SIDE_DIRS, np.int64)
-        p = starts[i]
-        v, j = _side_best(sig, skin, float(ys[p]), float(xs[p]), tys[i], txs[i], offs[i], hw, length, keys, seg, n_cols,
-                          True, thresh, vals, dys, dxs, skips)  # fmt: skip
-        out_val[i] = v
-        if j >= 0:
-            out_geo[i, 0] = dys[j]
-            out_geo[i, 1] = dxs[j]
-            out_geo[i, 2] = skips[j]
-        else:
-            out_geo[i, 0] = np.nan
-            out_geo[i, 1] = np.nan
-            out_geo[i, 2] = np.nan
-
-
-@nb.njit(cache=True, nogil=True, parallel=True)
-def side_nulls(sig, skin, ys, xs, seg, n_cols, start_y, start_x, start_ty, start_tx, hw, length, out):  # pragma: no cover - compiled
-    """The side probe's statistic (:func:`_side_best`, no check, counted from the start itself:
-    on the skin the place it starts does not matter) on the skin off the detected centrelines:
-    from each start (``start_y``, ``start_x``) (S,), the chain's direction taken as
-    (``start_ty``, ``start_tx``), that lies on the skin farther than the template's and the
-    probe's reach from every centreline point; ``out`` (S,) the value, NaN where not measured."""
-    keys = ys.astype(np.int64) * n_cols + xs
-    foot = max(2.0 * hw, 2.0)
-    reach = int(math.ceil(hw + 2.0 * foot)) + 1
-    far = reach + length
-    d2 = hw + 2.0 * foot  # counted from the start itself: off = -d2 skips no point
-    for i in nb.prange(start_y.size):
-        vals = np.empty(_SIDE_DIRS, np.float64)
-        dys = np.empty(_SIDE_DIRS, np.float64)
-        dxs = np.empty(_SIDE_DIRS, np.float64)
-        skips = np.empty(_SIDE_DIRS, np.int64)
-        y = start_y[i]
-        x = start_x[i]
-        out[i] = np.nan
-        if _other_chain_near(keys, seg, n_cols, int(y + 0.5), int(x + 0.5), far, -1):
-            continue
-        v, _ = _side_best(sig, skin, y, x, start_ty[i], start_tx[i], -d2, hw, length, keys, seg, n_cols, False, np.inf,
-                          vals, dys, dxs, skips)  # fmt: skip
-        if v > -np.inf:
-            out[i] = v

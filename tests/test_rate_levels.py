@@ -514,3 +514,137 @@ def test_the_undecided_colour_takes_the_chains_in_any_order():
     width = np.full(120, 3.0, np.float32)
     out = _undecided_colour(pts, seg, np.array([2, 1, 0]), od, np.ones(120, bool), width, z=2.0)
     assert out.tolist() == [0, 2]
+
+
+# --- session 35 (lvl35): the fixed levels' centreline kept, the lowered levels' points only beyond it ---
+
+
+def _det(points, segment, *, weak=None, scale=1.0):
+    from veinscope.segment import VesselDetection
+
+    pts = np.asarray(points, np.int32)
+    order = np.lexsort((pts[:, 1], pts[:, 0]))
+    k = pts.shape[0]
+    normals = np.tile(np.array([[1.0, 0.0]], np.float32), (k, 1))  # horizontal chains: normal along y
+    return VesselDetection(pts[order], np.asarray(segment, np.int32)[order], np.ones(k, np.float32), normals,
+                           np.full(k, scale, np.float32), int(np.max(segment)) + 1, 1.0, (3.0, 5.0),
+                           weak=None if weak is None else np.asarray(weak, bool))  # fmt: skip
+
+
+def test_keep_fixed_centreline_keeps_every_fixed_point_and_adds_only_beyond():
+    """A fixed chain (row 10, columns 0-19, judged weak at the fixed levels); the lowered levels
+    redraw it one row down and carry it on to column 39, and find a lone chain far away. Kept:
+    the fixed points exactly, the continuation past the end (columns 20-39) as a chain of its
+    own following the fixed one, the lone chain whole; the redrawn crest beside the fixed one is
+    gone; the fixed chain is strong, as the lowered chain along it is."""
+    from veinscope.segment import keep_fixed_centreline
+
+    fixed = _det([(10, x) for x in range(20)], [0] * 20, weak=[True])
+    low_pts = [(11, x) for x in range(40)] + [(60, x) for x in range(10, 30)]
+    lowered = _det(low_pts, [0] * 40 + [1] * 20, weak=[False, True])
+    out = keep_fixed_centreline(fixed, lowered, min_piece_px=3, follow=True)
+    got = {tuple(p): int(s) for p, s in zip(out.points_yx.tolist(), out.segment)}
+    assert all(got.get((10, x)) is not None for x in range(20))  # every fixed point
+    assert not any((11, x) in got for x in range(20))  # the redrawn crest beside it: gone
+    assert all((11, x) in got for x in range(20, 40)) and all((60, x) in got for x in range(10, 30))
+    assert out.points_yx.shape[0] == 20 + 20 + 20
+    assert (np.diff(out.points_yx[:, 0].astype(np.int64) * 1000 + out.points_yx[:, 1]) > 0).all()  # row-major
+    f, c, lone = got[(10, 0)], got[(11, 25)], got[(60, 15)]
+    assert len({f, c, lone}) == 3 and out.n_segments == 3
+    assert len({got[(10, x)] for x in range(20)}) == 1 and len({got[(11, x)] for x in range(20, 40)}) == 1
+    assert out.follows[c] == f and out.follows[f] == -1 and out.follows[lone] == -1
+    assert not out.weak[f] and not out.weak[c] and out.weak[lone]
+
+
+def test_keep_fixed_centreline_drops_a_cut_chains_short_runs_and_keeps_a_wide_vessels_side():
+    """A lowered chain beside a wide fixed vessel (scale 3 px: one width is about 10 px) is the
+    same vessel's crest redrawn even 4 px off; beside a fine one (scale 0.5 px, at least
+    ``near_px`` 2 px) 4 px off it is a vessel of its own. A run of 2 points left of a cut chain is
+    dropped (``min_piece_px`` 3)."""
+    from veinscope.segment import keep_fixed_centreline
+
+    for scale, side in ((3.0, 0), (0.5, 30)):
+        fixed = _det([(10, x) for x in range(30)], [0] * 30, scale=scale)
+        # chain 0: the fixed crest redrawn a row down and 2 px on past its end; chain 1: 4 px beside it
+        lowered = _det([(11, x) for x in range(32)] + [(14, x) for x in range(30)], [0] * 32 + [1] * 30)
+        out = keep_fixed_centreline(fixed, lowered, min_piece_px=3)
+        rows = out.points_yx[:, 0]
+        assert (rows == 10).sum() == 30 and (rows == 11).sum() == 0  # the 2-point run past the end went
+        assert (rows == 14).sum() == side
+
+
+def _measured(monkeypatch, rgb, **kw):
+    """``analyze(rgb, **kw)`` and the detection and smoothed widths it measured."""
+    import veinscope
+    import veinscope.pipeline as pipeline
+
+    seen = {}
+    real = pipeline.measure_vessels
+
+    def spy(det, widths, *a, **k):
+        out = real(det, widths, *a, **k)
+        seen["det"], seen["width"] = det, out.width_px
+        return out
+
+    monkeypatch.setattr(pipeline, "measure_vessels", spy)
+    a = veinscope.analyze(rgb, px_per_mm=10.0, **kw)
+    return a, seen["det"], seen["width"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_fixed_levels_centreline_and_widths_stay_under_the_lowered_levels_with_keep(monkeypatch, seed):
+    """``_blue_then_faint``: a blue vessel the fixed levels find, and a faint stretch on that only
+    the lowered levels find (seed 1; seed 2: not even they). With the lowered levels and their
+    guard, 2 % of the fixed centreline's points are gone and 6-67 of its points read another
+    width (the lowered chain pools its faint stretch's profiles into them; set A photo 417,
+    session 34). With ``"keep"`` every fixed point is there with its width to the bit, and the
+    faint stretch is marked as much as without it. Main has no such word (a ValueError)."""
+    rgb = _blue_then_faint(seed)
+    guard = "drop+near+long+follow+colour"
+    rates = dict(level_rates=(0.04, 0.01))
+    _, d0, w0 = _measured(monkeypatch, rgb)
+    lev, d1, w1 = _measured(monkeypatch, rgb, level_rates_guard=guard, **rates)
+    keep, d2, w2 = _measured(monkeypatch, rgb, level_rates_guard=guard + "+keep", **rates)
+    assert keep.params["level_rates_guard"] == guard + "+keep"
+    assert keep.params["thresholds"] == lev.params["thresholds"]  # the levels were lowered
+
+    def at_fixed(det, width):
+        where = {tuple(p): i for i, p in enumerate(det.points_yx.tolist())}
+        ix = np.array([where.get(tuple(p), -1) for p in d0.points_yx.tolist()])
+        return ix >= 0, np.where(ix >= 0, width[np.maximum(ix, 0)], np.nan)
+
+    found1, wl = at_fixed(d1, w1)
+    found2, wk = at_fixed(d2, w2)
+    assert not found1.all() and not np.array_equal(wl, w0, equal_nan=True)  # main's option redraws
+    assert found2.all() and np.array_equal(wk, w0, equal_nan=True)
+    faint = (slice(112, 129), slice(160, 290))
+    assert (keep.labels[faint] > 0).sum() >= (lev.labels[faint] > 0).sum() - 10
+    if seed == 1:
+        assert (keep.labels[faint] > 0).sum() > 150
+
+
+def test_keep_fixed_centreline_of_the_same_chains_is_those_chains():
+    """Where the lowered levels find just what the fixed levels find, nothing changes: the same
+    points, chains (renumbered in order) and standing."""
+    from veinscope.segment import keep_fixed_centreline
+
+    pts = [(10, x) for x in range(20)] + [(30 + y, 40) for y in range(15)] + [(60, x) for x in range(5, 9)]
+    seg = [0] * 20 + [1] * 15 + [2] * 4
+    det = _det(pts, seg, weak=[False, True, False])
+    out = keep_fixed_centreline(det, det, min_piece_px=3, follow=True)
+    assert np.array_equal(out.points_yx, det.points_yx) and np.array_equal(out.segment, det.segment)
+    assert out.weak.tolist() == [False, True, False] and out.follows is None and out.n_segments == 3
+
+
+def test_keep_marks_what_the_fixed_levels_mark_under_the_colour_rule():
+    """``test_what_the_fixed_levels_mark_stays_marked_under_the_colour_rule``'s red line: the fixed
+    levels mark 436 px, the guard 371, ``+colour`` 290; with ``"keep"`` the fixed levels' chain
+    keeps its points (a lowered chain along it decides only whether it is weak) and all 436 px
+    are marked again."""
+    import veinscope
+
+    rgb = _faint_line(0, 1.0, 0.2)
+    fixed = veinscope.analyze(rgb, px_per_mm=10.0)
+    keep = _colour_runs_of(rgb, "drop+near+long+colour+keep")
+    assert (fixed.labels > 0).sum() > 400
+    assert (keep.labels[fixed.labels > 0] > 0).all()

@@ -316,6 +316,16 @@ def analyze(
         chain following another (``"follow"``) goes with the chain it follows. Set B photo 611:
         a blue telangiectasia's faint stretch read red at a red share of 0.505 +- 0.058
         (BENCHMARKS.md session 34, helper cls34).
+        ``"keep"``: the fixed levels' chains are found too (one more detection pass on the same
+        ridge map, carried on to their end faces and past their ends as any) and kept as they
+        are, with the lowered levels' points only beyond them
+        (:func:`veinscope.segment.keep_fixed_centreline`): the lowered levels redraw a vessel's
+        crest 1-3 px off and pool their faint stretch's profiles into its widths, which read a
+        vessel both find wider (set A photo 417: 0.048 -> 0.102 mm at the true points both
+        mark; 0.047 with ``"keep"``); they still decide which of those chains are weak, and a
+        stretch they add past a fixed chain's end is a chain of its own that follows it (with
+        ``"follow"``). Where no level was lowered it changes nothing (BENCHMARKS.md session 35,
+        helper lvl35).
         ``None`` (default): every chain the lowered levels find is kept.
     level_rates_gap_mm : float
         ``level_rates_guard``'s ``"near"`` (and ``"nearest"``) distance, mm (2.0: twice
@@ -612,13 +622,14 @@ def analyze(
         raise ValueError(f"level_rates must be None or (low, high) shares of the skin between 0 and 1, got {level_rates!r}")
     if level_rates_guard is not None and (
         not isinstance(level_rates_guard, str)
-        or not set(level_rates_guard.split("+")) <= {"weak", "drop", "long", "near", "grow", "follow", "colour", "nearest"}
+        or not set(level_rates_guard.split("+")) <= {"weak", "drop", "long", "near", "grow", "follow", "colour", "nearest",
+                                                     "keep"}
         or {"weak", "drop"} <= set(level_rates_guard.split("+")) or not {"weak", "drop"} & set(level_rates_guard.split("+"))
         or ("follow" in level_rates_guard.split("+") and "near" not in level_rates_guard.split("+"))
         or ("nearest" in level_rates_guard.split("+") and "colour" not in level_rates_guard.split("+"))
     ):  # fmt: skip
         raise ValueError(
-            "level_rates_guard must be None or words from weak, drop, long, near, grow, follow, colour, nearest joined "
+            "level_rates_guard must be None or words from weak, drop, long, near, grow, follow, colour, nearest, keep joined "
             f"by '+' (one of weak and drop; follow with near; nearest with colour), got {level_rates_guard!r}"
         )
     for name, v in (("level_rates_gap_mm", level_rates_gap_mm), ("level_rates_long_mm", level_rates_long_mm),
@@ -796,11 +807,9 @@ def analyze(
     from veinscope.diameter import half_max_widths, profile_diameters
     from veinscope.vesselness import ridge_response
 
-    det = detect_vessels(
-        # passed as a temporary so that detect_vessels can release its maps early (memory)
-        ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True),
-        skin,
-        signal,
+    guard_words = set((level_rates_guard or "").split("+"))
+    keep_fixed = level_rates is not None and "keep" in guard_words
+    det_options = dict(
         high_noise=high_noise,
         low_noise=low_noise,
         min_length_px=max(4.0, min_length_mm * ppm),
@@ -809,31 +818,62 @@ def analyze(
         long_length_px=None if faint_length_mm is None else faint_length_mm * ppm,
         snap=bool(snap_crest),
         noise_cell_px=max(16, int(round(background_px / 4))),
-        consume=True,
         weak_bands=faint_delta_e is not None,
+    )
+    rate_options = dict(
         level_rates=None if level_rates is None else tuple(float(v) for v in level_rates),
-        rates_guard=level_rates_guard,
+        rates_guard=None if level_rates_guard is None else "+".join(w for w in level_rates_guard.split("+") if w != "keep"),
         rates_gap_px=float(level_rates_gap_mm) * ppm,
         rates_long_px=float(level_rates_long_mm) * ppm,
     )
+    det_fixed = None
+    if keep_fixed:
+        # the lowered levels' chains, then, where a level was lowered, the fixed levels' chains
+        # from the same ridge map (kept for it: the second pass takes it)
+        ridge = ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True)
+        det = detect_vessels(ridge, skin, signal, consume=False, **det_options, **rate_options)
+        fixed_levels = (float(low_noise) * det.noise, float(high_noise) * det.noise)
+        if det.thresholds != fixed_levels:
+            det_fixed = detect_vessels(ridge, skin, signal, consume=True, **det_options)
+        del ridge
+    else:
+        det = detect_vessels(
+            # passed as a temporary so that detect_vessels can release its maps early (memory)
+            ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True),
+            skin, signal, consume=True, **det_options, **rate_options,
+        )  # fmt: skip
     params["noise"] = round(det.noise, 6)
     # level_rates: the fixed high level at the median unit, when the rates lowered it (the deep pass's hold)
     fixed_high = float(high_noise) * det.noise if det.thresholds[1] < float(high_noise) * det.noise * (1 - 1e-6) else None
     params["thresholds"] = [round(t, 6) for t in det.thresholds]
-    if end_faces and det.points_yx.shape[0]:
-        # carry each crest on to its vessel's end face, where the line filter's answer fell
-        from veinscope.extend import reach_end_faces
 
-        det = reach_end_faces(det, signal, skin)
-    if extend_ends_mm is not None and det.points_yx.shape[0]:
-        # follow each centreline on past its end where its vessel continues faintly (issue 4)
-        from veinscope.extend import extend_ends
+    def carried(det):
+        """The chains carried on to their end faces and followed on past their ends."""
+        if end_faces and det.points_yx.shape[0]:
+            # carry each crest on to its vessel's end face, where the line filter's answer fell
+            from veinscope.extend import reach_end_faces
 
-        win = max(5, round(ppm))  # 1 mm
-        follow = dict(max_length_px=extend_ends_mm * ppm, window_px=win, long_window_px=3 * win, max_through_px=2 * win,
-                      min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e,
-                      probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0)  # fmt: skip
-        det = extend_ends(det, signal, skin, **follow)
+            det = reach_end_faces(det, signal, skin)
+        if extend_ends_mm is not None and det.points_yx.shape[0]:
+            # follow each centreline on past its end where its vessel continues faintly (issue 4)
+            from veinscope.extend import extend_ends
+
+            win = max(5, round(ppm))  # 1 mm
+            follow = dict(max_length_px=extend_ends_mm * ppm, window_px=win, long_window_px=3 * win,
+                          max_through_px=2 * win, min_chain_px=2 * win, rgb=rgb, min_delta_e=min_delta_e,
+                          probe_px=0 if tail_probe_nfa is None else 2 * win, probe_nfa=tail_probe_nfa or 1.0)  # fmt: skip
+            det = extend_ends(det, signal, skin, **follow)
+        return det
+
+    det = carried(det)
+    if det_fixed is not None:
+        # the fixed levels' centreline kept where they found one; the lowered levels only add
+        # what lies beyond it (their redrawn crest of the same vessel reads it wider)
+        from veinscope.segment import keep_fixed_centreline
+
+        det = keep_fixed_centreline(carried(det_fixed), det, min_piece_px=det_options["min_piece_px"],
+                                    follow="follow" in guard_words)
+        del det_fixed
 
     deep_lo_px, deep_hi_px = 1.0 * ppm, 0.5 * max_diameter_mm * ppm
     n_ordinary = det.n_segments  # chains numbered from here on are the red channel's

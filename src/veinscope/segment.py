@@ -658,6 +658,132 @@ def _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl, s
     return out.view(bool)
 
 
+def keep_fixed_centreline(fixed: VesselDetection, lowered: VesselDetection, *, min_piece_px: int,
+                          near_px: float = 2.0, follow: bool = False) -> VesselDetection:
+    """The fixed levels' chains as they are, and the lowered levels' points only beyond them.
+
+    ``fixed`` and ``lowered`` are :func:`detect_vessels`' chains of one photo at the fixed
+    levels and with ``level_rates`` (each carried on as the caller does, e.g. past its ends by
+    :func:`veinscope.extend.extend_ends`). Where the lowered levels widen a vessel's band they
+    redraw its crest a pixel or two off the fixed levels' one and follow it on past its end
+    themselves; and a chain they make longer pools the profiles of its faint stretch into the
+    widths of its strong one (:func:`veinscope.diameter.profile_diameters` pools along a chain).
+    Here every fixed chain keeps its points (one chain, as before), and a lowered point is kept only
+    beyond the fixed centreline: farther than ``max(near_px, 2 sqrt(3) scale)`` across the
+    nearest fixed point's chain (``scale`` its Hessian scale: a bar of width ``w`` answers
+    most at ``w / (2 sqrt 3)``, so this is one width) or more than 0.75 px along it (past
+    its end: beside a chain, the nearest point is the foot of the perpendicular), and not on
+    it. A lowered chain none of whose points was so dropped is kept whole, with its standing;
+    of the others, the 8-connected runs of at least ``min_piece_px`` points left are chains of
+    their own, weak as their lowered chain, and (with ``follow``) each follows the fixed
+    chain nearest it (``follows``: the same vessel on, it takes that chain's class). A fixed
+    chain is weak only where every lowered chain along it (within the distance above) is: the
+    lowered levels decide which bands are strong. ``fixed_points`` (when ``lowered`` has them):
+    a fixed chain's point count, a run's 0, a whole chain's own. Returns a new detection, points
+    row-major, chains numbered whole lowered ones, fixed ones, runs (those left without points
+    dropped), noise and thresholds ``lowered``'s.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    kf, kl = fixed.points_yx.shape[0], lowered.points_yx.shape[0]
+    if kf == 0 or kl == 0:
+        return lowered
+    nl, nf = int(lowered.n_segments), int(fixed.n_segments)
+    pf = fixed.points_yx.astype(np.float64)
+    pl = lowered.points_yx.astype(np.float64)
+    reach_f = np.maximum(float(near_px), 2.0 * math.sqrt(3.0) * fixed.scale_px.astype(np.float64))
+    d, j = cKDTree(pf).query(pl)
+    off = pl - pf[j]
+    nrm = fixed.normals_yx[j].astype(np.float64)
+    across = np.abs(off[:, 0] * nrm[:, 0] + off[:, 1] * nrm[:, 1])
+    along = np.abs(off[:, 0] * nrm[:, 1] - off[:, 1] * nrm[:, 0])
+    beyond = (d >= 1.0) & ((along > 0.75) | (across > reach_f[j]))
+    seg_l = lowered.segment.astype(np.int64)
+    cut = np.bincount(seg_l[~beyond], minlength=nl)[:nl] > 0
+    idx = np.flatnonzero(beyond)
+    nrun, run = 0, np.zeros(0, np.int64)
+    if idx.size:
+        # 8-connected runs of the points left, within each lowered chain; a cut chain's short runs go
+        pairs = cKDTree(pl[idx]).query_pairs(1.5, output_type="ndarray")
+        if pairs.size:
+            pairs = pairs[seg_l[idx[pairs[:, 0]]] == seg_l[idx[pairs[:, 1]]]]
+        graph = coo_matrix((np.ones(pairs.shape[0]), (pairs[:, 0], pairs[:, 1])), shape=(idx.size, idx.size))
+        nrun, run = connected_components(graph, directed=False)
+        short = cut[seg_l[idx]] & (np.bincount(run, minlength=nrun)[run] < int(min_piece_px))
+        idx, run = idx[~short], run[~short]
+    # the fixed chain nearest each run, and each whole lowered chain
+    near_run = np.full(nrun, -1, np.int64)
+    near_whole = np.full(nl, -1, np.int64)
+    if idx.size:
+        first = np.lexsort((d[idx], run))
+        u, at = np.unique(run[first], return_index=True)
+        near_run[u] = fixed.segment[j[idx[first[at]]]]
+        first = np.lexsort((d[idx], seg_l[idx]))
+        u, at = np.unique(seg_l[idx][first], return_index=True)
+        near_whole[u] = fixed.segment[j[idx[first[at]]]]
+    # chain numbers: whole lowered chains (0..nl-1), fixed chains (nl..), runs of cut chains (nl + nf..)
+    seg = np.concatenate([nl + fixed.segment.astype(np.int64), np.where(cut[seg_l[idx]], nl + nf + run, seg_l[idx])])
+    used = np.bincount(seg, minlength=nl + nf + nrun) > 0
+    new_id = np.cumsum(used) - 1
+    run_chain = np.zeros(nrun, np.int64)  # the lowered chain each run comes from
+    run_chain[run] = seg_l[idx]
+
+    def chains(a_l, a_f, a_r=None):
+        """Per chain: the lowered chains' ``a_l``, the fixed chains' ``a_f``, then the runs' ``a_r``
+        (their lowered chain's ``a_l`` when None)."""
+        return np.concatenate([a_l, a_f, a_l[run_chain] if a_r is None else a_r])[used]
+
+    def per_point(name):
+        a, b = getattr(fixed, name), getattr(lowered, name)
+        if a is None and b is None:
+            return None
+        a = np.zeros(kf, bool) if a is None else np.asarray(a, bool)
+        b = np.zeros(kl, bool) if b is None else np.asarray(b, bool)
+        return np.concatenate([a, b[idx]])[order]
+
+    pts = np.concatenate([fixed.points_yx, lowered.points_yx[idx]]).astype(np.int32)
+    order = np.lexsort((pts[:, 1], pts[:, 0]))
+    weak = None
+    if lowered.weak is not None or fixed.weak is not None:
+        weak_l = np.zeros(nl, bool) if lowered.weak is None else np.asarray(lowered.weak, bool)
+        weak_f = np.zeros(nf, bool) if fixed.weak is None else np.asarray(fixed.weak, bool)
+        # a fixed chain is weak only where every lowered chain along it is
+        dd, jj = cKDTree(pl).query(pf)
+        on = dd <= reach_f
+        has = np.bincount(fixed.segment[on], minlength=nf)[:nf] > 0
+        strong = np.bincount(fixed.segment[on], weights=~weak_l[seg_l[jj[on]]], minlength=nf)[:nf] > 0
+        weak = chains(weak_l, np.where(has, ~strong, weak_f))
+    follows = None
+    if follow:
+        fl = np.full(nl, -1, np.int64) if lowered.follows is None else np.asarray(lowered.follows, np.int64)
+        to_fixed = np.where(near_whole >= 0, new_id[nl + np.maximum(near_whole, 0)], -1)
+        f_run = np.where(near_run >= 0, new_id[nl + np.maximum(near_run, 0)], -1)
+        follows = chains(np.where(fl >= 0, to_fixed, -1), np.full(nf, -1, np.int64), f_run)
+        if not (follows >= 0).any():
+            follows = None
+    fixed_points = None
+    if lowered.fixed_points is not None:
+        fixed_points = chains(np.asarray(lowered.fixed_points, np.int64), np.bincount(fixed.segment, minlength=nf)[:nf],
+                              np.zeros(nrun, np.int64))  # fmt: skip
+    return VesselDetection(
+        points_yx=pts[order],
+        segment=new_id[seg][order].astype(np.int32),
+        strength=np.concatenate([fixed.strength, lowered.strength[idx]]).astype(np.float32)[order],
+        normals_yx=np.concatenate([fixed.normals_yx, lowered.normals_yx[idx]]).astype(np.float32)[order],
+        scale_px=np.concatenate([fixed.scale_px, lowered.scale_px[idx]]).astype(np.float32)[order],
+        n_segments=int(used.sum()),
+        noise=lowered.noise,
+        thresholds=lowered.thresholds,
+        weak=weak,
+        tracked=per_point("tracked"),
+        reached=per_point("reached"),
+        follows=follows,
+        fixed_points=fixed_points,
+    )
+
+
 def _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px) -> np.ndarray:
     """Per band label 0..nreg-1: kept by the hysteresis (it reaches the high level and extends
     at least ``min_length_px``, the diagonal of its bounding box) or, with ``long_length_px``, by

@@ -137,7 +137,7 @@ def main(argv=None) -> int:
                     "(what of the change with the scale the baseline's own analysis makes)")
     ap.add_argument("--skin-type", type=int, choices=range(1, 7), default=None, metavar="T",
                     help="--source series: every series on skin type T (1-6) instead of the generator's draw "
-                    "(the draw gives type 6 to 9 %% of series: none among seeds 300-333)")
+                    "(the draw gives type 6 to 9 %% of series: one among seeds 300-333, 313)")
     ap.add_argument("--json", metavar="PATH", help="write the per-pair rows to PATH")
     args = ap.parse_args(argv)
     import veinscope

@@ -76,28 +76,37 @@ def _sim_cases(n, seed0, size):
         yield seed, s.baseline_rgb, s.followup_rgb, ppm, truth, s
 
 
-def _series_cases(n, seed0, size, sessions, skin_type=None):
+def benchmark_series(seed, size=(800, 600), sessions=3, skin_type=None):
+    """The series ``--source series`` reads for ``seed``: its scale drawn from the seed."""
     from veinscope.synth import generate_series
 
+    return generate_series(seed=seed, sessions=sessions, size=size, px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)),
+                           skin_type=skin_type)
+
+
+def mask_on_baseline(ser, k, mask):
+    """Session ``k``'s truth ``mask`` seen on the baseline's grid (the generator's own figures
+    count the whole session photo, also what the baseline does not show); all False for None."""
+    b = ser.photos[0]
+    m, n = b.rgb.shape[:2]
+    if mask is None:
+        return np.zeros((m, n), bool)
+    h_s2b = np.linalg.inv(np.asarray(ser.changes[k - 1]["homography_baseline_to_session"]))
+    return cv2.warpPerspective(mask.astype(np.uint8), h_s2b, (n, m), flags=cv2.INTER_NEAREST) > 0
+
+
+def _series_cases(n, seed0, size, sessions, skin_type=None):
     for i in range(n):
         seed = seed0 + i
-        ser = generate_series(seed=seed, sessions=sessions, size=size, px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)),
-                              skin_type=skin_type)
+        ser = benchmark_series(seed, size, sessions, skin_type)
         b = ser.photos[0]
-        m, n = b.rgb.shape[:2]
         for k in range(1, len(ser.photos)):
             ch = ser.changes[k - 1]
-            # staining / matting truth: the session's masks seen on the baseline's grid (the
-            # generator's own figures count the whole session photo, also what the baseline
-            # does not show); areas at the baseline's scale
-            h_s2b = np.linalg.inv(np.asarray(ch["homography_baseline_to_session"]))
             f = ser.photos[k]
 
             def on_baseline(mask):
-                if mask is None:
-                    return 0.0
-                w = cv2.warpPerspective(mask.astype(np.uint8), h_s2b, (n, m), flags=cv2.INTER_NEAREST) > 0
-                return float(w.sum()) / float(b.px_per_mm) ** 2
+                # staining / matting truth on the baseline's grid; areas at the baseline's scale
+                return float(mask_on_baseline(ser, k, mask).sum()) / float(b.px_per_mm) ** 2
 
             truth = {
                 "improvement_pct": ch["improvement_pct"]["total"],

@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from veinscope.compare import CHANGE_CODES, compare  # noqa: E402
 from veinscope.errors import RegistrationError  # noqa: E402
-from veinscope.synth import generate_series  # noqa: E402
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_compare import benchmark_series, mask_on_baseline  # noqa: E402
 
 _COLOURS = {1: (60, 60, 255), 2: (40, 200, 40), 3: (150, 90, 40), 4: (255, 0, 255), 5: (255, 220, 0), 6: (110, 110, 110)}
 
@@ -47,24 +48,16 @@ def _pieces(mask: np.ndarray, min_px: float) -> int:
 
 
 def pair_rows(seed: int, png: Path | None, size=(800, 600), sessions: int = 3) -> list[dict]:
-    ser = generate_series(seed=seed, sessions=sessions, size=size, px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)))
+    ser = benchmark_series(seed, size, sessions)
     b = ser.photos[0]
     m, n = b.rgb.shape[:2]
     ppm = float(b.px_per_mm)
     mm2 = 1.0 / ppm**2
     rows = []
     for k in range(1, len(ser.photos)):
-        ch = ser.changes[k - 1]
-        h_s2b = np.linalg.inv(np.asarray(ch["homography_baseline_to_session"]))
         f = ser.photos[k]
-
-        def on_baseline(mask):
-            if mask is None:
-                return np.zeros((m, n), bool)
-            return cv2.warpPerspective(mask.astype(np.uint8), h_s2b, (n, m), flags=cv2.INTER_NEAREST) > 0
-
-        t = on_baseline(f.matting)
-        ts = on_baseline(f.staining)
+        t = mask_on_baseline(ser, k, f.matting)
+        ts = mask_on_baseline(ser, k, f.staining)
         case = f"{seed}/{k}"
         try:
             c = compare(b.rgb, f.rgb, px_per_mm=ppm)

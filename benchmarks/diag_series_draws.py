@@ -18,20 +18,19 @@ import argparse
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from veinscope.synth import generate_series  # noqa: E402
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_compare import benchmark_series, mask_on_baseline  # noqa: E402
 
 
 def series_rows(seed: int, size=(800, 600), sessions: int = 3) -> list[dict]:
     """One row per follow-up of the benchmark's series ``seed`` (its draws and its truth)."""
-    ser = generate_series(seed=seed, sessions=sessions, size=size, px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)))
+    ser = benchmark_series(seed, size, sessions)
     b = ser.photos[0]
-    m, n = b.rgb.shape[:2]
     p0 = b.params
     kinds: dict[str, int] = {}
     for st in p0["structures"]:
@@ -40,14 +39,10 @@ def series_rows(seed: int, size=(800, 600), sessions: int = 3) -> list[dict]:
     rows = []
     for k in range(1, len(ser.photos)):
         ch = ser.changes[k - 1]
-        h_s2b = np.linalg.inv(np.asarray(ch["homography_baseline_to_session"]))
         f = ser.photos[k]
 
         def on_baseline(mask):
-            if mask is None:
-                return 0.0
-            w = cv2.warpPerspective(mask.astype(np.uint8), h_s2b, (n, m), flags=cv2.INTER_NEAREST) > 0
-            return float(w.sum()) / float(b.px_per_mm) ** 2
+            return float(mask_on_baseline(ser, k, mask).sum()) / float(b.px_per_mm) ** 2
 
         mat_sids = [e["matting_structure"] for e in course["events"] if e["event"] == "matting" and e["session"] <= k]
         rows.append({

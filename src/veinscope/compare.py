@@ -2439,9 +2439,9 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
             # anywhere in the compared skin (the engine may have missed the treated vessel under a
             # stain); each patch reports its distance to the nearest baseline vessel
             cand = vb & (d_mel > 3.0 * noise) & (mel_f > 3.0 * noise_f) & brown
-            seeds = [(*sd, sig, min_peak, noise) for sd in _patches(d_mel, cand, lambda p: p >= min_peak, vb & brown & (mel_f > 2.0 * noise_f), min_area_px=0.5 * min_area_px)]
+            seeds = _patches(d_mel, cand, lambda p: p >= min_peak, vb & brown & (mel_f > 2.0 * noise_f), min_area_px=0.5 * min_area_px)
             bm, bn = d_mel.shape
-            for (y0, y1, x0, x1), region, peak, s_seed, peak_min, noise_s in seeds:
+            for (y0, y1, x0, x1), region, peak in seeds:
                 pad = int(3.0 * ppm) + 2
                 Y0, Y1, X0, X1 = max(0, y0 - pad), min(bm, y1 + pad), max(0, x0 - pad), min(bn, x1 + pad)
                 seed = np.zeros((Y1 - Y0, X1 - X0), bool)
@@ -2462,7 +2462,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
                 if reg.sum() < min_area_px:
                     continue
                 mask[Y0:Y1, X0:X1] |= reg
-                grown.append(((Y0, Y1, X0, X1), reg, peak, s_seed, peak_min, noise_s))
+                grown.append(((Y0, Y1, X0, X1), reg, peak))
         return mask, grown
 
     mask, grown = grow(mb, mf, boxes, thr)
@@ -2497,7 +2497,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     lst = []
     out_boxes = []
     total_de, total_a = 0.0, 0.0
-    for box, region, peak, s_seed, peak_min, noise_s in grown:  # the seed's blur and level judge its patch
+    for box, region, peak in grown:  # the seeds' blur ``sig`` and level ``min_peak`` judge each patch
         Y0, Y1, X0, X1 = box
         region = region & mask[Y0:Y1, X0:X1]
         ring = cv2.dilate(region.astype(np.uint8), _disc(int(1.5 * ppm))).astype(bool) & ~cv2.dilate(region.astype(np.uint8), _disc(int(0.5 * ppm) + 1)).astype(bool)
@@ -2521,7 +2521,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
                 # pixels still rising to the seed level on the same-skin reading, in pieces of at
                 # least the minimum area, judged again (session 30's review: a stain by the leg's
                 # rim was dropped whole, its same-skin rise 3x the seed level)
-                keep = region & (_stain_rise_px(mb_same, maps[1], box, shift_px, (m, n)) >= peak_min)
+                keep = region & (_stain_rise_px(mb_same, maps[1], box, shift_px, (m, n)) >= min_peak)
                 nl_k, lab_k = cv2.connectedComponents(keep.astype(np.uint8), connectivity=8)
                 sizes = np.bincount(lab_k.ravel(), minlength=nl_k)
                 sizes[0] = 0
@@ -2531,7 +2531,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
                     continue
                 mask[Y0:Y1, X0:X1] &= ~(region & ~keep)
                 region = keep
-        if above_skin and _near_cleared(cleared_yx, box, region, int(math.ceil(1.5 * ppm))) and _rise_from_below_skin(*blurred(*(mp.box(box) for mp in maps), s=s_seed), region, peak_min):
+        if above_skin and _near_cleared(cleared_yx, box, region, int(math.ceil(1.5 * ppm))) and _rise_from_below_skin(*blurred(*(mp.box(box) for mp in maps), s=sig), region, min_peak):
             mask[Y0:Y1, X0:X1] &= ~region  # a vessel's rim come back to the skin's level
             continue
         area = float(region.sum())

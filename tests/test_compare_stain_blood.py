@@ -64,12 +64,18 @@ def test_a_cleared_vein_under_a_haemosiderin_band_is_cleared(cleared_under_stain
 
 
 def test_without_the_check_the_cleared_vein_under_the_band_reads_persisting(cleared_under_stain):
-    # the defect the check mends, kept visible: off (the default), part of the cleared vein
-    # under the band reads persisting
+    # the defect the check mends, kept visible: off (the decision before session 36), part of
+    # the cleared vein under the band reads persisting
     c = cleared_under_stain[False]
     assert c.improvement_pct < 40.0
     assert (c.change_map[78:83, 90:230] == CHANGE_CODES["persisting"]).mean() > 0.2
     assert c.params["stain_blood_check"] is False
+
+
+def test_the_check_is_on_by_default_and_recorded():
+    import inspect
+
+    assert inspect.signature(compare).parameters["stain_blood_check"].default is True
 
 
 @pytest.mark.parametrize("keep", [1.0, 0.7])

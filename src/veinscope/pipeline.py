@@ -316,8 +316,9 @@ def analyze(
         chain following another (``"follow"``) goes with the chain it follows. Set B photo 611:
         a blue telangiectasia's faint stretch read red at a red share of 0.505 +- 0.058
         (BENCHMARKS.md session 34, helper cls34).
-        ``"keep"``: the fixed levels' chains are found too (one more detection pass on the same
-        ridge map, carried on to their end faces and past their ends as any) and kept as they
+        ``"keep"``: the fixed levels' chains are found too (from the same detection's noise map,
+        bands and candidates, ``detect_vessels(fixed_too=True)``; carried on to their end faces
+        and past their ends as any) and kept as they
         are, with the lowered levels' points only beyond them
         (:func:`veinscope.segment.keep_fixed_centreline`): the lowered levels redraw a vessel's
         crest 1-3 px off and pool their faint stretch's profiles into its widths, which read a

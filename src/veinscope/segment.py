@@ -530,11 +530,6 @@ def detect_vessels(
             colour = bool(rates_guard) and "colour" in rates_guard.split("+")
             band_f = _fixed_bands(q, inner, noise_map, noise_cell_px, low0, high0, min_strength, min_length_px,
                                   long_length_px)  # fmt: skip
-            if rates_guard:
-                fixed_kept = cv2.dilate((band_f == 1).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-                fixed_weak = band_f == 3
-            if not (colour or fixed_too):
-                band_f = None
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
     # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
     # connected band of pixels above the low level rather than to the 1-pixel centreline): a
@@ -561,29 +556,19 @@ def detect_vessels(
         lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, flank, float(min_symmetry), cand,
     )  # fmt: skip
     del flank
-    det_f = None
-    if band_f is not None:
+    det_f = cand_k = cand_f = None
+    if band_f is not None and (colour or fixed_too):
         # The fixed levels' candidates are these where the fixed levels' band map passes its low
         # level: the same test (ridge maximum, symmetric profile, both sides on the skin) at a
         # level never lower, and the same strong mark (2 from twice min_strength up) once the
         # low level is passed; so no second candidate pass, and their chains are detect_vessels'
-        # at the fixed levels to the bit (tests/test_rate_levels.py).
+        # at the fixed levels to the bit (tests/test_rate_levels.py). Thinned below, once the
+        # lowered levels' labels are released.
         cand_k = np.where(band_f == 1, cand, np.uint8(0))  # in the bands the fixed levels keep
-        if colour:
-            # the centreline the fixed levels find in the bands they keep, 1 px round it (the
-            # same crest stepped by the snap or the pixel grid): points of the lowered levels'
-            # chains off it are the lowered levels' own. (A chain in a band they would judge
-            # weak counts as the lowered levels' too: counting those bands as theirs keeps
-            # more undecided chains, set A's precision 0.912 -> 0.911; BENCHMARKS.md session 34)
-            fixed_band = _centreline_points(cand_k.copy() if fixed_too else cand_k, q, normal_y, normal_x, scale_px,
-                                            snap, int(max_gap_px), int(min_piece_px))  # fmt: skip
-            fixed_band = cv2.dilate(fixed_band.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
         if fixed_too:
+            cand_f = cand_k.copy() if colour else cand_k
             if weak_bands:
-                cand_k[(band_f == 3) & (cand != 0)] = 3  # a weak band's candidates, as mark_in_labels marks them
-            det_f = _chains_of(cand_k, q, normal_y, normal_x, scale_px, snap, max_gap_px, min_piece_px, weak_bands,
-                               noise, (low0 * noise, high0 * noise))  # fmt: skip
-        del cand_k, band_f
+                cand_f[(band_f == 3) & (cand != 0)] = 3  # a weak band's candidates, as mark_in_labels marks them
     if weak_bands:
         weak = ~keep & (extent >= min_length_px)
         weak[0] = False
@@ -591,6 +576,25 @@ def detect_vessels(
     else:
         keep_in_labels(cand, lab, keep)
     del lab
+    if band_f is not None:
+        if rates_guard:
+            # the fixed levels' kept bands 1 px round (the crest's snap and bridged gaps) and weak bands
+            fixed_kept = cv2.dilate((band_f == 1).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+            fixed_weak = band_f == 3
+        del band_f
+    if colour and cand_k is not None:
+        # the centreline the fixed levels find in the bands they keep, 1 px round it (the
+        # same crest stepped by the snap or the pixel grid): points of the lowered levels'
+        # chains off it are the lowered levels' own. (A chain in a band they would judge
+        # weak counts as the lowered levels' too: counting those bands as theirs keeps
+        # more undecided chains, set A's precision 0.912 -> 0.911; BENCHMARKS.md session 34)
+        fixed_band = _centreline_points(cand_k, q, normal_y, normal_x, scale_px, snap, int(max_gap_px),
+                                        int(min_piece_px))  # fmt: skip
+        fixed_band = cv2.dilate(fixed_band.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    if cand_f is not None:
+        det_f = _chains_of(cand_f, q, normal_y, normal_x, scale_px, snap, max_gap_px, min_piece_px, weak_bands, noise,
+                           (low0 * noise, high0 * noise))  # fmt: skip
+    del cand_k, cand_f
     # Thin to 8-connected one-pixel chains (drops the redundant pixel of L-corners) so that
     # chain lengths follow Kulpa's weights.
     cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)

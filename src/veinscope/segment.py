@@ -521,7 +521,7 @@ def detect_vessels(
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
     fixed_kept = fixed_weak = fixed_band = None  # the fixed levels' kept and weak bands, when rates_guard judges the gains
-    band_f = None  # the fixed levels' bands (1 kept, 3 weak), when their centreline is wanted too
+    band_f = None  # the fixed levels' bands (1 kept, 3 weak), for the guard and the fixed centreline or chains
     colour = False
     if level_rates is not None:
         low0, high0 = float(low_noise), float(high_noise)

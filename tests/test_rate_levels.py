@@ -648,3 +648,101 @@ def test_keep_marks_what_the_fixed_levels_mark_under_the_colour_rule():
     keep = _colour_runs_of(rgb, "drop+near+long+colour+keep")
     assert (fixed.labels > 0).sum() > 400
     assert (keep.labels[fixed.labels > 0] > 0).all()
+
+
+# --- session 36 (keep36): the fixed levels' chains from the lowered levels' pass (detect_vessels' fixed_too) ---
+
+
+def _detection_inputs(monkeypatch, rgb, px_per_mm, **kw):
+    """The ridge map, skin, signal and keywords ``analyze(rgb, **kw)`` hands ``detect_vessels``."""
+    import veinscope
+    import veinscope.pipeline as pipeline
+
+    seen = []
+    real = pipeline.detect_vessels
+
+    def spy(ridge, skin, signal, **k):
+        seen.append((ridge, skin.copy(), signal.copy(), dict(k)))
+        k["consume"] = False  # the ridge map kept for the test
+        return real(ridge, skin, signal, **k)
+
+    monkeypatch.setattr(pipeline, "detect_vessels", spy)
+    veinscope.analyze(rgb, px_per_mm=px_per_mm, **kw)
+    return seen[0]
+
+
+def _same_detection(a, b):
+    assert a.n_segments == b.n_segments and a.noise == b.noise and a.thresholds == b.thresholds
+    for name in ("points_yx", "segment", "strength", "normals_yx", "scale_px", "weak", "follows", "fixed_points"):
+        x, y = getattr(a, name), getattr(b, name)
+        assert (x is None) == (y is None), name
+        if x is not None:
+            assert x.dtype == y.dtype and np.array_equal(x, y), name
+
+
+def _type6_photo(seed):
+    from veinscope.synth import generate_photo
+
+    return generate_photo(seed=seed, size=(640, 480), px_per_mm=10.0, skin_type=6, card=False).rgb
+
+
+# seed 411: both levels lowered, seed 2: the low level only
+@pytest.mark.parametrize("which", ["blue_then_faint", 411, 2])
+def test_the_fixed_levels_chains_from_the_lowered_pass_are_the_fixed_levels_detection(monkeypatch, which):
+    """``detect_vessels(..., fixed_too=True)`` returns the lowered levels' chains as without it and
+    the fixed levels' chains as a detection without ``level_rates`` on the same ridge map, to the
+    bit: their candidates are the lowered levels' where the fixed bands pass the low level (no
+    second candidate, band or noise pass; the 12 MP cost of ``"keep"``, session 36). Main has no
+    such keyword (a TypeError)."""
+    from veinscope.segment import detect_vessels
+
+    rgb = _blue_then_faint(1) if which == "blue_then_faint" else _type6_photo(which)
+    guard = "drop+near+long+follow+colour"
+    ridge, skin, signal, kw = _detection_inputs(monkeypatch, rgb, 10.0, level_rates=(0.04, 0.01),
+                                                level_rates_guard=guard)  # fmt: skip
+    kw.pop("consume")
+    assert kw["level_rates"] == (0.04, 0.01) and kw["rates_guard"] == guard and kw["weak_bands"]
+    fixed_kw = {k: v for k, v in kw.items() if k not in ("level_rates", "rates_guard", "rates_gap_px", "rates_long_px")}
+    lowered = detect_vessels(ridge, skin, signal, **kw)
+    fixed = detect_vessels(ridge, skin, signal, **fixed_kw)
+    assert lowered.thresholds != fixed.thresholds  # a level was lowered
+    assert fixed.n_segments > 0 and lowered.n_segments > fixed.n_segments // 2
+    both = detect_vessels(ridge, skin, signal, fixed_too=True, **kw)
+    _same_detection(both[0], lowered)
+    _same_detection(both[1], fixed)
+    # without the guard, and without the weak bands
+    kw_plain = {k: v for k, v in kw.items() if k != "rates_guard"}
+    l2, f2 = detect_vessels(ridge, skin, signal, fixed_too=True, **kw_plain)
+    _same_detection(l2, detect_vessels(ridge, skin, signal, **kw_plain))
+    _same_detection(f2, fixed)
+    kw_strong = dict(kw, weak_bands=False)
+    l3, f3 = detect_vessels(ridge, skin, signal, fixed_too=True, **kw_strong)
+    _same_detection(l3, detect_vessels(ridge, skin, signal, **kw_strong))
+    _same_detection(f3, detect_vessels(ridge, skin, signal, **dict(fixed_kw, weak_bands=False)))
+    # where no level is lowered there is no second detection
+    same, none = detect_vessels(ridge, skin, signal, fixed_too=True, **fixed_kw)
+    assert none is None
+    _same_detection(same, fixed)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="known (session 36, keep36): with \"keep\" a short chain the fixed levels find in a weak band "
+                   "(judged by its colour, dropped) is made strong by a lowered-level chain of the same points and marked")
+def test_keep_leaves_a_short_weak_fixed_chain_to_its_colour():
+    """Set A photo 410 (type 5, 8 px/mm): ``"keep"`` lowers its centreline precision 0.925 -> 0.915.
+    Three of the four false pieces it adds (1-2 mm, 30-143 px from any true vessel) are chains
+    the fixed levels find in weak bands, dropped on main by their colour (``faint_delta_e``); the
+    lowered levels find the same points again, no longer, as strong chains, and a fixed chain is
+    weak only where every lowered chain along it is. Making such a chain strong only when a
+    lowered chain along it runs on beyond it (tried, session 36) mends 410 but costs set A's type
+    6 recall (417 0.594 -> 0.507): no general rule found yet."""
+    import veinscope
+    from veinscope.synth import generate_photo
+
+    ph = generate_photo(seed=410, size=(1600, 1200), px_per_mm=8.0, skin_type=5)
+    boxes = [(slice(612, 627), slice(1120, 1127)), (slice(914, 919), slice(1076, 1088)), (slice(1000, 1009), slice(237, 257))]
+    main = veinscope.analyze(ph.rgb, px_per_mm=8.0)
+    assert all((main.labels[b] == 0).all() for b in boxes)
+    keep = veinscope.analyze(ph.rgb, px_per_mm=8.0, level_rates=(0.04, 0.01),
+                             level_rates_guard="drop+near+long+follow+colour+keep")  # fmt: skip
+    assert all((keep.labels[b] == 0).all() for b in boxes)

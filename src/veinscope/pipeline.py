@@ -316,8 +316,9 @@ def analyze(
         chain following another (``"follow"``) goes with the chain it follows. Set B photo 611:
         a blue telangiectasia's faint stretch read red at a red share of 0.505 +- 0.058
         (BENCHMARKS.md session 34, helper cls34).
-        ``"keep"``: the fixed levels' chains are found too (one more detection pass on the same
-        ridge map, carried on to their end faces and past their ends as any) and kept as they
+        ``"keep"``: the fixed levels' chains are found too (from the same detection's noise map,
+        bands and candidates, ``detect_vessels(fixed_too=True)``; carried on to their end faces
+        and past their ends as any) and kept as they
         are, with the lowered levels' points only beyond them
         (:func:`veinscope.segment.keep_fixed_centreline`): the lowered levels redraw a vessel's
         crest 1-3 px off and pool their faint stretch's profiles into its widths, which read a
@@ -828,14 +829,14 @@ def analyze(
     )
     det_fixed = None
     if keep_fixed:
-        # the lowered levels' chains, then, where a level was lowered, the fixed levels' chains
-        # from the same ridge map (kept for it: the second pass takes it)
-        ridge = ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True)
-        det = detect_vessels(ridge, skin, signal, consume=False, **det_options, **rate_options)
-        fixed_levels = (float(low_noise) * det.noise, float(high_noise) * det.noise)
-        if det.thresholds != fixed_levels:
-            det_fixed = detect_vessels(ridge, skin, signal, consume=True, **det_options)
-        del ridge
+        # the lowered levels' chains and, where a level was lowered, the fixed levels' chains,
+        # both from one pass (the fixed ones from the same noise map, bands and candidates)
+        det, det_fixed = detect_vessels(
+            ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True),
+            skin, signal, consume=True, fixed_too=True, **det_options, **rate_options,
+        )  # fmt: skip
+        if det.thresholds == (float(low_noise) * det.noise, float(high_noise) * det.noise):
+            det_fixed = None  # none lowered (a blank photo's zero noise)
     else:
         det = detect_vessels(
             # passed as a temporary so that detect_vessels can release its maps early (memory)

@@ -398,7 +398,8 @@ def detect_vessels(
     rates_guard: str | None = None,
     rates_gap_px: float = 0.0,
     rates_long_px: float | None = None,
-) -> VesselDetection:
+    fixed_too: bool = False,
+) -> VesselDetection | tuple[VesselDetection, VesselDetection | None]:
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
     Centreline candidates are pixels where the ridge strength peaks across the vessel
@@ -482,6 +483,18 @@ def detect_vessels(
         ``VesselDetection.weak``: the caller judges them by other evidence (their colour against
         the skin beside them, :func:`veinscope.measure.measure_vessels`' ``weak_min_delta_e``).
         A chain that joins a kept band's centreline (a gap bridged) is not weak.
+    fixed_too : bool
+        Also return the detection at the fixed levels (``high_noise``, ``low_noise``), where
+        ``level_rates`` lowered a level: the same chains, to the bit, as this function without
+        ``level_rates`` (and ``rates_guard``) on the same ridge map, found from this call's noise
+        map, bands and centreline candidates instead of a second call's
+        (:func:`keep_fixed_centreline` takes both).
+
+    Returns
+    -------
+    VesselDetection, or with ``fixed_too`` (VesselDetection, VesselDetection or None)
+        The chains; with ``fixed_too`` also the fixed levels' chains, None where no level was
+        lowered (they are the chains themselves).
     """
     from veinscope._kernels.ridges import (
         centreline_candidates, keep_in_labels, kept_points, mark_in_labels, ridge_regions, strong_labels,
@@ -508,28 +521,15 @@ def detect_vessels(
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
     fixed_kept = fixed_weak = fixed_band = None  # the fixed levels' kept and weak bands, when rates_guard judges the gains
+    band_f = None  # the fixed levels' bands (1 kept, 3 weak), for the guard and the fixed centreline or chains
+    colour = False
     if level_rates is not None:
         low0, high0 = float(low_noise), float(high_noise)
         low_noise, high_noise = _rate_levels(q, inner, noise_map, noise_cell_px, low_noise, high_noise, level_rates)
-        if rates_guard and (low_noise < low0 or high_noise < high0):
-            colour = "colour" in rates_guard.split("+")
-            fixed = _fixed_bands(q, inner, noise_map, noise_cell_px, low0, high0, min_strength, min_length_px,
-                                 long_length_px, bands=colour)  # fmt: skip
-            fixed_kept, fixed_weak = fixed[:2]
-            if colour:
-                # the centreline the fixed levels find in the bands they keep, 1 px round it (the
-                # same crest stepped by the snap or the pixel grid): points of the lowered levels'
-                # chains off it are the lowered levels' own. (A chain in a band they would judge
-                # weak counts as the lowered levels' too: counting those bands as theirs keeps
-                # more undecided chains, set A's precision 0.912 -> 0.911; BENCHMARKS.md session 34)
-                sig0 = np.zeros((1, 1), np.float32) if signal is None else np.ascontiguousarray(signal, dtype=np.float32)
-                lvl0 = (float(noise_cell_px), low0, high0, float(min_strength))
-                fixed_band = _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl0, sig0,
-                                                signal is not None, flank, float(min_symmetry), fixed[2], fixed[3], snap,
-                                                int(max_gap_px), int(min_piece_px))  # fmt: skip
-                fixed_band = cv2.dilate(fixed_band.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-                del sig0
-            del fixed
+        if (rates_guard or fixed_too) and (low_noise < low0 or high_noise < high0):
+            colour = bool(rates_guard) and "colour" in rates_guard.split("+")
+            band_f = _fixed_bands(q, inner, noise_map, noise_cell_px, low0, high0, min_strength, min_length_px,
+                                  long_length_px)  # fmt: skip
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
     # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
     # connected band of pixels above the low level rather than to the 1-pixel centreline): a
@@ -556,6 +556,19 @@ def detect_vessels(
         lvl[0], lvl[1], lvl[1], lvl[3], sig, signal is not None, flank, float(min_symmetry), cand,
     )  # fmt: skip
     del flank
+    det_f = cand_k = cand_f = None
+    if band_f is not None and (colour or fixed_too):
+        # The fixed levels' candidates are these where the fixed levels' band map passes its low
+        # level: the same test (ridge maximum, symmetric profile, both sides on the skin) at a
+        # level never lower, and the same strong mark (2 from twice min_strength up) once the
+        # low level is passed; so no second candidate pass, and their chains are detect_vessels'
+        # at the fixed levels to the bit (tests/test_rate_levels.py). Thinned below, once the
+        # lowered levels' labels are released.
+        cand_k = np.where(band_f == 1, cand, np.uint8(0))  # in the bands the fixed levels keep
+        if fixed_too:
+            cand_f = cand_k.copy() if colour else cand_k
+            if weak_bands:
+                cand_f[(band_f == 3) & (cand != 0)] = 3  # a weak band's candidates, as mark_in_labels marks them
     if weak_bands:
         weak = ~keep & (extent >= min_length_px)
         weak[0] = False
@@ -563,6 +576,25 @@ def detect_vessels(
     else:
         keep_in_labels(cand, lab, keep)
     del lab
+    if band_f is not None:
+        if rates_guard:
+            # the fixed levels' kept bands 1 px round (the crest's snap and bridged gaps) and weak bands
+            fixed_kept = cv2.dilate((band_f == 1).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+            fixed_weak = band_f == 3
+        del band_f
+    if colour and cand_k is not None:
+        # the centreline the fixed levels find in the bands they keep, 1 px round it (the
+        # same crest stepped by the snap or the pixel grid): points of the lowered levels'
+        # chains off it are the lowered levels' own. (A chain in a band they would judge
+        # weak counts as the lowered levels' too: counting those bands as theirs keeps
+        # more undecided chains, set A's precision 0.912 -> 0.911; BENCHMARKS.md session 34)
+        fixed_band = _centreline_points(cand_k, q, normal_y, normal_x, scale_px, snap, int(max_gap_px),
+                                        int(min_piece_px))  # fmt: skip
+        fixed_band = cv2.dilate(fixed_band.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    if cand_f is not None:
+        det_f = _chains_of(cand_f, q, normal_y, normal_x, scale_px, snap, max_gap_px, min_piece_px, weak_bands, noise,
+                           (low0 * noise, high0 * noise))  # fmt: skip
+    del cand_k, cand_f
     # Thin to 8-connected one-pixel chains (drops the redundant pixel of L-corners) so that
     # chain lengths follow Kulpa's weights.
     cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)
@@ -580,11 +612,11 @@ def detect_vessels(
         weak=np.zeros(0, bool) if weak_bands else None,
     )
     if nlab == 0:
-        return empty
+        return (empty, det_f) if fixed_too else empty
     ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
     del lab
     if kept == 0:
-        return empty
+        return (empty, det_f) if fixed_too else empty
     weak_seg = follows = None
     if weak_bands:
         # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
@@ -596,7 +628,7 @@ def detect_vessels(
                                                                  long_length_px if rates_long_px is None else rates_long_px,
                                                                  rates_gap_px, return_follows=True)
         if kept == 0:
-            return empty
+            return (empty, det_f) if fixed_too else empty
         if "follow" not in rates_guard.split("+") or not (follows >= 0).any():
             follows = None
     fixed_points = None
@@ -604,7 +636,7 @@ def detect_vessels(
         # after every renumbering above: each final chain's points on the fixed levels' centreline
         fixed_points = np.bincount(seg, weights=fixed_band[ys, xs], minlength=kept)[:kept].astype(np.int64)
     s = q[ys, xs]
-    return VesselDetection(
+    det = VesselDetection(
         points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
         segment=seg.astype(np.int32),
         strength=s.astype(np.float32),
@@ -617,6 +649,7 @@ def detect_vessels(
         follows=follows,
         fixed_points=fixed_points,
     )
+    return (det, det_f) if fixed_too else det
 
 
 def _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px) -> np.ndarray:
@@ -635,20 +668,11 @@ def _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px) ->
     return cand
 
 
-def _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl, sig, use_signal, flank, min_symmetry,
-                       lab, keep, snap, max_gap_px, min_piece_px) -> np.ndarray:
-    """(M, N) bool: the centreline points :func:`detect_vessels` keeps with these levels and bands
-    (candidates, snapped, gaps bridged, thinned, pieces of ``min_piece_px``)."""
-    from veinscope._kernels.ridges import (
-        centreline_candidates, keep_in_labels, kept_points,
-    )  # fmt: skip
+def _centreline_points(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px, min_piece_px) -> np.ndarray:
+    """(M, N) bool: the centreline points :func:`detect_vessels` keeps from these candidates
+    (uint8, their bands' choice made; snapped, gaps bridged, thinned, pieces of ``min_piece_px``)."""
+    from veinscope._kernels.ridges import kept_points
 
-    cand = np.empty(q.shape, np.uint8)
-    centreline_candidates(
-        q, normal_y, normal_x, scale_px, np.ascontiguousarray(inner), noise_map,
-        lvl[0], lvl[1], lvl[1], lvl[3], sig, use_signal, flank, float(min_symmetry), cand,
-    )  # fmt: skip
-    keep_in_labels(cand, lab, keep)
     cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)
     nlab, clab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
     out = np.zeros(q.shape, np.uint8)
@@ -656,6 +680,37 @@ def _centreline_points(q, normal_y, normal_x, scale_px, inner, noise_map, lvl, s
         ys, xs, _, kept = kept_points(clab, cand, nlab - 1, int(min_piece_px))
         out[ys, xs] = 1
     return out.view(bool)
+
+
+def _chains_of(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px, min_piece_px, weak_bands, noise, thresholds):
+    """:func:`detect_vessels`' chains from its centreline candidates (uint8: 2 strong, 1 not,
+    3 in a weak band; their bands' choice made), without ``level_rates``: snapped, gaps bridged,
+    thinned, pieces of ``min_piece_px``; ``noise`` and ``thresholds`` recorded as given."""
+    from veinscope._kernels.ridges import kept_points
+
+    cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)
+    nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
+    nlab -= 1
+    ys = xs = seg = np.zeros(0, np.intp)
+    kept = 0
+    if nlab > 0:
+        ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
+    del lab
+    weak_seg = None
+    if weak_bands:
+        # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
+        weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
+    return VesselDetection(
+        points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
+        segment=np.asarray(seg).astype(np.int32),
+        strength=q[ys, xs].astype(np.float32),
+        normals_yx=np.stack([normal_y[ys, xs], normal_x[ys, xs]], axis=1).astype(np.float32),
+        scale_px=scale_px[ys, xs].astype(np.float32),
+        n_segments=int(kept),
+        noise=float(noise),
+        thresholds=(float(thresholds[0]), float(thresholds[1])),
+        weak=weak_seg,
+    )
 
 
 def keep_fixed_centreline(fixed: VesselDetection, lowered: VesselDetection, *, min_piece_px: int,
@@ -848,12 +903,11 @@ def _rate_levels(q, inner, noise_map, cell_px, low_noise, high_noise, rates, *, 
     return low, high
 
 
-def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_strength, min_length_px, long_length_px, *,
-                 bands=False):
-    """(M, N) bool twice: the bands :func:`detect_vessels` keeps at the fixed levels, 1 px round
-    them (the crest's snap and bridged gaps), and the bands it would mark weak there (at least
-    ``min_length_px`` long but kept by neither the hysteresis nor their length); with ``bands``,
-    also the bands' labels (M, N) int32 and which labels are kept (nreg,) bool."""
+def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_strength, min_length_px,
+                 long_length_px) -> np.ndarray:
+    """(M, N) uint8: the bands :func:`detect_vessels` keeps at the fixed levels (1), those it
+    would mark weak there (3: at least ``min_length_px`` long but kept by neither the hysteresis
+    nor their length), 0 elsewhere."""
     from veinscope._kernels.ridges import ridge_regions
 
     region = np.empty(q.shape, np.uint8)
@@ -864,8 +918,7 @@ def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_streng
     del region
     weak = ~keep & (np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= min_length_px)
     weak[0] = False
-    kept = cv2.dilate(keep[lab].view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-    return (kept, weak[lab], lab, keep) if bands else (kept, weak[lab])
+    return (keep.astype(np.uint8) + 3 * weak.astype(np.uint8))[lab]
 
 
 def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard, long_px, gap_px=0.0, *,

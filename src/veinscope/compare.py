@@ -208,6 +208,7 @@ def compare(
     cleared_noise_margin: float = 0.0,
     matting_pigment_spots: bool = True,
     matting_needs_vessel: bool = False,
+    fading_footprint: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -437,6 +438,14 @@ def compare(
         perceptible (unseen series 389/2, 400/1, 401/1: 19-50 mm² read where the truth, the
         area round visible matting vessels, is empty). Off by default (BENCHMARKS.md, session 34,
         helper mat34).
+    fading_footprint : bool
+        Read a fine baseline vessel's (under 1 mm) follow-up colour difference as its baseline
+        reading times the share of its blood contrast the follow-up keeps on the baseline
+        vessel's footprint: each photo's blood signal against the skin within 0.6 mm, summed
+        over the baseline's vessel pixels grown by ``tolerance_mm`` within 0.5 mm along the
+        vessel (:func:`_footprint_kept`). A sum across the line does not change when the line is
+        blurred or moved within the footprint, a peak does. Off by default (BENCHMARKS.md,
+        session 36, helper ael36).
 
     Returns
     -------
@@ -468,6 +477,8 @@ def compare(
         raise ValueError(f"visible_ratio must be between 0 and 1, got {visible_ratio!r}")
     if isinstance(cleared_noise_margin, (bool, np.bool_)) or not (isinstance(cleared_noise_margin, (int, float, np.integer, np.floating)) and 0 <= cleared_noise_margin < math.inf):
         raise ValueError(f"cleared_noise_margin must be a finite number of 0 or more, got {cleared_noise_margin!r}")
+    if not isinstance(fading_footprint, (bool, np.bool_)):
+        raise ValueError(f"fading_footprint must be True or False, got {fading_footprint!r}")
     if min_baseline_mm is not None and (isinstance(min_baseline_mm, (bool, np.bool_)) or not isinstance(min_baseline_mm, (int, float, np.integer, np.floating))
                                         or not (math.isfinite(min_baseline_mm) and min_baseline_mm > 0)):
         raise ValueError(f"min_baseline_mm must be a positive number of millimetres or None, got {min_baseline_mm!r}")
@@ -659,7 +670,7 @@ def compare(
     # step, which needs this step's follow-up contrasts; either way their new fine redness
     # over a treated vessel's place is not that vessel persisting
     fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
-                  by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin))
+                  by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin), footprint=bool(fading_footprint))
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -751,6 +762,7 @@ def compare(
         "min_baseline_mm": None if min_baseline_mm is None else float(min_baseline_mm),
         "matting_pigment_spots": bool(matting_pigment_spots),
         "matting_needs_vessel": bool(matting_needs_vessel),
+        "fading_footprint": bool(fading_footprint),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -1948,6 +1960,45 @@ def _stands_out(a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area
     return stands
 
 
+def _footprint_kept(mb: _Maps, mf: _Maps, b_vessel: np.ndarray, ys, xs, along: "_Along", *, shape, tile: int, ppm: float, tol_px: float) -> np.ndarray:
+    """The share of a baseline vessel's blood contrast the follow-up keeps, read on the baseline
+    vessel's footprint, per centreline point (NaN where the baseline shows none).
+
+    In each photo the blood signal (haemoglobin + venous, blurred 1 px) less its mean over the
+    skin within 0.6 mm (a Gaussian, as :func:`_local_contrast`) is summed over the baseline's
+    vessel pixels grown by the tolerance (``tol_px``, the registration's allowance) within
+    0.5 mm of the point, then averaged along the vessel over 0.5 mm (``along``); the share is
+    the follow-up's sum over the baseline's. The high-pass and the sum are linear, so a
+    vessel keeping a share of its optical density keeps that share of the sum however the
+    follow-up blurs it (its own focus, the warp onto the baseline's grid, a JPEG's halved
+    chroma) or moves it within the footprint, where its peak would drop.
+    """
+    m, n = shape
+    k = len(ys)
+    out = np.full(k, np.nan)
+    if k == 0:
+        return out
+    sig_loc = max(2.0, 0.6 * ppm)
+    r_px = max(1, int(round(0.5 * ppm)))
+    grow = _disc(int(math.ceil(tol_px)))
+    ker = _disc(r_px).astype(np.float32)
+    pad = int(math.ceil(4 * sig_loc)) + r_px + int(math.ceil(tol_px)) + 4
+    sums = np.zeros((2, k))
+    for ty, tx, idx in _groups(ys, xs, shape, tile):
+        y0, y1, x0, x1 = _padded(ty, tx, tile, pad, shape)
+        foot = cv2.dilate(b_vessel[y0:y1, x0:x1].view(np.uint8), grow).astype(np.float32)
+        py, px = ys[idx] - y0, xs[idx] - x0
+        for i, maps in enumerate((mb, mf)):
+            mp = maps.box((y0, y1, x0, x1))
+            b = cv2.GaussianBlur(mp["haemoglobin"] + mp["venous"], (0, 0), 1.0)
+            hp = (b - cv2.GaussianBlur(b, (0, 0), sig_loc)) * foot
+            sums[i, idx] = cv2.filter2D(hp, -1, ker, borderType=cv2.BORDER_CONSTANT)[py, px]
+    s_b, s_f = along(sums[0]), along(sums[1])
+    ok = s_b > 1e-6
+    out[ok] = np.clip(s_f[ok] / s_b[ok], 0.0, 2.0)
+    return out
+
+
 def _pair_noise_delta_e(de_b, de_f) -> float:
     """The robust spread (1.4826 x median absolute deviation) of ``de_f - de_b``, the same skin
     samples' colour difference (ΔE00) read in the baseline and in the aligned follow-up: how far
@@ -1963,7 +2014,7 @@ def _pair_noise_delta_e(de_b, de_f) -> float:
 
 
 def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5,
-            by_place=True, noise_margin=0.0):
+            by_place=True, noise_margin=0.0, footprint=False):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -2033,6 +2084,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
             hb_al = hb_al - np.where(wide_pt, along(skin_lvl[p][0]) / w_al, 0.0)
             ven_al = ven_al - np.where(wide_pt, along(skin_lvl[p][1]) / w_al, 0.0)
         hb_al, ven_al = hb_al * gain, ven_al * gain
+        od_s[p] = (hb_al, ven_al)
         d_od = np.maximum(hb_al, 0)[:, None] * d_hb[None, :] + np.maximum(ven_al, 0)[:, None] * d_ven[None, :]
         de = delta_e_of_od(bg_od(ys, xs), d_od)
         tex = 0.0
@@ -2045,6 +2097,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
 
     skin_lvl = {}
     tde_s = {}
+    od_s = {}
     if wide_pt.any():
         gap = _disc(max(2, int(round(_SKIN_LEVEL_GAP_MM * ppm))))
         around = cmp_area & ~cv2.dilate((b_vessel | f_vessel).astype(np.uint8), gap).astype(bool)
@@ -2055,6 +2108,18 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
             skin_lvl[p_] = (lh, lv)
     de_b, tex_b = blood_de("b")
     de_f, tex_f = blood_de("f")
+    if footprint and k1:
+        # a fine vessel's follow-up reading: the baseline's times the share of its blood
+        # contrast kept on its footprint (compare's ``fading_footprint``)
+        fine = ~wide_pt
+        keep = _footprint_kept(mb, mf, b_vessel, ys, xs, along, shape=(m, n), tile=tile, ppm=ppm, tol_px=tol_px)
+        use = fine & np.isfinite(keep)
+        if use.any():
+            kk = keep[use]
+            d_od = (np.maximum(kk * od_s["b"][0][use], 0)[:, None] * d_hb[None, :]
+                    + np.maximum(kk * od_s["b"][1][use], 0)[:, None] * d_ven[None, :])
+            de_f = de_f.copy()
+            de_f[use] = delta_e_of_od(bg_od(ys[use], xs[use]), d_od)
     thr_b = max(min_delta_e, 1.5 * tex_b)
     thr_f = max(min_delta_e, 1.5 * tex_f)
     # the pair's own colour noise: how far the same skin samples' ΔE00 moves between the two

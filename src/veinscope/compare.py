@@ -2046,12 +2046,18 @@ def _blood_under_stain(a_b, mb, mf, along, ys, xs, sel, cmp_area, gain, *, shape
     plus twice the local scale, ~0.6 mm, away; off the baseline's vessels, in the compared
     skin), each averaged along the vessel over twice its 0.5 mm reach; the line minus the mean
     of the usable sides is ``(hb, ven, mel)``; the stain's colour ``s`` is measured on the pair
-    at the sides of the stained points (:func:`_stain_colour`); the melanin-like excess on the
-    line is all stain, ``a = mel / s_mel``, and the blood left is ``(hb - a s_hb, ven - a
-    s_ven)``, restored for the maps' smoothing (``gain``). It is perceptible when its ΔE00
-    against the skin darkened by the stain the line carries (its melanin-like change since the
-    baseline, in the stain's colour) reaches ``thr_f``, the follow-up's threshold. A vessel that
-    persists under a stain keeps its blood; a cleared one leaves the stain's colour alone.
+    at the sides of the stained points (:func:`_stain_colour`). The line's contrast is unmixed
+    per point into the stain and a share ``k`` of the baseline line's own contrast (the same
+    measure on the baseline's maps), ``a s + k con_b`` (:func:`_stain_and_kept`, ``a >= 0``,
+    ``k`` in [0, 1]): the vessel's own melanin-like share stays with the vessel instead of
+    being read as stain. The vessel is perceptible when ``k`` x the baseline's blood at the
+    point (``blood_b``: its haemoglobin and venous readings along the vessel, restored for the
+    maps' smoothing, as the visibility rule reads them) makes a ΔE00 against the skin darkened
+    by the stain the line carries (its melanin-like change since the baseline, in the stain's
+    colour) of at least ``thr_f``, the follow-up's threshold, at a majority of the stained
+    points within the along-mean's reach (a point's reading noise alone neither clears nor
+    keeps it). A vessel that persists under a stain keeps its blood; a cleared one leaves the
+    stain's colour alone.
     """
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
 

@@ -3571,11 +3571,12 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
 
 
 def _rim_reading(cb: dict, cf: dict, where: np.ndarray, *, ppm: float, rim_mm: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Part of :func:`_grown_by_rim`: the haemoglobin-like change and the melanin-like and
-    venous rises together (each averaged, then its rise taken), each averaged over a Gaussian of ``rim_mm`` on the pixels ``where``
-    only (normalised convolution: the baseline's vessels, cleared or kept, do not pull the
-    reading down), as the series truth reads a matting patch's redness (blush and fine vessels
-    together, over 1 mm). Shape of the box; float32."""
+    """Part of :func:`_grown_by_rim`: the haemoglobin-like change, and the melanin-like and
+    venous rises together, averaged over a Gaussian of ``rim_mm`` on the pixels ``where`` only
+    (normalised convolution: the baseline's vessels, cleared or kept, do not pull the reading
+    down; each of the other two maps averaged before its rise is taken), as the series truth
+    reads a matting patch's redness (blush and fine vessels together, over 1 mm). Shape of the
+    box; float32."""
     s = max(1.0, rim_mm * ppm)
     w = where.astype(np.float32)
     ww = np.maximum(cv2.GaussianBlur(w, (0, 0), s), np.float32(1e-3))

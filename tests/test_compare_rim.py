@@ -105,9 +105,9 @@ def test_the_baseline_vessels_do_not_pull_the_reading_down():
     assert out[beside].mean() > 0.99
 
 
-def test_matting_rim_is_recorded_and_on_by_default(bars):  # noqa: F811
+def test_matting_rim_is_recorded_and_off_by_default(bars):  # noqa: F811
     b, f = bars
-    on, off = compare(b, f, px_per_mm=PPM), compare(b, f, px_per_mm=PPM, matting_rim=False)
+    off, on = compare(b, f, px_per_mm=PPM), compare(b, f, px_per_mm=PPM, matting_rim=True)
     assert off.params["matting_rim"] is False and on.params["matting_rim"] is True
     assert json.loads(json.dumps(on.to_dict()))["parameters"]["matting_rim"] is True
     # nothing to grow without a patch: the same figures

@@ -105,6 +105,25 @@ def test_the_baseline_vessels_do_not_pull_the_reading_down():
     assert out[beside].mean() > 0.99
 
 
+@pytest.mark.xfail(strict=True, reason="known (session 36, sim36): the rim growth reads a wide baseline vessel's place from the patch beside it; "
+                   "asking for half the reading's weight off the vessels mends it and takes away the fresh series' gain (matting 15.5 -> 16.7 %)")
+def test_the_place_of_a_wide_baseline_vessel_beside_the_patch_is_not_grown_over():
+    # a wide vein (3 mm) cleared beside the patch: off its place the 1 mm reading there is the
+    # patch's own, spilled in by the normalised convolution, no reading of the vein's place.
+    # The growth took 2.9 mm² of such a place on tests/test_compare.py's simulated follow-up
+    # (seed 304: 27.7 -> 30.6 mm² against a truth of 22.2, which no visible blush reaches);
+    # a thin vessel across the rim should still be read across (the test above)
+    b, f, core, ring = _maps(rim_hb=0.15)
+    on_v = np.zeros((M, N), bool)
+    on_v[:, CX + 21 : CX + 51] = True
+    f["haemoglobin"][on_v] -= 1.0
+    out = _grow(b, f, core, on_vessel=on_v)
+    inside = on_v & ~cv2.dilate((~on_v).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    left = ring & _disc_mask(30) & (np.arange(N)[None, :] <= CX - 5)
+    assert out[left].mean() > 0.99  # the rim on plain skin is grown
+    assert out[inside].mean() < 0.02  # main: 0.18
+
+
 def test_matting_rim_is_recorded_and_off_by_default(bars):  # noqa: F811
     b, f = bars
     off, on = compare(b, f, px_per_mm=PPM), compare(b, f, px_per_mm=PPM, matting_rim=True)

@@ -153,7 +153,7 @@ def main(argv=None) -> int:
 
     veinscope.warmup()
     if args.big:
-        return _big(args.runs)
+        return _big(args.runs, analyze_options(args.compare_set))
     cases = _sim_cases(args.n, args.seed0, tuple(args.size)) if args.source == "sim" else _series_cases(args.n, args.seed0, tuple(args.size), args.sessions, args.skin_type)
     opts = {} if args.paint_links is None else {"paint_links": bool(args.paint_links)}
     opts.update(analyze_options(args.set))
@@ -236,9 +236,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def _big(runs: int) -> int:
+def _big(runs: int, c_opts: dict | None = None) -> int:
     """One 12 MP pair (4000 x 3000, 12 px/mm), warm: (a) ``compare`` given both photos'
-    ``Analysis`` (as the app and ``track`` have them), (b) ``veinscope compare`` end to end
+    ``Analysis`` (as the app and ``track`` have them; with the ``--compare-set`` keywords
+    ``c_opts``), (b) ``veinscope compare`` end to end
     (JPEG in, both analyses, the three output files). Medians of ``runs``; wall and CPU
     seconds (the CPU share tells how much a busy machine inflated the wall time) and the load
     average."""
@@ -259,7 +260,8 @@ def _big(runs: int) -> int:
         b_rgb, f_rgb = s.baseline_rgb, s.followup_rgb
         np.savez(cache, b=b_rgb, f=f_rgb)
     a_b = analyze(b_rgb, px_per_mm=12.0)
-    c = compare(b_rgb, f_rgb, px_per_mm=12.0, baseline_analysis=a_b)  # warm-up; the follow-up's scale
+    c_opts = dict(c_opts or {})
+    c = compare(b_rgb, f_rgb, px_per_mm=12.0, baseline_analysis=a_b, **c_opts)  # warm-up; the follow-up's scale
     a_f = analyze(f_rgb, px_per_mm=12.0 / c.params["followup_scale"])
 
     def timed(fn):
@@ -272,7 +274,7 @@ def _big(runs: int) -> int:
         return float(np.median(walls)), float(np.median(cpus)), out
 
     load0 = os.getloadavg()[0]
-    w_a, c_a, ca = timed(lambda: compare(b_rgb, f_rgb, px_per_mm=12.0, baseline_analysis=a_b, followup_analysis=a_f))
+    w_a, c_a, ca = timed(lambda: compare(b_rgb, f_rgb, px_per_mm=12.0, baseline_analysis=a_b, followup_analysis=a_f, **c_opts))
     print(f"(a) compare with both analyses given: median {w_a:.2f} s wall, {c_a:.2f} s CPU over {runs} runs; "
           f"stages of the last run {ca.params['seconds']}")
     with tempfile.TemporaryDirectory() as tmp:

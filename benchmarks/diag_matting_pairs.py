@@ -47,7 +47,7 @@ def _pieces(mask: np.ndarray, min_px: float) -> int:
     return int(sum(stats[i, cv2.CC_STAT_AREA] >= min_px for i in range(1, n)))
 
 
-def pair_rows(seed: int, png: Path | None, size=(800, 600), sessions: int = 3) -> list[dict]:
+def pair_rows(seed: int, png: Path | None, size=(800, 600), sessions: int = 3, c_opts: dict | None = None) -> list[dict]:
     ser = benchmark_series(seed, size, sessions)
     b = ser.photos[0]
     m, n = b.rgb.shape[:2]
@@ -60,7 +60,7 @@ def pair_rows(seed: int, png: Path | None, size=(800, 600), sessions: int = 3) -
         ts = mask_on_baseline(ser, k, f.staining)
         case = f"{seed}/{k}"
         try:
-            c = compare(b.rgb, f.rgb, px_per_mm=ppm)
+            c = compare(b.rgb, f.rgb, px_per_mm=ppm, **(c_opts or {}))
         except RegistrationError:
             rows.append({"case": case, "refused": True})
             continue
@@ -102,7 +102,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed0", type=int, default=380)
     ap.add_argument("--png", type=Path, default=None, help="write each pair's sheet to this folder")
     ap.add_argument("--json", metavar="PATH", help="write the per-pair rows to PATH")
+    ap.add_argument("--compare-set", action="append", default=[], metavar="KEY=VALUE", help="a compare keyword (repeatable)")
     args = ap.parse_args(argv)
+    from bench_synth_accuracy import analyze_options
+
+    c_opts = analyze_options(args.compare_set)
     import veinscope
 
     veinscope.warmup()
@@ -110,7 +114,7 @@ def main(argv=None) -> int:
     print(hdr)
     rows = []
     for seed in range(args.seed0, args.seed0 + args.n):
-        for r in pair_rows(seed, args.png):
+        for r in pair_rows(seed, args.png, c_opts=c_opts):
             rows.append(r)
             if r["refused"]:
                 print(f"{r['case']:>6} refused")

@@ -86,6 +86,7 @@ def make_session(
     matting: int = 0,
     matting_on_stain: bool = False,
     matting_od: tuple[float, float] = (0.18, 0.26),
+    matting_blush_truth: bool = True,
     stain_od: tuple[float, float] = (0.10, 0.15),
     warp: bool = True,
     light: bool = True,
@@ -103,7 +104,10 @@ def make_session(
     their truth is the whole patch, the stained part included. ``matting_od``: the range of the
     fine vessels' optical density (green channel); about half the default gives the series'
     faint matting (ΔE00 about 2.5-4 along its vessels); ``stain_od``: the stains' peak optical
-    density (red channel; the generator's series reach 0.2)."""
+    density (red channel; the generator's series reach 0.2). ``matting_blush_truth``: the
+    matting truth marks, as the generator's does, the patch's visible blush besides its visible
+    vessels' reach (session 36); False gives the reach only (the truth before); the photos are
+    the same either way."""
     rng = np.random.default_rng(seed + 7919)
     w, h = size
     if margin_px is None:
@@ -170,10 +174,10 @@ def make_session(
         if matting_on_stain and runs:
             s, run = runs[i % len(runs)]
             at = run[int(rng.integers(len(run) // 4, max(len(run) // 4 + 1, 3 * len(run) // 4)))]
-            od, m_ = _paint_matting(od, scene, s, rng, ppm, mg, (h, w), avoid=np.zeros_like(stain_mask), at=at, off_mm=(0.5, 2.0), amp_od=matting_od)
+            od, m_ = _paint_matting(od, scene, s, rng, ppm, mg, (h, w), avoid=np.zeros_like(stain_mask), at=at, off_mm=(0.5, 2.0), amp_od=matting_od, blush_truth=matting_blush_truth)
         else:
             s = treated[(i + 1) % len(treated)]
-            od, m_ = _paint_matting(od, scene, s, rng, ppm, mg, (h, w), avoid=stain_mask, amp_od=matting_od)
+            od, m_ = _paint_matting(od, scene, s, rng, ppm, mg, (h, w), avoid=stain_mask, amp_od=matting_od, blush_truth=matting_blush_truth)
         matting_mask |= m_
     lin = np.power(10.0, -od).astype(np.float32)
 
@@ -368,9 +372,12 @@ def _paint_stain(od, scene, s, rng, ppm, mg, hw, *, amp_od=(0.10, 0.15)):
     return od, d <= 0.5 * width_mm * ppm, run
 
 
-def _paint_matting(od, scene, s, rng, ppm, mg, hw, avoid, *, at=None, off_mm=(3.5, 5.0), amp_od=(0.18, 0.26)):
+def _paint_matting(od, scene, s, rng, ppm, mg, hw, avoid, *, at=None, off_mm=(3.5, 5.0), amp_od=(0.18, 0.26), blush_truth=True):
     """A matting patch centred ``off_mm`` from a point of the structure ``s`` (``at``, scene
-    (y, x), or a point picked on it); its truth leaves out ``avoid``."""
+    (y, x), or a point picked on it); its truth leaves out ``avoid``. ``blush_truth``: the truth
+    also marks the visible blush (:func:`_blush_seen`); False gives the truth before session 36
+    (the visible vessels' reach only)."""
+    od_before = od
     if at is None:
         run = _pick_run(scene, s, rng, ppm, mg, hw, 2.0)
         at = run[len(run) // 2]
@@ -407,16 +414,57 @@ def _paint_matting(od, scene, s, rng, ppm, mg, hw, avoid, *, at=None, off_mm=(3.
     soft *= ~avoid
     amp = rng.uniform(*amp_od)
     od = od + (amp * np.minimum(lines, 1.0) * soft)[..., None] * _EPS_HB + (0.35 * soft)[..., None] * _EPS_BLUSH
-    # truth as the vessels' part of the generator's matting truth: within 0.75 mm of its
-    # visible fine vessels, closed and filled (the vessels drawn inside the ellipse; the
-    # generator since session 35 also marks a visible blush, these sim follow-ups do not)
+    # truth as the generator's matting truth: within 0.75 mm of its visible fine vessels (the
+    # vessels drawn inside the ellipse) and, since session 36 as the generator since session 35,
+    # where the patch's redness read over 1 mm (blush and vessels together) passes the
+    # visibility test against the skin under it (a spot apart from the vessels' reach from that
+    # reach's disc up), closed and filled
     from scipy import ndimage as ndi
 
     seen = (np.minimum(lines, 1.0) * soft) >= 0.3
     rr = max(1, int(round(0.75 * ppm)))
     ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rr + 1, 2 * rr + 1))
-    mm_ = cv2.morphologyEx(cv2.dilate(seen.astype(np.uint8), ker), cv2.MORPH_CLOSE, ker)
+    mm_ = cv2.dilate(seen.astype(np.uint8), ker)
+    if blush_truth:
+        vessels = amp * np.minimum(lines, 1.0) * soft
+        blush_seen = _blush_seen(od_before, 0.35 * soft, vessels, ppm) & scene.skin_mask & ~avoid
+        _join_blush(mm_, blush_seen, rr)
+    mm_ = cv2.morphologyEx(mm_, cv2.MORPH_CLOSE, ker)
     return od, ndi.binary_fill_holes(mm_.astype(bool)) & ~avoid
+
+
+def _blush_seen(od_skin: np.ndarray, blush: np.ndarray, vessels_od: np.ndarray, ppm: float) -> np.ndarray:
+    """Where a matting patch's redness read over 1 mm is visible: the generator's own test
+    (``veinscope.synth._matting_margin``: the blush, in units of the generator's diffuse blood,
+    and the fine vessels' OD ``vessels_od`` (green channel, x ``_EPS_HB``), averaged as light
+    over a Gaussian of 1 mm, ΔE00 against the skin under it smoothed over 1 mm of at least 2 and
+    1.5 x the skin texture's RMS variation), on the simulator's skin ``od_skin`` (the scene's
+    OD before the patch, (M, N, 3)), taken as the texture at full resolution and exposure 1."""
+    from veinscope import synth
+
+    assert np.array_equal(_EPS_BLUSH, synth._EPS_BLOOD)
+    texture = np.ascontiguousarray(np.moveaxis(np.power(10.0, -od_skin), -1, 0), dtype=np.float32)
+    lit = {"texture": texture, "texture_stride": 1}
+    lit["texture_rms"] = synth._texture_threshold(texture, ppm, 1, 1.0)
+    skin = synth._skin_over_1mm(lit, ppm, 1.0)
+    m_idx = np.flatnonzero(vessels_od > 0)
+    m_val = (vessels_od.ravel()[m_idx, None] * _EPS_HB[None, :]).astype(np.float32)
+    return synth._matting_margin(blush.astype(np.float32), m_idx, m_val, skin, lit, ppm) > 0
+
+
+def _join_blush(reach: np.ndarray, blush_seen: np.ndarray, r: int) -> None:
+    """Add to ``reach`` (uint8, the visible vessels' reach, in place) the visible blush's
+    pieces that touch it or are at least as large as the reach's own disc (pi r²), as the
+    generator's matting truth does (``veinscope.synth``, a speck no observer marks does not)."""
+    from scipy import ndimage as ndi
+
+    lab, nlab = ndi.label(blush_seen)
+    if nlab:
+        idx = np.arange(1, nlab + 1)
+        big = np.asarray(ndi.sum(blush_seen, lab, idx)) >= np.pi * r * r
+        on_reach = np.asarray(ndi.maximum(reach, lab, idx)) > 0
+        keep = np.concatenate([[False], big | on_reach])
+        reach[keep[lab]] = 1
 
 
 def moved_copy(rgb: np.ndarray, *, deg: float = 3.0, scale: float = 0.97, gains=(1.05, 1.0, 0.96), quality: int = 90) -> np.ndarray:

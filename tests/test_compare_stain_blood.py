@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.test_compare import PPM, _noise, _skin, _u8
-from veinscope.compare import CHANGE_CODES, _stain_colour, compare, delta_e_of_od
+from veinscope.compare import CHANGE_CODES, _stain_colour, compare
 
 #: A soft blue vein's optical density per unit (base 10, linear RGB), and haemosiderin's: the
 #: generator's yellow-brown stain (``synth._EPS_STAIN``), a hue between melanin and blood
@@ -78,28 +78,90 @@ def test_the_check_is_on_by_default_and_recorded():
     assert inspect.signature(compare).parameters["stain_blood_check"].default is True
 
 
-@pytest.mark.parametrize("keep", [1.0, 0.7])
-def test_a_vein_persisting_under_a_haemosiderin_band_persists(keep):
-    # the same band over the upper vein keeping all or 0.7 of its OD (ΔE00 4.2 / 3.0 on the
-    # stained skin: perceptible): its blood stays once the stain's colour is taken out
-    b, f = _veins_and_stain(keep, vein_sigma_px=4.0, stain_od=0.12, stain_sigma_px=7.0)
+@pytest.mark.parametrize(
+    "keep, vein_sigma_px, stain_sigma_px, max_cleared, min_persisting",
+    [(1.0, 4.0, 7.0, 0.02, 0.7), (0.7, 4.0, 7.0, 0.02, 0.7), (0.5, 4.0, 7.0, 0.05, 0.7), (0.6, 6.0, 9.0, 0.02, 0.4)],
+)
+def test_a_vein_persisting_under_a_haemosiderin_band_persists(keep, vein_sigma_px, stain_sigma_px, max_cleared, min_persisting):
+    # the same band over the upper vein keeping all, 0.7, 0.5 or (a wider vein) 0.6 of its OD
+    # (ΔE00 4.2 / 2.9 / 2.1 / 2.5 on the stained skin: perceptible): its blood stays once the
+    # stain's colour is taken out. Session 36 (review rev36): the check as first merged read the
+    # line's whole melanin-like contrast as stain, the vein's own share too (it unmixes to 0.49
+    # melanin per 1.01 haemoglobin), and cleared the 0.5 and 0.6 / sigma 6 veins (improvement
+    # 10.3 / 7.4 %); the line is now unmixed as stain plus a share of the baseline's line.
+    # Bounds of the two new scenes: the 0.5 vein's line reads cleared on 2.9 % of the window
+    # with the check off too (standing out alone); the wider band (sigma 9 px) paints more of
+    # the window as staining (persisting 46 %, staining 54 %, check off and on alike)
+    b, f = _veins_and_stain(keep, vein_sigma_px=vein_sigma_px, stain_od=0.12, stain_sigma_px=stain_sigma_px)
     c = compare(b, f, px_per_mm=PPM, stain_blood_check=True)
     assert c.staining["patches"] == 1
     assert {v["status"] for v in c.vessels} == {"persisting"}
     assert c.improvement_pct == pytest.approx(0.0, abs=3.0)
     under = c.change_map[78:83, 90:230]
-    assert (under == CHANGE_CODES["cleared"]).mean() < 0.02
-    assert (under == CHANGE_CODES["persisting"]).mean() > 0.7  # the rest the stain's (the painted width)
+    assert (under == CHANGE_CODES["cleared"]).mean() < max_cleared
+    assert (under == CHANGE_CODES["persisting"]).mean() > min_persisting  # the rest the stain's (the painted width)
 
 
-def test_the_vein_kept_is_perceptible_on_the_stained_skin():
-    # the scenes' ΔE00 (peak OD on the skin colour, the stain's OD added to the background):
-    # what the tests above call visible and cleared
-    skin = -np.log((np.array([205.0, 150.0, 135.0]) / 255.0) ** 2.2)
-    ln10 = np.log(10.0)
-    stained = skin + 0.12 * ln10 * np.asarray(_HAEMOSIDERIN)
-    de = [float(delta_e_of_od(stained[None], k * 0.15 * ln10 * np.asarray([_VEIN]))[0]) for k in (1.0, 0.7, 0.0)]
-    assert de[0] > 4.0 and de[1] > 2.9 and de[2] == 0.0
+def test_the_vessels_own_melanin_share_is_kept_with_it_not_read_as_stain():
+    from veinscope.compare import _stain_and_kept
+
+    # the line's contrast: a stain (amount 0.3 in its colour) plus 0.6 of the baseline line's,
+    # a vein whose own contrast has a melanin-like share (the test vein's 0.49 per 1.01
+    # haemoglobin). Reading the whole melanin-like contrast as stain (a = 0.3 + 0.6 x 0.49)
+    # would take about 6 % of the kept vein's blood with it; the fit gives back both
+    s = np.array([0.116, 0.089, 1.0])
+    v = np.array([1.009, 0.574, 0.487])
+    rng = np.random.default_rng(1)
+    a_true, k_true = rng.uniform(0, 0.5, 50), rng.uniform(0, 1, 50)
+    con = a_true * s[:, None] + k_true * v[:, None]
+    a, k = _stain_and_kept(con, np.repeat(v[:, None], 50, axis=1), s)
+    assert a == pytest.approx(a_true, abs=1e-9)
+    assert k == pytest.approx(k_true, abs=1e-9)
+    # bounds: a line with less melanin than its sides adds no blood (a >= 0); a line stronger
+    # than the baseline's keeps at most all of it (k <= 1); a vanished line keeps none (k >= 0)
+    a, k = _stain_and_kept(np.c_[0.8 * v - 0.2 * s, 1.5 * v, -0.3 * v + 0.2 * s], np.repeat(v[:, None], 3, axis=1), s)
+    assert (a >= 0).all() and ((k >= 0) & (k <= 1)).all()
+    assert k[1] == pytest.approx(1.0) and k[2] == pytest.approx(0.0)
+    assert a[0] == pytest.approx(0.0)
+    # no baseline line (flat): nothing kept, the line all stain
+    a, k = _stain_and_kept((0.2 * s)[:, None], np.zeros((3, 1)), s)
+    assert k[0] == 0.0 and a[0] == pytest.approx(0.2)
+
+
+def test_stain_colour_reads_a_stain_covering_all_the_skin_beside_the_vessels():
+    # nothing fell (the stain covers every side point): on main the noise fallback took the
+    # stain's own spread for noise, found too few points "clearly stained" and switched the
+    # check off silently (rev36 finding 5); now every point that rose counts
+    rng = np.random.default_rng(2)
+    mel = rng.uniform(0.05, 0.3, 200)
+    d = np.stack([0.12 * mel, 0.09 * mel, mel]) + rng.normal(0, 0.002, (3, 200)) * [[1], [1], [0]]
+    s = _stain_colour(d, np.zeros((3, 200)) + rng.uniform(0, 0.1, (3, 200)))
+    assert s is not None
+    assert s == pytest.approx([0.12, 0.09, 1.0], abs=0.01)
+
+
+def test_stain_colour_bounds_the_tail_and_the_shares():
+    rng = np.random.default_rng(3)
+    n = 400
+    mel = rng.uniform(0.0, 0.3, n)
+    quiet = rng.normal(0, 0.005, (3, 100))
+    # a blood share beyond any brown pigment's (0.8 per unit of melanin-like change) is capped
+    d = np.stack([0.8 * mel, 0.09 * mel, mel])
+    s = _stain_colour(np.c_[d, quiet], np.c_[rng.uniform(0, 0.2, (3, n)), np.zeros((3, 100))])
+    assert s[0] == pytest.approx(0.3) and s[1] == pytest.approx(0.09, abs=0.005)
+    # a tail that rose with the stain (a coefficient > 0, which no fading gives) is held at 0:
+    # the slope is then the plain one
+    tail = rng.uniform(0.0, 0.2, (2, n))
+    d = np.stack([0.05 * mel + 0.3 * tail[0], 0.08 * mel, mel])
+    s = _stain_colour(np.c_[d, quiet], np.c_[np.stack([tail[0], tail[1], np.zeros(n)]), np.zeros((3, 100))])
+    st = mel > 0.05
+    plain = float(np.dot(mel[st], d[0, st]) / np.dot(mel[st], mel[st]))
+    assert s[0] == pytest.approx(plain, abs=0.02) and s[0] > 0.1
+    # regressors near collinear (the tail follows the stain): the melanin-like slope alone
+    tail0 = 0.5 * mel + rng.normal(0, 0.002, n)
+    d = np.stack([0.2 * mel, 0.08 * mel, mel])
+    s = _stain_colour(np.c_[d, quiet], np.c_[np.stack([tail0, tail[1], np.zeros(n)]), np.zeros((3, 100))])
+    assert s[0] == pytest.approx(0.2, abs=0.01)
 
 
 def test_stain_colour_regresses_out_the_fading_tail():

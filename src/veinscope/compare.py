@@ -1850,6 +1850,20 @@ def _selection_lift(best: np.ndarray, centre: np.ndarray) -> float:
 _CONTROL_DIRS = ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0), (0.7071, 0.7071), (0.7071, -0.7071), (-0.7071, 0.7071), (-0.7071, -0.7071))
 
 
+def _control_points(py, px, diam_px, sig_loc: float, shape):
+    """The skin beside centreline points ``(py, px)`` in the eight ``_CONTROL_DIRS``: the
+    vessel's edge (half its diameter ``diam_px``) plus twice the local scale ``sig_loc`` away,
+    rounded up. Yields ``(cy, cx, inside)`` per direction, clipped into the photo of ``shape``
+    with ``inside`` saying where the point was in it before clipping."""
+    m, n = shape
+    d = np.ceil(0.5 * diam_px + 2.0 * sig_loc)
+    for dy, dx in _CONTROL_DIRS:
+        cy = np.rint(py + dy * d).astype(np.int64)
+        cx = np.rint(px + dx * d).astype(np.int64)
+        inb = (cy >= 0) & (cy < m) & (cx >= 0) & (cx < n)
+        yield np.clip(cy, 0, m - 1), np.clip(cx, 0, n - 1), inb
+
+
 def _stands_out(a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area, val, *, shape, ppm, bg, thr_f, visible_ratio=0.5):
     """Whether a baseline vessel still shows where the follow-up has a stain or new matting on it.
 
@@ -1911,13 +1925,8 @@ def _stands_out(a_b, mb, mf, along, ys, xs, brown, in_matting, matting, cmp_area
             return lb, lf, ct, ok, dm, (dbl, dmr)
         py, px = ys[sel], xs[sel]
         kk = py.size
-        d = np.ceil(0.5 * a_b.diameter_px[py, px] + 2.0 * sig_loc)
         qy, qx, qok = [py], [px], []
-        for dy, dx in _CONTROL_DIRS:
-            cy = np.rint(py + dy * d).astype(np.int64)
-            cx = np.rint(px + dx * d).astype(np.int64)
-            inb = (cy >= 0) & (cy < m) & (cx >= 0) & (cx < n)
-            cy, cx = np.clip(cy, 0, m - 1), np.clip(cx, 0, n - 1)
+        for cy, cx, inb in _control_points(py, px, a_b.diameter_px[py, px], sig_loc, shape):
             good = inb & cmp_area[cy, cx] & (b_vessel_at[cy, cx] == 0)
             if matting is not None:
                 good &= np.where(in_matting[sel], matting[cy, cx], True)
@@ -2082,7 +2091,6 @@ def _blood_under_stain(a_b, mb, mf, along, ys, xs, sel, cmp_area, gain, *, shape
     """
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
 
-    m, n = shape
     k1 = len(ys)
     out = np.ones(k1, bool)
     if not sel.any():
@@ -2094,13 +2102,8 @@ def _blood_under_stain(a_b, mb, mf, along, ys, xs, sel, cmp_area, gain, *, shape
     near[np.unique(along.w[np.flatnonzero(near)].indices)] = True
     py, px = ys[near], xs[near]
     kk = py.size
-    d = np.ceil(0.5 * a_b.diameter_px[py, px] + 2.0 * sig_loc)
     qy, qx, qok = [py], [px], []
-    for dy, dx in _CONTROL_DIRS:
-        cy = np.rint(py + dy * d).astype(np.int64)
-        cx = np.rint(px + dx * d).astype(np.int64)
-        inb = (cy >= 0) & (cy < m) & (cx >= 0) & (cx < n)
-        cy, cx = np.clip(cy, 0, m - 1), np.clip(cx, 0, n - 1)
+    for cy, cx, inb in _control_points(py, px, a_b.diameter_px[py, px], sig_loc, shape):
         qok.append(inb & cmp_area[cy, cx] & (a_b.labels[cy, cx] == 0))
         qy.append(cy)
         qx.append(cx)

@@ -77,16 +77,24 @@ def _masks_at_points(z, cache, sessions, jpeg):
         cache.clear()
         cache[seed] = synth.generate_series(seed=seed, sessions=sessions, size=(800, 600), px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)), jpeg_quality=jpeg)
     ser = cache[seed]
+    stain, matt = truth_masks_at(ser, k, z["ys"], z["xs"])
+    return stain, matt, ser.photos[0].params["skin_type"]
+
+
+def truth_masks_at(ser, k, ys, xs):
+    """Whether the baseline's points ``(ys, xs)``, carried into follow-up ``k`` of the series
+    ``ser``, lie in its staining truth and (off the staining) in its matting truth, each grown by
+    2 px: two bool arrays."""
     f = ser.photos[k]
     h = f.homography @ np.linalg.inv(ser.photos[0].homography)
-    p = np.c_[z["xs"], z["ys"], np.ones(len(z["ys"]))] @ h.T
+    p = np.c_[xs, ys, np.ones(len(ys))] @ h.T
     m, n = f.rgb.shape[:2]
     x = np.clip(np.round(p[:, 0] / p[:, 2]).astype(int), 0, n - 1)
     y = np.clip(np.round(p[:, 1] / p[:, 2]).astype(int), 0, m - 1)
     grow = np.ones((5, 5), np.uint8)
     stain = cv2.dilate(f.staining.astype(np.uint8), grow)[y, x] > 0 if f.staining is not None else np.zeros(len(x), bool)
     matt = cv2.dilate(f.matting.astype(np.uint8), grow)[y, x] > 0 if f.matting is not None else np.zeros(len(x), bool)
-    return stain, matt & ~stain, ser.photos[0].params["skin_type"]
+    return stain, matt & ~stain
 
 
 def main(argv=None) -> int:

@@ -59,6 +59,7 @@ from scipy.spatial import cKDTree
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import diag_improvement as DI  # noqa: E402
+import diag_improvement_split as DS  # noqa: E402
 
 import veinscope.compare as C  # noqa: E402
 import veinscope.register as R  # noqa: E402
@@ -219,22 +220,9 @@ def readings(ser, k):
     out["b", "footprint"] = out["b", "as is"]
     # check: our "as is" against compare's own
     de_b, de_f, thr_b, thr_f = fad["de_bf"]
-    stain, matt, _ = _masks(ser, k, ys, xs)
+    stain, matt = DS.truth_masks_at(ser, k, ys, xs)
     return dict(on=on, kept=T[j, 3] > 0, tde_b=T[j, 6], tde_f=T[j, 7], cls=a_b.labels[ys, xs], resid=resid, out=out, de_b=de_b, de_f=de_f,
                 thr_f=thr_f, st=st, rest=~stain & ~matt & ~fad["brown0"], ppm=ppm, tol_px=tol_px)
-
-
-def _masks(ser, k, ys, xs):
-    f = ser.photos[k]
-    h = f.homography @ np.linalg.inv(ser.photos[0].homography)
-    p = np.c_[xs, ys, np.ones(len(ys))] @ h.T
-    m, n = f.rgb.shape[:2]
-    x = np.clip(np.round(p[:, 0] / p[:, 2]).astype(int), 0, n - 1)
-    y = np.clip(np.round(p[:, 1] / p[:, 2]).astype(int), 0, m - 1)
-    grow = np.ones((5, 5), np.uint8)
-    stain = cv2.dilate(f.staining.astype(np.uint8), grow)[y, x] > 0 if f.staining is not None else np.zeros(len(x), bool)
-    matt = cv2.dilate(f.matting.astype(np.uint8), grow)[y, x] > 0 if f.matting is not None else np.zeros(len(x), bool)
-    return stain, matt & ~stain, None
 
 
 def estimate(P: dict, bench_json: str | None) -> None:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from veinscope.synth import CLASSES, generate_photo
+from veinscope.synth import CLASSES, _join_blush, generate_photo
 
 _SRGB = np.arange(256, dtype=np.float64) / 255.0
 _LIN_LUT = np.where(_SRGB <= 0.04045, _SRGB / 12.92, ((_SRGB + 0.055) / 1.055) ** 2.4).astype(np.float32)
@@ -450,21 +450,6 @@ def _blush_seen(od_skin: np.ndarray, blush: np.ndarray, vessels_od: np.ndarray, 
     m_idx = np.flatnonzero(vessels_od > 0)
     m_val = (vessels_od.ravel()[m_idx, None] * _EPS_HB[None, :]).astype(np.float32)
     return synth._matting_margin(blush.astype(np.float32), m_idx, m_val, skin, lit, ppm) > 0
-
-
-def _join_blush(reach: np.ndarray, blush_seen: np.ndarray, r: int) -> None:
-    """Add to ``reach`` (uint8, the visible vessels' reach, in place) the visible blush's
-    pieces that touch it or are at least as large as the reach's own disc (pi r²), as the
-    generator's matting truth does (``veinscope.synth``, a speck no observer marks does not)."""
-    from scipy import ndimage as ndi
-
-    lab, nlab = ndi.label(blush_seen)
-    if nlab:
-        idx = np.arange(1, nlab + 1)
-        big = np.asarray(ndi.sum(blush_seen, lab, idx)) >= np.pi * r * r
-        on_reach = np.asarray(ndi.maximum(reach, lab, idx)) > 0
-        keep = np.concatenate([[False], big | on_reach])
-        reach[keep[lab]] = 1
 
 
 def moved_copy(rgb: np.ndarray, *, deg: float = 3.0, scale: float = 0.97, gains=(1.05, 1.0, 0.96), quality: int = 90) -> np.ndarray:

@@ -1514,15 +1514,7 @@ def _render_session(site: _Site, plan: _Course, k: int, hpx, hmm, size, foot_mm,
             ker = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
             mm = cv2.dilate(seen_m.astype(np.uint8), ker)
             if blush_seen is not None:
-                # a visible blush apart from the visible vessels' reach counts where it is at
-                # least as large as that reach's own disc: a speck no observer marks does not
-                lab, nlab = ndi.label(blush_seen)
-                if nlab:
-                    idx = np.arange(1, nlab + 1)
-                    big = np.asarray(ndi.sum(blush_seen, lab, idx)) >= np.pi * r * r
-                    on_reach = np.asarray(ndi.maximum(mm, lab, idx)) > 0
-                    keep = np.concatenate([[False], big | on_reach])
-                    mm[keep[lab]] = 1
+                _join_blush(mm, blush_seen, r)
             mm = cv2.morphologyEx(mm, cv2.MORPH_CLOSE, ker)
             matting = ndi.binary_fill_holes(mm.astype(bool)) & skin_mask
     confounders = {
@@ -1668,6 +1660,20 @@ def _skin_over_1mm(lit: dict, ppm: float, gain0: float) -> np.ndarray:
     texture's coarse grid: the skin a diffuse change of colour is seen against."""
     st = lit["texture_stride"]
     return np.stack([_gauss(np.ascontiguousarray(c), 1.0 * ppm / st) for c in lit["texture"]], axis=-1) * np.float32(gain0)
+
+
+def _join_blush(reach: np.ndarray, blush_seen: np.ndarray, r: int) -> None:
+    """Add to ``reach`` (uint8, the visible matting vessels' reach of radius ``r`` px, in place)
+    the visible blush's pieces that touch it or are at least as large as the reach's own disc
+    (pi r²): a visible blush apart from the visible vessels counts, a speck no observer marks
+    does not."""
+    lab, nlab = ndi.label(blush_seen)
+    if nlab:
+        idx = np.arange(1, nlab + 1)
+        big = np.asarray(ndi.sum(blush_seen, lab, idx)) >= np.pi * r * r
+        on_reach = np.asarray(ndi.maximum(reach, lab, idx)) > 0
+        keep = np.concatenate([[False], big | on_reach])
+        reach[keep[lab]] = 1
 
 
 def _matting_margin(blush: np.ndarray, m_idx: np.ndarray, m_val: np.ndarray, skin: np.ndarray, lit: dict, ppm: float) -> np.ndarray:

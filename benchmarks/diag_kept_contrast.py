@@ -266,6 +266,21 @@ def estimate(P: dict, bench_json: str | None) -> None:
         print(line)
 
 
+def _ratio_line(P: dict, ways, label: str, pick) -> str:
+    """One printed row: for the baseline (b) and the follow-up (f), the points ``pick(t)`` selects
+    from the truth's ΔE00 ``t`` and each reading's median ratio to it."""
+    line = label
+    for p in "bf":
+        t = P[f"tde_{p}"]
+        sel = pick(t)
+        line += f"  [{p} n={int(sel.sum())}]"
+        for w in ways:
+            if p == "b" and w == "true place":
+                continue
+            line += f" {w} {np.median(P[f'{p}:{w}'][sel] / t[sel]) if sel.any() else float('nan'):.2f}"
+    return line
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=12)
@@ -326,27 +341,9 @@ def main(argv=None) -> int:
     base = (P["on"] > 0) & (P["kept"] > 0) & (P["rest"] > 0)
     print("\ncompare / truth ΔE00, median (points), kept vessels off stain and matting; by the truth's ΔE00 in that photo")
     for lo, hi in ((2, 3), (3, 4), (4, 6), (6, 8), (8, 20)):
-        line = f"  truth {lo}-{hi}:"
-        for p in "bf":
-            t = P[f"tde_{p}"]
-            sel = base & (t >= lo) & (t < hi)
-            line += f"  [{p} n={int(sel.sum())}]"
-            for w in ways:
-                if p == "b" and w == "true place":
-                    continue
-                line += f" {w} {np.median(P[f'{p}:{w}'][sel] / t[sel]) if sel.any() else float('nan'):.2f}"
-        print(line)
+        print(_ratio_line(P, ways, f"  truth {lo}-{hi}:", lambda t, lo=lo, hi=hi: base & (t >= lo) & (t < hi)))
     for c in (1, 2, 3):
-        line = f"  class {c}, truth 2-8:"
-        for p in "bf":
-            t = P[f"tde_{p}"]
-            sel = base & (P["cls"] == c) & (t >= 2) & (t <= 8)
-            line += f"  [{p} n={int(sel.sum())}]"
-            for w in ways:
-                if p == "b" and w == "true place":
-                    continue
-                line += f" {w} {np.median(P[f'{p}:{w}'][sel] / t[sel]) if sel.any() else float('nan'):.2f}"
-        print(line)
+        print(_ratio_line(P, ways, f"  class {c}, truth 2-8:", lambda t, c=c: base & (P["cls"] == c) & (t >= 2) & (t <= 8)))
     sel = base & (P["tde_f"] >= 2)
     print(f"\nregistration residual at kept points: median {np.median(P['resid'][sel]):.2f} px, p90 {np.percentile(P['resid'][sel], 90):.2f} px")
     for lo, hi in ((0, 0.5), (0.5, 1.0), (1.0, 1.5), (1.5, 3), (3, 99)):

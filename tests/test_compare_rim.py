@@ -52,6 +52,20 @@ def _grow(b, f, core, vo=None, on_vessel=None):
     return _grown_by_rim(core, b, f, vo, on_vessel, ppm=P, bg_od=_skin_bg, min_delta_e=2.0)
 
 
+def _cleared_vessel(f, c0, c1):
+    """A baseline vessel across the box in columns ``c0:c1``, cleared (its haemoglobin falls by
+    1 in the follow-up's change); the mask of its place."""
+    on_v = np.zeros((M, N), bool)
+    on_v[:, c0:c1] = True
+    f["haemoglobin"][on_v] -= 1.0
+    return on_v
+
+
+def _inner(mask, k):
+    """``mask`` less ``k // 2`` px at its edge."""
+    return mask & ~cv2.dilate((~mask).astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+
+
 def test_a_faint_rim_above_the_visibility_test_is_grown_over():
     b, f, core, ring = _maps(rim_hb=0.15)
     before = {k: v.copy() for k, v in f.items()}
@@ -97,11 +111,9 @@ def test_the_baseline_vessels_do_not_pull_the_reading_down():
     # a baseline vessel (cleared: the change a fall) crossing the ring: read off it, the ring
     # still passes on both sides of it
     b, f, core, ring = _maps(rim_hb=0.15)
-    on_v = np.zeros((M, N), bool)
-    on_v[:, CX + 28 : CX + 33] = True
-    f["haemoglobin"][on_v] -= 1.0
+    on_v = _cleared_vessel(f, CX + 28, CX + 33)
     out = _grow(b, f, core, on_vessel=on_v)
-    beside = ring & _disc_mask(30) & ~cv2.dilate(on_v.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    beside = ring & _disc_mask(30) & _inner(~on_v, 3)
     assert out[beside].mean() > 0.99
 
 
@@ -114,11 +126,9 @@ def test_the_place_of_a_wide_baseline_vessel_beside_the_patch_is_not_grown_over(
     # (seed 304: 27.7 -> 30.6 mm² against a truth of 22.2, which no visible blush reaches);
     # a thin vessel across the rim should still be read across (the test above)
     b, f, core, ring = _maps(rim_hb=0.15)
-    on_v = np.zeros((M, N), bool)
-    on_v[:, CX + 21 : CX + 51] = True
-    f["haemoglobin"][on_v] -= 1.0
+    on_v = _cleared_vessel(f, CX + 21, CX + 51)
     out = _grow(b, f, core, on_vessel=on_v)
-    inside = on_v & ~cv2.dilate((~on_v).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    inside = _inner(on_v, 7)
     left = ring & _disc_mask(30) & (np.arange(N)[None, :] <= CX - 5)
     assert out[left].mean() > 0.99  # the rim on plain skin is grown
     assert out[inside].mean() < 0.02  # main: 0.18

@@ -207,6 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=12)
     ap.add_argument("--seed0", type=int, default=300)
     ap.add_argument("--sessions", type=int, default=3)
+    ap.add_argument("--size", type=int, nargs=2, default=(800, 600), metavar=("W", "H"), help="photo size (default 800 600, bench_compare.py's)")
     ap.add_argument("--jpeg-quality", default="92", help="the generator's JPEG round trip: 1-100, or none (default 92, as the benchmark)")
     ap.add_argument("--count-missed", type=int, nargs="*", default=(), choices=(1, 2, 3, 4), metavar="CODE",
                     help="also run compare with the truth's missed baseline points of these classes on its centrelines (1-4)")
@@ -236,7 +237,7 @@ def main(argv=None) -> int:
     rows = []
     for i in range(args.n):
         seed = args.seed0 + i
-        ser = synth.generate_series(seed=seed, sessions=args.sessions, size=(800, 600), px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)), jpeg_quality=jpeg)
+        ser = synth.generate_series(seed=seed, sessions=args.sessions, size=tuple(args.size), px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)), jpeg_quality=jpeg)
         for k in range(1, len(ser.photos)):
             dump = None
             if args.dump:

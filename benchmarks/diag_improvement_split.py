@@ -71,11 +71,11 @@ def _per_vessel(z, how):
     return st
 
 
-def _masks_at_points(z, cache, sessions, jpeg):
+def _masks_at_points(z, cache, sessions, jpeg, size=(800, 600)):
     seed, k = (int(v) for v in z["name"].split("_"))
     if seed not in cache:
         cache.clear()
-        cache[seed] = synth.generate_series(seed=seed, sessions=sessions, size=(800, 600), px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)), jpeg_quality=jpeg)
+        cache[seed] = synth.generate_series(seed=seed, sessions=sessions, size=tuple(size), px_per_mm=float(np.random.default_rng(seed).uniform(8, 13)), jpeg_quality=jpeg)
     ser = cache[seed]
     stain, matt = truth_masks_at(ser, k, z["ys"], z["xs"])
     return stain, matt, ser.photos[0].params["skin_type"]
@@ -101,6 +101,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dump", help="a directory written by diag_improvement.py --dump")
     ap.add_argument("--sessions", type=int, default=3)
+    ap.add_argument("--size", type=int, nargs=2, default=(800, 600), metavar=("W", "H"), help="the photo size the dump was made with (diag_improvement.py --size)")
     ap.add_argument("--jpeg-quality", default="92")
     args = ap.parse_args(argv)
     jpeg = None if str(args.jpeg_quality).lower() == "none" else int(args.jpeg_quality)
@@ -117,7 +118,7 @@ def main(argv=None) -> int:
             continue
         kept = z["tkept"] > 0
         a_err, b_err = on & (st == 1) & kept, on & (st == 0) & ~kept
-        stain, matt, skin = _masks_at_points(z, cache, args.sessions, jpeg)
+        stain, matt, skin = _masks_at_points(z, cache, args.sessions, jpeg, args.size)
         rest = ~stain & ~matt
         parts = dict(zip(fixes, (b_err & stain, b_err & matt, b_err & rest, a_err & stain, a_err & matt, a_err & rest)))
         truth = float(z["truth"])

@@ -332,6 +332,12 @@ class VesselDetection:
         and those followed on past its ends (``tracked``) because it grew long enough, are there
         only because a level was lowered: :func:`veinscope.measure.measure_vessels` judges the
         colour of a chain made mostly of them with its error bar. None: not recorded.
+    fixed : VesselDetection or None
+        With ``detect_vessels(fixed_too=True)``, where ``level_rates`` lowered a level: the
+        chains at the fixed levels (``high_noise``, ``low_noise``), to the bit those of
+        :func:`detect_vessels` without ``level_rates`` and ``rates_guard`` on the same ridge map
+        (:func:`keep_fixed_centreline` takes both). None: not asked for, or no level lowered (the
+        chains are then the fixed levels' own).
     """
 
     points_yx: np.ndarray
@@ -347,6 +353,7 @@ class VesselDetection:
     reached: np.ndarray | None = None
     follows: np.ndarray | None = None
     fixed_points: np.ndarray | None = None
+    fixed: VesselDetection | None = None
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:
@@ -399,7 +406,7 @@ def detect_vessels(
     rates_gap_px: float = 0.0,
     rates_long_px: float | None = None,
     fixed_too: bool = False,
-) -> VesselDetection | tuple[VesselDetection, VesselDetection | None]:
+) -> VesselDetection:
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
     Centreline candidates are pixels where the ridge strength peaks across the vessel
@@ -484,20 +491,20 @@ def detect_vessels(
         the skin beside them, :func:`veinscope.measure.measure_vessels`' ``weak_min_delta_e``).
         A chain that joins a kept band's centreline (a gap bridged) is not weak.
     fixed_too : bool
-        Also return the detection at the fixed levels (``high_noise``, ``low_noise``), where
-        ``level_rates`` lowered a level: the same chains, to the bit, as this function without
-        ``level_rates`` (and ``rates_guard``) on the same ridge map, found from this call's noise
-        map, bands and centreline candidates instead of a second call's
-        (:func:`keep_fixed_centreline` takes both).
+        Also find the chains at the fixed levels (``high_noise``, ``low_noise``), where
+        ``level_rates`` lowered a level (``VesselDetection.fixed``): the same chains, to the bit,
+        as this function without ``level_rates`` (and ``rates_guard``) on the same ridge map,
+        found from this call's noise map, bands and centreline candidates instead of a second
+        call's (:func:`keep_fixed_centreline` takes both).
 
     Returns
     -------
-    VesselDetection, or with ``fixed_too`` (VesselDetection, VesselDetection or None)
-        The chains; with ``fixed_too`` also the fixed levels' chains, None where no level was
-        lowered (they are the chains themselves).
+    VesselDetection
+        The chains; with ``fixed_too`` the fixed levels' chains in its ``fixed`` (None where no
+        level was lowered: they are the chains themselves).
     """
     from veinscope._kernels.ridges import (
-        centreline_candidates, keep_in_labels, kept_points, mark_in_labels, ridge_regions, strong_labels,
+        centreline_candidates, keep_in_labels, mark_in_labels, ridge_regions, strong_labels,
     )  # fmt: skip
 
     skin = np.asarray(skin, dtype=bool)
@@ -592,64 +599,72 @@ def detect_vessels(
                                         int(min_piece_px))  # fmt: skip
         fixed_band = cv2.dilate(fixed_band.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
     if cand_f is not None:
-        det_f = _chains_of(cand_f, q, normal_y, normal_x, scale_px, snap, max_gap_px, min_piece_px, weak_bands, noise,
+        cand_f = _snapped_thinned(cand_f, q, normal_y, normal_x, scale_px, snap, max_gap_px)
+        det_f = _detection(*_kept_chains(cand_f, min_piece_px, weak_bands), q, normal_y, normal_x, scale_px, noise,
                            (low0 * noise, high0 * noise))  # fmt: skip
     del cand_k, cand_f
     # Thin to 8-connected one-pixel chains (drops the redundant pixel of L-corners) so that
     # chain lengths follow Kulpa's weights.
     cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)
-    nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
-    nlab -= 1
-    empty = VesselDetection(
-        points_yx=np.zeros((0, 2), np.int32),
-        segment=np.zeros(0, np.int32),
-        strength=np.zeros(0, np.float32),
-        normals_yx=np.zeros((0, 2), np.float32),
-        scale_px=np.zeros(0, np.float32),
-        n_segments=0,
-        noise=float(noise),
-        thresholds=(float(low_noise * noise), float(high_noise * noise)),
-        weak=np.zeros(0, bool) if weak_bands else None,
-    )
-    if nlab == 0:
-        return (empty, det_f) if fixed_too else empty
-    ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
-    del lab
-    if kept == 0:
-        return (empty, det_f) if fixed_too else empty
-    weak_seg = follows = None
-    if weak_bands:
-        # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
-        weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
+    ys, xs, seg, kept, weak_seg = _kept_chains(cand, min_piece_px, weak_bands)
     del cand
-    if fixed_kept is not None:
+    follows = fixed_points = None
+    if kept and fixed_kept is not None:
         ys, xs, seg, kept, weak_seg, follows = _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak,
                                                                  rates_guard,
                                                                  long_length_px if rates_long_px is None else rates_long_px,
                                                                  rates_gap_px, return_follows=True)
         if kept == 0:
-            return (empty, det_f) if fixed_too else empty
-        if "follow" not in rates_guard.split("+") or not (follows >= 0).any():
+            weak_seg = np.zeros(0, bool) if weak_bands else None  # as found empty
+        if kept == 0 or "follow" not in rates_guard.split("+") or not (follows >= 0).any():
             follows = None
-    fixed_points = None
-    if fixed_band is not None:
+    if kept and fixed_band is not None:
         # after every renumbering above: each final chain's points on the fixed levels' centreline
         fixed_points = np.bincount(seg, weights=fixed_band[ys, xs], minlength=kept)[:kept].astype(np.int64)
-    s = q[ys, xs]
-    det = VesselDetection(
+    return _detection(ys, xs, seg, kept, weak_seg, q, normal_y, normal_x, scale_px, noise,
+                      (low_noise * noise, high_noise * noise), follows=follows, fixed_points=fixed_points, fixed=det_f)  # fmt: skip
+
+
+def _kept_chains(cand, min_piece_px, weak_bands):
+    """The chains of thinned centreline candidates (uint8: 2 strong, 1 not, 3 in a weak band; 0
+    none): ``ys, xs, seg, kept, weak_seg``, the 8-connected pieces of at least ``min_piece_px``
+    points numbered 0..kept-1 and, with ``weak_bands``, which have no strong point (else None)."""
+    from veinscope._kernels.ridges import kept_points
+
+    nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
+    nlab -= 1
+    ys = xs = seg = np.zeros(0, np.intp)
+    kept = 0
+    if nlab > 0:
+        ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
+    del lab
+    if kept == 0:
+        ys = xs = seg = np.zeros(0, np.intp)
+    weak_seg = None
+    if weak_bands:
+        # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
+        weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
+    return ys, xs, seg, kept, weak_seg
+
+
+def _detection(ys, xs, seg, kept, weak_seg, q, normal_y, normal_x, scale_px, noise, thresholds, *, follows=None,
+               fixed_points=None, fixed=None) -> VesselDetection:
+    """A :class:`VesselDetection` of these chains (``kept`` of them), each point's strength,
+    normal and scale read from the maps; ``noise`` and ``thresholds`` recorded as given."""
+    return VesselDetection(
         points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
-        segment=seg.astype(np.int32),
-        strength=s.astype(np.float32),
+        segment=np.asarray(seg).astype(np.int32),
+        strength=q[ys, xs].astype(np.float32),
         normals_yx=np.stack([normal_y[ys, xs], normal_x[ys, xs]], axis=1).astype(np.float32),
         scale_px=scale_px[ys, xs].astype(np.float32),
         n_segments=int(kept),
         noise=float(noise),
-        thresholds=(float(low_noise * noise), float(high_noise * noise)),
+        thresholds=(float(thresholds[0]), float(thresholds[1])),
         weak=weak_seg,
         follows=follows,
         fixed_points=fixed_points,
+        fixed=fixed,
     )
-    return (det, det_f) if fixed_too else det
 
 
 def _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px) -> np.ndarray:
@@ -680,37 +695,6 @@ def _centreline_points(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px, 
         ys, xs, _, kept = kept_points(clab, cand, nlab - 1, int(min_piece_px))
         out[ys, xs] = 1
     return out.view(bool)
-
-
-def _chains_of(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px, min_piece_px, weak_bands, noise, thresholds):
-    """:func:`detect_vessels`' chains from its centreline candidates (uint8: 2 strong, 1 not,
-    3 in a weak band; their bands' choice made), without ``level_rates``: snapped, gaps bridged,
-    thinned, pieces of ``min_piece_px``; ``noise`` and ``thresholds`` recorded as given."""
-    from veinscope._kernels.ridges import kept_points
-
-    cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)
-    nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
-    nlab -= 1
-    ys = xs = seg = np.zeros(0, np.intp)
-    kept = 0
-    if nlab > 0:
-        ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
-    del lab
-    weak_seg = None
-    if weak_bands:
-        # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
-        weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
-    return VesselDetection(
-        points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
-        segment=np.asarray(seg).astype(np.int32),
-        strength=q[ys, xs].astype(np.float32),
-        normals_yx=np.stack([normal_y[ys, xs], normal_x[ys, xs]], axis=1).astype(np.float32),
-        scale_px=scale_px[ys, xs].astype(np.float32),
-        n_segments=int(kept),
-        noise=float(noise),
-        thresholds=(float(thresholds[0]), float(thresholds[1])),
-        weak=weak_seg,
-    )
 
 
 def keep_fixed_centreline(fixed: VesselDetection, lowered: VesselDetection, *, min_piece_px: int,

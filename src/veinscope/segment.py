@@ -528,15 +528,14 @@ def detect_vessels(
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
     fixed_kept = fixed_weak = fixed_band = None  # the fixed levels' kept and weak bands, when rates_guard judges the gains
-    band_f = None  # the fixed levels' bands (1 kept, 3 weak), for the guard and the fixed centreline or chains
+    fixed_levels = None  # (low, high): the fixed levels' bands wanted, for the guard and the fixed centreline or chains
     colour = False
     if level_rates is not None:
         low0, high0 = float(low_noise), float(high_noise)
         low_noise, high_noise = _rate_levels(q, inner, noise_map, noise_cell_px, low_noise, high_noise, level_rates)
         if (rates_guard or fixed_too) and (low_noise < low0 or high_noise < high0):
             colour = bool(rates_guard) and "colour" in rates_guard.split("+")
-            band_f = _fixed_bands(q, inner, noise_map, noise_cell_px, low0, high0, min_strength, min_length_px,
-                                  long_length_px)  # fmt: skip
+            fixed_levels = (low0, high0)
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
     # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
     # connected band of pixels above the low level rather than to the 1-pixel centreline): a
@@ -564,18 +563,6 @@ def detect_vessels(
     )  # fmt: skip
     del flank
     det_f = cand_k = cand_f = None
-    if band_f is not None and (colour or fixed_too):
-        # The fixed levels' candidates are these where the fixed levels' band map passes its low
-        # level: the same test (ridge maximum, symmetric profile, both sides on the skin) at a
-        # level never lower, and the same strong mark (2 from twice min_strength up) once the
-        # low level is passed; so no second candidate pass, and their chains are detect_vessels'
-        # at the fixed levels to the bit (tests/test_rate_levels.py). Thinned below, once the
-        # lowered levels' labels are released.
-        cand_k = np.where(band_f == 1, cand, np.uint8(0))  # in the bands the fixed levels keep
-        if fixed_too:
-            cand_f = cand_k.copy() if colour else cand_k
-            if weak_bands:
-                cand_f[(band_f == 3) & (cand != 0)] = 3  # a weak band's candidates, as mark_in_labels marks them
     if weak_bands:
         weak = ~keep & (extent >= min_length_px)
         weak[0] = False
@@ -583,13 +570,29 @@ def detect_vessels(
     else:
         keep_in_labels(cand, lab, keep)
     del lab
-    if band_f is not None:
+    if fixed_levels is not None:
+        # The fixed levels' bands (1 kept, 3 weak) and their candidates: the lowered levels'
+        # candidates where the fixed levels' band map passes its low level. The same test (ridge
+        # maximum, symmetric profile, both sides on the skin) at a level never lower, and the
+        # same strong mark (2 from twice min_strength up) once the low level is passed; so no
+        # second candidate pass, and their chains are detect_vessels' at the fixed levels to the
+        # bit (tests/test_rate_levels.py). Taken from the candidates just marked (after the
+        # lowered levels' labels are released, memory): a band the fixed levels keep lies in one
+        # the lowered levels keep (its pixels pass the lower levels, its strong pixel the lower
+        # high level, its extent is no larger), whose candidates are unmarked, and one they would
+        # judge weak in one the lowered levels keep or judge weak (its candidates nonzero).
+        band_f, cand_k, cand_f = _fixed_bands(q, inner, noise_map, noise_cell_px, *fixed_levels, min_strength,
+                                              min_length_px, long_length_px, cand, 3 if weak_bands else 0)  # fmt: skip
         if rates_guard:
             # the fixed levels' kept bands 1 px round (the crest's snap and bridged gaps) and weak bands
             fixed_kept = cv2.dilate((band_f == 1).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
             fixed_weak = band_f == 3
         del band_f
-    if colour and cand_k is not None:
+        if not fixed_too:
+            cand_f = None
+        if not colour:
+            cand_k = None
+    if cand_k is not None:
         # the centreline the fixed levels find in the bands they keep, 1 px round it (the
         # same crest stepped by the snap or the pixel grid): points of the lowered levels'
         # chains off it are the lowered levels' own. (A chain in a band they would judge
@@ -888,21 +891,29 @@ def _rate_levels(q, inner, noise_map, cell_px, low_noise, high_noise, rates, *, 
 
 
 def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_strength, min_length_px,
-                 long_length_px) -> np.ndarray:
-    """(M, N) uint8: the bands :func:`detect_vessels` keeps at the fixed levels (1), those it
-    would mark weak there (3: at least ``min_length_px`` long but kept by neither the hysteresis
-    nor their length), 0 elsewhere."""
-    from veinscope._kernels.ridges import ridge_regions
+                 long_length_px, cand, weak_mark):
+    """The bands :func:`detect_vessels` keeps at the fixed levels and their candidates.
+
+    Returns ``band``, ``cand_kept``, ``cand_marked`` (each (M, N) uint8): ``band`` 1 in the bands
+    kept, 3 in those it would mark weak there (at least ``min_length_px`` long but kept by
+    neither the hysteresis nor their length), 0 elsewhere; ``cand_kept`` ``cand`` in the kept
+    bands, 0 elsewhere; ``cand_marked`` that and ``weak_mark`` at ``cand``'s nonzero pixels in
+    the weak bands. One pass over the labels (a table lookup and two masks, 2-3x slower at 12 MP).
+    """
+    from veinscope._kernels.ridges import ridge_regions, split_in_labels
 
     region = np.empty(q.shape, np.uint8)
     ridge_regions(q, np.ascontiguousarray(inner), noise_map, float(cell_px), float(low_noise), float(high_noise),
                   float(min_strength), region)  # fmt: skip
     nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
     keep = _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px)
-    del region
     weak = ~keep & (np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= min_length_px)
     weak[0] = False
-    return (keep.astype(np.uint8) + 3 * weak.astype(np.uint8))[lab]
+    code = keep.astype(np.uint8) + 3 * weak.astype(np.uint8)
+    cand_kept = np.empty_like(cand)
+    cand_marked = np.empty_like(cand)
+    split_in_labels(cand, lab, code, np.uint8(weak_mark), region, cand_kept, cand_marked)  # the band map over region
+    return region, cand_kept, cand_marked
 
 
 def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard, long_px, gap_px=0.0, *,

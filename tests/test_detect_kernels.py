@@ -336,3 +336,24 @@ def test_without_holes_matches_scipys_binary_fill_holes(rng):
         got = _without_holes(mask)
         assert got.dtype == bool and got.flags.c_contiguous
         np.testing.assert_array_equal(got, ndi.binary_fill_holes(mask))
+
+
+@pytest.mark.parametrize("weak_mark", [3, 0])
+def test_split_in_labels_matches_a_table_lookup(rng, weak_mark):
+    """``split_in_labels`` (session 37, keep37: one pass for ``_fixed_bands``) against the numpy
+    lookups it replaces, on random components, a constant image and a 1 x 1 one."""
+    from veinscope._kernels.ridges import split_in_labels
+
+    cases = [rng.random((41, 57)) < 0.4, np.ones((9, 7), bool), np.zeros((1, 1), bool)]
+    for region in cases:
+        n, lab = cv2.connectedComponents(region.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        code = rng.choice(np.array([0, 1, 3], np.uint8), n)
+        code[0] = 0
+        cand = rng.choice(np.array([0, 0, 1, 2], np.uint8), region.shape)
+        band, kept, marked = (np.full(region.shape, 7, np.uint8) for _ in range(3))
+        split_in_labels(cand, lab, code, np.uint8(weak_mark), band, kept, marked)
+        ref_band = code[lab]
+        ref_kept = np.where(ref_band == 1, cand, 0)
+        ref_marked = ref_kept.copy()
+        ref_marked[(ref_band == 3) & (cand != 0)] = weak_mark
+        assert np.array_equal(band, ref_band) and np.array_equal(kept, ref_kept) and np.array_equal(marked, ref_marked)

@@ -690,7 +690,7 @@ def _type6_photo(seed):
 @pytest.mark.parametrize("which", ["blue_then_faint", 411, 2])
 def test_the_fixed_levels_chains_from_the_lowered_pass_are_the_fixed_levels_detection(monkeypatch, which):
     """``detect_vessels(..., fixed_too=True)`` returns the lowered levels' chains as without it and
-    the fixed levels' chains as a detection without ``level_rates`` on the same ridge map, to the
+    (in its ``fixed``, one return type since session 37) the fixed levels' chains as a detection without ``level_rates`` on the same ridge map, to the
     bit: their candidates are the lowered levels' where the fixed bands pass the low level (no
     second candidate, band or noise pass; the 12 MP cost of ``"keep"``, session 36). Main has no
     such keyword (a TypeError)."""
@@ -701,27 +701,30 @@ def test_the_fixed_levels_chains_from_the_lowered_pass_are_the_fixed_levels_dete
     ridge, skin, signal, kw = _detection_inputs(monkeypatch, rgb, 10.0, level_rates=(0.04, 0.01),
                                                 level_rates_guard=guard)  # fmt: skip
     kw.pop("consume")
+    kw.pop("fixed_too")  # analyze passes it (False here: no "keep")
     assert kw["level_rates"] == (0.04, 0.01) and kw["rates_guard"] == guard and kw["weak_bands"]
     fixed_kw = {k: v for k, v in kw.items() if k not in ("level_rates", "rates_guard", "rates_gap_px", "rates_long_px")}
     lowered = detect_vessels(ridge, skin, signal, **kw)
     fixed = detect_vessels(ridge, skin, signal, **fixed_kw)
     assert lowered.thresholds != fixed.thresholds  # a level was lowered
     assert fixed.n_segments > 0 and lowered.n_segments > fixed.n_segments // 2
+    assert lowered.fixed is None and fixed.fixed is None  # not asked for
     both = detect_vessels(ridge, skin, signal, fixed_too=True, **kw)
-    _same_detection(both[0], lowered)
-    _same_detection(both[1], fixed)
+    _same_detection(both, lowered)
+    _same_detection(both.fixed, fixed)
+    assert both.fixed.fixed is None
     # without the guard, and without the weak bands
     kw_plain = {k: v for k, v in kw.items() if k != "rates_guard"}
-    l2, f2 = detect_vessels(ridge, skin, signal, fixed_too=True, **kw_plain)
+    l2 = detect_vessels(ridge, skin, signal, fixed_too=True, **kw_plain)
     _same_detection(l2, detect_vessels(ridge, skin, signal, **kw_plain))
-    _same_detection(f2, fixed)
+    _same_detection(l2.fixed, fixed)
     kw_strong = dict(kw, weak_bands=False)
-    l3, f3 = detect_vessels(ridge, skin, signal, fixed_too=True, **kw_strong)
+    l3 = detect_vessels(ridge, skin, signal, fixed_too=True, **kw_strong)
     _same_detection(l3, detect_vessels(ridge, skin, signal, **kw_strong))
-    _same_detection(f3, detect_vessels(ridge, skin, signal, **dict(fixed_kw, weak_bands=False)))
+    _same_detection(l3.fixed, detect_vessels(ridge, skin, signal, **dict(fixed_kw, weak_bands=False)))
     # where no level is lowered there is no second detection
-    same, none = detect_vessels(ridge, skin, signal, fixed_too=True, **fixed_kw)
-    assert none is None
+    same = detect_vessels(ridge, skin, signal, fixed_too=True, **fixed_kw)
+    assert same.fixed is None
     _same_detection(same, fixed)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -827,22 +828,19 @@ def analyze(
         rates_gap_px=float(level_rates_gap_mm) * ppm,
         rates_long_px=float(level_rates_long_mm) * ppm,
     )
-    det_fixed = None
-    if keep_fixed:
-        # the lowered levels' chains and, where a level was lowered, the fixed levels' chains,
-        # both from one pass (the fixed ones from the same noise map, bands and candidates)
-        det, det_fixed = detect_vessels(
-            ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True),
-            skin, signal, consume=True, fixed_too=True, **det_options, **rate_options,
-        )  # fmt: skip
+    # with "keep", the lowered levels' chains and, where a level was lowered, the fixed levels'
+    # chains (det.fixed), both from one pass (the fixed ones from the same noise map, bands and
+    # candidates)
+    det = detect_vessels(
+        # passed as a temporary so that detect_vessels can release its maps early (memory)
+        ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True),
+        skin, signal, consume=True, fixed_too=keep_fixed, **det_options, **rate_options,
+    )  # fmt: skip
+    det_fixed = det.fixed
+    if det_fixed is not None:
+        det = replace(det, fixed=None)
         if det.thresholds == (float(low_noise) * det.noise, float(high_noise) * det.noise):
             det_fixed = None  # none lowered (a blank photo's zero noise)
-    else:
-        det = detect_vessels(
-            # passed as a temporary so that detect_vessels can release its maps early (memory)
-            ridge_response(signal, sigmas_px=sigmas, black_ridges=False, gamma=line_gamma, weighted=True),
-            skin, signal, consume=True, **det_options, **rate_options,
-        )  # fmt: skip
     params["noise"] = round(det.noise, 6)
     # level_rates: the fixed high level at the median unit, when the rates lowered it (the deep pass's hold)
     fixed_high = float(high_noise) * det.noise if det.thresholds[1] < float(high_noise) * det.noise * (1 - 1e-6) else None

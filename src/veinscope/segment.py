@@ -332,6 +332,12 @@ class VesselDetection:
         and those followed on past its ends (``tracked``) because it grew long enough, are there
         only because a level was lowered: :func:`veinscope.measure.measure_vessels` judges the
         colour of a chain made mostly of them with its error bar. None: not recorded.
+    fixed : VesselDetection or None
+        With ``detect_vessels(fixed_too=True)``, where ``level_rates`` lowered a level: the
+        chains at the fixed levels (``high_noise``, ``low_noise``), to the bit those of
+        :func:`detect_vessels` without ``level_rates`` and ``rates_guard`` on the same ridge map
+        (:func:`keep_fixed_centreline` takes both). None: not asked for, or no level lowered (the
+        chains are then the fixed levels' own).
     """
 
     points_yx: np.ndarray
@@ -347,6 +353,7 @@ class VesselDetection:
     reached: np.ndarray | None = None
     follows: np.ndarray | None = None
     fixed_points: np.ndarray | None = None
+    fixed: VesselDetection | None = None
 
 
 def _without_holes(mask: np.ndarray) -> np.ndarray:
@@ -399,7 +406,7 @@ def detect_vessels(
     rates_gap_px: float = 0.0,
     rates_long_px: float | None = None,
     fixed_too: bool = False,
-) -> VesselDetection | tuple[VesselDetection, VesselDetection | None]:
+) -> VesselDetection:
     """Vessel centrelines by ridge non-maximum suppression and hysteresis.
 
     Centreline candidates are pixels where the ridge strength peaks across the vessel
@@ -484,20 +491,20 @@ def detect_vessels(
         the skin beside them, :func:`veinscope.measure.measure_vessels`' ``weak_min_delta_e``).
         A chain that joins a kept band's centreline (a gap bridged) is not weak.
     fixed_too : bool
-        Also return the detection at the fixed levels (``high_noise``, ``low_noise``), where
-        ``level_rates`` lowered a level: the same chains, to the bit, as this function without
-        ``level_rates`` (and ``rates_guard``) on the same ridge map, found from this call's noise
-        map, bands and centreline candidates instead of a second call's
-        (:func:`keep_fixed_centreline` takes both).
+        Also find the chains at the fixed levels (``high_noise``, ``low_noise``), where
+        ``level_rates`` lowered a level (``VesselDetection.fixed``): the same chains, to the bit,
+        as this function without ``level_rates`` (and ``rates_guard``) on the same ridge map,
+        found from this call's noise map, bands and centreline candidates instead of a second
+        call's (:func:`keep_fixed_centreline` takes both).
 
     Returns
     -------
-    VesselDetection, or with ``fixed_too`` (VesselDetection, VesselDetection or None)
-        The chains; with ``fixed_too`` also the fixed levels' chains, None where no level was
-        lowered (they are the chains themselves).
+    VesselDetection
+        The chains; with ``fixed_too`` the fixed levels' chains in its ``fixed`` (None where no
+        level was lowered: they are the chains themselves).
     """
     from veinscope._kernels.ridges import (
-        centreline_candidates, keep_in_labels, kept_points, mark_in_labels, ridge_regions, strong_labels,
+        centreline_candidates, keep_in_labels, mark_in_labels, ridge_regions, strong_labels,
     )  # fmt: skip
 
     skin = np.asarray(skin, dtype=bool)
@@ -521,15 +528,14 @@ def detect_vessels(
     noise_map = _local_noise(q, inner, cell_px=noise_cell_px)
     noise = float(np.median(noise_map)) if noise_map.size else 0.0
     fixed_kept = fixed_weak = fixed_band = None  # the fixed levels' kept and weak bands, when rates_guard judges the gains
-    band_f = None  # the fixed levels' bands (1 kept, 3 weak), for the guard and the fixed centreline or chains
+    fixed_levels = None  # (low, high): the fixed levels' bands wanted, for the guard and the fixed centreline or chains
     colour = False
     if level_rates is not None:
         low0, high0 = float(low_noise), float(high_noise)
         low_noise, high_noise = _rate_levels(q, inner, noise_map, noise_cell_px, low_noise, high_noise, level_rates)
         if (rates_guard or fixed_too) and (low_noise < low0 or high_noise < high0):
             colour = bool(rates_guard) and "colour" in rates_guard.split("+")
-            band_f = _fixed_bands(q, inner, noise_map, noise_cell_px, low0, high0, min_strength, min_length_px,
-                                  long_length_px)  # fmt: skip
+            fixed_levels = (low0, high0)
     lvl = (float(noise_cell_px), float(low_noise), float(high_noise), float(min_strength))
     # Hysteresis on ridge regions (Canny 1986, doi:10.1109/TPAMI.1986.4767851, applied to the
     # connected band of pixels above the low level rather than to the 1-pixel centreline): a
@@ -557,18 +563,6 @@ def detect_vessels(
     )  # fmt: skip
     del flank
     det_f = cand_k = cand_f = None
-    if band_f is not None and (colour or fixed_too):
-        # The fixed levels' candidates are these where the fixed levels' band map passes its low
-        # level: the same test (ridge maximum, symmetric profile, both sides on the skin) at a
-        # level never lower, and the same strong mark (2 from twice min_strength up) once the
-        # low level is passed; so no second candidate pass, and their chains are detect_vessels'
-        # at the fixed levels to the bit (tests/test_rate_levels.py). Thinned below, once the
-        # lowered levels' labels are released.
-        cand_k = np.where(band_f == 1, cand, np.uint8(0))  # in the bands the fixed levels keep
-        if fixed_too:
-            cand_f = cand_k.copy() if colour else cand_k
-            if weak_bands:
-                cand_f[(band_f == 3) & (cand != 0)] = 3  # a weak band's candidates, as mark_in_labels marks them
     if weak_bands:
         weak = ~keep & (extent >= min_length_px)
         weak[0] = False
@@ -576,13 +570,29 @@ def detect_vessels(
     else:
         keep_in_labels(cand, lab, keep)
     del lab
-    if band_f is not None:
+    if fixed_levels is not None:
+        # The fixed levels' bands (1 kept, 3 weak) and their candidates: the lowered levels'
+        # candidates where the fixed levels' band map passes its low level. The same test (ridge
+        # maximum, symmetric profile, both sides on the skin) at a level never lower, and the
+        # same strong mark (2 from twice min_strength up) once the low level is passed; so no
+        # second candidate pass, and their chains are detect_vessels' at the fixed levels to the
+        # bit (tests/test_rate_levels.py). Taken from the candidates just marked (after the
+        # lowered levels' labels are released, memory): a band the fixed levels keep lies in one
+        # the lowered levels keep (its pixels pass the lower levels, its strong pixel the lower
+        # high level, its extent is no larger), whose candidates are unmarked, and one they would
+        # judge weak in one the lowered levels keep or judge weak (its candidates nonzero).
+        band_f, cand_k, cand_f = _fixed_bands(q, inner, noise_map, noise_cell_px, *fixed_levels, min_strength,
+                                              min_length_px, long_length_px, cand, 3 if weak_bands else 0)  # fmt: skip
         if rates_guard:
             # the fixed levels' kept bands 1 px round (the crest's snap and bridged gaps) and weak bands
             fixed_kept = cv2.dilate((band_f == 1).view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
             fixed_weak = band_f == 3
         del band_f
-    if colour and cand_k is not None:
+        if not fixed_too:
+            cand_f = None
+        if not colour:
+            cand_k = None
+    if cand_k is not None:
         # the centreline the fixed levels find in the bands they keep, 1 px round it (the
         # same crest stepped by the snap or the pixel grid): points of the lowered levels'
         # chains off it are the lowered levels' own. (A chain in a band they would judge
@@ -592,64 +602,72 @@ def detect_vessels(
                                         int(min_piece_px))  # fmt: skip
         fixed_band = cv2.dilate(fixed_band.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
     if cand_f is not None:
-        det_f = _chains_of(cand_f, q, normal_y, normal_x, scale_px, snap, max_gap_px, min_piece_px, weak_bands, noise,
+        cand_f = _snapped_thinned(cand_f, q, normal_y, normal_x, scale_px, snap, max_gap_px)
+        det_f = _detection(*_kept_chains(cand_f, min_piece_px, weak_bands), q, normal_y, normal_x, scale_px, noise,
                            (low0 * noise, high0 * noise))  # fmt: skip
     del cand_k, cand_f
     # Thin to 8-connected one-pixel chains (drops the redundant pixel of L-corners) so that
     # chain lengths follow Kulpa's weights.
     cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)
-    nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
-    nlab -= 1
-    empty = VesselDetection(
-        points_yx=np.zeros((0, 2), np.int32),
-        segment=np.zeros(0, np.int32),
-        strength=np.zeros(0, np.float32),
-        normals_yx=np.zeros((0, 2), np.float32),
-        scale_px=np.zeros(0, np.float32),
-        n_segments=0,
-        noise=float(noise),
-        thresholds=(float(low_noise * noise), float(high_noise * noise)),
-        weak=np.zeros(0, bool) if weak_bands else None,
-    )
-    if nlab == 0:
-        return (empty, det_f) if fixed_too else empty
-    ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
-    del lab
-    if kept == 0:
-        return (empty, det_f) if fixed_too else empty
-    weak_seg = follows = None
-    if weak_bands:
-        # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
-        weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
+    ys, xs, seg, kept, weak_seg = _kept_chains(cand, min_piece_px, weak_bands)
     del cand
-    if fixed_kept is not None:
+    follows = fixed_points = None
+    if kept and fixed_kept is not None:
         ys, xs, seg, kept, weak_seg, follows = _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak,
                                                                  rates_guard,
                                                                  long_length_px if rates_long_px is None else rates_long_px,
                                                                  rates_gap_px, return_follows=True)
         if kept == 0:
-            return (empty, det_f) if fixed_too else empty
-        if "follow" not in rates_guard.split("+") or not (follows >= 0).any():
+            weak_seg = np.zeros(0, bool) if weak_bands else None  # as found empty
+        if kept == 0 or "follow" not in rates_guard.split("+") or not (follows >= 0).any():
             follows = None
-    fixed_points = None
-    if fixed_band is not None:
+    if kept and fixed_band is not None:
         # after every renumbering above: each final chain's points on the fixed levels' centreline
         fixed_points = np.bincount(seg, weights=fixed_band[ys, xs], minlength=kept)[:kept].astype(np.int64)
-    s = q[ys, xs]
-    det = VesselDetection(
+    return _detection(ys, xs, seg, kept, weak_seg, q, normal_y, normal_x, scale_px, noise,
+                      (low_noise * noise, high_noise * noise), follows=follows, fixed_points=fixed_points, fixed=det_f)  # fmt: skip
+
+
+def _kept_chains(cand, min_piece_px, weak_bands):
+    """The chains of thinned centreline candidates (uint8: 2 strong, 1 not, 3 in a weak band; 0
+    none): ``ys, xs, seg, kept, weak_seg``, the 8-connected pieces of at least ``min_piece_px``
+    points numbered 0..kept-1 and, with ``weak_bands``, which have no strong point (else None)."""
+    from veinscope._kernels.ridges import kept_points
+
+    nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
+    nlab -= 1
+    ys = xs = seg = np.zeros(0, np.intp)
+    kept = 0
+    if nlab > 0:
+        ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
+    del lab
+    if kept == 0:
+        ys = xs = seg = np.zeros(0, np.intp)
+    weak_seg = None
+    if weak_bands:
+        # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
+        weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
+    return ys, xs, seg, kept, weak_seg
+
+
+def _detection(ys, xs, seg, kept, weak_seg, q, normal_y, normal_x, scale_px, noise, thresholds, *, follows=None,
+               fixed_points=None, fixed=None) -> VesselDetection:
+    """A :class:`VesselDetection` of these chains (``kept`` of them), each point's strength,
+    normal and scale read from the maps; ``noise`` and ``thresholds`` recorded as given."""
+    return VesselDetection(
         points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
-        segment=seg.astype(np.int32),
-        strength=s.astype(np.float32),
+        segment=np.asarray(seg).astype(np.int32),
+        strength=q[ys, xs].astype(np.float32),
         normals_yx=np.stack([normal_y[ys, xs], normal_x[ys, xs]], axis=1).astype(np.float32),
         scale_px=scale_px[ys, xs].astype(np.float32),
         n_segments=int(kept),
         noise=float(noise),
-        thresholds=(float(low_noise * noise), float(high_noise * noise)),
+        thresholds=(float(thresholds[0]), float(thresholds[1])),
         weak=weak_seg,
         follows=follows,
         fixed_points=fixed_points,
+        fixed=fixed,
     )
-    return (det, det_f) if fixed_too else det
 
 
 def _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px) -> np.ndarray:
@@ -680,37 +698,6 @@ def _centreline_points(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px, 
         ys, xs, _, kept = kept_points(clab, cand, nlab - 1, int(min_piece_px))
         out[ys, xs] = 1
     return out.view(bool)
-
-
-def _chains_of(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px, min_piece_px, weak_bands, noise, thresholds):
-    """:func:`detect_vessels`' chains from its centreline candidates (uint8: 2 strong, 1 not,
-    3 in a weak band; their bands' choice made), without ``level_rates``: snapped, gaps bridged,
-    thinned, pieces of ``min_piece_px``; ``noise`` and ``thresholds`` recorded as given."""
-    from veinscope._kernels.ridges import kept_points
-
-    cand = _snapped_thinned(cand, q, normal_y, normal_x, scale_px, snap, max_gap_px)
-    nlab, lab = cv2.connectedComponents(cand, connectivity=8, ltype=cv2.CV_32S)
-    nlab -= 1
-    ys = xs = seg = np.zeros(0, np.intp)
-    kept = 0
-    if nlab > 0:
-        ys, xs, seg, kept = kept_points(lab, cand, nlab, int(min_piece_px))
-    del lab
-    weak_seg = None
-    if weak_bands:
-        # a chain is weak when none of its points comes from a kept band (2); bridged pixels are 1
-        weak_seg = np.bincount(seg, weights=cand[ys, xs] == 2, minlength=kept)[:kept] == 0
-    return VesselDetection(
-        points_yx=np.stack([ys, xs], axis=1).astype(np.int32),
-        segment=np.asarray(seg).astype(np.int32),
-        strength=q[ys, xs].astype(np.float32),
-        normals_yx=np.stack([normal_y[ys, xs], normal_x[ys, xs]], axis=1).astype(np.float32),
-        scale_px=scale_px[ys, xs].astype(np.float32),
-        n_segments=int(kept),
-        noise=float(noise),
-        thresholds=(float(thresholds[0]), float(thresholds[1])),
-        weak=weak_seg,
-    )
 
 
 def keep_fixed_centreline(fixed: VesselDetection, lowered: VesselDetection, *, min_piece_px: int,
@@ -904,21 +891,29 @@ def _rate_levels(q, inner, noise_map, cell_px, low_noise, high_noise, rates, *, 
 
 
 def _fixed_bands(q, inner, noise_map, cell_px, low_noise, high_noise, min_strength, min_length_px,
-                 long_length_px) -> np.ndarray:
-    """(M, N) uint8: the bands :func:`detect_vessels` keeps at the fixed levels (1), those it
-    would mark weak there (3: at least ``min_length_px`` long but kept by neither the hysteresis
-    nor their length), 0 elsewhere."""
-    from veinscope._kernels.ridges import ridge_regions
+                 long_length_px, cand, weak_mark):
+    """The bands :func:`detect_vessels` keeps at the fixed levels and their candidates.
+
+    Returns ``band``, ``cand_kept``, ``cand_marked`` (each (M, N) uint8): ``band`` 1 in the bands
+    kept, 3 in those it would mark weak there (at least ``min_length_px`` long but kept by
+    neither the hysteresis nor their length), 0 elsewhere; ``cand_kept`` ``cand`` in the kept
+    bands, 0 elsewhere; ``cand_marked`` that and ``weak_mark`` at ``cand``'s nonzero pixels in
+    the weak bands. One pass over the labels (a table lookup and two masks, 2-3x slower at 12 MP).
+    """
+    from veinscope._kernels.ridges import ridge_regions, split_in_labels
 
     region = np.empty(q.shape, np.uint8)
     ridge_regions(q, np.ascontiguousarray(inner), noise_map, float(cell_px), float(low_noise), float(high_noise),
                   float(min_strength), region)  # fmt: skip
     nreg, lab, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(region, 8, cv2.CV_32S, cv2.CCL_BBDT)
     keep = _kept_bands(lab, region, nreg, stats, min_length_px, long_length_px)
-    del region
     weak = ~keep & (np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= min_length_px)
     weak[0] = False
-    return (keep.astype(np.uint8) + 3 * weak.astype(np.uint8))[lab]
+    code = keep.astype(np.uint8) + 3 * weak.astype(np.uint8)
+    cand_kept = np.empty_like(cand)
+    cand_marked = np.empty_like(cand)
+    split_in_labels(cand, lab, code, np.uint8(weak_mark), region, cand_kept, cand_marked)  # the band map over region
+    return region, cand_kept, cand_marked
 
 
 def _guard_rate_gains(ys, xs, seg, kept, weak_seg, fixed_kept, fixed_weak, guard, long_px, gap_px=0.0, *,

@@ -436,6 +436,28 @@ def mark_in_labels(cand, lab, keep, weak):  # pragma: no cover - compiled
     return cand
 
 
+@nb.njit(cache=True, nogil=True, parallel=True)
+def split_in_labels(cand, lab, code, weak_mark, band, cand_kept, cand_marked):  # pragma: no cover - compiled
+    """One pass over the components ``lab`` of a band map with a code each (``code``: 1 a kept
+    band, 3 a weak one, 0 neither): ``band`` the code at each pixel, ``cand_kept`` ``cand``
+    inside the code-1 bands (0 elsewhere), ``cand_marked`` that and ``weak_mark`` at ``cand``'s
+    nonzero pixels inside the code-3 bands (as :func:`mark_in_labels` marks them)."""
+    m = cand.shape[0]
+    n = cand.shape[1]
+    for i in nb.prange(m):
+        for j in range(n):
+            c = code[lab[i, j]]
+            band[i, j] = c
+            v = cand[i, j]
+            if c == 1:
+                cand_kept[i, j] = v
+                cand_marked[i, j] = v
+            else:
+                cand_kept[i, j] = 0
+                cand_marked[i, j] = weak_mark if c == 3 and v != 0 else 0
+    return band
+
+
 @nb.njit(cache=True, nogil=True)
 def bridge_gaps(mask, max_gap):  # pragma: no cover - compiled
     """Join chain ends across gaps of up to ``max_gap`` pixels, in place (uint8 (M, N), 0/1).

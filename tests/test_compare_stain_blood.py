@@ -199,3 +199,24 @@ def test_the_check_changes_nothing_without_a_stain():
     on, off = (compare(b, f, px_per_mm=PPM, stain_blood_check=opt) for opt in (True, False))
     assert on.improvement_pct == off.improvement_pct
     assert np.array_equal(on.change_map, off.change_map)
+
+
+def test_stain_leak_reads_a_stain_covering_all_the_skin_beside_the_vessels():
+    from veinscope.compare import _fall_noise, _stain_leak
+
+    # the same case for _stands_out's leak (review rev36's leftover, session 37): with fewer
+    # than 20 points fallen, main took the spread of all the changes (the stain's own) for the
+    # noise, found too few points above 3 of it and returned 0 silently; now the noise is read
+    # from the few that fell (here none: 0) and the stain's blood share is measured
+    rng = np.random.default_rng(4)
+    mel = rng.uniform(0.05, 0.3, 300)
+    d_blood = 0.2 * mel + rng.normal(0, 0.002, 300)
+    assert _stain_leak(d_blood, mel) == pytest.approx(0.2, abs=0.01)
+    # a few falls (8 of 300): their spread is the noise, the rises above 3 of it are the stain
+    d_mel = np.r_[mel, -rng.uniform(0.001, 0.01, 8)]
+    assert _fall_noise(d_mel) == pytest.approx(1.4826 * np.median(-d_mel[d_mel < 0]))
+    assert _stain_leak(np.r_[d_blood, np.zeros(8)], d_mel) == pytest.approx(0.2, abs=0.01)
+    # 20 or more falls: as before (the mirrored falls' spread)
+    d_mel = np.r_[mel, rng.normal(0, 0.01, 400)]
+    down = -d_mel[d_mel < 0]
+    assert _fall_noise(d_mel) == pytest.approx(1.4826 * float(np.median(down)))

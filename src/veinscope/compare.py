@@ -1291,7 +1291,10 @@ def _stain_leak(d_blood: np.ndarray, d_mel: np.ndarray, *, min_n: int = 20) -> f
     unmixes into melanin alone (slope 0); a brown pigment of another hue (haemosiderin is
     yellower than melanin) leaks into the blood maps in proportion to its melanin. Clipped to
     [0, 1]: a negative slope would add contrast to the vessels under the stain; 0 when fewer
-    than ``min_n`` stained points.
+    than ``min_n`` stained points. Where fewer than ``min_n`` points fell (a stain over all the
+    skin beside the vessels) the noise is read as :func:`_stain_colour` reads it
+    (:func:`_fall_noise`: from the few that fell, else 0), not from the spread of all the
+    changes, the stain's own, which left too few points above it and the leak silently 0.
     """
     d_blood = np.asarray(d_blood, np.float64).ravel()
     d_mel = np.asarray(d_mel, np.float64).ravel()
@@ -1299,9 +1302,7 @@ def _stain_leak(d_blood: np.ndarray, d_mel: np.ndarray, *, min_n: int = 20) -> f
         return 0.0
     # the stained skin: melanin clearly added, beyond the change's noise (its spread on the
     # side where nothing was added: the decreases, mirrored)
-    down = -d_mel[d_mel < 0]
-    noise = 1.4826 * float(np.median(down)) if down.size >= min_n else _robust_sigma(d_mel)
-    stained = d_mel > 3.0 * noise
+    stained = d_mel > 3.0 * _fall_noise(d_mel)
     d_blood, d_mel = d_blood[stained], d_mel[stained]
     if d_mel.size < min_n:
         return 0.0
@@ -1309,6 +1310,25 @@ def _stain_leak(d_blood: np.ndarray, d_mel: np.ndarray, *, min_n: int = 20) -> f
     if den <= 1e-12:
         return 0.0
     return float(np.clip(np.dot(d_blood, d_mel) / den, 0.0, 1.0))
+
+
+def _fall_noise(d_mel: np.ndarray, *, min_fell: int = 5) -> float:
+    """The noise of a melanin-like change where a stain may have raised it: the robust spread
+    (1.4826 x median) of its falls, mirrored (a stain only adds). From ``min_fell`` falls up;
+    fewer (a stain over all the points) give 0, every rise then counted as stain, with a debug
+    message (session 37: :func:`_stain_leak` read the stain's own spread there instead).
+
+    >>> round(_fall_noise(np.r_[-np.ones(10), np.ones(90)]), 4)
+    1.4826
+    >>> _fall_noise(np.ones(10))
+    0.0
+    """
+    down = -np.asarray(d_mel, np.float64)
+    down = down[down > 0]
+    if down.size < min_fell:
+        log.debug("stain noise: %d of %d points fell (fewer than %d): noise taken as 0", down.size, np.size(d_mel), min_fell)
+        return 0.0
+    return 1.4826 * float(np.median(down))
 
 
 class _VesselDistance:
@@ -2042,9 +2062,7 @@ def _stain_colour(d_maps: np.ndarray, b_maps: np.ndarray, *, min_n: int = 20, ma
     d_mel = d_maps[2]
     if d_mel.size < min_n:
         return None
-    down = -d_mel[d_mel < 0]
-    noise = 1.4826 * float(np.median(down)) if down.size >= 5 else 0.0
-    st = d_mel > 3.0 * noise
+    st = d_mel > 3.0 * _fall_noise(d_mel)
     if int(st.sum()) < min_n:
         return None
     s = np.array([0.0, 0.0, 1.0])

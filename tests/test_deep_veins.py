@@ -523,3 +523,53 @@ def test_a_thin_chain_along_a_wide_soft_vein_holds_the_deep_search_off():
     red = _bar_signal(100, (40, 360))
     thin = _det([(104, x) for x in range(60, 340)], [0] * 280, 1.0)
     assert add_deep_veins(thin, red.copy(), skin, **_KW) is thin
+
+
+def test_hold_min_scale_lets_the_deep_search_past_a_thin_chain_on_a_wide_soft_vein():
+    # session 37 (deep37): with hold_min_scale_px a chain whose median scale is under it does not
+    # hold the deep search off; the course is added along the bar, no pixel twice, the thin
+    # chain left whole for measure_vessels; a chain as wide as the bar still holds it off
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    red = _bar_signal(100, (40, 360))
+    thin = _det([(104, x) for x in range(60, 340)], [0] * 280, 1.0)
+    out = add_deep_veins(thin, red.copy(), skin, hold_min_scale_px=3.0, **_KW)
+    new = out.segment >= thin.n_segments
+    assert new.sum() > 200
+    assert np.all(np.abs(out.points_yx[new, 0] - 100) <= 10)
+    key = out.points_yx[:, 0].astype(np.int64) * n + out.points_yx[:, 1]
+    assert np.all(np.diff(key) > 0)
+    assert (out.segment == 0).sum() == 280
+    wide = _det([(100, x) for x in range(40, 360)], [0] * 320, 8.0)
+    assert add_deep_veins(wide, red.copy(), skin, hold_min_scale_px=3.0, **_KW) is wide
+
+
+def test_hold_min_scale_only_adds_to_what_the_search_keeps_without_it():
+    # the second look (thin chains lifted) adds pieces; the pieces kept without it all stay
+    # (joined across a lifted chain, a course is judged anew and may fail where its parts passed:
+    # set A's 416 lost a reticular vein so, session 30's hold_share)
+    m, n = 200, 400
+    skin = np.ones((m, n), bool)
+    red = _bar_signal(100, (40, 360))
+    thin = _det([(104, x) for x in range(220, 340)], [0] * 120, 1.0)
+    off = add_deep_veins(thin, red.copy(), skin, **_KW)
+    on = add_deep_veins(thin, red.copy(), skin, hold_min_scale_px=3.0, **_KW)
+    pts_off = {tuple(q) for q in off.points_yx[off.segment >= thin.n_segments]}
+    pts_on = {tuple(q) for q in on.points_yx[on.segment >= thin.n_segments]}
+    assert len(pts_off) > 80 and pts_off < pts_on
+    assert max(x for _, x in pts_on) > 300 >= max(x for _, x in pts_off)
+    for step in (2, 4):
+        off = add_deep_veins(thin, red.copy(), skin, step=step, **_KW)
+        on = add_deep_veins(thin, red.copy(), skin, step=step, hold_min_scale_px=3.0, **_KW)
+        a = {tuple(q) for q in off.points_yx[off.segment >= thin.n_segments]}
+        assert a <= {tuple(q) for q in on.points_yx[on.segment >= thin.n_segments]}
+
+
+def test_deep_veins_hold_min_scale_mm_recorded_and_checked():
+    rgb, _ = _scene(0, amp=0.0)
+    small = rgb[:200, :300]
+    assert veinscope.analyze(small, px_per_mm=PPM).params["deep_veins_hold_min_scale_mm"] is None
+    assert veinscope.analyze(small, px_per_mm=PPM, deep_veins_hold_min_scale_mm=0.25).params["deep_veins_hold_min_scale_mm"] == 0.25
+    for bad in ("0.25", 0, -1.0, True, float("nan")):
+        with pytest.raises(ValueError, match="deep_veins_hold_min_scale_mm"):
+            veinscope.analyze(small, px_per_mm=PPM, deep_veins_hold_min_scale_mm=bad)

@@ -149,6 +149,7 @@ def analyze(
     deep_veins_straight: float = 0.7,
     deep_veins_join_widths: float = 3.0,
     deep_veins_over_weak: bool = True,
+    deep_veins_hold_min_scale_mm: float | None = None,
     smooth_widths: float | None = None,
     valley_sides: bool = True,
     chain_guess_widths: float | None = None,
@@ -531,6 +532,13 @@ def analyze(
         0.784 -> 0.817, reticular length / area -14.9 / -12.3 -> -8.2 / -5.2 % (none down); the
         real legs at their nominal scale unchanged. False: the engine of before
         (BENCHMARKS.md, session 29, helper "ret29").
+    deep_veins_hold_min_scale_mm : float or None
+        With ``deep_veins``: an ordinary chain whose median Hessian scale is under this (mm)
+        does not hold the deep search off, and a deep piece takes the pixels it shares with it
+        (``veinscope.segment.add_deep_veins``' ``hold_min_scale_px``): the fine ridges the
+        ordinary detection finds along a faint, soft 2-3 mm vein (its mottled surface, a hair
+        along it), mostly dropped later, held the deep pieces along the vein off. None (the
+        default): every chain holds it off (BENCHMARKS.md, session 37, helper "deep37").
     smooth_widths : float or None
         A run of one size class shorter than its own smoothed diameter (and wider than the 1 mm
         smoothing window) takes the median width of its chain within this many times that
@@ -703,6 +711,13 @@ def analyze(
         raise ValueError(f"deep_veins must be True or False, got {deep_veins!r}")
     if not isinstance(deep_veins_over_weak, (bool, np.bool_)):
         raise ValueError(f"deep_veins_over_weak must be True or False, got {deep_veins_over_weak!r}")
+    if deep_veins_hold_min_scale_mm is not None and (
+        isinstance(deep_veins_hold_min_scale_mm, (bool, np.bool_))
+        or not isinstance(deep_veins_hold_min_scale_mm, (int, float, np.integer, np.floating))
+        or not math.isfinite(deep_veins_hold_min_scale_mm)
+        or not deep_veins_hold_min_scale_mm > 0
+    ):
+        raise ValueError(f"deep_veins_hold_min_scale_mm must be None or a finite number > 0, got {deep_veins_hold_min_scale_mm!r}")
     if deep_veins_step is not None and (
         isinstance(deep_veins_step, (bool, np.bool_))
         or not isinstance(deep_veins_step, (int, float, np.integer, np.floating))
@@ -777,6 +792,7 @@ def analyze(
         "deep_veins_straight": float(deep_veins_straight),
         "deep_veins_join_widths": float(deep_veins_join_widths),
         "deep_veins_over_weak": bool(deep_veins_over_weak),
+        "deep_veins_hold_min_scale_mm": None if deep_veins_hold_min_scale_mm is None else float(deep_veins_hold_min_scale_mm),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -892,7 +908,9 @@ def analyze(
                              min_straight=float(deep_veins_straight),
                              join_widths=float(deep_veins_join_widths),
                              over_weak=bool(deep_veins_over_weak),
-                             hold_min_strength=fixed_high)  # fmt: skip
+                             hold_min_strength=fixed_high,
+                             hold_min_scale_px=None if deep_veins_hold_min_scale_mm is None
+                             else float(deep_veins_hold_min_scale_mm) * ppm)  # fmt: skip
         del red
     widths = shift = None
     if det.points_yx.shape[0]:

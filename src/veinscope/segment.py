@@ -1019,7 +1019,8 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
                    min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False,
-                   hold_min_strength: float | None = None) -> VesselDetection:
+                   hold_min_strength: float | None = None,
+                   hold_min_scale_px: float | None = None) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -1101,6 +1102,12 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         high level (``high_noise`` times the photo's median noise unit), so that the thin chains
         only the lowered levels find along a soft vein do not take its deep pieces away
         (BENCHMARKS.md session 32). None: every chain may hold it.
+    hold_min_scale_px : float, optional
+        A chain of ``det`` whose median scale (px, full resolution) is under this does not hold
+        the search off either, and a deep point on one of its pixels takes it (as a weak chain's
+        with ``over_weak``): the fine ridges the ordinary detection finds along a soft wide vein
+        (its mottled surface, a hair along it) are not the vein, are mostly dropped later, and
+        held its deep pieces off (BENCHMARKS.md session 37, helper "deep37"). None: no such rule.
 
     Returns
     -------
@@ -1140,8 +1147,6 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
     p = deep.points_yx
     if p.shape[0] == 0:
         return det
-    # away from the ordinary detection: over two of its own scales (about a vein's width)
-    occupied = np.full((ms, ns), 255, np.uint8)
     # (with over_weak, a weak chain, which measure_vessels keeps only at its ΔE00 gate, does not
     # hold the deep search off the vein it may lie on, unless its colour already passes that gate)
     lifted = np.zeros(det.n_segments, bool)
@@ -1151,71 +1156,97 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         top = np.full(det.n_segments, -np.inf)
         np.maximum.at(top, det.segment, det.strength.astype(np.float64))
         lifted = lifted | (top < float(hold_min_strength))
-    sel = ~lifted[det.segment] if det.points_yx.shape[0] else np.zeros(0, bool)
-    if sel.any():
-        occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
-    dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
-    del occupied
-    far = dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
-    del dist
-    if not far.any():
+    yields = lifted.copy()  # the chains a deep point takes a shared pixel from
+
+    def far_from(held_off):
+        # away from the ordinary detection's chains not ``held_off``: over two of the deep
+        # point's own scales (about a vein's width)
+        occupied = np.full((ms, ns), 255, np.uint8)
+        sel = ~held_off[det.segment] if det.points_yx.shape[0] else np.zeros(0, bool)
+        if sel.any():
+            occupied[det.points_yx[sel, 0] // step, det.points_yx[sel, 1] // step] = 0
+        dist = cv2.distanceTransform(occupied, cv2.DIST_L2, 5)
+        return dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
+
+    far = far_from(lifted)
+    far_thin = None
+    if hold_min_scale_px is not None and det.points_yx.shape[0]:
+        # a second look with the thin chains lifted too (see hold_min_scale_px); it only adds:
+        # pieces joined across a lifted chain are judged anew and may fail where their parts passed
+        far_thin = far_from(lifted | _thin_chains(det, float(hold_min_scale_px)))
+        if not (far_thin & ~far).any():
+            far_thin = None
+    if not far.any() and far_thin is None:
         return det
-    # the pieces left, each at least min_piece_px long, numbered after det's chains
-    img = np.zeros((ms, ns), np.uint8)
-    img[p[far, 0], p[far, 1]] = 1
-    n_lab, lab = cv2.connectedComponents(img, connectivity=8, ltype=cv2.CV_32S)
-    del img
-    piece = lab[p[:, 0], p[:, 1]] - 1
-    del lab
-    size = np.bincount(piece[far], minlength=n_lab - 1)
-    # a course, not a patch: at least min_piece_px and three of its widths long (a bar of width w
-    # answers most at sigma = w / 2; a soft blotch of the skin's colour is about as long as wide)
-    width = 2.0 * _median_per_label(piece[far], deep.scale_px[far], n_lab - 1)
-    long_enough = (size >= min_piece_px / step) & (size >= min_courses * width)
-    straight = np.ones(n_lab - 1, bool)
-    if min_straight > 0 and (long_enough.any() or join_widths > 0):
-        # end to end as well as along: a piece curling round a blotch is long but spans little
-        straight = _piece_extent(p[far], piece[far], n_lab - 1) >= min_straight * size
-        long_enough &= straight
-    gate = rgb is not None and (min_delta_e > 0 or min_red_share > 0)
-    if gate and long_enough.any():
-        # a vein's colour: seen against the skin beside it, and mostly red (shading darkens all
-        # three channels alike, the skin's own mottling green and blue most)
-        de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
-                                      np.where(far & long_enough[np.maximum(piece, 0)], piece, -1), n_lab - 1)
-        long_enough &= (de >= min_delta_e) & (red_share >= min_red_share)
-    if join_widths > 0 and n_lab > 2:
-        # or, short of the rules alone, judged with its course: the pieces of one ridge of the
-        # search and the pieces whose ends face it; a member is itself a stretch of vessel (at
-        # least min_piece_px, half the course rule in its own widths, straight, not along the
-        # frame: the photo's edge, where the skin is cut off) and its own colour passes the gate
-        # with its margins halved (a short piece's colour is a noisy median, but a grey piece is
-        # shading, whatever course it lies on)
-        framed = _along_frame(p[far], piece[far], n_lab - 1, size, (ms, ns))
-        member = (size >= min_piece_px / step) & (size >= 0.5 * min_courses * width) & straight & ~long_enough & ~framed
-        if gate and member.any():
+
+    def gated(far):
+        if not far.any():
+            return far, np.full(p.shape[0], -1, np.int32)
+        # the pieces left, each at least min_piece_px long, numbered after det's chains
+        img = np.zeros((ms, ns), np.uint8)
+        img[p[far, 0], p[far, 1]] = 1
+        n_lab, lab = cv2.connectedComponents(img, connectivity=8, ltype=cv2.CV_32S)
+        del img
+        piece = lab[p[:, 0], p[:, 1]] - 1
+        del lab
+        size = np.bincount(piece[far], minlength=n_lab - 1)
+        # a course, not a patch: at least min_piece_px and three of its widths long (a bar of width w
+        # answers most at sigma = w / 2; a soft blotch of the skin's colour is about as long as wide)
+        width = 2.0 * _median_per_label(piece[far], deep.scale_px[far], n_lab - 1)
+        long_enough = (size >= min_piece_px / step) & (size >= min_courses * width)
+        straight = np.ones(n_lab - 1, bool)
+        if min_straight > 0 and (long_enough.any() or join_widths > 0):
+            # end to end as well as along: a piece curling round a blotch is long but spans little
+            straight = _piece_extent(p[far], piece[far], n_lab - 1) >= min_straight * size
+            long_enough &= straight
+        gate = rgb is not None and (min_delta_e > 0 or min_red_share > 0)
+        if gate and long_enough.any():
+            # a vein's colour: seen against the skin beside it, and mostly red (shading darkens all
+            # three channels alike, the skin's own mottling green and blue most)
             de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
-                                          np.where(far & member[np.maximum(piece, 0)], piece, -1), n_lab - 1)
-            member &= (de >= 0.5 * min_delta_e) & (red_share >= min_red_share - 0.5 * max(min_red_share - 1.0, 0.0))
-        # the course's length is the points of its members and of its pieces kept alone (a
-        # fragment between them joins them, but neither it nor a gap counts)
-        inner = member | long_enough
-        group, span = _deep_courses(p, far, piece, n_lab - 1, np.where(framed, 0, size), width, deep.segment,
-                                    join_widths, counted=inner)  # fmt: skip
-        n_g = int(group.max()) + 1
-        g_pt = group[np.maximum(piece, 0)]
-        g_ok = (span >= min_courses * 2.0 * _median_per_label(g_pt[far & inner[np.maximum(piece, 0)]],
-                                                              deep.scale_px[far & inner[np.maximum(piece, 0)]], n_g)) \
-            & (np.bincount(group, member, n_g) > 0)
-        if gate and g_ok.any():
-            # the course's colour (over all its points) stands in for its members' own, each of
-            # which passed the gate with its margins halved
-            de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
-                                          np.where(far & g_ok[g_pt], g_pt, -1), n_g)
-            g_ok &= (de >= min_delta_e) & (red_share >= min_red_share)
-        long_enough |= member & g_ok[group]
+                                          np.where(far & long_enough[np.maximum(piece, 0)], piece, -1), n_lab - 1)
+            long_enough &= (de >= min_delta_e) & (red_share >= min_red_share)
+        if join_widths > 0 and n_lab > 2:
+            # or, short of the rules alone, judged with its course: the pieces of one ridge of the
+            # search and the pieces whose ends face it; a member is itself a stretch of vessel (at
+            # least min_piece_px, half the course rule in its own widths, straight, not along the
+            # frame: the photo's edge, where the skin is cut off) and its own colour passes the gate
+            # with its margins halved (a short piece's colour is a noisy median, but a grey piece is
+            # shading, whatever course it lies on)
+            framed = _along_frame(p[far], piece[far], n_lab - 1, size, (ms, ns))
+            member = (size >= min_piece_px / step) & (size >= 0.5 * min_courses * width) & straight & ~long_enough & ~framed
+            if gate and member.any():
+                de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
+                                              np.where(far & member[np.maximum(piece, 0)], piece, -1), n_lab - 1)
+                member &= (de >= 0.5 * min_delta_e) & (red_share >= min_red_share - 0.5 * max(min_red_share - 1.0, 0.0))
+            # the course's length is the points of its members and of its pieces kept alone (a
+            # fragment between them joins them, but neither it nor a gap counts)
+            inner = member | long_enough
+            group, span = _deep_courses(p, far, piece, n_lab - 1, np.where(framed, 0, size), width, deep.segment,
+                                        join_widths, counted=inner)  # fmt: skip
+            n_g = int(group.max()) + 1
+            g_pt = group[np.maximum(piece, 0)]
+            g_ok = (span >= min_courses * 2.0 * _median_per_label(g_pt[far & inner[np.maximum(piece, 0)]],
+                                                                  deep.scale_px[far & inner[np.maximum(piece, 0)]], n_g)) \
+                & (np.bincount(group, member, n_g) > 0)
+            if gate and g_ok.any():
+                # the course's colour (over all its points) stands in for its members' own, each of
+                # which passed the gate with its margins halved
+                de, red_share = _piece_colour(rgb, step, (ms, ns), skin_s, p, deep.normals_yx, deep.scale_px,
+                                              np.where(far & g_ok[g_pt], g_pt, -1), n_g)
+                g_ok &= (de >= min_delta_e) & (red_share >= min_red_share)
+            long_enough |= member & g_ok[group]
+        return far & long_enough[np.maximum(piece, 0)], piece
+
+    keep, piece = gated(far)
+    if far_thin is not None:
+        keep_t, piece_t = gated(far_thin)
+        add = keep_t & ~keep
+        if add.any():
+            # the second look's pieces numbered after the first's
+            piece = np.where(add, int(piece.max()) + 1 + piece_t, piece)
+            keep = keep | add
     del red_s
-    keep = far & long_enough[np.maximum(piece, 0)]
     if not keep.any():
         return det
     new_p = p[keep].astype(np.int64)
@@ -1232,7 +1263,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         # of a chain that is not weak
         taken = np.zeros((m, n), np.uint8)
         taken[new_p[:, 0], new_p[:, 1]] = 1
-        weak_pt = lifted[det.segment]
+        weak_pt = yields[det.segment]
         both = taken[det.points_yx[:, 0], det.points_yx[:, 1]] > 0
         taken[det.points_yx[both & ~weak_pt, 0], det.points_yx[both & ~weak_pt, 1]] = 2
         fresh = taken[new_p[:, 0], new_p[:, 1]] == 1
@@ -1272,6 +1303,11 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         fixed_points=None if det.fixed_points is None else np.concatenate([np.asarray(det.fixed_points), np.full(n_new, -1)]),
         **flags,
     )
+
+
+def _thin_chains(det: VesselDetection, min_scale_px: float) -> np.ndarray:
+    """Per chain of ``det``: its median scale (px) is under ``min_scale_px``."""
+    return _median_per_label(det.segment, det.scale_px, det.n_segments) < min_scale_px
 
 
 def _along_frame(p, piece, n, size, shape):

@@ -210,6 +210,7 @@ def compare(
     matting_needs_vessel: bool = False,
     stain_blood_check: bool = True,
     matting_rim: bool = False,
+    fading_chroma: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -457,6 +458,12 @@ def compare(
         24), staining, matting and false alarms unchanged on all three (BENCHMARKS.md, session
         36, helpers bst36 and bst36b). False: the vessel is judged by standing out alone, as
         before.
+    fading_chroma : bool
+        The baseline centrelines' colour differences (cleared or persisting, fading) read in
+        both photos with the chroma detail their 4:2:0 subsampling took put back from the luma
+        (:func:`_chroma_from_luma`). A fine red vessel's centre keeps its luma dip in a JPEG
+        but loses most of its redness, deeper on faint vessels, so a kept, faded vessel read
+        cleared. Off by default (BENCHMARKS.md, session 37, helper both37).
     matting_rim : bool
         A matting patch found is grown over its faint rim as the patch's redness reads over
         1 mm (:func:`_grown_by_rim`): the haemoglobin-like change averaged over a Gaussian of
@@ -695,7 +702,17 @@ def compare(
     # reported as new vessels or given back to matting is known only after the new-vessel
     # step, which needs this step's follow-up contrasts; either way their new fine redness
     # over a treated vessel's place is not that vessel persisting
-    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
+    if fading_chroma:
+        # the centrelines read on both photos with the chroma detail their 4:2:0 subsampling
+        # took put back from the luma (the same rule in both; the coarse skin background kept)
+        from dataclasses import replace
+
+        near_v = cv2.dilate(b_vessel.view(np.uint8), _disc(4)).view(bool)
+        mb_v = _Maps(replace(o_b, rgb=_chroma_from_luma(b_rgb, near_v)))
+        mf_v = _Maps(replace(o_f, rgb=_chroma_from_luma(aligned_n, near_v)))
+    else:
+        mb_v, mf_v = mb, mf
+    fad = _fading(a_b, mb_v, mf_v, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
                   by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin), stain_blood=bool(stain_blood_check))
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
@@ -790,6 +807,7 @@ def compare(
         "matting_needs_vessel": bool(matting_needs_vessel),
         "stain_blood_check": bool(stain_blood_check),
         "matting_rim": bool(matting_rim),
+        "fading_chroma": bool(fading_chroma),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -2447,6 +2465,70 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         "brown0": brown0,
         "brown": brown,
     }
+
+
+def _chroma_from_luma(rgb: np.ndarray, near: np.ndarray | None = None, *, low_px: float = 2.0, window_px: int = 9, max_slope: float = 1.5, eps: float = 0.1) -> np.ndarray:
+    """The photo with its fine chroma detail predicted from the luma (what 4:2:0 subsampling
+    took from a fine vessel put back).
+
+    JPEG and HEIC keep luma (Y') at full resolution and chroma (Cb, Cr) averaged over 2 x 2
+    pixels and interpolated back (:data:`veinscope.measure.CHROMA_CELL_PX`); the camera's
+    demosaicing smooths chroma likewise. A vessel 1-3 px wide keeps its luma dip and loses
+    most of its hue at its centre (its redness spread over about twice its width). Where the
+    colour is one mixture times a profile (Beer-Lambert, small contrasts) chroma is ``k``
+    times luma at every scale. Both planes are smoothed by a Gaussian of ``low_px`` (twice the
+    chroma cell: beyond it the photo's chroma is whole, subsampled or not); ``k`` is each
+    chroma plane's regression slope on the smoothed luma in windows of ``window_px`` (as a
+    guided filter, He et al. 2013, doi:10.1109/TPAMI.2012.213; regularised by ``eps`` in
+    squared 8-bit levels, clipped to ``max_slope``, averaged over the windows), and the
+    chroma below ``low_px`` is replaced by ``k`` times the luma's detail:
+    ``C = G(C) + k (Y' - G(Y'))``. A photo with whole chroma gets its own colour back; on
+    plain skin the detail is the luma's noise times the skin's own hue slope. Applied alike
+    to both photos of a comparison.
+
+    Parameters
+    ----------
+    rgb : ndarray (M, N, 3) uint8
+    low_px : float
+        Scale (Gaussian sigma, px) below which chroma is predicted from luma.
+    window_px : int
+        Side of the regression windows (twice ``low_px`` each way and one pixel).
+    max_slope : float
+        Largest |d chroma / d luma| kept (a pure red's dCr / dY' is about 1.7).
+    eps : float
+        Regularisation of the slope where the smoothed luma barely varies.
+
+    Returns
+    -------
+    ndarray (M, N, 3) uint8
+    """
+    from veinscope.measure import _YCC, _YCC_INV
+
+    x = np.asarray(rgb, np.float32) - np.float32(128.0)
+    y = x @ _YCC[0].astype(np.float32)
+    bg_px = 2.0 * window_px
+    bg_y = cv2.GaussianBlur(y, (0, 0), bg_px)
+    dy = cv2.GaussianBlur(y, (0, 0), low_px) - bg_y
+    box = (window_px, window_px)
+    w = np.ones_like(y) if near is None else near.astype(np.float32)
+    sw = np.maximum(cv2.blur(w, box), np.float32(1e-6))
+
+    def mean(v):  # the windows' means over ``near``
+        return cv2.blur(w * v, box) / sw
+
+    s_y = mean(dy)
+    out = np.empty_like(x)
+    out[..., 0] = y
+    for c in (1, 2):
+        ch = x @ _YCC[c].astype(np.float32)
+        bg_c = cv2.GaussianBlur(ch, (0, 0), bg_px)
+        s_c = mean(cv2.GaussianBlur(ch, (0, 0), low_px) - bg_c)
+        k = np.clip(s_c * s_y / (s_y * s_y + np.float32(eps)), -max_slope, max_slope)
+        out[..., c] = bg_c + mean(k) * (y - bg_y)
+        if near is not None:
+            out[..., c] = np.where(near, out[..., c], ch)
+    rgb_out = out @ _YCC_INV.T.astype(np.float32) + np.float32(128.5)
+    return np.clip(rgb_out, 0, 255).astype(np.uint8)
 
 
 def _paint_vessels(cm, fad, a_b, b_vessel, cmp_area) -> None:

@@ -461,9 +461,11 @@ def compare(
     fading_chroma : bool
         The baseline centrelines' colour differences (cleared or persisting, fading) read in
         both photos with the chroma detail their 4:2:0 subsampling took put back from the luma
-        (:func:`_chroma_from_luma`). A fine red vessel's centre keeps its luma dip in a JPEG
-        but loses most of its redness, deeper on faint vessels, so a kept, faded vessel read
-        cleared. Off by default (BENCHMARKS.md, session 37, helper both37).
+        (:func:`_chroma_from_luma`, within 4 px of the baseline's vessels); the stain and
+        matting tests on the centrelines keep the photos' own maps. A fine red vessel's centre
+        keeps its luma dip in a JPEG but loses most of its redness, deeper on faint vessels, so
+        a kept, faded vessel reads cleared. Off by default (BENCHMARKS.md, session 37, helper
+        both37).
     matting_rim : bool
         A matting patch found is grown over its faint rim as the patch's redness reads over
         1 mm (:func:`_grown_by_rim`): the haemoglobin-like change averaged over a Gaussian of
@@ -708,12 +710,12 @@ def compare(
         from dataclasses import replace
 
         near_v = cv2.dilate(b_vessel.view(np.uint8), _disc(4)).view(bool)
-        mb_v = _Maps(replace(o_b, rgb=_chroma_from_luma(b_rgb, near_v)))
-        mf_v = _Maps(replace(o_f, rgb=_chroma_from_luma(aligned_n, near_v)))
+        chroma_maps = (_Maps(replace(o_b, rgb=_chroma_from_luma(b_rgb, near_v))), _Maps(replace(o_f, rgb=_chroma_from_luma(aligned_n, near_v))))
     else:
-        mb_v, mf_v = mb, mf
-    fad = _fading(a_b, mb_v, mf_v, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
-                  by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin), stain_blood=bool(stain_blood_check))
+        chroma_maps = None
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
+                  by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin), stain_blood=bool(stain_blood_check),
+                  chroma_maps=chroma_maps)
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -2235,7 +2237,7 @@ def _pair_noise_delta_e(de_b, de_f) -> float:
 
 
 def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5,
-            by_place=True, noise_margin=0.0, stain_blood=False):
+            by_place=True, noise_margin=0.0, stain_blood=False, chroma_maps=None):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -2269,6 +2271,19 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     need_best[pick] = True
     val = _point_values(mb, mf, np.r_[ys, tys, fys], np.r_[xs, txs, fxs], need_best, shape=(m, n), tile=tile, r_mx=int(math.ceil(tol_px)))
     sk, tx_, fv = slice(0, k1), slice(k1, k2), slice(k2, k3)
+    # the centrelines' and the skin samples' blood ΔE00 read, when given, on maps with the
+    # chroma 4:2:0 took put back (compare's ``fading_chroma``); the stain and matting tests
+    # below keep the photos' own maps
+    val_de = val
+    if chroma_maps is not None:
+        need_de = np.zeros(k3, bool)
+        need_de[:k1] = True
+        need_de[pick] = True
+        at = np.flatnonzero(need_de)
+        v_c = _point_values(*chroma_maps, np.r_[ys, tys, fys][at], np.r_[xs, txs, fxs][at], np.ones(at.size, bool), shape=(m, n), tile=tile, r_mx=int(math.ceil(tol_px)))
+        val_de = {key: v.copy() for key, v in val.items()}
+        for key, v in v_c.items():
+            val_de[key][at] = v
     # vessel contrast available near each pixel: the blood signal's max within the tolerance,
     # minus the level the skin texture alone reaches (its median over the texture)
     floor_b = float(np.median(val["b", "mx"][tx_])) if k2 > k1 else 0.0
@@ -2291,6 +2306,7 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     def blood_de(p):
         # the strongest pixel within one pixel of the centreline, less what that selection
         # adds on plain skin (the noise read high)
+        val = val_de
         hb_al = along(val[p, "hb"][sk]) - _selection_lift(val[p, "hb"][pick], val[p, "hb0"][pick])
         ven_al = along(val[p, "ven"][sk]) - _selection_lift(val[p, "ven"][pick], val[p, "ven0"][pick])
         if wide_pt.any():
@@ -2467,36 +2483,42 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     }
 
 
-def _chroma_from_luma(rgb: np.ndarray, near: np.ndarray | None = None, *, low_px: float = 2.0, window_px: int = 9, max_slope: float = 1.5, eps: float = 0.1) -> np.ndarray:
-    """The photo with its fine chroma detail predicted from the luma (what 4:2:0 subsampling
-    took from a fine vessel put back).
+def _chroma_from_luma(rgb: np.ndarray, near: np.ndarray | None = None, *, low_px: float = 2.0, bg_px: float = 18.0, window_px: int = 9, max_slope: float = 1.5, eps: float = 0.1) -> np.ndarray:
+    """The photo with a fine structure's chroma predicted from its luma (what 4:2:0 subsampling
+    took from a fine vessel's centre put back).
 
     JPEG and HEIC keep luma (Y') at full resolution and chroma (Cb, Cr) averaged over 2 x 2
-    pixels and interpolated back (:data:`veinscope.measure.CHROMA_CELL_PX`); the camera's
-    demosaicing smooths chroma likewise. A vessel 1-3 px wide keeps its luma dip and loses
-    most of its hue at its centre (its redness spread over about twice its width). Where the
-    colour is one mixture times a profile (Beer-Lambert, small contrasts) chroma is ``k``
-    times luma at every scale. Both planes are smoothed by a Gaussian of ``low_px`` (twice the
-    chroma cell: beyond it the photo's chroma is whole, subsampled or not); ``k`` is each
-    chroma plane's regression slope on the smoothed luma in windows of ``window_px`` (as a
-    guided filter, He et al. 2013, doi:10.1109/TPAMI.2012.213; regularised by ``eps`` in
-    squared 8-bit levels, clipped to ``max_slope``, averaged over the windows), and the
-    chroma below ``low_px`` is replaced by ``k`` times the luma's detail:
-    ``C = G(C) + k (Y' - G(Y'))``. A photo with whole chroma gets its own colour back; on
-    plain skin the detail is the luma's noise times the skin's own hue slope. Applied alike
-    to both photos of a comparison.
+    pixels and interpolated back (:data:`veinscope.measure.CHROMA_CELL_PX`), then quantised
+    more coarsely than luma; the camera's demosaicing smooths chroma likewise. A vessel 1-3 px
+    wide keeps its luma dip and loses most of its hue at its centre (its redness spread over
+    about twice its width). Where the colour is one mixture times a profile (Beer-Lambert,
+    small contrasts) its chroma is ``k`` times its luma, and the ratio of the two integrals over
+    the structure gives ``k`` whatever the smoothing (the engine's
+    :func:`veinscope.measure.chroma_restored_od` reads it along a chain): here in windows of
+    ``window_px`` (over ``near``), of both planes smoothed by a Gaussian of ``low_px`` (beyond
+    twice the chroma cell the photo's chroma is whole) less their Gaussian background of
+    ``bg_px``, regularised by ``eps`` (squared 8-bit levels of the window's mean luma) where
+    the window holds no structure, clipped to ``max_slope`` and averaged over the windows.
+    Each chroma plane is then its background plus ``k`` times the luma's departure from its
+    own: ``C = G_bg(C) + k (Y' - G_bg(Y'))``; the luma is kept. A photo whose chroma is whole
+    keeps about its own colour; on plain skin the chroma follows the luma's texture at the
+    skin's own hue. Applied alike to both photos of a comparison.
 
     Parameters
     ----------
     rgb : ndarray (M, N, 3) uint8
+    near : ndarray (M, N) bool, optional
+        Where to predict (the windows' sums are taken over it); elsewhere the chroma is kept.
     low_px : float
-        Scale (Gaussian sigma, px) below which chroma is predicted from luma.
+        Gaussian sigma (px) of the smoothing both planes get before their ratio is read.
+    bg_px : float
+        Gaussian sigma (px) of the background the structures are read against.
     window_px : int
-        Side of the regression windows (twice ``low_px`` each way and one pixel).
+        Side of the windows the ratio is read in.
     max_slope : float
         Largest |d chroma / d luma| kept (a pure red's dCr / dY' is about 1.7).
     eps : float
-        Regularisation of the slope where the smoothed luma barely varies.
+        Regularisation of the ratio where the window's mean luma departure is small.
 
     Returns
     -------
@@ -2506,7 +2528,6 @@ def _chroma_from_luma(rgb: np.ndarray, near: np.ndarray | None = None, *, low_px
 
     x = np.asarray(rgb, np.float32) - np.float32(128.0)
     y = x @ _YCC[0].astype(np.float32)
-    bg_px = 2.0 * window_px
     bg_y = cv2.GaussianBlur(y, (0, 0), bg_px)
     dy = cv2.GaussianBlur(y, (0, 0), low_px) - bg_y
     box = (window_px, window_px)

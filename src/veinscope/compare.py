@@ -461,8 +461,9 @@ def compare(
     fading_chroma : bool
         The baseline centrelines' colour differences (cleared or persisting, fading) read in
         both photos with the chroma detail their 4:2:0 subsampling took put back from the luma
-        (:func:`_chroma_from_luma`, within 4 px of the baseline's vessels); the stain and
-        matting tests on the centrelines keep the photos' own maps. A fine red vessel's centre
+        (:func:`_chroma_from_luma`, within 4 px of the baseline's vessels): each point's
+        blood ΔE00, and the skin texture's, is the larger of that reading and the photo's own;
+        the stain and matting tests on the centrelines keep the photos' own maps. A fine red vessel's centre
         keeps its luma dip in a JPEG but loses most of its redness, deeper on faint vessels, so
         a kept, faded vessel reads cleared. Off by default (BENCHMARKS.md, session 37, helper
         both37).
@@ -2304,9 +2305,18 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     gain = _smoothing_gain(a_b.diameter_px[ys, xs], along, psf_px=_psf_of(a_b))
 
     def blood_de(p):
+        if val_de is val:
+            return blood_de1(p, val)
+        # with the chroma put back: the larger of the two readings, point by point, in both
+        # photos alike (under a stain or beside new matting the window's chroma ratio takes
+        # their colour and the restored reading falls below the photo's own), and the larger
+        # texture reading for the threshold
+        (d1, t1), (d2, t2) = blood_de1(p, val), blood_de1(p, val_de)
+        return np.maximum(d1, d2), max(t1, t2)
+
+    def blood_de1(p, val):
         # the strongest pixel within one pixel of the centreline, less what that selection
         # adds on plain skin (the noise read high)
-        val = val_de
         hb_al = along(val[p, "hb"][sk]) - _selection_lift(val[p, "hb"][pick], val[p, "hb0"][pick])
         ven_al = along(val[p, "ven"][sk]) - _selection_lift(val[p, "ven"][pick], val[p, "ven0"][pick])
         if wide_pt.any():

@@ -463,10 +463,11 @@ def compare(
         both photos with the chroma detail their 4:2:0 subsampling took put back from the luma
         (:func:`_chroma_from_luma`, within 4 px of the baseline's vessels): each point's
         blood ΔE00, and the skin texture's, is the larger of that reading and the photo's own;
-        the stain and matting tests on the centrelines keep the photos' own maps. A fine red vessel's centre
-        keeps its luma dip in a JPEG but loses most of its redness, deeper on faint vessels, so
-        a kept, faded vessel reads cleared. Off by default (BENCHMARKS.md, session 37, helper
-        both37).
+        the stain and matting tests on the centrelines keep the photos' own maps. A fine red
+        vessel's centre keeps its luma dip in a JPEG but loses most of its redness, deeper on
+        faint vessels, so a kept, faded vessel reads cleared. Off by default: development
+        3.34 -> 3.21, held-out 4.60 -> 3.87, but fresh 5.18 -> 5.30 and the 12 MP comparison
+        about 3 times as long (BENCHMARKS.md, session 37, helper both37).
     matting_rim : bool
         A matting patch found is grown over its faint rim as the patch's redness reads over
         1 mm (:func:`_grown_by_rim`): the haemoglobin-like change averaged over a Gaussian of

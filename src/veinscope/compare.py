@@ -211,6 +211,7 @@ def compare(
     stain_blood_check: bool = True,
     matting_rim: bool = False,
     stain_blood_margin: float = 0.0,
+    fading_chroma: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -458,6 +459,16 @@ def compare(
         24), staining, matting and false alarms unchanged on all three (BENCHMARKS.md, session
         36, helpers bst36 and bst36b). False: the vessel is judged by standing out alone, as
         before.
+    fading_chroma : bool
+        The baseline centrelines' colour differences (cleared or persisting, fading) read in
+        both photos with the chroma detail their 4:2:0 subsampling took put back from the luma
+        (:func:`_chroma_from_luma`, within 4 px of the baseline's vessels): each point's
+        blood ΔE00, and the skin texture's, is the larger of that reading and the photo's own;
+        the stain and matting tests on the centrelines keep the photos' own maps. A fine red
+        vessel's centre keeps its luma dip in a JPEG but loses most of its redness, deeper on
+        faint vessels, so a kept, faded vessel reads cleared. Off by default: development
+        3.34 -> 3.21, held-out 4.60 -> 3.87, but fresh 5.18 -> 5.30 and the 12 MP comparison
+        about 3 times as long (BENCHMARKS.md, session 37, helper both37).
     matting_rim : bool
         A matting patch found is grown over its faint rim as the patch's redness reads over
         1 mm (:func:`_grown_by_rim`): the haemoglobin-like change averaged over a Gaussian of
@@ -711,9 +722,18 @@ def compare(
     # reported as new vessels or given back to matting is known only after the new-vessel
     # step, which needs this step's follow-up contrasts; either way their new fine redness
     # over a treated vessel's place is not that vessel persisting
+    if fading_chroma:
+        # the centrelines read on both photos with the chroma detail their 4:2:0 subsampling
+        # took put back from the luma (the same rule in both; the coarse skin background kept)
+        from dataclasses import replace
+
+        near_v = cv2.dilate(b_vessel.view(np.uint8), _disc(4)).view(bool)
+        chroma_maps = (_Maps(replace(o_b, rgb=_chroma_from_luma(b_rgb, near_v))), _Maps(replace(o_f, rgb=_chroma_from_luma(aligned_n, near_v))))
+    else:
+        chroma_maps = None
     fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
                   by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin), stain_blood=bool(stain_blood_check),
-                  stain_margin=float(stain_blood_margin))
+                  stain_margin=float(stain_blood_margin), chroma_maps=chroma_maps)
     lengths = fad["lengths"]
     imp = fad["improvement_pct"]
     by_class = fad["by_class"]
@@ -808,6 +828,7 @@ def compare(
         "stain_blood_check": bool(stain_blood_check),
         "stain_blood_margin": float(stain_blood_margin),
         "matting_rim": bool(matting_rim),
+        "fading_chroma": bool(fading_chroma),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -2302,7 +2323,7 @@ def _pair_noise_delta_e(de_b, de_f) -> float:
 
 
 def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, tol_px, bg_od, min_delta_e, tile, matting=None, visible_ratio=0.5,
-            by_place=True, noise_margin=0.0, stain_blood=False, stain_margin=0.0):
+            by_place=True, noise_margin=0.0, stain_blood=False, stain_margin=0.0, chroma_maps=None):
     from veinscope.chromophores import CHROMOPHORE_DIRECTIONS
     
     m, n = a_b.labels.shape
@@ -2336,6 +2357,19 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     need_best[pick] = True
     val = _point_values(mb, mf, np.r_[ys, tys, fys], np.r_[xs, txs, fxs], need_best, shape=(m, n), tile=tile, r_mx=int(math.ceil(tol_px)))
     sk, tx_, fv = slice(0, k1), slice(k1, k2), slice(k2, k3)
+    # the centrelines' and the skin samples' blood ΔE00 read, when given, on maps with the
+    # chroma 4:2:0 took put back (compare's ``fading_chroma``); the stain and matting tests
+    # below keep the photos' own maps
+    val_de = val
+    if chroma_maps is not None:
+        need_de = np.zeros(k3, bool)
+        need_de[:k1] = True
+        need_de[pick] = True
+        at = np.flatnonzero(need_de)
+        v_c = _point_values(*chroma_maps, np.r_[ys, tys, fys][at], np.r_[xs, txs, fxs][at], np.ones(at.size, bool), shape=(m, n), tile=tile, r_mx=int(math.ceil(tol_px)))
+        val_de = {key: v.copy() for key, v in val.items()}
+        for key, v in v_c.items():
+            val_de[key][at] = v
     # vessel contrast available near each pixel: the blood signal's max within the tolerance,
     # minus the level the skin texture alone reaches (its median over the texture)
     floor_b = float(np.median(val["b", "mx"][tx_])) if k2 > k1 else 0.0
@@ -2356,6 +2390,16 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
     gain = _smoothing_gain(a_b.diameter_px[ys, xs], along, psf_px=_psf_of(a_b))
 
     def blood_de(p):
+        if val_de is val:
+            return blood_de1(p, val)
+        # with the chroma put back: the larger of the two readings, point by point, in both
+        # photos alike (under a stain or beside new matting the window's chroma ratio takes
+        # their colour and the restored reading falls below the photo's own), and the larger
+        # texture reading for the threshold
+        (d1, t1), (d2, t2) = blood_de1(p, val), blood_de1(p, val_de)
+        return np.maximum(d1, d2), max(t1, t2)
+
+    def blood_de1(p, val):
         # the strongest pixel within one pixel of the centreline, less what that selection
         # adds on plain skin (the noise read high)
         hb_al = along(val[p, "hb"][sk]) - _selection_lift(val[p, "hb"][pick], val[p, "hb0"][pick])
@@ -2532,6 +2576,75 @@ def _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, *, ppm, t
         "brown0": brown0,
         "brown": brown,
     }
+
+
+def _chroma_from_luma(rgb: np.ndarray, near: np.ndarray | None = None, *, low_px: float = 2.0, bg_px: float = 18.0, window_px: int = 9, max_slope: float = 1.5, eps: float = 0.1) -> np.ndarray:
+    """The photo with a fine structure's chroma predicted from its luma (what 4:2:0 subsampling
+    took from a fine vessel's centre put back).
+
+    JPEG and HEIC keep luma (Y') at full resolution and chroma (Cb, Cr) averaged over 2 x 2
+    pixels and interpolated back (:data:`veinscope.measure.CHROMA_CELL_PX`), then quantised
+    more coarsely than luma; the camera's demosaicing smooths chroma likewise. A vessel 1-3 px
+    wide keeps its luma dip and loses most of its hue at its centre (its redness spread over
+    about twice its width). Where the colour is one mixture times a profile (Beer-Lambert,
+    small contrasts) its chroma is ``k`` times its luma, and the ratio of the two integrals over
+    the structure gives ``k`` whatever the smoothing (the engine's
+    :func:`veinscope.measure.chroma_restored_od` reads it along a chain): here in windows of
+    ``window_px`` (over ``near``), of both planes smoothed by a Gaussian of ``low_px`` (beyond
+    twice the chroma cell the photo's chroma is whole) less their Gaussian background of
+    ``bg_px``, regularised by ``eps`` (squared 8-bit levels of the window's mean luma) where
+    the window holds no structure, clipped to ``max_slope`` and averaged over the windows.
+    Each chroma plane is then its background plus ``k`` times the luma's departure from its
+    own: ``C = G_bg(C) + k (Y' - G_bg(Y'))``; the luma is kept. A photo whose chroma is whole
+    keeps about its own colour; on plain skin the chroma follows the luma's texture at the
+    skin's own hue. Applied alike to both photos of a comparison.
+
+    Parameters
+    ----------
+    rgb : ndarray (M, N, 3) uint8
+    near : ndarray (M, N) bool, optional
+        Where to predict (the windows' sums are taken over it); elsewhere the chroma is kept.
+    low_px : float
+        Gaussian sigma (px) of the smoothing both planes get before their ratio is read.
+    bg_px : float
+        Gaussian sigma (px) of the background the structures are read against.
+    window_px : int
+        Side of the windows the ratio is read in.
+    max_slope : float
+        Largest |d chroma / d luma| kept (a pure red's dCr / dY' is about 1.7).
+    eps : float
+        Regularisation of the ratio where the window's mean luma departure is small.
+
+    Returns
+    -------
+    ndarray (M, N, 3) uint8
+    """
+    from veinscope.measure import _YCC, _YCC_INV
+
+    x = np.asarray(rgb, np.float32) - np.float32(128.0)
+    y = x @ _YCC[0].astype(np.float32)
+    bg_y = cv2.GaussianBlur(y, (0, 0), bg_px)
+    dy = cv2.GaussianBlur(y, (0, 0), low_px) - bg_y
+    box = (window_px, window_px)
+    w = np.ones_like(y) if near is None else near.astype(np.float32)
+    sw = np.maximum(cv2.blur(w, box), np.float32(1e-6))
+
+    def mean(v):  # the windows' means over ``near``
+        return cv2.blur(w * v, box) / sw
+
+    s_y = mean(dy)
+    out = np.empty_like(x)
+    out[..., 0] = y
+    for c in (1, 2):
+        ch = x @ _YCC[c].astype(np.float32)
+        bg_c = cv2.GaussianBlur(ch, (0, 0), bg_px)
+        s_c = mean(cv2.GaussianBlur(ch, (0, 0), low_px) - bg_c)
+        k = np.clip(s_c * s_y / (s_y * s_y + np.float32(eps)), -max_slope, max_slope)
+        out[..., c] = bg_c + mean(k) * (y - bg_y)
+        if near is not None:
+            out[..., c] = np.where(near, out[..., c], ch)
+    rgb_out = out @ _YCC_INV.T.astype(np.float32) + np.float32(128.5)
+    return np.clip(rgb_out, 0, 255).astype(np.uint8)
 
 
 def _paint_vessels(cm, fad, a_b, b_vessel, cmp_area) -> None:

@@ -1156,9 +1156,9 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         top = np.full(det.n_segments, -np.inf)
         np.maximum.at(top, det.segment, det.strength.astype(np.float64))
         lifted = lifted | (top < float(hold_min_strength))
-    # the chains a deep point takes a shared pixel from (with over_weak; a thin chain keeps its
-    # pixels, see hold_min_scale_px)
-    yields = lifted.copy() if over_weak else np.zeros_like(lifted)
+    # the chains a deep point takes a shared pixel from (a thin chain keeps its pixels, see
+    # hold_min_scale_px)
+    yields = lifted.copy()
 
     def far_from(held_off):
         # away from the ordinary detection's chains not ``held_off``: over two of the deep
@@ -1262,9 +1262,10 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
             return det
     if det.points_yx.shape[0] and (over_weak or lifted.any() or far_thin is not None):
         # a pixel both have: the deep course's (its chain runs on through it), but never a pixel
-        # of a chain that is not weak. (Without over_weak a deep point reaches a chain's pixel
-        # only past a chain lifted by hold_min_strength or hold_min_scale_px: it is dropped
-        # there, as it was held off, rather than kept twice. Session 37, helper rev37.)
+        # of a chain that is not weak or lifted. (Without over_weak a deep point reaches a
+        # chain's pixel only past a chain lifted by hold_min_strength, whose pixel it takes as
+        # with over_weak, or by hold_min_scale_px, where it is dropped: no pixel kept twice.
+        # Session 37, helper rev37.)
         taken = np.zeros((m, n), np.uint8)
         taken[new_p[:, 0], new_p[:, 1]] = 1
         weak_pt = yields[det.segment]

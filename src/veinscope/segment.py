@@ -1101,13 +1101,15 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         the search off: with :func:`detect_vessels`' ``level_rates`` the caller passes the fixed
         high level (``high_noise`` times the photo's median noise unit), so that the thin chains
         only the lowered levels find along a soft vein do not take its deep pieces away
-        (BENCHMARKS.md session 32). None: every chain may hold it.
+        (BENCHMARKS.md session 32); a deep point on one of its pixels takes it, with
+        ``over_weak`` or without. None: every chain may hold it.
     hold_min_scale_px : float, optional
         A chain of ``det`` whose median scale (px, full resolution) is under this does not hold
         the search off either, in a second look that only adds pieces to the first's; the chain
-        keeps its pixels (a deep point on one is dropped): the fine ridges the ordinary detection finds along a soft wide vein
-        (its mottled surface, a hair along it) are not the vein, are mostly dropped later, and
-        held its deep pieces off (BENCHMARKS.md session 37, helper "deep37"). None: no such rule.
+        keeps its pixels (a deep point on one is dropped): the fine ridges the ordinary
+        detection finds along a soft wide vein (its mottled surface, a hair along it) are not
+        the vein, are mostly dropped later, and held its deep pieces off (BENCHMARKS.md session
+        37, helper "deep37"). None: no such rule.
 
     Returns
     -------

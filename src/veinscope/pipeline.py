@@ -534,8 +534,9 @@ def analyze(
         (BENCHMARKS.md, session 29, helper "ret29").
     deep_veins_hold_min_scale_mm : float or None
         With ``deep_veins``: an ordinary chain whose median Hessian scale is under this (mm)
-        does not hold the deep search off, and a deep piece takes the pixels it shares with it
-        (``veinscope.segment.add_deep_veins``' ``hold_min_scale_px``): the fine ridges the
+        does not hold the deep search off (in a second look that only adds pieces; the chain
+        keeps its pixels, a deep point on one is dropped; ``veinscope.segment.add_deep_veins``'
+        ``hold_min_scale_px``): the fine ridges the
         ordinary detection finds along a faint, soft 2-3 mm vein (its mottled surface, a hair
         along it), mostly dropped later, held the deep pieces along the vein off. None (the
         default): every chain holds it off (BENCHMARKS.md, session 37, helper "deep37").

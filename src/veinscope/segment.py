@@ -1101,13 +1101,15 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         the search off: with :func:`detect_vessels`' ``level_rates`` the caller passes the fixed
         high level (``high_noise`` times the photo's median noise unit), so that the thin chains
         only the lowered levels find along a soft vein do not take its deep pieces away
-        (BENCHMARKS.md session 32). None: every chain may hold it.
+        (BENCHMARKS.md session 32); a deep point on one of its pixels takes it, with
+        ``over_weak`` or without. None: every chain may hold it.
     hold_min_scale_px : float, optional
         A chain of ``det`` whose median scale (px, full resolution) is under this does not hold
-        the search off either, and a deep point on one of its pixels takes it (as a weak chain's
-        with ``over_weak``): the fine ridges the ordinary detection finds along a soft wide vein
-        (its mottled surface, a hair along it) are not the vein, are mostly dropped later, and
-        held its deep pieces off (BENCHMARKS.md session 37, helper "deep37"). None: no such rule.
+        the search off either, in a second look that only adds pieces to the first's; the chain
+        keeps its pixels (a deep point on one is dropped): the fine ridges the ordinary
+        detection finds along a soft wide vein (its mottled surface, a hair along it) are not
+        the vein, are mostly dropped later, and held its deep pieces off (BENCHMARKS.md session
+        37, helper "deep37"). None: no such rule.
 
     Returns
     -------
@@ -1156,7 +1158,9 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         top = np.full(det.n_segments, -np.inf)
         np.maximum.at(top, det.segment, det.strength.astype(np.float64))
         lifted = lifted | (top < float(hold_min_strength))
-    yields = lifted.copy()  # the chains a deep point takes a shared pixel from
+    # the chains a deep point takes a shared pixel from (a thin chain keeps its pixels, see
+    # hold_min_scale_px)
+    yields = lifted.copy()
 
     def far_from(held_off):
         # away from the ordinary detection's chains not ``held_off``: over two of the deep
@@ -1258,9 +1262,12 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         new_p, new_piece, src = new_p[on], new_piece[on], src[on]
         if new_p.shape[0] == 0:
             return det
-    if over_weak and det.points_yx.shape[0]:
+    if det.points_yx.shape[0] and (over_weak or lifted.any() or far_thin is not None):
         # a pixel both have: the deep course's (its chain runs on through it), but never a pixel
-        # of a chain that is not weak
+        # of a chain that is not weak or lifted. (Without over_weak a deep point reaches a
+        # chain's pixel only past a chain lifted by hold_min_strength, whose pixel it takes as
+        # with over_weak, or by hold_min_scale_px, where it is dropped: no pixel kept twice.
+        # Session 37, helper rev37.)
         taken = np.zeros((m, n), np.uint8)
         taken[new_p[:, 0], new_p[:, 1]] = 1
         weak_pt = yields[det.segment]

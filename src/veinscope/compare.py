@@ -497,7 +497,11 @@ def compare(
         session 37, helper stl37), the improvement's median error: held-out 4.60 -> 4.53
         points, fresh 5.18 -> 4.68 (12 -> 13 of 24 within 5), but development 3.34 -> 3.55
         (the fewer kept vessels read cleared under stains, 4.2 -> 3.3 % of the points, were
-        offsetting other errors); staining and matting unchanged. Off by default.
+        offsetting other errors); staining and matting unchanged. Off by default. With a
+        margin above 0, a stained point whose share's error cannot be read (fewer than two
+        usable lines beside it, or a baseline line whose colour is nearly the stain's) has an
+        infinite error, so the check does not clear it and it is judged by standing out alone
+        (review rev37).
 
     Returns
     -------

@@ -575,19 +575,32 @@ def test_deep_veins_hold_min_scale_mm_recorded_and_checked():
             veinscope.analyze(small, px_per_mm=PPM, deep_veins_hold_min_scale_mm=bad)
 
 
+_BAR_M, _BAR_N = 200, 400
+
+
+def _chain_on_the_bars_centre(scale, **kw):
+    """A 280-point chain of ``scale`` on the centre row of a soft bar (rows 100, columns 40-360 of
+    a 200 x 400 box, all skin), and ``add_deep_veins`` run over it with ``kw``: (chain, result)."""
+    skin = np.ones((_BAR_M, _BAR_N), bool)
+    red = _bar_signal(100, (40, 360))
+    chain = _det([(100, x) for x in range(60, 340)], [0] * 280, scale)
+    return chain, add_deep_veins(chain, red.copy(), skin, **kw, **_KW)
+
+
+def _each_pixel_once(det):
+    """Whether the detection's points are in strictly raster order (no pixel twice)."""
+    key = det.points_yx[:, 0].astype(np.int64) * _BAR_N + det.points_yx[:, 1]
+    return bool(np.all(np.diff(key) > 0))
+
+
 @pytest.mark.parametrize("over_weak", [False, True])
 def test_a_lifted_chain_on_the_veins_centre_keeps_its_pixels_and_none_is_kept_twice(over_weak):
     # session 37 (rev37): a thin chain on the bar's centre row lifted by hold_min_scale_px keeps
     # its pixels and a deep point on one is dropped (deep37's rule); without over_weak the deep
     # points on it were kept as well (main 5fca98a: 262 of the 280 pixels twice)
-    m, n = 200, 400
-    skin = np.ones((m, n), bool)
-    red = _bar_signal(100, (40, 360))
-    thin = _det([(100, x) for x in range(60, 340)], [0] * 280, 1.0)
-    out = add_deep_veins(thin, red.copy(), skin, hold_min_scale_px=3.0, over_weak=over_weak, **_KW)
+    thin, out = _chain_on_the_bars_centre(1.0, hold_min_scale_px=3.0, over_weak=over_weak)
     assert (out.segment >= thin.n_segments).sum() > 50  # the course is searched past the chain
-    key = out.points_yx[:, 0].astype(np.int64) * n + out.points_yx[:, 1]
-    assert np.all(np.diff(key) > 0)
+    assert _each_pixel_once(out)
     assert (out.segment == 0).sum() == 280
 
 
@@ -596,12 +609,7 @@ def test_a_chain_lifted_by_strength_yields_its_shared_pixels_none_twice(over_wea
     # a chain lifted by hold_min_strength (session 32) on the bar's centre row: the deep course
     # takes the pixels they share, with over_weak or without it (main 5fca98a without it: both
     # kept them, 262 of the 280 pixels twice)
-    m, n = 200, 400
-    skin = np.ones((m, n), bool)
-    red = _bar_signal(100, (40, 360))
-    faint = _det([(100, x) for x in range(60, 340)], [0] * 280, 8.0)
-    out = add_deep_veins(faint, red.copy(), skin, hold_min_strength=2.0, over_weak=over_weak, **_KW)
-    key = out.points_yx[:, 0].astype(np.int64) * n + out.points_yx[:, 1]
-    assert np.all(np.diff(key) > 0)
+    faint, out = _chain_on_the_bars_centre(8.0, hold_min_strength=2.0, over_weak=over_weak)
+    assert _each_pixel_once(out)
     assert (out.segment >= faint.n_segments).sum() > 200
     assert (out.segment == 0).sum() < 280

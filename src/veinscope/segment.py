@@ -1248,7 +1248,19 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         add = keep_t & ~keep
         if add.any():
             # the second look's pieces numbered after the first's
-            piece = np.where(add, int(piece.max()) + 1 + piece_t, piece)
+            # each piece it adds judged on its own (see _second_look_gate)
+            first_n = int(piece.max()) + 1
+            thin_pts = det.points_yx[_thin_chains(det, float(hold_min_scale_px))[det.segment]] // step
+            passes, feats = _second_look_gate(p, np.where(add, piece_t, -1), deep, rgb, step, (ms, ns), skin_s,
+                                              thin_pts, min_delta_e=min_delta_e, min_red_share=min_red_share)
+            if log.isEnabledFor(logging.DEBUG):  # for benchmarks/diag_deep_second_look.py
+                log.debug("deep veins: second look, %d pieces", len(feats),
+                          extra={"deep_second_look": ({q: dict(f, passes=passes[q]) for q, f in feats.items()},
+                                                      p, np.where(add, piece_t, -1), step)})
+            ok = np.zeros(int(piece_t.max()) + 1, bool)
+            ok[[q for q, v in passes.items() if v]] = True
+            add &= ok[np.maximum(piece_t, 0)]
+            piece = np.where(add, first_n + piece_t, piece)
             keep = keep | add
     del red_s
     if not keep.any():
@@ -1310,6 +1322,78 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         fixed_points=None if det.fixed_points is None else np.concatenate([np.asarray(det.fixed_points), np.full(n_new, -1)]),
         **flags,
     )
+
+
+def _second_look_gate(p, piece, deep, rgb, step, shape_s, skin_s, thin_pts, *, min_delta_e, min_red_share,
+                      max_on_thin=0.75):
+    """Per piece (``piece`` >= 0 per point of ``p``, the shrunk search's points) that the deep
+    pass's second look adds: ``(passes, features)``, two dicts keyed by piece.
+
+    A piece passes when (1) at most ``max_on_thin`` of its points lie within half their scale
+    of a thin chain's point (``thin_pts``, the shrunk grid): a coarse ridge centred on a thin
+    chain along its course is that chain's vessel seen blurred (a telangiectasia of 0.3-0.6 mm
+    the ordinary detection already has; measured on it, it widens and shifts the vessel), not a
+    soft vein beside a hair; (2) its own colour passes the gate at full margins (ΔE00 at least
+    ``min_delta_e``, red share at least ``min_red_share``, as :func:`_piece_colour` reads them:
+    no member of a course passes on the course's colour here); (3) the red share of its contrast
+    against the skin on EACH side (the medians of the samples two and three scales out, the
+    normals turned to one side of the piece's principal axis) is at least ``min_red_share``:
+    a vein darkens the red channel most against the skin on both sides, the rim of a blotch or
+    a shading edge on one only (BENCHMARKS.md session 38, helper "gate38")."""
+    from veinscope.card import srgb_to_linear
+
+    ms, ns = shape_s
+    ids = np.unique(piece[piece >= 0])
+    n_lab = int(ids.max()) + 1 if ids.size else 0
+    occ = np.full((ms, ns), 255, np.uint8)
+    if thin_pts.shape[0]:
+        occ[thin_pts[:, 0], thin_pts[:, 1]] = 0
+    dthin = cv2.distanceTransform(occ, cv2.DIST_L2, 5)
+    de, share = (np.full(n_lab, np.inf), np.full(n_lab, np.inf)) if rgb is None else _piece_colour(
+        rgb, step, shape_s, skin_s, p, deep.normals_yx, deep.scale_px, piece, n_lab)
+    a = None
+    if rgb is not None:
+        a = np.asarray(rgb)
+        if step > 1:
+            m, nn = a.shape[:2]
+            if ms * step != m or ns * step != nn:
+                a = np.pad(a, ((0, ms * step - m), (0, ns * step - nn), (0, 0)), mode="edge")
+            a = cv2.resize(a, (ns, ms), interpolation=cv2.INTER_AREA)
+    passes, feats = {}, {}
+    for q in ids.tolist():
+        sel = np.flatnonzero(piece == q)
+        pp = p[sel]
+        sc = deep.scale_px[sel].astype(np.float64)
+        on_thin = float(np.mean(dthin[pp[:, 0], pp[:, 1]] <= 0.5 * sc))
+        f = {"n": int(sel.size), "width": float(2 * np.median(sc)), "on_thin": on_thin,
+             "delta_e": float(de[q]), "red_share": float(share[q]), "side_share": [np.inf, np.inf]}
+        if a is not None:
+            nr = deep.normals_yx[sel].astype(np.float64)
+            y, x = pp[:, 0] - pp[:, 0].mean(), pp[:, 1] - pp[:, 1].mean()
+            ang = 0.5 * np.arctan2(2.0 * np.sum(x * y), np.sum(x * x) - np.sum(y * y))
+            across = np.array([np.cos(ang), -np.sin(ang)])  # (y, x), perpendicular to the axis (sin, cos)
+            nr = nr * np.where(nr @ across < 0, -1.0, 1.0)[:, None]
+            c_lin = srgb_to_linear(np.median(a[pp[:, 0], pp[:, 1]].astype(np.float64), 0))
+            for j, sgn in enumerate((1.0, -1.0)):
+                acc, cnt = np.zeros((sel.size, 3)), np.zeros(sel.size)
+                for k in (2.0, 3.0):
+                    qq = np.rint(pp + sgn * k * sc[:, None] * nr).astype(np.int64)
+                    ok = (qq[:, 0] >= 0) & (qq[:, 0] < ms) & (qq[:, 1] >= 0) & (qq[:, 1] < ns)
+                    qq[~ok] = 0
+                    ok &= skin_s[qq[:, 0], qq[:, 1]]
+                    acc[ok] += a[qq[ok, 0], qq[ok, 1]]
+                    cnt += ok
+                if not (cnt >= 1).any():
+                    f["side_share"][j] = 0.0
+                    continue
+                b_lin = srgb_to_linear(np.median(acc[cnt >= 1] / cnt[cnt >= 1, None], 0))
+                od = -np.log(np.maximum(c_lin, 1e-4)) + np.log(np.maximum(b_lin, 1e-4))
+                gb = 0.5 * (od[1] + od[2])
+                f["side_share"][j] = 0.0 if od[0] <= 0 else (float(od[0] / gb) if gb > 0 else np.inf)
+        feats[q] = f
+        passes[q] = bool(on_thin <= max_on_thin and de[q] >= min_delta_e and share[q] >= min_red_share
+                         and min(f["side_share"]) >= min_red_share)
+    return passes, feats
 
 
 def _thin_chains(det: VesselDetection, min_scale_px: float) -> np.ndarray:

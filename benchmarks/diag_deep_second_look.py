@@ -1,6 +1,6 @@
 """What the deep pass's second look (``analyze(deep_veins_hold_min_scale_mm=...)``) adds, piece by
 piece (issues 4 and 6, diagnosis only): each piece's gate features (``segment._second_look_gate``:
-the share of its points on a thin chain, its ΔE00 and red share, the red share on each side),
+the spread of its red profile, its ΔE00 and red share, the red share on each side),
 whether it passes, and against the truth (generated photos) the share of its points within
 max(3 px, half its width) of a true vessel, the true class and diameter there and the engine's::
 
@@ -49,7 +49,7 @@ def report(tag, rgb, ppm, labels=None, diam=None, hold_mm=0.25):
         r = {"tag": tag, "piece": int(q), "passes": f["passes"], "points": int(pts.shape[0]),
              "y": int(np.median(pts[:, 0])), "x": int(np.median(pts[:, 1])),
              "width_mm": f["width"] * step / (ppm or 10.0), "courses": f["n"] / max(f["width"], 1e-9),
-             "on_thin": f["on_thin"], "delta_e": f["delta_e"], "red_share": f["red_share"],
+             "spread": f["spread"], "delta_e": f["delta_e"], "red_share": f["red_share"],
              "side_share": list(f["side_share"]),
              "labelled": float((a.labels[pts[:, 0], pts[:, 1]] > 0).mean())}
         if near is not None:

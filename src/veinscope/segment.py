@@ -1250,8 +1250,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         keep_t, piece_t = gated(far_thin)
         add = keep_t & ~keep
         if add.any():
-            # the second look's pieces numbered after the first's
-            # each piece it adds judged on its own (see _second_look_gate)
+            # each piece it adds judged on its own (see _second_look_gate), numbered after the first's
             first_n = int(piece.max()) + 1
             passes, feats = _second_look_gate(p, np.where(add, piece_t, -1), deep, rgb, step, (ms, ns), skin_s,
                                               min_delta_e=min_delta_e, min_red_share=min_red_share)

@@ -21,6 +21,8 @@ from veinscope.segment import (
     _median_per_label,
     _piece_colour,
     _piece_extent,
+    _red_profile_spread,
+    _second_look_gate,
     _upsample_chain,
     add_deep_veins,
 )
@@ -613,3 +615,79 @@ def test_a_chain_lifted_by_strength_yields_its_shared_pixels_none_twice(over_wea
     assert _each_pixel_once(out)
     assert (out.segment >= faint.n_segments).sum() > 200
     assert (out.segment == 0).sum() < 280
+
+
+# session 38 (gate38): what the second look (hold_min_scale_px) adds is gated on its own: a red
+# profile as wide as its scale, its own colour at full margins, a vein's red share on each side.
+# deep37's ungated second look added a coarse course on every thin vessel its chain lay on (set A
+# 402 / 403 and the series' blue telangiectasias, 0.3-0.6 mm, read wider) and a blob on veins_01.
+_GATE_KW = dict(min_delta_e=2.2, min_red_share=1.3, min_straight=0.7)
+
+
+def _narrow_red_line(m=200, n=400):
+    """A thin vessel (FWHM 4 px, strongly red) along row 100, columns 40-360, and a 1 px-scale
+    ordinary chain on it, a pixel off its centre row (off the coarse ridge's pixels, which a
+    thin chain keeps): (chain, red signal, rgb)."""
+    red = _bar_signal(100, (40, 360), width=4, amp=4.0)
+    rgb = _band_rgb((0.5, 0.15, 0.15), m, n, width=4)
+    return _det([(101, x) for x in range(50, 350)], [0] * 300, 1.0), red, rgb
+
+
+def test_red_profile_spread_tells_a_wide_vein_from_a_thin_vessel():
+    pts = np.array([(100, x) for x in range(100, 300)])
+    nrm = np.tile([1.0, 0.0], (pts.shape[0], 1))
+    sc = np.full(pts.shape[0], 10.0)
+    wide = _red_profile_spread(_band_rgb((0.12, 0.03, 0.03), width=20), pts, nrm, sc)
+    thin = _red_profile_spread(_band_rgb((0.5, 0.15, 0.15), width=4), pts, nrm, sc)
+    assert 0.7 < wide < 0.95 and thin < 0.2
+    # the peak sought within half a scale: a wide vein 3 px off the points reads as wide
+    assert _red_profile_spread(_band_rgb((0.12, 0.03, 0.03), row=103, width=20), pts, nrm, sc) > 0.7
+    # no contrast: NaN (not a vessel)
+    assert np.isnan(_red_profile_spread(np.full((200, 400, 3), 180, np.uint8), pts, nrm, sc))
+
+
+def test_the_second_look_adds_no_coarse_course_on_a_thin_vessel_its_chain_lies_on():
+    skin = np.ones((200, 400), bool)
+    thin, red, rgb = _narrow_red_line()
+    # the second look finds the thin vessel at the coarse scales (deep37's rule alone added it)
+    ungated = add_deep_veins(thin, red.copy(), skin, hold_min_scale_px=3.0, **_KW)
+    assert (ungated.segment >= thin.n_segments).sum() > 250
+    for step in (1, 2):
+        out = add_deep_veins(thin, red.copy(), skin, rgb=rgb, hold_min_scale_px=3.0, step=step, **_GATE_KW, **_KW)
+        assert out is thin
+
+
+def test_the_second_look_still_adds_a_wide_red_vein_past_a_hair_along_it():
+    skin = np.ones((200, 400), bool)
+    red = _bar_signal(100, (40, 360))
+    hair = _det([(104, x) for x in range(60, 340)], [0] * 280, 1.0)
+    rgb = _band_rgb((0.12, 0.03, 0.03))
+    assert add_deep_veins(hair, red.copy(), skin, rgb=rgb, **_GATE_KW, **_KW) is hair  # held off without it
+    for step in (1, 2):
+        out = add_deep_veins(hair, red.copy(), skin, rgb=rgb, hold_min_scale_px=3.0, step=step, **_GATE_KW, **_KW)
+        new = out.segment >= hair.n_segments
+        assert new.sum() > 200 and np.all(np.abs(out.points_yx[new, 0] - 100) <= 10)
+
+
+def _gate_one_piece(rgb, **kw):
+    p = np.array([(100, x) for x in range(60, 340)])
+    deep = _det(p, [0] * p.shape[0], 8.0)
+    piece = np.zeros(p.shape[0], np.int64)
+    passes, feats = _second_look_gate(deep.points_yx, piece, deep, rgb, 1, (200, 400), np.ones((200, 400), bool),
+                                      min_delta_e=2.2, min_red_share=1.3, **kw)  # fmt: skip
+    return passes[0], feats[0]
+
+
+def test_second_look_gate_reads_each_side():
+    ok, f = _gate_one_piece(_band_rgb((0.12, 0.03, 0.03)))
+    assert ok and min(f["side_share"]) > 2.0 and f["spread"] > 0.7
+    # the rim of a red blotch: below the points the skin is as red as they are (one side only)
+    rim = _band_rgb((0.12, 0.03, 0.03)).copy()
+    rim[100:] = rim[100, 0]
+    ok, f = _gate_one_piece(rim)
+    assert not ok and min(f["side_share"]) < 1.3 < max(f["side_share"])
+    # grey shading: fails the colour at full margins
+    ok, f = _gate_one_piece(_band_rgb((0.12, 0.12, 0.12)))
+    assert not ok and f["red_share"] < 1.3
+    # without the photo nothing is gated
+    assert _gate_one_piece(None)[0]

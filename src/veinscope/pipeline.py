@@ -538,8 +538,12 @@ def analyze(
         keeps its pixels, a deep point on one is dropped; ``veinscope.segment.add_deep_veins``'
         ``hold_min_scale_px``): the fine ridges the
         ordinary detection finds along a faint, soft 2-3 mm vein (its mottled surface, a hair
-        along it), mostly dropped later, held the deep pieces along the vein off. None (the
-        default): every chain holds it off (BENCHMARKS.md, session 37, helper "deep37").
+        along it), mostly dropped later, held the deep pieces along the vein off. Each piece the
+        second look adds must itself be a soft vein: its red profile as wide as its scale, its
+        colour at the gate's full margins and mostly red against the skin on each side (not the
+        coarse image of a thin vessel its chain lies on, nor a blotch's rim; session 38, helper
+        "gate38"). None (the default): every chain holds it off (BENCHMARKS.md, session 37,
+        helper "deep37").
     smooth_widths : float or None
         A run of one size class shorter than its own smoothed diameter (and wider than the 1 mm
         smoothing window) takes the median width of its chain within this many times that

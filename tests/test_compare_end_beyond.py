@@ -1,5 +1,5 @@
 """A matting patch is a new vessel's end only if that vessel runs on beyond the patch
-(``compare(matting_end_beyond_mm=2.0)``, on by default): on whole-leg photos a patch whose
+(``compare(matting_end_beyond_mm=2.0)``, off by default): on whole-leg photos a patch whose
 tortuous fine vessels the engine follows as one course of 5 mm or more, all inside the patch,
 was dropped as a new vessel's end (issue 6, session 38, helper mat38)."""
 
@@ -77,15 +77,30 @@ def test_course_beyond_is_the_longest_course_outside():
     assert _course_beyond(c, np.array([], int), out) == 0.0
 
 
-def test_the_keyword_is_recorded_and_on_by_default(bars):  # noqa: F811
+def test_the_keyword_is_recorded_and_off_by_default(bars):  # noqa: F811
     from veinscope.compare import compare
 
     b, f = bars
     c = compare(b, f, px_per_mm=10.0)
-    assert c.params["matting_end_beyond_mm"] == 2.0
-    off = compare(b, f, px_per_mm=10.0, matting_end_beyond_mm=0.0)
-    assert off.params["matting_end_beyond_mm"] == 0.0
-    assert off.to_dict()["matting"] == c.to_dict()["matting"]
+    assert c.params["matting_end_beyond_mm"] == 0.0
+    on = compare(b, f, px_per_mm=10.0, matting_end_beyond_mm=2.0)
+    assert on.params["matting_end_beyond_mm"] == 2.0
+    assert on.to_dict()["matting"] == c.to_dict()["matting"]
+
+
+@pytest.mark.xfail(strict=True, reason="the rule reads only the course the engine joins: this thread's part beyond the "
+                   "cleared vein's place is a course of its own (no fine follow-up vessel found across the place), so "
+                   "the patch's course (6.3 mm, all inside it) does not run on and the patch reads as matting (session 38)")
+def test_a_new_thread_beyond_a_cleared_veins_place_is_still_its_end_with_the_rule():
+    # tests/test_compare.py's analytic thread (seed 0): with the rule on the whole suite stopped
+    # here (one matting patch of 20.1 mm²), which is why the rule is off
+    from tests.test_compare import PPM as PPM_T
+    from tests.test_compare import _thread_from_a_cleared_vein
+    from veinscope.compare import compare
+
+    b, f = _thread_from_a_cleared_vein(0)
+    c = compare(b, f, px_per_mm=PPM_T, matting_end_beyond_mm=2.0)
+    assert c.matting["patches"] == 0 and c.matting["area_mm2"] == 0
 
 
 @pytest.mark.slow
@@ -99,6 +114,5 @@ def test_generated_new_thread_from_a_cleared_vein_is_still_a_new_vessel_with_the
     b, f, ppm, truth_mm2, _ = _series_pair(360, 2)
     kw = _series_compare_kw(b, f, ppm)
     assert truth_mm2 == 0
-    on = compare(b, f, **kw)
-    assert on.params["matting_end_beyond_mm"] == 2.0
+    on = compare(b, f, matting_end_beyond_mm=2.0, **kw)
     assert on.matting["patches"] == 0 and on.matting["area_mm2"] == 0

@@ -17,6 +17,7 @@ the change map (matting magenta, staining brown, not compared grey, cleared blue
 green, new vessels yellow) with the truth's matting outlined in white and its staining in cyan.
 
     PYTHONPATH=src .venv/bin/python benchmarks/diag_matting_pairs.py --n 12 --seed0 380 --png /tmp/dx35_png
+    PYTHONPATH=src .venv/bin/python benchmarks/diag_matting_pairs.py --n 6 --seed0 300 --size 2400 1800   # whole-leg photos
 
 (session 35, helper dx35: why the unseen series 380-391 read matting 43.7 %).
 """
@@ -103,6 +104,7 @@ def main(argv=None) -> int:
     ap.add_argument("--png", type=Path, default=None, help="write each pair's sheet to this folder")
     ap.add_argument("--json", metavar="PATH", help="write the per-pair rows to PATH")
     ap.add_argument("--compare-set", action="append", default=[], metavar="KEY=VALUE", help="a compare keyword (repeatable)")
+    ap.add_argument("--size", type=int, nargs=2, default=(800, 600), metavar=("W", "H"), help="the series' photo size (2400 1800: whole-leg photos)")
     args = ap.parse_args(argv)
     from bench_synth_accuracy import analyze_options
 
@@ -114,7 +116,7 @@ def main(argv=None) -> int:
     print(hdr)
     rows = []
     for seed in range(args.seed0, args.seed0 + args.n):
-        for r in pair_rows(seed, args.png, c_opts=c_opts):
+        for r in pair_rows(seed, args.png, size=tuple(args.size), c_opts=c_opts):
             rows.append(r)
             if r["refused"]:
                 print(f"{r['case']:>6} refused")

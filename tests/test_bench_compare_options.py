@@ -125,3 +125,35 @@ def test_series_on_one_skin_type_report_the_improvement_by_type(tmp_path, capsys
     assert bench_compare.main(["--source", "series", "--n", "1", "--seed0", "300", "--size", "400", "300", "--sessions", "2",
                                "--json", str(out)]) == 0
     assert [r.get("skin_type") for r in json.loads(out.read_text()) if not r["refused"]] == [drawn]
+
+
+# ---- the series' staining / matting truth on the skin both photos show (session 38) -----------
+def test_series_side_effect_truth_counts_only_the_skin_the_baseline_shows():
+    """A follow-up's stain or patch where the baseline shows no skin (its card, its background)
+    cannot be judged new since the baseline: the truth ``bench_compare`` scores staining and
+    matting against leaves it out, as the generator's improvement leaves out vessels outside
+    either photo; the baseline's whole frame is kept as the ``*_truth_frame`` figure."""
+    import cv2
+
+    import bench_compare
+
+    ser = bench_compare.benchmark_series(300, (800, 600), 2)
+    b = ser.photos[0]
+    m, n = b.skin_mask.shape
+    assert 0.01 < (~b.skin_mask).mean() < 0.5  # this baseline shows some background
+    kernel = np.ones((7, 7), np.uint8)
+    h_b2s = np.asarray(ser.changes[0]["homography_baseline_to_session"])
+
+    def on_followup(mask_on_baseline_grid):
+        eroded = cv2.erode(mask_on_baseline_grid.astype(np.uint8), kernel)
+        return cv2.warpPerspective(eroded, h_b2s, (n, m), flags=cv2.INTER_NEAREST) > 0
+
+    off_skin = on_followup(~b.skin_mask)
+    assert off_skin.sum() > 500
+    frame = bench_compare.area_on_baseline_mm2(ser, 1, off_skin, both_skin=False)
+    assert frame > 1.0
+    assert bench_compare.area_on_baseline_mm2(ser, 1, off_skin) == 0.0
+    on_skin = on_followup(b.skin_mask)
+    both = bench_compare.area_on_baseline_mm2(ser, 1, on_skin)
+    assert both > 100.0
+    assert both == pytest.approx(bench_compare.area_on_baseline_mm2(ser, 1, on_skin, both_skin=False), rel=0.01)

@@ -937,6 +937,8 @@ def test_a_follow_up_of_the_wrong_leg_gives_way_to_the_right_photo_of_the_same_s
         assert again is not None and again.figures["photos"]["followup"] == "right_leg.jpg"
         rows = sup.progress_rows(store, "P-LEG", "calf", cache=cache)
         assert rows[1]["compared"] and rows[1]["improvement_pct"] == view.figures["improvement_pct"]
+        right = next(p for p in store.list_photos(session_id=b.id) if p.original_name == "right_leg.jpg")
+        assert rows[1]["photo_id"] == right.id  # its lengths are the right photo's, not the wrong leg's
         assert sorted(p.original_name for p in store.list_photos(session_id=b.id)) == ["right_leg.jpg", "wrong_leg.jpg"]
     finally:
         store.close()

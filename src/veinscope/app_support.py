@@ -1039,6 +1039,20 @@ def registration_status(figures: dict) -> tuple[str, str]:
 
 # ----------------------------------------------------------------------------------------------
 # progress of a site
+def _compared_photo(store, session_id: int, comparison: dict | None):
+    """The photo of a session its comparison with the first used (by its file name), else :func:`session_photo`.
+
+    A later photo stands in when the first was refused (:func:`_photo_pairs`): the row's lengths are then
+    that photo's, not those of the photo of the wrong place.
+    """
+    used = ((comparison or {}).get("photos") or {}).get("followup")
+    if used:
+        for p in sorted(store.list_photos(session_id=session_id), key=lambda p: p.id):
+            if p.original_name == used:
+                return p
+    return session_photo(store, session_id)
+
+
 def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = None) -> list[dict[str, Any]]:
     """One row per session of a site, oldest first: date, figures of its photo, change vs the first session.
 
@@ -1051,7 +1065,8 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
     rows = []
     base = sessions[0] if sessions else None
     for s in sessions:
-        p = session_photo(store, s.id)
+        cmp_ = saved.get((base.id, s.id)) if base is not None and s.id != base.id else None
+        p = _compared_photo(store, s.id, cmp_)
         fig = store.get_analysis(p.id) if p is not None else None
         classes = (fig or {}).get("classes") or {}
         row: dict[str, Any] = {"session_id": s.id, "session_date": s.session_date.isoformat(),
@@ -1060,7 +1075,6 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
         for cls in (*CLASSES, "total"):
             row[f"{cls}_length_mm"] = (classes.get(cls) or {}).get("length_mm")
         row["total_coverage_pct"] = (classes.get("total") or {}).get("coverage_pct")
-        cmp_ = saved.get((base.id, s.id)) if base is not None and s.id != base.id else None
         if s is base:
             row.update(improvement_pct=0.0, grade=None, staining_mm2=0.0, matting_mm2=0.0, compared=True)
             for cls in CLASSES:

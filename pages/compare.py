@@ -28,9 +28,13 @@ if before.id == after.id:
 view = sup.cached_comparison(store, cache, before.id, after.id) if before.session_date <= after.session_date \
     else sup.cached_comparison(store, cache, after.id, before.id)
 if view is None:
-    st.info("These sessions have not been compared yet. Comparing aligns the later photo onto the first and "
-            "measures what changed (about 20-30 s).")
-    if st.button("Compare these sessions", key="compare_run", type="primary"):
+    prompt = st.empty()  # cleared once compared: "not compared yet" is not left above the figures
+    with prompt.container():
+        st.info("These sessions have not been compared yet. Comparing aligns the later photo onto the first and "
+                "measures what changed (about 20-30 s).")
+        run = st.button("Compare these sessions", key="compare_run", type="primary")
+    if run:
+        prompt.empty()
         with st.status("Comparing: aligning the photos, matching the light, measuring...", expanded=False) as status:
             try:
                 view = sup.compare_sessions(store, cache, before.id, after.id)
@@ -76,8 +80,4 @@ with tab3:
 with tab4:
     for line in sup.comparison_summary(fig):
         st.markdown(f"- {line}")
-    by = fig.get("improvement_by_class") or {}
-    st.dataframe([{"vessels": sup.CLASS_INFO[c][0],
-                   "improvement (%)": None if by.get(c) is None else round(by[c], 1),
-                   "baseline length (mm)": ((fig.get("lengths") or {}).get("by_class_mm") or {}).get(c, {}).get("baseline")}
-                  for c in sup.CLASSES], hide_index=True, width="stretch", key="compare_table", placeholder="-")
+    st.dataframe(sup.comparison_class_table(fig), hide_index=True, width="stretch", key="compare_table", placeholder="-")

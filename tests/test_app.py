@@ -893,3 +893,73 @@ def test_report_says_a_refused_session_cannot_be_compared(tmp_path):
         assert "not been compared with the first yet" not in text and "cannot be compared" in text, text[:600]
     finally:
         store.close()
+
+
+def test_a_follow_up_of_the_wrong_leg_gives_way_to_the_right_photo_of_the_same_session(tmp_path):
+    """A follow-up photo of the other leg is refused; the practitioner imports the right photo into the
+    same session (no photo can be taken out of a session in the app). Until session 38 the first photo
+    stood for the session for ever: the comparison stayed refused and Progress / the PDF said so
+    (found by hand, helper qa38). Now the right photo is compared, and the message of a refusal says
+    what to do in the app. Nothing saved is lost: both photos and their analyses stay."""
+    from PIL import Image
+
+    from tests._followup import moved_copy
+    from veinscope.synth import generate_photo
+
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-LEG")
+        base = generate_photo(seed=31, size=(960, 720), card=False)
+        other_leg = generate_photo(seed=77, size=(960, 720), card=False)
+        buf = io.BytesIO()
+        Image.fromarray(moved_copy(base.rgb)).save(buf, format="JPEG", quality=90)
+        for day, name, data in (("2026-01-05", "before.jpg", base.jpeg), ("2026-03-02", "wrong_leg.jpg", other_leg.jpeg)):
+            [out] = sup.import_uploads(store, cache, "P-LEG", "calf", day, [(name, data)], px_per_mm=8.0)
+            assert out.ok, out.message
+        a, b = store.list_sessions("P-LEG", "calf")
+        with pytest.raises(sup.NotComparable, match="do not seem to show the same area") as refused:
+            sup.compare_sessions(store, cache, a.id, b.id)
+        assert "import the right photo into the same session" in str(refused.value), str(refused.value)
+        assert "2026-03-02" in str(refused.value)
+        assert str(refused.value).count("cannot be compared") == 1, str(refused.value)  # not "...: These photos..."
+        assert sup.refused_comparison(store, cache, a.id, b.id) is not None
+
+        [out] = sup.import_uploads(store, cache, "P-LEG", "calf", "2026-03-02", [("right_leg.jpg", buf.getvalue())],
+                                   px_per_mm=8.0)
+        assert out.ok, out.message
+        assert sup.refused_comparison(store, cache, a.id, b.id) is None  # offered again on Progress
+        assert sup.cached_comparison(store, cache, a.id, b.id) is None
+        view = sup.compare_sessions(store, cache, a.id, b.id)
+        assert view.figures["photos"] == {"baseline": "before.jpg", "followup": "right_leg.jpg"}
+        assert view.figures["improvement_pct"] is not None
+        again = sup.cached_comparison(store, cache, a.id, b.id)
+        assert again is not None and again.figures["photos"]["followup"] == "right_leg.jpg"
+        rows = sup.progress_rows(store, "P-LEG", "calf", cache=cache)
+        assert rows[1]["compared"] and rows[1]["improvement_pct"] == view.figures["improvement_pct"]
+        right = next(p for p in store.list_photos(session_id=b.id) if p.original_name == "right_leg.jpg")
+        assert rows[1]["photo_id"] == right.id  # its lengths are the right photo's, not the wrong leg's
+        assert sorted(p.original_name for p in store.list_photos(session_id=b.id)) == ["right_leg.jpg", "wrong_leg.jpg"]
+    finally:
+        store.close()
+
+
+def test_compare_page_clears_not_compared_yet_once_compared(app, monkeypatch):
+    """The walk of session 38 (helper qa38): after "Compare these sessions" the page showed the figures
+    under "These sessions have not been compared yet" and the button; the prompt now goes once compared.
+    The Figures tab's baseline lengths have one decimal (93.6 mm, not 93.615)."""
+    real_cached = sup.cached_comparison
+    monkeypatch.setattr(sup, "cached_comparison", lambda *a, **k: None)
+    monkeypatch.setattr(sup, "compare_sessions", lambda store, cache, a, b: real_cached(store, cache, a, b))
+    _open_demo(app, "pages/compare.py")
+    app.selectbox(key="compare_site").set_value("site a")
+    app.run()
+    _ok(app)
+    assert any("not been compared yet" in i.value for i in app.info)
+    app.button(key="compare_run").click()
+    app.run()
+    _ok(app)
+    assert {m.label for m in app.metric} == {"Improvement", "Grade", "Staining", "Matting"}
+    assert not any("not been compared yet" in i.value for i in app.info), [i.value for i in app.info]
+    lengths = app.dataframe[0].value["baseline length (mm)"].dropna()
+    assert len(lengths) and all(round(v, 1) == v for v in lengths), list(lengths)

@@ -143,3 +143,18 @@ def test_pdf_caption_says_an_improvement_needs_enough_vessels():
 
     floor = inspect.signature(compare).parameters["min_baseline_mm"].default
     assert f"at least {floor:g} mm of vessel" in pdf._FIGURES_NOTE
+
+
+def test_progress_chart_says_when_no_side_effect_was_found():
+    """All staining and matting 0 mm² (the demo patient's site b): the panel's axis ran 0-0.05 mm², a fine
+    scale that read as something measured (helper qa38, session 38). It now says none was found, on 0-1 mm²."""
+    rows = [dict(_row("2026-01-05", [55.0, 64.0, 63.0, 131.0], 0.0), compared=True),
+            dict(_row("2026-02-04", [50.0, 60.0, 60.0, 100.0]), compared=False),
+            dict(_row("2026-03-08", [20.0, 30.0, 10.0, 50.0], 86.0), compared=True)]
+    fig = progress_figure(rows)
+    side = fig.axes[2]
+    assert any("no staining or matting found" in t.get_text() for t in side.texts), [t.get_text() for t in side.texts]
+    assert side.get_ylim()[1] >= 1.0
+    rows[2]["matting_mm2"] = 10.4  # something found: no such note, the axis fits the data
+    side = progress_figure(rows).axes[2]
+    assert not any("no staining or matting" in t.get_text() for t in side.texts)

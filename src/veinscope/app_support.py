@@ -51,6 +51,7 @@ __all__ = [
     "check_upload",
     "class_table",
     "compare_sessions",
+    "comparison_class_table",
     "comparison_summary",
     "demo_folder",
     "erase_patient",
@@ -774,29 +775,58 @@ def _from_png(data: bytes) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
-def cached_comparison(store, cache: DerivedCache, session_a: int, session_b: int) -> CompareView | None:
-    """The comparison of two sessions if it was computed before (no computing here)."""
-    pa, pb = session_photo(store, session_a), session_photo(store, session_b)
-    if pa is None or pb is None:
-        return None
-    d = cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")
+def _photo_pairs(store, session_a: int, session_b: int) -> list[tuple[Any, Any]]:
+    """The photo pairs that may stand for two sessions in a comparison, in the order they are tried.
+
+    The first photo imported in each session first (:func:`session_photo`); then the baseline's
+    first photo with the follow-up's later photos, then the baseline's later photos. A pair
+    refused as not the same skin gives way to the next: a follow-up photo of the other leg,
+    followed by the right one imported into the same session, is compared with the right one
+    (until session 38 the first photo was compared for ever and refused for ever, and no photo
+    can be taken out of a session in the app).
+    """
+    pas = sorted(store.list_photos(session_id=session_a), key=lambda p: p.id)
+    pbs = sorted(store.list_photos(session_id=session_b), key=lambda p: p.id)
+    return [(pa, pb) for pa in pas for pb in pbs]
+
+
+def _pair_folder(cache: DerivedCache, pa, pb) -> Path:
+    return cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")
+
+
+def _pair_refusal(cache: DerivedCache, pa, pb) -> str | None:
     try:
-        figures = json.loads((d / "comparison.json").read_text())
-        return CompareView(figures, (d / "change_map.png").read_bytes(), (d / "side_by_side.png").read_bytes(),
-                           _from_png((d / "before.png").read_bytes()), _from_png((d / "after.png").read_bytes()))
-    except (OSError, ValueError):
+        return (_pair_folder(cache, pa, pb) / "refused.txt").read_text()
+    except OSError:
         return None
+
+
+def cached_comparison(store, cache: DerivedCache, session_a: int, session_b: int) -> CompareView | None:
+    """The comparison of two sessions if it was computed before (no computing here).
+
+    Pairs of photos refused as not comparable are passed over (:func:`_photo_pairs`).
+    """
+    for pa, pb in _photo_pairs(store, session_a, session_b):
+        d = _pair_folder(cache, pa, pb)
+        try:
+            figures = json.loads((d / "comparison.json").read_text())
+            return CompareView(figures, (d / "change_map.png").read_bytes(), (d / "side_by_side.png").read_bytes(),
+                               _from_png((d / "before.png").read_bytes()), _from_png((d / "after.png").read_bytes()))
+        except (OSError, ValueError):
+            if _pair_refusal(cache, pa, pb) is None:
+                return None
+    return None
 
 
 def refused_comparison(store, cache: DerivedCache, session_a: int, session_b: int) -> str | None:
-    """The message with which the photos of two sessions were refused as not comparable, if they were."""
-    pa, pb = session_photo(store, session_a), session_photo(store, session_b)
-    if pa is None or pb is None:
-        return None
-    try:
-        return (cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}") / "refused.txt").read_text()
-    except OSError:
-        return None
+    """The message with which the photos of two sessions were refused as not comparable, if every pair was."""
+    first = None
+    for pa, pb in _photo_pairs(store, session_a, session_b):
+        why = _pair_refusal(cache, pa, pb)
+        if why is None:
+            return None
+        first = first or why
+    return first
 
 
 def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int) -> CompareView:
@@ -805,10 +835,9 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
     Raises
     ------
     NotComparable
-        Different sites, a session without photos, or photos that do not show the same skin.
+        Different sites, a session without photos, or photos that do not show the same skin
+        (every pair of their photos, :func:`_photo_pairs`).
     """
-    from veinscope.errors import VeinScopeError
-
     sa, sb = store.get_session(session_a), store.get_session(session_b)
     if sa.patient_id != sb.patient_id or sa.site_id != sb.site_id:
         raise NotComparable("These two sessions are of different sites: only photos of the same site can be compared.")
@@ -819,10 +848,34 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
     have = cached_comparison(store, cache, sa.id, sb.id)
     if have is not None:
         return have
-    pa, pb = session_photo(store, sa.id), session_photo(store, sb.id)
-    if pa is None or pb is None:
+    pairs = _photo_pairs(store, sa.id, sb.id)
+    if not pairs:
         raise NotComparable("One of the sessions has no photo yet: add a photo to it first.")
+    refusals = []
+    for pa, pb in pairs:
+        why = _pair_refusal(cache, pa, pb)
+        if why is None:
+            try:
+                return _compare_photos(store, cache, sa, sb, pa, pb)
+            except NotComparable as exc:
+                why = str(exc)
+        refusals.append(why)
+    raise NotComparable(_refusal_message(refusals[0], sa, sb, len(pairs)))
+
+
+def _refusal_message(why: str, sa, sb, n_pairs: int) -> str:
+    """What to tell the practitioner when the photos of two sessions were refused, and what to do in the app."""
+    why = why.removeprefix("These photos cannot be compared: ")
+    what = "These photos cannot be compared" if n_pairs == 1 else f"None of the {n_pairs} pairs of photos can be compared"
+    return (f"{what}: {why} If a photo of the wrong place was imported, import the right photo into the same "
+            f"session (same date, {sb.session_date.isoformat()}, or {sa.session_date.isoformat()} for the "
+            "baseline): it is compared instead.")
+
+
+def _compare_photos(store, cache: DerivedCache, sa, sb, pa, pb) -> CompareView:
+    """Compare photo ``pb`` of session ``sb`` with photo ``pa`` of session ``sa``; kept, or refused and kept so."""
     from veinscope.compare import compare
+    from veinscope.errors import VeinScopeError
     from veinscope.report.change_map import render_change_map, render_side_by_side
 
     base_fig = store.get_analysis(pa.id)
@@ -849,7 +902,7 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
         d = cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")
         d.mkdir(parents=True, exist_ok=True)
         cache._write(d / "refused.txt", str(exc).encode())  # not offered again for the same two photos
-        raise NotComparable(f"These photos cannot be compared: {exc}") from None
+        raise NotComparable(str(exc)) from None
     figures = c.to_dict()
     figures["photos"] = {"baseline": pa.original_name, "followup": pb.original_name}
     store.save_comparison(sa.id, sb.id, figures)
@@ -931,6 +984,18 @@ def side_by_side_caption(figures: dict) -> str:
             f"(grey: not in the later photo). {grid}")
 
 
+def comparison_class_table(figures: dict) -> list[dict[str, Any]]:
+    """Compare's Figures tab: per class, the improvement (%) and the baseline length (mm), one decimal each.
+
+    Until session 38 the page showed the length with three decimals (93.615 mm) beside improvements
+    with one: a precision the photos do not have.
+    """
+    by = figures.get("improvement_by_class") or {}
+    base_mm = (figures.get("lengths") or {}).get("by_class_mm") or {}
+    return [{"vessels": CLASS_INFO[c][0], "improvement (%)": _num(by.get(c), 1),
+             "baseline length (mm)": _num((base_mm.get(c) or {}).get("baseline"), 1)} for c in CLASSES]
+
+
 def comparison_summary(figures: dict) -> list[str]:
     """The comparison in plain sentences (for the app and the patient report)."""
     out = []
@@ -974,6 +1039,20 @@ def registration_status(figures: dict) -> tuple[str, str]:
 
 # ----------------------------------------------------------------------------------------------
 # progress of a site
+def _compared_photo(store, session_id: int, comparison: dict | None):
+    """The photo of a session its comparison with the first used (by its file name), else :func:`session_photo`.
+
+    A later photo stands in when the first was refused (:func:`_photo_pairs`): the row's lengths are then
+    that photo's, not those of the photo of the wrong place.
+    """
+    used = ((comparison or {}).get("photos") or {}).get("followup")
+    if used:
+        for p in sorted(store.list_photos(session_id=session_id), key=lambda p: p.id):
+            if p.original_name == used:
+                return p
+    return session_photo(store, session_id)
+
+
 def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = None) -> list[dict[str, Any]]:
     """One row per session of a site, oldest first: date, figures of its photo, change vs the first session.
 
@@ -986,7 +1065,8 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
     rows = []
     base = sessions[0] if sessions else None
     for s in sessions:
-        p = session_photo(store, s.id)
+        cmp_ = saved.get((base.id, s.id)) if base is not None and s.id != base.id else None
+        p = _compared_photo(store, s.id, cmp_)
         fig = store.get_analysis(p.id) if p is not None else None
         classes = (fig or {}).get("classes") or {}
         row: dict[str, Any] = {"session_id": s.id, "session_date": s.session_date.isoformat(),
@@ -995,7 +1075,6 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
         for cls in (*CLASSES, "total"):
             row[f"{cls}_length_mm"] = (classes.get(cls) or {}).get("length_mm")
         row["total_coverage_pct"] = (classes.get("total") or {}).get("coverage_pct")
-        cmp_ = saved.get((base.id, s.id)) if base is not None and s.id != base.id else None
         if s is base:
             row.update(improvement_pct=0.0, grade=None, staining_mm2=0.0, matting_mm2=0.0, compared=True)
             for cls in CLASSES:

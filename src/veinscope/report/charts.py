@@ -41,6 +41,20 @@ def _series(rows, key):
     return xs, ys
 
 
+def _say_no_side_effects(ax, rows) -> None:
+    """All side-effect areas measured are 0: say so, on a 0-1 mm² axis.
+
+    matplotlib spread all-zero data over 0-0.05 mm², a fine scale that read as something measured
+    (the demo patient's site b, helper qa38's walk of session 38).
+    """
+    areas = [v for r in rows[1:] if r.get("compared") for v in (r.get("staining_mm2"), r.get("matting_mm2"))
+             if isinstance(v, (int, float))]
+    if areas and not any(areas):
+        ax.set_ylim(0.0, 1.0)
+        ax.text(0.5, 0.5, "no staining or matting found at the sessions compared", transform=ax.transAxes,
+                ha="center", va="center", fontsize=9, color="0.35")
+
+
 def progress_figure(rows: Sequence[dict[str, Any]], *, title: str = "", width_in: float = 9.0) -> Figure:
     """Three panels over the session dates: improvement vs the first session (overall and per
     class, %), visible vessel length per class (mm), staining and matting area (mm²).
@@ -112,6 +126,7 @@ def progress_figure(rows: Sequence[dict[str, Any]], *, title: str = "", width_in
     if unsized:
         ax3.text(0.99, 0.95, f"no scale, so no area for {', '.join(unsized)} (patches found are marked on its change map)",
                  transform=ax3.transAxes, ha="right", va="top", fontsize=8, color="0.35")
+    _say_no_side_effects(ax3, rows)
     ax3.legend(fontsize=8, loc="upper left")
     ax3.set_title("Side effects compared with the first session", fontsize=10)
     ax3.set_xlabel("session date")

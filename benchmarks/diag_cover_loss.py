@@ -157,7 +157,14 @@ def pair(ser, k, opts=None, b_opts=None, c_opts=None, crops=None, tag=""):
     off = sk1 & (dsk[iy, ix] <= 0.5 * dia + 3.0)
     out["skel_off"], out["skel_far"] = float(w[off].sum()), float(w[sk1 & ~off].sum())
     out["skel_off_clr"], out["skel_far_clr"] = float(w[off & ~tk].sum()), float(w[sk1 & ~off & ~tk].sum())
-    out["T"], out["step"] = T, step
+    # compare's reading of each counted truth point: its nearest counted centreline point
+    # within 3 px, 0 visible, 1 cleared (-1 not counted)
+    cnt_i = np.flatnonzero(st <= 1)
+    cread = np.full(len(T), -1)
+    if cnt_i.size:
+        dd, jj = cKDTree(np.c_[ys[cnt_i], xs[cnt_i]].astype(float)).query(yx)
+        cread = np.where(dd <= 3.0, st[cnt_i[jj]], -1)
+    out["T"], out["step"], out["cread"] = T, step, cread
     # overlap band: distance of the not-compared (overlap) points to the compared area's edge
     if crops is not None:
         _crops(b.rgb, T, step, cmp_area, a_b, skel, crops, tag, ppm)
@@ -222,7 +229,7 @@ def main(argv=None) -> int:
         for k in range(1, 2 if args.first_only else len(ser.photos)):
             o = pair(ser, k, opts, b_opts, c_opts, args.crops, f"{seed}_{k}")
             rows.append(o)
-            saved[f"{seed}_{k}_T"], saved[f"{seed}_{k}_step"] = o["T"], o["step"]
+            saved[f"{seed}_{k}_T"], saved[f"{seed}_{k}_step"], saved[f"{seed}_{k}_cread"] = o["T"], o["step"], o["cread"]
             f = (lambda v: "     -" if v is None else f"{v:6.1f}")
             print(f"{seed}/{k:<3d} {f(o['imp'])} {f(o['truth'])} {o['base']:6.0f} | " + " ".join(f"{100 * o[s] / max(o['base'], 1e-9):7.1f}" for s in STEPS), flush=True)
     tot = sum(o["base"] for o in rows)

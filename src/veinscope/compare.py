@@ -474,10 +474,11 @@ def compare(
         The baseline's centrelines (the improvement, the vessels' statuses and their pixels in
         the change map) are compared over the skin both photos' analyses show, at full
         resolution: the baseline's skin mask and the follow-up's carried over, within the
-        follow-up photo's frame, eroded by the tolerance (:func:`_skin_overlap`), instead of
-        the registration's overlap, which is found at its working resolution (about 1000 px),
-        eroded 3 of its pixels and leaves both photos' cards out with a 4 mm margin for its
-        landmarks; a vessel beside the follow-up's card is in plain view in both photos. On
+        follow-up photo's frame, eroded as far as the registration's overlap is (3 pixels of
+        its working resolution, at least the tolerance; :func:`_skin_overlap`), instead of that
+        overlap itself, which is found at its working resolution (about 1000 px) and leaves
+        both photos' cards out with a 4 mm margin for its landmarks; a vessel beside the
+        follow-up's card is in plain view in both photos. On
         whole-leg photos about 7 % of the baseline's vessel length lay in that band (the
         generated series at 2400 x 1800, seeds 300-305), and its faint vessels clear more than
         the rest. Staining, matting and new vessels keep the registration's overlap. Off by
@@ -748,7 +749,13 @@ def compare(
         chroma_maps = (_Maps(replace(o_b, rgb=_chroma_from_luma(b_rgb, near_v))), _Maps(replace(o_f, rgb=_chroma_from_luma(aligned_n, near_v))))
     else:
         chroma_maps = None
-    fad_area = _skin_overlap(a_b.skin, a_f.skin, valid_f, reg, int(math.ceil(tol_px))) if fading_skin_overlap else cmp_area
+    if fading_skin_overlap:
+        # the edges kept as far in as the registration's overlap keeps them (its erosion at its
+        # working resolution), at least the tolerance
+        sb = float(reg.params.get("scale_baseline") or 1.0)
+        fad_area = _skin_overlap(a_b.skin, a_f.skin, valid_f, reg, int(math.ceil(max(tol_px, _OVERLAP_EDGE_WORK_PX / sb))))
+    else:
+        fad_area = cmp_area
     fad = _fading(a_b, mb, mf, fad_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
                   by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin), stain_blood=bool(stain_blood_check),
                   stain_margin=float(stain_blood_margin), chroma_maps=chroma_maps)
@@ -891,6 +898,9 @@ _WHOLE_MAX_PX = 2_600_000
 _TILE_PX = 128
 #: Largest number of tiles the skin statistics (noise, texture) are taken from on large photos.
 _N_WINDOWS = 16
+#: The registration's overlap is eroded by this many pixels of its working resolution (its 7 x 7
+#: square, :func:`veinscope.register._overlap`): ``fading_skin_overlap`` keeps the same edges.
+_OVERLAP_EDGE_WORK_PX = 3
 
 
 def _clipped_red(rgb: np.ndarray, skin: np.ndarray, code: int, *, rel: float = 0.25) -> np.ndarray:
@@ -1005,8 +1015,10 @@ def _skin_overlap(b_skin: np.ndarray, f_skin: np.ndarray, valid_f: np.ndarray, r
     ``b_skin`` (M, N) bool the baseline's skin mask; ``f_skin`` (M', N') bool the follow-up's,
     on its own grid, carried over by ``reg`` (nearest neighbour); ``valid_f`` (M, N) bool the
     follow-up photo's frame on the baseline's grid. Each analysis left its photo's card out with
-    its own margin; the result is eroded by ``r_px`` (the tolerance: the alignment's error at
-    the skin's edge), outside the photo counting as background. Returns (M, N) bool.
+    its own margin; the result is eroded by ``r_px`` (compare: as far as the registration's
+    overlap, at least the tolerance: the alignment's error and the warp's interpolation at the
+    skin's and the frame's edges), outside the photo counting as background. Returns (M, N)
+    bool.
     """
     f_on_b = reg.warp(np.asarray(f_skin, bool).view(np.uint8), interpolation="nearest", fill=0).view(bool)
     both = b_skin & f_on_b & valid_f

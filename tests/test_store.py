@@ -773,3 +773,21 @@ def test_cli_check_export_erase_of_a_database_that_does_not_exist_say_so(tmp_pat
     assert main(["db", "init", "--data-dir", str(nowhere)]) == 0
     assert main(["db", "check", "--data-dir", str(nowhere)]) == 0
     assert "store is consistent" in capsys.readouterr().out
+
+
+def test_demo_photo_with_the_card_is_measured_on_its_card_not_a_scale_by_hand(store, tmp_path):
+    """A sidecar that says the photo shows the calibration card (the generator's truth does) does
+    not enter its ``px_per_mm`` as a scale by hand: the app showed "Scale entered by hand" on the
+    demo patient, whose photos all carry the card (helper qa38, session 38)."""
+    (tmp_path / "legs").mkdir()
+    (tmp_path / "legs" / "leg0.png").write_bytes(make_photo(40))
+    (tmp_path / "legs" / "leg0_truth.json").write_text(json.dumps({"px_per_mm": 9.5, "session": 0, "card": {"px_per_mm": 9.5}}))
+    seen = []
+
+    def analyze_seen(photo, *, px_per_mm=None):
+        seen.append(px_per_mm)
+        return fake_analyze(photo, px_per_mm=px_per_mm)
+
+    res = store.load_demo_patient(tmp_path / "legs", code="DEMO-C", analyze=analyze_seen)
+    assert [r.status for r in res] == ["imported"]
+    assert seen == [None]

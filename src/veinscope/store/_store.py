@@ -1072,7 +1072,10 @@ class Store:
         Files named ``<photo stem>_<anything>`` (truth masks and the like) are not photos.
         A ``<stem>_truth.json`` beside a photo may give ``px_per_mm`` (the scale) and
         ``params.days_since_baseline`` or ``session`` (the session date after ``baseline_date``);
-        without it sessions follow the file order, 5 weeks apart.
+        without it sessions follow the file order, 5 weeks apart. A photo whose sidecar says it
+        shows the calibration card (``card``, as the generator's truth does) is measured on its
+        card, as a practitioner's photo is: its ``px_per_mm`` is not entered as a scale by hand
+        (session 38: the demo read "Scale entered by hand" where nobody entered one).
         """
         folder = Path(folder)
         if not folder.is_dir():
@@ -1095,7 +1098,7 @@ class Store:
             for k, path in enumerate(photos):
                 meta = _sidecar(path)
                 px = meta.get("px_per_mm")
-                px = float(px) if isinstance(px, (int, float)) and px > 0 else None
+                px = float(px) if isinstance(px, (int, float)) and px > 0 and not meta.get("card") else None
                 days = (meta.get("params") or {}).get("days_since_baseline")
                 if not isinstance(days, int):
                     days = 35 * int(meta["session"]) if isinstance(meta.get("session"), int) else 35 * k

@@ -895,25 +895,32 @@ def test_report_says_a_refused_session_cannot_be_compared(tmp_path):
         store.close()
 
 
+def _leg_and_other_leg():
+    """A generated leg, another leg, and the first one's moved copy (JPEG bytes): a follow-up of the
+    wrong leg and of the right one."""
+    from PIL import Image
+
+    from tests._followup import moved_copy
+    from veinscope.synth import generate_photo
+
+    base = generate_photo(seed=31, size=(960, 720), card=False)
+    other_leg = generate_photo(seed=77, size=(960, 720), card=False)
+    buf = io.BytesIO()
+    Image.fromarray(moved_copy(base.rgb)).save(buf, format="JPEG", quality=90)
+    return base, other_leg, buf.getvalue()
+
+
 def test_a_follow_up_of_the_wrong_leg_gives_way_to_the_right_photo_of_the_same_session(tmp_path):
     """A follow-up photo of the other leg is refused; the practitioner imports the right photo into the
     same session (no photo can be taken out of a session in the app). Until session 38 the first photo
     stood for the session for ever: the comparison stayed refused and Progress / the PDF said so
     (found by hand, helper qa38). Now the right photo is compared, and the message of a refusal says
     what to do in the app. Nothing saved is lost: both photos and their analyses stay."""
-    from PIL import Image
-
-    from tests._followup import moved_copy
-    from veinscope.synth import generate_photo
-
     store = sup.open_app_store(tmp_path / "data")
     try:
         cache = sup.DerivedCache.for_store(store)
         store.add_patient("P-LEG")
-        base = generate_photo(seed=31, size=(960, 720), card=False)
-        other_leg = generate_photo(seed=77, size=(960, 720), card=False)
-        buf = io.BytesIO()
-        Image.fromarray(moved_copy(base.rgb)).save(buf, format="JPEG", quality=90)
+        base, other_leg, moved = _leg_and_other_leg()
         for day, name, data in (("2026-01-05", "before.jpg", base.jpeg), ("2026-03-02", "wrong_leg.jpg", other_leg.jpeg)):
             [out] = sup.import_uploads(store, cache, "P-LEG", "calf", day, [(name, data)], px_per_mm=8.0)
             assert out.ok, out.message
@@ -925,7 +932,7 @@ def test_a_follow_up_of_the_wrong_leg_gives_way_to_the_right_photo_of_the_same_s
         assert str(refused.value).count("cannot be compared") == 1, str(refused.value)  # not "...: These photos..."
         assert sup.refused_comparison(store, cache, a.id, b.id) is not None
 
-        [out] = sup.import_uploads(store, cache, "P-LEG", "calf", "2026-03-02", [("right_leg.jpg", buf.getvalue())],
+        [out] = sup.import_uploads(store, cache, "P-LEG", "calf", "2026-03-02", [("right_leg.jpg", moved)],
                                    px_per_mm=8.0)
         assert out.ok, out.message
         assert sup.refused_comparison(store, cache, a.id, b.id) is None  # offered again on Progress
@@ -940,6 +947,73 @@ def test_a_follow_up_of_the_wrong_leg_gives_way_to_the_right_photo_of_the_same_s
         right = next(p for p in store.list_photos(session_id=b.id) if p.original_name == "right_leg.jpg")
         assert rows[1]["photo_id"] == right.id  # its lengths are the right photo's, not the wrong leg's
         assert sorted(p.original_name for p in store.list_photos(session_id=b.id)) == ["right_leg.jpg", "wrong_leg.jpg"]
+    finally:
+        store.close()
+
+
+def test_a_baseline_of_the_wrong_leg_gives_way_and_progress_reads_the_right_baseline(tmp_path):
+    """The baseline session's first photo is of the other leg, the right one imported after it: the
+    comparison uses the right baseline (session 38, helper qa38) and so must the progress row of the
+    first session (its lengths feed the progress chart and the PDF). Until review rev38 that row read
+    the first photo imported, the other leg's, while the comparison's figures were the right one's."""
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-BASE")
+        base, other_leg, moved = _leg_and_other_leg()
+        for day, name, data in (("2026-01-05", "wrong_leg.jpg", other_leg.jpeg), ("2026-01-05", "before.jpg", base.jpeg),
+                                ("2026-03-02", "after.jpg", moved)):
+            [out] = sup.import_uploads(store, cache, "P-BASE", "calf", day, [(name, data)], px_per_mm=8.0)
+            assert out.ok, out.message
+        a, b = store.list_sessions("P-BASE", "calf")
+        view = sup.compare_sessions(store, cache, a.id, b.id)
+        assert view.figures["photos"] == {"baseline": "before.jpg", "followup": "after.jpg"}
+        rows = sup.progress_rows(store, "P-BASE", "calf", cache=cache)
+        right = next(p for p in store.list_photos(session_id=a.id) if p.original_name == "before.jpg")
+        assert rows[0]["photo_id"] == right.id
+        assert rows[0]["total_length_mm"] == store.get_analysis(right.id)["classes"]["total"]["length_mm"]
+    finally:
+        store.close()
+
+
+def test_progress_reads_the_compared_photo_when_a_sessions_photos_share_a_name(tmp_path):
+    """A phone's browser names every upload "image.jpg": the follow-up's first photo (the wrong leg) refused,
+    its second, of the same name, compared. The saved comparison names the photo it used, which both
+    photos' names match; the progress row must read the compared one (the pair the kept comparison
+    is of), not the first of that name. Until review rev38 it read the refused photo's lengths. No
+    comparison is run here: the refusal and the comparison are written as the app keeps them."""
+    import json
+
+    from PIL import Image
+
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-NAME")
+        pics = []
+        for i, (day, name) in enumerate((("2026-01-05", "before.jpg"), ("2026-03-02", "image.jpg"),
+                                         ("2026-03-02", "image.jpg"))):
+            buf = io.BytesIO()
+            skin = np.random.default_rng(i).integers(90, 200, (480, 640, 3), dtype=np.uint8)  # not one flat colour
+            Image.fromarray(skin).save(buf, format="PNG")
+            r = store.import_photo("P-NAME", "calf", day, buf.getvalue(), original_name=name, analyze=False)
+            pics.append(r.photo)
+        a, b = store.list_sessions("P-NAME", "calf")
+        base, wrong, right = pics
+        refused = cache.folder(f"cmp_{base.sha256[:20]}_{wrong.sha256[:20]}")
+        refused.mkdir(parents=True)
+        (refused / "refused.txt").write_text("they do not show the same skin")
+        figures = {"improvement_pct": 40.0, "photos": {"baseline": "before.jpg", "followup": "image.jpg"}}
+        kept = cache.folder(f"cmp_{base.sha256[:20]}_{right.sha256[:20]}")
+        kept.mkdir(parents=True)
+        (kept / "comparison.json").write_text(json.dumps(figures))
+        store.save_comparison(a.id, b.id, figures)
+        rows = sup.progress_rows(store, "P-NAME", "calf", cache=cache)
+        assert rows[1]["compared"] and rows[1]["improvement_pct"] == 40.0
+        assert rows[1]["photo_id"] == right.id
+        assert rows[0]["photo_id"] == base.id
+        # without the cache the name alone is known: the first photo of that name, as before
+        assert sup.progress_rows(store, "P-NAME", "calf")[1]["photo_id"] == wrong.id
     finally:
         store.close()
 

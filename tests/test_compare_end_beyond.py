@@ -88,6 +88,17 @@ def test_the_keyword_is_recorded_and_off_by_default(bars):  # noqa: F811
     assert on.to_dict()["matting"] == c.to_dict()["matting"]
 
 
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), True, "2"])
+def test_the_keyword_is_checked(bars, bad):  # noqa: F811
+    """Until review rev38 (session 38) a negative or NaN length turned the rule off silently and
+    "2" passed as 2.0; now each names the keyword and the value received."""
+    from veinscope.compare import compare
+
+    b, f = bars
+    with pytest.raises(ValueError, match="matting_end_beyond_mm must be"):
+        compare(b, f, px_per_mm=10.0, matting_end_beyond_mm=bad)
+
+
 @pytest.mark.xfail(strict=True, reason="the rule reads only the course the engine joins: this thread's part beyond the "
                    "cleared vein's place is a course of its own (no fine follow-up vessel found across the place), so "
                    "the patch's course (6.3 mm, all inside it) does not run on and the patch reads as matting (session 38)")

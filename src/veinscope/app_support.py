@@ -1039,17 +1039,37 @@ def registration_status(figures: dict) -> tuple[str, str]:
 
 # ----------------------------------------------------------------------------------------------
 # progress of a site
-def _compared_photo(store, session_id: int, comparison: dict | None):
+def _compared_pair(store, cache: DerivedCache | None, session_a: int, session_b: int):
+    """The photos ``(baseline, follow-up)`` whose comparison of two sessions ``cache`` keeps, or None
+    (the pair :func:`cached_comparison` reads)."""
+    if cache is None:
+        return None
+    for pa, pb in _photo_pairs(store, session_a, session_b):
+        if (_pair_folder(cache, pa, pb) / "comparison.json").is_file():
+            return pa, pb
+        if _pair_refusal(cache, pa, pb) is None:
+            return None
+    return None
+
+
+def _compared_photo(store, session_id: int, comparison: dict | None, *, role: str = "followup", pair=None):
     """The photo of a session its comparison with the first used (by its file name), else :func:`session_photo`.
 
     A later photo stands in when the first was refused (:func:`_photo_pairs`): the row's lengths are then
-    that photo's, not those of the photo of the wrong place.
+    that photo's, not those of the photo of the wrong place. ``role``: "followup", or "baseline" for the
+    first session (its later photo stands in when its first was of the wrong place; review rev38).
+    Photos of one session may share a file name (a phone's browser names every upload "image.jpg"):
+    then the photo of ``pair`` (:func:`_compared_pair`) if it has that name, else the first imported.
     """
-    used = ((comparison or {}).get("photos") or {}).get("followup")
+    used = ((comparison or {}).get("photos") or {}).get(role)
     if used:
-        for p in sorted(store.list_photos(session_id=session_id), key=lambda p: p.id):
-            if p.original_name == used:
+        named = [p for p in sorted(store.list_photos(session_id=session_id), key=lambda p: p.id) if p.original_name == used]
+        kept = None if pair is None else pair[0 if role == "baseline" else 1]
+        for p in named:
+            if kept is not None and p.id == kept.id:
                 return p
+        if named:
+            return named[0]
     return session_photo(store, session_id)
 
 
@@ -1064,9 +1084,16 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
     saved = {(c["session_a"], c["session_b"]): c["result"] for c in store.list_comparisons(code)}
     rows = []
     base = sessions[0] if sessions else None
+    # the baseline's photo its comparisons used (the first saved one's): its later photo when the first was refused
+    first = next((s for s in sessions[1:] if (base.id, s.id) in saved), None) if base else None
+    base_cmp = saved[(base.id, first.id)] if first is not None else None
     for s in sessions:
         cmp_ = saved.get((base.id, s.id)) if base is not None and s.id != base.id else None
-        p = _compared_photo(store, s.id, cmp_)
+        if s is base:
+            p = _compared_photo(store, s.id, base_cmp, role="baseline",
+                                pair=None if first is None else _compared_pair(store, cache, base.id, first.id))
+        else:
+            p = _compared_photo(store, s.id, cmp_, pair=None if cmp_ is None else _compared_pair(store, cache, base.id, s.id))
         fig = store.get_analysis(p.id) if p is not None else None
         classes = (fig or {}).get("classes") or {}
         row: dict[str, Any] = {"session_id": s.id, "session_date": s.session_date.isoformat(),

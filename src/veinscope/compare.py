@@ -562,6 +562,8 @@ def compare(
         raise ValueError(f"cleared_noise_margin must be a finite number of 0 or more, got {cleared_noise_margin!r}")
     if isinstance(stain_blood_margin, (bool, np.bool_)) or not (isinstance(stain_blood_margin, (int, float, np.integer, np.floating)) and 0 <= stain_blood_margin < math.inf):
         raise ValueError(f"stain_blood_margin must be a finite number of 0 or more, got {stain_blood_margin!r}")
+    if isinstance(matting_end_beyond_mm, (bool, np.bool_)) or not (isinstance(matting_end_beyond_mm, (int, float, np.integer, np.floating)) and 0 <= matting_end_beyond_mm < math.inf):
+        raise ValueError(f"matting_end_beyond_mm must be a finite number of millimetres, 0 or more, got {matting_end_beyond_mm!r}")
     if min_baseline_mm is not None and (isinstance(min_baseline_mm, (bool, np.bool_)) or not isinstance(min_baseline_mm, (int, float, np.integer, np.floating))
                                         or not (math.isfinite(min_baseline_mm) and min_baseline_mm > 0)):
         raise ValueError(f"min_baseline_mm must be a positive number of millimetres or None, got {min_baseline_mm!r}")

@@ -86,6 +86,15 @@ def _ok(at):
     assert not at.exception, [e.value for e in at.exception]
 
 
+def _compare_from_the_prompt(at):
+    """The Compare page says the sessions are not compared yet; its button compares them."""
+    _ok(at)
+    assert any("not been compared yet" in i.value for i in at.info)
+    at.button(key="compare_run").click()
+    at.run()
+    _ok(at)
+
+
 def _open_demo(at, page: str | None = None):
     at.session_state["patient"] = sup.DEMO_CODE
     at.run()
@@ -577,11 +586,7 @@ def test_compare_page_says_when_photos_cannot_be_compared(app, data_dir, monkeyp
     app.run()
     app.switch_page("pages/compare.py")
     app.run()
-    _ok(app)
-    assert any("not been compared yet" in i.value for i in app.info)
-    app.button(key="compare_run").click()
-    app.run()
-    _ok(app)
+    _compare_from_the_prompt(app)
     assert [e.value for e in app.error] == [reason]
     assert not app.metric
 
@@ -1028,11 +1033,7 @@ def test_compare_page_clears_not_compared_yet_once_compared(app, monkeypatch):
     _open_demo(app, "pages/compare.py")
     app.selectbox(key="compare_site").set_value("site a")
     app.run()
-    _ok(app)
-    assert any("not been compared yet" in i.value for i in app.info)
-    app.button(key="compare_run").click()
-    app.run()
-    _ok(app)
+    _compare_from_the_prompt(app)
     assert {m.label for m in app.metric} == {"Improvement", "Grade", "Staining", "Matting"}
     assert not any("not been compared yet" in i.value for i in app.info), [i.value for i in app.info]
     lengths = app.dataframe[0].value["baseline length (mm)"].dropna()

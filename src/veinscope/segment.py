@@ -1348,19 +1348,13 @@ def _second_look_gate(p, piece, deep, rgb, step, shape_s, skin_s, *, min_delta_e
     BENCHMARKS.md session 38, helper "gate38"."""
     from veinscope.card import srgb_to_linear
 
-    ms, ns = shape_s
     ids = np.unique(piece[piece >= 0])
     passes, feats = {}, {}
     if rgb is None:
         return {q: True for q in ids.tolist()}, {q: {} for q in ids.tolist()}
     n_lab = int(ids.max()) + 1 if ids.size else 0
     de, share = _piece_colour(rgb, step, shape_s, skin_s, p, deep.normals_yx, deep.scale_px, piece, n_lab)
-    a = np.asarray(rgb)
-    if step > 1:
-        m, nn = a.shape[:2]
-        if ms * step != m or ns * step != nn:
-            a = np.pad(a, ((0, ms * step - m), (0, ns * step - nn), (0, 0)), mode="edge")
-        a = cv2.resize(a, (ns, ms), interpolation=cv2.INTER_AREA)
+    a = _shrunk_as_search(rgb, step, shape_s)
     for q in ids.tolist():
         sel = np.flatnonzero(piece == q)
         pp = p[sel]
@@ -1376,10 +1370,7 @@ def _second_look_gate(p, piece, deep, rgb, step, shape_s, skin_s, *, min_delta_e
         for j, sgn in enumerate((1.0, -1.0)):
             acc, cnt = np.zeros((sel.size, 3)), np.zeros(sel.size)
             for k in (2.0, 3.0):
-                qq = np.rint(pp + sgn * k * sc[:, None] * nr).astype(np.int64)
-                ok = (qq[:, 0] >= 0) & (qq[:, 0] < ms) & (qq[:, 1] >= 0) & (qq[:, 1] < ns)
-                qq[~ok] = 0
-                ok &= skin_s[qq[:, 0], qq[:, 1]]
+                qq, ok = _skin_beside(pp, sgn * k, sc, nr, skin_s)
                 acc[ok] += a[qq[ok, 0], qq[ok, 1]]
                 cnt += ok
             if (cnt >= 1).any():
@@ -1508,6 +1499,33 @@ def _piece_extent(p, piece, n):
     return np.where(hi >= lo, hi - lo, 0.0)
 
 
+def _shrunk_as_search(rgb, step: int, shape_s) -> np.ndarray:
+    """The photo shrunk as the deep search is (``INTER_AREA`` by ``step``, the edge padded to
+    ``shape_s`` times ``step`` first); the photo itself at step 1. Shared by
+    :func:`_piece_colour` and :func:`_second_look_gate`."""
+    ms, ns = shape_s
+    a = np.asarray(rgb)
+    if step > 1:
+        m, nn = a.shape[:2]
+        if ms * step != m or ns * step != nn:
+            a = np.pad(a, ((0, ms * step - m), (0, ns * step - nn), (0, 0)), mode="edge")
+        a = cv2.resize(a, (ns, ms), interpolation=cv2.INTER_AREA)
+    return a
+
+
+def _skin_beside(pp, k, sc, nr, skin_s):
+    """The points ``k`` of each point's scale ``sc`` out along its normal ``nr`` from points
+    ``pp`` (the grid of ``skin_s``), rounded, as ``(q, ok)``: ``ok`` where the point lies in the
+    grid and on the skin (``q`` is 0 elsewhere). Shared by :func:`_piece_colour` and
+    :func:`_second_look_gate`."""
+    ms, ns = skin_s.shape
+    q = np.rint(pp + k * sc[:, None] * nr).astype(np.int64)
+    ok = (q[:, 0] >= 0) & (q[:, 0] < ms) & (q[:, 1] >= 0) & (q[:, 1] < ns)
+    q[~ok] = 0
+    ok &= skin_s[q[:, 0], q[:, 1]]
+    return q, ok
+
+
 def _piece_colour(rgb, step, shape_s, skin_s, p, normals, scale, piece, n):
     """Per piece 0..n-1 of a search on the photo shrunk ``step`` times: the CIEDE2000 difference
     between the piece's colour and the skin's beside it, and the red channel's share of its
@@ -1518,28 +1536,19 @@ def _piece_colour(rgb, step, shape_s, skin_s, p, normals, scale, piece, n):
     from veinscope.card import srgb_to_linear
     from veinscope.colour import delta_e00
 
-    ms, ns = shape_s
     sel = np.flatnonzero(piece >= 0)
     de = np.zeros(n)
     share = np.zeros(n)
     if sel.size == 0:
         return de, share
-    a = np.asarray(rgb)
-    if step > 1:
-        m, nn = a.shape[:2]
-        if ms * step != m or ns * step != nn:
-            a = np.pad(a, ((0, ms * step - m), (0, ns * step - nn), (0, 0)), mode="edge")
-        a = cv2.resize(a, (ns, ms), interpolation=cv2.INTER_AREA)
+    a = _shrunk_as_search(rgb, step, shape_s)
     pp, nr, sc, pc = p[sel], np.asarray(normals, np.float64)[sel], np.asarray(scale, np.float64)[sel], piece[sel]
     centre = a[pp[:, 0], pp[:, 1]].astype(np.float64)
     beside = np.zeros_like(centre)
     count = np.zeros(sel.size)
     for sgn in (1.0, -1.0):
         for k in (2.0, 3.0):
-            q = np.rint(pp + sgn * k * sc[:, None] * nr).astype(np.int64)
-            ok = (q[:, 0] >= 0) & (q[:, 0] < ms) & (q[:, 1] >= 0) & (q[:, 1] < ns)
-            q[~ok] = 0
-            ok &= skin_s[q[:, 0], q[:, 1]]
+            q, ok = _skin_beside(pp, sgn * k, sc, nr, skin_s)
             beside[ok] += a[q[ok, 0], q[ok, 1]]
             count += ok
     read = count >= 2

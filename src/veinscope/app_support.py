@@ -899,7 +899,7 @@ def _compare_photos(store, cache: DerivedCache, sa, sb, pa, pb) -> CompareView:
                     kept_b.rgb if kept_b is not None else store.read_photo(pb.id),
                     px_per_mm=_given_scale(base_fig), baseline_analysis=base_a, followup_analysis=follow_a)
     except VeinScopeError as exc:  # RegistrationError and photo problems: plain-language messages
-        d = cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")
+        d = _pair_folder(cache, pa, pb)
         d.mkdir(parents=True, exist_ok=True)
         cache._write(d / "refused.txt", str(exc).encode())  # not offered again for the same two photos
         raise NotComparable(str(exc)) from None
@@ -914,7 +914,7 @@ def _compare_photos(store, cache: DerivedCache, sa, sb, pa, pb) -> CompareView:
     if f < 1.0:
         size = (int(round(before.shape[1] * f)), int(round(before.shape[0] * f)))
         before, after = _resize(before, size), _resize(after, size)
-    d = cache.folder(f"cmp_{pa.sha256[:20]}_{pb.sha256[:20]}")
+    d = _pair_folder(cache, pa, pb)
     d.mkdir(parents=True, exist_ok=True)
     cm_png, sbs_png = _png(cm), _png(sbs)  # encoded once: kept and shown
     for name, data in (("change_map.png", cm_png), ("side_by_side.png", sbs_png), ("before.png", _png(before)),

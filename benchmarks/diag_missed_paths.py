@@ -1,7 +1,7 @@
 """Where the engine's missed vessel length lies against its own chains: past a chain's end, between two ends, or away from every chain (issue 4).
 
 Run:  .venv/bin/python benchmarks/diag_missed_paths.py [--n 24] [--seed0 400] [--size 1600x1200]
-      [--cache DIR] [--set key=value ...] [--near-mm 1.5] [--min-cos 0.5] [--json FILE]
+      [--cache DIR] [--set key=value ...] [--near-mm 1.5] [--min-cos 0.5] [--evidence] [--json FILE]
       [--series 301 --series-size 2400x1800]   # the whole-photo baseline of a series instead
 
 Set A's photos as ``bench_synth_accuracy.py`` draws them (the engine given the true scale). The
@@ -25,11 +25,28 @@ run heads away from the end along its direction: the vector from the end to the 
   the run (a vessel running along, crossing or branching from a found one);
 - ``isolated``: no skeleton within ``--near-mm`` of any of its points.
 
-Tables: missed length (mm) and its shares by category, per class and per contrast band (ΔE00 at
-the vessel's centre, the truth's ``delta_e``, the length-weighted median of the run); for the
-runs that continue an end, the missed length within 2 mm, 2-5 mm and beyond 5 mm of the end
-side (what a tracker reaching that far could gain); and the recall (>= 0.2 mm) each category's
-length would add if all of it were found.
+Tables:
+
+1. missed length (mm) and its shares by category, per class and per contrast band (ΔE00 at the
+   vessel's centre, the truth's ``delta_e``, the length-weighted median of the run);
+2. what the engine's own detection holds along each run (``veinscope.pipeline.measure_vessels``
+   wrapped for the run): at least half its points within 2 px of a centreline point that
+   ``measure_vessels`` accepted (``accepted centreline (painting)``: found, painted off the true
+   centre or too narrow), of one it was given but dropped (``detected, dropped by measure``: a
+   colour or overlap rule), or neither (``no centreline``: only there can a path method add);
+3. for the runs between two ends with no centreline, how the detection's chain ends nearest the
+   run's two sides lie (one chain, or two chains by gap and angle: what
+   ``veinscope.extend.link_ends`` can join);
+4. for the runs that continue an end, the missed length within 2 mm, 2-5 mm and beyond 5 mm of
+   the end side; the recall (>= 0.2 mm) each category's length would add if all of it were found;
+5. with ``--evidence``, an oracle's path evidence: along the *true* course from each side of a
+   run that meets an end (its first 2 mm, and the whole run up to 10 mm), the mean of the
+   engine's line strength over its noise unit (``diag_isolated_pieces.analyse_capturing``, the
+   map ``detect_vessels`` thresholds; the maximum within 1 px of each point), against the same
+   mean along 3000 straight lines of the same length on the photo's skin (1 mm inside its edge)
+   at least 5 px from every true and every painted vessel: the share of that length beating their
+   median by 2.33 and 3.09 robust spreads (a-contrario false-alarm rates 1e-2 and 1e-3 per
+   test). The true course is given, so this bounds what a search from the end could accept.
 """
 
 from __future__ import annotations
@@ -87,13 +104,15 @@ def _runs(flag: np.ndarray):
     return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
 
 
-def classify(labels, skin, centrelines, ppm, *, near_mm=1.5, min_cos=0.5, window_mm=2.0, d_det=None, d_acc=None):
+def classify(labels, skin, centrelines, ppm, *, near_mm=1.5, min_cos=0.5, window_mm=2.0, d_det=None, d_acc=None, det=None):
     """Rows ``(class, ΔE00 median, length_mm, category, [(dist_from_end_mm, length_mm) ...],
     windows)`` for every missed run, and the total recall population length (mm); ``windows``:
     for each side of a run that meets an end, the run's true points (K, 2) within ``window_mm``
     of that side and their length (mm), and the whole run's points (at most 10 mm from it);
     with the distance maps to the detection's centreline points ``d_det`` and to those
-    ``measure_vessels`` accepted ``d_acc`` (M, N), also ``sub`` (one of ``SUBS``)."""
+    ``measure_vessels`` accepted ``d_acc`` (M, N), also ``sub`` (one of ``SUBS``); with the
+    detection's chain ends ``det`` (:func:`_det_ends`), for a run between two ends also how they
+    lie (:func:`facing`), else None."""
     from scipy import ndimage as ndi
     from scipy.spatial import cKDTree
     from skimage.morphology import skeletonize
@@ -162,7 +181,10 @@ def classify(labels, skin, centrelines, ppm, *, near_mm=1.5, min_cos=0.5, window
                 sub = SUBS[0]
             elif d_det is not None and (d_det[y[a:b], x[a:b]] <= 2.0).mean() >= 0.5:
                 sub = SUBS[1]
-            rows.append((cls, de, float(ll.sum()), cat, prof, wins, sub))
+            face = None
+            if det is not None and cat == CATS[0]:
+                face = facing(det, p[a], p[b - 1], ppm)
+            rows.append((cls, de, float(ll.sum()), cat, prof, wins, sub, face))
     return rows, total
 
 
@@ -244,6 +266,42 @@ def evidence_table(ev, zs=(2.33, 3.09), out=print):
     return res
 
 
+def _det_ends(det, n):
+    """The detection's chain ends (its own chains, not the painted skeleton's): positions (E, 2),
+    outward directions (E, 2), chain of each (E,), as :func:`veinscope.extend.link_ends` reads them."""
+    from veinscope._kernels.links import end_directions
+    from veinscope._kernels.track import chain_ends
+
+    ys = np.ascontiguousarray(det.points_yx[:, 0], np.int64)
+    xs = np.ascontiguousarray(det.points_yx[:, 1], np.int64)
+    seg = np.ascontiguousarray(det.segment, np.int64)
+    ends = chain_ends(ys, xs, seg, n)
+    tan = np.zeros((ends.size, 2))
+    end_directions(ys * n + xs, seg, n, ends, 8, tan)
+    return np.stack([ys[ends], xs[ends]], 1).astype(float), tan, seg[ends]
+
+
+def facing(det_ends, p0, p1, ppm):
+    """How the detection's chain ends nearest the two sides ``p0``, ``p1`` of a missed run lie:
+    ``"one chain"`` (the same chain's ends, or one end), else ``"two chains, gap G, angle A"``
+    with the gap between the two ends (<= 3 mm, 3-5 mm, > 5 mm) and the larger angle between an
+    end's direction and the way to the other end (<= 30, 30-45, > 45 degrees)."""
+    pos, tan, seg = det_ends
+    if len(pos) < 2:
+        return "one chain"
+    k0 = int(np.argmin(np.hypot(*(pos - p0).T)))
+    k1 = int(np.argmin(np.hypot(*(pos - p1).T)))
+    if k0 == k1 or seg[k0] == seg[k1]:
+        return "one chain"
+    v = pos[k1] - pos[k0]
+    g = float(np.hypot(*v))
+    u = v / max(g, 1e-9)
+    c = min(float(tan[k0] @ u), float(tan[k1] @ -u))
+    gb = "<= 3 mm" if g <= 3 * ppm else ("3-5 mm" if g <= 5 * ppm else "> 5 mm")
+    ab = "<= 30" if c >= np.cos(np.radians(30)) else ("30-45" if c >= np.cos(np.radians(45)) else "> 45")
+    return f"two chains, gap {gb}, angle {ab}"
+
+
 def _band(de):
     return next((b for lo, hi, b in BANDS if lo <= de < hi), "<2")
 
@@ -277,6 +335,17 @@ def tables(rows, total, out=print):
         sh = {u: sum(r[2] for r in sel if r[6] == u) for u in SUBS}
         res[f"sub:{k or 'all'}"] = sh
         out(f"| {k or 'all'} | " + " | ".join(f"{sh[u]:.0f} ({100 * sh[u] / mm:.0f} %)" for u in SUBS) + " |")
+    sel = [r for r in rows if r[3] == CATS[0] and r[7] is not None and r[6] == SUBS[2]]
+    if sel:
+        mm = sum(r[2] for r in sel)
+        out(f"\nBetween two ends with no centreline ({mm:.0f} mm): the detection's chain ends nearest the run's two sides")
+        out("| ends | mm | share |\n|---|---|---|")
+        face = {}
+        for r in sel:
+            face[r[7]] = face.get(r[7], 0.0) + r[2]
+        for k, v in sorted(face.items(), key=lambda t: -t[1]):
+            out(f"| {k} | {v:.0f} | {100 * v / mm:.0f} % |")
+        res["facing"] = face
     out("\nRecall (>= 0.2 mm) each category would add if all of its length were found:")
     for k in CATS:
         mm = sum(r[2] for r in rows if r[3] == k)
@@ -362,7 +431,7 @@ def main(argv=None) -> int:
         free[acc[:, 0], acc[:, 1]] = False
         d_acc = ndi.distance_transform_edt(free)
         r, t = classify(labels, photo.skin_mask, photo.centrelines, photo.px_per_mm, near_mm=args.near_mm, min_cos=args.min_cos,
-                        d_det=d_det, d_acc=d_acc)
+                        d_det=d_det, d_acc=d_acc, det=_det_ends(cap["det"], labels.shape[1]))
         rows += r
         total += t
         if ridge is not None:

@@ -167,3 +167,56 @@ def test_plain_textured_skin_gains_no_path(seed):
     plain = _u8(_textured_skin(seed), seed)
     on = veinscope.analyze(plain, px_per_mm=10.0, link_ends_mm=5.0)
     np.testing.assert_array_equal(on.labels, veinscope.analyze(plain, px_per_mm=10.0).labels)
+
+
+def test_end_directions_point_out_of_the_chain_along_its_last_points():
+    from veinscope._kernels.links import end_directions
+    from veinscope._kernels.track import chain_ends
+
+    # an L: down column 10 from row 5 to 20, then along row 20 to column 30
+    pts = sorted({(y, 10) for y in range(5, 21)} | {(20, x) for x in range(10, 31)})
+    ys = np.array([p[0] for p in pts], np.int64)
+    xs = np.array([p[1] for p in pts], np.int64)
+    seg = np.zeros(ys.size, np.int64)
+    ends = chain_ends(ys, xs, seg, 64)
+    out = np.zeros((ends.size, 2))
+    end_directions(ys * 64 + xs, seg, 64, ends, 8, out)
+    got = {(int(ys[e]), int(xs[e])): tuple(np.round(out[i], 6)) for i, e in enumerate(ends)}
+    assert got == {(5, 10): (-1.0, 0.0), (20, 30): (0.0, 1.0)}
+
+
+def test_the_gap_null_is_the_window_contrast_on_the_skin_off_the_chains():
+    from veinscope._kernels.links import gap_nulls
+    from veinscope._kernels.track import window_contrast
+
+    rng = np.random.default_rng(4)
+    sig = rng.normal(0.0, 0.05, (M, N)).astype(np.float32)
+    skin = np.ones((M, N), np.uint8)
+    det = _two_chains(40, 100, 160, 220)
+    keys = det.points_yx[:, 0].astype(np.int64) * N + det.points_yx[:, 1]
+    seg = det.segment.astype(np.int64)
+    gy, gx = np.meshgrid(np.arange(4.0, M, 6.0), np.arange(4.0, N, 6.0), indexing="ij")
+    gy, gx = gy.ravel(), gx.ravel()
+    ty, tx = np.zeros(gy.size), np.ones(gy.size)
+    med = np.zeros((1, 2))
+    sp = np.zeros((1, 2))
+    gap_nulls(sig, skin, keys, seg, N, gy, gx, ty, tx, np.array([1.0]), np.array([10, 20], np.int64), med, sp)
+    # the slow reference: the tracker's window statistic from each start whose course (looked
+    # at every 6 px and at its end) keeps farther than the template's reach (Chebyshev 6 px at
+    # half-width 1) from both chains
+    chain_x = set(range(40, 100)) | set(range(160, 220))
+    for j, length in enumerate((10, 20)):
+        vals = []
+        for y, x in zip(gy, gx):
+            course = [(int(y + 0.5), int(x + min(t, length) + 0.5)) for t in range(0, length + 6, 6)]
+            if any(abs(cy - ROW) <= 6 and any(abs(cx - c) <= 6 for c in chain_x) for cy, cx in course):
+                continue
+            v = window_contrast(sig, skin, y, x + 1.0, 0.0, 1.0, 1.0, 3.0, 5.0, length)
+            if not np.isnan(v):
+                vals.append(v)
+        vals = np.array(vals)
+        assert med[0, j] == pytest.approx(np.median(vals), abs=1e-12)
+        assert sp[0, j] == pytest.approx(1.4826 * np.median(np.abs(vals - np.median(vals))), abs=1e-12)
+    # a constant signal has no contrast anywhere
+    gap_nulls(np.ones((M, N), np.float32), skin, keys, seg, N, gy, gx, ty, tx, np.array([1.0]), np.array([10, 20], np.int64), med, sp)
+    assert (med == 0).all() and (sp == 0).all()

@@ -21,7 +21,7 @@ import numpy as np
 
 from veinscope.segment import VesselDetection
 
-__all__ = ["extend_ends", "reach_end_faces"]
+__all__ = ["extend_ends", "link_ends", "reach_end_faces"]
 
 log = logging.getLogger(__name__)
 
@@ -397,6 +397,220 @@ def reach_end_faces(det: VesselDetection, signal, skin, *, max_widths: float = 2
         tracked=None if out.tracked is None else out.tracked[keep],
         reached=None if out.reached is None else out.reached[keep],
     )
+
+
+# the fewest candidate links a photo's a-contrario level counts (as _MIN_PROBE_TESTS: a crop
+# with a few dozen ends would otherwise accept a link at z 2)
+_MIN_LINK_TESTS = 1000
+
+
+def link_ends(
+    det: VesselDetection,
+    signal,
+    skin,
+    *,
+    max_gap_px: float,
+    min_gap_px: float = 2.0,
+    max_angle_deg: float = 30.0,
+    min_chain_px: int = 0,
+    nfa: float = 1.0,
+) -> VesselDetection:
+    """The detection with pairs of chain ends that face each other across a gap joined where the
+    gap holds more vessel contrast than the photo's own skin does: evidence along a path.
+
+    A vessel the detection breaks into two chains leaves two ends that face each other: each
+    end's direction (over its last 8 points) points at the other within ``max_angle_deg``, at a
+    distance from ``min_gap_px`` (:func:`veinscope._kernels.ridges.bridge_gaps` closes a pixel's
+    gap) to ``max_gap_px``. The way between them is the straight line from end to end (for gaps
+    of a few millimetres a vessel's course is nearly straight, and a way fixed by its two ends
+    needs no search: its null is that of one straight line, with no selection to correct for).
+    Its statistic is the mean contrast across it (:func:`veinscope._kernels.track.cross_contrast`
+    on ``signal``, at the mean of the two ends' Hessian scales, at least 0.75 px, as half-width)
+    over its inner points, leaving out those beside a third chain (a vessel the way crosses) as
+    long as half remain. A faint stretch of contrast ``c`` in noise of spread ``s`` per point is
+    seen over ``L`` points at about ``c sqrt(L) / s``: where no single pixel stands out of the
+    skin's texture, the whole gap can.
+
+    The null is the same statistic over straight lines of the same length (the nearest shorter
+    length measured: a shorter line's mean spreads more, so the rule errs on the safe side) on
+    the photo's skin away from every chain (about 500 starting points on a lattice, directions
+    spread by the golden angle): its median and robust spread (1.4826 MAD). A link is accepted
+    when its statistic exceeds the median by ``z`` spreads, ``z`` set a-contrario (Desolneux,
+    Moisan and Morel 2000, doi:10.1023/A:1008325632327) so that the expected number of links
+    accepted on skin alone is at most ``nfa`` per photo: ``1 - Phi(z) = nfa / T``, T the candidate
+    pairs counted, at least 1000. An end takes at most one link (the most significant first).
+    The way's pixels join the first end's chain, marked ``tracked`` (as :func:`extend_ends`'
+    points: the chain's colour and overlap are judged on its detected points only).
+
+    Parameters
+    ----------
+    det : VesselDetection
+        From :func:`veinscope.segment.detect_vessels` (after :func:`extend_ends`, whose tracks'
+        ends are ends too).
+    signal : ndarray (M, N) float
+        The map the ridges were found on (vessels bright, 0 off the skin).
+    skin : ndarray (M, N) bool
+    max_gap_px : float
+        The longest gap joined, in pixels (end to end).
+    min_gap_px : float
+        The shortest gap looked at, in pixels.
+    max_angle_deg : float
+        The largest angle between each end's direction and the way to the other end.
+    min_chain_px : int
+        Ends of chains with fewer detected points (not counting those carried to an end face,
+        ``reached``, nor those followed past an end, ``tracked``) are not linked.
+    nfa : float
+        The expected number of links accepted on the skin alone, per photo.
+
+    Returns
+    -------
+    VesselDetection
+        A new detection with the ways' pixels added (``tracked``); the input is not modified.
+
+    Examples
+    --------
+    A faint bar with a gap of 20 px (contrast 0.3 where the bar is 1.0) is joined; a gap
+    with no bar in it is not:
+
+    >>> import numpy as np
+    >>> from veinscope.segment import VesselDetection
+    >>> rng = np.random.default_rng(0)
+    >>> sig = rng.normal(0.0, 0.05, (60, 120)).astype(np.float32)
+    >>> sig[29:32, 10:50] += 1.0
+    >>> sig[29:32, 70:110] += 1.0
+    >>> sig[29:32, 50:70] += 0.3
+    >>> xs = np.r_[np.arange(10, 50), np.arange(70, 110)]
+    >>> det = VesselDetection(np.stack([np.full(80, 30), xs], 1).astype(np.int32), np.repeat([0, 1], 40).astype(np.int32),
+    ...                       np.ones(80, np.float32), np.tile([[1.0, 0.0]], (80, 1)).astype(np.float32),
+    ...                       np.ones(80, np.float32), 2, 0.05, (0.15, 0.25))
+    >>> out = link_ends(det, sig, np.ones(sig.shape, bool), max_gap_px=30)
+    >>> int(out.points_yx.shape[0]) - 80  # the gap's 20 pixels, columns 50-69
+    20
+    """
+    from veinscope._kernels.links import end_directions, gap_contrast
+    from veinscope._kernels.track import chain_ends, raster_track
+
+    if not (isinstance(max_gap_px, (int, float)) and math.isfinite(max_gap_px) and max_gap_px >= 0):
+        raise ValueError(f"max_gap_px must be a non-negative number of pixels, got {max_gap_px!r}")
+    if not (isinstance(nfa, (int, float)) and math.isfinite(nfa) and nfa > 0):
+        raise ValueError(f"nfa must be a positive expected number of false links, got {nfa!r}")
+    if not (isinstance(max_angle_deg, (int, float)) and 0 < max_angle_deg <= 90):
+        raise ValueError(f"max_angle_deg must be a number of degrees in (0, 90], got {max_angle_deg!r}")
+    skin = np.asarray(skin, dtype=bool)
+    sig = np.asarray(signal)
+    if sig.shape != skin.shape:
+        raise ValueError(f"signal and skin must have the same shape, got {sig.shape} and {skin.shape}")
+    k = det.points_yx.shape[0]
+    if k == 0 or max_gap_px < max(min_gap_px, 2.0):
+        return det
+    m, n = skin.shape
+    ys = np.ascontiguousarray(det.points_yx[:, 0], np.int64)
+    xs = np.ascontiguousarray(det.points_yx[:, 1], np.int64)
+    seg = np.ascontiguousarray(det.segment, np.int64)
+    keys = ys * n + xs
+    ends = chain_ends(ys, xs, seg, n)
+    if min_chain_px > 0:
+        own = np.ones(k, bool)
+        for flag in (det.reached, det.tracked):
+            if flag is not None:
+                own &= ~np.asarray(flag, bool)
+        size = np.bincount(seg[own], minlength=det.n_segments)[seg[ends]]
+        ends = ends[size >= min_chain_px]
+    if ends.size < 2:
+        return det
+    tan = np.zeros((ends.size, 2), np.float64)
+    end_directions(keys, seg, n, ends, 8, tan)
+    # candidate pairs: two ends of different chains, facing each other
+    from scipy.spatial import cKDTree
+
+    pos = np.stack([ys[ends], xs[ends]], 1).astype(np.float64)
+    pairs = cKDTree(pos).query_pairs(float(max_gap_px), output_type="ndarray")
+    if pairs.size == 0:
+        return det
+    a, b = pairs[:, 0], pairs[:, 1]
+    v = pos[b] - pos[a]
+    d = np.hypot(v[:, 0], v[:, 1])
+    cos_min = math.cos(math.radians(max_angle_deg))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u = v / d[:, None]
+        ok = ((d >= min_gap_px) & (seg[ends[a]] != seg[ends[b]])
+              & ((tan[a] * u).sum(1) >= cos_min) & ((tan[b] * -u).sum(1) >= cos_min))  # fmt: skip
+    a, b, d = a[ok], b[ok], d[ok]
+    if a.size == 0:
+        return det
+    if sig.dtype != np.float32 or not sig.flags.c_contiguous:
+        sig = np.ascontiguousarray(sig, np.float32)
+    sk8 = skin.view(np.uint8)
+    hw = np.maximum(0.5 * (det.scale_px[ends[a]].astype(np.float64) + det.scale_px[ends[b]]), 0.75)
+    hw = np.round(hw * 4.0) / 4.0
+    stat = np.full(a.size, np.nan)
+    length = np.zeros(a.size, np.int64)
+    buf = np.zeros(3)
+    for i in range(a.size):
+        ea, eb = ends[a[i]], ends[b[i]]
+        gap_contrast(sig, sk8, keys, seg, n, float(ys[ea]), float(xs[ea]), float(ys[eb]), float(xs[eb]), float(hw[i]),
+                     int(seg[ea]), int(seg[eb]), buf)  # fmt: skip
+        stat[i], length[i] = buf[0], int(buf[2])
+    from statistics import NormalDist
+
+    tests = max(a.size, _MIN_LINK_TESTS)
+    z = NormalDist().inv_cdf(max(1.0 - nfa / tests, 1e-12))
+    lengths = np.unique(np.round(np.geomspace(1.0, max(float(length.max()), 1.0), 12)).astype(np.int64))
+    hws = np.unique(hw)
+    med, sp = _gap_nulls(sig, skin, ys, xs, seg, keys, hws, lengths)
+    hi = np.searchsorted(hws, hw)
+    li = np.clip(np.searchsorted(lengths, np.maximum(length, 1), side="right") - 1, 0, lengths.size - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = (stat - med[hi, li]) / sp[hi, li]
+    good = np.flatnonzero(np.isfinite(score) & (score > z) & (length >= 1))
+    if log.isEnabledFor(logging.DEBUG):
+        for i in range(a.size):
+            log.debug("link_ends: gap %s -> %s, %d px, contrast %.4g, null %.4g + %.4g, z %.2f", pos[a[i]].tolist(),
+                      pos[b[i]].tolist(), length[i], stat[i], med[hi[i], li[i]], sp[hi[i], li[i]], score[i])
+    log.info("link_ends: %d candidate gaps, %d above the a-contrario level z %.2f", a.size, good.size, z)
+    if good.size == 0:
+        return det
+    used = np.zeros(ends.size, bool)
+    tracks = []
+    out = np.empty((int(max_gap_px) + 4, 2), np.int64)
+    for i in good[np.argsort(-score[good], kind="stable")]:
+        if used[a[i]] or used[b[i]]:
+            continue
+        used[a[i]] = used[b[i]] = True
+        ea, eb = ends[a[i]], ends[b[i]]
+        t = np.arange(1, int(math.floor(d[i])) + 1, dtype=np.float64) * (d[i] / max(math.floor(d[i]), 1.0))
+        way = np.stack([ys[ea] + t * (ys[eb] - ys[ea]) / d[i], xs[ea] + t * (xs[eb] - xs[ea]) / d[i]], 1).astype(np.float32)
+        c = raster_track(ys[ea], xs[ea], way, np.zeros(way.shape[0], bool), m, n, out, 0)
+        if c:
+            tracks.append((ea, out[:c].copy()))
+    if not tracks:
+        return det
+    new_yx = np.concatenate([p for _, p in tracks])
+    owner = np.concatenate([np.full(p.shape[0], i) for i, (_, p) in enumerate(tracks)])
+    e = np.array([ea for ea, _ in tracks], np.int64)
+    return _with_points(det, new_yx, e[owner], owner, det.scale_px[e[owner]], n, tracked=True)
+
+
+def _gap_nulls(sig, skin, ys, xs, seg, keys, hws, lengths):
+    """:func:`link_ends`' null on this photo: the mean contrast over straight lines of each
+    length in ``lengths`` (J,) at each half-width in ``hws`` (H,), from starting points on a
+    lattice over the photo on the skin and off the chains, directions spread by the golden
+    angle: (medians, robust spreads), each (H, J)."""
+    from veinscope._kernels.links import gap_nulls
+
+    m, n = skin.shape
+    step = max(math.sqrt(m * n / _NULL_STARTS), 4.0)
+    gy, gx = np.meshgrid(np.arange(step / 2, m, step), np.arange(step / 2, n, step), indexing="ij")
+    gy, gx = gy.ravel(), gx.ravel()
+    on = skin[gy.astype(np.int64), gx.astype(np.int64)]
+    gy, gx = gy[on], gx[on]
+    ang = (np.arange(gy.size) * math.pi * (3.0 - math.sqrt(5.0))) % math.pi  # the golden angle
+    med = np.full((hws.size, lengths.size), np.nan)
+    sp = np.full((hws.size, lengths.size), np.nan)
+    f64 = (lambda v: np.ascontiguousarray(v, np.float64))
+    gap_nulls(sig, skin.view(np.uint8), keys, seg, n, f64(gy), f64(gx), f64(np.sin(ang)), f64(np.cos(ang)),
+              f64(hws), np.ascontiguousarray(lengths, np.int64), med, sp)  # fmt: skip
+    return med, sp
 
 
 def warmup() -> None:

@@ -136,6 +136,7 @@ def analyze(
     faint_delta_e: float | None = 3.0,
     extend_ends_mm: float | None = 20.0,
     tail_probe_nfa: float | None = 1.0,
+    link_ends_mm: float | None = None,
     wide_weak_delta_e: float | None = 1.0,
     colour_split_z: float | None = 3.0,
     size_class_z: float | None = 2.0,
@@ -391,6 +392,16 @@ def analyze(
         a-contrario number of false alarms:
         :func:`veinscope.extend.extend_ends`, ``probe_nfa``); up to three probes per end. 1.0,
         the conventional a-contrario level, not tuned (BENCHMARKS.md, session 23). ``None``: off.
+    link_ends_mm : float or None
+        Join two chain ends that face each other (each end's direction within 30 degrees of the
+        way to the other) across a gap of up to this many millimetres (from 2 px: shorter gaps
+        are bridged by ``max_gap_px``), where the mean contrast across the straight way between
+        them stands out of the same statistic on straight lines of the same length on this
+        photo's own skin off the vessels found, so that at most one link per photo is expected to
+        be accepted on skin alone (an a-contrario level; :func:`veinscope.extend.link_ends`).
+        Ends of chains of at least 1 mm of detected points, after ``extend_ends_mm``; the way's
+        pixels join the first end's chain (its colour judged on its detected points only).
+        ``None`` (default): off (BENCHMARKS.md, session 39).
     wide_weak_delta_e : float or None
         Hysteresis along a wide vein: a band the hysteresis drops whose centreline is 1 mm
         wide or more (dropped by ``faint_delta_e``'s rule: on its own, a wide faint band is
@@ -693,6 +704,11 @@ def analyze(
         isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
     ):
         raise ValueError(f"tail_probe_nfa must be None or a positive expected number of false probes, got {tail_probe_nfa!r}")
+    if link_ends_mm is not None and not (
+        isinstance(link_ends_mm, (int, float)) and not isinstance(link_ends_mm, bool) and math.isfinite(link_ends_mm)
+        and link_ends_mm > 0
+    ):
+        raise ValueError(f"link_ends_mm must be None or a positive number of millimetres, got {link_ends_mm!r}")
     if smooth_widths is not None and not (
         isinstance(smooth_widths, (int, float)) and not isinstance(smooth_widths, bool)
         and math.isfinite(smooth_widths) and smooth_widths > 0
@@ -780,6 +796,7 @@ def analyze(
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
         "tail_probe_nfa": tail_probe_nfa,
+        "link_ends_mm": link_ends_mm,
         "smooth_widths": smooth_widths,
         "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
         "wide_first_widths": bool(wide_first_widths),
@@ -894,6 +911,11 @@ def analyze(
         det = keep_fixed_centreline(carried(det_fixed), det, min_piece_px=det_options["min_piece_px"],
                                     follow="follow" in guard_words)
         del det_fixed
+    if link_ends_mm is not None and det.points_yx.shape[0]:
+        # join two chain ends facing each other across a gap the vessel's contrast fills (issue 4)
+        from veinscope.extend import link_ends
+
+        det = link_ends(det, signal, skin, max_gap_px=float(link_ends_mm) * ppm, min_chain_px=max(5, round(ppm)))
 
     deep_lo_px, deep_hi_px = 1.0 * ppm, 0.5 * max_diameter_mm * ppm
     n_ordinary = det.n_segments  # chains numbered from here on are the red channel's

@@ -30,8 +30,7 @@ view = sup.cached_comparison(store, cache, before.id, after.id) if before.sessio
 if view is None:
     prompt = st.empty()  # cleared once compared: "not compared yet" is not left above the figures
     with prompt.container():
-        st.info("These sessions have not been compared yet. Comparing aligns the later photo onto the first and "
-                "measures what changed (about 20-30 s).")
+        st.info("These sessions have not been compared yet. " + sup.compare_wait_note(store, before.id, after.id))
         run = st.button("Compare these sessions", key="compare_run", type="primary")
     if run:
         prompt.empty()

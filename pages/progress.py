@@ -34,6 +34,9 @@ if missing:
 for r in rows:
     if r.get("refused"):
         st.warning(f"{r['session_date']} cannot be compared with the first session: {r['refused']}")
+note = sup.baseline_photos_note(rows)
+if note:
+    st.info(note)
 if len(rows) < 2:
     st.info("One session so far: the chart starts with the second session.")
 else:

@@ -6,12 +6,18 @@ import streamlit as st
 
 from pages import common
 from veinscope import app_support as sup
+from veinscope.store import StoreError
 
 st.title("Session")
 code = common.need_patient()
 store = common.store()
 cache = common.derived()
 st.caption(f"Patient **{code}**")
+removed, failed = st.session_state.pop("session_removed", None), st.session_state.pop("session_remove_error", None)
+if removed:
+    st.success(removed)
+if failed:
+    st.error(failed)
 
 # ---------------------------------------------------------------- add photos
 sites = [s.label for s in store.list_sites(code)]
@@ -105,6 +111,38 @@ st.dataframe(sup.class_table(view.figures), hide_index=True, width="stretch", ke
 st.caption("Coverage: vessel area as a share of the skin in the photo. Length: along the vessel's centre line. "
            "Diameter: visible width (mean and the widest 10 %). Count: separate vessel segments. "
            "Millimetre figures need the calibration card or a scale.")
+
+
+def _remove(photo_id: int, name: str, session_id: int, day: str) -> None:
+    """The remove button's callback: it runs before the page is drawn again, so the photo choice can be set."""
+    try:
+        done = sup.remove_photo(store, cache, photo_id, code=code)
+    except StoreError as exc:
+        st.session_state["session_remove_error"] = f"Nothing was removed: {exc}"
+        return
+    common.photo_view.clear()
+    common.overlay.clear()
+    for k in ("session_focus", "export_pdf"):
+        st.session_state.pop(k, None)
+    st.session_state["session_remove_confirm"] = False  # not left ticked for the next photo
+    left = store.list_photos(session_id=session_id)
+    if left:  # set, not dropped: the browser would go on showing the removed photo's name
+        st.session_state["session_photo"] = left[0]
+    else:
+        st.session_state.pop("session_photo", None)
+    st.session_state["session_removed"] = (
+        f"{name} removed from the session of {day}, with its figures"
+        + (f" and {done.comparisons} comparison{'s' if done.comparisons != 1 else ''} made with it" if done.comparisons else "")
+        + f". {done.photos_left} photo{'s' if done.photos_left != 1 else ''} left in this session.")
+
+
+with st.expander("Remove this photo from the session (the other leg, blurred, another patient's)"):
+    st.markdown(f"Removes **{view.name}** of {sess.session_date.isoformat()} for good: the photo, its figures, its "
+                "overlay and the comparisons made with it (they are made again with this session's other photos). "
+                "The session, its other photos and its notes stay.")
+    sure = st.checkbox(f"Yes, remove {view.name}", key="session_remove_confirm")
+    st.button("Remove photo", key="session_remove", disabled=not sure, on_click=_remove,
+              args=(rec.id, view.name, sess.id, sess.session_date.isoformat()))
 
 with st.expander("Session notes (treatment given)"):
     notes = st.text_area("Notes", value=sess.notes or "", key="session_notes")

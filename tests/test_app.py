@@ -820,7 +820,7 @@ def test_a_comparison_uses_the_analyses_of_photos_just_imported(tmp_path, monkey
         # the baseline's analysis came from memory; the follow-up is analysed once, at the carried scale
         assert len(calls) == 1 and calls[0] is not None
         assert view.computed_now and isinstance(view.figures.get("improvement_pct"), (int, float))
-        assert view.figures["photos"] == {"baseline": "session0.jpg", "followup": "session1.jpg"}
+        assert {k: view.figures["photos"][k] for k in ("baseline", "followup")} == {"baseline": "session0.jpg", "followup": "session1.jpg"}
         assert view.figures["scale_source"] == "baseline_card"
 
         # the same two sessions once the photos have left memory: both analysed again, the same figures
@@ -917,7 +917,7 @@ def _leg_and_other_leg():
 
 def test_a_follow_up_of_the_wrong_leg_gives_way_to_the_right_photo_of_the_same_session(tmp_path):
     """A follow-up photo of the other leg is refused; the practitioner imports the right photo into the
-    same session (no photo can be taken out of a session in the app). Until session 38 the first photo
+    same session (until session 39 no photo could be taken out of a session in the app). Until session 38 the first photo
     stood for the session for ever: the comparison stayed refused and Progress / the PDF said so
     (found by hand, helper qa38). Now the right photo is compared, and the message of a refusal says
     what to do in the app. Nothing saved is lost: both photos and their analyses stay."""
@@ -943,7 +943,7 @@ def test_a_follow_up_of_the_wrong_leg_gives_way_to_the_right_photo_of_the_same_s
         assert sup.refused_comparison(store, cache, a.id, b.id) is None  # offered again on Progress
         assert sup.cached_comparison(store, cache, a.id, b.id) is None
         view = sup.compare_sessions(store, cache, a.id, b.id)
-        assert view.figures["photos"] == {"baseline": "before.jpg", "followup": "right_leg.jpg"}
+        assert {k: view.figures["photos"][k] for k in ("baseline", "followup")} == {"baseline": "before.jpg", "followup": "right_leg.jpg"}
         assert view.figures["improvement_pct"] is not None
         again = sup.cached_comparison(store, cache, a.id, b.id)
         assert again is not None and again.figures["photos"]["followup"] == "right_leg.jpg"
@@ -972,7 +972,7 @@ def test_a_baseline_of_the_wrong_leg_gives_way_and_progress_reads_the_right_base
             assert out.ok, out.message
         a, b = store.list_sessions("P-BASE", "calf")
         view = sup.compare_sessions(store, cache, a.id, b.id)
-        assert view.figures["photos"] == {"baseline": "before.jpg", "followup": "after.jpg"}
+        assert {k: view.figures["photos"][k] for k in ("baseline", "followup")} == {"baseline": "before.jpg", "followup": "after.jpg"}
         rows = sup.progress_rows(store, "P-BASE", "calf", cache=cache)
         right = next(p for p in store.list_photos(session_id=a.id) if p.original_name == "before.jpg")
         assert rows[0]["photo_id"] == right.id

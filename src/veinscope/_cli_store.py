@@ -1,4 +1,4 @@
-"""``veinscope patient|import|export|erase|db``: patient records from the command line.
+"""``veinscope patient|import|photo|export|erase|db``: patient records from the command line.
 
 Only argparse is imported at module level (``--help`` stays fast); the store is imported when
 a command runs. Exit codes: 0 ok, 1 failure (nothing saved is lost), 2 usage error.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 __all__ = ["STORE_COMMANDS", "add_store_parsers", "run_store"]
 
-STORE_COMMANDS = ("patient", "import", "export", "erase", "db")
+STORE_COMMANDS = ("patient", "import", "photo", "export", "erase", "db")
 
 
 def _iso_date(text: str) -> date:
@@ -81,6 +81,21 @@ def add_store_parsers(sub) -> None:
     i.add_argument("--volume-ml", type=_number, default=None, metavar="ML", help="volume injected at this site")
     i.add_argument("--notes", default=None, help="free-text treatment notes")
     i.add_argument("--no-analyze", action="store_true", help="store the photos without analysing them")
+
+    ph = sub.add_parser("photo", help="list a patient's photos, or remove one imported by mistake",
+                        description="List a patient's photos (id, session date, site, file name), or take one "
+                                    "out of its session: its record, file, analyses and the comparisons made with it.")
+    phsub = ph.add_subparsers(dest="photo_command", required=True, metavar="{list,remove}")
+    phl = phsub.add_parser("list", parents=[where], help="list a patient's photos with their ids")
+    phl.add_argument("--patient", required=True, metavar="CODE")
+    phr = phsub.add_parser(
+        "remove", parents=[where], help="remove one photo (the other leg, blurred, another patient's)",
+        description="Removes the photo's record, its file, its analyses and the saved comparisons of its session "
+                    "that used it (they are made again with the session's other photos). The session, the other "
+                    "photos and patients are left as they are. An audit entry without personal data remains.")
+    phr.add_argument("photo_id", type=int, metavar="PHOTO_ID", help="the photo's id (`veinscope photo list`)")
+    phr.add_argument("--patient", required=True, metavar="CODE", help="the patient the photo belongs to (checked)")
+    phr.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     e = sub.add_parser(
         "export", parents=[where], help="write a patient's photos and results to a ZIP",
@@ -152,7 +167,7 @@ def run_store(args: argparse.Namespace) -> int:
 
 def _dispatch(args) -> int:
     cmd = args.command
-    if cmd in ("export", "erase") or (cmd == "db" and args.db_command == "check"):
+    if cmd in ("export", "erase", "photo") or (cmd == "db" and args.db_command == "check"):
         missing = _missing_store(args)
         if missing is not None:
             print(f"error: {missing}", file=sys.stderr)
@@ -163,6 +178,8 @@ def _dispatch(args) -> int:
         return _patient(args)
     if cmd == "import":
         return _import(args)
+    if cmd == "photo":
+        return _photo(args)
     if cmd == "export":
         with _open(args) as store:
             s = store.export_patient(args.patient, args.out, include_identity=args.include_identity)
@@ -258,6 +275,42 @@ def _import(args) -> int:
     n = {k: sum(r.status == k for r in results) for k in ("imported", "duplicate", "failed")}
     print(f"{n['imported']} imported, {n['duplicate']} already stored, {n['failed']} failed")
     return 1 if n["failed"] else 0
+
+
+def _photo(args) -> int:
+    with _open(args) as store:
+        store.get_patient(args.patient)  # unknown patient: a message, not an empty list
+        if args.photo_command == "list":
+            sessions = {s.id: s for s in store.list_sessions(args.patient)}
+            photos = store.list_photos(code=args.patient)
+            for p in photos:
+                s = sessions.get(p.session_id)
+                print(f"{p.id}\t{s.session_date.isoformat() if s else '?'}\t{s.site_label if s else '?'}\t{p.original_name or ''}")
+            if not photos:
+                print("no photos yet", file=sys.stderr)
+            return 0
+        rec = next((p for p in store.list_photos(code=args.patient) if p.id == args.photo_id), None)
+        if rec is None:
+            print(f"error: there is no photo with id {args.photo_id} for patient {args.patient}", file=sys.stderr)
+            return 1
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("error: remove deletes the photo, its file and its results; add --yes to confirm", file=sys.stderr)
+                return 2
+            answer = input(f"Remove photo {rec.id} ({rec.original_name or 'no name'}) for good? Type its id to confirm: ")
+            if answer.strip() != str(rec.id):
+                print("not removed", file=sys.stderr)
+                return 1
+        derived = Path(store.data_dir) / "derived"
+        if derived.is_dir():  # the app's class masks and comparison pictures of the photo go too
+            from veinscope.app_support import DerivedCache, remove_photo
+
+            s = remove_photo(store, DerivedCache(derived), rec.id, code=args.patient)
+        else:
+            s = store.remove_photo(rec.id, code=args.patient)
+    print(f"removed photo {s.photo_id} ({'file removed' if s.file_removed else 'file kept: another import holds it'}), "
+          f"{s.analyses} analyses, {s.comparisons} comparisons; {s.photos_left} photos left in its session")
+    return 0
 
 
 def _erase(args) -> int:

@@ -36,21 +36,23 @@ from veinscope.report.pdf import IMPROVEMENT_NOTE
 __all__ = [
     "CLASSES",
     "CLASS_INFO",
+    "CompareView",
     "DEMO_CODE",
     "DISPLAY_SIDE_PX",
+    "DerivedCache",
     "IMPROVEMENT_NOTE",
     "MAX_UPLOAD_MB",
-    "PHOTO_TYPES",
-    "CompareView",
-    "DerivedCache",
     "NotComparable",
+    "PHOTO_TYPES",
     "PhotoView",
     "UploadOutcome",
+    "baseline_photos_note",
     "cached_comparison",
     "calibration_status",
     "check_upload",
     "class_table",
     "compare_sessions",
+    "compare_wait_note",
     "comparison_class_table",
     "comparison_summary",
     "demo_folder",
@@ -58,6 +60,7 @@ __all__ = [
     "import_uploads",
     "load_demo",
     "missing_comparisons",
+    "mixed_baselines",
     "open_app_store",
     "overlay_image",
     "overlay_jpeg",
@@ -68,6 +71,7 @@ __all__ = [
     "progress_rows",
     "progress_table",
     "registration_status",
+    "remove_photo",
     "session_photo",
     "site_report_pdf",
     "swipe_image",
@@ -371,6 +375,34 @@ def erase_patient(store, cache: DerivedCache, code: str):
         for d in cache.root.glob(f"cmp_*{rec.sha256[:20]}*"):
             shutil.rmtree(d, ignore_errors=True)
     return store.erase_patient(code)
+
+
+def remove_photo(store, cache: DerivedCache, photo_id: int, *, code: str | None = None):
+    """Take one photo out of its session, with everything the app derived from it.
+
+    The photo's class masks and every comparison picture made with it (kept pictures and
+    refusals, ``<data dir>/derived/cmp_*``) go first, and the photo kept in memory; then
+    :meth:`Store.remove_photo` removes its record, analyses, file and the saved comparisons
+    that used it. Comparisons of the session made with its other photos stay; the next
+    comparison of the session is made with them (:func:`compare_sessions`).
+    Returns the store's :class:`~veinscope.store.RemoveSummary`.
+    """
+    from veinscope.io import load_photo
+
+    rec = store.get_photo(photo_id)  # unknown id: StoreError before anything is touched
+    if code is not None and rec.id not in {p.id for p in store.list_photos(code=code)}:
+        from veinscope.store import StoreError
+
+        raise StoreError(f"Photo {photo_id} is not a photo of patient {code!r}: nothing was removed.")
+    cache.flush()
+    cache.forget([rec.id])
+    try:
+        cache.drop_masks(cache.rgb_key(load_photo(store.read_photo(rec.id)).rgb))
+    except Exception:  # a missing or damaged photo file has no masks to find
+        pass
+    for d in cache.root.glob(f"cmp_*{rec.sha256[:20]}*"):
+        shutil.rmtree(d, ignore_errors=True)
+    return store.remove_photo(rec.id, code=code)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -782,8 +814,8 @@ def _photo_pairs(store, session_a: int, session_b: int) -> list[tuple[Any, Any]]
     first photo with the follow-up's later photos, then the baseline's later photos. A pair
     refused as not the same skin gives way to the next: a follow-up photo of the other leg,
     followed by the right one imported into the same session, is compared with the right one
-    (until session 38 the first photo was compared for ever and refused for ever, and no photo
-    can be taken out of a session in the app).
+    (until session 38 the first photo was compared for ever and refused for ever; since session
+    39 a wrong photo can also be taken out: :func:`remove_photo`).
     """
     pas = sorted(store.list_photos(session_id=session_a), key=lambda p: p.id)
     pbs = sorted(store.list_photos(session_id=session_b), key=lambda p: p.id)
@@ -829,8 +861,18 @@ def refused_comparison(store, cache: DerivedCache, session_a: int, session_b: in
     return first
 
 
-def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int) -> CompareView:
+def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int, *,
+                     quick_check: bool = True) -> CompareView:
     """Compare session ``b`` (follow-up) with ``a`` (baseline) of the same site; kept once computed.
+
+    The photo pairs are tried in :func:`_photo_pairs`' order until one is compared. With
+    ``quick_check`` (the default) and more than one pair to try, each pair is first aligned alone (:func:`_quick_refusal`:
+    :func:`veinscope.register.register` on the two photos and the baseline's kept skin mask,
+    about 1-2 s for 12 MP) and refused there when the photos do not show the same skin,
+    instead of after both photos were analysed again (the full comparison, 10-30 s); each
+    photo is decoded once for all its pairs. A pair the check passes is compared exactly as
+    without it (the same figures). Until session 39 a session of 2 photos against one of 3,
+    some of the other leg, took minutes before the right pair was reached.
 
     Raises
     ------
@@ -847,20 +889,108 @@ def compare_sessions(store, cache: DerivedCache, session_a: int, session_b: int)
         sa, sb = sb, sa
     have = cached_comparison(store, cache, sa.id, sb.id)
     if have is not None:
+        if store.get_comparison(sa.id, sb.id) is None:
+            # kept pictures of a pair whose saved figures went with a photo of the same file name
+            # (Store.remove_photo drops a comparison recorded by name only for every photo of that name)
+            store.save_comparison(sa.id, sb.id, have.figures)
         return have
     pairs = _photo_pairs(store, sa.id, sb.id)
     if not pairs:
         raise NotComparable("One of the sessions has no photo yet: add a photo to it first.")
     refusals = []
+    decoded: dict[int, Any] = {}  # photo id -> Photo, decoded once for all the pairs it is in
     for pa, pb in pairs:
         why = _pair_refusal(cache, pa, pb)
+        if why is None and quick_check and len(pairs) > 1:  # one pair: nothing else to try, nothing to gain
+            why = _quick_refusal(store, cache, pa, pb, decoded)
+            if why is not None:
+                _keep_refusal(cache, pa, pb, why)
         if why is None:
             try:
-                return _compare_photos(store, cache, sa, sb, pa, pb)
+                return _compare_photos(store, cache, sa, sb, pa, pb, decoded=decoded)
             except NotComparable as exc:
                 why = str(exc)
         refusals.append(why)
     raise NotComparable(_refusal_message(refusals[0], sa, sb, len(pairs)))
+
+
+def compare_wait_note(store, session_a: int, session_b: int) -> str:
+    """What the Compare page says before comparing two sessions: what it does and how long it takes.
+
+    Measured in session 39 (BENCHMARKS.md, ``bench_compare_refusals.py``) at a load average of 9-11
+    on 2 cores: one comparison 8-10 s for the demo's 2400 x 1800 photos and 27 s for 12 MP, a pair
+    of photos of different places refused in 1.2-1.7 s (3.7 s for 2400 x 1800 before session 39,
+    when every refusal was a whole comparison).
+    """
+    n_a = len(store.list_photos(session_id=session_a))
+    n_b = len(store.list_photos(session_id=session_b))
+    text = ("Comparing aligns the later photo onto the first and measures what changed (about 10-30 s for phone "
+            "photos, longer while the computer is busy).")
+    if n_a * n_b > 1:
+        text += (f" These sessions hold {n_a} and {n_b} photos: the first imported of each are tried first; a pair "
+                 "that does not show the same skin is set aside after a few seconds and the next pair is tried.")
+    return text
+
+
+def _decoded(store, photo_id: int, decoded: dict[int, Any] | None):
+    """The stored photo decoded (:func:`veinscope.io.load_photo` of its bytes), once per ``decoded`` memo."""
+    from veinscope.io import load_photo
+
+    if decoded is not None and photo_id in decoded:
+        return decoded[photo_id]
+    photo = load_photo(store.read_photo(photo_id))
+    if decoded is not None:
+        decoded[photo_id] = photo
+    return photo
+
+
+def _keep_refusal(cache: DerivedCache, pa, pb, why: str) -> None:
+    d = _pair_folder(cache, pa, pb)
+    d.mkdir(parents=True, exist_ok=True)
+    cache._write(d / "refused.txt", why.encode())  # not offered again for the same two photos
+
+
+def _kept_skin(cache: DerivedCache, kept, rgb: np.ndarray) -> np.ndarray | None:
+    """The skin mask of a photo's analysis: from memory, else the masks kept at import (None when neither)."""
+    if kept is not None:
+        return kept.skin
+    masks = cache.load_masks(cache.rgb_key(rgb))
+    return None if masks is None or masks[1].shape != rgb.shape[:2] else masks[1]
+
+
+def _quick_refusal(store, cache: DerivedCache, pa, pb, decoded: dict[int, Any] | None = None) -> str | None:
+    """Why photos ``pa`` (baseline) and ``pb`` cannot be compared, found by aligning them alone; None when they align.
+
+    The alignment :func:`veinscope.compare.compare` makes first (:func:`veinscope.register.register`
+    at its working size of 1000 px, with the baseline's skin mask kept at import and the scale of
+    its analysis), without the two analyses the comparison makes before it (each 2-10 s): a photo
+    of another leg is refused at the cost of the alignment alone. Anything but a refusal of the
+    alignment (a photo problem, a fault) is left to the full comparison.
+    """
+    from veinscope.errors import RegistrationError
+    from veinscope.register import register
+
+    try:
+        kept_a, kept_b = cache.recent(pa.id), cache.recent(pb.id)
+        b = kept_a.rgb if kept_a is not None else _decoded(store, pa.id, decoded).rgb
+        f = kept_b.rgb if kept_b is not None else _decoded(store, pb.id, decoded).rgb
+        px = (store.get_analysis(pa.id) or {}).get("px_per_mm")
+        px = float(px) if isinstance(px, (int, float)) and px > 0 else None
+        fig_b = store.get_analysis(pb.id) or {}
+        if px is None and isinstance(fig_b.get("px_per_mm"), (int, float)) and _given_scale(fig_b) is None:
+            # a baseline without a scale, a follow-up with the card: compare carries the follow-up's card
+            # back and aligns on the follow-up's skin mask (its analysis), not the baseline's
+            skin_b, skin_f = None, _kept_skin(cache, kept_b, f)
+            if skin_f is None:
+                return None
+        else:
+            skin_b, skin_f = _kept_skin(cache, kept_a, b), None
+        register(b, f, px_per_mm=px, baseline_skin=skin_b, followup_skin=skin_f)
+    except RegistrationError as exc:
+        return str(exc)
+    except Exception as exc:  # left to the full comparison, which says what is wrong
+        log.debug("quick same-site check skipped (%s)", type(exc).__name__)
+    return None
 
 
 def _refusal_message(why: str, sa, sb, n_pairs: int) -> str:
@@ -872,7 +1002,7 @@ def _refusal_message(why: str, sa, sb, n_pairs: int) -> str:
             "baseline): it is compared instead.")
 
 
-def _compare_photos(store, cache: DerivedCache, sa, sb, pa, pb) -> CompareView:
+def _compare_photos(store, cache: DerivedCache, sa, sb, pa, pb, *, decoded: dict[int, Any] | None = None) -> CompareView:
     """Compare photo ``pb`` of session ``sb`` with photo ``pa`` of session ``sa``; kept, or refused and kept so."""
     from veinscope.compare import compare
     from veinscope.errors import VeinScopeError
@@ -895,16 +1025,16 @@ def _compare_photos(store, cache: DerivedCache, sa, sb, pa, pb) -> CompareView:
         # matting against compare's 6.25 % and a 2 029 px² patch; BENCHMARKS.md, session 33)
         follow_a = None
     try:
-        c = compare(kept_a.rgb if kept_a is not None else store.read_photo(pa.id),
-                    kept_b.rgb if kept_b is not None else store.read_photo(pb.id),
+        c = compare(kept_a.rgb if kept_a is not None else _decoded(store, pa.id, decoded),
+                    kept_b.rgb if kept_b is not None else _decoded(store, pb.id, decoded),
                     px_per_mm=_given_scale(base_fig), baseline_analysis=base_a, followup_analysis=follow_a)
     except VeinScopeError as exc:  # RegistrationError and photo problems: plain-language messages
-        d = _pair_folder(cache, pa, pb)
-        d.mkdir(parents=True, exist_ok=True)
-        cache._write(d / "refused.txt", str(exc).encode())  # not offered again for the same two photos
+        _keep_refusal(cache, pa, pb, str(exc))
         raise NotComparable(str(exc)) from None
     figures = c.to_dict()
-    figures["photos"] = {"baseline": pa.original_name, "followup": pb.original_name}
+    # the photos compared, by name (shown) and id (exact: Store.remove_photo drops the comparisons of a photo removed)
+    figures["photos"] = {"baseline": pa.original_name, "followup": pb.original_name,
+                         "baseline_id": pa.id, "followup_id": pb.id}
     store.save_comparison(sa.id, sb.id, figures)
     cm = render_change_map(c)
     # titled with the session dates (the photos reach compare as bytes or arrays, named 'photo')
@@ -1061,7 +1191,13 @@ def _compared_photo(store, session_id: int, comparison: dict | None, *, role: st
     Photos of one session may share a file name (a phone's browser names every upload "image.jpg"):
     then the photo of ``pair`` (:func:`_compared_pair`) if it has that name, else the first imported.
     """
-    used = ((comparison or {}).get("photos") or {}).get(role)
+    photos = (comparison or {}).get("photos") or {}
+    used_id = photos.get(f"{role}_id")
+    if isinstance(used_id, int) and not isinstance(used_id, bool):  # recorded since session 39: exact
+        p = next((p for p in store.list_photos(session_id=session_id) if p.id == used_id), None)
+        if p is not None:
+            return p
+    used = photos.get(role)
     if used:
         named = [p for p in sorted(store.list_photos(session_id=session_id), key=lambda p: p.id) if p.original_name == used]
         kept = None if pair is None else pair[0 if role == "baseline" else 1]
@@ -1079,6 +1215,14 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
     Change figures (``improvement_pct``, per class, ``staining_mm2``, ``matting_mm2``) are
     those of comparisons already saved; None where the comparison was not made yet. With
     ``cache``, a session whose photos were refused as not comparable has the message in ``refused``.
+
+    Each compared row names the first session's photo its comparison used: ``baseline_photo_id``,
+    ``baseline_photo`` (file name), ``baseline_photo_number`` (1, 2, ... in the order the first
+    session's photos were imported) and ``baseline_length_mm`` (that photo's total vessel length).
+    Follow-ups compared with different photos of the first session (one refused or removed, the
+    right one imported later) are each measured against their own; the first session's row shows
+    the photo of its first comparison (:func:`baseline_photos_note` says which is which). Until
+    session 39 every follow-up was shown as if against that one.
     """
     sessions = store.list_sessions(code, site)
     saved = {(c["session_a"], c["session_b"]): c["result"] for c in store.list_comparisons(code)}
@@ -1087,13 +1231,28 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
     # the baseline's photo its comparisons used (the first saved one's): its later photo when the first was refused
     first = next((s for s in sessions[1:] if (base.id, s.id) in saved), None) if base else None
     base_cmp = saved[(base.id, first.id)] if first is not None else None
+    lengths: dict[int, Any] = {}
+    # the first session's photos numbered in the order they were imported (the PDF names a photo so: no file names)
+    number = {ph.id: i + 1 for i, ph in enumerate(sorted(store.list_photos(session_id=base.id), key=lambda q: q.id))} \
+        if base is not None else {}
+
+    def total_length(photo_id: int):
+        if photo_id not in lengths:
+            lengths[photo_id] = (((store.get_analysis(photo_id) or {}).get("classes") or {}).get("total") or {}).get("length_mm")
+        return lengths[photo_id]
+
     for s in sessions:
         cmp_ = saved.get((base.id, s.id)) if base is not None and s.id != base.id else None
+        b_photo = None
         if s is base:
             p = _compared_photo(store, s.id, base_cmp, role="baseline",
                                 pair=None if first is None else _compared_pair(store, cache, base.id, first.id))
+            b_photo = p
         else:
-            p = _compared_photo(store, s.id, cmp_, pair=None if cmp_ is None else _compared_pair(store, cache, base.id, s.id))
+            pair = None if cmp_ is None else _compared_pair(store, cache, base.id, s.id)
+            p = _compared_photo(store, s.id, cmp_, pair=pair)
+            if cmp_ is not None:
+                b_photo = _compared_photo(store, base.id, cmp_, role="baseline", pair=pair)
         fig = store.get_analysis(p.id) if p is not None else None
         classes = (fig or {}).get("classes") or {}
         row: dict[str, Any] = {"session_id": s.id, "session_date": s.session_date.isoformat(),
@@ -1118,19 +1277,61 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
                 row["refused"] = refused_comparison(store, cache, base.id, s.id)
             for cls in CLASSES:
                 row[f"{cls}_improvement_pct"] = None
+        row["baseline_photo_id"] = None if b_photo is None else b_photo.id
+        row["baseline_photo"] = None if b_photo is None else (b_photo.original_name or f"photo {b_photo.id}")
+        row["baseline_photo_number"] = None if b_photo is None else number.get(b_photo.id)
+        row["baseline_length_mm"] = None if b_photo is None else total_length(b_photo.id)
         rows.append(row)
     return rows
 
 
+def _baseline_label(row: dict[str, Any]) -> str | None:
+    """'<file name> (photo N, 512 mm of vessels)': the first-session photo a row was compared with
+    (N: its number in the first session, as the PDF names it)."""
+    if row.get("baseline_photo_id") is None:
+        return None
+    ln = row.get("baseline_length_mm")
+    n = row.get("baseline_photo_number")
+    return (f"{row.get('baseline_photo')} (photo {n if n is not None else '?'}"
+            + (f", {ln:.0f} mm of vessels)" if isinstance(ln, (int, float)) else ")"))
+
+
+def mixed_baselines(rows: list[dict[str, Any]]) -> bool:
+    """Whether the follow-ups of a site were compared with different photos of the first session."""
+    return len({r["baseline_photo_id"] for r in rows if r.get("baseline_photo_id") is not None}) > 1
+
+
+def baseline_photos_note(rows: list[dict[str, Any]]) -> str | None:
+    """A sentence naming the first-session photo each follow-up was compared with, when they differ (else None)."""
+    if not rows or not mixed_baselines(rows):
+        return None
+    first = rows[0]
+    parts = [f"{r['session_date']} with {_baseline_label(r)}" for r in rows[1:] if r.get("baseline_photo_id") is not None]
+    return (f"The later sessions were compared with different photos of the first session ({first['session_date']}): "
+            + "; ".join(parts) + ". Each improvement is measured against the photo named; the first session's "
+            f"row shows {_baseline_label(first)}.")
+
+
 def progress_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The progress rows for display: plain column names with units, sensible rounding."""
-    return [{"session": r["session_date"],
+    """The progress rows for display: plain column names with units, sensible rounding.
+
+    When the follow-ups were compared with different photos of the first session
+    (:func:`mixed_baselines`), a last column names the one each row was compared with.
+    """
+    mixed = mixed_baselines(rows)
+    out = []
+    for r in rows:
+        d = {"session": r["session_date"],
              "vessel length (mm)": _num(r.get("total_length_mm"), 0),
              "coverage (% of skin)": _num(r.get("total_coverage_pct"), 2),
              "improvement (%)": _num(r.get("improvement_pct"), 0),
              "grade (0-3)": r.get("grade"),
              "staining (mm²)": _num(r.get("staining_mm2"), 0),
-             "matting (mm²)": _num(r.get("matting_mm2"), 0)} for r in rows]
+             "matting (mm²)": _num(r.get("matting_mm2"), 0)}
+        if mixed:
+            d["compared with (first-session photo)"] = _baseline_label(r)
+        out.append(d)
+    return out
 
 
 def missing_comparisons(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
@@ -1144,7 +1345,8 @@ def progress_csv(code: str, site: str, rows: list[dict[str, Any]]) -> bytes:
     """The progress table as CSV (keys keep their unit suffix; empty where not available)."""
     buf = io.StringIO()
     if rows:
-        fields = ["patient_code", "site", *rows[0].keys()]
+        # not 'baseline_photo' (a file name can identify the patient; its id and number are kept)
+        fields = ["patient_code", "site", *(k for k in rows[0].keys() if k != "baseline_photo")]
         w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")  # not 'refused'
         w.writeheader()
         for r in rows:

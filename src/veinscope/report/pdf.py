@@ -69,6 +69,27 @@ def _fmt(v, nd=1, unit=""):
     return "-" if not isinstance(v, (int, float)) else f"{v:.{nd}f}{unit}"
 
 
+def _photo_label(row: dict[str, Any]) -> str:
+    """'photo 2 (512 mm)': the first-session photo a row was compared with, by its number (never a file name)."""
+    n = row.get("baseline_photo_number")
+    if n is None:
+        return "-"
+    ln = row.get("baseline_length_mm")
+    return f"photo {n}" + (f" ({ln:.0f} mm)" if isinstance(ln, (int, float)) else "")
+
+
+def _mixed_baselines(rows: Sequence[dict[str, Any]]) -> str | None:
+    """The sentence saying which first-session photo each follow-up was compared with, when they differ."""
+    used = {r.get("baseline_photo_number") for r in rows if r.get("baseline_photo_number") is not None}
+    if len(used) < 2:
+        return None
+    parts = [f"{r['session_date']} with its {_photo_label(r)}" for r in rows[1:] if r.get("baseline_photo_number") is not None]
+    return (f"The first session ({rows[0]['session_date']}) has several photos, and the later sessions were compared "
+            f"with different ones: " + "; ".join(parts) + ". Each improvement is measured against the photo named "
+            f"(numbered in the order they were added); the first session's row shows its {_photo_label(rows[0])}. "
+            "Vessel lengths in mm are of the whole photo.")
+
+
 def patient_report(
     *,
     patient_code: str,
@@ -165,6 +186,9 @@ def patient_report(
         sentences.append("These photos carry no scale (no calibration card on the skin), so lengths and areas are "
                          "not given in millimetres; any staining or matting found is described with the before and "
                          "after photos below.")
+    mixed = _mixed_baselines(rows)
+    if mixed:
+        sentences.append(mixed)
     for s in sentences:
         pdf.multi_cell(0, 6, _latin1(s), new_x="LMARGIN", new_y="NEXT")
         pdf.ln(1)
@@ -175,6 +199,10 @@ def patient_report(
     pdf.cell(0, 8, "Figures by session", new_x="LMARGIN", new_y="NEXT")
     head = ["Session", "Vessel length (mm)", "Coverage of skin (%)", "Improvement (%)", "Staining (mm²)", "Matting (mm²)"]
     cw = [28, 32, 34, 30, 30, w - 154]
+    if mixed:  # each follow-up against the first-session photo it was compared with (shorter heads: 7 columns)
+        head = ["Session", "Length (mm)", "Coverage (%)", "Improvement (%)", "Staining (mm²)", "Matting (mm²)",
+                "Compared with"]
+        cw = [24, 23, 24, 28, 27, 25, w - 151]
     pdf.set_font("Helvetica", "B", 9)
     pdf.set_fill_color(230, 236, 245)
     for h, c in zip(head, cw):
@@ -184,6 +212,8 @@ def patient_report(
     for r in rows:
         vals = [r["session_date"], _fmt(r.get("total_length_mm"), 0), _fmt(r.get("total_coverage_pct"), 2),
                 _fmt(r.get("improvement_pct"), 0), _fmt(r.get("staining_mm2"), 0), _fmt(r.get("matting_mm2"), 0)]
+        if mixed:
+            vals.append(_photo_label(r))
         for v, c in zip(vals, cw):
             pdf.cell(c, 6, v, border=1, align="C")
         pdf.ln()

@@ -22,6 +22,7 @@ from veinscope.store._records import (
     ImportResult,
     PatientRecord,
     PhotoRecord,
+    RemoveSummary,
     SessionRecord,
     SiteRecord,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "PatientNotFoundError",
     "PatientRecord",
     "PhotoRecord",
+    "RemoveSummary",
     "SchemaError",
     "SessionRecord",
     "SiteRecord",

@@ -17,6 +17,7 @@ __all__ = [
     "CheckReport",
     "EraseSummary",
     "ExportSummary",
+    "RemoveSummary",
 ]
 
 
@@ -151,6 +152,22 @@ class EraseSummary:
     analyses: int
     comparisons: int
     files_removed: int
+
+
+@dataclass(frozen=True)
+class RemoveSummary:
+    """What :meth:`Store.remove_photo` removed: one photo, its analyses and the comparisons made with it."""
+
+    photo_id: int
+    session_id: int
+    patient_id: int
+    analyses: int
+    #: saved comparisons of the photo's session that used this photo (or whose photo is not recorded)
+    comparisons: int
+    #: photos left in the session (the session itself, with its date and notes, stays)
+    photos_left: int
+    #: whether the photo's file was removed from the photo folder (kept while another record refers to it)
+    file_removed: bool
 
 
 @dataclass(frozen=True)

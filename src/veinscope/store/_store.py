@@ -39,6 +39,7 @@ from veinscope.store._records import (
     ImportResult,
     PatientRecord,
     PhotoRecord,
+    RemoveSummary,
     SessionRecord,
     SiteRecord,
 )
@@ -885,6 +886,96 @@ class Store:
         self._vacuum_deleted()
         log.info("erased patient %d: %d photos, %d files removed", summary.patient_id, summary.photos, removed)
         return EraseSummary(**{**summary.__dict__, "files_removed": removed})
+
+    # -- remove one photo ---------------------------------------------------------------------
+    @staticmethod
+    def comparison_uses_photo(result: dict[str, Any] | None, role: str, photo_id: int, name: str | None) -> bool:
+        """Whether a saved comparison may have used photo ``photo_id`` (named ``name``) as its ``role``.
+
+        ``role`` is "baseline" (the photo's session is the comparison's first) or "followup".
+        The app records the photos a comparison used in ``result["photos"]``: their ids
+        (``baseline_id``, ``followup_id``; since session 39) and file names. With an id the
+        answer is exact; with a file name only, a comparison is counted as using every photo of
+        that name; with neither (a comparison saved without its photos) it may have used any.
+        """
+        if role not in ("baseline", "followup"):
+            raise ValueError(f"role must be 'baseline' or 'followup', got {role!r}")
+        used = (result or {}).get("photos") if isinstance(result, dict) else None
+        if not isinstance(used, dict):
+            return True
+        pid = used.get(f"{role}_id")
+        if isinstance(pid, int) and not isinstance(pid, bool):
+            return pid == int(photo_id)
+        used_name = used.get(role)
+        if isinstance(used_name, str):
+            return used_name == name
+        return True
+
+    def remove_photo(self, photo_id: int, *, code: str | None = None) -> RemoveSummary:
+        """Take one photo out of its session: its row, analyses and file, and the comparisons made with it.
+
+        For a photo imported by mistake (the other leg, blurred, another patient's). The
+        comparisons of its session that used it (:meth:`comparison_uses_photo`) are deleted, so
+        that they are made again with the session's other photos; comparisons that used another
+        photo of the session, the session itself (date, notes), the other photos, sessions and
+        patients are left as they are. The file leaves the photo folder only when no record
+        refers to its bytes and no import of the same bytes is under way. One audit entry
+        ("photo.remove", ids and counts only) is written.
+
+        Parameters
+        ----------
+        photo_id : int
+            The photo (``PhotoRecord.id``).
+        code : str, optional
+            The patient the photo must belong to (a check against removing another patient's
+            photo by a mistyped id).
+
+        Raises
+        ------
+        StoreError
+            No such photo, or it belongs to another patient than ``code``.
+        """
+        if isinstance(photo_id, bool) or not isinstance(photo_id, int):
+            raise TypeError(f"photo_id must be an int, got {type(photo_id).__name__}")
+        want = _clean_text(code, "patient code", 64) if code is not None else None
+
+        def tx(s: Session) -> tuple[RemoveSummary, str, str]:
+            row = s.execute(select(Photo, Site.patient_id, Patient.code)
+                            .join(TreatmentSession, TreatmentSession.id == Photo.session_id)
+                            .join(Site, Site.id == TreatmentSession.site_id)
+                            .join(Patient, Patient.id == Site.patient_id).where(Photo.id == photo_id)).first()
+            if row is None:
+                raise StoreError(f"There is no photo with id {photo_id}: nothing was removed.")
+            ph, patient_id, owner = row
+            if want is not None and owner != want:
+                raise StoreError(f"Photo {photo_id} is not a photo of patient {want!r}: nothing was removed.")
+            sess = ph.session_id
+            comps = s.execute(select(ComparisonResult.id, ComparisonResult.session_a_id, ComparisonResult.result)
+                              .where(or_(ComparisonResult.session_a_id == sess,
+                                         ComparisonResult.session_b_id == sess))).all()
+            gone = [cid for cid, a, res in comps
+                    if self.comparison_uses_photo(res, "baseline" if a == sess else "followup", ph.id, ph.original_name)]
+            n_analyses = s.scalar(select(func.count(AnalysisResult.id)).where(AnalysisResult.photo_id == ph.id))
+            if gone:
+                s.execute(delete(ComparisonResult).where(ComparisonResult.id.in_(gone)))
+            s.execute(delete(AnalysisResult).where(AnalysisResult.photo_id == ph.id))
+            sha, rel = ph.sha256, ph.stored_path
+            s.execute(delete(Photo).where(Photo.id == ph.id))
+            left = s.scalar(select(func.count(Photo.id)).where(Photo.session_id == sess))
+            self._audit(s, "photo.remove", patient_id=patient_id, entity="photo", entity_id=int(photo_id),
+                        session_id=sess, analyses=int(n_analyses or 0), comparisons=len(gone))
+            return (RemoveSummary(int(photo_id), sess, patient_id, int(n_analyses or 0), len(gone), int(left or 0), False),
+                    sha, rel)
+
+        summary, sha, rel = self._write(tx)
+        removed = False
+        if sha not in self.files.in_flight(grace_s=DEFAULT_GRACE_S):
+            used = self._read(lambda s: s.scalar(select(Photo.id).where(Photo.sha256 == sha)))
+            removed = used is None and self.files.delete(rel)
+        self._vacuum_deleted()
+        log.info("removed photo %d from session %d: %d analyses, %d comparisons", summary.photo_id,
+                 summary.session_id, summary.analyses, summary.comparisons)
+        return RemoveSummary(**{**summary.__dict__, "file_removed": bool(removed)})
 
     def _vacuum_deleted(self) -> None:
         """Push deleted rows out of the SQLite write-ahead log (secure_delete zeroes the pages)."""

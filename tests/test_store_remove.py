@@ -1,0 +1,138 @@
+"""Taking one photo out of a session (``Store.remove_photo``, ``veinscope photo remove``), SQLite and PostgreSQL.
+
+Every test here fails on main before session 39 (there was no way to remove a photo).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.store_fixtures import (  # noqa: F401  (fixtures)
+    fake_analyze,
+    make_photo,
+    pg_admin_url,
+    pg_url,
+    store,
+    target,
+)
+from veinscope.cli import main
+from veinscope.store import StoreError
+
+CODE = "P-0042"
+NAME = "Jane Testperson"
+
+
+def _course(store):
+    """Patient CODE: baseline session with photos 0 (wrong leg) and 1, follow-up with 2; another patient."""
+    store.add_patient(CODE)
+    store.add_patient("P-0007")
+    imp = lambda code, day, seed, name: store.import_photo(code, "left calf", day, make_photo(seed), original_name=name,
+                                                           analyze=fake_analyze).photo
+    wrong = imp(CODE, "2026-01-05", 1, f"{NAME} wrong leg.png")
+    right = imp(CODE, "2026-01-05", 2, "right.png")
+    follow = imp(CODE, "2026-02-16", 3, "follow.png")
+    theirs = imp("P-0007", "2026-01-05", 4, "theirs.png")
+    return wrong, right, follow, theirs
+
+
+def test_remove_photo_takes_its_rows_file_and_comparisons_and_nothing_else(target, store):
+    wrong, right, follow, theirs = _course(store)
+    sa, sb = wrong.session_id, follow.session_id
+    # one comparison made with the wrong photo (ids recorded), one with the right one, one recorded by name only
+    store.save_comparison(sa, sb, {"improvement_pct": 5.0, "photos": {"baseline": wrong.original_name,
+                                                                      "followup": "follow.png",
+                                                                      "baseline_id": wrong.id, "followup_id": follow.id}})
+    keep_id = store.save_comparison(sa, sb, {"improvement_pct": 40.0, "photos": {"baseline": "right.png",
+                                                                                 "followup": "follow.png",
+                                                                                 "baseline_id": right.id,
+                                                                                 "followup_id": follow.id}})
+    store.save_comparison(sa, sb, {"improvement_pct": 6.0, "photos": {"baseline": wrong.original_name,
+                                                                      "followup": "follow.png"}})
+    before_theirs = store.list_comparisons("P-0007")
+    s = store.remove_photo(wrong.id, code=CODE)
+    assert (s.photo_id, s.session_id, s.analyses, s.comparisons, s.photos_left, s.file_removed) == \
+        (wrong.id, sa, 1, 2, 1, True)
+    assert not wrong.path.exists()
+    assert [p.id for p in store.list_photos(code=CODE)] == [right.id, follow.id]
+    assert [c["id"] for c in store.list_comparisons(CODE)] == [keep_id]
+    assert store.get_comparison(sa, sb)["improvement_pct"] == 40.0
+    for p, seed in ((right, 2), (follow, 3), (theirs, 4)):  # the others untouched: bytes and analyses
+        assert p.path.read_bytes() == make_photo(seed)
+        assert store.get_analysis(p.id) is not None
+    assert store.list_comparisons("P-0007") == before_theirs
+    assert [x.id for x in store.list_sessions(CODE)] == [sa, sb]  # the session stays (date, notes)
+    assert store.check().ok
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM analysis").scalar() == 3
+    entry = next(a for a in store.audit_log() if a.action == "photo.remove")
+    assert entry.entity_id == wrong.id and entry.details == {"session_id": sa, "analyses": 1, "comparisons": 2}
+    text = json.dumps([{k: v for k, v in a.__dict__.items() if k != "at"} for a in store.audit_log()], default=str)
+    assert NAME not in text and ".png" not in text
+    if target.kind == "sqlite":  # secure_delete + checkpoint: the file name is gone from the database files
+        for f in target.data_dir.glob("veinscope.sqlite3*"):
+            assert NAME.encode() not in f.read_bytes(), f.name
+
+
+def test_removing_the_followup_photo_drops_its_comparisons_and_a_re_import_works(store):
+    wrong, right, follow, _ = _course(store)
+    store.save_comparison(right.session_id, follow.session_id, {"improvement_pct": 40.0})  # photos not recorded
+    s = store.remove_photo(follow.id)
+    assert (s.comparisons, s.photos_left, s.file_removed) == (1, 0, True)
+    assert store.list_comparisons(CODE) == []
+    assert store.list_photos(session_id=follow.session_id) == []
+    again = store.import_photo(CODE, "left calf", "2026-02-16", make_photo(3), analyze=fake_analyze)
+    assert again.status == "imported" and again.photo.path.read_bytes() == make_photo(3)
+
+
+def test_remove_photo_refusals_change_nothing(store):
+    wrong, right, follow, theirs = _course(store)
+    with pytest.raises(StoreError, match="no photo with id 999"):
+        store.remove_photo(999)
+    with pytest.raises(StoreError, match="not a photo of patient 'P-0042'"):
+        store.remove_photo(theirs.id, code=CODE)
+    with pytest.raises(TypeError, match="photo_id"):
+        store.remove_photo("1")
+    assert len(store.list_photos()) == 4 and all(p.path.exists() for p in (wrong, right, follow, theirs))
+    assert not any(a.action == "photo.remove" for a in store.audit_log())
+
+
+def test_file_of_a_photo_being_imported_again_is_kept(store, monkeypatch):
+    wrong, *_ = _course(store)
+    monkeypatch.setattr(store.files, "in_flight", lambda grace_s: {wrong.sha256})
+    assert store.remove_photo(wrong.id).file_removed is False
+    assert wrong.path.exists()  # `db check --repair` removes it once no import holds it
+
+
+def test_comparison_uses_photo_rules(store):
+    uses = store.comparison_uses_photo
+    assert uses({"photos": {"baseline_id": 3, "baseline": "a.jpg"}}, "baseline", 3, "b.jpg")
+    assert not uses({"photos": {"baseline_id": 4, "baseline": "a.jpg"}}, "baseline", 3, "a.jpg")
+    assert uses({"photos": {"followup": "a.jpg"}}, "followup", 3, "a.jpg")
+    assert not uses({"photos": {"followup": "a.jpg"}}, "followup", 3, "b.jpg")
+    assert uses({"improvement_pct": 3.0}, "followup", 3, "b.jpg")
+    with pytest.raises(ValueError, match="role"):
+        uses({}, "before", 3, None)
+
+
+def test_cli_photo_list_and_remove(target, capsys):
+    where = target.cli_args()
+    assert main(["patient", "add", CODE, *where]) == 0
+    store = target.open()
+    wrong, right, *_ = (store.import_photo(CODE, "left calf", "2026-01-05", make_photo(i), original_name=f"p{i}.png",
+                                           analyze=fake_analyze).photo for i in (1, 2))
+    store.close()
+    capsys.readouterr()
+    assert main(["photo", "list", "--patient", CODE, *where]) == 0
+    out = capsys.readouterr().out
+    assert f"{wrong.id}\t2026-01-05\tleft calf\tp1.png" in out and f"{right.id}\t" in out
+    assert main(["photo", "remove", "--patient", CODE, str(wrong.id), *where]) == 2  # needs --yes without a terminal
+    assert "add --yes" in capsys.readouterr().err
+    assert main(["photo", "remove", "--patient", CODE, str(wrong.id), "--yes", *where]) == 0
+    assert f"removed photo {wrong.id}" in capsys.readouterr().out
+    assert main(["photo", "remove", "--patient", CODE, "999", "--yes", *where]) == 1
+    assert "no photo with id 999" in capsys.readouterr().err
+    store = target.open()
+    assert [p.id for p in store.list_photos(code=CODE)] == [right.id]
+    store.close()

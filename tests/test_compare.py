@@ -1250,6 +1250,23 @@ def test_a_stain_starting_at_a_naevus_is_kept_whole():
     assert on.staining == off.staining
 
 
+def test_staining_pigment_spots_is_on_recorded_and_leaves_a_stain_on_plain_skin(bars):
+    # the brown band over the cleared bar (test_a_brown_band_is_staining_with_its_area): no spot
+    # under it, the same figures either way; the default is on and recorded in comparison.json
+    b, f = bars
+    f = f.astype(np.float32)
+    band = np.zeros(f.shape[:2], np.uint8)
+    cv2.line(band, (90, 80), (200, 80), 1, 24)
+    lin = (f / 255.0) ** 2.2
+    lin[band > 0] *= np.array([0.78, 0.68, 0.6], np.float32)
+    f = _u8(np.clip(lin, 0, 1) ** (1 / 2.2) * 255.0)
+    on, off = compare(b, f, px_per_mm=PPM), compare(b, f, px_per_mm=PPM, staining_pigment_spots=False)
+    assert on.params["staining_pigment_spots"] is True and off.params["staining_pigment_spots"] is False
+    assert json.loads(json.dumps(on.to_dict()))["parameters"]["staining_pigment_spots"] is True
+    assert on.staining["patches"] == 1 and on.staining == off.staining
+    assert on.improvement_pct == off.improvement_pct and on.matting == off.matting
+
+
 @pytest.mark.parametrize("value", ["yes", 1, None, 0.0])
 def test_staining_pigment_spots_must_be_true_or_false(value):
     with pytest.raises(TypeError, match="staining_pigment_spots"):

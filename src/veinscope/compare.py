@@ -3050,6 +3050,7 @@ def _stain(mb, mf, aligned, valid, b_vessel, f_vessel, boxes, windows, *, ppm, m
     lst = []
     out_boxes = []
     total_de, total_a = 0.0, 0.0
+
     def ring_de(box, region):  # ΔE00 of the patch's mean colour against the skin round it (None: too little skin)
         Y0, Y1, X0, X1 = box
         ring = cv2.dilate(region.astype(np.uint8), _disc(int(1.5 * ppm))).astype(bool) & ~cv2.dilate(region.astype(np.uint8), _disc(int(0.5 * ppm) + 1)).astype(bool)

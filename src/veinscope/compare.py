@@ -3189,14 +3189,19 @@ def _spot_own_reading(mb, mf, box, region, *, ppm, spot_mm, shift_px, bg_od, thr
     keys = ("haemoglobin", "venous", "melanin")
     dirs = np.stack([CHROMOPHORE_DIRECTIONS[k] for k in keys]).astype(np.float64)  # (maps, channels)
     blur = {(w, k): cv2.GaussianBlur(np.ascontiguousarray(c[k]), (0, 0), sp) for w, c in (("b", cb), ("f", cf)) for k in keys}
-    # the baseline's spots over the box (its crop grown by the blur's reach and the allowance)
+    # the baseline's spots within the allowance of the patch (the box's crop grown by the blur's
+    # reach and the allowance), then grown by the allowance
     cut = cb["melanin"].shape
-    ys, xs = np.mgrid[0 : cut[0], 0 : cut[1]]
-    ys, xs = ys.ravel(), xs.ravel()
-    c_b = np.stack([blur["b", k].ravel() for k in keys], 1).astype(np.float64)
+    near = np.zeros(cut, bool)
+    near[crop] = region
+    if shift_px > 0:
+        near = cv2.dilate(near.view(np.uint8), _disc(shift_px)).view(bool)
+    ys, xs = _nonzero(near)
+    c_b = np.stack([blur["b", k][ys, xs] for k in keys], 1).astype(np.float64)
     seen = delta_e_of_od(bg_od(ys + ya, xs + xa), np.maximum(c_b @ dirs, 0.0)) >= thr
     pigment = (c_b[:, 2] >= np.maximum(c_b[:, 0], 0.0) + np.maximum(c_b[:, 1], 0.0)) & (c_b[:, 2] > 0)
-    spot = (seen & pigment).reshape(cut)
+    spot = np.zeros(cut, bool)
+    spot[ys[seen & pigment], xs[seen & pigment]] = True
     if shift_px > 0 and spot.any():
         spot = cv2.dilate(spot.view(np.uint8), _disc(shift_px)).view(bool)
     on = spot[crop] & region

@@ -154,7 +154,6 @@ def measure_vessels(
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
     branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None,
     smooth_widths=None, valley_sides=False, undecided_z=None, undecided_gap_px=None, drop_reasons=None,
-    covered_rest_px=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -201,12 +200,6 @@ def measure_vessels(
     max_covered : float
         A chain with more than this share of its points inside the width of longer chains
         repeats a vessel already found and is dropped (1 keeps every chain).
-    covered_rest_px : float, optional
-        A chain ``max_covered`` drops keeps its points outside the width of every chain kept
-        (the final cover) when at least this many of its judged points lie there: it adds that
-        much vessel of its own (a branch whose stretch along a wider vessel is longer than the
-        stretch it adds), not only a repeat; its points inside stay dropped. ``None``: dropped
-        whole.
     paint_links_between : bool
         Also paint the band between neighbouring centreline points
         (:func:`veinscope._kernels.ridges.paint_links`), not only a disc at each: without it a
@@ -507,17 +500,8 @@ def measure_vessels(
             # runs along or crosses) is that vessel's, not a length of its own
             accepted &= core | (cover[pts[:, 0], pts[:, 1]] == 0)
             _dropped_by("tracked into a kept vessel")
-        rescued = None
-        if covered_rest_px is not None:
-            # a chain dropped as a repeat that still holds covered_rest_px judged points of its
-            # own outside every kept vessel's width adds a vessel: its points outside are kept
-            # (those inside repeat the vessels kept and stay dropped)
-            outside = (cover[pts[:, 0], pts[:, 1]] == 0) & in_range
-            rest = np.bincount(det.segment[outside & core & judged], minlength=det.n_segments)[: det.n_segments]
-            more = chain_ok & ~keep & (rest >= covered_rest_px)
-            rescued = outside & more[det.segment]
         del cover
-        accepted &= keep[det.segment] if rescued is None else (keep[det.segment] | rescued)
+        accepted &= keep[det.segment]
         _dropped_by("overlap")
     if redness.any():
         accepted[accepted] = ~redness[det.segment[accepted]]

@@ -114,7 +114,6 @@ def analyze(
     faint_length_mm: float | None = 3.0,
     snap_crest: bool = True,
     max_covered: float = 0.8,
-    covered_rest_mm: float | None = None,
     matched_signal: bool = True,
     max_melanin_frac: float = 0.45,
     max_contrast_od: float = 1.0,
@@ -196,12 +195,6 @@ def analyze(
         longer vessels repeats one of them (blunt ends, parallel crests) and is dropped. 0.8
         (chosen on generated photos, seeds 400-423): a branch that starts inside a wide vein
         keeps its own length; 0.5 dropped short real branches (clDice 0.721 vs 0.736).
-    covered_rest_mm : float or None
-        A chain ``max_covered`` drops keeps its points outside the width of every vessel kept
-        when at least this many millimetres of its own detected points (counted as 1 /
-        px-per-mm each) lie there: it adds that much vessel, not only a repeat
-        (:func:`veinscope.measure.measure_vessels`' ``covered_rest_px``). ``None`` (default):
-        dropped whole. Added off in session 39 (helper "drop39"; BENCHMARKS.md).
     matched_signal : bool
         Detect on the OD projection that sees the vessel colour with unit gain and the least
         skin texture of this photo (:func:`veinscope.chromophores.matched_vessel_weights`)
@@ -711,11 +704,6 @@ def analyze(
         isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
     ):
         raise ValueError(f"tail_probe_nfa must be None or a positive expected number of false probes, got {tail_probe_nfa!r}")
-    if covered_rest_mm is not None and not (
-        isinstance(covered_rest_mm, (int, float)) and not isinstance(covered_rest_mm, bool)
-        and math.isfinite(covered_rest_mm) and covered_rest_mm > 0
-    ):
-        raise ValueError(f"covered_rest_mm must be None or a positive number of millimetres, got {covered_rest_mm!r}")
     if link_ends_mm is not None and not (
         isinstance(link_ends_mm, (int, float)) and not isinstance(link_ends_mm, bool) and math.isfinite(link_ends_mm)
         and link_ends_mm > 0
@@ -809,7 +797,6 @@ def analyze(
         "extend_ends_mm": extend_ends_mm,
         "tail_probe_nfa": tail_probe_nfa,
         "link_ends_mm": link_ends_mm,
-        "covered_rest_mm": covered_rest_mm,
         "smooth_widths": smooth_widths,
         "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
         "wide_first_widths": bool(wide_first_widths),
@@ -1025,7 +1012,6 @@ def analyze(
         max_melanin_frac=max_melanin_frac,
         max_contrast_od=max_contrast_od,
         max_covered=max_covered,
-        covered_rest_px=None if covered_rest_mm is None else float(covered_rest_mm) * ppm,
         smooth_widths=smooth_widths,
         valley_sides=bool(valley_sides),
         centre_shift_px=shift if widths is not None and paint_at_centre else None,

@@ -361,6 +361,8 @@ def measure_vessels(
             width[sel_t] = np.where(width[sel_t] > cap, cap, width[sel_t])
     point_class = np.zeros(k, np.int64)
     if k == 0:
+        if drop_reasons is not None:
+            drop_reasons.update(code=np.zeros(0, np.int8), names=DROP_RULES)
         return MeasuredVessels(pts, width, point_class, np.full(0, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
     key = pts[:, 0].astype(np.int64) * n + pts[:, 1]
     if np.any(np.diff(key) <= 0):
@@ -369,13 +371,16 @@ def measure_vessels(
     accepted = np.zeros(k, bool)
     red_chain = np.zeros(k, bool)
     redness = np.zeros(max(det.n_segments, 1), bool)
-    reason = np.zeros(k, np.int8)
-    was = accepted.copy()
+    # the first rule that drops each point, kept only when asked for (drop_reasons)
+    tracing = drop_reasons is not None
+    reason = np.zeros(k if tracing else 0, np.int8)
+    was = accepted.copy() if tracing else None
 
     def _dropped_by(rule):
         # points accepted before this rule and not after it (the first rule that drops a point)
-        reason[was & ~accepted & (reason == 0)] = DROP_RULES.index(rule)
-        was[:] = accepted
+        if tracing:
+            reason[was & ~accepted & (reason == 0)] = DROP_RULES.index(rule)
+            was[:] = accepted
 
     chain_info = {}
     # per chain at once: its mean relative OD and mean |OD| (colour), and the median of its
@@ -447,9 +452,10 @@ def measure_vessels(
         blood = float(pos[0] + pos[1])
         red_frac = float(pos[0] / blood) if blood > 0 else 0.0
         if mel_frac > max_melanin_frac or float(od_abs_mean[c_id].max()) > max_contrast_od:
-            reason[idx] = DROP_RULES.index("melanin" if mel_frac > max_melanin_frac else "too dark")
+            if tracing:
+                reason[idx] = DROP_RULES.index("melanin" if mel_frac > max_melanin_frac else "too dark")
             continue
-        if c_id in part_of:
+        if tracing and c_id in part_of:
             reason[order[a:b][~rescued_pt[order[a:b]]]] = DROP_RULES.index("melanin")
         # Where the profile fit failed, take the chain's fitted median; a chain without any
         # fit (very faint or tangled) falls back to the Hessian scale (a bar of width w
@@ -465,8 +471,9 @@ def measure_vessels(
         accepted[idx] = True
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)
-    reason[(reason == 0) & ~accepted] = DROP_RULES.index("other")
-    was[:] = accepted
+    if tracing:
+        reason[(reason == 0) & ~accepted] = DROP_RULES.index("other")
+        was[:] = accepted
     if branch_melanin_widths is not None and chain_info:
         ids = np.array([c for c in chain_info if c not in part_of], np.int64)
         if ids.size:

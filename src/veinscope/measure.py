@@ -139,13 +139,21 @@ class MeasuredVessels:
     table: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
+DROP_RULES = (
+    "accepted", "melanin", "too dark", "other", "branch melanin", "tracked into a kept vessel", "overlap",
+    "red and wide", "weak, not judged", "isolated patch", "ΔE00", "weak band ΔE00", "short chain texture",
+    "one-sided step", "colour undecided",
+)
+"""The rules of :func:`measure_vessels` by the code its ``drop_reasons`` gives (0: accepted)."""
+
+
 def measure_vessels(
     det, widths, optics, skin, *, ppm, calibrated, max_melanin_frac, max_contrast_od, smooth_mm=1.0,
     max_covered=0.8, centre_shift_px=None, paint_links_between=False, join_ends=False, rgb=None, min_delta_e=None,
     restore_chroma=False, weak_min_delta_e=None, max_red_width_px=None, wide_weak_delta_e=None, colour_split_z=None,
     size_class_z=None, colour_runs_z=None, facing_widths=None, link_signal=None, length_once=False,
     branch_melanin_widths=None, short_chain_nfa=None, short_chain_px=None,
-    smooth_widths=None, valley_sides=False, undecided_z=None, undecided_gap_px=None,
+    smooth_widths=None, valley_sides=False, undecided_z=None, undecided_gap_px=None, drop_reasons=None,
 ):
     """Classify and measure detected centrelines.
 
@@ -310,6 +318,10 @@ def measure_vessels(
         With ``undecided_z``: an undecided chain takes the colour of the nearest accepted point
         of a decided chain within this many pixels instead, and is left unmarked only where
         there is none. ``None``: left unmarked.
+    drop_reasons : dict, optional
+        Filled (diagnostics) with ``"code"``, an int8 array (K,): for each detected point the
+        first rule that dropped it (0: accepted), and ``"names"``, the rules' names by code
+        (:data:`DROP_RULES`). Results unchanged.
     """
     from veinscope._kernels.groups import group_means, group_medians
     from veinscope._kernels.ridges import (
@@ -349,6 +361,8 @@ def measure_vessels(
             width[sel_t] = np.where(width[sel_t] > cap, cap, width[sel_t])
     point_class = np.zeros(k, np.int64)
     if k == 0:
+        if drop_reasons is not None:
+            drop_reasons.update(code=np.zeros(0, np.int8), names=DROP_RULES)
         return MeasuredVessels(pts, width, point_class, np.full(0, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])
     key = pts[:, 0].astype(np.int64) * n + pts[:, 1]
     if np.any(np.diff(key) <= 0):
@@ -357,6 +371,17 @@ def measure_vessels(
     accepted = np.zeros(k, bool)
     red_chain = np.zeros(k, bool)
     redness = np.zeros(max(det.n_segments, 1), bool)
+    # the first rule that drops each point, kept only when asked for (drop_reasons)
+    tracing = drop_reasons is not None
+    reason = np.zeros(k if tracing else 0, np.int8)
+    was = accepted.copy() if tracing else None
+
+    def _dropped_by(rule):
+        # points accepted before this rule and not after it (the first rule that drops a point)
+        if tracing:
+            reason[was & ~accepted & (reason == 0)] = DROP_RULES.index(rule)
+            was[:] = accepted
+
     chain_info = {}
     # per chain at once: its mean relative OD and mean |OD| (colour), and the median of its
     # fitted widths (the same values, to the bit, as the NumPy calls per chain)
@@ -427,7 +452,11 @@ def measure_vessels(
         blood = float(pos[0] + pos[1])
         red_frac = float(pos[0] / blood) if blood > 0 else 0.0
         if mel_frac > max_melanin_frac or float(od_abs_mean[c_id].max()) > max_contrast_od:
+            if tracing:
+                reason[idx] = DROP_RULES.index("melanin" if mel_frac > max_melanin_frac else "too dark")
             continue
+        if tracing and c_id in part_of:
+            reason[order[a:b][~rescued_pt[order[a:b]]]] = DROP_RULES.index("melanin")
         # Where the profile fit failed, take the chain's fitted median; a chain without any
         # fit (very faint or tangled) falls back to the Hessian scale (a bar of width w
         # responds most at sigma = w / 2).
@@ -442,11 +471,15 @@ def measure_vessels(
         accepted[idx] = True
         red_chain[idx] = red_frac >= 0.5
         chain_info[c_id] = (red_frac, mel_frac)
+    if tracing:
+        reason[(reason == 0) & ~accepted] = DROP_RULES.index("other")
+        was[:] = accepted
     if branch_melanin_widths is not None and chain_info:
         ids = np.array([c for c in chain_info if c not in part_of], np.int64)
         if ids.size:
             accepted &= ~_melanin_branches(pts, key, n, det.segment, ids, od, seen, width, accepted,
                                            max_melanin_frac=max_melanin_frac, min_widths=branch_melanin_widths)  # fmt: skip
+            _dropped_by("branch melanin")
     if (colour_split_z is not None or colour_runs_z is not None) and chain_info:
         split_ids = np.array([c for c in chain_info if c not in part_of], np.int64)
         if split_ids.size and colour_split_z is not None:
@@ -473,22 +506,28 @@ def measure_vessels(
             # a point tracked past a chain's end into the width of a vessel kept (a wide vein it
             # runs along or crosses) is that vessel's, not a length of its own
             accepted &= core | (cover[pts[:, 0], pts[:, 1]] == 0)
+            _dropped_by("tracked into a kept vessel")
         del cover
         accepted &= keep[det.segment]
+        _dropped_by("overlap")
     if redness.any():
         accepted[accepted] = ~redness[det.segment[accepted]]
+        _dropped_by("red and wide")
     weak = getattr(det, "weak", None)
     if weak is not None and weak.any() and (rgb is None or weak_min_delta_e is None):
         accepted &= ~weak[det.segment]
+        _dropped_by("weak, not judged")
     # (a lone patch is judged on its detected points: carried on to its end faces it is no longer)
     patch = _isolated_patches(pts, det.segment, accepted & judged, width)
     if patch.any():
         accepted &= ~np.isin(det.segment, np.unique(det.segment[patch]))
+        _dropped_by("isolated patch")
     judge_weak = weak is not None and weak.any() and rgb is not None and weak_min_delta_e is not None
     if rgb is not None and (min_delta_e is not None or judge_weak) and accepted.any():
         de = chain_delta_e(rgb, pts, det.normals_yx, width, det.segment, accepted & seen, skin)
         # NaN: not judged, kept; a weak chain only on clear evidence
         low = [c for c, v in de.items() if min_delta_e is not None and v < min_delta_e]
+        n_low = len(low)
         if judge_weak:
             wide = np.zeros(det.n_segments, bool)
             sel = accepted & weak[det.segment] & np.isfinite(width)
@@ -504,18 +543,26 @@ def measure_vessels(
                 c for c, v in de.items()
                 if weak[c] and (not v >= (wide_weak_delta_e if cont[c] else weak_min_delta_e) or (wide[c] and not cont[c]))
             ]  # fmt: skip
+        n_gated = len(low)
         if short_chain_nfa is not None and short_chain_px is not None:
             low += _texture_nfa(rgb, pts, det.normals_yx, width, det.segment, accepted & seen, accepted, skin, de,
                                 max_px=short_chain_px, nfa=short_chain_nfa, lone_px=ppm,
                                 max_width_px=1.0 * ppm, skip=set(low), symmetric_null=True)  # fmt: skip
         faint = np.array(low, np.int64)
         if faint.size:
+            # the three gates' chains, in the order they were listed (ΔE00, weak bands, texture)
+            accepted &= ~np.isin(det.segment, faint[:n_low])
+            _dropped_by("ΔE00")
+            accepted &= ~np.isin(det.segment, faint[:n_gated])
+            _dropped_by("weak band ΔE00")
             accepted &= ~np.isin(det.segment, faint)
+            _dropped_by("short chain texture")
     if valley_sides and rgb is not None and accepted.any():
         steps = _one_sided_chains(rgb, pts, det.normals_yx, width, det.segment, accepted & seen, skin,
                                   max_width_px=1.0 * ppm)  # fmt: skip
         if steps.size:
             accepted &= ~np.isin(det.segment, steps)
+            _dropped_by("one-sided step")
     fixed_points = getattr(det, "fixed_points", None)
     if undecided_z is not None and fixed_points is not None and accepted.any():
         # chains made mostly of points the fixed levels do not find (found at the lowered levels,
@@ -566,6 +613,9 @@ def measure_vessels(
             log.info("colour undecided: %d chains of lowered-level points left unmarked, %d given a neighbour's colour",
                      int(np.unique(det.segment[gone]).size), int(unsure.size - np.unique(det.segment[gone]).size))
             accepted &= ~gone
+            _dropped_by("colour undecided")
+    if drop_reasons is not None:
+        drop_reasons.update(code=reason, names=DROP_RULES)
     width[~accepted] = np.nan
     if not accepted.any():
         return MeasuredVessels(pts, width, point_class, np.full(k, -1, np.int64), np.zeros(0, np.int64), np.zeros(0), labels, diameter, [])

@@ -34,6 +34,10 @@ if missing:
 for r in rows:
     if r.get("refused"):
         st.warning(f"{r['session_date']} cannot be compared with the first session: {r['refused']}")
+empty = sup.sessions_without_photos(rows)
+if empty:
+    st.info(f"No photo in the session{'s' if len(empty) > 1 else ''} of {', '.join(empty)} (removed): add one on the "
+            "**Session** page to compare " + ("them." if len(empty) > 1 else "it."))
 note = sup.baseline_photos_note(rows)
 if note:
     st.info(note)

@@ -218,3 +218,46 @@ def test_photos_of_another_leg_are_refused_without_the_full_comparison(tmp_path,
         assert len(reasons) == n_pairs - 1 and all("same area" in r or "overlap" in r for r in reasons), reasons
     finally:
         store.close()
+
+
+def test_a_session_left_without_photos_is_not_offered_for_comparison(tmp_path):
+    """Review rev39: once every photo of a session is removed, main listed its pair as not compared
+    yet (``missing_comparisons``), so Progress and Export offered "Compare them now" for ever, each
+    try ending in "One of the sessions has no photo yet". Now the pair is not listed and the
+    session is named as having no photo."""
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        store.add_patient("P-EMPTY")
+        base, f1, f2 = (_photo(store, "P-EMPTY", day, f"{i}.png", i)
+                        for i, day in enumerate(("2026-01-05", "2026-02-16", "2026-03-30")))
+        s0, s1, s2 = store.list_sessions("P-EMPTY", "calf")
+        store.remove_photo(f1.id)
+        rows = sup.progress_rows(store, "P-EMPTY", "calf")
+        assert sup.missing_comparisons(rows) == [(s0.id, s2.id)]
+        assert sup.sessions_without_photos(rows) == ["2026-02-16"]
+        store.remove_photo(base.id)  # the first session empty: nothing can be compared with it
+        rows = sup.progress_rows(store, "P-EMPTY", "calf")
+        assert sup.missing_comparisons(rows) == []
+        assert sup.sessions_without_photos(rows) == ["2026-01-05", "2026-02-16"]
+    finally:
+        store.close()
+
+
+def test_progress_names_a_session_without_photos(app, data_dir):
+    """Review rev39: main's Progress page offered to compare a session whose photos were all removed."""
+    store = sup.open_app_store(data_dir)
+    try:
+        if not store.has_patient("P-NOPHOTO"):
+            store.add_patient("P-NOPHOTO")
+            _photo(store, "P-NOPHOTO", "2026-01-05", "a.png", 11)
+            gone = _photo(store, "P-NOPHOTO", "2026-02-16", "b.png", 12)
+            store.remove_photo(gone.id)
+    finally:
+        store.close()
+    app.session_state["patient"] = "P-NOPHOTO"
+    app.run()
+    app.switch_page("pages/progress.py")
+    app.run()
+    _ok(app)
+    assert not any(b.key == "progress_compare" for b in app.button)
+    assert any("No photo in the session of 2026-02-16 (removed)" in i.value for i in app.info), [i.value for i in app.info]

@@ -220,3 +220,21 @@ def test_the_gap_null_is_the_window_contrast_on_the_skin_off_the_chains():
     # a constant signal has no contrast anywhere
     gap_nulls(np.ones((M, N), np.float32), skin, keys, seg, N, gy, gx, ty, tx, np.array([1.0]), np.array([10, 20], np.int64), med, sp)
     assert (med == 0).all() and (sp == 0).all()
+
+
+@pytest.mark.parametrize("kw, word", [
+    (dict(max_gap_px=True), "max_gap_px"),
+    (dict(max_gap_px=80, min_gap_px=float("nan")), "min_gap_px"),
+    (dict(max_gap_px=80, min_gap_px=-1.0), "min_gap_px"),
+    (dict(max_gap_px=80, min_gap_px="2"), "min_gap_px"),
+    (dict(max_gap_px=80, nfa=True), "nfa"),
+    (dict(max_gap_px=80, max_angle_deg=True), "max_angle_deg"),
+    (dict(max_gap_px=80, min_chain_px=-1), "min_chain_px"),
+    (dict(max_gap_px=80, min_chain_px=2.5), "min_chain_px"),
+    (dict(max_gap_px=80, min_chain_px=True), "min_chain_px"),
+])
+def test_every_keyword_of_link_ends_is_checked(kw, word):
+    # review rev39: on main these passed silently (True read as 1 px / 1 degree / nfa 1, a NaN
+    # min_gap_px or a negative min_chain_px turned a rule off)
+    with pytest.raises(ValueError, match=word):
+        link_ends(_two_chains(40, 100, 160, 220), _gapped_bar(0.04, 1), np.ones((M, N), bool), **kw)

@@ -136,3 +136,36 @@ def test_cli_photo_list_and_remove(target, capsys):
     store = target.open()
     assert [p.id for p in store.list_photos(code=CODE)] == [right.id]
     store.close()
+
+
+@pytest.mark.parametrize("key", [EOFError, KeyboardInterrupt])
+def test_cli_confirmation_ended_with_ctrl_d_or_ctrl_c_removes_nothing(target, capsys, monkeypatch, key):
+    """At the confirmation prompt on a terminal, Ctrl-D (EOFError) or Ctrl-C (KeyboardInterrupt) is a
+    "no": exit 1, nothing removed or erased, no traceback (review rev39; on main both raise out of
+    ``veinscope photo remove`` and ``veinscope erase``)."""
+    import builtins
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    def ended(prompt=""):
+        raise key
+
+    where = target.cli_args()
+    assert main(["patient", "add", CODE, *where]) == 0
+    store = target.open()
+    ph = store.import_photo(CODE, "left calf", "2026-01-05", make_photo(1), original_name="p1.png", analyze=fake_analyze).photo
+    store.close()
+    monkeypatch.setattr(sys, "stdin", Tty())
+    monkeypatch.setattr(builtins, "input", ended)
+    capsys.readouterr()
+    assert main(["photo", "remove", "--patient", CODE, str(ph.id), *where]) == 1
+    assert "not removed" in capsys.readouterr().err
+    assert main(["erase", "--patient", CODE, *where]) == 1
+    assert "not erased" in capsys.readouterr().err
+    store = target.open()
+    assert [p.id for p in store.list_photos(code=CODE)] == [ph.id] and ph.path.exists()
+    store.close()

@@ -277,6 +277,16 @@ def _import(args) -> int:
     return 1 if n["failed"] else 0
 
 
+def _ask(prompt: str) -> str | None:
+    """The answer typed at a confirmation prompt; None when the input ends (Ctrl-D) or is interrupted
+    (Ctrl-C): read as "no", not a traceback."""
+    try:
+        return input(prompt)
+    except (EOFError, KeyboardInterrupt):
+        print(file=sys.stderr)  # the prompt's line ended
+        return None
+
+
 def _photo(args) -> int:
     with _open(args) as store:
         store.get_patient(args.patient)  # unknown patient: a message, not an empty list
@@ -297,8 +307,8 @@ def _photo(args) -> int:
             if not sys.stdin.isatty():
                 print("error: remove deletes the photo, its file and its results; add --yes to confirm", file=sys.stderr)
                 return 2
-            answer = input(f"Remove photo {rec.id} ({rec.original_name or 'no name'}) for good? Type its id to confirm: ")
-            if answer.strip() != str(rec.id):
+            answer = _ask(f"Remove photo {rec.id} ({rec.original_name or 'no name'}) for good? Type its id to confirm: ")
+            if answer is None or answer.strip() != str(rec.id):
                 print("not removed", file=sys.stderr)
                 return 1
         derived = Path(store.data_dir) / "derived"
@@ -321,9 +331,9 @@ def _erase(args) -> int:
                 print("error: erase deletes all records and photos of the patient; add --yes to confirm",
                       file=sys.stderr)
                 return 2
-            answer = input(f"Erase patient {p.code}: {p.sessions} sessions, {p.photos} photos, for good? "
-                           "Type the patient code to confirm: ")
-            if answer.strip() != p.code:
+            answer = _ask(f"Erase patient {p.code}: {p.sessions} sessions, {p.photos} photos, for good? "
+                          "Type the patient code to confirm: ")
+            if answer is None or answer.strip() != p.code:
                 print("not erased", file=sys.stderr)
                 return 1
         derived = Path(store.data_dir) / "derived" if getattr(store, "data_dir", None) else None

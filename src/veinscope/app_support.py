@@ -73,6 +73,7 @@ __all__ = [
     "registration_status",
     "remove_photo",
     "session_photo",
+    "sessions_without_photos",
     "site_report_pdf",
     "swipe_image",
     "trace",
@@ -362,11 +363,18 @@ def erase_patient(store, cache: DerivedCache, code: str):
     go first (after any mask still being written), and the photos kept in memory, then
     :meth:`Store.erase_patient` removes records and photo files.
     """
+    _drop_derived(store, cache, store.list_photos(code=code))
+    return store.erase_patient(code)
+
+
+def _drop_derived(store, cache: DerivedCache, records) -> None:
+    """What the app derived from photos ``records``: the photos kept in memory, their class masks
+    and every comparison picture made with them (kept pictures and refusals, ``cmp_*``)."""
     from veinscope.io import load_photo
 
     cache.flush()
-    records = store.list_photos(code=code)
-    cache.forget(rec.id for rec in records)
+    records = list(records)
+    cache.forget([rec.id for rec in records])
     for rec in records:
         try:
             cache.drop_masks(cache.rgb_key(load_photo(store.read_photo(rec.id)).rgb))
@@ -374,7 +382,6 @@ def erase_patient(store, cache: DerivedCache, code: str):
             pass
         for d in cache.root.glob(f"cmp_*{rec.sha256[:20]}*"):
             shutil.rmtree(d, ignore_errors=True)
-    return store.erase_patient(code)
 
 
 def remove_photo(store, cache: DerivedCache, photo_id: int, *, code: str | None = None):
@@ -387,21 +394,12 @@ def remove_photo(store, cache: DerivedCache, photo_id: int, *, code: str | None 
     comparison of the session is made with them (:func:`compare_sessions`).
     Returns the store's :class:`~veinscope.store.RemoveSummary`.
     """
-    from veinscope.io import load_photo
-
     rec = store.get_photo(photo_id)  # unknown id: StoreError before anything is touched
     if code is not None and rec.id not in {p.id for p in store.list_photos(code=code)}:
         from veinscope.store import StoreError
 
         raise StoreError(f"Photo {photo_id} is not a photo of patient {code!r}: nothing was removed.")
-    cache.flush()
-    cache.forget([rec.id])
-    try:
-        cache.drop_masks(cache.rgb_key(load_photo(store.read_photo(rec.id)).rgb))
-    except Exception:  # a missing or damaged photo file has no masks to find
-        pass
-    for d in cache.root.glob(f"cmp_*{rec.sha256[:20]}*"):
-        shutil.rmtree(d, ignore_errors=True)
+    _drop_derived(store, cache, [rec])
     return store.remove_photo(rec.id, code=code)
 
 
@@ -1335,10 +1333,21 @@ def progress_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def missing_comparisons(rows: list[dict[str, Any]]) -> list[tuple[int, int]]:
-    """(baseline session, follow-up session) pairs of a progress table not compared yet."""
-    if not rows:
+    """(baseline session, follow-up session) pairs of a progress table not compared yet.
+
+    A session left without photos (every photo removed, :func:`remove_photo`) has nothing to
+    compare: its pairs are not listed (:func:`sessions_without_photos` names them), or Progress
+    and Export would offer to compare them for ever (review rev39).
+    """
+    if not rows or rows[0].get("photo_id") is None:
         return []
-    return [(rows[0]["session_id"], r["session_id"]) for r in rows[1:] if not r["compared"] and not r.get("refused")]
+    return [(rows[0]["session_id"], r["session_id"]) for r in rows[1:]
+            if not r["compared"] and not r.get("refused") and r.get("photo_id") is not None]
+
+
+def sessions_without_photos(rows: list[dict[str, Any]]) -> list[str]:
+    """The dates of the sessions of a progress table that hold no photo (all removed)."""
+    return [r["session_date"] for r in rows if r.get("photo_id") is None]
 
 
 def progress_csv(code: str, site: str, rows: list[dict[str, Any]]) -> bytes:

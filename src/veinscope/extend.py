@@ -490,12 +490,19 @@ def link_ends(
     from veinscope._kernels.links import end_directions, gap_contrast
     from veinscope._kernels.track import chain_ends, raster_track
 
-    if not (isinstance(max_gap_px, (int, float)) and math.isfinite(max_gap_px) and max_gap_px >= 0):
+    def number(v) -> bool:  # a real number, not a flag
+        return isinstance(v, (int, float)) and not isinstance(v, (bool, np.bool_))
+
+    if not (number(max_gap_px) and math.isfinite(max_gap_px) and max_gap_px >= 0):
         raise ValueError(f"max_gap_px must be a non-negative number of pixels, got {max_gap_px!r}")
-    if not (isinstance(nfa, (int, float)) and math.isfinite(nfa) and nfa > 0):
+    if not (number(min_gap_px) and math.isfinite(min_gap_px) and min_gap_px >= 0):
+        raise ValueError(f"min_gap_px must be a non-negative number of pixels, got {min_gap_px!r}")
+    if not (number(nfa) and math.isfinite(nfa) and nfa > 0):
         raise ValueError(f"nfa must be a positive expected number of false links, got {nfa!r}")
-    if not (isinstance(max_angle_deg, (int, float)) and 0 < max_angle_deg <= 90):
+    if not (number(max_angle_deg) and 0 < max_angle_deg <= 90):
         raise ValueError(f"max_angle_deg must be a number of degrees in (0, 90], got {max_angle_deg!r}")
+    if not (isinstance(min_chain_px, (int, np.integer)) and not isinstance(min_chain_px, (bool, np.bool_)) and min_chain_px >= 0):
+        raise ValueError(f"min_chain_px must be a non-negative whole number of pixels, got {min_chain_px!r}")
     skin = np.asarray(skin, dtype=bool)
     sig = np.asarray(signal)
     if sig.shape != skin.shape:

@@ -7,7 +7,7 @@ import math
 import numba as nb
 import numpy as np
 
-from veinscope._kernels.track import _other_chain_near, _walk_back, cross_contrast, window_contrast
+from veinscope._kernels.track import _median_and_spread, _other_chain_near, _walk_back, cross_contrast, window_contrast
 
 
 @nb.njit(cache=True, nogil=True)
@@ -117,11 +117,4 @@ def gap_nulls(sig, skin, keys, seg, n_cols, start_y, start_x, start_ty, start_tx
             if not np.isnan(v):
                 buf[nc] = v
                 nc += 1
-        out_med[h, j] = np.nan
-        out_sp[h, j] = np.nan
-        if nc >= 16:
-            med = float(np.median(buf[:nc]))
-            for t in range(nc):
-                buf[t] = abs(buf[t] - med)
-            out_med[h, j] = med
-            out_sp[h, j] = 1.4826 * float(np.median(buf[:nc]))
+        out_med[h, j], out_sp[h, j] = _median_and_spread(buf, nc)

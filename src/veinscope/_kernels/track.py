@@ -274,14 +274,19 @@ def probe_nulls(sig, skin, ys, xs, seg, n_cols, start_y, start_x, start_ty, star
             if v > -np.inf and not np.isnan(v):
                 buf[nc] = v
                 nc += 1
-        out_med[h] = np.nan
-        out_sp[h] = np.nan
-        if nc >= 16:
-            med = float(np.median(buf[:nc]))
-            for t in range(nc):
-                buf[t] = abs(buf[t] - med)
-            out_med[h] = med
-            out_sp[h] = 1.4826 * float(np.median(buf[:nc]))
+        out_med[h], out_sp[h] = _median_and_spread(buf, nc)
+
+
+@nb.njit(cache=True, nogil=True)
+def _median_and_spread(buf, nc):  # pragma: no cover - compiled
+    """The median of ``buf[:nc]`` and its robust spread (1.4826 x the median absolute deviation),
+    NaN for both under 16 values: a null's reading of the skin's own lines (``buf`` is overwritten)."""
+    if nc < 16:
+        return np.nan, np.nan
+    med = float(np.median(buf[:nc]))
+    for t in range(nc):
+        buf[t] = abs(buf[t] - med)
+    return med, 1.4826 * float(np.median(buf[:nc]))
 
 
 @nb.njit(cache=True, nogil=True, inline="always")

@@ -213,7 +213,6 @@ def compare(
     matting_rim: bool = False,
     stain_blood_margin: float = 0.0,
     fading_chroma: bool = False,
-    fading_skin_overlap: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -495,19 +494,6 @@ def compare(
         faint vessels, so a kept, faded vessel reads cleared. Off by default: development
         3.34 -> 3.21, held-out 4.60 -> 3.87, but fresh 5.18 -> 5.30 and the 12 MP comparison
         about 3 times as long (BENCHMARKS.md, session 37, helper both37).
-    fading_skin_overlap : bool
-        The baseline's centrelines (the improvement, the vessels' statuses and their pixels in
-        the change map) are compared over the skin both photos' analyses show, at full
-        resolution: the baseline's skin mask and the follow-up's carried over, within the
-        follow-up photo's frame, eroded as far as the registration's overlap is (3 pixels of
-        its working resolution, at least the tolerance; :func:`_skin_overlap`), instead of that
-        overlap itself, which is found at its working resolution (about 1000 px) and leaves
-        both photos' cards out with a 4 mm margin for its landmarks; a vessel beside the
-        follow-up's card is in plain view in both photos. On
-        whole-leg photos about 7 % of the baseline's vessel length lay in that band (the
-        generated series at 2400 x 1800, seeds 300-305), and its faint vessels clear more than
-        the rest. Staining, matting and new vessels keep the registration's overlap. Off by
-        default (BENCHMARKS.md, session 38, helper cov38).
     matting_rim : bool
         A matting patch found is grown over its faint rim as the patch's redness reads over
         1 mm (:func:`_grown_by_rim`): the haemoglobin-like change averaged over a Gaussian of
@@ -776,14 +762,7 @@ def compare(
         chroma_maps = (_Maps(replace(o_b, rgb=_chroma_from_luma(b_rgb, near_v))), _Maps(replace(o_f, rgb=_chroma_from_luma(aligned_n, near_v))))
     else:
         chroma_maps = None
-    if fading_skin_overlap:
-        # the edges kept as far in as the registration's overlap keeps them (its erosion at its
-        # working resolution), at least the tolerance
-        sb = float(reg.params.get("scale_baseline") or 1.0)
-        fad_area = _skin_overlap(a_b.skin, a_f.skin, valid_f, reg, int(math.ceil(max(tol_px, _OVERLAP_EDGE_WORK_PX / sb))))
-    else:
-        fad_area = cmp_area
-    fad = _fading(a_b, mb, mf, fad_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
                   by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin), stain_blood=bool(stain_blood_check),
                   stain_margin=float(stain_blood_margin), chroma_maps=chroma_maps)
     lengths = fad["lengths"]
@@ -816,8 +795,7 @@ def compare(
         for (y0, y1, x0, x1) in block["boxes"]:
             sub = cm[y0:y1, x0:x1]
             sub[block["mask"][y0:y1, x0:x1]] = CHANGE_CODES[key]
-    _paint_vessels(cm, fad, a_b, b_vessel, fad_area)
-    del fad_area
+    _paint_vessels(cm, fad, a_b, b_vessel, cmp_area)
 
     f_warnings = _carried_scale_wording(a_f) if carried and followup_analysis is None else {}
     warnings = list(dict.fromkeys(list(reg.warnings) + [w for w in a_b.warnings]
@@ -884,7 +862,6 @@ def compare(
         "stain_blood_margin": float(stain_blood_margin),
         "matting_rim": bool(matting_rim),
         "fading_chroma": bool(fading_chroma),
-        "fading_skin_overlap": bool(fading_skin_overlap),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -927,9 +904,6 @@ _WHOLE_MAX_PX = 2_600_000
 _TILE_PX = 128
 #: Largest number of tiles the skin statistics (noise, texture) are taken from on large photos.
 _N_WINDOWS = 16
-#: The registration's overlap is eroded by this many pixels of its working resolution (its 7 x 7
-#: square, :func:`veinscope.register._overlap`): ``fading_skin_overlap`` keeps the same edges.
-_OVERLAP_EDGE_WORK_PX = 3
 
 
 def _clipped_red(rgb: np.ndarray, skin: np.ndarray, code: int, *, rel: float = 0.25) -> np.ndarray:
@@ -1035,25 +1009,6 @@ def _erode(mask: np.ndarray, r: int, *, exact: bool) -> np.ndarray:
     # back to full size with a smooth edge (nearest neighbour would leave 3 px stairs)
     big = cv2.resize(small * np.uint8(255), (n, m), interpolation=cv2.INTER_LINEAR) >= 128
     return big & mask
-
-
-def _skin_overlap(b_skin: np.ndarray, f_skin: np.ndarray, valid_f: np.ndarray, reg, r_px: int) -> np.ndarray:
-    """The baseline's skin that the follow-up photo shows as skin, at full resolution (compare's
-    ``fading_skin_overlap``).
-
-    ``b_skin`` (M, N) bool the baseline's skin mask; ``f_skin`` (M', N') bool the follow-up's,
-    on its own grid, carried over by ``reg`` (nearest neighbour); ``valid_f`` (M, N) bool the
-    follow-up photo's frame on the baseline's grid. Each analysis left its photo's card out with
-    its own margin; the result is eroded by ``r_px`` (compare: as far as the registration's
-    overlap, at least the tolerance: the alignment's error and the warp's interpolation at the
-    skin's and the frame's edges), outside the photo counting as background. Returns (M, N)
-    bool.
-    """
-    f_on_b = reg.warp(np.asarray(f_skin, bool).view(np.uint8), interpolation="nearest", fill=0).view(bool)
-    both = b_skin & f_on_b & valid_f
-    if r_px < 1:
-        return both
-    return cv2.erode(both.view(np.uint8), _disc(r_px), borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
 
 
 def _local_scale(reg) -> float:

@@ -197,7 +197,6 @@ def compare(
     matting_across_cleared: bool = True,
     staining_shift_check: bool = True,
     matting_vessel_ends: bool = True,
-    matting_end_beyond_mm: float = 0.0,
     matting_shift_check: bool = True,
     clipped_code: int = 32,
     matting_ridges: bool = False,
@@ -214,7 +213,6 @@ def compare(
     matting_rim: bool = False,
     stain_blood_margin: float = 0.0,
     fading_chroma: bool = False,
-    fading_skin_overlap: bool = False,
 ) -> Comparison:
     """Compare a follow-up photo of a treated site with its baseline.
 
@@ -287,18 +285,6 @@ def compare(
         (BENCHMARKS.md, session 26: fresh series 360/2's matting false alarm, and 371/2's and
         held-out 322/1's false patches; no development or held-out figure moved). False: every
         such patch is matting.
-    matting_end_beyond_mm : float
-        With ``matting_vessel_ends``, a patch is a new vessel's end only if that vessel also runs
-        on beyond the patch's outline, off the baseline's vessels, for at least this length
-        (mm; 0, the default: not asked). 2 mm is a stretch of ``long_mm`` as the new courses are
-        read and the shortest new vessel reported (``min_new_length_mm``). On whole-leg photos a
-        matting patch on light skin whose fine vessels the engine follows as one tortuous course
-        of 5 mm or more, all inside the patch, is read as a new vessel's end and dropped whole;
-        with 2 mm, pairs 303/2 at 2400 x 1800 px read 0 -> 71 mm² against a truth of 144, 306/2
-        360 -> 560 against 917, every named series and the real self-comparisons unchanged. Off
-        because a new thread whose course the engine does not join across a cleared vein's place
-        (tests/test_compare.py's analytic thread) then reads as a 20 mm² matting patch
-        (BENCHMARKS.md, session 38, helper mat38).
     matting_shift_check : bool
         Drop a matting patch that the baseline's own redness explains once it may lie up to
         ``tolerance_mm`` away (the registration's allowance, as ``staining_shift_check`` has for
@@ -508,19 +494,6 @@ def compare(
         faint vessels, so a kept, faded vessel reads cleared. Off by default: development
         3.34 -> 3.21, held-out 4.60 -> 3.87, but fresh 5.18 -> 5.30 and the 12 MP comparison
         about 3 times as long (BENCHMARKS.md, session 37, helper both37).
-    fading_skin_overlap : bool
-        The baseline's centrelines (the improvement, the vessels' statuses and their pixels in
-        the change map) are compared over the skin both photos' analyses show, at full
-        resolution: the baseline's skin mask and the follow-up's carried over, within the
-        follow-up photo's frame, eroded as far as the registration's overlap is (3 pixels of
-        its working resolution, at least the tolerance; :func:`_skin_overlap`), instead of that
-        overlap itself, which is found at its working resolution (about 1000 px) and leaves
-        both photos' cards out with a 4 mm margin for its landmarks; a vessel beside the
-        follow-up's card is in plain view in both photos. On
-        whole-leg photos about 7 % of the baseline's vessel length lay in that band (the
-        generated series at 2400 x 1800, seeds 300-305), and its faint vessels clear more than
-        the rest. Staining, matting and new vessels keep the registration's overlap. Off by
-        default (BENCHMARKS.md, session 38, helper cov38).
     matting_rim : bool
         A matting patch found is grown over its faint rim as the patch's redness reads over
         1 mm (:func:`_grown_by_rim`): the haemoglobin-like change averaged over a Gaussian of
@@ -587,8 +560,6 @@ def compare(
         raise ValueError(f"cleared_noise_margin must be a finite number of 0 or more, got {cleared_noise_margin!r}")
     if isinstance(stain_blood_margin, (bool, np.bool_)) or not (isinstance(stain_blood_margin, (int, float, np.integer, np.floating)) and 0 <= stain_blood_margin < math.inf):
         raise ValueError(f"stain_blood_margin must be a finite number of 0 or more, got {stain_blood_margin!r}")
-    if isinstance(matting_end_beyond_mm, (bool, np.bool_)) or not (isinstance(matting_end_beyond_mm, (int, float, np.integer, np.floating)) and 0 <= matting_end_beyond_mm < math.inf):
-        raise ValueError(f"matting_end_beyond_mm must be a finite number of millimetres, 0 or more, got {matting_end_beyond_mm!r}")
     if min_baseline_mm is not None and (isinstance(min_baseline_mm, (bool, np.bool_)) or not isinstance(min_baseline_mm, (int, float, np.integer, np.floating))
                                         or not (math.isfinite(min_baseline_mm) and min_baseline_mm > 0)):
         raise ValueError(f"min_baseline_mm must be a positive number of millimetres or None, got {min_baseline_mm!r}")
@@ -774,7 +745,7 @@ def compare(
         inner_m = inner
     matt = _matting(mb, mf, inner_m, b_vessel, boxes, windows, b_red=(a_b.labels == 1) if (matting_across_cleared or matting_vessel_ends) else None, across_cleared=bool(matting_across_cleared), vessel_ends=bool(matting_vessel_ends), ridges=bool(matting_ridges), vessels=bool(matting_vessels), ppm=ppm, min_area_px=min_area_px, calibrated=calibrated, bg_od=bg_od, min_delta_e=min_delta_e, fine_new=fine_new, dist=dist, visible_ratio=visible_ratio, f_vessel=f_vessel, compared=cmp_area, f_light=aligned,
                     shift_px=max(1, int(round(tol_px))) if matting_shift_check else 0, mb_same=mb_same, pigment_spots=bool(matting_pigment_spots), needs_vessel=bool(matting_needs_vessel),
-                    rim=bool(matting_rim), end_beyond_mm=float(matting_end_beyond_mm))
+                    rim=bool(matting_rim))
     del aligned
     # ---- fading and improvement on the baseline centrelines (a treated vessel under new
     # matting is not that vessel persisting unless it still stands out there) --------------
@@ -791,14 +762,7 @@ def compare(
         chroma_maps = (_Maps(replace(o_b, rgb=_chroma_from_luma(b_rgb, near_v))), _Maps(replace(o_f, rgb=_chroma_from_luma(aligned_n, near_v))))
     else:
         chroma_maps = None
-    if fading_skin_overlap:
-        # the edges kept as far in as the registration's overlap keeps them (its erosion at its
-        # working resolution), at least the tolerance
-        sb = float(reg.params.get("scale_baseline") or 1.0)
-        fad_area = _skin_overlap(a_b.skin, a_f.skin, valid_f, reg, int(math.ceil(max(tol_px, _OVERLAP_EDGE_WORK_PX / sb))))
-    else:
-        fad_area = cmp_area
-    fad = _fading(a_b, mb, mf, fad_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
+    fad = _fading(a_b, mb, mf, cmp_area, texture, windows, f_vessel, near_b, ppm=ppm, tol_px=tol_px, bg_od=bg_od, min_delta_e=min_delta_e, tile=tile, matting=_with_spiders(matt), visible_ratio=visible_ratio,
                   by_place=bool(texture_by_place), noise_margin=float(cleared_noise_margin), stain_blood=bool(stain_blood_check),
                   stain_margin=float(stain_blood_margin), chroma_maps=chroma_maps)
     lengths = fad["lengths"]
@@ -831,8 +795,7 @@ def compare(
         for (y0, y1, x0, x1) in block["boxes"]:
             sub = cm[y0:y1, x0:x1]
             sub[block["mask"][y0:y1, x0:x1]] = CHANGE_CODES[key]
-    _paint_vessels(cm, fad, a_b, b_vessel, fad_area)
-    del fad_area
+    _paint_vessels(cm, fad, a_b, b_vessel, cmp_area)
 
     f_warnings = _carried_scale_wording(a_f) if carried and followup_analysis is None else {}
     warnings = list(dict.fromkeys(list(reg.warnings) + [w for w in a_b.warnings]
@@ -882,7 +845,6 @@ def compare(
         "matting_across_cleared": bool(matting_across_cleared),
         "staining_shift_check": bool(staining_shift_check),
         "matting_vessel_ends": bool(matting_vessel_ends),
-        "matting_end_beyond_mm": float(matting_end_beyond_mm),
         "matting_shift_check": bool(matting_shift_check),
         "clipped_code": int(clipped_code),
         "matting_ridges": bool(matting_ridges),
@@ -900,7 +862,6 @@ def compare(
         "stain_blood_margin": float(stain_blood_margin),
         "matting_rim": bool(matting_rim),
         "fading_chroma": bool(fading_chroma),
-        "fading_skin_overlap": bool(fading_skin_overlap),
         "light_gains_rgb": [round(float(g), 4) for g in gains],
         "baseline_colour": colour_source,
         "followup_scale": round(float(f_scale), 5),
@@ -943,9 +904,6 @@ _WHOLE_MAX_PX = 2_600_000
 _TILE_PX = 128
 #: Largest number of tiles the skin statistics (noise, texture) are taken from on large photos.
 _N_WINDOWS = 16
-#: The registration's overlap is eroded by this many pixels of its working resolution (its 7 x 7
-#: square, :func:`veinscope.register._overlap`): ``fading_skin_overlap`` keeps the same edges.
-_OVERLAP_EDGE_WORK_PX = 3
 
 
 def _clipped_red(rgb: np.ndarray, skin: np.ndarray, code: int, *, rel: float = 0.25) -> np.ndarray:
@@ -1051,25 +1009,6 @@ def _erode(mask: np.ndarray, r: int, *, exact: bool) -> np.ndarray:
     # back to full size with a smooth edge (nearest neighbour would leave 3 px stairs)
     big = cv2.resize(small * np.uint8(255), (n, m), interpolation=cv2.INTER_LINEAR) >= 128
     return big & mask
-
-
-def _skin_overlap(b_skin: np.ndarray, f_skin: np.ndarray, valid_f: np.ndarray, reg, r_px: int) -> np.ndarray:
-    """The baseline's skin that the follow-up photo shows as skin, at full resolution (compare's
-    ``fading_skin_overlap``).
-
-    ``b_skin`` (M, N) bool the baseline's skin mask; ``f_skin`` (M', N') bool the follow-up's,
-    on its own grid, carried over by ``reg`` (nearest neighbour); ``valid_f`` (M, N) bool the
-    follow-up photo's frame on the baseline's grid. Each analysis left its photo's card out with
-    its own margin; the result is eroded by ``r_px`` (compare: as far as the registration's
-    overlap, at least the tolerance: the alignment's error and the warp's interpolation at the
-    skin's and the frame's edges), outside the photo counting as background. Returns (M, N)
-    bool.
-    """
-    f_on_b = reg.warp(np.asarray(f_skin, bool).view(np.uint8), interpolation="nearest", fill=0).view(bool)
-    both = b_skin & f_on_b & valid_f
-    if r_px < 1:
-        return both
-    return cv2.erode(both.view(np.uint8), _disc(r_px), borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
 
 
 def _local_scale(reg) -> float:
@@ -3523,7 +3462,7 @@ def _long_new_vessels(vessel: np.ndarray, ppm: float, *, long_mm: float = 2.0, m
     return bool(np.bincount(lab_sk[sk], minlength=n_sk)[1:].max() >= min_len_mm * ppm)
 
 
-def _end_of_new_vessel(vessel: np.ndarray, ppm: float, *, red: np.ndarray | None, through, long_mm: float = 2.0, along_mm: float = 0.3, max_off_frac: float = 0.1, min_len_mm: float = 5.0, beyond=None, min_beyond_mm: float = 0.0) -> bool:
+def _end_of_new_vessel(vessel: np.ndarray, ppm: float, *, red: np.ndarray | None, through, long_mm: float = 2.0, along_mm: float = 0.3, max_off_frac: float = 0.1, min_len_mm: float = 5.0) -> bool:
     """Whether a patch is the end of a new vessel that runs on beyond it (a new thread growing
     from a cleared vein's place, its branches near the place gathered into a "patch"), not
     matting (a blush of many short, very fine vessels).
@@ -3541,10 +3480,7 @@ def _end_of_new_vessel(vessel: np.ndarray, ppm: float, *, red: np.ndarray | None
     vessels are short and stay in their patch). The generator's fresh series pair 360/2: a new
     red thread (0.17 mm, ΔE00 13) crossing a cleared reticular vein's place, its part beyond the
     place reported as a new vessel (27 mm), its part near the place a 19 mm² matting false
-    alarm (BENCHMARKS.md, session 26). With ``beyond(sel)`` (the same courses' length, px,
-    outside the patch's outline and off the baseline's vessels), the vessel must also run on
-    beyond the patch for ``min_beyond_mm`` or more: a course of 5 mm all inside the patch is the
-    patch's own tortuous fine vessels, found whole (session 38, whole-leg pair 303/2).
+    alarm (BENCHMARKS.md, session 26).
 
     >>> v = np.zeros((40, 120), bool); v[20, 10:60] = True
     >>> _end_of_new_vessel(v, 10.0, red=v, through=lambda sel: 300.0)
@@ -3555,28 +3491,7 @@ def _end_of_new_vessel(vessel: np.ndarray, ppm: float, *, red: np.ndarray | None
     if red is None or not red.any():
         return False
     sk = _skeleton_carrying(vessel, long_mm * ppm, red, along_mm * ppm, max_off_frac)
-    if sk is None or through(vessel) < min_len_mm * ppm:
-        return False
-    return beyond is None or beyond(vessel) >= min_beyond_mm * ppm
-
-
-def _course_beyond(course: np.ndarray, ids: np.ndarray, out: np.ndarray) -> float:
-    """The longest skeleton length (px) inside ``out`` of the courses ``ids`` of ``course``
-    (:func:`_new_courses`' labels; 0 when there are none).
-
-    >>> c = np.zeros((20, 60), np.int32); c[10, 5:55] = 3
-    >>> out = np.ones((20, 60), bool); out[:, :30] = False
-    >>> _course_beyond(c, np.array([3]), out)
-    25.0
-    >>> _course_beyond(c, np.array([], int), out)
-    0.0
-    """
-    from skimage.morphology import skeletonize
-
-    best = 0.0
-    for i in ids:
-        best = max(best, float(skeletonize((course == i) & out).sum()))
-    return best
+    return sk is not None and through(vessel) >= min_len_mm * ppm
 
 
 def _new_courses(f_vessel: np.ndarray, on_vessel: np.ndarray, f_fine: np.ndarray | None, b_red: np.ndarray | None, *, ppm: float, long_mm: float = 2.0, along_mm: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
@@ -3704,7 +3619,7 @@ def _hb_projection(maps: dict) -> np.ndarray:
     return out
 
 
-def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0, vessel_red_ratio=0.3, vessel_null_mm=3.0, vessel_shift_check=True, vessel_shift_px=1, mb_same=None, pigment_spots=False, needs_vessel=False, vessel_min_mm=1.0, rim=False, rim_mm=1.0, end_beyond_mm=0.0):
+def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calibrated, bg_od, min_delta_e=2.0, reach_mm=0.75, min_width_mm=2.4, fine_new=None, dist, visible_ratio=0.5, f_vessel=None, faint_ratio=0.5, faint_steps=1, faint_len_mm=0.3, compared=None, f_light=None, noise_smooth_mm=1.0, noise_bins=10, spot_mm=0.5, stain_mm=0.4, fine_mm=0.3, b_red=None, across_cleared=False, cross_len_mm=0.6, vessel_ends=False, end_off_frac=0.1, end_bridge=True, ridges=False, ridge_sigma_px=1.0, ridge_null_pct=99.5, shift_px=0, vessels=False, vessel_along_mm=0.25, vessel_across_px=1.0, vessel_null_pct=99.5, vessel_near_mm=0.3, vessel_len_mm=0.3, vessel_local_mm=1.5, vessel_steps=1, vessel_off_stain=True, vessel_course_mm=5.0, vessel_red_ratio=0.3, vessel_null_mm=3.0, vessel_shift_check=True, vessel_shift_px=1, mb_same=None, pigment_spots=False, needs_vessel=False, vessel_min_mm=1.0, rim=False, rim_mm=1.0):
     """Matting: perceptible new fine redness (vessels under 0.2 mm and their blush), gathered
     into patches as a practitioner outlines them (within ``reach_mm`` of the new vessels,
     closed and filled), wider than a single new vessel. A patch whose new vessels (the
@@ -3767,9 +3682,7 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
     vessels; with ``end_bridge`` the vessel is followed across the place of a baseline vessel
     that is not a red telangiectasia, ``b_red``, by the follow-up's fine vessels there,
     :func:`_new_courses`): it is kept aside as a spider is, and given back when the new-vessel
-    step reports none in it. With ``end_beyond_mm`` > 0 that vessel must also run on beyond the
-    patch's outline, off the baseline's vessels, for at least that length
-    (:func:`_course_beyond`): a course all inside the patch is its own fine vessels.
+    step reports none in it.
 
     With ``ridges``, the fine vessels at a patch's periphery, which the pixel tests miss (their
     pixels, read one by one through the camera's noise and chroma, fall under the gate: the
@@ -4105,17 +4018,10 @@ def _matting(mb, mf, valid, b_vessel, boxes, windows, *, ppm, min_area_px, calib
                     ids = np.unique(course[0][y : y + sel.shape[0], x : x + sel.shape[1]][sel])
                     return float(course[1][ids].max()) if ids.size else 0.0
 
-                def beyond(sel, y=y, x=x, region=region):  # the same courses' length (px) beyond the patch
-                    ids = np.unique(course[0][y : y + sel.shape[0], x : x + sel.shape[1]][sel])
-                    out = ~on_vessel
-                    out[y : y + region.shape[0], x : x + region.shape[1]] &= ~region
-                    return _course_beyond(course[0], ids[ids > 0], out)
-
                 if (
                     _one_radiating_structure(fv, ppm, red=red_p)
                     or _long_new_vessels(fv, ppm, red=red_p)
-                    or (vessel_ends and _end_of_new_vessel(fv, ppm, red=red_p, through=through, max_off_frac=end_off_frac,
-                                                           beyond=beyond if end_beyond_mm > 0 else None, min_beyond_mm=end_beyond_mm))
+                    or (vessel_ends and _end_of_new_vessel(fv, ppm, red=red_p, through=through, max_off_frac=end_off_frac))
                 ):
                     # a new red spider or a new long vessel, not matting, if the new-vessel
                     # step reports it (kept aside: ``compare`` gives it back to matting otherwise)

@@ -114,6 +114,7 @@ def classify(labels, skin, centrelines, ppm, *, near_mm=1.5, min_cos=0.5, window
     ``measure_vessels`` accepted ``d_acc`` (M, N), also ``sub`` (one of ``SUBS``); with the
     detection's chain ends ``det`` (:func:`_det_ends`), for a run between two ends also how they
     lie (:func:`facing`), else None."""
+    from bench_synth_accuracy import recall_population
     from scipy import ndimage as ndi
     from scipy.spatial import cKDTree
     from skimage.morphology import skeletonize
@@ -126,13 +127,8 @@ def classify(labels, skin, centrelines, ppm, *, near_mm=1.5, min_cos=0.5, window
     r = near_mm * ppm
     m, n = labels.shape
     rows, total = [], 0.0
-    for c in centrelines:
+    for c, pop, y, x in recall_population(centrelines, (m, n)):
         p = c["points_yx"]
-        pop = c["visible"] & (c["diameter_mm"] >= 0.2)
-        if not pop.any():
-            continue
-        y = np.clip(np.round(p[:, 0]).astype(int), 0, m - 1)
-        x = np.clip(np.round(p[:, 1]).astype(int), 0, n - 1)
         total += float(c["length_mm"][pop].sum())
         miss = pop & ~painted[y, x]
         arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))]

@@ -154,6 +154,20 @@ def set_a_analysed(args, size, kw, rec):
         yield i, seed, photo, veinscope.analyze(photo.rgb, px_per_mm=photo.px_per_mm, **kw)
 
 
+def recall_population(centrelines, shape):
+    """The recall figure's population on each true centreline (``photo.centrelines``) that has any:
+    ``(centreline, pop, y, x)`` with ``pop`` (K,) its visible points of a vessel >= 0.2 mm and
+    ``y``, ``x`` (K,) its points rounded to pixels inside an image of ``shape`` (M, N). Shared by
+    ``diag_dropped_rules.py`` and ``diag_missed_paths.py``."""
+    m, n = shape[:2]
+    for c in centrelines:
+        pop = c["visible"] & (c["diameter_mm"] >= 0.2)
+        if not pop.any():
+            continue
+        p = c["points_yx"]
+        yield c, pop, np.clip(np.round(p[:, 0]).astype(int), 0, m - 1), np.clip(np.round(p[:, 1]).astype(int), 0, n - 1)
+
+
 def truth_skeleton(truth: np.ndarray, ignore: np.ndarray) -> np.ndarray:
     """The true vessels' skeleton for clDice: (M, N) bool, no ``ignore`` pixel in it.
 

@@ -31,7 +31,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from bench_synth_accuracy import set_a_arguments, set_a_options, set_a_photo  # noqa: E402
+from bench_synth_accuracy import recall_population, set_a_arguments, set_a_options, set_a_photo  # noqa: E402
 
 NAMES = {"red_telangiectasia": "red", "blue_telangiectasia": "blue", "reticular": "reticular"}
 BANDS = ((-np.inf, 2.0, "ΔE00 < 2"), (2.0, 3.0, "ΔE00 2-3"), (3.0, 5.0, "ΔE00 3-5"), (5.0, 10.0, "ΔE00 5-10"), (10.0, np.inf, "ΔE00 >= 10"))
@@ -106,13 +106,7 @@ def photo_rows(photo, an, det, code, strong):
     idx[pts[:, 0], pts[:, 1]] = np.arange(len(pts))
     painted = (an.labels > 0) & an.skin
     rows = []
-    for c in photo.centrelines:
-        p = c["points_yx"]
-        pop = c["visible"] & (c["diameter_mm"] >= 0.2)
-        if not pop.any():
-            continue
-        y = np.clip(np.round(p[:, 0]).astype(int), 0, m - 1)
-        x = np.clip(np.round(p[:, 1]).astype(int), 0, n - 1)
+    for c, pop, y, x in recall_population(photo.centrelines, (m, n)):
         sel = pop & ~painted[y, x] & (d_det[y, x] <= 2.0) & (d_acc[y, x] > 2.0)
         cls = NAMES.get(c["class"], "over 3 mm")
         for j in np.flatnonzero(sel):
@@ -203,8 +197,7 @@ def main(argv=None) -> int:
         false_mm += f
         on_mm += o
         k += 1
-        for c in photo.centrelines:
-            pop = c["visible"] & (c["diameter_mm"] >= 0.2)
+        for c, pop, _, _ in recall_population(photo.centrelines, photo.labels.shape):
             total += float(c["length_mm"][pop].sum())
         print(f"{seed}: dropped true {sum(x[3] for x in r):.0f} mm, false {f.sum():.0f} mm", flush=True)
     res = tables(rows, false_mm, on_mm, f_strong, DROP_RULES, total, k)

@@ -35,8 +35,9 @@ Tables:
    centre or too narrow), of one it was given but dropped (``detected, dropped by measure``: a
    colour or overlap rule), or neither (``no centreline``: only there can a path method add);
 3. for the runs between two ends with no centreline, how the detection's chain ends nearest the
-   run's two sides lie (one chain, or two chains by gap and angle: what
-   ``veinscope.extend.link_ends`` can join);
+   run's two sides lie (one chain, or two chains by gap and angle: what joining chain ends
+   across a gap could close; session 39's ``analyze(link_ends_mm)`` did that, measured off and
+   removed in session 40);
 4. for the runs that continue an end, the missed length within 2 mm, 2-5 mm and beyond 5 mm of
    the end side; the recall (>= 0.2 mm) each category's length would add if all of it were found;
 5. with ``--evidence``, an oracle's path evidence: along the *true* course from each side of a
@@ -113,6 +114,7 @@ def classify(labels, skin, centrelines, ppm, *, near_mm=1.5, min_cos=0.5, window
     ``measure_vessels`` accepted ``d_acc`` (M, N), also ``sub`` (one of ``SUBS``); with the
     detection's chain ends ``det`` (:func:`_det_ends`), for a run between two ends also how they
     lie (:func:`facing`), else None."""
+    from bench_synth_accuracy import recall_population
     from scipy import ndimage as ndi
     from scipy.spatial import cKDTree
     from skimage.morphology import skeletonize
@@ -125,13 +127,8 @@ def classify(labels, skin, centrelines, ppm, *, near_mm=1.5, min_cos=0.5, window
     r = near_mm * ppm
     m, n = labels.shape
     rows, total = [], 0.0
-    for c in centrelines:
+    for c, pop, y, x in recall_population(centrelines, (m, n)):
         p = c["points_yx"]
-        pop = c["visible"] & (c["diameter_mm"] >= 0.2)
-        if not pop.any():
-            continue
-        y = np.clip(np.round(p[:, 0]).astype(int), 0, m - 1)
-        x = np.clip(np.round(p[:, 1]).astype(int), 0, n - 1)
         total += float(c["length_mm"][pop].sum())
         miss = pop & ~painted[y, x]
         arc = np.r_[0.0, np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))]
@@ -266,18 +263,26 @@ def evidence_table(ev, zs=(2.33, 3.09), out=print):
     return res
 
 
-def _det_ends(det, n):
+def _det_ends(det, n, back=8):
     """The detection's chain ends (its own chains, not the painted skeleton's): positions (E, 2),
-    outward directions (E, 2), chain of each (E,), as :func:`veinscope.extend.link_ends` reads them."""
-    from veinscope._kernels.links import end_directions
-    from veinscope._kernels.track import chain_ends
+    outward directions (E, 2), chain of each (E,). An end's direction is the unit vector from the
+    point ``back`` steps back along its chain (fewer on a short chain) to the end; (0, 0) for a
+    one-point chain (as session 39's ``extend.link_ends``, since removed, read them)."""
+    from veinscope._kernels.track import _walk_back, chain_ends
 
     ys = np.ascontiguousarray(det.points_yx[:, 0], np.int64)
     xs = np.ascontiguousarray(det.points_yx[:, 1], np.int64)
     seg = np.ascontiguousarray(det.segment, np.int64)
     ends = chain_ends(ys, xs, seg, n)
+    keys = ys * n + xs
     tan = np.zeros((ends.size, 2))
-    end_directions(ys * n + xs, seg, n, ends, 8, tan)
+    path = np.empty(back + 1, np.int64)
+    for i, e in enumerate(ends.tolist()):
+        far = int(path[_walk_back(keys, seg, n, e, path) - 1])
+        ty, tx = float(keys[e] // n - keys[far] // n), float(keys[e] % n - keys[far] % n)
+        norm = float(np.hypot(ty, tx))
+        if norm > 0.0:
+            tan[i] = ty / norm, tx / norm
     return np.stack([ys[ends], xs[ends]], 1).astype(float), tan, seg[ends]
 
 

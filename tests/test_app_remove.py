@@ -175,6 +175,50 @@ def test_follow_ups_compared_with_different_baseline_photos_each_show_their_own(
         store.close()
 
 
+
+def test_photo_numbers_in_the_report_stay_when_a_photo_is_removed(tmp_path):
+    """Session 40 (maint40): the first session's photos are numbered in the order they were added and
+    a removed photo keeps its number. On main (3f85c50) they were renumbered among the photos left:
+    after the wrong photo 1 was removed, the PDF's "photo 2" and "photo 3" became "photo 1" and
+    "photo 2", so a report made before named other photos than one made after."""
+    from veinscope.report.pdf import patient_report
+
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        store.add_patient("P-NUM")
+        wrong = _photo(store, "P-NUM", "2026-01-05", "wrong.jpg", 5)
+        pa = _photo(store, "P-NUM", "2026-01-05", "first.jpg", 1)
+        pb = _photo(store, "P-NUM", "2026-01-05", "second.jpg", 2)
+        f1 = _photo(store, "P-NUM", "2026-02-16", "f1.jpg", 3)
+        f2 = _photo(store, "P-NUM", "2026-03-30", "f2.jpg", 4)
+        for ph, length in ((wrong, 10.0), (pa, 500.0), (pb, 420.0), (f1, 300.0), (f2, 200.0)):
+            store.save_analysis(ph.id, {"px_per_mm": 10.0, "classes": {"total": {"length_mm": length}}})
+        s0, s1, s2 = store.list_sessions("P-NUM", "calf")
+        for s, base, fol, imp in ((s1, pa, f1, 40.0), (s2, pb, f2, 52.0)):
+            store.save_comparison(s0.id, s.id, {"improvement_pct": imp, "photos": {
+                "baseline": base.original_name, "followup": fol.original_name,
+                "baseline_id": base.id, "followup_id": fol.id}})
+        texts, labels = [], []
+        for remove in (None, wrong):
+            if remove is not None:
+                assert store.remove_photo(remove.id).comparisons == 0  # neither comparison used it
+            rows = sup.progress_rows(store, "P-NUM", "calf", cache=cache)
+            assert [r["baseline_photo_number"] for r in rows] == [2, 2, 3]
+            labels.append([t["compared with (first-session photo)"] for t in sup.progress_table(rows)])
+            texts.append(_pdf_text(patient_report(patient_code="P-NUM", site="calf", rows=rows)))
+        assert labels[0] == labels[1] == ["first.jpg (photo 2, 500 mm of vessels)", "first.jpg (photo 2, 500 mm of vessels)",
+                                          "second.jpg (photo 3, 420 mm of vessels)"]
+        for text in texts:
+            assert "2026-03-30 with its photo 3 (420 mm)" in text and "2026-02-16 with its photo 2 (500 mm)" in text
+            assert "a removed photo keeps its number" in text
+        assert store.photo_numbers(s0.id) == {pa.id: 2, pb.id: 3}
+        late = _photo(store, "P-NUM", "2026-01-05", "late.jpg", 6)  # added after the removal: the next number
+        assert store.photo_numbers(s0.id) == {pa.id: 2, pb.id: 3, late.id: 4}
+        assert store.photo_numbers(s1.id) == {f1.id: 1}
+    finally:
+        store.close()
+
 def _pdf_text(pdf: bytes) -> str:
     import pypdfium2 as pdfium
 
@@ -219,6 +263,46 @@ def test_photos_of_another_leg_are_refused_without_the_full_comparison(tmp_path,
     finally:
         store.close()
 
+
+
+def test_the_quick_check_aligns_photos_imported_with_the_cli_on_their_analysis_skin(tmp_path, monkeypatch):
+    """Session 40 (maint40): ``veinscope import`` kept no class or skin masks, so the quick same-site
+    check aligned a CLI-imported baseline on register's own skin mask (``baseline_skin=None``; main
+    3f85c50), where the comparison aligns on the analysis' skin. The CLI now keeps the masks as the
+    app's import does, and the quick check gets the baseline's analysis skin."""
+    import numpy as np
+
+    import veinscope.register
+    from veinscope import analyze, load_photo
+    from veinscope.cli import main
+
+    base, other_leg, moved = _leg_and_other_leg()
+    files = {}
+    for name, data in (("before.jpg", base.jpeg), ("wrong_leg.jpg", other_leg.jpeg), ("after.jpg", moved)):
+        files[name] = tmp_path / name
+        files[name].write_bytes(data)
+    where = ["--database-url", f"sqlite:///{tmp_path / 'data' / 'veinscope.sqlite3'}", "--data-dir", str(tmp_path / "data")]
+    assert main(["db", "init", *where]) == 0
+    assert main(["patient", "add", "P-CLI", *where]) == 0
+    for day, names in (("2026-01-05", ["before.jpg"]), ("2026-03-02", ["wrong_leg.jpg", "after.jpg"])):
+        assert main(["import", "--patient", "P-CLI", "--site", "calf", "--date", day, "--px-per-mm", "8",
+                     *(str(files[n]) for n in names), *where]) == 0
+    store = sup.open_app_store(tmp_path / "data")
+    try:
+        cache = sup.DerivedCache.for_store(store)
+        seen = []
+        real = veinscope.register.register
+        monkeypatch.setattr(veinscope.register, "register", lambda *a, **k: seen.append(k) or real(*a, **k))
+        a, b = store.list_sessions("P-CLI", "calf")
+        [pa] = store.list_photos(session_id=a.id)
+        wrong, right = sorted(store.list_photos(session_id=b.id), key=lambda p: p.id)
+        why = sup._quick_refusal(store, cache, pa, wrong)
+        assert why is not None and ("same area" in why or "overlap" in why), why
+        assert sup._quick_refusal(store, cache, pa, right) is None
+        skin = analyze(load_photo(files["before.jpg"].read_bytes()), px_per_mm=8.0).skin
+        assert seen and all(k["baseline_skin"] is not None and np.array_equal(k["baseline_skin"], skin) for k in seen)
+    finally:
+        store.close()
 
 def test_a_session_left_without_photos_is_not_offered_for_comparison(tmp_path):
     """Review rev39: once every photo of a session is removed, main listed its pair as not compared

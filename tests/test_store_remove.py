@@ -98,6 +98,45 @@ def test_remove_photo_refusals_change_nothing(store):
     assert not any(a.action == "photo.remove" for a in store.audit_log())
 
 
+
+def test_remove_photo_takes_a_numpy_integer_id_and_refuses_bool_and_float(store):
+    # session 40 (maint40): an id read from an array (np.int64) is an integer and was refused
+    # (main 3f85c50: TypeError "photo_id must be an int, got int64"); True, 2.0 and NaN are not ids
+    np = pytest.importorskip("numpy")
+    wrong, right, follow, theirs = _course(store)
+    s = store.remove_photo(np.int64(wrong.id), code=CODE)
+    assert s.photo_id == wrong.id and type(s.photo_id) is int
+    assert not wrong.path.exists() and {p.id for p in store.list_photos()} == {right.id, follow.id, theirs.id}
+    for bad in (True, False, np.bool_(True), float(right.id), np.float64(right.id), float("nan"), None):
+        with pytest.raises(TypeError, match=r"photo_id must be an integer \(a photo's id\), got "):
+            store.remove_photo(bad)
+    assert len(store.list_photos()) == 3
+    store.remove_photo(np.int32(follow.id))
+    assert {p.id for p in store.list_photos()} == {right.id, theirs.id}
+
+
+def test_photo_numbers_keep_a_removed_photos_place(store):
+    # session 40 (maint40): a session's photos numbered in the order they were added; a removed
+    # photo keeps its number, and a photo added after it takes the next one, also when SQLite
+    # gives it the removed photo's id (the newest row deleted, its rowid reused)
+    wrong, right, follow, theirs = _course(store)
+    s0 = right.session_id
+    assert store.photo_numbers(s0) == {wrong.id: 1, right.id: 2}
+    store.remove_photo(wrong.id)
+    assert store.photo_numbers(s0) == {right.id: 2}
+    third = store.import_photo(CODE, "left calf", "2026-01-05", make_photo(5), original_name="third.png",
+                               analyze=fake_analyze).photo
+    assert store.photo_numbers(s0) == {right.id: 2, third.id: 3}
+    store.remove_photo(third.id)  # the newest photo of the store
+    fourth = store.import_photo(CODE, "left calf", "2026-01-05", make_photo(6), original_name="fourth.png",
+                                analyze=fake_analyze).photo
+    assert fourth.id == third.id or store.dialect != "sqlite"  # SQLite reused the id
+    assert store.photo_numbers(s0) == {right.id: 2, fourth.id: 4}
+    assert store.photo_numbers(follow.session_id) == {follow.id: 1}
+    assert store.photo_numbers(theirs.session_id) == {theirs.id: 1}
+    with pytest.raises(StoreError, match="no session with id 999"):
+        store.photo_numbers(999)
+
 def test_file_of_a_photo_being_imported_again_is_kept(store, monkeypatch):
     wrong, *_ = _course(store)
     monkeypatch.setattr(store.files, "in_flight", lambda grace_s: {wrong.sha256})

@@ -248,8 +248,27 @@ def _patient(args) -> int:
             if not patients:
                 print("no patients" + (" match" if args.search else " yet"), file=sys.stderr)
             return 0
-        results = store.load_demo_patient(args.folder, code=args.code, analyze=not args.no_analyze)
+        analyze, cache = _analyzer(store, not args.no_analyze)
+        try:
+            results = store.load_demo_patient(args.folder, code=args.code, analyze=analyze)
+        finally:
+            if cache is not None:
+                cache.flush()
     return _print_results(results)
+
+
+def _analyzer(store, analyze: bool):
+    """``(analyze, cache)`` for an import: :func:`veinscope.analyze` that also keeps the photo's class
+    and skin masks in ``<data dir>/derived`` as the app's import does (the app's overlays and its quick
+    same-site check before a comparison read them; without them that check aligned a photo imported
+    here on another skin mask than the comparison's), and the cache to flush when the import is done.
+    ``(False, None)`` without analysis."""
+    if not analyze:
+        return False, None
+    from veinscope.app_support import DerivedCache
+
+    cache = DerivedCache.for_store(store)
+    return cache.analyzer(), cache
 
 
 def _print_results(results) -> int:
@@ -270,8 +289,13 @@ def _import(args) -> int:
         def progress(i, r):
             print(f"[{i + 1}/{len(args.photos)}] {r.status}: {r.message}", flush=True)
 
-        results = store.import_photos(args.patient, args.site, args.date, args.photos, px_per_mm=args.px_per_mm,
-                                      analyze=not args.no_analyze, progress=progress)
+        analyze, cache = _analyzer(store, not args.no_analyze)
+        try:
+            results = store.import_photos(args.patient, args.site, args.date, args.photos, px_per_mm=args.px_per_mm,
+                                          analyze=analyze, progress=progress)
+        finally:
+            if cache is not None:
+                cache.flush()  # the masks are written in the background
     n = {k: sum(r.status == k for r in results) for k in ("imported", "duplicate", "failed")}
     print(f"{n['imported']} imported, {n['duplicate']} already stored, {n['failed']} failed")
     return 1 if n["failed"] else 0

@@ -1216,7 +1216,8 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
 
     Each compared row names the first session's photo its comparison used: ``baseline_photo_id``,
     ``baseline_photo`` (file name), ``baseline_photo_number`` (1, 2, ... in the order the first
-    session's photos were imported) and ``baseline_length_mm`` (that photo's total vessel length).
+    session's photos were added, a removed photo keeping its number: ``Store.photo_numbers``) and
+    ``baseline_length_mm`` (that photo's total vessel length).
     Follow-ups compared with different photos of the first session (one refused or removed, the
     right one imported later) are each measured against their own; the first session's row shows
     the photo of its first comparison (:func:`baseline_photos_note` says which is which). Until
@@ -1230,9 +1231,9 @@ def progress_rows(store, code: str, site: str, *, cache: DerivedCache | None = N
     first = next((s for s in sessions[1:] if (base.id, s.id) in saved), None) if base else None
     base_cmp = saved[(base.id, first.id)] if first is not None else None
     lengths: dict[int, Any] = {}
-    # the first session's photos numbered in the order they were imported (the PDF names a photo so: no file names)
-    number = {ph.id: i + 1 for i, ph in enumerate(sorted(store.list_photos(session_id=base.id), key=lambda q: q.id))} \
-        if base is not None else {}
+    # the first session's photos numbered in the order they were added, a removed photo keeping its
+    # number (the PDF names a photo so: no file names; an earlier report's "photo 2" stays photo 2)
+    number = store.photo_numbers(base.id) if base is not None else {}
 
     def total_length(photo_id: int):
         if photo_id not in lengths:

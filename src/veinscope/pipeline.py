@@ -136,7 +136,6 @@ def analyze(
     faint_delta_e: float | None = 3.0,
     extend_ends_mm: float | None = 20.0,
     tail_probe_nfa: float | None = 1.0,
-    link_ends_mm: float | None = None,
     wide_weak_delta_e: float | None = 1.0,
     colour_split_z: float | None = 3.0,
     size_class_z: float | None = 2.0,
@@ -150,7 +149,6 @@ def analyze(
     deep_veins_straight: float = 0.7,
     deep_veins_join_widths: float = 3.0,
     deep_veins_over_weak: bool = True,
-    deep_veins_hold_min_scale_mm: float | None = None,
     smooth_widths: float | None = None,
     valley_sides: bool = True,
     chain_guess_widths: float | None = None,
@@ -392,16 +390,6 @@ def analyze(
         a-contrario number of false alarms:
         :func:`veinscope.extend.extend_ends`, ``probe_nfa``); up to three probes per end. 1.0,
         the conventional a-contrario level, not tuned (BENCHMARKS.md, session 23). ``None``: off.
-    link_ends_mm : float or None
-        Join two chain ends that face each other (each end's direction within 30 degrees of the
-        way to the other) across a gap of up to this many millimetres (from 2 px: shorter gaps
-        are bridged by ``max_gap_px``), where the mean contrast across the straight way between
-        them stands out of the same statistic on straight lines of the same length on this
-        photo's own skin off the vessels found, so that at most one link per photo is expected to
-        be accepted on skin alone (an a-contrario level; :func:`veinscope.extend.link_ends`).
-        Ends of chains of at least 1 mm of detected points, after ``extend_ends_mm``; the way's
-        pixels join the first end's chain (its colour judged on its detected points only).
-        ``None`` (default): off (BENCHMARKS.md, session 39).
     wide_weak_delta_e : float or None
         Hysteresis along a wide vein: a band the hysteresis drops whose centreline is 1 mm
         wide or more (dropped by ``faint_delta_e``'s rule: on its own, a wide faint band is
@@ -543,18 +531,6 @@ def analyze(
         0.784 -> 0.817, reticular length / area -14.9 / -12.3 -> -8.2 / -5.2 % (none down); the
         real legs at their nominal scale unchanged. False: the engine of before
         (BENCHMARKS.md, session 29, helper "ret29").
-    deep_veins_hold_min_scale_mm : float or None
-        With ``deep_veins``: an ordinary chain whose median Hessian scale is under this (mm)
-        does not hold the deep search off (in a second look that only adds pieces; the chain
-        keeps its pixels, a deep point on one is dropped; ``veinscope.segment.add_deep_veins``'
-        ``hold_min_scale_px``): the fine ridges the
-        ordinary detection finds along a faint, soft 2-3 mm vein (its mottled surface, a hair
-        along it), mostly dropped later, held the deep pieces along the vein off. Each piece the
-        second look adds must itself be a soft vein: its red profile as wide as its scale, its
-        colour at the gate's full margins and mostly red against the skin on each side (not the
-        coarse image of a thin vessel its chain lies on, nor a blotch's rim; session 38, helper
-        "gate38"). None (the default): every chain holds it off (BENCHMARKS.md, session 37,
-        helper "deep37").
     smooth_widths : float or None
         A run of one size class shorter than its own smoothed diameter (and wider than the 1 mm
         smoothing window) takes the median width of its chain within this many times that
@@ -704,11 +680,6 @@ def analyze(
         isinstance(tail_probe_nfa, (int, float)) and math.isfinite(tail_probe_nfa) and tail_probe_nfa > 0
     ):
         raise ValueError(f"tail_probe_nfa must be None or a positive expected number of false probes, got {tail_probe_nfa!r}")
-    if link_ends_mm is not None and not (
-        isinstance(link_ends_mm, (int, float)) and not isinstance(link_ends_mm, bool) and math.isfinite(link_ends_mm)
-        and link_ends_mm > 0
-    ):
-        raise ValueError(f"link_ends_mm must be None or a positive number of millimetres, got {link_ends_mm!r}")
     if smooth_widths is not None and not (
         isinstance(smooth_widths, (int, float)) and not isinstance(smooth_widths, bool)
         and math.isfinite(smooth_widths) and smooth_widths > 0
@@ -732,13 +703,6 @@ def analyze(
         raise ValueError(f"deep_veins must be True or False, got {deep_veins!r}")
     if not isinstance(deep_veins_over_weak, (bool, np.bool_)):
         raise ValueError(f"deep_veins_over_weak must be True or False, got {deep_veins_over_weak!r}")
-    if deep_veins_hold_min_scale_mm is not None and (
-        isinstance(deep_veins_hold_min_scale_mm, (bool, np.bool_))
-        or not isinstance(deep_veins_hold_min_scale_mm, (int, float, np.integer, np.floating))
-        or not math.isfinite(deep_veins_hold_min_scale_mm)
-        or not deep_veins_hold_min_scale_mm > 0
-    ):
-        raise ValueError(f"deep_veins_hold_min_scale_mm must be None or a finite number > 0, got {deep_veins_hold_min_scale_mm!r}")
     if deep_veins_step is not None and (
         isinstance(deep_veins_step, (bool, np.bool_))
         or not isinstance(deep_veins_step, (int, float, np.integer, np.floating))
@@ -796,7 +760,6 @@ def analyze(
         "faint_delta_e": faint_delta_e,
         "extend_ends_mm": extend_ends_mm,
         "tail_probe_nfa": tail_probe_nfa,
-        "link_ends_mm": link_ends_mm,
         "smooth_widths": smooth_widths,
         "chain_guess_widths": None if chain_guess_widths is None else float(chain_guess_widths),
         "wide_first_widths": bool(wide_first_widths),
@@ -814,7 +777,6 @@ def analyze(
         "deep_veins_straight": float(deep_veins_straight),
         "deep_veins_join_widths": float(deep_veins_join_widths),
         "deep_veins_over_weak": bool(deep_veins_over_weak),
-        "deep_veins_hold_min_scale_mm": None if deep_veins_hold_min_scale_mm is None else float(deep_veins_hold_min_scale_mm),
     }
 
     # the intake's skin mask was found on the same pixels unless the colours were corrected
@@ -911,11 +873,6 @@ def analyze(
         det = keep_fixed_centreline(carried(det_fixed), det, min_piece_px=det_options["min_piece_px"],
                                     follow="follow" in guard_words)
         del det_fixed
-    if link_ends_mm is not None and det.points_yx.shape[0]:
-        # join two chain ends facing each other across a gap the vessel's contrast fills (issue 4)
-        from veinscope.extend import link_ends
-
-        det = link_ends(det, signal, skin, max_gap_px=float(link_ends_mm) * ppm, min_chain_px=max(5, round(ppm)))
 
     deep_lo_px, deep_hi_px = 1.0 * ppm, 0.5 * max_diameter_mm * ppm
     n_ordinary = det.n_segments  # chains numbered from here on are the red channel's
@@ -935,9 +892,7 @@ def analyze(
                              min_straight=float(deep_veins_straight),
                              join_widths=float(deep_veins_join_widths),
                              over_weak=bool(deep_veins_over_weak),
-                             hold_min_strength=fixed_high,
-                             hold_min_scale_px=None if deep_veins_hold_min_scale_mm is None
-                             else float(deep_veins_hold_min_scale_mm) * ppm)  # fmt: skip
+                             hold_min_strength=fixed_high)  # fmt: skip
         del red
     widths = shift = None
     if det.points_yx.shape[0]:

@@ -1019,8 +1019,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
                    line_gamma: float = 0.01, min_courses: float = 3.0, step: int = 1,
                    rgb=None, min_delta_e: float = 0.0, min_red_share: float = 0.0,
                    min_straight: float = 0.0, join_widths: float = 0.0, over_weak: bool = False,
-                   hold_min_strength: float | None = None,
-                   hold_min_scale_px: float | None = None) -> VesselDetection:
+                   hold_min_strength: float | None = None) -> VesselDetection:
     """``det`` with the wide veins a coarse-scale detection on the red channel finds away from it.
 
     A vein a millimetre or more under the skin darkens the red channel most: green and blue
@@ -1103,16 +1102,6 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         only the lowered levels find along a soft vein do not take its deep pieces away
         (BENCHMARKS.md session 32); a deep point on one of its pixels takes it, with
         ``over_weak`` or without. None: every chain may hold it.
-    hold_min_scale_px : float, optional
-        A chain of ``det`` whose median scale (px, full resolution) is under this does not hold
-        the search off either, in a second look that only adds pieces to the first's; the chain
-        keeps its pixels (a deep point on one is dropped): the fine ridges the ordinary
-        detection finds along a soft wide vein (its mottled surface, a hair along it) are not
-        the vein, are mostly dropped later, and held its deep pieces off (BENCHMARKS.md session
-        37, helper "deep37"). Each piece the second look adds passes :func:`_second_look_gate`
-        on ``rgb`` too (a red profile as wide as its scale, its colour at ``min_delta_e`` and
-        ``min_red_share`` in full, a vein's red share on each side; session 38, helper "gate38").
-        None: no such rule.
 
     Returns
     -------
@@ -1161,9 +1150,6 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         top = np.full(det.n_segments, -np.inf)
         np.maximum.at(top, det.segment, det.strength.astype(np.float64))
         lifted = lifted | (top < float(hold_min_strength))
-    # the chains a deep point takes a shared pixel from (a thin chain keeps its pixels, see
-    # hold_min_scale_px)
-    yields = lifted.copy()
 
     def far_from(held_off):
         # away from the ordinary detection's chains not ``held_off``: over two of the deep
@@ -1176,14 +1162,7 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         return dist[p[:, 0], p[:, 1]] > 2.0 * deep.scale_px
 
     far = far_from(lifted)
-    far_thin = None
-    if hold_min_scale_px is not None and det.points_yx.shape[0]:
-        # a second look with the thin chains lifted too (see hold_min_scale_px); it only adds:
-        # pieces joined across a lifted chain are judged anew and may fail where their parts passed
-        far_thin = far_from(lifted | _thin_chains(det, float(hold_min_scale_px)))
-        if not (far_thin & ~far).any():
-            far_thin = None
-    if not far.any() and far_thin is None:
+    if not far.any():
         return det
 
     def gated(far):
@@ -1246,23 +1225,6 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         return far & long_enough[np.maximum(piece, 0)], piece
 
     keep, piece = gated(far)
-    if far_thin is not None:
-        keep_t, piece_t = gated(far_thin)
-        add = keep_t & ~keep
-        if add.any():
-            # each piece it adds judged on its own (see _second_look_gate), numbered after the first's
-            first_n = int(piece.max()) + 1
-            passes, feats = _second_look_gate(p, np.where(add, piece_t, -1), deep, rgb, step, (ms, ns), skin_s,
-                                              min_delta_e=min_delta_e, min_red_share=min_red_share)
-            if log.isEnabledFor(logging.DEBUG):  # for benchmarks/diag_deep_second_look.py
-                log.debug("deep veins: second look, %d pieces", len(feats),
-                          extra={"deep_second_look": ({q: dict(f, passes=passes[q]) for q, f in feats.items()},
-                                                      p, np.where(add, piece_t, -1), step)})
-            ok = np.zeros(int(piece_t.max()) + 1, bool)
-            ok[[q for q, v in passes.items() if v]] = True
-            add &= ok[np.maximum(piece_t, 0)]
-            piece = np.where(add, first_n + piece_t, piece)
-            keep = keep | add
     del red_s
     if not keep.any():
         return det
@@ -1275,15 +1237,14 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         new_p, new_piece, src = new_p[on], new_piece[on], src[on]
         if new_p.shape[0] == 0:
             return det
-    if det.points_yx.shape[0] and (over_weak or lifted.any() or far_thin is not None):
+    if det.points_yx.shape[0] and (over_weak or lifted.any()):
         # a pixel both have: the deep course's (its chain runs on through it), but never a pixel
         # of a chain that is not weak or lifted. (Without over_weak a deep point reaches a
         # chain's pixel only past a chain lifted by hold_min_strength, whose pixel it takes as
-        # with over_weak, or by hold_min_scale_px, where it is dropped: no pixel kept twice.
-        # Session 37, helper rev37.)
+        # with over_weak: no pixel kept twice. Session 37, helper rev37.)
         taken = np.zeros((m, n), np.uint8)
         taken[new_p[:, 0], new_p[:, 1]] = 1
-        weak_pt = yields[det.segment]
+        weak_pt = lifted[det.segment]
         both = taken[det.points_yx[:, 0], det.points_yx[:, 1]] > 0
         taken[det.points_yx[both & ~weak_pt, 0], det.points_yx[both & ~weak_pt, 1]] = 2
         fresh = taken[new_p[:, 0], new_p[:, 1]] == 1
@@ -1323,98 +1284,6 @@ def add_deep_veins(det: VesselDetection, red_signal, skin, *, sigmas_px, min_pie
         fixed_points=None if det.fixed_points is None else np.concatenate([np.asarray(det.fixed_points), np.full(n_new, -1)]),
         **flags,
     )
-
-
-def _second_look_gate(p, piece, deep, rgb, step, shape_s, skin_s, *, min_delta_e, min_red_share, min_spread=0.5):
-    """Per piece (``piece`` >= 0 per point of ``p``, the shrunk search's points) that the deep
-    pass's second look (``hold_min_scale_px``) adds: ``(passes, features)``, two dicts keyed by
-    piece. Lifting the thin chains lets the search onto the soft wide veins they lie along, but
-    also onto the thin vessels they are: a coarse ridge centred on a telangiectasia of 0.3-0.6
-    mm (measured on it, the vessel reads wider and shifted) or onto a blotch's rim. A piece passes
-    when, on the photo ``rgb`` (full resolution; None: every piece passes):
-
-    1. its red channel's profile across it is as wide as the deep scale: half a scale either side
-       of its peak the contrast is at least ``min_spread`` of the peak's
-       (:func:`_red_profile_spread`; a vessel whose width at half its contrast is at least its
-       scale, not a thin vessel blurred by the coarse scale);
-    2. its own colour passes the gate at full margins (ΔE00 at least ``min_delta_e``, red share
-       at least ``min_red_share`` as :func:`_piece_colour` reads them; no course lends it its
-       colour here);
-    3. the red share of its contrast against the skin on EACH side (the medians of the samples two
-       and three scales out, the normals turned to one side of its principal axis) is at least
-       ``min_red_share``: a vein darkens the red channel most against the skin on both sides, the
-       rim of a blotch or a shading edge on one side only.
-
-    BENCHMARKS.md session 38, helper "gate38"."""
-    from veinscope.card import srgb_to_linear
-
-    ids = np.unique(piece[piece >= 0])
-    passes, feats = {}, {}
-    if rgb is None:
-        return {q: True for q in ids.tolist()}, {q: {} for q in ids.tolist()}
-    n_lab = int(ids.max()) + 1 if ids.size else 0
-    de, share = _piece_colour(rgb, step, shape_s, skin_s, p, deep.normals_yx, deep.scale_px, piece, n_lab)
-    a = _shrunk_as_search(rgb, step, shape_s)
-    for q in ids.tolist():
-        sel = np.flatnonzero(piece == q)
-        pp = p[sel]
-        sc = deep.scale_px[sel].astype(np.float64)
-        nr = deep.normals_yx[sel].astype(np.float64)
-        f = {"n": int(sel.size), "width": float(2 * np.median(sc)), "delta_e": float(de[q]), "red_share": float(share[q]),
-             "spread": _red_profile_spread(rgb, pp * step + (step - 1) // 2, nr, sc * step), "side_share": [0.0, 0.0]}
-        y, x = pp[:, 0] - pp[:, 0].mean(), pp[:, 1] - pp[:, 1].mean()
-        ang = 0.5 * np.arctan2(2.0 * np.sum(x * y), np.sum(x * x) - np.sum(y * y))
-        across = np.array([np.cos(ang), -np.sin(ang)])  # (y, x): across the principal axis (sin, cos)
-        nr = nr * np.where(nr @ across < 0, -1.0, 1.0)[:, None]
-        c_lin = srgb_to_linear(np.median(a[pp[:, 0], pp[:, 1]].astype(np.float64), 0))
-        for j, sgn in enumerate((1.0, -1.0)):
-            acc, cnt = np.zeros((sel.size, 3)), np.zeros(sel.size)
-            for k in (2.0, 3.0):
-                qq, ok = _skin_beside(pp, sgn * k, sc, nr, skin_s)
-                acc[ok] += a[qq[ok, 0], qq[ok, 1]]
-                cnt += ok
-            if (cnt >= 1).any():
-                b_lin = srgb_to_linear(np.median(acc[cnt >= 1] / cnt[cnt >= 1, None], 0))
-                od = -np.log(np.maximum(c_lin, 1e-4)) + np.log(np.maximum(b_lin, 1e-4))
-                gb = 0.5 * (od[1] + od[2])
-                f["side_share"][j] = 0.0 if od[0] <= 0 else (float(od[0] / gb) if gb > 0 else np.inf)
-        feats[q] = f
-        passes[q] = bool(f["spread"] >= min_spread and de[q] >= min_delta_e and share[q] >= min_red_share
-                         and min(f["side_share"]) >= min_red_share)
-    return passes, feats
-
-
-def _red_profile_spread(rgb, pts, normals, scale_px):
-    """The red channel's optical-density profile across a piece (points ``pts`` (K, 2) at full
-    resolution, unit ``normals`` (K, 2), Hessian scales ``scale_px`` (K,)), averaged over its
-    points in units of each point's scale: its contrast half a scale either side of its peak (the
-    peak sought within half a scale of the centre) over the contrast at the peak, both above the
-    skin's two and three scales out (float; NaN when the peak is not above the skin). A soft vein
-    as wide as the scale reads about 0.8 (a Gaussian of FWHM twice the scale), a vessel of a
-    third of it (a telangiectasia seen at a deep vein's scale) near 0."""
-    from veinscope.card import srgb_to_linear
-
-    a = np.asarray(rgb)
-    m, n = a.shape[:2]
-    t = np.linspace(-3.0, 3.0, 25)  # in scales, a quarter scale apart
-    q = np.rint(pts[:, None, :] + t[None, :, None] * (scale_px[:, None, None] * np.asarray(normals, np.float64)[:, None, :]))
-    q = q.astype(np.int64)
-    q[..., 0] = q[..., 0].clip(0, m - 1)
-    q[..., 1] = q[..., 1].clip(0, n - 1)
-    od = -np.log(np.maximum(srgb_to_linear(a[q[..., 0], q[..., 1], 0].astype(np.float64)), 1e-4))
-    prof = od.mean(0)
-    bg = prof[(np.abs(t) >= 2.0)].mean()
-    mid = np.flatnonzero(np.abs(t) <= 0.5)
-    k = int(mid[np.argmax(prof[mid])])
-    top = prof[k] - bg
-    if not top > 0:
-        return float("nan")
-    return float(0.5 * (prof[max(k - 2, 0)] + prof[min(k + 2, t.size - 1)]) - bg) / top
-
-
-def _thin_chains(det: VesselDetection, min_scale_px: float) -> np.ndarray:
-    """Per chain of ``det``: its median scale (px) is under ``min_scale_px``."""
-    return _median_per_label(det.segment, det.scale_px, det.n_segments) < min_scale_px
 
 
 def _along_frame(p, piece, n, size, shape):
@@ -1501,8 +1370,8 @@ def _piece_extent(p, piece, n):
 
 def _shrunk_as_search(rgb, step: int, shape_s) -> np.ndarray:
     """The photo shrunk as the deep search is (``INTER_AREA`` by ``step``, the edge padded to
-    ``shape_s`` times ``step`` first); the photo itself at step 1. Shared by
-    :func:`_piece_colour` and :func:`_second_look_gate`."""
+    ``shape_s`` times ``step`` first); the photo itself at step 1. Used by
+    :func:`_piece_colour`."""
     ms, ns = shape_s
     a = np.asarray(rgb)
     if step > 1:
@@ -1516,8 +1385,7 @@ def _shrunk_as_search(rgb, step: int, shape_s) -> np.ndarray:
 def _skin_beside(pp, k, sc, nr, skin_s):
     """The points ``k`` of each point's scale ``sc`` out along its normal ``nr`` from points
     ``pp`` (the grid of ``skin_s``), rounded, as ``(q, ok)``: ``ok`` where the point lies in the
-    grid and on the skin (``q`` is 0 elsewhere). Shared by :func:`_piece_colour` and
-    :func:`_second_look_gate`."""
+    grid and on the skin (``q`` is 0 elsewhere). Used by :func:`_piece_colour`."""
     ms, ns = skin_s.shape
     q = np.rint(pp + k * sc[:, None] * nr).astype(np.int64)
     ok = (q[:, 0] >= 0) & (q[:, 0] < ms) & (q[:, 1] >= 0) & (q[:, 1] < ns)

@@ -86,7 +86,8 @@ def _mixed_baselines(rows: Sequence[dict[str, Any]]) -> str | None:
     parts = [f"{r['session_date']} with its {_photo_label(r)}" for r in rows[1:] if r.get("baseline_photo_number") is not None]
     return (f"The first session ({rows[0]['session_date']}) has several photos, and the later sessions were compared "
             f"with different ones: " + "; ".join(parts) + ". Each improvement is measured against the photo named "
-            f"(numbered in the order they were added); the first session's row shows its {_photo_label(rows[0])}. "
+            "(numbered in the order they were added to the session; a removed photo keeps its number, so the "
+            f"others keep theirs); the first session's row shows its {_photo_label(rows[0])}. "
             "Vessel lengths in mm are of the whole photo.")
 
 

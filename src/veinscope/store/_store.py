@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import math
+import numbers
 import os
 import time
 import zipfile
@@ -518,6 +519,32 @@ class Store:
 
         return self._read(q)
 
+    def photo_numbers(self, session_id: int) -> dict[int, int]:
+        """The photos of a session numbered 1, 2, ... in the order they were added to it: photo id -> number.
+
+        A photo taken out of the session (:meth:`remove_photo`, its "photo.remove" audit entry)
+        keeps its number, so the numbers of the others never change: a report that named
+        "photo 2" names the same photo after photo 1 was removed. A photo added later takes the
+        next number (after the removed ones too, also where SQLite gave it the id of a photo
+        removed before it). The PDF and the app name a session's photos by these numbers.
+        """
+
+        def q(s: Session) -> dict[int, int]:
+            sid = int(session_id)
+            sess = s.get(TreatmentSession, sid)
+            if sess is None:
+                raise StoreError(f"There is no session with id {session_id}.")
+            here = s.scalars(select(Photo.id).where(Photo.session_id == sid)).all()
+            patient_id = s.scalar(select(Site.patient_id).where(Site.id == sess.site_id))
+            gone = [(a.entity_id, a.id) for a in s.scalars(
+                select(AuditEntry).where(AuditEntry.action == "photo.remove", AuditEntry.patient_id == patient_id)).all()
+                if a.entity_id is not None and (a.details or {}).get("session_id") == sid]
+            # upload order is id order; a removed photo goes before a photo holding its id again
+            slots = sorted([(int(pid), 0, aid) for pid, aid in gone] + [(int(pid), 1, 0) for pid in here])
+            return {pid: k + 1 for k, (pid, kept, _) in enumerate(slots) if kept}
+
+        return self._read(q)
+
     def get_photo(self, photo_id: int) -> PhotoRecord:
         def q(s: Session) -> PhotoRecord:
             ph = s.get(Photo, int(photo_id))
@@ -925,7 +952,8 @@ class Store:
         Parameters
         ----------
         photo_id : int
-            The photo (``PhotoRecord.id``).
+            The photo (``PhotoRecord.id``): any integer (a NumPy integer too); not a bool, a
+            float or a string.
         code : str, optional
             The patient the photo must belong to (a check against removing another patient's
             photo by a mistyped id).
@@ -934,9 +962,12 @@ class Store:
         ------
         StoreError
             No such photo, or it belongs to another patient than ``code``.
+        TypeError
+            ``photo_id`` is not an integer.
         """
-        if isinstance(photo_id, bool) or not isinstance(photo_id, int):
-            raise TypeError(f"photo_id must be an int, got {type(photo_id).__name__}")
+        if isinstance(photo_id, bool) or not isinstance(photo_id, numbers.Integral):
+            raise TypeError(f"photo_id must be an integer (a photo's id), got {type(photo_id).__name__} {photo_id!r}")
+        photo_id = int(photo_id)
         want = _clean_text(code, "patient code", 64) if code is not None else None
 
         def tx(s: Session) -> tuple[RemoveSummary, str, str]:

@@ -5,7 +5,9 @@ of the ordinary detection's points, of the deep search's raw ridge points, of th
 kept, and of the final labels, by class and by the truth's baseline ΔE00::
 
     PYTHONPATH=src .venv/bin/python benchmarks/diag_deep_recall.py --n 6 --size 2400 1800
+    PYTHONPATH=src .venv/bin/python benchmarks/diag_deep_recall.py --n 6 --size 2400 1800 --set deep_veins=False
 
+The second line passes an analyze option (a Python literal): what the deep search adds.
 ``--crops DIR`` writes, per seed, the photo beside the truth's points coloured found (green) or
 missed (red) by the final labels, at the longest missed reticular course.
 """

@@ -564,6 +564,50 @@ def test_cli_patient_import_export_erase(target, tmp_path, capsys, monkeypatch):
     assert main(["erase", "--patient", CODE, "--yes"]) == 1
 
 
+def test_cli_import_keeps_the_masks_for_the_owner_only(tmp_path, caplog, monkeypatch):
+    """Review rev40: since session 40 ``veinscope import`` keeps the class masks in ``<data dir>/derived``
+    (as the app does). The photos are the owner's only (folders 0700, files 0600) but the derived
+    pictures (masks; the app's before/after pictures of the patient's skin) were made with the
+    default modes, readable by others where the data folder already existed (main 04b9fcb:
+    derived 0o755, masks 0o644), and a write that failed left its temporary file."""
+    from types import SimpleNamespace
+
+    import veinscope.app_support as sup
+
+    data = tmp_path / "data"
+    data.mkdir()
+    os.chmod(data, 0o755)  # a data folder made before, by hand
+    leg = tmp_path / f"{NAME} leg.png"
+    leg.write_bytes(make_photo(31, size=(240, 320)))
+    where = ["--database-url", f"sqlite:///{data / 'veinscope.sqlite3'}", "--data-dir", str(data)]
+    assert main(["db", "init", *where]) == 0
+    assert main(["patient", "add", CODE, *where]) == 0
+    with caplog.at_level(logging.DEBUG):
+        assert main(["import", "--patient", CODE, "--site", "left calf", "--date", "2026-02-01", "--px-per-mm", "8",
+                     str(leg), *where]) == 0
+    derived = data / "derived"
+    masks = sorted(derived.iterdir())
+    assert [p.name[:6] for p in masks] == ["masks_"] and masks[0].suffix == ".png"  # kept, no temporary file
+    assert oct(derived.stat().st_mode & 0o777) == "0o700" and oct(masks[0].stat().st_mode & 0o777) == "0o600"
+    assert NAME not in caplog.text and CODE not in caplog.text
+    # the app's comparison pictures and refusals: a pair folder of the owner's only
+    cache = sup.DerivedCache.for_store(SimpleNamespace(data_dir=data))
+    pa, pb = SimpleNamespace(sha256="a" * 64), SimpleNamespace(sha256="b" * 64)
+    sup._keep_refusal(cache, pa, pb, "not the same skin")
+    pair = sup._pair_folder(cache, pa, pb)
+    assert oct(pair.stat().st_mode & 0o777) == "0o700"
+    assert oct((pair / "refused.txt").stat().st_mode & 0o777) == "0o600"
+    # a write that fails (a full disk) leaves neither the picture nor its temporary file
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(sup.os, "replace", full)
+    with pytest.raises(OSError, match="No space"):
+        cache._write(pair / "change_map.png", b"x" * 1000)
+    monkeypatch.undo()
+    assert sorted(p.name for p in pair.iterdir()) == ["refused.txt"]
+
+
 def test_cli_check_repair_exit_codes(target, capsys):
     with target.open() as st:
         st.files.put(make_photo(1), "d" * 64, ".png")

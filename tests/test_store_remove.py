@@ -137,6 +137,52 @@ def test_photo_numbers_keep_a_removed_photos_place(store):
     with pytest.raises(StoreError, match="no session with id 999"):
         store.photo_numbers(999)
 
+def test_photo_numbers_after_the_newest_photos_were_removed_and_one_added(store):
+    # review rev40: SQLite gives a new photo the id of the newest photos deleted. Photos 1, 2, 3;
+    # 3 then 2 removed; the photo added next gets photo 2's id on SQLite and must be photo 4, not
+    # photo 3 (the removed photo 3's number: a report that named "photo 3" would name another
+    # photo). Main 04b9fcb on SQLite: {a: 1, d: 3}.
+    store.add_patient(CODE)
+    imp = lambda seed: store.import_photo(CODE, "left calf", "2026-01-05", make_photo(seed), original_name=f"{seed}.png",
+                                          analyze=fake_analyze).photo
+    a, b, c = imp(1), imp(2), imp(3)
+    assert store.photo_numbers(a.session_id) == {a.id: 1, b.id: 2, c.id: 3}
+    store.remove_photo(c.id)
+    store.remove_photo(b.id)
+    d = imp(4)
+    assert d.id == b.id or store.dialect != "sqlite"  # SQLite reused photo 2's id
+    assert store.photo_numbers(a.session_id) == {a.id: 1, d.id: 4}
+    store.remove_photo(d.id)  # the same id removed twice
+    e = imp(5)
+    assert store.photo_numbers(a.session_id) == {a.id: 1, e.id: 5}
+
+
+def test_photo_numbers_of_a_new_patient_ignore_an_erased_patients_removals(store):
+    # review rev40: erasing the newest patient lets SQLite give the next patient, site and session
+    # the same ids; the erased patient's "photo.remove" entries (kept in the audit log) then
+    # matched the new session, whose first photo became "photo 2" (main 04b9fcb on SQLite: {id: 2})
+    store.add_patient("P-OLD")
+    old = [store.import_photo("P-OLD", "left calf", "2026-01-05", make_photo(seed), original_name=f"{seed}.png",
+                              analyze=fake_analyze).photo for seed in (1, 2)]
+    store.remove_photo(old[0].id)
+    store.erase_patient("P-OLD")
+    store.add_patient("P-NEW")
+    new = store.import_photo("P-NEW", "left calf", "2026-01-05", make_photo(3), original_name="3.png",
+                             analyze=fake_analyze).photo
+    assert new.session_id == old[1].session_id or store.dialect != "sqlite"  # the session id reused
+    assert store.photo_numbers(new.session_id) == {new.id: 1}
+
+
+def test_photo_numbers_keep_the_place_of_a_photo_whose_file_was_lost(store):
+    # review rev40: check(repair=True) deletes the row of a photo whose file is gone ("photo.remove_missing");
+    # the others kept by its session keep their numbers (main 04b9fcb: {right: 1})
+    wrong, right, follow, theirs = _course(store)
+    wrong.path.unlink()
+    assert store.check(repair=True).repaired["rows without file removed"] == 1
+    assert store.photo_numbers(right.session_id) == {right.id: 2}
+    assert store.photo_numbers(follow.session_id) == {follow.id: 1}
+
+
 def test_file_of_a_photo_being_imported_again_is_kept(store, monkeypatch):
     wrong, *_ = _course(store)
     monkeypatch.setattr(store.files, "in_flight", lambda grace_s: {wrong.sha256})

@@ -181,7 +181,7 @@ class DerivedCache:
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # the owner's only, as the photo folder
         self._lock = threading.Lock()
         self._pending: dict[str, Future] = {}
         self._writer: ThreadPoolExecutor | None = None
@@ -200,9 +200,17 @@ class DerivedCache:
         return h.hexdigest()[:32]
 
     def _write(self, path: Path, data: bytes) -> None:
+        """``data`` in ``path`` at once (a temporary file renamed; removed when writing fails, e.g. a
+        full disk), readable by the owner only (0600, as the photos: pictures of a patient's skin)."""
         tmp = path.with_name(path.name + f".tmp{os.getpid()}.{threading.get_ident()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     # -- class masks ---------------------------------------------------------------------------
     @staticmethod
@@ -353,7 +361,7 @@ class DerivedCache:
         self.flush()
         self.forget()
         shutil.rmtree(self.root, ignore_errors=True)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def erase_patient(store, cache: DerivedCache, code: str):
@@ -944,7 +952,7 @@ def _decoded(store, photo_id: int, decoded: dict[int, Any] | None):
 
 def _keep_refusal(cache: DerivedCache, pa, pb, why: str) -> None:
     d = _pair_folder(cache, pa, pb)
-    d.mkdir(parents=True, exist_ok=True)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)  # the owner's only, as the pictures beside it
     cache._write(d / "refused.txt", why.encode())  # not offered again for the same two photos
 
 
@@ -1043,7 +1051,7 @@ def _compare_photos(store, cache: DerivedCache, sa, sb, pa, pb, *, decoded: dict
         size = (int(round(before.shape[1] * f)), int(round(before.shape[0] * f)))
         before, after = _resize(before, size), _resize(after, size)
     d = _pair_folder(cache, pa, pb)
-    d.mkdir(parents=True, exist_ok=True)
+    d.mkdir(mode=0o700, parents=True, exist_ok=True)  # the owner's only (pictures of the patient's skin)
     cm_png, sbs_png = _png(cm), _png(sbs)  # encoded once: kept and shown
     for name, data in (("change_map.png", cm_png), ("side_by_side.png", sbs_png), ("before.png", _png(before)),
                        ("after.png", _png(after))):

@@ -522,11 +522,17 @@ class Store:
     def photo_numbers(self, session_id: int) -> dict[int, int]:
         """The photos of a session numbered 1, 2, ... in the order they were added to it: photo id -> number.
 
-        A photo taken out of the session (:meth:`remove_photo`, its "photo.remove" audit entry)
-        keeps its number, so the numbers of the others never change: a report that named
-        "photo 2" names the same photo after photo 1 was removed. A photo added later takes the
-        next number (after the removed ones too, also where SQLite gave it the id of a photo
-        removed before it). The PDF and the app name a session's photos by these numbers.
+        A photo taken out of the session (:meth:`remove_photo`, its "photo.remove" audit entry;
+        or by ``check(repair=True)`` because its file was gone, "photo.remove_missing", recorded
+        with its session since session 40) keeps its number, so the numbers of the others never
+        change: a report that named "photo 2" names the same photo after photo 1 was removed. A
+        photo added later takes the next number, after every photo removed before it was added
+        (also where SQLite gave it the id of a photo removed before it: SQLite reuses the ids of
+        the newest rows deleted). Removals recorded before the session was created (those of an
+        erased patient whose patient and session ids SQLite gave again) are not counted. The
+        PDF and the app name a session's photos by these numbers.
+
+        One query on the patient's audit entries (the audit log's ``patient_id`` index).
         """
 
         def q(s: Session) -> dict[int, int]:
@@ -534,14 +540,28 @@ class Store:
             sess = s.get(TreatmentSession, sid)
             if sess is None:
                 raise StoreError(f"There is no session with id {session_id}.")
-            here = s.scalars(select(Photo.id).where(Photo.session_id == sid)).all()
+            here = sorted(int(pid) for pid in s.scalars(select(Photo.id).where(Photo.session_id == sid)).all())
             patient_id = s.scalar(select(Site.patient_id).where(Site.id == sess.site_id))
-            gone = [(a.entity_id, a.id) for a in s.scalars(
-                select(AuditEntry).where(AuditEntry.action == "photo.remove", AuditEntry.patient_id == patient_id)).all()
-                if a.entity_id is not None and (a.details or {}).get("session_id") == sid]
-            # upload order is id order; a removed photo goes before a photo holding its id again
-            slots = sorted([(int(pid), 0, aid) for pid, aid in gone] + [(int(pid), 1, 0) for pid in here])
-            return {pid: k + 1 for k, (pid, kept, _) in enumerate(slots) if kept}
+            rows = s.execute(select(AuditEntry.id, AuditEntry.action, AuditEntry.entity_id, AuditEntry.details).where(
+                AuditEntry.patient_id == patient_id,
+                AuditEntry.action.in_(("session.add", "photo.import", "photo.remove", "photo.remove_missing")))
+                .order_by(AuditEntry.id)).all()
+            # this session's own entries: those after its creation (the latest "session.add" of its id)
+            born = max((aid for aid, action, eid, _ in rows if action == "session.add" and eid == sid), default=0)
+            mine = [(aid, action, int(eid)) for aid, action, eid, details in rows
+                    if aid > born and eid is not None and (details or {}).get("session_id") == sid]
+            gone = [(pid, aid) for aid, action, pid in mine if action != "photo.import"]
+            added = {pid: aid for aid, action, pid in mine if action == "photo.import"}  # the latest: the photo here
+            numbers_: dict[int, int] = {}
+            last = 0
+            for k, pid in enumerate(here):  # photos present together: id order is the order they were added
+                # a removed photo came before this one if its id is lower (or equal: two photos
+                # never hold one id at once), or if it was removed before this one was added
+                # (SQLite: a lower id than a photo removed before)
+                before = sum(1 for gid, aid in gone if gid <= pid or aid < added.get(pid, 0))
+                last = max(last + 1, k + 1 + before)
+                numbers_[pid] = last
+            return numbers_
 
         return self._read(q)
 
@@ -1165,11 +1185,13 @@ class Store:
                         ph = s.get(Photo, pid)
                         if ph is None or self.files.path(ph.stored_path).is_file():
                             continue
+                        sess = ph.session_id
                         owner = s.scalar(select(Site.patient_id).join(TreatmentSession, TreatmentSession.site_id == Site.id)
-                                         .where(TreatmentSession.id == ph.session_id))
+                                         .where(TreatmentSession.id == sess))
                         s.execute(delete(AnalysisResult).where(AnalysisResult.photo_id == pid))
                         s.delete(ph)
-                        self._audit(s, "photo.remove_missing", patient_id=owner, entity="photo", entity_id=pid)
+                        self._audit(s, "photo.remove_missing", patient_id=owner, entity="photo", entity_id=pid,
+                                    session_id=sess)  # the others' numbers are kept (photo_numbers)
                         gone += 1
                     return gone
 
